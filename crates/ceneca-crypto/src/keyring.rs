@@ -38,7 +38,10 @@ impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut ids: Vec<_> = self.keys.keys().collect();
         ids.sort();
-        f.debug_struct("KeyRing").field("active", &self.active).field("key_ids", &ids).finish()
+        f.debug_struct("KeyRing")
+            .field("active", &self.active)
+            .field("key_ids", &ids)
+            .finish()
     }
 }
 
@@ -57,11 +60,19 @@ impl KeyRing {
     /// Adds a key that can decrypt (and becomes active with [`KeyRing::activate`]).
     pub fn add(&mut self, id: impl Into<String>, key: &[u8]) -> Result<(), KeyRingError> {
         let id = id.into();
-        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(KeyRingError::InvalidKey("key ids are 1-64 letters, digits, '-' or '_'".into()));
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(KeyRingError::InvalidKey(
+                "key ids are 1-64 letters, digits, '-' or '_'".into(),
+            ));
         }
         check_strength(key)?;
-        let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| KeyRingError::InvalidKey("must be 32 bytes".into()))?;
+        let cipher = Aes256Gcm::new_from_slice(key)
+            .map_err(|_| KeyRingError::InvalidKey("must be 32 bytes".into()))?;
         self.keys.insert(id, cipher);
         Ok(())
     }
@@ -84,7 +95,13 @@ impl KeyRing {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
             .expect("AES-GCM encryption of in-memory data cannot fail");
         let id = self.active.as_bytes();
         let mut out = Vec::with_capacity(2 + id.len() + NONCE_LEN + sealed.len());
@@ -99,9 +116,18 @@ impl KeyRing {
     /// Decrypts what [`KeyRing::encrypt`] produced with the same `context`.
     pub fn decrypt(&self, ciphertext: &[u8], context: &[u8]) -> Result<Vec<u8>, KeyRingError> {
         let (id, nonce, sealed) = split(ciphertext)?;
-        let cipher = self.keys.get(id).ok_or_else(|| KeyRingError::UnknownKey(id.to_owned()))?;
+        let cipher = self
+            .keys
+            .get(id)
+            .ok_or_else(|| KeyRingError::UnknownKey(id.to_owned()))?;
         cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: context })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: context,
+                },
+            )
             .map_err(|_| KeyRingError::Decrypt)
     }
 
@@ -130,12 +156,17 @@ fn split(ciphertext: &[u8]) -> Result<(&str, &[u8], &[u8]), KeyRingError> {
 /// than 16 distinct bytes — a random 32-byte key has ~27).
 fn check_strength(key: &[u8]) -> Result<(), KeyRingError> {
     if key.len() != 32 {
-        return Err(KeyRingError::InvalidKey(format!("must be 32 bytes, got {}", key.len())));
+        return Err(KeyRingError::InvalidKey(format!(
+            "must be 32 bytes, got {}",
+            key.len()
+        )));
     }
     let mut seen = [false; 256];
     key.iter().for_each(|b| seen[*b as usize] = true);
     if seen.iter().filter(|s| **s).count() < 16 {
-        return Err(KeyRingError::InvalidKey("looks weak (too few distinct bytes); generate one with `ceneca keys generate`".into()));
+        return Err(KeyRingError::InvalidKey(
+            "looks weak (too few distinct bytes); generate one with `ceneca keys generate`".into(),
+        ));
     }
     Ok(())
 }
@@ -159,15 +190,23 @@ mod tests {
     use super::*;
 
     fn key(seed: u8) -> Vec<u8> {
-        (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(seed)).collect()
+        (0..32u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(seed))
+            .collect()
     }
 
     #[test]
     fn round_trip_and_context_binding() {
         let ring = KeyRing::new("k1", &key(1)).unwrap();
         let ct = ring.encrypt(b"sk-secret", b"ai_provider_configs/1/api_key");
-        assert_eq!(ring.decrypt(&ct, b"ai_provider_configs/1/api_key").unwrap(), b"sk-secret");
-        assert_eq!(ring.decrypt(&ct, b"ai_provider_configs/2/api_key"), Err(KeyRingError::Decrypt));
+        assert_eq!(
+            ring.decrypt(&ct, b"ai_provider_configs/1/api_key").unwrap(),
+            b"sk-secret"
+        );
+        assert_eq!(
+            ring.decrypt(&ct, b"ai_provider_configs/2/api_key"),
+            Err(KeyRingError::Decrypt)
+        );
         assert_eq!(KeyRing::key_id_of(&ct).unwrap(), "k1");
     }
 

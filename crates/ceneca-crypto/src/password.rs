@@ -10,7 +10,8 @@ pub const ITERATIONS: u32 = 2;
 pub const LANES: u32 = 1;
 
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).expect("static Argon2 parameters are valid");
+    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None)
+        .expect("static Argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -27,7 +28,9 @@ pub fn hash(password: &str) -> String {
 /// hash verifies nothing.
 pub fn verify(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }

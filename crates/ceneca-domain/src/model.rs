@@ -715,7 +715,7 @@ pub static AUDIT_LOG: Entity = Entity {
         "audit entry",
         "audit_log",
         &[
-            field("sequence", COUNT).server().not_null().sort(),
+            field("sequence", COUNT).default(Default::Generated).sort(),
             field("at", Kind::Time).server().not_null(),
             field("actor_id", Kind::Ref("users")).server().filter(),
             field("source_ip", Kind::Text { max: 64 }).server(),
@@ -824,7 +824,7 @@ pub static SYNC_EVENTS: Entity = Entity {
         "sync event",
         "sync_events",
         &[
-            field("seq", COUNT).server().not_null().sort(),
+            field("seq", COUNT).default(Default::Generated).sort(),
             field("device_id", Kind::Ref("devices")).server().filter(),
             field("user_id", Kind::Ref("users")).server().filter(),
             field("entity_type", Kind::Text { max: 50 })

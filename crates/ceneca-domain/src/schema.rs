@@ -82,6 +82,8 @@ pub enum Default {
     EmptyObject,
     EmptyArray,
     Now,
+    /// Assigned by the database (an identity column such as the change log's `seq`).
+    Generated,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +144,9 @@ impl Field {
     pub const fn default(mut self, default: Default) -> Self {
         self.default = default;
         self.nullable = matches!(default, Default::Null);
+        if matches!(default, Default::Generated) {
+            self.input = Input::Server;
+        }
         self
     }
     pub const fn not_null(mut self) -> Self {

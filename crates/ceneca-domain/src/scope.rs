@@ -18,6 +18,10 @@ pub struct Scope {
     pub organizations: Vec<(Uuid, OrgRole)>,
     /// Effective roles: explicit membership, ownership (admin) or organization admin (admin).
     pub workspaces: Vec<(Uuid, WorkspaceRole)>,
+    /// Soft-deleted organizations and workspaces the caller had roles in: only restore
+    /// reaches them.
+    pub deleted_organizations: Vec<(Uuid, OrgRole)>,
+    pub deleted_workspaces: Vec<(Uuid, WorkspaceRole)>,
 }
 
 impl Scope {
@@ -55,6 +59,8 @@ pub enum Access {
     Read,
     Write,
     Delete,
+    /// Undoing a soft delete: needs the delete permission, on deleted rows.
+    Restore,
 }
 
 /// A tenant filter for SQL: rows match when any clause's column holds one of its ids.
@@ -87,6 +93,14 @@ impl ScopeFilter {
     }
 }
 
+fn ids_with<R: Ord + Copy>(entries: &[(Uuid, R)], least: R) -> Vec<Uuid> {
+    entries
+        .iter()
+        .filter(|(_, r)| *r >= least)
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 fn single(column: &'static str, ids: Vec<Uuid>) -> ScopeFilter {
     ScopeFilter::AnyOf(vec![(column, ids)])
 }
@@ -98,25 +112,32 @@ pub fn scope_filter(entity: &Entity, access: Access, scope: &Scope) -> ScopeFilt
     match entity.tenancy {
         Tenancy::SelfUser if scope.system_admin => ScopeFilter::All,
         Tenancy::SelfUser => single("id", vec![me]),
+        Tenancy::SelfOrganization if access == Restore => {
+            single("id", ids_with(&scope.deleted_organizations, OrgRole::Owner))
+        }
         Tenancy::SelfOrganization => {
             let least = match access {
                 Read => OrgRole::Viewer,
                 Write => OrgRole::Admin,
-                Delete => OrgRole::Owner,
+                Delete | Restore => OrgRole::Owner,
             };
             single("id", scope.orgs_with(least))
         }
+        Tenancy::SelfWorkspace if access == Restore => single(
+            "id",
+            ids_with(&scope.deleted_workspaces, WorkspaceRole::Admin),
+        ),
         Tenancy::SelfWorkspace => {
             let least = match access {
                 Read => WorkspaceRole::Viewer,
-                Write | Delete => WorkspaceRole::Admin,
+                Write | Delete | Restore => WorkspaceRole::Admin,
             };
             single("id", scope.workspaces_with(least))
         }
         Tenancy::Organization => {
             let least = match access {
                 Read => OrgRole::Viewer,
-                Write | Delete => OrgRole::Admin,
+                Write | Delete | Restore => OrgRole::Admin,
             };
             single("organization_id", scope.orgs_with(least))
         }
@@ -124,7 +145,7 @@ pub fn scope_filter(entity: &Entity, access: Access, scope: &Scope) -> ScopeFilt
             let least = match access {
                 Read => WorkspaceRole::Viewer,
                 Write => write,
-                Delete => delete,
+                Delete | Restore => delete,
             };
             single("workspace_id", scope.workspaces_with(least))
         }
@@ -174,6 +195,7 @@ mod tests {
                 (Uuid::from_u128(20), WorkspaceRole::Viewer),
                 (Uuid::from_u128(21), WorkspaceRole::Editor),
             ],
+            ..Scope::default()
         }
     }
 

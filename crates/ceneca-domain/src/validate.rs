@@ -322,6 +322,7 @@ pub fn fill_defaults(entity: &Entity, record: &mut Record, now: OffsetDateTime) 
             D::EmptyObject => Value::Json(Json::Object(Map::new())),
             D::EmptyArray => Value::Json(Json::Array(Vec::new())),
             D::Now => Value::Time(now),
+            D::Generated => continue,
         };
         record.set(field.name, value);
     }
@@ -449,5 +450,11 @@ mod tests {
         assert_eq!(r.get("last_message_at"), Some(&Value::Time(now)));
         assert_eq!(r.get("project_id"), Some(&Value::Null));
         assert_eq!(r.len(), model::THREADS.columns().count());
+        let mut e = Record::new();
+        fill_defaults(&model::SYNC_EVENTS, &mut e, now);
+        assert!(
+            !e.contains("seq"),
+            "identity columns are left to the database"
+        );
     }
 }

@@ -1,1 +1,196 @@
+//! # ceneca-store
+//!
+//! The SQL store: one schema on SQLite (embedded default) and PostgreSQL, behind the
+//! [`Store`] trait. Everything a service does to data is one of:
+//! - [`Store::apply`]: a [`WriteBatch`] in one transaction, with counters and change-log
+//!   entries (the one write path, DESIGN.md §3 rule 2);
+//! - scoped reads ([`Store::get`], [`Store::list`]) whose tenant filter is part of the SQL
+//!   (rule 1);
+//! - a few named lookups that must run before a scope exists (sessions, log-in by e-mail,
+//!   the caller's scope itself).
+//!
+//! SQL is generated from the entity model in [`sql`]; what differs per engine lives in
+//! [`sqlite`] and [`postgres`] (connection setup, binding, error mapping, migrations). The
+//! store knows nothing of HTTP or of who may do what: the service passes scope filters in.
 
+pub mod error;
+pub mod migrate;
+mod ops;
+pub mod postgres;
+pub mod query;
+pub mod sql;
+pub mod sqlite;
+pub mod write;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ceneca_domain::scope::{Scope, ScopeFilter};
+use ceneca_domain::{Entity, Record};
+use uuid::Uuid;
+
+pub use error::{Result, StoreError};
+pub use migrate::MigrationStatus;
+pub use query::{Deleted, ListQuery};
+pub use write::{Actor, WriteBatch, WriteOp};
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn engine(&self) -> Engine;
+
+    /// Applies a batch atomically; returns the affected rows of each operation, in order
+    /// (one per row for inserts, the row for updates and deletes).
+    async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>>;
+
+    /// One row inside the filter.
+    async fn get(
+        &self,
+        entity: &'static Entity,
+        id: Uuid,
+        filter: ScopeFilter,
+        deleted: Deleted,
+    ) -> Result<Option<Record>>;
+
+    /// Up to `limit + 1` rows: the extra row tells the caller another page exists.
+    async fn list(&self, entity: &'static Entity, query: ListQuery) -> Result<Vec<Record>>;
+
+    /// The organizations and workspaces a user has roles in (DESIGN.md §3 rule 1).
+    async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope>;
+
+    /// The first row whose `column` equals `value`, with no tenant filter. Only for look-ups
+    /// that precede a scope (log-in by e-mail, a session by token digest) — never for
+    /// serving tenant data.
+    async fn lookup_unscoped(
+        &self,
+        entity: &'static Entity,
+        column: &'static str,
+        value: ceneca_domain::Value,
+    ) -> Result<Option<Record>>;
+
+    /// Records that a session was used; best effort, outside any batch.
+    async fn touch_session(&self, session_id: Uuid, at: time::OffsetDateTime) -> Result<()>;
+
+    async fn migration_status(&self) -> Result<Vec<MigrationStatus>>;
+    /// Applies pending migrations; returns the versions applied.
+    async fn migrate_up(&self) -> Result<Vec<i64>>;
+    /// Reverts the newest applied migration; returns its version.
+    async fn migrate_down(&self) -> Result<Option<i64>>;
+
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Settings for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path` or a path for SQLite; `postgres://...` for PostgreSQL.
+    pub url: String,
+    /// SQLite `synchronous=FULL` instead of `NORMAL` (fsync on every commit).
+    pub sqlite_synchronous_full: bool,
+    pub pg_max_connections: u32,
+    pub pg_idle_timeout_secs: u64,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            sqlite_synchronous_full: false,
+            pg_max_connections: 20,
+            pg_idle_timeout_secs: 30,
+        }
+    }
+}
+
+/// Opens the store the URL names. Does not migrate.
+pub async fn open(options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(options).await?))
+    } else {
+        let path = options
+            .url
+            .strip_prefix("sqlite://")
+            .unwrap_or(&options.url);
+        Ok(Arc::new(sqlite::SqliteStore::open(path.as_ref(), options)?))
+    }
+}
+
+/// The change-log scope columns of a row: which workspace, organization or user may read
+/// its change entries. Derived from the entity's tenancy.
+pub(crate) fn change_scope(entity: &Entity, record: &Record) -> [Option<Uuid>; 3] {
+    use ceneca_domain::schema::{Owner, Tenancy};
+    let (mut ws, mut org, mut user) = (None, None, None);
+    match entity.tenancy {
+        Tenancy::SelfUser => user = record.id(),
+        Tenancy::SelfOrganization => org = record.id(),
+        Tenancy::SelfWorkspace => ws = record.id(),
+        Tenancy::Organization => org = record.id_of("organization_id"),
+        Tenancy::Workspace { .. } => ws = record.id_of("workspace_id"),
+        Tenancy::User => user = record.id_of("user_id"),
+        Tenancy::Owners { owners, .. } => {
+            for owner in owners {
+                match owner {
+                    Owner::User(c) => user = user.or(record.id_of(c)),
+                    Owner::Organization(c) => org = org.or(record.id_of(c)),
+                    Owner::Workspace(c) => ws = ws.or(record.id_of(c)),
+                }
+            }
+        }
+        Tenancy::Catalog | Tenancy::Admin | Tenancy::Internal => {}
+    }
+    [ws, org, user]
+}
+
+/// The change-log row for one write.
+pub(crate) fn change_record(
+    entity: &Entity,
+    row: &Record,
+    operation: &str,
+    changed: &[&'static str],
+    actor: Actor,
+    hlc: u64,
+    now: time::OffsetDateTime,
+) -> Record {
+    use ceneca_domain::Value;
+    let [ws, org, user] = change_scope(entity, row);
+    let opt = |id: Option<Uuid>| id.map(Value::Id).unwrap_or(Value::Null);
+    let mut r = Record::with_capacity(13);
+    r.set("id", Value::Id(ceneca_domain::new_id()));
+    r.set("created_at", Value::Time(now));
+    r.set("updated_at", Value::Time(now));
+    r.set("device_id", opt(actor.device_id));
+    r.set("user_id", opt(actor.user_id));
+    r.set("entity_type", Value::Text(entity.name.to_owned()));
+    r.set("entity_id", opt(row.id()));
+    r.set("operation", Value::Text(operation.to_owned()));
+    r.set(
+        "changed_fields",
+        Value::Json(serde_json::Value::Array(
+            changed
+                .iter()
+                .map(|c| serde_json::Value::from(*c))
+                .collect(),
+        )),
+    );
+    r.set("hlc", Value::Int(hlc as i64));
+    r.set("scope_workspace_id", opt(ws));
+    r.set("scope_organization_id", opt(org));
+    r.set("scope_user_id", opt(user));
+    r
+}

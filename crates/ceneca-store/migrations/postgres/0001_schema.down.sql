@@ -1,0 +1,26 @@
+-- Reverts 0001: drops every table (and with them all data).
+DROP TABLE sessions;
+DROP TABLE telemetry_events;
+DROP TABLE sync_events;
+DROP TABLE invoices;
+DROP TABLE audit_log;
+DROP TABLE data_sharing_policies;
+DROP TABLE permission_sets;
+DROP TABLE embedding_records;
+DROP TABLE orchestration_step_results;
+DROP TABLE orchestration_flows;
+DROP TABLE ai_interactions;
+DROP TABLE ai_provider_configs;
+DROP TABLE attachments;
+DROP TABLE messages;
+DROP TABLE threads;
+DROP TABLE documents;
+DROP TABLE projects;
+DROP TABLE workspace_members;
+DROP TABLE workspaces;
+DROP TABLE user_settings;
+DROP TABLE devices;
+DROP TABLE organization_members;
+DROP TABLE organizations;
+DROP TABLE subscription_plans;
+DROP TABLE users;

@@ -1,0 +1,27 @@
+/// What can go wrong in the store, typed so the service can answer 404, 409 or 422 and
+/// never show SQL to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No row matched (it does not exist, or is outside the caller's scope).
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write.
+    #[error("{table}: already exists ({})", fields.join(", "))]
+    Unique { table: String, fields: Vec<String> },
+    /// A foreign key refused the write: a referenced row is missing, or a row being deleted
+    /// is still referenced.
+    #[error("{table}: foreign key constraint")]
+    ForeignKey { table: String },
+    /// A CHECK constraint refused the write.
+    #[error("{table}: check constraint")]
+    Check { table: String },
+    #[error("migration: {0}")]
+    Migration(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Anything else from the engine; logged, never shown to clients.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

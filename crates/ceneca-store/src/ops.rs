@@ -1,0 +1,248 @@
+//! Applying a [`WriteBatch`], written once for both engines over the small [`Exec`]
+//! interface each engine implements on its open transaction.
+
+use std::collections::HashMap;
+
+use ceneca_domain::clock::{HybridClock, now};
+use ceneca_domain::{Entity, Record, Value, model};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::query::Deleted;
+use crate::sql::{self, Dialect, Sql};
+use crate::write::{Actor, WriteBatch, WriteOp, operation};
+use crate::{Result, StoreError, change_record};
+
+/// What an engine must do inside an open transaction.
+pub(crate) trait Exec {
+    fn dialect(&self) -> &dyn Dialect;
+    /// Runs a statement that returns rows of `entity`.
+    async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>>;
+    /// Runs a statement; returns the number of rows it changed.
+    async fn execute(&mut self, sql: &Sql) -> Result<u64>;
+    /// Inserts complete rows the fastest way the engine knows.
+    async fn insert_many(
+        &mut self,
+        entity: &Entity,
+        records: &[Record],
+        returning: bool,
+    ) -> Result<Vec<Record>>;
+}
+
+async fn fetch_one<E: Exec>(exec: &mut E, entity: &Entity, sql: &Sql) -> Result<Record> {
+    exec.fetch(entity, sql)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::NotFound)
+}
+
+/// Applies every operation of `batch` through `exec`; the caller commits on `Ok`.
+pub(crate) async fn apply_batch<E: Exec>(
+    exec: &mut E,
+    clock: &HybridClock,
+    batch: WriteBatch,
+) -> Result<Vec<Record>> {
+    let now = now();
+    let actor = batch.actor;
+    let mut out = Vec::new();
+    let mut changes: Vec<Record> = Vec::new();
+    for op in batch.ops {
+        match op {
+            WriteOp::Insert { entity, record } => {
+                let d = exec.dialect();
+                let sql = sql::insert(d, entity, &record, true);
+                let row = fetch_one(exec, entity, &sql).await?;
+                bump_counters(exec, entity, std::slice::from_ref(&row), 1, now).await?;
+                log(
+                    &mut changes,
+                    entity,
+                    &row,
+                    operation::CREATE,
+                    &sql::changed_fields(&record),
+                    actor,
+                    clock,
+                    now,
+                );
+                out.push(row);
+            }
+            WriteOp::InsertMany { entity, records } => {
+                if records.is_empty() {
+                    continue;
+                }
+                let rows = exec.insert_many(entity, &records, true).await?;
+                bump_counters(exec, entity, &rows, 1, now).await?;
+                for (row, record) in rows.iter().zip(&records) {
+                    log(
+                        &mut changes,
+                        entity,
+                        row,
+                        operation::CREATE,
+                        &sql::changed_fields(record),
+                        actor,
+                        clock,
+                        now,
+                    );
+                }
+                out.extend(rows);
+            }
+            WriteOp::Update {
+                entity,
+                id,
+                filter,
+                set,
+            } => {
+                let sql = sql::update(exec.dialect(), entity, id, &filter, &set, now);
+                let row = fetch_one(exec, entity, &sql).await?;
+                log(
+                    &mut changes,
+                    entity,
+                    &row,
+                    operation::UPDATE,
+                    &sql::changed_fields(&set),
+                    actor,
+                    clock,
+                    now,
+                );
+                out.push(row);
+            }
+            WriteOp::SoftDelete { entity, id, filter } => {
+                let sql = sql::soft_delete(exec.dialect(), entity, id, &filter, now);
+                let row = fetch_one(exec, entity, &sql).await?;
+                for cascade in entity.cascade {
+                    let sql = sql::cascade_soft_delete(exec.dialect(), cascade, id, now);
+                    exec.execute(&sql).await?;
+                }
+                bump_counters(exec, entity, std::slice::from_ref(&row), -1, now).await?;
+                log(
+                    &mut changes,
+                    entity,
+                    &row,
+                    operation::DELETE,
+                    &["deleted_at"],
+                    actor,
+                    clock,
+                    now,
+                );
+                out.push(row);
+            }
+            WriteOp::Restore { entity, id, filter } => {
+                let sql = sql::get(exec.dialect(), entity, id, &filter, Deleted::Only);
+                let deleted = fetch_one(exec, entity, &sql).await?;
+                let deleted_at = deleted
+                    .get("deleted_at")
+                    .and_then(Value::as_time)
+                    .ok_or(StoreError::NotFound)?;
+                let sql = sql::restore(exec.dialect(), entity, id, &filter, deleted_at, now);
+                let row = fetch_one(exec, entity, &sql).await?;
+                for cascade in entity.cascade {
+                    let sql = sql::cascade_restore(exec.dialect(), cascade, id, deleted_at, now);
+                    exec.execute(&sql).await?;
+                }
+                bump_counters(exec, entity, std::slice::from_ref(&row), 1, now).await?;
+                log(
+                    &mut changes,
+                    entity,
+                    &row,
+                    operation::RESTORE,
+                    &["deleted_at"],
+                    actor,
+                    clock,
+                    now,
+                );
+                out.push(row);
+            }
+            WriteOp::Delete { entity, id, filter } => {
+                let sql = sql::delete(exec.dialect(), entity, id, &filter);
+                let row = fetch_one(exec, entity, &sql).await?;
+                log(
+                    &mut changes,
+                    entity,
+                    &row,
+                    operation::DELETE,
+                    &[],
+                    actor,
+                    clock,
+                    now,
+                );
+                out.push(row);
+            }
+        }
+    }
+    if !changes.is_empty() {
+        exec.insert_many(&model::SYNC_EVENTS, &changes, false)
+            .await?;
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log(
+    changes: &mut Vec<Record>,
+    entity: &Entity,
+    row: &Record,
+    op: &str,
+    changed: &[&'static str],
+    actor: Actor,
+    clock: &HybridClock,
+    now: OffsetDateTime,
+) {
+    if entity.changelog {
+        changes.push(change_record(
+            entity,
+            row,
+            op,
+            changed,
+            actor,
+            clock.tick(),
+            now,
+        ));
+    }
+}
+
+/// Keeps parent counters (a thread's `message_count`, `last_message_at`) current: one
+/// update per distinct parent, however many rows the batch touched.
+async fn bump_counters<E: Exec>(
+    exec: &mut E,
+    entity: &Entity,
+    rows: &[Record],
+    sign: i64,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let Some(counter) = entity.counter else {
+        return Ok(());
+    };
+    let mut per_parent: HashMap<Uuid, (i64, Option<OffsetDateTime>)> = HashMap::new();
+    let mut order = Vec::new();
+    for row in rows {
+        let Some(parent) = row.id_of(counter.field) else {
+            continue;
+        };
+        let created = row.get("created_at").and_then(Value::as_time);
+        let entry = per_parent.entry(parent).or_insert_with(|| {
+            order.push(parent);
+            (0, None)
+        });
+        entry.0 += sign;
+        if sign > 0 {
+            entry.1 = entry.1.max(created);
+        }
+    }
+    for parent in order {
+        let (delta, touch) = per_parent[&parent];
+        let sql = sql::bump_counter(exec.dialect(), &counter, parent, delta, touch, now);
+        exec.execute(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Drives a future that never waits (SQLite's [`Exec`] does all work synchronously) to
+/// completion on the current thread.
+pub(crate) fn run_ready<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("synchronous executors never return Pending"),
+    }
+}

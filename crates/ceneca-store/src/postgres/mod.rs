@@ -1,0 +1,476 @@
+//! PostgreSQL: a pooled `sqlx` connection per request or batch. Native types (UUID,
+//! TIMESTAMPTZ, JSONB, BOOLEAN, BYTEA), multi-row inserts for bulk writes, and migrations
+//! serialized across nodes with an advisory lock so several `ceneca` processes can start at
+//! once against one database.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ceneca_domain::clock::{HybridClock, now};
+use ceneca_domain::roles::{OrgRole, WorkspaceRole};
+use ceneca_domain::schema::{Field, Kind};
+use ceneca_domain::scope::{Scope, ScopeFilter};
+use ceneca_domain::{Entity, Record, Value};
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{Postgres, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::migrate::{self, MigrationStatus};
+use crate::ops::{Exec, apply_batch};
+use crate::query::{Deleted, ListQuery};
+use crate::sql::{self, Dialect, Param, Sql};
+use crate::write::WriteBatch;
+use crate::{Engine, Result, Store, StoreError, StoreOptions};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// PostgreSQL's spellings.
+pub struct PgDialect;
+
+impl Dialect for PgDialect {
+    fn placeholder(&self, n: usize) -> String {
+        format!("${n}")
+    }
+    fn in_set(&self, column: &str, placeholder: &str) -> String {
+        format!("{column} = ANY({placeholder})")
+    }
+    fn greatest(&self) -> &'static str {
+        "GREATEST"
+    }
+}
+
+/// PostgreSQL accepts at most 65,535 parameters per statement.
+const MAX_PARAMS: usize = 60_000;
+/// Any constant: the key of the advisory lock migrations hold.
+const MIGRATION_LOCK: i64 = 0x6365_6e65_6361;
+
+pub struct PgStore {
+    pool: PgPool,
+    clock: Arc<HybridClock>,
+}
+
+impl PgStore {
+    pub async fn connect(options: &StoreOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pg_max_connections)
+            .idle_timeout(Duration::from_secs(options.pg_idle_timeout_secs))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&options.url)
+            .await
+            .map_err(|e| StoreError::Config(format!("cannot connect to PostgreSQL: {e}")))?;
+        Ok(Self {
+            pool,
+            clock: Arc::new(HybridClock::new()),
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Maps SQLSTATEs to typed errors. Constraint names follow `<table>__<cols>__key`.
+fn map_error(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        let table = db.table().unwrap_or_default().to_owned();
+        match db.code().as_deref() {
+            Some("23505") => {
+                let constraint = db.constraint().unwrap_or_default();
+                let fields = constraint
+                    .strip_prefix(&format!("{table}__"))
+                    .and_then(|c| c.strip_suffix("__key"))
+                    .map(|c| c.split("__").map(str::to_owned).collect())
+                    .unwrap_or_default();
+                return StoreError::Unique { table, fields };
+            }
+            Some("23503") => return StoreError::ForeignKey { table },
+            Some("23514") | Some("23502") => return StoreError::Check { table },
+            _ => {}
+        }
+    }
+    backend(e)
+}
+
+fn bind<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    param: &'q Param,
+) -> Query<'q, Postgres, PgArguments> {
+    use sqlx::types::Json;
+    match &param.value {
+        Value::Null => match param.kind {
+            Kind::Uuid | Kind::Ref(_) => query.bind(None::<Uuid>),
+            Kind::Time => query.bind(None::<OffsetDateTime>),
+            Kind::Bool => query.bind(None::<bool>),
+            Kind::Int { .. } => query.bind(None::<i64>),
+            Kind::Object | Kind::Array | Kind::Any | Kind::Strings(_) => {
+                query.bind(None::<Json<serde_json::Value>>)
+            }
+            Kind::Vector | Kind::Bytes => query.bind(None::<Vec<u8>>),
+            _ => query.bind(None::<String>),
+        },
+        Value::Bool(b) => query.bind(*b),
+        Value::Int(i) => query.bind(*i),
+        Value::Text(s) => query.bind(s.as_str()),
+        Value::Id(id) => query.bind(*id),
+        Value::IdSet(ids) => query.bind(ids.as_slice()),
+        Value::Time(t) => query.bind(*t),
+        Value::Json(j) => query.bind(Json(j)),
+        Value::Bytes(b) => query.bind(b.as_slice()),
+    }
+}
+
+fn build(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
+    sql.params.iter().fold(sqlx::query(&sql.text), bind)
+}
+
+fn decode(field: &Field, row: &PgRow, i: usize) -> Result<Value> {
+    fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+        row: &'r PgRow,
+        i: usize,
+    ) -> Result<Option<T>> {
+        row.try_get::<Option<T>, _>(i).map_err(backend)
+    }
+    let value = match field.kind {
+        Kind::Uuid | Kind::Ref(_) => get::<Uuid>(row, i)?.map(Value::Id),
+        Kind::Time => get::<OffsetDateTime>(row, i)?.map(Value::Time),
+        Kind::Bool => get::<bool>(row, i)?.map(Value::Bool),
+        Kind::Int { .. } => get::<i64>(row, i)?.map(Value::Int),
+        Kind::Object | Kind::Array | Kind::Any | Kind::Strings(_) => {
+            get::<serde_json::Value>(row, i)?.map(Value::Json)
+        }
+        Kind::Vector | Kind::Bytes => get::<Vec<u8>>(row, i)?.map(Value::Bytes),
+        Kind::Text { .. }
+        | Kind::Email
+        | Kind::Slug
+        | Kind::Url
+        | Kind::Currency
+        | Kind::Sha256
+        | Kind::Enum(_)
+        | Kind::Secret => get::<String>(row, i)?.map(Value::Text),
+    };
+    Ok(value.unwrap_or(Value::Null))
+}
+
+fn decode_row(fields: &[&Field], row: &PgRow) -> Result<Record> {
+    let mut record = Record::with_capacity(fields.len());
+    for (i, field) in fields.iter().enumerate() {
+        record.set(field.name, decode(field, row, i)?);
+    }
+    Ok(record)
+}
+
+async fn fetch(conn: &mut PgConnection, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
+    let fields: Vec<&Field> = entity.columns().collect();
+    let rows = build(sql).fetch_all(conn).await.map_err(map_error)?;
+    rows.iter().map(|row| decode_row(&fields, row)).collect()
+}
+
+struct PgExec<'c> {
+    conn: &'c mut PgConnection,
+}
+
+impl Exec for PgExec<'_> {
+    fn dialect(&self) -> &dyn Dialect {
+        &PgDialect
+    }
+    async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
+        fetch(self.conn, entity, sql).await
+    }
+    async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        Ok(build(sql)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_error)?
+            .rows_affected())
+    }
+    /// Multi-row `INSERT`s as large as the parameter limit allows: one round trip per
+    /// chunk instead of one per row.
+    async fn insert_many(
+        &mut self,
+        entity: &Entity,
+        records: &[Record],
+        returning: bool,
+    ) -> Result<Vec<Record>> {
+        let per_row = entity.columns().count().max(1);
+        let mut out = Vec::with_capacity(if returning { records.len() } else { 0 });
+        for chunk in records.chunks((MAX_PARAMS / per_row).max(1)) {
+            let sql = sql::insert_many(&PgDialect, entity, chunk, returning);
+            if returning {
+                out.extend(fetch(self.conn, entity, &sql).await?);
+            } else {
+                self.execute(&sql).await?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS ceneca_migrations (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL, checksum TEXT NOT NULL)";
+
+type Applied = Vec<(i64, String, String, String)>;
+
+/// Boxed (like the other migration helpers) so the `Send` proof does not have to hold for
+/// every lifetime of the re-borrowed connection, which rustc cannot show through sqlx.
+fn applied_migrations(conn: &mut PgConnection) -> BoxFuture<'_, Result<Applied>> {
+    Box::pin(async move {
+        sqlx::Executor::execute(&mut *conn, MIGRATIONS_TABLE)
+            .await
+            .map_err(backend)?;
+        let rows = sqlx::query(
+            "SELECT version, name, applied_at, checksum FROM ceneca_migrations ORDER BY version",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(backend)?,
+                    r.try_get(1).map_err(backend)?,
+                    r.try_get(2).map_err(backend)?,
+                    r.try_get(3).map_err(backend)?,
+                ))
+            })
+            .collect()
+    })
+}
+
+fn lock_migrations(conn: &mut PgConnection) -> BoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    })
+}
+
+fn run_script<'c>(
+    conn: &'c mut PgConnection,
+    script: &'static str,
+    m: &'static migrate::Migration,
+) -> BoxFuture<'c, Result<()>> {
+    Box::pin(async move {
+        // A plain string runs over the simple-query protocol, which takes many statements.
+        sqlx::Executor::execute(conn, script)
+            .await
+            .map_err(|e| StoreError::Migration(format!("{} {}: {e}", m.version, m.name)))?;
+        Ok(())
+    })
+}
+
+fn record_migration<'c>(
+    conn: &'c mut PgConnection,
+    m: &'static migrate::Migration,
+    applied: bool,
+) -> BoxFuture<'c, Result<()>> {
+    Box::pin(async move {
+        let query = if applied {
+            sqlx::query("INSERT INTO ceneca_migrations (version, name, applied_at, checksum) VALUES ($1, $2, $3, $4)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(ceneca_domain::output::format_time(now()))
+                .bind(m.checksum())
+        } else {
+            sqlx::query("DELETE FROM ceneca_migrations WHERE version = $1").bind(m.version)
+        };
+        query.execute(conn).await.map_err(backend)?;
+        Ok(())
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let rows = apply_batch(&mut PgExec { conn: &mut tx }, &self.clock, batch).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(rows)
+    }
+
+    async fn get(
+        &self,
+        entity: &'static Entity,
+        id: Uuid,
+        filter: ScopeFilter,
+        deleted: Deleted,
+    ) -> Result<Option<Record>> {
+        let sql = sql::get(&PgDialect, entity, id, &filter, deleted);
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        Ok(fetch(&mut conn, entity, &sql).await?.into_iter().next())
+    }
+
+    async fn list(&self, entity: &'static Entity, query: ListQuery) -> Result<Vec<Record>> {
+        let sql = sql::list(&PgDialect, entity, &query);
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        fetch(&mut conn, entity, &sql).await
+    }
+
+    async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope> {
+        let mut scope = Scope {
+            user_id,
+            system_admin,
+            ..Scope::default()
+        };
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let orgs = sqlx::query(
+            "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
+             FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+             WHERE m.user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        for row in &orgs {
+            let (id, role, deleted) = scope_row(row)?;
+            let Some(role) = OrgRole::parse(&role) else {
+                continue;
+            };
+            if deleted {
+                &mut scope.deleted_organizations
+            } else {
+                &mut scope.organizations
+            }
+            .push((id, role));
+        }
+        let workspaces = sqlx::query(
+            "SELECT w.id,
+                    CASE WHEN w.owner_user_id = $1 THEN 'admin'
+                         WHEN w.organization_id IN (SELECT organization_id FROM organization_members
+                                                    WHERE user_id = $1 AND role IN ('owner', 'admin')) THEN 'admin'
+                         ELSE wm.role END,
+                    w.deleted_at IS NOT NULL
+             FROM workspaces w
+             LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = $1
+             WHERE w.owner_user_id = $1 OR wm.user_id IS NOT NULL
+                OR w.organization_id IN (SELECT organization_id FROM organization_members
+                                         WHERE user_id = $1 AND role IN ('owner', 'admin'))",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        for row in &workspaces {
+            let (id, role, deleted) = scope_row(row)?;
+            let Some(role) = WorkspaceRole::parse(&role) else {
+                continue;
+            };
+            if deleted {
+                &mut scope.deleted_workspaces
+            } else {
+                &mut scope.workspaces
+            }
+            .push((id, role));
+        }
+        Ok(scope)
+    }
+
+    async fn lookup_unscoped(
+        &self,
+        entity: &'static Entity,
+        column: &'static str,
+        value: Value,
+    ) -> Result<Option<Record>> {
+        let kind = entity.field(column).map(|f| f.kind).ok_or_else(|| {
+            StoreError::Backend(format!("{} has no column {column}", entity.table))
+        })?;
+        let sql = Sql {
+            text: format!(
+                "SELECT {} FROM {} WHERE {column} = $1 LIMIT 1",
+                sql::column_list(entity),
+                entity.table
+            ),
+            params: vec![Param { value, kind }],
+        };
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        Ok(fetch(&mut conn, entity, &sql).await?.into_iter().next())
+    }
+
+    async fn touch_session(&self, session_id: Uuid, at: OffsetDateTime) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        Ok(migrate::status(
+            migrate::POSTGRES,
+            &applied_migrations(&mut conn).await?,
+        ))
+    }
+
+    async fn migrate_up(&self) -> Result<Vec<i64>> {
+        let mut done = Vec::new();
+        for m in migrate::POSTGRES {
+            let mut tx = self.pool.begin().await.map_err(backend)?;
+            lock_migrations(&mut tx).await?;
+            if applied_migrations(&mut tx)
+                .await?
+                .iter()
+                .any(|a| a.0 == m.version)
+            {
+                continue;
+            }
+            run_script(&mut tx, m.up, m).await?;
+            record_migration(&mut tx, m, true).await?;
+            tx.commit().await.map_err(backend)?;
+            done.push(m.version);
+        }
+        Ok(done)
+    }
+
+    async fn migrate_down(&self) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        lock_migrations(&mut tx).await?;
+        let applied = applied_migrations(&mut tx).await?;
+        let Some(last) = applied.last() else {
+            return Ok(None);
+        };
+        let m = migrate::POSTGRES
+            .iter()
+            .find(|m| m.version == last.0)
+            .ok_or_else(|| {
+                StoreError::Migration(format!("version {} is unknown to this binary", last.0))
+            })?;
+        run_script(&mut tx, m.down, m).await?;
+        record_migration(&mut tx, m, false).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(m.version))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+fn scope_row(row: &PgRow) -> Result<(Uuid, String, bool)> {
+    let id: Uuid = row.try_get(0).map_err(backend)?;
+    let role: Option<String> = row.try_get(1).map_err(backend)?;
+    let deleted: bool = row.try_get(2).map_err(backend)?;
+    Ok((id, role.unwrap_or_default(), deleted))
+}

@@ -1,0 +1,482 @@
+//! Portable SQL generated from the entity model. The few differences between engines
+//! (placeholders, set membership, `max`/`GREATEST`) go through [`Dialect`], implemented
+//! once per engine; everything else here is plain SQL both engines accept.
+
+use std::fmt::Write as _;
+
+use ceneca_domain::schema::{Cascade, Counter, Default as FieldDefault, Entity, Kind};
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::{Record, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::query::{Deleted, ListQuery};
+
+/// Engine-specific spellings.
+pub trait Dialect {
+    /// The placeholder for the `n`th parameter (1-based).
+    fn placeholder(&self, n: usize) -> String;
+    /// `column` is one of the ids bound (as one [`Value::IdSet`]) at `placeholder`.
+    fn in_set(&self, column: &str, placeholder: &str) -> String;
+    /// The scalar maximum function of two arguments.
+    fn greatest(&self) -> &'static str;
+}
+
+/// A bound parameter with the kind of the column it is compared to or stored in, so an
+/// engine with strict parameter types can bind a typed NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub value: Value,
+    pub kind: Kind,
+}
+
+/// A statement and its parameters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+impl Sql {
+    fn bind(&mut self, d: &dyn Dialect, value: Value, kind: Kind) -> String {
+        self.params.push(Param { value, kind });
+        d.placeholder(self.params.len())
+    }
+}
+
+/// The comma-separated column list of an entity, in model order.
+pub fn column_list(entity: &Entity) -> String {
+    entity
+        .columns()
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kind_of(entity: &Entity, column: &str) -> Kind {
+    entity.field(column).map(|f| f.kind).unwrap_or(Kind::Uuid)
+}
+
+fn insert_columns(entity: &Entity) -> impl Iterator<Item = &ceneca_domain::schema::Field> {
+    entity
+        .columns()
+        .filter(|f| f.default != FieldDefault::Generated)
+}
+
+/// `INSERT` of one complete row; `RETURNING` every column when `returning`.
+pub fn insert(d: &dyn Dialect, entity: &Entity, record: &Record, returning: bool) -> Sql {
+    let mut sql = Sql::default();
+    let mut cols = Vec::new();
+    let mut marks = Vec::new();
+    for f in insert_columns(entity) {
+        let value = record.get(f.name).cloned().unwrap_or(Value::Null);
+        cols.push(f.name);
+        marks.push(sql.bind(d, value, f.kind));
+    }
+    sql.text = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        entity.table,
+        cols.join(", "),
+        marks.join(", ")
+    );
+    if returning {
+        write!(sql.text, " RETURNING {}", column_list(entity)).ok();
+    }
+    sql
+}
+
+/// One multi-row `INSERT` (engines that pay a round trip per statement use this for bulk).
+pub fn insert_many(d: &dyn Dialect, entity: &Entity, records: &[Record], returning: bool) -> Sql {
+    let mut sql = Sql::default();
+    let cols: Vec<_> = insert_columns(entity).collect();
+    let mut rows = Vec::with_capacity(records.len());
+    for record in records {
+        let marks: Vec<String> = cols
+            .iter()
+            .map(|f| {
+                sql.bind(
+                    d,
+                    record.get(f.name).cloned().unwrap_or(Value::Null),
+                    f.kind,
+                )
+            })
+            .collect();
+        rows.push(format!("({})", marks.join(", ")));
+    }
+    let names: Vec<_> = cols.iter().map(|f| f.name).collect();
+    sql.text = format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        entity.table,
+        names.join(", "),
+        rows.join(", ")
+    );
+    if returning {
+        write!(sql.text, " RETURNING {}", column_list(entity)).ok();
+    }
+    sql
+}
+
+fn scope_condition(d: &dyn Dialect, sql: &mut Sql, filter: &ScopeFilter) -> String {
+    match filter {
+        ScopeFilter::All => "1 = 1".to_owned(),
+        ScopeFilter::AnyOf(clauses) => {
+            let parts: Vec<String> = clauses
+                .iter()
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(column, ids)| {
+                    let mark = sql.bind(d, Value::IdSet(ids.clone()), Kind::Uuid);
+                    d.in_set(column, &mark)
+                })
+                .collect();
+            if parts.is_empty() {
+                "1 = 0".to_owned()
+            } else {
+                format!("({})", parts.join(" OR "))
+            }
+        }
+    }
+}
+
+fn deleted_condition(entity: &Entity, deleted: Deleted) -> &'static str {
+    match (entity.soft_delete, deleted) {
+        (false, _) | (true, Deleted::Include) => "",
+        (true, Deleted::Exclude) => " AND deleted_at IS NULL",
+        (true, Deleted::Only) => " AND deleted_at IS NOT NULL",
+    }
+}
+
+/// One row by id, inside the filter.
+pub fn get(
+    d: &dyn Dialect,
+    entity: &Entity,
+    id: Uuid,
+    filter: &ScopeFilter,
+    deleted: Deleted,
+) -> Sql {
+    let mut sql = Sql::default();
+    let id_mark = sql.bind(d, Value::Id(id), Kind::Uuid);
+    let scope = scope_condition(d, &mut sql, filter);
+    sql.text = format!(
+        "SELECT {} FROM {} WHERE id = {id_mark} AND {scope}{}",
+        column_list(entity),
+        entity.table,
+        deleted_condition(entity, deleted)
+    );
+    sql
+}
+
+/// A page of rows in keyset order; asks for `limit + 1` so the caller knows if more follow.
+pub fn list(d: &dyn Dialect, entity: &Entity, q: &ListQuery) -> Sql {
+    let mut sql = Sql::default();
+    let mut text = format!(
+        "SELECT {} FROM {} WHERE ",
+        column_list(entity),
+        entity.table
+    );
+    text.push_str(&scope_condition(d, &mut sql, &q.filter));
+    text.push_str(deleted_condition(entity, q.deleted));
+    for (column, value) in &q.equals {
+        if value.is_null() {
+            write!(text, " AND {column} IS NULL").ok();
+        } else {
+            let mark = sql.bind(d, value.clone(), kind_of(entity, column));
+            write!(text, " AND {column} = {mark}").ok();
+        }
+    }
+    if let Some(t) = q.created_after {
+        let mark = sql.bind(d, Value::Time(t), Kind::Time);
+        write!(text, " AND created_at > {mark}").ok();
+    }
+    if let Some(t) = q.created_before {
+        let mark = sql.bind(d, Value::Time(t), Kind::Time);
+        write!(text, " AND created_at < {mark}").ok();
+    }
+    let (cmp, dir) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some((value, id)) = &q.after {
+        let sort_kind = kind_of(entity, q.sort);
+        if q.sort == "id" {
+            let mark = sql.bind(d, Value::Id(*id), Kind::Uuid);
+            write!(text, " AND id {cmp} {mark}").ok();
+        } else {
+            let v = sql.bind(d, value.clone(), sort_kind);
+            let i = sql.bind(d, Value::Id(*id), Kind::Uuid);
+            write!(
+                text,
+                " AND ({s} {cmp} {v} OR ({s} = {v} AND id {cmp} {i}))",
+                s = q.sort
+            )
+            .ok();
+        }
+    }
+    if q.sort == "id" {
+        write!(text, " ORDER BY id {dir}").ok();
+    } else {
+        write!(text, " ORDER BY {} {dir}, id {dir}", q.sort).ok();
+    }
+    write!(text, " LIMIT {}", q.limit as u64 + 1).ok();
+    sql.text = text;
+    sql
+}
+
+/// Sets columns of a live row inside the filter; bumps `updated_at` and the version field.
+pub fn update(
+    d: &dyn Dialect,
+    entity: &Entity,
+    id: Uuid,
+    filter: &ScopeFilter,
+    set: &Record,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::default();
+    let mut assignments = Vec::with_capacity(set.len() + 2);
+    for (column, value) in set.iter() {
+        if column == "updated_at" {
+            continue;
+        }
+        let mark = sql.bind(d, value.clone(), kind_of(entity, column));
+        assignments.push(format!("{column} = {mark}"));
+    }
+    let mark = sql.bind(d, Value::Time(now), Kind::Time);
+    assignments.push(format!("updated_at = {mark}"));
+    if let Some(version) = entity.version_field {
+        assignments.push(format!("{version} = {version} + 1"));
+    }
+    let id_mark = sql.bind(d, Value::Id(id), Kind::Uuid);
+    let scope = scope_condition(d, &mut sql, filter);
+    sql.text = format!(
+        "UPDATE {} SET {} WHERE id = {id_mark} AND {scope}{} RETURNING {}",
+        entity.table,
+        assignments.join(", "),
+        deleted_condition(entity, Deleted::Exclude),
+        column_list(entity)
+    );
+    sql
+}
+
+/// Marks a live row deleted at `now`.
+pub fn soft_delete(
+    d: &dyn Dialect,
+    entity: &Entity,
+    id: Uuid,
+    filter: &ScopeFilter,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::default();
+    let at = sql.bind(d, Value::Time(now), Kind::Time);
+    let id_mark = sql.bind(d, Value::Id(id), Kind::Uuid);
+    let scope = scope_condition(d, &mut sql, filter);
+    sql.text = format!(
+        "UPDATE {} SET deleted_at = {at}, updated_at = {at} WHERE id = {id_mark} AND {scope} AND deleted_at IS NULL RETURNING {}",
+        entity.table,
+        column_list(entity)
+    );
+    sql
+}
+
+/// Clears the deletion mark of a row deleted at `deleted_at`.
+pub fn restore(
+    d: &dyn Dialect,
+    entity: &Entity,
+    id: Uuid,
+    filter: &ScopeFilter,
+    deleted_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::default();
+    let now_mark = sql.bind(d, Value::Time(now), Kind::Time);
+    let id_mark = sql.bind(d, Value::Id(id), Kind::Uuid);
+    let at = sql.bind(d, Value::Time(deleted_at), Kind::Time);
+    let scope = scope_condition(d, &mut sql, filter);
+    sql.text = format!(
+        "UPDATE {} SET deleted_at = NULL, updated_at = {now_mark} WHERE id = {id_mark} AND deleted_at = {at} AND {scope} RETURNING {}",
+        entity.table,
+        column_list(entity)
+    );
+    sql
+}
+
+/// Deletes a row inside the filter.
+pub fn delete(d: &dyn Dialect, entity: &Entity, id: Uuid, filter: &ScopeFilter) -> Sql {
+    let mut sql = Sql::default();
+    let id_mark = sql.bind(d, Value::Id(id), Kind::Uuid);
+    let scope = scope_condition(d, &mut sql, filter);
+    sql.text = format!(
+        "DELETE FROM {} WHERE id = {id_mark} AND {scope} RETURNING {}",
+        entity.table,
+        column_list(entity)
+    );
+    sql
+}
+
+fn cascade_target(d: &dyn Dialect, sql: &mut Sql, cascade: &Cascade, root: Uuid) -> String {
+    let root_mark = sql.bind(d, Value::Id(root), Kind::Uuid);
+    match cascade.via {
+        None => format!("{} = {root_mark}", cascade.column),
+        Some((table, column)) => format!(
+            "{} IN (SELECT id FROM {table} WHERE {column} = {root_mark})",
+            cascade.column
+        ),
+    }
+}
+
+/// Soft-deletes the live rows a cascade reaches, with the root's timestamp.
+pub fn cascade_soft_delete(
+    d: &dyn Dialect,
+    cascade: &Cascade,
+    root: Uuid,
+    at: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::default();
+    let at_mark = sql.bind(d, Value::Time(at), Kind::Time);
+    let target = cascade_target(d, &mut sql, cascade, root);
+    sql.text = format!(
+        "UPDATE {} SET deleted_at = {at_mark}, updated_at = {at_mark} WHERE {target} AND deleted_at IS NULL",
+        cascade.table
+    );
+    sql
+}
+
+/// Restores the rows a cascade deleted together with the root (same timestamp), leaving
+/// rows that were deleted on their own before.
+pub fn cascade_restore(
+    d: &dyn Dialect,
+    cascade: &Cascade,
+    root: Uuid,
+    deleted_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::default();
+    let now_mark = sql.bind(d, Value::Time(now), Kind::Time);
+    let at_mark = sql.bind(d, Value::Time(deleted_at), Kind::Time);
+    let target = cascade_target(d, &mut sql, cascade, root);
+    sql.text = format!(
+        "UPDATE {} SET deleted_at = NULL, updated_at = {now_mark} WHERE {target} AND deleted_at = {at_mark}",
+        cascade.table
+    );
+    sql
+}
+
+/// Moves a parent's counter by `delta` and, when `touch` is given, its activity timestamp
+/// forward.
+pub fn bump_counter(
+    d: &dyn Dialect,
+    counter: &Counter,
+    parent: Uuid,
+    delta: i64,
+    touch: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::default();
+    let delta_mark = sql.bind(
+        d,
+        Value::Int(delta),
+        Kind::Int {
+            min: i64::MIN,
+            max: i64::MAX,
+        },
+    );
+    let now_mark = sql.bind(d, Value::Time(now), Kind::Time);
+    let mut sets = format!(
+        "{c} = {c} + {delta_mark}, updated_at = {now_mark}",
+        c = counter.count_column
+    );
+    if let (Some(column), Some(t)) = (counter.touch_column, touch) {
+        let t_mark = sql.bind(d, Value::Time(t), Kind::Time);
+        write!(sets, ", {column} = {}({column}, {t_mark})", d.greatest()).ok();
+    }
+    let id_mark = sql.bind(d, Value::Id(parent), Kind::Uuid);
+    sql.text = format!("UPDATE {} SET {sets} WHERE id = {id_mark}", counter.table);
+    sql
+}
+
+/// The columns of a record a change-log entry lists as changed.
+pub fn changed_fields(record: &Record) -> Vec<&'static str> {
+    record
+        .names()
+        .filter(|n| !matches!(*n, "id" | "created_at" | "updated_at"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ceneca_domain::model;
+
+    struct Question;
+    impl Dialect for Question {
+        fn placeholder(&self, n: usize) -> String {
+            format!("?{n}")
+        }
+        fn in_set(&self, column: &str, p: &str) -> String {
+            format!("{column} IN ({p})")
+        }
+        fn greatest(&self) -> &'static str {
+            "max"
+        }
+    }
+
+    #[test]
+    fn scoped_get_filters_in_sql() {
+        let ws = Uuid::from_u128(7);
+        let filter = ScopeFilter::AnyOf(vec![("workspace_id", vec![ws])]);
+        let sql = get(
+            &Question,
+            &model::THREADS,
+            Uuid::nil(),
+            &filter,
+            Deleted::Exclude,
+        );
+        assert!(
+            sql.text
+                .ends_with("WHERE id = ?1 AND (workspace_id IN (?2)) AND deleted_at IS NULL"),
+            "{}",
+            sql.text
+        );
+        assert_eq!(sql.params[1].value, Value::IdSet(vec![ws]));
+    }
+
+    #[test]
+    fn an_empty_scope_matches_nothing() {
+        let sql = get(
+            &Question,
+            &model::THREADS,
+            Uuid::nil(),
+            &ScopeFilter::NOTHING,
+            Deleted::Include,
+        );
+        assert!(sql.text.contains("AND 1 = 0"), "{}", sql.text);
+    }
+
+    #[test]
+    fn lists_page_by_keyset() {
+        let mut q = ListQuery::new(ScopeFilter::All, "created_at", false, 50);
+        q.equals.push(("thread_id", Value::Id(Uuid::nil())));
+        q.after = Some((Value::Time(OffsetDateTime::UNIX_EPOCH), Uuid::nil()));
+        let sql = list(&Question, &model::MESSAGES, &q);
+        assert!(sql.text.contains("AND thread_id = ?1"));
+        assert!(
+            sql.text
+                .contains("(created_at > ?2 OR (created_at = ?2 AND id > ?3))"),
+            "{}",
+            sql.text
+        );
+        assert!(
+            sql.text
+                .ends_with("ORDER BY created_at ASC, id ASC LIMIT 51")
+        );
+    }
+
+    #[test]
+    fn inserts_leave_identity_columns_to_the_database() {
+        let sql = insert(&Question, &model::SYNC_EVENTS, &Record::new(), false);
+        assert!(!sql.text.contains("seq"));
+        assert!(
+            sql.text
+                .starts_with("INSERT INTO sync_events (id, created_at, updated_at, device_id")
+        );
+    }
+}

@@ -1,0 +1,510 @@
+//! The embedded engine: SQLite in WAL mode, one writer connection and a pool of read-only
+//! connections. Work runs on Tokio's blocking pool; a batch holds the writer for its whole
+//! transaction (`BEGIN IMMEDIATE`), so writers queue in the process instead of spinning on
+//! `SQLITE_BUSY`.
+
+mod codec;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ceneca_domain::clock::{HybridClock, now};
+use ceneca_domain::roles::{OrgRole, WorkspaceRole};
+use ceneca_domain::schema::Field;
+use ceneca_domain::scope::{Scope, ScopeFilter};
+use ceneca_domain::{Entity, Record, Value};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use codec::{format_time, parse_time};
+
+use crate::migrate::{self, MigrationStatus};
+use crate::ops::{Exec, apply_batch, run_ready};
+use crate::query::{Deleted, ListQuery};
+use crate::sql::{self, Dialect, Sql};
+use crate::write::WriteBatch;
+use crate::{Engine, Result, Store, StoreError, StoreOptions};
+
+/// SQLite's spellings.
+pub struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn placeholder(&self, n: usize) -> String {
+        format!("?{n}")
+    }
+    fn in_set(&self, column: &str, placeholder: &str) -> String {
+        format!("{column} IN (SELECT value FROM json_each({placeholder}))")
+    }
+    fn greatest(&self) -> &'static str {
+        "max"
+    }
+}
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+/// Prepared statements cached per connection.
+const STATEMENT_CACHE: usize = 256;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    synchronous_full: bool,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    clock: Arc<HybridClock>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let writer = open_connection(path, options.sqlite_synchronous_full, false)?;
+        Ok(Self {
+            path: path.to_owned(),
+            synchronous_full: options.sqlite_synchronous_full,
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            clock: Arc::new(HybridClock::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("writer task failed: {e}")))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        let full = self.synchronous_full;
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&path, full, true)?,
+            };
+            let result = work(&conn);
+            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+}
+
+fn open_connection(path: &Path, synchronous_full: bool, read_only: bool) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
+    let synchronous = if synchronous_full { "FULL" } else { "NORMAL" };
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = 4096;
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {synchronous};
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -65536;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA query_only = {};",
+        if read_only { "ON" } else { "OFF" }
+    ))
+    .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Maps constraint failures to typed errors; the message text is SQLite's documented form
+/// ("UNIQUE constraint failed: table.col, table.col").
+fn map_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    if let rusqlite::Error::SqliteFailure(err, message) = &e {
+        let message = message.as_deref().unwrap_or("");
+        let detail = message.split_once(": ").map(|(_, d)| d).unwrap_or("");
+        let table = detail.split('.').next().unwrap_or("").to_owned();
+        match err.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                let fields = detail
+                    .split(", ")
+                    .filter_map(|c| c.split_once('.').map(|(_, col)| col.to_owned()))
+                    .collect();
+                return StoreError::Unique { table, fields };
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return StoreError::ForeignKey { table },
+            ffi::SQLITE_CONSTRAINT_CHECK | ffi::SQLITE_CONSTRAINT_NOTNULL => {
+                return StoreError::Check { table };
+            }
+            _ => {}
+        }
+    }
+    backend(e)
+}
+
+fn fetch(conn: &Connection, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
+    let fields: Vec<&Field> = entity.columns().collect();
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
+    let mut rows = stmt
+        .query(params_from_iter(sql.params.iter()))
+        .map_err(map_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_error)? {
+        out.push(codec::decode_row(&fields, row)?);
+    }
+    Ok(out)
+}
+
+struct SqliteExec<'c> {
+    conn: &'c Connection,
+}
+
+impl Exec for SqliteExec<'_> {
+    fn dialect(&self) -> &dyn Dialect {
+        &SqliteDialect
+    }
+    async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
+        fetch(self.conn, entity, sql)
+    }
+    async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(&sql.text).map_err(map_error)?;
+        Ok(stmt
+            .execute(params_from_iter(sql.params.iter()))
+            .map_err(map_error)? as u64)
+    }
+    /// A prepared single-row insert in a loop: in-process SQLite has no round trip to save,
+    /// and one cached statement beats parsing a statement with thousands of parameters.
+    async fn insert_many(
+        &mut self,
+        entity: &Entity,
+        records: &[Record],
+        returning: bool,
+    ) -> Result<Vec<Record>> {
+        let mut out = Vec::with_capacity(if returning { records.len() } else { 0 });
+        for record in records {
+            let sql = sql::insert(&SqliteDialect, entity, record, returning);
+            if returning {
+                out.extend(fetch(self.conn, entity, &sql)?);
+            } else {
+                self.execute(&sql).await?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS ceneca_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL, checksum TEXT NOT NULL) STRICT";
+
+fn applied_migrations(conn: &Connection) -> Result<Vec<(i64, String, String, String)>> {
+    conn.execute_batch(MIGRATIONS_TABLE).map_err(backend)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT version, name, applied_at, checksum FROM ceneca_migrations ORDER BY version",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+
+    async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
+        let clock = self.clock.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_error)?;
+            let rows = run_ready(apply_batch(&mut SqliteExec { conn: &tx }, &clock, batch))?;
+            tx.commit().map_err(map_error)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        entity: &'static Entity,
+        id: Uuid,
+        filter: ScopeFilter,
+        deleted: Deleted,
+    ) -> Result<Option<Record>> {
+        let sql = sql::get(&SqliteDialect, entity, id, &filter, deleted);
+        self.read(move |conn| Ok(fetch(conn, entity, &sql)?.into_iter().next()))
+            .await
+    }
+
+    async fn list(&self, entity: &'static Entity, query: ListQuery) -> Result<Vec<Record>> {
+        let sql = sql::list(&SqliteDialect, entity, &query);
+        self.read(move |conn| fetch(conn, entity, &sql)).await
+    }
+
+    async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope> {
+        self.read(move |conn| {
+            let me = user_id.hyphenated().to_string();
+            let mut scope = Scope {
+                user_id,
+                system_admin,
+                ..Scope::default()
+            };
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
+                     FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+                     WHERE m.user_id = ?1",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt.query([&me]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let (id, role, deleted) = parse_scope_row(row)?;
+                let Some(role) = OrgRole::parse(&role) else { continue };
+                if deleted { &mut scope.deleted_organizations } else { &mut scope.organizations }.push((id, role));
+            }
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT w.id,
+                            CASE WHEN w.owner_user_id = ?1 THEN 'admin'
+                                 WHEN w.organization_id IN (SELECT organization_id FROM organization_members
+                                                            WHERE user_id = ?1 AND role IN ('owner', 'admin')) THEN 'admin'
+                                 ELSE wm.role END,
+                            w.deleted_at IS NOT NULL
+                     FROM workspaces w
+                     LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = ?1
+                     WHERE w.owner_user_id = ?1 OR wm.user_id IS NOT NULL
+                        OR w.organization_id IN (SELECT organization_id FROM organization_members
+                                                 WHERE user_id = ?1 AND role IN ('owner', 'admin'))",
+                )
+                .map_err(backend)?;
+            let mut rows = stmt.query([&me]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let (id, role, deleted) = parse_scope_row(row)?;
+                let Some(role) = WorkspaceRole::parse(&role) else { continue };
+                if deleted { &mut scope.deleted_workspaces } else { &mut scope.workspaces }.push((id, role));
+            }
+            Ok(scope)
+        })
+        .await
+    }
+
+    async fn lookup_unscoped(
+        &self,
+        entity: &'static Entity,
+        column: &'static str,
+        value: Value,
+    ) -> Result<Option<Record>> {
+        let kind = entity.field(column).map(|f| f.kind).ok_or_else(|| {
+            StoreError::Backend(format!("{} has no column {column}", entity.table))
+        })?;
+        let sql = Sql {
+            text: format!(
+                "SELECT {} FROM {} WHERE {column} = ?1 LIMIT 1",
+                sql::column_list(entity),
+                entity.table
+            ),
+            params: vec![sql::Param { value, kind }],
+        };
+        self.read(move |conn| Ok(fetch(conn, entity, &sql)?.into_iter().next()))
+            .await
+    }
+
+    async fn touch_session(&self, session_id: Uuid, at: OffsetDateTime) -> Result<()> {
+        self.write(move |conn| {
+            conn.prepare_cached("UPDATE sessions SET last_used_at = ?1 WHERE id = ?2")
+                .and_then(|mut s| s.execute([format_time(at), session_id.hyphenated().to_string()]))
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {
+        self.write(|conn| Ok(migrate::status(migrate::SQLITE, &applied_migrations(conn)?)))
+            .await
+    }
+
+    async fn migrate_up(&self) -> Result<Vec<i64>> {
+        self.write(|conn| {
+            let applied = applied_migrations(conn)?;
+            let mut done = Vec::new();
+            for m in migrate::SQLITE.iter().filter(|m| applied.iter().all(|a| a.0 != m.version)) {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+                tx.execute_batch(m.up)
+                    .map_err(|e| StoreError::Migration(format!("{} {}: {e}", m.version, m.name)))?;
+                tx.execute(
+                    "INSERT INTO ceneca_migrations (version, name, applied_at, checksum) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![m.version, m.name, format_time(now()), m.checksum()],
+                )
+                .map_err(backend)?;
+                tx.commit().map_err(backend)?;
+                done.push(m.version);
+            }
+            Ok(done)
+        })
+        .await
+    }
+
+    async fn migrate_down(&self) -> Result<Option<i64>> {
+        self.write(|conn| {
+            let applied = applied_migrations(conn)?;
+            let Some(last) = applied.last() else {
+                return Ok(None);
+            };
+            let m = migrate::SQLITE
+                .iter()
+                .find(|m| m.version == last.0)
+                .ok_or_else(|| {
+                    StoreError::Migration(format!("version {} is unknown to this binary", last.0))
+                })?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute_batch(m.down)
+                .map_err(|e| StoreError::Migration(format!("{} {}: {e}", m.version, m.name)))?;
+            tx.execute(
+                "DELETE FROM ceneca_migrations WHERE version = ?1",
+                [m.version],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(m.version))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
+    }
+}
+
+fn parse_scope_row(row: &rusqlite::Row<'_>) -> Result<(Uuid, String, bool)> {
+    let id: String = row.get(0).map_err(backend)?;
+    let role: Option<String> = row.get(1).map_err(backend)?;
+    let deleted: bool = row.get(2).map_err(backend)?;
+    let id = Uuid::parse_str(&id).map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok((id, role.unwrap_or_default(), deleted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::{Actor, WriteOp};
+    use ceneca_domain::model;
+    use ceneca_domain::validate::fill_defaults;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1]);
+        (dir, store)
+    }
+
+    fn user(email: &str) -> Record {
+        let mut r = Record::new();
+        r.set("id", Value::Id(ceneca_domain::new_id()));
+        r.set("email", Value::Text(email.into()));
+        r.set("display_name", Value::Text("A".into()));
+        r.set("password_hash", Value::Text("x".into()));
+        let now = now();
+        r.set("created_at", Value::Time(now));
+        r.set("updated_at", Value::Time(now));
+        fill_defaults(&model::USERS, &mut r, now);
+        r
+    }
+
+    #[tokio::test]
+    async fn every_model_column_exists_in_the_schema() {
+        let (_dir, store) = store().await;
+        for entity in model::ALL {
+            let sql = Sql {
+                text: format!(
+                    "SELECT {} FROM {} LIMIT 0",
+                    sql::column_list(entity),
+                    entity.table
+                ),
+                params: vec![],
+            };
+            store
+                .read(move |c| fetch(c, entity, &sql))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", entity.table));
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_log_changes_and_unique_violations_are_typed() {
+        let (_dir, store) = store().await;
+        let actor = Actor::default();
+        let rows = store
+            .apply(WriteBatch::new(actor).push(WriteOp::Insert {
+                entity: &model::USERS,
+                record: user("a@x.io"),
+            }))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].get("status"), Some(&Value::Text("active".into())));
+        let err = store
+            .apply(WriteBatch::new(actor).push(WriteOp::Insert {
+                entity: &model::USERS,
+                record: user("a@x.io"),
+            }))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unique { table, fields } if table == "users" && fields == &["email"]),
+            "{err:?}"
+        );
+        let q = ListQuery::new(ScopeFilter::All, "seq", false, 10);
+        let changes = store.list(&model::SYNC_EVENTS, q).await.unwrap();
+        assert_eq!(changes.len(), 1, "the failed batch logged nothing");
+        assert_eq!(
+            changes[0].get("operation"),
+            Some(&Value::Text("create".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn migrations_go_down_and_up_again() {
+        let (_dir, store) = store().await;
+        assert_eq!(store.migrate_down().await.unwrap(), Some(1));
+        assert!(
+            store.migration_status().await.unwrap()[0]
+                .applied_at
+                .is_none()
+        );
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1]);
+        assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
+    }
+}

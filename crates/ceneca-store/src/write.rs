@@ -1,0 +1,85 @@
+//! The one write path (DESIGN.md §3 rule 2): a [`WriteBatch`] of operations applied in one
+//! transaction, each of which also appends its change-log entry.
+
+use ceneca_domain::{Entity, Record};
+use uuid::Uuid;
+
+use ceneca_domain::scope::ScopeFilter;
+
+/// Who is writing, recorded on every change-log entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<Uuid>,
+    pub device_id: Option<Uuid>,
+}
+
+/// One write. Row-level operations carry the scope filter the caller needs for them, so a
+/// row outside the caller's scope is simply not matched (and the batch fails with
+/// `NotFound`).
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Inserts a complete row (every column, see `ceneca_domain::validate::fill_defaults`).
+    Insert {
+        entity: &'static Entity,
+        record: Record,
+    },
+    /// Inserts many complete rows of one entity.
+    InsertMany {
+        entity: &'static Entity,
+        records: Vec<Record>,
+    },
+    /// Sets columns of a live row; bumps `updated_at` and the entity's version field.
+    Update {
+        entity: &'static Entity,
+        id: Uuid,
+        filter: ScopeFilter,
+        set: Record,
+    },
+    /// Marks a row and its cascade deleted with one timestamp.
+    SoftDelete {
+        entity: &'static Entity,
+        id: Uuid,
+        filter: ScopeFilter,
+    },
+    /// Undoes a soft delete, with the rows its cascade deleted at the same moment.
+    Restore {
+        entity: &'static Entity,
+        id: Uuid,
+        filter: ScopeFilter,
+    },
+    /// Deletes a row; foreign keys cascade or refuse as the schema says.
+    Delete {
+        entity: &'static Entity,
+        id: Uuid,
+        filter: ScopeFilter,
+    },
+}
+
+/// Operations applied atomically: all of them, their counters and their change-log
+/// entries commit together, or nothing does.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    pub actor: Actor,
+    pub ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            actor,
+            ops: Vec::new(),
+        }
+    }
+    pub fn push(mut self, op: WriteOp) -> Self {
+        self.ops.push(op);
+        self
+    }
+}
+
+/// The change-log operation names.
+pub mod operation {
+    pub const CREATE: &str = "create";
+    pub const UPDATE: &str = "update";
+    pub const DELETE: &str = "delete";
+    pub const RESTORE: &str = "restore";
+}
