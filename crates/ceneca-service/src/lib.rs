@@ -1,1 +1,80 @@
+//! # ceneca-service
+//!
+//! The use cases: every read and write a client can ask for, with authorization (RBAC and
+//! tenant scope), validation, the edition policy and encryption applied on the way. This
+//! is the only caller of the store and the key ring, and knows nothing of HTTP: the server
+//! turns requests into calls on [`Services`] and [`ServiceError`]s into statuses.
+//!
+//! - [`auth`]: accounts, sessions and bearer tokens, producing a [`Caller`];
+//! - [`resources`]: create/get/list/update/delete/restore for every entity, driven by the
+//!   entity model, with [`rules`] holding what is particular to each entity;
+//! - [`page`]: list parameters and cursors.
 
+pub mod auth;
+pub mod caller;
+pub mod error;
+pub mod page;
+pub mod resources;
+mod rules;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ceneca_crypto::KeyRing;
+use ceneca_domain::Edition;
+use ceneca_store::Store;
+
+pub use caller::Caller;
+pub use error::{Result, ServiceError};
+pub use page::{ListParams, Page};
+
+/// Settings the use cases follow.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub edition: Edition,
+    /// How long a log-in session lasts.
+    pub session_lifetime: Duration,
+    /// Whether anyone may register (otherwise accounts come from `ceneca user create`).
+    pub allow_registration: bool,
+    /// The most items one batch request may carry.
+    pub max_batch_items: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            edition: Edition::Enterprise,
+            session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            allow_registration: true,
+            max_batch_items: 5_000,
+        }
+    }
+}
+
+/// The use cases, over one store and one key ring. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    config: Arc<ServiceConfig>,
+}
+
+impl Services {
+    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, config: ServiceConfig) -> Self {
+        Self {
+            store,
+            keys,
+            config: Arc::new(config),
+        }
+    }
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+    /// Whether the store answers (readiness).
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await.map_err(ServiceError::from)
+    }
+}

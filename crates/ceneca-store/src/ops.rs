@@ -152,6 +152,14 @@ pub(crate) async fn apply_batch<E: Exec>(
                 );
                 out.push(row);
             }
+            WriteOp::UpdateAll {
+                entity,
+                filter,
+                set,
+            } => {
+                let sql = sql::update_all(exec.dialect(), entity, &filter, &set, now);
+                exec.execute(&sql).await?;
+            }
             WriteOp::Delete { entity, id, filter } => {
                 let sql = sql::delete(exec.dialect(), entity, id, &filter);
                 let row = fetch_one(exec, entity, &sql).await?;

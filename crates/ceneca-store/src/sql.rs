@@ -257,6 +257,31 @@ pub fn update(
     sql
 }
 
+/// Sets columns on every row inside the filter; bumps `updated_at`.
+pub fn update_all(
+    d: &dyn Dialect,
+    entity: &Entity,
+    filter: &ScopeFilter,
+    set: &Record,
+    now: OffsetDateTime,
+) -> Sql {
+    let mut sql = Sql::default();
+    let mut assignments = Vec::with_capacity(set.len() + 1);
+    for (column, value) in set.iter() {
+        let mark = sql.bind(d, value.clone(), kind_of(entity, column));
+        assignments.push(format!("{column} = {mark}"));
+    }
+    let mark = sql.bind(d, Value::Time(now), Kind::Time);
+    assignments.push(format!("updated_at = {mark}"));
+    let scope = scope_condition(d, &mut sql, filter);
+    sql.text = format!(
+        "UPDATE {} SET {} WHERE {scope}",
+        entity.table,
+        assignments.join(", ")
+    );
+    sql
+}
+
 /// Marks a live row deleted at `now`.
 pub fn soft_delete(
     d: &dyn Dialect,

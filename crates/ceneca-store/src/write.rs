@@ -53,6 +53,13 @@ pub enum WriteOp {
         id: Uuid,
         filter: ScopeFilter,
     },
+    /// Sets columns on every row inside the filter (ending all of a user's sessions). Not
+    /// change-logged: meant for internal tables.
+    UpdateAll {
+        entity: &'static Entity,
+        filter: ScopeFilter,
+        set: Record,
+    },
 }
 
 /// Operations applied atomically: all of them, their counters and their change-log

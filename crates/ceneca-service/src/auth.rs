@@ -1,0 +1,460 @@
+//! Accounts and sessions: register, log in and out, change password, and turn a bearer
+//! token into a [`Caller`].
+//!
+//! Tokens are 256 random bits; only their SHA-256 is stored, so the sessions table is
+//! useless to a thief. Passwords are Argon2id-hashed on the blocking pool (the hash is
+//! deliberately slow and must not stall the async workers).
+
+use ceneca_crypto::{password, token};
+use ceneca_domain::clock::now;
+use ceneca_domain::output::{View, to_json};
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::validate::{fill_defaults, parse_value};
+use ceneca_domain::{Record, ValidationError, Value, model, new_id};
+use ceneca_store::{Actor, WriteBatch, WriteOp};
+use serde_json::{Value as Json, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{Result, ServiceError, from_store};
+use crate::{Caller, Services};
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Bounded so a huge "password" cannot make hashing a denial of service.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+/// `last_used_at` is written at most this often per session.
+const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
+
+/// A new session: the token is shown once, here.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub token: String,
+    pub expires_at: OffsetDateTime,
+    pub user: Json,
+}
+
+impl Login {
+    pub fn to_json(&self) -> Json {
+        json!({
+            "token": self.token,
+            "token_type": "Bearer",
+            "expires_at": ceneca_domain::output::format_time(self.expires_at),
+            "user": self.user,
+        })
+    }
+}
+
+fn check_password(
+    errors: &mut ValidationError,
+    field: &str,
+    password: Option<&Json>,
+) -> Option<String> {
+    match password.map(|p| p.as_str()) {
+        None => errors.add(field, "is required"),
+        Some(None) => errors.add(field, "must be a string"),
+        Some(Some(p)) if p.chars().count() < MIN_PASSWORD_CHARS => errors.add(
+            field,
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        ),
+        Some(Some(p)) if p.chars().count() > MAX_PASSWORD_CHARS => errors.add(
+            field,
+            format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+        ),
+        Some(Some(p)) => return Some(p.to_owned()),
+    }
+    None
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("password hashing failed: {e}")))
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+impl Services {
+    /// Creates an account from `{email, password, display_name?}` and logs it in.
+    pub async fn register(&self, body: &Json) -> Result<Login> {
+        if !self.config.allow_registration {
+            return Err(ServiceError::Forbidden(
+                "registration is disabled on this server".into(),
+            ));
+        }
+        let object = body
+            .as_object()
+            .ok_or_else(|| ServiceError::invalid("body", "expected a JSON object"))?;
+        let mut errors = ValidationError::new();
+        for key in object.keys() {
+            if !matches!(key.as_str(), "email" | "password" | "display_name") {
+                errors.add(key.as_str(), "is not a field of registration");
+            }
+        }
+        let email = match object.get("email") {
+            None => {
+                errors.add("email", "is required");
+                None
+            }
+            Some(e) => parse_value(model::USERS.field("email").expect("users.email"), e)
+                .map_err(|r| errors.add("email", r))
+                .ok(),
+        };
+        let display_name = match object.get("display_name") {
+            None => email
+                .as_ref()
+                .and_then(Value::as_str)
+                .map(|e| Value::Text(e.split('@').next().unwrap_or(e).to_owned())),
+            Some(n) => parse_value(
+                model::USERS
+                    .field("display_name")
+                    .expect("users.display_name"),
+                n,
+            )
+            .map_err(|r| errors.add("display_name", r))
+            .ok(),
+        };
+        let password = check_password(&mut errors, "password", object.get("password"));
+        errors.into_result()?;
+        let (Some(email), Some(display_name), Some(password)) = (email, display_name, password)
+        else {
+            return Err(ServiceError::Internal(
+                "validated registration lacks a field".into(),
+            ));
+        };
+        let user = self
+            .insert_user(email, display_name, &password, false)
+            .await?;
+        self.start_session(&user).await
+    }
+
+    /// Creates an account directly (the `ceneca user create` command: an administrative
+    /// path with no caller).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        display_name: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<Json> {
+        let mut errors = ValidationError::new();
+        let email = parse_value(
+            model::USERS.field("email").expect("users.email"),
+            &Json::from(email),
+        )
+        .map_err(|r| errors.add("email", r))
+        .ok();
+        let name = parse_value(
+            model::USERS
+                .field("display_name")
+                .expect("users.display_name"),
+            &Json::from(display_name),
+        )
+        .map_err(|r| errors.add("display_name", r))
+        .ok();
+        let password = check_password(&mut errors, "password", Some(&Json::from(password)));
+        errors.into_result()?;
+        let (Some(email), Some(name), Some(password)) = (email, name, password) else {
+            return Err(ServiceError::Internal(
+                "validated user lacks a field".into(),
+            ));
+        };
+        let user = self.insert_user(email, name, &password, admin).await?;
+        Ok(to_json(&model::USERS, &user, View::Detail))
+    }
+
+    async fn insert_user(
+        &self,
+        email: Value,
+        display_name: Value,
+        password: &str,
+        admin: bool,
+    ) -> Result<Record> {
+        let now = now();
+        let mut user = Record::new();
+        user.set("id", Value::Id(new_id()));
+        user.set("created_at", Value::Time(now));
+        user.set("updated_at", Value::Time(now));
+        user.set("email", email);
+        user.set("display_name", display_name);
+        user.set(
+            "password_hash",
+            Value::Text(hash_password(password.to_owned()).await?),
+        );
+        user.set(
+            "role",
+            Value::Text(if admin { "admin" } else { "user" }.into()),
+        );
+        fill_defaults(&model::USERS, &mut user, now);
+        let actor = Actor {
+            user_id: user.id(),
+            device_id: None,
+        };
+        let rows = self
+            .store
+            .apply(WriteBatch::new(actor).push(WriteOp::Insert {
+                entity: &model::USERS,
+                record: user,
+            }))
+            .await
+            .map_err(|e| match from_store("user", false, e) {
+                ServiceError::Conflict { fields, .. } => ServiceError::Conflict {
+                    message: "an account with this e-mail already exists".into(),
+                    fields,
+                },
+                other => other,
+            })?;
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| ServiceError::Internal("insert returned no row".into()))
+    }
+
+    /// Checks `{email, password}` and opens a session.
+    pub async fn login(&self, body: &Json) -> Result<Login> {
+        let unauthorized = ServiceError::Unauthorized("invalid e-mail or password");
+        let object = body
+            .as_object()
+            .ok_or_else(|| ServiceError::invalid("body", "expected a JSON object"))?;
+        let mut errors = ValidationError::new();
+        let email = object.get("email").and_then(Json::as_str);
+        let pass = object.get("password").and_then(Json::as_str);
+        if email.is_none() {
+            errors.add("email", "is required and must be a string");
+        }
+        if pass.is_none() {
+            errors.add("password", "is required and must be a string");
+        }
+        errors.into_result()?;
+        let (Some(email), Some(pass)) = (email, pass) else {
+            return Err(unauthorized);
+        };
+        if pass.chars().count() > MAX_PASSWORD_CHARS {
+            return Err(unauthorized);
+        }
+        let email = email.trim().to_lowercase();
+        let user = self
+            .store
+            .lookup_unscoped(&model::USERS, "email", Value::Text(email))
+            .await?
+            .filter(|u| u.get("deleted_at").is_none_or(Value::is_null));
+        // Verify against a dummy hash for unknown accounts: the answer takes as long either way.
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.get("password_hash"))
+            .and_then(Value::as_str)
+            .unwrap_or(password::dummy_hash())
+            .to_owned();
+        let valid = verify_password(pass.to_owned(), hash).await;
+        let Some(user) = user.filter(|_| valid) else {
+            return Err(unauthorized);
+        };
+        if user.get("status").and_then(Value::as_str) != Some("active") {
+            return Err(ServiceError::Forbidden("this account is suspended".into()));
+        }
+        self.start_session(&user).await
+    }
+
+    async fn start_session(&self, user: &Record) -> Result<Login> {
+        let user_id = user
+            .id()
+            .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
+        let now = now();
+        let expires_at = now + self.config.session_lifetime;
+        let token = token::generate();
+        let mut session = Record::new();
+        session.set("id", Value::Id(new_id()));
+        session.set("created_at", Value::Time(now));
+        session.set("updated_at", Value::Time(now));
+        session.set("user_id", Value::Id(user_id));
+        session.set("token_hash", Value::Bytes(token::digest(&token)));
+        session.set("kind", Value::Text("session".into()));
+        session.set("expires_at", Value::Time(expires_at));
+        session.set("last_used_at", Value::Time(now));
+        fill_defaults(&model::SESSIONS, &mut session, now);
+        let mut login_at = Record::new();
+        login_at.set("last_login_at", Value::Time(now));
+        let actor = Actor {
+            user_id: Some(user_id),
+            device_id: None,
+        };
+        let rows = self
+            .store
+            .apply(
+                WriteBatch::new(actor)
+                    .push(WriteOp::Insert {
+                        entity: &model::SESSIONS,
+                        record: session,
+                    })
+                    .push(WriteOp::Update {
+                        entity: &model::USERS,
+                        id: user_id,
+                        filter: ScopeFilter::AnyOf(vec![("id", vec![user_id])]),
+                        set: login_at,
+                    }),
+            )
+            .await
+            .map_err(|e| from_store("user", false, e))?;
+        let user = rows.get(1).unwrap_or(user);
+        Ok(Login {
+            token,
+            expires_at,
+            user: to_json(&model::USERS, user, View::Detail),
+        })
+    }
+
+    /// The caller a bearer token stands for, or 401.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Caller> {
+        let invalid = ServiceError::Unauthorized("invalid or expired token");
+        if bearer.is_empty() || bearer.len() > 256 {
+            return Err(invalid);
+        }
+        let session = self
+            .store
+            .lookup_unscoped(
+                &model::SESSIONS,
+                "token_hash",
+                Value::Bytes(token::digest(bearer)),
+            )
+            .await?
+            .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
+        let now = now();
+        let live = session.get("revoked_at").is_some_and(Value::is_null)
+            && session
+                .get("expires_at")
+                .and_then(Value::as_time)
+                .is_some_and(|t| t > now);
+        let (Some(session_id), Some(user_id), true) =
+            (session.id(), session.id_of("user_id"), live)
+        else {
+            return Err(invalid);
+        };
+        let user = self
+            .store
+            .lookup_unscoped(&model::USERS, "id", Value::Id(user_id))
+            .await?
+            .filter(|u| u.get("deleted_at").is_none_or(Value::is_null))
+            .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
+        if user.get("status").and_then(Value::as_str) != Some("active") {
+            return Err(ServiceError::Unauthorized("this account is suspended"));
+        }
+        let system_admin = user.get("role").and_then(Value::as_str) == Some("admin");
+        let scope = self.store.load_scope(user_id, system_admin).await?;
+        if session
+            .get("last_used_at")
+            .and_then(Value::as_time)
+            .is_none_or(|t| now - t > TOUCH_INTERVAL)
+        {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(session_id, now).await {
+                    tracing::warn!(error = %e, "could not record session use");
+                }
+            });
+        }
+        Ok(Caller {
+            user_id,
+            email: user
+                .get("email")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            system_admin,
+            session_id,
+            device_id: session.id_of("device_id"),
+            scope,
+        })
+    }
+
+    /// Ends the caller's session; its token stops working at once.
+    pub async fn logout(&self, caller: &Caller) -> Result<()> {
+        let mut set = Record::new();
+        set.set("revoked_at", Value::Time(now()));
+        self.store
+            .apply(WriteBatch::new(caller.actor()).push(WriteOp::Update {
+                entity: &model::SESSIONS,
+                id: caller.session_id,
+                filter: ScopeFilter::AnyOf(vec![("user_id", vec![caller.user_id])]),
+                set,
+            }))
+            .await
+            .map_err(|e| from_store("session", false, e))?;
+        Ok(())
+    }
+
+    /// The caller's own account.
+    pub async fn me(&self, caller: &Caller) -> Result<Json> {
+        let user = self
+            .store
+            .get(
+                &model::USERS,
+                caller.user_id,
+                ScopeFilter::AnyOf(vec![("id", vec![caller.user_id])]),
+                ceneca_store::Deleted::Exclude,
+            )
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        Ok(to_json(&model::USERS, &user, View::Detail))
+    }
+
+    /// Changes the caller's password from `{current_password, new_password}`; every other
+    /// session of the account ends.
+    pub async fn change_password(&self, caller: &Caller, body: &Json) -> Result<()> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| ServiceError::invalid("body", "expected a JSON object"))?;
+        let mut errors = ValidationError::new();
+        let current = object.get("current_password").and_then(Json::as_str);
+        if current.is_none() {
+            errors.add("current_password", "is required and must be a string");
+        }
+        let new = check_password(&mut errors, "new_password", object.get("new_password"));
+        errors.into_result()?;
+        let (Some(current), Some(new)) = (current, new) else {
+            return Err(ServiceError::Internal(
+                "validated password change lacks a field".into(),
+            ));
+        };
+        let user = self
+            .store
+            .lookup_unscoped(&model::USERS, "id", Value::Id(caller.user_id))
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        let hash = user
+            .get("password_hash")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if !verify_password(current.to_owned(), hash).await {
+            return Err(ServiceError::invalid(
+                "current_password",
+                "is not the account's password",
+            ));
+        }
+        let mut set = Record::new();
+        set.set("password_hash", Value::Text(hash_password(new).await?));
+        let mut revoke = Record::new();
+        revoke.set("revoked_at", Value::Time(now()));
+        let others: Vec<Uuid> = vec![caller.user_id];
+        self.store
+            .apply(
+                WriteBatch::new(caller.actor())
+                    .push(WriteOp::Update {
+                        entity: &model::USERS,
+                        id: caller.user_id,
+                        filter: ScopeFilter::AnyOf(vec![("id", vec![caller.user_id])]),
+                        set,
+                    })
+                    .push(WriteOp::UpdateAll {
+                        entity: &model::SESSIONS,
+                        filter: ScopeFilter::AnyOf(vec![("user_id", others)]),
+                        set: revoke,
+                    }),
+            )
+            .await
+            .map_err(|e| from_store("user", false, e))?;
+        Ok(())
+    }
+}

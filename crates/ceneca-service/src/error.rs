@@ -1,0 +1,98 @@
+use std::collections::BTreeMap;
+
+use ceneca_domain::ValidationError;
+use ceneca_store::StoreError;
+
+/// Why a use case failed, in terms a client can act on. The server maps each variant to
+/// one HTTP status in one place; internal details stay in the logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input breaks the model's rules (422).
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The request itself is malformed: a bad query parameter or cursor (400).
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        field: Option<String>,
+    },
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated, but the caller's role does not allow it (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Does not exist, or is outside the caller's scope (404): the two are indistinguishable
+    /// on purpose, so ids of other tenants leak nothing.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Conflicts with existing data: a duplicate, or a row still referenced (409).
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
+    /// The operation does not exist for this resource (405).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// A fault of ours; logged with detail, answered as a bare 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+impl ServiceError {
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::BadRequest {
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        ServiceError::Validation(ValidationError::field(field, reason))
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ServiceError::Conflict {
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a store failure means for a write on `entity_name`.
+pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound => ServiceError::NotFound(entity_name),
+        StoreError::Unique { fields, .. } => {
+            let fields: BTreeMap<String, String> = fields
+                .into_iter()
+                .map(|f| (f, "is already taken".to_owned()))
+                .collect();
+            let names = fields.keys().cloned().collect::<Vec<_>>().join(", ");
+            ServiceError::Conflict {
+                message: format!("a {entity_name} with the same {names} already exists"),
+                fields,
+            }
+        }
+        StoreError::ForeignKey { .. } if deleting => ServiceError::conflict(format!(
+            "this {entity_name} is still referenced by other records"
+        )),
+        StoreError::ForeignKey { .. } => {
+            ServiceError::invalid("body", "references a record that does not exist")
+        }
+        StoreError::Check { .. } => {
+            ServiceError::invalid("body", "breaks a constraint of the data model")
+        }
+        other => ServiceError::Internal(other.to_string()),
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ServiceError::NotFound("record"),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
