@@ -1,1 +1,102 @@
-fn main() {}
+//! The `ceneca` binary: `serve`, `migrate`, `user`, `keys`, `config`, `bench`.
+
+mod commands;
+mod config;
+mod keys;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "ceneca", version, about = "Secure, local-first storage for AI workspace and chat applications")]
+struct Cli {
+    /// A configuration file (default: ./ceneca.toml if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The data folder (database, key file).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// `postgres://...` to use PostgreSQL instead of the embedded SQLite.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8787.
+        #[arg(long)]
+        listen: Option<String>,
+        /// enterprise or zero-sync.
+        #[arg(long)]
+        edition: Option<String>,
+    },
+    /// Show, apply or revert database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: commands::migrate::Action,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: commands::user::Action,
+    },
+    /// Manage encryption keys.
+    Keys {
+        #[command(subcommand)]
+        action: commands::keys::Action,
+    },
+    /// Print configuration help.
+    Config {
+        #[command(subcommand)]
+        action: commands::config::Action,
+    },
+    /// Measure the hot paths against raw SQLite in the same run.
+    Bench(commands::bench::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        ..Overrides::default()
+    };
+    if let Command::Serve { listen, edition } = &cli.command {
+        overrides.listen = listen.clone();
+        overrides.edition = edition.clone();
+    }
+    let result = (|| -> anyhow::Result<()> {
+        if let Command::Config { action } = &cli.command {
+            return commands::config::run(action);
+        }
+        if let Command::Keys { action } = &cli.command {
+            return commands::keys::run(action);
+        }
+        let config = Config::load(cli.config.as_deref(), &overrides)?;
+        commands::init_logging(&config);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(async move {
+            match cli.command {
+                Command::Serve { .. } => commands::serve::run(config).await,
+                Command::Migrate { action } => commands::migrate::run(config, action).await,
+                Command::User { action } => commands::user::run(config, action).await,
+                Command::Bench(args) => commands::bench::run(config, args).await,
+                Command::Config { .. } | Command::Keys { .. } => unreachable!("handled above"),
+            }
+        })
+    })();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -31,14 +31,17 @@ pub fn parse_input(
     let Some(object) = body.as_object() else {
         return Err(ValidationError::field("body", "expected a JSON object"));
     };
-    parse_object(entity, object, mode, system_admin)
+    parse_object(entity, object, mode, system_admin, &[])
 }
 
+/// Like [`parse_input`], for an object; fields in `supplied` count as present for the
+/// required check (a parent id taken from the URL).
 pub fn parse_object(
     entity: &Entity,
     object: &Map<String, Json>,
     mode: Mode,
     system_admin: bool,
+    supplied: &[&str],
 ) -> Result<Record, ValidationError> {
     let mut errors = ValidationError::new();
     let mut record = Record::with_capacity(object.len());
@@ -74,7 +77,7 @@ pub fn parse_object(
     }
     if mode == Mode::Create {
         for field in entity.fields.iter().filter(|f| f.input == Input::Required) {
-            if !object.contains_key(field.name) {
+            if !object.contains_key(field.name) && !supplied.contains(&field.name) {
                 errors.add(field.name, "is required");
             }
         }

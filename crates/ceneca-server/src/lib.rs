@@ -1,1 +1,87 @@
+//! # ceneca-server
+//!
+//! The HTTP face of Ceneca: an axum [`router`] over [`ceneca_service::Services`]. Handlers
+//! are thin (extract, call one service method, shape the answer); every error goes
+//! through [`error::ApiError`], the one mapping to HTTP statuses; extractors in
+//! [`extract`] make authentication visible in each handler's signature.
+//!
+//! It knows nothing of SQL: it sees services, callers and JSON.
 
+pub mod error;
+pub mod extract;
+pub mod handlers;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ceneca_service::Services;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpConfig {
+    /// The largest request body in general.
+    pub max_body_bytes: usize,
+    /// The largest body of a batch request.
+    pub max_batch_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_batch_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The whole API: `/healthz`, `/readyz` and `/api/v1/...`.
+pub fn router(services: Services, http: HttpConfig) -> Router {
+    let api = handlers::v1::routes(http.max_batch_body_bytes);
+    Router::new()
+        .route("/healthz", get(handlers::health::healthz))
+        .route("/readyz", get(handlers::health::readyz))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed on this resource")
+        })
+        .with_state(AppState { services })
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| -> Response {
+            tracing::error!("a handler panicked");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log").into_response()
+        }))
+        .layer(security_header("x-content-type-options", "nosniff"))
+        .layer(security_header("x-frame-options", "DENY"))
+        .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(security_header("content-security-policy", "default-src 'self'"))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains in-flight
+/// requests.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -167,18 +167,11 @@ impl Services {
         parent: Option<ParentRef>,
         parent_row: Option<&Record>,
     ) -> Result<(Record, Extras)> {
-        let mut input = match parse_object(entity, object, Mode::Create, caller.system_admin) {
-            Ok(record) => record,
-            Err(mut e) => {
-                if let Some(p) = parent
-                    && e.fields.get(p.field).is_some_and(|r| r == "is required")
-                {
-                    e.fields.remove(p.field);
-                }
-                e.into_result()?;
-                unreachable!("an empty validation error is Ok")
-            }
+        let supplied: &[&str] = match &parent {
+            Some(p) => std::slice::from_ref(&p.field),
+            None => &[],
         };
+        let mut input = parse_object(entity, object, Mode::Create, caller.system_admin, supplied)?;
         if let Some(p) = parent {
             match input.get(p.field) {
                 Some(Value::Id(id)) if *id != p.id => {
@@ -442,7 +435,7 @@ impl Services {
                 entity.name
             )));
         }
-        let input = parse_object(entity, object(body)?, Mode::Patch, caller.system_admin)?;
+        let input = parse_object(entity, object(body)?, Mode::Patch, caller.system_admin, &[])?;
         if input.is_empty() {
             return self.get(caller, entity, id, Deleted::Exclude).await;
         }

@@ -1,0 +1,50 @@
+pub mod bench;
+pub mod config;
+pub mod keys;
+pub mod migrate;
+pub mod serve;
+pub mod user;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ceneca_service::{ServiceConfig, Services};
+use ceneca_store::Store;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+pub fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Opens the configured store (no migration).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    ceneca_store::open(&config.store_options())
+        .await
+        .with_context(|| format!("cannot open the database at {}", crate::config::redact_url(&config.store_url())))
+}
+
+pub fn service_config(config: &Config) -> ServiceConfig {
+    ServiceConfig {
+        edition: config.edition,
+        session_lifetime: Duration::from_secs(config.session_lifetime_hours.max(1) * 3600),
+        allow_registration: config.allow_registration,
+        ..ServiceConfig::default()
+    }
+}
+
+/// Opens, migrates and wires the services.
+pub async fn open_services(config: &Config) -> anyhow::Result<(Services, String)> {
+    let store = open_store(config).await?;
+    store.migrate_up().await.context("cannot migrate the database")?;
+    let (keys, key_source) = crate::keys::load(config)?;
+    Ok((Services::new(store, Arc::new(keys), service_config(config)), key_source))
+}

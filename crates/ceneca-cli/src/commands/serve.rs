@@ -1,0 +1,54 @@
+use std::time::Instant;
+
+use anyhow::Context;
+use ceneca_server::{HttpConfig, router, serve};
+
+use crate::config::{Config, redact_url};
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (services, key_source) = super::open_services(&config).await?;
+    let engine = services.store().engine();
+    let http = HttpConfig {
+        max_body_bytes: config.max_body_bytes,
+        max_batch_body_bytes: config.max_batch_body_bytes,
+    };
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        address = %address,
+        data_dir = %config.data_dir.display(),
+        engine = engine.as_str(),
+        database = %redact_url(&config.store_url()),
+        edition = config.edition.as_str(),
+        keys = %key_source,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "ceneca is listening on http://{address}"
+    );
+    serve(listener, router(services, http), shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,237 @@
+//! Configuration, layered: command-line flags > `CENECA_*` environment > `ceneca.toml` >
+//! defaults (DESIGN.md §5).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ceneca_domain::Edition;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded database, key file and attachments live.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: String,
+    /// `postgres://...` to run on PostgreSQL; empty for the embedded SQLite database.
+    pub database_url: String,
+    /// `enterprise` or `zero-sync`.
+    pub edition: Edition,
+    /// SQLite durability: `normal` (WAL default, survives process crashes) or `full`
+    /// (fsync on every commit, survives power loss).
+    pub sqlite_synchronous: String,
+    pub pg_max_connections: u32,
+    pub pg_idle_timeout_secs: u64,
+    pub max_body_bytes: usize,
+    pub max_batch_body_bytes: usize,
+    pub session_lifetime_hours: u64,
+    pub allow_registration: bool,
+    /// Base64 of a 32-byte key. Secret: never logged.
+    pub encryption_key: String,
+    /// A key file (`<id> <base64>` per line, the last line active).
+    pub encryption_key_file: String,
+    /// `text` or `json` logs.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./ceneca_data"),
+            listen: "127.0.0.1:8787".into(),
+            database_url: String::new(),
+            edition: Edition::Enterprise,
+            sqlite_synchronous: "normal".into(),
+            pg_max_connections: 20,
+            pg_idle_timeout_secs: 30,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_batch_body_bytes: 64 * 1024 * 1024,
+            session_lifetime_hours: 24 * 7,
+            allow_registration: true,
+            encryption_key: String::new(),
+            encryption_key_file: String::new(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("edition", &self.edition)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("pg_max_connections", &self.pg_max_connections)
+            .field("encryption_key", &if self.encryption_key.is_empty() { "" } else { "<redacted>" })
+            .field("encryption_key_file", &self.encryption_key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL with any password replaced, fit for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Flag values that override everything else (only those given).
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edition: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` path; otherwise `./ceneca.toml` if present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("configuration file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("ceneca.toml")),
+        }
+        let env = Env::prefixed("CENECA_").filter(|key| {
+            // Variables of the test harness and tools are not settings.
+            !key.as_str().starts_with("test_") && !key.as_str().starts_with("bench_") && key.as_str() != "new_user_password"
+        });
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !matches!(self.sqlite_synchronous.as_str(), "normal" | "full") {
+            bail!("sqlite_synchronous must be 'normal' or 'full', not '{}'", self.sqlite_synchronous);
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be 'text' or 'json', not '{}'", self.log_format);
+        }
+        if self.pg_max_connections == 0 {
+            bail!("pg_max_connections must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The store URL: PostgreSQL if configured, else the SQLite file in the data folder.
+    pub fn store_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("ceneca.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.is_empty() || self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn store_options(&self) -> ceneca_store::StoreOptions {
+        let mut options = ceneca_store::StoreOptions::new(self.store_url());
+        options.sqlite_synchronous_full = self.sqlite_synchronous == "full";
+        options.pg_max_connections = self.pg_max_connections;
+        options.pg_idle_timeout_secs = self.pg_idle_timeout_secs;
+        options
+    }
+}
+
+/// `ceneca config example`: every setting, commented, with its default.
+pub const EXAMPLE: &str = r#"# ceneca.toml — every setting with its default. Each can also be set as an environment
+# variable CENECA_<NAME> (for example CENECA_DATABASE_URL), and the most common ones as
+# flags of `ceneca serve`. Flags win over the environment, which wins over this file.
+
+# Where the embedded SQLite database and the generated key file live.
+data_dir = "./ceneca_data"
+
+# Address and port to listen on.
+listen = "127.0.0.1:8787"
+
+# Empty: the embedded SQLite database in data_dir. Set postgres://user:pass@host/db to run
+# on PostgreSQL (add ?sslmode=require for TLS). Several ceneca nodes may share one database.
+database_url = ""
+
+# "enterprise" (devices sync to an on-premise Ceneca) or "zero-sync" (air-gapped: no
+# outbound connections, data that references external services is refused).
+edition = "enterprise"
+
+# SQLite durability: "normal" survives process crashes (WAL); "full" also survives power
+# loss at the cost of an fsync per commit.
+sqlite_synchronous = "normal"
+
+# PostgreSQL connection pool.
+pg_max_connections = 20
+pg_idle_timeout_secs = 30
+
+# Largest request body, and largest batch request body, in bytes.
+max_body_bytes = 2097152
+max_batch_body_bytes = 67108864
+
+# How long a log-in session lasts.
+session_lifetime_hours = 168
+
+# Whether anyone may register an account (otherwise: `ceneca user create`).
+allow_registration = true
+
+# Encryption key for secrets (provider API keys, MFA secrets): base64 of 32 random bytes,
+# e.g. from `ceneca keys generate`. Prefer the environment variable CENECA_ENCRYPTION_KEY
+# or a key file to writing it here. With neither, the embedded default generates a key
+# file in data_dir once; on PostgreSQL a key must be given, so every node shares it.
+encryption_key = ""
+encryption_key_file = ""
+
+# "text" or "json" logs. The level comes from RUST_LOG (default: info).
+log_format = "text"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_to_the_defaults() {
+        let parsed: Config = toml_from(EXAMPLE);
+        assert_eq!(parsed.listen, Config::default().listen);
+        assert_eq!(parsed.max_batch_body_bytes, Config::default().max_batch_body_bytes);
+    }
+
+    fn toml_from(text: &str) -> Config {
+        Figment::from(Toml::string(text)).extract().unwrap()
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:<redacted>@h:5432/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        let config = Config {
+            encryption_key: "c2VjcmV0".into(),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("c2VjcmV0"));
+    }
+}

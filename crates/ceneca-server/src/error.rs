@@ -1,0 +1,92 @@
+//! The one mapping from service errors to HTTP (DESIGN.md §3 rule 7): a stable `code`, a
+//! human `message`, and `fields` for validation. Internal details are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ceneca_service::ServiceError;
+use serde_json::{Map, Value, json};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: Map::new(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    pub fn with_field(mut self, field: &str, reason: impl Into<String>) -> Self {
+        self.fields.insert(field.to_owned(), Value::String(reason.into()));
+        self
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Validation(v) => {
+                let mut out = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!("invalid input: {}", v.summary()));
+                for (field, reason) in v.fields {
+                    out.fields.insert(field, Value::String(reason));
+                }
+                out
+            }
+            ServiceError::BadRequest { message, field } => {
+                let out = ApiError::bad_request(message.clone());
+                match field {
+                    Some(f) => out.with_field(&f, message),
+                    None => out,
+                }
+            }
+            ServiceError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ServiceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            ServiceError::NotFound(what) => ApiError::not_found(what),
+            ServiceError::Conflict { message, fields } => {
+                let mut out = ApiError::new(StatusCode::CONFLICT, "conflict", message);
+                for (field, reason) in fields {
+                    out.fields.insert(field, Value::String(reason));
+                }
+                out
+            }
+            ServiceError::NotAllowed(m) => ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m),
+            ServiceError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if !self.fields.is_empty() {
+            error["fields"] = Value::Object(self.fields);
+        }
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,131 @@
+//! Extractors that turn a request into typed input or a clear [`ApiError`]: the caller
+//! ([`Auth`]), a JSON body ([`JsonBody`]), a UUID path segment ([`Id`]) and the query
+//! string ([`QueryPairs`]). Axum's own rejections are plain text; these answer in the API's
+//! JSON error format with the right status.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use ceneca_service::Caller;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The authenticated caller, from `Authorization: Bearer <token>`. Its presence in a
+/// handler's signature is what makes the route require a log-in.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing Authorization: Bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the Authorization header must be 'Bearer <token>'"))?;
+        Ok(Auth(state.services.authenticate(token).await?))
+    }
+}
+
+/// A JSON request body (any JSON value; the service validates its shape).
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(ct) = &content_type {
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if mime != "application/json" && !mime.ends_with("+json") {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as application/json",
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than this endpoint accepts")
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
+        }
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            let reason = match e.classify() {
+                serde_json::error::Category::Data => "JSON does not fit",
+                serde_json::error::Category::Eof => "JSON ends early",
+                _ => "malformed JSON",
+            };
+            ApiError::bad_request(format!("{reason} at line {} column {}", e.line(), e.column()))
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// A UUID path segment (the last one when there are several).
+pub struct Id(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(segments) = Path::<Vec<String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::bad_request("malformed path"))?;
+        parse_id(segments.last().map(String::as_str).unwrap_or("")).map(Id)
+    }
+}
+
+/// Two UUID path segments: a parent and a child (`/organizations/{id}/members/{member}`).
+pub struct Ids(pub Uuid, pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(segments) = Path::<Vec<String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::bad_request("malformed path"))?;
+        match segments.as_slice() {
+            [a, b] => Ok(Ids(parse_id(a)?, parse_id(b)?)),
+            _ => Err(ApiError::bad_request("malformed path")),
+        }
+    }
+}
+
+fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::bad_request("the id in the URL must be a UUID").with_field("id", "must be a UUID"))
+}
+
+/// The query string as name/value pairs, in order.
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|Query(pairs)| QueryPairs(pairs))
+            .map_err(|_| ApiError::bad_request("the query string is malformed"))
+    }
+}

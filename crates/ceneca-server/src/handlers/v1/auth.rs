@@ -1,0 +1,37 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::extract::{Auth, JsonBody};
+
+/// `POST /auth/register` `{email, password, display_name?}` → 201 `{token, user}`.
+pub async fn register(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let login = state.services.register(&body).await?;
+    Ok((StatusCode::CREATED, Json(login.to_json())).into_response())
+}
+
+/// `POST /auth/login` `{email, password}` → `{token, expires_at, user}`.
+pub async fn login(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let login = state.services.login(&body).await?;
+    Ok(Json(login.to_json()).into_response())
+}
+
+/// `POST /auth/logout`: the token stops working.
+pub async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<StatusCode> {
+    state.services.logout(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /auth/me`: the caller's account.
+pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+    Ok(Json(state.services.me(&caller).await?).into_response())
+}
+
+/// `POST /auth/password` `{current_password, new_password}`: every session ends.
+pub async fn change_password(State(state): State<AppState>, Auth(caller): Auth, JsonBody(body): JsonBody) -> ApiResult<StatusCode> {
+    state.services.change_password(&caller, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
