@@ -1,1 +1,387 @@
+//! The end-to-end harness: a real Ceneca server on `127.0.0.1:0`, over a real SQLite file
+//! in a temporary folder or a fresh database on the PostgreSQL server the test command
+//! started, driven over HTTP with `reqwest`.
+//!
+//! Every story is written once as `async fn story(backend: Backend)` and run on both
+//! engines with [`on_every_backend!`]. PostgreSQL is never skipped: without
+//! `CENECA_TEST_DATABASE_URL` the PostgreSQL half fails and says how to run it.
 
+use std::sync::Arc;
+
+use ceneca_crypto::KeyRing;
+use ceneca_service::{ServiceConfig, Services};
+use ceneca_store::StoreOptions;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` as two tests, `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A running server and what it runs on.
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub services: Services,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// A response: status and JSON body (`Null` when there is none).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The body, after checking the status.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        self.body
+    }
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+    }
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A fresh PostgreSQL database on the test server, by URL.
+pub async fn fresh_postgres_database() -> String {
+    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "CENECA_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs a server. \
+             Run `scripts/test`, which installs and starts one, or point the variable at a \
+             PostgreSQL you can create databases on (postgres://user@host:port/postgres)."
+        )
+    });
+    let name = format!("ceneca_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to CENECA_TEST_DATABASE_URL: {e}"));
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("database URL ends with /dbname");
+    format!("{base}/{name}")
+}
+
+/// A 32-byte key for tests, random per run.
+pub fn test_key_ring() -> KeyRing {
+    let key = ceneca_crypto::keyring::decode_key_base64(&ceneca_crypto::keyring::generate_key_base64()).unwrap();
+    KeyRing::new("test", &key).unwrap()
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, ServiceConfig::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, config: ServiceConfig) -> Self {
+        // Server-side errors show in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("ceneca.db").display()),
+            Backend::Postgres => fresh_postgres_database().await,
+        };
+        let mut options = StoreOptions::new(url);
+        options.pg_max_connections = 5;
+        let store = ceneca_store::open(&options).await.expect("open store");
+        store.migrate_up().await.expect("migrate");
+        let services = Services::new(store, Arc::new(test_key_ring()), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = ceneca_server::router(services.clone(), ceneca_server::HttpConfig::default());
+        tokio::spawn(ceneca_server::serve(listener, router, std::future::pending()));
+        TestServer {
+            base,
+            http: reqwest::Client::new(),
+            services,
+            backend,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request with an optional token and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let bytes = res.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON body ({status}): {}", String::from_utf8_lossy(&bytes)))
+        };
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, user: &User, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(&user.token), None).await
+    }
+    pub async fn post(&self, user: &User, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(&user.token), Some(&body)).await
+    }
+    pub async fn patch(&self, user: &User, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(&user.token), Some(&body)).await
+    }
+    pub async fn delete(&self, user: &User, path: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(&user.token), None).await
+    }
+
+    /// Registers a new account with a unique e-mail and returns it signed in.
+    pub async fn user(&self, name: &str) -> User {
+        let email = format!("{name}-{}@example.com", uuid::Uuid::now_v7().simple());
+        let body = self
+            .call(Method::POST, "/api/v1/auth/register", None, Some(&json!({"email": email, "password": "correct horse battery"})))
+            .await
+            .expect(201);
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates a system administrator (as `ceneca user create --admin` does) and logs in.
+    pub async fn admin(&self) -> User {
+        let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+        self.services.create_user(&email, "Admin", "correct horse battery", true).await.unwrap();
+        let body = self
+            .call(Method::POST, "/api/v1/auth/login", None, Some(&json!({"email": email, "password": "correct horse battery"})))
+            .await
+            .expect(200);
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// All items of a list, following cursors.
+    pub async fn list_all(&self, user: &User, path: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}cursor={c}"),
+                None => path.to_owned(),
+            };
+            let page = self.get(user, &url).await.expect(200);
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+}
+
+/// Ids of a small world one user owns: a personal workspace with a project, a thread with
+/// two messages, a document; an organization with an org-owned workspace; a plan.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub workspace: String,
+    pub project: String,
+    pub thread: String,
+    pub message: String,
+    pub document: String,
+    pub organization: String,
+    pub org_workspace: String,
+    pub flow: String,
+}
+
+pub async fn world(s: &TestServer, owner: &User) -> World {
+    let workspace = s.post(owner, "/api/v1/workspaces", json!({"name": "Personal"})).await.expect(201)["id"].as_str().unwrap().to_owned();
+    let project = s
+        .post(owner, "/api/v1/projects", json!({"workspace_id": workspace, "name": "Apollo"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let thread = s
+        .post(owner, "/api/v1/threads", json!({"workspace_id": workspace, "project_id": project, "title": "Launch"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let batch = s
+        .post(
+            owner,
+            &format!("/api/v1/threads/{thread}/messages/batch"),
+            json!({"items": [{"role": "user", "content": "When do we launch?"}, {"role": "assistant", "content": "At dawn.", "model": "m1"}]}),
+        )
+        .await
+        .expect(201);
+    let message = batch["items"][0]["id"].as_str().unwrap().to_owned();
+    let document = s
+        .post(owner, "/api/v1/documents", json!({"workspace_id": workspace, "project_id": project, "title": "Plan", "body": "Step one"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let slug = format!("org-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let organization = s
+        .post(owner, "/api/v1/organizations", json!({"name": "Acme", "slug": slug}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org_workspace = s
+        .post(owner, "/api/v1/workspaces", json!({"name": "Team", "organization_id": organization}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flow = s
+        .post(
+            owner,
+            "/api/v1/orchestration-flows",
+            json!({"workspace_id": workspace, "name": "Summarize", "definition": {"steps": [
+                {"key": "draft", "provider": "openai", "model": "m", "prompt_template": "{{input}}"},
+                {"key": "review", "provider": "anthropic", "model": "c", "prompt_template": "{{draft}}", "depends_on": ["draft"]}
+            ]}}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    World {
+        flow,
+        workspace,
+        project,
+        thread,
+        message,
+        document,
+        organization,
+        org_workspace,
+    }
+}
+
+/// A SHA-256-shaped hex string.
+pub fn sha(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+/// One resource's create body and a patch body (when it has patchable fields), for tests
+/// that go over every resource.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub path: &'static str,
+    pub create: Value,
+    pub patch: Option<Value>,
+    pub soft_delete: bool,
+}
+
+/// A sample of every resource a workspace owner can create, inside `w`.
+pub fn samples(w: &World) -> Vec<Sample> {
+    let s = |path, create, patch: Option<Value>, soft_delete| Sample { path, create, patch, soft_delete };
+    let slug = format!("s-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    vec![
+        s("organizations", json!({"name": "Org", "slug": slug}), Some(json!({"name": "Org 2"})), true),
+        s("devices", json!({"name": "laptop", "platform": "desktop"}), Some(json!({"name": "work laptop"})), false),
+        s("settings", json!({"key": "theme", "value": {"mode": "dark"}}), Some(json!({"value": "light"})), false),
+        s("workspaces", json!({"name": "Another"}), Some(json!({"description": "d"})), true),
+        s("projects", json!({"workspace_id": w.workspace, "name": "P"}), Some(json!({"name": "P2"})), true),
+        s("documents", json!({"workspace_id": w.workspace, "title": "Doc", "body": "text"}), Some(json!({"body": "more"})), true),
+        s("threads", json!({"workspace_id": w.workspace, "title": "T"}), Some(json!({"pinned": true})), true),
+        s("messages", json!({"thread_id": w.thread, "role": "user", "content": "hi"}), Some(json!({"content": "edited"})), true),
+        s(
+            "attachments",
+            json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "a.png", "mime_type": "image/png", "size_bytes": 10, "sha256": sha(1)}),
+            Some(json!({"file_name": "b.png"})),
+            false,
+        ),
+        s(
+            "provider-configs",
+            json!({"provider": "openai", "name": "Mine", "api_key": "sk-test-0123456789abcd", "models": ["gpt-x"]}),
+            Some(json!({"enabled": false})),
+            false,
+        ),
+        s(
+            "ai-interactions",
+            json!({"workspace_id": w.workspace, "thread_id": w.thread, "provider": "openai", "model": "gpt-x", "prompt_tokens": 10, "completion_tokens": 5, "cost_micros": 42, "latency_ms": 120}),
+            None,
+            false,
+        ),
+        s(
+            "orchestration-flows",
+            json!({"workspace_id": w.workspace, "name": "F", "definition": {"steps": [{"key": "a", "provider": "p", "model": "m", "prompt_template": "x"}]}}),
+            Some(json!({"status": "active"})),
+            false,
+        ),
+        s(
+            "orchestration-step-results",
+            json!({"flow_id": w.flow, "run_id": uuid::Uuid::now_v7().to_string(), "step_key": "draft", "input": {"q": 1}}),
+            Some(json!({"status": "succeeded", "output": "done"})),
+            false,
+        ),
+        s(
+            "embeddings",
+            json!({"collection": "messages", "source_id": w.message, "workspace_id": w.workspace, "model": "e5", "dims": 3, "vector": [0.1, 0.2, 0.3], "content_hash": sha(2)}),
+            None,
+            false,
+        ),
+        s(
+            "permission-sets",
+            json!({"workspace_id": w.workspace, "subject_type": "role", "subject_role": "editor", "resource_type": "threads", "actions": ["read", "write"], "effect": "allow"}),
+            Some(json!({"effect": "deny"})),
+            false,
+        ),
+        s("sharing-policies", json!({"scope": "export", "granted": true, "policy_version": "2026-01"}), Some(json!({"granted": false})), false),
+        s("telemetry", json!({"name": "app.opened", "properties": {"v": 1}}), None, false),
+    ]
+}

@@ -85,6 +85,17 @@ impl ScopeFilter {
                 .any(|(c, ids)| *c == column && ids.contains(&id)),
         }
     }
+    /// Rows either filter admits.
+    pub fn or(self, other: ScopeFilter) -> ScopeFilter {
+        match (self, other) {
+            (ScopeFilter::All, _) | (_, ScopeFilter::All) => ScopeFilter::All,
+            (ScopeFilter::AnyOf(mut a), ScopeFilter::AnyOf(b)) => {
+                a.extend(b);
+                ScopeFilter::AnyOf(a)
+            }
+        }
+    }
+
     pub fn is_nothing(&self) -> bool {
         match self {
             ScopeFilter::All => false,

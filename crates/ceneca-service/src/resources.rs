@@ -377,7 +377,7 @@ impl Services {
     ) -> Result<Json> {
         let row = self
             .store
-            .get(entity, id, caller.filter(entity, Access::Read), deleted)
+            .get(entity, id, read_filter(caller, entity, deleted), deleted)
             .await?
             .ok_or(ServiceError::NotFound(entity.name))?;
         Ok(to_json(entity, &row, View::Detail))
@@ -398,6 +398,7 @@ impl Services {
             50,
         );
         build_query(entity, params, &mut query)?;
+        query.filter = read_filter(caller, entity, query.deleted);
         if let Some(p) = parent {
             self.visible_parent(caller, entity, p).await?;
             query.equals.retain(|(c, _)| *c != p.field);
@@ -587,6 +588,18 @@ impl Services {
             Ok(None) => ServiceError::NotFound(entity.name),
             Err(e) => e.into(),
         }
+    }
+}
+
+/// Reading deleted organizations and workspaces takes the right to restore them: they are
+/// outside the live scope.
+fn read_filter(caller: &Caller, entity: &Entity, deleted: Deleted) -> ceneca_domain::scope::ScopeFilter {
+    let read = caller.filter(entity, Access::Read);
+    match (deleted, entity.tenancy) {
+        (Deleted::Include | Deleted::Only, Tenancy::SelfOrganization | Tenancy::SelfWorkspace) => {
+            read.or(caller.filter(entity, Access::Restore))
+        }
+        _ => read,
     }
 }
 

@@ -145,25 +145,25 @@ fn backend(e: rusqlite::Error) -> StoreError {
 /// Maps constraint failures to typed errors; the message text is SQLite's documented form
 /// ("UNIQUE constraint failed: table.col, table.col").
 fn map_error(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ffi;
-    if let rusqlite::Error::SqliteFailure(err, message) = &e {
+    if let rusqlite::Error::SqliteFailure(err, message) = &e
+        && err.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        // Extended codes are not reported consistently for every statement form (a
+        // RESTRICT foreign key under RETURNING reports the primary code), the message is.
         let message = message.as_deref().unwrap_or("");
         let detail = message.split_once(": ").map(|(_, d)| d).unwrap_or("");
         let table = detail.split('.').next().unwrap_or("").to_owned();
-        match err.extended_code {
-            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
-                let fields = detail
-                    .split(", ")
-                    .filter_map(|c| c.split_once('.').map(|(_, col)| col.to_owned()))
-                    .collect();
-                return StoreError::Unique { table, fields };
-            }
-            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return StoreError::ForeignKey { table },
-            ffi::SQLITE_CONSTRAINT_CHECK | ffi::SQLITE_CONSTRAINT_NOTNULL => {
-                return StoreError::Check { table };
-            }
-            _ => {}
+        if message.starts_with("UNIQUE") || message.starts_with("PRIMARY KEY") {
+            let fields = detail
+                .split(", ")
+                .filter_map(|c| c.split_once('.').map(|(_, col)| col.to_owned()))
+                .collect();
+            return StoreError::Unique { table, fields };
         }
+        if message.starts_with("FOREIGN KEY") {
+            return StoreError::ForeignKey { table };
+        }
+        return StoreError::Check { table };
     }
     backend(e)
 }
