@@ -71,11 +71,19 @@ impl Reply {
     /// The body, after checking the status.
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
     pub fn id(&self) -> String {
-        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_owned()
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
     }
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -98,13 +106,17 @@ pub async fn fresh_postgres_database() -> String {
     sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
         .await
         .expect("create test database");
-    let (base, _) = admin_url.rsplit_once('/').expect("database URL ends with /dbname");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("database URL ends with /dbname");
     format!("{base}/{name}")
 }
 
 /// A 32-byte key for tests, random per run.
 pub fn test_key_ring() -> KeyRing {
-    let key = ceneca_crypto::keyring::decode_key_base64(&ceneca_crypto::keyring::generate_key_base64()).unwrap();
+    let key =
+        ceneca_crypto::keyring::decode_key_base64(&ceneca_crypto::keyring::generate_key_base64())
+            .unwrap();
     KeyRing::new("test", &key).unwrap()
 }
 
@@ -116,7 +128,10 @@ impl TestServer {
     pub async fn start_with(backend: Backend, config: ServiceConfig) -> Self {
         // Server-side errors show in a failing test's output.
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().unwrap();
@@ -132,7 +147,11 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = ceneca_server::router(services.clone(), ceneca_server::HttpConfig::default());
-        tokio::spawn(ceneca_server::serve(listener, router, std::future::pending()));
+        tokio::spawn(ceneca_server::serve(
+            listener,
+            router,
+            std::future::pending(),
+        ));
         TestServer {
             base,
             http: reqwest::Client::new(),
@@ -143,7 +162,13 @@ impl TestServer {
     }
 
     /// Sends a request with an optional token and JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -157,7 +182,12 @@ impl TestServer {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON body ({status}): {}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "non-JSON body ({status}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
         };
         Reply { status, body }
     }
@@ -166,20 +196,28 @@ impl TestServer {
         self.call(Method::GET, path, Some(&user.token), None).await
     }
     pub async fn post(&self, user: &User, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(&user.token), Some(&body)).await
+        self.call(Method::POST, path, Some(&user.token), Some(&body))
+            .await
     }
     pub async fn patch(&self, user: &User, path: &str, body: Value) -> Reply {
-        self.call(Method::PATCH, path, Some(&user.token), Some(&body)).await
+        self.call(Method::PATCH, path, Some(&user.token), Some(&body))
+            .await
     }
     pub async fn delete(&self, user: &User, path: &str) -> Reply {
-        self.call(Method::DELETE, path, Some(&user.token), None).await
+        self.call(Method::DELETE, path, Some(&user.token), None)
+            .await
     }
 
     /// Registers a new account with a unique e-mail and returns it signed in.
     pub async fn user(&self, name: &str) -> User {
         let email = format!("{name}-{}@example.com", uuid::Uuid::now_v7().simple());
         let body = self
-            .call(Method::POST, "/api/v1/auth/register", None, Some(&json!({"email": email, "password": "correct horse battery"})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(&json!({"email": email, "password": "correct horse battery"})),
+            )
             .await
             .expect(201);
         User {
@@ -192,9 +230,17 @@ impl TestServer {
     /// Creates a system administrator (as `ceneca user create --admin` does) and logs in.
     pub async fn admin(&self) -> User {
         let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
-        self.services.create_user(&email, "Admin", "correct horse battery", true).await.unwrap();
+        self.services
+            .create_user(&email, "Admin", "correct horse battery", true)
+            .await
+            .unwrap();
         let body = self
-            .call(Method::POST, "/api/v1/auth/login", None, Some(&json!({"email": email, "password": "correct horse battery"})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({"email": email, "password": "correct horse battery"})),
+            )
             .await
             .expect(200);
         User {
@@ -239,16 +285,30 @@ pub struct World {
 }
 
 pub async fn world(s: &TestServer, owner: &User) -> World {
-    let workspace = s.post(owner, "/api/v1/workspaces", json!({"name": "Personal"})).await.expect(201)["id"].as_str().unwrap().to_owned();
+    let workspace = s
+        .post(owner, "/api/v1/workspaces", json!({"name": "Personal"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let project = s
-        .post(owner, "/api/v1/projects", json!({"workspace_id": workspace, "name": "Apollo"}))
+        .post(
+            owner,
+            "/api/v1/projects",
+            json!({"workspace_id": workspace, "name": "Apollo"}),
+        )
         .await
         .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let thread = s
-        .post(owner, "/api/v1/threads", json!({"workspace_id": workspace, "project_id": project, "title": "Launch"}))
+        .post(
+            owner,
+            "/api/v1/threads",
+            json!({"workspace_id": workspace, "project_id": project, "title": "Launch"}),
+        )
         .await
         .expect(201)["id"]
         .as_str()
@@ -272,14 +332,22 @@ pub async fn world(s: &TestServer, owner: &User) -> World {
         .to_owned();
     let slug = format!("org-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let organization = s
-        .post(owner, "/api/v1/organizations", json!({"name": "Acme", "slug": slug}))
+        .post(
+            owner,
+            "/api/v1/organizations",
+            json!({"name": "Acme", "slug": slug}),
+        )
         .await
         .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let org_workspace = s
-        .post(owner, "/api/v1/workspaces", json!({"name": "Team", "organization_id": organization}))
+        .post(
+            owner,
+            "/api/v1/workspaces",
+            json!({"name": "Team", "organization_id": organization}),
+        )
         .await
         .expect(201)["id"]
         .as_str()
@@ -328,17 +396,62 @@ pub struct Sample {
 
 /// A sample of every resource a workspace owner can create, inside `w`.
 pub fn samples(w: &World) -> Vec<Sample> {
-    let s = |path, create, patch: Option<Value>, soft_delete| Sample { path, create, patch, soft_delete };
+    let s = |path, create, patch: Option<Value>, soft_delete| Sample {
+        path,
+        create,
+        patch,
+        soft_delete,
+    };
     let slug = format!("s-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     vec![
-        s("organizations", json!({"name": "Org", "slug": slug}), Some(json!({"name": "Org 2"})), true),
-        s("devices", json!({"name": "laptop", "platform": "desktop"}), Some(json!({"name": "work laptop"})), false),
-        s("settings", json!({"key": "theme", "value": {"mode": "dark"}}), Some(json!({"value": "light"})), false),
-        s("workspaces", json!({"name": "Another"}), Some(json!({"description": "d"})), true),
-        s("projects", json!({"workspace_id": w.workspace, "name": "P"}), Some(json!({"name": "P2"})), true),
-        s("documents", json!({"workspace_id": w.workspace, "title": "Doc", "body": "text"}), Some(json!({"body": "more"})), true),
-        s("threads", json!({"workspace_id": w.workspace, "title": "T"}), Some(json!({"pinned": true})), true),
-        s("messages", json!({"thread_id": w.thread, "role": "user", "content": "hi"}), Some(json!({"content": "edited"})), true),
+        s(
+            "organizations",
+            json!({"name": "Org", "slug": slug}),
+            Some(json!({"name": "Org 2"})),
+            true,
+        ),
+        s(
+            "devices",
+            json!({"name": "laptop", "platform": "desktop"}),
+            Some(json!({"name": "work laptop"})),
+            false,
+        ),
+        s(
+            "settings",
+            json!({"key": "theme", "value": {"mode": "dark"}}),
+            Some(json!({"value": "light"})),
+            false,
+        ),
+        s(
+            "workspaces",
+            json!({"name": "Another"}),
+            Some(json!({"description": "d"})),
+            true,
+        ),
+        s(
+            "projects",
+            json!({"workspace_id": w.workspace, "name": "P"}),
+            Some(json!({"name": "P2"})),
+            true,
+        ),
+        s(
+            "documents",
+            json!({"workspace_id": w.workspace, "title": "Doc", "body": "text"}),
+            Some(json!({"body": "more"})),
+            true,
+        ),
+        s(
+            "threads",
+            json!({"workspace_id": w.workspace, "title": "T"}),
+            Some(json!({"pinned": true})),
+            true,
+        ),
+        s(
+            "messages",
+            json!({"thread_id": w.thread, "role": "user", "content": "hi"}),
+            Some(json!({"content": "edited"})),
+            true,
+        ),
         s(
             "attachments",
             json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "a.png", "mime_type": "image/png", "size_bytes": 10, "sha256": sha(1)}),
@@ -381,7 +494,17 @@ pub fn samples(w: &World) -> Vec<Sample> {
             Some(json!({"effect": "deny"})),
             false,
         ),
-        s("sharing-policies", json!({"scope": "export", "granted": true, "policy_version": "2026-01"}), Some(json!({"granted": false})), false),
-        s("telemetry", json!({"name": "app.opened", "properties": {"v": 1}}), None, false),
+        s(
+            "sharing-policies",
+            json!({"scope": "export", "granted": true, "policy_version": "2026-01"}),
+            Some(json!({"granted": false})),
+            false,
+        ),
+        s(
+            "telemetry",
+            json!({"name": "app.opened", "properties": {"v": 1}}),
+            None,
+            false,
+        ),
     ]
 }

@@ -20,15 +20,23 @@ async fn deleting_a_workspace_takes_its_content_and_restore_brings_it_back(backe
     let w = world(&s, &u).await;
     // A message deleted on its own before stays deleted after the restore.
     let lone = s
-        .post(&u, &format!("/api/v1/threads/{}/messages", w.thread), json!({"role": "user", "content": "typo"}))
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages", w.thread),
+            json!({"role": "user", "content": "typo"}),
+        )
         .await
         .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    s.delete(&u, &format!("/api/v1/messages/{lone}")).await.expect(200);
+    s.delete(&u, &format!("/api/v1/messages/{lone}"))
+        .await
+        .expect(200);
 
-    s.delete(&u, &format!("/api/v1/workspaces/{}", w.workspace)).await.expect(200);
+    s.delete(&u, &format!("/api/v1/workspaces/{}", w.workspace))
+        .await
+        .expect(200);
     for path in [
         format!("/api/v1/workspaces/{}", w.workspace),
         format!("/api/v1/projects/{}", w.project),
@@ -38,15 +46,42 @@ async fn deleting_a_workspace_takes_its_content_and_restore_brings_it_back(backe
     ] {
         s.get(&u, &path).await.expect(404);
     }
-    assert!(s.list_all(&u, &format!("/api/v1/threads?workspace_id={}", w.workspace)).await.is_empty());
+    assert!(
+        s.list_all(&u, &format!("/api/v1/threads?workspace_id={}", w.workspace))
+            .await
+            .is_empty()
+    );
 
-    s.post(&u, &format!("/api/v1/workspaces/{}/restore", w.workspace), json!({})).await.expect(200);
-    s.get(&u, &format!("/api/v1/threads/{}", w.thread)).await.expect(200);
-    s.get(&u, &format!("/api/v1/documents/{}", w.document)).await.expect(200);
-    let messages = s.list_all(&u, &format!("/api/v1/threads/{}/messages", w.thread)).await;
-    assert_eq!(messages.len(), 2, "the two world messages are back; the lone one is not");
-    s.get(&u, &format!("/api/v1/messages/{lone}")).await.expect(404);
-    let deleted_only = s.list_all(&u, &format!("/api/v1/threads/{}/messages?deleted=only", w.thread)).await;
+    s.post(
+        &u,
+        &format!("/api/v1/workspaces/{}/restore", w.workspace),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    s.get(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    s.get(&u, &format!("/api/v1/documents/{}", w.document))
+        .await
+        .expect(200);
+    let messages = s
+        .list_all(&u, &format!("/api/v1/threads/{}/messages", w.thread))
+        .await;
+    assert_eq!(
+        messages.len(),
+        2,
+        "the two world messages are back; the lone one is not"
+    );
+    s.get(&u, &format!("/api/v1/messages/{lone}"))
+        .await
+        .expect(404);
+    let deleted_only = s
+        .list_all(
+            &u,
+            &format!("/api/v1/threads/{}/messages?deleted=only", w.thread),
+        )
+        .await;
     assert_eq!(deleted_only.len(), 1);
     assert_eq!(deleted_only[0]["id"], json!(lone));
 }
@@ -55,65 +90,186 @@ async fn deleting_a_thread_soft_deletes_its_messages(backend: Backend) {
     let s = TestServer::start(backend).await;
     let u = s.user("u").await;
     let w = world(&s, &u).await;
-    s.delete(&u, &format!("/api/v1/threads/{}", w.thread)).await.expect(200);
-    s.get(&u, &format!("/api/v1/messages/{}", w.message)).await.expect(404);
-    s.get(&u, &format!("/api/v1/threads/{}/messages", w.thread)).await.expect(404);
-    s.post(&u, &format!("/api/v1/threads/{}/messages", w.thread), json!({"role": "user", "content": "x"})).await.expect(404);
+    s.delete(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    s.get(&u, &format!("/api/v1/messages/{}", w.message))
+        .await
+        .expect(404);
+    s.get(&u, &format!("/api/v1/threads/{}/messages", w.thread))
+        .await
+        .expect(404);
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages", w.thread),
+        json!({"role": "user", "content": "x"}),
+    )
+    .await
+    .expect(404);
     // The project delete cascade reaches threads and documents of the project.
-    s.post(&u, &format!("/api/v1/threads/{}/restore", w.thread), json!({})).await.expect(200);
-    s.delete(&u, &format!("/api/v1/projects/{}", w.project)).await.expect(200);
-    s.get(&u, &format!("/api/v1/threads/{}", w.thread)).await.expect(404);
-    s.get(&u, &format!("/api/v1/documents/{}", w.document)).await.expect(404);
-    s.get(&u, &format!("/api/v1/messages/{}", w.message)).await.expect(404);
-    s.post(&u, &format!("/api/v1/projects/{}/restore", w.project), json!({})).await.expect(200);
-    s.get(&u, &format!("/api/v1/messages/{}", w.message)).await.expect(200);
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/restore", w.thread),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    s.delete(&u, &format!("/api/v1/projects/{}", w.project))
+        .await
+        .expect(200);
+    s.get(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(404);
+    s.get(&u, &format!("/api/v1/documents/{}", w.document))
+        .await
+        .expect(404);
+    s.get(&u, &format!("/api/v1/messages/{}", w.message))
+        .await
+        .expect(404);
+    s.post(
+        &u,
+        &format!("/api/v1/projects/{}/restore", w.project),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    s.get(&u, &format!("/api/v1/messages/{}", w.message))
+        .await
+        .expect(200);
 }
 
 async fn batches_keep_order_counters_and_pages(backend: Backend) {
     let s = TestServer::start(backend).await;
     let u = s.user("u").await;
     let w = world(&s, &u).await;
-    let thread = s.post(&u, "/api/v1/threads", json!({"workspace_id": w.workspace})).await.expect(201);
+    let thread = s
+        .post(&u, "/api/v1/threads", json!({"workspace_id": w.workspace}))
+        .await
+        .expect(201);
     let thread_id = thread["id"].as_str().unwrap();
     let items: Vec<Value> = (0..120).map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": format!("message {i}"), "token_count": i})).collect();
-    let created = s.post(&u, &format!("/api/v1/threads/{thread_id}/messages/batch"), json!({"items": items})).await.expect(201);
+    let created = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{thread_id}/messages/batch"),
+            json!({"items": items}),
+        )
+        .await
+        .expect(201);
     assert_eq!(created["items"].as_array().unwrap().len(), 120);
 
-    let after = s.get(&u, &format!("/api/v1/threads/{thread_id}")).await.expect(200);
+    let after = s
+        .get(&u, &format!("/api/v1/threads/{thread_id}"))
+        .await
+        .expect(200);
     assert_eq!(after["message_count"], 120);
-    assert!(after["last_message_at"].as_str() > thread["last_message_at"].as_str() || after["last_message_at"] == created["items"][119]["created_at"]);
+    assert!(
+        after["last_message_at"].as_str() > thread["last_message_at"].as_str()
+            || after["last_message_at"] == created["items"][119]["created_at"]
+    );
 
-    let first = s.get(&u, &format!("/api/v1/threads/{thread_id}/messages?limit=50")).await.expect(200);
+    let first = s
+        .get(
+            &u,
+            &format!("/api/v1/threads/{thread_id}/messages?limit=50"),
+        )
+        .await
+        .expect(200);
     assert_eq!(first["items"].as_array().unwrap().len(), 50);
     assert!(first["next_cursor"].is_string());
-    let all = s.list_all(&u, &format!("/api/v1/threads/{thread_id}/messages?limit=50")).await;
-    let contents: Vec<_> = all.iter().map(|m| m["content"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(contents, (0..120).map(|i| format!("message {i}")).collect::<Vec<_>>(), "oldest first, in batch order");
-    let newest = s.get(&u, &format!("/api/v1/threads/{thread_id}/messages?limit=1&sort=-created_at")).await.expect(200);
+    let all = s
+        .list_all(
+            &u,
+            &format!("/api/v1/threads/{thread_id}/messages?limit=50"),
+        )
+        .await;
+    let contents: Vec<_> = all
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        contents,
+        (0..120).map(|i| format!("message {i}")).collect::<Vec<_>>(),
+        "oldest first, in batch order"
+    );
+    let newest = s
+        .get(
+            &u,
+            &format!("/api/v1/threads/{thread_id}/messages?limit=1&sort=-created_at"),
+        )
+        .await
+        .expect(200);
     assert_eq!(newest["items"][0]["content"], "message 119");
-    let users = s.list_all(&u, &format!("/api/v1/threads/{thread_id}/messages?role=user")).await;
+    let users = s
+        .list_all(
+            &u,
+            &format!("/api/v1/threads/{thread_id}/messages?role=user"),
+        )
+        .await;
     assert_eq!(users.len(), 60);
 
     // Deleting a message moves the counter; restoring moves it back.
     let id = all[5]["id"].as_str().unwrap();
-    s.delete(&u, &format!("/api/v1/messages/{id}")).await.expect(200);
-    assert_eq!(s.get(&u, &format!("/api/v1/threads/{thread_id}")).await.expect(200)["message_count"], 119);
-    s.post(&u, &format!("/api/v1/messages/{id}/restore"), json!({})).await.expect(200);
-    assert_eq!(s.get(&u, &format!("/api/v1/threads/{thread_id}")).await.expect(200)["message_count"], 120);
+    s.delete(&u, &format!("/api/v1/messages/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        s.get(&u, &format!("/api/v1/threads/{thread_id}"))
+            .await
+            .expect(200)["message_count"],
+        119
+    );
+    s.post(&u, &format!("/api/v1/messages/{id}/restore"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        s.get(&u, &format!("/api/v1/threads/{thread_id}"))
+            .await
+            .expect(200)["message_count"],
+        120
+    );
 
     // A batch with one bad item writes nothing and names the item.
     let bad = s
         .post(&u, &format!("/api/v1/threads/{thread_id}/messages/batch"), json!({"items": [{"role": "user", "content": "ok"}, {"role": "robot", "content": "no"}]}))
         .await;
     assert_eq!(bad.status.as_u16(), 422);
-    assert!(bad.body["error"]["fields"]["items[1].role"].is_string(), "{}", bad.body);
-    assert_eq!(s.get(&u, &format!("/api/v1/threads/{thread_id}")).await.expect(200)["message_count"], 120);
+    assert!(
+        bad.body["error"]["fields"]["items[1].role"].is_string(),
+        "{}",
+        bad.body
+    );
+    assert_eq!(
+        s.get(&u, &format!("/api/v1/threads/{thread_id}"))
+            .await
+            .expect(200)["message_count"],
+        120
+    );
 
     // Threads of a workspace come most recently active first.
-    let older = s.post(&u, "/api/v1/threads", json!({"workspace_id": w.workspace, "title": "older"})).await.expect(201);
-    s.post(&u, &format!("/api/v1/threads/{thread_id}/messages"), json!({"role": "user", "content": "bump"})).await.expect(201);
-    let threads = s.list_all(&u, &format!("/api/v1/threads?workspace_id={}", w.workspace)).await;
-    assert_eq!(threads[0]["id"], json!(thread_id), "the thread with the newest message leads");
+    let older = s
+        .post(
+            &u,
+            "/api/v1/threads",
+            json!({"workspace_id": w.workspace, "title": "older"}),
+        )
+        .await
+        .expect(201);
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{thread_id}/messages"),
+        json!({"role": "user", "content": "bump"}),
+    )
+    .await
+    .expect(201);
+    let threads = s
+        .list_all(&u, &format!("/api/v1/threads?workspace_id={}", w.workspace))
+        .await;
+    assert_eq!(
+        threads[0]["id"],
+        json!(thread_id),
+        "the thread with the newest message leads"
+    );
     assert!(threads.iter().any(|t| t["id"] == older["id"]));
 }
 
@@ -122,24 +278,57 @@ async fn every_write_is_in_the_change_log(backend: Backend) {
     let u = s.user("u").await;
     let other = s.user("other").await;
     let w = world(&s, &u).await;
-    s.patch(&u, &format!("/api/v1/threads/{}", w.thread), json!({"title": "Renamed", "pinned": true})).await.expect(200);
-    s.delete(&u, &format!("/api/v1/documents/{}", w.document)).await.expect(200);
+    s.patch(
+        &u,
+        &format!("/api/v1/threads/{}", w.thread),
+        json!({"title": "Renamed", "pinned": true}),
+    )
+    .await
+    .expect(200);
+    s.delete(&u, &format!("/api/v1/documents/{}", w.document))
+        .await
+        .expect(200);
     let events = s.list_all(&u, "/api/v1/sync-events?limit=200").await;
-    let thread_events: Vec<&Value> = events.iter().filter(|e| e["entity_id"] == json!(w.thread)).collect();
+    let thread_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["entity_id"] == json!(w.thread))
+        .collect();
     assert_eq!(thread_events[0]["operation"], "create");
-    let update = thread_events.iter().find(|e| e["operation"] == "update").expect("update logged");
-    let mut fields: Vec<_> = update["changed_fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let update = thread_events
+        .iter()
+        .find(|e| e["operation"] == "update")
+        .expect("update logged");
+    let mut fields: Vec<_> = update["changed_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     fields.sort();
     assert_eq!(fields, ["pinned", "title"]);
     assert_eq!(update["user_id"], json!(u.id));
-    assert!(events.iter().any(|e| e["entity_id"] == json!(w.document) && e["operation"] == "delete"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["entity_id"] == json!(w.document) && e["operation"] == "delete")
+    );
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|p| p[0] < p[1]), "the cursor order is commit order");
+    assert!(
+        seqs.windows(2).all(|p| p[0] < p[1]),
+        "the cursor order is commit order"
+    );
     let hlcs: Vec<i64> = events.iter().map(|e| e["hlc"].as_i64().unwrap()).collect();
-    assert!(hlcs.windows(2).all(|p| p[0] < p[1]), "HLC timestamps increase");
+    assert!(
+        hlcs.windows(2).all(|p| p[0] < p[1]),
+        "HLC timestamps increase"
+    );
     // Another tenant sees none of it.
     let theirs = s.list_all(&other, "/api/v1/sync-events").await;
-    assert!(theirs.iter().all(|e| e["scope_workspace_id"] != json!(w.workspace)));
+    assert!(
+        theirs
+            .iter()
+            .all(|e| e["scope_workspace_id"] != json!(w.workspace))
+    );
 }
 
 async fn organization_roles_decide_who_may_do_what(backend: Backend) {
@@ -150,31 +339,121 @@ async fn organization_roles_decide_who_may_do_what(backend: Backend) {
     let viewer = s.user("viewer").await;
     let w = world(&s, &owner).await;
     let members = format!("/api/v1/organizations/{}/members", w.organization);
-    s.post(&owner, &members, json!({"user_id": admin.id, "role": "admin"})).await.expect(201);
-    let m = s.post(&admin, &members, json!({"user_id": member.id, "role": "member"})).await.expect(201);
-    s.post(&admin, &members, json!({"user_id": viewer.id, "role": "viewer"})).await.expect(201);
-    s.post(&admin, &members, json!({"user_id": viewer.id, "role": "viewer"})).await.expect(409);
+    s.post(
+        &owner,
+        &members,
+        json!({"user_id": admin.id, "role": "admin"}),
+    )
+    .await
+    .expect(201);
+    let m = s
+        .post(
+            &admin,
+            &members,
+            json!({"user_id": member.id, "role": "member"}),
+        )
+        .await
+        .expect(201);
+    s.post(
+        &admin,
+        &members,
+        json!({"user_id": viewer.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &admin,
+        &members,
+        json!({"user_id": viewer.id, "role": "viewer"}),
+    )
+    .await
+    .expect(409);
     // Only owners make owners.
-    s.patch(&admin, &format!("{members}/{}", m["id"].as_str().unwrap()), json!({"role": "owner"})).await.expect(403);
+    s.patch(
+        &admin,
+        &format!("{members}/{}", m["id"].as_str().unwrap()),
+        json!({"role": "owner"}),
+    )
+    .await
+    .expect(403);
     // Members read the organization, cannot change it or its members.
-    s.get(&member, &format!("/api/v1/organizations/{}", w.organization)).await.expect(200);
-    s.patch(&member, &format!("/api/v1/organizations/{}", w.organization), json!({"name": "x"})).await.expect(403);
-    s.post(&member, &members, json!({"user_id": viewer.id})).await.expect(403);
+    s.get(
+        &member,
+        &format!("/api/v1/organizations/{}", w.organization),
+    )
+    .await
+    .expect(200);
+    s.patch(
+        &member,
+        &format!("/api/v1/organizations/{}", w.organization),
+        json!({"name": "x"}),
+    )
+    .await
+    .expect(403);
+    s.post(&member, &members, json!({"user_id": viewer.id}))
+        .await
+        .expect(403);
     assert_eq!(s.list_all(&viewer, &members).await.len(), 4);
     // Members create workspaces in the organization; viewers cannot.
-    s.post(&member, "/api/v1/workspaces", json!({"name": "M", "organization_id": w.organization})).await.expect(201);
-    s.post(&viewer, "/api/v1/workspaces", json!({"name": "V", "organization_id": w.organization})).await.expect(403);
+    s.post(
+        &member,
+        "/api/v1/workspaces",
+        json!({"name": "M", "organization_id": w.organization}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &viewer,
+        "/api/v1/workspaces",
+        json!({"name": "V", "organization_id": w.organization}),
+    )
+    .await
+    .expect(403);
     // Organization admins administer every workspace of the organization.
-    s.post(&admin, "/api/v1/threads", json!({"workspace_id": w.org_workspace})).await.expect(201);
-    s.post(&member, "/api/v1/threads", json!({"workspace_id": w.org_workspace})).await.expect(404);
+    s.post(
+        &admin,
+        "/api/v1/threads",
+        json!({"workspace_id": w.org_workspace}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &member,
+        "/api/v1/threads",
+        json!({"workspace_id": w.org_workspace}),
+    )
+    .await
+    .expect(404);
     // Admins change the organization; only owners delete it; the last owner stays.
-    s.patch(&admin, &format!("/api/v1/organizations/{}", w.organization), json!({"name": "Acme 2"})).await.expect(200);
-    s.delete(&admin, &format!("/api/v1/organizations/{}", w.organization)).await.expect(403);
+    s.patch(
+        &admin,
+        &format!("/api/v1/organizations/{}", w.organization),
+        json!({"name": "Acme 2"}),
+    )
+    .await
+    .expect(200);
+    s.delete(&admin, &format!("/api/v1/organizations/{}", w.organization))
+        .await
+        .expect(403);
     let owners = s.list_all(&owner, &format!("{members}?role=owner")).await;
-    s.delete(&owner, &format!("{members}/{}", owners[0]["id"].as_str().unwrap())).await.expect(409);
-    s.delete(&owner, &format!("/api/v1/organizations/{}", w.organization)).await.expect(200);
-    s.get(&member, &format!("/api/v1/organizations/{}", w.organization)).await.expect(404);
-    s.get(&owner, &format!("/api/v1/workspaces/{}", w.org_workspace)).await.expect(404);
+    s.delete(
+        &owner,
+        &format!("{members}/{}", owners[0]["id"].as_str().unwrap()),
+    )
+    .await
+    .expect(409);
+    s.delete(&owner, &format!("/api/v1/organizations/{}", w.organization))
+        .await
+        .expect(200);
+    s.get(
+        &member,
+        &format!("/api/v1/organizations/{}", w.organization),
+    )
+    .await
+    .expect(404);
+    s.get(&owner, &format!("/api/v1/workspaces/{}", w.org_workspace))
+        .await
+        .expect(404);
 }
 
 async fn workspace_roles_decide_who_may_write(backend: Backend) {
@@ -184,23 +463,84 @@ async fn workspace_roles_decide_who_may_write(backend: Backend) {
     let viewer = s.user("viewer").await;
     let w = world(&s, &owner).await;
     let members = format!("/api/v1/workspaces/{}/members", w.workspace);
-    s.post(&owner, &members, json!({"user_id": editor.id, "role": "editor"})).await.expect(201);
-    let v = s.post(&owner, &members, json!({"user_id": viewer.id})).await.expect(201);
+    s.post(
+        &owner,
+        &members,
+        json!({"user_id": editor.id, "role": "editor"}),
+    )
+    .await
+    .expect(201);
+    let v = s
+        .post(&owner, &members, json!({"user_id": viewer.id}))
+        .await
+        .expect(201);
     assert_eq!(v["role"], "viewer");
-    s.get(&viewer, &format!("/api/v1/threads/{}", w.thread)).await.expect(200);
-    s.post(&viewer, "/api/v1/threads", json!({"workspace_id": w.workspace})).await.expect(403);
-    s.patch(&viewer, &format!("/api/v1/threads/{}", w.thread), json!({"title": "x"})).await.expect(403);
-    s.delete(&viewer, &format!("/api/v1/threads/{}", w.thread)).await.expect(403);
-    s.post(&editor, "/api/v1/threads", json!({"workspace_id": w.workspace})).await.expect(201);
-    s.patch(&editor, &format!("/api/v1/threads/{}", w.thread), json!({"title": "x"})).await.expect(200);
-    s.post(&editor, &members, json!({"user_id": viewer.id})).await.expect(403);
-    s.patch(&editor, &format!("/api/v1/workspaces/{}", w.workspace), json!({"name": "x"})).await.expect(403);
+    s.get(&viewer, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    s.post(
+        &viewer,
+        "/api/v1/threads",
+        json!({"workspace_id": w.workspace}),
+    )
+    .await
+    .expect(403);
+    s.patch(
+        &viewer,
+        &format!("/api/v1/threads/{}", w.thread),
+        json!({"title": "x"}),
+    )
+    .await
+    .expect(403);
+    s.delete(&viewer, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(403);
+    s.post(
+        &editor,
+        "/api/v1/threads",
+        json!({"workspace_id": w.workspace}),
+    )
+    .await
+    .expect(201);
+    s.patch(
+        &editor,
+        &format!("/api/v1/threads/{}", w.thread),
+        json!({"title": "x"}),
+    )
+    .await
+    .expect(200);
+    s.post(&editor, &members, json!({"user_id": viewer.id}))
+        .await
+        .expect(403);
+    s.patch(
+        &editor,
+        &format!("/api/v1/workspaces/{}", w.workspace),
+        json!({"name": "x"}),
+    )
+    .await
+    .expect(403);
     // Promotion takes effect on the next request.
-    s.patch(&owner, &format!("{members}/{}", v["id"].as_str().unwrap()), json!({"role": "editor"})).await.expect(200);
-    s.post(&viewer, "/api/v1/threads", json!({"workspace_id": w.workspace})).await.expect(201);
+    s.patch(
+        &owner,
+        &format!("{members}/{}", v["id"].as_str().unwrap()),
+        json!({"role": "editor"}),
+    )
+    .await
+    .expect(200);
+    s.post(
+        &viewer,
+        "/api/v1/threads",
+        json!({"workspace_id": w.workspace}),
+    )
+    .await
+    .expect(201);
     // Removal too.
-    s.delete(&owner, &format!("{members}/{}", v["id"].as_str().unwrap())).await.expect(204);
-    s.get(&viewer, &format!("/api/v1/threads/{}", w.thread)).await.expect(404);
+    s.delete(&owner, &format!("{members}/{}", v["id"].as_str().unwrap()))
+        .await
+        .expect(204);
+    s.get(&viewer, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(404);
 }
 
 async fn hard_deletes_cascade_where_the_model_says(backend: Backend) {
@@ -209,20 +549,59 @@ async fn hard_deletes_cascade_where_the_model_says(backend: Backend) {
     let w = world(&s, &u).await;
     let run = uuid::Uuid::now_v7().to_string();
     let step = s
-        .post(&u, "/api/v1/orchestration-step-results", json!({"flow_id": w.flow, "run_id": run, "step_key": "draft"}))
+        .post(
+            &u,
+            "/api/v1/orchestration-step-results",
+            json!({"flow_id": w.flow, "run_id": run, "step_key": "draft"}),
+        )
         .await
         .expect(201);
-    assert_eq!(step["workspace_id"], json!(w.workspace), "inherits the flow's workspace");
-    s.delete(&u, &format!("/api/v1/orchestration-flows/{}", w.flow)).await.expect(204);
-    s.get(&u, &format!("/api/v1/orchestration-step-results/{}", step["id"].as_str().unwrap())).await.expect(404);
+    assert_eq!(
+        step["workspace_id"],
+        json!(w.workspace),
+        "inherits the flow's workspace"
+    );
+    s.delete(&u, &format!("/api/v1/orchestration-flows/{}", w.flow))
+        .await
+        .expect(204);
+    s.get(
+        &u,
+        &format!(
+            "/api/v1/orchestration-step-results/{}",
+            step["id"].as_str().unwrap()
+        ),
+    )
+    .await
+    .expect(404);
     // Removing a provider config keeps the usage records that named it.
-    let config = s.post(&u, "/api/v1/provider-configs", json!({"provider": "openai", "name": "c"})).await.expect(201);
+    let config = s
+        .post(
+            &u,
+            "/api/v1/provider-configs",
+            json!({"provider": "openai", "name": "c"}),
+        )
+        .await
+        .expect(201);
     let usage = s
         .post(&u, "/api/v1/ai-interactions", json!({"workspace_id": w.workspace, "provider_config_id": config["id"], "provider": "openai", "model": "m", "prompt_tokens": 3, "completion_tokens": 4}))
         .await
         .expect(201);
     assert_eq!(usage["total_tokens"], 7);
-    s.delete(&u, &format!("/api/v1/provider-configs/{}", config["id"].as_str().unwrap())).await.expect(204);
-    let kept = s.get(&u, &format!("/api/v1/ai-interactions/{}", usage["id"].as_str().unwrap())).await.expect(200);
+    s.delete(
+        &u,
+        &format!(
+            "/api/v1/provider-configs/{}",
+            config["id"].as_str().unwrap()
+        ),
+    )
+    .await
+    .expect(204);
+    let kept = s
+        .get(
+            &u,
+            &format!("/api/v1/ai-interactions/{}", usage["id"].as_str().unwrap()),
+        )
+        .await
+        .expect(200);
     assert_eq!(kept["provider_config_id"], Value::Null);
 }

@@ -67,7 +67,14 @@ impl std::fmt::Debug for Config {
             .field("edition", &self.edition)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("pg_max_connections", &self.pg_max_connections)
-            .field("encryption_key", &if self.encryption_key.is_empty() { "" } else { "<redacted>" })
+            .field(
+                "encryption_key",
+                &if self.encryption_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
             .field("encryption_key_file", &self.encryption_key_file)
             .finish_non_exhaustive()
     }
@@ -115,7 +122,9 @@ impl Config {
         }
         let env = Env::prefixed("CENECA_").filter(|key| {
             // Variables of the test harness and tools are not settings.
-            !key.as_str().starts_with("test_") && !key.as_str().starts_with("bench_") && key.as_str() != "new_user_password"
+            !key.as_str().starts_with("test_")
+                && !key.as_str().starts_with("bench_")
+                && key.as_str() != "new_user_password"
         });
         let config: Config = figment
             .merge(env)
@@ -128,10 +137,16 @@ impl Config {
 
     fn check(&self) -> anyhow::Result<()> {
         if !matches!(self.sqlite_synchronous.as_str(), "normal" | "full") {
-            bail!("sqlite_synchronous must be 'normal' or 'full', not '{}'", self.sqlite_synchronous);
+            bail!(
+                "sqlite_synchronous must be 'normal' or 'full', not '{}'",
+                self.sqlite_synchronous
+            );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            bail!("log_format must be 'text' or 'json', not '{}'", self.log_format);
+            bail!(
+                "log_format must be 'text' or 'json', not '{}'",
+                self.log_format
+            );
         }
         if self.pg_max_connections == 0 {
             bail!("pg_max_connections must be at least 1");
@@ -217,7 +232,10 @@ mod tests {
     fn the_example_parses_to_the_defaults() {
         let parsed: Config = toml_from(EXAMPLE);
         assert_eq!(parsed.listen, Config::default().listen);
-        assert_eq!(parsed.max_batch_body_bytes, Config::default().max_batch_body_bytes);
+        assert_eq!(
+            parsed.max_batch_body_bytes,
+            Config::default().max_batch_body_bytes
+        );
     }
 
     fn toml_from(text: &str) -> Config {
@@ -226,7 +244,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:<redacted>@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:<redacted>@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
         let config = Config {
             encryption_key: "c2VjcmV0".into(),

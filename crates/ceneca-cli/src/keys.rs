@@ -29,8 +29,14 @@ pub fn parse_key_file(text: &str) -> anyhow::Result<KeyRing> {
             .with_context(|| format!("key file line {}: expected '<id> <base64 key>'", n + 1))?;
         let key = decode_key_base64(key).with_context(|| format!("key file line {}", n + 1))?;
         match &mut ring {
-            None => ring = Some(KeyRing::new(id, &key).with_context(|| format!("key file line {}", n + 1))?),
-            Some(r) => r.add(id, &key).with_context(|| format!("key file line {}", n + 1))?,
+            None => {
+                ring = Some(
+                    KeyRing::new(id, &key).with_context(|| format!("key file line {}", n + 1))?,
+                )
+            }
+            Some(r) => r
+                .add(id, &key)
+                .with_context(|| format!("key file line {}", n + 1))?,
         }
         last = Some(id.to_owned());
     }
@@ -64,8 +70,12 @@ pub fn load(config: &Config) -> anyhow::Result<(KeyRing, String)> {
     } else {
         PathBuf::from(&config.encryption_key_file)
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read key file {}", path.display()))?;
-    Ok((parse_key_file(&text).with_context(|| format!("key file {}", path.display()))?, path.display().to_string()))
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    Ok((
+        parse_key_file(&text).with_context(|| format!("key file {}", path.display()))?,
+        path.display().to_string(),
+    ))
 }
 
 fn write_new_key_file(path: &Path) -> anyhow::Result<()> {
@@ -79,9 +89,14 @@ fn write_new_key_file(path: &Path) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("cannot create key file {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create key file {}", path.display()))?;
     let id = format!("k{}", time::OffsetDateTime::now_utc().unix_timestamp());
-    writeln!(file, "# Ceneca encryption keys: <id> <base64 key>; the last line is the active key.")?;
+    writeln!(
+        file,
+        "# Ceneca encryption keys: <id> <base64 key>; the last line is the active key."
+    )?;
     writeln!(file, "{id} {}", generate_key_base64())?;
     file.sync_all()?;
     Ok(())
@@ -103,10 +118,17 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let (again, _) = load(&config).unwrap();
-        assert_eq!(ring.active_key_id(), again.active_key_id(), "generated once, then reused");
+        assert_eq!(
+            ring.active_key_id(),
+            again.active_key_id(),
+            "generated once, then reused"
+        );
     }
 
     #[test]
@@ -118,6 +140,11 @@ mod tests {
             database_url: "postgres://h/db".into(),
             ..Config::default()
         };
-        assert!(load(&config).unwrap_err().to_string().contains("CENECA_ENCRYPTION_KEY"));
+        assert!(
+            load(&config)
+                .unwrap_err()
+                .to_string()
+                .contains("CENECA_ENCRYPTION_KEY")
+        );
     }
 }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "ceneca", version, about = "Secure, local-first storage for AI workspace and chat applications")]
+#[command(
+    name = "ceneca",
+    version,
+    about = "Secure, local-first storage for AI workspace and chat applications"
+)]
 struct Cli {
     /// A configuration file (default: ./ceneca.toml if it exists).
     #[arg(long, global = true, value_name = "FILE")]
@@ -81,7 +85,9 @@ fn main() -> std::process::ExitCode {
         }
         let config = Config::load(cli.config.as_deref(), &overrides)?;
         commands::init_logging(&config);
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(async move {
             match cli.command {
                 Command::Serve { .. } => commands::serve::run(config).await,

@@ -29,11 +29,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
     pub fn with_field(mut self, field: &str, reason: impl Into<String>) -> Self {
-        self.fields.insert(field.to_owned(), Value::String(reason.into()));
+        self.fields
+            .insert(field.to_owned(), Value::String(reason.into()));
         self
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 }
 
@@ -41,7 +46,11 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Validation(v) => {
-                let mut out = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!("invalid input: {}", v.summary()));
+                let mut out = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    format!("invalid input: {}", v.summary()),
+                );
                 for (field, reason) in v.fields {
                     out.fields.insert(field, Value::String(reason));
                 }
@@ -54,7 +63,9 @@ impl From<ServiceError> for ApiError {
                     None => out,
                 }
             }
-            ServiceError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ServiceError::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+            }
             ServiceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Conflict { message, fields } => {
@@ -64,10 +75,16 @@ impl From<ServiceError> for ApiError {
                 }
                 out
             }
-            ServiceError::NotAllowed(m) => ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m),
+            ServiceError::NotAllowed(m) => {
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m)
+            }
             ServiceError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
             }
         }
     }

@@ -593,7 +593,11 @@ impl Services {
 
 /// Reading deleted organizations and workspaces takes the right to restore them: they are
 /// outside the live scope.
-fn read_filter(caller: &Caller, entity: &Entity, deleted: Deleted) -> ceneca_domain::scope::ScopeFilter {
+fn read_filter(
+    caller: &Caller,
+    entity: &Entity,
+    deleted: Deleted,
+) -> ceneca_domain::scope::ScopeFilter {
     let read = caller.filter(entity, Access::Read);
     match (deleted, entity.tenancy) {
         (Deleted::Include | Deleted::Only, Tenancy::SelfOrganization | Tenancy::SelfWorkspace) => {

@@ -20,7 +20,9 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
             for m in store.migration_status().await? {
                 let state = match (&m.applied_at, m.modified) {
                     (Some(at), false) => format!("applied {at}"),
-                    (Some(at), true) => format!("applied {at} (MODIFIED since: the file in this binary differs)"),
+                    (Some(at), true) => {
+                        format!("applied {at} (MODIFIED since: the file in this binary differs)")
+                    }
                     (None, _) => "pending".into(),
                 };
                 println!("{:>4}  {:<20} {state}", m.version, m.name);

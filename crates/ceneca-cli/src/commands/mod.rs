@@ -17,7 +17,9 @@ use crate::config::Config;
 
 pub fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if config.log_format == "json" {
         builder.json().try_init()
     } else {
@@ -29,7 +31,12 @@ pub fn init_logging(config: &Config) {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     ceneca_store::open(&config.store_options())
         .await
-        .with_context(|| format!("cannot open the database at {}", crate::config::redact_url(&config.store_url())))
+        .with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                crate::config::redact_url(&config.store_url())
+            )
+        })
 }
 
 pub fn service_config(config: &Config) -> ServiceConfig {
@@ -44,7 +51,13 @@ pub fn service_config(config: &Config) -> ServiceConfig {
 /// Opens, migrates and wires the services.
 pub async fn open_services(config: &Config) -> anyhow::Result<(Services, String)> {
     let store = open_store(config).await?;
-    store.migrate_up().await.context("cannot migrate the database")?;
+    store
+        .migrate_up()
+        .await
+        .context("cannot migrate the database")?;
     let (keys, key_source) = crate::keys::load(config)?;
-    Ok((Services::new(store, Arc::new(keys), service_config(config)), key_source))
+    Ok((
+        Services::new(store, Arc::new(keys), service_config(config)),
+        key_source,
+    ))
 }

@@ -23,24 +23,37 @@ pub enum Action {
 pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
     let (services, _) = super::open_services(&config).await?;
     match action {
-        Action::Create { email, display_name, admin } => {
+        Action::Create {
+            email,
+            display_name,
+            admin,
+        } => {
             let password = match std::env::var("CENECA_NEW_USER_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
                     eprintln!("password (one line on standard input):");
                     let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line).context("cannot read the password")?;
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("cannot read the password")?;
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
             if password.is_empty() {
                 bail!("no password given");
             }
-            let name = display_name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
-            let user = services.create_user(&email, &name, &password, admin).await.map_err(|e| match e {
-                ceneca_service::ServiceError::Validation(v) => anyhow::anyhow!("{}", v.summary()),
-                other => anyhow::anyhow!("{other}"),
-            })?;
+            let name = display_name
+                .unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
+            let user = services
+                .create_user(&email, &name, &password, admin)
+                .await
+                .map_err(|e| match e {
+                    ceneca_service::ServiceError::Validation(v) => {
+                        anyhow::anyhow!("{}", v.summary())
+                    }
+                    other => anyhow::anyhow!("{other}"),
+                })?;
             println!("{}", serde_json::to_string_pretty(&user)?);
         }
     }

@@ -22,17 +22,26 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing Authorization: Bearer token"))?;
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing Authorization: Bearer token",
+            )
+        })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the Authorization header must be 'Bearer <token>'"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the Authorization header must be 'Bearer <token>'",
+                )
+            })?;
         Ok(Auth(state.services.authenticate(token).await?))
     }
 }
@@ -50,7 +59,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if let Some(ct) = &content_type {
-            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if mime != "application/json" && !mime.ends_with("+json") {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -61,13 +75,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than this endpoint accepts")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than this endpoint accepts",
+                )
             } else {
                 ApiError::bad_request("the request body could not be read")
             }
         })?;
         if bytes.is_empty() {
-            return Err(ApiError::bad_request("the request body is empty; send a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is empty; send a JSON object",
+            ));
         }
         let value = serde_json::from_slice(&bytes).map_err(|e| {
             let reason = match e.classify() {
@@ -75,7 +95,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 serde_json::error::Category::Eof => "JSON ends early",
                 _ => "malformed JSON",
             };
-            ApiError::bad_request(format!("{reason} at line {} column {}", e.line(), e.column()))
+            ApiError::bad_request(format!(
+                "{reason} at line {} column {}",
+                e.line(),
+                e.column()
+            ))
         })?;
         Ok(JsonBody(value))
     }
@@ -113,7 +137,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Ids {
 }
 
 fn parse_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::bad_request("the id in the URL must be a UUID").with_field("id", "must be a UUID"))
+    Uuid::parse_str(text).map_err(|_| {
+        ApiError::bad_request("the id in the URL must be a UUID").with_field("id", "must be a UUID")
+    })
 }
 
 /// The query string as name/value pairs, in order.

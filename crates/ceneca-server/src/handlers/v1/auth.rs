@@ -8,7 +8,10 @@ use crate::error::ApiResult;
 use crate::extract::{Auth, JsonBody};
 
 /// `POST /auth/register` `{email, password, display_name?}` → 201 `{token, user}`.
-pub async fn register(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn register(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let login = state.services.register(&body).await?;
     Ok((StatusCode::CREATED, Json(login.to_json())).into_response())
 }
@@ -31,7 +34,11 @@ pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<
 }
 
 /// `POST /auth/password` `{current_password, new_password}`: every session ends.
-pub async fn change_password(State(state): State<AppState>, Auth(caller): Auth, JsonBody(body): JsonBody) -> ApiResult<StatusCode> {
+pub async fn change_password(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
     state.services.change_password(&caller, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

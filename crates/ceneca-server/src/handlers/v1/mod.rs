@@ -24,15 +24,29 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password));
     for entity in model::ALL.iter().copied() {
-        let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS) || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);
+        let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
+            || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);
         if entity.tenancy == Tenancy::Internal || nested_only {
             continue;
         }
         router = router.merge(resources::routes(entity));
     }
     router
-        .merge(nested::routes("organizations", "organization_id", &model::ORGANIZATION_MEMBERS))
-        .merge(nested::routes("workspaces", "workspace_id", &model::WORKSPACE_MEMBERS))
+        .merge(nested::routes(
+            "organizations",
+            "organization_id",
+            &model::ORGANIZATION_MEMBERS,
+        ))
+        .merge(nested::routes(
+            "workspaces",
+            "workspace_id",
+            &model::WORKSPACE_MEMBERS,
+        ))
         .merge(nested::routes("threads", "thread_id", &model::MESSAGES))
-        .merge(nested::batch_route("threads", "thread_id", &model::MESSAGES, batch_body_limit))
+        .merge(nested::batch_route(
+            "threads",
+            "thread_id",
+            &model::MESSAGES,
+            batch_body_limit,
+        ))
 }

@@ -23,65 +23,155 @@ fn base(parent_path: &str, child: &Entity) -> String {
     format!("/{parent_path}/{{parent}}/{}", child.path)
 }
 
-pub fn routes(parent_path: &'static str, field: &'static str, child: &'static Entity) -> Router<AppState> {
-    let collection = get(move |state: State<AppState>, auth: Auth, id: Id, q: QueryPairs| list(state, auth, id, q, field, child))
-        .post(move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| create(state, auth, id, body, field, child));
+pub fn routes(
+    parent_path: &'static str,
+    field: &'static str,
+    child: &'static Entity,
+) -> Router<AppState> {
+    let collection = get(
+        move |state: State<AppState>, auth: Auth, id: Id, q: QueryPairs| {
+            list(state, auth, id, q, field, child)
+        },
+    )
+    .post(
+        move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| {
+            create(state, auth, id, body, field, child)
+        },
+    );
     let mut router = Router::new().route(&base(parent_path, child), collection);
     // Children without routes of their own (members) are read and changed here.
     if child.path == "members" {
-        let item = get(move |state: State<AppState>, auth: Auth, ids: Ids| read(state, auth, ids, field, child))
-            .patch(move |state: State<AppState>, auth: Auth, ids: Ids, body: JsonBody| update(state, auth, ids, body, field, child))
-            .delete(move |state: State<AppState>, auth: Auth, ids: Ids| delete(state, auth, ids, field, child));
+        let item = get(move |state: State<AppState>, auth: Auth, ids: Ids| {
+            read(state, auth, ids, field, child)
+        })
+        .patch(
+            move |state: State<AppState>, auth: Auth, ids: Ids, body: JsonBody| {
+                update(state, auth, ids, body, field, child)
+            },
+        )
+        .delete(move |state: State<AppState>, auth: Auth, ids: Ids| {
+            delete(state, auth, ids, field, child)
+        });
         router = router.route(&format!("{}/{{child}}", base(parent_path, child)), item);
     }
     router
 }
 
-pub fn batch_route(parent_path: &'static str, field: &'static str, child: &'static Entity, body_limit: usize) -> Router<AppState> {
+pub fn batch_route(
+    parent_path: &'static str,
+    field: &'static str,
+    child: &'static Entity,
+    body_limit: usize,
+) -> Router<AppState> {
     Router::new().route(
         &format!("{}/batch", base(parent_path, child)),
-        post(move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| batch(state, auth, id, body, field, child))
-            .layer(DefaultBodyLimit::max(body_limit)),
+        post(
+            move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| {
+                batch(state, auth, id, body, field, child)
+            },
+        )
+        .layer(DefaultBodyLimit::max(body_limit)),
     )
 }
 
-async fn list(State(state): State<AppState>, Auth(caller): Auth, Id(parent): Id, QueryPairs(pairs): QueryPairs, field: &'static str, child: &'static Entity) -> ApiResult<Response> {
+async fn list(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(parent): Id,
+    QueryPairs(pairs): QueryPairs,
+    field: &'static str,
+    child: &'static Entity,
+) -> ApiResult<Response> {
     let parent = ParentRef { field, id: parent };
-    let page = state.services.list(&caller, child, &ListParams::from_pairs(pairs), Some(parent)).await?;
+    let page = state
+        .services
+        .list(&caller, child, &ListParams::from_pairs(pairs), Some(parent))
+        .await?;
     Ok(Json(page.to_json()).into_response())
 }
 
-async fn create(State(state): State<AppState>, Auth(caller): Auth, Id(parent): Id, JsonBody(body): JsonBody, field: &'static str, child: &'static Entity) -> ApiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(parent): Id,
+    JsonBody(body): JsonBody,
+    field: &'static str,
+    child: &'static Entity,
+) -> ApiResult<Response> {
     let parent = ParentRef { field, id: parent };
-    let created = state.services.create(&caller, child, &body, Some(parent)).await?;
+    let created = state
+        .services
+        .create(&caller, child, &body, Some(parent))
+        .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-async fn batch(State(state): State<AppState>, Auth(caller): Auth, Id(parent): Id, JsonBody(body): JsonBody, field: &'static str, child: &'static Entity) -> ApiResult<Response> {
+async fn batch(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(parent): Id,
+    JsonBody(body): JsonBody,
+    field: &'static str,
+    child: &'static Entity,
+) -> ApiResult<Response> {
     let parent = ParentRef { field, id: parent };
-    let items = state.services.create_many(&caller, child, parent, &body).await?;
+    let items = state
+        .services
+        .create_many(&caller, child, parent, &body)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!({ "items": items }))).into_response())
 }
 
 /// The child, if it belongs to the parent in the URL (else 404, as if it did not exist).
-async fn child_of(state: &AppState, caller: &Caller, parent: uuid::Uuid, id: uuid::Uuid, field: &str, child: &'static Entity) -> ApiResult<serde_json::Value> {
-    let row = state.services.get(caller, child, id, Deleted::Exclude).await?;
+async fn child_of(
+    state: &AppState,
+    caller: &Caller,
+    parent: uuid::Uuid,
+    id: uuid::Uuid,
+    field: &str,
+    child: &'static Entity,
+) -> ApiResult<serde_json::Value> {
+    let row = state
+        .services
+        .get(caller, child, id, Deleted::Exclude)
+        .await?;
     if row[field].as_str() != Some(parent.to_string().as_str()) {
         return Err(ApiError::not_found(child.name));
     }
     Ok(row)
 }
 
-async fn read(State(state): State<AppState>, Auth(caller): Auth, Ids(parent, id): Ids, field: &'static str, child: &'static Entity) -> ApiResult<Response> {
+async fn read(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Ids(parent, id): Ids,
+    field: &'static str,
+    child: &'static Entity,
+) -> ApiResult<Response> {
     Ok(Json(child_of(&state, &caller, parent, id, field, child).await?).into_response())
 }
 
-async fn update(State(state): State<AppState>, Auth(caller): Auth, Ids(parent, id): Ids, JsonBody(body): JsonBody, field: &'static str, child: &'static Entity) -> ApiResult<Response> {
+async fn update(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Ids(parent, id): Ids,
+    JsonBody(body): JsonBody,
+    field: &'static str,
+    child: &'static Entity,
+) -> ApiResult<Response> {
     child_of(&state, &caller, parent, id, field, child).await?;
     Ok(Json(state.services.update(&caller, child, id, &body).await?).into_response())
 }
 
-async fn delete(State(state): State<AppState>, Auth(caller): Auth, Ids(parent, id): Ids, field: &'static str, child: &'static Entity) -> ApiResult<Response> {
+async fn delete(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Ids(parent, id): Ids,
+    field: &'static str,
+    child: &'static Entity,
+) -> ApiResult<Response> {
     child_of(&state, &caller, parent, id, field, child).await?;
-    Ok(deletion_response(state.services.delete(&caller, child, id).await?))
+    Ok(deletion_response(
+        state.services.delete(&caller, child, id).await?,
+    ))
 }

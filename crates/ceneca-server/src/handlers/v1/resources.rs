@@ -18,18 +18,32 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, Id, JsonBody, QueryPairs};
 
 pub fn routes(entity: &'static Entity) -> Router<AppState> {
-    let mut collection: MethodRouter<AppState> =
-        get(move |state: State<AppState>, auth: Auth, query: QueryPairs| list(state, auth, query, entity));
+    let mut collection: MethodRouter<AppState> = get(
+        move |state: State<AppState>, auth: Auth, query: QueryPairs| {
+            list(state, auth, query, entity)
+        },
+    );
     if entity.api.create {
-        collection = collection.post(move |state: State<AppState>, auth: Auth, body: JsonBody| create(state, auth, body, entity));
+        collection = collection.post(move |state: State<AppState>, auth: Auth, body: JsonBody| {
+            create(state, auth, body, entity)
+        });
     }
-    let mut item: MethodRouter<AppState> =
-        get(move |state: State<AppState>, auth: Auth, id: Id, query: QueryPairs| read(state, auth, id, query, entity));
+    let mut item: MethodRouter<AppState> = get(
+        move |state: State<AppState>, auth: Auth, id: Id, query: QueryPairs| {
+            read(state, auth, id, query, entity)
+        },
+    );
     if entity.api.update {
-        item = item.patch(move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| update(state, auth, id, body, entity));
+        item = item.patch(
+            move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| {
+                update(state, auth, id, body, entity)
+            },
+        );
     }
     if entity.api.delete {
-        item = item.delete(move |state: State<AppState>, auth: Auth, id: Id| delete(state, auth, id, entity));
+        item = item.delete(move |state: State<AppState>, auth: Auth, id: Id| {
+            delete(state, auth, id, entity)
+        });
     }
     let base = format!("/{}", entity.path);
     let mut router = Router::new()
@@ -38,7 +52,9 @@ pub fn routes(entity: &'static Entity) -> Router<AppState> {
     if entity.soft_delete && entity.api.delete {
         router = router.route(
             &format!("{base}/{{id}}/restore"),
-            post(move |state: State<AppState>, auth: Auth, id: Id| restore(state, auth, id, entity)),
+            post(move |state: State<AppState>, auth: Auth, id: Id| {
+                restore(state, auth, id, entity)
+            }),
         );
     }
     router
@@ -51,21 +67,44 @@ pub(crate) fn deleted_param(pairs: &[(String, String)]) -> ApiResult<Deleted> {
             ("deleted", "include") | ("include_deleted", "true") => Deleted::Include,
             ("deleted", "only") => Deleted::Only,
             ("deleted", "exclude") | ("include_deleted", "false") => Deleted::Exclude,
-            ("deleted", _) => return Err(ApiError::bad_request("deleted must be exclude, include or only").with_field("deleted", "must be exclude, include or only")),
-            _ => return Err(ApiError::bad_request(format!("unknown parameter '{k}'")).with_field(k, "is not a parameter of this endpoint")),
+            ("deleted", _) => {
+                return Err(
+                    ApiError::bad_request("deleted must be exclude, include or only")
+                        .with_field("deleted", "must be exclude, include or only"),
+                );
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!("unknown parameter '{k}'"))
+                    .with_field(k, "is not a parameter of this endpoint"));
+            }
         };
     }
     Ok(deleted)
 }
 
-async fn list(State(state): State<AppState>, Auth(caller): Auth, QueryPairs(pairs): QueryPairs, entity: &'static Entity) -> ApiResult<Response> {
-    let page = state.services.list(&caller, entity, &ListParams::from_pairs(pairs), None).await?;
+async fn list(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    QueryPairs(pairs): QueryPairs,
+    entity: &'static Entity,
+) -> ApiResult<Response> {
+    let page = state
+        .services
+        .list(&caller, entity, &ListParams::from_pairs(pairs), None)
+        .await?;
     Ok(Json(page.to_json()).into_response())
 }
 
-async fn create(State(state): State<AppState>, Auth(caller): Auth, JsonBody(body): JsonBody, entity: &'static Entity) -> ApiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody,
+    entity: &'static Entity,
+) -> ApiResult<Response> {
     let created = state.services.create(&caller, entity, &body, None).await?;
-    let location = created["id"].as_str().map(|id| format!("/api/v1/{}/{id}", entity.path));
+    let location = created["id"]
+        .as_str()
+        .map(|id| format!("/api/v1/{}/{id}", entity.path));
     let mut response = (StatusCode::CREATED, Json(created)).into_response();
     if let Some(value) = location.and_then(|l| l.parse().ok()) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -73,12 +112,24 @@ async fn create(State(state): State<AppState>, Auth(caller): Auth, JsonBody(body
     Ok(response)
 }
 
-async fn read(State(state): State<AppState>, Auth(caller): Auth, Id(id): Id, QueryPairs(pairs): QueryPairs, entity: &'static Entity) -> ApiResult<Response> {
+async fn read(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(id): Id,
+    QueryPairs(pairs): QueryPairs,
+    entity: &'static Entity,
+) -> ApiResult<Response> {
     let deleted = deleted_param(&pairs)?;
     Ok(Json(state.services.get(&caller, entity, id, deleted).await?).into_response())
 }
 
-async fn update(State(state): State<AppState>, Auth(caller): Auth, Id(id): Id, JsonBody(body): JsonBody, entity: &'static Entity) -> ApiResult<Response> {
+async fn update(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(id): Id,
+    JsonBody(body): JsonBody,
+    entity: &'static Entity,
+) -> ApiResult<Response> {
     Ok(Json(state.services.update(&caller, entity, id, &body).await?).into_response())
 }
 
@@ -89,10 +140,22 @@ pub(crate) fn deletion_response(deletion: Deletion) -> Response {
     }
 }
 
-async fn delete(State(state): State<AppState>, Auth(caller): Auth, Id(id): Id, entity: &'static Entity) -> ApiResult<Response> {
-    Ok(deletion_response(state.services.delete(&caller, entity, id).await?))
+async fn delete(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(id): Id,
+    entity: &'static Entity,
+) -> ApiResult<Response> {
+    Ok(deletion_response(
+        state.services.delete(&caller, entity, id).await?,
+    ))
 }
 
-async fn restore(State(state): State<AppState>, Auth(caller): Auth, Id(id): Id, entity: &'static Entity) -> ApiResult<Response> {
+async fn restore(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(id): Id,
+    entity: &'static Entity,
+) -> ApiResult<Response> {
     Ok(Json(state.services.restore(&caller, entity, id).await?).into_response())
 }

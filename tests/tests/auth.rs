@@ -1,0 +1,249 @@
+//! Accounts and sessions over HTTP.
+
+use ceneca_e2e::{Backend, TestServer, on_every_backend};
+use ceneca_store::Store;
+use reqwest::Method;
+use serde_json::json;
+
+on_every_backend!(
+    register_login_logout,
+    password_change_ends_sessions,
+    registration_is_validated,
+    device_tokens_authenticate,
+    secrets_are_write_only_and_encrypted
+);
+
+async fn register_login_logout(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let wrong = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": u.email, "password": "wrong password"})),
+        )
+        .await;
+    assert_eq!(wrong.status.as_u16(), 401);
+    let unknown = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": "nobody@example.com", "password": "wrong password"})),
+        )
+        .await;
+    assert_eq!(unknown.status.as_u16(), 401);
+    assert_eq!(
+        wrong.body, unknown.body,
+        "unknown accounts and wrong passwords look alike"
+    );
+    let login = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": u.email.to_uppercase(), "password": "correct horse battery"})),
+        )
+        .await
+        .expect(200);
+    let token = login["token"].as_str().unwrap();
+    assert_ne!(token, u.token, "a new token per log-in");
+    assert_eq!(login["user"]["email"], json!(u.email));
+    assert!(login["user"]["last_login_at"].is_string());
+    s.call(Method::GET, "/api/v1/auth/me", Some(token), None)
+        .await
+        .expect(200);
+    s.call(Method::POST, "/api/v1/auth/logout", Some(token), None)
+        .await
+        .expect(204);
+    s.call(Method::GET, "/api/v1/auth/me", Some(token), None)
+        .await
+        .expect(401);
+    s.call(Method::GET, "/api/v1/auth/me", Some(&u.token), None)
+        .await
+        .expect(200);
+}
+
+async fn password_change_ends_sessions(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let r = s
+        .post(
+            &u,
+            "/api/v1/auth/password",
+            json!({"current_password": "nope nope", "new_password": "a new password"}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422);
+    s.post(
+        &u,
+        "/api/v1/auth/password",
+        json!({"current_password": "correct horse battery", "new_password": "a new password"}),
+    )
+    .await
+    .expect(204);
+    s.call(Method::GET, "/api/v1/auth/me", Some(&u.token), None)
+        .await
+        .expect(401);
+    s.call(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(&json!({"email": u.email, "password": "correct horse battery"})),
+    )
+    .await
+    .expect(401);
+    s.call(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(&json!({"email": u.email, "password": "a new password"})),
+    )
+    .await
+    .expect(200);
+}
+
+async fn registration_is_validated(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(&json!({"email": "not-an-email", "password": "short", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422);
+    let fields = &r.body["error"]["fields"];
+    assert!(
+        fields["email"].is_string() && fields["password"].is_string() && fields["role"].is_string(),
+        "{fields}"
+    );
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(&json!({"email": "x@example.com", "password": "p".repeat(2000)})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422);
+    let closed = ceneca_service::ServiceConfig {
+        allow_registration: false,
+        ..Default::default()
+    };
+    let s2 = TestServer::start_with(backend, closed).await;
+    let r = s2
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(&json!({"email": "x@example.com", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403);
+}
+
+async fn device_tokens_authenticate(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let device = s
+        .post(
+            &u,
+            "/api/v1/devices",
+            json!({"name": "phone", "platform": "ios"}),
+        )
+        .await
+        .expect(201);
+    let token = device["token"].as_str().unwrap();
+    assert!(device.get("token_hash").is_none());
+    s.get(
+        &u,
+        &format!("/api/v1/devices/{}", device["id"].as_str().unwrap()),
+    )
+    .await
+    .expect(200)
+    .get("token")
+    .map(|_| panic!("the device token is shown once"));
+    let me = s
+        .call(Method::GET, "/api/v1/auth/me", Some(token), None)
+        .await
+        .expect(200);
+    assert_eq!(me["id"], json!(u.id));
+    // Writes made with a device token are attributed to the device.
+    let ws = s
+        .call(
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(token),
+            Some(&json!({"name": "from phone"})),
+        )
+        .await
+        .expect(201);
+    let events = s.list_all(&u, "/api/v1/sync-events").await;
+    let event = events.iter().find(|e| e["entity_id"] == ws["id"]).unwrap();
+    assert_eq!(event["device_id"], device["id"]);
+    s.delete(
+        &u,
+        &format!("/api/v1/devices/{}", device["id"].as_str().unwrap()),
+    )
+    .await
+    .expect(204);
+    s.call(Method::GET, "/api/v1/auth/me", Some(token), None)
+        .await
+        .expect(401);
+}
+
+async fn secrets_are_write_only_and_encrypted(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let key = "sk-live-abcdefghijklmnop1234";
+    let created = s
+        .post(
+            &u,
+            "/api/v1/provider-configs",
+            json!({"provider": "openai", "name": "Prod", "api_key": key}),
+        )
+        .await
+        .expect(201);
+    let text = created.to_string();
+    assert!(!text.contains("abcdefghijklmnop"), "{text}");
+    assert_eq!(created["api_key_hint"], "…1234");
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let listed = s
+        .get(&u, "/api/v1/provider-configs")
+        .await
+        .expect(200)
+        .to_string();
+    assert!(!listed.contains("abcdefghijklmnop") && !listed.contains("ciphertext"));
+    let row = s
+        .services
+        .store()
+        .lookup_unscoped(
+            &ceneca_domain::model::AI_PROVIDER_CONFIGS,
+            "id",
+            ceneca_domain::Value::Id(id),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let ciphertext = match row.get("api_key_ciphertext") {
+        Some(ceneca_domain::Value::Bytes(b)) => b.clone(),
+        other => panic!("no ciphertext: {other:?}"),
+    };
+    assert!(
+        !ciphertext.windows(key.len()).any(|w| w == key.as_bytes()),
+        "stored encrypted"
+    );
+    let updated = s
+        .patch(
+            &u,
+            &format!("/api/v1/provider-configs/{id}"),
+            json!({"api_key": "sk-rotated-000000009999"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated["api_key_hint"], "…9999");
+    let _ = Store::engine(&**s.services.store());
+}

@@ -1,0 +1,267 @@
+//! Bad input never hurts: malformed JSON, wrong types, unknown ids and routes, oversized
+//! bodies, invalid UTF-8, wrong content types, bad tokens, bad query parameters. Each gets
+//! a JSON error with the right status; none gets a 500.
+
+use ceneca_e2e::{Backend, TestServer, on_every_backend, world};
+use reqwest::Method;
+use serde_json::json;
+
+on_every_backend!(
+    malformed_requests_get_clear_errors,
+    bad_query_parameters_get_400,
+    tokens_are_checked
+);
+
+async fn raw(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+async fn malformed_requests_get_clear_errors(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let json_ct = Some("application/json");
+    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        ("/api/v1/threads", json_ct, b"{\"workspace_id\": ".to_vec(), 400, "bad_request"),
+        ("/api/v1/threads", json_ct, b"not json".to_vec(), 400, "bad_request"),
+        ("/api/v1/threads", json_ct, vec![b'"', 0xff, 0xfe, b'"'], 400, "bad_request"),
+        ("/api/v1/threads", json_ct, Vec::new(), 400, "bad_request"),
+        ("/api/v1/threads", json_ct, b"[1, 2]".to_vec(), 422, "validation_failed"),
+        ("/api/v1/threads", json_ct, b"null".to_vec(), 422, "validation_failed"),
+        ("/api/v1/threads", Some("text/plain"), b"{}".to_vec(), 415, "unsupported_media_type"),
+        ("/api/v1/threads", json_ct, "[".repeat(10_000).into_bytes(), 400, "bad_request"),
+        ("/api/v1/threads", json_ct, format!("{{\"workspace_id\": \"{}\", \"title\": \"{}\"}}", w.workspace, "x".repeat(3 * 1024 * 1024)).into_bytes(), 413, "payload_too_large"),
+        ("/api/v1/threads", json_ct, format!("{{\"workspace_id\": \"{}\", \"title\": \"{}\"}}", w.workspace, "x".repeat(501)).into_bytes(), 422, "validation_failed"),
+        ("/api/v1/threads", json_ct, format!("{{\"workspace_id\": \"{}\", \"pinned\": \"yes\", \"title\": 5}}", w.workspace).into_bytes(), 422, "validation_failed"),
+        ("/api/v1/threads", json_ct, format!("{{\"workspace_id\": \"{}\", \"title\": \"a\\u0000b\"}}", w.workspace).into_bytes(), 422, "validation_failed"),
+        ("/api/v1/messages", json_ct, format!("{{\"thread_id\": \"{}\", \"role\": \"user\", \"content\": \"x\", \"token_count\": 1.5}}", w.thread).into_bytes(), 422, "validation_failed"),
+        ("/api/v1/messages", json_ct, format!("{{\"thread_id\": \"{}\", \"role\": \"user\", \"content\": \"x\", \"metadata\": {{\"k\": \"\\u0000\"}}}}", w.thread).into_bytes(), 422, "validation_failed"),
+        ("/api/v1/documents", json_ct, format!("{{\"workspace_id\": \"{}\", \"title\": \"ünïcødé 🚀\", \"body\": \"{}\"}}", w.workspace, "é".repeat(1000)).into_bytes(), 201, ""),
+        ("/api/v1/nowhere", json_ct, b"{}".to_vec(), 404, "not_found"),
+        ("/api/v1/threads/not-a-uuid/messages", json_ct, b"{}".to_vec(), 400, "bad_request"),
+        (&"/api/v1/threads/00000000-0000-0000-0000-000000000000/messages"[..], json_ct, b"{\"role\": \"user\", \"content\": \"x\"}".to_vec(), 404, "not_found"),
+    ];
+    for (path, ct, body, status, code) in cases {
+        let preview = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        let (got, reply) = raw(&s, &u.token, Method::POST, path, ct, body).await;
+        assert_eq!(got, status, "POST {path} {preview}: {reply}");
+        if !code.is_empty() {
+            assert_eq!(reply["error"]["code"], code, "POST {path} {preview}");
+            assert!(
+                reply["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+            assert!(
+                !reply.to_string().to_lowercase().contains("sql"),
+                "no SQL in errors: {reply}"
+            );
+        }
+    }
+    // Wrong methods, unknown ids on every verb.
+    assert_eq!(
+        raw(
+            &s,
+            &u.token,
+            Method::PUT,
+            "/api/v1/threads",
+            json_ct,
+            b"{}".to_vec()
+        )
+        .await
+        .0,
+        405
+    );
+    assert_eq!(
+        raw(
+            &s,
+            &u.token,
+            Method::PATCH,
+            "/api/v1/sync-events/00000000-0000-0000-0000-000000000000",
+            json_ct,
+            b"{}".to_vec()
+        )
+        .await
+        .0,
+        405
+    );
+    let ghost = uuid::Uuid::now_v7();
+    for method in [Method::GET, Method::DELETE] {
+        assert_eq!(
+            raw(
+                &s,
+                &u.token,
+                method.clone(),
+                &format!("/api/v1/documents/{ghost}"),
+                None,
+                vec![]
+            )
+            .await
+            .0,
+            404,
+            "{method}"
+        );
+    }
+    assert_eq!(
+        raw(
+            &s,
+            &u.token,
+            Method::PATCH,
+            &format!("/api/v1/documents/{ghost}"),
+            json_ct,
+            b"{\"title\": \"t\"}".to_vec()
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        raw(
+            &s,
+            &u.token,
+            Method::POST,
+            &format!("/api/v1/documents/{ghost}/restore"),
+            None,
+            vec![]
+        )
+        .await
+        .0,
+        404
+    );
+    // A batch larger than allowed is refused whole.
+    let items: Vec<_> = (0..5001)
+        .map(|_| json!({"role": "user", "content": "x"}))
+        .collect();
+    let r = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages/batch", w.thread),
+            json!({"items": items}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422);
+    let r = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages/batch", w.thread),
+            json!({"items": "nope"}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422);
+    let r = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages/batch", w.thread),
+            json!({"items": [5]}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422);
+    // Health endpoints answer.
+    assert_eq!(
+        s.http
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.http
+            .get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+async fn bad_query_parameters_get_400(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let base = format!("/api/v1/threads/{}/messages", w.thread);
+    for query in [
+        "limit=0",
+        "limit=201",
+        "limit=ten",
+        "sort=content",
+        "sort=-password",
+        "cursor=garbage",
+        "cursor=eyJzIjoiY3JlYXRlZF9hdCJ9",
+        "role=robot",
+        "content=hello",
+        "created_after=yesterday",
+        "deleted=maybe",
+        "workspace_id=not-a-uuid",
+        "%zz=1",
+    ] {
+        let r = s.get(&u, &format!("{base}?{query}")).await;
+        assert_eq!(r.status.as_u16(), 400, "{query}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "bad_request");
+    }
+    // A cursor from one sort order is refused by another.
+    let page = s.get(&u, &format!("{base}?limit=1")).await.expect(200);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    s.get(&u, &format!("{base}?limit=1&cursor={cursor}"))
+        .await
+        .expect(200);
+    s.get(
+        &u,
+        &format!("{base}?limit=1&sort=-created_at&cursor={cursor}"),
+    )
+    .await
+    .expect(400);
+    s.get(
+        &u,
+        &format!("/api/v1/threads/{}?deleted=sometimes", w.thread),
+    )
+    .await
+    .expect(400);
+    s.get(&u, "/api/v1/devices?deleted=include")
+        .await
+        .expect(400);
+}
+
+async fn tokens_are_checked(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    for header in [
+        None,
+        Some("Bearer"),
+        Some("Bearer nope"),
+        Some("Basic abc"),
+        Some(&*format!("Bearer {}x", u.token)),
+    ] {
+        let mut req = s.http.get(format!("{}/api/v1/auth/me", s.base));
+        if let Some(h) = header {
+            req = req.header("authorization", h);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{header:?}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    }
+    let r = s
+        .call(Method::GET, "/api/v1/auth/me", Some(&u.token), None)
+        .await;
+    assert_eq!(r.body["email"], json!(u.email));
+}
