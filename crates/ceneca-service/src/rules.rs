@@ -257,18 +257,14 @@ pub(crate) fn before_create(
             }),
         },
         "threads" => record.set("created_by", me(caller)),
-        "messages" => {
-            if text(record, "role") == Some("user") {
-                record.set("author_id", me(caller));
-            }
-        }
-        "attachments" => {
-            if record.id_of("message_id").is_some() && record.id_of("document_id").is_some() {
-                return Err(ServiceError::invalid(
-                    "document_id",
-                    "an attachment belongs to a message or a document, not both",
-                ));
-            }
+        "messages" if text(record, "role") == Some("user") => record.set("author_id", me(caller)),
+        "attachments"
+            if record.id_of("message_id").is_some() && record.id_of("document_id").is_some() =>
+        {
+            return Err(ServiceError::invalid(
+                "document_id",
+                "an attachment belongs to a message or a document, not both",
+            ));
         }
         "ai_provider_configs" => {
             check_url_policy(svc, record, "base_url")?;
@@ -403,7 +399,7 @@ fn check_limits(record: &Record) -> Result<()> {
                     ),
                 ));
             }
-            if !value.as_i64().is_some_and(|n| n >= 0) {
+            if value.as_i64().is_none_or(|n| n < 0) {
                 return Err(ServiceError::invalid(
                     "limits",
                     format!("{key} must be a non-negative integer"),
@@ -484,15 +480,14 @@ pub(crate) fn before_update(
             Some(false) => set.set("archived_at", Value::Null),
             None => {}
         },
-        "users" => {
+        "users"
             if set.get("status").and_then(Value::as_str) == Some("suspended")
-                && id == caller.user_id
-            {
-                return Err(ServiceError::invalid(
-                    "status",
-                    "you cannot suspend your own account",
-                ));
-            }
+                && id == caller.user_id =>
+        {
+            return Err(ServiceError::invalid(
+                "status",
+                "you cannot suspend your own account",
+            ));
         }
         "organization_members" => {
             let current =
