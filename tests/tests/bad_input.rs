@@ -39,7 +39,9 @@ async fn malformed_requests_get_clear_errors(backend: Backend) {
     let u = s.user("u").await;
     let w = world(&s, &u).await;
     let json_ct = Some("application/json");
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    /// Path, content type, body, expected status, expected error code.
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("/api/v1/threads", json_ct, b"{\"workspace_id\": ".to_vec(), 400, "bad_request"),
         ("/api/v1/threads", json_ct, b"not json".to_vec(), 400, "bad_request"),
         ("/api/v1/threads", json_ct, vec![b'"', 0xff, 0xfe, b'"'], 400, "bad_request"),
@@ -57,7 +59,7 @@ async fn malformed_requests_get_clear_errors(backend: Backend) {
         ("/api/v1/documents", json_ct, format!("{{\"workspace_id\": \"{}\", \"title\": \"ünïcødé 🚀\", \"body\": \"{}\"}}", w.workspace, "é".repeat(1000)).into_bytes(), 201, ""),
         ("/api/v1/nowhere", json_ct, b"{}".to_vec(), 404, "not_found"),
         ("/api/v1/threads/not-a-uuid/messages", json_ct, b"{}".to_vec(), 400, "bad_request"),
-        (&"/api/v1/threads/00000000-0000-0000-0000-000000000000/messages"[..], json_ct, b"{\"role\": \"user\", \"content\": \"x\"}".to_vec(), 404, "not_found"),
+        ("/api/v1/threads/00000000-0000-0000-0000-000000000000/messages", json_ct, b"{\"role\": \"user\", \"content\": \"x\"}".to_vec(), 404, "not_found"),
     ];
     for (path, ct, body, status, code) in cases {
         let preview = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
