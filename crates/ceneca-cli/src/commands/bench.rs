@@ -1,6 +1,514 @@
+//! `ceneca bench`: the seed report's database benchmarks, each printed beside raw SQLite
+//! doing the same work in the same run, so the ratio means something on a noisy machine.
+//!
+//! - 1000 messages in one batch request over HTTP (durable, full-text indexed, change-logged);
+//! - the same 1000 inserts through the store, and through raw SQLite (prepared statement,
+//!   one transaction, same schema and FTS triggers);
+//! - listing 50 messages of a thread over HTTP, and the same SELECT on raw SQLite;
+//! - creating an entity with relations (a thread in a workspace and project) over HTTP, and
+//!   a raw single-row insert transaction;
+//! - idle memory and start-up time of a real `ceneca serve` process.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ceneca_domain::validate::fill_defaults;
+use ceneca_domain::{Record, Value, model, new_id};
+use ceneca_service::{ServiceConfig, Services};
+use ceneca_store::{Actor, StoreOptions, WriteBatch, WriteOp};
+use serde_json::{Value as Json, json};
+
 use crate::config::Config;
+
 #[derive(clap::Args)]
-pub struct Args {}
-pub async fn run(_c: Config, _a: Args) -> anyhow::Result<()> {
+pub struct Args {
+    /// Rounds of each 1000-message insert.
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
+    /// Requests for each single-request figure.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Messages per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Skip the process start-up and memory figures.
+    #[arg(long)]
+    no_process: bool,
+}
+
+struct Stats {
+    samples: Vec<Duration>,
+}
+
+impl Stats {
+    fn new(mut samples: Vec<Duration>) -> Self {
+        samples.sort();
+        Self { samples }
+    }
+    fn pct(&self, p: f64) -> Duration {
+        let i = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
+        self.samples[i.min(self.samples.len() - 1)]
+    }
+    fn p50(&self) -> Duration {
+        self.pct(0.5)
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn row(name: &str, ours: &Stats, baseline: Option<(&str, &Stats)>, target: &str) {
+    let base = match baseline {
+        Some((label, b)) => format!(
+            "{label} p50 {:>10}   ratio {:>5.2}x",
+            ms(b.p50()),
+            ours.p50().as_secs_f64() / b.p50().as_secs_f64()
+        ),
+        None => String::new(),
+    };
+    println!(
+        "{name:<44} p50 {:>10}  p90 {:>10}  p99 {:>10}   {base:<44} target {target}",
+        ms(ours.p50()),
+        ms(ours.pct(0.9)),
+        ms(ours.pct(0.99))
+    );
+}
+
+const WORDS: &[&str] = &[
+    "launch",
+    "orbit",
+    "vector",
+    "storage",
+    "latency",
+    "tenant",
+    "workspace",
+    "thread",
+    "model",
+    "prompt",
+    "token",
+    "answer",
+    "question",
+    "embedding",
+    "search",
+    "secure",
+    "local",
+    "first",
+    "sync",
+    "device",
+    "audit",
+    "policy",
+    "cost",
+    "usage",
+];
+
+fn content(i: usize) -> String {
+    (0..24)
+        .map(|j| WORDS[(i * 7 + j * 13) % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
+    if args.rounds == 0 || args.requests == 0 || args.batch == 0 {
+        bail!("rounds, requests and batch must be at least 1");
+    }
+    let dir = tempfile::tempdir()?;
+    println!(
+        "ceneca bench — SQLite (embedded default), {} rounds, {} requests, batches of {}",
+        args.rounds, args.requests, args.batch
+    );
+    println!(
+        "data in {} (removed afterwards); debug builds are slow: use --release\n",
+        dir.path().display()
+    );
+
+    // The server under test, over real HTTP on loopback.
+    let store = ceneca_store::open(&StoreOptions::new(format!(
+        "sqlite://{}",
+        dir.path().join("ceneca.db").display()
+    )))
+    .await?;
+    store.migrate_up().await?;
+    let keys = ceneca_crypto::KeyRing::new(
+        "bench",
+        &ceneca_crypto::keyring::decode_key_base64(&ceneca_crypto::keyring::generate_key_base64())?,
+    )?;
+    let services = Services::new(store.clone(), Arc::new(keys), ServiceConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(ceneca_server::serve(
+        listener,
+        ceneca_server::router(services, ceneca_server::HttpConfig::default()),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(4)
+        .build()?;
+    let call =
+        |method: reqwest::Method, path: String, token: Option<String>, body: Option<Json>| {
+            let http = http.clone();
+            let base = base.clone();
+            async move {
+                let mut req = http.request(method, format!("{base}{path}"));
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                if let Some(b) = body {
+                    req = req.json(&b);
+                }
+                let res = req.send().await?;
+                let status = res.status();
+                let body: Json = res.json().await.unwrap_or(Json::Null);
+                if !status.is_success() {
+                    bail!("{status}: {body}");
+                }
+                anyhow::Ok(body)
+            }
+        };
+    let login = call(
+        reqwest::Method::POST,
+        "/api/v1/auth/register".into(),
+        None,
+        Some(json!({"email": "bench@example.com", "password": "benchmark password"})),
+    )
+    .await?;
+    let token = login["token"].as_str().context("token")?.to_owned();
+    let user_id: uuid::Uuid = login["user"]["id"].as_str().context("user id")?.parse()?;
+    let ws = call(
+        reqwest::Method::POST,
+        "/api/v1/workspaces".into(),
+        Some(token.clone()),
+        Some(json!({"name": "bench"})),
+    )
+    .await?;
+    let ws_id = ws["id"].as_str().context("ws")?.to_owned();
+    let project = call(
+        reqwest::Method::POST,
+        "/api/v1/projects".into(),
+        Some(token.clone()),
+        Some(json!({"workspace_id": ws_id, "name": "p"})),
+    )
+    .await?;
+    let project_id = project["id"].as_str().context("project")?.to_owned();
+    let thread = call(
+        reqwest::Method::POST,
+        "/api/v1/threads".into(),
+        Some(token.clone()),
+        Some(json!({"workspace_id": ws_id, "title": "t"})),
+    )
+    .await?;
+    let thread_id = thread["id"].as_str().context("thread")?.to_owned();
+
+    // 1. Batch of messages over HTTP.
+    let mut samples = Vec::new();
+    for round in 0..args.rounds {
+        let items: Vec<Json> = (0..args.batch)
+            .map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": content(round * args.batch + i), "token_count": 24}))
+            .collect();
+        let body = json!({ "items": items });
+        let started = Instant::now();
+        let reply = call(
+            reqwest::Method::POST,
+            format!("/api/v1/threads/{thread_id}/messages/batch"),
+            Some(token.clone()),
+            Some(body),
+        )
+        .await?;
+        samples.push(started.elapsed());
+        if reply["items"].as_array().map(Vec::len) != Some(args.batch) {
+            bail!("batch did not insert every message");
+        }
+    }
+    let http_batch = Stats::new(samples);
+
+    // 2. The same inserts through the store.
+    let ws_uuid: uuid::Uuid = ws_id.parse()?;
+    let thread_uuid: uuid::Uuid = thread_id.parse()?;
+    let mut samples = Vec::new();
+    for round in 0..args.rounds {
+        let now = ceneca_domain::clock::now();
+        let records: Vec<Record> = (0..args.batch)
+            .map(|i| {
+                let mut r = Record::new();
+                r.set("id", Value::Id(new_id()));
+                r.set("created_at", Value::Time(now));
+                r.set("updated_at", Value::Time(now));
+                r.set("thread_id", Value::Id(thread_uuid));
+                r.set("workspace_id", Value::Id(ws_uuid));
+                r.set("role", Value::Text("user".into()));
+                r.set("author_id", Value::Id(user_id));
+                r.set("content", Value::Text(content(round * args.batch + i)));
+                r.set("token_count", Value::Int(24));
+                fill_defaults(&model::MESSAGES, &mut r, now);
+                r
+            })
+            .collect();
+        let batch = WriteBatch::new(Actor {
+            user_id: Some(user_id),
+            device_id: None,
+        })
+        .push(WriteOp::InsertMany {
+            entity: &model::MESSAGES,
+            records,
+        });
+        let started = Instant::now();
+        store.apply(batch).await?;
+        samples.push(started.elapsed());
+    }
+    let store_batch = Stats::new(samples);
+
+    // 3. Raw SQLite: same schema, same rows, one prepared statement in one transaction.
+    let raw_path = dir.path().join("raw.db");
+    {
+        let raw_store = ceneca_store::open(&StoreOptions::new(format!(
+            "sqlite://{}",
+            raw_path.display()
+        )))
+        .await?;
+        raw_store.migrate_up().await?;
+    }
+    let raw = raw_baseline(&raw_path, args.rounds, args.batch, args.requests)?;
+
+    // 4. List 50 messages of a thread over HTTP.
+    let mut samples = Vec::with_capacity(args.requests);
+    for _ in 0..args.requests {
+        let started = Instant::now();
+        let page = call(
+            reqwest::Method::GET,
+            format!("/api/v1/threads/{thread_id}/messages?limit=50"),
+            Some(token.clone()),
+            None,
+        )
+        .await?;
+        samples.push(started.elapsed());
+        if page["items"].as_array().map(Vec::len) != Some(50) {
+            bail!("list returned the wrong number of messages");
+        }
+    }
+    let http_list = Stats::new(samples);
+
+    // 5. Create an entity with relations over HTTP.
+    let mut samples = Vec::with_capacity(args.requests);
+    for i in 0..args.requests {
+        let body = json!({"workspace_id": ws_id, "project_id": project_id, "title": format!("thread {i}")});
+        let started = Instant::now();
+        call(
+            reqwest::Method::POST,
+            "/api/v1/threads".into(),
+            Some(token.clone()),
+            Some(body),
+        )
+        .await?;
+        samples.push(started.elapsed());
+    }
+    let http_create = Stats::new(samples);
+
+    println!(
+        "{:<44} {:>14}  {:>14}  {:>14}   {:<44} {}",
+        "", "ceneca", "", "", "baseline (raw SQLite, same run)", ""
+    );
+    row(
+        &format!("insert {} messages: batch API over HTTP", args.batch),
+        &http_batch,
+        Some(("raw", &raw.insert)),
+        "< 30 ms",
+    );
+    row(
+        &format!("insert {} messages: through the store", args.batch),
+        &store_batch,
+        Some(("raw", &raw.insert)),
+        "< 2x raw",
+    );
+    row(
+        "list 50 messages of a thread over HTTP",
+        &http_list,
+        Some(("raw", &raw.list)),
+        "p50 < 1 ms",
+    );
+    row(
+        "create a thread (workspace, project) over HTTP",
+        &http_create,
+        Some(("raw", &raw.create)),
+        "p50 < 1 ms",
+    );
+    println!(
+        "\nthroughput: {:.0} messages/s through the batch API, {:.0}/s through the store, {:.0}/s raw",
+        args.batch as f64 / http_batch.p50().as_secs_f64(),
+        args.batch as f64 / store_batch.p50().as_secs_f64(),
+        args.batch as f64 / raw.insert.p50().as_secs_f64()
+    );
+    println!(
+        "(the store and the API also write one change-log row per message and keep the thread's counters)"
+    );
+
+    if !args.no_process {
+        process_figures(dir.path()).await?;
+    }
+    Ok(())
+}
+
+struct RawFigures {
+    insert: Stats,
+    list: Stats,
+    create: Stats,
+}
+
+fn raw_baseline(
+    path: &Path,
+    rounds: usize,
+    batch: usize,
+    requests: usize,
+) -> anyhow::Result<RawFigures> {
+    use rusqlite::params;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
+    )?;
+    let now = || ceneca_domain::output::format_time(ceneca_domain::clock::now());
+    let text_now = now();
+    let (user, ws, thread) = (
+        new_id().to_string(),
+        new_id().to_string(),
+        new_id().to_string(),
+    );
+    conn.execute(
+        "INSERT INTO users (id, created_at, updated_at, email, display_name, password_hash) VALUES (?1, ?2, ?2, 'raw@example.com', 'raw', 'x')",
+        params![user, text_now],
+    )?;
+    conn.execute("INSERT INTO workspaces (id, created_at, updated_at, name, owner_user_id) VALUES (?1, ?2, ?2, 'raw', ?3)", params![ws, text_now, user])?;
+    conn.execute(
+        "INSERT INTO threads (id, created_at, updated_at, workspace_id, last_message_at) VALUES (?1, ?2, ?2, ?3, ?2)",
+        params![thread, text_now, ws],
+    )?;
+    const INSERT: &str = "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role, author_id, provider, model, content, token_count, parent_id, metadata, compressed, deleted_at)
+                          VALUES (?1, ?2, ?2, ?3, ?4, 'user', ?5, NULL, NULL, ?6, 24, NULL, '{}', 0, NULL)";
+    let mut insert = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let rows: Vec<(String, String)> = (0..batch)
+            .map(|i| (new_id().to_string(), content(round * batch + i)))
+            .collect();
+        let at = now();
+        let started = Instant::now();
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(INSERT)?;
+            for (id, text) in &rows {
+                stmt.execute(params![id, at, thread, ws, user, text])?;
+            }
+        }
+        tx.commit()?;
+        insert.push(started.elapsed());
+    }
+    let mut list = Vec::with_capacity(requests);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, created_at, updated_at, thread_id, workspace_id, role, author_id, provider, model, content, token_count, parent_id, metadata, compressed, deleted_at
+         FROM messages WHERE thread_id = ?1 AND deleted_at IS NULL ORDER BY created_at, id LIMIT 50",
+    )?;
+    for _ in 0..requests {
+        let started = Instant::now();
+        let n = stmt
+            .query_map(params![thread], |r| {
+                let a: String = r.get(0)?;
+                let b: String = r.get(9)?;
+                Ok(a.len() + b.len())
+            })?
+            .count();
+        list.push(started.elapsed());
+        if n != 50 {
+            bail!("raw list returned {n} rows");
+        }
+    }
+    drop(stmt);
+    let mut create = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let id = new_id().to_string();
+        let title = format!("thread {i}");
+        let started = Instant::now();
+        let tx = conn.unchecked_transaction()?;
+        tx.prepare_cached("INSERT INTO threads (id, created_at, updated_at, workspace_id, title, last_message_at) VALUES (?1, ?2, ?2, ?3, ?4, ?2)")?
+            .execute(params![id, now(), ws, title])?;
+        tx.commit()?;
+        create.push(started.elapsed());
+    }
+    Ok(RawFigures {
+        insert: Stats::new(insert),
+        list: Stats::new(list),
+        create: Stats::new(create),
+    })
+}
+
+/// Starts the real binary twice (fresh folder, then existing folder): start-up time until
+/// `/healthz` answers, and resident memory once idle.
+async fn process_figures(dir: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let data = dir.join("serve");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let http = reqwest::Client::new();
+    let mut startup = Vec::new();
+    let mut rss_kib = 0;
+    for run in 0..2 {
+        let started = Instant::now();
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env_remove("CENECA_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start ceneca serve")?;
+        let ready = loop {
+            if http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break started.elapsed();
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                bail!("ceneca serve did not answer within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        startup.push(ready);
+        if run == 1 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            rss_kib = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!(
+        "\nceneca serve start-up until /healthz answers: {} on a fresh folder (creates the database and key), {} on an existing folder (target < 200 ms)",
+        ms(startup[0]),
+        ms(startup[1])
+    );
+    if rss_kib > 0 {
+        println!(
+            "ceneca serve idle resident memory: {:.1} MiB (target < 30 MB)",
+            rss_kib as f64 / 1024.0
+        );
+    }
     Ok(())
 }
