@@ -50,40 +50,16 @@ pub(crate) async fn apply_batch<E: Exec>(
     for op in batch.ops {
         match op {
             WriteOp::Insert { entity, record } => {
-                let d = exec.dialect();
-                let sql = sql::insert(d, entity, &record, true);
-                let row = fetch_one(exec, entity, &sql).await?;
-                bump_counters(exec, entity, std::slice::from_ref(&row), 1, now).await?;
-                log(
-                    &mut changes,
-                    entity,
-                    &row,
-                    operation::CREATE,
-                    &sql::changed_fields(&record),
-                    actor,
-                    clock,
-                    now,
-                );
-                out.push(row);
+                let rows = insert_rows(exec, entity, vec![record], now).await?;
+                log_created(&mut changes, entity, &rows, actor, clock, now);
+                out.extend(rows);
             }
             WriteOp::InsertMany { entity, records } => {
                 if records.is_empty() {
                     continue;
                 }
-                let rows = exec.insert_many(entity, &records, true).await?;
-                bump_counters(exec, entity, &rows, 1, now).await?;
-                for (row, record) in rows.iter().zip(&records) {
-                    log(
-                        &mut changes,
-                        entity,
-                        row,
-                        operation::CREATE,
-                        &sql::changed_fields(record),
-                        actor,
-                        clock,
-                        now,
-                    );
-                }
+                let rows = insert_rows(exec, entity, records, now).await?;
+                log_created(&mut changes, entity, &rows, actor, clock, now);
                 out.extend(rows);
             }
             WriteOp::Update {
@@ -182,6 +158,46 @@ pub(crate) async fn apply_batch<E: Exec>(
             .await?;
     }
     Ok(out)
+}
+
+/// Inserts complete rows and keeps their parents' counters. Rows are read back only when
+/// the database assigns a column: otherwise the rows written are exactly the records given.
+async fn insert_rows<E: Exec>(
+    exec: &mut E,
+    entity: &Entity,
+    records: Vec<Record>,
+    now: OffsetDateTime,
+) -> Result<Vec<Record>> {
+    let rows = if sql::has_generated_columns(entity) {
+        exec.insert_many(entity, &records, true).await?
+    } else {
+        exec.insert_many(entity, &records, false).await?;
+        records
+    };
+    bump_counters(exec, entity, &rows, 1, now).await?;
+    Ok(rows)
+}
+
+fn log_created(
+    changes: &mut Vec<Record>,
+    entity: &Entity,
+    rows: &[Record],
+    actor: Actor,
+    clock: &HybridClock,
+    now: OffsetDateTime,
+) {
+    for row in rows {
+        log(
+            changes,
+            entity,
+            row,
+            operation::CREATE,
+            &sql::changed_fields(row),
+            actor,
+            clock,
+            now,
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -65,24 +65,44 @@ fn insert_columns(entity: &Entity) -> impl Iterator<Item = &ceneca_domain::schem
 
 /// `INSERT` of one complete row; `RETURNING` every column when `returning`.
 pub fn insert(d: &dyn Dialect, entity: &Entity, record: &Record, returning: bool) -> Sql {
-    let mut sql = Sql::default();
-    let mut cols = Vec::new();
-    let mut marks = Vec::new();
-    for f in insert_columns(entity) {
-        let value = record.get(f.name).cloned().unwrap_or(Value::Null);
-        cols.push(f.name);
-        marks.push(sql.bind(d, value, f.kind));
+    Sql {
+        text: insert_text(d, entity, returning),
+        params: insert_params(entity, record),
     }
-    sql.text = format!(
+}
+
+/// The text of a one-row `INSERT` (the same for every row of an entity, so it is prepared
+/// once and reused).
+pub fn insert_text(d: &dyn Dialect, entity: &Entity, returning: bool) -> String {
+    let cols: Vec<_> = insert_columns(entity).map(|f| f.name).collect();
+    let marks: Vec<_> = (1..=cols.len()).map(|n| d.placeholder(n)).collect();
+    let mut text = format!(
         "INSERT INTO {} ({}) VALUES ({})",
         entity.table,
         cols.join(", "),
         marks.join(", ")
     );
     if returning {
-        write!(sql.text, " RETURNING {}", column_list(entity)).ok();
+        write!(text, " RETURNING {}", column_list(entity)).ok();
     }
-    sql
+    text
+}
+
+/// The parameters of a one-row `INSERT`, in [`insert_text`]'s order.
+pub fn insert_params(entity: &Entity, record: &Record) -> Vec<Param> {
+    insert_columns(entity)
+        .map(|f| Param {
+            value: record.get(f.name).cloned().unwrap_or(Value::Null),
+            kind: f.kind,
+        })
+        .collect()
+}
+
+/// Whether the database assigns any column (then inserts must read the row back).
+pub fn has_generated_columns(entity: &Entity) -> bool {
+    entity
+        .columns()
+        .any(|f| f.default == FieldDefault::Generated)
 }
 
 /// One multi-row `INSERT` (engines that pay a round trip per statement use this for bulk).

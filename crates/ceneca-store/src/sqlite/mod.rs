@@ -206,13 +206,21 @@ impl Exec for SqliteExec<'_> {
         records: &[Record],
         returning: bool,
     ) -> Result<Vec<Record>> {
+        let text = sql::insert_text(&SqliteDialect, entity, returning);
         let mut out = Vec::with_capacity(if returning { records.len() } else { 0 });
-        for record in records {
-            let sql = sql::insert(&SqliteDialect, entity, record, returning);
-            if returning {
+        if returning {
+            for record in records {
+                let sql = Sql {
+                    text: text.clone(),
+                    params: sql::insert_params(entity, record),
+                };
                 out.extend(fetch(self.conn, entity, &sql)?);
-            } else {
-                self.execute(&sql).await?;
+            }
+        } else {
+            let mut stmt = self.conn.prepare_cached(&text).map_err(map_error)?;
+            for record in records {
+                stmt.execute(params_from_iter(sql::insert_params(entity, record).iter()))
+                    .map_err(map_error)?;
             }
         }
         Ok(out)
