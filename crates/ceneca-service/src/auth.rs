@@ -311,13 +311,9 @@ impl Services {
         if bearer.is_empty() || bearer.len() > 256 {
             return Err(invalid);
         }
-        let session = self
+        let (session, user, mut scope) = self
             .store
-            .lookup_unscoped(
-                &model::SESSIONS,
-                "token_hash",
-                Value::Bytes(token::digest(bearer)),
-            )
+            .load_session(token::digest(bearer))
             .await?
             .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
         let now = now();
@@ -331,17 +327,14 @@ impl Services {
         else {
             return Err(invalid);
         };
-        let user = self
-            .store
-            .lookup_unscoped(&model::USERS, "id", Value::Id(user_id))
-            .await?
-            .filter(|u| u.get("deleted_at").is_none_or(Value::is_null))
-            .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
+        if user.get("deleted_at").is_some_and(|d| !d.is_null()) {
+            return Err(invalid);
+        }
         if user.get("status").and_then(Value::as_str) != Some("active") {
             return Err(ServiceError::Unauthorized("this account is suspended"));
         }
         let system_admin = user.get("role").and_then(Value::as_str) == Some("admin");
-        let scope = self.store.load_scope(user_id, system_admin).await?;
+        scope.system_admin = system_admin;
         if session
             .get("last_used_at")
             .and_then(Value::as_time)

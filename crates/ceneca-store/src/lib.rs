@@ -73,6 +73,11 @@ pub trait Store: Send + Sync + 'static {
     /// The organizations and workspaces a user has roles in (DESIGN.md §3 rule 1).
     async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope>;
 
+    /// A session by the digest of its token, with its user and that user's scope, in one
+    /// round trip: what authenticating a request needs. `scope.system_admin` is left
+    /// false for the service to set from the user's role.
+    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>>;
+
     /// The first row whose `column` equals `value`, with no tenant filter. Only for look-ups
     /// that precede a scope (log-in by e-mail, a session by token digest) — never for
     /// serving tenant data.

@@ -13,7 +13,7 @@ use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::roles::{OrgRole, WorkspaceRole};
 use ceneca_domain::schema::{Field, Kind};
 use ceneca_domain::scope::{Scope, ScopeFilter};
-use ceneca_domain::{Entity, Record, Value};
+use ceneca_domain::{Entity, Record, Value, model};
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
@@ -322,63 +322,51 @@ impl Store for PgStore {
     }
 
     async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope> {
-        let mut scope = Scope {
-            user_id,
-            system_admin,
-            ..Scope::default()
-        };
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let orgs = sqlx::query(
-            "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
-             FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-             WHERE m.user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
-        for row in &orgs {
-            let (id, role, deleted) = scope_row(row)?;
-            let Some(role) = OrgRole::parse(&role) else {
-                continue;
-            };
-            if deleted {
-                &mut scope.deleted_organizations
-            } else {
-                &mut scope.organizations
-            }
-            .push((id, role));
-        }
-        let workspaces = sqlx::query(
-            "SELECT w.id,
-                    CASE WHEN w.owner_user_id = $1 THEN 'admin'
-                         WHEN w.organization_id IN (SELECT organization_id FROM organization_members
-                                                    WHERE user_id = $1 AND role IN ('owner', 'admin')) THEN 'admin'
-                         ELSE wm.role END,
-                    w.deleted_at IS NOT NULL
-             FROM workspaces w
-             LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = $1
-             WHERE w.owner_user_id = $1 OR wm.user_id IS NOT NULL
-                OR w.organization_id IN (SELECT organization_id FROM organization_members
-                                         WHERE user_id = $1 AND role IN ('owner', 'admin'))",
-        )
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
-        for row in &workspaces {
-            let (id, role, deleted) = scope_row(row)?;
-            let Some(role) = WorkspaceRole::parse(&role) else {
-                continue;
-            };
-            if deleted {
-                &mut scope.deleted_workspaces
-            } else {
-                &mut scope.workspaces
-            }
-            .push((id, role));
-        }
-        Ok(scope)
+        load_scope(&mut conn, user_id, system_admin).await
+    }
+
+    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let by_hash = Sql {
+            text: format!(
+                "SELECT {} FROM sessions WHERE token_hash = $1",
+                sql::column_list(&model::SESSIONS)
+            ),
+            params: vec![Param {
+                value: Value::Bytes(token_hash),
+                kind: Kind::Bytes,
+            }],
+        };
+        let Some(session) = fetch(&mut conn, &model::SESSIONS, &by_hash)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let Some(user_id) = session.id_of("user_id") else {
+            return Ok(None);
+        };
+        let by_id = Sql {
+            text: format!(
+                "SELECT {} FROM users WHERE id = $1",
+                sql::column_list(&model::USERS)
+            ),
+            params: vec![Param {
+                value: Value::Id(user_id),
+                kind: Kind::Uuid,
+            }],
+        };
+        let Some(user) = fetch(&mut conn, &model::USERS, &by_id)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let scope = load_scope(&mut conn, user_id, false).await?;
+        Ok(Some((session, user, scope)))
     }
 
     async fn lookup_unscoped(
@@ -466,6 +454,66 @@ impl Store for PgStore {
             .map_err(backend)?;
         Ok(())
     }
+}
+
+/// The caller's organizations and workspaces with roles (live and soft-deleted).
+async fn load_scope(conn: &mut PgConnection, user_id: Uuid, system_admin: bool) -> Result<Scope> {
+    let mut scope = Scope {
+        user_id,
+        system_admin,
+        ..Scope::default()
+    };
+    let orgs = sqlx::query(
+        "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
+             FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+             WHERE m.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    for row in &orgs {
+        let (id, role, deleted) = scope_row(row)?;
+        let Some(role) = OrgRole::parse(&role) else {
+            continue;
+        };
+        if deleted {
+            &mut scope.deleted_organizations
+        } else {
+            &mut scope.organizations
+        }
+        .push((id, role));
+    }
+    let workspaces = sqlx::query(
+            "SELECT w.id,
+                    CASE WHEN w.owner_user_id = $1 THEN 'admin'
+                         WHEN w.organization_id IN (SELECT organization_id FROM organization_members
+                                                    WHERE user_id = $1 AND role IN ('owner', 'admin')) THEN 'admin'
+                         ELSE wm.role END,
+                    w.deleted_at IS NOT NULL
+             FROM workspaces w
+             LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = $1
+             WHERE w.owner_user_id = $1 OR wm.user_id IS NOT NULL
+                OR w.organization_id IN (SELECT organization_id FROM organization_members
+                                         WHERE user_id = $1 AND role IN ('owner', 'admin'))",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    for row in &workspaces {
+        let (id, role, deleted) = scope_row(row)?;
+        let Some(role) = WorkspaceRole::parse(&role) else {
+            continue;
+        };
+        if deleted {
+            &mut scope.deleted_workspaces
+        } else {
+            &mut scope.workspaces
+        }
+        .push((id, role));
+    }
+    Ok(scope)
 }
 
 fn scope_row(row: &PgRow) -> Result<(Uuid, String, bool)> {

@@ -13,7 +13,7 @@ use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::roles::{OrgRole, WorkspaceRole};
 use ceneca_domain::schema::Field;
 use ceneca_domain::scope::{Scope, ScopeFilter};
-use ceneca_domain::{Entity, Record, Value};
+use ceneca_domain::{Entity, Record, Value, model};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -280,48 +280,43 @@ impl Store for SqliteStore {
     }
 
     async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope> {
+        self.read(move |conn| load_scope(conn, user_id, system_admin))
+            .await
+    }
+
+    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>> {
         self.read(move |conn| {
-            let me = user_id.hyphenated().to_string();
-            let mut scope = Scope {
-                user_id,
-                system_admin,
-                ..Scope::default()
+            let by_hash = Sql {
+                text: format!(
+                    "SELECT {} FROM sessions WHERE token_hash = ?1",
+                    sql::column_list(&model::SESSIONS)
+                ),
+                params: vec![sql::Param {
+                    value: Value::Bytes(token_hash),
+                    kind: ceneca_domain::schema::Kind::Bytes,
+                }],
             };
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
-                     FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-                     WHERE m.user_id = ?1",
-                )
-                .map_err(backend)?;
-            let mut rows = stmt.query([&me]).map_err(backend)?;
-            while let Some(row) = rows.next().map_err(backend)? {
-                let (id, role, deleted) = parse_scope_row(row)?;
-                let Some(role) = OrgRole::parse(&role) else { continue };
-                if deleted { &mut scope.deleted_organizations } else { &mut scope.organizations }.push((id, role));
-            }
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT w.id,
-                            CASE WHEN w.owner_user_id = ?1 THEN 'admin'
-                                 WHEN w.organization_id IN (SELECT organization_id FROM organization_members
-                                                            WHERE user_id = ?1 AND role IN ('owner', 'admin')) THEN 'admin'
-                                 ELSE wm.role END,
-                            w.deleted_at IS NOT NULL
-                     FROM workspaces w
-                     LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = ?1
-                     WHERE w.owner_user_id = ?1 OR wm.user_id IS NOT NULL
-                        OR w.organization_id IN (SELECT organization_id FROM organization_members
-                                                 WHERE user_id = ?1 AND role IN ('owner', 'admin'))",
-                )
-                .map_err(backend)?;
-            let mut rows = stmt.query([&me]).map_err(backend)?;
-            while let Some(row) = rows.next().map_err(backend)? {
-                let (id, role, deleted) = parse_scope_row(row)?;
-                let Some(role) = WorkspaceRole::parse(&role) else { continue };
-                if deleted { &mut scope.deleted_workspaces } else { &mut scope.workspaces }.push((id, role));
-            }
-            Ok(scope)
+            let Some(session) = fetch(conn, &model::SESSIONS, &by_hash)?.into_iter().next() else {
+                return Ok(None);
+            };
+            let Some(user_id) = session.id_of("user_id") else {
+                return Ok(None);
+            };
+            let by_id = Sql {
+                text: format!(
+                    "SELECT {} FROM users WHERE id = ?1",
+                    sql::column_list(&model::USERS)
+                ),
+                params: vec![sql::Param {
+                    value: Value::Id(user_id),
+                    kind: ceneca_domain::schema::Kind::Uuid,
+                }],
+            };
+            let Some(user) = fetch(conn, &model::USERS, &by_id)?.into_iter().next() else {
+                return Ok(None);
+            };
+            let scope = load_scope(conn, user_id, false)?;
+            Ok(Some((session, user, scope)))
         })
         .await
     }
@@ -415,6 +410,65 @@ impl Store for SqliteStore {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
     }
+}
+
+/// The caller's organizations and workspaces with roles (live and soft-deleted).
+fn load_scope(conn: &Connection, user_id: Uuid, system_admin: bool) -> Result<Scope> {
+    let me = user_id.hyphenated().to_string();
+    let mut scope = Scope {
+        user_id,
+        system_admin,
+        ..Scope::default()
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
+                     FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+                     WHERE m.user_id = ?1",
+        )
+        .map_err(backend)?;
+    let mut rows = stmt.query([&me]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let (id, role, deleted) = parse_scope_row(row)?;
+        let Some(role) = OrgRole::parse(&role) else {
+            continue;
+        };
+        if deleted {
+            &mut scope.deleted_organizations
+        } else {
+            &mut scope.organizations
+        }
+        .push((id, role));
+    }
+    let mut stmt = conn
+                .prepare_cached(
+                    "SELECT w.id,
+                            CASE WHEN w.owner_user_id = ?1 THEN 'admin'
+                                 WHEN w.organization_id IN (SELECT organization_id FROM organization_members
+                                                            WHERE user_id = ?1 AND role IN ('owner', 'admin')) THEN 'admin'
+                                 ELSE wm.role END,
+                            w.deleted_at IS NOT NULL
+                     FROM workspaces w
+                     LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = ?1
+                     WHERE w.owner_user_id = ?1 OR wm.user_id IS NOT NULL
+                        OR w.organization_id IN (SELECT organization_id FROM organization_members
+                                                 WHERE user_id = ?1 AND role IN ('owner', 'admin'))",
+                )
+                .map_err(backend)?;
+    let mut rows = stmt.query([&me]).map_err(backend)?;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let (id, role, deleted) = parse_scope_row(row)?;
+        let Some(role) = WorkspaceRole::parse(&role) else {
+            continue;
+        };
+        if deleted {
+            &mut scope.deleted_workspaces
+        } else {
+            &mut scope.workspaces
+        }
+        .push((id, role));
+    }
+    Ok(scope)
 }
 
 fn parse_scope_row(row: &rusqlite::Row<'_>) -> Result<(Uuid, String, bool)> {
