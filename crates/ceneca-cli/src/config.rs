@@ -121,10 +121,10 @@ impl Config {
             None => figment = figment.merge(Toml::file("ceneca.toml")),
         }
         let env = Env::prefixed("CENECA_").filter(|key| {
-            // Variables of the test harness and tools are not settings.
-            !key.as_str().starts_with("test_")
-                && !key.as_str().starts_with("bench_")
-                && key.as_str() != "new_user_password"
+            // Variables of the test harness and of `user create` are not settings; every
+            // other CENECA_ variable must be one, so a typo is an error, not a silent default.
+            let key = key.as_str().to_ascii_lowercase();
+            !key.starts_with("test_") && !key.starts_with("bench_") && key != "new_user_password"
         });
         let config: Config = figment
             .merge(env)

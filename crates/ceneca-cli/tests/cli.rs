@@ -1,0 +1,320 @@
+//! The real `ceneca` binary: `serve` on the embedded default and on PostgreSQL, `user
+//! create --admin`, `migrate`, `config example`, `keys generate`.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ceneca");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ceneca(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("CENECA_DATABASE_URL")
+        .env_remove("CENECA_ENCRYPTION_KEY")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(mut cmd: Command) -> Server {
+    let port = free_port();
+    let child = cmd
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ceneca serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ceneca serve did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Server { child, base }
+}
+
+async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn serve_runs_on_the_embedded_default_and_keeps_data_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ceneca(dir.path())).await;
+    assert!(
+        dir.path().join("ceneca_data/ceneca.db").exists(),
+        "the default data folder is ./ceneca_data"
+    );
+    let key = dir.path().join("ceneca_data/keys/master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let (status, body) = post(
+        &server.base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "ada@example.com", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, ws) = post(
+        &server.base,
+        "/api/v1/workspaces",
+        Some(&token),
+        json!({"name": "Kept"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = post(
+        &server.base,
+        "/api/v1/provider-configs",
+        Some(&token),
+        json!({"provider": "openai", "name": "k", "api_key": "sk-0123456789abcdef"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    drop(server);
+
+    let server = serve(ceneca(dir.path())).await;
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/workspaces/{}",
+            server.base,
+            ws["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "sessions and data survive a restart"
+    );
+}
+
+#[tokio::test]
+async fn user_create_makes_an_admin_who_can_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ceneca(dir.path())
+        .args(["user", "create", "--email", "Root@Example.com", "--admin"])
+        .env("CENECA_NEW_USER_PASSWORD", "a strong password")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(user["role"], "admin");
+    assert_eq!(user["email"], "root@example.com");
+    let weak = ceneca(dir.path())
+        .args(["user", "create", "--email", "x@example.com"])
+        .env("CENECA_NEW_USER_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+
+    let server = serve(ceneca(dir.path())).await;
+    let (status, body) = post(
+        &server.base,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "root@example.com", "password": "a strong password"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let token = body["token"].as_str().unwrap();
+    let (status, _) = post(
+        &server.base,
+        "/api/v1/plans",
+        Some(token),
+        json!({"name": "Pro", "price_micros": 1, "interval": "year"}),
+    )
+    .await;
+    assert_eq!(status, 201, "an administrator maintains the plan catalogue");
+}
+
+#[test]
+fn migrate_config_and_keys_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = ceneca(dir.path()).args(["migrate", "up"]).output().unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(String::from_utf8_lossy(&up.stdout).contains("applied 1"));
+    let status = ceneca(dir.path())
+        .args(["migrate", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("engine: sqlite") && text.contains("schema") && text.contains("applied"),
+        "{text}"
+    );
+    let down = ceneca(dir.path())
+        .args(["migrate", "down"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&down.stdout).contains("reverted 1"));
+    assert!(
+        String::from_utf8_lossy(
+            &ceneca(dir.path())
+                .args(["migrate", "status"])
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .contains("pending")
+    );
+
+    let example = ceneca(dir.path())
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    let example = String::from_utf8_lossy(&example.stdout).into_owned();
+    assert!(example.contains("listen = \"127.0.0.1:8787\""));
+    // The example is a valid configuration file.
+    std::fs::write(dir.path().join("ceneca.toml"), &example).unwrap();
+    assert!(
+        ceneca(dir.path())
+            .args(["migrate", "status"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    std::fs::write(dir.path().join("ceneca.toml"), "listen = 5\n").unwrap();
+    let bad = ceneca(dir.path())
+        .args(["migrate", "status"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid configuration"));
+    std::fs::remove_file(dir.path().join("ceneca.toml")).unwrap();
+
+    let key = ceneca(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    assert_eq!(key.len(), 44, "base64 of 32 bytes");
+    let weak = ceneca(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env(
+            "CENECA_ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .output()
+        .unwrap();
+    assert!(!weak.status.success(), "a weak key refuses to start");
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("weak"));
+}
+
+#[tokio::test]
+async fn serve_runs_on_postgres_with_a_shared_key() {
+    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL")
+        .expect("CENECA_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL");
+    let name = format!("ceneca_cli_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let dir = tempfile::tempdir().unwrap();
+
+    let keyless = ceneca(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CENECA_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!keyless.status.success());
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("CENECA_ENCRYPTION_KEY"));
+
+    let key = String::from_utf8_lossy(
+        &ceneca(dir.path())
+            .args(["keys", "generate"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    let mut cmd = ceneca(dir.path());
+    cmd.env("CENECA_DATABASE_URL", &url)
+        .env("CENECA_ENCRYPTION_KEY", &key);
+    let server = serve(cmd).await;
+    let (status, body) = post(
+        &server.base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "pg@example.com", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = post(
+        &server.base,
+        "/api/v1/workspaces",
+        Some(body["token"].as_str().unwrap()),
+        json!({"name": "on postgres"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert!(
+        !dir.path().join("ceneca_data/ceneca.db").exists(),
+        "no SQLite file when running on PostgreSQL"
+    );
+}
