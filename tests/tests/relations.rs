@@ -368,6 +368,22 @@ async fn organization_roles_decide_who_may_do_what(backend: Backend) {
     )
     .await
     .expect(409);
+    // Members can be added by e-mail address too.
+    let r = s
+        .post(&admin, &members, json!({"email": "nobody@example.com"}))
+        .await;
+    assert_eq!(
+        r.body["error"]["fields"]["email"],
+        "no account uses this e-mail address"
+    );
+    let again = s
+        .post(
+            &admin,
+            &members,
+            json!({"email": viewer.email.to_uppercase()}),
+        )
+        .await;
+    assert_eq!(again.status.as_u16(), 409, "{}", again.body);
     // Only owners make owners.
     s.patch(
         &admin,

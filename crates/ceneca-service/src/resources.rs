@@ -84,8 +84,10 @@ impl Services {
             Some(p) => Some(self.visible_parent(caller, entity, p).await?),
             None => None,
         };
+        let rewritten = rules::resolve_member_email(self, entity, object(body)?).await?;
+        let body = rewritten.as_ref().unwrap_or(object(body)?);
         let (record, extras) = self
-            .prepare_new(caller, entity, object(body)?, parent, parent_row.as_ref())
+            .prepare_new(caller, entity, body, parent, parent_row.as_ref())
             .await?;
         let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Insert { entity, record });
         batch.ops.extend(extras.ops);

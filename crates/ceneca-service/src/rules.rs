@@ -410,6 +410,44 @@ fn check_limits(record: &Record) -> Result<()> {
     Ok(())
 }
 
+/// Members may be added by e-mail instead of user id: `{"email": "bob@example.com"}`
+/// becomes `{"user_id": ...}` when an account with that address exists.
+pub(crate) async fn resolve_member_email(
+    svc: &Services,
+    entity: &Entity,
+    object: &Map<String, Json>,
+) -> Result<Option<Map<String, Json>>> {
+    if !matches!(entity.table, "organization_members" | "workspace_members")
+        || !object.contains_key("email")
+    {
+        return Ok(None);
+    }
+    if object.contains_key("user_id") {
+        return Err(ServiceError::invalid(
+            "email",
+            "give user_id or email, not both",
+        ));
+    }
+    let field = model::USERS
+        .field("email")
+        .ok_or_else(|| ServiceError::Internal("users.email".into()))?;
+    let email = ceneca_domain::validate::parse_value(field, &object["email"])
+        .map_err(|r| ServiceError::invalid("email", r))?;
+    let user = svc
+        .store
+        .lookup_unscoped(&model::USERS, "email", email)
+        .await?
+        .filter(|u| u.get("deleted_at").is_none_or(Value::is_null))
+        .ok_or_else(|| ServiceError::invalid("email", "no account uses this e-mail address"))?;
+    let mut rewritten = object.clone();
+    rewritten.remove("email");
+    let id = user
+        .id()
+        .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
+    rewritten.insert("user_id".into(), Json::String(id.to_string()));
+    Ok(Some(rewritten))
+}
+
 /// Checks that need the database, after authorization.
 pub(crate) async fn check_create(
     svc: &Services,
