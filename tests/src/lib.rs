@@ -49,6 +49,8 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub services: Services,
     pub backend: Backend,
+    /// `sqlite://path` or `postgres://...`: for tests that reach past the API on purpose.
+    pub database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -139,7 +141,7 @@ impl TestServer {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("ceneca.db").display()),
             Backend::Postgres => fresh_postgres_database().await,
         };
-        let mut options = StoreOptions::new(url);
+        let mut options = StoreOptions::new(url.clone());
         options.pg_max_connections = 5;
         let store = ceneca_store::open(&options).await.expect("open store");
         store.migrate_up().await.expect("migrate");
@@ -157,6 +159,7 @@ impl TestServer {
             http: reqwest::Client::new(),
             services,
             backend,
+            database_url: url,
             _dir: dir,
         }
     }

@@ -35,6 +35,9 @@ pub struct Config {
     pub encryption_key_file: String,
     /// `text` or `json` logs.
     pub log_format: String,
+    /// `basic` (auth events and writes), `enhanced` (and reads) or `maximum` (and query
+    /// hashes and data sources).
+    pub audit_level: String,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             encryption_key: String::new(),
             encryption_key_file: String::new(),
             log_format: "text".into(),
+            audit_level: "basic".into(),
         }
     }
 }
@@ -148,6 +152,12 @@ impl Config {
                 self.log_format
             );
         }
+        if ceneca_domain::audit::AuditLevel::parse(&self.audit_level).is_none() {
+            bail!(
+                "audit_level must be 'basic', 'enhanced' or 'maximum', not '{}'",
+                self.audit_level
+            );
+        }
         if self.pg_max_connections == 0 {
             bail!("pg_max_connections must be at least 1");
         }
@@ -222,6 +232,11 @@ encryption_key_file = ""
 
 # "text" or "json" logs. The level comes from RUST_LOG (default: info).
 log_format = "text"
+
+# What the tamper-evident audit trail records: "basic" (authentication events and every
+# write), "enhanced" (also every read) or "maximum" (also the SHA-256 of each query and the
+# tables it touched). `ceneca audit verify` checks the trail's hash chain.
+audit_level = "basic"
 "#;
 
 #[cfg(test)]

@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         action: commands::user::Action,
     },
+    /// Check the audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: commands::audit::Action,
+    },
     /// Manage encryption keys.
     Keys {
         #[command(subcommand)]
@@ -93,6 +98,7 @@ fn main() -> std::process::ExitCode {
                 Command::Serve { .. } => commands::serve::run(config).await,
                 Command::Migrate { action } => commands::migrate::run(config, action).await,
                 Command::User { action } => commands::user::run(config, action).await,
+                Command::Audit { action } => commands::audit::run(config, action).await,
                 Command::Bench(args) => commands::bench::run(config, args).await,
                 Command::Config { .. } | Command::Keys { .. } => unreachable!("handled above"),
             }

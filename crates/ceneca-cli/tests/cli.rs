@@ -182,6 +182,32 @@ async fn user_create_makes_an_admin_who_can_log_in() {
     )
     .await;
     assert_eq!(status, 201, "an administrator maintains the plan catalogue");
+    drop(server);
+
+    let verify = ceneca(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("audit log intact"));
+    rusqlite::Connection::open(dir.path().join("ceneca_data/ceneca.db"))
+        .unwrap()
+        .execute_batch("UPDATE audit_log SET action = 'nothing' WHERE sequence = 2")
+        .unwrap();
+    let verify = ceneca(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(!verify.status.success());
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).contains("broken at entry 2"),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! It does not talk to databases or HTTP: the store binds the [`Value`]s produced here, and
 //! the server maps [`ValidationError`] to `422`.
 
+pub mod audit;
 pub mod clock;
 pub mod edition;
 pub mod error;

@@ -16,6 +16,7 @@ use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{AuditEvent, RequestMeta};
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
 
@@ -79,7 +80,7 @@ async fn verify_password(password: String, hash: String) -> bool {
 
 impl Services {
     /// Creates an account from `{email, password, display_name?}` and logs it in.
-    pub async fn register(&self, body: &Json) -> Result<Login> {
+    pub async fn register(&self, body: &Json, meta: &RequestMeta) -> Result<Login> {
         if !self.config.allow_registration {
             return Err(ServiceError::Forbidden(
                 "registration is disabled on this server".into(),
@@ -126,9 +127,9 @@ impl Services {
             ));
         };
         let user = self
-            .insert_user(email, display_name, &password, false)
+            .insert_user(email, display_name, &password, false, "auth.register", meta)
             .await?;
-        self.start_session(&user).await
+        self.start_session(&user, meta).await
     }
 
     /// Creates an account directly (the `ceneca user create` command: an administrative
@@ -162,7 +163,16 @@ impl Services {
                 "validated user lacks a field".into(),
             ));
         };
-        let user = self.insert_user(email, name, &password, admin).await?;
+        let user = self
+            .insert_user(
+                email,
+                name,
+                &password,
+                admin,
+                "users.create",
+                &RequestMeta::default(),
+            )
+            .await?;
         Ok(to_json(&model::USERS, &user, View::Detail))
     }
 
@@ -172,6 +182,8 @@ impl Services {
         display_name: Value,
         password: &str,
         admin: bool,
+        action: &str,
+        meta: &RequestMeta,
     ) -> Result<Record> {
         let now = now();
         let mut user = Record::new();
@@ -193,12 +205,19 @@ impl Services {
             user_id: user.id(),
             device_id: None,
         };
+        let mut event = AuditEvent::new(action, "success").on("users", user.id());
+        event.actor = user.id();
+        event.source_ip = meta.source_ip.clone();
         let rows = self
             .store
-            .apply(WriteBatch::new(actor).push(WriteOp::Insert {
-                entity: &model::USERS,
-                record: user,
-            }))
+            .apply(
+                WriteBatch::new(actor)
+                    .push(WriteOp::Insert {
+                        entity: &model::USERS,
+                        record: user,
+                    })
+                    .push(self.audit_op(event)),
+            )
             .await
             .map_err(|e| match from_store("user", false, e) {
                 ServiceError::Conflict { fields, .. } => ServiceError::Conflict {
@@ -213,7 +232,7 @@ impl Services {
     }
 
     /// Checks `{email, password}` and opens a session.
-    pub async fn login(&self, body: &Json) -> Result<Login> {
+    pub async fn login(&self, body: &Json, meta: &RequestMeta) -> Result<Login> {
         let unauthorized = ServiceError::Unauthorized("invalid e-mail or password");
         let object = body
             .as_object()
@@ -237,7 +256,7 @@ impl Services {
         let email = email.trim().to_lowercase();
         let user = self
             .store
-            .lookup_unscoped(&model::USERS, "email", Value::Text(email))
+            .lookup_unscoped(&model::USERS, "email", Value::Text(email.clone()))
             .await?
             .filter(|u| u.get("deleted_at").is_none_or(Value::is_null));
         // Verify against a dummy hash for unknown accounts: the answer takes as long either way.
@@ -248,16 +267,31 @@ impl Services {
             .unwrap_or(password::dummy_hash())
             .to_owned();
         let valid = verify_password(pass.to_owned(), hash).await;
-        let Some(user) = user.filter(|_| valid) else {
+        let failure = |outcome: &'static str, reason: &str| {
+            let mut event = AuditEvent::new("auth.login", outcome)
+                .on("users", user.as_ref().and_then(Record::id))
+                .details(serde_json::json!({ "email": email, "reason": reason }));
+            event.actor = user.as_ref().and_then(Record::id);
+            event.source_ip = meta.source_ip.clone();
+            event
+        };
+        if !valid || user.is_none() {
+            self.audit_now(failure("failure", "invalid e-mail or password"))
+                .await?;
+            return Err(unauthorized);
+        }
+        let Some(user) = user.clone() else {
             return Err(unauthorized);
         };
         if user.get("status").and_then(Value::as_str) != Some("active") {
+            self.audit_now(failure("denied", "account suspended"))
+                .await?;
             return Err(ServiceError::Forbidden("this account is suspended".into()));
         }
-        self.start_session(&user).await
+        self.start_session(&user, meta).await
     }
 
-    async fn start_session(&self, user: &Record) -> Result<Login> {
+    async fn start_session(&self, user: &Record, meta: &RequestMeta) -> Result<Login> {
         let user_id = user
             .id()
             .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
@@ -293,7 +327,14 @@ impl Services {
                         id: user_id,
                         filter: ScopeFilter::AnyOf(vec![("id", vec![user_id])]),
                         set: login_at,
-                    }),
+                    })
+                    .push(self.audit_op({
+                        let mut event =
+                            AuditEvent::new("auth.login", "success").on("users", Some(user_id));
+                        event.actor = Some(user_id);
+                        event.source_ip = meta.source_ip.clone();
+                        event
+                    })),
             )
             .await
             .map_err(|e| from_store("user", false, e))?;
@@ -306,7 +347,7 @@ impl Services {
     }
 
     /// The caller a bearer token stands for, or 401.
-    pub async fn authenticate(&self, bearer: &str) -> Result<Caller> {
+    pub async fn authenticate(&self, bearer: &str, meta: &RequestMeta) -> Result<Caller> {
         let invalid = ServiceError::Unauthorized("invalid or expired token");
         if bearer.is_empty() || bearer.len() > 256 {
             return Err(invalid);
@@ -358,6 +399,7 @@ impl Services {
             session_id,
             device_id: session.id_of("device_id"),
             scope,
+            source_ip: meta.source_ip.clone(),
         })
     }
 
@@ -366,12 +408,22 @@ impl Services {
         let mut set = Record::new();
         set.set("revoked_at", Value::Time(now()));
         self.store
-            .apply(WriteBatch::new(caller.actor()).push(WriteOp::Update {
-                entity: &model::SESSIONS,
-                id: caller.session_id,
-                filter: ScopeFilter::AnyOf(vec![("user_id", vec![caller.user_id])]),
-                set,
-            }))
+            .apply(
+                WriteBatch::new(caller.actor())
+                    .push(WriteOp::Update {
+                        entity: &model::SESSIONS,
+                        id: caller.session_id,
+                        filter: ScopeFilter::AnyOf(vec![("user_id", vec![caller.user_id])]),
+                        set,
+                    })
+                    .push(
+                        self.audit_op(
+                            AuditEvent::new("auth.logout", "success")
+                                .by(caller)
+                                .on("sessions", Some(caller.session_id)),
+                        ),
+                    ),
+            )
             .await
             .map_err(|e| from_store("session", false, e))?;
         Ok(())
@@ -392,8 +444,8 @@ impl Services {
         Ok(to_json(&model::USERS, &user, View::Detail))
     }
 
-    /// Changes the caller's password from `{current_password, new_password}`; every other
-    /// session of the account ends.
+    /// Changes the caller's password from `{current_password, new_password}`. Every session
+    /// of the account ends, this one included: a stolen token dies with the old password.
     pub async fn change_password(&self, caller: &Caller, body: &Json) -> Result<()> {
         let object = body
             .as_object()
@@ -421,6 +473,10 @@ impl Services {
             .unwrap_or_default()
             .to_owned();
         if !verify_password(current.to_owned(), hash).await {
+            let event = AuditEvent::new("auth.password_change", "failure")
+                .by(caller)
+                .on("users", Some(caller.user_id));
+            self.audit_now(event).await?;
             return Err(ServiceError::invalid(
                 "current_password",
                 "is not the account's password",
@@ -430,7 +486,7 @@ impl Services {
         set.set("password_hash", Value::Text(hash_password(new).await?));
         let mut revoke = Record::new();
         revoke.set("revoked_at", Value::Time(now()));
-        let others: Vec<Uuid> = vec![caller.user_id];
+        let every_session: Vec<Uuid> = vec![caller.user_id];
         self.store
             .apply(
                 WriteBatch::new(caller.actor())
@@ -442,9 +498,16 @@ impl Services {
                     })
                     .push(WriteOp::UpdateAll {
                         entity: &model::SESSIONS,
-                        filter: ScopeFilter::AnyOf(vec![("user_id", others)]),
+                        filter: ScopeFilter::AnyOf(vec![("user_id", every_session)]),
                         set: revoke,
-                    }),
+                    })
+                    .push(
+                        self.audit_op(
+                            AuditEvent::new("auth.password_change", "success")
+                                .by(caller)
+                                .on("users", Some(caller.user_id)),
+                        ),
+                    ),
             )
             .await
             .map_err(|e| from_store("user", false, e))?;

@@ -15,6 +15,8 @@ pub struct Caller {
     pub session_id: Uuid,
     pub device_id: Option<Uuid>,
     pub scope: Scope,
+    /// Where the request came from, for the audit trail.
+    pub source_ip: Option<String>,
 }
 
 impl Caller {

@@ -10,6 +10,7 @@
 //!   entity model, with [`rules`] holding what is particular to each entity;
 //! - [`page`]: list parameters and cursors.
 
+pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
@@ -38,6 +39,8 @@ pub struct ServiceConfig {
     pub allow_registration: bool,
     /// The most items one batch request may carry.
     pub max_batch_items: usize,
+    /// How much the audit trail records.
+    pub audit_level: ceneca_domain::audit::AuditLevel,
 }
 
 impl Default for ServiceConfig {
@@ -47,6 +50,7 @@ impl Default for ServiceConfig {
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             allow_registration: true,
             max_batch_items: 5_000,
+            audit_level: ceneca_domain::audit::AuditLevel::Basic,
         }
     }
 }

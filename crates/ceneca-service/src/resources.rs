@@ -20,6 +20,7 @@ use ceneca_store::{Deleted, ListQuery, WriteBatch, WriteOp};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
+use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
 use crate::page::{ListParams, Page, build_query, encode_cursor};
 use crate::rules::{self, Extras};
@@ -74,6 +75,21 @@ impl Services {
         body: &Json,
         parent: Option<ParentRef>,
     ) -> Result<Json> {
+        match self.create_one(caller, entity, body, parent).await {
+            Err(e) => Err(self
+                .audit_refusal(caller, action(entity, "create"), entity.table, None, e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn create_one(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        body: &Json,
+        parent: Option<ParentRef>,
+    ) -> Result<Json> {
         if !entity.api.create {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be created through the API",
@@ -89,8 +105,12 @@ impl Services {
         let (record, extras) = self
             .prepare_new(caller, entity, body, parent, parent_row.as_ref())
             .await?;
+        let event = AuditEvent::new(action(entity, "create"), "success")
+            .by(caller)
+            .on(entity.table, record.id());
         let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Insert { entity, record });
         batch.ops.extend(extras.ops);
+        batch.ops.push(self.audit_op(event));
         let rows = self
             .store
             .apply(batch)
@@ -109,6 +129,21 @@ impl Services {
     /// Creates many rows under one parent in one transaction: all or none. `body` is
     /// `{"items": [...]}`; errors name the item (`items[3].content`).
     pub async fn create_many(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        parent: ParentRef,
+        body: &Json,
+    ) -> Result<Vec<Json>> {
+        match self.create_batch(caller, entity, parent, body).await {
+            Err(e) => Err(self
+                .audit_refusal(caller, action(entity, "create_many"), entity.table, None, e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn create_batch(
         &self,
         caller: &Caller,
         entity: &'static Entity,
@@ -148,7 +183,14 @@ impl Services {
             }
         }
         errors.into_result()?;
-        let batch = WriteBatch::new(caller.actor()).push(WriteOp::InsertMany { entity, records });
+        let count = records.len();
+        let event = AuditEvent::new(action(entity, "create_many"), "success")
+            .by(caller)
+            .on(entity.table, None)
+            .details(serde_json::json!({ "count": count, parent.field: parent.id.to_string() }));
+        let batch = WriteBatch::new(caller.actor())
+            .push(WriteOp::InsertMany { entity, records })
+            .push(self.audit_op(event));
         let rows = self
             .store
             .apply(batch)
@@ -156,6 +198,7 @@ impl Services {
             .map_err(|e| from_store(entity.name, false, e))?;
         Ok(rows
             .iter()
+            .take(count)
             .map(|r| to_json(entity, r, View::Detail))
             .collect())
     }
@@ -382,6 +425,14 @@ impl Services {
             .get(entity, id, read_filter(caller, entity, deleted), deleted)
             .await?
             .ok_or(ServiceError::NotFound(entity.name))?;
+        self.audit_read(
+            caller,
+            action(entity, "read"),
+            entity.table,
+            Some(id),
+            &format!("{}:{id}:{deleted:?}", entity.table),
+        )
+        .await?;
         Ok(to_json(entity, &row, View::Detail))
     }
 
@@ -407,7 +458,16 @@ impl Services {
             query.equals.push((p.field, Value::Id(p.id)));
         }
         let (sort, descending, limit) = (query.sort, query.descending, query.limit as usize);
+        let description = format!("{}:{query:?}", entity.table);
         let mut rows = self.store.list(entity, query).await?;
+        self.audit_read(
+            caller,
+            action(entity, "list"),
+            entity.table,
+            parent.map(|p| p.id),
+            &description,
+        )
+        .await?;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
             rows.last()
@@ -426,6 +486,21 @@ impl Services {
 
     /// Changes the fields a `PATCH` body names.
     pub async fn update(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        id: Uuid,
+        body: &Json,
+    ) -> Result<Json> {
+        match self.update_one(caller, entity, id, body).await {
+            Err(e) => Err(self
+                .audit_refusal(caller, action(entity, "update"), entity.table, Some(id), e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn update_one(
         &self,
         caller: &Caller,
         entity: &'static Entity,
@@ -489,6 +564,11 @@ impl Services {
             self.check_references(caller, entity, &input, &context, &owners)
                 .await?;
         }
+        let fields: Vec<&str> = set.names().collect();
+        let event = AuditEvent::new(action(entity, "update"), "success")
+            .by(caller)
+            .on(entity.table, Some(id))
+            .details(serde_json::json!({ "fields": fields }));
         let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Update {
             entity,
             id,
@@ -496,6 +576,7 @@ impl Services {
             set,
         });
         batch.ops.extend(extras.ops);
+        batch.ops.push(self.audit_op(event));
         match self.store.apply(batch).await {
             Ok(rows) => Ok(to_json(entity, &rows[0], View::Detail)),
             Err(ceneca_store::StoreError::NotFound) => {
@@ -507,6 +588,20 @@ impl Services {
 
     /// Deletes a row: softly (restorable, with its cascade) where the model says so.
     pub async fn delete(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        id: Uuid,
+    ) -> Result<Deletion> {
+        match self.delete_one(caller, entity, id).await {
+            Err(e) => Err(self
+                .audit_refusal(caller, action(entity, "delete"), entity.table, Some(id), e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn delete_one(
         &self,
         caller: &Caller,
         entity: &'static Entity,
@@ -528,6 +623,13 @@ impl Services {
         };
         let mut batch = WriteBatch::new(caller.actor()).push(op);
         batch.ops.extend(extras.ops);
+        batch.ops.push(
+            self.audit_op(
+                AuditEvent::new(action(entity, "delete"), "success")
+                    .by(caller)
+                    .on(entity.table, Some(id)),
+            ),
+        );
         match self.store.apply(batch).await {
             Ok(rows) if entity.soft_delete => {
                 Ok(Deletion::Soft(to_json(entity, &rows[0], View::Detail)))
@@ -556,7 +658,17 @@ impl Services {
         let filter = caller.filter(entity, Access::Restore);
         match self
             .store
-            .apply(WriteBatch::new(caller.actor()).push(WriteOp::Restore { entity, id, filter }))
+            .apply(
+                WriteBatch::new(caller.actor())
+                    .push(WriteOp::Restore { entity, id, filter })
+                    .push(
+                        self.audit_op(
+                            AuditEvent::new(action(entity, "restore"), "success")
+                                .by(caller)
+                                .on(entity.table, Some(id)),
+                        ),
+                    ),
+            )
             .await
         {
             Ok(rows) => Ok(to_json(entity, &rows[0], View::Detail)),
@@ -591,6 +703,11 @@ impl Services {
             Err(e) => e.into(),
         }
     }
+}
+
+/// The audit action name of an operation on an entity (`threads.create`).
+fn action(entity: &Entity, operation: &str) -> String {
+    format!("{}.{operation}", entity.table)
 }
 
 /// Reading deleted organizations and workspaces takes the right to restore them: they are

@@ -8,14 +8,19 @@ use ceneca_domain::{Entity, Record, Value, model};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::query::Deleted;
+use crate::query::{Deleted, ListQuery};
 use crate::sql::{self, Dialect, Sql};
 use crate::write::{Actor, WriteBatch, WriteOp, operation};
 use crate::{Result, StoreError, change_record};
+use ceneca_domain::audit;
+use ceneca_domain::scope::ScopeFilter;
 
 /// What an engine must do inside an open transaction.
 pub(crate) trait Exec {
     fn dialect(&self) -> &dyn Dialect;
+    /// Serializes audit appends until the transaction ends (a no-op where the transaction
+    /// already holds the only write lock).
+    async fn lock_audit_chain(&mut self) -> Result<()>;
     /// Runs a statement that returns rows of `entity`.
     async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>>;
     /// Runs a statement; returns the number of rows it changed.
@@ -127,6 +132,23 @@ pub(crate) async fn apply_batch<E: Exec>(
                     now,
                 );
                 out.push(row);
+            }
+            WriteOp::Audit { mut record } => {
+                exec.lock_audit_chain().await?;
+                let mut last = ListQuery::new(ScopeFilter::All, "sequence", true, 1);
+                last.deleted = Deleted::Include;
+                let sql = sql::list(exec.dialect(), &model::AUDIT_LOG, &last);
+                let prev = exec
+                    .fetch(&model::AUDIT_LOG, &sql)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.get("hash").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_else(|| audit::GENESIS.to_owned());
+                let hash = audit::chain_hash(&prev, &record);
+                record.set("prev_hash", Value::Text(prev));
+                record.set("hash", Value::Text(hash));
+                out.extend(insert_rows(exec, &model::AUDIT_LOG, vec![record], now).await?);
             }
             WriteOp::UpdateAll {
                 entity,

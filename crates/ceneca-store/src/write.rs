@@ -53,6 +53,9 @@ pub enum WriteOp {
         id: Uuid,
         filter: ScopeFilter,
     },
+    /// Appends an audit entry: the store links it to the chain (`prev_hash`, `hash`) under
+    /// a lock, so entries form one chain however many writers there are.
+    Audit { record: Record },
     /// Sets columns on every row inside the filter (ending all of a user's sessions). Not
     /// change-logged: meant for internal tables.
     UpdateAll {

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod keys;
@@ -44,6 +45,8 @@ pub fn service_config(config: &Config) -> ServiceConfig {
         edition: config.edition,
         session_lifetime: Duration::from_secs(config.session_lifetime_hours.max(1) * 3600),
         allow_registration: config.allow_registration,
+        audit_level: ceneca_domain::audit::AuditLevel::parse(&config.audit_level)
+            .unwrap_or_default(),
         ..ServiceConfig::default()
     }
 }

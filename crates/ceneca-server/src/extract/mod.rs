@@ -4,10 +4,13 @@
 //! JSON error format with the right status.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use ceneca_service::Caller;
+use ceneca_service::audit::RequestMeta;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -42,7 +45,28 @@ impl FromRequestParts<AppState> for Auth {
                     "the Authorization header must be 'Bearer <token>'",
                 )
             })?;
-        Ok(Auth(state.services.authenticate(token).await?))
+        let meta = request_meta(parts);
+        Ok(Auth(state.services.authenticate(token, &meta).await?))
+    }
+}
+
+/// What the audit trail records about the transport: the peer's address.
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(Meta(request_meta(parts)))
+    }
+}
+
+fn request_meta(parts: &Parts) -> RequestMeta {
+    RequestMeta {
+        source_ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
     }
 }
 

@@ -48,6 +48,8 @@ impl Dialect for PgDialect {
 const MAX_PARAMS: usize = 60_000;
 /// Any constant: the key of the advisory lock migrations hold.
 const MIGRATION_LOCK: i64 = 0x6365_6e65_6361;
+/// The key of the advisory lock that serializes audit appends across nodes.
+const AUDIT_LOCK: i64 = 0x6175_6469_7421;
 
 pub struct PgStore {
     pool: PgPool,
@@ -181,6 +183,14 @@ struct PgExec<'c> {
 impl Exec for PgExec<'_> {
     fn dialect(&self) -> &dyn Dialect {
         &PgDialect
+    }
+    async fn lock_audit_chain(&mut self) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_LOCK)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
     async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
         fetch(self.conn, entity, sql).await

@@ -189,6 +189,9 @@ impl Exec for SqliteExec<'_> {
     fn dialect(&self) -> &dyn Dialect {
         &SqliteDialect
     }
+    async fn lock_audit_chain(&mut self) -> Result<()> {
+        Ok(())
+    }
     async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
         fetch(self.conn, entity, sql)
     }

@@ -5,20 +5,25 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{Auth, JsonBody};
+use crate::extract::{Auth, JsonBody, Meta};
 
 /// `POST /auth/register` `{email, password, display_name?}` → 201 `{token, user}`.
 pub async fn register(
     State(state): State<AppState>,
+    Meta(meta): Meta,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let login = state.services.register(&body).await?;
+    let login = state.services.register(&body, &meta).await?;
     Ok((StatusCode::CREATED, Json(login.to_json())).into_response())
 }
 
 /// `POST /auth/login` `{email, password}` → `{token, expires_at, user}`.
-pub async fn login(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Response> {
-    let login = state.services.login(&body).await?;
+pub async fn login(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let login = state.services.login(&body, &meta).await?;
     Ok(Json(login.to_json()).into_response())
 }
 

@@ -5,6 +5,7 @@
 //! generic module (`resources.rs`) because their handlers are identical but for the entity
 //! they are given; what differs per entity lives in the service's rules.
 
+pub mod audit;
 pub mod auth;
 pub mod nested;
 pub mod resources;
@@ -22,7 +23,8 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
-        .route("/auth/password", post(auth::change_password));
+        .route("/auth/password", post(auth::change_password))
+        .route("/audit-log/export", get(audit::export));
     for entity in model::ALL.iter().copied() {
         let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
             || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);

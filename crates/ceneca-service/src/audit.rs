@@ -1,0 +1,269 @@
+//! The audit trail: what is recorded for each use case, at which level, and verification.
+//!
+//! Writes carry their audit entry in the same transaction (a write that cannot be audited
+//! does not happen); failed log-ins, refusals and — at level `enhanced` — reads append an
+//! entry of their own before the answer goes out, and an audit failure fails the request.
+
+use ceneca_domain::audit::{AuditLevel, ChainBreak, GENESIS, verify_chain};
+use ceneca_domain::clock::now;
+use ceneca_domain::output::{View, to_json};
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::validate::fill_defaults;
+use ceneca_domain::{Record, Value, model, new_id};
+use ceneca_store::{Actor, Deleted, ListQuery, WriteBatch, WriteOp};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::error::{Result, ServiceError};
+use crate::page::{ListParams, build_query};
+use crate::{Caller, Services};
+
+/// What the transport knows about a request that the audit trail records.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub source_ip: Option<String>,
+}
+
+/// One audit entry before it is chained.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub actor: Option<Uuid>,
+    pub source_ip: Option<String>,
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<Uuid>,
+    pub outcome: &'static str,
+    pub details: Json,
+    pub query_hash: Option<String>,
+    pub data_sources: Vec<String>,
+}
+
+impl AuditEvent {
+    pub fn new(action: impl Into<String>, outcome: &'static str) -> Self {
+        Self {
+            actor: None,
+            source_ip: None,
+            action: action.into(),
+            resource_type: None,
+            resource_id: None,
+            outcome,
+            details: json!({}),
+            query_hash: None,
+            data_sources: Vec::new(),
+        }
+    }
+    pub fn by(mut self, caller: &Caller) -> Self {
+        self.actor = Some(caller.user_id);
+        self.source_ip = caller.source_ip.clone();
+        self
+    }
+    pub fn on(mut self, resource_type: &str, id: Option<Uuid>) -> Self {
+        self.resource_type = Some(resource_type.to_owned());
+        self.resource_id = id;
+        self
+    }
+    pub fn details(mut self, details: Json) -> Self {
+        self.details = details;
+        self
+    }
+
+    fn into_record(self) -> Record {
+        let now = now();
+        let opt_text = |s: Option<String>| s.map(Value::Text).unwrap_or(Value::Null);
+        let mut r = Record::new();
+        r.set("id", Value::Id(new_id()));
+        r.set("created_at", Value::Time(now));
+        r.set("updated_at", Value::Time(now));
+        r.set("at", Value::Time(now));
+        r.set("actor_id", self.actor.map(Value::Id).unwrap_or(Value::Null));
+        r.set("source_ip", opt_text(self.source_ip));
+        r.set("action", Value::Text(self.action));
+        r.set("resource_type", opt_text(self.resource_type));
+        r.set(
+            "resource_id",
+            self.resource_id.map(Value::Id).unwrap_or(Value::Null),
+        );
+        r.set("outcome", Value::Text(self.outcome.to_owned()));
+        r.set("details", Value::Json(self.details));
+        r.set("query_hash", opt_text(self.query_hash));
+        r.set(
+            "data_sources",
+            Value::Json(Json::Array(
+                self.data_sources.into_iter().map(Json::String).collect(),
+            )),
+        );
+        fill_defaults(&model::AUDIT_LOG, &mut r, now);
+        r
+    }
+}
+
+/// The result of checking the whole trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    pub checked: u64,
+    pub broken: Option<ChainBreak>,
+}
+
+impl Services {
+    /// The write that appends `event`, for a batch that must not commit without it.
+    pub(crate) fn audit_op(&self, event: AuditEvent) -> WriteOp {
+        WriteOp::Audit {
+            record: event.into_record(),
+        }
+    }
+
+    /// Appends `event` on its own (refusals, failed log-ins, reads).
+    pub(crate) async fn audit_now(&self, event: AuditEvent) -> Result<()> {
+        let actor = Actor {
+            user_id: event.actor,
+            device_id: None,
+        };
+        self.store
+            .apply(WriteBatch::new(actor).push(self.audit_op(event)))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("audit append failed: {e}")))?;
+        Ok(())
+    }
+
+    /// Records a refusal, then returns it (or an internal error if it cannot be recorded).
+    pub(crate) async fn audit_refusal(
+        &self,
+        caller: &Caller,
+        action: String,
+        resource_type: &str,
+        id: Option<Uuid>,
+        error: ServiceError,
+    ) -> ServiceError {
+        if !matches!(error, ServiceError::Forbidden(_)) {
+            return error;
+        }
+        let event = AuditEvent::new(action, "denied")
+            .by(caller)
+            .on(resource_type, id)
+            .details(json!({ "reason": error.to_string() }));
+        match self.audit_now(event).await {
+            Ok(()) => error,
+            Err(e) => e,
+        }
+    }
+
+    /// Records a read at level `enhanced` and above; at `maximum` with the SHA-256 of the
+    /// query and the tables it touched.
+    pub(crate) async fn audit_read(
+        &self,
+        caller: &Caller,
+        action: String,
+        table: &str,
+        id: Option<Uuid>,
+        query: &str,
+    ) -> Result<()> {
+        let level = self.config.audit_level;
+        if level < AuditLevel::Enhanced {
+            return Ok(());
+        }
+        let mut event = AuditEvent::new(action, "success").by(caller).on(table, id);
+        if level >= AuditLevel::Maximum {
+            event.query_hash = Some(ceneca_crypto::token::sha256_hex(query.as_bytes()));
+            event.data_sources = vec![table.to_owned()];
+        }
+        self.audit_now(event).await
+    }
+
+    /// Checks the hash chain of the whole trail, oldest first, page by page. An
+    /// administrative path: reads every entry regardless of tenant.
+    pub async fn verify_audit_chain(&self) -> Result<AuditReport> {
+        let mut prev = GENESIS.to_owned();
+        let mut checked = 0u64;
+        let mut after: Option<(Value, Uuid)> = None;
+        loop {
+            let mut q = ListQuery::new(ScopeFilter::All, "sequence", false, 1000);
+            q.after = after.take();
+            let mut rows = self.store.list(&model::AUDIT_LOG, q).await?;
+            let more = rows.len() > 1000;
+            rows.truncate(1000);
+            match verify_chain(&prev, &rows) {
+                Ok(last) => prev = last,
+                Err(broken) => {
+                    return Ok(AuditReport {
+                        checked: checked
+                            + rows
+                                .iter()
+                                .take_while(|r| {
+                                    r.get("sequence").and_then(Value::as_int)
+                                        != Some(broken.sequence)
+                                })
+                                .count() as u64,
+                        broken: Some(broken),
+                    });
+                }
+            }
+            checked += rows.len() as u64;
+            match rows.last() {
+                Some(last) if more => {
+                    after = Some((
+                        last.get("sequence").cloned().unwrap_or(Value::Null),
+                        last.id().unwrap_or_default(),
+                    ))
+                }
+                _ => {
+                    return Ok(AuditReport {
+                        checked,
+                        broken: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The entries an administrator asks for, as JSON lines (oldest first unless sorted).
+    pub async fn export_audit(&self, caller: &Caller, params: &ListParams) -> Result<String> {
+        if !caller.system_admin {
+            return Err(ServiceError::NotFound("audit entry"));
+        }
+        let mut params = params.clone();
+        params.limit = Some("200".into());
+        // Chain order unless asked otherwise (the list endpoint shows the newest first).
+        params.sort.get_or_insert_with(|| "sequence".into());
+        let mut out = String::new();
+        loop {
+            let mut q = ListQuery::new(ScopeFilter::All, "sequence", false, 200);
+            build_query(&model::AUDIT_LOG, &params, &mut q)?;
+            let (sort, descending) = (q.sort, q.descending);
+            let mut rows = self.store.list(&model::AUDIT_LOG, q).await?;
+            let more = rows.len() > 200;
+            rows.truncate(200);
+            for row in &rows {
+                out.push_str(&to_json(&model::AUDIT_LOG, row, View::Detail).to_string());
+                out.push('\n');
+            }
+            match rows.last() {
+                Some(last) if more => {
+                    params.cursor =
+                        crate::page::encode_cursor(&model::AUDIT_LOG, last, sort, descending)
+                }
+                _ => break,
+            }
+        }
+        self.audit_read(
+            caller,
+            "audit_log.export".into(),
+            "audit_log",
+            None,
+            &format!("{:?}", params.filters),
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Reads the trail's newest entry (for tests and tooling).
+    pub async fn latest_audit_entry(&self) -> Result<Option<Json>> {
+        let mut q = ListQuery::new(ScopeFilter::All, "sequence", true, 1);
+        q.deleted = Deleted::Include;
+        Ok(self
+            .store
+            .list(&model::AUDIT_LOG, q)
+            .await?
+            .first()
+            .map(|r| to_json(&model::AUDIT_LOG, r, View::Detail)))
+    }
+}
