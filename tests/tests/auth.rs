@@ -6,6 +6,8 @@ use reqwest::Method;
 use serde_json::json;
 
 on_every_backend!(
+    the_oldest_session_ends_beyond_the_limit,
+    idle_sessions_end,
     register_login_logout,
     password_change_ends_sessions,
     registration_is_validated,
@@ -249,4 +251,90 @@ async fn secrets_are_write_only_and_encrypted(backend: Backend) {
         .expect(200);
     assert_eq!(updated["api_key_hint"], "…9999");
     let _ = Store::engine(&**s.services.store());
+}
+
+async fn the_oldest_session_ends_beyond_the_limit(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let mut tokens = vec![u.token.clone()];
+    for _ in 0..3 {
+        let login = s
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({"email": u.email, "password": "correct horse battery"})),
+            )
+            .await
+            .expect(200);
+        tokens.push(login["token"].as_str().unwrap().to_owned());
+    }
+    // Four log-ins, three allowed: the first (from registration) ended.
+    s.call(Method::GET, "/api/v1/auth/me", Some(&tokens[0]), None)
+        .await
+        .expect(401);
+    for t in &tokens[1..] {
+        s.call(Method::GET, "/api/v1/auth/me", Some(t), None)
+            .await
+            .expect(200);
+    }
+    // Device tokens do not count against the limit.
+    let device = s
+        .post(
+            &ceneca_e2e::User {
+                token: tokens[3].clone(),
+                ..u.clone()
+            },
+            "/api/v1/devices",
+            json!({"name": "d", "platform": "cli"}),
+        )
+        .await
+        .expect(201);
+    s.call(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(&json!({"email": u.email, "password": "correct horse battery"})),
+    )
+    .await
+    .expect(200);
+    s.call(
+        Method::GET,
+        "/api/v1/auth/me",
+        Some(device["token"].as_str().unwrap()),
+        None,
+    )
+    .await
+    .expect(200);
+    s.call(Method::GET, "/api/v1/auth/me", Some(&tokens[1]), None)
+        .await
+        .expect(401);
+}
+
+async fn idle_sessions_end(backend: Backend) {
+    let config = ceneca_service::ServiceConfig {
+        session_idle_timeout: std::time::Duration::from_millis(2000),
+        ..Default::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    // Use keeps it alive...
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        s.call(Method::GET, "/api/v1/auth/me", Some(&u.token), None)
+            .await
+            .expect(200);
+    }
+    // ...and inactivity ends it.
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let r = s
+        .call(Method::GET, "/api/v1/auth/me", Some(&u.token), None)
+        .await;
+    assert_eq!(r.status.as_u16(), 401);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inactivity")
+    );
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_batch_body_bytes: usize,
     pub session_lifetime_hours: u64,
+    pub session_idle_timeout_minutes: u64,
+    pub max_sessions_per_user: usize,
     pub allow_registration: bool,
     /// Base64 of a 32-byte key. Secret: never logged.
     pub encryption_key: String,
@@ -53,6 +55,8 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             max_batch_body_bytes: 64 * 1024 * 1024,
             session_lifetime_hours: 24 * 7,
+            session_idle_timeout_minutes: 60,
+            max_sessions_per_user: 3,
             allow_registration: true,
             encryption_key: String::new(),
             encryption_key_file: String::new(),
@@ -158,6 +162,9 @@ impl Config {
                 self.audit_level
             );
         }
+        if self.max_sessions_per_user == 0 || self.session_idle_timeout_minutes == 0 {
+            bail!("max_sessions_per_user and session_idle_timeout_minutes must be at least 1");
+        }
         if self.pg_max_connections == 0 {
             bail!("pg_max_connections must be at least 1");
         }
@@ -217,8 +224,11 @@ pg_idle_timeout_secs = 30
 max_body_bytes = 2097152
 max_batch_body_bytes = 67108864
 
-# How long a log-in session lasts.
+# Log-in sessions: absolute lifetime, inactivity timeout, and how many one user may hold at
+# once (a new log-in ends the oldest beyond the limit). Device tokens are not counted.
 session_lifetime_hours = 168
+session_idle_timeout_minutes = 60
+max_sessions_per_user = 3
 
 # Whether anyone may register an account (otherwise: `ceneca user create`).
 allow_registration = true

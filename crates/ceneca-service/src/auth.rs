@@ -310,32 +310,40 @@ impl Services {
         fill_defaults(&model::SESSIONS, &mut session, now);
         let mut login_at = Record::new();
         login_at.set("last_login_at", Value::Time(now));
+        let ended = self.sessions_to_end(user_id, now).await?;
         let actor = Actor {
             user_id: Some(user_id),
             device_id: None,
         };
+        let mut event = AuditEvent::new("auth.login", "success").on("users", Some(user_id));
+        event.actor = Some(user_id);
+        event.source_ip = meta.source_ip.clone();
+        let mut batch = WriteBatch::new(actor)
+            .push(WriteOp::Insert {
+                entity: &model::SESSIONS,
+                record: session,
+            })
+            .push(WriteOp::Update {
+                entity: &model::USERS,
+                id: user_id,
+                filter: ScopeFilter::AnyOf(vec![("id", vec![user_id])]),
+                set: login_at,
+            });
+        // Beyond the session limit, the oldest sessions end with this log-in.
+        for id in ended {
+            let mut set = Record::new();
+            set.set("revoked_at", Value::Time(now));
+            batch.ops.push(WriteOp::Update {
+                entity: &model::SESSIONS,
+                id,
+                filter: ScopeFilter::AnyOf(vec![("user_id", vec![user_id])]),
+                set,
+            });
+        }
+        batch.ops.push(self.audit_op(event));
         let rows = self
             .store
-            .apply(
-                WriteBatch::new(actor)
-                    .push(WriteOp::Insert {
-                        entity: &model::SESSIONS,
-                        record: session,
-                    })
-                    .push(WriteOp::Update {
-                        entity: &model::USERS,
-                        id: user_id,
-                        filter: ScopeFilter::AnyOf(vec![("id", vec![user_id])]),
-                        set: login_at,
-                    })
-                    .push(self.audit_op({
-                        let mut event =
-                            AuditEvent::new("auth.login", "success").on("users", Some(user_id));
-                        event.actor = Some(user_id);
-                        event.source_ip = meta.source_ip.clone();
-                        event
-                    })),
-            )
+            .apply(batch)
             .await
             .map_err(|e| from_store("user", false, e))?;
         let user = rows.get(1).unwrap_or(user);
@@ -344,6 +352,32 @@ impl Services {
             expires_at,
             user: to_json(&model::USERS, user, View::Detail),
         })
+    }
+
+    /// The user's oldest live log-in sessions beyond the limit, once a new one is added.
+    async fn sessions_to_end(&self, user_id: Uuid, now: OffsetDateTime) -> Result<Vec<Uuid>> {
+        let mut q = ceneca_store::ListQuery::new(
+            ScopeFilter::AnyOf(vec![("user_id", vec![user_id])]),
+            "created_at",
+            false,
+            200,
+        );
+        q.equals.push(("kind", Value::Text("session".into())));
+        q.equals.push(("revoked_at", Value::Null));
+        let live: Vec<Uuid> = self
+            .store
+            .list(&model::SESSIONS, q)
+            .await?
+            .iter()
+            .filter(|s| {
+                s.get("expires_at")
+                    .and_then(Value::as_time)
+                    .is_some_and(|t| t > now)
+            })
+            .filter_map(Record::id)
+            .collect();
+        let keep = self.config.max_sessions_per_user.max(1) - 1;
+        Ok(live[..live.len().saturating_sub(keep)].to_vec())
     }
 
     /// The caller a bearer token stands for, or 401.
@@ -371,6 +405,16 @@ impl Services {
         if user.get("deleted_at").is_some_and(|d| !d.is_null()) {
             return Err(invalid);
         }
+        let idle = session.get("kind").and_then(Value::as_str) == Some("session")
+            && session
+                .get("last_used_at")
+                .and_then(Value::as_time)
+                .is_some_and(|t| now - t > self.config.session_idle_timeout);
+        if idle {
+            return Err(ServiceError::Unauthorized(
+                "the session ended after a period of inactivity; log in again",
+            ));
+        }
         if user.get("status").and_then(Value::as_str) != Some("active") {
             return Err(ServiceError::Unauthorized("this account is suspended"));
         }
@@ -379,7 +423,11 @@ impl Services {
         if session
             .get("last_used_at")
             .and_then(Value::as_time)
-            .is_none_or(|t| now - t > TOUCH_INTERVAL)
+            .is_none_or(|t| {
+                let quarter_idle = time::Duration::try_from(self.config.session_idle_timeout / 4)
+                    .unwrap_or(TOUCH_INTERVAL);
+                now - t > TOUCH_INTERVAL.min(quarter_idle)
+            })
         {
             let store = self.store.clone();
             tokio::spawn(async move {

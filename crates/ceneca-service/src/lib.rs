@@ -33,8 +33,12 @@ pub use page::{ListParams, Page};
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub edition: Edition,
-    /// How long a log-in session lasts.
+    /// How long a log-in session lasts at most (absolute lifetime).
     pub session_lifetime: Duration,
+    /// A log-in session unused for this long ends.
+    pub session_idle_timeout: Duration,
+    /// Log-in sessions a user may hold at once; a new log-in ends the oldest beyond it.
+    pub max_sessions_per_user: usize,
     /// Whether anyone may register (otherwise accounts come from `ceneca user create`).
     pub allow_registration: bool,
     /// The most items one batch request may carry.
@@ -48,6 +52,8 @@ impl Default for ServiceConfig {
         Self {
             edition: Edition::Enterprise,
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            session_idle_timeout: Duration::from_secs(60 * 60),
+            max_sessions_per_user: 3,
             allow_registration: true,
             max_batch_items: 5_000,
             audit_level: ceneca_domain::audit::AuditLevel::Basic,

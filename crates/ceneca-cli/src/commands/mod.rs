@@ -44,6 +44,8 @@ pub fn service_config(config: &Config) -> ServiceConfig {
     ServiceConfig {
         edition: config.edition,
         session_lifetime: Duration::from_secs(config.session_lifetime_hours.max(1) * 3600),
+        session_idle_timeout: Duration::from_secs(config.session_idle_timeout_minutes * 60),
+        max_sessions_per_user: config.max_sessions_per_user,
         allow_registration: config.allow_registration,
         audit_level: ceneca_domain::audit::AuditLevel::parse(&config.audit_level)
             .unwrap_or_default(),
