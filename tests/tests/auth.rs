@@ -250,6 +250,17 @@ async fn secrets_are_write_only_and_encrypted(backend: Backend) {
         .await
         .expect(200);
     assert_eq!(updated["api_key_hint"], "…9999");
+    let revealed = s
+        .services
+        .reveal_secret(&ceneca_domain::model::AI_PROVIDER_CONFIGS, id, "api_key")
+        .await
+        .unwrap();
+    assert_eq!(
+        revealed.as_deref(),
+        Some("sk-rotated-000000009999"),
+        "the server itself can still read it"
+    );
+
     let _ = Store::engine(&**s.services.store());
 }
 

@@ -85,8 +85,12 @@ fn main() -> std::process::ExitCode {
         if let Command::Config { action } = &cli.command {
             return commands::config::run(action);
         }
-        if let Command::Keys { action } = &cli.command {
-            return commands::keys::run(action);
+        if let Command::Keys {
+            action: commands::keys::Action::Generate,
+        } = &cli.command
+        {
+            commands::keys::generate();
+            return Ok(());
         }
         let config = Config::load(cli.config.as_deref(), &overrides)?;
         commands::init_logging(&config);
@@ -99,8 +103,9 @@ fn main() -> std::process::ExitCode {
                 Command::Migrate { action } => commands::migrate::run(config, action).await,
                 Command::User { action } => commands::user::run(config, action).await,
                 Command::Audit { action } => commands::audit::run(config, action).await,
+                Command::Keys { action } => commands::keys::run(config, action).await,
                 Command::Bench(args) => commands::bench::run(config, args).await,
-                Command::Config { .. } | Command::Keys { .. } => unreachable!("handled above"),
+                Command::Config { .. } => unreachable!("handled above"),
             }
         })
     })();

@@ -344,3 +344,91 @@ async fn serve_runs_on_postgres_with_a_shared_key() {
         "no SQLite file when running on PostgreSQL"
     );
 }
+
+#[tokio::test]
+async fn keys_rotate_then_rewrap_keeps_every_secret_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ceneca(dir.path())).await;
+    let (_, body) = post(
+        &server.base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "k@example.com", "password": "correct horse"}),
+    )
+    .await;
+    let token = body["token"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, config) = post(&server.base, "/api/v1/provider-configs", Some(&token), json!({"provider": "openai", "name": format!("c{i}"), "api_key": format!("sk-secret-{i}-0123456789")})).await;
+        assert_eq!(status, 201);
+        ids.push(config["id"].as_str().unwrap().to_owned());
+    }
+    drop(server);
+    let run = |args: &[&str]| ceneca(dir.path()).args(args).output().unwrap();
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let rotate = run(&["keys", "rotate"]);
+    assert!(rotate.status.success(), "{}", text(&rotate));
+    let key_file = dir.path().join("ceneca_data/keys/master.key");
+    let lines: Vec<String> = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 2, "the old key stays, the new one is appended");
+    let new_id = lines[1].split_whitespace().next().unwrap().to_owned();
+
+    let rewrap = run(&["keys", "rewrap"]);
+    assert!(rewrap.status.success(), "{}", text(&rewrap));
+    assert!(
+        text(&rewrap).contains("3 secrets checked, 3 re-encrypted"),
+        "{}",
+        text(&rewrap)
+    );
+    let again = run(&["keys", "rewrap"]);
+    assert!(
+        text(&again).contains("3 secrets checked, 0 re-encrypted"),
+        "resumable: {}",
+        text(&again)
+    );
+
+    // Every secret now decrypts with the new key alone.
+    std::fs::write(&key_file, format!("{}\n", lines[1])).unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("ceneca_data/ceneca.db")).unwrap();
+    let key_ids: Vec<String> = db
+        .prepare("SELECT api_key_key_id FROM ai_provider_configs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(key_ids, vec![new_id.clone(); 3]);
+    let only_new = run(&["keys", "rewrap"]);
+    assert!(only_new.status.success(), "{}", text(&only_new));
+
+    // A ciphertext moved to another row does not decrypt there, and is reported, not lost.
+    db.execute_batch(&format!(
+        "UPDATE ai_provider_configs SET api_key_ciphertext = (SELECT api_key_ciphertext FROM ai_provider_configs WHERE id = '{}') WHERE id = '{}'",
+        ids[0], ids[1]
+    ))
+    .unwrap();
+    let rotate = run(&["keys", "rotate"]);
+    assert!(rotate.status.success());
+    let moved = run(&["keys", "rewrap"]);
+    assert!(!moved.status.success());
+    assert!(
+        text(&moved).contains(&format!("unreadable: ai_provider_configs {}", ids[1])),
+        "{}",
+        text(&moved)
+    );
+    // The audit trail records each rewrap and stays intact.
+    let verify = run(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+}

@@ -131,6 +131,36 @@ impl KeyRing {
             .map_err(|_| KeyRingError::Decrypt)
     }
 
+    /// Encrypts a string (the seed's `encrypt(plaintext)`).
+    pub fn encrypt_str(&self, plaintext: &str, context: &[u8]) -> Vec<u8> {
+        self.encrypt(plaintext.as_bytes(), context)
+    }
+
+    /// Decrypts what [`KeyRing::encrypt_str`] produced.
+    pub fn decrypt_str(&self, ciphertext: &[u8], context: &[u8]) -> Result<String, KeyRingError> {
+        String::from_utf8(self.decrypt(ciphertext, context)?).map_err(|_| KeyRingError::Malformed)
+    }
+
+    /// Encrypts any serializable value as JSON (the seed's `encryptObject`).
+    pub fn encrypt_json<T: serde::Serialize>(
+        &self,
+        value: &T,
+        context: &[u8],
+    ) -> Result<Vec<u8>, KeyRingError> {
+        let json = serde_json::to_vec(value).map_err(|_| KeyRingError::Malformed)?;
+        Ok(self.encrypt(&json, context))
+    }
+
+    /// Decrypts what [`KeyRing::encrypt_json`] produced.
+    pub fn decrypt_json<T: serde::de::DeserializeOwned>(
+        &self,
+        ciphertext: &[u8],
+        context: &[u8],
+    ) -> Result<T, KeyRingError> {
+        serde_json::from_slice(&self.decrypt(ciphertext, context)?)
+            .map_err(|_| KeyRingError::Malformed)
+    }
+
     /// The id of the key a ciphertext was made with.
     pub fn key_id_of(ciphertext: &[u8]) -> Result<&str, KeyRingError> {
         split(ciphertext).map(|(id, _, _)| id)
@@ -208,6 +238,34 @@ mod tests {
             Err(KeyRingError::Decrypt)
         );
         assert_eq!(KeyRing::key_id_of(&ct).unwrap(), "k1");
+    }
+
+    #[test]
+    fn nonces_never_repeat_over_a_million_encryptions() {
+        let ring = KeyRing::new("k1", &key(1)).unwrap();
+        let mut seen = std::collections::HashSet::with_capacity(1_000_000);
+        for _ in 0..1_000_000 {
+            let ct = ring.encrypt(b"x", b"ctx");
+            let (_, nonce, _) = split(&ct).unwrap();
+            assert!(
+                seen.insert(<[u8; NONCE_LEN]>::try_from(nonce).unwrap()),
+                "nonce repeated"
+            );
+        }
+    }
+
+    #[test]
+    fn strings_and_objects_round_trip() {
+        let ring = KeyRing::new("k1", &key(1)).unwrap();
+        let ct = ring.encrypt_str("héllo", b"c");
+        assert_eq!(ring.decrypt_str(&ct, b"c").unwrap(), "héllo");
+        let obj = serde_json::json!({"a": [1, 2], "b": "x"});
+        let ct = ring.encrypt_json(&obj, b"c").unwrap();
+        assert_eq!(
+            ring.decrypt_json::<serde_json::Value>(&ct, b"c").unwrap(),
+            obj
+        );
+        assert!(ring.decrypt_json::<serde_json::Value>(&ct, b"d").is_err());
     }
 
     #[test]

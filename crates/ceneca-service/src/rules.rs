@@ -81,7 +81,7 @@ fn settle_owner(caller: &Caller, entity: &Entity, record: &mut Record) -> Result
 
 /// The encryption context of a secret: the record's identity, so a ciphertext copied to
 /// another row, field or tenant does not decrypt.
-fn secret_context(entity: &Entity, id: Uuid, field: &str, record: &Record) -> Vec<u8> {
+pub(crate) fn secret_context(entity: &Entity, id: Uuid, field: &str, record: &Record) -> Vec<u8> {
     let tenant = ["user_id", "organization_id", "workspace_id"]
         .iter()
         .find_map(|c| record.id_of(c))
