@@ -66,6 +66,8 @@ enum Command {
         #[command(subcommand)]
         action: commands::config::Action,
     },
+    /// Rebuild the derived indexes (full text) from the tables.
+    Reindex,
     /// Measure the hot paths against raw SQLite in the same run.
     Bench(commands::bench::Args),
 }
@@ -105,6 +107,12 @@ fn main() -> std::process::ExitCode {
                 Command::Audit { action } => commands::audit::run(config, action).await,
                 Command::Keys { action } => commands::keys::run(config, action).await,
                 Command::Bench(args) => commands::bench::run(config, args).await,
+                Command::Reindex => {
+                    let store = commands::open_store(&config).await?;
+                    store.reindex_text().await?;
+                    println!("full-text indexes rebuilt ({})", store.engine().as_str());
+                    Ok(())
+                }
                 Command::Config { .. } => unreachable!("handled above"),
             }
         })

@@ -229,6 +229,13 @@ fn migrate_config_and_keys_commands() {
         text.contains("engine: sqlite") && text.contains("schema") && text.contains("applied"),
         "{text}"
     );
+    let reindex = ceneca(dir.path()).args(["reindex"]).output().unwrap();
+    assert!(
+        reindex.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reindex.stderr)
+    );
+    assert!(String::from_utf8_lossy(&reindex.stdout).contains("rebuilt"));
     let down = ceneca(dir.path())
         .args(["migrate", "down"])
         .output()

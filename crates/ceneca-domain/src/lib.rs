@@ -18,6 +18,7 @@ pub mod output;
 pub mod roles;
 pub mod schema;
 pub mod scope;
+pub mod search;
 pub mod validate;
 pub mod value;
 

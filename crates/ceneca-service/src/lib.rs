@@ -17,6 +17,7 @@ pub mod error;
 pub mod page;
 pub mod resources;
 mod rules;
+pub mod search;
 pub mod secrets;
 
 use std::sync::Arc;

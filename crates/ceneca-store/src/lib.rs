@@ -18,6 +18,7 @@ pub mod migrate;
 mod ops;
 pub mod postgres;
 pub mod query;
+pub mod search;
 pub mod sql;
 pub mod sqlite;
 pub mod write;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
 pub use query::{Deleted, ListQuery};
+pub use search::{SearchHit, SearchQuery};
 pub use write::{Actor, WriteBatch, WriteOp};
 
 /// Which engine a store runs on.
@@ -90,6 +92,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that a session was used; best effort, outside any batch.
     async fn touch_session(&self, session_id: Uuid, at: time::OffsetDateTime) -> Result<()>;
+
+    /// Full-text search over messages and documents inside the query's workspaces, best
+    /// first, with highlighted snippets.
+    async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>>;
+
+    /// Rebuilds the full-text indexes from the tables (`ceneca reindex`).
+    async fn reindex_text(&self) -> Result<()>;
 
     async fn migration_status(&self) -> Result<Vec<MigrationStatus>>;
     /// Applies pending migrations; returns the versions applied.

@@ -27,6 +27,8 @@ use crate::sql::{self, Dialect, Param, Sql};
 use crate::write::WriteBatch;
 use crate::{Engine, Result, Store, StoreError, StoreOptions};
 
+mod search;
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// PostgreSQL's spellings.
@@ -407,6 +409,22 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn search(&self, query: crate::SearchQuery) -> Result<Vec<crate::SearchHit>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        search::search(&mut conn, &query).await
+    }
+
+    /// The `tsvector` columns are generated, so they are always current: rebuilding means
+    /// rebuilding the GIN indexes.
+    async fn reindex_text(&self) -> Result<()> {
+        for index in ["messages__search", "documents__search"] {
+            sqlx::Executor::execute(&self.pool, format!("REINDEX INDEX {index}").as_str())
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 

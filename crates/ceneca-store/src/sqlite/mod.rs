@@ -4,6 +4,7 @@
 //! `SQLITE_BUSY`.
 
 mod codec;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -353,6 +354,14 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn search(&self, query: crate::SearchQuery) -> Result<Vec<crate::SearchHit>> {
+        self.read(move |conn| search::search(conn, &query)).await
+    }
+
+    async fn reindex_text(&self) -> Result<()> {
+        self.write(|conn| search::reindex(conn)).await
     }
 
     async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod nested;
 pub mod resources;
+pub mod search;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -24,7 +25,8 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password))
-        .route("/audit-log/export", get(audit::export));
+        .route("/audit-log/export", get(audit::export))
+        .route("/search", get(search::search));
     for entity in model::ALL.iter().copied() {
         let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
             || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);

@@ -1,0 +1,150 @@
+//! Full-text search on PostgreSQL: generated `tsvector` columns with GIN indexes,
+//! `ts_rank_cd` ranking, and `ts_headline` snippets computed for the page of hits only.
+
+use std::fmt::Write as _;
+
+use ceneca_domain::Value;
+use ceneca_domain::schema::Kind;
+use sqlx::Row;
+use sqlx::postgres::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{PgDialect, backend, build, map_error};
+use crate::Result;
+use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery};
+use crate::sql::{Dialect, Param, Sql};
+
+fn bind(sql: &mut Sql, value: Value, kind: Kind) -> String {
+    sql.params.push(Param { value, kind });
+    PgDialect.placeholder(sql.params.len())
+}
+
+fn filters(sql: &mut Sql, alias: &str, q: &SearchQuery, text: &mut String, messages: bool) {
+    if !q.include_deleted {
+        write!(text, " AND {alias}.deleted_at IS NULL").ok();
+    }
+    if let Some(ws) = q.workspace_id {
+        let p = bind(sql, Value::Id(ws), Kind::Uuid);
+        write!(text, " AND {alias}.workspace_id = {p}").ok();
+    }
+    if let Some(project) = q.project_id {
+        let p = bind(sql, Value::Id(project), Kind::Uuid);
+        if messages {
+            write!(
+                text,
+                " AND {alias}.thread_id IN (SELECT id FROM threads WHERE project_id = {p})"
+            )
+            .ok();
+        } else {
+            write!(text, " AND {alias}.project_id = {p}").ok();
+        }
+    }
+    if messages {
+        if let Some(thread) = q.thread_id {
+            let p = bind(sql, Value::Id(thread), Kind::Uuid);
+            write!(text, " AND {alias}.thread_id = {p}").ok();
+        }
+        if let Some(author) = q.author_id {
+            let p = bind(sql, Value::Id(author), Kind::Uuid);
+            write!(text, " AND {alias}.author_id = {p}").ok();
+        }
+    }
+    if let Some(t) = q.created_after {
+        let p = bind(sql, Value::Time(t), Kind::Time);
+        write!(text, " AND {alias}.created_at > {p}").ok();
+    }
+    if let Some(t) = q.created_before {
+        let p = bind(sql, Value::Time(t), Kind::Time);
+        write!(text, " AND {alias}.created_at < {p}").ok();
+    }
+}
+
+fn statement(q: &SearchQuery) -> Option<Sql> {
+    let mut sql = Sql::default();
+    let tsquery: Vec<String> = q
+        .terms
+        .iter()
+        .map(|t| {
+            let p = bind(
+                &mut sql,
+                Value::Text(t.text.clone()),
+                Kind::Text { max: usize::MAX },
+            );
+            let function = if t.phrase {
+                "phraseto_tsquery"
+            } else {
+                "plainto_tsquery"
+            };
+            format!("{function}('simple', {p})")
+        })
+        .collect();
+    let scope = bind(&mut sql, Value::IdSet(q.workspaces.clone()), Kind::Uuid);
+    let mut parts = Vec::new();
+    if q.messages {
+        let mut text = format!(
+            "SELECT 'message'::text AS kind, m.id, m.workspace_id, m.thread_id, NULL::uuid AS project_id, NULL::text AS title,
+                    (-ts_rank_cd(m.search, q.q))::float8 AS score, m.created_at
+             FROM messages m, q WHERE m.search @@ q.q AND m.workspace_id = ANY({scope})"
+        );
+        filters(&mut sql, "m", q, &mut text, true);
+        parts.push(text);
+    }
+    if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
+        let mut text = format!(
+            "SELECT 'document'::text AS kind, d.id, d.workspace_id, NULL::uuid AS thread_id, d.project_id, d.title,
+                    (-ts_rank_cd(d.search, q.q))::float8 AS score, d.created_at
+             FROM documents d, q WHERE d.search @@ q.q AND d.workspace_id = ANY({scope})"
+        );
+        filters(&mut sql, "d", q, &mut text, false);
+        parts.push(text);
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    sql.text = format!(
+        "WITH q AS (SELECT {} AS q),
+         hits AS ({} ORDER BY score, id LIMIT {} OFFSET {})
+         SELECT h.kind, h.id, h.workspace_id, h.thread_id, h.project_id, h.title, h.score, h.created_at,
+                ts_headline('simple',
+                    CASE WHEN h.kind = 'message' THEN (SELECT left(content, 100000) FROM messages WHERE id = h.id)
+                         ELSE (SELECT title || ' ' || left(body, 100000) FROM documents WHERE id = h.id) END,
+                    q.q, 'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=8, MaxFragments=1, FragmentDelimiter=\" … \"')
+         FROM hits h, q ORDER BY h.score, h.id",
+        tsquery.join(" && "),
+        parts.join(" UNION ALL "),
+        q.limit,
+        q.offset
+    );
+    Some(sql)
+}
+
+pub(super) async fn search(conn: &mut PgConnection, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+    let Some(sql) = statement(q) else {
+        return Ok(Vec::new());
+    };
+    let rows = build(&sql).fetch_all(conn).await.map_err(map_error)?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get(0).map_err(backend)?;
+            Ok(SearchHit {
+                kind: if kind == "message" {
+                    "message"
+                } else {
+                    "document"
+                },
+                id: r.try_get::<Uuid, _>(1).map_err(backend)?,
+                workspace_id: r.try_get::<Uuid, _>(2).map_err(backend)?,
+                thread_id: r.try_get(3).map_err(backend)?,
+                project_id: r.try_get(4).map_err(backend)?,
+                title: r.try_get(5).map_err(backend)?,
+                score: r.try_get(6).map_err(backend)?,
+                created_at: r.try_get::<OffsetDateTime, _>(7).map_err(backend)?,
+                snippet: r
+                    .try_get::<Option<String>, _>(8)
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,277 @@
+//! Full-text search: ranking, snippets, filters, tricky queries, deleted content, and
+//! permission filtering in the query itself — on SQLite and PostgreSQL.
+
+use ceneca_e2e::{Backend, TestServer, on_every_backend, world};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    ranks_and_highlights,
+    filters_narrow_the_hits,
+    tricky_queries_never_fail,
+    deleted_content_is_excluded_unless_asked,
+    other_tenants_content_never_appears
+);
+
+async fn search(s: &TestServer, u: &ceneca_e2e::User, query: &str) -> Vec<Value> {
+    s.get(u, &format!("/api/v1/search?{query}"))
+        .await
+        .expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn ranks_and_highlights(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let thread = format!("/api/v1/threads/{}/messages/batch", w.thread);
+    s.post(&u, &thread, json!({"items": [
+        {"role": "user", "content": "the rocket engine test passed; engine pressure nominal, engine temperature nominal"},
+        {"role": "assistant", "content": "we ordered a new engine"},
+        {"role": "user", "content": "lunch menu for friday"}
+    ]}))
+    .await
+    .expect(201);
+    s.post(&u, "/api/v1/documents", json!({"workspace_id": w.workspace, "title": "Engine handbook", "body": "How to service the engine."})).await.expect(201);
+    let hits = search(&s, &u, "q=engine").await;
+    assert_eq!(hits.len(), 3);
+    assert!(
+        hits[0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>engine</mark>"),
+        "{}",
+        hits[0]
+    );
+    let relevances: Vec<f64> = hits
+        .iter()
+        .map(|h| h["relevance"].as_f64().unwrap())
+        .collect();
+    assert!(
+        relevances.windows(2).all(|p| p[0] >= p[1]),
+        "best first: {relevances:?}"
+    );
+    let top_message = hits.iter().find(|h| h["kind"] == "message").unwrap();
+    assert!(
+        top_message["snippet"].as_str().unwrap().contains("rocket"),
+        "the message that says engine three times ranks above the one that says it once"
+    );
+    let doc = hits.iter().find(|h| h["kind"] == "document").unwrap();
+    assert_eq!(doc["title"], "Engine handbook");
+    // A phrase matches words in order; two words match both anywhere.
+    assert_eq!(search(&s, &u, "q=%22engine+test%22").await.len(), 1);
+    assert_eq!(search(&s, &u, "q=%22test+engine%22").await.len(), 0);
+    assert_eq!(search(&s, &u, "q=engine+nominal").await.len(), 1);
+    // Paging.
+    let first = s
+        .get(&u, "/api/v1/search?q=engine&limit=2")
+        .await
+        .expect(200);
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = s
+        .get(
+            &u,
+            &format!("/api/v1/search?q=engine&limit=2&cursor={cursor}"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+}
+
+async fn filters_narrow_the_hits(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let other = s
+        .post(
+            &u,
+            "/api/v1/threads",
+            json!({"workspace_id": w.org_workspace}),
+        )
+        .await
+        .expect(201);
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages", other["id"].as_str().unwrap()),
+        json!({"role": "assistant", "content": "launch window opens at dawn"}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &u,
+        "/api/v1/documents",
+        json!({"workspace_id": w.workspace, "title": "Dawn launch checklist"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(
+        search(&s, &u, "q=dawn").await.len(),
+        3,
+        "world message + other thread + document"
+    );
+    assert_eq!(
+        search(&s, &u, &format!("q=dawn&workspace_id={}", w.org_workspace))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        search(&s, &u, &format!("q=dawn&thread_id={}", w.thread))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(search(&s, &u, "q=dawn&kind=documents").await.len(), 1);
+    assert_eq!(search(&s, &u, "q=dawn&kind=messages").await.len(), 2);
+    assert_eq!(
+        search(&s, &u, &format!("q=launch&author_id={}", u.id))
+            .await
+            .len(),
+        1,
+        "only the user's own message names them as author"
+    );
+    assert_eq!(
+        search(&s, &u, &format!("q=dawn&project_id={}", w.project))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        search(&s, &u, "q=dawn&created_after=2999-01-01T00:00:00Z")
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        search(&s, &u, "q=dawn&created_before=2999-01-01T00:00:00Z")
+            .await
+            .len(),
+        3
+    );
+}
+
+async fn tricky_queries_never_fail(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages", w.thread),
+        json!({"role": "user", "content": "café AND tea OR (coffee) NEAR \"quotes\" 日本語"}),
+    )
+    .await
+    .expect(201);
+    for q in [
+        "%22unbalanced",
+        "AND",
+        "OR+NOT",
+        "NEAR(a+b)",
+        "a*",
+        "-minus",
+        "(paren",
+        "col:umn",
+        "tea+%22",
+        "%27single%27",
+        "%E6%97%A5%E6%9C%AC%E8%AA%9E",
+        "caf%C3%A9",
+        "select+*+from+users%3B+--",
+    ] {
+        let r = s.get(&u, &format!("/api/v1/search?q={q}")).await;
+        assert_eq!(r.status.as_u16(), 200, "q={q}: {}", r.body);
+    }
+    assert!(!search(&s, &u, "q=coffee").await.is_empty());
+    assert!(
+        !search(&s, &u, "q=AND").await.is_empty(),
+        "operators are words"
+    );
+    for q in [
+        "",
+        "q=",
+        "q=%20%20",
+        "q=!!!",
+        "q=*",
+        "q=%22%22%22",
+        "q=%5E%5E",
+        &format!("q={}", "x+".repeat(700)),
+        "q=a&limit=0",
+        "q=a&limit=x",
+        "q=a&kind=images",
+        "q=a&cursor=zz",
+        "q=a&workspace_id=nope",
+        "q=a&bogus=1",
+        "q=a&created_after=soon",
+        "q=a&deleted=maybe",
+    ] {
+        let r = s.get(&u, &format!("/api/v1/search?{q}")).await;
+        assert_eq!(r.status.as_u16(), 400, "{q}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "bad_request");
+    }
+}
+
+async fn deleted_content_is_excluded_unless_asked(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    assert_eq!(search(&s, &u, "q=dawn").await.len(), 1);
+    s.delete(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert_eq!(search(&s, &u, "q=dawn").await.len(), 0);
+    assert_eq!(search(&s, &u, "q=dawn&deleted=include").await.len(), 1);
+    // Edits are searchable at once: the index is written with the row.
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/restore", w.thread),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    s.patch(
+        &u,
+        &format!("/api/v1/messages/{}", w.message),
+        json!({"content": "When is the eclipse?"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(search(&s, &u, "q=eclipse").await.len(), 1);
+    assert_eq!(search(&s, &u, "q=launch").await.len(), 0);
+}
+
+async fn other_tenants_content_never_appears(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let alice = s.user("alice").await;
+    let mallory = s.user("mallory").await;
+    let a = world(&s, &alice).await;
+    world(&s, &mallory).await;
+    s.post(&alice, "/api/v1/documents", json!({"workspace_id": a.workspace, "title": "Secret merger plan", "body": "acquire the competitor"})).await.expect(201);
+    assert_eq!(search(&s, &alice, "q=merger").await.len(), 1);
+    assert!(search(&s, &mallory, "q=merger").await.is_empty());
+    assert!(
+        search(
+            &s,
+            &mallory,
+            &format!("q=merger&workspace_id={}", a.workspace)
+        )
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        search(&s, &mallory, "q=dawn").await.len(),
+        1,
+        "only mallory's own world message"
+    );
+    // A viewer added to the workspace sees it; removed again, no longer.
+    let members = format!("/api/v1/workspaces/{}/members", a.workspace);
+    let m = s
+        .post(&alice, &members, json!({"user_id": mallory.id}))
+        .await
+        .expect(201);
+    assert_eq!(search(&s, &mallory, "q=merger").await.len(), 1);
+    s.delete(&alice, &format!("{members}/{}", m["id"].as_str().unwrap()))
+        .await
+        .expect(204);
+    assert!(search(&s, &mallory, "q=merger").await.is_empty());
+}
