@@ -128,6 +128,14 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, config: ServiceConfig) -> Self {
+        Self::start_full(backend, config, ceneca_server::HttpConfig::default()).await
+    }
+
+    pub async fn start_full(
+        backend: Backend,
+        config: ServiceConfig,
+        http: ceneca_server::HttpConfig,
+    ) -> Self {
         // Server-side errors show in a failing test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -148,7 +156,7 @@ impl TestServer {
         let services = Services::new(store, Arc::new(test_key_ring()), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = ceneca_server::router(services.clone(), ceneca_server::HttpConfig::default());
+        let router = ceneca_server::router(services.clone(), http);
         tokio::spawn(ceneca_server::serve(
             listener,
             router,

@@ -40,6 +40,12 @@ pub struct Config {
     /// `basic` (auth events and writes), `enhanced` (and reads) or `maximum` (and query
     /// hashes and data sources).
     pub audit_level: String,
+    /// Requests per minute from one address / by one account; log-ins per minute and
+    /// registrations per hour from one address. 0 turns a limit off.
+    pub rate_limit_per_ip_per_minute: u32,
+    pub rate_limit_per_account_per_minute: u32,
+    pub login_attempts_per_ip_per_minute: u32,
+    pub registrations_per_ip_per_hour: u32,
 }
 
 impl Default for Config {
@@ -62,6 +68,10 @@ impl Default for Config {
             encryption_key_file: String::new(),
             log_format: "text".into(),
             audit_level: "basic".into(),
+            rate_limit_per_ip_per_minute: 6000,
+            rate_limit_per_account_per_minute: 3000,
+            login_attempts_per_ip_per_minute: 30,
+            registrations_per_ip_per_hour: 60,
         }
     }
 }
@@ -247,6 +257,14 @@ log_format = "text"
 # write), "enhanced" (also every read) or "maximum" (also the SHA-256 of each query and the
 # tables it touched). `ceneca audit verify` checks the trail's hash chain.
 audit_level = "basic"
+
+# Rate limits (answered with 429 and Retry-After); 0 turns one off. They are counted per
+# node. Failed log-ins are limited per account regardless: after 5 in a row each attempt
+# waits longer (1 s doubling to 15 min), and 100 in an hour lock the account for the hour.
+rate_limit_per_ip_per_minute = 6000
+rate_limit_per_account_per_minute = 3000
+login_attempts_per_ip_per_minute = 30
+registrations_per_ip_per_hour = 60
 "#;
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub fields: Map<String, Value>,
+    /// Seconds to wait, for 429 answers (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             code,
             message: message.into(),
             fields: Map::new(),
+            retry_after: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -75,6 +78,14 @@ impl From<ServiceError> for ApiError {
                 }
                 out
             }
+            ServiceError::RateLimited {
+                message,
+                retry_after_secs,
+            } => {
+                let mut out = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                out.retry_after = Some(retry_after_secs);
+                out
+            }
             ServiceError::NotAllowed(m) => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m)
             }
@@ -97,6 +108,11 @@ impl IntoResponse for ApiError {
             error["fields"] = Value::Object(self.fields);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -10,6 +10,7 @@
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod limits;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
+    pub limits: std::sync::Arc<limits::RateLimits>,
 }
 
 /// HTTP limits.
@@ -39,6 +41,7 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// The largest body of a batch request.
     pub max_batch_body_bytes: usize,
+    pub rate: limits::RateConfig,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +49,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 2 * 1024 * 1024,
             max_batch_body_bytes: 64 * 1024 * 1024,
+            rate: limits::RateConfig::default(),
         }
     }
 }
@@ -53,6 +57,21 @@ impl Default for HttpConfig {
 /// The whole API: `/healthz`, `/readyz` and `/api/v1/...`.
 pub fn router(services: Services, http: HttpConfig) -> Router {
     let api = handlers::v1::routes(http.max_batch_body_bytes);
+    let limits = limits::RateLimits::new(http.rate);
+    let janitor = std::sync::Arc::downgrade(&limits);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match janitor.upgrade() {
+                    Some(limits) => limits.shrink(),
+                    None => return,
+                }
+            }
+        });
+    }
+    let state = AppState { services, limits };
     Router::new()
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
@@ -65,7 +84,11 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
                 "this method is not allowed on this resource",
             )
         })
-        .with_state(AppState { services })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::per_ip,
+        ))
+        .with_state(state)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response {

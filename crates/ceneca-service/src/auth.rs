@@ -23,6 +23,18 @@ use crate::{Caller, Services};
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Bounded so a huge "password" cannot make hashing a denial of service.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
+/// Consecutive failed log-ins after which an account waits before the next attempt.
+const LOCKOUT_AFTER: usize = 5;
+/// The longest wait between attempts once locked.
+const MAX_LOCKOUT_SECS: u64 = 15 * 60;
+/// Failed log-ins per account per hour after which the account is locked for the hour.
+pub const MAX_FAILED_LOGINS_PER_HOUR: u32 = 100;
+
+fn remaining(until: OffsetDateTime, now: OffsetDateTime) -> Option<std::time::Duration> {
+    let left = until - now;
+    (left > time::Duration::ZERO).then(|| std::time::Duration::try_from(left).unwrap_or_default())
+}
+
 /// `last_used_at` is written at most this often per session.
 const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
 
@@ -275,6 +287,16 @@ impl Services {
             event.source_ip = meta.source_ip.clone();
             event
         };
+        if let Some(id) = user.as_ref().and_then(Record::id)
+            && let Some(wait) = self.login_lockout(id).await?
+        {
+            self.audit_now(failure("denied", "account locked after repeated failures"))
+                .await?;
+            return Err(ServiceError::RateLimited {
+                message: "too many failed log-ins for this account; try again later".into(),
+                retry_after_secs: wait.as_millis().div_ceil(1000).max(1) as u64,
+            });
+        }
         if !valid || user.is_none() {
             self.audit_now(failure("failure", "invalid e-mail or password"))
                 .await?;
@@ -351,6 +373,41 @@ impl Services {
             token,
             expires_at,
             user: to_json(&model::USERS, user, View::Detail),
+        })
+    }
+
+    /// How long an account stays locked after failed log-ins, read from the audit trail (so
+    /// every node agrees): after 5 consecutive failures the wait doubles from 1 s up to
+    /// 15 minutes, and 100 failures within an hour lock it until the hour has passed.
+    async fn login_lockout(&self, user_id: Uuid) -> Result<Option<std::time::Duration>> {
+        let now = now();
+        let mut q = ceneca_store::ListQuery::new(
+            ScopeFilter::All,
+            "sequence",
+            true,
+            MAX_FAILED_LOGINS_PER_HOUR,
+        );
+        q.equals.push(("action", Value::Text("auth.login".into())));
+        q.equals.push(("actor_id", Value::Id(user_id)));
+        q.created_after = Some(now - time::Duration::hours(1));
+        let attempts = self.store.list(&model::AUDIT_LOG, q).await?;
+        let failed_at = |r: &Record| {
+            (r.get("outcome").and_then(Value::as_str) != Some("success"))
+                .then(|| r.get("at").and_then(Value::as_time))
+                .flatten()
+        };
+        let failures: Vec<OffsetDateTime> = attempts.iter().filter_map(failed_at).collect();
+        if failures.len() >= MAX_FAILED_LOGINS_PER_HOUR as usize {
+            let until = failures[failures.len() - 1] + time::Duration::hours(1);
+            return Ok(remaining(until, now));
+        }
+        let consecutive: Vec<OffsetDateTime> = attempts.iter().map_while(failed_at).collect();
+        Ok(match (consecutive.len(), consecutive.first()) {
+            (n, Some(last)) if n >= LOCKOUT_AFTER => {
+                let backoff = (1u64 << (n - LOCKOUT_AFTER).min(10)).min(MAX_LOCKOUT_SECS);
+                remaining(*last + time::Duration::seconds(backoff as i64), now)
+            }
+            _ => None,
         })
     }
 

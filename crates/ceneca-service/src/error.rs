@@ -32,6 +32,12 @@ pub enum ServiceError {
         message: String,
         fields: BTreeMap<String, String>,
     },
+    /// Too many attempts; try again after `retry_after_secs` (429).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The operation does not exist for this resource (405).
     #[error("{0}")]
     NotAllowed(String),

@@ -139,9 +139,19 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
     let services = Services::new(store.clone(), Arc::new(keys), ServiceConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
+    // Rate limits off: the benchmark measures the work, not the throttle.
+    let http_config = ceneca_server::HttpConfig {
+        rate: ceneca_server::limits::RateConfig {
+            per_ip_per_minute: 0,
+            per_account_per_minute: 0,
+            logins_per_ip_per_minute: 0,
+            registrations_per_ip_per_hour: 0,
+        },
+        ..Default::default()
+    };
     tokio::spawn(ceneca_server::serve(
         listener,
-        ceneca_server::router(services, ceneca_server::HttpConfig::default()),
+        ceneca_server::router(services, http_config),
         std::future::pending(),
     ));
     let http = reqwest::Client::builder()

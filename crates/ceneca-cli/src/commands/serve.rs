@@ -12,6 +12,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let http = HttpConfig {
         max_body_bytes: config.max_body_bytes,
         max_batch_body_bytes: config.max_batch_body_bytes,
+        rate: ceneca_server::limits::RateConfig {
+            per_ip_per_minute: config.rate_limit_per_ip_per_minute,
+            per_account_per_minute: config.rate_limit_per_account_per_minute,
+            logins_per_ip_per_minute: config.login_attempts_per_ip_per_minute,
+            registrations_per_ip_per_hour: config.registrations_per_ip_per_hour,
+        },
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

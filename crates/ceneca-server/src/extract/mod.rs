@@ -46,7 +46,9 @@ impl FromRequestParts<AppState> for Auth {
                 )
             })?;
         let meta = request_meta(parts);
-        Ok(Auth(state.services.authenticate(token, &meta).await?))
+        let caller = state.services.authenticate(token, &meta).await?;
+        state.limits.account(caller.user_id)?;
+        Ok(Auth(caller))
     }
 }
 

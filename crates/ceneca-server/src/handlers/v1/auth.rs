@@ -13,6 +13,9 @@ pub async fn register(
     Meta(meta): Meta,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    state
+        .limits
+        .registration(meta.source_ip.as_deref().and_then(|ip| ip.parse().ok()))?;
     let login = state.services.register(&body, &meta).await?;
     Ok((StatusCode::CREATED, Json(login.to_json())).into_response())
 }
@@ -23,6 +26,9 @@ pub async fn login(
     Meta(meta): Meta,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    state
+        .limits
+        .login(meta.source_ip.as_deref().and_then(|ip| ip.parse().ok()))?;
     let login = state.services.login(&body, &meta).await?;
     Ok(Json(login.to_json()).into_response())
 }
