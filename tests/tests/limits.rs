@@ -12,7 +12,9 @@ use serde_json::json;
 on_every_backend!(
     login_attempts_per_address_are_limited,
     requests_per_account_are_limited_and_recover,
-    failed_logins_lock_the_account_with_back_off
+    failed_logins_lock_the_account_with_back_off,
+    security_headers_and_cors,
+    administrators_work_only_from_allowed_networks,
 );
 
 fn limited(rate: RateConfig) -> HttpConfig {
@@ -112,4 +114,71 @@ async fn failed_logins_lock_the_account_with_back_off(backend: Backend) {
     s.call(Method::POST, "/api/v1/auth/login", None, Some(&right))
         .await
         .expect(200);
+}
+
+async fn security_headers_and_cors(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let res = s
+        .http
+        .get(format!("{}/api/v1/auth/me", s.base))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    let h = res.headers();
+    assert_eq!(h["content-security-policy"], "default-src 'self'");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let preflight = |s: &TestServer, origin: &str| {
+        s.http
+            .request(Method::OPTIONS, format!("{}/api/v1/threads", s.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let off = preflight(&s, "https://app.example.com").await.unwrap();
+    assert!(
+        off.headers().get("access-control-allow-origin").is_none(),
+        "CORS is off by default"
+    );
+    let http = HttpConfig {
+        cors_origins: vec!["https://app.example.com".into()],
+        ..HttpConfig::default()
+    };
+    let s2 = TestServer::start_full(backend, Default::default(), http).await;
+    let on = preflight(&s2, "https://app.example.com").await.unwrap();
+    assert_eq!(
+        on.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = preflight(&s2, "https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+async fn administrators_work_only_from_allowed_networks(backend: Backend) {
+    let elsewhere = HttpConfig {
+        admin_networks: vec!["10.0.0.0/8".parse().unwrap()],
+        ..HttpConfig::default()
+    };
+    let s = TestServer::start_full(backend, Default::default(), elsewhere).await;
+    let admin = s.admin().await;
+    let user = s.user("u").await;
+    let r = s.get(&admin, "/api/v1/audit-log").await;
+    assert_eq!(r.status.as_u16(), 403);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("address")
+    );
+    s.get(&user, "/api/v1/auth/me").await.expect(200);
+    let here = HttpConfig {
+        admin_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        ..HttpConfig::default()
+    };
+    let s2 = TestServer::start_full(backend, Default::default(), here).await;
+    let admin2 = s2.admin().await;
+    s2.get(&admin2, "/api/v1/audit-log").await.expect(200);
 }

@@ -46,6 +46,10 @@ pub struct Config {
     pub rate_limit_per_account_per_minute: u32,
     pub login_attempts_per_ip_per_minute: u32,
     pub registrations_per_ip_per_hour: u32,
+    /// Browser origins allowed to call the API; empty turns CORS off.
+    pub cors_allowed_origins: Vec<String>,
+    /// CIDRs system administrators may work from; empty allows any address.
+    pub admin_allowed_networks: Vec<String>,
 }
 
 impl Default for Config {
@@ -72,6 +76,8 @@ impl Default for Config {
             rate_limit_per_account_per_minute: 3000,
             login_attempts_per_ip_per_minute: 30,
             registrations_per_ip_per_hour: 60,
+            cors_allowed_origins: Vec::new(),
+            admin_allowed_networks: Vec::new(),
         }
     }
 }
@@ -172,6 +178,16 @@ impl Config {
                 self.audit_level
             );
         }
+        self.admin_networks()?;
+        for origin in &self.cors_allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                bail!(
+                    "cors_allowed_origins: '{origin}' must be an origin such as https://app.example.com"
+                );
+            }
+        }
         if self.max_sessions_per_user == 0 || self.session_idle_timeout_minutes == 0 {
             bail!("max_sessions_per_user and session_idle_timeout_minutes must be at least 1");
         }
@@ -179,6 +195,20 @@ impl Config {
             bail!("pg_max_connections must be at least 1");
         }
         Ok(())
+    }
+
+    /// The parsed `admin_allowed_networks`.
+    pub fn admin_networks(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.admin_allowed_networks
+            .iter()
+            .map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| {
+                        format!("admin_allowed_networks: '{n}' is not a CIDR such as 10.0.0.0/8")
+                    })
+            })
+            .collect()
     }
 
     /// The store URL: PostgreSQL if configured, else the SQLite file in the data folder.
@@ -265,6 +295,14 @@ rate_limit_per_ip_per_minute = 6000
 rate_limit_per_account_per_minute = 3000
 login_attempts_per_ip_per_minute = 30
 registrations_per_ip_per_hour = 60
+
+# Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"]; empty
+# turns CORS off.
+cors_allowed_origins = []
+
+# Networks system administrators may use their accounts from, e.g. ["10.0.0.0/8"]; empty
+# allows any address.
+admin_allowed_networks = []
 "#;
 
 #[cfg(test)]

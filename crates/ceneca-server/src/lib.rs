@@ -32,16 +32,21 @@ use crate::error::ApiError;
 pub struct AppState {
     pub services: Services,
     pub limits: std::sync::Arc<limits::RateLimits>,
+    pub admin_networks: std::sync::Arc<Vec<ipnet::IpNet>>,
 }
 
 /// HTTP limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// The largest request body in general.
     pub max_body_bytes: usize,
     /// The largest body of a batch request.
     pub max_batch_body_bytes: usize,
     pub rate: limits::RateConfig,
+    /// Browser origins allowed to call the API (CORS); empty: CORS is off.
+    pub cors_origins: Vec<String>,
+    /// Networks system administrators may use their powers from; empty: anywhere.
+    pub admin_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +55,8 @@ impl Default for HttpConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_batch_body_bytes: 64 * 1024 * 1024,
             rate: limits::RateConfig::default(),
+            cors_origins: Vec::new(),
+            admin_networks: Vec::new(),
         }
     }
 }
@@ -71,7 +78,11 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             }
         });
     }
-    let state = AppState { services, limits };
+    let state = AppState {
+        services,
+        limits,
+        admin_networks: std::sync::Arc::new(http.admin_networks.clone()),
+    };
     Router::new()
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
@@ -108,7 +119,27 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             "content-security-policy",
             "default-src 'self'",
         ))
+        .layer(cors(&http.cors_origins))
         .layer(TraceLayer::new_for_http())
+}
+
+/// CORS for the configured origins only; with none, no CORS headers at all (browsers on
+/// other origins are refused by their own same-origin policy).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

@@ -18,6 +18,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             logins_per_ip_per_minute: config.login_attempts_per_ip_per_minute,
             registrations_per_ip_per_hour: config.registrations_per_ip_per_hour,
         },
+        cors_origins: config.cors_allowed_origins.clone(),
+        admin_networks: config.admin_networks()?,
     };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

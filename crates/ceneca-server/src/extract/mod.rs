@@ -48,6 +48,20 @@ impl FromRequestParts<AppState> for Auth {
         let meta = request_meta(parts);
         let caller = state.services.authenticate(token, &meta).await?;
         state.limits.account(caller.user_id)?;
+        if caller.system_admin && !state.admin_networks.is_empty() {
+            let allowed = meta
+                .source_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|ip| state.admin_networks.iter().any(|net| net.contains(&ip)));
+            if !allowed {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "administrator accounts may not be used from this address",
+                ));
+            }
+        }
         Ok(Auth(caller))
     }
 }
