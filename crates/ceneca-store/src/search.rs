@@ -1,9 +1,15 @@
 //! Full-text search requests and hits, shared by both engines (each engine's SQL is in its
 //! own module).
 
+use std::fmt::Write as _;
+
+use ceneca_domain::Value;
+use ceneca_domain::schema::Kind;
 use ceneca_domain::search::Term;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::sql::{Dialect, Param, Sql};
 
 /// What to search, already authorized: `workspaces` is the caller's readable scope.
 #[derive(Debug, Clone)]
@@ -43,3 +49,58 @@ pub struct SearchHit {
 /// tags.
 pub const MARK_START: &str = "<mark>";
 pub const MARK_END: &str = "</mark>";
+
+/// Binds a parameter; returns its placeholder.
+pub(crate) fn bind(d: &dyn Dialect, sql: &mut Sql, value: Value, kind: Kind) -> String {
+    sql.params.push(Param { value, kind });
+    d.placeholder(sql.params.len())
+}
+
+/// The query's filters as SQL conditions on the row aliased `alias` (a message when
+/// `messages`, else a document); the same on both engines.
+pub(crate) fn filters(
+    d: &dyn Dialect,
+    sql: &mut Sql,
+    alias: &str,
+    q: &SearchQuery,
+    text: &mut String,
+    messages: bool,
+) {
+    if !q.include_deleted {
+        write!(text, " AND {alias}.deleted_at IS NULL").ok();
+    }
+    if let Some(ws) = q.workspace_id {
+        let p = bind(d, sql, Value::Id(ws), Kind::Uuid);
+        write!(text, " AND {alias}.workspace_id = {p}").ok();
+    }
+    if let Some(project) = q.project_id {
+        let p = bind(d, sql, Value::Id(project), Kind::Uuid);
+        if messages {
+            write!(
+                text,
+                " AND {alias}.thread_id IN (SELECT id FROM threads WHERE project_id = {p})"
+            )
+            .ok();
+        } else {
+            write!(text, " AND {alias}.project_id = {p}").ok();
+        }
+    }
+    if messages {
+        if let Some(thread) = q.thread_id {
+            let p = bind(d, sql, Value::Id(thread), Kind::Uuid);
+            write!(text, " AND {alias}.thread_id = {p}").ok();
+        }
+        if let Some(author) = q.author_id {
+            let p = bind(d, sql, Value::Id(author), Kind::Uuid);
+            write!(text, " AND {alias}.author_id = {p}").ok();
+        }
+    }
+    if let Some(t) = q.created_after {
+        let p = bind(d, sql, Value::Time(t), Kind::Time);
+        write!(text, " AND {alias}.created_at > {p}").ok();
+    }
+    if let Some(t) = q.created_before {
+        let p = bind(d, sql, Value::Time(t), Kind::Time);
+        write!(text, " AND {alias}.created_at < {p}").ok();
+    }
+}

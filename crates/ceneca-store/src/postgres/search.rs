@@ -1,8 +1,6 @@
 //! Full-text search on PostgreSQL: generated `tsvector` columns with GIN indexes,
 //! `ts_rank_cd` ranking, and `ts_headline` snippets computed for the page of hits only.
 
-use std::fmt::Write as _;
-
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
 use sqlx::Row;
@@ -12,53 +10,8 @@ use uuid::Uuid;
 
 use super::{PgDialect, backend, build, map_error};
 use crate::Result;
-use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery};
-use crate::sql::{Dialect, Param, Sql};
-
-fn bind(sql: &mut Sql, value: Value, kind: Kind) -> String {
-    sql.params.push(Param { value, kind });
-    PgDialect.placeholder(sql.params.len())
-}
-
-fn filters(sql: &mut Sql, alias: &str, q: &SearchQuery, text: &mut String, messages: bool) {
-    if !q.include_deleted {
-        write!(text, " AND {alias}.deleted_at IS NULL").ok();
-    }
-    if let Some(ws) = q.workspace_id {
-        let p = bind(sql, Value::Id(ws), Kind::Uuid);
-        write!(text, " AND {alias}.workspace_id = {p}").ok();
-    }
-    if let Some(project) = q.project_id {
-        let p = bind(sql, Value::Id(project), Kind::Uuid);
-        if messages {
-            write!(
-                text,
-                " AND {alias}.thread_id IN (SELECT id FROM threads WHERE project_id = {p})"
-            )
-            .ok();
-        } else {
-            write!(text, " AND {alias}.project_id = {p}").ok();
-        }
-    }
-    if messages {
-        if let Some(thread) = q.thread_id {
-            let p = bind(sql, Value::Id(thread), Kind::Uuid);
-            write!(text, " AND {alias}.thread_id = {p}").ok();
-        }
-        if let Some(author) = q.author_id {
-            let p = bind(sql, Value::Id(author), Kind::Uuid);
-            write!(text, " AND {alias}.author_id = {p}").ok();
-        }
-    }
-    if let Some(t) = q.created_after {
-        let p = bind(sql, Value::Time(t), Kind::Time);
-        write!(text, " AND {alias}.created_at > {p}").ok();
-    }
-    if let Some(t) = q.created_before {
-        let p = bind(sql, Value::Time(t), Kind::Time);
-        write!(text, " AND {alias}.created_at < {p}").ok();
-    }
-}
+use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery, bind, filters};
+use crate::sql::Sql;
 
 fn statement(q: &SearchQuery) -> Option<Sql> {
     let mut sql = Sql::default();
@@ -67,6 +20,7 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
         .iter()
         .map(|t| {
             let p = bind(
+                &PgDialect,
                 &mut sql,
                 Value::Text(t.text.clone()),
                 Kind::Text { max: usize::MAX },
@@ -79,7 +33,12 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
             format!("{function}('simple', {p})")
         })
         .collect();
-    let scope = bind(&mut sql, Value::IdSet(q.workspaces.clone()), Kind::Uuid);
+    let scope = bind(
+        &PgDialect,
+        &mut sql,
+        Value::IdSet(q.workspaces.clone()),
+        Kind::Uuid,
+    );
     let mut parts = Vec::new();
     if q.messages {
         let mut text = format!(
@@ -87,7 +46,7 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
                     (-ts_rank_cd(m.search, q.q))::float8 AS score, m.created_at
              FROM messages m, q WHERE m.search @@ q.q AND m.workspace_id = ANY({scope})"
         );
-        filters(&mut sql, "m", q, &mut text, true);
+        filters(&PgDialect, &mut sql, "m", q, &mut text, true);
         parts.push(text);
     }
     if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
@@ -96,7 +55,7 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
                     (-ts_rank_cd(d.search, q.q))::float8 AS score, d.created_at
              FROM documents d, q WHERE d.search @@ q.q AND d.workspace_id = ANY({scope})"
         );
-        filters(&mut sql, "d", q, &mut text, false);
+        filters(&PgDialect, &mut sql, "d", q, &mut text, false);
         parts.push(text);
     }
     if parts.is_empty() {

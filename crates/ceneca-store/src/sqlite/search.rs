@@ -3,7 +3,6 @@
 //! match).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
@@ -12,64 +11,25 @@ use rusqlite::{Connection, params_from_iter};
 use uuid::Uuid;
 
 use super::{SqliteDialect, map_error, parse_time};
-use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery};
-use crate::sql::{Dialect, Param, Sql};
+use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery, bind, filters};
+use crate::sql::Sql;
 use crate::{Result, StoreError};
-
-fn bind(sql: &mut Sql, value: Value, kind: Kind) -> String {
-    sql.params.push(Param { value, kind });
-    SqliteDialect.placeholder(sql.params.len())
-}
-
-fn filters(sql: &mut Sql, alias: &str, q: &SearchQuery, text: &mut String, messages: bool) {
-    if !q.include_deleted {
-        write!(text, " AND {alias}.deleted_at IS NULL").ok();
-    }
-    if let Some(ws) = q.workspace_id {
-        let p = bind(sql, Value::Id(ws), Kind::Uuid);
-        write!(text, " AND {alias}.workspace_id = {p}").ok();
-    }
-    if let Some(project) = q.project_id {
-        let p = bind(sql, Value::Id(project), Kind::Uuid);
-        if messages {
-            write!(
-                text,
-                " AND {alias}.thread_id IN (SELECT id FROM threads WHERE project_id = {p})"
-            )
-            .ok();
-        } else {
-            write!(text, " AND {alias}.project_id = {p}").ok();
-        }
-    }
-    if messages {
-        if let Some(thread) = q.thread_id {
-            let p = bind(sql, Value::Id(thread), Kind::Uuid);
-            write!(text, " AND {alias}.thread_id = {p}").ok();
-        }
-        if let Some(author) = q.author_id {
-            let p = bind(sql, Value::Id(author), Kind::Uuid);
-            write!(text, " AND {alias}.author_id = {p}").ok();
-        }
-    }
-    if let Some(t) = q.created_after {
-        let p = bind(sql, Value::Time(t), Kind::Time);
-        write!(text, " AND {alias}.created_at > {p}").ok();
-    }
-    if let Some(t) = q.created_before {
-        let p = bind(sql, Value::Time(t), Kind::Time);
-        write!(text, " AND {alias}.created_at < {p}").ok();
-    }
-}
 
 /// The ranked page of hits, without snippets.
 fn ranked(q: &SearchQuery) -> Option<Sql> {
     let mut sql = Sql::default();
     let matcher = bind(
+        &SqliteDialect,
         &mut sql,
         Value::Text(fts5_query(&q.terms)),
         Kind::Text { max: usize::MAX },
     );
-    let scope = bind(&mut sql, Value::IdSet(q.workspaces.clone()), Kind::Uuid);
+    let scope = bind(
+        &SqliteDialect,
+        &mut sql,
+        Value::IdSet(q.workspaces.clone()),
+        Kind::Uuid,
+    );
     let mut parts = Vec::new();
     if q.messages {
         let mut text = format!(
@@ -78,7 +38,7 @@ fn ranked(q: &SearchQuery) -> Option<Sql> {
              FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
              WHERE messages_fts MATCH {matcher} AND m.workspace_id IN (SELECT value FROM json_each({scope}))"
         );
-        filters(&mut sql, "m", q, &mut text, true);
+        filters(&SqliteDialect, &mut sql, "m", q, &mut text, true);
         parts.push(text);
     }
     if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
@@ -88,7 +48,7 @@ fn ranked(q: &SearchQuery) -> Option<Sql> {
              FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid
              WHERE documents_fts MATCH {matcher} AND d.workspace_id IN (SELECT value FROM json_each({scope}))"
         );
-        filters(&mut sql, "d", q, &mut text, false);
+        filters(&SqliteDialect, &mut sql, "d", q, &mut text, false);
         parts.push(text);
     }
     if parts.is_empty() {
