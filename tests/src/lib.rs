@@ -238,19 +238,27 @@ impl TestServer {
         }
     }
 
-    /// Creates a system administrator (as `ceneca user create --admin` does) and logs in.
+    /// Creates a system administrator (as `ceneca user create --admin` does), enrols MFA
+    /// (required before administrator powers apply) and logs in with a one-time code.
     pub async fn admin(&self) -> User {
         let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
         self.services
             .create_user(&email, "Admin", "correct horse battery", true)
             .await
             .unwrap();
+        let password = json!({"email": email, "password": "correct horse battery"});
+        let first = self
+            .call(Method::POST, "/api/v1/auth/login", None, Some(&password))
+            .await
+            .expect(200);
+        let token = first["token"].as_str().unwrap().to_owned();
+        let secret = self.enable_mfa(&token).await;
         let body = self
             .call(
                 Method::POST,
                 "/api/v1/auth/login",
                 None,
-                Some(&json!({"email": email, "password": "correct horse battery"})),
+                Some(&json!({"email": email, "password": "correct horse battery", "mfa_code": mfa_code(&secret)})),
             )
             .await
             .expect(200);
@@ -259,6 +267,24 @@ impl TestServer {
             email,
             token: body["token"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// Enrols and confirms MFA for the token's account; returns the base32 secret.
+    pub async fn enable_mfa(&self, token: &str) -> String {
+        let enrolled = self
+            .call(Method::POST, "/api/v1/auth/mfa/enroll", Some(token), None)
+            .await
+            .expect(200);
+        let secret = enrolled["secret"].as_str().unwrap().to_owned();
+        self.call(
+            Method::POST,
+            "/api/v1/auth/mfa/confirm",
+            Some(token),
+            Some(&json!({"code": mfa_code(&secret)})),
+        )
+        .await
+        .expect(200);
+        secret
     }
 
     /// All items of a list, following cursors.
@@ -518,4 +544,13 @@ pub fn samples(w: &World) -> Vec<Sample> {
             false,
         ),
     ]
+}
+
+/// The current one-time code for a base32 TOTP secret, as an authenticator app shows it.
+pub fn mfa_code(secret_base32: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ceneca_crypto::totp::code_from_base32(secret_base32, now).expect("valid base32 secret")
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// CIDRs system administrators may work from; empty allows any address.
     pub admin_allowed_networks: Vec<String>,
+    /// System administrators must enable MFA before their administrator powers apply.
+    pub mfa_required_for_admins: bool,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             registrations_per_ip_per_hour: 60,
             cors_allowed_origins: Vec::new(),
             admin_allowed_networks: Vec::new(),
+            mfa_required_for_admins: true,
         }
     }
 }
@@ -303,6 +306,10 @@ cors_allowed_origins = []
 # Networks system administrators may use their accounts from, e.g. ["10.0.0.0/8"]; empty
 # allows any address.
 admin_allowed_networks = []
+
+# System administrators must enable TOTP MFA (POST /api/v1/auth/mfa/enroll, then confirm)
+# before their administrator powers apply.
+mfa_required_for_admins = true
 "#;
 
 #[cfg(test)]

@@ -173,6 +173,45 @@ async fn user_create_makes_an_admin_who_can_log_in() {
     )
     .await;
     assert_eq!(status, 200);
+    // Administrator powers wait for MFA.
+    let first = body["token"].as_str().unwrap();
+    let (status, _) = post(
+        &server.base,
+        "/api/v1/plans",
+        Some(first),
+        json!({"name": "Pro", "price_micros": 1, "interval": "year"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, enrolled) = post(
+        &server.base,
+        "/api/v1/auth/mfa/enroll",
+        Some(first),
+        json!({}),
+    )
+    .await;
+    let secret = enrolled["secret"].as_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = ceneca_crypto::totp::code_from_base32(secret, now).unwrap();
+    let (status, _) = post(
+        &server.base,
+        "/api/v1/auth/mfa/confirm",
+        Some(first),
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = post(
+        &server.base,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "root@example.com", "password": "a strong password", "mfa_code": code}),
+    )
+    .await;
+    assert_eq!(status, 200);
     let token = body["token"].as_str().unwrap();
     let (status, _) = post(
         &server.base,

@@ -12,5 +12,6 @@
 pub mod keyring;
 pub mod password;
 pub mod token;
+pub mod totp;
 
 pub use keyring::{KeyRing, KeyRingError};

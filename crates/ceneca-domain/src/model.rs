@@ -102,6 +102,10 @@ pub static USERS: Entity = Entity {
             field("mfa_enabled", Kind::Bool)
                 .server()
                 .default(Default::Bool(false)),
+            field("mfa_recovery_codes", Kind::Strings(None))
+                .server()
+                .default(Default::EmptyArray)
+                .hidden(),
             field("last_login_at", Kind::Time).server(),
         ],
         Tenancy::SelfUser,

@@ -69,6 +69,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthorized(m) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
             }
+            ServiceError::MfaRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                ServiceError::MfaRequired.to_string(),
+            ),
             ServiceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Conflict { message, fields } => {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::error::{Result, ServiceError, from_store};
+use crate::mfa::SecondFactor;
 use crate::{Caller, Services};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -141,7 +142,7 @@ impl Services {
         let user = self
             .insert_user(email, display_name, &password, false, "auth.register", meta)
             .await?;
-        self.start_session(&user, meta).await
+        self.start_session(&user, meta, None).await
     }
 
     /// Creates an account directly (the `ceneca user create` command: an administrative
@@ -310,10 +311,29 @@ impl Services {
                 .await?;
             return Err(ServiceError::Forbidden("this account is suspended".into()));
         }
-        self.start_session(&user, meta).await
+        let remaining_recovery_codes = match self.check_second_factor(&user, body) {
+            Ok(SecondFactor::RecoveryCode(remaining)) => Some(remaining),
+            Ok(SecondFactor::NotEnabled | SecondFactor::Code) => None,
+            Err(ServiceError::MfaRequired) => return Err(ServiceError::MfaRequired),
+            Err(e @ ServiceError::Unauthorized(_)) => {
+                self.audit_now(failure("failure", "wrong second factor"))
+                    .await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        self.start_session(&user, meta, remaining_recovery_codes)
+            .await
     }
 
-    async fn start_session(&self, user: &Record, meta: &RequestMeta) -> Result<Login> {
+    /// Opens a session; `recovery_codes` replaces the stored ones when a recovery code was
+    /// just used.
+    async fn start_session(
+        &self,
+        user: &Record,
+        meta: &RequestMeta,
+        recovery_codes: Option<Vec<String>>,
+    ) -> Result<Login> {
         let user_id = user
             .id()
             .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
@@ -332,6 +352,12 @@ impl Services {
         fill_defaults(&model::SESSIONS, &mut session, now);
         let mut login_at = Record::new();
         login_at.set("last_login_at", Value::Time(now));
+        if let Some(codes) = recovery_codes {
+            login_at.set(
+                "mfa_recovery_codes",
+                Value::Json(Json::Array(codes.into_iter().map(Json::String).collect())),
+            );
+        }
         let ended = self.sessions_to_end(user_id, now).await?;
         let actor = Actor {
             user_id: Some(user_id),
@@ -475,7 +501,10 @@ impl Services {
         if user.get("status").and_then(Value::as_str) != Some("active") {
             return Err(ServiceError::Unauthorized("this account is suspended"));
         }
-        let system_admin = user.get("role").and_then(Value::as_str) == Some("admin");
+        // Administrator powers wait until the administrator has enabled MFA (if required).
+        let system_admin = user.get("role").and_then(Value::as_str) == Some("admin")
+            && (!self.config.mfa_required_for_admins
+                || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
         scope.system_admin = system_admin;
         if session
             .get("last_used_at")

@@ -19,6 +19,10 @@ pub enum ServiceError {
     /// No valid credentials (401).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The password was right; the account also needs a one-time code (401,
+    /// `mfa_required`).
+    #[error("this account uses multi-factor authentication: send mfa_code (or recovery_code)")]
+    MfaRequired,
     /// Authenticated, but the caller's role does not allow it (403).
     #[error("{0}")]
     Forbidden(String),

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
+pub mod mfa;
 pub mod page;
 pub mod resources;
 mod rules;
@@ -45,6 +46,8 @@ pub struct ServiceConfig {
     pub allow_registration: bool,
     /// The most items one batch request may carry.
     pub max_batch_items: usize,
+    /// System administrators must enable MFA before their administrator powers apply.
+    pub mfa_required_for_admins: bool,
     /// How much the audit trail records.
     pub audit_level: ceneca_domain::audit::AuditLevel,
 }
@@ -59,6 +62,7 @@ impl Default for ServiceConfig {
             allow_registration: true,
             max_batch_items: 5_000,
             audit_level: ceneca_domain::audit::AuditLevel::Basic,
+            mfa_required_for_admins: true,
         }
     }
 }

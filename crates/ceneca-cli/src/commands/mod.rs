@@ -47,6 +47,7 @@ pub fn service_config(config: &Config) -> ServiceConfig {
         session_idle_timeout: Duration::from_secs(config.session_idle_timeout_minutes * 60),
         max_sessions_per_user: config.max_sessions_per_user,
         allow_registration: config.allow_registration,
+        mfa_required_for_admins: config.mfa_required_for_admins,
         audit_level: ceneca_domain::audit::AuditLevel::parse(&config.audit_level)
             .unwrap_or_default(),
         ..ServiceConfig::default()

@@ -13,6 +13,7 @@ CREATE TABLE users (
     status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
     mfa_secret_ciphertext BYTEA,
     mfa_enabled BOOLEAN NOT NULL DEFAULT false,
+    mfa_recovery_codes JSONB NOT NULL DEFAULT '[]'::jsonb,
     last_login_at TIMESTAMPTZ,
     deleted_at TIMESTAMPTZ
 );

@@ -14,6 +14,7 @@ CREATE TABLE users (
     status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
     mfa_secret_ciphertext BLOB,
     mfa_enabled INTEGER NOT NULL DEFAULT 0,
+    mfa_recovery_codes TEXT NOT NULL DEFAULT '[]',
     last_login_at TEXT,
     deleted_at TEXT
 ) STRICT;

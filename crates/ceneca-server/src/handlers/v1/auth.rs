@@ -53,3 +53,27 @@ pub async fn change_password(
     state.services.change_password(&caller, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /auth/mfa/enroll` → `{secret, otpauth_uri}`: MFA is on only after confirming.
+pub async fn mfa_enroll(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+    Ok(Json(state.services.mfa_enroll(&caller).await?).into_response())
+}
+
+/// `POST /auth/mfa/confirm` `{code}` → `{mfa_enabled, recovery_codes}` (shown once).
+pub async fn mfa_confirm(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    Ok(Json(state.services.mfa_confirm(&caller, &body).await?).into_response())
+}
+
+/// `POST /auth/mfa/disable` `{mfa_code}` or `{recovery_code}`.
+pub async fn mfa_disable(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<StatusCode> {
+    state.services.mfa_disable(&caller, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

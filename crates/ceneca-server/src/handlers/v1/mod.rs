@@ -25,6 +25,9 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password))
+        .route("/auth/mfa/enroll", post(auth::mfa_enroll))
+        .route("/auth/mfa/confirm", post(auth::mfa_confirm))
+        .route("/auth/mfa/disable", post(auth::mfa_disable))
         .route("/audit-log/export", get(audit::export))
         .route("/search", get(search::search));
     for entity in model::ALL.iter().copied() {

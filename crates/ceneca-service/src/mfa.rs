@@ -1,0 +1,194 @@
+//! Multi-factor authentication with TOTP (RFC 6238): enroll (a secret and an `otpauth://`
+//! URI), confirm with a first code (which turns MFA on and returns one-use recovery codes,
+//! stored hashed), check at log-in, disable. The secret is stored encrypted, bound to the
+//! user's row.
+
+use ceneca_crypto::totp;
+use ceneca_domain::clock::now;
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::{Record, Value, model};
+use ceneca_store::{WriteBatch, WriteOp};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::error::{Result, ServiceError, from_store};
+use crate::rules::secret_context;
+use crate::{Caller, Services};
+
+fn unix_now() -> u64 {
+    now().unix_timestamp().max(0) as u64
+}
+
+fn code_field<'a>(body: &'a Json, field: &str) -> Result<&'a str> {
+    body.get(field)
+        .and_then(Json::as_str)
+        .ok_or_else(|| ServiceError::invalid(field, "is required and must be a string"))
+}
+
+/// Outcome of checking a second factor at log-in.
+pub(crate) enum SecondFactor {
+    /// The account does not use MFA.
+    NotEnabled,
+    /// A valid TOTP code.
+    Code,
+    /// A valid recovery code; the remaining codes (its digest removed) must be stored.
+    RecoveryCode(Vec<String>),
+}
+
+impl Services {
+    async fn user_row(&self, id: Uuid) -> Result<Record> {
+        self.store
+            .lookup_unscoped(&model::USERS, "id", Value::Id(id))
+            .await?
+            .ok_or(ServiceError::NotFound("user"))
+    }
+
+    fn mfa_secret(&self, user: &Record) -> Result<Option<Vec<u8>>> {
+        let (Some(Value::Bytes(ciphertext)), Some(id)) =
+            (user.get("mfa_secret_ciphertext"), user.id())
+        else {
+            return Ok(None);
+        };
+        self.keys
+            .decrypt(
+                ciphertext,
+                &secret_context(&model::USERS, id, "mfa_secret", user),
+            )
+            .map(Some)
+            .map_err(|e| ServiceError::Internal(format!("MFA secret of user {id}: {e}")))
+    }
+
+    async fn update_self(&self, caller: &Caller, set: Record, action: &str) -> Result<()> {
+        self.store
+            .apply(
+                WriteBatch::new(caller.actor())
+                    .push(WriteOp::Update {
+                        entity: &model::USERS,
+                        id: caller.user_id,
+                        filter: ScopeFilter::AnyOf(vec![("id", vec![caller.user_id])]),
+                        set,
+                    })
+                    .push(
+                        self.audit_op(
+                            AuditEvent::new(action, "success")
+                                .by(caller)
+                                .on("users", Some(caller.user_id)),
+                        ),
+                    ),
+            )
+            .await
+            .map_err(|e| from_store("user", false, e))?;
+        Ok(())
+    }
+
+    /// Starts enrolment: a new secret, not yet active. Answers `{secret, otpauth_uri}`.
+    pub async fn mfa_enroll(&self, caller: &Caller) -> Result<Json> {
+        let user = self.user_row(caller.user_id).await?;
+        if user.get("mfa_enabled").and_then(Value::as_bool) == Some(true) {
+            return Err(ServiceError::conflict(
+                "MFA is already enabled; disable it first to enrol a new device",
+            ));
+        }
+        let secret = totp::new_secret();
+        let mut set = Record::new();
+        let context = secret_context(&model::USERS, caller.user_id, "mfa_secret", &user);
+        set.set(
+            "mfa_secret_ciphertext",
+            Value::Bytes(self.keys.encrypt(&secret, &context)),
+        );
+        self.update_self(caller, set, "auth.mfa_enroll").await?;
+        Ok(json!({
+            "secret": totp::secret_base32(&secret),
+            "otpauth_uri": totp::otpauth_uri(&secret, &caller.email),
+        }))
+    }
+
+    /// Confirms enrolment with a code from the app; turns MFA on and answers the recovery
+    /// codes, once.
+    pub async fn mfa_confirm(&self, caller: &Caller, body: &Json) -> Result<Json> {
+        let code = code_field(body, "code")?;
+        let user = self.user_row(caller.user_id).await?;
+        if user.get("mfa_enabled").and_then(Value::as_bool) == Some(true) {
+            return Err(ServiceError::conflict("MFA is already enabled"));
+        }
+        let secret = self
+            .mfa_secret(&user)?
+            .ok_or_else(|| ServiceError::conflict("start with POST /auth/mfa/enroll"))?;
+        if !totp::verify(&secret, code, unix_now()) {
+            return Err(ServiceError::invalid(
+                "code",
+                "is not the current code of the authenticator",
+            ));
+        }
+        let codes = totp::new_recovery_codes();
+        let digests: Vec<Json> = codes
+            .iter()
+            .map(|c| Json::String(totp::recovery_code_digest(c)))
+            .collect();
+        let mut set = Record::new();
+        set.set("mfa_enabled", Value::Bool(true));
+        set.set("mfa_recovery_codes", Value::Json(Json::Array(digests)));
+        self.update_self(caller, set, "auth.mfa_enable").await?;
+        Ok(json!({ "mfa_enabled": true, "recovery_codes": codes }))
+    }
+
+    /// Turns MFA off, with a current code or a recovery code.
+    pub async fn mfa_disable(&self, caller: &Caller, body: &Json) -> Result<()> {
+        let user = self.user_row(caller.user_id).await?;
+        match self.check_second_factor(&user, body)? {
+            SecondFactor::NotEnabled => return Err(ServiceError::conflict("MFA is not enabled")),
+            SecondFactor::Code | SecondFactor::RecoveryCode(_) => {}
+        }
+        let mut set = Record::new();
+        set.set("mfa_enabled", Value::Bool(false));
+        set.set("mfa_secret_ciphertext", Value::Null);
+        set.set("mfa_recovery_codes", Value::Json(Json::Array(Vec::new())));
+        self.update_self(caller, set, "auth.mfa_disable").await
+    }
+
+    /// Checks `mfa_code` or `recovery_code` in a request body against the user's MFA.
+    pub(crate) fn check_second_factor(&self, user: &Record, body: &Json) -> Result<SecondFactor> {
+        if user.get("mfa_enabled").and_then(Value::as_bool) != Some(true) {
+            return Ok(SecondFactor::NotEnabled);
+        }
+        if let Some(code) = body.get("mfa_code").and_then(Json::as_str) {
+            let secret = self.mfa_secret(user)?.ok_or(ServiceError::MfaRequired)?;
+            return if totp::verify(&secret, code, unix_now()) {
+                Ok(SecondFactor::Code)
+            } else {
+                Err(ServiceError::Unauthorized(
+                    "the one-time code is wrong or expired",
+                ))
+            };
+        }
+        if let Some(code) = body.get("recovery_code").and_then(Json::as_str) {
+            let digest = totp::recovery_code_digest(code);
+            let stored: Vec<String> = match user.get("mfa_recovery_codes") {
+                Some(Value::Json(Json::Array(items))) => items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            // Every stored digest is compared, so the time taken does not tell which matched.
+            let matched = stored.iter().fold(false, |found, d| {
+                found | constant_eq(d.as_bytes(), digest.as_bytes())
+            });
+            return if matched {
+                Ok(SecondFactor::RecoveryCode(
+                    stored.into_iter().filter(|d| *d != digest).collect(),
+                ))
+            } else {
+                Err(ServiceError::Unauthorized(
+                    "the recovery code is wrong or already used",
+                ))
+            };
+        }
+        Err(ServiceError::MfaRequired)
+    }
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
