@@ -52,6 +52,11 @@ pub struct Config {
     pub admin_allowed_networks: Vec<String>,
     /// System administrators must enable MFA before their administrator powers apply.
     pub mfa_required_for_admins: bool,
+    /// PEM certificate chain and key: serve HTTPS (with HSTS) instead of HTTP.
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    /// PEM CA certificate: require client certificates from it (mutual TLS).
+    pub tls_client_ca_file: String,
 }
 
 impl Default for Config {
@@ -81,6 +86,9 @@ impl Default for Config {
             cors_allowed_origins: Vec::new(),
             admin_allowed_networks: Vec::new(),
             mfa_required_for_admins: true,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_client_ca_file: String::new(),
         }
     }
 }
@@ -182,6 +190,12 @@ impl Config {
             );
         }
         self.admin_networks()?;
+        if self.tls_cert_file.is_empty() != self.tls_key_file.is_empty() {
+            bail!("tls_cert_file and tls_key_file go together");
+        }
+        if !self.tls_client_ca_file.is_empty() && self.tls_cert_file.is_empty() {
+            bail!("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file");
+        }
         for origin in &self.cors_allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://"))
                 || origin.ends_with('/')
@@ -310,6 +324,13 @@ admin_allowed_networks = []
 # System administrators must enable TOTP MFA (POST /api/v1/auth/mfa/enroll, then confirm)
 # before their administrator powers apply.
 mfa_required_for_admins = true
+
+# HTTPS: a PEM certificate chain and its key (`ceneca certs init` makes a private CA and
+# these). With tls_client_ca_file, clients must present a certificate from that CA (mutual
+# TLS): connections without one are refused during the handshake.
+tls_cert_file = ""
+tls_key_file = ""
+tls_client_ca_file = ""
 "#;
 
 #[cfg(test)]

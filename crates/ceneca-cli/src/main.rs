@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         action: commands::user::Action,
     },
+    /// Create certificates for TLS and mutual TLS.
+    Certs {
+        #[command(subcommand)]
+        action: commands::certs::Action,
+    },
     /// Check the audit trail.
     Audit {
         #[command(subcommand)]
@@ -87,6 +92,9 @@ fn main() -> std::process::ExitCode {
         if let Command::Config { action } = &cli.command {
             return commands::config::run(action);
         }
+        if let Command::Certs { action } = &cli.command {
+            return commands::certs::run(action);
+        }
         if let Command::Keys {
             action: commands::keys::Action::Generate,
         } = &cli.command
@@ -113,7 +121,7 @@ fn main() -> std::process::ExitCode {
                     println!("full-text indexes rebuilt ({})", store.engine().as_str());
                     Ok(())
                 }
-                Command::Config { .. } => unreachable!("handled above"),
+                Command::Config { .. } | Command::Certs { .. } => unreachable!("handled above"),
             }
         })
     })();

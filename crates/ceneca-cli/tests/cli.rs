@@ -478,3 +478,89 @@ async fn keys_rotate_then_rewrap_keeps_every_secret_readable() {
     let verify = run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
 }
+
+#[tokio::test]
+async fn certs_init_then_serve_with_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let init = ceneca(dir.path())
+        .args(["certs", "init", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["ca.key", "server.key", "web.key", "agent.key"] {
+            assert_eq!(
+                std::fs::metadata(certs.join(key))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o600,
+                "{key}"
+            );
+        }
+    }
+    let again = ceneca(dir.path())
+        .args(["certs", "init", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "existing files are never overwritten"
+    );
+
+    let port = free_port();
+    let path = |f: &str| certs.join(f).display().to_string();
+    let mut child = ceneca(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("CENECA_TLS_CERT_FILE", path("server.pem"))
+        .env("CENECA_TLS_KEY_FILE", path("server.key"))
+        .env("CENECA_TLS_CLIENT_CA_FILE", path("ca.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.pem")).unwrap()).unwrap();
+    let mut identity = std::fs::read(certs.join("agent.pem")).unwrap();
+    identity.extend(std::fs::read(certs.join("agent.key")).unwrap());
+    let agent = reqwest::Client::builder()
+        .add_root_certificate(ca.clone())
+        .tls_built_in_root_certs(false)
+        .identity(reqwest::Identity::from_pem(&identity).unwrap())
+        .build()
+        .unwrap();
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let started = Instant::now();
+    let mut ready = false;
+    while started.elapsed() < Duration::from_secs(30) {
+        if agent
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = anonymous.get(&url).send().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "the agent's certificate is accepted");
+    assert!(refused.is_err(), "no client certificate, no connection");
+}

@@ -11,6 +11,7 @@
 
 pub mod keyring;
 pub mod password;
+pub mod pki;
 pub mod token;
 pub mod totp;
 

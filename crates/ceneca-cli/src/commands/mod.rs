@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod bench;
+pub mod certs;
 pub mod config;
 pub mod keys;
 pub mod migrate;

@@ -1,6 +1,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
+use ceneca_server::tls::{TlsFiles, serve_tls, server_config};
 use ceneca_server::{HttpConfig, router, serve};
 
 use crate::config::{Config, redact_url};
@@ -21,10 +22,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cors_origins: config.cors_allowed_origins.clone(),
         admin_networks: config.admin_networks()?,
     };
+    let tls = tls_config(&config)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         address = %address,
         data_dir = %config.data_dir.display(),
@@ -33,11 +36,38 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         edition = config.edition.as_str(),
         keys = %key_source,
         startup_ms = started.elapsed().as_millis() as u64,
-        "ceneca is listening on http://{address}"
+        mutual_tls = !config.tls_client_ca_file.is_empty(),
+        "ceneca is listening on {scheme}://{address}"
     );
-    serve(listener, router(services, http), shutdown_signal()).await?;
+    match tls {
+        Some(tls) => {
+            serve_tls(
+                listener.into_std()?,
+                router(services, http),
+                tls,
+                shutdown_signal(),
+            )
+            .await?
+        }
+        None => serve(listener, router(services, http), shutdown_signal()).await?,
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn tls_config(config: &Config) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+    if config.tls_cert_file.is_empty() {
+        return Ok(None);
+    }
+    let read = |path: &str| std::fs::read(path).with_context(|| format!("cannot read {path}"));
+    let files = TlsFiles {
+        cert_chain: read(&config.tls_cert_file)?,
+        key: read(&config.tls_key_file)?,
+        client_ca: (!config.tls_client_ca_file.is_empty())
+            .then(|| read(&config.tls_client_ca_file))
+            .transpose()?,
+    };
+    Ok(Some(server_config(&files)?))
 }
 
 async fn shutdown_signal() {
