@@ -22,6 +22,66 @@ pub struct Scope {
     /// reaches them.
     pub deleted_organizations: Vec<(Uuid, OrgRole)>,
     pub deleted_workspaces: Vec<(Uuid, WorkspaceRole)>,
+    /// The organization of each workspace above that belongs to one.
+    pub workspace_orgs: Vec<(Uuid, Uuid)>,
+    /// Permission sets that may concern the caller (by user, or by a role they hold).
+    pub permissions: Vec<PermissionRule>,
+}
+
+/// Who a permission set is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    User(Uuid),
+    /// Everyone holding this role where the rule is set (a workspace or organization role).
+    Role(String),
+}
+
+/// One permission set row: allow or deny `actions` on a resource type (or one resource)
+/// inside a workspace or an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionRule {
+    pub organization_id: Option<Uuid>,
+    pub workspace_id: Option<Uuid>,
+    pub subject: Subject,
+    /// An entity's path or table name, or `*`.
+    pub resource_type: String,
+    pub resource_id: Option<Uuid>,
+    pub actions: Vec<String>,
+    pub allow: bool,
+}
+
+impl PermissionRule {
+    fn concerns(&self, entity: &Entity, action: &str) -> bool {
+        let resource = self.resource_type == "*"
+            || self.resource_type == entity.path
+            || self.resource_type == entity.table;
+        resource && self.actions.iter().any(|a| a == action || a == "admin")
+    }
+
+    fn applies_to(&self, scope: &Scope) -> bool {
+        match &self.subject {
+            Subject::User(id) => *id == scope.user_id,
+            Subject::Role(role) => match (self.workspace_id, self.organization_id) {
+                (Some(ws), _) => scope.workspace_role(ws).is_some_and(|r| r.as_str() == role),
+                (None, Some(org)) => scope.org_role(org).is_some_and(|r| r.as_str() == role),
+                (None, None) => false,
+            },
+        }
+    }
+
+    /// The workspaces the rule covers: its own, or those of its organization in scope.
+    fn workspaces(&self, scope: &Scope) -> Vec<Uuid> {
+        match (self.workspace_id, self.organization_id) {
+            (Some(ws), _) => vec![ws],
+            (None, Some(org)) => scope
+                .workspace_orgs
+                .iter()
+                .filter(|(_, o)| *o == org)
+                .map(|(w, _)| *w)
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 impl Scope {
@@ -70,6 +130,8 @@ pub enum ScopeFilter {
     All,
     /// `column IN ids` for any clause; no clause (or only empty ones) matches nothing.
     AnyOf(Vec<(&'static str, Vec<Uuid>)>),
+    /// Rows the inner filter admits, except these ids (resources a permission set denies).
+    Except(Box<ScopeFilter>, Vec<Uuid>),
 }
 
 impl ScopeFilter {
@@ -83,6 +145,7 @@ impl ScopeFilter {
             ScopeFilter::AnyOf(clauses) => clauses
                 .iter()
                 .any(|(c, ids)| *c == column && ids.contains(&id)),
+            ScopeFilter::Except(inner, _) => inner.admits(column, id),
         }
     }
     /// Rows either filter admits.
@@ -93,6 +156,10 @@ impl ScopeFilter {
                 a.extend(b);
                 ScopeFilter::AnyOf(a)
             }
+            // Exclusions stay exclusions: a denied resource is not readmitted.
+            (ScopeFilter::Except(inner, ids), other) | (other, ScopeFilter::Except(inner, ids)) => {
+                ScopeFilter::Except(Box::new(inner.or(other)), ids)
+            }
         }
     }
 
@@ -100,7 +167,67 @@ impl ScopeFilter {
         match self {
             ScopeFilter::All => false,
             ScopeFilter::AnyOf(clauses) => clauses.iter().all(|(_, ids)| ids.is_empty()),
+            ScopeFilter::Except(inner, _) => inner.is_nothing(),
         }
+    }
+}
+
+/// Role-based workspaces, adjusted by the permission sets that concern the caller: allows
+/// add workspaces (or single resources), denies remove them, and deny always wins.
+fn with_permissions(
+    entity: &Entity,
+    access: Access,
+    scope: &Scope,
+    mut workspaces: Vec<Uuid>,
+) -> ScopeFilter {
+    let action = match access {
+        Access::Read => "read",
+        Access::Write => "write",
+        Access::Delete | Access::Restore => "delete",
+    };
+    let rules: Vec<&PermissionRule> = scope
+        .permissions
+        .iter()
+        .filter(|r| r.concerns(entity, action) && r.applies_to(scope))
+        .collect();
+    if rules.is_empty() {
+        return single("workspace_id", workspaces);
+    }
+    let (whole, single_resource): (Vec<&PermissionRule>, Vec<&PermissionRule>) =
+        rules.into_iter().partition(|r| r.resource_id.is_none());
+    let denied: Vec<Uuid> = whole
+        .iter()
+        .filter(|r| !r.allow)
+        .flat_map(|r| r.workspaces(scope))
+        .collect();
+    workspaces.extend(
+        whole
+            .iter()
+            .filter(|r| r.allow)
+            .flat_map(|r| r.workspaces(scope)),
+    );
+    workspaces.retain(|w| !denied.contains(w));
+    workspaces.sort();
+    workspaces.dedup();
+    let allowed_ids: Vec<Uuid> = single_resource
+        .iter()
+        .filter(|r| r.allow && !r.workspaces(scope).iter().any(|w| denied.contains(w)))
+        .filter_map(|r| r.resource_id)
+        .collect();
+    let denied_ids: Vec<Uuid> = single_resource
+        .iter()
+        .filter(|r| !r.allow)
+        .filter_map(|r| r.resource_id)
+        .collect();
+    let mut clauses = vec![("workspace_id", workspaces)];
+    if !allowed_ids.is_empty() {
+        clauses.push(("id", allowed_ids));
+    }
+    let filter = ScopeFilter::AnyOf(clauses);
+    if denied_ids.is_empty() {
+        filter
+    } else {
+        ScopeFilter::Except(Box::new(filter), denied_ids)
     }
 }
 
@@ -158,7 +285,7 @@ pub fn scope_filter(entity: &Entity, access: Access, scope: &Scope) -> ScopeFilt
                 Write => write,
                 Delete | Restore => delete,
             };
-            single("workspace_id", scope.workspaces_with(least))
+            with_permissions(entity, access, scope, scope.workspaces_with(least))
         }
         Tenancy::User => single("user_id", vec![me]),
         Tenancy::Owners {
@@ -218,6 +345,114 @@ mod tests {
         assert!(read.admits("workspace_id", Uuid::from_u128(20)));
         assert!(!write.admits("workspace_id", Uuid::from_u128(20)));
         assert!(write.admits("workspace_id", Uuid::from_u128(21)));
+    }
+
+    fn rule(
+        ws: u128,
+        subject: Subject,
+        resource: &str,
+        id: Option<u128>,
+        actions: &[&str],
+        allow: bool,
+    ) -> PermissionRule {
+        PermissionRule {
+            organization_id: None,
+            workspace_id: Some(Uuid::from_u128(ws)),
+            subject,
+            resource_type: resource.into(),
+            resource_id: id.map(Uuid::from_u128),
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            allow,
+        }
+    }
+
+    #[test]
+    fn permission_sets_allow_deny_and_deny_wins() {
+        let mut s = scope();
+        // Editors of workspace 21 may not delete documents; threads are untouched.
+        s.permissions.push(rule(
+            21,
+            Subject::Role("editor".into()),
+            "documents",
+            None,
+            &["delete"],
+            false,
+        ));
+        assert!(
+            !scope_filter(&model::DOCUMENTS, Access::Delete, &s)
+                .admits("workspace_id", Uuid::from_u128(21))
+        );
+        assert!(
+            scope_filter(&model::THREADS, Access::Delete, &s)
+                .admits("workspace_id", Uuid::from_u128(21))
+        );
+        assert!(
+            scope_filter(&model::DOCUMENTS, Access::Write, &s)
+                .admits("workspace_id", Uuid::from_u128(21))
+        );
+        // A user rule shares threads of a workspace the user has no role in.
+        s.permissions.push(rule(
+            99,
+            Subject::User(s.user_id),
+            "threads",
+            None,
+            &["read"],
+            true,
+        ));
+        assert!(
+            scope_filter(&model::THREADS, Access::Read, &s)
+                .admits("workspace_id", Uuid::from_u128(99))
+        );
+        assert!(
+            !scope_filter(&model::MESSAGES, Access::Read, &s)
+                .admits("workspace_id", Uuid::from_u128(99))
+        );
+        // Deny wins over allow.
+        s.permissions.push(rule(
+            99,
+            Subject::User(s.user_id),
+            "*",
+            None,
+            &["read"],
+            false,
+        ));
+        assert!(
+            !scope_filter(&model::THREADS, Access::Read, &s)
+                .admits("workspace_id", Uuid::from_u128(99))
+        );
+        // Rules for another user or another role do not apply.
+        s.permissions.push(rule(
+            20,
+            Subject::User(Uuid::from_u128(2)),
+            "*",
+            None,
+            &["read"],
+            false,
+        ));
+        s.permissions.push(rule(
+            20,
+            Subject::Role("admin".into()),
+            "*",
+            None,
+            &["read"],
+            false,
+        ));
+        assert!(
+            scope_filter(&model::THREADS, Access::Read, &s)
+                .admits("workspace_id", Uuid::from_u128(20))
+        );
+        // A single resource can be denied.
+        s.permissions.push(rule(
+            20,
+            Subject::User(s.user_id),
+            "documents",
+            Some(7),
+            &["read"],
+            false,
+        ));
+        assert!(
+            matches!(scope_filter(&model::DOCUMENTS, Access::Read, &s), ScopeFilter::Except(_, ids) if ids == vec![Uuid::from_u128(7)])
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ceneca_domain::model;
 use ceneca_domain::output::format_time;
-use ceneca_domain::roles::WorkspaceRole;
+use ceneca_domain::scope::Access;
 use ceneca_domain::search::parse_query;
 use ceneca_domain::validate::parse_time_str;
 use ceneca_store::SearchQuery;
@@ -33,7 +34,8 @@ impl Services {
         let mut q: Option<&str> = None;
         let mut query = SearchQuery {
             terms: Vec::new(),
-            workspaces: caller.scope.workspaces_with(WorkspaceRole::Viewer),
+            message_scope: caller.filter(&model::MESSAGES, Access::Read),
+            document_scope: caller.filter(&model::DOCUMENTS, Access::Read),
             messages: true,
             documents: true,
             workspace_id: None,
@@ -112,7 +114,7 @@ impl Services {
         query.terms = parse_query(q).map_err(|reason| ServiceError::bad_request("q", reason))?;
         let (limit, offset) = (query.limit, query.offset);
         let description = format!("{query:?}");
-        let hits = if query.workspaces.is_empty() {
+        let hits = if query.message_scope.is_nothing() && query.document_scope.is_nothing() {
             Vec::new()
         } else {
             self.store.search(query).await?

@@ -208,3 +208,30 @@ pub(crate) fn change_record(
     r.set("scope_user_id", opt(user));
     r
 }
+
+/// A permission-set row as the rule the scope applies.
+pub(crate) fn permission_rule(row: &Record) -> Option<ceneca_domain::scope::PermissionRule> {
+    use ceneca_domain::Value;
+    use ceneca_domain::scope::{PermissionRule, Subject};
+    let text = |name: &str| row.get(name).and_then(Value::as_str).map(str::to_owned);
+    let subject = match text("subject_type")?.as_str() {
+        "user" => Subject::User(row.id_of("subject_user_id")?),
+        _ => Subject::Role(text("subject_role")?),
+    };
+    let actions = match row.get("actions") {
+        Some(Value::Json(serde_json::Value::Array(items))) => items
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(PermissionRule {
+        organization_id: row.id_of("organization_id"),
+        workspace_id: row.id_of("workspace_id"),
+        subject,
+        resource_type: text("resource_type")?,
+        resource_id: row.id_of("resource_id"),
+        actions,
+        allow: text("effect")? == "allow",
+    })
+}

@@ -11,11 +11,13 @@ use uuid::Uuid;
 
 use crate::sql::{Dialect, Param, Sql};
 
-/// What to search, already authorized: `workspaces` is the caller's readable scope.
+/// What to search, already authorized: the scopes are the caller's read filters.
 #[derive(Debug, Clone)]
 pub struct SearchQuery {
     pub terms: Vec<Term>,
-    pub workspaces: Vec<Uuid>,
+    /// The caller's read scope for messages and for documents (roles and permission sets).
+    pub message_scope: ceneca_domain::scope::ScopeFilter,
+    pub document_scope: ceneca_domain::scope::ScopeFilter,
     pub messages: bool,
     pub documents: bool,
     pub workspace_id: Option<Uuid>,

@@ -136,7 +136,8 @@ pub fn insert_many(d: &dyn Dialect, entity: &Entity, records: &[Record], returni
     sql
 }
 
-fn scope_condition(d: &dyn Dialect, sql: &mut Sql, filter: &ScopeFilter) -> String {
+/// The tenant filter as a condition on unqualified `workspace_id`/`id` columns.
+pub(crate) fn scope_condition(d: &dyn Dialect, sql: &mut Sql, filter: &ScopeFilter) -> String {
     match filter {
         ScopeFilter::All => "1 = 1".to_owned(),
         ScopeFilter::AnyOf(clauses) => {
@@ -153,6 +154,11 @@ fn scope_condition(d: &dyn Dialect, sql: &mut Sql, filter: &ScopeFilter) -> Stri
             } else {
                 format!("({})", parts.join(" OR "))
             }
+        }
+        ScopeFilter::Except(inner, ids) => {
+            let inner = scope_condition(d, sql, inner);
+            let mark = sql.bind(d, Value::IdSet(ids.clone()), Kind::Uuid);
+            format!("({inner} AND NOT {})", d.in_set("id", &mark))
         }
     }
 }

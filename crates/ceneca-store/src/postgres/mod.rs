@@ -518,7 +518,7 @@ async fn load_scope(conn: &mut PgConnection, user_id: Uuid, system_admin: bool) 
                          WHEN w.organization_id IN (SELECT organization_id FROM organization_members
                                                     WHERE user_id = $1 AND role IN ('owner', 'admin')) THEN 'admin'
                          ELSE wm.role END,
-                    w.deleted_at IS NOT NULL
+                    w.deleted_at IS NOT NULL, w.organization_id
              FROM workspaces w
              LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = $1
              WHERE w.owner_user_id = $1 OR wm.user_id IS NOT NULL
@@ -534,6 +534,12 @@ async fn load_scope(conn: &mut PgConnection, user_id: Uuid, system_admin: bool) 
         let Some(role) = WorkspaceRole::parse(&role) else {
             continue;
         };
+        let org: Option<Uuid> = row.try_get(3).map_err(backend)?;
+        if let Some(org) = org
+            && !deleted
+        {
+            scope.workspace_orgs.push((id, org));
+        }
         if deleted {
             &mut scope.deleted_workspaces
         } else {
@@ -541,6 +547,32 @@ async fn load_scope(conn: &mut PgConnection, user_id: Uuid, system_admin: bool) 
         }
         .push((id, role));
     }
+    let rules = Sql {
+        text: format!(
+            "SELECT {} FROM permission_sets WHERE subject_user_id = $1 OR (subject_type = 'role' AND
+             (workspace_id = ANY($2) OR organization_id = ANY($3)))",
+            sql::column_list(&model::PERMISSION_SETS)
+        ),
+        params: vec![
+            Param {
+                value: Value::Id(user_id),
+                kind: Kind::Uuid,
+            },
+            Param {
+                value: Value::IdSet(scope.workspaces.iter().map(|(w, _)| *w).collect()),
+                kind: Kind::Uuid,
+            },
+            Param {
+                value: Value::IdSet(scope.organizations.iter().map(|(o, _)| *o).collect()),
+                kind: Kind::Uuid,
+            },
+        ],
+    };
+    scope.permissions = fetch(conn, &model::PERMISSION_SETS, &rules)
+        .await?
+        .iter()
+        .filter_map(crate::permission_rule)
+        .collect();
     Ok(scope)
 }
 

@@ -33,27 +33,23 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
             format!("{function}('simple', {p})")
         })
         .collect();
-    let scope = bind(
-        &PgDialect,
-        &mut sql,
-        Value::IdSet(q.workspaces.clone()),
-        Kind::Uuid,
-    );
     let mut parts = Vec::new();
     if q.messages {
+        let scope = crate::sql::scope_condition(&PgDialect, &mut sql, &q.message_scope);
         let mut text = format!(
             "SELECT 'message'::text AS kind, m.id, m.workspace_id, m.thread_id, NULL::uuid AS project_id, NULL::text AS title,
                     (-ts_rank_cd(m.search, q.q))::float8 AS score, m.created_at
-             FROM messages m, q WHERE m.search @@ q.q AND m.workspace_id = ANY({scope})"
+             FROM messages m, q WHERE m.search @@ q.q AND {scope}"
         );
         filters(&PgDialect, &mut sql, "m", q, &mut text, true);
         parts.push(text);
     }
     if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
+        let scope = crate::sql::scope_condition(&PgDialect, &mut sql, &q.document_scope);
         let mut text = format!(
             "SELECT 'document'::text AS kind, d.id, d.workspace_id, NULL::uuid AS thread_id, d.project_id, d.title,
                     (-ts_rank_cd(d.search, q.q))::float8 AS score, d.created_at
-             FROM documents d, q WHERE d.search @@ q.q AND d.workspace_id = ANY({scope})"
+             FROM documents d, q WHERE d.search @@ q.q AND {scope}"
         );
         filters(&PgDialect, &mut sql, "d", q, &mut text, false);
         parts.push(text);

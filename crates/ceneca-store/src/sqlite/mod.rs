@@ -459,7 +459,7 @@ fn load_scope(conn: &Connection, user_id: Uuid, system_admin: bool) -> Result<Sc
                                  WHEN w.organization_id IN (SELECT organization_id FROM organization_members
                                                             WHERE user_id = ?1 AND role IN ('owner', 'admin')) THEN 'admin'
                                  ELSE wm.role END,
-                            w.deleted_at IS NOT NULL
+                            w.deleted_at IS NOT NULL, w.organization_id
                      FROM workspaces w
                      LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = ?1
                      WHERE w.owner_user_id = ?1 OR wm.user_id IS NOT NULL
@@ -473,6 +473,12 @@ fn load_scope(conn: &Connection, user_id: Uuid, system_admin: bool) -> Result<Sc
         let Some(role) = WorkspaceRole::parse(&role) else {
             continue;
         };
+        let org: Option<String> = row.get(3).map_err(backend)?;
+        if let Some(org) = org.and_then(|o| Uuid::parse_str(&o).ok())
+            && !deleted
+        {
+            scope.workspace_orgs.push((id, org));
+        }
         if deleted {
             &mut scope.deleted_workspaces
         } else {
@@ -480,6 +486,23 @@ fn load_scope(conn: &Connection, user_id: Uuid, system_admin: bool) -> Result<Sc
         }
         .push((id, role));
     }
+    let ids = |items: Vec<Uuid>| Value::IdSet(items);
+    let rules = Sql {
+        text: format!(
+            "SELECT {} FROM permission_sets WHERE subject_user_id = ?1 OR (subject_type = 'role' AND
+             (workspace_id IN (SELECT value FROM json_each(?2)) OR organization_id IN (SELECT value FROM json_each(?3))))",
+            sql::column_list(&model::PERMISSION_SETS)
+        ),
+        params: vec![
+            sql::Param { value: Value::Id(user_id), kind: ceneca_domain::schema::Kind::Uuid },
+            sql::Param { value: ids(scope.workspaces.iter().map(|(w, _)| *w).collect()), kind: ceneca_domain::schema::Kind::Uuid },
+            sql::Param { value: ids(scope.organizations.iter().map(|(o, _)| *o).collect()), kind: ceneca_domain::schema::Kind::Uuid },
+        ],
+    };
+    scope.permissions = fetch(conn, &model::PERMISSION_SETS, &rules)?
+        .iter()
+        .filter_map(crate::permission_rule)
+        .collect();
     Ok(scope)
 }
 

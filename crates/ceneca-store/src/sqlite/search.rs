@@ -24,29 +24,25 @@ fn ranked(q: &SearchQuery) -> Option<Sql> {
         Value::Text(fts5_query(&q.terms)),
         Kind::Text { max: usize::MAX },
     );
-    let scope = bind(
-        &SqliteDialect,
-        &mut sql,
-        Value::IdSet(q.workspaces.clone()),
-        Kind::Uuid,
-    );
     let mut parts = Vec::new();
     if q.messages {
+        let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, &q.message_scope);
         let mut text = format!(
             "SELECT 'message' AS kind, m.rowid AS rid, m.id AS id, m.workspace_id, m.thread_id, NULL AS project_id, NULL AS title,
                     bm25(messages_fts) AS score, m.created_at
              FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
-             WHERE messages_fts MATCH {matcher} AND m.workspace_id IN (SELECT value FROM json_each({scope}))"
+             WHERE messages_fts MATCH {matcher} AND {scope}"
         );
         filters(&SqliteDialect, &mut sql, "m", q, &mut text, true);
         parts.push(text);
     }
     if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
+        let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, &q.document_scope);
         let mut text = format!(
             "SELECT 'document' AS kind, d.rowid AS rid, d.id AS id, d.workspace_id, NULL AS thread_id, d.project_id, d.title,
                     bm25(documents_fts) AS score, d.created_at
              FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid
-             WHERE documents_fts MATCH {matcher} AND d.workspace_id IN (SELECT value FROM json_each({scope}))"
+             WHERE documents_fts MATCH {matcher} AND {scope}"
         );
         filters(&SqliteDialect, &mut sql, "d", q, &mut text, false);
         parts.push(text);
