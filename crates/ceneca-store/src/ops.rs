@@ -208,13 +208,14 @@ fn log_created(
     clock: &HybridClock,
     now: OffsetDateTime,
 ) {
+    // A create lists no fields: every field of the row is new.
     for row in rows {
         log(
             changes,
             entity,
             row,
             operation::CREATE,
-            &sql::changed_fields(row),
+            &[],
             actor,
             clock,
             now,
