@@ -186,7 +186,6 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let token = login["token"].as_str().context("token")?.to_owned();
-    let user_id: uuid::Uuid = login["user"]["id"].as_str().context("user id")?.parse()?;
     let ws = call(
         reqwest::Method::POST,
         "/api/v1/workspaces".into(),
@@ -234,9 +233,18 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
     }
     let http_batch = Stats::new(samples);
 
-    // 2. The same inserts through the store.
-    let ws_uuid: uuid::Uuid = ws_id.parse()?;
-    let thread_uuid: uuid::Uuid = thread_id.parse()?;
+    // 2. The same inserts through the store, on a fresh database like the raw baseline's
+    // (the server's database already holds the HTTP rounds' messages).
+    let store_path = dir.path().join("store.db");
+    let fresh_store = ceneca_store::open(&StoreOptions::new(format!(
+        "sqlite://{}",
+        store_path.display()
+    )))
+    .await?;
+    fresh_store.migrate_up().await?;
+    let (seed_user, seed_ws, seed_thread) = seed_thread(&rusqlite::Connection::open(&store_path)?)?;
+    let (user_id, ws_uuid, thread_uuid): (uuid::Uuid, uuid::Uuid, uuid::Uuid) =
+        (seed_user.parse()?, seed_ws.parse()?, seed_thread.parse()?);
     let mut samples = Vec::new();
     for round in 0..args.rounds {
         let now = ceneca_domain::clock::now();
@@ -265,7 +273,7 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
             records,
         });
         let started = Instant::now();
-        store.apply(batch).await?;
+        fresh_store.apply(batch).await?;
         samples.push(started.elapsed());
     }
     let store_batch = Stats::new(samples);
@@ -481,6 +489,27 @@ struct RawFigures {
     create: Stats,
 }
 
+/// A user, a workspace and a thread to insert messages into; returns their ids.
+fn seed_thread(conn: &rusqlite::Connection) -> anyhow::Result<(String, String, String)> {
+    use rusqlite::params;
+    let at = ceneca_domain::output::format_time(ceneca_domain::clock::now());
+    let (user, ws, thread) = (
+        new_id().to_string(),
+        new_id().to_string(),
+        new_id().to_string(),
+    );
+    conn.execute(
+        "INSERT INTO users (id, created_at, updated_at, email, display_name, password_hash) VALUES (?1, ?2, ?2, ?1 || '@example.com', 'bench', 'x')",
+        params![user, at],
+    )?;
+    conn.execute("INSERT INTO workspaces (id, created_at, updated_at, name, owner_user_id) VALUES (?1, ?2, ?2, 'bench', ?3)", params![ws, at, user])?;
+    conn.execute(
+        "INSERT INTO threads (id, created_at, updated_at, workspace_id, last_message_at) VALUES (?1, ?2, ?2, ?3, ?2)",
+        params![thread, at, ws],
+    )?;
+    Ok((user, ws, thread))
+}
+
 fn raw_baseline(
     path: &Path,
     rounds: usize,
@@ -494,21 +523,7 @@ fn raw_baseline(
          PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
     )?;
     let now = || ceneca_domain::output::format_time(ceneca_domain::clock::now());
-    let text_now = now();
-    let (user, ws, thread) = (
-        new_id().to_string(),
-        new_id().to_string(),
-        new_id().to_string(),
-    );
-    conn.execute(
-        "INSERT INTO users (id, created_at, updated_at, email, display_name, password_hash) VALUES (?1, ?2, ?2, 'raw@example.com', 'raw', 'x')",
-        params![user, text_now],
-    )?;
-    conn.execute("INSERT INTO workspaces (id, created_at, updated_at, name, owner_user_id) VALUES (?1, ?2, ?2, 'raw', ?3)", params![ws, text_now, user])?;
-    conn.execute(
-        "INSERT INTO threads (id, created_at, updated_at, workspace_id, last_message_at) VALUES (?1, ?2, ?2, ?3, ?2)",
-        params![thread, text_now, ws],
-    )?;
+    let (user, ws, thread) = seed_thread(&conn)?;
     const INSERT: &str = "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role, author_id, provider, model, content, token_count, parent_id, metadata, compressed, deleted_at)
                           VALUES (?1, ?2, ?2, ?3, ?4, 'user', ?5, NULL, NULL, ?6, 24, NULL, '{}', 0, NULL)";
     let timed_inserts = |offset: usize| -> anyhow::Result<Vec<Duration>> {
