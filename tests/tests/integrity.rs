@@ -291,3 +291,74 @@ async fn edition_policy_refuses_external_references(backend: Backend) {
         .await;
     assert_eq!(r.status.as_u16(), 422);
 }
+
+mod consent {
+    use ceneca_e2e::{Backend, TestServer, on_every_backend};
+    use serde_json::json;
+
+    on_every_backend!(telemetry_export_needs_consent);
+
+    async fn telemetry_export_needs_consent(backend: Backend) {
+        let s = TestServer::start(backend).await;
+        let u = s.user("u").await;
+        s.post(&u, "/api/v1/telemetry", json!({"name": "app.opened"}))
+            .await
+            .expect(201);
+        let refused = s.post(&u, "/api/v1/telemetry/export", json!({})).await;
+        assert_eq!(refused.status.as_u16(), 403);
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("consent")
+        );
+        let policy = s
+            .post(
+                &u,
+                "/api/v1/sharing-policies",
+                json!({"scope": "telemetry", "granted": true, "policy_version": "1"}),
+            )
+            .await
+            .expect(201);
+        assert!(policy["granted_at"].is_string());
+        let exported = s
+            .post(&u, "/api/v1/telemetry/export", json!({}))
+            .await
+            .expect(200);
+        assert_eq!(exported["items"].as_array().unwrap().len(), 1);
+        // Revoking consent stops it again.
+        let revoked = s
+            .patch(
+                &u,
+                &format!(
+                    "/api/v1/sharing-policies/{}",
+                    policy["id"].as_str().unwrap()
+                ),
+                json!({"granted": false}),
+            )
+            .await
+            .expect(200);
+        assert!(revoked["revoked_at"].is_string());
+        s.post(&u, "/api/v1/telemetry/export", json!({}))
+            .await
+            .expect(403);
+        // The zero-sync edition has no export at all.
+        let zero = TestServer::start_with(
+            backend,
+            ceneca_service::ServiceConfig {
+                edition: ceneca_domain::Edition::ZeroSync,
+                ..Default::default()
+            },
+        )
+        .await;
+        let z = zero.user("z").await;
+        assert!(
+            zero.post(&z, "/api/v1/telemetry/export", json!({}))
+                .await
+                .body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("zero-sync")
+        );
+    }
+}

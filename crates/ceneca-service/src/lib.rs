@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod auth;
 pub mod caller;
+pub mod consent;
 pub mod error;
 pub mod mfa;
 pub mod page;

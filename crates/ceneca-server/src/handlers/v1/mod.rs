@@ -10,6 +10,7 @@ pub mod auth;
 pub mod nested;
 pub mod resources;
 pub mod search;
+pub mod telemetry;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -29,7 +30,8 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/auth/mfa/confirm", post(auth::mfa_confirm))
         .route("/auth/mfa/disable", post(auth::mfa_disable))
         .route("/audit-log/export", get(audit::export))
-        .route("/search", get(search::search));
+        .route("/search", get(search::search))
+        .route("/telemetry/export", post(telemetry::export_telemetry));
     for entity in model::ALL.iter().copied() {
         let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
             || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);

@@ -1,0 +1,15 @@
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::extract::Auth;
+
+/// `POST /telemetry/export`: the caller's telemetry, only with consent (`telemetry`).
+pub async fn export_telemetry(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> ApiResult<Response> {
+    Ok(Json(state.services.export_telemetry(&caller).await?).into_response())
+}
