@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 
 on_every_backend!(
+    browsers_get_a_secure_http_only_cookie,
     the_oldest_session_ends_beyond_the_limit,
     idle_sessions_end,
     register_login_logout,
@@ -348,4 +349,63 @@ async fn idle_sessions_end(backend: Backend) {
             .unwrap()
             .contains("inactivity")
     );
+}
+
+async fn browsers_get_a_secure_http_only_cookie(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let res = s
+        .http
+        .post(format!("{}/api/v1/auth/login?session=cookie", s.base))
+        .json(&json!({"email": u.email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for part in [
+        "ceneca_session=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body.get("token").is_none(),
+        "the token stays out of page scripts' reach"
+    );
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let me = s
+        .http
+        .get(format!("{}/api/v1/auth/me", s.base))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let out = s
+        .http
+        .post(format!("{}/api/v1/auth/logout", s.base))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = s
+        .http
+        .get(format!("{}/api/v1/auth/me", s.base))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
 }

@@ -25,26 +25,29 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing Authorization: Bearer token",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| {
+        let token = match parts.headers.get(header::AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|h| h.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim().to_owned())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "the Authorization header must be 'Bearer <token>'",
+                    )
+                })?,
+            None => session_cookie(parts).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
-                    "the Authorization header must be 'Bearer <token>'",
+                    "missing Authorization: Bearer token (or session cookie)",
                 )
-            })?;
+            })?,
+        };
+        let token = token.as_str();
         let meta = request_meta(parts);
         let caller = state.services.authenticate(token, &meta).await?;
         state.limits.account(caller.user_id)?;
@@ -64,6 +67,22 @@ impl FromRequestParts<AppState> for Auth {
         }
         Ok(Auth(caller))
     }
+}
+
+/// The cookie browsers carry their session token in.
+pub const SESSION_COOKIE: &str = "ceneca_session";
+
+fn session_cookie(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// What the audit trail records about the transport: the peer's address.

@@ -1,11 +1,11 @@
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{Auth, JsonBody, Meta};
+use crate::extract::{Auth, JsonBody, Meta, QueryPairs, SESSION_COOKIE};
 
 /// `POST /auth/register` `{email, password, display_name?}` → 201 `{token, user}`.
 pub async fn register(
@@ -20,23 +20,52 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(login.to_json())).into_response())
 }
 
-/// `POST /auth/login` `{email, password}` → `{token, expires_at, user}`.
+/// `POST /auth/login` `{email, password, mfa_code?}` → `{token, expires_at, user}`. With
+/// `?session=cookie` (browsers), the token goes into a `Secure; HttpOnly; SameSite=Strict`
+/// cookie instead of the body, out of reach of page scripts.
 pub async fn login(
     State(state): State<AppState>,
     Meta(meta): Meta,
+    QueryPairs(query): QueryPairs,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     state
         .limits
         .login(meta.source_ip.as_deref().and_then(|ip| ip.parse().ok()))?;
     let login = state.services.login(&body, &meta).await?;
-    Ok(Json(login.to_json()).into_response())
+    let cookie = query.iter().any(|(k, v)| k == "session" && v == "cookie");
+    if !cookie {
+        return Ok(Json(login.to_json()).into_response());
+    }
+    let max_age = (login.expires_at - ceneca_domain::clock::now())
+        .whole_seconds()
+        .max(0);
+    let set_cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
+        login.token
+    );
+    let mut body = login.to_json();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("token");
+        object.insert("token_type".into(), "Cookie".into());
+    }
+    let mut response = Json(body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&set_cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// `POST /auth/logout`: the token stops working.
-pub async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<StatusCode> {
+pub async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
     state.services.logout(&caller).await?;
-    Ok(StatusCode::NO_CONTENT)
+    // Also clear a browser's session cookie, if it used one.
+    let clear = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&clear) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// `GET /auth/me`: the caller's account.
