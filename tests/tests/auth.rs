@@ -409,3 +409,127 @@ async fn browsers_get_a_secure_http_only_cookie(backend: Backend) {
         .unwrap();
     assert_eq!(after.status(), 401);
 }
+
+mod api_tokens {
+    use ceneca_e2e::{Backend, TestServer, on_every_backend, world};
+    use reqwest::Method;
+    use serde_json::json;
+
+    on_every_backend!(api_tokens_are_named_scoped_listable_and_revocable);
+
+    async fn api_tokens_are_named_scoped_listable_and_revocable(backend: Backend) {
+        let s = TestServer::start(backend).await;
+        let u = s.user("u").await;
+        let w = world(&s, &u).await;
+        let created = s
+            .post(
+                &u,
+                "/api/v1/api-tokens",
+                json!({"name": "ci bot", "workspace_id": w.workspace, "expires_in_days": 30}),
+            )
+            .await
+            .expect(201);
+        let token = created["token"].as_str().unwrap().to_owned();
+        assert_eq!(created["name"], "ci bot");
+        // Works inside its workspace, with the owner's role there...
+        s.call(
+            Method::GET,
+            &format!("/api/v1/threads/{}", w.thread),
+            Some(&token),
+            None,
+        )
+        .await
+        .expect(200);
+        s.call(
+            Method::POST,
+            "/api/v1/threads",
+            Some(&token),
+            Some(&json!({"workspace_id": w.workspace})),
+        )
+        .await
+        .expect(201);
+        // ...and nowhere else: not another workspace, not the organization, not more tokens.
+        s.call(
+            Method::POST,
+            "/api/v1/threads",
+            Some(&token),
+            Some(&json!({"workspace_id": w.org_workspace})),
+        )
+        .await
+        .expect(404);
+        s.call(
+            Method::GET,
+            &format!("/api/v1/organizations/{}", w.organization),
+            Some(&token),
+            None,
+        )
+        .await
+        .expect(404);
+        s.call(
+            Method::POST,
+            "/api/v1/api-tokens",
+            Some(&token),
+            Some(&json!({"name": "x", "workspace_id": w.workspace})),
+        )
+        .await
+        .expect(403);
+        // Listed without its value.
+        let listed = s.get(&u, "/api/v1/api-tokens").await.expect(200);
+        let items = listed["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert!(items[0].get("token").is_none() && items[0].get("token_hash").is_none());
+        // Bad input and foreign workspaces are refused.
+        assert_eq!(
+            s.post(
+                &u,
+                "/api/v1/api-tokens",
+                json!({"workspace_id": w.workspace})
+            )
+            .await
+            .status
+            .as_u16(),
+            422
+        );
+        assert_eq!(
+            s.post(
+                &u,
+                "/api/v1/api-tokens",
+                json!({"name": "n", "workspace_id": w.workspace, "expires_in_days": 9999})
+            )
+            .await
+            .status
+            .as_u16(),
+            422
+        );
+        let other = s.user("other").await;
+        let theirs = world(&s, &other).await;
+        s.post(
+            &u,
+            "/api/v1/api-tokens",
+            json!({"name": "n", "workspace_id": theirs.workspace}),
+        )
+        .await
+        .expect(404);
+        s.delete(
+            &other,
+            &format!("/api/v1/api-tokens/{}", created["id"].as_str().unwrap()),
+        )
+        .await
+        .expect(404);
+        // Revoked: stops at once.
+        s.delete(
+            &u,
+            &format!("/api/v1/api-tokens/{}", created["id"].as_str().unwrap()),
+        )
+        .await
+        .expect(204);
+        s.call(
+            Method::GET,
+            &format!("/api/v1/threads/{}", w.thread),
+            Some(&token),
+            None,
+        )
+        .await
+        .expect(401);
+    }
+}

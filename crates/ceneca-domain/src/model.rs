@@ -903,10 +903,13 @@ pub static SESSIONS: Entity = Entity {
                 .server()
                 .not_null()
                 .hidden(),
-            field("kind", Kind::Enum(&["session", "device"]))
+            field("kind", Kind::Enum(&["session", "device", "api"]))
                 .server()
                 .not_null(),
             field("device_id", Kind::Ref("devices")).server(),
+            // Named, long-lived API tokens are limited to one workspace.
+            field("name", NAME).server(),
+            field("workspace_id", Kind::Ref("workspaces")).server(),
             field("expires_at", Kind::Time).server().not_null(),
             field("last_used_at", Kind::Time).server().not_null(),
             field("revoked_at", Kind::Time).server(),

@@ -506,6 +506,16 @@ impl Services {
             && (!self.config.mfa_required_for_admins
                 || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
         scope.system_admin = system_admin;
+        let api_token_workspace = match session.get("kind").and_then(Value::as_str) {
+            Some("api") => {
+                let ws = session
+                    .id_of("workspace_id")
+                    .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
+                crate::api_tokens::restrict_to_workspace(&mut scope, ws);
+                Some(ws)
+            }
+            _ => None,
+        };
         if session
             .get("last_used_at")
             .and_then(Value::as_time)
@@ -529,11 +539,12 @@ impl Services {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
-            system_admin,
+            system_admin: system_admin && api_token_workspace.is_none(),
             session_id,
             device_id: session.id_of("device_id"),
             scope,
             source_ip: meta.source_ip.clone(),
+            api_token_workspace,
         })
     }
 

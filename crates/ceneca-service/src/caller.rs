@@ -17,6 +17,8 @@ pub struct Caller {
     pub scope: Scope,
     /// Where the request came from, for the audit trail.
     pub source_ip: Option<String>,
+    /// Set when the caller is an API token: the one workspace it may act in.
+    pub api_token_workspace: Option<Uuid>,
 }
 
 impl Caller {

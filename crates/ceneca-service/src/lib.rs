@@ -10,6 +10,7 @@
 //!   entity model, with [`rules`] holding what is particular to each entity;
 //! - [`page`]: list parameters and cursors.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod caller;

@@ -397,6 +397,8 @@ CREATE TABLE sessions (
     token_hash BYTEA NOT NULL,
     kind TEXT NOT NULL,
     device_id UUID REFERENCES devices (id) ON DELETE CASCADE,
+    name TEXT,
+    workspace_id UUID REFERENCES workspaces (id) ON DELETE CASCADE,
     expires_at TIMESTAMPTZ NOT NULL,
     last_used_at TIMESTAMPTZ NOT NULL,
     revoked_at TIMESTAMPTZ

@@ -398,6 +398,8 @@ CREATE TABLE sessions (
     token_hash BLOB NOT NULL,
     kind TEXT NOT NULL,
     device_id TEXT REFERENCES devices (id) ON DELETE CASCADE,
+    name TEXT,
+    workspace_id TEXT REFERENCES workspaces (id) ON DELETE CASCADE,
     expires_at TEXT NOT NULL,
     last_used_at TEXT NOT NULL,
     revoked_at TEXT

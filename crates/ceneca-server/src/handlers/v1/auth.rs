@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{Auth, JsonBody, Meta, QueryPairs, SESSION_COOKIE};
+use crate::extract::{Auth, Id, JsonBody, Meta, QueryPairs, SESSION_COOKIE};
 
 /// `POST /auth/register` `{email, password, display_name?}` → 201 `{token, user}`.
 pub async fn register(
@@ -104,5 +104,33 @@ pub async fn mfa_disable(
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
     state.services.mfa_disable(&caller, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api-tokens`: the caller's API tokens, without their values.
+pub async fn list_api_tokens(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> ApiResult<Response> {
+    Ok(Json(state.services.list_api_tokens(&caller).await?).into_response())
+}
+
+/// `POST /api-tokens` `{name, workspace_id, expires_in_days?}` → 201 with the token, once.
+pub async fn create_api_token(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let created = state.services.create_api_token(&caller, &body).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// `DELETE /api-tokens/{id}`: the token stops working at once.
+pub async fn revoke_api_token(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    state.services.revoke_api_token(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,6 +26,14 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
         .route("/auth/password", post(auth::change_password))
+        .route(
+            "/api-tokens",
+            get(auth::list_api_tokens).post(auth::create_api_token),
+        )
+        .route(
+            "/api-tokens/{id}",
+            axum::routing::delete(auth::revoke_api_token),
+        )
         .route("/auth/mfa/enroll", post(auth::mfa_enroll))
         .route("/auth/mfa/confirm", post(auth::mfa_confirm))
         .route("/auth/mfa/disable", post(auth::mfa_disable))

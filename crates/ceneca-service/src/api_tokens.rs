@@ -1,0 +1,165 @@
+//! Long-lived API tokens for scripts and integrations: named, limited to one workspace,
+//! listable and revocable. A token acts with its owner's current role in that workspace
+//! and nothing else (no organization or administrator powers).
+
+use ceneca_crypto::token;
+use ceneca_domain::clock::now;
+use ceneca_domain::output::{View, to_json};
+use ceneca_domain::roles::WorkspaceRole;
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::validate::fill_defaults;
+use ceneca_domain::{Record, ValidationError, Value, model, new_id};
+use ceneca_store::{ListQuery, WriteBatch, WriteOp};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::error::{Result, ServiceError, from_store};
+use crate::{Caller, Services};
+
+/// The longest an API token may live.
+pub const MAX_DAYS: i64 = 366;
+
+fn mine(caller: &Caller) -> ScopeFilter {
+    ScopeFilter::AnyOf(vec![("user_id", vec![caller.user_id])])
+}
+
+impl Services {
+    /// Creates `{name, workspace_id, expires_in_days?}`; answers the token once.
+    pub async fn create_api_token(&self, caller: &Caller, body: &Json) -> Result<Json> {
+        if caller.api_token_workspace.is_some() {
+            return Err(ServiceError::Forbidden(
+                "an API token cannot create API tokens".into(),
+            ));
+        }
+        let mut errors = ValidationError::new();
+        let name = body
+            .get("name")
+            .and_then(Json::as_str)
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && n.chars().count() <= 200);
+        if name.is_none() {
+            errors.add("name", "is required: 1-200 characters");
+        }
+        let workspace = body
+            .get("workspace_id")
+            .and_then(Json::as_str)
+            .and_then(|w| Uuid::parse_str(w).ok());
+        if workspace.is_none() {
+            errors.add("workspace_id", "is required and must be a UUID");
+        }
+        let days = match body.get("expires_in_days") {
+            None => 90,
+            Some(d) => match d.as_i64().filter(|d| (1..=MAX_DAYS).contains(d)) {
+                Some(d) => d,
+                None => {
+                    errors.add(
+                        "expires_in_days",
+                        format!("must be an integer from 1 to {MAX_DAYS}"),
+                    );
+                    0
+                }
+            },
+        };
+        errors.into_result()?;
+        let (Some(name), Some(workspace)) = (name, workspace) else {
+            return Err(ServiceError::Internal(
+                "validated token lacks a field".into(),
+            ));
+        };
+        if caller.scope.workspace_role(workspace).is_none() {
+            return Err(ServiceError::NotFound("workspace"));
+        }
+        let secret = token::generate();
+        let now = now();
+        let mut record = Record::new();
+        let id = new_id();
+        record.set("id", Value::Id(id));
+        record.set("created_at", Value::Time(now));
+        record.set("updated_at", Value::Time(now));
+        record.set("user_id", Value::Id(caller.user_id));
+        record.set("token_hash", Value::Bytes(token::digest(&secret)));
+        record.set("kind", Value::Text("api".into()));
+        record.set("name", Value::Text(name.to_owned()));
+        record.set("workspace_id", Value::Id(workspace));
+        record.set("expires_at", Value::Time(now + time::Duration::days(days)));
+        record.set("last_used_at", Value::Time(now));
+        fill_defaults(&model::SESSIONS, &mut record, now);
+        let event = AuditEvent::new("api_tokens.create", "success")
+            .by(caller)
+            .on("sessions", Some(id))
+            .details(json!({ "workspace_id": workspace.to_string(), "name": name }));
+        let rows = self
+            .store
+            .apply(
+                WriteBatch::new(caller.actor())
+                    .push(WriteOp::Insert {
+                        entity: &model::SESSIONS,
+                        record,
+                    })
+                    .push(self.audit_op(event)),
+            )
+            .await
+            .map_err(|e| from_store("api token", false, e))?;
+        let mut json = to_json(&model::SESSIONS, &rows[0], View::Detail);
+        if let Some(o) = json.as_object_mut() {
+            o.insert("token".into(), Json::String(secret));
+        }
+        Ok(json)
+    }
+
+    /// The caller's API tokens (never their values).
+    pub async fn list_api_tokens(&self, caller: &Caller) -> Result<Json> {
+        let mut q = ListQuery::new(mine(caller), "created_at", true, 200);
+        q.equals.push(("kind", Value::Text("api".into())));
+        let rows = self.store.list(&model::SESSIONS, q).await?;
+        Ok(
+            json!({ "items": rows.iter().take(200).map(|r| to_json(&model::SESSIONS, r, View::Summary)).collect::<Vec<_>>() }),
+        )
+    }
+
+    /// Revokes one of the caller's API tokens; it stops working at once.
+    pub async fn revoke_api_token(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        let token = self
+            .store
+            .get(
+                &model::SESSIONS,
+                id,
+                mine(caller),
+                ceneca_store::Deleted::Exclude,
+            )
+            .await?
+            .filter(|t| t.get("kind").and_then(Value::as_str) == Some("api"))
+            .ok_or(ServiceError::NotFound("api token"))?;
+        let mut set = Record::new();
+        set.set("revoked_at", Value::Time(now()));
+        let event = AuditEvent::new("api_tokens.revoke", "success")
+            .by(caller)
+            .on("sessions", token.id());
+        self.store
+            .apply(
+                WriteBatch::new(caller.actor())
+                    .push(WriteOp::Update {
+                        entity: &model::SESSIONS,
+                        id,
+                        filter: mine(caller),
+                        set,
+                    })
+                    .push(self.audit_op(event)),
+            )
+            .await
+            .map_err(|e| from_store("api token", false, e))?;
+        Ok(())
+    }
+}
+
+/// Narrows a scope to one workspace for an API token: the owner's role there, nothing else.
+pub(crate) fn restrict_to_workspace(scope: &mut ceneca_domain::scope::Scope, workspace: Uuid) {
+    let role: Option<WorkspaceRole> = scope.workspace_role(workspace);
+    scope.workspaces = role.map(|r| vec![(workspace, r)]).unwrap_or_default();
+    scope.organizations.clear();
+    scope.deleted_organizations.clear();
+    scope.deleted_workspaces.clear();
+    scope.workspace_orgs.retain(|(w, _)| *w == workspace);
+    scope.system_admin = false;
+}
