@@ -533,3 +533,26 @@ mod api_tokens {
         .expect(401);
     }
 }
+
+mod expiry {
+    use ceneca_e2e::{Backend, TestServer, on_every_backend};
+    use reqwest::Method;
+
+    on_every_backend!(expired_sessions_are_refused);
+
+    async fn expired_sessions_are_refused(backend: Backend) {
+        let config = ceneca_service::ServiceConfig {
+            session_lifetime: std::time::Duration::from_secs(1),
+            ..Default::default()
+        };
+        let s = TestServer::start_with(backend, config).await;
+        let u = s.user("u").await;
+        s.call(Method::GET, "/api/v1/auth/me", Some(&u.token), None)
+            .await
+            .expect(200);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        s.call(Method::GET, "/api/v1/auth/me", Some(&u.token), None)
+            .await
+            .expect(401);
+    }
+}
