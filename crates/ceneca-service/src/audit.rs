@@ -10,7 +10,7 @@ use ceneca_domain::output::{View, to_json};
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::validate::fill_defaults;
 use ceneca_domain::{Record, Value, model, new_id};
-use ceneca_store::{Actor, Deleted, ListQuery, WriteBatch, WriteOp};
+use ceneca_store::{Actor, ListQuery, WriteBatch, WriteOp};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -149,24 +149,32 @@ impl Services {
 
     /// Records a read at level `enhanced` and above; at `maximum` with the SHA-256 of the
     /// query and the tables it touched.
+    ///
+    /// `query` describes the query for its hash; callers build it only when
+    /// [`Services::hashes_queries`] says it will be used, keeping it off the read path
+    /// otherwise.
     pub(crate) async fn audit_read(
         &self,
         caller: &Caller,
         action: String,
         table: &str,
         id: Option<Uuid>,
-        query: &str,
+        query: Option<String>,
     ) -> Result<()> {
-        let level = self.config.audit_level;
-        if level < AuditLevel::Enhanced {
+        if self.config.audit_level < AuditLevel::Enhanced {
             return Ok(());
         }
         let mut event = AuditEvent::new(action, "success").by(caller).on(table, id);
-        if level >= AuditLevel::Maximum {
+        if let Some(query) = query.filter(|_| self.hashes_queries()) {
             event.query_hash = Some(ceneca_crypto::token::sha256_hex(query.as_bytes()));
             event.data_sources = vec![table.to_owned()];
         }
         self.audit_now(event).await
+    }
+
+    /// Whether read audit entries carry a query hash (audit level `maximum`).
+    pub(crate) fn hashes_queries(&self) -> bool {
+        self.config.audit_level >= AuditLevel::Maximum
     }
 
     /// Checks the hash chain of the whole trail, oldest first, page by page. An
@@ -249,21 +257,10 @@ impl Services {
             "audit_log.export".into(),
             "audit_log",
             None,
-            &format!("{:?}", params.filters),
+            self.hashes_queries()
+                .then(|| format!("{:?}", params.filters)),
         )
         .await?;
         Ok(out)
-    }
-
-    /// Reads the trail's newest entry (for tests and tooling).
-    pub async fn latest_audit_entry(&self) -> Result<Option<Json>> {
-        let mut q = ListQuery::new(ScopeFilter::All, "sequence", true, 1);
-        q.deleted = Deleted::Include;
-        Ok(self
-            .store
-            .list(&model::AUDIT_LOG, q)
-            .await?
-            .first()
-            .map(|r| to_json(&model::AUDIT_LOG, r, View::Detail)))
     }
 }

@@ -430,7 +430,8 @@ impl Services {
             action(entity, "read"),
             entity.table,
             Some(id),
-            &format!("{}:{id}:{deleted:?}", entity.table),
+            self.hashes_queries()
+                .then(|| format!("{}:{id}:{deleted:?}", entity.table)),
         )
         .await?;
         Ok(to_json(entity, &row, View::Detail))
@@ -458,14 +459,16 @@ impl Services {
             query.equals.push((p.field, Value::Id(p.id)));
         }
         let (sort, descending, limit) = (query.sort, query.descending, query.limit as usize);
-        let description = format!("{}:{query:?}", entity.table);
+        let description = self
+            .hashes_queries()
+            .then(|| format!("{}:{query:?}", entity.table));
         let mut rows = self.store.list(entity, query).await?;
         self.audit_read(
             caller,
             action(entity, "list"),
             entity.table,
             parent.map(|p| p.id),
-            &description,
+            description,
         )
         .await?;
         let next_cursor = if rows.len() > limit {

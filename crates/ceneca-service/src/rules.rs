@@ -120,26 +120,12 @@ fn seal_secrets(svc: &Services, entity: &Entity, id: Uuid, owner_row: &Record, s
             }
             _ => (Value::Null, Value::Null, Value::Null),
         };
-        let leak = |suffix: &str| -> &'static str {
-            entity
-                .fields
-                .iter()
-                .find(|f| {
-                    f.name
-                        .strip_prefix(field.name)
-                        .and_then(|r| r.strip_prefix('_'))
-                        == Some(suffix)
-                })
-                .map(|f| f.name)
-                .unwrap_or("")
-        };
         for (suffix, v) in [
             ("ciphertext", ciphertext),
             ("key_id", key_id),
             ("hint", hint),
         ] {
-            let column = leak(suffix);
-            if !column.is_empty() {
+            if let Some(column) = crate::secrets::column(entity, field.name, suffix) {
                 set.set(column, v);
             }
         }

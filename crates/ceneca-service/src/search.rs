@@ -113,7 +113,7 @@ impl Services {
         })?;
         query.terms = parse_query(q).map_err(|reason| ServiceError::bad_request("q", reason))?;
         let (limit, offset) = (query.limit, query.offset);
-        let description = format!("{query:?}");
+        let description = self.hashes_queries().then(|| format!("{query:?}"));
         let hits = if query.message_scope.is_nothing() && query.document_scope.is_nothing() {
             Vec::new()
         } else {
@@ -124,7 +124,7 @@ impl Services {
             "search".into(),
             "messages,documents",
             None,
-            &description,
+            description,
         )
         .await?;
         let next_cursor = (hits.len() as u32 == limit && offset + limit < MAX_OFFSET)

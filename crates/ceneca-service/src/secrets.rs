@@ -39,8 +39,9 @@ fn secret_fields() -> Vec<(&'static Entity, &'static str)> {
     out
 }
 
-/// The column holding `<field>_<suffix>` on `entity`, if it has one.
-fn column(entity: &'static Entity, field: &str, suffix: &str) -> Option<&'static str> {
+/// The column holding `<field>_<suffix>` on `entity`, if it has one (a secret's
+/// `_ciphertext`, `_key_id` and `_hint` columns).
+pub(crate) fn column(entity: &Entity, field: &str, suffix: &str) -> Option<&'static str> {
     entity
         .columns()
         .map(|f| f.name)
