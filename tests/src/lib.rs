@@ -172,6 +172,66 @@ impl TestServer {
         }
     }
 
+    /// Runs SQL straight on the database, as an attacker with file or database access
+    /// would (or a test checking what is stored).
+    pub async fn raw_execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.sqlite_path();
+                let sql = sql.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    rusqlite::Connection::open(path)
+                        .unwrap()
+                        .execute_batch(&sql)
+                        .unwrap()
+                })
+                .await
+                .unwrap();
+            }
+            Backend::Postgres => {
+                let mut conn = self.raw_postgres().await;
+                sqlx::Executor::execute(&mut conn, sql).await.unwrap();
+            }
+        }
+    }
+
+    /// The first column of the first row `sql` returns, as text, read straight from the
+    /// database (`NULL` as `None`).
+    pub async fn raw_text(&self, sql: &str) -> Option<String> {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.sqlite_path();
+                let sql = sql.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    rusqlite::Connection::open(path)
+                        .unwrap()
+                        .query_row(&sql, [], |row| row.get::<_, Option<String>>(0))
+                        .unwrap()
+                })
+                .await
+                .unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = self.raw_postgres().await;
+                let row = sqlx::query(sql).fetch_one(&mut conn).await.unwrap();
+                sqlx::Row::get::<Option<String>, _>(&row, 0)
+            }
+        }
+    }
+
+    fn sqlite_path(&self) -> String {
+        self.database_url
+            .strip_prefix("sqlite://")
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn raw_postgres(&self) -> sqlx::PgConnection {
+        <sqlx::PgConnection as sqlx::Connection>::connect(&self.database_url)
+            .await
+            .unwrap()
+    }
+
     /// Sends a request with an optional token and JSON body.
     pub async fn call(
         &self,

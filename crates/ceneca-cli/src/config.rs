@@ -57,6 +57,11 @@ pub struct Config {
     pub tls_key_file: String,
     /// PEM CA certificate: require client certificates from it (mutual TLS).
     pub tls_client_ca_file: String,
+    /// `"<certificate common name>=<account e-mail>"`: services (the web tier, an agent)
+    /// that authenticate by their mutual-TLS client certificate alone.
+    pub tls_client_accounts: Vec<String>,
+    /// Encrypt message content and document bodies at rest (search then covers titles).
+    pub encrypt_content: bool,
 }
 
 impl Default for Config {
@@ -89,6 +94,8 @@ impl Default for Config {
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
             tls_client_ca_file: String::new(),
+            tls_client_accounts: Vec::new(),
+            encrypt_content: false,
         }
     }
 }
@@ -196,6 +203,10 @@ impl Config {
         if !self.tls_client_ca_file.is_empty() && self.tls_cert_file.is_empty() {
             bail!("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file");
         }
+        let accounts = self.client_certificate_accounts()?;
+        if !accounts.is_empty() && self.tls_client_ca_file.is_empty() {
+            bail!("tls_client_accounts needs tls_client_ca_file (mutual TLS)");
+        }
         for origin in &self.cors_allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://"))
                 || origin.ends_with('/')
@@ -212,6 +223,26 @@ impl Config {
             bail!("pg_max_connections must be at least 1");
         }
         Ok(())
+    }
+
+    /// The parsed `tls_client_accounts`: common name → lower-cased e-mail.
+    pub fn client_certificate_accounts(
+        &self,
+    ) -> anyhow::Result<std::collections::HashMap<String, String>> {
+        let mut out = std::collections::HashMap::new();
+        for entry in &self.tls_client_accounts {
+            let parsed = entry
+                .split_once('=')
+                .map(|(name, email)| (name.trim(), email.trim()))
+                .filter(|(name, email)| !name.is_empty() && email.contains('@'));
+            let Some((name, email)) = parsed else {
+                bail!("tls_client_accounts: '{entry}' must be '<common name>=<account e-mail>'");
+            };
+            if out.insert(name.to_owned(), email.to_lowercase()).is_some() {
+                bail!("tls_client_accounts: '{name}' is mapped twice");
+            }
+        }
+        Ok(out)
     }
 
     /// The parsed `admin_allowed_networks`.
@@ -331,6 +362,16 @@ mfa_required_for_admins = true
 tls_cert_file = ""
 tls_key_file = ""
 tls_client_ca_file = ""
+
+# Services that authenticate by their client certificate alone (needs tls_client_ca_file):
+# "<certificate common name>=<account e-mail>", e.g. ["web-tier=svc-web@corp.example"]. The
+# service acts with that account's roles; a bearer token, when sent, takes precedence.
+tls_client_accounts = []
+
+# Encrypt message content and document bodies at rest (AES-256-GCM, the key ring above).
+# Trade-off: full-text search then finds documents by title only, and messages not at all.
+# `ceneca keys rewrap` seals content written before this was turned on.
+encrypt_content = false
 "#;
 
 #[cfg(test)]

@@ -322,6 +322,10 @@ pub static DOCUMENTS: Entity = Entity {
                 .default(Default::Text(""))
                 .patch()
                 .detail(),
+            // Names the key when `body` is sealed (encryption at rest); NULL for plaintext.
+            field("body_key_id", Kind::Text { max: 100 })
+                .server()
+                .hidden(),
             field("format", Kind::Enum(&["markdown", "text", "html", "json"]))
                 .default(Default::Text("markdown"))
                 .patch()
@@ -412,6 +416,10 @@ pub static MESSAGES: Entity = Entity {
             field("provider", Kind::Text { max: 100 }).filter(),
             field("model", NAME).filter(),
             field("content", LONG_TEXT).required().patch(),
+            // Names the key when `content` is sealed (encryption at rest); NULL for plaintext.
+            field("content_key_id", Kind::Text { max: 100 })
+                .server()
+                .hidden(),
             field("token_count", COUNT).default(Default::Int(0)).patch(),
             field("parent_id", Kind::Ref("messages")),
             field("metadata", Kind::Object)

@@ -77,6 +77,23 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
     Ok(Arc::new(config))
 }
 
+/// The common name of the client certificate the request's connection presented (mutual
+/// TLS). The handshake has verified the certificate against the client CA; a connection
+/// without a client CA configured has none to offer.
+pub(crate) fn client_common_name(parts: &axum::http::request::Parts) -> Option<String> {
+    let info = parts.extensions.get::<Arc<axum_server::tls::TlsInfo>>()?;
+    let der = info.peer_certificates.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let name = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
+    Some(name)
+}
+
 /// Serves `router` over TLS on `listener` until `shutdown`, with HSTS on every answer.
 pub async fn serve_tls(
     listener: std::net::TcpListener,

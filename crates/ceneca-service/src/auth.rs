@@ -548,6 +548,54 @@ impl Services {
         })
     }
 
+    /// Authenticates a service by the client certificate it presented on a mutual-TLS
+    /// connection. The TLS layer has already verified the certificate against the client
+    /// CA; here its common name must be mapped (`tls_client_accounts`) to an active
+    /// account, whose roles the service then acts with. Such a caller has no session:
+    /// revoking it means removing the mapping or suspending the account.
+    pub async fn authenticate_certificate(
+        &self,
+        common_name: &str,
+        meta: &RequestMeta,
+    ) -> Result<Caller> {
+        let unmapped = ServiceError::Unauthorized(
+            "the client certificate is not mapped to an account; send a bearer token",
+        );
+        let email = self
+            .config
+            .client_certificate_accounts
+            .get(common_name)
+            .ok_or(unmapped)?;
+        let user = self
+            .store
+            .lookup_unscoped(&model::USERS, "email", Value::Text(email.clone()))
+            .await?
+            .filter(|u| u.get("deleted_at").is_none_or(Value::is_null))
+            .ok_or(ServiceError::Unauthorized(
+                "the account of this client certificate does not exist",
+            ))?;
+        if user.get("status").and_then(Value::as_str) != Some("active") {
+            return Err(ServiceError::Unauthorized("this account is suspended"));
+        }
+        let user_id = user
+            .id()
+            .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
+        let system_admin = user.get("role").and_then(Value::as_str) == Some("admin")
+            && (!self.config.mfa_required_for_admins
+                || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
+        let scope = self.store.load_scope(user_id, system_admin).await?;
+        Ok(Caller {
+            user_id,
+            email: email.clone(),
+            system_admin,
+            session_id: Uuid::nil(),
+            device_id: None,
+            scope,
+            source_ip: meta.source_ip.clone(),
+            api_token_workspace: None,
+        })
+    }
+
     /// Ends the caller's session; its token stops working at once.
     pub async fn logout(&self, caller: &Caller) -> Result<()> {
         let mut set = Record::new();

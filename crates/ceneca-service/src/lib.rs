@@ -15,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod consent;
+mod content;
 pub mod error;
 pub mod mfa;
 pub mod page;
@@ -52,6 +53,12 @@ pub struct ServiceConfig {
     pub mfa_required_for_admins: bool,
     /// How much the audit trail records.
     pub audit_level: ceneca_domain::audit::AuditLevel,
+    /// Encrypt message content and document bodies at rest. Full-text search then covers
+    /// document titles only (see `content.rs`).
+    pub encrypt_content: bool,
+    /// Client-certificate common names (verified by mutual TLS) and the e-mail of the
+    /// account each one authenticates as.
+    pub client_certificate_accounts: std::collections::HashMap<String, String>,
 }
 
 impl Default for ServiceConfig {
@@ -65,6 +72,8 @@ impl Default for ServiceConfig {
             max_batch_items: 5_000,
             audit_level: ceneca_domain::audit::AuditLevel::Basic,
             mfa_required_for_admins: true,
+            encrypt_content: false,
+            client_certificate_accounts: Default::default(),
         }
     }
 }

@@ -11,7 +11,7 @@
 //!    same workspace (422), so no reference can cross a tenant boundary;
 //! 6. write through the one write path (`Store::apply`), with the scope filter in SQL.
 
-use ceneca_domain::output::{View, to_json};
+use ceneca_domain::output::View;
 use ceneca_domain::schema::{Kind, Owner, Tenancy};
 use ceneca_domain::scope::Access;
 use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
@@ -119,7 +119,7 @@ impl Services {
         let row = rows
             .first()
             .ok_or_else(|| ServiceError::Internal("insert returned no row".into()))?;
-        let mut json = to_json(entity, row, View::Detail);
+        let mut json = self.present(entity, row, View::Detail)?;
         if let Some(out) = json.as_object_mut() {
             out.extend(extras.response);
         }
@@ -196,11 +196,10 @@ impl Services {
             .apply(batch)
             .await
             .map_err(|e| from_store(entity.name, false, e))?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .take(count)
-            .map(|r| to_json(entity, r, View::Detail))
-            .collect())
+            .map(|r| self.present(entity, r, View::Detail))
+            .collect()
     }
 
     /// Validates, derives, authorizes and completes one new row.
@@ -257,6 +256,10 @@ impl Services {
             .await?;
         rules::check_create(self, caller, entity, &record).await?;
         fill_defaults(entity, &mut record, now);
+        if let Some(id) = record.id() {
+            let workspace = record.id_of("workspace_id");
+            self.seal_content(entity, id, workspace, &mut record);
+        }
         Ok((record, extras))
     }
 
@@ -434,7 +437,7 @@ impl Services {
                 .then(|| format!("{}:{id}:{deleted:?}", entity.table)),
         )
         .await?;
-        Ok(to_json(entity, &row, View::Detail))
+        self.present(entity, &row, View::Detail)
     }
 
     /// A page of the rows the caller may read, optionally under a parent.
@@ -481,8 +484,8 @@ impl Services {
         Ok(Page {
             items: rows
                 .iter()
-                .map(|r| to_json(entity, r, View::Summary))
-                .collect(),
+                .map(|r| self.present(entity, r, View::Summary))
+                .collect::<Result<_>>()?,
             next_cursor,
         })
     }
@@ -521,7 +524,7 @@ impl Services {
             return self.get(caller, entity, id, Deleted::Exclude).await;
         }
         let write = caller.filter(entity, Access::Write);
-        let current = if rules::needs_current_row(entity) {
+        let current = if rules::needs_current_row(entity) || self.seals_on_update(entity, &input) {
             Some(
                 self.store
                     .get(entity, id, write.clone(), Deleted::Exclude)
@@ -542,6 +545,8 @@ impl Services {
             &mut set,
             &mut extras,
         )?;
+        let workspace = current.as_ref().and_then(|row| row.id_of("workspace_id"));
+        self.seal_content(entity, id, workspace, &mut set);
         let owners = owner_columns(entity);
         let changes_refs = input.names().any(|n| {
             !owners.contains(&n)
@@ -581,7 +586,7 @@ impl Services {
         batch.ops.extend(extras.ops);
         batch.ops.push(self.audit_op(event));
         match self.store.apply(batch).await {
-            Ok(rows) => Ok(to_json(entity, &rows[0], View::Detail)),
+            Ok(rows) => self.present(entity, &rows[0], View::Detail),
             Err(ceneca_store::StoreError::NotFound) => {
                 Err(self.explain_missing(caller, entity, id).await)
             }
@@ -634,9 +639,11 @@ impl Services {
             ),
         );
         match self.store.apply(batch).await {
-            Ok(rows) if entity.soft_delete => {
-                Ok(Deletion::Soft(to_json(entity, &rows[0], View::Detail)))
-            }
+            Ok(rows) if entity.soft_delete => Ok(Deletion::Soft(self.present(
+                entity,
+                &rows[0],
+                View::Detail,
+            )?)),
             Ok(_) => Ok(Deletion::Hard),
             Err(ceneca_store::StoreError::NotFound) => {
                 Err(self.explain_missing(caller, entity, id).await)
@@ -674,7 +681,7 @@ impl Services {
             )
             .await
         {
-            Ok(rows) => Ok(to_json(entity, &rows[0], View::Detail)),
+            Ok(rows) => self.present(entity, &rows[0], View::Detail),
             Err(ceneca_store::StoreError::NotFound) => Err(ServiceError::NotFound(entity.name)),
             Err(e) => Err(from_store(entity.name, false, e)),
         }

@@ -147,6 +147,8 @@ impl Services {
                 }
             }
         }
+        self.rewrap_content(keys, &mut report, &mut progress)
+            .await?;
         let event = AuditEvent::new("keys.rewrap", if report.unreadable.is_empty() { "success" } else { "failure" })
             .details(serde_json::json!({"active_key": active, "checked": report.checked, "rewrapped": report.rewrapped, "unreadable": report.unreadable.len()}));
         self.audit_now(event).await?;

@@ -30,19 +30,32 @@ pub struct MigrationStatus {
     pub modified: bool,
 }
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    up: include_str!("../migrations/sqlite/0001_schema.up.sql"),
-    down: include_str!("../migrations/sqlite/0001_schema.down.sql"),
-}];
+/// One migration of one engine, from its file pair `migrations/<engine>/<file>.{up,down}.sql`.
+macro_rules! migration {
+    ($engine:literal, $version:literal, $name:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            up: include_str!(concat!("../migrations/", $engine, "/", $file, ".up.sql")),
+            down: include_str!(concat!("../migrations/", $engine, "/", $file, ".down.sql")),
+        }
+    };
+}
 
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    up: include_str!("../migrations/postgres/0001_schema.up.sql"),
-    down: include_str!("../migrations/postgres/0001_schema.down.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    migration!("sqlite", 1, "schema", "0001_schema"),
+    migration!("sqlite", 2, "content_encryption", "0002_content_encryption"),
+];
+
+pub const POSTGRES: &[Migration] = &[
+    migration!("postgres", 1, "schema", "0001_schema"),
+    migration!(
+        "postgres",
+        2,
+        "content_encryption",
+        "0002_content_encryption"
+    ),
+];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.
 pub fn status(

@@ -49,6 +49,8 @@ pub fn service_config(config: &Config) -> ServiceConfig {
         max_sessions_per_user: config.max_sessions_per_user,
         allow_registration: config.allow_registration,
         mfa_required_for_admins: config.mfa_required_for_admins,
+        encrypt_content: config.encrypt_content,
+        client_certificate_accounts: config.client_certificate_accounts().unwrap_or_default(),
         audit_level: ceneca_domain::audit::AuditLevel::parse(&config.audit_level)
             .unwrap_or_default(),
         ..ServiceConfig::default()

@@ -25,6 +25,7 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let meta = request_meta(parts);
         let token = match parts.headers.get(header::AUTHORIZATION) {
             Some(header) => header
                 .to_str()
@@ -39,34 +40,49 @@ impl FromRequestParts<AppState> for Auth {
                         "the Authorization header must be 'Bearer <token>'",
                     )
                 })?,
-            None => session_cookie(parts).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "missing Authorization: Bearer token (or session cookie)",
-                )
-            })?,
+            None => match session_cookie(parts) {
+                Some(token) => token,
+                None => match crate::tls::client_common_name(parts) {
+                    Some(name) => {
+                        let caller = state
+                            .services
+                            .authenticate_certificate(&name, &meta)
+                            .await?;
+                        return finish(state, &meta, caller);
+                    }
+                    None => {
+                        return Err(ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            "missing Authorization: Bearer token (or session cookie)",
+                        ));
+                    }
+                },
+            },
         };
-        let token = token.as_str();
-        let meta = request_meta(parts);
-        let caller = state.services.authenticate(token, &meta).await?;
-        state.limits.account(caller.user_id)?;
-        if caller.system_admin && !state.admin_networks.is_empty() {
-            let allowed = meta
-                .source_ip
-                .as_deref()
-                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-                .is_some_and(|ip| state.admin_networks.iter().any(|net| net.contains(&ip)));
-            if !allowed {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "administrator accounts may not be used from this address",
-                ));
-            }
-        }
-        Ok(Auth(caller))
+        let caller = state.services.authenticate(&token, &meta).await?;
+        finish(state, &meta, caller)
     }
+}
+
+/// The checks every authenticated caller passes, however it authenticated.
+fn finish(state: &AppState, meta: &RequestMeta, caller: Caller) -> Result<Auth, ApiError> {
+    state.limits.account(caller.user_id)?;
+    if caller.system_admin && !state.admin_networks.is_empty() {
+        let allowed = meta
+            .source_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| state.admin_networks.iter().any(|net| net.contains(&ip)));
+        if !allowed {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "administrator accounts may not be used from this address",
+            ));
+        }
+    }
+    Ok(Auth(caller))
 }
 
 /// The cookie browsers carry their session token in.

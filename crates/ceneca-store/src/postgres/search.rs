@@ -63,7 +63,7 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
          SELECT h.kind, h.id, h.workspace_id, h.thread_id, h.project_id, h.title, h.score, h.created_at,
                 ts_headline('simple',
                     CASE WHEN h.kind = 'message' THEN (SELECT left(content, 100000) FROM messages WHERE id = h.id)
-                         ELSE (SELECT title || ' ' || left(body, 100000) FROM documents WHERE id = h.id) END,
+                         ELSE (SELECT title || CASE WHEN body_key_id IS NULL THEN ' ' || left(body, 100000) ELSE '' END FROM documents WHERE id = h.id) END,
                     q.q, 'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=8, MaxFragments=1, FragmentDelimiter=\" … \"')
          FROM hits h, q ORDER BY h.score, h.id",
         tsquery.join(" && "),

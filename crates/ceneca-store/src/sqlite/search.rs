@@ -136,8 +136,13 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<SearchHit
 
 pub(super) fn reindex(conn: &Connection) -> Result<()> {
     conn.execute_batch(
-        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
-         INSERT INTO documents_fts (documents_fts) VALUES ('rebuild');",
+        // Not FTS5's 'rebuild': it would read sealed (encrypted) content as text.
+        "INSERT INTO messages_fts (messages_fts) VALUES ('delete-all');
+         INSERT INTO messages_fts (rowid, content)
+             SELECT rowid, CASE WHEN content_key_id IS NULL THEN content ELSE '' END FROM messages;
+         INSERT INTO documents_fts (documents_fts) VALUES ('delete-all');
+         INSERT INTO documents_fts (rowid, title, body)
+             SELECT rowid, title, CASE WHEN body_key_id IS NULL THEN body ELSE '' END FROM documents;",
     )
     .map_err(map_error)
 }
