@@ -275,11 +275,19 @@ fn migrate_config_and_keys_commands() {
         String::from_utf8_lossy(&reindex.stderr)
     );
     assert!(String::from_utf8_lossy(&reindex.stdout).contains("rebuilt"));
-    let down = ceneca(dir.path())
-        .args(["migrate", "down"])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&down.stdout).contains("reverted 1"));
+    // Down goes one version at a time, newest first.
+    for version in ["3", "2", "1"] {
+        let down = ceneca(dir.path())
+            .args(["migrate", "down"])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&down.stdout);
+        assert!(
+            out.contains(&format!("reverted {version}")),
+            "{out}{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+    }
     assert!(
         String::from_utf8_lossy(
             &ceneca(dir.path())

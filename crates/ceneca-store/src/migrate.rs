@@ -45,6 +45,7 @@ macro_rules! migration {
 pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 1, "schema", "0001_schema"),
     migration!("sqlite", 2, "content_encryption", "0002_content_encryption"),
+    migration!("sqlite", 3, "vector_outbox", "0003_vector_outbox"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -55,6 +56,7 @@ pub const POSTGRES: &[Migration] = &[
         "content_encryption",
         "0002_content_encryption"
     ),
+    migration!("postgres", 3, "vector_outbox", "0003_vector_outbox"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

@@ -1,0 +1,578 @@
+//! The embedded default: Qdrant's in-process engine (`qdrant-edge` 0.6.0), one shard per
+//! collection under `<data>/vectors/<collection>/`.
+//!
+//! That version has sharp edges, and this wrapper is what makes it safe to run:
+//! - **Unflushed writes are lost on a crash** (its WAL is not replayed on load). The
+//!   service's indexer deletes an outbox entry only after [`VectorIndex::persist`] said the
+//!   write is durable, so after a crash the outbox replays whatever was lost.
+//! - **`flush()` panics when another thread holds its locks** (and `Drop` flushes). Here
+//!   one writer lock serialises update and flush, and the optimizer holds a *flush gate*
+//!   while it runs: `persist` only `try_lock`s the gate and answers "not now" instead of
+//!   racing it. Shards are dropped only when nothing else holds them.
+//! - **`optimize()` blocks for as long as it likes** (minutes under continuous writes).
+//!   It runs on its own thread, only after writes have been quiet for a moment, never
+//!   holding up writes or searches (both keep working during it).
+//! - **Its WAL is never truncated.** Deleting it is unsafe (operation numbers restart and
+//!   later upserts of existing points are ignored), so when it outgrows its bound the
+//!   service rebuilds the collection from SQL into a fresh shard beside the old one
+//!   ([`VectorIndex::rebuild`]) and swaps it in; the `CURRENT` file names the live shard.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use qdrant_edge::{
+    Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition,
+    FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct,
+    PointStructPersisted, QueryEnum, SearchParams, SearchRequest, UpdateOperation, Vector,
+};
+use uuid::Uuid;
+
+use crate::{CollectionStats, Hit, Point, Query, Result, VectorError, VectorIndex};
+
+/// How long writes must have been quiet before the optimizer starts.
+const QUIET_BEFORE_OPTIMIZE: Duration = Duration::from_secs(2);
+/// The HNSW beam width at query time: recall ≥ 0.95 at top-10 on real-looking data.
+const SEARCH_EF: usize = 128;
+const LIVE_FILE: &str = "CURRENT";
+
+fn engine(e: impl std::fmt::Display) -> VectorError {
+    VectorError::Engine(e.to_string())
+}
+
+/// One collection: its live shard and the locks that keep `qdrant-edge` from panicking.
+struct Collection {
+    dir: PathBuf,
+    dims: usize,
+    settings: EdgeSettings,
+    live: RwLock<Arc<EdgeShard>>,
+    /// One writer at a time: update and flush never overlap.
+    writer: Mutex<()>,
+    /// Held by the optimizer while it runs; flush only try-locks it.
+    flush_gate: Mutex<()>,
+    /// Writes since the optimizer last ran, and when the last one was.
+    dirty: AtomicBool,
+    last_write: Mutex<Instant>,
+    /// The shard a rebuild is filling, not yet live.
+    shadow: Mutex<Option<(String, Arc<EdgeShard>)>>,
+}
+
+impl Collection {
+    fn shard(&self) -> Arc<EdgeShard> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn touched(&self) {
+        self.dirty.store(true, Ordering::Release);
+        *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+}
+
+/// Tuning for the embedded engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EdgeSettings {
+    /// Segments larger than this (KB of vectors) get an HNSW index; smaller ones are
+    /// searched exhaustively (exact). `None`: the engine's default (about 10 MB).
+    pub indexing_threshold_kb: Option<usize>,
+}
+
+fn config(dims: usize, settings: EdgeSettings) -> EdgeConfig {
+    EdgeConfig {
+        optimizers: qdrant_edge::EdgeOptimizersConfig {
+            indexing_threshold: settings.indexing_threshold_kb,
+            ..Default::default()
+        },
+        vectors: HashMap::from([(
+            String::new(),
+            EdgeVectorParams {
+                size: dims,
+                distance: Distance::Cosine,
+                on_disk: Some(false),
+                multivector_config: None,
+                datatype: None,
+                quantization_config: None,
+                hnsw_config: None,
+            },
+        )]),
+        ..EdgeConfig::default()
+    }
+}
+
+/// Creates a new, empty shard in `dir/name` with keyword indexes on the filtered fields.
+fn new_shard(dir: &Path, name: &str, dims: usize, settings: EdgeSettings) -> Result<EdgeShard> {
+    let path = dir.join(name);
+    std::fs::create_dir_all(&path)?;
+    let shard = EdgeShard::new(&path, config(dims, settings)).map_err(engine)?;
+    for field in ["workspace_id", "source_id"] {
+        shard
+            .update(UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name: payload_path(field)?,
+                    field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
+                }),
+            ))
+            .map_err(engine)?;
+    }
+    shard.flush();
+    Ok(shard)
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn to_point(p: Point) -> PointStructPersisted {
+    PointStruct::new(
+        PointId::Uuid(p.id),
+        p.vector,
+        serde_json::json!({
+            "workspace_id": p.workspace_id.to_string(),
+            "source_id": p.source_id.to_string(),
+            "kind": p.kind,
+        }),
+    )
+    .into()
+}
+
+fn payload_path(field: &str) -> Result<JsonPath> {
+    field
+        .parse()
+        .map_err(|_| VectorError::Engine(format!("bad payload path '{field}'")))
+}
+
+fn any_of(field: &str, ids: &[Uuid]) -> Result<Condition> {
+    Ok(Condition::Field(FieldCondition::new_match(
+        payload_path(field)?,
+        Match::from(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
+    )))
+}
+
+/// The embedded vector index.
+pub struct EdgeIndex {
+    root: PathBuf,
+    settings: EdgeSettings,
+    collections: RwLock<HashMap<String, Arc<Collection>>>,
+    stop: Arc<AtomicBool>,
+    optimizer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl EdgeIndex {
+    /// Opens the index under `root` (created if missing) and starts its optimizer thread.
+    pub fn open(root: impl Into<PathBuf>, settings: EdgeSettings) -> Result<Arc<Self>> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        let index = Arc::new(Self {
+            root,
+            settings,
+            collections: RwLock::new(HashMap::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            optimizer: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&index);
+        let stop = index.stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("vector-optimizer".into())
+            .spawn(move || optimizer_loop(weak, stop))?;
+        *index.optimizer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(index)
+    }
+
+    /// Stops the optimizer (waiting for a running optimization to finish), flushes every
+    /// collection and lets go of its files. The index answers nothing afterwards.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(handle) = self
+            .optimizer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = handle.join();
+        }
+        for collection in self.all() {
+            let _writer = collection.writer.lock();
+            collection.shard().flush();
+        }
+        self.collections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Runs the optimizer on `collection` now, waiting for it (tests and benchmarks: the
+    /// background optimizer would do the same after writes go quiet).
+    pub fn optimize_now(&self, collection: &str) -> Result<()> {
+        let c = self.collection(collection)?;
+        let _gate = c.flush_gate.lock().unwrap_or_else(|p| p.into_inner());
+        c.dirty.store(false, Ordering::Release);
+        c.shard().optimize().map_err(engine)?;
+        Ok(())
+    }
+
+    fn all(&self) -> Vec<Arc<Collection>> {
+        self.collections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn collection(&self, name: &str) -> Result<Arc<Collection>> {
+        self.collections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| VectorError::UnknownCollection(name.to_owned()))
+    }
+
+    fn open_blocking(&self, name: &str, dims: usize) -> Result<()> {
+        if let Ok(existing) = self.collection(name) {
+            if existing.dims != dims {
+                return Err(VectorError::Engine(format!(
+                    "collection '{name}' holds {}-dimensional vectors, not {dims}; \
+                     run `ceneca reindex --vectors` after changing its dimensions",
+                    existing.dims
+                )));
+            }
+            return Ok(());
+        }
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let current = std::fs::read_to_string(dir.join(LIVE_FILE))
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| dir.join(s).is_dir());
+        // Leftovers of interrupted rebuilds or swapped-out shards.
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && Some(&file) != current.as_ref() {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        let (shard, dims) = match current {
+            Some(live) => {
+                let shard = EdgeShard::load(&dir.join(&live), None).map_err(engine)?;
+                let stored = shard
+                    .config()
+                    .vectors
+                    .get("")
+                    .map(|v| v.size)
+                    .unwrap_or(dims);
+                if stored != dims {
+                    // A dimension change: start empty; the service refills from SQL.
+                    drop(shard);
+                    self.fresh(&dir, dims)?
+                } else {
+                    (shard, dims)
+                }
+            }
+            None => self.fresh(&dir, dims)?,
+        };
+        let collection = Arc::new(Collection {
+            dir,
+            dims,
+            settings: self.settings,
+            live: RwLock::new(Arc::new(shard)),
+            writer: Mutex::new(()),
+            flush_gate: Mutex::new(()),
+            dirty: AtomicBool::new(true),
+            last_write: Mutex::new(Instant::now()),
+            shadow: Mutex::new(None),
+        });
+        self.collections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), collection);
+        Ok(())
+    }
+
+    fn fresh(&self, dir: &Path, dims: usize) -> Result<(EdgeShard, usize)> {
+        let name = format!("shard-{}", Uuid::now_v7().simple());
+        let shard = new_shard(dir, &name, dims, self.settings)?;
+        write_live(dir, &name)?;
+        Ok((shard, dims))
+    }
+}
+
+/// Points `CURRENT` at `name`, atomically.
+fn write_live(dir: &Path, name: &str) -> Result<()> {
+    let tmp = dir.join(format!("{LIVE_FILE}.tmp"));
+    std::fs::write(&tmp, name)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(LIVE_FILE))?;
+    Ok(())
+}
+
+/// Drops a swapped-out shard once no search holds it any more, then deletes its files.
+fn retire(shard: Arc<EdgeShard>, path: PathBuf) {
+    let mut shard = shard;
+    for _ in 0..600 {
+        match Arc::try_unwrap(shard) {
+            Ok(owned) => {
+                drop(owned);
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(error = %e, path = %path.display(), "could not remove a retired vector shard");
+                }
+                return;
+            }
+            Err(still_shared) => {
+                shard = still_shared;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    // Still in use after a minute: leave it; the next start removes it.
+    std::mem::forget(shard);
+}
+
+fn optimizer_loop(index: std::sync::Weak<EdgeIndex>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(250));
+        let Some(index) = index.upgrade() else { return };
+        for collection in index.all() {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let quiet = collection
+                .last_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                >= QUIET_BEFORE_OPTIMIZE;
+            if !quiet || !collection.dirty.swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            let _gate = collection
+                .flush_gate
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let started = Instant::now();
+            match collection.shard().optimize() {
+                Ok(true) => tracing::debug!(
+                    collection = %collection.dir.display(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "vector index optimized"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "vector index optimization failed"),
+            }
+        }
+    }
+}
+
+/// Runs blocking engine work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| VectorError::Engine(format!("vector task failed: {e}")))?
+}
+
+#[async_trait]
+impl VectorIndex for Arc<EdgeIndex> {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn open_collection(&self, collection: &str, dims: usize) -> Result<()> {
+        let (index, name) = (self.clone(), collection.to_owned());
+        blocking(move || index.open_blocking(&name, dims)).await
+    }
+
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<()> {
+        let c = self.collection(collection)?;
+        if points.is_empty() {
+            return Ok(());
+        }
+        blocking(move || {
+            let _writer = c.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let op = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(points.into_iter().map(to_point).collect()),
+            ));
+            c.shard().update(op).map_err(engine)?;
+            c.touched();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, collection: &str, ids: Vec<Uuid>) -> Result<()> {
+        let c = self.collection(collection)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        blocking(move || {
+            let _writer = c.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let op = UpdateOperation::PointOperation(PointOperations::DeletePoints {
+                ids: ids.into_iter().map(PointId::Uuid).collect(),
+            });
+            c.shard().update(op).map_err(engine)?;
+            c.touched();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn search(&self, collection: &str, query: Query) -> Result<Vec<Hit>> {
+        let c = self.collection(collection)?;
+        if query.workspaces.is_empty() || query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut must = vec![any_of("workspace_id", &query.workspaces)?];
+        if !query.source_ids.is_empty() {
+            must.push(any_of("source_id", &query.source_ids)?);
+        }
+        // Answered on this thread (a search takes about a millisecond; a spawn would add
+        // to that), marked as blocking so the runtime moves other tasks away meanwhile.
+        let request = SearchRequest {
+            query: QueryEnum::Nearest(NamedQuery {
+                query: Vector::new_dense(query.vector).0,
+                using: None,
+            }),
+            filter: Some(Filter {
+                should: None,
+                min_should: None,
+                must: Some(must),
+                must_not: None,
+            }),
+            params: Some(SearchParams {
+                hnsw_ef: Some(SEARCH_EF.max(query.limit)),
+                ..SearchParams::default()
+            }),
+            limit: query.limit,
+            offset: 0,
+            with_payload: None,
+            with_vector: None,
+            score_threshold: query.score_threshold,
+        };
+        let run = || c.shard().search(request);
+        let found = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => run(),
+        }
+        .map_err(engine)?;
+        Ok(found
+            .into_iter()
+            .filter_map(|p| match p.id {
+                PointId::Uuid(id) => Some(Hit { id, score: p.score }),
+                PointId::NumId(_) => None,
+            })
+            .collect())
+    }
+
+    async fn stats(&self, collection: &str) -> Result<CollectionStats> {
+        let c = self.collection(collection)?;
+        blocking(move || {
+            let shard = c.shard();
+            let info = shard.info();
+            Ok(CollectionStats {
+                points: info.points_count as u64,
+                indexed: info.indexed_vectors_count as u64,
+                segments: info.segments_count as u64,
+                wal_bytes: dir_size(&shard.path().join("wal")),
+            })
+        })
+        .await
+    }
+
+    async fn persist(&self, collection: &str) -> Result<bool> {
+        let c = self.collection(collection)?;
+        blocking(move || {
+            let _writer = c.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(_gate) = c.flush_gate.try_lock() else {
+                return Ok(false);
+            };
+            c.shard().flush();
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn rebuild(&self, collection: &str, points: Option<Vec<Point>>) -> Result<()> {
+        let c = self.collection(collection)?;
+        blocking(move || {
+            let mut shadow = c.shadow.lock().unwrap_or_else(|p| p.into_inner());
+            match points {
+                Some(points) => {
+                    if shadow.is_none() {
+                        let name = format!("shard-{}", Uuid::now_v7().simple());
+                        *shadow = Some((
+                            name.clone(),
+                            Arc::new(new_shard(&c.dir, &name, c.dims, c.settings)?),
+                        ));
+                    }
+                    if let Some((_, shard)) = shadow.as_ref()
+                        && !points.is_empty()
+                    {
+                        let op = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                            PointInsertOperations::PointsList(
+                                points.into_iter().map(to_point).collect(),
+                            ),
+                        ));
+                        shard.update(op).map_err(engine)?;
+                    }
+                    Ok(())
+                }
+                None => {
+                    let (name, shard) = match shadow.take() {
+                        Some(built) => built,
+                        None => {
+                            let name = format!("shard-{}", Uuid::now_v7().simple());
+                            let shard = Arc::new(new_shard(&c.dir, &name, c.dims, c.settings)?);
+                            (name, shard)
+                        }
+                    };
+                    shard.flush();
+                    let _writer = c.writer.lock().unwrap_or_else(|p| p.into_inner());
+                    let _gate = c.flush_gate.lock().unwrap_or_else(|p| p.into_inner());
+                    write_live(&c.dir, &name)?;
+                    let old = std::mem::replace(
+                        &mut *c.live.write().unwrap_or_else(|p| p.into_inner()),
+                        shard,
+                    );
+                    c.touched();
+                    let old_path = old.path().to_path_buf();
+                    std::thread::spawn(move || retire(old, old_path));
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for EdgeIndex {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(handle) = self
+            .optimizer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            // The optimizer thread holds only a weak reference; this joins a finished loop
+            // or one that is finishing its current optimization.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}

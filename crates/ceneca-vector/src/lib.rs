@@ -1,0 +1,114 @@
+//! The vector index: nearest-neighbour search over embeddings, always filtered to the
+//! caller's workspaces.
+//!
+//! The index is derived data (DESIGN.md §3 rule 3): `embedding_records` rows in SQL are the
+//! source of truth, and the service's indexer feeds the index from the SQL outbox. So an
+//! implementation only has to apply what it is given, say when it is durable
+//! ([`VectorIndex::persist`]), and be rebuildable from scratch.
+//!
+//! - [`embedded::EdgeIndex`]: Qdrant's in-process engine (`qdrant-edge`), one shard per
+//!   collection in the data folder; the default.
+//! - [`exact`]: exact cosine top-k by brute force, the baseline that recall and speed are
+//!   measured against.
+
+pub mod embedded;
+pub mod exact;
+pub mod sample;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+/// Errors of a vector index. Input errors (dimensions, values) are caught by the service
+/// before they get here; these are engine failures.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    #[error("unknown collection '{0}'")]
+    UnknownCollection(String),
+    #[error("vector index: {0}")]
+    Engine(String),
+    #[error("vector index I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = VectorError> = std::result::Result<T, E>;
+
+/// One embedding as the index stores it: its id (the EmbeddingRecord id), its vector, and
+/// the payload every search filters on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub id: Uuid,
+    pub vector: Vec<f32>,
+    pub workspace_id: Uuid,
+    pub source_id: Uuid,
+    /// What the source is: `message`, `document` or `attachment`.
+    pub kind: &'static str,
+}
+
+/// A nearest-neighbour query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub vector: Vec<f32>,
+    pub limit: usize,
+    /// Only points of these workspaces; never empty (an empty list finds nothing).
+    pub workspaces: Vec<Uuid>,
+    /// When not empty, only points of these sources.
+    pub source_ids: Vec<Uuid>,
+    /// Cosine similarity below which hits are dropped.
+    pub score_threshold: Option<f32>,
+}
+
+/// A hit: the point and its cosine similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub id: Uuid,
+    pub score: f32,
+}
+
+/// What an index holds for one collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CollectionStats {
+    pub points: u64,
+    /// Points in HNSW-indexed segments; the rest are searched exhaustively.
+    pub indexed: u64,
+    pub segments: u64,
+    /// Bytes of the engine's write-ahead log (embedded engine only).
+    pub wal_bytes: u64,
+}
+
+/// A vector index: the embedded engine or a Qdrant server.
+///
+/// Writes come from one indexer at a time; searches may run concurrently with them.
+#[async_trait]
+pub trait VectorIndex: Send + Sync + 'static {
+    /// `embedded` or `qdrant`.
+    fn kind(&self) -> &'static str;
+    /// Opens or creates `collection` with cosine distance over `dims` dimensions.
+    async fn open_collection(&self, collection: &str, dims: usize) -> Result<()>;
+    /// Inserts or replaces points; visible to searches when this returns.
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<()>;
+    async fn delete(&self, collection: &str, ids: Vec<Uuid>) -> Result<()>;
+    async fn search(&self, collection: &str, query: Query) -> Result<Vec<Hit>>;
+    async fn stats(&self, collection: &str) -> Result<CollectionStats>;
+    /// Makes every applied write durable. `Ok(false)` means "not now" (the optimizer is
+    /// working): the caller keeps its outbox entries and asks again later.
+    async fn persist(&self, collection: &str) -> Result<bool>;
+    /// Replaces the collection's content with `points`, built aside and swapped in, so
+    /// searches keep answering from the old content meanwhile. Called in rounds:
+    /// `rebuild(c, Some(points))`... then `rebuild(c, None)` to swap.
+    async fn rebuild(&self, collection: &str, points: Option<Vec<Point>>) -> Result<()>;
+}
+
+/// Cosine similarity of two vectors of the same length (0 when either is all zeros).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
