@@ -43,6 +43,9 @@ macro_rules! on_every_backend {
     };
 }
 
+/// The vector dimension of every collection in tests (small, so requests stay readable).
+pub const TEST_VECTOR_DIMS: usize = 8;
+
 /// A running server and what it runs on.
 pub struct TestServer {
     pub base: String,
@@ -153,7 +156,19 @@ impl TestServer {
         options.pg_max_connections = 5;
         let store = ceneca_store::open(&options).await.expect("open store");
         store.migrate_up().await.expect("migrate");
-        let services = Services::new(store, Arc::new(test_key_ring()), config);
+        let index = ceneca_vector::embedded::EdgeIndex::open(
+            dir.path().join("vectors"),
+            ceneca_vector::embedded::EdgeSettings::default(),
+        )
+        .unwrap();
+        let dims = ["messages", "documents", "attachments"]
+            .map(|c| (c.to_owned(), TEST_VECTOR_DIMS))
+            .into();
+        let services = Services::new(store, Arc::new(test_key_ring()), config)
+            .with_vectors(Arc::new(index), dims, 64 * 1024 * 1024)
+            .await
+            .expect("open vector collections");
+        tokio::spawn(services.clone().run_vector_indexer());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = ceneca_server::router(services.clone(), http);

@@ -62,6 +62,12 @@ pub struct Config {
     pub tls_client_accounts: Vec<String>,
     /// Encrypt message content and document bodies at rest (search then covers titles).
     pub encrypt_content: bool,
+    /// Embedding dimensions per vector collection.
+    pub vector_dims_messages: usize,
+    pub vector_dims_documents: usize,
+    pub vector_dims_attachments: usize,
+    /// The embedded vector engine's WAL bound (MB): past it a collection is rebuilt.
+    pub vector_wal_limit_mb: u64,
 }
 
 impl Default for Config {
@@ -96,6 +102,10 @@ impl Default for Config {
             tls_client_ca_file: String::new(),
             tls_client_accounts: Vec::new(),
             encrypt_content: false,
+            vector_dims_messages: 1536,
+            vector_dims_documents: 1536,
+            vector_dims_attachments: 1536,
+            vector_wal_limit_mb: 512,
         }
     }
 }
@@ -218,6 +228,15 @@ impl Config {
         }
         if self.max_sessions_per_user == 0 || self.session_idle_timeout_minutes == 0 {
             bail!("max_sessions_per_user and session_idle_timeout_minutes must be at least 1");
+        }
+        for (name, dims) in [
+            ("vector_dims_messages", self.vector_dims_messages),
+            ("vector_dims_documents", self.vector_dims_documents),
+            ("vector_dims_attachments", self.vector_dims_attachments),
+        ] {
+            if !(1..=8192).contains(&dims) {
+                bail!("{name} must be between 1 and 8192, not {dims}");
+            }
         }
         if self.pg_max_connections == 0 {
             bail!("pg_max_connections must be at least 1");
@@ -372,6 +391,15 @@ tls_client_accounts = []
 # Trade-off: full-text search then finds documents by title only, and messages not at all.
 # `ceneca keys rewrap` seals content written before this was turned on.
 encrypt_content = false
+
+# Vector search: the embedded engine (Qdrant's, in-process) keeps its index in
+# <data_dir>/vectors. Dimensions per collection (1536: text-embedding-3-small; 384: MiniLM);
+# changing one needs `ceneca reindex --vectors`. Past vector_wal_limit_mb of engine log, a
+# collection is rebuilt from the database and swapped in.
+vector_dims_messages = 1536
+vector_dims_documents = 1536
+vector_dims_attachments = 1536
+vector_wal_limit_mb = 512
 "#;
 
 #[cfg(test)]

@@ -71,8 +71,12 @@ enum Command {
         #[command(subcommand)]
         action: commands::config::Action,
     },
-    /// Rebuild the derived indexes (full text) from the tables.
-    Reindex,
+    /// Rebuild the derived indexes from the tables: full text, and with --vectors the
+    /// vector index too.
+    Reindex {
+        #[arg(long)]
+        vectors: bool,
+    },
     /// Measure the hot paths against raw SQLite in the same run.
     Bench(commands::bench::Args),
 }
@@ -115,10 +119,17 @@ fn main() -> std::process::ExitCode {
                 Command::Audit { action } => commands::audit::run(config, action).await,
                 Command::Keys { action } => commands::keys::run(config, action).await,
                 Command::Bench(args) => commands::bench::run(config, args).await,
-                Command::Reindex => {
+                Command::Reindex { vectors } => {
                     let store = commands::open_store(&config).await?;
                     store.reindex_text().await?;
                     println!("full-text indexes rebuilt ({})", store.engine().as_str());
+                    if vectors {
+                        let (services, _) = commands::open_services(&config).await?;
+                        let services = commands::with_vectors(&config, services).await?;
+                        for (collection, points) in services.reindex_vectors().await? {
+                            println!("vector collection {collection}: {points} points rebuilt");
+                        }
+                    }
                     Ok(())
                 }
                 Command::Config { .. } | Command::Certs { .. } => unreachable!("handled above"),

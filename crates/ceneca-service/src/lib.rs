@@ -23,6 +23,7 @@ pub mod resources;
 mod rules;
 pub mod search;
 pub mod secrets;
+pub mod vectors;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +85,7 @@ pub struct Services {
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
     config: Arc<ServiceConfig>,
+    vectors: Option<Arc<vectors::Vectors>>,
 }
 
 impl Services {
@@ -92,6 +94,7 @@ impl Services {
             store,
             keys,
             config: Arc::new(config),
+            vectors: None,
         }
     }
     pub fn store(&self) -> &Arc<dyn Store> {

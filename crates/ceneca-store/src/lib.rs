@@ -16,6 +16,7 @@
 pub mod error;
 pub mod migrate;
 mod ops;
+pub mod outbox;
 pub mod postgres;
 pub mod query;
 pub mod search;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
+pub use outbox::{EmbeddingPoint, OutboxEntry};
 pub use query::{Deleted, ListQuery};
 pub use search::{SearchHit, SearchQuery};
 pub use write::{Actor, WriteBatch, WriteOp};
@@ -105,6 +107,21 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate_up(&self) -> Result<Vec<i64>>;
     /// Reverts the newest applied migration; returns its version.
     async fn migrate_down(&self) -> Result<Option<i64>>;
+
+    /// The oldest pending vector-outbox entries (up to `limit`), each with the current
+    /// state of its embedding row.
+    async fn vector_outbox(&self, limit: u32) -> Result<Vec<OutboxEntry>>;
+    /// Removes applied outbox entries (after the vector index made them durable).
+    async fn vector_outbox_done(&self, seqs: Vec<i64>) -> Result<()>;
+    /// How many outbox entries wait, per collection.
+    async fn vector_outbox_pending(&self) -> Result<Vec<(String, u64)>>;
+    /// A page of a collection's embeddings in id order, after `after` (rebuilds).
+    async fn embeddings_page(
+        &self,
+        collection: String,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<EmbeddingPoint>>;
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;

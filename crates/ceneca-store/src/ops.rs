@@ -67,6 +67,45 @@ pub(crate) async fn apply_batch<E: Exec>(
                 log_created(&mut changes, entity, &rows, actor, clock, now);
                 out.extend(rows);
             }
+            WriteOp::Upsert {
+                entity,
+                records,
+                key,
+                update,
+            } => {
+                let text = sql::upsert_text(exec.dialect(), entity, key, update);
+                for record in records {
+                    let statement = sql::Sql {
+                        text: text.clone(),
+                        params: sql::insert_params(entity, &record),
+                    };
+                    let row = fetch_one(exec, entity, &statement).await?;
+                    if row.id() == record.id() {
+                        log(
+                            &mut changes,
+                            entity,
+                            &row,
+                            operation::CREATE,
+                            &[],
+                            actor,
+                            clock,
+                            now,
+                        );
+                    } else {
+                        log(
+                            &mut changes,
+                            entity,
+                            &row,
+                            operation::UPDATE,
+                            update,
+                            actor,
+                            clock,
+                            now,
+                        );
+                    }
+                    out.push(row);
+                }
+            }
             WriteOp::Update {
                 entity,
                 id,

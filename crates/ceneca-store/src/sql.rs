@@ -88,6 +88,27 @@ pub fn insert_text(d: &dyn Dialect, entity: &Entity, returning: bool) -> String 
     text
 }
 
+/// The text of a one-row upsert: an `INSERT` that, on a `key` conflict with a row of the
+/// same workspace, sets the `update` columns (and `updated_at`) and returns the stored row.
+pub fn upsert_text(d: &dyn Dialect, entity: &Entity, key: &[&str], update: &[&str]) -> String {
+    let mut text = insert_text(d, entity, false);
+    let sets: Vec<String> = update
+        .iter()
+        .chain(std::iter::once(&"updated_at"))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    write!(
+        text,
+        " ON CONFLICT ({}) DO UPDATE SET {} WHERE {}.workspace_id = excluded.workspace_id RETURNING {}",
+        key.join(", "),
+        sets.join(", "),
+        entity.table,
+        column_list(entity)
+    )
+    .ok();
+    text
+}
+
 /// The parameters of a one-row `INSERT`, in [`insert_text`]'s order.
 pub fn insert_params(entity: &Entity, record: &Record) -> Vec<Param> {
     insert_columns(entity)

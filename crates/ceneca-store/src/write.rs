@@ -28,6 +28,15 @@ pub enum WriteOp {
         entity: &'static Entity,
         records: Vec<Record>,
     },
+    /// Inserts rows, or where a row with the same `key` exists in the same workspace,
+    /// sets its `update` columns instead (`INSERT ... ON CONFLICT DO UPDATE`). Returns the
+    /// stored rows: an updated row keeps its original id.
+    Upsert {
+        entity: &'static Entity,
+        records: Vec<Record>,
+        key: &'static [&'static str],
+        update: &'static [&'static str],
+    },
     /// Sets columns of a live row; bumps `updated_at` and the entity's version field.
     Update {
         entity: &'static Entity,

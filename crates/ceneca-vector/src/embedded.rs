@@ -433,10 +433,13 @@ impl VectorIndex for Arc<EdgeIndex> {
 
     async fn search(&self, collection: &str, query: Query) -> Result<Vec<Hit>> {
         let c = self.collection(collection)?;
-        if query.workspaces.is_empty() || query.limit == 0 {
+        if query.workspaces.as_ref().is_some_and(Vec::is_empty) || query.limit == 0 {
             return Ok(Vec::new());
         }
-        let mut must = vec![any_of("workspace_id", &query.workspaces)?];
+        let mut must = Vec::new();
+        if let Some(workspaces) = &query.workspaces {
+            must.push(any_of("workspace_id", workspaces)?);
+        }
         if !query.source_ids.is_empty() {
             must.push(any_of("source_id", &query.source_ids)?);
         }
@@ -447,7 +450,7 @@ impl VectorIndex for Arc<EdgeIndex> {
                 query: Vector::new_dense(query.vector).0,
                 using: None,
             }),
-            filter: Some(Filter {
+            filter: (!must.is_empty()).then_some(Filter {
                 should: None,
                 min_should: None,
                 must: Some(must),
@@ -459,7 +462,7 @@ impl VectorIndex for Arc<EdgeIndex> {
             }),
             limit: query.limit,
             offset: 0,
-            with_payload: None,
+            with_payload: Some(qdrant_edge::WithPayloadInterface::Bool(true)),
             with_vector: None,
             score_threshold: query.score_threshold,
         };
@@ -469,10 +472,22 @@ impl VectorIndex for Arc<EdgeIndex> {
             _ => run(),
         }
         .map_err(engine)?;
+        let uuid_in = |payload: &Option<qdrant_edge::Payload>, key: &str| {
+            payload
+                .as_ref()
+                .and_then(|p| p.0.get(key))
+                .and_then(|v| v.as_str())
+                .and_then(|s| Uuid::parse_str(s).ok())
+        };
         Ok(found
             .into_iter()
             .filter_map(|p| match p.id {
-                PointId::Uuid(id) => Some(Hit { id, score: p.score }),
+                PointId::Uuid(id) => Some(Hit {
+                    id,
+                    score: p.score,
+                    workspace_id: uuid_in(&p.payload, "workspace_id")?,
+                    source_id: uuid_in(&p.payload, "source_id")?,
+                }),
                 PointId::NumId(_) => None,
             })
             .collect())

@@ -49,19 +49,22 @@ pub struct Point {
 pub struct Query {
     pub vector: Vec<f32>,
     pub limit: usize,
-    /// Only points of these workspaces; never empty (an empty list finds nothing).
-    pub workspaces: Vec<Uuid>,
+    /// Only points of these workspaces (an empty list finds nothing); `None` for any
+    /// workspace (system administrators).
+    pub workspaces: Option<Vec<Uuid>>,
     /// When not empty, only points of these sources.
     pub source_ids: Vec<Uuid>,
     /// Cosine similarity below which hits are dropped.
     pub score_threshold: Option<f32>,
 }
 
-/// A hit: the point and its cosine similarity to the query.
+/// A hit: the point, its payload and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
     pub id: Uuid,
     pub score: f32,
+    pub workspace_id: Uuid,
+    pub source_id: Uuid,
 }
 
 /// What an index holds for one collection.

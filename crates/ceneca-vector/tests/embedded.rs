@@ -29,7 +29,7 @@ fn query(vector: Vec<f32>, workspaces: Vec<Uuid>) -> Query {
     Query {
         vector,
         limit: 10,
-        workspaces,
+        workspaces: Some(workspaces),
         source_ids: Vec::new(),
         score_threshold: None,
     }

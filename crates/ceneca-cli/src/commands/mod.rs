@@ -57,6 +57,31 @@ pub fn service_config(config: &Config) -> ServiceConfig {
     }
 }
 
+/// Adds the embedded vector index (under `<data_dir>/vectors`) to the services.
+pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result<Services> {
+    let index = ceneca_vector::embedded::EdgeIndex::open(
+        config.data_dir.join("vectors"),
+        ceneca_vector::embedded::EdgeSettings::default(),
+    )
+    .context("cannot open the vector index")?;
+    let dims = [
+        ("messages", config.vector_dims_messages),
+        ("documents", config.vector_dims_documents),
+        ("attachments", config.vector_dims_attachments),
+    ]
+    .into_iter()
+    .map(|(c, d)| (c.to_owned(), d))
+    .collect();
+    services
+        .with_vectors(
+            Arc::new(index),
+            dims,
+            config.vector_wal_limit_mb * 1024 * 1024,
+        )
+        .await
+        .context("cannot open the vector collections")
+}
+
 /// Opens, migrates and wires the services.
 pub async fn open_services(config: &Config) -> anyhow::Result<(Services, String)> {
     let store = open_store(config).await?;

@@ -9,6 +9,8 @@ use crate::config::{Config, redact_url};
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let (services, key_source) = super::open_services(&config).await?;
+    let services = super::with_vectors(&config, services).await?;
+    tokio::spawn(services.clone().run_vector_indexer());
     let engine = services.store().engine();
     let http = HttpConfig {
         max_body_bytes: config.max_body_bytes,

@@ -27,6 +27,7 @@ use crate::sql::{self, Dialect, Param, Sql};
 use crate::write::WriteBatch;
 use crate::{Engine, Result, Store, StoreError, StoreOptions};
 
+mod outbox;
 mod search;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -426,6 +427,27 @@ impl Store for PgStore {
                 .map_err(backend)?;
         }
         Ok(())
+    }
+
+    async fn vector_outbox(&self, limit: u32) -> Result<Vec<crate::OutboxEntry>> {
+        outbox::pending(&self.pool, limit).await
+    }
+
+    async fn vector_outbox_done(&self, seqs: Vec<i64>) -> Result<()> {
+        outbox::done(&self.pool, &seqs).await
+    }
+
+    async fn vector_outbox_pending(&self) -> Result<Vec<(String, u64)>> {
+        outbox::counts(&self.pool).await
+    }
+
+    async fn embeddings_page(
+        &self,
+        collection: String,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<crate::EmbeddingPoint>> {
+        outbox::page(&self.pool, &collection, after, limit).await
     }
 
     async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {

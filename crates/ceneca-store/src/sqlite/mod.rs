@@ -4,6 +4,7 @@
 //! `SQLITE_BUSY`.
 
 mod codec;
+mod outbox;
 mod search;
 
 use std::path::{Path, PathBuf};
@@ -362,6 +363,28 @@ impl Store for SqliteStore {
 
     async fn reindex_text(&self) -> Result<()> {
         self.write(|conn| search::reindex(conn)).await
+    }
+
+    async fn vector_outbox(&self, limit: u32) -> Result<Vec<crate::OutboxEntry>> {
+        self.read(move |conn| outbox::pending(conn, limit)).await
+    }
+
+    async fn vector_outbox_done(&self, seqs: Vec<i64>) -> Result<()> {
+        self.write(move |conn| outbox::done(conn, &seqs)).await
+    }
+
+    async fn vector_outbox_pending(&self) -> Result<Vec<(String, u64)>> {
+        self.read(outbox::counts).await
+    }
+
+    async fn embeddings_page(
+        &self,
+        collection: String,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<crate::EmbeddingPoint>> {
+        self.read(move |conn| outbox::page(conn, &collection, after, limit))
+            .await
     }
 
     async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {

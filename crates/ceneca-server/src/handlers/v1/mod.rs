@@ -11,6 +11,7 @@ pub mod nested;
 pub mod resources;
 pub mod search;
 pub mod telemetry;
+pub mod vectors;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -39,7 +40,8 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/auth/mfa/disable", post(auth::mfa_disable))
         .route("/audit-log/export", get(audit::export))
         .route("/search", get(search::search))
-        .route("/telemetry/export", post(telemetry::export_telemetry));
+        .route("/telemetry/export", post(telemetry::export_telemetry))
+        .merge(vectors::routes());
     for entity in model::ALL.iter().copied() {
         let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
             || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);

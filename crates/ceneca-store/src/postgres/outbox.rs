@@ -1,0 +1,90 @@
+//! The vector outbox on PostgreSQL.
+
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+use uuid::Uuid;
+
+use super::backend;
+use crate::Result;
+use crate::outbox::{EmbeddingPoint, OutboxEntry};
+
+fn point(row: &sqlx::postgres::PgRow, at: usize) -> Result<Option<EmbeddingPoint>> {
+    let id: Option<Uuid> = row.try_get(at).map_err(backend)?;
+    let Some(id) = id else { return Ok(None) };
+    Ok(Some(EmbeddingPoint {
+        id,
+        workspace_id: row.try_get(at + 1).map_err(backend)?,
+        source_id: row.try_get(at + 2).map_err(backend)?,
+        vector: row.try_get(at + 3).map_err(backend)?,
+    }))
+}
+
+pub(super) async fn pending(pool: &PgPool, limit: u32) -> Result<Vec<OutboxEntry>> {
+    let rows = sqlx::query(
+        "SELECT o.seq, o.collection, o.point_id, e.id, e.workspace_id, e.source_id, e.vector
+         FROM (SELECT seq, collection, point_id FROM vector_outbox ORDER BY seq LIMIT $1) o
+         LEFT JOIN embedding_records e ON e.id = o.point_id AND e.collection = o.collection
+         ORDER BY o.seq",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(backend)?;
+    rows.iter()
+        .map(|row| {
+            Ok(OutboxEntry {
+                seq: row.try_get(0).map_err(backend)?,
+                collection: row.try_get(1).map_err(backend)?,
+                point_id: row.try_get(2).map_err(backend)?,
+                current: point(row, 3)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn done(pool: &PgPool, seqs: &[i64]) -> Result<()> {
+    sqlx::query("DELETE FROM vector_outbox WHERE seq = ANY($1)")
+        .bind(seqs)
+        .execute(pool)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(super) async fn counts(pool: &PgPool) -> Result<Vec<(String, u64)>> {
+    let rows = sqlx::query("SELECT collection, COUNT(*) FROM vector_outbox GROUP BY collection")
+        .fetch_all(pool)
+        .await
+        .map_err(backend)?;
+    rows.iter()
+        .map(|r| {
+            let n: i64 = r.try_get(1).map_err(backend)?;
+            Ok((r.try_get(0).map_err(backend)?, n as u64))
+        })
+        .collect()
+}
+
+pub(super) async fn page(
+    pool: &PgPool,
+    collection: &str,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<EmbeddingPoint>> {
+    let rows = sqlx::query(
+        "SELECT id, workspace_id, source_id, vector FROM embedding_records
+         WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(collection)
+    .bind(after.unwrap_or(Uuid::nil()))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(backend)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(p) = point(row, 0)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}

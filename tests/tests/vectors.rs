@@ -1,0 +1,397 @@
+//! Vector search over HTTP on both engines: upsert with `wait`, search filtered to the
+//! caller's workspaces, bad vectors refused, deletes, clear, scroll, collection info, the
+//! outbox feeding the index from every write path, and hybrid (RRF) search.
+
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, on_every_backend, sha, world};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    upsert_search_delete_and_tenant_isolation,
+    bad_vectors_get_clear_errors,
+    embeddings_written_anywhere_reach_the_index,
+    hybrid_search_fuses_text_and_vectors
+);
+
+fn axis(i: usize) -> Vec<f32> {
+    let mut v = vec![0.05; TEST_VECTOR_DIMS];
+    v[i % TEST_VECTOR_DIMS] = 1.0;
+    v
+}
+
+fn ids(items: &Value, key: &str) -> Vec<String> {
+    items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn upsert_search_delete_and_tenant_isolation(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let up = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points?wait=true",
+            json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(0)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(up["status"], "completed");
+    let point = up["ids"][0].as_str().unwrap().to_owned();
+
+    let found = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(0), "limit": 5}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ids(&found, "id"), vec![point.clone()]);
+    assert_eq!(found["items"][0]["source_id"], w.message.as_str());
+    assert!((found["items"][0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-4);
+
+    // Upserting the same source again replaces the vector, keeping the point.
+    let again = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points?wait=true",
+            json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(3)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(again["ids"][0], point.as_str());
+    let found = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(3), "score_threshold": 0.99}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ids(&found, "id"), vec![point.clone()]);
+
+    // Another tenant never sees it, even asking for that workspace.
+    let other = s.user("other").await;
+    world(&s, &other).await;
+    let theirs = s
+        .post(
+            &other,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(3)}),
+        )
+        .await
+        .expect(200);
+    assert!(theirs["items"].as_array().unwrap().is_empty(), "{theirs}");
+    s.post(
+        &other,
+        "/api/v1/vectors/messages/search",
+        json!({"vector": axis(3), "workspace_id": w.workspace}),
+    )
+    .await
+    .expect(404);
+    s.post(
+        &other,
+        "/api/v1/vectors/messages/points",
+        json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(1)}),
+    )
+    .await
+    .expect(403);
+
+    // Info, scroll, delete.
+    let info = s.get(&u, "/api/v1/vectors/messages").await.expect(200);
+    assert_eq!(info["dimension"], TEST_VECTOR_DIMS);
+    assert_eq!(info["distance"], "cosine");
+    assert_eq!(info["engine"], "embedded");
+    let scrolled = s
+        .get(&u, "/api/v1/vectors/messages/points")
+        .await
+        .expect(200);
+    assert_eq!(ids(&scrolled, "id"), vec![point.clone()]);
+    s.delete(
+        &u,
+        &format!("/api/v1/vectors/messages/points/{point}?wait=true"),
+    )
+    .await
+    .expect(200);
+    let found = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(3)}),
+        )
+        .await
+        .expect(200);
+    assert!(found["items"].as_array().unwrap().is_empty(), "{found}");
+
+    // A batch, filtered by source; then clearing the workspace empties it.
+    let thread = format!("/api/v1/threads/{}/messages", w.thread);
+    let mut points = Vec::new();
+    let mut sources = Vec::new();
+    for i in 0..3 {
+        let m = s
+            .post(
+                &u,
+                &thread,
+                json!({"role": "user", "content": format!("note {i}")}),
+            )
+            .await
+            .expect(201);
+        sources.push(m["id"].as_str().unwrap().to_owned());
+        points.push(json!({"source_id": m["id"], "workspace_id": w.workspace, "vector": axis(i)}));
+    }
+    let batch = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points/batch?wait=true",
+            json!({"points": points}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(batch["ids"].as_array().unwrap().len(), 3);
+    let found = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(0), "source_ids": [sources[1], sources[2]]}),
+        )
+        .await
+        .expect(200);
+    let mut got = ids(&found, "source_id");
+    got.sort();
+    let mut want = vec![sources[1].clone(), sources[2].clone()];
+    want.sort();
+    assert_eq!(got, want);
+    let cleared = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/clear?wait=true",
+            json!({"workspace_id": w.workspace}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(cleared["deleted"], 3);
+    let found = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(0)}),
+        )
+        .await
+        .expect(200);
+    assert!(found["items"].as_array().unwrap().is_empty());
+}
+
+async fn bad_vectors_get_clear_errors(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let point = |vector: Value| json!({"source_id": w.message, "workspace_id": w.workspace, "vector": vector});
+    let cases = [
+        (
+            "/api/v1/vectors/messages/points",
+            point(json!([1.0, 2.0])),
+            "vector",
+        ),
+        (
+            "/api/v1/vectors/messages/points",
+            point(json!(vec![1e39; TEST_VECTOR_DIMS])),
+            "vector",
+        ),
+        (
+            "/api/v1/vectors/messages/points",
+            point(json!("not a vector")),
+            "vector",
+        ),
+        (
+            "/api/v1/vectors/nope/points",
+            point(json!(axis(0))),
+            "collection",
+        ),
+        (
+            "/api/v1/vectors/messages/search",
+            json!({"vector": [1.0]}),
+            "vector",
+        ),
+        (
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(0), "limit": 0}),
+            "limit",
+        ),
+        (
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(0), "score_threshold": 7}),
+            "score_threshold",
+        ),
+        (
+            "/api/v1/vectors/nope/search",
+            json!({"vector": axis(0)}),
+            "collection",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let r = s.post(&u, path, body.clone()).await;
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
+        assert!(r.body.to_string().contains(field), "{path}: {}", r.body);
+    }
+    // NaN is not JSON: the body is refused as malformed.
+    let raw = s
+        .http
+        .post(format!("{}/api/v1/vectors/messages/search", s.base))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/json")
+        .body("{\"vector\": [NaN, 1, 1, 1, 1, 1, 1, 1]}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    s.post(
+        &u,
+        "/api/v1/vectors/messages/points?wait=maybe",
+        point(json!(axis(0))),
+    )
+    .await
+    .expect(400);
+    // A source in no workspace of the caller's.
+    let r = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points",
+            json!({"source_id": uuid::Uuid::now_v7(), "workspace_id": w.workspace, "vector": axis(0)}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = s.get(&u, "/api/v1/vectors/messages").await;
+    assert_eq!(r.status, 200);
+}
+
+/// Embeddings written through the generic REST resource, or removed by a cascade, reach
+/// the index through the outbox like those written through the vectors API.
+async fn embeddings_written_anywhere_reach_the_index(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    s.post(
+        &u,
+        "/api/v1/embeddings",
+        json!({"collection": "messages", "source_id": w.message, "workspace_id": w.workspace,
+               "model": "mini", "dims": TEST_VECTOR_DIMS, "vector": axis(5), "content_hash": sha(1)}),
+    )
+    .await
+    .expect(201);
+    let search = || async {
+        s.post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(5)}),
+        )
+        .await
+        .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = search().await;
+        if seen == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, 1, "the outbox did not reach the index");
+    assert_eq!(
+        s.raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM vector_outbox")
+            .await
+            .as_deref(),
+        Some("0"),
+        "applied entries are removed once durable"
+    );
+    // Deleting the workspace (hard, with its rows) removes its points from the index.
+    let ws = w.workspace.clone();
+    s.raw_execute(&format!(
+        "DELETE FROM embedding_records WHERE workspace_id = '{ws}'"
+    ))
+    .await;
+    for _ in 0..100 {
+        seen = search().await;
+        if seen == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen, 0,
+        "a delete made outside the API still reached the index"
+    );
+}
+
+async fn hybrid_search_fuses_text_and_vectors(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let thread = format!("/api/v1/threads/{}/messages", w.thread);
+    let both = s
+        .post(
+            &u,
+            &thread,
+            json!({"role": "user", "content": "the zebra crossing report"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text_only = s
+        .post(
+            &u,
+            &thread,
+            json!({"role": "user", "content": "a zebra at the zoo"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let vector_only = s
+        .post(
+            &u,
+            &thread,
+            json!({"role": "user", "content": "pedestrian safety"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let points = json!({"points": [
+        {"source_id": both, "workspace_id": w.workspace, "vector": axis(2)},
+        {"source_id": vector_only, "workspace_id": w.workspace, "vector": axis(2).iter().enumerate().map(|(i, x)| if i == 3 { 0.5 } else { *x }).collect::<Vec<_>>()},
+        {"source_id": text_only, "workspace_id": w.workspace, "vector": axis(6)},
+    ]});
+    s.post(
+        &u,
+        "/api/v1/vectors/messages/points/batch?wait=true",
+        points,
+    )
+    .await
+    .expect(200);
+    let fused = s
+        .post(
+            &u,
+            "/api/v1/search/hybrid",
+            json!({"q": "zebra crossing", "vector": axis(2), "limit": 3}),
+        )
+        .await
+        .expect(200);
+    let items = fused["items"].as_array().unwrap();
+    assert_eq!(items[0]["id"], both.as_str(), "{fused}");
+    assert!(items[0]["text_rank"].is_number() && items[0]["vector_rank"].is_number());
+    assert!(items.iter().any(|i| i["id"] == vector_only.as_str()));
+    s.post(&u, "/api/v1/search/hybrid", json!({"vector": axis(2)}))
+        .await
+        .expect(400);
+}
