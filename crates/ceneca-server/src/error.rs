@@ -5,7 +5,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ceneca_service::ServiceError;
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use serde_json::json;
 
 /// An error answer.
 #[derive(Debug)]
@@ -13,7 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub fields: Map<String, Value>,
+    /// Field → reason (a `BTreeMap`: stable order, and small enough to return by value).
+    pub fields: BTreeMap<String, String>,
     /// Seconds to wait, for 429 answers (`Retry-After`).
     pub retry_after: Option<u64>,
 }
@@ -24,7 +27,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            fields: Map::new(),
+            fields: BTreeMap::new(),
             retry_after: None,
         }
     }
@@ -32,8 +35,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
     pub fn with_field(mut self, field: &str, reason: impl Into<String>) -> Self {
-        self.fields
-            .insert(field.to_owned(), Value::String(reason.into()));
+        self.fields.insert(field.to_owned(), reason.into());
         self
     }
     pub fn not_found(what: &str) -> Self {
@@ -55,7 +57,7 @@ impl From<ServiceError> for ApiError {
                     format!("invalid input: {}", v.summary()),
                 );
                 for (field, reason) in v.fields {
-                    out.fields.insert(field, Value::String(reason));
+                    out.fields.insert(field, reason);
                 }
                 out
             }
@@ -79,7 +81,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { message, fields } => {
                 let mut out = ApiError::new(StatusCode::CONFLICT, "conflict", message);
                 for (field, reason) in fields {
-                    out.fields.insert(field, Value::String(reason));
+                    out.fields.insert(field, reason);
                 }
                 out
             }
@@ -110,7 +112,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = json!({ "code": self.code, "message": self.message });
         if !self.fields.is_empty() {
-            error["fields"] = Value::Object(self.fields);
+            error["fields"] = json!(self.fields);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if let Some(secs) = self.retry_after

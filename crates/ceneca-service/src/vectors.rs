@@ -53,6 +53,9 @@ pub struct Vectors {
     wal_limit: u64,
 }
 
+/// One collection's share of an indexer round: upserts, deletes, and the outbox entries.
+type RoundWork = (Vec<Point>, Vec<Uuid>, Vec<i64>);
+
 fn kind_of(collection: &str) -> Option<&'static str> {
     COLLECTIONS
         .iter()
@@ -664,7 +667,7 @@ impl Services {
         let round = v.started.fetch_add(1, Ordering::AcqRel) + 1;
         let entries = self.store.vector_outbox(OUTBOX_ROUND).await?;
         let full = entries.len() as u32 == OUTBOX_ROUND;
-        let mut by_collection: HashMap<String, (Vec<Point>, Vec<Uuid>, Vec<i64>)> = HashMap::new();
+        let mut by_collection: HashMap<String, RoundWork> = HashMap::new();
         for e in entries {
             let slot = by_collection.entry(e.collection.clone()).or_default();
             slot.2.push(e.seq);

@@ -11,10 +11,10 @@ fn uuid(text: String) -> Result<Uuid> {
     Uuid::parse_str(&text).map_err(|e| StoreError::Backend(format!("bad uuid in outbox: {e}")))
 }
 
-fn point(
-    row: &rusqlite::Row<'_>,
-    at: usize,
-) -> rusqlite::Result<Option<(String, String, String, Vec<u8>)>> {
+/// An embedding row's columns as SQLite returns them: id, workspace, source, vector.
+type RawPoint = (String, String, String, Vec<u8>);
+
+fn point(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<RawPoint>> {
     let id: Option<String> = row.get(at)?;
     Ok(match id {
         Some(id) => Some((id, row.get(at + 1)?, row.get(at + 2)?, row.get(at + 3)?)),
@@ -22,7 +22,7 @@ fn point(
     })
 }
 
-fn to_point((id, ws, source, vector): (String, String, String, Vec<u8>)) -> Result<EmbeddingPoint> {
+fn to_point((id, ws, source, vector): RawPoint) -> Result<EmbeddingPoint> {
     Ok(EmbeddingPoint {
         id: uuid(id)?,
         workspace_id: uuid(ws)?,
