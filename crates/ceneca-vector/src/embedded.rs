@@ -122,6 +122,14 @@ fn new_shard(dir: &Path, name: &str, dims: usize, settings: EdgeSettings) -> Res
     Ok(shard)
 }
 
+/// Flushes a shard. qdrant-edge's `flush` panics (`try_lock().expect`) when another thread
+/// holds one of its locks at that instant; the panic fires before anything is written,
+/// so it is caught and reported as "not flushed" — the caller keeps its outbox entries and
+/// flushes again later.
+fn try_flush(shard: &EdgeShard) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.flush())).is_ok()
+}
+
 fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
@@ -206,7 +214,7 @@ impl EdgeIndex {
         }
         for collection in self.all() {
             let _writer = collection.writer.lock();
-            collection.shard().flush();
+            try_flush(&collection.shard());
         }
         self.collections
             .write()
@@ -515,8 +523,7 @@ impl VectorIndex for Arc<EdgeIndex> {
             let Ok(_gate) = c.flush_gate.try_lock() else {
                 return Ok(false);
             };
-            c.shard().flush();
-            Ok(true)
+            Ok(try_flush(&c.shard()))
         })
         .await
     }
@@ -555,7 +562,12 @@ impl VectorIndex for Arc<EdgeIndex> {
                             (name, shard)
                         }
                     };
-                    shard.flush();
+                    if !try_flush(&shard) {
+                        *shadow = Some((name, shard));
+                        return Err(VectorError::Engine(
+                            "the rebuilt shard could not be flushed yet".into(),
+                        ));
+                    }
                     let _writer = c.writer.lock().unwrap_or_else(|p| p.into_inner());
                     let _gate = c.flush_gate.lock().unwrap_or_else(|p| p.into_inner());
                     write_live(&c.dir, &name)?;

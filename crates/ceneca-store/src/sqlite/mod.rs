@@ -547,7 +547,7 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
         (dir, store)
     }
 
@@ -618,13 +618,15 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        assert_eq!(store.migrate_down().await.unwrap(), Some(1));
+        for version in [3, 2, 1] {
+            assert_eq!(store.migrate_down().await.unwrap(), Some(version));
+        }
         assert!(
             store.migration_status().await.unwrap()[0]
                 .applied_at
                 .is_none()
         );
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
 }
