@@ -465,8 +465,8 @@ impl Services {
         wait: bool,
     ) -> Result<Json> {
         self.collection_dims(collection)?;
-        let row = self
-            .store
+        // The point must exist in this collection, inside the caller's scope.
+        self.store
             .get(
                 &model::EMBEDDING_RECORDS,
                 id,
@@ -476,7 +476,6 @@ impl Services {
             .await?
             .filter(|r| r.get("collection").and_then(Value::as_str) == Some(collection))
             .ok_or(ServiceError::NotFound("point"))?;
-        drop(row);
         self.delete(caller, &model::EMBEDDING_RECORDS, id).await?;
         let status = self.wait_for_index(wait).await?;
         Ok(json!({ "status": status }))

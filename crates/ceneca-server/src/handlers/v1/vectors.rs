@@ -66,37 +66,47 @@ async fn info(
 }
 
 async fn upsert(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    Path(collection): Path<String>,
-    QueryPairs(pairs): QueryPairs,
-    JsonBody(body): JsonBody,
+    state: State<AppState>,
+    auth: Auth,
+    collection: Path<String>,
+    query: QueryPairs,
+    body: JsonBody,
 ) -> ApiResult<Response> {
-    let wait = wait_param(&pairs)?;
-    if body.get("points").is_some() {
-        return Err(
-            ApiError::bad_request("send several points to /points/batch")
-                .with_field("points", "belongs to /points/batch"),
-        );
-    }
-    let out = state
-        .services
-        .upsert_vectors(&caller, &collection, &body, wait)
-        .await?;
-    Ok(Json(out).into_response())
+    upsert_points(state, auth, collection, query, body, false).await
 }
 
 async fn upsert_batch(
+    state: State<AppState>,
+    auth: Auth,
+    collection: Path<String>,
+    query: QueryPairs,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    upsert_points(state, auth, collection, query, body, true).await
+}
+
+/// One point at `/points`, `{"points": [...]}` at `/points/batch`.
+async fn upsert_points(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
     JsonBody(body): JsonBody,
+    batch: bool,
 ) -> ApiResult<Response> {
     let wait = wait_param(&pairs)?;
-    if body.get("points").is_none() {
-        return Err(ApiError::bad_request("expected {\"points\": [...]}")
-            .with_field("points", "is required"));
+    match (batch, body.get("points").is_some()) {
+        (false, true) => {
+            return Err(
+                ApiError::bad_request("send several points to /points/batch")
+                    .with_field("points", "belongs to /points/batch"),
+            );
+        }
+        (true, false) => {
+            return Err(ApiError::bad_request("expected {\"points\": [...]}")
+                .with_field("points", "is required"));
+        }
+        _ => {}
     }
     let out = state
         .services
