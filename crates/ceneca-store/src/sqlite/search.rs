@@ -1,8 +1,9 @@
-//! Full-text search on SQLite: FTS5 `MATCH` with bm25 ranking, then snippets for the page
-//! of hits only (`snippet()` is costly, and a sorter would otherwise compute it for every
-//! match).
-
-use std::collections::HashMap;
+//! Full-text search on SQLite: FTS5 `MATCH`, ranked by bm25 through FTS5's own
+//! `ORDER BY rank`, with the caller's scope and the filters applied in the same query.
+//!
+//! Ordering by `rank` lets FTS5 sort the matches itself and SQLite stop after the page:
+//! `snippet()` then runs for the rows returned only, and the sorter never carries every
+//! match's columns. Messages and documents are two such queries, merged by score.
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
@@ -15,8 +16,8 @@ use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery, bind, filters}
 use crate::sql::Sql;
 use crate::{Result, StoreError};
 
-/// The ranked page of hits, without snippets.
-fn ranked(q: &SearchQuery) -> Option<Sql> {
+/// The best `offset + limit` hits of one kind, with snippets.
+fn ranked(q: &SearchQuery, messages: bool) -> Sql {
     let mut sql = Sql::default();
     let matcher = bind(
         &SqliteDialect,
@@ -24,39 +25,30 @@ fn ranked(q: &SearchQuery) -> Option<Sql> {
         Value::Text(fts5_query(&q.terms)),
         Kind::Text { max: usize::MAX },
     );
-    let mut parts = Vec::new();
-    if q.messages {
-        let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, &q.message_scope);
-        let mut text = format!(
-            "SELECT 'message' AS kind, m.rowid AS rid, m.id AS id, m.workspace_id, m.thread_id, NULL AS project_id, NULL AS title,
-                    bm25(messages_fts) AS score, m.created_at
-             FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
-             WHERE messages_fts MATCH {matcher} AND {scope}"
-        );
-        filters(&SqliteDialect, &mut sql, "m", q, &mut text, true);
-        parts.push(text);
-    }
-    if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
-        let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, &q.document_scope);
-        let mut text = format!(
-            "SELECT 'document' AS kind, d.rowid AS rid, d.id AS id, d.workspace_id, NULL AS thread_id, d.project_id, d.title,
-                    bm25(documents_fts) AS score, d.created_at
-             FROM documents_fts JOIN documents d ON d.rowid = documents_fts.rowid
-             WHERE documents_fts MATCH {matcher} AND {scope}"
-        );
-        filters(&SqliteDialect, &mut sql, "d", q, &mut text, false);
-        parts.push(text);
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    sql.text = format!(
-        "{} ORDER BY score, id LIMIT {} OFFSET {}",
-        parts.join(" UNION ALL "),
-        q.limit,
-        q.offset
+    let (scope_filter, table, alias) = if messages {
+        (&q.message_scope, "messages", "m")
+    } else {
+        (&q.document_scope, "documents", "d")
+    };
+    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, scope_filter);
+    let fts = format!("{table}_fts");
+    let snippet =
+        format!("snippet({fts}, {}, '{MARK_START}', '{MARK_END}', '…', 24)", if messages { 0 } else { -1 });
+    let columns = if messages {
+        format!("m.id, m.workspace_id, m.thread_id, NULL, NULL, {fts}.rank, m.created_at, {snippet}")
+    } else {
+        format!("d.id, d.workspace_id, NULL, d.project_id, d.title, {fts}.rank, d.created_at, {snippet}")
+    };
+    let mut text = format!(
+        "SELECT {columns} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
+         WHERE {fts} MATCH {matcher} AND {scope}"
     );
-    Some(sql)
+    filters(&SqliteDialect, &mut sql, alias, q, &mut text, messages);
+    sql.text = format!(
+        "{text} ORDER BY {fts}.rank LIMIT {}",
+        u64::from(q.limit) + u64::from(q.offset)
+    );
+    sql
 }
 
 fn uuid_at(row: &rusqlite::Row<'_>, i: usize) -> Result<Option<Uuid>> {
@@ -65,72 +57,56 @@ fn uuid_at(row: &rusqlite::Row<'_>, i: usize) -> Result<Option<Uuid>> {
         .transpose()
 }
 
-pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<SearchHit>> {
-    let Some(sql) = ranked(q) else {
-        return Ok(Vec::new());
-    };
+fn hits(conn: &Connection, sql: &Sql, kind: &'static str) -> Result<Vec<SearchHit>> {
     let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
         .map_err(map_error)?;
-    let mut hits = Vec::new();
-    let mut rowids: HashMap<&'static str, Vec<i64>> = HashMap::new();
+    let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
-        let kind: String = row.get(0).map_err(map_error)?;
-        let kind: &'static str = if kind == "message" {
-            "message"
-        } else {
-            "document"
-        };
-        let rowid: i64 = row.get(1).map_err(map_error)?;
-        let created: String = row.get(8).map_err(map_error)?;
-        rowids.entry(kind).or_default().push(rowid);
-        hits.push((
-            rowid,
-            SearchHit {
-                kind,
-                id: uuid_at(row, 2)?.unwrap_or_default(),
-                workspace_id: uuid_at(row, 3)?.unwrap_or_default(),
-                thread_id: uuid_at(row, 4)?,
-                project_id: uuid_at(row, 5)?,
-                title: row.get(6).map_err(map_error)?,
-                snippet: String::new(),
-                score: row.get(7).map_err(map_error)?,
-                created_at: parse_time(&created)
-                    .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
-            },
-        ));
+        let created: String = row.get(6).map_err(map_error)?;
+        out.push(SearchHit {
+            kind,
+            id: uuid_at(row, 0)?.unwrap_or_default(),
+            workspace_id: uuid_at(row, 1)?.unwrap_or_default(),
+            thread_id: uuid_at(row, 2)?,
+            project_id: uuid_at(row, 3)?,
+            title: row.get(4).map_err(map_error)?,
+            score: row.get(5).map_err(map_error)?,
+            created_at: parse_time(&created)
+                .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
+            snippet: row.get(7).map_err(map_error)?,
+        });
     }
-    let matcher = fts5_query(&q.terms);
-    let mut snippets: HashMap<(&'static str, i64), String> = HashMap::new();
-    for (kind, ids) in rowids {
-        let (table, column) = if kind == "message" {
-            ("messages_fts", 0)
-        } else {
-            ("documents_fts", -1)
-        };
-        let text = format!(
-            "SELECT rowid, snippet({table}, {column}, '{MARK_START}', '{MARK_END}', '…', 24) FROM {table}
-             WHERE {table} MATCH ?1 AND rowid IN (SELECT value FROM json_each(?2))"
-        );
-        let ids_json = serde_json::Value::from(ids).to_string();
-        let mut stmt = conn.prepare_cached(&text).map_err(map_error)?;
-        let mut rows = stmt
-            .query(rusqlite::params![matcher, ids_json])
-            .map_err(map_error)?;
-        while let Some(row) = rows.next().map_err(map_error)? {
-            snippets.insert(
-                (kind, row.get(0).map_err(map_error)?),
-                row.get(1).map_err(map_error)?,
-            );
-        }
+    Ok(out)
+}
+
+pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+    let messages = if q.messages {
+        hits(conn, &ranked(q, true), "message")?
+    } else {
+        Vec::new()
+    };
+    let documents = if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
+        hits(conn, &ranked(q, false), "document")?
+    } else {
+        Vec::new()
+    };
+    // Merge the two ranked lists, keeping each list's own order (FTS5's, the same on every
+    // page), so that pages never overlap or skip a hit; messages first on equal scores.
+    let mut merged = Vec::with_capacity(messages.len() + documents.len());
+    let (mut m, mut d) = (messages.into_iter().peekable(), documents.into_iter().peekable());
+    while let Some(next) = match (m.peek(), d.peek()) {
+        (Some(a), Some(b)) if b.score < a.score => d.next(),
+        (Some(_), _) => m.next(),
+        (None, _) => d.next(),
+    } {
+        merged.push(next);
     }
-    Ok(hits
+    Ok(merged
         .into_iter()
-        .map(|(rowid, mut hit)| {
-            hit.snippet = snippets.remove(&(hit.kind, rowid)).unwrap_or_default();
-            hit
-        })
+        .skip(q.offset as usize)
+        .take(q.limit as usize)
         .collect())
 }
 
