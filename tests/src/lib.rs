@@ -11,6 +11,7 @@ use std::sync::Arc;
 use ceneca_crypto::KeyRing;
 use ceneca_service::{ServiceConfig, Services};
 use ceneca_store::StoreOptions;
+use ceneca_vector::VectorIndex;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -125,6 +126,109 @@ pub fn test_key_ring() -> KeyRing {
     KeyRing::new("test", &key).unwrap()
 }
 
+/// The vector index of a test server: the embedded engine in its data folder, or — when
+/// the test command is given `CENECA_TEST_QDRANT_URL` — that Qdrant server, under a
+/// collection prefix of the test's own.
+pub fn default_vector_index(dir: &std::path::Path) -> Arc<dyn VectorIndex> {
+    match std::env::var("CENECA_TEST_QDRANT_URL") {
+        Ok(url) if !url.is_empty() => Arc::new(
+            ceneca_vector::server::QdrantIndex::connect(&ceneca_vector::server::QdrantSettings {
+                url,
+                api_key: std::env::var("CENECA_TEST_QDRANT_API_KEY").ok(),
+                collection_prefix: format!("e2e_{}_", uuid::Uuid::now_v7().simple()),
+                timeout: std::time::Duration::from_secs(30),
+            })
+            .unwrap(),
+        ),
+        _ => Arc::new(
+            ceneca_vector::embedded::EdgeIndex::open(
+                dir.join("vectors"),
+                ceneca_vector::embedded::EdgeSettings::default(),
+            )
+            .unwrap(),
+        ),
+    }
+}
+
+/// A real index with an off switch: while off, every call fails as an unreachable Qdrant
+/// server does, so tests can take the vector store away and bring it back.
+pub struct Switchable {
+    inner: Arc<dyn VectorIndex>,
+    up: std::sync::atomic::AtomicBool,
+}
+
+impl Switchable {
+    pub fn new(inner: Arc<dyn VectorIndex>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            up: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> ceneca_vector::Result<()> {
+        if self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(ceneca_vector::VectorError::Unavailable(
+                "switched off by the test".into(),
+            ))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl VectorIndex for Switchable {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn open_collection(&self, collection: &str, dims: usize) -> ceneca_vector::Result<()> {
+        self.inner.open_collection(collection, dims).await
+    }
+    async fn upsert(
+        &self,
+        collection: &str,
+        points: Vec<ceneca_vector::Point>,
+    ) -> ceneca_vector::Result<()> {
+        self.check()?;
+        self.inner.upsert(collection, points).await
+    }
+    async fn delete(&self, collection: &str, ids: Vec<uuid::Uuid>) -> ceneca_vector::Result<()> {
+        self.check()?;
+        self.inner.delete(collection, ids).await
+    }
+    async fn search(
+        &self,
+        collection: &str,
+        query: ceneca_vector::Query,
+    ) -> ceneca_vector::Result<Vec<ceneca_vector::Hit>> {
+        self.check()?;
+        self.inner.search(collection, query).await
+    }
+    async fn stats(
+        &self,
+        collection: &str,
+    ) -> ceneca_vector::Result<ceneca_vector::CollectionStats> {
+        self.check()?;
+        self.inner.stats(collection).await
+    }
+    async fn persist(&self, collection: &str) -> ceneca_vector::Result<bool> {
+        self.check()?;
+        self.inner.persist(collection).await
+    }
+    async fn rebuild(
+        &self,
+        collection: &str,
+        points: Option<Vec<ceneca_vector::Point>>,
+    ) -> ceneca_vector::Result<()> {
+        self.check()?;
+        self.inner.rebuild(collection, points).await
+    }
+}
+
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, ServiceConfig::default()).await
@@ -138,6 +242,29 @@ impl TestServer {
         backend: Backend,
         config: ServiceConfig,
         http: ceneca_server::HttpConfig,
+    ) -> Self {
+        Self::start_on(backend, config, http, default_vector_index).await
+    }
+
+    /// A server whose vector index `index_in(data folder)` makes.
+    pub async fn start_with_index(
+        backend: Backend,
+        index_in: impl FnOnce(&std::path::Path) -> Arc<dyn VectorIndex>,
+    ) -> Self {
+        Self::start_on(
+            backend,
+            ServiceConfig::default(),
+            ceneca_server::HttpConfig::default(),
+            index_in,
+        )
+        .await
+    }
+
+    async fn start_on(
+        backend: Backend,
+        config: ServiceConfig,
+        http: ceneca_server::HttpConfig,
+        index_in: impl FnOnce(&std::path::Path) -> Arc<dyn VectorIndex>,
     ) -> Self {
         // Server-side errors show in a failing test's output.
         let _ = tracing_subscriber::fmt()
@@ -156,16 +283,12 @@ impl TestServer {
         options.pg_max_connections = 5;
         let store = ceneca_store::open(&options).await.expect("open store");
         store.migrate_up().await.expect("migrate");
-        let index = ceneca_vector::embedded::EdgeIndex::open(
-            dir.path().join("vectors"),
-            ceneca_vector::embedded::EdgeSettings::default(),
-        )
-        .unwrap();
+        let index = index_in(dir.path());
         let dims = ["messages", "documents", "attachments"]
             .map(|c| (c.to_owned(), TEST_VECTOR_DIMS))
             .into();
         let services = Services::new(store, Arc::new(test_key_ring()), config)
-            .with_vectors(Arc::new(index), dims, 64 * 1024 * 1024)
+            .with_vectors(index, dims, 64 * 1024 * 1024)
             .await
             .expect("open vector collections");
         tokio::spawn(services.clone().run_vector_indexer());

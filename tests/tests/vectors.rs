@@ -2,14 +2,18 @@
 //! caller's workspaces, bad vectors refused, deletes, clear, scroll, collection info, the
 //! outbox feeding the index from every write path, and hybrid (RRF) search.
 
-use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, on_every_backend, sha, world};
+use ceneca_e2e::{
+    Backend, Switchable, TEST_VECTOR_DIMS, TestServer, default_vector_index, on_every_backend, sha,
+    world,
+};
 use serde_json::{Value, json};
 
 on_every_backend!(
     upsert_search_delete_and_tenant_isolation,
     bad_vectors_get_clear_errors,
     embeddings_written_anywhere_reach_the_index,
-    hybrid_search_fuses_text_and_vectors
+    hybrid_search_fuses_text_and_vectors,
+    an_unavailable_index_loses_nothing_and_catches_up
 );
 
 fn axis(i: usize) -> Vec<f32> {
@@ -399,4 +403,85 @@ async fn hybrid_search_fuses_text_and_vectors(backend: Backend) {
     s.post(&u, "/api/v1/search/hybrid", json!({"vector": axis(2)}))
         .await
         .expect(400);
+}
+
+/// The vector store goes away (a Qdrant server down): writes are still accepted and kept
+/// in the outbox, searches answer 503 with a clear message, and once it is back the
+/// indexer catches up and searches find everything written meanwhile.
+async fn an_unavailable_index_loses_nothing_and_catches_up(backend: Backend) {
+    let mut switch = None;
+    let s = TestServer::start_with_index(backend, |dir| {
+        let index = Switchable::new(default_vector_index(dir));
+        switch = Some(index.clone());
+        index
+    })
+    .await;
+    let switch = switch.unwrap();
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+
+    switch.set_up(false);
+    let up = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points",
+            json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(1)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(up["status"], "acknowledged");
+    let kept = up["ids"][0].as_str().unwrap().to_owned();
+    let down = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(1)}),
+        )
+        .await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert_eq!(down.code(), "unavailable");
+    assert!(
+        down.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{}",
+        down.body
+    );
+    // Let the indexer fail a few rounds: the entry stays queued.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_ne!(
+        s.raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM vector_outbox")
+            .await
+            .as_deref(),
+        Some("0"),
+        "the outbox lost the write made while the index was down"
+    );
+
+    // Back up: the next write wakes the indexer, which applies both.
+    switch.set_up(true);
+    let again = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points?wait=true",
+            json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(2), "model": "v2"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(again["status"], "completed");
+    let found = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(1), "limit": 1}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ids(&found, "id"), vec![kept]);
+    assert_eq!(
+        s.raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM vector_outbox")
+            .await
+            .as_deref(),
+        Some("0")
+    );
 }

@@ -68,6 +68,12 @@ pub struct Config {
     pub vector_dims_attachments: usize,
     /// The embedded vector engine's WAL bound (MB): past it a collection is rebuilt.
     pub vector_wal_limit_mb: u64,
+    /// `http(s)://host:6334` (gRPC): use this Qdrant server instead of the embedded index.
+    pub qdrant_url: String,
+    /// The Qdrant server's API key. Secret: never logged.
+    pub qdrant_api_key: String,
+    /// Prefix of Ceneca's collection names on the Qdrant server.
+    pub qdrant_collection_prefix: String,
 }
 
 impl Default for Config {
@@ -106,6 +112,9 @@ impl Default for Config {
             vector_dims_documents: 1536,
             vector_dims_attachments: 1536,
             vector_wal_limit_mb: 512,
+            qdrant_url: String::new(),
+            qdrant_api_key: String::new(),
+            qdrant_collection_prefix: "ceneca_".into(),
         }
     }
 }
@@ -128,6 +137,15 @@ impl std::fmt::Debug for Config {
                 },
             )
             .field("encryption_key_file", &self.encryption_key_file)
+            .field("qdrant_url", &self.qdrant_url)
+            .field(
+                "qdrant_api_key",
+                &if self.qdrant_api_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +254,25 @@ impl Config {
         ] {
             if !(1..=8192).contains(&dims) {
                 bail!("{name} must be between 1 and 8192, not {dims}");
+            }
+        }
+        if !self.qdrant_url.is_empty() {
+            if !(self.qdrant_url.starts_with("http://") || self.qdrant_url.starts_with("https://"))
+            {
+                bail!(
+                    "qdrant_url must be http://host:6334 or https://host:6334 (Qdrant's gRPC port), not '{}'",
+                    self.qdrant_url
+                );
+            }
+            self.edition
+                .check_url(&self.qdrant_url)
+                .map_err(|reason| anyhow::anyhow!("qdrant_url: {reason}"))?;
+            if !self
+                .qdrant_collection_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bail!("qdrant_collection_prefix may hold only letters, digits, '_' and '-'");
             }
         }
         if self.pg_max_connections == 0 {
@@ -394,12 +431,21 @@ encrypt_content = false
 
 # Vector search: the embedded engine (Qdrant's, in-process) keeps its index in
 # <data_dir>/vectors. Dimensions per collection (1536: text-embedding-3-small; 384: MiniLM);
-# changing one needs `ceneca reindex --vectors`. Past vector_wal_limit_mb of engine log, a
-# collection is rebuilt from the database and swapped in.
+# changing one needs `ceneca reindex --vectors`. Past vector_wal_limit_mb of engine log (and
+# twice the collection's own size), a collection is rebuilt from the database and swapped in.
 vector_dims_messages = 1536
 vector_dims_documents = 1536
 vector_dims_attachments = 1536
 vector_wal_limit_mb = 512
+
+# A Qdrant server instead of the embedded engine (several Ceneca nodes, bigger indexes):
+# its gRPC address, http://host:6334 or https://host:6334 (the server's certificate is
+# checked against the system's roots; SSL_CERT_FILE adds a private CA). Writes reach it
+# through the database's outbox, so while it is down nothing is lost. The zero-sync
+# edition accepts only internal hosts. Collections are aliases named <prefix><collection>.
+qdrant_url = ""
+qdrant_api_key = ""
+qdrant_collection_prefix = "ceneca_"
 "#;
 
 #[cfg(test)]
@@ -432,5 +478,47 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("c2VjcmV0"));
+        let config = Config {
+            qdrant_api_key: "qdrant-sekrit".into(),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("qdrant-sekrit"));
+    }
+
+    #[test]
+    fn a_qdrant_url_must_be_grpc_and_internal_in_zero_sync() {
+        let with = |url: &str, edition: Edition| Config {
+            qdrant_url: url.into(),
+            edition,
+            ..Config::default()
+        };
+        assert!(
+            with("http://qdrant.internal:6334", Edition::ZeroSync)
+                .check()
+                .is_ok()
+        );
+        assert!(
+            with("https://q.example.com:6334", Edition::Enterprise)
+                .check()
+                .is_ok()
+        );
+        let external = with("https://q.example.com:6334", Edition::ZeroSync)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            external.contains("qdrant_url") && external.contains("zero-sync"),
+            "{external}"
+        );
+        let scheme = with("qdrant.internal:6334", Edition::Enterprise)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(scheme.contains("http://host:6334"), "{scheme}");
+        let prefix = Config {
+            qdrant_collection_prefix: "bad prefix/".into(),
+            ..with("http://10.0.0.5:6334", Edition::Enterprise)
+        };
+        assert!(prefix.check().is_err());
     }
 }

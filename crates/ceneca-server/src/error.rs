@@ -96,6 +96,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotAllowed(m) => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m)
             }
+            ServiceError::Unavailable(m) => {
+                tracing::warn!(%m, "dependency unavailable");
+                let mut out = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m);
+                out.retry_after = Some(5);
+                out
+            }
             ServiceError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 ApiError::new(

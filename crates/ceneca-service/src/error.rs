@@ -45,6 +45,9 @@ pub enum ServiceError {
     /// The operation does not exist for this resource (405).
     #[error("{0}")]
     NotAllowed(String),
+    /// A component we depend on (a Qdrant server) cannot be reached now (503): retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault of ours; logged with detail, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(String),

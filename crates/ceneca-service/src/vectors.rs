@@ -17,7 +17,7 @@ use ceneca_domain::scope::{Access, ScopeFilter};
 use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
 use ceneca_domain::{Record, Value, model, new_id};
 use ceneca_store::{EmbeddingPoint, WriteBatch, WriteOp};
-use ceneca_vector::{Hit, Point, Query, VectorIndex};
+use ceneca_vector::{CollectionStats, Hit, Point, Query, VectorIndex};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
@@ -56,6 +56,16 @@ pub struct Vectors {
 /// One collection's share of an indexer round: upserts, deletes, and the outbox entries.
 type RoundWork = (Vec<Point>, Vec<Uuid>, Vec<i64>);
 
+/// Whether a collection's engine log has grown enough to rebuild it away: past the
+/// configured bound *and* past twice what the live points take. A fresh rebuild's log
+/// holds each point once, so a collection larger than the bound is not rebuilt again and
+/// again; it is rebuilt once updates and deletes have doubled its log.
+fn wal_needs_rebuild(stats: CollectionStats, dims: usize, limit: u64) -> bool {
+    // A point in the log: its vector and about 128 bytes of id, payload and framing.
+    let live = stats.points * (dims as u64 * 4 + 128);
+    stats.wal_bytes > limit && stats.wal_bytes > 2 * live
+}
+
 fn kind_of(collection: &str) -> Option<&'static str> {
     COLLECTIONS
         .iter()
@@ -78,7 +88,12 @@ fn to_point(collection: &str, p: EmbeddingPoint) -> Point {
 }
 
 fn vector_error(e: ceneca_vector::VectorError) -> ServiceError {
-    ServiceError::Internal(format!("vector index: {e}"))
+    match e {
+        ceneca_vector::VectorError::Unavailable(_) => ServiceError::Unavailable(
+            "the vector index is unreachable; writes are kept and applied when it is back".into(),
+        ),
+        e => ServiceError::Internal(format!("vector index: {e}")),
+    }
 }
 
 /// The workspaces a read filter admits (`None`: all) and the ids it denies.
@@ -647,15 +662,27 @@ impl Services {
         let Ok(v) = self.vectors().cloned() else {
             return;
         };
+        let mut failures = 0u32;
         loop {
             match self.index_round(&v).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), v.wake.notified()).await;
+                Ok(more) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "vector indexer: the index is back, catching up");
+                    }
+                    failures = 0;
+                    if !more {
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), v.wake.notified()).await;
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "vector indexer: will retry");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Entries stay in the outbox; back off up to 30 s while the index is
+                    // down, but a new write retries at once.
+                    failures += 1;
+                    let delay =
+                        Duration::from_secs(1 << failures.min(5)).min(Duration::from_secs(30));
+                    tracing::warn!(error = %e, retry_in = ?delay, "vector indexer: will retry");
+                    let _ = tokio::time::timeout(delay, v.wake.notified()).await;
                 }
             }
         }
@@ -701,16 +728,12 @@ impl Services {
             } else {
                 deferred = true;
             }
-            let wal = v
-                .index
-                .stats(&collection)
-                .await
-                .map_err(vector_error)?
-                .wal_bytes;
-            if wal > v.wal_limit {
+            let stats = v.index.stats(&collection).await.map_err(vector_error)?;
+            if wal_needs_rebuild(stats, v.dims[&collection], v.wal_limit) {
                 tracing::info!(
                     collection,
-                    wal_bytes = wal,
+                    wal_bytes = stats.wal_bytes,
+                    points = stats.points,
                     "vector index WAL over its bound: rebuilding from SQL"
                 );
                 self.rebuild_collection(v, &collection).await?;
@@ -763,5 +786,32 @@ impl Services {
         // Entries written before the rebuild read are in it; drain the rest.
         while self.index_round(&v).await? {}
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(points: u64, wal_bytes: u64) -> CollectionStats {
+        CollectionStats {
+            points,
+            wal_bytes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_log_is_rebuilt_away_once_it_outgrows_the_bound_and_the_data() {
+        const MB: u64 = 1024 * 1024;
+        // Small collection, log past the bound: rebuild.
+        assert!(wal_needs_rebuild(stats(1_000, 600 * MB), 1536, 512 * MB));
+        // Under the bound: never.
+        assert!(!wal_needs_rebuild(stats(10, 500 * MB), 1536, 512 * MB));
+        // 100k × 1536 takes ~600 MB: a freshly rebuilt log of that size is not rebuilt
+        // again (it would be, forever, on the bound alone)...
+        assert!(!wal_needs_rebuild(stats(100_000, 640 * MB), 1536, 512 * MB));
+        // ...until churn has doubled it.
+        assert!(wal_needs_rebuild(stats(100_000, 1300 * MB), 1536, 512 * MB));
     }
 }

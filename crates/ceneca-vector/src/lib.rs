@@ -8,12 +8,15 @@
 //!
 //! - [`embedded::EdgeIndex`]: Qdrant's in-process engine (`qdrant-edge`), one shard per
 //!   collection in the data folder; the default.
+//! - [`server::QdrantIndex`]: a Qdrant server through `qdrant-client`, when one is
+//!   configured.
 //! - [`exact`]: exact cosine top-k by brute force, the baseline that recall and speed are
 //!   measured against.
 
 pub mod embedded;
 pub mod exact;
 pub mod sample;
+pub mod server;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -26,6 +29,9 @@ pub enum VectorError {
     UnknownCollection(String),
     #[error("vector index: {0}")]
     Engine(String),
+    /// The index cannot be reached now (a Qdrant server down or overloaded): retry later.
+    #[error("vector index unavailable: {0}")]
+    Unavailable(String),
     #[error("vector index I/O: {0}")]
     Io(#[from] std::io::Error),
 }

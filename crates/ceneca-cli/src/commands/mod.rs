@@ -18,7 +18,10 @@ use tracing_subscriber::EnvFilter;
 use crate::config::Config;
 
 pub fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The embedded vector engine logs its internals at info and warns about features it
+    // does not use ("feature flags not initialized"): only its errors by default.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,qdrant_edge=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -57,13 +60,28 @@ pub fn service_config(config: &Config) -> ServiceConfig {
     }
 }
 
-/// Adds the embedded vector index (under `<data_dir>/vectors`) to the services.
+/// Adds the vector index to the services: the Qdrant server when `qdrant_url` is set,
+/// else the embedded engine under `<data_dir>/vectors`.
 pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result<Services> {
-    let index = ceneca_vector::embedded::EdgeIndex::open(
-        config.data_dir.join("vectors"),
-        ceneca_vector::embedded::EdgeSettings::default(),
-    )
-    .context("cannot open the vector index")?;
+    let index: Arc<dyn ceneca_vector::VectorIndex> = if config.qdrant_url.is_empty() {
+        Arc::new(
+            ceneca_vector::embedded::EdgeIndex::open(
+                config.data_dir.join("vectors"),
+                ceneca_vector::embedded::EdgeSettings::default(),
+            )
+            .context("cannot open the vector index")?,
+        )
+    } else {
+        Arc::new(
+            ceneca_vector::server::QdrantIndex::connect(&ceneca_vector::server::QdrantSettings {
+                url: config.qdrant_url.clone(),
+                api_key: Some(config.qdrant_api_key.clone()),
+                collection_prefix: config.qdrant_collection_prefix.clone(),
+                timeout: Duration::from_secs(30),
+            })
+            .context("cannot set up the Qdrant client")?,
+        )
+    };
     let dims = [
         ("messages", config.vector_dims_messages),
         ("documents", config.vector_dims_documents),
@@ -73,11 +91,7 @@ pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result
     .map(|(c, d)| (c.to_owned(), d))
     .collect();
     services
-        .with_vectors(
-            Arc::new(index),
-            dims,
-            config.vector_wal_limit_mb * 1024 * 1024,
-        )
+        .with_vectors(index, dims, config.vector_wal_limit_mb * 1024 * 1024)
         .await
         .context("cannot open the vector collections")
 }

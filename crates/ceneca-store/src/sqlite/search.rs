@@ -32,12 +32,18 @@ fn ranked(q: &SearchQuery, messages: bool) -> Sql {
     };
     let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, scope_filter);
     let fts = format!("{table}_fts");
-    let snippet =
-        format!("snippet({fts}, {}, '{MARK_START}', '{MARK_END}', '…', 24)", if messages { 0 } else { -1 });
+    let snippet = format!(
+        "snippet({fts}, {}, '{MARK_START}', '{MARK_END}', '…', 24)",
+        if messages { 0 } else { -1 }
+    );
     let columns = if messages {
-        format!("m.id, m.workspace_id, m.thread_id, NULL, NULL, {fts}.rank, m.created_at, {snippet}")
+        format!(
+            "m.id, m.workspace_id, m.thread_id, NULL, NULL, {fts}.rank, m.created_at, {snippet}"
+        )
     } else {
-        format!("d.id, d.workspace_id, NULL, d.project_id, d.title, {fts}.rank, d.created_at, {snippet}")
+        format!(
+            "d.id, d.workspace_id, NULL, d.project_id, d.title, {fts}.rank, d.created_at, {snippet}"
+        )
     };
     let mut text = format!(
         "SELECT {columns} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
@@ -95,7 +101,10 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<SearchHit
     // Merge the two ranked lists, keeping each list's own order (FTS5's, the same on every
     // page), so that pages never overlap or skip a hit; messages first on equal scores.
     let mut merged = Vec::with_capacity(messages.len() + documents.len());
-    let (mut m, mut d) = (messages.into_iter().peekable(), documents.into_iter().peekable());
+    let (mut m, mut d) = (
+        messages.into_iter().peekable(),
+        documents.into_iter().peekable(),
+    );
     while let Some(next) = match (m.peek(), d.peek()) {
         (Some(a), Some(b)) if b.score < a.score => d.next(),
         (Some(_), _) => m.next(),

@@ -1,5 +1,5 @@
-//! `ceneca bench`: the seed report's database benchmarks, each printed beside raw SQLite
-//! doing the same work in the same run, so the ratio means something on a noisy machine.
+//! The core suite: the seed report's database benchmarks beside raw SQLite doing the same
+//! work in the same run.
 //!
 //! - 1000 messages in one batch request over HTTP (durable, full-text indexed, change-logged);
 //! - the same 1000 inserts through the store, and through raw SQLite (prepared statement,
@@ -7,7 +7,7 @@
 //! - listing 50 messages of a thread over HTTP, and the same SELECT on raw SQLite;
 //! - creating an entity with relations (a thread in a workspace and project) over HTTP, and
 //!   a raw single-row insert transaction;
-//! - idle memory and start-up time of a real `ceneca serve` process.
+//! - security hot paths; idle memory and start-up time of a real `ceneca serve` process.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,66 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use ceneca_domain::validate::fill_defaults;
 use ceneca_domain::{Record, Value, model, new_id};
-use ceneca_service::{ServiceConfig, Services};
-use ceneca_store::{Actor, StoreOptions, WriteBatch, WriteOp};
+use ceneca_store::{Actor, WriteBatch, WriteOp};
 use serde_json::{Value as Json, json};
 
-use crate::config::Config;
-
-#[derive(clap::Args)]
-pub struct Args {
-    /// Rounds of each 1000-message insert.
-    #[arg(long, default_value_t = 30)]
-    rounds: usize,
-    /// Requests for each single-request figure.
-    #[arg(long, default_value_t = 2000)]
-    requests: usize,
-    /// Messages per batch.
-    #[arg(long, default_value_t = 1000)]
-    batch: usize,
-    /// Skip the process start-up and memory figures.
-    #[arg(long)]
-    no_process: bool,
-}
-
-struct Stats {
-    samples: Vec<Duration>,
-}
-
-impl Stats {
-    fn new(mut samples: Vec<Duration>) -> Self {
-        samples.sort();
-        Self { samples }
-    }
-    fn pct(&self, p: f64) -> Duration {
-        let i = ((self.samples.len() as f64 - 1.0) * p).round() as usize;
-        self.samples[i.min(self.samples.len() - 1)]
-    }
-    fn p50(&self) -> Duration {
-        self.pct(0.5)
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
-fn row(name: &str, ours: &Stats, baseline: Option<(&str, &Stats)>, target: &str) {
-    let base = match baseline {
-        Some((label, b)) => format!(
-            "{label} p50 {:>10}   ratio {:>5.2}x",
-            ms(b.p50()),
-            ours.p50().as_secs_f64() / b.p50().as_secs_f64()
-        ),
-        None => String::new(),
-    };
-    println!(
-        "{name:<44} p50 {:>10}  p90 {:>10}  p99 {:>10}   {base:<44} target {target}",
-        ms(ours.p50()),
-        ms(ours.pct(0.9)),
-        ms(ours.pct(0.99))
-    );
-}
+use super::{Args, Server, Stats, bench_key_ring, ms, row, services, sqlite_store};
 
 const WORDS: &[&str] = &[
     "launch",
@@ -111,105 +55,28 @@ fn content(i: usize) -> String {
         .join(" ")
 }
 
-pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
-    if args.rounds == 0 || args.requests == 0 || args.batch == 0 {
-        bail!("rounds, requests and batch must be at least 1");
-    }
-    let dir = tempfile::tempdir()?;
+pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     println!(
-        "ceneca bench — SQLite (embedded default), {} rounds, {} requests, batches of {}",
+        "{} rounds, {} requests, batches of {}",
         args.rounds, args.requests, args.batch
     );
-    println!(
-        "data in {} (removed afterwards); debug builds are slow: use --release\n",
-        dir.path().display()
-    );
-
-    // The server under test, over real HTTP on loopback.
-    let store = ceneca_store::open(&StoreOptions::new(format!(
-        "sqlite://{}",
-        dir.path().join("ceneca.db").display()
-    )))
-    .await?;
-    store.migrate_up().await?;
-    let keys = ceneca_crypto::KeyRing::new(
-        "bench",
-        &ceneca_crypto::keyring::decode_key_base64(&ceneca_crypto::keyring::generate_key_base64())?,
-    )?;
-    let services = Services::new(store.clone(), Arc::new(keys), ServiceConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    // Rate limits off: the benchmark measures the work, not the throttle.
-    let http_config = ceneca_server::HttpConfig {
-        rate: ceneca_server::limits::RateConfig {
-            per_ip_per_minute: 0,
-            per_account_per_minute: 0,
-            logins_per_ip_per_minute: 0,
-            registrations_per_ip_per_hour: 0,
-        },
-        ..Default::default()
-    };
-    tokio::spawn(ceneca_server::serve(
-        listener,
-        ceneca_server::router(services, http_config),
-        std::future::pending(),
-    ));
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(4)
-        .build()?;
-    let call =
-        |method: reqwest::Method, path: String, token: Option<String>, body: Option<Json>| {
-            let http = http.clone();
-            let base = base.clone();
-            async move {
-                let mut req = http.request(method, format!("{base}{path}"));
-                if let Some(t) = token {
-                    req = req.bearer_auth(t);
-                }
-                if let Some(b) = body {
-                    req = req.json(&b);
-                }
-                let res = req.send().await?;
-                let status = res.status();
-                let body: Json = res.json().await.unwrap_or(Json::Null);
-                if !status.is_success() {
-                    bail!("{status}: {body}");
-                }
-                anyhow::Ok(body)
-            }
-        };
-    let login = call(
-        reqwest::Method::POST,
-        "/api/v1/auth/register".into(),
-        None,
-        Some(json!({"email": "bench@example.com", "password": "benchmark password"})),
-    )
-    .await?;
-    let token = login["token"].as_str().context("token")?.to_owned();
-    let ws = call(
-        reqwest::Method::POST,
-        "/api/v1/workspaces".into(),
-        Some(token.clone()),
-        Some(json!({"name": "bench"})),
-    )
-    .await?;
-    let ws_id = ws["id"].as_str().context("ws")?.to_owned();
-    let project = call(
-        reqwest::Method::POST,
-        "/api/v1/projects".into(),
-        Some(token.clone()),
-        Some(json!({"workspace_id": ws_id, "name": "p"})),
-    )
-    .await?;
-    let project_id = project["id"].as_str().context("project")?.to_owned();
-    let thread = call(
-        reqwest::Method::POST,
-        "/api/v1/threads".into(),
-        Some(token.clone()),
-        Some(json!({"workspace_id": ws_id, "title": "t"})),
-    )
-    .await?;
-    let thread_id = thread["id"].as_str().context("thread")?.to_owned();
+    let store = sqlite_store(dir, "ceneca.db").await?;
+    let server = Server::start(services(store.clone())?).await?;
+    let ws_id = server
+        .create("/api/v1/workspaces", json!({"name": "bench"}))
+        .await?;
+    let project_id = server
+        .create(
+            "/api/v1/projects",
+            json!({"workspace_id": ws_id, "name": "p"}),
+        )
+        .await?;
+    let thread_id = server
+        .create(
+            "/api/v1/threads",
+            json!({"workspace_id": ws_id, "title": "t"}),
+        )
+        .await?;
 
     // 1. Batch of messages over HTTP.
     let mut samples = Vec::new();
@@ -219,13 +86,13 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
             .collect();
         let body = json!({ "items": items });
         let started = Instant::now();
-        let reply = call(
-            reqwest::Method::POST,
-            format!("/api/v1/threads/{thread_id}/messages/batch"),
-            Some(token.clone()),
-            Some(body),
-        )
-        .await?;
+        let reply = server
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/threads/{thread_id}/messages/batch"),
+                Some(body),
+            )
+            .await?;
         samples.push(started.elapsed());
         if reply["items"].as_array().map(Vec::len) != Some(args.batch) {
             bail!("batch did not insert every message");
@@ -235,13 +102,8 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
 
     // 2. The same inserts through the store, on a fresh database like the raw baseline's
     // (the server's database already holds the HTTP rounds' messages).
-    let store_path = dir.path().join("store.db");
-    let fresh_store = ceneca_store::open(&StoreOptions::new(format!(
-        "sqlite://{}",
-        store_path.display()
-    )))
-    .await?;
-    fresh_store.migrate_up().await?;
+    let store_path = dir.join("store.db");
+    let fresh_store = sqlite_store(dir, "store.db").await?;
     let (seed_user, seed_ws, seed_thread) = seed_thread(&rusqlite::Connection::open(&store_path)?)?;
     let (user_id, ws_uuid, thread_uuid): (uuid::Uuid, uuid::Uuid, uuid::Uuid) =
         (seed_user.parse()?, seed_ws.parse()?, seed_thread.parse()?);
@@ -279,28 +141,21 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
     let store_batch = Stats::new(samples);
 
     // 3. Raw SQLite: same schema, same rows, one prepared statement in one transaction.
-    let raw_path = dir.path().join("raw.db");
-    {
-        let raw_store = ceneca_store::open(&StoreOptions::new(format!(
-            "sqlite://{}",
-            raw_path.display()
-        )))
-        .await?;
-        raw_store.migrate_up().await?;
-    }
+    let raw_path = dir.join("raw.db");
+    sqlite_store(dir, "raw.db").await?;
     let raw = raw_baseline(&raw_path, args.rounds, args.batch, args.requests)?;
 
     // 4. List 50 messages of a thread over HTTP.
     let mut samples = Vec::with_capacity(args.requests);
     for _ in 0..args.requests {
         let started = Instant::now();
-        let page = call(
-            reqwest::Method::GET,
-            format!("/api/v1/threads/{thread_id}/messages?limit=50"),
-            Some(token.clone()),
-            None,
-        )
-        .await?;
+        let page = server
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/threads/{thread_id}/messages?limit=50"),
+                None,
+            )
+            .await?;
         samples.push(started.elapsed());
         if page["items"].as_array().map(Vec::len) != Some(50) {
             bail!("list returned the wrong number of messages");
@@ -313,13 +168,9 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
     for i in 0..args.requests {
         let body = json!({"workspace_id": ws_id, "project_id": project_id, "title": format!("thread {i}")});
         let started = Instant::now();
-        call(
-            reqwest::Method::POST,
-            "/api/v1/threads".into(),
-            Some(token.clone()),
-            Some(body),
-        )
-        .await?;
+        server
+            .call(reqwest::Method::POST, "/api/v1/threads", Some(body))
+            .await?;
         samples.push(started.elapsed());
     }
     let http_create = Stats::new(samples);
@@ -367,15 +218,9 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
 
     security_figures(&bench_key_ring()?, &store, &raw).await?;
     if !args.no_process {
-        process_figures(dir.path()).await?;
+        process_figures(dir).await?;
     }
     Ok(())
-}
-
-fn bench_key_ring() -> anyhow::Result<ceneca_crypto::KeyRing> {
-    let key =
-        ceneca_crypto::keyring::decode_key_base64(&ceneca_crypto::keyring::generate_key_base64())?;
-    Ok(ceneca_crypto::KeyRing::new("bench", &key)?)
 }
 
 /// The security issue's targets: secret encryption, the authorization check, the audit
