@@ -13,7 +13,9 @@ on_every_backend!(
     bad_vectors_get_clear_errors,
     embeddings_written_anywhere_reach_the_index,
     hybrid_search_fuses_text_and_vectors,
-    an_unavailable_index_loses_nothing_and_catches_up
+    an_unavailable_index_loses_nothing_and_catches_up,
+    one_indexer_at_a_time,
+    upserts_take_batch_sized_bodies
 );
 
 fn axis(i: usize) -> Vec<f32> {
@@ -484,4 +486,84 @@ async fn an_unavailable_index_loses_nothing_and_catches_up(backend: Backend) {
             .as_deref(),
         Some("0")
     );
+}
+
+/// Several nodes on one database: one indexer lease, held by one node at a time and
+/// passed on when its holder goes away. On SQLite one process owns the file: always its.
+async fn one_indexer_at_a_time(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("lease.db").display()),
+        Backend::Postgres => ceneca_e2e::fresh_postgres_database().await,
+    };
+    let node = |url: String| async move {
+        ceneca_store::open(&ceneca_store::StoreOptions::new(url))
+            .await
+            .unwrap()
+    };
+    let (a, b) = (node(url.clone()).await, node(url).await);
+    let mut held = a
+        .vector_indexer_lease()
+        .await
+        .unwrap()
+        .expect("the first node leads");
+    held.check().await.unwrap();
+    if backend == Backend::Sqlite {
+        return;
+    }
+    assert!(
+        b.vector_indexer_lease().await.unwrap().is_none(),
+        "a second node got the lease"
+    );
+    // The holder goes away: its session ends and the other node takes over.
+    drop(held);
+    let mut taken = None;
+    for _ in 0..100 {
+        taken = b.vector_indexer_lease().await.unwrap();
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut taken = taken.expect("the lease passed on");
+    taken.check().await.unwrap();
+    assert!(a.vector_indexer_lease().await.unwrap().is_none());
+}
+
+/// A hundred 1536-dimension vectors are about 3 MB of JSON: upserts take bodies up to the
+/// batch limit (64 MB), other vector routes keep the ordinary 2 MB.
+async fn upserts_take_batch_sized_bodies(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    // 3 MB: a small point padded with JSON whitespace.
+    let padded = |body: Value| format!("{body}{}", " ".repeat(3 * 1024 * 1024));
+    let send = |path: &'static str, body: String| {
+        s.http
+            .post(format!("{}{path}", s.base))
+            .bearer_auth(&u.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for path in [
+        "/api/v1/vectors/messages/points",
+        "/api/v1/vectors/messages/points/batch",
+    ] {
+        let point = json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(3)});
+        let body = if path.ends_with("batch") {
+            json!({ "points": [point] })
+        } else {
+            point
+        };
+        let res = send(path, padded(body)).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}: {}", res.text().await.unwrap());
+    }
+    let res = send(
+        "/api/v1/vectors/messages/search",
+        padded(json!({"vector": axis(3)})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 413);
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ceneca_domain::scope::{Access, ScopeFilter};
 use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
 use ceneca_domain::{Record, Value, model, new_id};
-use ceneca_store::{EmbeddingPoint, WriteBatch, WriteOp};
+use ceneca_store::{EmbeddingPoint, IndexerLease, WriteBatch, WriteOp};
 use ceneca_vector::{CollectionStats, Hit, Point, Query, VectorIndex};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -39,6 +39,8 @@ const MAX_POINTS_PER_BATCH: usize = 1000;
 const MAX_LIMIT: usize = 100;
 const OUTBOX_ROUND: u32 = 512;
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a node without the indexer lease tries to take it.
+const LEASE_RETRY: Duration = Duration::from_secs(5);
 
 /// The vector index wired into the services, with the indexer's progress.
 pub struct Vectors {
@@ -252,16 +254,23 @@ impl Services {
                 }
             };
             let vector = self.parse_vector(collection, item.get("vector"), &at("vector"))?;
-            let mut input = (*item).clone();
+            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            // The vector is checked above and stored from `bytes`: the other fields go
+            // through the model's validation without copying thousands of numbers again.
+            let mut input: Map<String, Json> = item
+                .iter()
+                .filter(|(k, _)| k.as_str() != "vector")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            input.insert("vector".into(), json!([0.0]));
             input.insert("collection".into(), json!(collection));
             input.insert("dims".into(), json!(dims));
             input.entry("model").or_insert_with(|| json!("default"));
             if !input.contains_key("content_hash") {
-                let mut hash = Sha256::new();
-                for x in &vector {
-                    hash.update(x.to_le_bytes());
-                }
-                input.insert("content_hash".into(), json!(hex::encode(hash.finalize())));
+                input.insert(
+                    "content_hash".into(),
+                    json!(hex::encode(Sha256::digest(&bytes))),
+                );
             }
             let mut record =
                 parse_object(&model::EMBEDDING_RECORDS, &input, Mode::Create, false, &[]).map_err(
@@ -284,6 +293,7 @@ impl Services {
             }
             self.check_embedding_source(caller, collection, &record, &at("source_id"))
                 .await?;
+            record.set("vector", Value::Bytes(bytes));
             record.set("id", Value::Id(new_id()));
             record.set("created_at", Value::Time(now));
             record.set("updated_at", Value::Time(now));
@@ -657,13 +667,41 @@ impl Services {
 
     /// Applies the vector outbox to the index, forever: the indexer task `serve` runs.
     /// Entries are deleted only after the index made them durable; if the index fails,
-    /// they stay and are retried.
+    /// they stay and are retried. With several nodes on one database, only the holder of
+    /// the indexer lease applies them; the others stand by and take over if it dies.
     pub async fn run_vector_indexer(self) {
         let Ok(v) = self.vectors().cloned() else {
             return;
         };
+        let mut lease: Option<Box<dyn IndexerLease>> = None;
         let mut failures = 0u32;
         loop {
+            let held = match lease.as_mut() {
+                Some(l) => match l.check().await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "vector indexer: lost its lease");
+                        lease = None;
+                        false
+                    }
+                },
+                None => match self.store.vector_indexer_lease().await {
+                    Ok(Some(l)) => {
+                        tracing::info!("vector indexer: this node applies the vector outbox");
+                        lease = Some(l);
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "vector indexer: cannot take its lease");
+                        false
+                    }
+                },
+            };
+            if !held {
+                tokio::time::sleep(LEASE_RETRY).await;
+                continue;
+            }
             match self.index_round(&v).await {
                 Ok(more) => {
                     if failures > 0 {

@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
-pub use outbox::{EmbeddingPoint, OutboxEntry};
+pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};
 pub use query::{Deleted, ListQuery};
 pub use search::{SearchHit, SearchQuery};
 pub use write::{Actor, WriteBatch, WriteOp};
@@ -115,6 +115,9 @@ pub trait Store: Send + Sync + 'static {
     async fn vector_outbox_done(&self, seqs: Vec<i64>) -> Result<()>;
     /// How many outbox entries wait, per collection.
     async fn vector_outbox_pending(&self) -> Result<Vec<(String, u64)>>;
+    /// Takes the vector indexer's lease, or `None` while another node holds it (several
+    /// nodes on one PostgreSQL database). Released when dropped or when its holder dies.
+    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn IndexerLease>>>;
     /// A page of a collection's embeddings in id order, after `after` (rebuilds).
     async fn embeddings_page(
         &self,

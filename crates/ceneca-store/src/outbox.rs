@@ -23,3 +23,23 @@ pub struct OutboxEntry {
     pub point_id: Uuid,
     pub current: Option<EmbeddingPoint>,
 }
+
+/// The right to apply the vector outbox. Exactly one holder at a time: two indexers could
+/// otherwise apply one embedding's old and new states out of order (one reads the old
+/// state, the other applies the new one and removes both entries, then the first writes
+/// the old state over it) and leave the index stale with nothing left to repair it.
+#[async_trait::async_trait]
+pub trait IndexerLease: Send {
+    /// Fails once the lease may have passed to someone else (its connection is gone).
+    async fn check(&mut self) -> crate::Result<()>;
+}
+
+/// One process owns an embedded (SQLite) database: the lease is always its own.
+pub struct LocalLease;
+
+#[async_trait::async_trait]
+impl IndexerLease for LocalLease {
+    async fn check(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
+}

@@ -122,12 +122,38 @@ fn new_shard(dir: &Path, name: &str, dims: usize, settings: EdgeSettings) -> Res
     Ok(shard)
 }
 
+thread_local! {
+    /// Set while this thread runs [`try_flush`]: its panics are expected and caught.
+    static IN_FLUSH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Keeps the expected, caught flush panic off stderr (it is logged as a warning instead);
+/// every other panic goes to the hook that was there before.
+fn quiet_caught_flush_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_FLUSH.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Flushes a shard. qdrant-edge's `flush` panics (`try_lock().expect`) when another thread
-/// holds one of its locks at that instant; the panic fires before anything is written,
-/// so it is caught and reported as "not flushed" — the caller keeps its outbox entries and
-/// flushes again later.
+/// holds one of its locks at that instant, leaving the flush incomplete; the panic is
+/// caught and reported as "not flushed" — the caller keeps its outbox entries and flushes
+/// again later.
 fn try_flush(shard: &EdgeShard) -> bool {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.flush())).is_ok()
+    quiet_caught_flush_panics();
+    IN_FLUSH.with(|f| f.set(true));
+    let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.flush())).is_ok();
+    IN_FLUSH.with(|f| f.set(false));
+    if !flushed {
+        tracing::warn!("vector index: a flush found the engine busy; it is retried");
+    }
+    flushed
 }
 
 fn dir_size(path: &Path) -> u64 {

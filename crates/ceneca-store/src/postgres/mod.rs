@@ -441,6 +441,10 @@ impl Store for PgStore {
         outbox::counts(&self.pool).await
     }
 
+    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::IndexerLease>>> {
+        outbox::lease(&self.pool).await
+    }
+
     async fn embeddings_page(
         &self,
         collection: String,

@@ -88,3 +88,39 @@ pub(super) async fn page(
     }
     Ok(out)
 }
+
+/// The advisory-lock key of the indexer lease ("ceneca" and 1).
+const LEASE_KEY: i64 = 0x6365_6e65_6361_0001;
+
+/// The lease is a session advisory lock held by a connection of its own: if the node
+/// dies, PostgreSQL closes the session and the lock passes on.
+struct PgLease {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait::async_trait]
+impl crate::IndexerLease for PgLease {
+    async fn check(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&mut self.conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+pub(super) async fn lease(pool: &PgPool) -> Result<Option<Box<dyn crate::IndexerLease>>> {
+    // Detached: the pool opens a replacement, and the lock lives as long as this session.
+    let mut conn = pool.acquire().await.map_err(backend)?.detach();
+    let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LEASE_KEY)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(backend)?;
+    if granted {
+        Ok(Some(Box::new(PgLease { conn })))
+    } else {
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(None)
+    }
+}

@@ -377,6 +377,10 @@ impl Store for SqliteStore {
         self.read(outbox::counts).await
     }
 
+    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::IndexerLease>>> {
+        Ok(Some(Box::new(crate::outbox::LocalLease)))
+    }
+
     async fn embeddings_page(
         &self,
         collection: String,

@@ -337,7 +337,7 @@ struct RawFigures {
 /// A user, a workspace and a thread to insert messages into; returns their ids.
 fn seed_thread(conn: &rusqlite::Connection) -> anyhow::Result<(String, String, String)> {
     use rusqlite::params;
-    let at = ceneca_domain::output::format_time(ceneca_domain::clock::now());
+    let at = ceneca_store::sqlite::format_time(ceneca_domain::clock::now());
     let (user, ws, thread) = (
         new_id().to_string(),
         new_id().to_string(),
@@ -367,7 +367,7 @@ fn raw_baseline(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
     )?;
-    let now = || ceneca_domain::output::format_time(ceneca_domain::clock::now());
+    let now = || ceneca_store::sqlite::format_time(ceneca_domain::clock::now());
     let (user, ws, thread) = seed_thread(&conn)?;
     const INSERT: &str = "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role, author_id, provider, model, content, token_count, parent_id, metadata, compressed, deleted_at)
                           VALUES (?1, ?2, ?2, ?3, ?4, 'user', ?5, NULL, NULL, ?6, 24, NULL, '{}', 0, NULL)";

@@ -126,7 +126,7 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let conn = rusqlite::Connection::open(dir.join("ceneca.db"))?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -262144;")?;
     let user: String = conn.query_row("SELECT id FROM users LIMIT 1", [], |r| r.get(0))?;
-    let at = ceneca_domain::output::format_time(ceneca_domain::clock::now());
+    let at = ceneca_store::sqlite::format_time(ceneca_domain::clock::now());
     let other_user = new_id().to_string();
     conn.execute(
         "INSERT INTO users (id, created_at, updated_at, email, display_name, password_hash) VALUES (?1, ?2, ?2, 'other@example.com', 'other', 'x')",

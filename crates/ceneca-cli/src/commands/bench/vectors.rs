@@ -62,9 +62,16 @@ fn ids_of(reply: &Json) -> anyhow::Result<Vec<Uuid>> {
 }
 
 pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
+    let index = EdgeIndex::open(dir.join("vectors"), EdgeSettings::default())?;
+    let result = measure(args, dir, &index).await;
+    // Let go of the engine's files before the data folder is removed.
+    index.close();
+    result
+}
+
+async fn measure(args: &Args, dir: &Path, index: &Arc<EdgeIndex>) -> anyhow::Result<()> {
     let (n, dims) = (args.vectors, args.dims);
     let store = sqlite_store(dir, "ceneca.db").await?;
-    let index = EdgeIndex::open(dir.join("vectors"), EdgeSettings::default())?;
     let all_dims: HashMap<String, usize> = ["messages", "documents", "attachments"]
         .into_iter()
         .map(|c| (c.to_owned(), dims))
@@ -108,7 +115,7 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     let conn = rusqlite::Connection::open(dir.join("ceneca.db"))?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -262144;")?;
-    let at = ceneca_domain::output::format_time(ceneca_domain::clock::now());
+    let at = ceneca_store::sqlite::format_time(ceneca_domain::clock::now());
     let threads: HashMap<Uuid, String> = workspaces.iter().cloned().collect();
     bulk_load(
         &conn,
@@ -282,7 +289,7 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         recall_filtered_sum / RECALL_QUERIES as f64
     );
 
-    upserts(&server, &conn, &index, &points, &queries, dims).await?;
+    upserts(&server, &conn, index, &points, &queries, dims).await?;
     println!(
         "peak RSS of the benchmark process: {:.0} MiB",
         peak_rss_mib()
@@ -301,7 +308,7 @@ async fn upserts(
     queries: &[Vec<f32>],
     dims: usize,
 ) -> anyhow::Result<()> {
-    let path = format!("/api/v1/vectors/{COLLECTION}/points");
+    let path = format!("/api/v1/vectors/{COLLECTION}/points/batch");
     let batch = |round: usize, model: &str| -> String {
         let items: Vec<Json> = (0..UPSERT_BATCH)
             .map(|j| {
@@ -322,7 +329,7 @@ async fn upserts(
         let body = batch(round, "v2");
         let started = Instant::now();
         let reply = server
-            .call_text(reqwest::Method::PUT, &path, Some(body))
+            .call_text(reqwest::Method::POST, &path, Some(body))
             .await?;
         http.push(started.elapsed());
         if reply["ids"].as_array().map(Vec::len) != Some(UPSERT_BATCH) {
@@ -332,7 +339,7 @@ async fn upserts(
         let started = Instant::now();
         let reply = server
             .call_text(
-                reqwest::Method::PUT,
+                reqwest::Method::POST,
                 &format!("{path}?wait=true"),
                 Some(body),
             )
@@ -342,7 +349,7 @@ async fn upserts(
             bail!("a waited upsert was not applied: {reply}");
         }
     }
-    let at = ceneca_domain::output::format_time(ceneca_domain::clock::now());
+    let at = ceneca_store::sqlite::format_time(ceneca_domain::clock::now());
     let mut raw = Vec::new();
     let mut engine = Vec::new();
     for round in 0..UPSERT_ROUNDS {

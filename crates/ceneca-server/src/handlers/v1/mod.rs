@@ -41,7 +41,7 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
         .route("/audit-log/export", get(audit::export))
         .route("/search", get(search::search))
         .route("/telemetry/export", post(telemetry::export_telemetry))
-        .merge(vectors::routes());
+        .merge(vectors::routes(batch_body_limit));
     for entity in model::ALL.iter().copied() {
         let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
             || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);

@@ -14,14 +14,19 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, JsonBody, QueryPairs};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/vectors/{collection}", get(info))
+/// The vector routes; upserts take bodies up to `batch_body_limit` (a hundred
+/// 1536-dimension vectors are about 3 MB of JSON; a thousand, 30 MB).
+pub fn routes(batch_body_limit: usize) -> Router<AppState> {
+    let upserts = Router::new()
         .route(
             "/vectors/{collection}/points",
             get(scroll).put(upsert).post(upsert),
         )
         .route("/vectors/{collection}/points/batch", post(upsert_batch))
+        .layer(axum::extract::DefaultBodyLimit::max(batch_body_limit));
+    Router::new()
+        .merge(upserts)
+        .route("/vectors/{collection}", get(info))
         .route(
             "/vectors/{collection}/points/{id}",
             axum::routing::delete(delete),
