@@ -215,6 +215,10 @@ impl VectorIndex for Switchable {
         self.check()?;
         self.inner.stats(collection).await
     }
+    async fn log_bytes(&self, collection: &str) -> ceneca_vector::Result<u64> {
+        self.check()?;
+        self.inner.log_bytes(collection).await
+    }
     async fn persist(&self, collection: &str) -> ceneca_vector::Result<bool> {
         self.check()?;
         self.inner.persist(collection).await

@@ -766,15 +766,19 @@ impl Services {
             } else {
                 deferred = true;
             }
-            let stats = v.index.stats(&collection).await.map_err(vector_error)?;
-            if wal_needs_rebuild(stats, v.dims[&collection], v.wal_limit) {
-                tracing::info!(
-                    collection,
-                    wal_bytes = stats.wal_bytes,
-                    points = stats.points,
-                    "vector index WAL over its bound: rebuilding from SQL"
-                );
-                self.rebuild_collection(v, &collection).await?;
+            // Only an engine whose log passed the bound is asked for its full stats.
+            let log = v.index.log_bytes(&collection).await.map_err(vector_error)?;
+            if log > v.wal_limit {
+                let stats = v.index.stats(&collection).await.map_err(vector_error)?;
+                if wal_needs_rebuild(stats, v.dims[&collection], v.wal_limit) {
+                    tracing::info!(
+                        collection,
+                        wal_bytes = stats.wal_bytes,
+                        points = stats.points,
+                        "vector index WAL over its bound: rebuilding from SQL"
+                    );
+                    self.rebuild_collection(v, &collection).await?;
+                }
             }
         }
         if !full {

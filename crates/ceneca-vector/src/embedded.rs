@@ -542,6 +542,11 @@ impl VectorIndex for Arc<EdgeIndex> {
         .await
     }
 
+    async fn log_bytes(&self, collection: &str) -> Result<u64> {
+        let c = self.collection(collection)?;
+        blocking(move || Ok(dir_size(&c.shard().path().join("wal")))).await
+    }
+
     async fn persist(&self, collection: &str) -> Result<bool> {
         let c = self.collection(collection)?;
         blocking(move || {

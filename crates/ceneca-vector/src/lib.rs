@@ -98,6 +98,12 @@ pub trait VectorIndex: Send + Sync + 'static {
     async fn delete(&self, collection: &str, ids: Vec<Uuid>) -> Result<()>;
     async fn search(&self, collection: &str, query: Query) -> Result<Vec<Hit>>;
     async fn stats(&self, collection: &str) -> Result<CollectionStats>;
+    /// Bytes of the engine's own write-ahead log, which the embedded engine never shrinks
+    /// (the indexer rebuilds a collection past a bound); 0 for engines that manage their
+    /// log themselves. Cheap: the indexer asks after every batch it applies.
+    async fn log_bytes(&self, _collection: &str) -> Result<u64> {
+        Ok(0)
+    }
     /// Makes every applied write durable. `Ok(false)` means "not now" (the optimizer is
     /// working): the caller keeps its outbox entries and asks again later.
     async fn persist(&self, collection: &str) -> Result<bool>;
