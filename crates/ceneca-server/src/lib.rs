@@ -17,7 +17,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -101,7 +100,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             limits::per_ip,
         ))
         .with_state(state)
-        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(extract::body_limit(http.max_body_bytes))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response {
                 tracing::error!("a handler panicked");

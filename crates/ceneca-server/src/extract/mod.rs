@@ -121,13 +121,60 @@ fn request_meta(parts: &Parts) -> RequestMeta {
     }
 }
 
+/// The most a route's JSON body may hold; set with [`body_limit`].
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// How much of an oversized body is still read (and discarded) before answering 413.
+const DRAIN_AT_MOST: usize = 64 * 1024 * 1024;
+
+/// The layer that sets a route's body limit: for [`JsonBody`] and for axum's extractors.
+pub fn body_limit(bytes: usize) -> (axum::extract::DefaultBodyLimit, axum::Extension<BodyLimit>) {
+    (
+        axum::extract::DefaultBodyLimit::max(bytes),
+        axum::Extension(BodyLimit(bytes)),
+    )
+}
+
+/// Reads a body of at most `limit` bytes. A larger one is still read to its end (up to
+/// [`DRAIN_AT_MOST`] more) before it is refused: a server that closes a connection with
+/// unread data makes the kernel reset it, and the client then sees a broken connection
+/// instead of the 413.
+async fn read_limited(mut body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total <= limit {
+            buf.extend_from_slice(&data);
+        } else if total > limit.saturating_add(DRAIN_AT_MOST) {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than this endpoint accepts",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
 /// A JSON request body (any JSON value; the service validates its shape).
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -148,17 +195,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ));
             }
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is larger than this endpoint accepts",
-                )
-            } else {
-                ApiError::bad_request("the request body could not be read")
-            }
-        })?;
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let bytes = read_limited(req.into_body(), limit).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request(
                 "the request body is empty; send a JSON object",

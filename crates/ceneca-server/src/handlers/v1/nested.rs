@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -70,7 +70,7 @@ pub fn batch_route(
                 batch(state, auth, id, body, field, child)
             },
         )
-        .layer(DefaultBodyLimit::max(body_limit)),
+        .layer(crate::extract::body_limit(body_limit)),
     )
 }
 

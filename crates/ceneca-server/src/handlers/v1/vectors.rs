@@ -23,7 +23,7 @@ pub fn routes(batch_body_limit: usize) -> Router<AppState> {
             get(scroll).put(upsert).post(upsert),
         )
         .route("/vectors/{collection}/points/batch", post(upsert_batch))
-        .layer(axum::extract::DefaultBodyLimit::max(batch_body_limit));
+        .layer(crate::extract::body_limit(batch_body_limit));
     Router::new()
         .merge(upserts)
         .route("/vectors/{collection}", get(info))
