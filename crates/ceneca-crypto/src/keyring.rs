@@ -4,6 +4,9 @@
 //! The key id travels with the ciphertext so old keys keep decrypting after a rotation, and
 //! the caller's *context* (table, row id, field, tenant) is bound as associated data, so a
 //! ciphertext copied into another row or tenant fails to decrypt.
+//!
+//! Each key also yields a *derived* subkey for the audit chain's MAC
+//! ([`KeyRing::audit_chain_key`]), so the chain never uses (or stores) a master key itself.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,11 @@ use rand::RngCore;
 
 const FORMAT_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
+
+/// The HKDF label (`info`) of the audit chain's MAC key. A fixed label gives a subkey that
+/// is independent of the encryption key it comes from: knowing one reveals nothing of the
+/// other, and a new chain version would take a new label.
+pub const AUDIT_CHAIN_LABEL: &[u8] = b"ceneca audit chain v1";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyRingError {
@@ -31,6 +39,8 @@ pub enum KeyRingError {
 /// Keys by id, one of them active for new encryptions.
 pub struct KeyRing {
     keys: HashMap<String, Aes256Gcm>,
+    /// Per key id, the audit chain's MAC key derived from it (see [`KeyRing::audit_chain_key`]).
+    audit_keys: HashMap<String, [u8; 32]>,
     active: String,
 }
 
@@ -51,6 +61,7 @@ impl KeyRing {
         let id = id.into();
         let mut ring = KeyRing {
             keys: HashMap::new(),
+            audit_keys: HashMap::new(),
             active: id.clone(),
         };
         ring.add(id, key)?;
@@ -73,6 +84,7 @@ impl KeyRing {
         check_strength(key)?;
         let cipher = Aes256Gcm::new_from_slice(key)
             .map_err(|_| KeyRingError::InvalidKey("must be 32 bytes".into()))?;
+        self.audit_keys.insert(id.clone(), derive_audit_key(key));
         self.keys.insert(id, cipher);
         Ok(())
     }
@@ -87,6 +99,26 @@ impl KeyRing {
 
     pub fn active_key_id(&self) -> &str {
         &self.active
+    }
+
+    /// Every key id in the ring, sorted.
+    pub fn key_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The audit chain's MAC key derived from key `id`: HKDF-SHA256 of the key with the
+    /// label [`AUDIT_CHAIN_LABEL`].
+    ///
+    /// Why per key id rather than one key for ever: no key in the ring is stable — a
+    /// rotation makes a new key active, and `CENECA_ENCRYPTION_KEY` deployments move to a
+    /// key file to rotate. So, as with ciphertexts, each audit entry names the key id its
+    /// MAC was made with, new entries use the active key, and verifying old entries needs
+    /// their (retired) key to stay in the ring. The subkey lives only in memory; neither
+    /// it nor the master key is ever written to the database.
+    pub fn audit_chain_key(&self, id: &str) -> Option<[u8; 32]> {
+        self.audit_keys.get(id).copied()
     }
 
     /// Encrypts `plaintext` under the active key, bound to `context`.
@@ -180,6 +212,14 @@ fn split(ciphertext: &[u8]) -> Result<(&str, &[u8], &[u8]), KeyRingError> {
     let id = std::str::from_utf8(&rest[..id_len]).map_err(|_| KeyRingError::Malformed)?;
     let nonce = &rest[id_len..id_len + NONCE_LEN];
     Ok((id, nonce, &rest[id_len + NONCE_LEN..]))
+}
+
+fn derive_audit_key(key: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, key)
+        .expand(AUDIT_CHAIN_LABEL, &mut out)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
 }
 
 /// Refuses keys that are the wrong length or obviously not random (all one byte, or fewer
@@ -278,6 +318,25 @@ mod tests {
         assert_eq!(KeyRing::key_id_of(&new).unwrap(), "k2");
         assert_eq!(ring.decrypt(&old, b"ctx").unwrap(), b"x");
         assert_eq!(ring.decrypt(&new, b"ctx").unwrap(), b"y");
+    }
+
+    #[test]
+    fn audit_chain_keys_are_derived_per_key_and_differ_from_the_key() {
+        let mut ring = KeyRing::new("k1", &key(1)).unwrap();
+        ring.add("k2", &key(2)).unwrap();
+        let k1 = ring.audit_chain_key("k1").unwrap();
+        let k2 = ring.audit_chain_key("k2").unwrap();
+        assert_ne!(k1, k2);
+        assert_ne!(k1.as_slice(), key(1).as_slice(), "a subkey, not the key");
+        assert_eq!(
+            KeyRing::new("other-id", &key(1))
+                .unwrap()
+                .audit_chain_key("other-id"),
+            Some(k1),
+            "derived from the key alone: the same on every node"
+        );
+        assert_eq!(ring.audit_chain_key("k3"), None);
+        assert_eq!(ring.key_ids(), vec!["k1", "k2"]);
     }
 
     #[test]
