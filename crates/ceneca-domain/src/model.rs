@@ -727,7 +727,9 @@ pub static AUDIT_LOG: Entity = Entity {
         "audit entry",
         "audit_log",
         &[
-            field("sequence", COUNT).default(Default::Generated).sort(),
+            // Numbered by the store under the chain lock (not an identity column), so
+            // numbers are contiguous and a gap means a deleted entry.
+            field("sequence", COUNT).server().not_null().sort(),
             field("at", Kind::Time).server().not_null(),
             field("actor_id", Kind::Ref("users")).server().filter(),
             field("source_ip", Kind::Text { max: 64 }).server(),
@@ -751,7 +753,10 @@ pub static AUDIT_LOG: Entity = Entity {
                 .server()
                 .default(Default::EmptyArray),
             field("prev_hash", Kind::Sha256).server(),
+            // The entry's HMAC-SHA256 (a plain SHA-256 for legacy entries).
             field("hash", Kind::Sha256).server(),
+            // The key-ring id the MAC key was derived from; empty for legacy entries.
+            field("mac_key_id", Kind::Text { max: 64 }).server(),
         ],
         Tenancy::Admin,
     )

@@ -4,7 +4,11 @@
 //! does not happen); failed log-ins, refusals and — at level `enhanced` — reads append an
 //! entry of their own before the answer goes out, and an audit failure fails the request.
 
-use ceneca_domain::audit::{AuditLevel, ChainBreak, GENESIS, verify_chain};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ceneca_crypto::KeyRing;
+use ceneca_domain::audit::{Anchor, AuditLevel, ChainBreak, ChainHead, ChainKey, ChainVerifier};
 use ceneca_domain::clock::now;
 use ceneca_domain::output::{View, to_json};
 use ceneca_domain::scope::ScopeFilter;
@@ -14,9 +18,26 @@ use ceneca_store::{Actor, ListQuery, WriteBatch, WriteOp};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use crate::audit_head::{self, HeadFile, HeadFileError};
 use crate::error::{Result, ServiceError};
 use crate::page::{ListParams, build_query};
 use crate::{Caller, Services};
+
+/// The chain MAC key derived from key `id` of the ring (see `KeyRing::audit_chain_key`
+/// for why entries name their key rather than all using one).
+pub(crate) fn chain_key(keys: &KeyRing, id: &str) -> ChainKey {
+    ChainKey::new(
+        id,
+        keys.audit_chain_key(id)
+            .expect("key ids come from the ring itself"),
+    )
+}
+
+impl From<HeadFileError> for ServiceError {
+    fn from(e: HeadFileError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
 
 /// What the transport knows about a request that the audit trail records.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +121,15 @@ impl AuditEvent {
 /// The result of checking the whole trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditReport {
+    /// Entries that verified (before the first broken one, if any).
     pub checked: u64,
+    /// Of those, legacy entries: unkeyed, with plain SHA-256 hashes, written before the
+    /// keyed chain. Anyone who can write the database can rewrite them.
+    pub legacy: u64,
+    /// The end of the entries that verified: what `ceneca audit head` prints.
+    pub head: ChainHead,
+    /// The heads recorded outside the database the chain was checked against.
+    pub anchors: Vec<Anchor>,
     pub broken: Option<ChainBreak>,
 }
 
@@ -109,7 +138,47 @@ impl Services {
     pub(crate) fn audit_op(&self, event: AuditEvent) -> WriteOp {
         WriteOp::Audit {
             record: event.into_record(),
+            chain: self.audit_chain.clone(),
         }
+    }
+
+    /// Anchors the chain's end in the head file at `path` (normally
+    /// `<data_dir>/audit.head`; see [`audit_head`] for what it guarantees), and checks the
+    /// chain against it when verifying. A file whose head the database does not hold is
+    /// kept, frozen, as evidence.
+    pub async fn with_audit_head(mut self, path: PathBuf) -> Result<Self> {
+        let contains = match audit_head::read(&path)? {
+            Some(anchor) => Some(self.audit_log_holds(&anchor.head).await?),
+            None => None,
+        };
+        let file = HeadFile::open(path, contains)?;
+        self.audit_chain.watcher = Some(file.watcher());
+        self.audit_head = Some(Arc::new(file));
+        Ok(self)
+    }
+
+    /// The head file, when the chain is anchored in one.
+    pub fn audit_head_file(&self) -> Option<&Path> {
+        self.audit_head.as_deref().map(HeadFile::path)
+    }
+
+    /// Writes the head file now instead of within its coalescing delay (shutdown, tests).
+    pub fn flush_audit_head(&self) -> Result<()> {
+        if let Some(file) = &self.audit_head {
+            file.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the database holds the entry `head` records, with that MAC.
+    async fn audit_log_holds(&self, head: &ChainHead) -> Result<bool> {
+        if head.sequence == 0 {
+            return Ok(*head == ChainHead::genesis());
+        }
+        let mut q = ListQuery::new(ScopeFilter::All, "sequence", false, 1);
+        q.equals.push(("sequence", Value::Int(head.sequence)));
+        let rows = self.store.list(&model::AUDIT_LOG, q).await?;
+        Ok(rows.first().and_then(ChainHead::of).as_ref() == Some(head))
     }
 
     /// Appends `event` on its own (refusals, failed log-ins, reads).
@@ -177,35 +246,62 @@ impl Services {
         self.config.audit_level >= AuditLevel::Maximum
     }
 
-    /// Checks the hash chain of the whole trail, oldest first, page by page. An
-    /// administrative path: reads every entry regardless of tenant.
+    /// Checks the whole chain, oldest first, page by page, against the head file (when
+    /// the chain is anchored in one; written first, so it holds this process's last
+    /// append). An administrative path: reads every entry regardless of tenant.
     pub async fn verify_audit_chain(&self) -> Result<AuditReport> {
-        let mut prev = GENESIS.to_owned();
-        let mut checked = 0u64;
+        self.verify_audit_chain_expecting(None).await
+    }
+
+    /// [`Services::verify_audit_chain`], also against a head recorded earlier (`ceneca
+    /// audit head`, kept outside this machine).
+    pub async fn verify_audit_chain_expecting(
+        &self,
+        expected: Option<ChainHead>,
+    ) -> Result<AuditReport> {
+        let mut anchors = Vec::new();
+        if let Some(file) = &self.audit_head {
+            file.flush()?;
+            anchors.extend(audit_head::read(file.path())?);
+        }
+        anchors.extend(expected.map(|head| Anchor {
+            head,
+            source: "the expected head".into(),
+        }));
+        self.verify_audit_chain_with(anchors).await
+    }
+
+    /// Checks the whole chain against the given anchors: its MACs (with every key of the
+    /// ring), its links, the continuity of its sequence, its legacy prefix, and that it
+    /// reaches and matches each anchor.
+    pub async fn verify_audit_chain_with(&self, anchors: Vec<Anchor>) -> Result<AuditReport> {
+        const PAGE: usize = 1000;
+        let keys: Vec<ChainKey> = self
+            .keys
+            .key_ids()
+            .into_iter()
+            .map(|id| chain_key(&self.keys, id))
+            .collect();
+        let mut verifier = ChainVerifier::new(&keys, anchors.clone());
+        let report = |verifier: &ChainVerifier, broken| AuditReport {
+            checked: verifier.checked(),
+            legacy: verifier.legacy(),
+            head: verifier.head().clone(),
+            anchors: anchors.clone(),
+            broken,
+        };
         let mut after: Option<(Value, Uuid)> = None;
         loop {
-            let mut q = ListQuery::new(ScopeFilter::All, "sequence", false, 1000);
+            let mut q = ListQuery::new(ScopeFilter::All, "sequence", false, PAGE as u32);
             q.after = after.take();
             let mut rows = self.store.list(&model::AUDIT_LOG, q).await?;
-            let more = rows.len() > 1000;
-            rows.truncate(1000);
-            match verify_chain(&prev, &rows) {
-                Ok(last) => prev = last,
-                Err(broken) => {
-                    return Ok(AuditReport {
-                        checked: checked
-                            + rows
-                                .iter()
-                                .take_while(|r| {
-                                    r.get("sequence").and_then(Value::as_int)
-                                        != Some(broken.sequence)
-                                })
-                                .count() as u64,
-                        broken: Some(broken),
-                    });
+            let more = rows.len() > PAGE;
+            rows.truncate(PAGE);
+            for row in &rows {
+                if let Err(broken) = verifier.push(row) {
+                    return Ok(report(&verifier, Some(broken)));
                 }
             }
-            checked += rows.len() as u64;
             match rows.last() {
                 Some(last) if more => {
                     after = Some((
@@ -213,14 +309,10 @@ impl Services {
                         last.id().unwrap_or_default(),
                     ))
                 }
-                _ => {
-                    return Ok(AuditReport {
-                        checked,
-                        broken: None,
-                    });
-                }
+                _ => break,
             }
         }
+        Ok(report(&verifier, verifier.finish().err()))
     }
 
     /// The entries an administrator asks for, as JSON lines (oldest first unless sorted).

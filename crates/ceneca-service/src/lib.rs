@@ -12,6 +12,7 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod audit_head;
 pub mod auth;
 pub mod caller;
 pub mod consent;
@@ -86,15 +87,24 @@ pub struct Services {
     keys: Arc<KeyRing>,
     config: Arc<ServiceConfig>,
     vectors: Option<Arc<vectors::Vectors>>,
+    /// How audit entries are linked: the active key's chain MAC key, and the head file.
+    audit_chain: ceneca_store::AuditChain,
+    audit_head: Option<Arc<audit_head::HeadFile>>,
 }
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, config: ServiceConfig) -> Self {
+        let audit_chain = ceneca_store::AuditChain {
+            key: Arc::new(audit::chain_key(&keys, keys.active_key_id())),
+            watcher: None,
+        };
         Self {
             store,
             keys,
             config: Arc::new(config),
             vectors: None,
+            audit_chain,
+            audit_head: None,
         }
     }
     pub fn store(&self) -> &Arc<dyn Store> {

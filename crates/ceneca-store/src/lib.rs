@@ -36,7 +36,7 @@ pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};
 pub use query::{Deleted, ListQuery};
 pub use search::{SearchHit, SearchQuery};
-pub use write::{Actor, WriteBatch, WriteOp};
+pub use write::{Actor, AuditChain, ChainWatcher, WriteBatch, WriteOp};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! interface each engine implements on its open transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::{Entity, Record, Value, model};
@@ -10,9 +11,9 @@ use uuid::Uuid;
 
 use crate::query::{Deleted, ListQuery};
 use crate::sql::{self, Dialect, Sql};
-use crate::write::{Actor, WriteBatch, WriteOp, operation};
+use crate::write::{Actor, ChainWatcher, WriteBatch, WriteOp, operation};
 use crate::{Result, StoreError, change_record};
-use ceneca_domain::audit;
+use ceneca_domain::audit::{self, ChainHead};
 use ceneca_domain::scope::ScopeFilter;
 
 /// What an engine must do inside an open transaction.
@@ -42,14 +43,32 @@ async fn fetch_one<E: Exec>(exec: &mut E, entity: &Entity, sql: &Sql) -> Result<
         .ok_or(StoreError::NotFound)
 }
 
-/// Applies every operation of `batch` through `exec`; the caller commits on `Ok`.
+/// What a batch wrote, and the audit heads to announce once it has committed.
+pub(crate) struct Applied {
+    rows: Vec<Record>,
+    heads: Vec<(Arc<dyn ChainWatcher>, ChainHead)>,
+}
+
+impl Applied {
+    /// Call after the commit: tells the chain's watchers of the new heads, returns the rows.
+    pub(crate) fn committed(self) -> Vec<Record> {
+        for (watcher, head) in &self.heads {
+            watcher.committed(head);
+        }
+        self.rows
+    }
+}
+
+/// Applies every operation of `batch` through `exec`; the caller commits on `Ok`, then
+/// calls [`Applied::committed`].
 pub(crate) async fn apply_batch<E: Exec>(
     exec: &mut E,
     clock: &HybridClock,
     batch: WriteBatch,
-) -> Result<Vec<Record>> {
+) -> Result<Applied> {
     let now = now();
     let actor = batch.actor;
+    let mut heads = Vec::new();
     let mut out = Vec::new();
     let mut changes: Vec<Record> = Vec::new();
     for op in batch.ops {
@@ -172,7 +191,7 @@ pub(crate) async fn apply_batch<E: Exec>(
                 );
                 out.push(row);
             }
-            WriteOp::Audit { mut record } => {
+            WriteOp::Audit { mut record, chain } => {
                 exec.lock_audit_chain().await?;
                 let mut last = ListQuery::new(ScopeFilter::All, "sequence", true, 1);
                 last.deleted = Deleted::Include;
@@ -180,14 +199,17 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let prev = exec
                     .fetch(&model::AUDIT_LOG, &sql)
                     .await?
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.get("hash").and_then(Value::as_str).map(str::to_owned))
-                    .unwrap_or_else(|| audit::GENESIS.to_owned());
-                let hash = audit::chain_hash(&prev, &record);
-                record.set("prev_hash", Value::Text(prev));
-                record.set("hash", Value::Text(hash));
+                    .first()
+                    .and_then(ChainHead::of)
+                    .unwrap_or_else(ChainHead::genesis);
+                if let Some(watcher) = &chain.watcher {
+                    watcher.linking(&prev);
+                }
+                let head = audit::seal(&chain.key, &prev, &mut record);
                 out.extend(insert_rows(exec, &model::AUDIT_LOG, vec![record], now).await?);
+                if let Some(watcher) = chain.watcher {
+                    heads.push((watcher, head));
+                }
             }
             WriteOp::UpdateAll {
                 entity,
@@ -218,7 +240,7 @@ pub(crate) async fn apply_batch<E: Exec>(
         exec.insert_many(&model::SYNC_EVENTS, &changes, false)
             .await?;
     }
-    Ok(out)
+    Ok(Applied { rows: out, heads })
 }
 
 /// Inserts complete rows and keeps their parents' counters. Rows are read back only when

@@ -1,6 +1,9 @@
 //! The one write path (DESIGN.md §3 rule 2): a [`WriteBatch`] of operations applied in one
 //! transaction, each of which also appends its change-log entry.
 
+use std::sync::Arc;
+
+use ceneca_domain::audit::{ChainHead, ChainKey};
 use ceneca_domain::{Entity, Record};
 use uuid::Uuid;
 
@@ -62,9 +65,10 @@ pub enum WriteOp {
         id: Uuid,
         filter: ScopeFilter,
     },
-    /// Appends an audit entry: the store links it to the chain (`prev_hash`, `hash`) under
-    /// a lock, so entries form one chain however many writers there are.
-    Audit { record: Record },
+    /// Appends an audit entry: the store numbers it and links it to the chain
+    /// (`sequence`, `prev_hash`, `mac_key_id`, `hash`) under a lock, so entries form one
+    /// chain however many writers there are.
+    Audit { record: Record, chain: AuditChain },
     /// Sets columns on every row inside the filter (ending all of a user's sessions). Not
     /// change-logged: meant for internal tables.
     UpdateAll {
@@ -72,6 +76,34 @@ pub enum WriteOp {
         filter: ScopeFilter,
         set: Record,
     },
+}
+
+/// What the store needs to append to the audit chain: the MAC key for new entries, and
+/// who keeps the chain's end anchored outside the database.
+#[derive(Clone)]
+pub struct AuditChain {
+    pub key: Arc<ChainKey>,
+    pub watcher: Option<Arc<dyn ChainWatcher>>,
+}
+
+impl std::fmt::Debug for AuditChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditChain")
+            .field("key", &self.key)
+            .field("watched", &self.watcher.is_some())
+            .finish()
+    }
+}
+
+/// Hears of the chain's end as the store sees it (the service's head file). Both calls
+/// are on the write path: they must be cheap and must not block on I/O.
+pub trait ChainWatcher: Send + Sync {
+    /// Under the chain lock, before an entry is linked: `prev` is the chain's end in the
+    /// database. Every entry committed before the lock was taken is at or before it, so
+    /// an end *before* a head known to be committed means entries were deleted.
+    fn linking(&self, prev: &ChainHead);
+    /// After the transaction that appended the entry ending at `head` committed.
+    fn committed(&self, head: &ChainHead);
 }
 
 /// Operations applied atomically: all of them, their counters and their change-log

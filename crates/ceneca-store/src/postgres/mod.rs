@@ -311,9 +311,9 @@ impl Store for PgStore {
 
     async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let rows = apply_batch(&mut PgExec { conn: &mut tx }, &self.clock, batch).await?;
+        let applied = apply_batch(&mut PgExec { conn: &mut tx }, &self.clock, batch).await?;
         tx.commit().await.map_err(map_error)?;
-        Ok(rows)
+        Ok(applied.committed())
     }
 
     async fn get(

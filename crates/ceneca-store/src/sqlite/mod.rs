@@ -260,9 +260,9 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(map_error)?;
-            let rows = run_ready(apply_batch(&mut SqliteExec { conn: &tx }, &clock, batch))?;
+            let applied = run_ready(apply_batch(&mut SqliteExec { conn: &tx }, &clock, batch))?;
             tx.commit().map_err(map_error)?;
-            Ok(rows)
+            Ok(applied.committed())
         })
         .await
     }
@@ -551,7 +551,7 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4]);
         (dir, store)
     }
 
@@ -622,7 +622,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [3, 2, 1] {
+        for version in [4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -630,7 +630,7 @@ mod tests {
                 .applied_at
                 .is_none()
         );
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4]);
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
 }

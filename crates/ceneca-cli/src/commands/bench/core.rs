@@ -292,6 +292,10 @@ async fn security_figures(
     let authz = per_op(started);
 
     // The audit append: one chained entry in its own transaction.
+    let chain = ceneca_store::AuditChain {
+        key: std::sync::Arc::new(ceneca_domain::audit::ChainKey::new("bench", [7; 32])),
+        watcher: None,
+    };
     let mut samples = Vec::with_capacity(500);
     for i in 0..500 {
         let mut record = Record::new();
@@ -306,7 +310,10 @@ async fn security_figures(
         fill_defaults(&model::AUDIT_LOG, &mut record, now);
         let started = Instant::now();
         store
-            .apply(WriteBatch::new(Actor::default()).push(WriteOp::Audit { record }))
+            .apply(WriteBatch::new(Actor::default()).push(WriteOp::Audit {
+                record,
+                chain: chain.clone(),
+            }))
             .await?;
         samples.push(started.elapsed());
     }
