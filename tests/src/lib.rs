@@ -292,6 +292,9 @@ impl TestServer {
             .map(|c| (c.to_owned(), TEST_VECTOR_DIMS))
             .into();
         let services = Services::new(store, Arc::new(test_key_ring()), config)
+            .with_audit_head(dir.path().join(ceneca_service::audit_head::FILE_NAME))
+            .await
+            .expect("anchor the audit chain")
             .with_vectors(index, dims, 64 * 1024 * 1024)
             .await
             .expect("open vector collections");
