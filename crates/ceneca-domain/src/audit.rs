@@ -305,6 +305,14 @@ impl fmt::Display for BreakKind {
                 "its MAC was made with key '{id}', which is not in the key ring (keep retired keys in the key file to verify the entries they sealed)"
             ),
             BreakKind::CutTail {
+                last: 0,
+                anchored,
+                source,
+            } => write!(
+                f,
+                "the log is empty but {source} records entry {anchored}: every entry was deleted (the tail was cut)"
+            ),
+            BreakKind::CutTail {
                 last,
                 anchored,
                 source,
@@ -429,7 +437,7 @@ impl<'k> ChainVerifier<'k> {
         let mut unmatched: Vec<&Anchor> = self
             .anchors
             .iter()
-            .filter(|(a, seen)| !seen && !(a.head.sequence == 0 && a.head.mac == GENESIS))
+            .filter(|(a, seen)| !seen && a.head != ChainHead::genesis())
             .map(|(a, _)| a)
             .collect();
         unmatched.sort_by_key(|a| a.head.sequence);
