@@ -1,5 +1,5 @@
 //! The real `ceneca` binary: `serve` on the embedded default and on PostgreSQL, `user
-//! create --admin`, `migrate`, `config example`, `keys generate`.
+//! create --admin`, `migrate`, `config example`, `keys generate`, `audit verify|head`.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -276,7 +276,7 @@ fn migrate_config_and_keys_commands() {
     );
     assert!(String::from_utf8_lossy(&reindex.stdout).contains("rebuilt"));
     // Down goes one version at a time, newest first.
-    for version in ["3", "2", "1"] {
+    for version in ["4", "3", "2", "1"] {
         let down = ceneca(dir.path())
             .args(["migrate", "down"])
             .output()
@@ -482,7 +482,18 @@ async fn keys_rotate_then_rewrap_keeps_every_secret_readable() {
         "{}",
         text(&moved)
     );
-    // The audit trail records each rewrap and stays intact.
+    // The audit trail records each rewrap and stays intact, as long as the retired key
+    // its first entries were MACed with stays in the key file.
+    let verify = run(&["audit", "verify"]);
+    assert!(!verify.status.success());
+    let old_id = lines[0].split_whitespace().next().unwrap();
+    assert!(
+        text(&verify).contains(&format!("key '{old_id}', which is not in the key ring")),
+        "{}",
+        text(&verify)
+    );
+    let current = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::write(&key_file, format!("{}\n{current}", lines[0])).unwrap();
     let verify = run(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
 }
@@ -571,4 +582,195 @@ async fn certs_init_then_serve_with_mutual_tls() {
     let _ = child.wait();
     assert!(ready, "the agent's certificate is accepted");
     assert!(refused.is_err(), "no client certificate, no connection");
+}
+
+/// Stops a server as an operator does (SIGTERM), so it shuts down cleanly.
+fn stop(mut server: Server) {
+    let pid = server.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let started = Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ceneca serve did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A server on the embedded default that wrote an account and 30 workspaces (over 30
+/// audit entries), then stopped.
+async fn audited_data_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ceneca(dir.path())).await;
+    let (status, body) = post(
+        &server.base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "audit@example.com", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let token = body["token"].as_str().unwrap().to_owned();
+    for i in 0..30 {
+        let (status, _) = post(
+            &server.base,
+            "/api/v1/workspaces",
+            Some(&token),
+            json!({"name": format!("w{i}")}),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    stop(server);
+    dir
+}
+
+#[tokio::test]
+async fn audit_tail_cut_is_reported_by_audit_verify() {
+    let dir = audited_data_folder().await;
+    let run = |args: &[&str]| ceneca(dir.path()).args(args).output().unwrap();
+
+    // `audit head` prints what the server anchored in the head file on its way out.
+    let head = run(&["audit", "head"]);
+    assert!(head.status.success(), "{}", output_text(&head));
+    let recorded = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let head_file = dir.path().join("ceneca_data/audit.head");
+    assert_eq!(
+        std::fs::read_to_string(&head_file).unwrap().trim(),
+        recorded
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&head_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let (last, mac) = recorded.split_once(':').unwrap();
+    let last: i64 = last.parse().unwrap();
+    assert!(last > 30 && mac.len() == 64, "{recorded}");
+
+    let verify = run(&["audit", "verify", "--expect-head", &recorded]);
+    assert!(verify.status.success(), "{}", output_text(&verify));
+    assert!(
+        output_text(&verify).contains("audit log intact")
+            && output_text(&verify).contains("reaches the head the head file")
+            && output_text(&verify).contains("reaches the head the expected head"),
+        "{}",
+        output_text(&verify)
+    );
+    let wrong = run(&[
+        "audit",
+        "verify",
+        "--expect-head",
+        &format!("{last}:{}", "0".repeat(64)),
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        output_text(&wrong).contains(&format!("broken at entry {last}")),
+        "{}",
+        output_text(&wrong)
+    );
+    let malformed = run(&["audit", "verify", "--expect-head", "12"]);
+    assert!(!malformed.status.success());
+
+    // The last 25 entries deleted: the head file and the recorded head both tell.
+    let db = rusqlite::Connection::open(dir.path().join("ceneca_data/ceneca.db")).unwrap();
+    db.execute_batch(&format!(
+        "DELETE FROM audit_log WHERE sequence > {}",
+        last - 25
+    ))
+    .unwrap();
+    for args in [
+        vec!["audit", "verify"],
+        vec!["audit", "verify", "--expect-head", &recorded],
+        vec!["audit", "head"],
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            output_text(&out).contains(&format!("broken at entry {}", last - 24))
+                && output_text(&out).contains("tail was cut"),
+            "{args:?}: {}",
+            output_text(&out)
+        );
+    }
+    // Every entry deleted.
+    db.execute_batch("DELETE FROM audit_log").unwrap();
+    let out = run(&["audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(
+        output_text(&out).contains("broken at entry 1:"),
+        "{}",
+        output_text(&out)
+    );
+    // Without the head file, only the recorded head still tells.
+    std::fs::remove_file(&head_file).unwrap();
+    let out = run(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("cannot be detected"));
+    let out = run(&["audit", "verify", "--expect-head", &recorded]);
+    assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn audit_verify_reports_reordering_gaps_and_downgrades() {
+    let dir = audited_data_folder().await;
+    let run = |args: &[&str]| ceneca(dir.path()).args(args).output().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("ceneca_data/ceneca.db")).unwrap();
+    let expect_broken_at = |sequence: i64, words: &str| {
+        let out = run(&["audit", "verify"]);
+        assert!(!out.status.success());
+        let text = output_text(&out);
+        assert!(
+            text.contains(&format!("broken at entry {sequence}:")) && text.contains(words),
+            "{text}"
+        );
+    };
+    let last: i64 = db
+        .query_row("SELECT MAX(sequence) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+
+    // Reordered.
+    let swap = "UPDATE audit_log SET sequence = -4 WHERE sequence = 4; \
+                UPDATE audit_log SET sequence = 4 WHERE sequence = 5; \
+                UPDATE audit_log SET sequence = 5 WHERE sequence = -4;";
+    db.execute_batch(swap).unwrap();
+    expect_broken_at(4, "reordered");
+    db.execute_batch(swap).unwrap();
+    assert!(run(&["audit", "verify"]).status.success());
+
+    // A gap in the numbering.
+    db.execute_batch(&format!(
+        "UPDATE audit_log SET sequence = {} WHERE sequence = {last}",
+        last + 3
+    ))
+    .unwrap();
+    expect_broken_at(last + 3, "missing (deleted)");
+    db.execute_batch(&format!(
+        "UPDATE audit_log SET sequence = {last} WHERE sequence = {}",
+        last + 3
+    ))
+    .unwrap();
+    assert!(run(&["audit", "verify"]).status.success());
+
+    // Re-chained with plain hashes from entry 10 on (a downgrade to the unkeyed chain).
+    db.execute_batch("UPDATE audit_log SET mac_key_id = NULL WHERE sequence >= 10")
+        .unwrap();
+    expect_broken_at(10, "plain hashes");
+
+    // Deleted from the middle.
+    db.execute_batch("DELETE FROM audit_log WHERE sequence = 5")
+        .unwrap();
+    expect_broken_at(6, "missing (deleted)");
 }

@@ -80,6 +80,9 @@ fn rotate(config: &Config) -> anyhow::Result<()> {
     println!(
         "restart ceneca (every node, with this file) and run `ceneca keys rewrap` to re-encrypt stored secrets"
     );
+    println!(
+        "keep the older keys in the file: audit entries name the key their MAC was made with, and `ceneca audit verify` needs it"
+    );
     Ok(())
 }
 

@@ -96,7 +96,8 @@ pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result
         .context("cannot open the vector collections")
 }
 
-/// Opens, migrates and wires the services.
+/// Opens, migrates and wires the services, the audit chain anchored in
+/// `<data_dir>/audit.head`.
 pub async fn open_services(config: &Config) -> anyhow::Result<(Services, String)> {
     let store = open_store(config).await?;
     store
@@ -104,8 +105,9 @@ pub async fn open_services(config: &Config) -> anyhow::Result<(Services, String)
         .await
         .context("cannot migrate the database")?;
     let (keys, key_source) = crate::keys::load(config)?;
-    Ok((
-        Services::new(store, Arc::new(keys), service_config(config)),
-        key_source,
-    ))
+    let services = Services::new(store, Arc::new(keys), service_config(config))
+        .with_audit_head(config.data_dir.join(ceneca_service::audit_head::FILE_NAME))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((services, key_source))
 }

@@ -41,6 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         mutual_tls = !config.tls_client_ca_file.is_empty(),
         "ceneca is listening on {scheme}://{address}"
     );
+    let anchored = services.clone();
     match tls {
         Some(tls) => {
             serve_tls(
@@ -52,6 +53,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await?
         }
         None => serve(listener, router(services, http), shutdown_signal()).await?,
+    }
+    // Anchor the last appends now rather than within the head file's delay.
+    if let Err(e) = anchored.flush_audit_head() {
+        tracing::warn!(error = %e, "the audit head file was not written");
     }
     tracing::info!("stopped");
     Ok(())
