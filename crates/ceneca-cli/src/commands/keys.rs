@@ -34,7 +34,8 @@ fn rotate(config: &Config) -> anyhow::Result<()> {
     if !config.encryption_key.is_empty() {
         bail!(
             "the key comes from CENECA_ENCRYPTION_KEY, which holds one key: to rotate, put the current key \
-             in a key file (`<id> <base64>` per line), set encryption_key_file, and run this again"
+             in a key file (`<id> <base64>` per line) under the id `env` (which stored secrets and audit \
+             entries name), set encryption_key_file, and run this again"
         );
     }
     let path = if config.encryption_key_file.is_empty() {

@@ -5,5 +5,6 @@
 ALTER TABLE audit_log ADD COLUMN mac_key_id TEXT;
 -- The store numbers entries itself, under the chain lock, so that numbers are contiguous
 -- and a gap means a deleted entry (an identity column skips the values that rolled-back
--- transactions took).
+-- transactions took). Binaries from before this migration can no longer append audit
+-- entries (they leave `sequence` to the database): upgrade every node together.
 ALTER TABLE audit_log ALTER COLUMN sequence DROP IDENTITY;
