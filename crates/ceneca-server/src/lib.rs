@@ -63,7 +63,7 @@ impl Default for HttpConfig {
 
 /// The whole API: `/healthz`, `/readyz` and `/api/v1/...`.
 pub fn router(services: Services, http: HttpConfig) -> Router {
-    let api = handlers::v1::routes(http.max_batch_body_bytes);
+    let api = handlers::v1::routes(http.max_batch_body_bytes).router;
     let limits = limits::RateLimits::new(http.rate);
     let janitor = std::sync::Arc::downgrade(&limits);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {

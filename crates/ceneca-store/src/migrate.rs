@@ -46,6 +46,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 1, "schema", "0001_schema"),
     migration!("sqlite", 2, "content_encryption", "0002_content_encryption"),
     migration!("sqlite", 3, "vector_outbox", "0003_vector_outbox"),
+    migration!("sqlite", 4, "auth_hardening", "0004_auth_hardening"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -57,6 +58,7 @@ pub const POSTGRES: &[Migration] = &[
         "0002_content_encryption"
     ),
     migration!("postgres", 3, "vector_outbox", "0003_vector_outbox"),
+    migration!("postgres", 4, "auth_hardening", "0004_auth_hardening"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

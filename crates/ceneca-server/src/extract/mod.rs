@@ -17,11 +17,31 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The authenticated caller, from `Authorization: Bearer <token>`. Its presence in a
-/// handler's signature is what makes the route require a log-in.
+/// The authenticated caller with the whole account behind it: a log-in session (bearer
+/// token or cookie) or a mapped client certificate. Its presence in a handler's signature
+/// is what makes the route require a log-in, and it refuses API and device tokens, so a
+/// route is closed to tokens unless its handler asks for [`ContentAuth`] instead
+/// (DESIGN.md §3 rule 8: an allowlist, not a denylist).
 pub struct Auth(pub Caller);
 
 impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ContentAuth(caller) = ContentAuth::from_request_parts(parts, state).await?;
+        if let Some(reason) = caller.credential.refuse_account_action("use this route") {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason));
+        }
+        Ok(Auth(caller))
+    }
+}
+
+/// An authenticated caller of any credential, API and device tokens included: for routes
+/// over workspace content (resources, search, vectors), where the service still limits
+/// what each kind of token reaches.
+pub struct ContentAuth(pub Caller);
+
+impl FromRequestParts<AppState> for ContentAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -66,7 +86,7 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 /// The checks every authenticated caller passes, however it authenticated.
-fn finish(state: &AppState, meta: &RequestMeta, caller: Caller) -> Result<Auth, ApiError> {
+fn finish(state: &AppState, meta: &RequestMeta, caller: Caller) -> Result<ContentAuth, ApiError> {
     state.limits.account(caller.user_id)?;
     if caller.system_admin && !state.admin_networks.is_empty() {
         let allowed = meta
@@ -82,7 +102,7 @@ fn finish(state: &AppState, meta: &RequestMeta, caller: Caller) -> Result<Auth, 
             ));
         }
     }
-    Ok(Auth(caller))
+    Ok(ContentAuth(caller))
 }
 
 /// The cookie browsers carry their session token in.

@@ -347,6 +347,22 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE users SET mfa_last_step = ?1
+                     WHERE id = ?2 AND (mfa_last_step IS NULL OR mfa_last_step < ?1)",
+                )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![step, user_id.hyphenated().to_string()])
+                })
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn touch_session(&self, session_id: Uuid, at: OffsetDateTime) -> Result<()> {
         self.write(move |conn| {
             conn.prepare_cached("UPDATE sessions SET last_used_at = ?1 WHERE id = ?2")
@@ -551,7 +567,7 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4]);
         (dir, store)
     }
 
@@ -622,7 +638,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [3, 2, 1] {
+        for version in [4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -630,7 +646,7 @@ mod tests {
                 .applied_at
                 .is_none()
         );
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4]);
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
 }
