@@ -261,7 +261,7 @@ async fn api_token_cannot_mint_a_device_token(backend: Backend) {
             Method::POST,
             "/api/v1/devices",
             Some(&token),
-            Some(&json!({"name": "laptop", "platform": "linux"})),
+            Some(&json!({"name": "laptop", "platform": "desktop"})),
         )
         .await;
     assert_eq!(r.status.as_u16(), 403, "{}", r.body);
@@ -278,7 +278,7 @@ async fn api_token_cannot_mint_a_device_token(backend: Backend) {
         .post(
             &admin,
             "/api/v1/devices",
-            json!({"name": "laptop", "platform": "linux"}),
+            json!({"name": "laptop", "platform": "desktop"}),
         )
         .await
         .expect(201);
@@ -311,7 +311,7 @@ async fn device_tokens_follow_a_session_policy(backend: Backend) {
         .post(
             &u,
             "/api/v1/devices",
-            json!({"name": "laptop", "platform": "linux"}),
+            json!({"name": "laptop", "platform": "desktop"}),
         )
         .await
         .expect(201);
@@ -340,7 +340,7 @@ async fn device_tokens_follow_a_session_policy(backend: Backend) {
         (
             Method::POST,
             "/api/v1/devices",
-            Some(json!({"name": "x", "platform": "linux"})),
+            Some(json!({"name": "x", "platform": "desktop"})),
         ),
         (
             Method::POST,
@@ -393,7 +393,7 @@ async fn device_tokens_follow_a_session_policy(backend: Backend) {
     );
     s.delete(&u, &format!("/api/v1/devices/{}", id(&device)))
         .await
-        .expect(200);
+        .expect(204);
     assert_eq!(
         call(&s, &token, Method::GET, "/api/v1/auth/me", None).await,
         401
