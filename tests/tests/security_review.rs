@@ -6,10 +6,13 @@ use base64::Engine;
 use ceneca_domain::model;
 use ceneca_domain::schema::{Input, Kind, Tenancy};
 use ceneca_e2e::{Backend, Reply, TestServer, User, on_every_backend, samples, world};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 on_every_backend!(
     a_500_from_input_time_overflow_is_refused_in_every_time_parameter_and_field,
+    json_accepted_without_content_type_is_now_415,
+    json_form_csrf_with_a_cookie_session_is_refused,
 );
 
 /// Times that are valid RFC 3339 but outside what Ceneca stores: beyond year 9999 once in
@@ -252,4 +255,245 @@ async fn a_500_from_input_time_overflow_is_refused_in_every_time_parameter_and_f
         .await
         .expect(200);
     assert!(!search["items"].as_array().unwrap().is_empty());
+}
+
+async fn raw(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    auth: (&str, &str),
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut req = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .header(auth.0, auth.1);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b.to_owned());
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let bytes = res.bytes().await.unwrap();
+    Reply {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+#[track_caller]
+fn assert_415(r: &Reply, what: &str) {
+    assert_eq!(r.status.as_u16(), 415, "{what}: {}", r.body);
+    assert_eq!(r.code(), "unsupported_media_type", "{what}");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("application/json")),
+        "{what}: says what to send: {}",
+        r.body
+    );
+}
+
+/// JSON is read only with `Content-Type: application/json` (any case, with parameters);
+/// no type, text, forms, multipart and other `+json` types are 415. Routes that read no
+/// body accept none without a type, and refuse a body that is not declared JSON.
+async fn json_accepted_without_content_type_is_now_415(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let bearer = format!("Bearer {}", u.token);
+    let auth = ("authorization", bearer.as_str());
+    let thread = json!({"workspace_id": w.workspace, "title": "t"}).to_string();
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/foo+json"),
+        Some("application/merge-patch+json"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonx"),
+        Some(""),
+    ] {
+        let headers: Vec<(&str, &str)> = ct.map(|c| ("content-type", c)).into_iter().collect();
+        let r = raw(
+            &s,
+            Method::POST,
+            "/api/v1/threads",
+            auth,
+            &headers,
+            Some(&thread),
+        )
+        .await;
+        assert_415(&r, &format!("POST with {ct:?}"));
+        let r = raw(
+            &s,
+            Method::PATCH,
+            &format!("/api/v1/threads/{}", w.thread),
+            auth,
+            &headers,
+            Some(r#"{"title": "x"}"#),
+        )
+        .await;
+        assert_415(&r, &format!("PATCH with {ct:?}"));
+    }
+    for ct in [
+        "application/json",
+        "Application/JSON; charset=utf-8",
+        "application/json;charset=UTF-8",
+    ] {
+        raw(
+            &s,
+            Method::POST,
+            "/api/v1/threads",
+            auth,
+            &[("content-type", ct)],
+            Some(&thread),
+        )
+        .await
+        .expect(201);
+    }
+    // Routes without a body: none needed, and no type needed for none.
+    s.delete(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    let restore = format!("/api/v1/threads/{}/restore", w.thread);
+    for (ct, body) in [
+        (Some("application/x-www-form-urlencoded"), Some("a=b")),
+        (Some("text/plain"), Some("{}")),
+        (Some("text/plain"), None),
+        (None, Some("{}")),
+    ] {
+        let headers: Vec<(&str, &str)> = ct.map(|c| ("content-type", c)).into_iter().collect();
+        let r = raw(&s, Method::POST, &restore, auth, &headers, body).await;
+        assert_415(&r, &format!("restore with {ct:?} {body:?}"));
+    }
+    raw(&s, Method::POST, &restore, auth, &[], None)
+        .await
+        .expect(200);
+    s.delete(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    raw(
+        &s,
+        Method::POST,
+        &restore,
+        auth,
+        &[("content-type", "application/json")],
+        Some("{}"),
+    )
+    .await
+    .expect(200);
+    raw(&s, Method::POST, "/api/v1/auth/mfa/enroll", auth, &[], None)
+        .await
+        .expect(200);
+    raw(&s, Method::POST, "/api/v1/auth/logout", auth, &[], None)
+        .await
+        .expect(204);
+}
+
+/// A page of another origin on the same site holds the user's cookie session: an HTML
+/// form (urlencoded, multipart, or text/plain dressed as JSON) is refused without being
+/// acted on, and a body-less `POST` from another origin CORS does not allow is refused.
+async fn json_form_csrf_with_a_cookie_session_is_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let res = s
+        .http
+        .post(format!("{}/api/v1/auth/login?session=cookie", s.base))
+        .json(&json!({"email": u.email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let auth = ("cookie", cookie.as_str());
+    let browser = [
+        ("origin", "https://evil.example.com"),
+        ("sec-fetch-site", "same-site"),
+    ];
+    let forms = [
+        (
+            "application/x-www-form-urlencoded",
+            format!("workspace_id={}&title=csrf", w.workspace),
+        ),
+        (
+            "multipart/form-data; boundary=X",
+            "--X\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\ncsrf\r\n--X--\r\n"
+                .to_owned(),
+        ),
+        (
+            "text/plain",
+            json!({"workspace_id": w.workspace, "title": "csrf"}).to_string(),
+        ),
+    ];
+    for (ct, body) in &forms {
+        let mut headers = browser.to_vec();
+        headers.push(("content-type", ct));
+        let r = raw(
+            &s,
+            Method::POST,
+            "/api/v1/threads",
+            auth,
+            &headers,
+            Some(body),
+        )
+        .await;
+        assert_415(&r, &format!("form post as {ct}"));
+    }
+    let titles: Vec<Value> = s
+        .list_all(&u, "/api/v1/threads")
+        .await
+        .into_iter()
+        .map(|t| t["title"].clone())
+        .collect();
+    assert!(!titles.contains(&json!("csrf")), "nothing was created");
+
+    // A body-less POST needs no preflight: from another origin, the cookie is refused.
+    s.delete(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    let restore = format!("/api/v1/threads/{}/restore", w.thread);
+    for site in ["same-site", "cross-site"] {
+        let r = raw(
+            &s,
+            Method::POST,
+            &restore,
+            auth,
+            &[
+                ("origin", "https://evil.example.com"),
+                ("sec-fetch-site", site),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 403, "{site}: {}", r.body);
+    }
+    s.get(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(404);
+    // The application's own pages (same origin) and non-browser clients still can.
+    raw(
+        &s,
+        Method::POST,
+        &restore,
+        auth,
+        &[("sec-fetch-site", "same-origin")],
+        None,
+    )
+    .await
+    .expect(200);
+    raw(&s, Method::POST, "/api/v1/auth/logout", auth, &[], None)
+        .await
+        .expect(204);
 }
