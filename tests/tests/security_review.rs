@@ -13,6 +13,7 @@ on_every_backend!(
     a_500_from_input_time_overflow_is_refused_in_every_time_parameter_and_field,
     json_accepted_without_content_type_is_now_415,
     json_form_csrf_with_a_cookie_session_is_refused,
+    search_snippets_escape_stored_html,
 );
 
 /// Times that are valid RFC 3339 but outside what Ceneca stores: beyond year 9999 once in
@@ -496,4 +497,76 @@ async fn json_form_csrf_with_a_cookie_session_is_refused(backend: Backend) {
     raw(&s, Method::POST, "/api/v1/auth/logout", auth, &[], None)
         .await
         .expect(204);
+}
+
+/// Stored HTML comes back escaped in snippets; the only tags are Ceneca's `<mark>`s, and
+/// the private marker characters in stored text cannot forge one.
+async fn search_snippets_escape_stored_html(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages/batch", w.thread),
+        json!({"items": [
+            {"role": "user", "content": "<script>alert(1)</script> zeppelin &amp; <b onmouseover=\"x()\">bold</b>"},
+            {"role": "user", "content": "quasar \u{E000}forged\u{E001} \u{E000} end"}
+        ]}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &u,
+        "/api/v1/documents",
+        json!({"workspace_id": w.workspace, "title": "<img src=x onerror=alert(2)> nebula", "body": "a <i>nebula</i> & more"}),
+    )
+    .await
+    .expect(201);
+    let snippet = |hits: &Value| -> String {
+        let items = hits["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{hits}");
+        items[0]["snippet"].as_str().unwrap().to_owned()
+    };
+    let only_marks = |html: &str| {
+        let tags = html.matches('<').count();
+        let marks = html.matches("<mark>").count() + html.matches("</mark>").count();
+        assert_eq!(tags, marks, "the only tags are marks: {html}");
+        assert!(
+            !html.contains('>') || html.matches('>').count() == marks,
+            "{html}"
+        );
+        assert!(!html.contains('"'), "{html}");
+    };
+
+    let html = snippet(&s.get(&u, "/api/v1/search?q=zeppelin").await.expect(200));
+    only_marks(&html);
+    assert!(html.contains("<mark>zeppelin</mark>"), "{html}");
+    assert!(html.contains("&amp;amp;"), "{html}");
+    if backend == Backend::Sqlite {
+        // FTS5 keeps the text as stored; PostgreSQL's parser leaves tags out of headlines.
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;b onmouseover=&quot;x()&quot;&gt;"),
+            "{html}"
+        );
+    }
+
+    let html = snippet(&s.get(&u, "/api/v1/search?q=quasar").await.expect(200));
+    only_marks(&html);
+    assert_eq!(html.matches("<mark>").count(), 1, "{html}");
+    assert!(html.contains("<mark>quasar</mark>"), "{html}");
+    assert!(html.contains("forged"), "{html}");
+
+    let html = snippet(&s.get(&u, "/api/v1/search?q=nebula").await.expect(200));
+    only_marks(&html);
+    assert!(html.contains("<mark>nebula</mark>"), "{html}");
+    if backend == Backend::Sqlite {
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(2)&gt;"),
+            "{html}"
+        );
+    }
 }
