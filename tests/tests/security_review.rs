@@ -14,6 +14,7 @@ on_every_backend!(
     json_accepted_without_content_type_is_now_415,
     json_form_csrf_with_a_cookie_session_is_refused,
     search_snippets_escape_stored_html,
+    pending_writes_are_shown_to_system_administrators_only,
 );
 
 /// Times that are valid RFC 3339 but outside what Ceneca stores: beyond year 9999 once in
@@ -569,4 +570,37 @@ async fn search_snippets_escape_stored_html(backend: Backend) {
             "{html}"
         );
     }
+}
+
+/// The outbox backlog counts every tenant's writes: ordinary users see the collection's
+/// settings only; system administrators also see `pending_writes` and the totals.
+async fn pending_writes_are_shown_to_system_administrators_only(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let admin = s.admin().await;
+    let w = world(&s, &u).await;
+    let mut vector = vec![0.1; ceneca_e2e::TEST_VECTOR_DIMS];
+    vector[0] = 1.0;
+    s.post(
+        &u,
+        "/api/v1/vectors/messages/points",
+        json!({"source_id": w.message, "workspace_id": w.workspace, "vector": vector}),
+    )
+    .await
+    .expect(200);
+    let info = s.get(&u, "/api/v1/vectors/messages").await.expect(200);
+    assert_eq!(info["dimension"], ceneca_e2e::TEST_VECTOR_DIMS);
+    for hidden in [
+        "pending_writes",
+        "status",
+        "points",
+        "indexed_points",
+        "segments",
+    ] {
+        assert!(info.get(hidden).is_none(), "{hidden} hidden: {info}");
+    }
+    let info = s.get(&admin, "/api/v1/vectors/messages").await.expect(200);
+    assert!(info["pending_writes"].is_u64(), "{info}");
+    assert!(info["status"].is_string(), "{info}");
+    assert!(info["points"].is_u64(), "{info}");
 }
