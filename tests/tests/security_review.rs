@@ -6,6 +6,7 @@ use base64::Engine;
 use ceneca_domain::model;
 use ceneca_domain::schema::{Input, Kind, Tenancy};
 use ceneca_e2e::{Backend, Reply, TestServer, User, on_every_backend, samples, world};
+use ceneca_service::ServiceConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -15,6 +16,7 @@ on_every_backend!(
     json_form_csrf_with_a_cookie_session_is_refused,
     search_snippets_escape_stored_html,
     pending_writes_are_shown_to_system_administrators_only,
+    sharing_scope_check_normalises_and_is_closed,
 );
 
 /// Times that are valid RFC 3339 but outside what Ceneca stores: beyond year 9999 once in
@@ -603,4 +605,97 @@ async fn pending_writes_are_shown_to_system_administrators_only(backend: Backend
     assert!(info["pending_writes"].is_u64(), "{info}");
     assert!(info["status"].is_string(), "{info}");
     assert!(info["points"].is_u64(), "{info}");
+}
+
+/// Scopes are trimmed and lower-cased, then checked against the closed list: no spelling
+/// of `telemetry` is granted in zero-sync, an unknown scope is refused with the list, and
+/// the stored scope is the normalised one (so consent checks find it).
+async fn sharing_scope_check_normalises_and_is_closed(backend: Backend) {
+    let zero = TestServer::start_with(
+        backend,
+        ServiceConfig {
+            edition: ceneca_domain::Edition::ZeroSync,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    let u = zero.user("u").await;
+    for scope in [
+        "Telemetry",
+        " telemetry ",
+        "TELEMETRY",
+        "telemetry",
+        "Model_Training",
+    ] {
+        let r = zero
+            .post(
+                &u,
+                "/api/v1/sharing-policies",
+                json!({"scope": scope, "granted": true, "policy_version": "1"}),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 422, "{scope:?}: {}", r.body);
+        assert!(r.body["error"]["fields"]["scope"].is_string(), "{}", r.body);
+    }
+    let unknown = zero
+        .post(
+            &u,
+            "/api/v1/sharing-policies",
+            json!({"scope": "telemetrie", "granted": false, "policy_version": "1"}),
+        )
+        .await;
+    assert_eq!(unknown.status.as_u16(), 422, "{}", unknown.body);
+    let reason = unknown.body["error"]["fields"]["scope"].as_str().unwrap();
+    for allowed in ["export", "model_training", "telemetry", "telemetry_export"] {
+        assert!(reason.contains(allowed), "{reason}");
+    }
+    // Refusing consent is fine in zero-sync, under any spelling; it is stored normalised.
+    let refused = zero
+        .post(
+            &u,
+            "/api/v1/sharing-policies",
+            json!({"scope": " Telemetry", "granted": false, "policy_version": "1"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(refused["scope"], "telemetry");
+    let id = refused["id"].as_str().unwrap();
+    zero.patch(
+        &u,
+        &format!("/api/v1/sharing-policies/{id}"),
+        json!({"granted": true}),
+    )
+    .await
+    .expect(422);
+
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let granted = s
+        .post(
+            &u,
+            "/api/v1/sharing-policies",
+            json!({"scope": " TELEMETRY ", "granted": true, "policy_version": "1"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(granted["scope"], "telemetry");
+    s.post(
+        &u,
+        "/api/v1/sharing-policies",
+        json!({"scope": "telemetry", "granted": true, "policy_version": "2"}),
+    )
+    .await
+    .expect(409);
+    // Consent given under any spelling is the consent the export checks for.
+    s.post(&u, "/api/v1/telemetry", json!({"name": "app.opened"}))
+        .await
+        .expect(201);
+    s.call(
+        Method::POST,
+        "/api/v1/telemetry/export",
+        Some(&u.token),
+        None,
+    )
+    .await
+    .expect(200);
 }
