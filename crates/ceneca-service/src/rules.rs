@@ -142,15 +142,24 @@ fn check_url_policy(svc: &Services, record: &Record, field: &str) -> Result<()> 
     Ok(())
 }
 
+/// On create `set` is the new row and carries the scope, which is stored in its one
+/// normalised spelling; on update the scope is the stored one (it cannot be patched), and
+/// revoking is always allowed, even for a scope written before the list was closed.
 fn check_sharing(svc: &Services, record: &Record, set: &mut Record) -> Result<()> {
+    let creating = set.get("scope").is_some();
     if let (Some(scope), Some(granted)) = (
         text(record, "scope"),
         set.get("granted").and_then(Value::as_bool),
-    ) {
-        svc.config
+    ) && (creating || granted)
+    {
+        let scope = svc
+            .config
             .edition
             .check_sharing_scope(scope, granted)
             .map_err(|r| ServiceError::invalid("scope", r))?;
+        if creating {
+            set.set("scope", Value::Text(scope.to_owned()));
+        }
     }
     match set.get("granted").and_then(Value::as_bool) {
         Some(true) => {

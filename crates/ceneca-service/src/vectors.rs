@@ -540,28 +540,31 @@ impl Services {
     }
 
     /// A collection's settings and what the index holds.
+    ///
+    /// The outbox backlog (`pending_writes`, and the `status` derived from it) and the
+    /// index totals count every tenant's writes: they tell an ordinary user how busy other
+    /// tenants are, so only system administrators see them.
     pub async fn vector_collection(&self, caller: &Caller, collection: &str) -> Result<Json> {
         let dims = self.collection_dims(collection)?;
         let v = self.vectors()?;
         let stats = v.index.stats(collection).await.map_err(vector_error)?;
-        let pending = self
-            .store
-            .vector_outbox_pending()
-            .await?
-            .into_iter()
-            .find(|(c, _)| c == collection)
-            .map(|(_, n)| n)
-            .unwrap_or(0);
         let mut out = json!({
             "name": collection,
             "dimension": dims,
             "distance": "cosine",
             "engine": v.index.kind(),
-            "pending_writes": pending,
-            "status": if pending == 0 { "green" } else { "yellow" },
         });
-        // Totals span every tenant: only system administrators see them.
         if caller.system_admin {
+            let pending = self
+                .store
+                .vector_outbox_pending()
+                .await?
+                .into_iter()
+                .find(|(c, _)| c == collection)
+                .map(|(_, n)| n)
+                .unwrap_or(0);
+            out["pending_writes"] = json!(pending);
+            out["status"] = json!(if pending == 0 { "green" } else { "yellow" });
             out["points"] = json!(stats.points);
             out["indexed_points"] = json!(stats.indexed);
             out["segments"] = json!(stats.segments);
