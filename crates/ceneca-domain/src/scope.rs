@@ -557,6 +557,114 @@ mod tests {
         );
     }
 
+    /// A property over random permission sets (owners, subjects and resource ids drawn
+    /// from several tenants, allow and deny): the decision for a resource depends only on
+    /// the caller's roles and the rules of the resource's own workspace (or its
+    /// organization). So a rule never grants anything outside the authority of whoever
+    /// administers it, and never takes anything from anyone elsewhere.
+    #[test]
+    fn permission_rules_act_only_inside_their_own_workspace() {
+        // A small deterministic generator (xorshift): no dependency, reproducible.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let users: Vec<Uuid> = (0..4).map(|i| Uuid::from_u128(100 + i)).collect();
+        let orgs: Vec<Uuid> = (0..3).map(|i| Uuid::from_u128(200 + i)).collect();
+        // Workspaces 0..6; the even ones belong to an organization.
+        let workspaces: Vec<(Uuid, Option<Uuid>)> = (0..6)
+            .map(|i| {
+                let org = (i % 2 == 0).then(|| orgs[i / 2]);
+                (Uuid::from_u128(300 + i as u128), org)
+            })
+            .collect();
+        // Resources, each in one workspace.
+        let resources: Vec<(Uuid, Uuid)> = (0..24)
+            .map(|i| (Uuid::from_u128(1000 + i as u128), workspaces[i % 6].0))
+            .collect();
+        let roles = ["admin", "editor", "viewer", "owner", "member"];
+        let kinds = ["*", "documents", "threads"];
+        let entities = [&model::DOCUMENTS, &model::THREADS];
+        let accesses = [Access::Read, Access::Write, Access::Delete];
+        for case in 0..3000 {
+            let mut scope = Scope {
+                user_id: users[0],
+                ..Scope::default()
+            };
+            for (ws, org) in &workspaces {
+                if next(2) == 0 {
+                    let role = [
+                        WorkspaceRole::Viewer,
+                        WorkspaceRole::Editor,
+                        WorkspaceRole::Admin,
+                    ][next(3)];
+                    scope.workspaces.push((*ws, role));
+                    if let Some(org) = org {
+                        scope.workspace_orgs.push((*ws, *org));
+                    }
+                }
+            }
+            for org in &orgs {
+                if next(3) == 0 {
+                    scope
+                        .organizations
+                        .push((*org, [OrgRole::Member, OrgRole::Admin][next(2)]));
+                }
+            }
+            for _ in 0..next(6) {
+                let (ws, org) = workspaces[next(6)];
+                let org_rule = org.is_some() && next(3) == 0;
+                scope.permissions.push(PermissionRule {
+                    organization_id: if org_rule { org } else { None },
+                    workspace_id: if org_rule { None } else { Some(ws) },
+                    subject: match next(3) {
+                        0 => Subject::Role(roles[next(roles.len())].into()),
+                        _ => Subject::User(users[next(users.len())]),
+                    },
+                    resource_type: kinds[next(kinds.len())].into(),
+                    resource_id: (next(2) == 0).then(|| resources[next(resources.len())].0),
+                    actions: vec![["read", "write", "delete", "admin"][next(4)].into()],
+                    allow: next(2) == 0,
+                });
+            }
+            let entity = entities[next(2)];
+            let access = accesses[next(3)];
+            let all = scope_filter(entity, access, &scope);
+            for (id, ws) in &resources {
+                let org = workspaces
+                    .iter()
+                    .find(|(w, _)| w == ws)
+                    .and_then(|(_, o)| *o);
+                let mut local = scope.clone();
+                local.permissions.retain(|r| {
+                    r.workspace_id == Some(*ws)
+                        || (r.workspace_id.is_none() && r.organization_id == org)
+                });
+                let expected = scope_filter(entity, access, &local).admits_resource(*ws, *id);
+                assert_eq!(
+                    all.admits_resource(*ws, *id),
+                    expected,
+                    "case {case}: {access:?} on {} {id} in {ws}: rules elsewhere changed the answer\n{:#?}",
+                    entity.table,
+                    scope.permissions
+                );
+                // Without rules of its own workspace, only the caller's role decides.
+                local.permissions.clear();
+                let by_role = scope_filter(entity, access, &local).admits_resource(*ws, *id);
+                let rules_here = scope.permissions.iter().any(|r| {
+                    r.workspace_id == Some(*ws)
+                        || (r.workspace_id.is_none() && r.organization_id == org)
+                });
+                if !rules_here {
+                    assert_eq!(all.admits_resource(*ws, *id), by_role, "case {case}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn members_cannot_change_their_organization() {
         let s = scope();
