@@ -751,11 +751,38 @@ pub fn samples(w: &World) -> Vec<Sample> {
     ]
 }
 
-/// The current one-time code for a base32 TOTP secret, as an authenticator app shows it.
-pub fn mfa_code(secret_base32: &str) -> String {
-    let now = std::time::SystemTime::now()
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
-    ceneca_crypto::totp::code_from_base32(secret_base32, now).expect("valid base32 secret")
+        .as_secs()
+}
+
+/// The current one-time code for a base32 TOTP secret, as an authenticator app shows it.
+pub fn current_mfa_code(secret_base32: &str) -> String {
+    ceneca_crypto::totp::code_from_base32(secret_base32, unix_now()).expect("valid base32 secret")
+}
+
+/// A one-time code the server has not seen yet for this secret. A code works once (its
+/// 30-second step is remembered, and only later steps are accepted), so successive calls
+/// walk the steps the server accepts (now and one after; one before still passes when a
+/// request crosses a step boundary) and wait for the clock when they are used up.
+pub fn mfa_code(secret_base32: &str) -> String {
+    static USED: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+    let mut used = USED.lock().unwrap();
+    let last = used
+        .iter()
+        .find(|(s, _)| s == secret_base32)
+        .map(|(_, step)| *step);
+    let step = match last {
+        Some(last) => (last + 1).max(unix_now() / 30),
+        None => unix_now() / 30,
+    };
+    // The server accepts steps up to one after the current one.
+    while step > unix_now() / 30 + 1 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    used.retain(|(s, _)| s != secret_base32);
+    used.push((secret_base32.to_owned(), step));
+    ceneca_crypto::totp::code_from_base32(secret_base32, step * 30).expect("valid base32 secret")
 }

@@ -457,6 +457,7 @@ mod api_tokens {
         )
         .await
         .expect(404);
+        // Organizations are not workspace content: refused to the token whatever the id.
         s.call(
             Method::GET,
             &format!("/api/v1/organizations/{}", w.organization),
@@ -464,7 +465,7 @@ mod api_tokens {
             None,
         )
         .await
-        .expect(404);
+        .expect(403);
         s.call(
             Method::POST,
             "/api/v1/api-tokens",

@@ -30,6 +30,8 @@ pub struct Config {
     pub session_lifetime_hours: u64,
     pub session_idle_timeout_minutes: u64,
     pub max_sessions_per_user: usize,
+    pub device_token_lifetime_days: u64,
+    pub device_idle_timeout_days: u64,
     pub allow_registration: bool,
     /// Base64 of a 32-byte key. Secret: never logged.
     pub encryption_key: String,
@@ -91,6 +93,8 @@ impl Default for Config {
             session_lifetime_hours: 24 * 7,
             session_idle_timeout_minutes: 60,
             max_sessions_per_user: 3,
+            device_token_lifetime_days: 90,
+            device_idle_timeout_days: 30,
             allow_registration: true,
             encryption_key: String::new(),
             encryption_key_file: String::new(),
@@ -247,6 +251,11 @@ impl Config {
         if self.max_sessions_per_user == 0 || self.session_idle_timeout_minutes == 0 {
             bail!("max_sessions_per_user and session_idle_timeout_minutes must be at least 1");
         }
+        if !(1..=3650).contains(&self.device_token_lifetime_days)
+            || !(1..=3650).contains(&self.device_idle_timeout_days)
+        {
+            bail!("device_token_lifetime_days and device_idle_timeout_days must be from 1 to 3650");
+        }
         for (name, dims) in [
             ("vector_dims_messages", self.vector_dims_messages),
             ("vector_dims_documents", self.vector_dims_documents),
@@ -373,6 +382,11 @@ max_batch_body_bytes = 67108864
 session_lifetime_hours = 168
 session_idle_timeout_minutes = 60
 max_sessions_per_user = 3
+
+# Device tokens (sync clients): absolute lifetime and inactivity timeout, in days. A device
+# token is revoked when its device is deleted; it never carries administrator powers.
+device_token_lifetime_days = 90
+device_idle_timeout_days = 30
 
 # Whether anyone may register an account (otherwise: `ceneca user create`).
 allow_registration = true

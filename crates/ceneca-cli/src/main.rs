@@ -3,6 +3,7 @@
 mod commands;
 mod config;
 mod keys;
+mod private;
 
 use std::path::PathBuf;
 
@@ -108,6 +109,11 @@ fn main() -> std::process::ExitCode {
         }
         let config = Config::load(cli.config.as_deref(), &overrides)?;
         commands::init_logging(&config);
+        // Everything from here on may write to the data folder: private files only.
+        private::restrict_umask();
+        if !matches!(cli.command, Command::Bench(_)) {
+            private::secure_data_folder(&config)?;
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

@@ -18,12 +18,25 @@ fn free_port() -> u16 {
 }
 
 fn ceneca(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    in_test_env(Command::new(BIN), dir)
+}
+
+fn in_test_env(mut cmd: Command, dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env_remove("CENECA_DATABASE_URL")
         .env_remove("CENECA_ENCRYPTION_KEY")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1");
     cmd
+}
+
+/// `ceneca`, started by a shell that first sets the usual umask 022 (whatever the test
+/// runner's is).
+#[cfg(unix)]
+fn ceneca_under_umask_022(dir: &Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "umask 022 && exec \"$0\" \"$@\"", BIN]);
+    in_test_env(cmd, dir)
 }
 
 struct Server {
@@ -38,12 +51,16 @@ impl Drop for Server {
     }
 }
 
-async fn serve(mut cmd: Command) -> Server {
+async fn serve(cmd: Command) -> Server {
+    serve_logging_to(cmd, Stdio::inherit()).await
+}
+
+async fn serve_logging_to(mut cmd: Command, stderr: Stdio) -> Server {
     let port = free_port();
     let child = cmd
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start ceneca serve");
     let base = format!("http://127.0.0.1:{port}");
@@ -140,6 +157,190 @@ async fn serve_runs_on_the_embedded_default_and_keeps_data_across_restarts() {
     );
 }
 
+/// Modes of the data folder's entries, by path relative to it (symbolic links skipped).
+#[cfg(unix)]
+fn modes_under(root: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let name = path.strip_prefix(root).unwrap().display().to_string();
+        out.push((name, meta.permissions().mode() & 0o7777));
+        if meta.is_dir() {
+            for child in std::fs::read_dir(&path).unwrap() {
+                stack.push(child.unwrap().path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Registers a user and writes a workspace, so the WAL and shared-memory files exist.
+async fn write_something(base: &str) {
+    let (status, body) = post(
+        base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "ada@example.com", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let (status, _) = post(
+        base,
+        "/api/v1/workspaces",
+        Some(token),
+        json!({"name": "Private"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+/// Data folder world-readable (security review): under umask 022 `serve` makes the data
+/// folder 0700, the database and its `-wal` and `-shm` files 0600, and everything else
+/// it writes there (key file, vector index) private too, with nothing to warn about.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_folder_world_readable_serve_creates_private_files_under_umask_022() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let server = serve_logging_to(
+        ceneca_under_umask_022(dir.path()),
+        std::fs::File::create(&log).unwrap().into(),
+    )
+    .await;
+    write_something(&server.base).await;
+    let data = dir.path().join("ceneca_data");
+    let modes = modes_under(&data);
+    let mode_of = |name: &str| {
+        modes
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} exists: {modes:?}"))
+            .1
+    };
+    assert_eq!(mode_of(""), 0o700, "the data folder");
+    for file in [
+        "ceneca.db",
+        "ceneca.db-wal",
+        "ceneca.db-shm",
+        "keys/master.key",
+    ] {
+        assert_eq!(mode_of(file), 0o600, "{file}");
+    }
+    assert_eq!(mode_of("keys"), 0o700);
+    assert_eq!(mode_of("vectors"), 0o700);
+    assert!(
+        modes
+            .iter()
+            .filter(|(n, _)| n.starts_with("vectors/"))
+            .count()
+            > 3,
+        "the vector index is there: {modes:?}"
+    );
+    for (name, mode) in &modes {
+        assert_eq!(mode & 0o077, 0, "{name} is private: {mode:o}");
+    }
+    drop(server);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("made it private"), "nothing to fix: {log}");
+}
+
+/// Data folder world-readable (security review): a data folder left readable by others
+/// (by an older version, or by hand) is made private when `serve` starts, with a warning
+/// naming each path and the mode found.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_folder_world_readable_wide_modes_are_fixed_and_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ceneca_under_umask_022(dir.path())).await;
+    write_something(&server.base).await;
+    drop(server); // killed: the WAL and shared-memory files stay
+    let data = dir.path().join("ceneca_data");
+    let mut widened = Vec::new();
+    for (name, mode) in modes_under(&data) {
+        let path = data.join(&name);
+        let wide = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wide)).unwrap();
+        widened.push((name, mode, wide));
+    }
+    for name in [
+        "",
+        "ceneca.db",
+        "ceneca.db-wal",
+        "ceneca.db-shm",
+        "keys",
+        "keys/master.key",
+        "vectors",
+    ] {
+        assert!(
+            widened.iter().any(|(n, _, _)| n == name),
+            "{name} was widened"
+        );
+    }
+
+    let log = dir.path().join("serve.log");
+    let server = serve_logging_to(
+        ceneca_under_umask_022(dir.path()),
+        std::fs::File::create(&log).unwrap().into(),
+    )
+    .await;
+    write_something_more(&server.base).await;
+    let modes = modes_under(&data);
+    for (name, mode) in &modes {
+        assert_eq!(mode & 0o077, 0, "{name} made private: {mode:o}");
+    }
+    for (name, before, _) in &widened {
+        let now = modes.iter().find(|(n, _)| n == name).map(|(_, m)| *m);
+        assert_eq!(now, Some(*before), "{name} is back to its private mode");
+    }
+    drop(server);
+    let log = std::fs::read_to_string(&log).unwrap();
+    for (name, _, wide) in &widened {
+        // The path as configured: the default data folder is ./ceneca_data.
+        let path = if name.is_empty() {
+            "./ceneca_data".to_owned()
+        } else {
+            format!("./ceneca_data/{name}")
+        };
+        let line = log
+            .lines()
+            .find(|l| l.contains("made it private") && l.contains(&format!("path={path} ")))
+            .unwrap_or_else(|| panic!("a warning for {path}: {log}"));
+        assert!(
+            line.contains(&format!("{wide:04o}")),
+            "the mode found: {line}"
+        );
+        assert!(line.contains("WARN"), "{line}");
+    }
+}
+
+/// Signs in again (after a restart) and writes.
+async fn write_something_more(base: &str) {
+    let (status, body) = post(
+        base,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "ada@example.com", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(
+        base,
+        "/api/v1/workspaces",
+        body["token"].as_str(),
+        json!({"name": "Still private"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
 #[tokio::test]
 async fn user_create_makes_an_admin_who_can_log_in() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,7 +409,9 @@ async fn user_create_makes_an_admin_who_can_log_in() {
         &server.base,
         "/api/v1/auth/login",
         None,
-        json!({"email": "root@example.com", "password": "a strong password", "mfa_code": code}),
+        // A code works once: log in with the next step's code (the server accepts one
+        // step of skew).
+        json!({"email": "root@example.com", "password": "a strong password", "mfa_code": ceneca_crypto::totp::code_from_base32(secret, now + 30).unwrap()}),
     )
     .await;
     assert_eq!(status, 200);
@@ -276,7 +479,7 @@ fn migrate_config_and_keys_commands() {
     );
     assert!(String::from_utf8_lossy(&reindex.stdout).contains("rebuilt"));
     // Down goes one version at a time, newest first.
-    for version in ["4", "3", "2", "1"] {
+    for version in ["5", "4", "3", "2", "1"] {
         let down = ceneca(dir.path())
             .args(["migrate", "down"])
             .output()

@@ -45,8 +45,34 @@ pub fn otpauth_uri(secret: &[u8], account: &str) -> String {
 
 /// Whether `code` is valid at `unix_time` (within one step either way).
 pub fn verify(secret: &[u8], code: &str, unix_time: u64) -> bool {
+    verify_step(secret, code, unix_time).is_some()
+}
+
+/// The time step (`unix_time / 30`) whose code `code` is, within one step of `unix_time`
+/// either way. Callers remember the last step used per account and accept only later
+/// ones, so a code works once (RFC 6238 §5.2).
+pub fn verify_step(secret: &[u8], code: &str, unix_time: u64) -> Option<u64> {
     let code = code.trim().replace(' ', "");
-    code.len() == DIGITS && totp(secret, "x").check(&code, unix_time).is_some()
+    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let generator = totp(secret, "x");
+    let now = unix_time / STEP;
+    // Every candidate is compared, so timing does not tell which step matched.
+    (now.saturating_sub(SKEW as u64)..=now + SKEW as u64).fold(None, |found, step| {
+        let expected = generator.generate(step * STEP).to_string();
+        let equal = expected.len() == code.len()
+            && expected
+                .bytes()
+                .zip(code.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if equal && found.is_none() {
+            Some(step)
+        } else {
+            found
+        }
+    })
 }
 
 /// The code at `unix_time` (for tests and tools).
@@ -76,15 +102,48 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// The stored form of a recovery code (normalized: case and dashes do not matter).
-pub fn recovery_code_digest(code: &str) -> String {
-    let normal: String = code
-        .trim()
+fn normalize_recovery_code(code: &str) -> String {
+    code.trim()
         .to_ascii_lowercase()
         .chars()
         .filter(|c| *c != '-' && *c != ' ')
-        .collect();
-    crate::token::sha256_hex(normal.as_bytes())
+        .collect()
+}
+
+/// The legacy stored form of a recovery code: unsalted SHA-256 (still accepted, so codes
+/// issued before salting keep working until used).
+pub fn recovery_code_digest(code: &str) -> String {
+    crate::token::sha256_hex(normalize_recovery_code(code).as_bytes())
+}
+
+/// A new random salt for one account's recovery codes (hex).
+pub fn new_recovery_salt() -> String {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    salt.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stored form of a recovery code: `s1$<salt>$<sha256(salt || code)>`. The salt is per
+/// account, so one table of precomputed digests does not open every account's codes.
+pub fn recovery_code_salted(code: &str, salt: &str) -> String {
+    let mut input = salt.as_bytes().to_vec();
+    input.push(b'$');
+    input.extend_from_slice(normalize_recovery_code(code).as_bytes());
+    format!("s1${salt}${}", crate::token::sha256_hex(&input))
+}
+
+/// Whether `code` is the recovery code stored as `stored` (salted or legacy form).
+pub fn recovery_code_matches(code: &str, stored: &str) -> bool {
+    let expected = match stored.strip_prefix("s1$").and_then(|r| r.split_once('$')) {
+        Some((salt, _)) => recovery_code_salted(code, salt),
+        None => recovery_code_digest(code),
+    };
+    expected.len() == stored.len()
+        && expected
+            .bytes()
+            .zip(stored.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]
@@ -122,5 +181,31 @@ mod tests {
             recovery_code_digest(&codes[0]),
             recovery_code_digest(&codes[0].to_uppercase().replace('-', ""))
         );
+    }
+
+    #[test]
+    fn recovery_codes_are_salted_per_account() {
+        let code = "abcde-fghjk";
+        let (a, b) = (new_recovery_salt(), new_recovery_salt());
+        assert_ne!(
+            recovery_code_salted(code, &a),
+            recovery_code_salted(code, &b)
+        );
+        let stored = recovery_code_salted(code, &a);
+        assert!(recovery_code_matches("ABCDEFGHJK", &stored));
+        assert!(!recovery_code_matches("abcde-fghjm", &stored));
+        assert!(
+            recovery_code_matches(code, &recovery_code_digest(code)),
+            "legacy"
+        );
+    }
+
+    #[test]
+    fn verify_step_names_the_step_used() {
+        let secret = b"12345678901234567890";
+        assert_eq!(verify_step(secret, "287082", 59), Some(1));
+        assert_eq!(verify_step(secret, "287082", 59 + 30), Some(1));
+        assert_eq!(verify_step(secret, "287082", 59 + 90), None);
+        assert_eq!(verify_step(secret, "28708a", 59), None);
     }
 }

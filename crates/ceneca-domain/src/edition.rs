@@ -52,18 +52,72 @@ impl Edition {
         }
     }
 
-    /// Whether a data-sharing scope may be granted: zero-sync never sends telemetry or
-    /// training data anywhere, so it cannot be consented to.
-    pub fn check_sharing_scope(self, scope: &str, granted: bool) -> Result<(), String> {
-        let external = matches!(scope, "telemetry" | "model_training" | "telemetry_export");
-        if self == Edition::ZeroSync && granted && external {
+    /// Checks a data-sharing scope as a client sent it and returns its one spelling.
+    ///
+    /// The scope is normalised (trimmed, lower-cased) and must be one of the closed list
+    /// [`SHARING_SCOPES`]: an exact, case-sensitive match against a list of *forbidden*
+    /// names let `Telemetry` or ` telemetry ` be granted in zero-sync, and an unknown name
+    /// is consent to nothing any code checks for. Zero-sync never sends telemetry or
+    /// training data anywhere, so those scopes cannot be granted there.
+    pub fn check_sharing_scope(self, scope: &str, granted: bool) -> Result<&'static str, String> {
+        let known = sharing_scope(scope)?;
+        if self == Edition::ZeroSync && granted && known.external {
             Err(format!(
-                "the zero-sync edition cannot share '{scope}' outside the network"
+                "the zero-sync edition cannot share '{}' outside the network",
+                known.name
             ))
         } else {
-            Ok(())
+            Ok(known.name)
         }
     }
+}
+
+/// A kind of data sharing a user or organization can consent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharingScope {
+    pub name: &'static str,
+    /// Whether sharing it sends data outside the network (refused in zero-sync).
+    pub external: bool,
+}
+
+/// Every data-sharing scope a policy may name, in their only spelling. Consent checks
+/// (`telemetry` for the telemetry export) compare against these names, so a policy
+/// naming anything else would be consent to nothing.
+pub const SHARING_SCOPES: &[SharingScope] = &[
+    SharingScope {
+        name: "export",
+        external: false,
+    },
+    SharingScope {
+        name: "model_training",
+        external: true,
+    },
+    SharingScope {
+        name: "telemetry",
+        external: true,
+    },
+    SharingScope {
+        name: "telemetry_export",
+        external: true,
+    },
+];
+
+/// The known scope `text` names once trimmed and lower-cased; else an error that lists
+/// the allowed scopes.
+pub fn sharing_scope(text: &str) -> Result<SharingScope, String> {
+    let normalised = text.trim().to_lowercase();
+    SHARING_SCOPES
+        .iter()
+        .find(|s| s.name == normalised)
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<&str> = SHARING_SCOPES.iter().map(|s| s.name).collect();
+            format!(
+                "'{}' is not a known sharing scope; must be one of: {}",
+                text.trim(),
+                names.join(", ")
+            )
+        })
 }
 
 fn is_internal_host(host: &str) -> bool {
@@ -119,6 +173,39 @@ mod tests {
                 .check_url("https://api.openai.com")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn sharing_scopes_are_normalised_and_closed() {
+        for spelling in [
+            "Telemetry",
+            " telemetry ",
+            "TELEMETRY",
+            "telemetry",
+            "\ttelemetry\n",
+        ] {
+            assert!(
+                Edition::ZeroSync
+                    .check_sharing_scope(spelling, true)
+                    .is_err(),
+                "{spelling:?}"
+            );
+            assert_eq!(
+                Edition::Enterprise.check_sharing_scope(spelling, true),
+                Ok("telemetry")
+            );
+        }
+        assert_eq!(
+            Edition::ZeroSync.check_sharing_scope(" Export", true),
+            Ok("export")
+        );
+        let err = Edition::Enterprise
+            .check_sharing_scope("telemetrie", false)
+            .unwrap_err();
+        for s in SHARING_SCOPES {
+            assert!(err.contains(s.name), "{err}");
+        }
+        assert!(Edition::Enterprise.check_sharing_scope("", true).is_err());
     }
 
     #[test]

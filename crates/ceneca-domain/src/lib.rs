@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod credential;
 pub mod edition;
 pub mod error;
 pub mod flow;

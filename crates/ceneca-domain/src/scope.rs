@@ -123,6 +123,16 @@ pub enum Access {
     Restore,
 }
 
+/// Single resources named by permission rules, each admitted only inside the workspace
+/// whose rule named it. A rule speaks only for its own workspace (DESIGN.md §3 rule 8): a
+/// rule that names another tenant's id must match nothing, so the id never travels alone
+/// into SQL — it is always paired with the workspace that owns the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcesIn {
+    pub workspace_id: Uuid,
+    pub ids: Vec<Uuid>,
+}
+
 /// A tenant filter for SQL: rows match when any clause's column holds one of its ids.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScopeFilter {
@@ -130,24 +140,50 @@ pub enum ScopeFilter {
     All,
     /// `column IN ids` for any clause; no clause (or only empty ones) matches nothing.
     AnyOf(Vec<(&'static str, Vec<Uuid>)>),
-    /// Rows the inner filter admits, except these ids (resources a permission set denies).
-    Except(Box<ScopeFilter>, Vec<Uuid>),
+    /// Rows the inner filter admits, and these resources (granted by permission sets).
+    Plus(Box<ScopeFilter>, Vec<ResourcesIn>),
+    /// Rows the inner filter admits, except these resources (denied by permission sets).
+    Except(Box<ScopeFilter>, Vec<ResourcesIn>),
 }
 
 impl ScopeFilter {
     pub const NOTHING: ScopeFilter = ScopeFilter::AnyOf(Vec::new());
 
     /// Whether a row with these owner column values passes the filter (used to authorize
-    /// creates, where the row does not exist yet).
+    /// creates, where the row does not exist yet). Single granted resources never admit a
+    /// new row: a grant on one document is not a right to create beside it.
     pub fn admits(&self, column: &str, id: Uuid) -> bool {
         match self {
             ScopeFilter::All => true,
             ScopeFilter::AnyOf(clauses) => clauses
                 .iter()
                 .any(|(c, ids)| *c == column && ids.contains(&id)),
-            ScopeFilter::Except(inner, _) => inner.admits(column, id),
+            ScopeFilter::Plus(inner, _) | ScopeFilter::Except(inner, _) => inner.admits(column, id),
         }
     }
+
+    /// Whether the resource `id` of `workspace` passes the filter.
+    pub fn admits_resource(&self, workspace: Uuid, id: Uuid) -> bool {
+        let named = |sets: &[ResourcesIn]| {
+            sets.iter()
+                .any(|s| s.workspace_id == workspace && s.ids.contains(&id))
+        };
+        match self {
+            ScopeFilter::All => true,
+            ScopeFilter::AnyOf(clauses) => clauses.iter().any(|(c, ids)| match *c {
+                "workspace_id" => ids.contains(&workspace),
+                "id" => ids.contains(&id),
+                _ => false,
+            }),
+            ScopeFilter::Plus(inner, granted) => {
+                inner.admits_resource(workspace, id) || named(granted)
+            }
+            ScopeFilter::Except(inner, denied) => {
+                inner.admits_resource(workspace, id) && !named(denied)
+            }
+        }
+    }
+
     /// Rows either filter admits.
     pub fn or(self, other: ScopeFilter) -> ScopeFilter {
         match (self, other) {
@@ -160,6 +196,9 @@ impl ScopeFilter {
             (ScopeFilter::Except(inner, ids), other) | (other, ScopeFilter::Except(inner, ids)) => {
                 ScopeFilter::Except(Box::new(inner.or(other)), ids)
             }
+            (ScopeFilter::Plus(inner, ids), other) | (other, ScopeFilter::Plus(inner, ids)) => {
+                ScopeFilter::Plus(Box::new(inner.or(other)), ids)
+            }
         }
     }
 
@@ -167,13 +206,66 @@ impl ScopeFilter {
         match self {
             ScopeFilter::All => false,
             ScopeFilter::AnyOf(clauses) => clauses.iter().all(|(_, ids)| ids.is_empty()),
+            ScopeFilter::Plus(inner, granted) => {
+                inner.is_nothing() && granted.iter().all(|g| g.ids.is_empty())
+            }
             ScopeFilter::Except(inner, _) => inner.is_nothing(),
+        }
+    }
+
+    /// The workspaces whose rows the filter admits as a whole (`None`: every workspace),
+    /// the single resources it grants beyond them, and those it denies — for indexes that
+    /// filter by payload instead of SQL (the vector index).
+    pub fn workspace_view(&self) -> WorkspaceView {
+        match self {
+            ScopeFilter::All => WorkspaceView::default(),
+            ScopeFilter::AnyOf(clauses) => WorkspaceView {
+                workspaces: Some(
+                    clauses
+                        .iter()
+                        .filter(|(c, _)| *c == "workspace_id")
+                        .flat_map(|(_, ids)| ids.iter().copied())
+                        .collect(),
+                ),
+                ..WorkspaceView::default()
+            },
+            ScopeFilter::Plus(inner, granted) => {
+                let mut view = inner.workspace_view();
+                view.granted.extend(pairs(granted));
+                view
+            }
+            ScopeFilter::Except(inner, denied) => {
+                let mut view = inner.workspace_view();
+                view.denied.extend(pairs(denied));
+                view
+            }
         }
     }
 }
 
+fn pairs(sets: &[ResourcesIn]) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+    sets.iter()
+        .flat_map(|s| s.ids.iter().map(move |id| (s.workspace_id, *id)))
+}
+
+/// A [`ScopeFilter`] seen by workspace: see [`ScopeFilter::workspace_view`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkspaceView {
+    pub workspaces: Option<Vec<Uuid>>,
+    /// `(workspace, resource)` pairs granted beyond `workspaces`.
+    pub granted: Vec<(Uuid, Uuid)>,
+    /// `(workspace, resource)` pairs denied.
+    pub denied: Vec<(Uuid, Uuid)>,
+}
+
 /// Role-based workspaces, adjusted by the permission sets that concern the caller: allows
 /// add workspaces (or single resources), denies remove them, and deny always wins.
+///
+/// Every rule acts only inside the workspaces it belongs to (its own, or for an
+/// organization rule the caller's workspaces of that organization): a single-resource
+/// rule becomes the pair (rule workspace, id), so a rule naming a row of another tenant,
+/// or naming a user of another tenant, can neither open nor hide anything outside the
+/// authority of whoever administers the rule.
 fn with_permissions(
     entity: &Entity,
     access: Access,
@@ -209,26 +301,36 @@ fn with_permissions(
     workspaces.retain(|w| !denied.contains(w));
     workspaces.sort();
     workspaces.dedup();
-    let allowed_ids: Vec<Uuid> = single_resource
-        .iter()
-        .filter(|r| r.allow && !r.workspaces(scope).iter().any(|w| denied.contains(w)))
-        .filter_map(|r| r.resource_id)
-        .collect();
-    let denied_ids: Vec<Uuid> = single_resource
-        .iter()
-        .filter(|r| !r.allow)
-        .filter_map(|r| r.resource_id)
-        .collect();
-    let mut clauses = vec![("workspace_id", workspaces)];
-    if !allowed_ids.is_empty() {
-        clauses.push(("id", allowed_ids));
+    let mut granted: Vec<ResourcesIn> = Vec::new();
+    let mut refused: Vec<ResourcesIn> = Vec::new();
+    for rule in single_resource {
+        let Some(id) = rule.resource_id else {
+            continue;
+        };
+        for workspace in rule.workspaces(scope) {
+            let sets = match rule.allow {
+                true if denied.contains(&workspace) => continue,
+                true => &mut granted,
+                false => &mut refused,
+            };
+            match sets.iter_mut().find(|s| s.workspace_id == workspace) {
+                Some(set) if set.ids.contains(&id) => {}
+                Some(set) => set.ids.push(id),
+                None => sets.push(ResourcesIn {
+                    workspace_id: workspace,
+                    ids: vec![id],
+                }),
+            }
+        }
     }
-    let filter = ScopeFilter::AnyOf(clauses);
-    if denied_ids.is_empty() {
-        filter
-    } else {
-        ScopeFilter::Except(Box::new(filter), denied_ids)
+    let mut filter = single("workspace_id", workspaces);
+    if !granted.is_empty() {
+        filter = ScopeFilter::Plus(Box::new(filter), granted);
     }
+    if !refused.is_empty() {
+        filter = ScopeFilter::Except(Box::new(filter), refused);
+    }
+    filter
 }
 
 fn ids_with<R: Ord + Copy>(entries: &[(Uuid, R)], least: R) -> Vec<Uuid> {
@@ -451,8 +553,116 @@ mod tests {
             false,
         ));
         assert!(
-            matches!(scope_filter(&model::DOCUMENTS, Access::Read, &s), ScopeFilter::Except(_, ids) if ids == vec![Uuid::from_u128(7)])
+            matches!(scope_filter(&model::DOCUMENTS, Access::Read, &s), ScopeFilter::Except(_, denied) if denied == vec![ResourcesIn { workspace_id: Uuid::from_u128(20), ids: vec![Uuid::from_u128(7)] }])
         );
+    }
+
+    /// A property over random permission sets (owners, subjects and resource ids drawn
+    /// from several tenants, allow and deny): the decision for a resource depends only on
+    /// the caller's roles and the rules of the resource's own workspace (or its
+    /// organization). So a rule never grants anything outside the authority of whoever
+    /// administers it, and never takes anything from anyone elsewhere.
+    #[test]
+    fn permission_rules_act_only_inside_their_own_workspace() {
+        // A small deterministic generator (xorshift): no dependency, reproducible.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let users: Vec<Uuid> = (0..4).map(|i| Uuid::from_u128(100 + i)).collect();
+        let orgs: Vec<Uuid> = (0..3).map(|i| Uuid::from_u128(200 + i)).collect();
+        // Workspaces 0..6; the even ones belong to an organization.
+        let workspaces: Vec<(Uuid, Option<Uuid>)> = (0..6)
+            .map(|i| {
+                let org = (i % 2 == 0).then(|| orgs[i / 2]);
+                (Uuid::from_u128(300 + i as u128), org)
+            })
+            .collect();
+        // Resources, each in one workspace.
+        let resources: Vec<(Uuid, Uuid)> = (0..24)
+            .map(|i| (Uuid::from_u128(1000 + i as u128), workspaces[i % 6].0))
+            .collect();
+        let roles = ["admin", "editor", "viewer", "owner", "member"];
+        let kinds = ["*", "documents", "threads"];
+        let entities = [&model::DOCUMENTS, &model::THREADS];
+        let accesses = [Access::Read, Access::Write, Access::Delete];
+        for case in 0..3000 {
+            let mut scope = Scope {
+                user_id: users[0],
+                ..Scope::default()
+            };
+            for (ws, org) in &workspaces {
+                if next(2) == 0 {
+                    let role = [
+                        WorkspaceRole::Viewer,
+                        WorkspaceRole::Editor,
+                        WorkspaceRole::Admin,
+                    ][next(3)];
+                    scope.workspaces.push((*ws, role));
+                    if let Some(org) = org {
+                        scope.workspace_orgs.push((*ws, *org));
+                    }
+                }
+            }
+            for org in &orgs {
+                if next(3) == 0 {
+                    scope
+                        .organizations
+                        .push((*org, [OrgRole::Member, OrgRole::Admin][next(2)]));
+                }
+            }
+            for _ in 0..next(6) {
+                let (ws, org) = workspaces[next(6)];
+                let org_rule = org.is_some() && next(3) == 0;
+                scope.permissions.push(PermissionRule {
+                    organization_id: if org_rule { org } else { None },
+                    workspace_id: if org_rule { None } else { Some(ws) },
+                    subject: match next(3) {
+                        0 => Subject::Role(roles[next(roles.len())].into()),
+                        _ => Subject::User(users[next(users.len())]),
+                    },
+                    resource_type: kinds[next(kinds.len())].into(),
+                    resource_id: (next(2) == 0).then(|| resources[next(resources.len())].0),
+                    actions: vec![["read", "write", "delete", "admin"][next(4)].into()],
+                    allow: next(2) == 0,
+                });
+            }
+            let entity = entities[next(2)];
+            let access = accesses[next(3)];
+            let all = scope_filter(entity, access, &scope);
+            for (id, ws) in &resources {
+                let org = workspaces
+                    .iter()
+                    .find(|(w, _)| w == ws)
+                    .and_then(|(_, o)| *o);
+                let mut local = scope.clone();
+                local.permissions.retain(|r| {
+                    r.workspace_id == Some(*ws)
+                        || (r.workspace_id.is_none() && r.organization_id == org)
+                });
+                let expected = scope_filter(entity, access, &local).admits_resource(*ws, *id);
+                assert_eq!(
+                    all.admits_resource(*ws, *id),
+                    expected,
+                    "case {case}: {access:?} on {} {id} in {ws}: rules elsewhere changed the answer\n{:#?}",
+                    entity.table,
+                    scope.permissions
+                );
+                // Without rules of its own workspace, only the caller's role decides.
+                local.permissions.clear();
+                let by_role = scope_filter(entity, access, &local).admits_resource(*ws, *id);
+                let rules_here = scope.permissions.iter().any(|r| {
+                    r.workspace_id == Some(*ws)
+                        || (r.workspace_id.is_none() && r.organization_id == org)
+                });
+                if !rules_here {
+                    assert_eq!(all.admits_resource(*ws, *id), by_role, "case {case}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -76,6 +76,144 @@ pub fn fts5_query(terms: &[Term]) -> String {
         .join(" ")
 }
 
+/// Where the engines mark the start of a matched word in a snippet: a private-use
+/// character, so that engine output can be told apart from stored text (see [`Snippet`]).
+pub const MARK_START: char = '\u{E000}';
+/// Where the engines mark the end of a matched word.
+pub const MARK_END: char = '\u{E001}';
+
+/// A search snippet: stored text in pieces, each highlighted or not.
+///
+/// Engines return snippets as text with markers inserted around matches. If the markers
+/// were `<mark>` tags, stored text could not be told apart from them: `<script>` in a
+/// message would reach a client as markup next to Ceneca's own tags. So engines mark
+/// with [`MARK_START`]/[`MARK_END`], the pieces are recovered here, and [`Snippet::to_html`]
+/// escapes every piece of text and adds the only tags, `<mark>` and `</mark>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snippet {
+    /// (highlighted, text), in order.
+    pub parts: Vec<(bool, String)>,
+}
+
+impl Snippet {
+    /// A snippet from an engine whose input could not contain the markers (they were
+    /// removed from the text before highlighting), so every marker is the engine's.
+    pub fn from_marked(marked: &str) -> Self {
+        let mut b = Builder::default();
+        for c in marked.chars() {
+            b.push(c, true);
+        }
+        b.finish()
+    }
+
+    /// A snippet from the same engine call made twice, once with the markers (`marked`)
+    /// and once with empty ones (`plain`). The text is `plain`, exactly, whatever it holds
+    /// (markers included); a character of `marked` that is not the next one of `plain` is
+    /// a marker the engine inserted. If the two do not line up (they always do), the
+    /// plain text is returned unhighlighted.
+    pub fn from_marked_and_plain(marked: &str, plain: &str) -> Self {
+        let mut b = Builder::default();
+        let mut text = plain.chars().peekable();
+        for c in marked.chars() {
+            if text.peek() == Some(&c) {
+                text.next();
+                b.push(c, false);
+            } else if c == MARK_START || c == MARK_END {
+                b.push(c, true);
+            } else {
+                return Self::unhighlighted(plain);
+            }
+        }
+        if text.next().is_some() {
+            return Self::unhighlighted(plain);
+        }
+        b.finish()
+    }
+
+    fn unhighlighted(text: &str) -> Self {
+        Snippet {
+            parts: vec![(false, text.to_owned())],
+        }
+    }
+
+    /// The text without highlighting.
+    pub fn text(&self) -> String {
+        self.parts.iter().map(|(_, t)| t.as_str()).collect()
+    }
+
+    /// HTML: the text escaped, highlighted pieces in `<mark>` elements (the only tags).
+    pub fn to_html(&self) -> String {
+        let mut out = String::new();
+        for (highlighted, text) in &self.parts {
+            if *highlighted {
+                out.push_str("<mark>");
+            }
+            escape_html(text, &mut out);
+            if *highlighted {
+                out.push_str("</mark>");
+            }
+        }
+        out
+    }
+}
+
+/// Builds a snippet's parts; markers that do not pair up are dropped, so highlighted
+/// pieces never nest or stay open.
+#[derive(Default)]
+struct Builder {
+    parts: Vec<(bool, String)>,
+    current: String,
+    inside: bool,
+}
+
+impl Builder {
+    /// Adds a character; `marker_ok` says whether it may be one of the engine's markers.
+    fn push(&mut self, c: char, marker_ok: bool) {
+        match c {
+            MARK_START if marker_ok => {
+                if !self.inside {
+                    self.flush();
+                    self.inside = true;
+                }
+            }
+            MARK_END if marker_ok => {
+                if self.inside {
+                    self.flush();
+                    self.inside = false;
+                }
+            }
+            _ => self.current.push(c),
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.current.is_empty() {
+            let text = std::mem::take(&mut self.current);
+            self.parts.push((self.inside, text));
+        }
+    }
+
+    fn finish(mut self) -> Snippet {
+        self.flush();
+        Snippet { parts: self.parts }
+    }
+}
+
+/// Appends `text` with the five HTML-significant characters escaped, so it is inert in
+/// element content and in quoted attribute values.
+pub fn escape_html(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +279,35 @@ mod tests {
         assert!(parse_query(&"x ".repeat(600)).is_err());
         assert!(parse_query(&"w ".repeat(40)).is_err());
         assert!(parse_query("ünïcødé 日本語").is_ok());
+    }
+
+    #[test]
+    fn snippets_escape_stored_text_and_keep_only_their_own_marks() {
+        let (s, e) = (MARK_START, MARK_END);
+        let plain = "<script>alert(1)</script> &amp; rocket";
+        let marked = format!("<script>alert(1)</script> &amp; {s}rocket{e}");
+        let snippet = Snippet::from_marked_and_plain(&marked, plain);
+        assert_eq!(
+            snippet.to_html(),
+            "&lt;script&gt;alert(1)&lt;/script&gt; &amp;amp; <mark>rocket</mark>"
+        );
+        assert_eq!(snippet.text(), plain);
+        // Markers that were in the stored text stay text (escaped as such: no tags).
+        let plain = format!("a{s}b{e} rocket");
+        let marked = format!("a{s}b{e} {s}rocket{e}");
+        let snippet = Snippet::from_marked_and_plain(&marked, &plain);
+        assert_eq!(snippet.text(), plain);
+        assert_eq!(snippet.to_html().matches("<mark>").count(), 1);
+        assert!(snippet.to_html().ends_with("<mark>rocket</mark>"));
+        // Output that does not line up is shown unhighlighted, still escaped.
+        let snippet = Snippet::from_marked_and_plain("x<b>", "<b>");
+        assert_eq!(snippet.to_html(), "&lt;b&gt;");
+        // Unbalanced markers never leave an element open.
+        let html = Snippet::from_marked(&format!("{e}a{s}b{s}c")).to_html();
+        assert_eq!(html, "a<mark>bc</mark>");
+        assert_eq!(
+            Snippet::from_marked(&format!("\"q\" {s}'w'{e}")).to_html(),
+            "&quot;q&quot; <mark>&#39;w&#39;</mark>"
+        );
     }
 }

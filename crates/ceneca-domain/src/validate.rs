@@ -194,12 +194,22 @@ pub fn parse_time(json: &Json) -> Result<OffsetDateTime, String> {
     parse_time_str(s)
 }
 
+/// The earliest and latest times Ceneca stores, in UTC: both engines and every output
+/// format hold them, so nothing stored can fail to read back or print.
+pub const TIME_RANGE: &str = "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z";
+
+/// Parses an RFC 3339 time and converts it to UTC.
+///
+/// The conversion is checked: a time such as `9999-12-31T23:59:59-23:59` is valid RFC 3339
+/// but lies in the year 10000 in UTC, which `time` cannot represent (`to_offset` would
+/// panic), so it is refused like any other time outside the range, never a 500.
 pub fn parse_time_str(s: &str) -> Result<OffsetDateTime, String> {
     let t = OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|_| "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z".to_owned())?
-        .to_offset(time::UtcOffset::UTC);
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or_else(|| TIME_RANGE.to_owned())?;
     if !(1..=9999).contains(&t.year()) {
-        return Err("must be between the years 1 and 9999".into());
+        return Err(TIME_RANGE.into());
     }
     Ok(truncate_to_micros(t))
 }
@@ -442,6 +452,40 @@ mod tests {
         assert_eq!(t.hour(), 10);
         assert_eq!(t.nanosecond(), 123_456_000);
         assert!(parse_time_str("yesterday").is_err());
+    }
+
+    #[test]
+    fn times_outside_the_range_are_refused_not_panics() {
+        for bad in [
+            "9999-12-31T23:59:59-23:59",
+            "9999-12-31T23:59:59.999999999-00:01",
+            "9999-12-31T00:01:00-23:59",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+00:01",
+            "0001-01-01T00:00:00+23:59",
+            "-0001-01-01T00:00:00Z",
+            "+10000-01-01T00:00:00Z",
+            "10000-01-01T00:00:00Z",
+        ] {
+            let err = parse_time_str(bad).unwrap_err();
+            assert!(!err.is_empty(), "{bad}");
+        }
+        for good in [
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:00:00-23:59",
+            "9999-12-31T23:59:59.999999Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "9999-12-31T23:59:59+23:59",
+            "9999-12-31T00:00:00-23:59",
+            "0000-12-31T23:59:59-23:59",
+        ] {
+            let t = parse_time_str(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert!((1..=9999).contains(&t.year()), "{good}");
+            assert!(
+                !crate::output::format_time(t).is_empty(),
+                "{good} prints back"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct AppState {
     pub services: Services,
     pub limits: std::sync::Arc<limits::RateLimits>,
     pub admin_networks: std::sync::Arc<Vec<ipnet::IpNet>>,
+    /// Origins whose pages may use the API from a browser (CORS), and so the session
+    /// cookie.
+    pub cors_origins: std::sync::Arc<Vec<String>>,
 }
 
 /// HTTP limits.
@@ -63,7 +66,7 @@ impl Default for HttpConfig {
 
 /// The whole API: `/healthz`, `/readyz` and `/api/v1/...`.
 pub fn router(services: Services, http: HttpConfig) -> Router {
-    let api = handlers::v1::routes(http.max_batch_body_bytes);
+    let api = handlers::v1::routes(http.max_batch_body_bytes).router;
     let limits = limits::RateLimits::new(http.rate);
     let janitor = std::sync::Arc::downgrade(&limits);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -82,6 +85,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         services,
         limits,
         admin_networks: std::sync::Arc::new(http.admin_networks.clone()),
+        cors_origins: std::sync::Arc::new(http.cors_origins.clone()),
     };
     Router::new()
         .route("/healthz", get(handlers::health::healthz))
@@ -95,6 +99,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
                 "this method is not allowed on this resource",
             )
         })
+        .layer(axum::middleware::from_fn(extract::json_or_nothing))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::per_ip,

@@ -27,11 +27,7 @@ fn mine(caller: &Caller) -> ScopeFilter {
 impl Services {
     /// Creates `{name, workspace_id, expires_in_days?}`; answers the token once.
     pub async fn create_api_token(&self, caller: &Caller, body: &Json) -> Result<Json> {
-        if caller.api_token_workspace.is_some() {
-            return Err(ServiceError::Forbidden(
-                "an API token cannot create API tokens".into(),
-            ));
-        }
+        caller.require_whole_account("create API tokens")?;
         let mut errors = ValidationError::new();
         let name = body
             .get("name")
@@ -110,6 +106,7 @@ impl Services {
 
     /// The caller's API tokens (never their values).
     pub async fn list_api_tokens(&self, caller: &Caller) -> Result<Json> {
+        caller.require_whole_account("list API tokens")?;
         let mut q = ListQuery::new(mine(caller), "created_at", true, 200);
         q.equals.push(("kind", Value::Text("api".into())));
         let rows = self.store.list(&model::SESSIONS, q).await?;
@@ -120,6 +117,7 @@ impl Services {
 
     /// Revokes one of the caller's API tokens; it stops working at once.
     pub async fn revoke_api_token(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        caller.require_whole_account("revoke API tokens")?;
         let token = self
             .store
             .get(
@@ -161,5 +159,15 @@ pub(crate) fn restrict_to_workspace(scope: &mut ceneca_domain::scope::Scope, wor
     scope.deleted_organizations.clear();
     scope.deleted_workspaces.clear();
     scope.workspace_orgs.retain(|(w, _)| *w == workspace);
+    // Only rules of this workspace (or of its organization) may refine the token's reach:
+    // a rule of another workspace speaks for content the token must never see.
+    let org = scope.workspace_orgs.first().map(|(_, o)| *o);
+    scope
+        .permissions
+        .retain(|rule| match (rule.workspace_id, rule.organization_id) {
+            (Some(ws), _) => ws == workspace,
+            (None, Some(o)) => Some(o) == org,
+            (None, None) => false,
+        });
     scope.system_admin = false;
 }

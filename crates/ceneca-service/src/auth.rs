@@ -7,6 +7,7 @@
 
 use ceneca_crypto::{password, token};
 use ceneca_domain::clock::now;
+use ceneca_domain::credential::Credential;
 use ceneca_domain::output::{View, to_json};
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::validate::{fill_defaults, parse_value};
@@ -30,6 +31,21 @@ const LOCKOUT_AFTER: usize = 5;
 const MAX_LOCKOUT_SECS: u64 = 15 * 60;
 /// Failed log-ins per account per hour after which the account is locked for the hour.
 pub const MAX_FAILED_LOGINS_PER_HOUR: u32 = 100;
+
+/// The id failed log-ins of an identifier no account has are counted under: derived from
+/// the normalised e-mail, so the identifier itself is never stored. Only identifiers that
+/// are e-mail addresses count (no account can have any other), which keeps a password
+/// typed into the e-mail field out of the trail even as a digest.
+fn login_identifier(email: &str) -> Option<Uuid> {
+    let (local, domain) = email.split_once('@')?;
+    if local.is_empty() || !domain.contains('.') || email.contains(char::is_whitespace) {
+        return None;
+    }
+    let digest = token::digest(&format!("ceneca login identifier\0{email}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Some(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
 
 fn remaining(until: OffsetDateTime, now: OffsetDateTime) -> Option<std::time::Duration> {
     let left = until - now;
@@ -272,6 +288,38 @@ impl Services {
             .lookup_unscoped(&model::USERS, "email", Value::Text(email.clone()))
             .await?
             .filter(|u| u.get("deleted_at").is_none_or(Value::is_null));
+        // Attempts are counted per account, or per typed identifier when no account has it,
+        // so an unknown e-mail is answered exactly like a known one (no enumeration).
+        let attempts = match user.as_ref().and_then(Record::id) {
+            Some(id) => Some(("users", id)),
+            None => login_identifier(&email).map(|id| ("login_identifier", id)),
+        };
+        let failure = |outcome: &'static str, reason: &str| {
+            // The typed identifier is recorded only when it is an account's e-mail: a
+            // password typed into the e-mail field must not end up in the audit trail.
+            let details = match &user {
+                Some(_) => serde_json::json!({ "email": email, "reason": reason }),
+                None => serde_json::json!({ "reason": reason }),
+            };
+            let mut event = AuditEvent::new("auth.login", outcome).details(details);
+            if let Some((kind, id)) = attempts {
+                event = event.on(kind, Some(id));
+            }
+            event.actor = user.as_ref().and_then(Record::id);
+            event.source_ip = meta.source_ip.clone();
+            event
+        };
+        // Checked before the password, so nothing is learnt from an attempt while locked.
+        if let Some((_, key)) = attempts
+            && let Some(wait) = self.login_lockout(key, meta.source_ip.as_deref()).await?
+        {
+            self.audit_now(failure("denied", "locked after repeated failures"))
+                .await?;
+            return Err(ServiceError::RateLimited {
+                message: "too many failed log-ins for this account; try again later".into(),
+                retry_after_secs: wait.as_millis().div_ceil(1000).max(1) as u64,
+            });
+        }
         // Verify against a dummy hash for unknown accounts: the answer takes as long either way.
         let hash = user
             .as_ref()
@@ -280,24 +328,6 @@ impl Services {
             .unwrap_or(password::dummy_hash())
             .to_owned();
         let valid = verify_password(pass.to_owned(), hash).await;
-        let failure = |outcome: &'static str, reason: &str| {
-            let mut event = AuditEvent::new("auth.login", outcome)
-                .on("users", user.as_ref().and_then(Record::id))
-                .details(serde_json::json!({ "email": email, "reason": reason }));
-            event.actor = user.as_ref().and_then(Record::id);
-            event.source_ip = meta.source_ip.clone();
-            event
-        };
-        if let Some(id) = user.as_ref().and_then(Record::id)
-            && let Some(wait) = self.login_lockout(id).await?
-        {
-            self.audit_now(failure("denied", "account locked after repeated failures"))
-                .await?;
-            return Err(ServiceError::RateLimited {
-                message: "too many failed log-ins for this account; try again later".into(),
-                retry_after_secs: wait.as_millis().div_ceil(1000).max(1) as u64,
-            });
-        }
         if !valid || user.is_none() {
             self.audit_now(failure("failure", "invalid e-mail or password"))
                 .await?;
@@ -311,7 +341,7 @@ impl Services {
                 .await?;
             return Err(ServiceError::Forbidden("this account is suspended".into()));
         }
-        let remaining_recovery_codes = match self.check_second_factor(&user, body) {
+        let remaining_recovery_codes = match self.check_second_factor(&user, body).await {
             Ok(SecondFactor::RecoveryCode(remaining)) => Some(remaining),
             Ok(SecondFactor::NotEnabled | SecondFactor::Code) => None,
             Err(ServiceError::MfaRequired) => return Err(ServiceError::MfaRequired),
@@ -402,11 +432,21 @@ impl Services {
         })
     }
 
-    /// How long an account stays locked after failed log-ins, read from the audit trail (so
-    /// every node agrees): after 5 consecutive failures the wait doubles from 1 s up to
-    /// 15 minutes, and 100 failures within an hour lock it until the hour has passed.
-    async fn login_lockout(&self, user_id: Uuid) -> Result<Option<std::time::Duration>> {
+    /// How long log-ins for `key` (an account, or a typed identifier) must wait, read from
+    /// the audit trail so every node agrees:
+    /// - from one address, after 5 consecutive failures the wait doubles from 1 s up to
+    ///   15 minutes, so an attacker's address does not lock out the owner's;
+    /// - 100 failures within an hour, from anywhere, lock it until the hour has passed.
+    ///
+    /// Only real password checks count (`failure`); attempts refused while locked
+    /// (`denied`) do not, so retrying during a lockout cannot extend it.
+    async fn login_lockout(
+        &self,
+        key: Uuid,
+        source_ip: Option<&str>,
+    ) -> Result<Option<std::time::Duration>> {
         let now = now();
+        let since = now - time::Duration::hours(1);
         let mut q = ceneca_store::ListQuery::new(
             ScopeFilter::All,
             "sequence",
@@ -414,20 +454,29 @@ impl Services {
             MAX_FAILED_LOGINS_PER_HOUR,
         );
         q.equals.push(("action", Value::Text("auth.login".into())));
-        q.equals.push(("actor_id", Value::Id(user_id)));
-        q.created_after = Some(now - time::Duration::hours(1));
-        let attempts = self.store.list(&model::AUDIT_LOG, q).await?;
-        let failed_at = |r: &Record| {
-            (r.get("outcome").and_then(Value::as_str) != Some("success"))
-                .then(|| r.get("at").and_then(Value::as_time))
-                .flatten()
-        };
-        let failures: Vec<OffsetDateTime> = attempts.iter().filter_map(failed_at).collect();
-        if failures.len() >= MAX_FAILED_LOGINS_PER_HOUR as usize {
-            let until = failures[failures.len() - 1] + time::Duration::hours(1);
-            return Ok(remaining(until, now));
+        q.equals.push(("resource_id", Value::Id(key)));
+        q.equals.push(("outcome", Value::Text("failure".into())));
+        q.created_after = Some(since);
+        let failures = self.store.list(&model::AUDIT_LOG, q).await?;
+        let at = |r: &Record| r.get("at").and_then(Value::as_time);
+        if failures.len() >= MAX_FAILED_LOGINS_PER_HOUR as usize
+            && let Some(oldest) = failures.last().and_then(at)
+        {
+            return Ok(remaining(oldest + time::Duration::hours(1), now));
         }
-        let consecutive: Vec<OffsetDateTime> = attempts.iter().map_while(failed_at).collect();
+        let mut q = ceneca_store::ListQuery::new(ScopeFilter::All, "sequence", true, 1);
+        q.equals.push(("action", Value::Text("auth.login".into())));
+        q.equals.push(("resource_id", Value::Id(key)));
+        q.equals.push(("outcome", Value::Text("success".into())));
+        q.created_after = Some(since);
+        let last_success = self.store.list(&model::AUDIT_LOG, q).await?;
+        let last_success = last_success.first().and_then(at).unwrap_or(since);
+        let consecutive: Vec<OffsetDateTime> = failures
+            .iter()
+            .filter(|r| r.get("source_ip").and_then(Value::as_str) == source_ip)
+            .filter_map(at)
+            .filter(|t| *t > last_success)
+            .collect();
         Ok(match (consecutive.len(), consecutive.first()) {
             (n, Some(last)) if n >= LOCKOUT_AFTER => {
                 let backoff = (1u64 << (n - LOCKOUT_AFTER).min(10)).min(MAX_LOCKOUT_SECS);
@@ -488,11 +537,18 @@ impl Services {
         if user.get("deleted_at").is_some_and(|d| !d.is_null()) {
             return Err(invalid);
         }
-        let idle = session.get("kind").and_then(Value::as_str) == Some("session")
-            && session
+        let kind = session.get("kind").and_then(Value::as_str);
+        let idle_timeout = match kind {
+            Some("session") => Some(self.config.session_idle_timeout),
+            Some("device") => Some(self.config.device_idle_timeout),
+            _ => None,
+        };
+        let idle = idle_timeout.is_some_and(|limit| {
+            session
                 .get("last_used_at")
                 .and_then(Value::as_time)
-                .is_some_and(|t| now - t > self.config.session_idle_timeout);
+                .is_some_and(|t| now - t > limit)
+        });
         if idle {
             return Err(ServiceError::Unauthorized(
                 "the session ended after a period of inactivity; log in again",
@@ -505,17 +561,25 @@ impl Services {
         let system_admin = user.get("role").and_then(Value::as_str) == Some("admin")
             && (!self.config.mfa_required_for_admins
                 || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
-        scope.system_admin = system_admin;
-        let api_token_workspace = match session.get("kind").and_then(Value::as_str) {
+        let credential = match kind {
+            Some("session") => Credential::Session,
+            Some("device") => Credential::Device {
+                device_id: session
+                    .id_of("device_id")
+                    .ok_or(ServiceError::Unauthorized("invalid or expired token"))?,
+            },
             Some("api") => {
                 let ws = session
                     .id_of("workspace_id")
                     .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
                 crate::api_tokens::restrict_to_workspace(&mut scope, ws);
-                Some(ws)
+                Credential::ApiToken { workspace_id: ws }
             }
-            _ => None,
+            _ => return Err(invalid),
         };
+        // Administrator powers belong to the whole account, never to a token of one part.
+        let system_admin = system_admin && credential.is_whole_account();
+        scope.system_admin = system_admin;
         if session
             .get("last_used_at")
             .and_then(Value::as_time)
@@ -539,12 +603,12 @@ impl Services {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
-            system_admin: system_admin && api_token_workspace.is_none(),
+            system_admin,
             session_id,
             device_id: session.id_of("device_id"),
             scope,
             source_ip: meta.source_ip.clone(),
-            api_token_workspace,
+            credential,
         })
     }
 
@@ -592,7 +656,7 @@ impl Services {
             device_id: None,
             scope,
             source_ip: meta.source_ip.clone(),
-            api_token_workspace: None,
+            credential: Credential::Certificate,
         })
     }
 
@@ -640,6 +704,7 @@ impl Services {
     /// Changes the caller's password from `{current_password, new_password}`. Every session
     /// of the account ends, this one included: a stolen token dies with the old password.
     pub async fn change_password(&self, caller: &Caller, body: &Json) -> Result<()> {
+        caller.require_whole_account("change the password")?;
         let object = body
             .as_object()
             .ok_or_else(|| ServiceError::invalid("body", "expected a JSON object"))?;
@@ -655,6 +720,8 @@ impl Services {
                 "validated password change lacks a field".into(),
             ));
         };
+        self.secret_check_allowed(caller, "auth.password_change")
+            .await?;
         let user = self
             .store
             .lookup_unscoped(&model::USERS, "id", Value::Id(caller.user_id))

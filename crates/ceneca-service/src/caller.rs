@@ -1,9 +1,12 @@
 //! Who is calling: the authenticated user, their session and device, and their scope.
 
+use ceneca_domain::credential::Credential;
 use ceneca_domain::scope::{Access, Scope, ScopeFilter, scope_filter};
 use ceneca_domain::{Entity, Value};
 use ceneca_store::Actor;
 use uuid::Uuid;
+
+use crate::error::ServiceError;
 
 /// An authenticated caller. Built only by `Services::authenticate`, so holding one proves
 /// the token was valid, the session live and the account active.
@@ -17,8 +20,8 @@ pub struct Caller {
     pub scope: Scope,
     /// Where the request came from, for the audit trail.
     pub source_ip: Option<String>,
-    /// Set when the caller is an API token: the one workspace it may act in.
-    pub api_token_workspace: Option<Uuid>,
+    /// How the caller authenticated, which limits what it may do at all.
+    pub credential: Credential,
 }
 
 impl Caller {
@@ -31,6 +34,21 @@ impl Caller {
     /// The SQL filter for `access` to rows of `entity`.
     pub fn filter(&self, entity: &Entity, access: Access) -> ScopeFilter {
         scope_filter(entity, access, &self.scope)
+    }
+    /// Refuses account-level actions (password, MFA, devices, tokens, consent) to
+    /// credentials that do not stand for the whole account.
+    pub fn require_whole_account(&self, what: &str) -> Result<(), ServiceError> {
+        match self.credential.refuse_account_action(what) {
+            Some(reason) => Err(ServiceError::Forbidden(reason)),
+            None => Ok(()),
+        }
+    }
+    /// Refuses rows of `entity` to credentials that may not reach them.
+    pub fn require_reach(&self, entity: &Entity) -> Result<(), ServiceError> {
+        match self.credential.refuse_entity(entity) {
+            Some(reason) => Err(ServiceError::Forbidden(reason)),
+            None => Ok(()),
+        }
     }
     pub fn id_value(&self) -> Value {
         Value::Id(self.user_id)

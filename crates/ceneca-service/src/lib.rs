@@ -47,6 +47,11 @@ pub struct ServiceConfig {
     pub session_idle_timeout: Duration,
     /// Log-in sessions a user may hold at once; a new log-in ends the oldest beyond it.
     pub max_sessions_per_user: usize,
+    /// How long a device token lasts at most; the device then logs in again.
+    pub device_token_lifetime: Duration,
+    /// A device token unused for this long ends (devices may stay offline for days, so
+    /// this is longer than a log-in session's).
+    pub device_idle_timeout: Duration,
     /// Whether anyone may register (otherwise accounts come from `ceneca user create`).
     pub allow_registration: bool,
     /// The most items one batch request may carry.
@@ -70,6 +75,8 @@ impl Default for ServiceConfig {
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             session_idle_timeout: Duration::from_secs(60 * 60),
             max_sessions_per_user: 3,
+            device_token_lifetime: Duration::from_secs(90 * 24 * 3600),
+            device_idle_timeout: Duration::from_secs(30 * 24 * 3600),
             allow_registration: true,
             max_batch_items: 5_000,
             audit_level: ceneca_domain::audit::AuditLevel::Basic,

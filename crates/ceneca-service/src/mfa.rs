@@ -30,7 +30,7 @@ fn code_field<'a>(body: &'a Json, field: &str) -> Result<&'a str> {
 pub(crate) enum SecondFactor {
     /// The account does not use MFA.
     NotEnabled,
-    /// A valid TOTP code.
+    /// A valid TOTP code, not used before (its step is now claimed).
     Code,
     /// A valid recovery code; the remaining codes (its digest removed) must be stored.
     RecoveryCode(Vec<String>),
@@ -84,6 +84,7 @@ impl Services {
 
     /// Starts enrolment: a new secret, not yet active. Answers `{secret, otpauth_uri}`.
     pub async fn mfa_enroll(&self, caller: &Caller) -> Result<Json> {
+        caller.require_whole_account("enrol MFA")?;
         let user = self.user_row(caller.user_id).await?;
         if user.get("mfa_enabled").and_then(Value::as_bool) == Some(true) {
             return Err(ServiceError::conflict(
@@ -107,7 +108,10 @@ impl Services {
     /// Confirms enrolment with a code from the app; turns MFA on and answers the recovery
     /// codes, once.
     pub async fn mfa_confirm(&self, caller: &Caller, body: &Json) -> Result<Json> {
+        caller.require_whole_account("confirm MFA")?;
         let code = code_field(body, "code")?;
+        self.secret_check_allowed(caller, "auth.mfa_confirm")
+            .await?;
         let user = self.user_row(caller.user_id).await?;
         if user.get("mfa_enabled").and_then(Value::as_bool) == Some(true) {
             return Err(ServiceError::conflict("MFA is already enabled"));
@@ -115,16 +119,31 @@ impl Services {
         let secret = self
             .mfa_secret(&user)?
             .ok_or_else(|| ServiceError::conflict("start with POST /auth/mfa/enroll"))?;
-        if !totp::verify(&secret, code, unix_now()) {
+        let fresh = match totp::verify_step(&secret, code, unix_now()) {
+            Some(step) => {
+                self.store
+                    .claim_totp_step(caller.user_id, step as i64)
+                    .await?
+            }
+            None => false,
+        };
+        if !fresh {
+            self.audit_now(
+                AuditEvent::new("auth.mfa_confirm", "failure")
+                    .by(caller)
+                    .on("users", Some(caller.user_id)),
+            )
+            .await?;
             return Err(ServiceError::invalid(
                 "code",
-                "is not the current code of the authenticator",
+                "is not the current code of the authenticator (or was already used)",
             ));
         }
         let codes = totp::new_recovery_codes();
+        let salt = totp::new_recovery_salt();
         let digests: Vec<Json> = codes
             .iter()
-            .map(|c| Json::String(totp::recovery_code_digest(c)))
+            .map(|c| Json::String(totp::recovery_code_salted(c, &salt)))
             .collect();
         let mut set = Record::new();
         set.set("mfa_enabled", Value::Bool(true));
@@ -135,10 +154,24 @@ impl Services {
 
     /// Turns MFA off, with a current code or a recovery code.
     pub async fn mfa_disable(&self, caller: &Caller, body: &Json) -> Result<()> {
+        caller.require_whole_account("disable MFA")?;
+        self.secret_check_allowed(caller, "auth.mfa_disable")
+            .await?;
         let user = self.user_row(caller.user_id).await?;
-        match self.check_second_factor(&user, body)? {
-            SecondFactor::NotEnabled => return Err(ServiceError::conflict("MFA is not enabled")),
-            SecondFactor::Code | SecondFactor::RecoveryCode(_) => {}
+        match self.check_second_factor(&user, body).await {
+            Ok(SecondFactor::NotEnabled) => {
+                return Err(ServiceError::conflict("MFA is not enabled"));
+            }
+            Ok(SecondFactor::Code | SecondFactor::RecoveryCode(_)) => {}
+            Err(e) => {
+                self.audit_now(
+                    AuditEvent::new("auth.mfa_disable", "failure")
+                        .by(caller)
+                        .on("users", Some(caller.user_id)),
+                )
+                .await?;
+                return Err(e);
+            }
         }
         let mut set = Record::new();
         set.set("mfa_enabled", Value::Bool(false));
@@ -148,22 +181,34 @@ impl Services {
     }
 
     /// Checks `mfa_code` or `recovery_code` in a request body against the user's MFA.
-    pub(crate) fn check_second_factor(&self, user: &Record, body: &Json) -> Result<SecondFactor> {
+    /// A TOTP code is accepted once: its time step is claimed atomically in the store, so a
+    /// code seen by an onlooker (or replayed from a log) does not work a second time.
+    pub(crate) async fn check_second_factor(
+        &self,
+        user: &Record,
+        body: &Json,
+    ) -> Result<SecondFactor> {
         if user.get("mfa_enabled").and_then(Value::as_bool) != Some(true) {
             return Ok(SecondFactor::NotEnabled);
         }
         if let Some(code) = body.get("mfa_code").and_then(Json::as_str) {
             let secret = self.mfa_secret(user)?.ok_or(ServiceError::MfaRequired)?;
-            return if totp::verify(&secret, code, unix_now()) {
+            let user_id = user
+                .id()
+                .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
+            let fresh = match totp::verify_step(&secret, code, unix_now()) {
+                Some(step) => self.store.claim_totp_step(user_id, step as i64).await?,
+                None => false,
+            };
+            return if fresh {
                 Ok(SecondFactor::Code)
             } else {
                 Err(ServiceError::Unauthorized(
-                    "the one-time code is wrong or expired",
+                    "the one-time code is wrong, expired or already used",
                 ))
             };
         }
         if let Some(code) = body.get("recovery_code").and_then(Json::as_str) {
-            let digest = totp::recovery_code_digest(code);
             let stored: Vec<String> = match user.get("mfa_recovery_codes") {
                 Some(Value::Json(Json::Array(items))) => items
                     .iter()
@@ -171,13 +216,19 @@ impl Services {
                     .collect(),
                 _ => Vec::new(),
             };
-            // Every stored digest is compared, so the time taken does not tell which matched.
-            let matched = stored.iter().fold(false, |found, d| {
-                found | constant_eq(d.as_bytes(), digest.as_bytes())
-            });
-            return if matched {
+            // Every stored code is compared, so the time taken does not tell which matched.
+            let matches: Vec<bool> = stored
+                .iter()
+                .map(|d| totp::recovery_code_matches(code, d))
+                .collect();
+            return if matches.iter().any(|m| *m) {
                 Ok(SecondFactor::RecoveryCode(
-                    stored.into_iter().filter(|d| *d != digest).collect(),
+                    stored
+                        .into_iter()
+                        .zip(matches)
+                        .filter(|(_, m)| !m)
+                        .map(|(d, _)| d)
+                        .collect(),
                 ))
             } else {
                 Err(ServiceError::Unauthorized(
@@ -189,6 +240,42 @@ impl Services {
     }
 }
 
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Secret checks behind a session (the password on `/auth/password`, a code on
+/// `/auth/mfa/*`) allowed per account and action within [`SECRET_CHECK_WINDOW`]: a stolen
+/// session token must not become a way to guess the password or the second factor at the
+/// general rate limit.
+pub const SECRET_CHECKS_PER_WINDOW: usize = 5;
+pub const SECRET_CHECK_WINDOW: time::Duration = time::Duration::minutes(15);
+
+impl Services {
+    /// Refuses with 429 once `action` has failed [`SECRET_CHECKS_PER_WINDOW`] times for the
+    /// caller's account within the window (counted from the audit trail, so every node
+    /// agrees).
+    pub(crate) async fn secret_check_allowed(&self, caller: &Caller, action: &str) -> Result<()> {
+        let now = now();
+        let mut q = ceneca_store::ListQuery::new(
+            ScopeFilter::All,
+            "sequence",
+            true,
+            SECRET_CHECKS_PER_WINDOW as u32,
+        );
+        q.equals.push(("action", Value::Text(action.to_owned())));
+        q.equals.push(("actor_id", Value::Id(caller.user_id)));
+        q.equals.push(("outcome", Value::Text("failure".into())));
+        q.created_after = Some(now - SECRET_CHECK_WINDOW);
+        let failures = self.store.list(&model::AUDIT_LOG, q).await?;
+        if failures.len() < SECRET_CHECKS_PER_WINDOW {
+            return Ok(());
+        }
+        let oldest = failures
+            .last()
+            .and_then(|r| r.get("at"))
+            .and_then(Value::as_time)
+            .unwrap_or(now);
+        let wait = (oldest + SECRET_CHECK_WINDOW - now).whole_seconds().max(1) as u64;
+        Err(ServiceError::RateLimited {
+            message: "too many failed attempts for this account; try again later".into(),
+            retry_after_secs: wait,
+        })
+    }
 }

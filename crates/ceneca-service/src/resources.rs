@@ -90,6 +90,7 @@ impl Services {
         body: &Json,
         parent: Option<ParentRef>,
     ) -> Result<Json> {
+        caller.require_reach(entity)?;
         if !entity.api.create {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be created through the API",
@@ -150,6 +151,7 @@ impl Services {
         parent: ParentRef,
         body: &Json,
     ) -> Result<Vec<Json>> {
+        caller.require_reach(entity)?;
         let items = object(body)?
             .get("items")
             .and_then(Json::as_array)
@@ -423,6 +425,7 @@ impl Services {
         id: Uuid,
         deleted: Deleted,
     ) -> Result<Json> {
+        caller.require_reach(entity)?;
         let row = self
             .store
             .get(entity, id, read_filter(caller, entity, deleted), deleted)
@@ -448,6 +451,7 @@ impl Services {
         params: &ListParams,
         parent: Option<ParentRef>,
     ) -> Result<Page> {
+        caller.require_reach(entity)?;
         let mut query = ListQuery::new(
             caller.filter(entity, Access::Read),
             entity.sort,
@@ -513,6 +517,7 @@ impl Services {
         id: Uuid,
         body: &Json,
     ) -> Result<Json> {
+        caller.require_reach(entity)?;
         if !entity.api.update {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be changed through the API",
@@ -615,6 +620,7 @@ impl Services {
         entity: &'static Entity,
         id: Uuid,
     ) -> Result<Deletion> {
+        caller.require_reach(entity)?;
         if !entity.api.delete {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be deleted through the API",
@@ -659,6 +665,7 @@ impl Services {
         entity: &'static Entity,
         id: Uuid,
     ) -> Result<Json> {
+        caller.require_reach(entity)?;
         if !entity.soft_delete || !entity.api.delete {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be restored",

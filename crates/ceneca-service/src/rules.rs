@@ -142,15 +142,24 @@ fn check_url_policy(svc: &Services, record: &Record, field: &str) -> Result<()> 
     Ok(())
 }
 
+/// On create `set` is the new row and carries the scope, which is stored in its one
+/// normalised spelling; on update the scope is the stored one (it cannot be patched), and
+/// revoking is always allowed, even for a scope written before the list was closed.
 fn check_sharing(svc: &Services, record: &Record, set: &mut Record) -> Result<()> {
+    let creating = set.get("scope").is_some();
     if let (Some(scope), Some(granted)) = (
         text(record, "scope"),
         set.get("granted").and_then(Value::as_bool),
-    ) {
-        svc.config
+    ) && (creating || granted)
+    {
+        let scope = svc
+            .config
             .edition
             .check_sharing_scope(scope, granted)
             .map_err(|r| ServiceError::invalid("scope", r))?;
+        if creating {
+            set.set("scope", Value::Text(scope.to_owned()));
+        }
     }
     match set.get("granted").and_then(Value::as_bool) {
         Some(true) => {
@@ -208,7 +217,11 @@ pub(crate) fn before_create(
             let device_token = token::generate();
             let digest = token::digest(&device_token);
             record.set("token_hash", Value::Bytes(digest.clone()));
-            let far = now() + time::Duration::days(3650);
+            // Device tokens follow a session policy of their own: a bounded lifetime, an
+            // idle timeout (see `authenticate`), revoked with the device.
+            let lifetime = time::Duration::try_from(svc.config.device_token_lifetime)
+                .unwrap_or(time::Duration::days(90));
+            let expires = now() + lifetime;
             extras.ops.push(WriteOp::Insert {
                 entity: &model::SESSIONS,
                 record: new_row(
@@ -217,7 +230,7 @@ pub(crate) fn before_create(
                         ("token_hash", Value::Bytes(digest)),
                         ("kind", Value::Text("device".into())),
                         ("device_id", Value::Id(id)),
-                        ("expires_at", Value::Time(far)),
+                        ("expires_at", Value::Time(expires)),
                         ("last_used_at", Value::Time(now())),
                     ],
                     &model::SESSIONS,
@@ -226,6 +239,10 @@ pub(crate) fn before_create(
             extras
                 .response
                 .insert("token".into(), Json::String(device_token));
+            extras.response.insert(
+                "token_expires_at".into(),
+                Json::String(ceneca_domain::output::format_time(expires)),
+            );
         }
         "workspaces" => match record.id_of("organization_id") {
             None => record.set("owner_user_id", me(caller)),
@@ -354,21 +371,94 @@ fn check_permission_subject(record: &Record) -> Result<()> {
         }
         _ => {}
     }
-    if let Some(resource) = text(record, "resource_type")
+    let resource = text(record, "resource_type");
+    if let Some(resource) = resource
         && resource != "*"
-        && !model::ALL
-            .iter()
-            .any(|e| e.path == resource || e.table == resource)
+        && permission_target(resource).is_none()
     {
         errors.add(
             "resource_type",
-            "must be '*' or a resource name such as threads or documents",
+            format!(
+                "must be '*' or a kind of workspace content: {}",
+                model::ALL
+                    .iter()
+                    .filter(|e| matches!(e.tenancy, Tenancy::Workspace { .. }))
+                    .map(|e| e.path)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    if record.id_of("resource_id").is_some() && resource == Some("*") {
+        errors.add(
+            "resource_id",
+            "needs resource_type to name the kind of resource it is (such as documents)",
         );
     }
     if matches!(record.get("actions"), Some(Value::Json(Json::Array(a))) if a.is_empty()) {
         errors.add("actions", "must list at least one action");
     }
     errors.into_result().map_err(ServiceError::from)
+}
+
+/// The workspace content a permission rule may name: permission sets refine access to
+/// rows of one workspace, nothing else.
+fn permission_target(resource_type: &str) -> Option<&'static Entity> {
+    model::ALL.iter().copied().find(|e| {
+        (e.path == resource_type || e.table == resource_type)
+            && matches!(e.tenancy, Tenancy::Workspace { .. })
+    })
+}
+
+/// A rule may name only a resource inside its own workspace (or, for an organization
+/// rule, a workspace of its organization): whoever administers the rule has authority
+/// there and nowhere else (DESIGN.md §3 rule 8). The answer is the same whether the id
+/// does not exist or belongs to someone else, so it tells nothing about other tenants.
+async fn check_permission_resource(svc: &Services, caller: &Caller, record: &Record) -> Result<()> {
+    let (Some(id), Some(entity)) = (
+        record.id_of("resource_id"),
+        text(record, "resource_type").and_then(permission_target),
+    ) else {
+        return Ok(());
+    };
+    let workspaces = match (
+        record.id_of("workspace_id"),
+        record.id_of("organization_id"),
+    ) {
+        (Some(ws), _) => vec![ws],
+        (None, Some(org)) => caller
+            .scope
+            .workspace_orgs
+            .iter()
+            .filter(|(_, o)| *o == org)
+            .map(|(w, _)| *w)
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let found = svc
+        .store
+        .get(
+            entity,
+            id,
+            ScopeFilter::AnyOf(vec![("workspace_id", workspaces)]),
+            Deleted::Include,
+        )
+        .await?;
+    if found.is_none() {
+        return Err(ServiceError::invalid(
+            "resource_id",
+            format!(
+                "no {} with this id in the rule's {}",
+                entity.name,
+                if record.id_of("workspace_id").is_some() {
+                    "workspace"
+                } else {
+                    "organization"
+                }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_limits(record: &Record) -> Result<()> {
@@ -441,6 +531,9 @@ pub(crate) async fn check_create(
     entity: &'static Entity,
     record: &Record,
 ) -> Result<()> {
+    if entity.table == "permission_sets" {
+        check_permission_resource(svc, caller, record).await?;
+    }
     if entity.table == "embedding_records" {
         let source = match text(record, "collection") {
             Some("messages") => &model::MESSAGES,
@@ -595,6 +688,17 @@ pub(crate) async fn before_delete(
                     ));
                 }
             }
+        }
+        "devices" => {
+            // Deleting a device revokes its token at once. The delete itself is scoped to
+            // the caller's devices, and a failed delete rolls this back with it.
+            let mut set = Record::new();
+            set.set("revoked_at", Value::Time(now()));
+            extras.ops.push(WriteOp::UpdateAll {
+                entity: &model::SESSIONS,
+                filter: ScopeFilter::AnyOf(vec![("device_id", vec![id])]),
+                set,
+            });
         }
         "users" => {
             // Deleting an account ends its sessions at once.

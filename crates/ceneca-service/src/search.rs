@@ -139,7 +139,8 @@ impl Services {
                     "thread_id": h.thread_id.map(|t| t.to_string()),
                     "project_id": h.project_id.map(|t| t.to_string()),
                     "title": h.title,
-                    "snippet": h.snippet,
+                    // HTML: stored text escaped, matches in `<mark>` (the only tags).
+                    "snippet": h.snippet.to_html(),
                     "relevance": -h.score,
                     "created_at": format_time(h.created_at),
                 })

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ceneca_domain::scope::{Access, ScopeFilter};
+use ceneca_domain::scope::Access;
 use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
 use ceneca_domain::{Record, Value, model, new_id};
 use ceneca_store::{EmbeddingPoint, IndexerLease, WriteBatch, WriteOp};
@@ -95,28 +95,6 @@ fn vector_error(e: ceneca_vector::VectorError) -> ServiceError {
             "the vector index is unreachable; writes are kept and applied when it is back".into(),
         ),
         e => ServiceError::Internal(format!("vector index: {e}")),
-    }
-}
-
-/// The workspaces a read filter admits (`None`: all) and the ids it denies.
-fn workspaces_of(filter: &ScopeFilter) -> (Option<Vec<Uuid>>, Vec<Uuid>) {
-    match filter {
-        ScopeFilter::All => (None, Vec::new()),
-        ScopeFilter::AnyOf(clauses) => (
-            Some(
-                clauses
-                    .iter()
-                    .filter(|(c, _)| *c == "workspace_id")
-                    .flat_map(|(_, ids)| ids.iter().copied())
-                    .collect(),
-            ),
-            Vec::new(),
-        ),
-        ScopeFilter::Except(inner, denied) => {
-            let (ws, mut more) = workspaces_of(inner);
-            more.extend(denied);
-            (ws, more)
-        }
     }
 }
 
@@ -433,8 +411,10 @@ impl Services {
                     },
                 )? as f32),
             };
-        let (mut workspaces, denied) =
-            workspaces_of(&caller.filter(&model::EMBEDDING_RECORDS, Access::Read));
+        let view = caller
+            .filter(&model::EMBEDDING_RECORDS, Access::Read)
+            .workspace_view();
+        let (mut workspaces, denied) = (view.workspaces, view.denied);
         if let Some(ws) = object.get("workspace_id").filter(|w| !w.is_null()) {
             let ws = parse_uuid(ws, "workspace_id")?;
             if workspaces.as_ref().is_some_and(|all| !all.contains(&ws)) {
@@ -468,7 +448,7 @@ impl Services {
             .search(collection, query)
             .await
             .map_err(vector_error)?;
-        hits.retain(|h| !denied.contains(&h.id));
+        hits.retain(|h| !denied.contains(&(h.workspace_id, h.id)));
         hits.truncate(limit);
         self.audit_read(
             caller,
@@ -560,28 +540,31 @@ impl Services {
     }
 
     /// A collection's settings and what the index holds.
+    ///
+    /// The outbox backlog (`pending_writes`, and the `status` derived from it) and the
+    /// index totals count every tenant's writes: they tell an ordinary user how busy other
+    /// tenants are, so only system administrators see them.
     pub async fn vector_collection(&self, caller: &Caller, collection: &str) -> Result<Json> {
         let dims = self.collection_dims(collection)?;
         let v = self.vectors()?;
         let stats = v.index.stats(collection).await.map_err(vector_error)?;
-        let pending = self
-            .store
-            .vector_outbox_pending()
-            .await?
-            .into_iter()
-            .find(|(c, _)| c == collection)
-            .map(|(_, n)| n)
-            .unwrap_or(0);
         let mut out = json!({
             "name": collection,
             "dimension": dims,
             "distance": "cosine",
             "engine": v.index.kind(),
-            "pending_writes": pending,
-            "status": if pending == 0 { "green" } else { "yellow" },
         });
-        // Totals span every tenant: only system administrators see them.
         if caller.system_admin {
+            let pending = self
+                .store
+                .vector_outbox_pending()
+                .await?
+                .into_iter()
+                .find(|(c, _)| c == collection)
+                .map(|(_, n)| n)
+                .unwrap_or(0);
+            out["pending_writes"] = json!(pending);
+            out["status"] = json!(if pending == 0 { "green" } else { "yellow" });
             out["points"] = json!(stats.points);
             out["indexed_points"] = json!(stats.indexed);
             out["segments"] = json!(stats.segments);

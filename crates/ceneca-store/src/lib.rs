@@ -92,6 +92,11 @@ pub trait Store: Send + Sync + 'static {
         value: ceneca_domain::Value,
     ) -> Result<Option<Record>>;
 
+    /// Records that `user_id` used the TOTP time step `step`, if it is later than the last
+    /// one recorded; `false` when it is not (the code was already used). One atomic
+    /// conditional update, so two requests racing with one code cannot both win.
+    async fn claim_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool>;
+
     /// Records that a session was used; best effort, outside any batch.
     async fn touch_session(&self, session_id: Uuid, at: time::OffsetDateTime) -> Result<()>;
 

@@ -46,7 +46,8 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 1, "schema", "0001_schema"),
     migration!("sqlite", 2, "content_encryption", "0002_content_encryption"),
     migration!("sqlite", 3, "vector_outbox", "0003_vector_outbox"),
-    migration!("sqlite", 4, "audit_chain_mac", "0004_audit_chain_mac"),
+    migration!("sqlite", 4, "auth_hardening", "0004_auth_hardening"),
+    migration!("sqlite", 5, "audit_chain_mac", "0005_audit_chain_mac"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -58,7 +59,8 @@ pub const POSTGRES: &[Migration] = &[
         "0002_content_encryption"
     ),
     migration!("postgres", 3, "vector_outbox", "0003_vector_outbox"),
-    migration!("postgres", 4, "audit_chain_mac", "0004_audit_chain_mac"),
+    migration!("postgres", 4, "auth_hardening", "0004_auth_hardening"),
+    migration!("postgres", 5, "audit_chain_mac", "0005_audit_chain_mac"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

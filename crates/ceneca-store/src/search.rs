@@ -41,16 +41,11 @@ pub struct SearchHit {
     pub thread_id: Option<Uuid>,
     pub project_id: Option<Uuid>,
     pub title: Option<String>,
-    pub snippet: String,
+    /// The best passage, with the matched words highlighted.
+    pub snippet: ceneca_domain::search::Snippet,
     pub score: f64,
     pub created_at: OffsetDateTime,
 }
-
-/// Highlight markers around matched words in snippets. The text between them is not
-/// escaped: clients rendering HTML must escape the snippet and then turn the markers into
-/// tags.
-pub const MARK_START: &str = "<mark>";
-pub const MARK_END: &str = "</mark>";
 
 /// Binds a parameter; returns its placeholder.
 pub(crate) fn bind(d: &dyn Dialect, sql: &mut Sql, value: Value, kind: Kind) -> String {

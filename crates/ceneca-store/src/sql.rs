@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use ceneca_domain::schema::{Cascade, Counter, Default as FieldDefault, Entity, Kind};
-use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::scope::{ResourcesIn, ScopeFilter};
 use ceneca_domain::{Record, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -176,11 +176,33 @@ pub(crate) fn scope_condition(d: &dyn Dialect, sql: &mut Sql, filter: &ScopeFilt
                 format!("({})", parts.join(" OR "))
             }
         }
-        ScopeFilter::Except(inner, ids) => {
+        ScopeFilter::Plus(inner, granted) => {
             let inner = scope_condition(d, sql, inner);
-            let mark = sql.bind(d, Value::IdSet(ids.clone()), Kind::Uuid);
-            format!("({inner} AND NOT {})", d.in_set("id", &mark))
+            format!("({inner} OR {})", resources_condition(d, sql, granted))
         }
+        ScopeFilter::Except(inner, denied) => {
+            let inner = scope_condition(d, sql, inner);
+            format!("({inner} AND NOT {})", resources_condition(d, sql, denied))
+        }
+    }
+}
+
+/// Single resources, each only inside its workspace: `(workspace_id = w AND id IN ids)`
+/// for each workspace. The id alone is never enough (see [`ResourcesIn`]).
+fn resources_condition(d: &dyn Dialect, sql: &mut Sql, sets: &[ResourcesIn]) -> String {
+    let parts: Vec<String> = sets
+        .iter()
+        .filter(|s| !s.ids.is_empty())
+        .map(|s| {
+            let workspace = sql.bind(d, Value::Id(s.workspace_id), Kind::Uuid);
+            let ids = sql.bind(d, Value::IdSet(s.ids.clone()), Kind::Uuid);
+            format!("(workspace_id = {workspace} AND {})", d.in_set("id", &ids))
+        })
+        .collect();
+    if parts.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        format!("({})", parts.join(" OR "))
     }
 }
 

@@ -106,7 +106,7 @@ fn config(dims: usize, settings: EdgeSettings) -> EdgeConfig {
 /// Creates a new, empty shard in `dir/name` with keyword indexes on the filtered fields.
 fn new_shard(dir: &Path, name: &str, dims: usize, settings: EdgeSettings) -> Result<EdgeShard> {
     let path = dir.join(name);
-    std::fs::create_dir_all(&path)?;
+    create_private_dir(&path)?;
     let shard = EdgeShard::new(&path, config(dims, settings)).map_err(engine)?;
     for field in ["workspace_id", "source_id"] {
         shard
@@ -209,7 +209,7 @@ impl EdgeIndex {
     /// Opens the index under `root` (created if missing) and starts its optimizer thread.
     pub fn open(root: impl Into<PathBuf>, settings: EdgeSettings) -> Result<Arc<Self>> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        create_private_dir(&root)?;
         let index = Arc::new(Self {
             root,
             settings,
@@ -288,7 +288,7 @@ impl EdgeIndex {
             return Ok(());
         }
         let dir = self.root.join(name);
-        std::fs::create_dir_all(&dir)?;
+        create_private_dir(&dir)?;
         let current = std::fs::read_to_string(dir.join(LIVE_FILE))
             .ok()
             .map(|s| s.trim().to_owned())
@@ -345,11 +345,34 @@ impl EdgeIndex {
     }
 }
 
+/// Creates a folder of the index (and missing parents) readable by the owner only,
+/// whatever the umask: the index holds tenants' vectors and payloads, and the engine
+/// writes its own files with default modes inside.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
 /// Points `CURRENT` at `name`, atomically.
 fn write_live(dir: &Path, name: &str) -> Result<()> {
     let tmp = dir.join(format!("{LIVE_FILE}.tmp"));
-    std::fs::write(&tmp, name)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    std::io::Write::write_all(&mut file, name.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, dir.join(LIVE_FILE))?;
     Ok(())
 }

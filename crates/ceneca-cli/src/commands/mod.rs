@@ -50,6 +50,8 @@ pub fn service_config(config: &Config) -> ServiceConfig {
         session_lifetime: Duration::from_secs(config.session_lifetime_hours.max(1) * 3600),
         session_idle_timeout: Duration::from_secs(config.session_idle_timeout_minutes * 60),
         max_sessions_per_user: config.max_sessions_per_user,
+        device_token_lifetime: Duration::from_secs(config.device_token_lifetime_days * 86_400),
+        device_idle_timeout: Duration::from_secs(config.device_idle_timeout_days * 86_400),
         allow_registration: config.allow_registration,
         mfa_required_for_admins: config.mfa_required_for_admins,
         encrypt_content: config.encrypt_content,

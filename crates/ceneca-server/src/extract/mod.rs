@@ -1,6 +1,7 @@
 //! Extractors that turn a request into typed input or a clear [`ApiError`]: the caller
 //! ([`Auth`]), a JSON body ([`JsonBody`]), a UUID path segment ([`Id`]) and the query
-//! string ([`QueryPairs`]). Axum's own rejections are plain text; these answer in the API's
+//! string ([`QueryPairs`]); and the middleware that holds every body to JSON
+//! ([`json_or_nothing`]). Axum's own rejections are plain text; these answer in the API's
 //! JSON error format with the right status.
 
 use axum::body::Bytes;
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use ceneca_service::Caller;
 use ceneca_service::audit::RequestMeta;
 use serde_json::Value;
@@ -17,11 +18,31 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The authenticated caller, from `Authorization: Bearer <token>`. Its presence in a
-/// handler's signature is what makes the route require a log-in.
+/// The authenticated caller with the whole account behind it: a log-in session (bearer
+/// token or cookie) or a mapped client certificate. Its presence in a handler's signature
+/// is what makes the route require a log-in, and it refuses API and device tokens, so a
+/// route is closed to tokens unless its handler asks for [`ContentAuth`] instead
+/// (DESIGN.md §3 rule 8: an allowlist, not a denylist).
 pub struct Auth(pub Caller);
 
 impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ContentAuth(caller) = ContentAuth::from_request_parts(parts, state).await?;
+        if let Some(reason) = caller.credential.refuse_account_action("use this route") {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason));
+        }
+        Ok(Auth(caller))
+    }
+}
+
+/// An authenticated caller of any credential, API and device tokens included: for routes
+/// over workspace content (resources, search, vectors), where the service still limits
+/// what each kind of token reaches.
+pub struct ContentAuth(pub Caller);
+
+impl FromRequestParts<AppState> for ContentAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -41,7 +62,10 @@ impl FromRequestParts<AppState> for Auth {
                     )
                 })?,
             None => match session_cookie(parts) {
-                Some(token) => token,
+                Some(token) => {
+                    check_cookie_origin(parts, state)?;
+                    token
+                }
                 None => match crate::tls::client_common_name(parts) {
                     Some(name) => {
                         let caller = state
@@ -66,7 +90,7 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 /// The checks every authenticated caller passes, however it authenticated.
-fn finish(state: &AppState, meta: &RequestMeta, caller: Caller) -> Result<Auth, ApiError> {
+fn finish(state: &AppState, meta: &RequestMeta, caller: Caller) -> Result<ContentAuth, ApiError> {
     state.limits.account(caller.user_id)?;
     if caller.system_admin && !state.admin_networks.is_empty() {
         let allowed = meta
@@ -82,7 +106,7 @@ fn finish(state: &AppState, meta: &RequestMeta, caller: Caller) -> Result<Auth, 
             ));
         }
     }
-    Ok(Auth(caller))
+    Ok(ContentAuth(caller))
 }
 
 /// The cookie browsers carry their session token in.
@@ -99,6 +123,42 @@ fn session_cookie(parts: &Parts) -> Option<String> {
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// Refuses a write sent with the session cookie by a page of another origin that CORS
+/// does not allow.
+///
+/// Browsers attach the `SameSite=Strict` cookie to requests from every page of the same
+/// *site*, including other origins (another subdomain). JSON bodies are safe: their
+/// content type needs a CORS preflight only allowed origins pass. But a `POST` without a
+/// body (logout, restore, clear) needs none, so browsers' `Sec-Fetch-Site` header decides:
+/// from another origin, the `Origin` must be one of `cors_allowed_origins`.
+fn check_cookie_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let site = parts
+        .headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !site.eq_ignore_ascii_case("same-site") && !site.eq_ignore_ascii_case("cross-site") {
+        return Ok(());
+    }
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if state.cors_origins.iter().any(|o| o == origin) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "the session cookie cannot be used by pages of another origin; add the origin to cors_allowed_origins or use a bearer token",
+    ))
 }
 
 /// What the audit trail records about the transport: the peer's address.
@@ -168,32 +228,65 @@ async fn read_limited(mut body: axum::body::Body, limit: usize) -> Result<Bytes,
     Ok(Bytes::from(buf))
 }
 
-/// A JSON request body (any JSON value; the service validates its shape).
+/// Whether a `Content-Type` is JSON: `application/json`, in any case, with parameters
+/// such as `; charset=utf-8` or without. Nothing else is: not `text/plain` and not the
+/// `+json` family, since the point is a type that HTML forms cannot send and that makes
+/// browsers ask (CORS preflight) before sending it from another origin.
+pub fn is_json(content_type: &HeaderValue) -> bool {
+    content_type.to_str().is_ok_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/json")
+    })
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with the header Content-Type: application/json",
+    )
+    .with_field("content-type", "must be application/json")
+}
+
+/// Middleware: the body of a write (any method but `GET`, `HEAD`, `OPTIONS`) is JSON or
+/// nothing, on every route, so also on routes that read no body (logout, restore), where a
+/// form post would otherwise be acted on. A `Content-Type`, when sent, must be
+/// `application/json`; a request without one must have no body. Answers 415 otherwise,
+/// before authentication and handlers run.
+pub async fn json_or_nothing(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::HttpBody;
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let acceptable = match req.headers().get(header::CONTENT_TYPE) {
+        Some(ct) => is_json(ct),
+        None => req.body().is_end_stream() || req.body().size_hint().exact() == Some(0),
+    };
+    if acceptable {
+        next.run(req).await
+    } else {
+        unsupported_media_type().into_response()
+    }
+}
+
+/// A JSON request body (any JSON value; the service validates its shape), sent with
+/// `Content-Type: application/json`.
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if let Some(ct) = &content_type {
-            let mime = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if mime != "application/json" && !mime.ends_with("+json") {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send the body as application/json",
-                ));
-            }
+        if !req.headers().get(header::CONTENT_TYPE).is_some_and(is_json) {
+            return Err(unsupported_media_type());
         }
         let limit = req
             .extensions()

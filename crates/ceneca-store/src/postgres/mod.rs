@@ -403,6 +403,19 @@ impl Store for PgStore {
         Ok(fetch(&mut conn, entity, &sql).await?.into_iter().next())
     }
 
+    async fn claim_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET mfa_last_step = $1
+             WHERE id = $2 AND (mfa_last_step IS NULL OR mfa_last_step < $1)",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn touch_session(&self, session_id: Uuid, at: OffsetDateTime) -> Result<()> {
         sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
             .bind(at)

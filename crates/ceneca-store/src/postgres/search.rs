@@ -3,6 +3,7 @@
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
+use ceneca_domain::search::{MARK_END, MARK_START, Snippet};
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use super::{PgDialect, backend, build, map_error};
 use crate::Result;
-use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery, bind, filters};
+use crate::search::{SearchHit, SearchQuery, bind, filters};
 use crate::sql::Sql;
 
 fn statement(q: &SearchQuery) -> Option<Sql> {
@@ -57,14 +58,18 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
     if parts.is_empty() {
         return None;
     }
+    // The marker characters are removed from the text before highlighting, so every
+    // marker in the answer is ts_headline's own (see `Snippet::from_marked`).
     sql.text = format!(
         "WITH q AS (SELECT {} AS q),
          hits AS ({} ORDER BY score, id LIMIT {} OFFSET {})
          SELECT h.kind, h.id, h.workspace_id, h.thread_id, h.project_id, h.title, h.score, h.created_at,
                 ts_headline('simple',
-                    CASE WHEN h.kind = 'message' THEN (SELECT left(content, 100000) FROM messages WHERE id = h.id)
-                         ELSE (SELECT title || CASE WHEN body_key_id IS NULL THEN ' ' || left(body, 100000) ELSE '' END FROM documents WHERE id = h.id) END,
-                    q.q, 'StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=8, MaxFragments=1, FragmentDelimiter=\" … \"')
+                    translate(
+                        CASE WHEN h.kind = 'message' THEN (SELECT left(content, 100000) FROM messages WHERE id = h.id)
+                             ELSE (SELECT title || CASE WHEN body_key_id IS NULL THEN ' ' || left(body, 100000) ELSE '' END FROM documents WHERE id = h.id) END,
+                        '{MARK_START}{MARK_END}', ''),
+                    q.q, 'StartSel=\"{MARK_START}\", StopSel=\"{MARK_END}\", MaxWords=24, MinWords=8, MaxFragments=1, FragmentDelimiter=\" … \"')
          FROM hits h, q ORDER BY h.score, h.id",
         tsquery.join(" && "),
         parts.join(" UNION ALL "),
@@ -95,10 +100,11 @@ pub(super) async fn search(conn: &mut PgConnection, q: &SearchQuery) -> Result<V
                 title: r.try_get(5).map_err(backend)?,
                 score: r.try_get(6).map_err(backend)?,
                 created_at: r.try_get::<OffsetDateTime, _>(7).map_err(backend)?,
-                snippet: r
-                    .try_get::<Option<String>, _>(8)
-                    .map_err(backend)?
-                    .unwrap_or_default(),
+                snippet: Snippet::from_marked(
+                    &r.try_get::<Option<String>, _>(8)
+                        .map_err(backend)?
+                        .unwrap_or_default(),
+                ),
             })
         })
         .collect()

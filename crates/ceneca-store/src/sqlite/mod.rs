@@ -59,11 +59,25 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
+    ///
+    /// A new database is private to the account that runs Ceneca, whatever the umask: a
+    /// missing folder is created 0700 and the file 0600 before SQLite opens it. SQLite
+    /// creates the `-wal` and `-shm` files with the database file's mode, so they are
+    /// 0600 too.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder
+                .create(dir)
                 .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
+        create_private_file(path)?;
         let writer = open_connection(path, options.sqlite_synchronous_full, false)?;
         Ok(Self {
             path: path.to_owned(),
@@ -113,6 +127,26 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (an existing file is left
+/// as it is: `ceneca serve` checks the modes of the data folder).
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Config(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -347,6 +381,22 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool> {
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE users SET mfa_last_step = ?1
+                     WHERE id = ?2 AND (mfa_last_step IS NULL OR mfa_last_step < ?1)",
+                )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![step, user_id.hyphenated().to_string()])
+                })
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn touch_session(&self, session_id: Uuid, at: OffsetDateTime) -> Result<()> {
         self.write(move |conn| {
             conn.prepare_cached("UPDATE sessions SET last_used_at = ?1 WHERE id = ?2")
@@ -551,7 +601,7 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5]);
         (dir, store)
     }
 
@@ -566,6 +616,32 @@ mod tests {
         r.set("updated_at", Value::Time(now));
         fill_defaults(&model::USERS, &mut r, now);
         r
+    }
+
+    /// Data folder world-readable (security review): a new database, its folder and its
+    /// WAL and shared-memory files are private whatever the umask (this test process runs
+    /// under the usual 022; the CLI test forces it).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn data_folder_world_readable_new_database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("data");
+        let path = folder.join("ceneca.db");
+        let store = SqliteStore::open(&path, &StoreOptions::new("")).unwrap();
+        store.migrate_up().await.unwrap();
+        store
+            .apply(WriteBatch::new(Actor::default()).push(WriteOp::Insert {
+                entity: &model::USERS,
+                record: user("p@x.io"),
+            }))
+            .await
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700);
+        for file in ["ceneca.db", "ceneca.db-wal", "ceneca.db-shm"] {
+            assert_eq!(mode(&folder.join(file)), 0o600, "{file}");
+        }
     }
 
     #[tokio::test]
@@ -622,7 +698,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [4, 3, 2, 1] {
+        for version in [5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -630,7 +706,7 @@ mod tests {
                 .applied_at
                 .is_none()
         );
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5]);
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
 }

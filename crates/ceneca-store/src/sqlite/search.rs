@@ -7,12 +7,12 @@
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
-use ceneca_domain::search::fts5_query;
+use ceneca_domain::search::{MARK_END, MARK_START, Snippet, fts5_query};
 use rusqlite::{Connection, params_from_iter};
 use uuid::Uuid;
 
 use super::{SqliteDialect, map_error, parse_time};
-use crate::search::{MARK_END, MARK_START, SearchHit, SearchQuery, bind, filters};
+use crate::search::{SearchHit, SearchQuery, bind, filters};
 use crate::sql::Sql;
 use crate::{Result, StoreError};
 
@@ -32,9 +32,13 @@ fn ranked(q: &SearchQuery, messages: bool) -> Sql {
     };
     let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, scope_filter);
     let fts = format!("{table}_fts");
+    // The snippet twice: with the markers, and with empty ones. Stored text may hold the
+    // marker characters too; the plain one says which characters are text (see
+    // `Snippet::from_marked_and_plain`). Both run for the page's rows only.
+    let column = if messages { 0 } else { -1 };
     let snippet = format!(
-        "snippet({fts}, {}, '{MARK_START}', '{MARK_END}', '…', 24)",
-        if messages { 0 } else { -1 }
+        "snippet({fts}, {column}, '{MARK_START}', '{MARK_END}', '…', 24), \
+         snippet({fts}, {column}, '', '', '…', 24)"
     );
     let columns = if messages {
         format!(
@@ -81,7 +85,10 @@ fn hits(conn: &Connection, sql: &Sql, kind: &'static str) -> Result<Vec<SearchHi
             score: row.get(5).map_err(map_error)?,
             created_at: parse_time(&created)
                 .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
-            snippet: row.get(7).map_err(map_error)?,
+            snippet: Snippet::from_marked_and_plain(
+                &row.get::<_, String>(7).map_err(map_error)?,
+                &row.get::<_, String>(8).map_err(map_error)?,
+            ),
         });
     }
     Ok(out)

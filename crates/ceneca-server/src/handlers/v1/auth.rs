@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{Auth, Id, JsonBody, Meta, QueryPairs, SESSION_COOKIE};
+use crate::extract::{Auth, ContentAuth, Id, JsonBody, Meta, QueryPairs, SESSION_COOKIE};
 
 /// `POST /auth/register` `{email, password, display_name?}` → 201 `{token, user}`.
 pub async fn register(
@@ -57,7 +57,10 @@ pub async fn login(
 }
 
 /// `POST /auth/logout`: the token stops working.
-pub async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+) -> ApiResult<Response> {
     state.services.logout(&caller).await?;
     // Also clear a browser's session cookie, if it used one.
     let clear = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
@@ -69,7 +72,10 @@ pub async fn logout(State(state): State<AppState>, Auth(caller): Auth) -> ApiRes
 }
 
 /// `GET /auth/me`: the caller's account.
-pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<Response> {
+pub async fn me(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+) -> ApiResult<Response> {
     Ok(Json(state.services.me(&caller).await?).into_response())
 }
 

@@ -14,14 +14,48 @@ pub mod telemetry;
 pub mod vectors;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use ceneca_domain::model;
 use ceneca_domain::schema::Tenancy;
 
 use crate::AppState;
 
-pub fn routes(batch_body_limit: usize) -> Router<AppState> {
-    let mut router = Router::new()
+/// The API's routes with their path templates, built together so the list cannot drift
+/// from what is served: the authorization matrix test walks `paths` (every route × every
+/// kind of caller), so a new route is covered the day it is added.
+pub struct Routes {
+    pub router: Router<AppState>,
+    pub paths: Vec<String>,
+}
+
+impl Routes {
+    pub fn new() -> Self {
+        Self {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+    pub fn route(mut self, path: &str, handler: MethodRouter<AppState>) -> Self {
+        self.paths.push(path.to_owned());
+        self.router = self.router.route(path, handler);
+        self
+    }
+    pub fn merge(mut self, other: Routes) -> Self {
+        self.paths.extend(other.paths);
+        self.router = self.router.merge(other.router);
+        self
+    }
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Every route of `/api/v1`.
+pub fn routes(batch_body_limit: usize) -> Routes {
+    let mut router = Routes::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))

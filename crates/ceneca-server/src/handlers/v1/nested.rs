@@ -3,7 +3,6 @@
 //! `/{parent}/{id}/{children}/batch`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,42 +13,39 @@ use ceneca_service::{Caller, ListParams};
 use ceneca_store::Deleted;
 use serde_json::json;
 
+use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, Id, Ids, JsonBody, QueryPairs};
+use crate::extract::{ContentAuth, Id, Ids, JsonBody, QueryPairs};
 use crate::handlers::v1::resources::deletion_response;
 
 fn base(parent_path: &str, child: &Entity) -> String {
     format!("/{parent_path}/{{parent}}/{}", child.path)
 }
 
-pub fn routes(
-    parent_path: &'static str,
-    field: &'static str,
-    child: &'static Entity,
-) -> Router<AppState> {
+pub fn routes(parent_path: &'static str, field: &'static str, child: &'static Entity) -> Routes {
     let collection = get(
-        move |state: State<AppState>, auth: Auth, id: Id, q: QueryPairs| {
+        move |state: State<AppState>, auth: ContentAuth, id: Id, q: QueryPairs| {
             list(state, auth, id, q, field, child)
         },
     )
     .post(
-        move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| {
+        move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
             create(state, auth, id, body, field, child)
         },
     );
-    let mut router = Router::new().route(&base(parent_path, child), collection);
+    let mut router = Routes::new().route(&base(parent_path, child), collection);
     // Children without routes of their own (members) are read and changed here.
     if child.path == "members" {
-        let item = get(move |state: State<AppState>, auth: Auth, ids: Ids| {
+        let item = get(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
             read(state, auth, ids, field, child)
         })
         .patch(
-            move |state: State<AppState>, auth: Auth, ids: Ids, body: JsonBody| {
+            move |state: State<AppState>, auth: ContentAuth, ids: Ids, body: JsonBody| {
                 update(state, auth, ids, body, field, child)
             },
         )
-        .delete(move |state: State<AppState>, auth: Auth, ids: Ids| {
+        .delete(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
             delete(state, auth, ids, field, child)
         });
         router = router.route(&format!("{}/{{child}}", base(parent_path, child)), item);
@@ -62,11 +58,11 @@ pub fn batch_route(
     field: &'static str,
     child: &'static Entity,
     body_limit: usize,
-) -> Router<AppState> {
-    Router::new().route(
+) -> Routes {
+    Routes::new().route(
         &format!("{}/batch", base(parent_path, child)),
         post(
-            move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| {
+            move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
                 batch(state, auth, id, body, field, child)
             },
         )
@@ -76,7 +72,7 @@ pub fn batch_route(
 
 async fn list(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Id(parent): Id,
     QueryPairs(pairs): QueryPairs,
     field: &'static str,
@@ -92,7 +88,7 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Id(parent): Id,
     JsonBody(body): JsonBody,
     field: &'static str,
@@ -108,7 +104,7 @@ async fn create(
 
 async fn batch(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Id(parent): Id,
     JsonBody(body): JsonBody,
     field: &'static str,
@@ -143,7 +139,7 @@ async fn child_of(
 
 async fn read(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Ids(parent, id): Ids,
     field: &'static str,
     child: &'static Entity,
@@ -153,7 +149,7 @@ async fn read(
 
 async fn update(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Ids(parent, id): Ids,
     JsonBody(body): JsonBody,
     field: &'static str,
@@ -165,7 +161,7 @@ async fn update(
 
 async fn delete(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Ids(parent, id): Ids,
     field: &'static str,
     child: &'static Entity,

@@ -3,7 +3,6 @@
 //! `POST /{path}/{id}/restore`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,46 +12,49 @@ use ceneca_service::ListParams;
 use ceneca_service::resources::Deletion;
 use ceneca_store::Deleted;
 
+use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, Id, JsonBody, QueryPairs};
+use crate::extract::{ContentAuth, Id, JsonBody, QueryPairs};
 
-pub fn routes(entity: &'static Entity) -> Router<AppState> {
+pub fn routes(entity: &'static Entity) -> Routes {
     let mut collection: MethodRouter<AppState> = get(
-        move |state: State<AppState>, auth: Auth, query: QueryPairs| {
+        move |state: State<AppState>, auth: ContentAuth, query: QueryPairs| {
             list(state, auth, query, entity)
         },
     );
     if entity.api.create {
-        collection = collection.post(move |state: State<AppState>, auth: Auth, body: JsonBody| {
-            create(state, auth, body, entity)
-        });
+        collection = collection.post(
+            move |state: State<AppState>, auth: ContentAuth, body: JsonBody| {
+                create(state, auth, body, entity)
+            },
+        );
     }
     let mut item: MethodRouter<AppState> = get(
-        move |state: State<AppState>, auth: Auth, id: Id, query: QueryPairs| {
+        move |state: State<AppState>, auth: ContentAuth, id: Id, query: QueryPairs| {
             read(state, auth, id, query, entity)
         },
     );
     if entity.api.update {
         item = item.patch(
-            move |state: State<AppState>, auth: Auth, id: Id, body: JsonBody| {
+            move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
                 update(state, auth, id, body, entity)
             },
         );
     }
     if entity.api.delete {
-        item = item.delete(move |state: State<AppState>, auth: Auth, id: Id| {
+        item = item.delete(move |state: State<AppState>, auth: ContentAuth, id: Id| {
             delete(state, auth, id, entity)
         });
     }
     let base = format!("/{}", entity.path);
-    let mut router = Router::new()
+    let mut router = Routes::new()
         .route(&base, collection)
         .route(&format!("{base}/{{id}}"), item);
     if entity.soft_delete && entity.api.delete {
         router = router.route(
             &format!("{base}/{{id}}/restore"),
-            post(move |state: State<AppState>, auth: Auth, id: Id| {
+            post(move |state: State<AppState>, auth: ContentAuth, id: Id| {
                 restore(state, auth, id, entity)
             }),
         );
@@ -84,7 +86,7 @@ pub(crate) fn deleted_param(pairs: &[(String, String)]) -> ApiResult<Deleted> {
 
 async fn list(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     QueryPairs(pairs): QueryPairs,
     entity: &'static Entity,
 ) -> ApiResult<Response> {
@@ -97,7 +99,7 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     JsonBody(body): JsonBody,
     entity: &'static Entity,
 ) -> ApiResult<Response> {
@@ -114,7 +116,7 @@ async fn create(
 
 async fn read(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Id(id): Id,
     QueryPairs(pairs): QueryPairs,
     entity: &'static Entity,
@@ -125,7 +127,7 @@ async fn read(
 
 async fn update(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Id(id): Id,
     JsonBody(body): JsonBody,
     entity: &'static Entity,
@@ -142,7 +144,7 @@ pub(crate) fn deletion_response(deletion: Deletion) -> Response {
 
 async fn delete(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Id(id): Id,
     entity: &'static Entity,
 ) -> ApiResult<Response> {
@@ -153,7 +155,7 @@ async fn delete(
 
 async fn restore(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Id(id): Id,
     entity: &'static Entity,
 ) -> ApiResult<Response> {

@@ -4,12 +4,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{Auth, QueryPairs};
+use crate::extract::{ContentAuth, QueryPairs};
 
 /// `GET /search?q=...`: ranked full-text hits with highlighted snippets.
 pub async fn search(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     QueryPairs(pairs): QueryPairs,
 ) -> ApiResult<Response> {
     Ok(Json(state.services.search(&caller, &pairs).await?).into_response())

@@ -2,7 +2,6 @@
 //! Writes take `?wait=true` to return only once the index has applied them.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,22 +9,24 @@ use ceneca_domain::model;
 use ceneca_service::ListParams;
 use uuid::Uuid;
 
+use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, JsonBody, QueryPairs};
+use crate::extract::{ContentAuth, JsonBody, QueryPairs};
 
 /// The vector routes; upserts take bodies up to `batch_body_limit` (a hundred
 /// 1536-dimension vectors are about 3 MB of JSON; a thousand, 30 MB).
-pub fn routes(batch_body_limit: usize) -> Router<AppState> {
-    let upserts = Router::new()
+pub fn routes(batch_body_limit: usize) -> Routes {
+    let limit = || crate::extract::body_limit(batch_body_limit);
+    Routes::new()
         .route(
             "/vectors/{collection}/points",
-            get(scroll).put(upsert).post(upsert),
+            get(scroll).put(upsert).post(upsert).layer(limit()),
         )
-        .route("/vectors/{collection}/points/batch", post(upsert_batch))
-        .layer(crate::extract::body_limit(batch_body_limit));
-    Router::new()
-        .merge(upserts)
+        .route(
+            "/vectors/{collection}/points/batch",
+            post(upsert_batch).layer(limit()),
+        )
         .route("/vectors/{collection}", get(info))
         .route(
             "/vectors/{collection}/points/{id}",
@@ -58,7 +59,7 @@ fn wait_param(pairs: &[(String, String)]) -> ApiResult<bool> {
 
 async fn info(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
 ) -> ApiResult<Response> {
     Ok(Json(
@@ -72,7 +73,7 @@ async fn info(
 
 async fn upsert(
     state: State<AppState>,
-    auth: Auth,
+    auth: ContentAuth,
     collection: Path<String>,
     query: QueryPairs,
     body: JsonBody,
@@ -82,7 +83,7 @@ async fn upsert(
 
 async fn upsert_batch(
     state: State<AppState>,
-    auth: Auth,
+    auth: ContentAuth,
     collection: Path<String>,
     query: QueryPairs,
     body: JsonBody,
@@ -93,7 +94,7 @@ async fn upsert_batch(
 /// One point at `/points`, `{"points": [...]}` at `/points/batch`.
 async fn upsert_points(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
     JsonBody(body): JsonBody,
@@ -122,7 +123,7 @@ async fn upsert_points(
 
 async fn delete(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Path((collection, id)): Path<(String, String)>,
     QueryPairs(pairs): QueryPairs,
 ) -> ApiResult<Response> {
@@ -139,7 +140,7 @@ async fn delete(
 
 async fn search(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -154,7 +155,7 @@ async fn search(
 
 async fn clear(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
     JsonBody(body): JsonBody,
@@ -172,7 +173,7 @@ async fn clear(
 /// Pages through a collection's points (the embedding rows), in the caller's scope.
 async fn scroll(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(mut pairs): QueryPairs,
 ) -> ApiResult<Response> {
@@ -196,7 +197,7 @@ async fn scroll(
 
 async fn hybrid(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    ContentAuth(caller): ContentAuth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     Ok(Json(state.services.hybrid_search(&caller, &body).await?).into_response())
