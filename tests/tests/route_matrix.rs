@@ -9,7 +9,8 @@
 //! - no caller succeeds on another tenant's object, and no successful answer carries an id
 //!   of another tenant's objects;
 //! - an API token succeeds only on workspace content, only in its workspace; a device
-//!   token never on the account (users, devices, tokens, MFA, password, consent, audit);
+//!   token never on the account (users, devices, tokens, MFA, password, consent, audit)
+//!   nor on who has access (members, permission sets);
 //! - anonymous and suspended callers succeed only on log-in and registration;
 //! - and so that the matrix cannot pass by refusing everything: the owner's session reads
 //!   every object of its own tenant, and its tokens read the workspace content.
@@ -52,6 +53,8 @@ const ACCOUNT: &[&str] = &[
     "/audit-log",
     // Exporting is consent-governed and account-level; recording events is not.
     "/telemetry/export",
+    // Who has access: a stolen token must not grant anyone lasting access.
+    "/permission-sets",
 ];
 
 const METHODS: [Method; 5] = [
@@ -612,7 +615,9 @@ async fn every_route_every_credential_two_tenants(backend: Backend) {
         cells
             .iter()
             .filter(ok)
-            .filter(|c| c.kind == Kind::Device && starts(c, ACCOUNT))
+            .filter(|c| {
+                c.kind == Kind::Device && (starts(c, ACCOUNT) || c.template.contains("/members"))
+            })
             .collect(),
     );
     failures(

@@ -18,6 +18,14 @@ on_every_backend!(
     unknown_emails_are_answered_like_known_ones,
     failed_login_audit_keeps_no_typed_identifier,
     recovery_codes_are_stored_salted,
+    permission_rule_cannot_open_membership,
+    removed_member_keeps_no_access_through_rules,
+    rules_of_a_deleted_workspace_are_dormant,
+    parallel_guesses_do_not_pass_the_attempt_limits,
+    a_recovery_code_works_once_under_parallel_use,
+    device_token_cannot_manage_access,
+    denied_messages_are_hidden_from_vector_search,
+    permission_set_actions_are_checked_on_update,
 );
 
 async fn call(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> u16 {
@@ -251,6 +259,20 @@ async fn api_token(s: &TestServer, owner: &User, workspace: &str) -> String {
         .to_owned()
 }
 
+/// A device of `owner`'s, and its token (shown once).
+async fn new_device(s: &TestServer, owner: &User, name: &str, platform: &str) -> (Value, String) {
+    let device = s
+        .post(
+            owner,
+            "/api/v1/devices",
+            json!({"name": name, "platform": platform}),
+        )
+        .await
+        .expect(201);
+    let token = device["token"].as_str().unwrap().to_owned();
+    (device, token)
+}
+
 async fn api_token_cannot_mint_a_device_token(backend: Backend) {
     let s = TestServer::start(backend).await;
     let admin = s.admin().await;
@@ -274,15 +296,7 @@ async fn api_token_cannot_mint_a_device_token(backend: Backend) {
         r.body
     );
     // A device token made by the administrator's own session carries no admin powers.
-    let device = s
-        .post(
-            &admin,
-            "/api/v1/devices",
-            json!({"name": "laptop", "platform": "desktop"}),
-        )
-        .await
-        .expect(201);
-    let device_token = device["token"].as_str().unwrap().to_owned();
+    let (_, device_token) = new_device(&s, &admin, "laptop", "desktop").await;
     let log = s
         .call(Method::GET, "/api/v1/audit-log", Some(&device_token), None)
         .await;
@@ -307,15 +321,7 @@ async fn device_tokens_follow_a_session_policy(backend: Backend) {
     let s = TestServer::start(backend).await;
     let u = s.user("u").await;
     let w = world(&s, &u).await;
-    let device = s
-        .post(
-            &u,
-            "/api/v1/devices",
-            json!({"name": "laptop", "platform": "desktop"}),
-        )
-        .await
-        .expect(201);
-    let token = device["token"].as_str().unwrap().to_owned();
+    let (device, token) = new_device(&s, &u, "laptop", "desktop").await;
     // Bounded lifetime (90 days by default), shown when the token is made.
     let expires = time::OffsetDateTime::parse(
         device["token_expires_at"].as_str().unwrap(),
@@ -378,15 +384,7 @@ async fn device_tokens_follow_a_session_policy(backend: Backend) {
         401
     );
     // Revoked with its device.
-    let device = s
-        .post(
-            &u,
-            "/api/v1/devices",
-            json!({"name": "phone", "platform": "ios"}),
-        )
-        .await
-        .expect(201);
-    let token = device["token"].as_str().unwrap().to_owned();
+    let (device, token) = new_device(&s, &u, "phone", "ios").await;
     assert_eq!(
         call(&s, &token, Method::GET, "/api/v1/auth/me", None).await,
         200
@@ -712,4 +710,409 @@ async fn recovery_codes_are_stored_salted(backend: Backend) {
     assert!(a_codes.iter().all(|c| c.starts_with("s1$")), "{a_codes:?}");
     let salt = |c: &str| c.split('$').nth(1).unwrap().to_owned();
     assert_ne!(salt(&a_codes[0]), salt(&b_codes[0]), "a salt per account");
+}
+
+// Findings of the attack on the first version of the fixes (each named after it).
+
+async fn permission_rule_cannot_open_membership(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let alice = s.user("alice").await;
+    let gina = s.user("gina").await;
+    let w = world(&s, &alice).await;
+    let members = format!("/api/v1/workspaces/{}/members", w.org_workspace);
+    let row = s
+        .post(
+            &alice,
+            &members,
+            json!({"user_id": gina.id, "role": "viewer"}),
+        )
+        .await
+        .expect(201);
+    for resource in ["members", "workspace_members", "permission-sets"] {
+        let r = s
+            .post(
+                &alice,
+                "/api/v1/permission-sets",
+                json!({"workspace_id": w.org_workspace, "subject_type": "role", "subject_role": "viewer",
+                       "resource_type": resource, "actions": ["write"], "effect": "allow"}),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 422, "{resource}: {}", r.body);
+    }
+    // `*` opens content, never membership.
+    s.post(
+        &alice,
+        "/api/v1/permission-sets",
+        json!({"workspace_id": w.org_workspace, "subject_type": "user", "subject_user_id": gina.id,
+               "resource_type": "*", "actions": ["admin"], "effect": "allow"}),
+    )
+    .await
+    .expect(201);
+    let promote = s
+        .patch(
+            &gina,
+            &format!("{members}/{}", id(&row)),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert!(
+        matches!(promote.status.as_u16(), 403 | 404),
+        "{}",
+        promote.body
+    );
+    let newcomer = s.user("newcomer").await;
+    let add = s
+        .post(
+            &gina,
+            &members,
+            json!({"user_id": newcomer.id, "role": "admin"}),
+        )
+        .await;
+    assert!(matches!(add.status.as_u16(), 403 | 404), "{}", add.body);
+    // Content is open to her, as the rule says.
+    s.post(
+        &gina,
+        "/api/v1/threads",
+        json!({"workspace_id": w.org_workspace, "title": "by rule"}),
+    )
+    .await
+    .expect(201);
+}
+
+async fn removed_member_keeps_no_access_through_rules(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let w = world(&s, &alice).await;
+    let members = format!("/api/v1/workspaces/{}/members", w.org_workspace);
+    let row = s
+        .post(
+            &alice,
+            &members,
+            json!({"user_id": bob.id, "role": "admin"}),
+        )
+        .await
+        .expect(201);
+    let doc = s
+        .post(
+            &alice,
+            "/api/v1/documents",
+            json!({"workspace_id": w.org_workspace, "title": "Team plan", "body": "secret"}),
+        )
+        .await
+        .expect(201);
+    // While an administrator, bob writes himself a rule.
+    s.post(
+        &bob,
+        "/api/v1/permission-sets",
+        json!({"workspace_id": w.org_workspace, "subject_type": "user", "subject_user_id": bob.id,
+               "resource_type": "*", "actions": ["read", "write", "delete"], "effect": "allow"}),
+    )
+    .await
+    .expect(201);
+    s.delete(&alice, &format!("{members}/{}", id(&row)))
+        .await
+        .expect(204);
+    let path = format!("/api/v1/documents/{}", id(&doc));
+    assert_eq!(s.get(&bob, &path).await.status.as_u16(), 404);
+    assert_eq!(
+        s.patch(&bob, &path, json!({"body": "tampered"}))
+            .await
+            .status
+            .as_u16(),
+        404
+    );
+    let listed = s.get(&alice, "/api/v1/permission-sets").await.expect(200);
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["subject_user_id"] != json!(bob.id)),
+        "the removed member's rules ended with the membership: {listed}"
+    );
+}
+
+async fn rules_of_a_deleted_workspace_are_dormant(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let alice = s.user("alice").await;
+    let dave = s.user("dave").await;
+    let w = world(&s, &alice).await;
+    s.post(
+        &alice,
+        "/api/v1/permission-sets",
+        json!({"workspace_id": w.workspace, "subject_type": "user", "subject_user_id": dave.id,
+               "resource_type": "*", "actions": ["read", "delete"], "effect": "allow"}),
+    )
+    .await
+    .expect(201);
+    let doc = format!("/api/v1/documents/{}", w.document);
+    s.get(&dave, &doc).await.expect(200);
+    s.delete(&alice, &format!("/api/v1/workspaces/{}", w.workspace))
+        .await
+        .expect(200);
+    for path in [
+        format!("{doc}?deleted=include"),
+        "/api/v1/documents?deleted=only".to_owned(),
+        "/api/v1/search?q=Step&deleted=include".to_owned(),
+    ] {
+        let r = s.get(&dave, &path).await;
+        if r.status.as_u16() == 200 {
+            assert!(
+                !r.body.to_string().contains(&w.document),
+                "{path}: {}",
+                r.body
+            );
+        } else {
+            assert_eq!(r.status.as_u16(), 404, "{path}: {}", r.body);
+        }
+    }
+    let restore = s.post(&dave, &format!("{doc}/restore"), json!({})).await;
+    assert_eq!(restore.status.as_u16(), 404, "{}", restore.body);
+}
+
+/// Sends `n` copies of a request at once; returns the statuses.
+async fn burst(s: &TestServer, n: usize, path: &str, token: Option<&str>, body: Value) -> Vec<u16> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let mut req = s.http.post(format!("{}{path}", s.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        tasks.push(tokio::spawn(async move {
+            req.send().await.expect("request").status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses
+}
+
+async fn parallel_guesses_do_not_pass_the_attempt_limits(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let statuses = burst(
+        &s,
+        30,
+        "/api/v1/auth/password",
+        Some(&u.token),
+        json!({"current_password": "wrong guess!", "new_password": "another horse battery"}),
+    )
+    .await;
+    let checked = statuses.iter().filter(|s| **s == 422).count();
+    assert_eq!(
+        checked, 5,
+        "password checks of 30 parallel guesses: {statuses:?}"
+    );
+    let v = s.user("v").await;
+    let statuses = burst(
+        &s,
+        30,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": v.email, "password": "wrong password"}),
+    )
+    .await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(
+        checked, 5,
+        "log-in checks of 30 parallel guesses: {statuses:?}"
+    );
+}
+
+async fn a_recovery_code_works_once_under_parallel_use(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let enrolled = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/mfa/enroll",
+            Some(&u.token),
+            None,
+        )
+        .await
+        .expect(200);
+    let secret = enrolled["secret"].as_str().unwrap();
+    let confirmed = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/mfa/confirm",
+            Some(&u.token),
+            Some(&json!({"code": mfa_code(secret)})),
+        )
+        .await
+        .expect(200);
+    let code = confirmed["recovery_codes"][0].as_str().unwrap().to_owned();
+    let statuses = burst(
+        &s,
+        10,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": u.email, "password": "correct horse battery", "recovery_code": code}),
+    )
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+}
+
+async fn device_token_cannot_manage_access(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let (_, token) = new_device(&s, &u, "laptop", "desktop").await;
+    let attacker = s.user("attacker").await;
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("/api/v1/workspaces/{}/members", w.org_workspace),
+            Some(json!({"user_id": attacker.id, "role": "admin"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/organizations/{}/members", w.organization),
+            Some(json!({"user_id": attacker.id, "role": "admin"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/permission-sets".to_owned(),
+            Some(
+                json!({"workspace_id": w.workspace, "subject_type": "user", "subject_user_id": attacker.id, "resource_type": "*", "actions": ["admin"], "effect": "allow"}),
+            ),
+        ),
+        (Method::GET, "/api/v1/permission-sets".to_owned(), None),
+    ] {
+        assert_eq!(
+            call(&s, &token, method.clone(), &path, body).await,
+            403,
+            "{method} {path}"
+        );
+    }
+    // Content still syncs.
+    assert_eq!(
+        call(
+            &s,
+            &token,
+            Method::POST,
+            "/api/v1/threads",
+            Some(json!({"workspace_id": w.workspace}))
+        )
+        .await,
+        201
+    );
+}
+
+async fn denied_messages_are_hidden_from_vector_search(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let alice = s.user("alice").await;
+    let viewer = s.user("viewer").await;
+    let w = world(&s, &alice).await;
+    s.post(
+        &alice,
+        &format!("/api/v1/workspaces/{}/members", w.org_workspace),
+        json!({"user_id": viewer.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    let thread = s
+        .post(
+            &alice,
+            "/api/v1/threads",
+            json!({"workspace_id": w.org_workspace, "title": "t"}),
+        )
+        .await
+        .expect(201);
+    let message = s
+        .post(
+            &alice,
+            &format!("/api/v1/threads/{}/messages", id(&thread)),
+            json!({"role": "user", "content": "quarterly numbers"}),
+        )
+        .await
+        .expect(201);
+    let vector = json!([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    s.post(
+        &alice,
+        "/api/v1/vectors/messages/points?wait=true",
+        json!({"source_id": id(&message), "workspace_id": w.org_workspace, "vector": vector}),
+    )
+    .await
+    .expect(200);
+    let search = json!({"vector": vector, "limit": 5});
+    let before = s
+        .post(&viewer, "/api/v1/vectors/messages/search", search.clone())
+        .await
+        .expect(200);
+    assert_eq!(before["items"].as_array().unwrap().len(), 1, "{before}");
+    s.post(
+        &alice,
+        "/api/v1/permission-sets",
+        json!({"workspace_id": w.org_workspace, "subject_type": "user", "subject_user_id": viewer.id,
+               "resource_type": "messages", "actions": ["read"], "effect": "deny"}),
+    )
+    .await
+    .expect(201);
+    let after = s
+        .post(&viewer, "/api/v1/vectors/messages/search", search)
+        .await
+        .expect(200);
+    assert!(after["items"].as_array().unwrap().is_empty(), "{after}");
+    let hybrid = s
+        .post(
+            &viewer,
+            "/api/v1/search/hybrid",
+            json!({"q": "quarterly", "vector": vector, "limit": 5}),
+        )
+        .await
+        .expect(200);
+    assert!(!hybrid.to_string().contains(&id(&message)), "{hybrid}");
+    let r = s
+        .post(
+            &viewer,
+            "/api/v1/search/hybrid",
+            json!({"q": "x", "vector": vector, "limit": 0}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.body);
+}
+
+async fn permission_set_actions_are_checked_on_update(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let rule = s
+        .post(
+            &u,
+            "/api/v1/permission-sets",
+            json!({"workspace_id": w.workspace, "subject_type": "role", "subject_role": "viewer",
+                   "resource_type": "threads", "actions": ["read"], "effect": "allow"}),
+        )
+        .await
+        .expect(201);
+    let path = format!("/api/v1/permission-sets/{}", id(&rule));
+    for actions in [json!([]), json!(["read", "read"])] {
+        let r = s.patch(&u, &path, json!({"actions": actions})).await;
+        assert_eq!(r.status.as_u16(), 422, "{actions}: {}", r.body);
+    }
+    let r = s
+        .post(
+            &u,
+            "/api/v1/permission-sets",
+            json!({"workspace_id": w.workspace, "subject_type": "role", "subject_role": "viewer",
+                   "resource_type": "threads", "actions": vec!["read"; 1000], "effect": "allow"}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.body);
+    let r = s
+        .post(
+            &u,
+            "/api/v1/api-tokens",
+            json!({"name": "\u{0}", "workspace_id": w.workspace}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.body);
 }

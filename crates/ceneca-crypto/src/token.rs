@@ -18,6 +18,16 @@ pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// HMAC-SHA256 of `data` under `key`: a digest only the key's holder can compute, for
+/// identifiers that must not be reversible by guessing (typed log-in identifiers).
+pub fn keyed_digest(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
 /// SHA-256 of arbitrary bytes, as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -35,8 +35,14 @@ const ACCOUNT_TABLES: &[&str] = &[
     "sessions",
 ];
 
-/// Workspace tables that govern access rather than hold content.
-const ACCESS_TABLES: &[&str] = &["workspace_members", "permission_sets"];
+/// Tables that govern who has access rather than hold content: no token may change them
+/// (a stolen token must not become lasting access for someone else), and no permission
+/// rule may open them (see `scope::PermissionRule`).
+pub const ACCESS_TABLES: &[&str] = &[
+    "workspace_members",
+    "organization_members",
+    "permission_sets",
+];
 
 impl Credential {
     /// Whether the credential stands for the whole account: account management (password,
@@ -50,7 +56,9 @@ impl Credential {
     pub fn reaches(&self, entity: &Entity) -> bool {
         match self {
             Credential::Session | Credential::Certificate => true,
-            Credential::Device { .. } => !ACCOUNT_TABLES.contains(&entity.table),
+            Credential::Device { .. } => {
+                !ACCOUNT_TABLES.contains(&entity.table) && !ACCESS_TABLES.contains(&entity.table)
+            }
             Credential::ApiToken { .. } => {
                 matches!(entity.tenancy, Tenancy::Workspace { .. })
                     && !ACCESS_TABLES.contains(&entity.table)
@@ -132,7 +140,7 @@ mod tests {
         };
         assert!(device.reaches(&model::THREADS));
         assert!(device.reaches(&model::WORKSPACES));
-        for table in ACCOUNT_TABLES {
+        for table in ACCOUNT_TABLES.iter().chain(ACCESS_TABLES) {
             let entity = model::by_table(table).expect("account table");
             assert!(!device.reaches(entity), "{table}");
         }

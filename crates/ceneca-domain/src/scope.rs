@@ -51,7 +51,12 @@ pub struct PermissionRule {
 }
 
 impl PermissionRule {
+    /// Rules speak about content: tables that govern access (members, rules) are never
+    /// concerned, even by `*`, so no rule can let anyone change who has access.
     fn concerns(&self, entity: &Entity, action: &str) -> bool {
+        if crate::credential::ACCESS_TABLES.contains(&entity.table) {
+            return false;
+        }
         let resource = self.resource_type == "*"
             || self.resource_type == entity.path
             || self.resource_type == entity.table;
@@ -73,12 +78,7 @@ impl PermissionRule {
     fn workspaces(&self, scope: &Scope) -> Vec<Uuid> {
         match (self.workspace_id, self.organization_id) {
             (Some(ws), _) => vec![ws],
-            (None, Some(org)) => scope
-                .workspace_orgs
-                .iter()
-                .filter(|(_, o)| *o == org)
-                .map(|(w, _)| *w)
-                .collect(),
+            (None, Some(org)) => scope.org_workspaces(org),
             (None, None) => Vec::new(),
         }
     }
@@ -102,6 +102,14 @@ impl Scope {
             .iter()
             .filter(|(_, r)| *r >= least)
             .map(|(o, _)| *o)
+            .collect()
+    }
+    /// The caller's live workspaces that belong to organization `org`.
+    pub fn org_workspaces(&self, org: Uuid) -> Vec<Uuid> {
+        self.workspace_orgs
+            .iter()
+            .filter(|(_, o)| *o == org)
+            .map(|(w, _)| *w)
             .collect()
     }
     pub fn workspaces_with(&self, least: WorkspaceRole) -> Vec<Uuid> {
@@ -663,6 +671,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn permission_rules_never_open_membership() {
+        let mut s = scope();
+        for resource in ["*", "members", "workspace_members"] {
+            s.permissions.push(rule(
+                20,
+                Subject::User(s.user_id),
+                resource,
+                None,
+                &["admin"],
+                true,
+            ));
+        }
+        // A viewer of workspace 20 stays unable to change its members.
+        assert!(
+            !scope_filter(&model::WORKSPACE_MEMBERS, Access::Write, &s)
+                .admits("workspace_id", Uuid::from_u128(20))
+        );
+        assert!(
+            scope_filter(&model::THREADS, Access::Write, &s)
+                .admits("workspace_id", Uuid::from_u128(20))
+        );
     }
 
     #[test]

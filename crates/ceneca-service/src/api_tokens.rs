@@ -33,9 +33,14 @@ impl Services {
             .get("name")
             .and_then(Json::as_str)
             .map(str::trim)
-            .filter(|n| !n.is_empty() && n.chars().count() <= 200);
+            .filter(|n| {
+                !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control)
+            });
         if name.is_none() {
-            errors.add("name", "is required: 1-200 characters");
+            errors.add(
+                "name",
+                "is required: 1-200 characters, no control characters",
+            );
         }
         let workspace = body
             .get("workspace_id")

@@ -32,16 +32,17 @@ const MAX_LOCKOUT_SECS: u64 = 15 * 60;
 /// Failed log-ins per account per hour after which the account is locked for the hour.
 pub const MAX_FAILED_LOGINS_PER_HOUR: u32 = 100;
 
-/// The id failed log-ins of an identifier no account has are counted under: derived from
-/// the normalised e-mail, so the identifier itself is never stored. Only identifiers that
-/// are e-mail addresses count (no account can have any other), which keeps a password
-/// typed into the e-mail field out of the trail even as a digest.
-fn login_identifier(email: &str) -> Option<Uuid> {
+/// The id failed log-ins of an identifier no account has are counted under: a keyed digest
+/// of the normalised e-mail (HMAC under a subkey of the key ring), so the identifier is
+/// never stored and cannot be confirmed from the audit trail by guessing. Only
+/// identifiers that are e-mail addresses count (no account can have any other), which
+/// keeps a password typed into the e-mail field out of the trail even as a digest.
+fn login_identifier(key: &[u8], email: &str) -> Option<Uuid> {
     let (local, domain) = email.split_once('@')?;
     if local.is_empty() || !domain.contains('.') || email.contains(char::is_whitespace) {
         return None;
     }
-    let digest = token::digest(&format!("ceneca login identifier\0{email}"));
+    let digest = token::keyed_digest(key, format!("ceneca login identifier\0{email}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     Some(uuid::Builder::from_custom_bytes(bytes).into_uuid())
@@ -292,7 +293,11 @@ impl Services {
         // so an unknown e-mail is answered exactly like a known one (no enumeration).
         let attempts = match user.as_ref().and_then(Record::id) {
             Some(id) => Some(("users", id)),
-            None => login_identifier(&email).map(|id| ("login_identifier", id)),
+            None => self
+                .keys
+                .audit_chain_key(self.keys.active_key_id())
+                .and_then(|key| login_identifier(&key, &email))
+                .map(|id| ("login_identifier", id)),
         };
         let failure = |outcome: &'static str, reason: &str| {
             // The typed identifier is recorded only when it is an account's e-mail: a
@@ -308,6 +313,13 @@ impl Services {
             event.actor = user.as_ref().and_then(Record::id);
             event.source_ip = meta.source_ip.clone();
             event
+        };
+        // One check at a time per account (or identifier) on this node, from the count of
+        // earlier failures to this attempt's outcome, so a burst cannot pass the count at
+        // once (see `gate.rs`).
+        let _gate = match attempts {
+            Some((_, key)) => Some(self.secret_checks.enter(key).await),
+            None => None,
         };
         // Checked before the password, so nothing is learnt from an attempt while locked.
         if let Some((_, key)) = attempts
@@ -720,6 +732,7 @@ impl Services {
                 "validated password change lacks a field".into(),
             ));
         };
+        let _gate = self.secret_checks.enter(caller.user_id).await;
         self.secret_check_allowed(caller, "auth.password_change")
             .await?;
         let user = self

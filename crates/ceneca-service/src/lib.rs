@@ -18,6 +18,7 @@ pub mod caller;
 pub mod consent;
 mod content;
 pub mod error;
+mod gate;
 pub mod mfa;
 pub mod page;
 pub mod resources;
@@ -97,6 +98,8 @@ pub struct Services {
     /// How audit entries are linked: the active key's chain MAC key, and the head file.
     audit_chain: ceneca_store::AuditChain,
     audit_head: Option<Arc<audit_head::HeadFile>>,
+    /// One secret check (password, second factor) at a time per account.
+    secret_checks: Arc<gate::AccountGate>,
 }
 
 impl Services {
@@ -112,6 +115,7 @@ impl Services {
             vectors: None,
             audit_chain,
             audit_head: None,
+            secret_checks: Arc::default(),
         }
     }
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -109,6 +109,7 @@ impl Services {
     /// codes, once.
     pub async fn mfa_confirm(&self, caller: &Caller, body: &Json) -> Result<Json> {
         caller.require_whole_account("confirm MFA")?;
+        let _gate = self.secret_checks.enter(caller.user_id).await;
         let code = code_field(body, "code")?;
         self.secret_check_allowed(caller, "auth.mfa_confirm")
             .await?;
@@ -155,6 +156,7 @@ impl Services {
     /// Turns MFA off, with a current code or a recovery code.
     pub async fn mfa_disable(&self, caller: &Caller, body: &Json) -> Result<()> {
         caller.require_whole_account("disable MFA")?;
+        let _gate = self.secret_checks.enter(caller.user_id).await;
         self.secret_check_allowed(caller, "auth.mfa_disable")
             .await?;
         let user = self.user_row(caller.user_id).await?;
@@ -221,15 +223,22 @@ impl Services {
                 .iter()
                 .map(|d| totp::recovery_code_matches(code, d))
                 .collect();
-            return if matches.iter().any(|m| *m) {
-                Ok(SecondFactor::RecoveryCode(
-                    stored
-                        .into_iter()
-                        .zip(matches)
-                        .filter(|(_, m)| !m)
-                        .map(|(d, _)| d)
-                        .collect(),
-                ))
+            let remaining: Vec<String> = stored
+                .iter()
+                .zip(&matches)
+                .filter(|(_, m)| !**m)
+                .map(|(d, _)| d.clone())
+                .collect();
+            let user_id = user
+                .id()
+                .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
+            let consumed = matches.iter().any(|m| *m)
+                && self
+                    .store
+                    .consume_recovery_code(user_id, stored, remaining.clone())
+                    .await?;
+            return if consumed {
+                Ok(SecondFactor::RecoveryCode(remaining))
             } else {
                 Err(ServiceError::Unauthorized(
                     "the recovery code is wrong or already used",

@@ -382,7 +382,7 @@ fn check_permission_subject(record: &Record) -> Result<()> {
                 "must be '*' or a kind of workspace content: {}",
                 model::ALL
                     .iter()
-                    .filter(|e| matches!(e.tenancy, Tenancy::Workspace { .. }))
+                    .filter(|e| permission_target(e.path).is_some())
                     .map(|e| e.path)
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -395,10 +395,23 @@ fn check_permission_subject(record: &Record) -> Result<()> {
             "needs resource_type to name the kind of resource it is (such as documents)",
         );
     }
-    if matches!(record.get("actions"), Some(Value::Json(Json::Array(a))) if a.is_empty()) {
-        errors.add("actions", "must list at least one action");
-    }
+    check_actions(&mut errors, record);
     errors.into_result().map_err(ServiceError::from)
+}
+
+/// A rule's actions: at least one, none repeated (on create and on update).
+fn check_actions(errors: &mut ValidationError, record: &Record) {
+    if let Some(Value::Json(Json::Array(actions))) = record.get("actions") {
+        if actions.is_empty() {
+            errors.add("actions", "must list at least one action");
+        } else if actions
+            .iter()
+            .enumerate()
+            .any(|(i, a)| actions[..i].contains(a))
+        {
+            errors.add("actions", "must not repeat an action");
+        }
+    }
 }
 
 /// The workspace content a permission rule may name: permission sets refine access to
@@ -407,6 +420,7 @@ fn permission_target(resource_type: &str) -> Option<&'static Entity> {
     model::ALL.iter().copied().find(|e| {
         (e.path == resource_type || e.table == resource_type)
             && matches!(e.tenancy, Tenancy::Workspace { .. })
+            && !ceneca_domain::credential::ACCESS_TABLES.contains(&e.table)
     })
 }
 
@@ -426,13 +440,7 @@ async fn check_permission_resource(svc: &Services, caller: &Caller, record: &Rec
         record.id_of("organization_id"),
     ) {
         (Some(ws), _) => vec![ws],
-        (None, Some(org)) => caller
-            .scope
-            .workspace_orgs
-            .iter()
-            .filter(|(_, o)| *o == org)
-            .map(|(w, _)| *w)
-            .collect(),
+        (None, Some(org)) => caller.scope.org_workspaces(org),
         (None, None) => Vec::new(),
     };
     let found = svc
@@ -640,7 +648,60 @@ pub(crate) fn before_update(
             check_sharing(svc, current, set)?;
         }
         "subscription_plans" => check_limits(set)?,
+        "permission_sets" => {
+            let mut errors = ValidationError::new();
+            check_actions(&mut errors, set);
+            errors.into_result()?;
+        }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Removing a member ends the permission rules of that workspace (or organization) that
+/// name them: a removed member must not keep access through a rule they were given, or
+/// wrote for themselves while they were an administrator.
+async fn end_rules_of_removed_member(
+    svc: &Services,
+    caller: &Caller,
+    entity: &'static Entity,
+    id: Uuid,
+    extras: &mut Extras,
+) -> Result<()> {
+    let owner_column = match entity.table {
+        "workspace_members" => "workspace_id",
+        _ => "organization_id",
+    };
+    let Some(member) = svc
+        .store
+        .get(
+            entity,
+            id,
+            caller.filter(entity, Access::Read),
+            Deleted::Exclude,
+        )
+        .await?
+    else {
+        return Ok(());
+    };
+    let (Some(parent), Some(user)) = (member.id_of(owner_column), member.id_of("user_id")) else {
+        return Ok(());
+    };
+    let mut q = ListQuery::new(
+        ScopeFilter::AnyOf(vec![(owner_column, vec![parent])]),
+        "created_at",
+        false,
+        1000,
+    );
+    q.equals.push(("subject_user_id", Value::Id(user)));
+    for rule in svc.store.list(&model::PERMISSION_SETS, q).await? {
+        if let Some(rule_id) = rule.id() {
+            extras.ops.push(WriteOp::Delete {
+                entity: &model::PERMISSION_SETS,
+                id: rule_id,
+                filter: ScopeFilter::AnyOf(vec![(owner_column, vec![parent])]),
+            });
+        }
     }
     Ok(())
 }
@@ -652,6 +713,9 @@ pub(crate) async fn before_delete(
     id: Uuid,
     extras: &mut Extras,
 ) -> Result<()> {
+    if matches!(entity.table, "workspace_members" | "organization_members") {
+        end_rules_of_removed_member(svc, caller, entity, id, extras).await?;
+    }
     match entity.table {
         "organization_members" => {
             let Some(member) = svc

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ceneca_domain::scope::Access;
 use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
 use ceneca_domain::{Record, Value, model, new_id};
-use ceneca_store::{EmbeddingPoint, IndexerLease, WriteBatch, WriteOp};
+use ceneca_store::{Deleted, EmbeddingPoint, IndexerLease, WriteBatch, WriteOp};
 use ceneca_vector::{CollectionStats, Hit, Point, Query, VectorIndex};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -95,6 +95,30 @@ fn vector_error(e: ceneca_vector::VectorError) -> ServiceError {
             "the vector index is unreachable; writes are kept and applied when it is back".into(),
         ),
         e => ServiceError::Internal(format!("vector index: {e}")),
+    }
+}
+
+/// The entity whose rows a collection's points are made from.
+fn source_entity(collection: &str) -> Option<&'static ceneca_domain::Entity> {
+    match collection {
+        "messages" => Some(&model::MESSAGES),
+        "documents" => Some(&model::DOCUMENTS),
+        "attachments" => Some(&model::ATTACHMENTS),
+        _ => None,
+    }
+}
+
+/// `limit`: 1 to [`MAX_LIMIT`], 10 when absent; anything else is refused, not clamped.
+fn parse_limit(object: &serde_json::Map<String, Json>) -> Result<usize> {
+    match object.get("limit") {
+        None => Ok(10),
+        Some(l) => l
+            .as_u64()
+            .filter(|l| (1..=MAX_LIMIT as u64).contains(l))
+            .map(|l| l as usize)
+            .ok_or_else(|| {
+                ServiceError::bad_request("limit", format!("limit must be 1 to {MAX_LIMIT}"))
+            }),
     }
 }
 
@@ -390,15 +414,7 @@ impl Services {
             .as_object()
             .ok_or_else(|| ServiceError::bad_request("body", "expected a JSON object"))?;
         let vector = self.parse_vector(collection, object.get("vector"), "vector")?;
-        let limit = match object.get("limit") {
-            None => 10,
-            Some(l) => l
-                .as_u64()
-                .filter(|l| (1..=MAX_LIMIT as u64).contains(l))
-                .ok_or_else(|| {
-                    ServiceError::bad_request("limit", format!("limit must be 1 to {MAX_LIMIT}"))
-                })? as usize,
-        };
+        let limit = parse_limit(object)?;
         let score_threshold =
             match object.get("score_threshold") {
                 None | Some(Json::Null) => None,
@@ -450,6 +466,24 @@ impl Services {
             .map_err(vector_error)?;
         hits.retain(|h| !denied.contains(&(h.workspace_id, h.id)));
         hits.truncate(limit);
+        // A hit is shown only if its source (the message, document or attachment) is
+        // readable too: a permission set denying a message must hide its embedding's
+        // match as well. One indexed lookup per hit of the page, inside the SQL scope.
+        if let Some(source) = source_entity(collection) {
+            let read = caller.filter(source, Access::Read);
+            let mut readable = Vec::with_capacity(hits.len());
+            for hit in hits {
+                if self
+                    .store
+                    .get(source, hit.source_id, read.clone(), Deleted::Exclude)
+                    .await?
+                    .is_some()
+                {
+                    readable.push(hit);
+                }
+            }
+            hits = readable;
+        }
         self.audit_read(
             caller,
             "embedding.search".into(),
@@ -587,11 +621,7 @@ impl Services {
             .get("collection")
             .and_then(Json::as_str)
             .unwrap_or("messages");
-        let limit = object
-            .get("limit")
-            .and_then(Json::as_u64)
-            .unwrap_or(10)
-            .clamp(1, MAX_LIMIT as u64) as usize;
+        let limit = parse_limit(object)?;
         let kind = match collection {
             "messages" => "messages",
             "documents" => "documents",

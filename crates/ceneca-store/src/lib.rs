@@ -97,6 +97,16 @@ pub trait Store: Send + Sync + 'static {
     /// conditional update, so two requests racing with one code cannot both win.
     async fn claim_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool>;
 
+    /// Replaces `user_id`'s stored recovery codes by `remaining` if they are still
+    /// `expected`; `false` when another request changed them first (the code was just
+    /// used). A recovery code is consumed once even by requests racing on several nodes.
+    async fn consume_recovery_code(
+        &self,
+        user_id: Uuid,
+        expected: Vec<String>,
+        remaining: Vec<String>,
+    ) -> Result<bool>;
+
     /// Records that a session was used; best effort, outside any batch.
     async fn touch_session(&self, session_id: Uuid, at: time::OffsetDateTime) -> Result<()>;
 

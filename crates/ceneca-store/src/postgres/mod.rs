@@ -416,6 +416,25 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn consume_recovery_code(
+        &self,
+        user_id: Uuid,
+        expected: Vec<String>,
+        remaining: Vec<String>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET mfa_recovery_codes = $1
+             WHERE id = $2 AND mfa_recovery_codes = $3",
+        )
+        .bind(sqlx::types::Json(serde_json::Value::from(remaining)))
+        .bind(user_id)
+        .bind(sqlx::types::Json(serde_json::Value::from(expected)))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn touch_session(&self, session_id: Uuid, at: OffsetDateTime) -> Result<()> {
         sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
             .bind(at)
@@ -588,8 +607,12 @@ async fn load_scope(conn: &mut PgConnection, user_id: Uuid, system_admin: bool) 
     }
     let rules = Sql {
         text: format!(
-            "SELECT {} FROM permission_sets WHERE subject_user_id = $1 OR (subject_type = 'role' AND
-             (workspace_id = ANY($2) OR organization_id = ANY($3)))",
+            // Rules of a deleted workspace or organization are dormant: its content is
+            // reached by restoring it, with the roles that allow that.
+            "SELECT {} FROM permission_sets WHERE (subject_user_id = $1 OR (subject_type = 'role' AND
+             (workspace_id = ANY($2) OR organization_id = ANY($3))))
+             AND (workspace_id IS NULL OR workspace_id IN (SELECT id FROM workspaces WHERE deleted_at IS NULL))
+             AND (organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE deleted_at IS NULL))",
             sql::column_list(&model::PERMISSION_SETS)
         ),
         params: vec![

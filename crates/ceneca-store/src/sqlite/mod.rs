@@ -397,6 +397,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn consume_recovery_code(
+        &self,
+        user_id: Uuid,
+        expected: Vec<String>,
+        remaining: Vec<String>,
+    ) -> Result<bool> {
+        // The column holds the JSON text this store wrote (`serde_json`'s compact form),
+        // so the same serialisation compares equal.
+        let (expected, remaining) = (
+            serde_json::Value::from(expected).to_string(),
+            serde_json::Value::from(remaining).to_string(),
+        );
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE users SET mfa_recovery_codes = ?1
+                     WHERE id = ?2 AND mfa_recovery_codes = ?3",
+                )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![
+                        remaining,
+                        user_id.hyphenated().to_string(),
+                        expected
+                    ])
+                })
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn touch_session(&self, session_id: Uuid, at: OffsetDateTime) -> Result<()> {
         self.write(move |conn| {
             conn.prepare_cached("UPDATE sessions SET last_used_at = ?1 WHERE id = ?2")
@@ -566,8 +597,12 @@ fn load_scope(conn: &Connection, user_id: Uuid, system_admin: bool) -> Result<Sc
     let ids = |items: Vec<Uuid>| Value::IdSet(items);
     let rules = Sql {
         text: format!(
-            "SELECT {} FROM permission_sets WHERE subject_user_id = ?1 OR (subject_type = 'role' AND
-             (workspace_id IN (SELECT value FROM json_each(?2)) OR organization_id IN (SELECT value FROM json_each(?3))))",
+            // Rules of a deleted workspace or organization are dormant: its content is
+            // reached by restoring it, with the roles that allow that.
+            "SELECT {} FROM permission_sets WHERE (subject_user_id = ?1 OR (subject_type = 'role' AND
+             (workspace_id IN (SELECT value FROM json_each(?2)) OR organization_id IN (SELECT value FROM json_each(?3)))))
+             AND (workspace_id IS NULL OR workspace_id IN (SELECT id FROM workspaces WHERE deleted_at IS NULL))
+             AND (organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE deleted_at IS NULL))",
             sql::column_list(&model::PERMISSION_SETS)
         ),
         params: vec![
