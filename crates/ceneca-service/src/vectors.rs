@@ -16,7 +16,7 @@ use std::time::Duration;
 use ceneca_domain::scope::Access;
 use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
 use ceneca_domain::{Record, Value, model, new_id};
-use ceneca_store::{Deleted, EmbeddingPoint, IndexerLease, WriteBatch, WriteOp};
+use ceneca_store::{EmbeddingPoint, IndexerLease, ListQuery, WriteBatch, WriteOp};
 use ceneca_vector::{CollectionStats, Hit, Point, Query, VectorIndex};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -468,21 +468,25 @@ impl Services {
         hits.truncate(limit);
         // A hit is shown only if its source (the message, document or attachment) is
         // readable too: a permission set denying a message must hide its embedding's
-        // match as well. One indexed lookup per hit of the page, inside the SQL scope.
-        if let Some(source) = source_entity(collection) {
-            let read = caller.filter(source, Access::Read);
-            let mut readable = Vec::with_capacity(hits.len());
-            for hit in hits {
-                if self
-                    .store
-                    .get(source, hit.source_id, read.clone(), Deleted::Exclude)
-                    .await?
-                    .is_some()
-                {
-                    readable.push(hit);
-                }
-            }
-            hits = readable;
+        // match as well. One query for the page's sources, inside the SQL scope.
+        if let Some(source) = source_entity(collection)
+            && !hits.is_empty()
+        {
+            let mut q = ListQuery::new(
+                caller.filter(source, Access::Read),
+                "id",
+                false,
+                hits.len() as u32,
+            );
+            q.ids = Some(hits.iter().map(|h| h.source_id).collect());
+            let readable: Vec<Uuid> = self
+                .store
+                .list(source, q)
+                .await?
+                .iter()
+                .filter_map(Record::id)
+                .collect();
+            hits.retain(|h| readable.contains(&h.source_id));
         }
         self.audit_read(
             caller,

@@ -19,6 +19,8 @@ pub struct ListQuery {
     pub filter: ScopeFilter,
     /// `column = value` conditions (columns come from the entity model, never from clients).
     pub equals: Vec<(&'static str, Value)>,
+    /// Only these rows (`id IN ids`), when set: checking many ids in one query.
+    pub ids: Option<Vec<Uuid>>,
     pub created_after: Option<OffsetDateTime>,
     pub created_before: Option<OffsetDateTime>,
     pub deleted: Deleted,
@@ -34,6 +36,7 @@ impl ListQuery {
         Self {
             filter,
             equals: Vec::new(),
+            ids: None,
             created_after: None,
             created_before: None,
             deleted: Deleted::Exclude,

@@ -244,6 +244,10 @@ pub fn list(d: &dyn Dialect, entity: &Entity, q: &ListQuery) -> Sql {
     );
     text.push_str(&scope_condition(d, &mut sql, &q.filter));
     text.push_str(deleted_condition(entity, q.deleted));
+    if let Some(ids) = &q.ids {
+        let mark = sql.bind(d, Value::IdSet(ids.clone()), Kind::Uuid);
+        write!(text, " AND {}", d.in_set("id", &mark)).ok();
+    }
     for (column, value) in &q.equals {
         if value.is_null() {
             write!(text, " AND {column} IS NULL").ok();
