@@ -663,26 +663,13 @@ pub(crate) fn before_update(
 /// wrote for themselves while they were an administrator.
 async fn end_rules_of_removed_member(
     svc: &Services,
-    caller: &Caller,
     entity: &'static Entity,
-    id: Uuid,
+    member: &Record,
     extras: &mut Extras,
 ) -> Result<()> {
     let owner_column = match entity.table {
         "workspace_members" => "workspace_id",
         _ => "organization_id",
-    };
-    let Some(member) = svc
-        .store
-        .get(
-            entity,
-            id,
-            caller.filter(entity, Access::Read),
-            Deleted::Exclude,
-        )
-        .await?
-    else {
-        return Ok(());
     };
     let (Some(parent), Some(user)) = (member.id_of(owner_column), member.id_of("user_id")) else {
         return Ok(());
@@ -713,11 +700,10 @@ pub(crate) async fn before_delete(
     id: Uuid,
     extras: &mut Extras,
 ) -> Result<()> {
-    if matches!(entity.table, "workspace_members" | "organization_members") {
-        end_rules_of_removed_member(svc, caller, entity, id, extras).await?;
-    }
-    match entity.table {
-        "organization_members" => {
+    // The member row, loaded once for the checks below (a row the caller cannot read is
+    // left to the delete itself to refuse).
+    let member = match entity.table {
+        "workspace_members" | "organization_members" => {
             let Some(member) = svc
                 .store
                 .get(
@@ -728,6 +714,16 @@ pub(crate) async fn before_delete(
                 )
                 .await?
             else {
+                return Ok(());
+            };
+            end_rules_of_removed_member(svc, entity, &member, extras).await?;
+            Some(member)
+        }
+        _ => None,
+    };
+    match entity.table {
+        "organization_members" => {
+            let Some(member) = member else {
                 return Ok(());
             };
             if text(&member, "role") == Some("owner") {
