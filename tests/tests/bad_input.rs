@@ -267,3 +267,120 @@ async fn tokens_are_checked(backend: Backend) {
         .await;
     assert_eq!(r.body["email"], json!(u.email));
 }
+
+/// The API's own description: served, committed, and true about which methods each path
+/// answers.
+mod openapi {
+    use ceneca_e2e::{Backend, TestServer, on_every_backend};
+    use reqwest::Method;
+
+    on_every_backend!(
+        the_served_document_is_the_committed_one,
+        methods_the_document_does_not_list_answer_405,
+        the_docs_page_is_served_from_the_binary
+    );
+
+    async fn the_served_document_is_the_committed_one(backend: Backend) {
+        let s = TestServer::start(backend).await;
+        // Public: no credential needed (the routes it describes still need theirs).
+        let res = s
+            .http
+            .get(format!("{}/api/v1/openapi.json", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let served: serde_json::Value = res.json().await.unwrap();
+        let committed: serde_json::Value =
+            serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+        assert!(
+            served == committed,
+            "the committed openapi.json differs from the served document: run \
+             `cargo run -p ceneca-cli -- openapi > openapi.json`"
+        );
+        assert_eq!(served["openapi"], "3.1.0");
+    }
+
+    /// A path answers exactly the methods the document lists: any other is 405, and a
+    /// listed one is never 405 (routing happens before authentication, so no credential is
+    /// needed to tell).
+    async fn methods_the_document_does_not_list_answer_405(backend: Backend) {
+        let s = TestServer::start(backend).await;
+        let doc: serde_json::Value = s
+            .http
+            .get(format!("{}/api/v1/openapi.json", s.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let concrete = path
+                .replace("{collection}", "messages")
+                .replace("{parent}", "0190f0e0-0000-7000-8000-000000000001")
+                .replace("{child}", "0190f0e0-0000-7000-8000-000000000002")
+                .replace("{id}", "0190f0e0-0000-7000-8000-000000000003");
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ] {
+                let documented = item.get(method.as_str().to_lowercase()).is_some();
+                let status = s
+                    .http
+                    .request(method.clone(), format!("{}{concrete}", s.base))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                if documented {
+                    assert_ne!(status, 405, "{method} {path} is documented but refused");
+                } else {
+                    assert_eq!(status, 405, "{method} {path} is served but not documented");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 200, "{checked} method × path pairs");
+    }
+
+    async fn the_docs_page_is_served_from_the_binary(backend: Backend) {
+        let s = TestServer::start(backend).await;
+        let page = s
+            .http
+            .get(format!("{}/api/docs/", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("swagger-ui"), "{html}");
+        // Every asset it names comes from this server, none from a CDN.
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{html}"
+        );
+        for asset in [
+            "swagger-ui.css",
+            "swagger-ui-bundle.js",
+            "swagger-initializer.js",
+        ] {
+            let res = s
+                .http
+                .get(format!("{}/api/docs/{asset}", s.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 200, "{asset}");
+            let body = res.text().await.unwrap();
+            if asset == "swagger-initializer.js" {
+                assert!(body.contains("/api/v1/openapi.json"), "{body}");
+            }
+        }
+    }
+}

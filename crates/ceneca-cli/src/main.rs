@@ -80,6 +80,8 @@ enum Command {
     },
     /// Measure the hot paths against raw SQLite in the same run.
     Bench(commands::bench::Args),
+    /// Print the API's OpenAPI 3.1 document (the one served at /api/v1/openapi.json).
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -96,6 +98,10 @@ fn main() -> std::process::ExitCode {
     let result = (|| -> anyhow::Result<()> {
         if let Command::Config { action } = &cli.command {
             return commands::config::run(action);
+        }
+        if let Command::Openapi = &cli.command {
+            print!("{}", ceneca_server::openapi::document_json());
+            return Ok(());
         }
         if let Command::Certs { action } = &cli.command {
             return commands::certs::run(action);
@@ -125,6 +131,7 @@ fn main() -> std::process::ExitCode {
                 Command::Audit { action } => commands::audit::run(config, action).await,
                 Command::Keys { action } => commands::keys::run(config, action).await,
                 Command::Bench(args) => commands::bench::run(config, args).await,
+                Command::Openapi => Ok(()),
                 Command::Reindex { vectors } => {
                     let store = commands::open_store(&config).await?;
                     store.reindex_text().await?;

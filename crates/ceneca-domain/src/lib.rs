@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod clock;
 pub mod credential;
+pub mod deleted;
 pub mod edition;
 pub mod error;
 pub mod flow;
@@ -23,6 +24,7 @@ pub mod search;
 pub mod validate;
 pub mod value;
 
+pub use deleted::Deleted;
 pub use edition::Edition;
 pub use error::ValidationError;
 pub use schema::Entity;

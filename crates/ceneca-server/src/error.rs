@@ -47,6 +47,12 @@ impl ApiError {
     }
 }
 
+impl From<ceneca_wire::ParamError> for ApiError {
+    fn from(e: ceneca_wire::ParamError) -> Self {
+        ApiError::bad_request(e.message.clone()).with_field(&e.field, e.message)
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod limits;
+pub mod openapi;
 pub mod tls;
 
 use std::future::Future;
@@ -87,7 +88,19 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         admin_networks: std::sync::Arc::new(http.admin_networks.clone()),
         cors_origins: std::sync::Arc::new(http.cors_origins.clone()),
     };
+    // The docs page and the document it reads, assets served from the binary (no CDN: the
+    // zero-sync edition works air-gapped). Swagger UI styles elements inline and draws
+    // icons as data: images, which the API's strict policy would block.
+    let docs: Router<AppState> = Router::from(
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs")
+            .url("/api/v1/openapi.json", openapi::document()),
+    )
+    .layer(security_header(
+        "content-security-policy",
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    ));
     Router::new()
+        .merge(docs)
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
         .nest("/api/v1", api)

@@ -321,7 +321,7 @@ impl Services {
             return Err(ServiceError::NotFound("audit entry"));
         }
         let mut params = params.clone();
-        params.limit = Some("200".into());
+        params.limit = 200;
         // Chain order unless asked otherwise (the list endpoint shows the newest first).
         params.sort.get_or_insert_with(|| "sequence".into());
         let mut out = String::new();

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ceneca_domain::output::value_to_json;
 use ceneca_domain::schema::{Entity, Kind};
-use ceneca_domain::validate::{parse_time_str, parse_value};
+use ceneca_domain::validate::parse_value;
 use ceneca_domain::{Record, Value};
 use ceneca_store::{Deleted, ListQuery};
 use serde_json::{Value as Json, json};
@@ -12,42 +12,8 @@ use uuid::Uuid;
 
 use crate::error::{Result, ServiceError};
 
-pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 200;
-
-/// Query-string parameters of a list request, still as text.
-#[derive(Debug, Clone, Default)]
-pub struct ListParams {
-    pub limit: Option<String>,
-    pub cursor: Option<String>,
-    pub sort: Option<String>,
-    pub deleted: Option<String>,
-    pub created_after: Option<String>,
-    pub created_before: Option<String>,
-    /// Every other parameter: equality filters on fields the model marks filterable.
-    pub filters: Vec<(String, String)>,
-}
-
-impl ListParams {
-    /// Sorts query-string pairs into the known parameters and filters.
-    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut p = ListParams::default();
-        for (k, v) in pairs {
-            match k.as_str() {
-                "limit" => p.limit = Some(v),
-                "cursor" => p.cursor = Some(v),
-                "sort" => p.sort = Some(v),
-                "deleted" => p.deleted = Some(v),
-                "include_deleted" if v == "true" => p.deleted = Some("include".into()),
-                "include_deleted" => {}
-                "created_after" => p.created_after = Some(v),
-                "created_before" => p.created_before = Some(v),
-                _ => p.filters.push((k, v)),
-            }
-        }
-        p
-    }
-}
+pub use ceneca_wire::ListParams;
+pub use ceneca_wire::params::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// A page of results.
 #[derive(Debug, Clone)]
@@ -69,18 +35,7 @@ pub fn build_query(
     params: &ListParams,
     query: &mut ListQuery,
 ) -> Result<()> {
-    query.limit = match &params.limit {
-        None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<u32>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ServiceError::bad_request(
-                    "limit",
-                    format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-                ));
-            }
-        },
-    };
+    query.limit = params.limit;
     let (sort, descending) = match params.sort.as_deref() {
         None => (entity.sort, entity.sort_desc),
         Some(text) => {
@@ -107,33 +62,18 @@ pub fn build_query(
     };
     query.sort = sort;
     query.descending = descending;
-    query.deleted = match params.deleted.as_deref() {
-        None | Some("exclude") => Deleted::Exclude,
-        Some("include") if entity.soft_delete => Deleted::Include,
-        Some("only") if entity.soft_delete => Deleted::Only,
+    query.deleted = match params.deleted {
+        None | Some(Deleted::Exclude) => Deleted::Exclude,
         Some(_) if !entity.soft_delete => {
             return Err(ServiceError::bad_request(
                 "deleted",
                 format!("{}s are not soft-deleted", entity.name),
             ));
         }
-        Some(_) => {
-            return Err(ServiceError::bad_request(
-                "deleted",
-                "deleted must be exclude, include or only",
-            ));
-        }
+        Some(deleted) => deleted,
     };
-    let time = |name: &str, text: &Option<String>| -> Result<_> {
-        text.as_deref()
-            .map(|t| {
-                parse_time_str(t)
-                    .map_err(|reason| ServiceError::bad_request(name, format!("{name} {reason}")))
-            })
-            .transpose()
-    };
-    query.created_after = time("created_after", &params.created_after)?;
-    query.created_before = time("created_before", &params.created_before)?;
+    query.created_after = params.created_after;
+    query.created_before = params.created_before;
     for (name, text) in &params.filters {
         let field = entity
             .columns()
@@ -238,24 +178,23 @@ mod tests {
         let p = ListParams::from_pairs([
             ("role".into(), "user".into()),
             ("sort".into(), "-created_at".into()),
-        ]);
+        ])
+        .unwrap();
         let mut q = query();
         build_query(&model::MESSAGES, &p, &mut q).unwrap();
         assert_eq!(q.equals, vec![("role", Value::Text("user".into()))]);
         assert!(q.descending);
 
-        for (k, v) in [
-            ("limit", "0"),
-            ("limit", "x"),
-            ("sort", "content"),
-            ("content", "x"),
-            ("role", "robot"),
-            ("deleted", "maybe"),
-        ] {
-            let p = ListParams::from_pairs([(k.to_owned(), v.to_owned())]);
+        // Malformed values are refused by the wire types; what only the entity can tell
+        // (sortable and filterable fields, their values, soft delete) by the query builder.
+        for (k, v) in [("sort", "content"), ("content", "x"), ("role", "robot")] {
+            let p = ListParams::from_pairs([(k.to_owned(), v.to_owned())]).unwrap();
             let err = build_query(&model::MESSAGES, &p, &mut query()).unwrap_err();
             assert!(matches!(err, ServiceError::BadRequest { .. }), "{k}={v}");
         }
+        let p = ListParams::from_pairs([("deleted".to_owned(), "only".to_owned())]).unwrap();
+        let err = build_query(&model::AUDIT_LOG, &p, &mut query()).unwrap_err();
+        assert!(matches!(err, ServiceError::BadRequest { .. }));
     }
 
     #[test]

@@ -636,15 +636,32 @@ impl Services {
                 ));
             }
         };
-        let mut pairs = vec![
-            ("q".to_owned(), q.to_owned()),
-            ("kind".to_owned(), kind.to_owned()),
-            ("limit".to_owned(), (limit * 2).min(MAX_LIMIT).to_string()),
-        ];
-        if let Some(ws) = object.get("workspace_id").and_then(Json::as_str) {
-            pairs.push(("workspace_id".to_owned(), ws.to_owned()));
-        }
-        let text = self.search(caller, &pairs).await?;
+        let workspace_id = match object.get("workspace_id") {
+            None | Some(Json::Null) => None,
+            Some(ws) => Some(parse_uuid(ws, "workspace_id")?),
+        };
+        let text = self
+            .search(
+                caller,
+                &ceneca_wire::SearchParams {
+                    q: q.to_owned(),
+                    kind: if kind == "documents" {
+                        ceneca_wire::SearchKind::Documents
+                    } else {
+                        ceneca_wire::SearchKind::Messages
+                    },
+                    workspace_id,
+                    project_id: None,
+                    thread_id: None,
+                    author_id: None,
+                    created_after: None,
+                    created_before: None,
+                    include_deleted: false,
+                    limit: (limit * 2).min(MAX_LIMIT) as u32,
+                    cursor: None,
+                },
+            )
+            .await?;
         let mut vector_body = object.clone();
         vector_body.insert("limit".into(), json!((limit * 2).min(MAX_LIMIT)));
         vector_body.remove("q");
@@ -654,15 +671,15 @@ impl Services {
             .await?;
 
         let mut fused: HashMap<String, (f64, Json)> = HashMap::new();
-        for (rank, item) in text["items"].as_array().into_iter().flatten().enumerate() {
-            let id = item["id"].as_str().unwrap_or_default().to_owned();
+        for (rank, item) in text.items.iter().enumerate() {
+            let id = item.id.to_string();
             let entry = fused.entry(id.clone()).or_insert((
                 0.0,
-                json!({"id": id, "kind": item["kind"], "workspace_id": item["workspace_id"]}),
+                json!({"id": id, "kind": item.kind, "workspace_id": item.workspace_id.to_string()}),
             ));
             entry.0 += 1.0 / (K + rank as f64 + 1.0);
             entry.1["text_rank"] = json!(rank + 1);
-            entry.1["snippet"] = item["snippet"].clone();
+            entry.1["snippet"] = json!(item.snippet);
         }
         for (rank, hit) in vector_hits.iter().enumerate() {
             let id = hit.source_id.to_string();

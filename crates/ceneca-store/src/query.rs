@@ -5,14 +5,7 @@ use ceneca_domain::scope::ScopeFilter;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Which rows of a soft-deleting entity a read sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Deleted {
-    #[default]
-    Exclude,
-    Include,
-    Only,
-}
+pub use ceneca_domain::Deleted;
 
 #[derive(Debug, Clone)]
 pub struct ListQuery {

@@ -314,6 +314,66 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A JSON body parsed into a wire type (`ceneca_wire`): a field of the wrong type, a
+/// missing field or an unknown one answers 422 naming the field, as the service's own
+/// validation does.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBody(value) = JsonBody::from_request(req, state).await?;
+        typed(value).map(Body)
+    }
+}
+
+/// Converts a JSON value into `T`, with the error naming the field it concerns.
+pub fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(invalid("body", "expected a JSON object".into()));
+    }
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        // serde names missing and unknown fields only in its message: `missing field `x``.
+        let named = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned)
+        };
+        let join = |field: String| {
+            if path == "." || path.is_empty() {
+                field
+            } else {
+                format!("{path}.{field}")
+            }
+        };
+        if let Some(field) = named("missing field `") {
+            invalid(&join(field), "is required".into())
+        } else if let Some(field) = named("unknown field `") {
+            invalid(&join(field), "is not a field of this body".into())
+        } else {
+            let reason = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .replace("invalid type: ", "has the wrong type: ");
+            invalid(if path == "." { "body" } else { &path }, reason)
+        }
+    })
+}
+
+fn invalid(field: &str, reason: String) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        format!("invalid input: {field}: {reason}"),
+    )
+    .with_field(field, reason)
+}
+
 /// A UUID path segment (the last one when there are several).
 pub struct Id(pub Uuid);
 

@@ -6,6 +6,27 @@ use ceneca_service::ListParams;
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{Auth, QueryPairs};
+use crate::openapi::op::{self, Access, Op};
+
+pub(crate) fn doc() -> Op {
+    op::get(
+        "exportAuditLog",
+        "Every audit entry as JSON lines (system administrators)",
+    )
+    .tag("audit")
+    .access(Access::Account)
+    .describe(
+        "In chain order unless `sort` says otherwise. Takes the list parameters of the \
+             audit log (`sort`, `created_after`, `created_before`, and filters such as \
+             `action`); others answer 404.",
+    )
+    .params(
+        super::resources::list_parameters(&ceneca_domain::model::AUDIT_LOG)
+            .into_iter()
+            .filter(|p| !matches!(p.name.as_str(), "limit" | "cursor")),
+    )
+    .answers_media(200, "One JSON object per line.", "application/x-ndjson")
+}
 
 /// `GET /audit-log/export`: the entries an administrator filters for, as JSON lines.
 pub async fn export(
@@ -15,7 +36,7 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let lines = state
         .services
-        .export_audit(&caller, &ListParams::from_pairs(pairs))
+        .export_audit(&caller, &ListParams::from_pairs(pairs)?)
         .await?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response())
 }

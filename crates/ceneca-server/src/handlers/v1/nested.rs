@@ -7,10 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use ceneca_domain::Deleted;
 use ceneca_domain::Entity;
 use ceneca_service::resources::ParentRef;
 use ceneca_service::{Caller, ListParams};
-use ceneca_store::Deleted;
 use serde_json::json;
 
 use super::Routes;
@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ContentAuth, Id, Ids, JsonBody, QueryPairs};
 use crate::handlers::v1::resources::deletion_response;
+use crate::openapi::op;
 
 fn base(parent_path: &str, child: &Entity) -> String {
     format!("/{parent_path}/{{parent}}/{}", child.path)
@@ -34,7 +35,14 @@ pub fn routes(parent_path: &'static str, field: &'static str, child: &'static En
             create(state, auth, id, body, field, child)
         },
     );
-    let mut router = Routes::new().route(&base(parent_path, child), collection);
+    let docs = super::resources::Docs::nested(child, parent_path);
+    let list_doc = docs.list();
+    let create_doc = docs.create(&[field]);
+    let mut router = Routes::new().route(
+        &base(parent_path, child),
+        collection,
+        [list_doc, create_doc],
+    );
     // Children without routes of their own (members) are read and changed here.
     if child.path == "members" {
         let item = get(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
@@ -48,7 +56,11 @@ pub fn routes(parent_path: &'static str, field: &'static str, child: &'static En
         .delete(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
             delete(state, auth, ids, field, child)
         });
-        router = router.route(&format!("{}/{{child}}", base(parent_path, child)), item);
+        router = router.route(
+            &format!("{}/{{child}}", base(parent_path, child)),
+            item,
+            [docs.read(), docs.update(), docs.delete()],
+        );
     }
     router
 }
@@ -67,6 +79,31 @@ pub fn batch_route(
             },
         )
         .layer(crate::extract::body_limit(body_limit)),
+        [op::post(
+            &super::resources::Docs::nested(child, parent_path).id("createMany"),
+            &format!(
+                "Create many {}s in one transaction (up to `max_batch_items`)",
+                child.name
+            ),
+        )
+        .tag(child.path)
+        .body(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Object)
+                .property(
+                    "items",
+                    utoipa::openapi::schema::ArrayBuilder::new()
+                        .items(ceneca_wire::entities::create(child, &[field]))
+                        .min_items(Some(1)),
+                )
+                .required("items"),
+            None,
+        )
+        .answers(
+            201,
+            "Created, in order.",
+            op::items(ceneca_wire::entities::schema_ref(child, "")),
+        )],
     )
 }
 
@@ -81,7 +118,12 @@ async fn list(
     let parent = ParentRef { field, id: parent };
     let page = state
         .services
-        .list(&caller, child, &ListParams::from_pairs(pairs), Some(parent))
+        .list(
+            &caller,
+            child,
+            &ListParams::from_pairs(pairs)?,
+            Some(parent),
+        )
         .await?;
     Ok(Json(page.to_json()).into_response())
 }

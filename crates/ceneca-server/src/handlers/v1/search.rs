@@ -5,6 +5,49 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{ContentAuth, QueryPairs};
+use crate::openapi::op::{self, Op};
+use ceneca_wire::SearchParams;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+
+pub(crate) fn doc() -> Op {
+    let uuid = || op::string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+    let time = || op::string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+    op::get("search", "Full-text search over messages and documents")
+        .tag("search")
+        .describe(
+            "Ranked hits with highlighted snippets, only from what the caller may read. The \
+             words are searched as words: no input is a syntax error.",
+        )
+        .params([
+            op::required_query("q", "The words to search for.", op::string()),
+            op::query(
+                "kind",
+                "What to search (all).",
+                op::string().enum_values(Some(["messages", "documents", "all"])),
+            ),
+            op::query("workspace_id", "Only this workspace.", uuid()),
+            op::query("project_id", "Only this project.", uuid()),
+            op::query("thread_id", "Only this thread.", uuid()),
+            op::query("author_id", "Only messages by this user.", uuid()),
+            op::query("created_after", "RFC 3339.", time()),
+            op::query("created_before", "RFC 3339.", time()),
+            op::query(
+                "deleted",
+                "Also deleted rows (`include`).",
+                op::string().enum_values(Some(["exclude", "include"])),
+            ),
+            op::query(
+                "limit",
+                "Hits per page, 1 to 100 (20).",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(ceneca_wire::params::SEARCH_MAX_LIMIT)),
+            ),
+            op::query("cursor", "The previous page's `next_cursor`.", op::string()),
+        ])
+        .answers_of::<ceneca_wire::search::SearchPage>(200, "A page of hits.")
+}
 
 /// `GET /search?q=...`: ranked full-text hits with highlighted snippets.
 pub async fn search(
@@ -12,5 +55,6 @@ pub async fn search(
     ContentAuth(caller): ContentAuth,
     QueryPairs(pairs): QueryPairs,
 ) -> ApiResult<Response> {
-    Ok(Json(state.services.search(&caller, &pairs).await?).into_response())
+    let params = SearchParams::from_pairs(pairs)?;
+    Ok(Json(state.services.search(&caller, &params).await?).into_response())
 }

@@ -13,48 +13,137 @@ use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ContentAuth, JsonBody, QueryPairs};
+use crate::openapi::op;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, Type};
 
 /// The vector routes; upserts take bodies up to `batch_body_limit` (a hundred
 /// 1536-dimension vectors are about 3 MB of JSON; a thousand, 30 MB).
 pub fn routes(batch_body_limit: usize) -> Routes {
+    use ceneca_wire::{search as wire_search, vectors as wire};
     let limit = || crate::extract::body_limit(batch_body_limit);
+    let wait = || {
+        op::query(
+            "wait",
+            "`true`: answer once the index applied the write (`completed`), not only when it \
+             is durable (`acknowledged`).",
+            op::string().enum_values(Some(["true", "false"])),
+        )
+    };
+    let point =
+        || ceneca_wire::entities::create(&model::EMBEDDING_RECORDS, &["collection", "dims"]);
+    let scroll_parameters = super::resources::list_parameters(&model::EMBEDDING_RECORDS)
+        .into_iter()
+        .filter(|p| p.name != "collection");
     Routes::new()
         .route(
             "/vectors/{collection}/points",
             get(scroll).put(upsert).post(upsert).layer(limit()),
+            [
+                op::get(
+                    "scrollPoints",
+                    "Page through a collection's points (embedding rows)",
+                )
+                .tag("vectors")
+                .params(scroll_parameters)
+                .answers(
+                    200,
+                    "A page of embedding rows.",
+                    ceneca_wire::entities::schema_ref(&model::EMBEDDING_RECORDS, "Page"),
+                ),
+                op::put(
+                    "upsertPoint",
+                    "Write one point (replaces the same source and model)",
+                )
+                .tag("vectors")
+                .param(wait())
+                .body(point(), None)
+                .answers_of::<wire::WriteStatus>(200, "Written."),
+                op::post("upsertPointPost", "Write one point (as PUT)")
+                    .tag("vectors")
+                    .param(wait())
+                    .body(point(), None)
+                    .answers_of::<wire::WriteStatus>(200, "Written."),
+            ],
         )
         .route(
             "/vectors/{collection}/points/batch",
             post(upsert_batch).layer(limit()),
+            [op::post(
+                "upsertPoints",
+                "Write up to 1,000 points in one transaction",
+            )
+            .tag("vectors")
+            .param(wait())
+            .body(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .property(
+                        "points",
+                        ArrayBuilder::new()
+                            .items(point())
+                            .min_items(Some(1))
+                            .max_items(Some(1000)),
+                    )
+                    .required("points")
+                    .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false))),
+                None,
+            )
+            .answers_of::<wire::WriteStatus>(200, "Written.")],
         )
-        .route("/vectors/{collection}", get(info))
+        .route(
+            "/vectors/{collection}",
+            get(info),
+            [op::get(
+                "getCollection",
+                "A collection's settings (and index figures for administrators)",
+            )
+            .tag("vectors")
+            .answers_of::<wire::CollectionInfo>(200, "The collection.")],
+        )
         .route(
             "/vectors/{collection}/points/{id}",
             axum::routing::delete(delete),
+            [op::delete("deletePoint", "Delete one point")
+                .tag("vectors")
+                .param(wait())
+                .answers_of::<wire::WriteStatus>(200, "Deleted.")],
         )
-        .route("/vectors/{collection}/search", post(search))
-        .route("/vectors/{collection}/clear", post(clear))
-        .route("/search/hybrid", post(hybrid))
-}
-
-/// `?wait=true|false`; nothing else is accepted.
-fn wait_param(pairs: &[(String, String)]) -> ApiResult<bool> {
-    let mut wait = false;
-    for (k, v) in pairs {
-        match (k.as_str(), v.as_str()) {
-            ("wait", "true") => wait = true,
-            ("wait", "false") => wait = false,
-            ("wait", _) => {
-                return Err(ApiError::bad_request("wait must be true or false")
-                    .with_field("wait", "must be true or false"));
-            }
-            _ => {
-                return Err(ApiError::bad_request(format!("unknown parameter '{k}'"))
-                    .with_field(k, "is not a parameter of this endpoint"));
-            }
-        }
-    }
-    Ok(wait)
+        .route(
+            "/vectors/{collection}/search",
+            post(search),
+            [op::post(
+                "searchPoints",
+                "Nearest points to a vector, in the caller's scope",
+            )
+            .tag("vectors")
+            .body_of::<wire::VectorSearchRequest>()
+            .answers_of::<wire::VectorHits>(200, "Hits whose sources the caller may read.")
+            .answers_of::<ceneca_wire::ErrorBody>(503, "The vector index is unavailable.")],
+        )
+        .route(
+            "/vectors/{collection}/clear",
+            post(clear),
+            [op::post(
+                "clearPoints",
+                "Delete every point of one workspace (its administrators)",
+            )
+            .tag("vectors")
+            .param(wait())
+            .body_of::<wire::ClearRequest>()
+            .answers_of::<wire::WriteStatus>(200, "Cleared.")],
+        )
+        .route(
+            "/search/hybrid",
+            post(hybrid),
+            [op::post(
+                "hybridSearch",
+                "Text and vector results fused by reciprocal rank",
+            )
+            .tag("search")
+            .body_of::<wire_search::HybridSearchRequest>()
+            .answers_of::<wire_search::HybridPage>(200, "Fused hits.")
+            .answers_of::<ceneca_wire::ErrorBody>(503, "The vector index is unavailable.")],
+        )
 }
 
 async fn info(
@@ -100,7 +189,7 @@ async fn upsert_points(
     JsonBody(body): JsonBody,
     batch: bool,
 ) -> ApiResult<Response> {
-    let wait = wait_param(&pairs)?;
+    let wait = ceneca_wire::params::wait_param(&pairs)?;
     match (batch, body.get("points").is_some()) {
         (false, true) => {
             return Err(
@@ -127,7 +216,7 @@ async fn delete(
     Path((collection, id)): Path<(String, String)>,
     QueryPairs(pairs): QueryPairs,
 ) -> ApiResult<Response> {
-    let wait = wait_param(&pairs)?;
+    let wait = ceneca_wire::params::wait_param(&pairs)?;
     let id = Uuid::parse_str(&id).map_err(|_| {
         ApiError::bad_request("the point id must be a UUID").with_field("id", "must be a UUID")
     })?;
@@ -160,7 +249,7 @@ async fn clear(
     QueryPairs(pairs): QueryPairs,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let wait = wait_param(&pairs)?;
+    let wait = ceneca_wire::params::wait_param(&pairs)?;
     Ok(Json(
         state
             .services
@@ -188,7 +277,7 @@ async fn scroll(
         .list(
             &caller,
             &model::EMBEDDING_RECORDS,
-            &ListParams::from_pairs(pairs),
+            &ListParams::from_pairs(pairs)?,
             None,
         )
         .await?;
