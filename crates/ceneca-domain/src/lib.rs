@@ -20,6 +20,7 @@ pub mod roles;
 pub mod schema;
 pub mod scope;
 pub mod search;
+pub mod settings;
 pub mod validate;
 pub mod value;
 

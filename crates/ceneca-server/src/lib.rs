@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod limits;
+pub mod settings;
 pub mod tls;
 
 use std::future::Future;
