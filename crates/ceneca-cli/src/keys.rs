@@ -49,16 +49,16 @@ pub fn parse_key_file(text: &str) -> anyhow::Result<KeyRing> {
 
 /// The key ring the configuration names; generates the embedded default's key file once.
 pub fn load(config: &Config) -> anyhow::Result<(KeyRing, String)> {
-    if !config.encryption_key.is_empty() {
-        let key = decode_key_base64(&config.encryption_key).context("CENECA_ENCRYPTION_KEY")?;
+    if !config.encryption.key.is_empty() {
+        let key = decode_key_base64(&config.encryption.key).context("CENECA_ENCRYPTION_KEY")?;
         let ring = KeyRing::new("env", &key).context("CENECA_ENCRYPTION_KEY")?;
         return Ok((ring, "CENECA_ENCRYPTION_KEY".into()));
     }
-    let path = if config.encryption_key_file.is_empty() {
+    let path = if config.encryption.key_file.is_empty() {
         if !config.is_embedded() {
             bail!(
                 "no encryption key: on PostgreSQL every node must share one key, so set CENECA_ENCRYPTION_KEY \
-                 (from `ceneca keys generate`) or encryption_key_file"
+                 (from `ceneca keys generate`) or encryption.key_file"
             );
         }
         let path = default_key_file(config);
@@ -68,7 +68,7 @@ pub fn load(config: &Config) -> anyhow::Result<(KeyRing, String)> {
         }
         path
     } else {
-        PathBuf::from(&config.encryption_key_file)
+        PathBuf::from(&config.encryption.key_file)
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
@@ -136,10 +136,8 @@ mod tests {
         assert!(parse_key_file("k1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_err());
         assert!(parse_key_file("just-one-token").is_err());
         assert!(parse_key_file("# nothing\n").is_err());
-        let config = Config {
-            database_url: "postgres://h/db".into(),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.store.database_url = "postgres://h/db".into();
         assert!(
             load(&config)
                 .unwrap_err()

@@ -67,7 +67,7 @@ enum Command {
         #[command(subcommand)]
         action: commands::keys::Action,
     },
-    /// Print configuration help.
+    /// Print the configuration: a commented example, or the one in effect.
     Config {
         #[command(subcommand)]
         action: commands::config::Action,
@@ -79,7 +79,7 @@ enum Command {
         vectors: bool,
     },
     /// Measure the hot paths against raw SQLite in the same run.
-    Bench(commands::bench::Args),
+    Bench(ceneca_bench::Args),
     /// Print the API's OpenAPI 3.1 document (the one served at /api/v1/openapi.json).
     Openapi,
 }
@@ -96,8 +96,12 @@ fn main() -> std::process::ExitCode {
         overrides.edition = edition.clone();
     }
     let result = (|| -> anyhow::Result<()> {
-        if let Command::Config { action } = &cli.command {
-            return commands::config::run(action);
+        if let Command::Config {
+            action: commands::config::Action::Example,
+        } = &cli.command
+        {
+            commands::config::example();
+            return Ok(());
         }
         if let Command::Openapi = &cli.command {
             print!("{}", ceneca_server::openapi::document_json());
@@ -114,6 +118,12 @@ fn main() -> std::process::ExitCode {
             return Ok(());
         }
         let config = Config::load(cli.config.as_deref(), &overrides)?;
+        if let Command::Config {
+            action: commands::config::Action::Show,
+        } = &cli.command
+        {
+            return commands::config::show(&config);
+        }
         commands::init_logging(&config);
         // Everything from here on may write to the data folder: private files only.
         private::restrict_umask();
@@ -130,7 +140,7 @@ fn main() -> std::process::ExitCode {
                 Command::User { action } => commands::user::run(config, action).await,
                 Command::Audit { action } => commands::audit::run(config, action).await,
                 Command::Keys { action } => commands::keys::run(config, action).await,
-                Command::Bench(args) => commands::bench::run(config, args).await,
+                Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,
                 Command::Openapi => Ok(()),
                 Command::Reindex { vectors } => {
                     let store = commands::open_store(&config).await?;

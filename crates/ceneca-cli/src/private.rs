@@ -211,11 +211,11 @@ mod tests {
         };
         secure_data_folder(&config).unwrap();
         assert_eq!(mode(&root.path().join("a/b")), 0o700);
-        let config = Config {
+        let mut config = Config {
             data_dir: root.path().join("pg"),
-            database_url: "postgres://h/db".into(),
             ..Config::default()
         };
+        config.store.database_url = "postgres://h/db".into();
         secure_data_folder(&config).unwrap();
         assert!(!root.path().join("pg").exists());
     }

@@ -1,5 +1,6 @@
 //! The real `ceneca` binary: `serve` on the embedded default and on PostgreSQL, `user
-//! create --admin`, `migrate`, `config example`, `keys generate`, `audit verify|head`.
+//! create --admin`, `migrate`, `config example|show` (sections, flat names, precedence),
+//! `keys generate`, `audit verify|head`.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -976,4 +977,247 @@ async fn audit_verify_reports_reordering_gaps_and_downgrades() {
     db.execute_batch("DELETE FROM audit_log WHERE sequence = 5")
         .unwrap();
     expect_broken_at(6, "missing (deleted)");
+}
+
+/// `ceneca config show` in `dir` with `setup` applied: the configuration in effect, parsed.
+fn config_in_effect(dir: &Path, setup: impl FnOnce(&mut Command)) -> toml::Value {
+    let mut cmd = ceneca(dir);
+    setup(cmd.args(["config", "show"]));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+/// Every leaf of a TOML table as (`section.key`, value).
+fn leaves(prefix: &str, value: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(&path, v, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), other.clone())),
+    }
+}
+
+/// The example file and the binary's defaults (`config show` with nothing set) agree key
+/// by key: every default is in the example with its value, and the example sets nothing
+/// that is not a setting.
+#[test]
+fn config_example_matches_the_defaults_key_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let defaults = config_in_effect(dir.path(), |_| {});
+    let example = ceneca(dir.path())
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    let example: toml::Value = toml::from_str(&String::from_utf8_lossy(&example.stdout)).unwrap();
+    let committed: toml::Value = toml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../ceneca.example.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        example, committed,
+        "`config example` prints ceneca.example.toml"
+    );
+    let (mut in_defaults, mut in_example) = (Vec::new(), Vec::new());
+    leaves("", &defaults, &mut in_defaults);
+    leaves("", &example, &mut in_example);
+    assert_eq!(in_defaults.len(), 38, "every setting: {in_defaults:?}");
+    for (key, value) in &in_defaults {
+        assert_eq!(
+            in_example.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Some(value),
+            "the example must set {key} to its default"
+        );
+    }
+    for (key, _) in &in_example {
+        assert!(
+            in_defaults.iter().any(|(k, _)| k == key),
+            "the example sets {key}, which is not a setting"
+        );
+    }
+}
+
+/// Sections, flat names and flags layer in order: flag > `CENECA_SECTION__KEY` >
+/// `CENECA_FLAT_NAME` > file (sectioned or flat keys) > default; secrets stay masked.
+#[test]
+fn config_sections_flat_names_and_flags_layer_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ceneca.toml"),
+        "max_body_bytes = 1000\nallow_registration = false\n\
+         [http]\nmax_batch_body_bytes = 4000\n[auth]\nmax_sessions_per_user = 5\n",
+    )
+    .unwrap();
+    let shown = config_in_effect(dir.path(), |cmd| {
+        cmd.env("CENECA_HTTP__MAX_BATCH_BODY_BYTES", "5000")
+            .env("CENECA_MAX_SESSIONS_PER_USER", "6")
+            .env("CENECA_AUDIT_LEVEL", "enhanced")
+            .env("CENECA_AUDIT__LEVEL", "maximum")
+            .env("CENECA_SQLITE_SYNCHRONOUS", "full")
+            .env("CENECA_DATA_DIR", "from-env")
+            .env("CENECA_STORE__DATABASE_URL", "postgres://env@h/db")
+            .env("CENECA_ENCRYPTION__KEY", "a-secret-key-value")
+            .env("CENECA_QDRANT_API_KEY", "a-qdrant-secret")
+            .args(["--data-dir", "from-flag"])
+            .args(["--database-url", "postgres://u:pg-secret@h/db"]);
+    });
+    let at = |path: &str| {
+        path.split('.')
+            .try_fold(&shown, |v, k| v.get(k))
+            .unwrap_or_else(|| panic!("{path} missing from {shown}"))
+            .clone()
+    };
+    assert_eq!(
+        at("http.max_body_bytes").as_integer(),
+        Some(1000),
+        "flat key in the file"
+    );
+    assert_eq!(
+        at("auth.allow_registration").as_bool(),
+        Some(false),
+        "flat key in the file"
+    );
+    assert_eq!(
+        at("http.max_batch_body_bytes").as_integer(),
+        Some(5000),
+        "section variable over the file"
+    );
+    assert_eq!(
+        at("auth.max_sessions_per_user").as_integer(),
+        Some(6),
+        "flat variable over the file"
+    );
+    assert_eq!(
+        at("audit.level").as_str(),
+        Some("maximum"),
+        "section variable over the flat one"
+    );
+    assert_eq!(at("store.sqlite_synchronous").as_str(), Some("full"));
+    assert_eq!(
+        at("data_dir").as_str(),
+        Some("from-flag"),
+        "flag over the environment"
+    );
+    assert_eq!(
+        at("store.database_url").as_str(),
+        Some("postgres://u:<redacted>@h/db")
+    );
+    assert_eq!(at("encryption.key").as_str(), Some("<redacted>"));
+    assert_eq!(at("vectors.qdrant_api_key").as_str(), Some("<redacted>"));
+    assert_eq!(
+        at("http.listen").as_str(),
+        Some("127.0.0.1:8787"),
+        "default"
+    );
+}
+
+/// A typed setting with a value outside its set fails at start, naming the key (as the
+/// user wrote it and as `section.key`) and the values allowed; so does an unknown key.
+#[test]
+fn config_enum_errors_name_the_key_and_the_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let fails = |setup: &dyn Fn(&mut Command)| {
+        let mut cmd = ceneca(dir.path());
+        setup(cmd.args(["migrate", "status"]));
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = fails(&|cmd| {
+        cmd.env("CENECA_STORE__SQLITE_SYNCHRONOUS", "fulll");
+    });
+    for part in [
+        "CENECA_STORE__SQLITE_SYNCHRONOUS",
+        "store.sqlite_synchronous",
+        "fulll",
+        "`normal`",
+        "`full`",
+    ] {
+        assert!(err.contains(part), "{part} not in: {err}");
+    }
+    let err = fails(&|cmd| {
+        cmd.env("CENECA_LOG_FORMAT", "xml");
+    });
+    for part in ["CENECA_LOG_FORMAT", "log.format", "`text`", "`json`"] {
+        assert!(err.contains(part), "{part} not in: {err}");
+    }
+    std::fs::write(
+        dir.path().join("ceneca.toml"),
+        "[audit]\nlevel = \"everything\"\n",
+    )
+    .unwrap();
+    let err = fails(&|_| {});
+    for part in [
+        "audit.level",
+        "ceneca.toml",
+        "`basic`",
+        "`enhanced`",
+        "`maximum`",
+    ] {
+        assert!(err.contains(part), "{part} not in: {err}");
+    }
+    std::fs::write(
+        dir.path().join("ceneca.toml"),
+        "[http]\nlistn = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let err = fails(&|_| {});
+    assert!(err.contains("listn"), "{err}");
+    std::fs::remove_file(dir.path().join("ceneca.toml")).unwrap();
+    let err = fails(&|cmd| {
+        cmd.env("CENECA_HTTP__ADMIN_ALLOWED_NETWORKS", "[\"ten\"]");
+    });
+    assert!(err.contains("http.admin_allowed_networks"), "{err}");
+}
+
+/// `CENECA_SECTION__KEY` variables configure a real server: where it listens and whether
+/// anyone may register.
+#[tokio::test]
+async fn serve_takes_sectioned_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = ceneca(dir.path())
+        .env("CENECA_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CENECA_AUTH__ALLOW_REGISTRATION", "false")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !reqwest::get(format!("{base}/readyz"))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not ready on {base}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let server = Server { child, base };
+    let (status, _) = post(
+        &server.base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "ada@example.com", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 403, "registration is closed");
+    drop(server);
 }

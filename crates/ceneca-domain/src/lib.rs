@@ -21,6 +21,7 @@ pub mod roles;
 pub mod schema;
 pub mod scope;
 pub mod search;
+pub mod settings;
 pub mod validate;
 pub mod value;
 

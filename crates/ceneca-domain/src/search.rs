@@ -1,8 +1,8 @@
 //! Search queries as users type them, turned into terms no engine can choke on.
 //!
 //! Users write words and "quoted phrases". Engine query syntax (FTS5 operators, `tsquery`
-//! symbols) is never passed through: every term becomes a quoted phrase on SQLite and a
-//! `plainto_tsquery`/`phraseto_tsquery` on PostgreSQL, so quotes, operators, parentheses
+//! symbols) is never passed through: each engine quotes every term in its own syntax (a quoted
+//! FTS5 phrase on SQLite, `plainto_tsquery`/`phraseto_tsquery` on PostgreSQL), so quotes, operators, parentheses
 //! and stray symbols in a query are searched as text, and a query can never be a syntax
 //! error.
 
@@ -64,16 +64,6 @@ pub fn parse_query(query: &str) -> Result<Vec<Term>, String> {
 /// A term the tokenizers of both engines keep: it has a letter or digit.
 fn searchable(word: &str) -> bool {
     word.chars().any(char::is_alphanumeric)
-}
-
-/// The FTS5 query for `terms`: each term a quoted phrase (quotes doubled inside), all
-/// required.
-pub fn fts5_query(terms: &[Term]) -> String {
-    terms
-        .iter()
-        .map(|t| format!("\"{}\"", t.text.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Where the engines mark the start of a matched word in a snippet: a private-use
@@ -257,17 +247,6 @@ mod tests {
                 ("*e".into(), false),
                 ("-f".into(), false),
             ]
-        );
-        assert_eq!(
-            fts5_query(&parse_query("say \"hi\"\"there\"").unwrap()),
-            "\"say\" \"hi\" \"there\""
-        );
-        assert_eq!(
-            fts5_query(&[Term {
-                text: "a\"b".into(),
-                phrase: false
-            }]),
-            "\"a\"\"b\""
         );
     }
 

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod handlers;
 pub mod limits;
 pub mod openapi;
+pub mod settings;
 pub mod tls;
 
 use std::future::Future;

@@ -25,6 +25,7 @@ pub mod resources;
 mod rules;
 pub mod search;
 pub mod secrets;
+pub mod settings;
 pub mod vectors;
 
 use std::sync::Arc;

@@ -19,7 +19,9 @@ mod ops;
 pub mod outbox;
 pub mod postgres;
 pub mod query;
+mod reads;
 pub mod search;
+pub mod settings;
 pub mod sql;
 pub mod sqlite;
 pub mod write;
@@ -36,6 +38,7 @@ pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};
 pub use query::{Deleted, ListQuery};
 pub use search::{SearchHit, SearchQuery};
+pub use settings::{SqliteSynchronous, StoreSettings};
 pub use write::{Actor, AuditChain, ChainWatcher, WriteBatch, WriteOp};
 
 /// Which engine a store runs on.
@@ -150,8 +153,8 @@ pub trait Store: Send + Sync + 'static {
 pub struct StoreOptions {
     /// `sqlite://path` or a path for SQLite; `postgres://...` for PostgreSQL.
     pub url: String,
-    /// SQLite `synchronous=FULL` instead of `NORMAL` (fsync on every commit).
-    pub sqlite_synchronous_full: bool,
+    /// SQLite's durability (`synchronous=NORMAL` or `FULL`).
+    pub sqlite_synchronous: SqliteSynchronous,
     pub pg_max_connections: u32,
     pub pg_idle_timeout_secs: u64,
 }
@@ -160,7 +163,7 @@ impl StoreOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            sqlite_synchronous_full: false,
+            sqlite_synchronous: SqliteSynchronous::Normal,
             pg_max_connections: 20,
             pg_idle_timeout_secs: 30,
         }

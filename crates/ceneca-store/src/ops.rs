@@ -1,10 +1,12 @@
 //! Applying a [`WriteBatch`], written once for both engines over the small [`Exec`]
-//! interface each engine implements on its open transaction.
+//! interface each engine implements on a connection (its open transaction for writes; the
+//! engine-neutral reads of [`crate::reads`] use it too).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ceneca_domain::clock::{HybridClock, now};
+use ceneca_domain::schema::Field;
 use ceneca_domain::{Entity, Record, Value, model};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -22,8 +24,14 @@ pub(crate) trait Exec {
     /// Serializes audit appends until the transaction ends (a no-op where the transaction
     /// already holds the only write lock).
     async fn lock_audit_chain(&mut self) -> Result<()>;
-    /// Runs a statement that returns rows of `entity`.
-    async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>>;
+    /// Runs a statement whose columns are `fields`, in order, and decodes its rows by the
+    /// fields' kinds.
+    async fn fetch_columns(&mut self, fields: &[&Field], sql: &Sql) -> Result<Vec<Record>>;
+    /// Runs a statement that returns rows of `entity` (its columns in model order).
+    async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
+        let fields: Vec<&Field> = entity.columns().collect();
+        self.fetch_columns(&fields, sql).await
+    }
     /// Runs a statement; returns the number of rows it changed.
     async fn execute(&mut self, sql: &Sql) -> Result<u64>;
     /// Inserts complete rows the fastest way the engine knows.

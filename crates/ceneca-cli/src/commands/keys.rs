@@ -31,17 +31,17 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
 }
 
 fn rotate(config: &Config) -> anyhow::Result<()> {
-    if !config.encryption_key.is_empty() {
+    if !config.encryption.key.is_empty() {
         bail!(
             "the key comes from CENECA_ENCRYPTION_KEY, which holds one key: to rotate, put the current key \
              in a key file (`<id> <base64>` per line) under the id `env` (which stored secrets and audit \
-             entries name), set encryption_key_file, and run this again"
+             entries name), set encryption.key_file, and run this again"
         );
     }
-    let path = if config.encryption_key_file.is_empty() {
+    let path = if config.encryption.key_file.is_empty() {
         crate::keys::default_key_file(config)
     } else {
-        config.encryption_key_file.clone().into()
+        config.encryption.key_file.clone().into()
     };
     let current = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;

@@ -1,5 +1,4 @@
 pub mod audit;
-pub mod bench;
 pub mod certs;
 pub mod config;
 pub mod keys;
@@ -8,7 +7,6 @@ pub mod serve;
 pub mod user;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use ceneca_service::{ServiceConfig, Services};
@@ -25,7 +23,7 @@ pub fn init_logging(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if config.log_format == "json" {
+    let _ = if config.log.format == crate::config::LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -45,55 +43,39 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 pub fn service_config(config: &Config) -> ServiceConfig {
-    ServiceConfig {
+    let mut service = ServiceConfig {
         edition: config.edition,
-        session_lifetime: Duration::from_secs(config.session_lifetime_hours.max(1) * 3600),
-        session_idle_timeout: Duration::from_secs(config.session_idle_timeout_minutes * 60),
-        max_sessions_per_user: config.max_sessions_per_user,
-        device_token_lifetime: Duration::from_secs(config.device_token_lifetime_days * 86_400),
-        device_idle_timeout: Duration::from_secs(config.device_idle_timeout_days * 86_400),
-        allow_registration: config.allow_registration,
-        mfa_required_for_admins: config.mfa_required_for_admins,
-        encrypt_content: config.encrypt_content,
+        encrypt_content: config.encryption.encrypt_content,
         client_certificate_accounts: config.client_certificate_accounts().unwrap_or_default(),
-        audit_level: ceneca_domain::audit::AuditLevel::parse(&config.audit_level)
-            .unwrap_or_default(),
+        audit_level: config.audit.level,
         ..ServiceConfig::default()
-    }
+    };
+    config.auth.apply(&mut service);
+    service
 }
 
-/// Adds the vector index to the services: the Qdrant server when `qdrant_url` is set,
+/// Adds the vector index to the services: the Qdrant server when `vectors.qdrant_url` is set,
 /// else the embedded engine under `<data_dir>/vectors`.
 pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result<Services> {
-    let index: Arc<dyn ceneca_vector::VectorIndex> = if config.qdrant_url.is_empty() {
-        Arc::new(
+    let index: Arc<dyn ceneca_vector::VectorIndex> = match config.vectors.qdrant() {
+        None => Arc::new(
             ceneca_vector::embedded::EdgeIndex::open(
                 config.data_dir.join("vectors"),
                 ceneca_vector::embedded::EdgeSettings::default(),
             )
             .context("cannot open the vector index")?,
-        )
-    } else {
-        Arc::new(
-            ceneca_vector::server::QdrantIndex::connect(&ceneca_vector::server::QdrantSettings {
-                url: config.qdrant_url.clone(),
-                api_key: Some(config.qdrant_api_key.clone()),
-                collection_prefix: config.qdrant_collection_prefix.clone(),
-                timeout: Duration::from_secs(30),
-            })
-            .context("cannot set up the Qdrant client")?,
-        )
+        ),
+        Some(qdrant) => Arc::new(
+            ceneca_vector::server::QdrantIndex::connect(&qdrant)
+                .context("cannot set up the Qdrant client")?,
+        ),
     };
-    let dims = [
-        ("messages", config.vector_dims_messages),
-        ("documents", config.vector_dims_documents),
-        ("attachments", config.vector_dims_attachments),
-    ]
-    .into_iter()
-    .map(|(c, d)| (c.to_owned(), d))
-    .collect();
     services
-        .with_vectors(index, dims, config.vector_wal_limit_mb * 1024 * 1024)
+        .with_vectors(
+            index,
+            config.vectors.dims(),
+            config.vectors.wal_limit_bytes(),
+        )
         .await
         .context("cannot open the vector collections")
 }

@@ -2,7 +2,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ceneca_server::tls::{TlsFiles, serve_tls, server_config};
-use ceneca_server::{HttpConfig, router, serve};
+use ceneca_server::{router, serve};
 
 use crate::config::{Config, redact_url};
 
@@ -12,22 +12,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let services = super::with_vectors(&config, services).await?;
     tokio::spawn(services.clone().run_vector_indexer());
     let engine = services.store().engine();
-    let http = HttpConfig {
-        max_body_bytes: config.max_body_bytes,
-        max_batch_body_bytes: config.max_batch_body_bytes,
-        rate: ceneca_server::limits::RateConfig {
-            per_ip_per_minute: config.rate_limit_per_ip_per_minute,
-            per_account_per_minute: config.rate_limit_per_account_per_minute,
-            logins_per_ip_per_minute: config.login_attempts_per_ip_per_minute,
-            registrations_per_ip_per_hour: config.registrations_per_ip_per_hour,
-        },
-        cors_origins: config.cors_allowed_origins.clone(),
-        admin_networks: config.admin_networks()?,
-    };
+    let http = config.http.http_config()?;
     let tls = tls_config(&config)?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
@@ -38,7 +27,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         edition = config.edition.as_str(),
         keys = %key_source,
         startup_ms = started.elapsed().as_millis() as u64,
-        mutual_tls = !config.tls_client_ca_file.is_empty(),
+        mutual_tls = !config.tls.client_ca_file.is_empty(),
         "ceneca is listening on {scheme}://{address}"
     );
     let anchored = services.clone();
@@ -63,15 +52,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 fn tls_config(config: &Config) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
-    if config.tls_cert_file.is_empty() {
+    if !config.tls.enabled() {
         return Ok(None);
     }
     let read = |path: &str| std::fs::read(path).with_context(|| format!("cannot read {path}"));
     let files = TlsFiles {
-        cert_chain: read(&config.tls_cert_file)?,
-        key: read(&config.tls_key_file)?,
-        client_ca: (!config.tls_client_ca_file.is_empty())
-            .then(|| read(&config.tls_client_ca_file))
+        cert_chain: read(&config.tls.cert_file)?,
+        key: read(&config.tls.key_file)?,
+        client_ca: (!config.tls.client_ca_file.is_empty())
+            .then(|| read(&config.tls.client_ca_file))
             .transpose()?,
     };
     Ok(Some(server_config(&files)?))

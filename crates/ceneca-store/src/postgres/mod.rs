@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ceneca_domain::clock::{HybridClock, now};
-use ceneca_domain::roles::{OrgRole, WorkspaceRole};
 use ceneca_domain::schema::{Field, Kind};
 use ceneca_domain::scope::{Scope, ScopeFilter};
-use ceneca_domain::{Entity, Record, Value, model};
+use ceneca_domain::{Entity, Record, Value};
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
@@ -23,6 +22,7 @@ use uuid::Uuid;
 use crate::migrate::{self, MigrationStatus};
 use crate::ops::{Exec, apply_batch};
 use crate::query::{Deleted, ListQuery};
+use crate::reads;
 use crate::sql::{self, Dialect, Param, Sql};
 use crate::write::WriteBatch;
 use crate::{Engine, Result, Store, StoreError, StoreOptions};
@@ -175,8 +175,16 @@ fn decode_row(fields: &[&Field], row: &PgRow) -> Result<Record> {
 
 async fn fetch(conn: &mut PgConnection, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
     let fields: Vec<&Field> = entity.columns().collect();
+    fetch_columns(conn, &fields, sql).await
+}
+
+async fn fetch_columns(
+    conn: &mut PgConnection,
+    fields: &[&Field],
+    sql: &Sql,
+) -> Result<Vec<Record>> {
     let rows = build(sql).fetch_all(conn).await.map_err(map_error)?;
-    rows.iter().map(|row| decode_row(&fields, row)).collect()
+    rows.iter().map(|row| decode_row(fields, row)).collect()
 }
 
 struct PgExec<'c> {
@@ -195,8 +203,8 @@ impl Exec for PgExec<'_> {
             .map_err(backend)?;
         Ok(())
     }
-    async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
-        fetch(self.conn, entity, sql).await
+    async fn fetch_columns(&mut self, fields: &[&Field], sql: &Sql) -> Result<Vec<Record>> {
+        fetch_columns(self.conn, fields, sql).await
     }
     async fn execute(&mut self, sql: &Sql) -> Result<u64> {
         Ok(build(sql)
@@ -336,50 +344,12 @@ impl Store for PgStore {
 
     async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        load_scope(&mut conn, user_id, system_admin).await
+        reads::load_scope(&mut PgExec { conn: &mut conn }, user_id, system_admin).await
     }
 
     async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        let by_hash = Sql {
-            text: format!(
-                "SELECT {} FROM sessions WHERE token_hash = $1",
-                sql::column_list(&model::SESSIONS)
-            ),
-            params: vec![Param {
-                value: Value::Bytes(token_hash),
-                kind: Kind::Bytes,
-            }],
-        };
-        let Some(session) = fetch(&mut conn, &model::SESSIONS, &by_hash)
-            .await?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        let Some(user_id) = session.id_of("user_id") else {
-            return Ok(None);
-        };
-        let by_id = Sql {
-            text: format!(
-                "SELECT {} FROM users WHERE id = $1",
-                sql::column_list(&model::USERS)
-            ),
-            params: vec![Param {
-                value: Value::Id(user_id),
-                kind: Kind::Uuid,
-            }],
-        };
-        let Some(user) = fetch(&mut conn, &model::USERS, &by_id)
-            .await?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        let scope = load_scope(&mut conn, user_id, false).await?;
-        Ok(Some((session, user, scope)))
+        reads::load_session(&mut PgExec { conn: &mut conn }, token_hash).await
     }
 
     async fn lookup_unscoped(
@@ -540,107 +510,4 @@ impl Store for PgStore {
             .map_err(backend)?;
         Ok(())
     }
-}
-
-/// The caller's organizations and workspaces with roles (live and soft-deleted).
-async fn load_scope(conn: &mut PgConnection, user_id: Uuid, system_admin: bool) -> Result<Scope> {
-    let mut scope = Scope {
-        user_id,
-        system_admin,
-        ..Scope::default()
-    };
-    let orgs = sqlx::query(
-        "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
-             FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-             WHERE m.user_id = $1",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend)?;
-    for row in &orgs {
-        let (id, role, deleted) = scope_row(row)?;
-        let Some(role) = OrgRole::parse(&role) else {
-            continue;
-        };
-        if deleted {
-            &mut scope.deleted_organizations
-        } else {
-            &mut scope.organizations
-        }
-        .push((id, role));
-    }
-    let workspaces = sqlx::query(
-            "SELECT w.id,
-                    CASE WHEN w.owner_user_id = $1 THEN 'admin'
-                         WHEN w.organization_id IN (SELECT organization_id FROM organization_members
-                                                    WHERE user_id = $1 AND role IN ('owner', 'admin')) THEN 'admin'
-                         ELSE wm.role END,
-                    w.deleted_at IS NOT NULL, w.organization_id
-             FROM workspaces w
-             LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = $1
-             WHERE w.owner_user_id = $1 OR wm.user_id IS NOT NULL
-                OR w.organization_id IN (SELECT organization_id FROM organization_members
-                                         WHERE user_id = $1 AND role IN ('owner', 'admin'))",
-        )
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend)?;
-    for row in &workspaces {
-        let (id, role, deleted) = scope_row(row)?;
-        let Some(role) = WorkspaceRole::parse(&role) else {
-            continue;
-        };
-        let org: Option<Uuid> = row.try_get(3).map_err(backend)?;
-        if let Some(org) = org
-            && !deleted
-        {
-            scope.workspace_orgs.push((id, org));
-        }
-        if deleted {
-            &mut scope.deleted_workspaces
-        } else {
-            &mut scope.workspaces
-        }
-        .push((id, role));
-    }
-    let rules = Sql {
-        text: format!(
-            // Rules of a deleted workspace or organization are dormant: its content is
-            // reached by restoring it, with the roles that allow that.
-            "SELECT {} FROM permission_sets WHERE (subject_user_id = $1 OR (subject_type = 'role' AND
-             (workspace_id = ANY($2) OR organization_id = ANY($3))))
-             AND (workspace_id IS NULL OR workspace_id IN (SELECT id FROM workspaces WHERE deleted_at IS NULL))
-             AND (organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE deleted_at IS NULL))",
-            sql::column_list(&model::PERMISSION_SETS)
-        ),
-        params: vec![
-            Param {
-                value: Value::Id(user_id),
-                kind: Kind::Uuid,
-            },
-            Param {
-                value: Value::IdSet(scope.workspaces.iter().map(|(w, _)| *w).collect()),
-                kind: Kind::Uuid,
-            },
-            Param {
-                value: Value::IdSet(scope.organizations.iter().map(|(o, _)| *o).collect()),
-                kind: Kind::Uuid,
-            },
-        ],
-    };
-    scope.permissions = fetch(conn, &model::PERMISSION_SETS, &rules)
-        .await?
-        .iter()
-        .filter_map(crate::permission_rule)
-        .collect();
-    Ok(scope)
-}
-
-fn scope_row(row: &PgRow) -> Result<(Uuid, String, bool)> {
-    let id: Uuid = row.try_get(0).map_err(backend)?;
-    let role: Option<String> = row.try_get(1).map_err(backend)?;
-    let deleted: bool = row.try_get(2).map_err(backend)?;
-    Ok((id, role.unwrap_or_default(), deleted))
 }

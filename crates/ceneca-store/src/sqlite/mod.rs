@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ceneca_domain::clock::{HybridClock, now};
-use ceneca_domain::roles::{OrgRole, WorkspaceRole};
 use ceneca_domain::schema::Field;
 use ceneca_domain::scope::{Scope, ScopeFilter};
-use ceneca_domain::{Entity, Record, Value, model};
+use ceneca_domain::{Entity, Record, Value};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -25,9 +24,10 @@ pub use codec::{format_time, parse_time};
 use crate::migrate::{self, MigrationStatus};
 use crate::ops::{Exec, apply_batch, run_ready};
 use crate::query::{Deleted, ListQuery};
+use crate::reads;
 use crate::sql::{self, Dialect, Sql};
 use crate::write::WriteBatch;
-use crate::{Engine, Result, Store, StoreError, StoreOptions};
+use crate::{Engine, Result, SqliteSynchronous, Store, StoreError, StoreOptions};
 
 /// SQLite's spellings.
 pub struct SqliteDialect;
@@ -51,7 +51,7 @@ const STATEMENT_CACHE: usize = 256;
 
 pub struct SqliteStore {
     path: PathBuf,
-    synchronous_full: bool,
+    synchronous: SqliteSynchronous,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     clock: Arc<HybridClock>,
@@ -78,10 +78,10 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
         create_private_file(path)?;
-        let writer = open_connection(path, options.sqlite_synchronous_full, false)?;
+        let writer = open_connection(path, options.sqlite_synchronous, false)?;
         Ok(Self {
             path: path.to_owned(),
-            synchronous_full: options.sqlite_synchronous_full,
+            synchronous: options.sqlite_synchronous,
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Mutex::new(Vec::new())),
             clock: Arc::new(HybridClock::new()),
@@ -111,12 +111,12 @@ impl SqliteStore {
     ) -> Result<T> {
         let readers = self.readers.clone();
         let path = self.path.clone();
-        let full = self.synchronous_full;
+        let synchronous = self.synchronous;
         tokio::task::spawn_blocking(move || {
             let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => open_connection(&path, full, true)?,
+                None => open_connection(&path, synchronous, true)?,
             };
             let result = work(&conn);
             let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,13 +150,17 @@ fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
-fn open_connection(path: &Path, synchronous_full: bool, read_only: bool) -> Result<Connection> {
+fn open_connection(
+    path: &Path,
+    synchronous: SqliteSynchronous,
+    read_only: bool,
+) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
-    let synchronous = if synchronous_full { "FULL" } else { "NORMAL" };
+    let synchronous = synchronous.as_str();
     conn.execute_batch(&format!(
         "PRAGMA page_size = 4096;
          PRAGMA journal_mode = WAL;
@@ -206,13 +210,17 @@ fn map_error(e: rusqlite::Error) -> StoreError {
 
 fn fetch(conn: &Connection, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
     let fields: Vec<&Field> = entity.columns().collect();
+    fetch_columns(conn, &fields, sql)
+}
+
+fn fetch_columns(conn: &Connection, fields: &[&Field], sql: &Sql) -> Result<Vec<Record>> {
     let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
         .map_err(map_error)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
-        out.push(codec::decode_row(&fields, row)?);
+        out.push(codec::decode_row(fields, row)?);
     }
     Ok(out)
 }
@@ -228,8 +236,8 @@ impl Exec for SqliteExec<'_> {
     async fn lock_audit_chain(&mut self) -> Result<()> {
         Ok(())
     }
-    async fn fetch(&mut self, entity: &Entity, sql: &Sql) -> Result<Vec<Record>> {
-        fetch(self.conn, entity, sql)
+    async fn fetch_columns(&mut self, fields: &[&Field], sql: &Sql) -> Result<Vec<Record>> {
+        fetch_columns(self.conn, fields, sql)
     }
     async fn execute(&mut self, sql: &Sql) -> Result<u64> {
         let mut stmt = self.conn.prepare_cached(&sql.text).map_err(map_error)?;
@@ -319,45 +327,19 @@ impl Store for SqliteStore {
     }
 
     async fn load_scope(&self, user_id: Uuid, system_admin: bool) -> Result<Scope> {
-        self.read(move |conn| load_scope(conn, user_id, system_admin))
-            .await
+        self.read(move |conn| {
+            run_ready(reads::load_scope(
+                &mut SqliteExec { conn },
+                user_id,
+                system_admin,
+            ))
+        })
+        .await
     }
 
     async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>> {
-        self.read(move |conn| {
-            let by_hash = Sql {
-                text: format!(
-                    "SELECT {} FROM sessions WHERE token_hash = ?1",
-                    sql::column_list(&model::SESSIONS)
-                ),
-                params: vec![sql::Param {
-                    value: Value::Bytes(token_hash),
-                    kind: ceneca_domain::schema::Kind::Bytes,
-                }],
-            };
-            let Some(session) = fetch(conn, &model::SESSIONS, &by_hash)?.into_iter().next() else {
-                return Ok(None);
-            };
-            let Some(user_id) = session.id_of("user_id") else {
-                return Ok(None);
-            };
-            let by_id = Sql {
-                text: format!(
-                    "SELECT {} FROM users WHERE id = ?1",
-                    sql::column_list(&model::USERS)
-                ),
-                params: vec![sql::Param {
-                    value: Value::Id(user_id),
-                    kind: ceneca_domain::schema::Kind::Uuid,
-                }],
-            };
-            let Some(user) = fetch(conn, &model::USERS, &by_id)?.into_iter().next() else {
-                return Ok(None);
-            };
-            let scope = load_scope(conn, user_id, false)?;
-            Ok(Some((session, user, scope)))
-        })
-        .await
+        self.read(move |conn| run_ready(reads::load_session(&mut SqliteExec { conn }, token_hash)))
+            .await
     }
 
     async fn lookup_unscoped(
@@ -530,100 +512,6 @@ impl Store for SqliteStore {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
     }
-}
-
-/// The caller's organizations and workspaces with roles (live and soft-deleted).
-fn load_scope(conn: &Connection, user_id: Uuid, system_admin: bool) -> Result<Scope> {
-    let me = user_id.hyphenated().to_string();
-    let mut scope = Scope {
-        user_id,
-        system_admin,
-        ..Scope::default()
-    };
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
-                     FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-                     WHERE m.user_id = ?1",
-        )
-        .map_err(backend)?;
-    let mut rows = stmt.query([&me]).map_err(backend)?;
-    while let Some(row) = rows.next().map_err(backend)? {
-        let (id, role, deleted) = parse_scope_row(row)?;
-        let Some(role) = OrgRole::parse(&role) else {
-            continue;
-        };
-        if deleted {
-            &mut scope.deleted_organizations
-        } else {
-            &mut scope.organizations
-        }
-        .push((id, role));
-    }
-    let mut stmt = conn
-                .prepare_cached(
-                    "SELECT w.id,
-                            CASE WHEN w.owner_user_id = ?1 THEN 'admin'
-                                 WHEN w.organization_id IN (SELECT organization_id FROM organization_members
-                                                            WHERE user_id = ?1 AND role IN ('owner', 'admin')) THEN 'admin'
-                                 ELSE wm.role END,
-                            w.deleted_at IS NOT NULL, w.organization_id
-                     FROM workspaces w
-                     LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = ?1
-                     WHERE w.owner_user_id = ?1 OR wm.user_id IS NOT NULL
-                        OR w.organization_id IN (SELECT organization_id FROM organization_members
-                                                 WHERE user_id = ?1 AND role IN ('owner', 'admin'))",
-                )
-                .map_err(backend)?;
-    let mut rows = stmt.query([&me]).map_err(backend)?;
-    while let Some(row) = rows.next().map_err(backend)? {
-        let (id, role, deleted) = parse_scope_row(row)?;
-        let Some(role) = WorkspaceRole::parse(&role) else {
-            continue;
-        };
-        let org: Option<String> = row.get(3).map_err(backend)?;
-        if let Some(org) = org.and_then(|o| Uuid::parse_str(&o).ok())
-            && !deleted
-        {
-            scope.workspace_orgs.push((id, org));
-        }
-        if deleted {
-            &mut scope.deleted_workspaces
-        } else {
-            &mut scope.workspaces
-        }
-        .push((id, role));
-    }
-    let ids = |items: Vec<Uuid>| Value::IdSet(items);
-    let rules = Sql {
-        text: format!(
-            // Rules of a deleted workspace or organization are dormant: its content is
-            // reached by restoring it, with the roles that allow that.
-            "SELECT {} FROM permission_sets WHERE (subject_user_id = ?1 OR (subject_type = 'role' AND
-             (workspace_id IN (SELECT value FROM json_each(?2)) OR organization_id IN (SELECT value FROM json_each(?3)))))
-             AND (workspace_id IS NULL OR workspace_id IN (SELECT id FROM workspaces WHERE deleted_at IS NULL))
-             AND (organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE deleted_at IS NULL))",
-            sql::column_list(&model::PERMISSION_SETS)
-        ),
-        params: vec![
-            sql::Param { value: Value::Id(user_id), kind: ceneca_domain::schema::Kind::Uuid },
-            sql::Param { value: ids(scope.workspaces.iter().map(|(w, _)| *w).collect()), kind: ceneca_domain::schema::Kind::Uuid },
-            sql::Param { value: ids(scope.organizations.iter().map(|(o, _)| *o).collect()), kind: ceneca_domain::schema::Kind::Uuid },
-        ],
-    };
-    scope.permissions = fetch(conn, &model::PERMISSION_SETS, &rules)?
-        .iter()
-        .filter_map(crate::permission_rule)
-        .collect();
-    Ok(scope)
-}
-
-fn parse_scope_row(row: &rusqlite::Row<'_>) -> Result<(Uuid, String, bool)> {
-    let id: String = row.get(0).map_err(backend)?;
-    let role: Option<String> = row.get(1).map_err(backend)?;
-    let deleted: bool = row.get(2).map_err(backend)?;
-    let id = Uuid::parse_str(&id).map_err(|e| StoreError::Backend(e.to_string()))?;
-    Ok((id, role.unwrap_or_default(), deleted))
 }
 
 #[cfg(test)]

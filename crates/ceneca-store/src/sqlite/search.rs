@@ -7,7 +7,7 @@
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
-use ceneca_domain::search::{MARK_END, MARK_START, Snippet, fts5_query};
+use ceneca_domain::search::{MARK_END, MARK_START, Snippet, Term};
 use rusqlite::{Connection, params_from_iter};
 use uuid::Uuid;
 
@@ -15,6 +15,16 @@ use super::{SqliteDialect, map_error, parse_time};
 use crate::search::{SearchHit, SearchQuery, bind, filters};
 use crate::sql::Sql;
 use crate::{Result, StoreError};
+
+/// The FTS5 query for `terms`: each term a quoted phrase (quotes doubled inside), all
+/// required. FTS5 operators in a user's query are thereby searched as text.
+fn fts5_query(terms: &[Term]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.text.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The best `offset + limit` hits of one kind, with snippets.
 fn ranked(q: &SearchQuery, messages: bool) -> Sql {
@@ -137,4 +147,29 @@ pub(super) fn reindex(conn: &Connection) -> Result<()> {
              SELECT rowid, title, CASE WHEN body_key_id IS NULL THEN body ELSE '' END FROM documents;",
     )
     .map_err(map_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ceneca_domain::search::parse_query;
+
+    #[test]
+    fn every_term_is_a_quoted_phrase_so_operators_are_text() {
+        assert_eq!(
+            fts5_query(&parse_query("say \"hi\"\"there\"").unwrap()),
+            "\"say\" \"hi\" \"there\""
+        );
+        assert_eq!(
+            fts5_query(&parse_query("a AND b NEAR(d) *e -f").unwrap()),
+            "\"a\" \"AND\" \"b\" \"NEAR(d)\" \"*e\" \"-f\""
+        );
+        assert_eq!(
+            fts5_query(&[Term {
+                text: "a\"b".into(),
+                phrase: false
+            }]),
+            "\"a\"\"b\""
+        );
+    }
 }

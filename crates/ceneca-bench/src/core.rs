@@ -55,7 +55,7 @@ fn content(i: usize) -> String {
         .join(" ")
 }
 
-pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
+pub async fn run(args: &Args, dir: &Path, ceneca: &Path) -> anyhow::Result<()> {
     println!(
         "{} rounds, {} requests, batches of {}",
         args.rounds, args.requests, args.batch
@@ -218,7 +218,7 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     security_figures(&bench_key_ring()?, &store, &raw).await?;
     if !args.no_process {
-        process_figures(dir).await?;
+        process_figures(dir, ceneca).await?;
     }
     Ok(())
 }
@@ -443,8 +443,7 @@ fn raw_baseline(
 
 /// Starts the real binary twice (fresh folder, then existing folder): start-up time until
 /// `/healthz` answers, and resident memory once idle.
-async fn process_figures(dir: &Path) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
+async fn process_figures(dir: &Path, exe: &Path) -> anyhow::Result<()> {
     let data = dir.join("serve");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -455,7 +454,7 @@ async fn process_figures(dir: &Path) -> anyhow::Result<()> {
     let mut rss_kib = 0;
     for run in 0..2 {
         let started = Instant::now();
-        let mut child = std::process::Command::new(&exe)
+        let mut child = std::process::Command::new(exe)
             .args([
                 "serve",
                 "--listen",

@@ -1,4 +1,4 @@
-//! `ceneca bench`: the issues' performance targets, each measured beside a baseline doing
+//! The benchmarks behind `ceneca bench`: the issues' performance targets, each measured beside a baseline doing
 //! the same work in the same run (raw SQLite, raw FTS5, exact brute-force search), so the
 //! ratio means something on a noisy machine.
 //!
@@ -6,6 +6,9 @@
 //!   idle memory;
 //! - `text`: full-text search over a million messages;
 //! - `vectors`: semantic search over 100,000 embeddings of dimension 1536, and upserts.
+//!
+//! A library of its own so the binary crate holds commands only; the binary passes its own
+//! path in, for the figures that start a real `ceneca serve` process.
 
 mod core;
 mod text;
@@ -19,8 +22,6 @@ use anyhow::{Context, bail};
 use ceneca_service::{ServiceConfig, Services};
 use ceneca_store::StoreOptions;
 use serde_json::{Value as Json, json};
-
-use crate::config::Config;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub enum Suite {
@@ -56,7 +57,9 @@ pub struct Args {
     dims: usize,
 }
 
-pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
+/// Runs the chosen suites and prints their figures. `ceneca` is the binary whose `serve`
+/// is measured for start-up time and idle memory.
+pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
     if args.rounds == 0 || args.requests == 0 || args.batch == 0 {
         bail!("rounds, requests and batch must be at least 1");
     }
@@ -82,7 +85,7 @@ pub async fn run(_config: Config, args: Args) -> anyhow::Result<()> {
             dir.path().display()
         );
         match suite {
-            Suite::Core => core::run(&args, dir.path()).await?,
+            Suite::Core => core::run(&args, dir.path(), ceneca).await?,
             Suite::Text => text::run(&args, dir.path()).await?,
             Suite::Vectors => vectors::run(&args, dir.path()).await?,
         }

@@ -1,0 +1,24 @@
+//! What every crate's configuration section reports when a value cannot be used.
+//!
+//! Each crate owns the section of `ceneca.toml` that configures it (`[http]`, `[store]`,
+//! …) and checks it; the error names the key the way the file spells it
+//! (`section.key`), so the message points at the line to fix whichever layer (file,
+//! environment, flag) set it.
+
+/// A setting that parsed but cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct InvalidSetting {
+    /// `section.key`, as in `ceneca.toml`.
+    pub key: String,
+    pub reason: String,
+}
+
+impl InvalidSetting {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The sections of `ceneca.toml` the service owns: `[auth]` (sessions, devices,
+//! registration, MFA for administrators), `[audit]` and `[vectors]`. Each is checked
+//! here and turned into what [`crate::ServiceConfig`] and [`crate::Services::with_vectors`]
+//! take, so the values a file may hold and the ones the service uses are declared once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ceneca_domain::Edition;
+use ceneca_domain::audit::AuditLevel;
+use ceneca_domain::settings::InvalidSetting;
+use ceneca_vector::server::QdrantSettings;
+use serde::{Deserialize, Serialize};
+
+use crate::ServiceConfig;
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 86_400;
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// A log-in session's absolute lifetime.
+    pub session_lifetime_hours: u64,
+    /// A log-in session unused this long ends.
+    pub session_idle_timeout_minutes: u64,
+    /// Log-in sessions one user may hold; a new log-in ends the oldest beyond it.
+    pub max_sessions_per_user: usize,
+    pub device_token_lifetime_days: u64,
+    pub device_idle_timeout_days: u64,
+    /// Whether anyone may register (otherwise: `ceneca user create`).
+    pub allow_registration: bool,
+    /// System administrators' powers wait until they enable MFA.
+    pub mfa_required_for_admins: bool,
+}
+
+impl Default for AuthSettings {
+    /// [`ServiceConfig::default`]'s values, in the file's units.
+    fn default() -> Self {
+        let service = ServiceConfig::default();
+        Self {
+            session_lifetime_hours: service.session_lifetime.as_secs() / HOUR,
+            session_idle_timeout_minutes: service.session_idle_timeout.as_secs() / 60,
+            max_sessions_per_user: service.max_sessions_per_user,
+            device_token_lifetime_days: service.device_token_lifetime.as_secs() / DAY,
+            device_idle_timeout_days: service.device_idle_timeout.as_secs() / DAY,
+            allow_registration: service.allow_registration,
+            mfa_required_for_admins: service.mfa_required_for_admins,
+        }
+    }
+}
+
+impl AuthSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if self.max_sessions_per_user == 0 {
+            return Err(InvalidSetting::new(
+                "auth.max_sessions_per_user",
+                "must be at least 1",
+            ));
+        }
+        if self.session_idle_timeout_minutes == 0 {
+            return Err(InvalidSetting::new(
+                "auth.session_idle_timeout_minutes",
+                "must be at least 1",
+            ));
+        }
+        for (key, days) in [
+            (
+                "auth.device_token_lifetime_days",
+                self.device_token_lifetime_days,
+            ),
+            (
+                "auth.device_idle_timeout_days",
+                self.device_idle_timeout_days,
+            ),
+        ] {
+            if !(1..=3650).contains(&days) {
+                return Err(InvalidSetting::new(key, "must be from 1 to 3650"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config`.
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.session_lifetime = Duration::from_secs(self.session_lifetime_hours.max(1) * HOUR);
+        config.session_idle_timeout = Duration::from_secs(self.session_idle_timeout_minutes * 60);
+        config.max_sessions_per_user = self.max_sessions_per_user;
+        config.device_token_lifetime = Duration::from_secs(self.device_token_lifetime_days * DAY);
+        config.device_idle_timeout = Duration::from_secs(self.device_idle_timeout_days * DAY);
+        config.allow_registration = self.allow_registration;
+        config.mfa_required_for_admins = self.mfa_required_for_admins;
+    }
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// `basic` (auth events and writes), `enhanced` (and reads) or `maximum` (and query
+    /// hashes and data sources).
+    pub level: AuditLevel,
+}
+
+/// The vector collections.
+const COLLECTIONS: [&str; 3] = ["messages", "documents", "attachments"];
+
+/// `[vectors]`: embedding dimensions, the embedded engine's log bound, or a Qdrant
+/// server instead of the embedded engine.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VectorSettings {
+    pub dims_messages: usize,
+    pub dims_documents: usize,
+    pub dims_attachments: usize,
+    /// The embedded engine's WAL bound (MB): past it a collection is rebuilt.
+    pub wal_limit_mb: u64,
+    /// `http(s)://host:6334` (gRPC); empty: the embedded engine.
+    pub qdrant_url: String,
+    /// Secret: never logged.
+    pub qdrant_api_key: String,
+    pub qdrant_collection_prefix: String,
+}
+
+impl Default for VectorSettings {
+    fn default() -> Self {
+        Self {
+            dims_messages: 1536,
+            dims_documents: 1536,
+            dims_attachments: 1536,
+            wal_limit_mb: 512,
+            qdrant_url: String::new(),
+            qdrant_api_key: String::new(),
+            qdrant_collection_prefix: "ceneca_".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for VectorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorSettings")
+            .field("dims", &self.dims())
+            .field("wal_limit_mb", &self.wal_limit_mb)
+            .field("qdrant_url", &self.qdrant_url)
+            .field(
+                "qdrant_api_key",
+                &if self.qdrant_api_key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("qdrant_collection_prefix", &self.qdrant_collection_prefix)
+            .finish()
+    }
+}
+
+impl VectorSettings {
+    /// Dimensions in range; a Qdrant address that is gRPC over http(s), that the edition
+    /// may reach, and a collection prefix Qdrant accepts.
+    pub fn check(&self, edition: Edition) -> Result<(), InvalidSetting> {
+        for (collection, dims) in self.per_collection() {
+            if !(1..=8192).contains(&dims) {
+                return Err(InvalidSetting::new(
+                    format!("vectors.dims_{collection}"),
+                    format!("must be between 1 and 8192, not {dims}"),
+                ));
+            }
+        }
+        if self.qdrant_url.is_empty() {
+            return Ok(());
+        }
+        if !(self.qdrant_url.starts_with("http://") || self.qdrant_url.starts_with("https://")) {
+            return Err(InvalidSetting::new(
+                "vectors.qdrant_url",
+                format!(
+                    "must be http://host:6334 or https://host:6334 (Qdrant's gRPC port), not '{}'",
+                    self.qdrant_url
+                ),
+            ));
+        }
+        edition
+            .check_url(&self.qdrant_url)
+            .map_err(|reason| InvalidSetting::new("vectors.qdrant_url", reason))?;
+        if !self
+            .qdrant_collection_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(InvalidSetting::new(
+                "vectors.qdrant_collection_prefix",
+                "may hold only letters, digits, '_' and '-'",
+            ));
+        }
+        Ok(())
+    }
+
+    fn per_collection(&self) -> [(&'static str, usize); 3] {
+        [
+            (COLLECTIONS[0], self.dims_messages),
+            (COLLECTIONS[1], self.dims_documents),
+            (COLLECTIONS[2], self.dims_attachments),
+        ]
+    }
+
+    /// Dimension per collection.
+    pub fn dims(&self) -> HashMap<String, usize> {
+        self.per_collection()
+            .into_iter()
+            .map(|(c, d)| (c.to_owned(), d))
+            .collect()
+    }
+
+    pub fn wal_limit_bytes(&self) -> u64 {
+        self.wal_limit_mb * 1024 * 1024
+    }
+
+    /// The Qdrant server to use, if one is configured.
+    pub fn qdrant(&self) -> Option<QdrantSettings> {
+        (!self.qdrant_url.is_empty()).then(|| QdrantSettings {
+            url: self.qdrant_url.clone(),
+            api_key: Some(self.qdrant_api_key.clone()),
+            collection_prefix: self.qdrant_collection_prefix.clone(),
+            timeout: Duration::from_secs(30),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_defaults_are_the_services() {
+        let mut config = ServiceConfig {
+            max_sessions_per_user: 99,
+            ..ServiceConfig::default()
+        };
+        AuthSettings::default().apply(&mut config);
+        let defaults = ServiceConfig::default();
+        assert_eq!(config.session_lifetime, defaults.session_lifetime);
+        assert_eq!(config.session_idle_timeout, defaults.session_idle_timeout);
+        assert_eq!(config.max_sessions_per_user, defaults.max_sessions_per_user);
+        assert_eq!(config.device_token_lifetime, defaults.device_token_lifetime);
+        assert_eq!(config.device_idle_timeout, defaults.device_idle_timeout);
+    }
+
+    #[test]
+    fn bad_auth_values_name_their_key() {
+        let auth = AuthSettings {
+            device_idle_timeout_days: 0,
+            ..AuthSettings::default()
+        };
+        assert_eq!(
+            auth.check().unwrap_err().key,
+            "auth.device_idle_timeout_days"
+        );
+    }
+
+    #[test]
+    fn a_qdrant_url_must_be_grpc_and_internal_in_zero_sync() {
+        let with = |url: &str| VectorSettings {
+            qdrant_url: url.into(),
+            ..VectorSettings::default()
+        };
+        assert!(
+            with("http://qdrant.internal:6334")
+                .check(Edition::ZeroSync)
+                .is_ok()
+        );
+        assert!(
+            with("https://q.example.com:6334")
+                .check(Edition::Enterprise)
+                .is_ok()
+        );
+        let external = with("https://q.example.com:6334")
+            .check(Edition::ZeroSync)
+            .unwrap_err();
+        assert_eq!(external.key, "vectors.qdrant_url");
+        assert!(external.reason.contains("zero-sync"), "{external}");
+        let scheme = with("qdrant.internal:6334")
+            .check(Edition::Enterprise)
+            .unwrap_err();
+        assert!(scheme.reason.contains("http://host:6334"), "{scheme}");
+        let prefix = VectorSettings {
+            qdrant_collection_prefix: "bad prefix/".into(),
+            ..with("http://10.0.0.5:6334")
+        };
+        assert_eq!(
+            prefix.check(Edition::Enterprise).unwrap_err().key,
+            "vectors.qdrant_collection_prefix"
+        );
+        let dims = VectorSettings {
+            dims_documents: 0,
+            ..VectorSettings::default()
+        };
+        assert_eq!(
+            dims.check(Edition::Enterprise).unwrap_err().key,
+            "vectors.dims_documents"
+        );
+    }
+
+    #[test]
+    fn the_qdrant_api_key_is_redacted() {
+        let settings = VectorSettings {
+            qdrant_api_key: "qdrant-sekrit".into(),
+            ..VectorSettings::default()
+        };
+        assert!(!format!("{settings:?}").contains("qdrant-sekrit"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Reads that precede a scope — the caller's scope itself and a session with its user —
+//! written once for both engines over the [`Exec`] interface the write path uses. Each
+//! engine runs them on one connection (a pooled reader on SQLite, a pooled connection on
+//! PostgreSQL), so authenticating a request stays one round trip to the pool.
+
+use ceneca_domain::roles::{OrgRole, WorkspaceRole};
+use ceneca_domain::schema::{Field, Kind, field};
+use ceneca_domain::scope::Scope;
+use ceneca_domain::{Record, Value, model};
+use uuid::Uuid;
+
+use crate::Result;
+use crate::ops::Exec;
+use crate::sql::{self, Param, Sql};
+
+/// The columns of a membership row of the scope query: what is reached, the role held,
+/// whether it is soft-deleted, and (for workspaces) its organization.
+static MEMBERSHIP: [Field; 4] = [
+    field("id", Kind::Uuid),
+    field("role", Kind::Text { max: usize::MAX }),
+    field("deleted", Kind::Bool),
+    field("organization_id", Kind::Uuid),
+];
+
+fn param(value: Value, kind: Kind) -> Param {
+    Param { value, kind }
+}
+
+/// A membership row: (id, role as stored, soft-deleted).
+fn membership(row: &Record) -> Option<(Uuid, &str, bool)> {
+    Some((
+        row.id()?,
+        row.get("role").and_then(Value::as_str).unwrap_or_default(),
+        matches!(row.get("deleted"), Some(Value::Bool(true))),
+    ))
+}
+
+/// The caller's organizations and workspaces with roles (live and soft-deleted), and the
+/// permission rules that concern them. Rules of a soft-deleted workspace or organization
+/// are dormant: its content is reached by restoring it, with the roles that allow that.
+pub(crate) async fn load_scope<E: Exec>(
+    exec: &mut E,
+    user_id: Uuid,
+    system_admin: bool,
+) -> Result<Scope> {
+    let me = exec.dialect().placeholder(1);
+    let mut scope = Scope {
+        user_id,
+        system_admin,
+        ..Scope::default()
+    };
+    let user = || vec![param(Value::Id(user_id), Kind::Uuid)];
+    let organizations = Sql {
+        text: format!(
+            "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
+             FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+             WHERE m.user_id = {me}"
+        ),
+        params: user(),
+    };
+    let workspaces = Sql {
+        text: format!(
+            "SELECT w.id,
+                    CASE WHEN w.owner_user_id = {me} THEN 'admin'
+                         WHEN w.organization_id IN (SELECT organization_id FROM organization_members
+                                                    WHERE user_id = {me} AND role IN ('owner', 'admin')) THEN 'admin'
+                         ELSE wm.role END,
+                    w.deleted_at IS NOT NULL, w.organization_id
+             FROM workspaces w
+             LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = {me}
+             WHERE w.owner_user_id = {me} OR wm.user_id IS NOT NULL
+                OR w.organization_id IN (SELECT organization_id FROM organization_members
+                                         WHERE user_id = {me} AND role IN ('owner', 'admin'))"
+        ),
+        params: user(),
+    };
+    let columns: Vec<&Field> = MEMBERSHIP.iter().collect();
+    for row in exec.fetch_columns(&columns[..3], &organizations).await? {
+        let Some((id, role, deleted)) = membership(&row) else {
+            continue;
+        };
+        let Some(role) = OrgRole::parse(role) else {
+            continue;
+        };
+        if deleted {
+            &mut scope.deleted_organizations
+        } else {
+            &mut scope.organizations
+        }
+        .push((id, role));
+    }
+    for row in exec.fetch_columns(&columns, &workspaces).await? {
+        let Some((id, role, deleted)) = membership(&row) else {
+            continue;
+        };
+        let Some(role) = WorkspaceRole::parse(role) else {
+            continue;
+        };
+        if let Some(org) = row.id_of("organization_id")
+            && !deleted
+        {
+            scope.workspace_orgs.push((id, org));
+        }
+        if deleted {
+            &mut scope.deleted_workspaces
+        } else {
+            &mut scope.workspaces
+        }
+        .push((id, role));
+    }
+    let (in_workspaces, in_organizations) = {
+        let d = exec.dialect();
+        (
+            d.in_set("workspace_id", &d.placeholder(2)),
+            d.in_set("organization_id", &d.placeholder(3)),
+        )
+    };
+    let rules = Sql {
+        text: format!(
+            "SELECT {} FROM permission_sets WHERE (subject_user_id = {me} OR (subject_type = 'role' AND
+             ({in_workspaces} OR {in_organizations})))
+             AND (workspace_id IS NULL OR workspace_id IN (SELECT id FROM workspaces WHERE deleted_at IS NULL))
+             AND (organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE deleted_at IS NULL))",
+            sql::column_list(&model::PERMISSION_SETS),
+        ),
+        params: vec![
+            param(Value::Id(user_id), Kind::Uuid),
+            param(
+                Value::IdSet(scope.workspaces.iter().map(|(w, _)| *w).collect()),
+                Kind::Uuid,
+            ),
+            param(
+                Value::IdSet(scope.organizations.iter().map(|(o, _)| *o).collect()),
+                Kind::Uuid,
+            ),
+        ],
+    };
+    scope.permissions = exec
+        .fetch(&model::PERMISSION_SETS, &rules)
+        .await?
+        .iter()
+        .filter_map(crate::permission_rule)
+        .collect();
+    Ok(scope)
+}
+
+/// A session by the digest of its token, with its user and that user's scope
+/// (`system_admin` left false for the service to decide).
+pub(crate) async fn load_session<E: Exec>(
+    exec: &mut E,
+    token_hash: Vec<u8>,
+) -> Result<Option<(Record, Record, Scope)>> {
+    let by_hash = Sql {
+        text: format!(
+            "SELECT {} FROM sessions WHERE token_hash = {}",
+            sql::column_list(&model::SESSIONS),
+            exec.dialect().placeholder(1)
+        ),
+        params: vec![param(Value::Bytes(token_hash), Kind::Bytes)],
+    };
+    let Some(session) = exec
+        .fetch(&model::SESSIONS, &by_hash)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let Some(user_id) = session.id_of("user_id") else {
+        return Ok(None);
+    };
+    let by_id = Sql {
+        text: format!(
+            "SELECT {} FROM users WHERE id = {}",
+            sql::column_list(&model::USERS),
+            exec.dialect().placeholder(1)
+        ),
+        params: vec![param(Value::Id(user_id), Kind::Uuid)],
+    };
+    let Some(user) = exec.fetch(&model::USERS, &by_id).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let scope = load_scope(exec, user_id, false).await?;
+    Ok(Some((session, user, scope)))
+}

@@ -1,0 +1,85 @@
+//! The `[store]` section of `ceneca.toml`: which database, and how to use it.
+
+use ceneca_domain::settings::InvalidSetting;
+use serde::{Deserialize, Serialize};
+
+use crate::StoreOptions;
+
+/// SQLite's durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// WAL with `synchronous=NORMAL`: survives process crashes.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: an fsync per commit, survives power loss too.
+    Full,
+}
+
+impl SqliteSynchronous {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Normal => "NORMAL",
+            SqliteSynchronous::Full => "FULL",
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `postgres://...` to run on PostgreSQL; empty for the embedded SQLite database in
+    /// the data folder.
+    pub database_url: String,
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub pg_max_connections: u32,
+    pub pg_idle_timeout_secs: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            database_url: String::new(),
+            sqlite_synchronous: SqliteSynchronous::Normal,
+            pg_max_connections: 20,
+            pg_idle_timeout_secs: 30,
+        }
+    }
+}
+
+impl StoreSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if self.pg_max_connections == 0 {
+            return Err(InvalidSetting::new(
+                "store.pg_max_connections",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the database is the embedded SQLite one.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.is_empty() || self.database_url.starts_with("sqlite:")
+    }
+
+    /// The store URL: PostgreSQL if configured, else `ceneca.db` in `data_dir`.
+    pub fn url(&self, data_dir: &std::path::Path) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", data_dir.join("ceneca.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// What [`crate::open`] takes.
+    pub fn options(&self, data_dir: &std::path::Path) -> StoreOptions {
+        StoreOptions {
+            url: self.url(data_dir),
+            sqlite_synchronous: self.sqlite_synchronous,
+            pg_max_connections: self.pg_max_connections,
+            pg_idle_timeout_secs: self.pg_idle_timeout_secs,
+        }
+    }
+}
