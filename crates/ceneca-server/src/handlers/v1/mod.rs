@@ -159,7 +159,7 @@ pub fn routes(batch_body_limit: usize) -> Routes {
                 .answers(
                     200,
                     "Up to 200 tokens, newest first.",
-                    schema_of_entity_page(&model::SESSIONS),
+                    op::items(schema_of_entity(&model::SESSIONS)),
                 ),
                 op::post("createApiToken", "Create an API token for one workspace")
                     .tag("api-tokens")
@@ -267,10 +267,4 @@ pub(crate) fn schema_of_entity(
     entity: &ceneca_domain::Entity,
 ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     ceneca_wire::entities::schema_ref(entity, "")
-}
-
-pub(crate) fn schema_of_entity_page(
-    entity: &ceneca_domain::Entity,
-) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    ceneca_wire::entities::schema_ref(entity, "Page")
 }
