@@ -1,0 +1,5 @@
+//! Vector search: the points API (`points.rs`).
+
+mod points;
+
+pub use points::*;
