@@ -1,6 +1,7 @@
 //! Routes under a parent: `/{parent}/{id}/{children}` (list, create),
 //! `/{parent}/{id}/{children}/{child}` (get, patch, delete) and the batch endpoint
-//! `/{parent}/{id}/{children}/batch`.
+//! `/{parent}/{id}/{children}/batch`, for the entities the model declares nested
+//! (`Entity::nested`).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ceneca_domain::Entity;
+use ceneca_domain::schema::Nesting;
 use ceneca_service::resources::ParentRef;
 use ceneca_service::{Caller, ListParams};
 use ceneca_store::Deleted;
@@ -19,11 +21,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ContentAuth, Id, Ids, JsonBody, QueryPairs};
 use crate::handlers::v1::resources::deletion_response;
 
-fn base(parent_path: &str, child: &Entity) -> String {
-    format!("/{parent_path}/{{parent}}/{}", child.path)
+fn base(nesting: Nesting, child: &Entity) -> String {
+    format!("/{}/{{parent}}/{}", nesting.parent_path, child.path)
 }
 
-pub fn routes(parent_path: &'static str, field: &'static str, child: &'static Entity) -> Routes {
+/// The collection routes of `child` under its parent; for a child reached only there
+/// (members), its single-row routes too.
+pub fn routes(nesting: Nesting, child: &'static Entity) -> Routes {
+    let field = nesting.parent_field;
     let collection = get(
         move |state: State<AppState>, auth: ContentAuth, id: Id, q: QueryPairs| {
             list(state, auth, id, q, field, child)
@@ -34,9 +39,9 @@ pub fn routes(parent_path: &'static str, field: &'static str, child: &'static En
             create(state, auth, id, body, field, child)
         },
     );
-    let mut router = Routes::new().route(&base(parent_path, child), collection);
+    let mut router = Routes::new().route(&base(nesting, child), collection);
     // Children without routes of their own (members) are read and changed here.
-    if child.path == "members" {
+    if nesting.only_nested {
         let item = get(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
             read(state, auth, ids, field, child)
         })
@@ -48,19 +53,16 @@ pub fn routes(parent_path: &'static str, field: &'static str, child: &'static En
         .delete(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
             delete(state, auth, ids, field, child)
         });
-        router = router.route(&format!("{}/{{child}}", base(parent_path, child)), item);
+        router = router.route(&format!("{}/{{child}}", base(nesting, child)), item);
     }
     router
 }
 
-pub fn batch_route(
-    parent_path: &'static str,
-    field: &'static str,
-    child: &'static Entity,
-    body_limit: usize,
-) -> Routes {
+/// Many children created under one parent in one transaction.
+pub fn batch_route(nesting: Nesting, child: &'static Entity, body_limit: usize) -> Routes {
+    let field = nesting.parent_field;
     Routes::new().route(
-        &format!("{}/batch", base(parent_path, child)),
+        &format!("{}/batch", base(nesting, child)),
         post(
             move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
                 batch(state, auth, id, body, field, child)
