@@ -211,3 +211,48 @@ impl Services {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ceneca_crypto::KeyRing;
+    use ceneca_crypto::keyring::{decode_key_base64, generate_key_base64};
+    use ceneca_domain::model;
+    use serde_json::json;
+
+    use crate::testing::{id_of, services, sign_up};
+
+    #[tokio::test]
+    async fn a_secret_is_sealed_on_the_way_in_and_survives_a_rewrap() {
+        let t = services().await;
+        let svc = &t.svc;
+        let (ann, _) = sign_up(svc, "ann@example.com").await;
+        let config = svc
+            .create(
+                &ann,
+                &model::AI_PROVIDER_CONFIGS,
+                &json!({"provider": "openai", "name": "main", "api_key": "sk-0123456789abcdef"}),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(config.get("api_key").is_none(), "secrets are write-only");
+        assert_eq!(config["api_key_hint"], "…cdef");
+        let id = id_of(&config);
+        let reveal = || svc.reveal_secret(&model::AI_PROVIDER_CONFIGS, id, "api_key");
+        assert_eq!(
+            reveal().await.unwrap().as_deref(),
+            Some("sk-0123456789abcdef")
+        );
+
+        // A second key becomes active: the rewrap moves the secret under it.
+        let new_key = decode_key_base64(&generate_key_base64()).unwrap();
+        let mut ring = KeyRing::new("test", &t.key).unwrap();
+        ring.add("second", &new_key).unwrap();
+        ring.activate("second").unwrap();
+        let report = svc.rewrap_secrets(&ring, |_| {}).await.unwrap();
+        assert_eq!(report.rewrapped, 1);
+        assert!(report.unreadable.is_empty());
+        let again = svc.rewrap_secrets(&ring, |_| {}).await.unwrap();
+        assert_eq!(again.rewrapped, 0, "already under the active key");
+    }
+}

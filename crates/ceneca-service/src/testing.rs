@@ -18,6 +18,8 @@ use crate::{Caller, ServiceConfig, Services};
 pub(crate) struct TestServices {
     pub svc: Services,
     pub dir: TempDir,
+    /// The material of the ring's one key (`test`), to build rings that extend it.
+    pub key: Vec<u8>,
 }
 
 /// Services over a fresh, migrated SQLite store.
@@ -31,12 +33,12 @@ pub(crate) async fn services() -> TestServices {
     let key = decode_key_base64(&generate_key_base64()).expect("a key");
     let keys = KeyRing::new("test", &key).expect("a key ring");
     let svc = Services::new(store, Arc::new(keys), ServiceConfig::default());
-    TestServices { svc, dir }
+    TestServices { svc, dir, key }
 }
 
 /// The same, with the embedded vector engine in the folder (`dims` for every collection).
 pub(crate) async fn services_with_vectors(dims: usize) -> TestServices {
-    let TestServices { svc, dir } = services().await;
+    let TestServices { svc, dir, key } = services().await;
     let index = ceneca_vector::embedded::EdgeIndex::open(
         dir.path().join("vectors"),
         ceneca_vector::embedded::EdgeSettings::default(),
@@ -50,7 +52,7 @@ pub(crate) async fn services_with_vectors(dims: usize) -> TestServices {
         .with_vectors(Arc::new(index), all, 64 * 1024 * 1024)
         .await
         .expect("open the collections");
-    TestServices { svc, dir }
+    TestServices { svc, dir, key }
 }
 
 /// Registers an account and returns its caller and bearer token.
