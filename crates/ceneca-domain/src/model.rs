@@ -5,8 +5,8 @@
 
 use crate::roles::{OrgRole, WorkspaceRole};
 use crate::schema::{
-    Api, Cascade, Counter, Default, Entity, FULL_API, Field, Kind, Owner, OwnerWrite, Parent,
-    READ_ONLY_API, Tenancy, field,
+    Api, Cascade, Counter, Default, Entity, FULL_API, Field, Kind, Nesting, Owner, OwnerWrite,
+    Parent, READ_ONLY_API, Tenancy, field,
 };
 
 const NAME: Kind = Kind::Text { max: 200 };
@@ -59,6 +59,7 @@ const fn entity(
         api: FULL_API,
         cascade: &[],
         parent: None,
+        nested: None,
         counter: None,
         version_field: None,
         changelog: true,
@@ -156,6 +157,12 @@ pub static ORGANIZATIONS: Entity = Entity {
 };
 
 pub static ORGANIZATION_MEMBERS: Entity = Entity {
+    nested: Some(Nesting {
+        parent_path: "organizations",
+        parent_field: "organization_id",
+        only_nested: true,
+        batch: false,
+    }),
     path: "members",
     unique: &[&["organization_id", "user_id"]],
     ..entity(
@@ -255,6 +262,12 @@ pub static WORKSPACES: Entity = Entity {
 };
 
 pub static WORKSPACE_MEMBERS: Entity = Entity {
+    nested: Some(Nesting {
+        parent_path: "workspaces",
+        parent_field: "workspace_id",
+        only_nested: true,
+        batch: false,
+    }),
     path: "members",
     unique: &[&["workspace_id", "user_id"]],
     ..entity(
@@ -388,6 +401,12 @@ pub static THREADS: Entity = Entity {
 };
 
 pub static MESSAGES: Entity = Entity {
+    nested: Some(Nesting {
+        parent_path: "threads",
+        parent_field: "thread_id",
+        only_nested: false,
+        batch: true,
+    }),
     soft_delete: true,
     sort_desc: false,
     parent: Some(Parent {
@@ -1016,6 +1035,17 @@ mod tests {
                     "{} cascades to {}",
                     e.table,
                     c.table
+                );
+            }
+            if let Some(n) = e.nested {
+                let parent = ALL.iter().find(|p| p.path == n.parent_path);
+                let field = e.field(n.parent_field).map(|f| f.kind);
+                assert!(
+                    parent.is_some_and(|p| field == Some(crate::schema::Kind::Ref(p.table))),
+                    "{}: nested under {} by {}, which must reference it",
+                    e.table,
+                    n.parent_path,
+                    n.parent_field
                 );
             }
             for u in e.unique {

@@ -277,6 +277,24 @@ pub struct Parent {
     pub table: &'static str,
 }
 
+/// Routes under a parent row: `/{parent_path}/{id}/{path}` lists and creates the rows
+/// whose `parent_field` is `id` (a thread's messages, an organization's members). The
+/// router is built from this; the service checks the parent is visible to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nesting {
+    /// The parent's URL segment (`threads`).
+    pub parent_path: &'static str,
+    /// The field naming the parent (`thread_id`), a reference to the parent's table.
+    pub parent_field: &'static str,
+    /// Reached only under its parent: no routes of its own at the top level, and the
+    /// single-row routes (read, change, delete) live under the parent as well (members,
+    /// whose path alone would not say which organization or workspace they belong to).
+    pub only_nested: bool,
+    /// Offers `/{parent_path}/{id}/{path}/batch`: many rows created under the parent in
+    /// one transaction (messages of a thread).
+    pub batch: bool,
+}
+
 /// A counter kept on a parent row instead of `COUNT(*)` (a thread's `message_count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counter {
@@ -305,6 +323,8 @@ pub struct Entity {
     pub api: Api,
     pub cascade: &'static [Cascade],
     pub parent: Option<Parent>,
+    /// Routes under a parent row, if any.
+    pub nested: Option<Nesting>,
     pub counter: Option<Counter>,
     /// Incremented on every update (documents, flows).
     pub version_field: Option<&'static str>,

@@ -176,3 +176,73 @@ pub(crate) fn restrict_to_workspace(scope: &mut ceneca_domain::scope::Scope, wor
         });
     scope.system_admin = false;
 }
+
+#[cfg(test)]
+mod tests {
+    use ceneca_domain::model;
+    use ceneca_store::Deleted;
+    use serde_json::json;
+
+    use crate::audit::RequestMeta;
+    use crate::error::ServiceError;
+    use crate::testing::{id_of, refresh, services, sign_up};
+
+    #[tokio::test]
+    async fn an_api_token_reaches_its_workspace_only_until_revoked() {
+        let t = services().await;
+        let svc = &t.svc;
+        let meta = RequestMeta::default();
+        let (ann, session) = sign_up(svc, "ann@example.com").await;
+        let mut workspaces = Vec::new();
+        for name in ["One", "Two"] {
+            workspaces.push(
+                svc.create(&ann, &model::WORKSPACES, &json!({"name": name}), None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let ann = refresh(svc, &session).await;
+        let mut threads = Vec::new();
+        for ws in &workspaces {
+            threads.push(
+                svc.create(
+                    &ann,
+                    &model::THREADS,
+                    &json!({"workspace_id": ws["id"], "title": ws["name"]}),
+                    None,
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        let created = svc
+            .create_api_token(
+                &ann,
+                &json!({"name": "ci", "workspace_id": workspaces[0]["id"]}),
+            )
+            .await
+            .unwrap();
+        let secret = created["token"].as_str().expect("shown once");
+        let listed = svc.list_api_tokens(&ann).await.unwrap();
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+        assert!(listed["items"][0].get("token").is_none());
+
+        let robot = svc.authenticate(secret, &meta).await.unwrap();
+        for (thread, reachable) in threads.iter().zip([true, false]) {
+            let read = svc
+                .get(&robot, &model::THREADS, id_of(thread), Deleted::Exclude)
+                .await;
+            assert_eq!(read.is_ok(), reachable, "{}", thread["title"]);
+        }
+        assert!(matches!(
+            svc.create_api_token(
+                &robot,
+                &json!({"name": "x", "workspace_id": workspaces[0]["id"]})
+            )
+            .await,
+            Err(ServiceError::Forbidden(_))
+        ));
+        svc.revoke_api_token(&ann, id_of(&created)).await.unwrap();
+        assert!(svc.authenticate(secret, &meta).await.is_err());
+    }
+}

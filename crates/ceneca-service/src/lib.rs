@@ -5,10 +5,37 @@
 //! is the only caller of the store and the key ring, and knows nothing of HTTP: the server
 //! turns requests into calls on [`Services`] and [`ServiceError`]s into statuses.
 //!
-//! - [`auth`]: accounts, sessions and bearer tokens, producing a [`Caller`];
-//! - [`resources`]: create/get/list/update/delete/restore for every entity, driven by the
-//!   entity model, with [`rules`] holding what is particular to each entity;
-//! - [`page`]: list parameters and cursors.
+//! ## Where each method of [`Services`] lives
+//!
+//! [`Services`] is one type whose methods are spread over the files of their use case:
+//!
+//! | File | Public methods |
+//! |---|---|
+//! | `lib.rs` | `new`, `store`, `config`, `ready` |
+//! | `auth/accounts.rs` | `register`, `create_user`, `me`, `change_password` |
+//! | `auth/login.rs` | `login` |
+//! | `auth/sessions.rs` | `authenticate`, `authenticate_certificate`, `logout` |
+//! | `api_tokens.rs` | `create_api_token`, `list_api_tokens`, `revoke_api_token` |
+//! | `mfa.rs` | `mfa_enroll`, `mfa_confirm`, `mfa_disable` |
+//! | `resources/create.rs` | `create`, `create_many` |
+//! | `resources/read.rs` | `get`, `list` |
+//! | `resources/update.rs` | `update` |
+//! | `resources/delete.rs` | `delete`, `restore` |
+//! | `search/text.rs` | `search` |
+//! | `search/hybrid.rs` | `hybrid_search` |
+//! | `vectors/mod.rs` | `with_vectors` |
+//! | `vectors/points.rs` | `upsert_vectors`, `search_vectors`, `delete_vector`, `clear_vectors`, `vector_collection` |
+//! | `vectors/indexer.rs` | `run_vector_indexer`, `index_round`, `reindex_vectors` (and the [`vectors::VectorIndexer`] worker) |
+//! | `audit.rs` | `with_audit_head`, `audit_head_file`, `flush_audit_head`, `verify_audit_chain`, `verify_audit_chain_expecting`, `verify_audit_chain_with`, `export_audit` |
+//! | `consent.rs` | `has_consent`, `export_telemetry` |
+//! | `secrets.rs` | `reveal_secret`, `rewrap_secrets` |
+//!
+//! Internal helpers: `resources/authorize.rs` (parents, roles over owners, references,
+//! 403 or 404), `rules/` (what is particular to each entity, looked up with
+//! `rules::rules_for`), `content.rs` (content sealed at rest), `page.rs` (list parameters
+//! and cursors), `gate.rs` (one secret check at a time per account).
+//!
+//! Modules depend one way: `resources` → `rules` → `secrets`; nothing below calls up.
 
 pub mod api_tokens;
 pub mod audit;
@@ -27,6 +54,9 @@ pub mod search;
 pub mod secrets;
 pub mod settings;
 pub mod vectors;
+
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
-use crate::rules::secret_context;
+use crate::secrets::secret_context;
 use crate::{Caller, Services};
 
 fn unix_now() -> u64 {

@@ -1,6 +1,8 @@
 //! Secrets at rest after they are written: reading one back for internal use, and
 //! re-encrypting every stored secret under the active key after a rotation (`ceneca keys
-//! rewrap`). Administrative paths: they read across tenants.
+//! rewrap`). Administrative paths: they read across tenants. Also how a secret is sealed on
+//! its way in (`seal_secrets`, called by the rules of entities with secret fields) and
+//! the associated data binding it to its row (`secret_context`).
 
 use ceneca_crypto::KeyRing;
 use ceneca_domain::schema::Kind;
@@ -12,7 +14,6 @@ use uuid::Uuid;
 use crate::Services;
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError};
-use crate::rules::secret_context;
 
 /// What a rewrap did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +47,61 @@ pub(crate) fn column(entity: &Entity, field: &str, suffix: &str) -> Option<&'sta
         .columns()
         .map(|f| f.name)
         .find(|name| name.strip_prefix(field).and_then(|r| r.strip_prefix('_')) == Some(suffix))
+}
+
+/// The encryption context of a secret: the record's identity, so a ciphertext copied to
+/// another row, field or tenant does not decrypt.
+pub(crate) fn secret_context(entity: &Entity, id: Uuid, field: &str, record: &Record) -> Vec<u8> {
+    let tenant = ["user_id", "organization_id", "workspace_id"]
+        .iter()
+        .find_map(|c| record.id_of(c))
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    format!("{}/{id}/{field}/{tenant}", entity.table).into_bytes()
+}
+
+/// Replaces plaintext secret fields by ciphertext, key id and a masked hint.
+pub(crate) fn seal_secrets(
+    svc: &Services,
+    entity: &Entity,
+    id: Uuid,
+    owner_row: &Record,
+    set: &mut Record,
+) {
+    for field in entity.fields.iter().filter(|f| f.kind == Kind::Secret) {
+        let Some(value) = set.remove(field.name) else {
+            continue;
+        };
+        let (ciphertext, key_id, hint) = match value {
+            Value::Text(plain) => {
+                let ct = svc.keys.encrypt(
+                    plain.as_bytes(),
+                    &secret_context(entity, id, field.name, owner_row),
+                );
+                let chars: Vec<char> = plain.chars().collect();
+                let hint = if chars.len() >= 12 {
+                    format!("…{}", chars[chars.len() - 4..].iter().collect::<String>())
+                } else {
+                    "…".to_owned()
+                };
+                (
+                    Value::Bytes(ct),
+                    Value::Text(svc.keys.active_key_id().to_owned()),
+                    Value::Text(hint),
+                )
+            }
+            _ => (Value::Null, Value::Null, Value::Null),
+        };
+        for (suffix, v) in [
+            ("ciphertext", ciphertext),
+            ("key_id", key_id),
+            ("hint", hint),
+        ] {
+            if let Some(column) = column(entity, field.name, suffix) {
+                set.set(column, v);
+            }
+        }
+    }
 }
 
 impl Services {
@@ -153,5 +209,50 @@ impl Services {
             .details(serde_json::json!({"active_key": active, "checked": report.checked, "rewrapped": report.rewrapped, "unreadable": report.unreadable.len()}));
         self.audit_now(event).await?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ceneca_crypto::KeyRing;
+    use ceneca_crypto::keyring::{decode_key_base64, generate_key_base64};
+    use ceneca_domain::model;
+    use serde_json::json;
+
+    use crate::testing::{id_of, services, sign_up};
+
+    #[tokio::test]
+    async fn a_secret_is_sealed_on_the_way_in_and_survives_a_rewrap() {
+        let t = services().await;
+        let svc = &t.svc;
+        let (ann, _) = sign_up(svc, "ann@example.com").await;
+        let config = svc
+            .create(
+                &ann,
+                &model::AI_PROVIDER_CONFIGS,
+                &json!({"provider": "openai", "name": "main", "api_key": "sk-0123456789abcdef"}),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(config.get("api_key").is_none(), "secrets are write-only");
+        assert_eq!(config["api_key_hint"], "…cdef");
+        let id = id_of(&config);
+        let reveal = || svc.reveal_secret(&model::AI_PROVIDER_CONFIGS, id, "api_key");
+        assert_eq!(
+            reveal().await.unwrap().as_deref(),
+            Some("sk-0123456789abcdef")
+        );
+
+        // A second key becomes active: the rewrap moves the secret under it.
+        let new_key = decode_key_base64(&generate_key_base64()).unwrap();
+        let mut ring = KeyRing::new("test", &t.key).unwrap();
+        ring.add("second", &new_key).unwrap();
+        ring.activate("second").unwrap();
+        let report = svc.rewrap_secrets(&ring, |_| {}).await.unwrap();
+        assert_eq!(report.rewrapped, 1);
+        assert!(report.unreadable.is_empty());
+        let again = svc.rewrap_secrets(&ring, |_| {}).await.unwrap();
+        assert_eq!(again.rewrapped, 0, "already under the active key");
     }
 }

@@ -3,6 +3,7 @@ use std::time::Instant;
 use anyhow::Context;
 use ceneca_server::tls::{TlsFiles, serve_tls, server_config};
 use ceneca_server::{router, serve};
+use ceneca_service::vectors::VectorIndexer;
 
 use crate::config::{Config, redact_url};
 
@@ -10,7 +11,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let (services, key_source) = super::open_services(&config).await?;
     let services = super::with_vectors(&config, services).await?;
-    tokio::spawn(services.clone().run_vector_indexer());
+    // The indexer is a worker of this process: started beside the server, stopped after
+    // it, so its lease is released for another node at once.
+    let indexer = VectorIndexer::start(&services);
     let engine = services.store().engine();
     let http = config.http.http_config()?;
     let tls = tls_config(&config)?;
@@ -42,6 +45,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await?
         }
         None => serve(listener, router(services, http), shutdown_signal()).await?,
+    }
+    if let Some(indexer) = indexer {
+        indexer.shutdown().await;
     }
     // Anchor the last appends now rather than within the head file's delay.
     if let Err(e) = anchored.flush_audit_head() {

@@ -235,31 +235,23 @@ pub fn routes(batch_body_limit: usize) -> Routes {
         )
         .merge(vectors::routes(batch_body_limit));
     for entity in model::ALL.iter().copied() {
-        let nested_only = std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
-            || std::ptr::eq(entity, &model::WORKSPACE_MEMBERS);
-        if entity.tenancy == Tenancy::Internal || nested_only {
+        let only_nested = entity.nested.is_some_and(|n| n.only_nested);
+        if entity.tenancy == Tenancy::Internal || only_nested {
             continue;
         }
         router = router.merge(resources::routes(entity));
     }
+    // Routes under a parent, as the model declares them (`Entity::nested`).
+    for entity in model::ALL.iter().copied() {
+        let Some(nesting) = entity.nested else {
+            continue;
+        };
+        router = router.merge(nested::routes(nesting, entity));
+        if nesting.batch {
+            router = router.merge(nested::batch_route(nesting, entity, batch_body_limit));
+        }
+    }
     router
-        .merge(nested::routes(
-            "organizations",
-            "organization_id",
-            &model::ORGANIZATION_MEMBERS,
-        ))
-        .merge(nested::routes(
-            "workspaces",
-            "workspace_id",
-            &model::WORKSPACE_MEMBERS,
-        ))
-        .merge(nested::routes("threads", "thread_id", &model::MESSAGES))
-        .merge(nested::batch_route(
-            "threads",
-            "thread_id",
-            &model::MESSAGES,
-            batch_body_limit,
-        ))
 }
 
 /// The answered row of `entity` (its generated schema).

@@ -1,6 +1,7 @@
 //! Routes under a parent: `/{parent}/{id}/{children}` (list, create),
 //! `/{parent}/{id}/{children}/{child}` (get, patch, delete) and the batch endpoint
-//! `/{parent}/{id}/{children}/batch`.
+//! `/{parent}/{id}/{children}/batch`, for the entities the model declares nested
+//! (`Entity::nested`).
 
 use axum::Json;
 use axum::extract::State;
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ceneca_domain::Deleted;
 use ceneca_domain::Entity;
+use ceneca_domain::schema::Nesting;
 use ceneca_service::resources::ParentRef;
 use ceneca_service::{Caller, ListParams};
 use serde_json::json;
@@ -20,11 +22,14 @@ use crate::extract::{ContentAuth, Id, Ids, JsonBody, QueryPairs};
 use crate::handlers::v1::resources::deletion_response;
 use crate::openapi::op;
 
-fn base(parent_path: &str, child: &Entity) -> String {
-    format!("/{parent_path}/{{parent}}/{}", child.path)
+fn base(nesting: Nesting, child: &Entity) -> String {
+    format!("/{}/{{parent}}/{}", nesting.parent_path, child.path)
 }
 
-pub fn routes(parent_path: &'static str, field: &'static str, child: &'static Entity) -> Routes {
+/// The collection routes of `child` under its parent; for a child reached only there
+/// (members), its single-row routes too.
+pub fn routes(nesting: Nesting, child: &'static Entity) -> Routes {
+    let field = nesting.parent_field;
     let collection = get(
         move |state: State<AppState>, auth: ContentAuth, id: Id, q: QueryPairs| {
             list(state, auth, id, q, field, child)
@@ -35,16 +40,12 @@ pub fn routes(parent_path: &'static str, field: &'static str, child: &'static En
             create(state, auth, id, body, field, child)
         },
     );
-    let docs = super::resources::Docs::nested(child, parent_path);
+    let docs = super::resources::Docs::nested(child, nesting.parent_path);
     let list_doc = docs.list();
     let create_doc = docs.create(&[field]);
-    let mut router = Routes::new().route(
-        &base(parent_path, child),
-        collection,
-        [list_doc, create_doc],
-    );
+    let mut router = Routes::new().route(&base(nesting, child), collection, [list_doc, create_doc]);
     // Children without routes of their own (members) are read and changed here.
-    if child.path == "members" {
+    if nesting.only_nested {
         let item = get(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
             read(state, auth, ids, field, child)
         })
@@ -57,7 +58,7 @@ pub fn routes(parent_path: &'static str, field: &'static str, child: &'static En
             delete(state, auth, ids, field, child)
         });
         router = router.route(
-            &format!("{}/{{child}}", base(parent_path, child)),
+            &format!("{}/{{child}}", base(nesting, child)),
             item,
             [docs.read(), docs.update(), docs.delete()],
         );
@@ -65,14 +66,11 @@ pub fn routes(parent_path: &'static str, field: &'static str, child: &'static En
     router
 }
 
-pub fn batch_route(
-    parent_path: &'static str,
-    field: &'static str,
-    child: &'static Entity,
-    body_limit: usize,
-) -> Routes {
+/// Many children created under one parent in one transaction.
+pub fn batch_route(nesting: Nesting, child: &'static Entity, body_limit: usize) -> Routes {
+    let field = nesting.parent_field;
     Routes::new().route(
-        &format!("{}/batch", base(parent_path, child)),
+        &format!("{}/batch", base(nesting, child)),
         post(
             move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
                 batch(state, auth, id, body, field, child)
@@ -80,7 +78,7 @@ pub fn batch_route(
         )
         .layer(crate::extract::body_limit(body_limit)),
         [op::post(
-            &super::resources::Docs::nested(child, parent_path).id("createMany"),
+            &super::resources::Docs::nested(child, nesting.parent_path).id("createMany"),
             &format!(
                 "Create many {}s in one transaction (up to `max_batch_items`)",
                 child.name

@@ -1,102 +1,26 @@
-//! Vector search (the seed's `qdrant.config` API): upsert, batch upsert with `wait`,
-//! search with filters and a score threshold, delete, collection info, clear, and hybrid
-//! search fused with full-text results.
-//!
-//! `embedding_records` rows are the truth (DESIGN.md §3 rule 3). A write here is an SQL
-//! write; the database's triggers add outbox entries in the same transaction, and the
-//! [indexer](Services::run_vector_indexer) applies them to the index, deleting each entry
-//! only once the index has made it durable. A crash, or an index that is unavailable for a
-//! while, loses nothing: the outbox catches up.
+//! The points API (the seed's `qdrant.config` API): upsert, batch upsert with `wait`,
+//! search with filters and a score threshold, delete, collection info, clear.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ceneca_domain::scope::Access;
 use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
 use ceneca_domain::{Record, Value, model, new_id};
-use ceneca_store::{EmbeddingPoint, IndexerLease, ListQuery, WriteBatch, WriteOp};
-use ceneca_vector::{CollectionStats, Hit, Point, Query, VectorIndex};
+use ceneca_store::{ListQuery, WriteBatch, WriteOp};
+use ceneca_vector::{Hit, Query};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
+use super::{kind_of, vector_error};
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
 
-/// The collections, and the kind of source each holds.
-pub const COLLECTIONS: [(&str, &str); 3] = [
-    ("messages", "message"),
-    ("documents", "document"),
-    ("attachments", "attachment"),
-];
-/// The default dimension (the seed's, OpenAI's `text-embedding-3-small`).
-pub const DEFAULT_DIMS: usize = 1536;
 const MAX_POINTS_PER_BATCH: usize = 1000;
-const MAX_LIMIT: usize = 100;
-const OUTBOX_ROUND: u32 = 512;
+pub(crate) const MAX_LIMIT: usize = 100;
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a node without the indexer lease tries to take it.
-const LEASE_RETRY: Duration = Duration::from_secs(5);
-
-/// The vector index wired into the services, with the indexer's progress.
-pub struct Vectors {
-    index: Arc<dyn VectorIndex>,
-    dims: HashMap<String, usize>,
-    /// Wakes the indexer after a write.
-    wake: Notify,
-    /// Rounds the indexer has started, and the last round that drained the outbox.
-    started: AtomicU64,
-    drained: watch::Sender<u64>,
-    /// Bytes of WAL above which a collection is rebuilt (embedded engine).
-    wal_limit: u64,
-}
-
-/// One collection's share of an indexer round: upserts, deletes, and the outbox entries.
-type RoundWork = (Vec<Point>, Vec<Uuid>, Vec<i64>);
-
-/// Whether a collection's engine log has grown enough to rebuild it away: past the
-/// configured bound *and* past twice what the live points take. A fresh rebuild's log
-/// holds each point once, so a collection larger than the bound is not rebuilt again and
-/// again; it is rebuilt once updates and deletes have doubled its log.
-fn wal_needs_rebuild(stats: CollectionStats, dims: usize, limit: u64) -> bool {
-    // A point in the log: its vector and about 128 bytes of id, payload and framing.
-    let live = stats.points * (dims as u64 * 4 + 128);
-    stats.wal_bytes > limit && stats.wal_bytes > 2 * live
-}
-
-fn kind_of(collection: &str) -> Option<&'static str> {
-    COLLECTIONS
-        .iter()
-        .find(|(c, _)| *c == collection)
-        .map(|(_, k)| *k)
-}
-
-fn to_point(collection: &str, p: EmbeddingPoint) -> Point {
-    Point {
-        id: p.id,
-        vector: p
-            .vector
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        workspace_id: p.workspace_id,
-        source_id: p.source_id,
-        kind: kind_of(collection).unwrap_or("message"),
-    }
-}
-
-fn vector_error(e: ceneca_vector::VectorError) -> ServiceError {
-    match e {
-        ceneca_vector::VectorError::Unavailable(_) => ServiceError::Unavailable(
-            "the vector index is unreachable; writes are kept and applied when it is back".into(),
-        ),
-        e => ServiceError::Internal(format!("vector index: {e}")),
-    }
-}
 
 /// The entity whose rows a collection's points are made from.
 fn source_entity(collection: &str) -> Option<&'static ceneca_domain::Entity> {
@@ -109,7 +33,7 @@ fn source_entity(collection: &str) -> Option<&'static ceneca_domain::Entity> {
 }
 
 /// `limit`: 1 to [`MAX_LIMIT`], 10 when absent; anything else is refused, not clamped.
-fn parse_limit(object: &serde_json::Map<String, Json>) -> Result<usize> {
+pub(crate) fn parse_limit(object: &serde_json::Map<String, Json>) -> Result<usize> {
     match object.get("limit") {
         None => Ok(10),
         Some(l) => l
@@ -122,7 +46,7 @@ fn parse_limit(object: &serde_json::Map<String, Json>) -> Result<usize> {
     }
 }
 
-fn parse_uuid(value: &Json, field: &str) -> Result<Uuid> {
+pub(crate) fn parse_uuid(value: &Json, field: &str) -> Result<Uuid> {
     value
         .as_str()
         .and_then(|s| Uuid::parse_str(s).ok())
@@ -130,40 +54,6 @@ fn parse_uuid(value: &Json, field: &str) -> Result<Uuid> {
 }
 
 impl Services {
-    /// Wires a vector index in: opens the collections with their dimensions and returns
-    /// services that use it. Start [`Services::run_vector_indexer`] beside the server.
-    pub async fn with_vectors(
-        mut self,
-        index: Arc<dyn VectorIndex>,
-        dims: HashMap<String, usize>,
-        wal_limit: u64,
-    ) -> Result<Self> {
-        let mut resolved = HashMap::new();
-        for (collection, _) in COLLECTIONS {
-            let d = dims.get(collection).copied().unwrap_or(DEFAULT_DIMS);
-            index
-                .open_collection(collection, d)
-                .await
-                .map_err(vector_error)?;
-            resolved.insert(collection.to_owned(), d);
-        }
-        self.vectors = Some(Arc::new(Vectors {
-            index,
-            dims: resolved,
-            wake: Notify::new(),
-            started: AtomicU64::new(0),
-            drained: watch::channel(0).0,
-            wal_limit,
-        }));
-        Ok(self)
-    }
-
-    fn vectors(&self) -> Result<&Arc<Vectors>> {
-        self.vectors
-            .as_ref()
-            .ok_or_else(|| ServiceError::NotAllowed("vector search is not enabled".into()))
-    }
-
     fn collection_dims(&self, collection: &str) -> Result<usize> {
         self.vectors()?
             .dims
@@ -404,7 +294,7 @@ impl Services {
         }))
     }
 
-    async fn vector_hits(
+    pub(crate) async fn vector_hits(
         &self,
         caller: &Caller,
         collection: &str,
@@ -608,286 +498,5 @@ impl Services {
             out["segments"] = json!(stats.segments);
         }
         Ok(out)
-    }
-
-    /// Full-text and vector results fused by reciprocal-rank fusion (k = 60): for clients
-    /// that send both a query string and an embedding.
-    pub async fn hybrid_search(&self, caller: &Caller, body: &Json) -> Result<Json> {
-        const K: f64 = 60.0;
-        let object = body
-            .as_object()
-            .ok_or_else(|| ServiceError::bad_request("body", "expected a JSON object"))?;
-        let q = object
-            .get("q")
-            .and_then(Json::as_str)
-            .ok_or_else(|| ServiceError::bad_request("q", "q (the query text) is required"))?;
-        let collection = object
-            .get("collection")
-            .and_then(Json::as_str)
-            .unwrap_or("messages");
-        let limit = parse_limit(object)?;
-        let kind = match collection {
-            "messages" => "messages",
-            "documents" => "documents",
-            _ => {
-                return Err(ServiceError::bad_request(
-                    "collection",
-                    "hybrid search covers messages or documents",
-                ));
-            }
-        };
-        let workspace_id = match object.get("workspace_id") {
-            None | Some(Json::Null) => None,
-            Some(ws) => Some(parse_uuid(ws, "workspace_id")?),
-        };
-        let text = self
-            .search(
-                caller,
-                &ceneca_wire::SearchParams {
-                    q: q.to_owned(),
-                    kind: if kind == "documents" {
-                        ceneca_wire::SearchKind::Documents
-                    } else {
-                        ceneca_wire::SearchKind::Messages
-                    },
-                    workspace_id,
-                    project_id: None,
-                    thread_id: None,
-                    author_id: None,
-                    created_after: None,
-                    created_before: None,
-                    include_deleted: false,
-                    limit: (limit * 2).min(MAX_LIMIT) as u32,
-                    cursor: None,
-                },
-            )
-            .await?;
-        let mut vector_body = object.clone();
-        vector_body.insert("limit".into(), json!((limit * 2).min(MAX_LIMIT)));
-        vector_body.remove("q");
-        vector_body.remove("collection");
-        let vector_hits = self
-            .vector_hits(caller, collection, &Json::Object(vector_body))
-            .await?;
-
-        let mut fused: HashMap<String, (f64, Json)> = HashMap::new();
-        for (rank, item) in text.items.iter().enumerate() {
-            let id = item.id.to_string();
-            let entry = fused.entry(id.clone()).or_insert((
-                0.0,
-                json!({"id": id, "kind": item.kind, "workspace_id": item.workspace_id.to_string()}),
-            ));
-            entry.0 += 1.0 / (K + rank as f64 + 1.0);
-            entry.1["text_rank"] = json!(rank + 1);
-            entry.1["snippet"] = json!(item.snippet);
-        }
-        for (rank, hit) in vector_hits.iter().enumerate() {
-            let id = hit.source_id.to_string();
-            let entry = fused.entry(id.clone()).or_insert((0.0, json!({"id": id, "kind": kind_of(collection), "workspace_id": hit.workspace_id.to_string()})));
-            entry.0 += 1.0 / (K + rank as f64 + 1.0);
-            entry.1["vector_rank"] = json!(rank + 1);
-            entry.1["similarity"] = json!(hit.score);
-        }
-        let mut items: Vec<(f64, Json)> = fused.into_values().collect();
-        items.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| a.1["id"].as_str().cmp(&b.1["id"].as_str()))
-        });
-        items.truncate(limit);
-        Ok(json!({
-            "items": items.into_iter().map(|(score, mut item)| { item["score"] = json!(score); item }).collect::<Vec<_>>()
-        }))
-    }
-
-    /// Applies the vector outbox to the index, forever: the indexer task `serve` runs.
-    /// Entries are deleted only after the index made them durable; if the index fails,
-    /// they stay and are retried. With several nodes on one database, only the holder of
-    /// the indexer lease applies them; the others stand by and take over if it dies.
-    pub async fn run_vector_indexer(self) {
-        let Ok(v) = self.vectors().cloned() else {
-            return;
-        };
-        let mut lease: Option<Box<dyn IndexerLease>> = None;
-        let mut failures = 0u32;
-        loop {
-            let held = match lease.as_mut() {
-                Some(l) => match l.check().await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "vector indexer: lost its lease");
-                        lease = None;
-                        false
-                    }
-                },
-                None => match self.store.vector_indexer_lease().await {
-                    Ok(Some(l)) => {
-                        tracing::info!("vector indexer: this node applies the vector outbox");
-                        lease = Some(l);
-                        true
-                    }
-                    Ok(None) => false,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "vector indexer: cannot take its lease");
-                        false
-                    }
-                },
-            };
-            if !held {
-                tokio::time::sleep(LEASE_RETRY).await;
-                continue;
-            }
-            match self.index_round(&v).await {
-                Ok(more) => {
-                    if failures > 0 {
-                        tracing::info!(failures, "vector indexer: the index is back, catching up");
-                    }
-                    failures = 0;
-                    if !more {
-                        let _ =
-                            tokio::time::timeout(Duration::from_secs(1), v.wake.notified()).await;
-                    }
-                }
-                Err(e) => {
-                    // Entries stay in the outbox; back off up to 30 s while the index is
-                    // down, but a new write retries at once.
-                    failures += 1;
-                    let delay =
-                        Duration::from_secs(1 << failures.min(5)).min(Duration::from_secs(30));
-                    tracing::warn!(error = %e, retry_in = ?delay, "vector indexer: will retry");
-                    let _ = tokio::time::timeout(delay, v.wake.notified()).await;
-                }
-            }
-        }
-    }
-
-    /// One round: returns whether there may be more to do at once.
-    pub async fn index_round(&self, v: &Vectors) -> Result<bool> {
-        let round = v.started.fetch_add(1, Ordering::AcqRel) + 1;
-        let entries = self.store.vector_outbox(OUTBOX_ROUND).await?;
-        let full = entries.len() as u32 == OUTBOX_ROUND;
-        let mut by_collection: HashMap<String, RoundWork> = HashMap::new();
-        for e in entries {
-            let slot = by_collection.entry(e.collection.clone()).or_default();
-            slot.2.push(e.seq);
-            match e.current {
-                Some(p) => slot.0.push(to_point(&e.collection, p)),
-                None => slot.1.push(e.point_id),
-            }
-        }
-        let mut deferred = false;
-        for (collection, (upserts, deletes, seqs)) in by_collection {
-            if !v.dims.contains_key(&collection) {
-                self.store.vector_outbox_done(seqs).await?;
-                continue;
-            }
-            // A point changed twice in a round appears twice with the same (current) state.
-            let mut seen = std::collections::HashSet::new();
-            let upserts: Vec<Point> = upserts
-                .into_iter()
-                .rev()
-                .filter(|p| seen.insert(p.id))
-                .collect();
-            v.index
-                .upsert(&collection, upserts)
-                .await
-                .map_err(vector_error)?;
-            v.index
-                .delete(&collection, deletes)
-                .await
-                .map_err(vector_error)?;
-            if v.index.persist(&collection).await.map_err(vector_error)? {
-                self.store.vector_outbox_done(seqs).await?;
-            } else {
-                deferred = true;
-            }
-            // Only an engine whose log passed the bound is asked for its full stats.
-            let log = v.index.log_bytes(&collection).await.map_err(vector_error)?;
-            if log > v.wal_limit {
-                let stats = v.index.stats(&collection).await.map_err(vector_error)?;
-                if wal_needs_rebuild(stats, v.dims[&collection], v.wal_limit) {
-                    tracing::info!(
-                        collection,
-                        wal_bytes = stats.wal_bytes,
-                        points = stats.points,
-                        "vector index WAL over its bound: rebuilding from SQL"
-                    );
-                    self.rebuild_collection(v, &collection).await?;
-                }
-            }
-        }
-        if !full {
-            v.drained.send_replace(round);
-        }
-        if deferred {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Ok(full)
-    }
-
-    /// Rebuilds one collection from SQL aside and swaps it in; returns the points.
-    async fn rebuild_collection(&self, v: &Vectors, collection: &str) -> Result<u64> {
-        let mut after = None;
-        let mut total = 0u64;
-        loop {
-            let page = self
-                .store
-                .embeddings_page(collection.to_owned(), after, 1000)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            total += page.len() as u64;
-            let points = page.into_iter().map(|p| to_point(collection, p)).collect();
-            v.index
-                .rebuild(collection, Some(points))
-                .await
-                .map_err(vector_error)?;
-        }
-        v.index
-            .rebuild(collection, None)
-            .await
-            .map_err(vector_error)?;
-        Ok(total)
-    }
-
-    /// Rebuilds every collection of the index from SQL (`ceneca reindex --vectors`).
-    pub async fn reindex_vectors(&self) -> Result<Vec<(String, u64)>> {
-        let v = self.vectors()?.clone();
-        let mut out = Vec::new();
-        for (collection, _) in COLLECTIONS {
-            out.push((
-                collection.to_owned(),
-                self.rebuild_collection(&v, collection).await?,
-            ));
-        }
-        // Entries written before the rebuild read are in it; drain the rest.
-        while self.index_round(&v).await? {}
-        Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stats(points: u64, wal_bytes: u64) -> CollectionStats {
-        CollectionStats {
-            points,
-            wal_bytes,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn the_log_is_rebuilt_away_once_it_outgrows_the_bound_and_the_data() {
-        const MB: u64 = 1024 * 1024;
-        // Small collection, log past the bound: rebuild.
-        assert!(wal_needs_rebuild(stats(1_000, 600 * MB), 1536, 512 * MB));
-        // Under the bound: never.
-        assert!(!wal_needs_rebuild(stats(10, 500 * MB), 1536, 512 * MB));
-        // 100k × 1536 takes ~600 MB: a freshly rebuilt log of that size is not rebuilt
-        // again (it would be, forever, on the bound alone)...
-        assert!(!wal_needs_rebuild(stats(100_000, 640 * MB), 1536, 512 * MB));
-        // ...until churn has doubled it.
-        assert!(wal_needs_rebuild(stats(100_000, 1300 * MB), 1536, 512 * MB));
     }
 }

@@ -1,0 +1,300 @@
+//! Sessions: opening them (with the per-user limit), turning a bearer token or a client
+//! certificate into a [`Caller`], and logging out.
+
+use ceneca_crypto::token;
+use ceneca_domain::clock::now;
+use ceneca_domain::credential::Credential;
+use ceneca_domain::output::{View, to_json};
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::validate::fill_defaults;
+use ceneca_domain::{Record, Value, model, new_id};
+use ceneca_store::{Actor, WriteBatch, WriteOp};
+use serde_json::Value as Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Login;
+use crate::audit::{AuditEvent, RequestMeta};
+use crate::error::{Result, ServiceError, from_store};
+use crate::{Caller, Services};
+
+/// `last_used_at` is written at most this often per session.
+const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
+
+impl Services {
+    /// Opens a session; `recovery_codes` replaces the stored ones when a recovery code was
+    /// just used.
+    pub(super) async fn start_session(
+        &self,
+        user: &Record,
+        meta: &RequestMeta,
+        recovery_codes: Option<Vec<String>>,
+    ) -> Result<Login> {
+        let user_id = user
+            .id()
+            .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
+        let now = now();
+        let expires_at = now + self.config.session_lifetime;
+        let token = token::generate();
+        let mut session = Record::new();
+        session.set("id", Value::Id(new_id()));
+        session.set("created_at", Value::Time(now));
+        session.set("updated_at", Value::Time(now));
+        session.set("user_id", Value::Id(user_id));
+        session.set("token_hash", Value::Bytes(token::digest(&token)));
+        session.set("kind", Value::Text("session".into()));
+        session.set("expires_at", Value::Time(expires_at));
+        session.set("last_used_at", Value::Time(now));
+        fill_defaults(&model::SESSIONS, &mut session, now);
+        let mut login_at = Record::new();
+        login_at.set("last_login_at", Value::Time(now));
+        if let Some(codes) = recovery_codes {
+            login_at.set(
+                "mfa_recovery_codes",
+                Value::Json(Json::Array(codes.into_iter().map(Json::String).collect())),
+            );
+        }
+        let ended = self.sessions_to_end(user_id, now).await?;
+        let actor = Actor {
+            user_id: Some(user_id),
+            device_id: None,
+        };
+        let mut event = AuditEvent::new("auth.login", "success").on("users", Some(user_id));
+        event.actor = Some(user_id);
+        event.source_ip = meta.source_ip.clone();
+        let mut batch = WriteBatch::new(actor)
+            .push(WriteOp::Insert {
+                entity: &model::SESSIONS,
+                record: session,
+            })
+            .push(WriteOp::Update {
+                entity: &model::USERS,
+                id: user_id,
+                filter: ScopeFilter::AnyOf(vec![("id", vec![user_id])]),
+                set: login_at,
+            });
+        // Beyond the session limit, the oldest sessions end with this log-in.
+        for id in ended {
+            let mut set = Record::new();
+            set.set("revoked_at", Value::Time(now));
+            batch.ops.push(WriteOp::Update {
+                entity: &model::SESSIONS,
+                id,
+                filter: ScopeFilter::AnyOf(vec![("user_id", vec![user_id])]),
+                set,
+            });
+        }
+        batch.ops.push(self.audit_op(event));
+        let rows = self
+            .store
+            .apply(batch)
+            .await
+            .map_err(|e| from_store("user", false, e))?;
+        let user = rows.get(1).unwrap_or(user);
+        Ok(Login {
+            token,
+            expires_at,
+            user: to_json(&model::USERS, user, View::Detail),
+        })
+    }
+
+    /// The user's oldest live log-in sessions beyond the limit, once a new one is added.
+    async fn sessions_to_end(&self, user_id: Uuid, now: OffsetDateTime) -> Result<Vec<Uuid>> {
+        let mut q = ceneca_store::ListQuery::new(
+            ScopeFilter::AnyOf(vec![("user_id", vec![user_id])]),
+            "created_at",
+            false,
+            200,
+        );
+        q.equals.push(("kind", Value::Text("session".into())));
+        q.equals.push(("revoked_at", Value::Null));
+        let live: Vec<Uuid> = self
+            .store
+            .list(&model::SESSIONS, q)
+            .await?
+            .iter()
+            .filter(|s| {
+                s.get("expires_at")
+                    .and_then(Value::as_time)
+                    .is_some_and(|t| t > now)
+            })
+            .filter_map(Record::id)
+            .collect();
+        let keep = self.config.max_sessions_per_user.max(1) - 1;
+        Ok(live[..live.len().saturating_sub(keep)].to_vec())
+    }
+
+    /// The caller a bearer token stands for, or 401.
+    pub async fn authenticate(&self, bearer: &str, meta: &RequestMeta) -> Result<Caller> {
+        let invalid = ServiceError::Unauthorized("invalid or expired token");
+        if bearer.is_empty() || bearer.len() > 256 {
+            return Err(invalid);
+        }
+        let (session, user, mut scope) = self
+            .store
+            .load_session(token::digest(bearer))
+            .await?
+            .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
+        let now = now();
+        let live = session.get("revoked_at").is_some_and(Value::is_null)
+            && session
+                .get("expires_at")
+                .and_then(Value::as_time)
+                .is_some_and(|t| t > now);
+        let (Some(session_id), Some(user_id), true) =
+            (session.id(), session.id_of("user_id"), live)
+        else {
+            return Err(invalid);
+        };
+        if user.get("deleted_at").is_some_and(|d| !d.is_null()) {
+            return Err(invalid);
+        }
+        let kind = session.get("kind").and_then(Value::as_str);
+        let idle_timeout = match kind {
+            Some("session") => Some(self.config.session_idle_timeout),
+            Some("device") => Some(self.config.device_idle_timeout),
+            _ => None,
+        };
+        let idle = idle_timeout.is_some_and(|limit| {
+            session
+                .get("last_used_at")
+                .and_then(Value::as_time)
+                .is_some_and(|t| now - t > limit)
+        });
+        if idle {
+            return Err(ServiceError::Unauthorized(
+                "the session ended after a period of inactivity; log in again",
+            ));
+        }
+        if user.get("status").and_then(Value::as_str) != Some("active") {
+            return Err(ServiceError::Unauthorized("this account is suspended"));
+        }
+        // Administrator powers wait until the administrator has enabled MFA (if required).
+        let system_admin = user.get("role").and_then(Value::as_str) == Some("admin")
+            && (!self.config.mfa_required_for_admins
+                || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
+        let credential = match kind {
+            Some("session") => Credential::Session,
+            Some("device") => Credential::Device {
+                device_id: session
+                    .id_of("device_id")
+                    .ok_or(ServiceError::Unauthorized("invalid or expired token"))?,
+            },
+            Some("api") => {
+                let ws = session
+                    .id_of("workspace_id")
+                    .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
+                crate::api_tokens::restrict_to_workspace(&mut scope, ws);
+                Credential::ApiToken { workspace_id: ws }
+            }
+            _ => return Err(invalid),
+        };
+        // Administrator powers belong to the whole account, never to a token of one part.
+        let system_admin = system_admin && credential.is_whole_account();
+        scope.system_admin = system_admin;
+        if session
+            .get("last_used_at")
+            .and_then(Value::as_time)
+            .is_none_or(|t| {
+                let quarter_idle = time::Duration::try_from(self.config.session_idle_timeout / 4)
+                    .unwrap_or(TOUCH_INTERVAL);
+                now - t > TOUCH_INTERVAL.min(quarter_idle)
+            })
+        {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(session_id, now).await {
+                    tracing::warn!(error = %e, "could not record session use");
+                }
+            });
+        }
+        Ok(Caller {
+            user_id,
+            email: user
+                .get("email")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            system_admin,
+            session_id,
+            device_id: session.id_of("device_id"),
+            scope,
+            source_ip: meta.source_ip.clone(),
+            credential,
+        })
+    }
+
+    /// Authenticates a service by the client certificate it presented on a mutual-TLS
+    /// connection. The TLS layer has already verified the certificate against the client
+    /// CA; here its common name must be mapped (`tls_client_accounts`) to an active
+    /// account, whose roles the service then acts with. Such a caller has no session:
+    /// revoking it means removing the mapping or suspending the account.
+    pub async fn authenticate_certificate(
+        &self,
+        common_name: &str,
+        meta: &RequestMeta,
+    ) -> Result<Caller> {
+        let unmapped = ServiceError::Unauthorized(
+            "the client certificate is not mapped to an account; send a bearer token",
+        );
+        let email = self
+            .config
+            .client_certificate_accounts
+            .get(common_name)
+            .ok_or(unmapped)?;
+        let user = self
+            .store
+            .lookup_unscoped(&model::USERS, "email", Value::Text(email.clone()))
+            .await?
+            .filter(|u| u.get("deleted_at").is_none_or(Value::is_null))
+            .ok_or(ServiceError::Unauthorized(
+                "the account of this client certificate does not exist",
+            ))?;
+        if user.get("status").and_then(Value::as_str) != Some("active") {
+            return Err(ServiceError::Unauthorized("this account is suspended"));
+        }
+        let user_id = user
+            .id()
+            .ok_or_else(|| ServiceError::Internal("user without id".into()))?;
+        let system_admin = user.get("role").and_then(Value::as_str) == Some("admin")
+            && (!self.config.mfa_required_for_admins
+                || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
+        let scope = self.store.load_scope(user_id, system_admin).await?;
+        Ok(Caller {
+            user_id,
+            email: email.clone(),
+            system_admin,
+            session_id: Uuid::nil(),
+            device_id: None,
+            scope,
+            source_ip: meta.source_ip.clone(),
+            credential: Credential::Certificate,
+        })
+    }
+
+    /// Ends the caller's session; its token stops working at once.
+    pub async fn logout(&self, caller: &Caller) -> Result<()> {
+        let mut set = Record::new();
+        set.set("revoked_at", Value::Time(now()));
+        self.store
+            .apply(
+                WriteBatch::new(caller.actor())
+                    .push(WriteOp::Update {
+                        entity: &model::SESSIONS,
+                        id: caller.session_id,
+                        filter: ScopeFilter::AnyOf(vec![("user_id", vec![caller.user_id])]),
+                        set,
+                    })
+                    .push(
+                        self.audit_op(
+                            AuditEvent::new("auth.logout", "success")
+                                .by(caller)
+                                .on("sessions", Some(caller.session_id)),
+                        ),
+                    ),
+            )
+            .await
+            .map_err(|e| from_store("session", false, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! Creating rows: one, or many under one parent in one transaction.
+
+use ceneca_domain::output::View;
+use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
+use ceneca_domain::{Entity, Record, ValidationError, Value, new_id};
+use ceneca_store::{WriteBatch, WriteOp};
+use serde_json::{Map, Value as Json};
+
+use super::authorize::owner_columns;
+use super::{ParentRef, action, object};
+use crate::audit::AuditEvent;
+use crate::error::{Result, ServiceError, from_store};
+use crate::rules::{self, Cx, Extras, rules_for};
+use crate::{Caller, Services};
+
+impl Services {
+    /// Creates one row from a JSON object.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        body: &Json,
+        parent: Option<ParentRef>,
+    ) -> Result<Json> {
+        match self.create_one(caller, entity, body, parent).await {
+            Err(e) => Err(self
+                .audit_refusal(caller, action(entity, "create"), entity.table, None, e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn create_one(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        body: &Json,
+        parent: Option<ParentRef>,
+    ) -> Result<Json> {
+        caller.require_reach(entity)?;
+        if !entity.api.create {
+            return Err(ServiceError::NotAllowed(format!(
+                "{}s cannot be created through the API",
+                entity.name
+            )));
+        }
+        let parent_row = match parent {
+            Some(p) => Some(self.visible_parent(caller, entity, p).await?),
+            None => None,
+        };
+        let cx = Cx {
+            svc: self,
+            caller,
+            entity,
+        };
+        let rewritten = rules_for(entity).resolve_input(&cx, object(body)?).await?;
+        let body = rewritten.as_ref().unwrap_or(object(body)?);
+        let (record, extras) = self
+            .prepare_new(caller, entity, body, parent, parent_row.as_ref())
+            .await?;
+        let event = AuditEvent::new(action(entity, "create"), "success")
+            .by(caller)
+            .on(entity.table, record.id());
+        let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Insert { entity, record });
+        batch.ops.extend(extras.ops);
+        batch.ops.push(self.audit_op(event));
+        let rows = self
+            .store
+            .apply(batch)
+            .await
+            .map_err(|e| from_store(entity.name, false, e))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ServiceError::Internal("insert returned no row".into()))?;
+        let mut json = self.present(entity, row, View::Detail)?;
+        if let Some(out) = json.as_object_mut() {
+            out.extend(extras.response);
+        }
+        Ok(json)
+    }
+
+    /// Creates many rows under one parent in one transaction: all or none. `body` is
+    /// `{"items": [...]}`; errors name the item (`items[3].content`).
+    pub async fn create_many(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        parent: ParentRef,
+        body: &Json,
+    ) -> Result<Vec<Json>> {
+        match self.create_batch(caller, entity, parent, body).await {
+            Err(e) => Err(self
+                .audit_refusal(caller, action(entity, "create_many"), entity.table, None, e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn create_batch(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        parent: ParentRef,
+        body: &Json,
+    ) -> Result<Vec<Json>> {
+        caller.require_reach(entity)?;
+        let items = object(body)?
+            .get("items")
+            .and_then(Json::as_array)
+            .ok_or_else(|| ServiceError::invalid("items", "must be an array of objects"))?;
+        let max = self.config.max_batch_items;
+        if items.is_empty() || items.len() > max {
+            return Err(ServiceError::invalid(
+                "items",
+                format!("must hold between 1 and {max} items"),
+            ));
+        }
+        let parent_row = self.visible_parent(caller, entity, parent).await?;
+        let mut errors = ValidationError::new();
+        let mut records = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let prepared = match item.as_object() {
+                Some(obj) => {
+                    self.prepare_new(caller, entity, obj, Some(parent), Some(&parent_row))
+                        .await
+                }
+                None => Err(ServiceError::invalid("body", "expected a JSON object")),
+            };
+            match prepared {
+                Ok((record, _)) => records.push(record),
+                Err(ServiceError::Validation(e)) => {
+                    for (field, reason) in e.fields {
+                        errors.add(format!("items[{i}].{field}"), reason);
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        errors.into_result()?;
+        let count = records.len();
+        let event = AuditEvent::new(action(entity, "create_many"), "success")
+            .by(caller)
+            .on(entity.table, None)
+            .details(serde_json::json!({ "count": count, parent.field: parent.id.to_string() }));
+        let batch = WriteBatch::new(caller.actor())
+            .push(WriteOp::InsertMany { entity, records })
+            .push(self.audit_op(event));
+        let rows = self
+            .store
+            .apply(batch)
+            .await
+            .map_err(|e| from_store(entity.name, false, e))?;
+        rows.iter()
+            .take(count)
+            .map(|r| self.present(entity, r, View::Detail))
+            .collect()
+    }
+
+    /// Validates, derives, authorizes and completes one new row.
+    async fn prepare_new(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        object: &Map<String, Json>,
+        parent: Option<ParentRef>,
+        parent_row: Option<&Record>,
+    ) -> Result<(Record, Extras)> {
+        let supplied: &[&str] = match &parent {
+            Some(p) => std::slice::from_ref(&p.field),
+            None => &[],
+        };
+        let mut input = parse_object(entity, object, Mode::Create, caller.system_admin, supplied)?;
+        if let Some(p) = parent {
+            match input.get(p.field) {
+                Some(Value::Id(id)) if *id != p.id => {
+                    return Err(ServiceError::invalid(
+                        p.field,
+                        "does not match the parent in the URL",
+                    ));
+                }
+                _ => input.set(p.field, Value::Id(p.id)),
+            }
+        }
+        let now = ceneca_domain::clock::now();
+        let mut record = input.clone();
+        record.set("id", Value::Id(new_id()));
+        record.set("created_at", Value::Time(now));
+        record.set("updated_at", Value::Time(now));
+        if let Some(p) = entity.parent {
+            let row = match parent_row {
+                Some(row) => row.clone(),
+                None => {
+                    let id = record
+                        .id_of(p.field)
+                        .ok_or_else(|| ServiceError::invalid(p.field, "is required"))?;
+                    self.parent_row(caller, p.table, id).await?
+                }
+            };
+            if let Some(ws) = row.id_of("workspace_id") {
+                record.set("workspace_id", Value::Id(ws));
+            }
+        }
+        let cx = Cx {
+            svc: self,
+            caller,
+            entity,
+        };
+        let rules = rules_for(entity);
+        rules::settle_tenancy(&cx, &mut record)?;
+        rules.check_create(&cx, &mut record)?;
+        self.authorize_create(caller, entity, &record)?;
+        let mut skip = owner_columns(entity);
+        skip.extend(entity.parent.map(|p| p.field));
+        skip.extend(parent.map(|p| p.field));
+        self.check_references(caller, entity, &input, &record, &skip)
+            .await?;
+        rules.check_create_in_store(&cx, &record).await?;
+        // Every check has passed: now what the create does besides its row.
+        let mut extras = Extras::default();
+        rules.create_effects(&cx, &mut record, &mut extras)?;
+        fill_defaults(entity, &mut record, now);
+        if let Some(id) = record.id() {
+            let workspace = record.id_of("workspace_id");
+            self.seal_content(entity, id, workspace, &mut record);
+        }
+        Ok((record, extras))
+    }
+}

@@ -1,0 +1,121 @@
+//! Changing the fields a `PATCH` body names.
+
+use ceneca_domain::Entity;
+use ceneca_domain::output::View;
+use ceneca_domain::schema::Kind;
+use ceneca_domain::scope::Access;
+use ceneca_domain::validate::{Mode, parse_object};
+use ceneca_store::{Deleted, WriteBatch, WriteOp};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::authorize::owner_columns;
+use super::{action, object};
+use crate::audit::AuditEvent;
+use crate::error::{Result, ServiceError, from_store};
+use crate::rules::{Cx, rules_for};
+use crate::{Caller, Services};
+
+impl Services {
+    /// Changes the fields a `PATCH` body names.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        id: Uuid,
+        body: &Json,
+    ) -> Result<Json> {
+        match self.update_one(caller, entity, id, body).await {
+            Err(e) => Err(self
+                .audit_refusal(caller, action(entity, "update"), entity.table, Some(id), e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn update_one(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        id: Uuid,
+        body: &Json,
+    ) -> Result<Json> {
+        caller.require_reach(entity)?;
+        if !entity.api.update {
+            return Err(ServiceError::NotAllowed(format!(
+                "{}s cannot be changed through the API",
+                entity.name
+            )));
+        }
+        let input = parse_object(entity, object(body)?, Mode::Patch, caller.system_admin, &[])?;
+        if input.is_empty() {
+            return self.get(caller, entity, id, Deleted::Exclude).await;
+        }
+        let write = caller.filter(entity, Access::Write);
+        let cx = Cx {
+            svc: self,
+            caller,
+            entity,
+        };
+        let rules = rules_for(entity);
+        let current = if rules.needs_current_row() || self.seals_on_update(entity, &input) {
+            Some(
+                self.store
+                    .get(entity, id, write.clone(), Deleted::Exclude)
+                    .await?
+                    .ok_or(self.explain_missing(caller, entity, id).await)?,
+            )
+        } else {
+            None
+        };
+        let mut set = input.clone();
+        rules.check_update(&cx, id, current.as_ref(), &mut set)?;
+        let workspace = current.as_ref().and_then(|row| row.id_of("workspace_id"));
+        self.seal_content(entity, id, workspace, &mut set);
+        let owners = owner_columns(entity);
+        let changes_refs = input.names().any(|n| {
+            !owners.contains(&n)
+                && entity
+                    .field(n)
+                    .is_some_and(|f| matches!(f.kind, Kind::Ref(_)))
+        });
+        if changes_refs {
+            // References must stay inside the row's workspace: compare against the row.
+            let context = match &current {
+                Some(row) => row.clone(),
+                None => self
+                    .store
+                    .get(
+                        entity,
+                        id,
+                        caller.filter(entity, Access::Read),
+                        Deleted::Exclude,
+                    )
+                    .await?
+                    .ok_or(ServiceError::NotFound(entity.name))?,
+            };
+            self.check_references(caller, entity, &input, &context, &owners)
+                .await?;
+        }
+        let fields: Vec<&str> = set.names().collect();
+        let event = AuditEvent::new(action(entity, "update"), "success")
+            .by(caller)
+            .on(entity.table, Some(id))
+            .details(serde_json::json!({ "fields": fields }));
+        let batch = WriteBatch::new(caller.actor())
+            .push(WriteOp::Update {
+                entity,
+                id,
+                filter: write,
+                set,
+            })
+            .push(self.audit_op(event));
+        match self.store.apply(batch).await {
+            Ok(rows) => self.present(entity, &rows[0], View::Detail),
+            Err(ceneca_store::StoreError::NotFound) => {
+                Err(self.explain_missing(caller, entity, id).await)
+            }
+            Err(e) => Err(from_store(entity.name, false, e)),
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The indexer: applies the vector outbox to the index, deleting each entry only once
+//! the index has made it durable, and rebuilds collections from SQL (when an engine's log
+//! outgrows its bound, and for `ceneca reindex --vectors`). With several nodes on one
+//! database only the holder of the indexer lease applies the outbox.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ceneca_store::{EmbeddingPoint, IndexerLease};
+use ceneca_vector::{CollectionStats, Point};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::{COLLECTIONS, Vectors, kind_of, vector_error};
+use crate::Services;
+use crate::error::Result;
+
+const OUTBOX_ROUND: u32 = 512;
+/// How often a node without the indexer lease tries to take it.
+const LEASE_RETRY: Duration = Duration::from_secs(5);
+
+/// One collection's share of an indexer round: upserts, deletes, and the outbox entries.
+type RoundWork = (Vec<Point>, Vec<Uuid>, Vec<i64>);
+
+/// Whether a collection's engine log has grown enough to rebuild it away: past the
+/// configured bound *and* past twice what the live points take. A fresh rebuild's log
+/// holds each point once, so a collection larger than the bound is not rebuilt again and
+/// again; it is rebuilt once updates and deletes have doubled its log.
+fn wal_needs_rebuild(stats: CollectionStats, dims: usize, limit: u64) -> bool {
+    // A point in the log: its vector and about 128 bytes of id, payload and framing.
+    let live = stats.points * (dims as u64 * 4 + 128);
+    stats.wal_bytes > limit && stats.wal_bytes > 2 * live
+}
+
+fn to_point(collection: &str, p: EmbeddingPoint) -> Point {
+    Point {
+        id: p.id,
+        vector: p
+            .vector
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        workspace_id: p.workspace_id,
+        source_id: p.source_id,
+        kind: kind_of(collection).unwrap_or("message"),
+    }
+}
+
+/// The vector indexer as a worker: `serve` starts it beside the server and shuts it down
+/// after the server has stopped, so no round is cut short and the lease is released for
+/// another node at once rather than when it times out.
+pub struct VectorIndexer {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl VectorIndexer {
+    /// Starts the indexer on the services' vector index; `None` when vector search is not
+    /// enabled.
+    pub fn start(services: &Services) -> Option<Self> {
+        services.vectors.as_ref()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(services.clone().indexer_loop(Some(stopped)));
+        Some(Self { stop, task })
+    }
+
+    /// Asks the indexer to stop and waits until it has: a round in progress finishes
+    /// first (its entries are then done, or left in the outbox for the next start).
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "vector indexer: ended abnormally");
+        }
+    }
+}
+
+/// Waits for `wait`; true if the indexer was asked to stop meanwhile (the wait is then
+/// cut short). Without a stop channel, the indexer never stops.
+async fn stopped_during(
+    stop: &mut Option<watch::Receiver<bool>>,
+    wait: impl std::future::Future<Output = ()>,
+) -> bool {
+    match stop {
+        None => {
+            wait.await;
+            false
+        }
+        Some(stop) if *stop.borrow() => true,
+        Some(stop) => {
+            let stopped = tokio::select! {
+                () = wait => false,
+                // A dropped sender (the worker's handle is gone) stops it too.
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            stopped || *stop.borrow()
+        }
+    }
+}
+
+impl Services {
+    /// Applies the vector outbox to the index, forever. `serve` runs the same loop as a
+    /// [`VectorIndexer`], which it can stop; this form never stops (tests, benchmarks).
+    /// Entries are deleted only after the index made them durable; if the index fails,
+    /// they stay and are retried. With several nodes on one database, only the holder of
+    /// the indexer lease applies them; the others stand by and take over if it dies.
+    pub async fn run_vector_indexer(self) {
+        self.indexer_loop(None).await;
+    }
+
+    /// The indexer's loop; with `stop`, it ends at the first pause after `stop` turns true
+    /// (or its sender is gone), never in the middle of a round, and releases its lease.
+    async fn indexer_loop(self, mut stop: Option<watch::Receiver<bool>>) {
+        let Ok(v) = self.vectors().cloned() else {
+            return;
+        };
+        let mut lease: Option<Box<dyn IndexerLease>> = None;
+        let mut failures = 0u32;
+        loop {
+            let held = match lease.as_mut() {
+                Some(l) => match l.check().await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "vector indexer: lost its lease");
+                        lease = None;
+                        false
+                    }
+                },
+                None => match self.store.vector_indexer_lease().await {
+                    Ok(Some(l)) => {
+                        tracing::info!("vector indexer: this node applies the vector outbox");
+                        lease = Some(l);
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "vector indexer: cannot take its lease");
+                        false
+                    }
+                },
+            };
+            if !held {
+                if stopped_during(&mut stop, tokio::time::sleep(LEASE_RETRY)).await {
+                    break;
+                }
+                continue;
+            }
+            let pause = match self.index_round(&v).await {
+                Ok(more) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "vector indexer: the index is back, catching up");
+                    }
+                    failures = 0;
+                    (!more).then_some(Duration::from_secs(1))
+                }
+                Err(e) => {
+                    // Entries stay in the outbox; back off up to 30 s while the index is
+                    // down, but a new write retries at once.
+                    failures += 1;
+                    let delay =
+                        Duration::from_secs(1 << failures.min(5)).min(Duration::from_secs(30));
+                    tracing::warn!(error = %e, retry_in = ?delay, "vector indexer: will retry");
+                    Some(delay)
+                }
+            };
+            let wait = async {
+                if let Some(delay) = pause {
+                    let _ = tokio::time::timeout(delay, v.wake.notified()).await;
+                }
+            };
+            if stopped_during(&mut stop, wait).await {
+                break;
+            }
+        }
+        drop(lease);
+        tracing::info!("vector indexer: stopped");
+    }
+
+    /// One round: returns whether there may be more to do at once.
+    pub async fn index_round(&self, v: &Vectors) -> Result<bool> {
+        let round = v.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let entries = self.store.vector_outbox(OUTBOX_ROUND).await?;
+        let full = entries.len() as u32 == OUTBOX_ROUND;
+        let mut by_collection: HashMap<String, RoundWork> = HashMap::new();
+        for e in entries {
+            let slot = by_collection.entry(e.collection.clone()).or_default();
+            slot.2.push(e.seq);
+            match e.current {
+                Some(p) => slot.0.push(to_point(&e.collection, p)),
+                None => slot.1.push(e.point_id),
+            }
+        }
+        let mut deferred = false;
+        for (collection, (upserts, deletes, seqs)) in by_collection {
+            if !v.dims.contains_key(&collection) {
+                self.store.vector_outbox_done(seqs).await?;
+                continue;
+            }
+            // A point changed twice in a round appears twice with the same (current) state.
+            let mut seen = std::collections::HashSet::new();
+            let upserts: Vec<Point> = upserts
+                .into_iter()
+                .rev()
+                .filter(|p| seen.insert(p.id))
+                .collect();
+            v.index
+                .upsert(&collection, upserts)
+                .await
+                .map_err(vector_error)?;
+            v.index
+                .delete(&collection, deletes)
+                .await
+                .map_err(vector_error)?;
+            if v.index.persist(&collection).await.map_err(vector_error)? {
+                self.store.vector_outbox_done(seqs).await?;
+            } else {
+                deferred = true;
+            }
+            // Only an engine whose log passed the bound is asked for its full stats.
+            let log = v.index.log_bytes(&collection).await.map_err(vector_error)?;
+            if log > v.wal_limit {
+                let stats = v.index.stats(&collection).await.map_err(vector_error)?;
+                if wal_needs_rebuild(stats, v.dims[&collection], v.wal_limit) {
+                    tracing::info!(
+                        collection,
+                        wal_bytes = stats.wal_bytes,
+                        points = stats.points,
+                        "vector index WAL over its bound: rebuilding from SQL"
+                    );
+                    self.rebuild_collection(v, &collection).await?;
+                }
+            }
+        }
+        if !full {
+            v.drained.send_replace(round);
+        }
+        if deferred {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(full)
+    }
+
+    /// Rebuilds one collection from SQL aside and swaps it in; returns the points.
+    async fn rebuild_collection(&self, v: &Vectors, collection: &str) -> Result<u64> {
+        let mut after = None;
+        let mut total = 0u64;
+        loop {
+            let page = self
+                .store
+                .embeddings_page(collection.to_owned(), after, 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            total += page.len() as u64;
+            let points = page.into_iter().map(|p| to_point(collection, p)).collect();
+            v.index
+                .rebuild(collection, Some(points))
+                .await
+                .map_err(vector_error)?;
+        }
+        v.index
+            .rebuild(collection, None)
+            .await
+            .map_err(vector_error)?;
+        Ok(total)
+    }
+
+    /// Rebuilds every collection of the index from SQL (`ceneca reindex --vectors`).
+    pub async fn reindex_vectors(&self) -> Result<Vec<(String, u64)>> {
+        let v = self.vectors()?.clone();
+        let mut out = Vec::new();
+        for (collection, _) in COLLECTIONS {
+            out.push((
+                collection.to_owned(),
+                self.rebuild_collection(&v, collection).await?,
+            ));
+        }
+        // Entries written before the rebuild read are in it; drain the rest.
+        while self.index_round(&v).await? {}
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(points: u64, wal_bytes: u64) -> CollectionStats {
+        CollectionStats {
+            points,
+            wal_bytes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_log_is_rebuilt_away_once_it_outgrows_the_bound_and_the_data() {
+        const MB: u64 = 1024 * 1024;
+        // Small collection, log past the bound: rebuild.
+        assert!(wal_needs_rebuild(stats(1_000, 600 * MB), 1536, 512 * MB));
+        // Under the bound: never.
+        assert!(!wal_needs_rebuild(stats(10, 500 * MB), 1536, 512 * MB));
+        // 100k × 1536 takes ~600 MB: a freshly rebuilt log of that size is not rebuilt
+        // again (it would be, forever, on the bound alone)...
+        assert!(!wal_needs_rebuild(stats(100_000, 640 * MB), 1536, 512 * MB));
+        // ...until churn has doubled it.
+        assert!(wal_needs_rebuild(stats(100_000, 1300 * MB), 1536, 512 * MB));
+    }
+}
+
+/// The indexer as a worker, on a real store and the embedded engine.
+#[cfg(test)]
+mod worker_tests {
+    use ceneca_domain::model;
+    use serde_json::json;
+
+    use super::VectorIndexer;
+    use crate::resources::ParentRef;
+    use crate::testing::{id_of, refresh, services, services_with_vectors, sign_up};
+
+    #[tokio::test]
+    async fn the_worker_applies_writes_stops_on_shutdown_and_a_successor_takes_over() {
+        let t = services_with_vectors(4).await;
+        let svc = &t.svc;
+        let (ann, token) = sign_up(svc, "ann@example.com").await;
+        let ws = svc
+            .create(&ann, &model::WORKSPACES, &json!({"name": "Lab"}), None)
+            .await
+            .unwrap();
+        let ann = refresh(svc, &token).await;
+        let thread = svc
+            .create(
+                &ann,
+                &model::THREADS,
+                &json!({"workspace_id": ws["id"], "title": "t"}),
+                None,
+            )
+            .await
+            .unwrap();
+        let under = ParentRef {
+            field: "thread_id",
+            id: id_of(&thread),
+        };
+        let mut messages = Vec::new();
+        for text in ["first", "second"] {
+            messages.push(
+                svc.create(
+                    &ann,
+                    &model::MESSAGES,
+                    &json!({"role": "user", "content": text}),
+                    Some(under),
+                )
+                .await
+                .unwrap(),
+            );
+        }
+
+        let worker = VectorIndexer::start(svc).expect("vector search is enabled");
+        let point = |m: &serde_json::Value, v: [f32; 4]| json!({"workspace_id": ws["id"], "source_id": m["id"], "vector": v});
+        let done = svc
+            .upsert_vectors(
+                &ann,
+                "messages",
+                &point(&messages[0], [1.0, 0.0, 0.0, 0.0]),
+                true,
+            )
+            .await
+            .unwrap();
+        assert_eq!(done["status"], "completed");
+        let hits = svc
+            .search_vectors(&ann, "messages", &json!({"vector": [1.0, 0.0, 0.0, 0.0]}))
+            .await
+            .unwrap();
+        assert_eq!(hits["items"][0]["source_id"], messages[0]["id"]);
+        tokio::time::timeout(std::time::Duration::from_secs(10), worker.shutdown())
+            .await
+            .expect("the worker stops promptly");
+
+        // A new worker takes the lease and applies what was written meanwhile.
+        let worker = VectorIndexer::start(svc).expect("vector search is enabled");
+        let done = svc
+            .upsert_vectors(
+                &ann,
+                "messages",
+                &point(&messages[1], [0.0, 1.0, 0.0, 0.0]),
+                true,
+            )
+            .await
+            .unwrap();
+        assert_eq!(done["status"], "completed");
+        let hits = svc
+            .search_vectors(
+                &ann,
+                "messages",
+                &json!({"vector": [0.0, 1.0, 0.0, 0.0], "limit": 1}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(hits["items"][0]["source_id"], messages[1]["id"]);
+        worker.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn without_vector_search_there_is_no_worker() {
+        let t = services().await;
+        assert!(VectorIndexer::start(&t.svc).is_none());
+    }
+}

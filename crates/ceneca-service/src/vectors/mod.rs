@@ -1,0 +1,103 @@
+//! Vector search (the seed's `qdrant.config` API): upsert, batch upsert with `wait`,
+//! search with filters and a score threshold, delete, collection info, clear.
+//!
+//! `embedding_records` rows are the truth (DESIGN.md §3 rule 3). A write here is an SQL
+//! write; the database's triggers add outbox entries in the same transaction, and the
+//! [indexer](VectorIndexer) applies them to the index, deleting each entry
+//! only once the index has made it durable. A crash, or an index that is unavailable for a
+//! while, loses nothing: the outbox catches up.
+//!
+//! - `points.rs`: the points API (upsert, search, delete, clear, collection info);
+//! - `indexer.rs`: the background indexer that applies the outbox, under a lease, as a
+//!   worker `serve` starts and stops ([`VectorIndexer`]), and rebuilds;
+//! - hybrid search lives beside full-text search (`search/hybrid.rs`).
+
+mod indexer;
+pub(crate) mod points;
+
+pub use indexer::VectorIndexer;
+pub(crate) use points::{MAX_LIMIT, parse_limit};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use ceneca_vector::VectorIndex;
+use tokio::sync::{Notify, watch};
+
+use crate::Services;
+use crate::error::{Result, ServiceError};
+
+/// The collections, and the kind of source each holds.
+pub const COLLECTIONS: [(&str, &str); 3] = [
+    ("messages", "message"),
+    ("documents", "document"),
+    ("attachments", "attachment"),
+];
+/// The default dimension (the seed's, OpenAI's `text-embedding-3-small`).
+pub const DEFAULT_DIMS: usize = 1536;
+
+/// The vector index wired into the services, with the indexer's progress.
+pub struct Vectors {
+    index: Arc<dyn VectorIndex>,
+    dims: HashMap<String, usize>,
+    /// Wakes the indexer after a write.
+    wake: Notify,
+    /// Rounds the indexer has started, and the last round that drained the outbox.
+    started: AtomicU64,
+    drained: watch::Sender<u64>,
+    /// Bytes of WAL above which a collection is rebuilt (embedded engine).
+    wal_limit: u64,
+}
+
+pub(crate) fn kind_of(collection: &str) -> Option<&'static str> {
+    COLLECTIONS
+        .iter()
+        .find(|(c, _)| *c == collection)
+        .map(|(_, k)| *k)
+}
+
+fn vector_error(e: ceneca_vector::VectorError) -> ServiceError {
+    match e {
+        ceneca_vector::VectorError::Unavailable(_) => ServiceError::Unavailable(
+            "the vector index is unreachable; writes are kept and applied when it is back".into(),
+        ),
+        e => ServiceError::Internal(format!("vector index: {e}")),
+    }
+}
+
+impl Services {
+    /// Wires a vector index in: opens the collections with their dimensions and returns
+    /// services that use it. Start a [`VectorIndexer`] beside the server.
+    pub async fn with_vectors(
+        mut self,
+        index: Arc<dyn VectorIndex>,
+        dims: HashMap<String, usize>,
+        wal_limit: u64,
+    ) -> Result<Self> {
+        let mut resolved = HashMap::new();
+        for (collection, _) in COLLECTIONS {
+            let d = dims.get(collection).copied().unwrap_or(DEFAULT_DIMS);
+            index
+                .open_collection(collection, d)
+                .await
+                .map_err(vector_error)?;
+            resolved.insert(collection.to_owned(), d);
+        }
+        self.vectors = Some(Arc::new(Vectors {
+            index,
+            dims: resolved,
+            wake: Notify::new(),
+            started: AtomicU64::new(0),
+            drained: watch::channel(0).0,
+            wal_limit,
+        }));
+        Ok(self)
+    }
+
+    fn vectors(&self) -> Result<&Arc<Vectors>> {
+        self.vectors
+            .as_ref()
+            .ok_or_else(|| ServiceError::NotAllowed("vector search is not enabled".into()))
+    }
+}
