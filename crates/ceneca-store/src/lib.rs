@@ -22,6 +22,7 @@ pub mod query;
 pub mod search;
 pub mod sql;
 pub mod sqlite;
+pub mod stats;
 pub mod write;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};
 pub use query::{Deleted, ListQuery};
 pub use search::{SearchHit, SearchQuery};
+pub use stats::PoolStats;
 pub use write::{Actor, AuditChain, ChainWatcher, WriteBatch, WriteOp};
 
 /// Which engine a store runs on.
@@ -143,6 +145,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+
+    /// Connections in use and how long writes wait for one, for monitoring. Read from
+    /// counters the store keeps anyway: no round trip.
+    fn pool_stats(&self) -> PoolStats;
 }
 
 /// Settings for opening a store.
