@@ -327,6 +327,7 @@ impl Services {
         {
             self.audit_now(failure("denied", "locked after repeated failures"))
                 .await?;
+            self.metrics.lockout(crate::metrics::Lockout::Login);
             return Err(ServiceError::RateLimited {
                 message: "too many failed log-ins for this account; try again later".into(),
                 retry_after_secs: wait.as_millis().div_ceil(1000).max(1) as u64,
@@ -420,6 +421,7 @@ impl Services {
                 set: login_at,
             });
         // Beyond the session limit, the oldest sessions end with this log-in.
+        let evicted = ended.len() as u64;
         for id in ended {
             let mut set = Record::new();
             set.set("revoked_at", Value::Time(now));
@@ -436,6 +438,10 @@ impl Services {
             .apply(batch)
             .await
             .map_err(|e| from_store("user", false, e))?;
+        self.metrics
+            .session_created(crate::metrics::SessionKind::Login);
+        self.metrics
+            .sessions_ended(crate::metrics::SessionEnd::Limit, evicted);
         let user = rows.get(1).unwrap_or(user);
         Ok(Login {
             token,
@@ -695,6 +701,8 @@ impl Services {
             )
             .await
             .map_err(|e| from_store("session", false, e))?;
+        self.metrics
+            .sessions_ended(crate::metrics::SessionEnd::Logout, 1);
         Ok(())
     }
 
