@@ -16,6 +16,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address to listen on.
     pub listen: String,
+    /// `ip:port` of a second listener serving only `GET /metrics`, without authentication,
+    /// for an internal scrape network; empty: none (administrators can still read
+    /// `/metrics` on `listen`).
+    pub metrics_listen: String,
     /// `postgres://...` to run on PostgreSQL; empty for the embedded SQLite database.
     pub database_url: String,
     /// `enterprise` or `zero-sync`.
@@ -83,6 +87,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./ceneca_data"),
             listen: "127.0.0.1:8787".into(),
+            metrics_listen: String::new(),
             database_url: String::new(),
             edition: Edition::Enterprise,
             sqlite_synchronous: "normal".into(),
@@ -128,6 +133,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("database_url", &redact_url(&self.database_url))
             .field("edition", &self.edition)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
@@ -284,6 +290,17 @@ impl Config {
                 bail!("qdrant_collection_prefix may hold only letters, digits, '_' and '-'");
             }
         }
+        if !self.metrics_listen.is_empty() {
+            if self.metrics_listen.parse::<std::net::SocketAddr>().is_err() {
+                bail!(
+                    "metrics_listen must be an address and port such as 10.0.0.5:9464, not '{}'",
+                    self.metrics_listen
+                );
+            }
+            if self.metrics_listen == self.listen {
+                bail!("metrics_listen must differ from listen");
+            }
+        }
         if self.pg_max_connections == 0 {
             bail!("pg_max_connections must be at least 1");
         }
@@ -356,6 +373,12 @@ data_dir = "./ceneca_data"
 
 # Address and port to listen on.
 listen = "127.0.0.1:8787"
+
+# A second address serving only GET /metrics (Prometheus text format) with no
+# authentication, e.g. "10.0.0.5:9464" on an internal scrape network tenants cannot reach.
+# Empty: no such listener; system administrators can still read /metrics on `listen` with
+# their log-in session (API and device tokens are refused).
+metrics_listen = ""
 
 # Empty: the embedded SQLite database in data_dir. Set postgres://user:pass@host/db to run
 # on PostgreSQL (add ?sslmode=require for TLS). Several ceneca nodes may share one database.
@@ -470,6 +493,7 @@ mod tests {
     fn the_example_parses_to_the_defaults() {
         let parsed: Config = toml_from(EXAMPLE);
         assert_eq!(parsed.listen, Config::default().listen);
+        assert_eq!(parsed.metrics_listen, Config::default().metrics_listen);
         assert_eq!(
             parsed.max_batch_body_bytes,
             Config::default().max_batch_body_bytes
