@@ -187,7 +187,7 @@ impl Metrics {
             Limit::Login,
             Limit::Registration,
         ] {
-            rate_limited.get_or_create(&LimitLabels(limit));
+            let _ = rate_limited.get_or_create(&LimitLabels(limit));
         }
         let mut registry = Registry::with_prefix("ceneca");
         registry.register(
