@@ -55,6 +55,8 @@ pub struct TestServer {
     pub backend: Backend,
     /// `sqlite://path` or `postgres://...`: for tests that reach past the API on purpose.
     pub database_url: String,
+    /// The server's HTTP figures, for a test to serve on a metrics listener of its own.
+    pub metrics: Arc<ceneca_server::metrics::Metrics>,
     _dir: tempfile::TempDir,
 }
 
@@ -301,10 +303,10 @@ impl TestServer {
         tokio::spawn(services.clone().run_vector_indexer());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = ceneca_server::router(services.clone(), http);
+        let app = ceneca_server::app(services.clone(), http);
         tokio::spawn(ceneca_server::serve(
             listener,
-            router,
+            app.router,
             std::future::pending(),
         ));
         TestServer {
@@ -313,6 +315,7 @@ impl TestServer {
             services,
             backend,
             database_url: url,
+            metrics: app.metrics,
             _dir: dir,
         }
     }
@@ -419,6 +422,19 @@ impl TestServer {
         self.call(Method::PATCH, path, Some(&user.token), Some(&body))
             .await
     }
+    /// Serves `GET /metrics` without authentication on a listener of its own, as
+    /// `metrics_listen` does; returns its base URL.
+    pub async fn metrics_listener(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(ceneca_server::serve(
+            listener,
+            ceneca_server::metrics::open_router(self.services.clone(), self.metrics.clone()),
+            std::future::pending(),
+        ));
+        base
+    }
+
     pub async fn delete(&self, user: &User, path: &str) -> Reply {
         self.call(Method::DELETE, path, Some(&user.token), None)
             .await

@@ -99,6 +99,7 @@ pub struct LogSettings {
 /// configuration file. `data_dir` and `edition` are top-level in both forms.
 pub const FLAT: &[(&str, &str)] = &[
     ("listen", "http.listen"),
+    ("metrics_listen", "http.metrics_listen"),
     ("max_body_bytes", "http.max_body_bytes"),
     ("max_batch_body_bytes", "http.max_batch_body_bytes"),
     ("cors_allowed_origins", "http.cors_allowed_origins"),
@@ -473,9 +474,9 @@ mod tests {
                 "{key} has no flat name"
             );
         }
-        // The 38 settings of the flat configuration, each still reachable.
-        assert_eq!(settings.len(), 38);
-        assert_eq!(FLAT.len() + 2, 38);
+        // The 39 settings of the flat configuration, each still reachable.
+        assert_eq!(settings.len(), 39);
+        assert_eq!(FLAT.len() + 2, 39);
     }
 
     #[test]

@@ -1036,7 +1036,7 @@ fn config_example_matches_the_defaults_key_by_key() {
     let (mut in_defaults, mut in_example) = (Vec::new(), Vec::new());
     leaves("", &defaults, &mut in_defaults);
     leaves("", &example, &mut in_example);
-    assert_eq!(in_defaults.len(), 38, "every setting: {in_defaults:?}");
+    assert_eq!(in_defaults.len(), 39, "every setting: {in_defaults:?}");
     for (key, value) in &in_defaults {
         assert_eq!(
             in_example.iter().find(|(k, _)| k == key).map(|(_, v)| v),
@@ -1220,4 +1220,66 @@ async fn serve_takes_sectioned_environment_variables() {
     .await;
     assert_eq!(status, 403, "registration is closed");
     drop(server);
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_and_log_lines_carry_request_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let log = dir.path().join("serve.log");
+    let mut cmd = ceneca(dir.path());
+    cmd.env("CENECA_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
+        .env("RUST_LOG", "warn,tower_http=debug");
+    let server = serve_logging_to(cmd, Stdio::from(std::fs::File::create(&log).unwrap())).await;
+    let http = reqwest::Client::new();
+    let res = http
+        .get(format!("{}/api/v1/auth/me", server.base))
+        .header("x-request-id", "cli-check-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["x-request-id"], "cli-check-42");
+
+    // The metrics listener answers without authentication; the API's listener does not.
+    let metrics = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"ceneca_http_requests_total{method="GET",route="/api/v1/auth/me",status="401"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"ceneca_db_connections_in_use{engine="sqlite",pool="writer"}"#));
+    let closed = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 401);
+
+    // Log lines written while serving a request carry its id.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("request_id=cli-check-42")
+                && l.contains("finished processing request")),
+        "{logged}"
+    );
+    drop(server);
+
+    // A metrics_listen that is no address is refused at start.
+    let out = ceneca(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CENECA_METRICS_LISTEN", "everywhere")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("metrics_listen"));
 }

@@ -1,5 +1,7 @@
 //! The one mapping from service errors to HTTP (DESIGN.md §3 rule 7): a stable `code`, a
-//! human `message`, and `fields` for validation. Internal details are logged, never sent.
+//! human `message`, `fields` for validation, and the `request_id` of the request (the
+//! `x-request-id` response header), so a report can be matched with the server's log.
+//! Internal details are logged, never sent.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -125,6 +127,9 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.code, "message": self.message });
         if !self.fields.is_empty() {
             error["fields"] = json!(self.fields);
+        }
+        if let Some(id) = crate::request_id::current() {
+            error["request_id"] = json!(id);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if let Some(secs) = self.retry_after

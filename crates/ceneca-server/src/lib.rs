@@ -6,12 +6,17 @@
 //! [`extract`] make authentication visible in each handler's signature.
 //!
 //! It knows nothing of SQL: it sees services, callers and JSON.
+//!
+//! Around every request: a request id ([`request_id`]), counts and latency per route
+//! template ([`metrics`], served at `GET /metrics`), and compression of larger answers.
 
 pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
+pub mod request_id;
 pub mod settings;
 pub mod tls;
 
@@ -38,7 +43,20 @@ pub struct AppState {
     /// Origins whose pages may use the API from a browser (CORS), and so the session
     /// cookie.
     pub cors_origins: std::sync::Arc<Vec<String>>,
+    /// The HTTP figures `GET /metrics` reports.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
+
+/// The API's router, and its figures for a separate metrics listener
+/// ([`metrics::open_router`]).
+pub struct App {
+    pub router: Router,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
+}
+
+/// Responses smaller than this are sent as they are: compressing them saves little and
+/// costs a round of the encoder.
+pub const COMPRESS_ABOVE_BYTES: u16 = 1024;
 
 /// HTTP limits.
 #[derive(Debug, Clone)]
@@ -66,10 +84,22 @@ impl Default for HttpConfig {
     }
 }
 
-/// The whole API: `/healthz`, `/readyz` and `/api/v1/...`.
+/// The whole API: `/healthz`, `/readyz`, `/metrics` and `/api/v1/...`.
 pub fn router(services: Services, http: HttpConfig) -> Router {
-    let api = handlers::v1::routes(http.max_batch_body_bytes).router;
-    let limits = limits::RateLimits::new(http.rate);
+    app(services, http).router
+}
+
+/// [`router`], with the figures it keeps.
+pub fn app(services: Services, http: HttpConfig) -> App {
+    let routes = handlers::v1::routes(http.max_batch_body_bytes);
+    let templates: Vec<String> = ["/healthz", "/readyz", "/metrics"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(routes.paths.iter().map(|p| format!("/api/v1{p}")))
+        .collect();
+    let figures = metrics::Metrics::new(templates.iter().map(String::as_str));
+    let api = routes.router;
+    let limits = limits::RateLimits::new(http.rate, figures.clone());
     let janitor = std::sync::Arc::downgrade(&limits);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
@@ -88,6 +118,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         limits,
         admin_networks: std::sync::Arc::new(http.admin_networks.clone()),
         cors_origins: std::sync::Arc::new(http.cors_origins.clone()),
+        metrics: figures.clone(),
     };
     // The docs page and the document it reads, assets served from the binary (no CDN: the
     // zero-sync edition works air-gapped). Swagger UI styles elements inline and draws
@@ -100,10 +131,11 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         "content-security-policy",
         "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
     ));
-    Router::new()
+    let router = Router::new()
         .merge(docs)
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -139,7 +171,38 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             "default-src 'self'",
         ))
         .layer(cors(&http.cors_origins))
-        .layer(TraceLayer::new_for_http())
+        .layer(compression())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|r: &axum::http::Request<axum::body::Body>| request_id::span(r)),
+        )
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .layer(axum::middleware::from_fn_with_state(
+            figures.clone(),
+            metrics::track,
+        ));
+    App {
+        router,
+        metrics: figures,
+    }
+}
+
+/// gzip, Brotli or zstd, as the client's `Accept-Encoding` prefers, for answers of at
+/// least [`COMPRESS_ABOVE_BYTES`] (an answer of unknown length, a stream, counts as
+/// large). Never for Server-Sent Events, whose events must reach the client as they are
+/// written, nor for images (already compressed). A compressed answer loses its
+/// `Content-Length` (the encoder's output length is not known in advance) and gains
+/// `Vary: Accept-Encoding`; an `ETag`, should one appear, must be weak or differ per
+/// encoding.
+fn compression()
+-> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+    tower_http::compression::CompressionLayer::new().compress_when(
+        SizeAbove::new(COMPRESS_ABOVE_BYTES)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::SSE),
+    )
 }
 
 /// CORS for the configured origins only; with none, no CORS headers at all (browsers on

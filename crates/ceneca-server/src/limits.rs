@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::metrics::{Limit, Metrics};
 
 /// Allowances; 0 turns a limit off.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +52,8 @@ pub struct RateLimits {
     per_account: Limiter<Uuid>,
     logins: Limiter<IpAddr>,
     registrations: Limiter<IpAddr>,
+    /// Where refusals are counted.
+    metrics: Arc<Metrics>,
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per: u32, period: Duration) -> Limiter<K> {
@@ -73,6 +76,19 @@ fn check<K: std::hash::Hash + Eq + Clone>(
     })
 }
 
+impl RateLimits {
+    /// [`check`], counting a refusal under `limit`.
+    fn counted<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limiter: &Limiter<K>,
+        key: &K,
+        limit: Limit,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        check(limiter, key, what).inspect_err(|_| self.metrics.rate_limited(limit))
+    }
+}
+
 pub fn too_many(what: &str, wait: Duration) -> ApiError {
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -84,7 +100,7 @@ pub fn too_many(what: &str, wait: Duration) -> ApiError {
 }
 
 impl RateLimits {
-    pub fn new(config: RateConfig) -> Arc<Self> {
+    pub fn new(config: RateConfig, metrics: Arc<Metrics>) -> Arc<Self> {
         let minute = Duration::from_secs(60);
         Arc::new(Self {
             per_ip: limiter(config.per_ip_per_minute, minute),
@@ -94,20 +110,36 @@ impl RateLimits {
                 config.registrations_per_ip_per_hour,
                 Duration::from_secs(3600),
             ),
+            metrics,
         })
     }
 
     pub fn account(&self, id: Uuid) -> Result<(), ApiError> {
-        check(&self.per_account, &id, "requests for this account")
+        self.counted(
+            &self.per_account,
+            &id,
+            Limit::Account,
+            "requests for this account",
+        )
     }
     pub fn login(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         ip.map_or(Ok(()), |ip| {
-            check(&self.logins, &ip, "log-in attempts from this address")
+            self.counted(
+                &self.logins,
+                &ip,
+                Limit::Login,
+                "log-in attempts from this address",
+            )
         })
     }
     pub fn registration(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         ip.map_or(Ok(()), |ip| {
-            check(&self.registrations, &ip, "registrations from this address")
+            self.counted(
+                &self.registrations,
+                &ip,
+                Limit::Registration,
+                "registrations from this address",
+            )
         })
     }
 
@@ -134,7 +166,12 @@ pub async fn per_ip(State(state): State<AppState>, request: Request, next: Next)
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(ip) = ip
-        && let Err(e) = check(&state.limits.per_ip, &ip, "requests from this address")
+        && let Err(e) = state.limits.counted(
+            &state.limits.per_ip,
+            &ip,
+            Limit::Address,
+            "requests from this address",
+        )
     {
         return e.into_response();
     }

@@ -16,6 +16,10 @@ use crate::limits::RateConfig;
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: String,
+    /// `ip:port` of a second listener serving only `GET /metrics`, without authentication,
+    /// for an internal scrape network; empty: none (administrators can still read
+    /// `/metrics` on `listen`).
+    pub metrics_listen: String,
     pub max_body_bytes: usize,
     pub max_batch_body_bytes: usize,
     /// Browser origins allowed to call the API; empty turns CORS off.
@@ -36,6 +40,7 @@ impl Default for HttpSettings {
         let rate = RateConfig::default();
         Self {
             listen: "127.0.0.1:8787".into(),
+            metrics_listen: String::new(),
             max_body_bytes: http.max_body_bytes,
             max_batch_body_bytes: http.max_batch_body_bytes,
             cors_allowed_origins: http.cors_origins,
@@ -52,6 +57,23 @@ impl HttpSettings {
     /// The router's configuration; an origin or network that does not parse is an error
     /// naming it.
     pub fn http_config(&self) -> Result<HttpConfig, InvalidSetting> {
+        if !self.metrics_listen.is_empty() {
+            if self.metrics_listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(InvalidSetting::new(
+                    "http.metrics_listen",
+                    format!(
+                        "must be an address and port such as 10.0.0.5:9464, not '{}'",
+                        self.metrics_listen
+                    ),
+                ));
+            }
+            if self.metrics_listen == self.listen {
+                return Err(InvalidSetting::new(
+                    "http.metrics_listen",
+                    "must differ from http.listen",
+                ));
+            }
+        }
         for origin in &self.cors_allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://"))
                 || origin.ends_with('/')

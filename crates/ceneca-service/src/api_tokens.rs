@@ -102,6 +102,8 @@ impl Services {
             )
             .await
             .map_err(|e| from_store("api token", false, e))?;
+        self.metrics
+            .session_created(crate::metrics::SessionKind::Api);
         let mut json = to_json(&model::SESSIONS, &rows[0], View::Detail);
         if let Some(o) = json.as_object_mut() {
             o.insert("token".into(), Json::String(secret));
@@ -152,6 +154,8 @@ impl Services {
             )
             .await
             .map_err(|e| from_store("api token", false, e))?;
+        self.metrics
+            .sessions_ended(crate::metrics::SessionEnd::Revoked, 1);
         Ok(())
     }
 }

@@ -152,7 +152,10 @@ impl Services {
             None => None,
         };
         let file = HeadFile::open(path, contains)?;
-        self.audit_chain.watcher = Some(file.watcher());
+        self.audit_chain.watcher = Some(Arc::new(crate::metrics::CountingWatcher {
+            metrics: self.metrics.clone(),
+            next: Some(file.watcher()),
+        }));
         self.audit_head = Some(Arc::new(file));
         Ok(self)
     }

@@ -46,6 +46,7 @@ pub mod consent;
 mod content;
 pub mod error;
 mod gate;
+pub mod metrics;
 pub mod mfa;
 pub mod page;
 pub mod resources;
@@ -131,13 +132,19 @@ pub struct Services {
     audit_head: Option<Arc<audit_head::HeadFile>>,
     /// One secret check (password, second factor) at a time per account.
     secret_checks: Arc<gate::AccountGate>,
+    /// Counts of audit appends, sessions and lock-outs (`GET /metrics`).
+    metrics: Arc<metrics::ServiceMetrics>,
 }
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, config: ServiceConfig) -> Self {
+        let metrics = Arc::new(metrics::ServiceMetrics::default());
         let audit_chain = ceneca_store::AuditChain {
             key: Arc::new(audit::chain_key(&keys, keys.active_key_id())),
-            watcher: None,
+            watcher: Some(Arc::new(metrics::CountingWatcher {
+                metrics: metrics.clone(),
+                next: None,
+            })),
         };
         Self {
             store,
@@ -147,7 +154,12 @@ impl Services {
             audit_chain,
             audit_head: None,
             secret_checks: Arc::default(),
+            metrics,
         }
+    }
+    /// The service's counters, for monitoring.
+    pub fn metrics(&self) -> &metrics::ServiceMetrics {
+        &self.metrics
     }
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -282,6 +282,7 @@ impl Services {
             .and_then(Value::as_time)
             .unwrap_or(now);
         let wait = (oldest + SECRET_CHECK_WINDOW - now).whole_seconds().max(1) as u64;
+        self.metrics.lockout(crate::metrics::Lockout::SecretCheck);
         Err(ServiceError::RateLimited {
             message: "too many failed attempts for this account; try again later".into(),
             retry_after_secs: wait,

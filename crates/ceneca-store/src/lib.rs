@@ -24,6 +24,7 @@ pub mod search;
 pub mod settings;
 pub mod sql;
 pub mod sqlite;
+pub mod stats;
 pub mod write;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};
 pub use query::{Deleted, ListQuery};
 pub use search::{SearchHit, SearchQuery};
 pub use settings::{SqliteSynchronous, StoreSettings};
+pub use stats::PoolStats;
 pub use write::{Actor, AuditChain, ChainWatcher, WriteBatch, WriteOp};
 
 /// Which engine a store runs on.
@@ -146,6 +148,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+
+    /// Connections in use and how long writes wait for one, for monitoring. Read from
+    /// counters the store keeps anyway: no round trip.
+    fn pool_stats(&self) -> PoolStats;
 }
 
 /// Settings for opening a store.

@@ -2,7 +2,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ceneca_server::tls::{TlsFiles, serve_tls, server_config};
-use ceneca_server::{router, serve};
+use ceneca_server::{app, serve};
 use ceneca_service::vectors::VectorIndexer;
 
 use crate::config::{Config, redact_url};
@@ -34,17 +34,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "ceneca is listening on {scheme}://{address}"
     );
     let anchored = services.clone();
+    let app = app(services.clone(), http);
+    if !config.http.metrics_listen.is_empty() {
+        let metrics = tokio::net::TcpListener::bind(&config.http.metrics_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (metrics_listen)",
+                    config.http.metrics_listen
+                )
+            })?;
+        let address = metrics.local_addr()?;
+        let router = ceneca_server::metrics::open_router(services, app.metrics.clone());
+        tracing::info!(address = %address, "metrics are served on http://{address}/metrics");
+        tokio::spawn(async move {
+            if let Err(e) = serve(metrics, router, shutdown_signal()).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     match tls {
-        Some(tls) => {
-            serve_tls(
-                listener.into_std()?,
-                router(services, http),
-                tls,
-                shutdown_signal(),
-            )
-            .await?
-        }
-        None => serve(listener, router(services, http), shutdown_signal()).await?,
+        Some(tls) => serve_tls(listener.into_std()?, app.router, tls, shutdown_signal()).await?,
+        None => serve(listener, app.router, shutdown_signal()).await?,
     }
     if let Some(indexer) = indexer {
         indexer.shutdown().await;

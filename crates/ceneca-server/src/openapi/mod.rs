@@ -40,6 +40,33 @@ pub fn document() -> OpenApi {
             .paths
             .insert(path.into(), PathItem::new(method, operation));
     }
+    let (method, operation) = op::get("metrics", "Prometheus metrics (system administrators)")
+        .tag("probes")
+        .access(Access::Account)
+        .describe(
+            "Request counts and latency per route template and status, database pools, writer \
+             waits, the vector outbox and indexer, audit appends, sessions, refusals. Only a \
+             system administrator's log-in session on this listener; `metrics_listen` serves \
+             it without authentication on an internal address.",
+        )
+        .answers_media(200, "The Prometheus text format.", "text/plain")
+        .build();
+    paths
+        .paths
+        .insert("/metrics".into(), PathItem::new(method, operation));
+    let (method, operation) = op::get("openapi", "This document")
+        .tag("probes")
+        .access(Access::Public)
+        .answers(
+            200,
+            "The OpenAPI 3.1 document.",
+            ObjectBuilder::new().schema_type(Type::Object).into(),
+        )
+        .build();
+    paths.paths.insert(
+        "/api/v1/openapi.json".into(),
+        PathItem::new(method, operation),
+    );
     let mut components = ComponentsBuilder::new();
     for entity in model::ALL.iter().copied() {
         for (name, schema) in entities::schemas(entity) {

@@ -105,6 +105,7 @@ impl Services {
         {
             self.audit_now(failure("denied", "locked after repeated failures"))
                 .await?;
+            self.metrics.lockout(crate::metrics::Lockout::Login);
             return Err(ServiceError::RateLimited {
                 message: "too many failed log-ins for this account; try again later".into(),
                 retry_after_secs: wait.as_millis().div_ceil(1000).max(1) as u64,

@@ -74,6 +74,7 @@ impl Services {
                 set: login_at,
             });
         // Beyond the session limit, the oldest sessions end with this log-in.
+        let evicted = ended.len() as u64;
         for id in ended {
             let mut set = Record::new();
             set.set("revoked_at", Value::Time(now));
@@ -90,6 +91,10 @@ impl Services {
             .apply(batch)
             .await
             .map_err(|e| from_store("user", false, e))?;
+        self.metrics
+            .session_created(crate::metrics::SessionKind::Login);
+        self.metrics
+            .sessions_ended(crate::metrics::SessionEnd::Limit, evicted);
         let user = rows.get(1).unwrap_or(user);
         Ok(Login {
             token,
@@ -295,6 +300,8 @@ impl Services {
             )
             .await
             .map_err(|e| from_store("session", false, e))?;
+        self.metrics
+            .sessions_ended(crate::metrics::SessionEnd::Logout, 1);
         Ok(())
     }
 }

@@ -69,6 +69,11 @@ impl Services {
             .apply(batch)
             .await
             .map_err(|e| from_store(entity.name, false, e))?;
+        if std::ptr::eq(entity, &ceneca_domain::model::DEVICES) {
+            // Registering a device issued its token (`rules/devices.rs`).
+            self.metrics
+                .session_created(crate::metrics::SessionKind::Device);
+        }
         let row = rows
             .first()
             .ok_or_else(|| ServiceError::Internal("insert returned no row".into()))?;

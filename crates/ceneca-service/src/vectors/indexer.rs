@@ -140,6 +140,7 @@ impl Services {
                     }
                 },
             };
+            v.leader.store(held, std::sync::atomic::Ordering::Relaxed);
             if !held {
                 if stopped_during(&mut stop, tokio::time::sleep(LEASE_RETRY)).await {
                     break;
@@ -234,6 +235,10 @@ impl Services {
         }
         if !full {
             v.drained.send_replace(round);
+            if !deferred {
+                v.caught_up_at_ms
+                    .store(super::unix_ms(), std::sync::atomic::Ordering::Relaxed);
+            }
         }
         if deferred {
             tokio::time::sleep(Duration::from_millis(200)).await;

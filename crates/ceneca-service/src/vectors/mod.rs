@@ -20,7 +20,8 @@ pub(crate) use points::{MAX_LIMIT, parse_limit};
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use ceneca_vector::VectorIndex;
 use tokio::sync::{Notify, watch};
@@ -48,6 +49,26 @@ pub struct Vectors {
     drained: watch::Sender<u64>,
     /// Bytes of WAL above which a collection is rebuilt (embedded engine).
     wal_limit: u64,
+    /// Whether this node's indexer holds the lease (applies the outbox).
+    leader: AtomicBool,
+    /// When this node's indexer last found the outbox applied (Unix milliseconds; the
+    /// wiring time until the first round): how far behind it is, for monitoring.
+    caught_up_at_ms: AtomicU64,
+}
+
+/// The indexer's state as monitoring sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexerStatus {
+    /// This node applies the outbox (holds the lease).
+    pub leader: bool,
+    /// When it last found the outbox applied.
+    pub caught_up_at: std::time::SystemTime,
+}
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn kind_of(collection: &str) -> Option<&'static str> {
@@ -91,8 +112,19 @@ impl Services {
             started: AtomicU64::new(0),
             drained: watch::channel(0).0,
             wal_limit,
+            leader: AtomicBool::new(false),
+            caught_up_at_ms: AtomicU64::new(unix_ms()),
         }));
         Ok(self)
+    }
+
+    /// The vector indexer's state, when vectors are enabled.
+    pub fn vector_indexer_status(&self) -> Option<IndexerStatus> {
+        self.vectors.as_ref().map(|v| IndexerStatus {
+            leader: v.leader.load(Ordering::Relaxed),
+            caught_up_at: std::time::UNIX_EPOCH
+                + Duration::from_millis(v.caught_up_at_ms.load(Ordering::Relaxed)),
+        })
     }
 
     fn vectors(&self) -> Result<&Arc<Vectors>> {

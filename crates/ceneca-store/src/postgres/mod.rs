@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::stats::{InFlight, PoolGroup, PoolStats, WaitHistogram};
 use async_trait::async_trait;
 use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::schema::{Field, Kind};
@@ -57,6 +58,10 @@ const AUDIT_LOCK: i64 = 0x6175_6469_7421;
 pub struct PgStore {
     pool: PgPool,
     clock: Arc<HybridClock>,
+    max_connections: u32,
+    /// Writes waiting for a connection of the pool, and how long they waited.
+    waiting: InFlight,
+    write_wait: WaitHistogram,
 }
 
 impl PgStore {
@@ -71,6 +76,9 @@ impl PgStore {
         Ok(Self {
             pool,
             clock: Arc::new(HybridClock::new()),
+            max_connections: options.pg_max_connections,
+            waiting: InFlight::default(),
+            write_wait: WaitHistogram::default(),
         })
     }
 
@@ -318,7 +326,11 @@ impl Store for PgStore {
     }
 
     async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
+        let queued = std::time::Instant::now();
+        let waiting = self.waiting.enter();
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        drop(waiting);
+        self.write_wait.observe(queued.elapsed());
         let applied = apply_batch(&mut PgExec { conn: &mut tx }, &self.clock, batch).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(applied.committed())
@@ -509,5 +521,20 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let size = u64::from(self.pool.size());
+        let idle = self.pool.num_idle() as u64;
+        PoolStats {
+            groups: vec![PoolGroup {
+                name: "pool",
+                in_use: size.saturating_sub(idle),
+                idle,
+                max: Some(u64::from(self.max_connections)),
+            }],
+            writes_waiting: self.waiting.get(),
+            write_wait: self.write_wait.snapshot(),
+        }
     }
 }

@@ -26,6 +26,7 @@ use crate::ops::{Exec, apply_batch, run_ready};
 use crate::query::{Deleted, ListQuery};
 use crate::reads;
 use crate::sql::{self, Dialect, Sql};
+use crate::stats::{InFlight, PoolGroup, PoolStats, WaitHistogram};
 use crate::write::WriteBatch;
 use crate::{Engine, Result, SqliteSynchronous, Store, StoreError, StoreOptions};
 
@@ -55,6 +56,19 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     clock: Arc<HybridClock>,
+    stats: Arc<SqliteStats>,
+}
+
+/// Counters for [`Store::pool_stats`], kept with atomics on every read and write.
+#[derive(Debug, Default)]
+struct SqliteStats {
+    /// Writes queued for the writer (including the one holding it).
+    writes: InFlight,
+    /// Writes waiting for the writer, not yet holding it.
+    waiting: InFlight,
+    /// Reads running (each on a reader connection of its own).
+    reads: InFlight,
+    write_wait: WaitHistogram,
 }
 
 impl SqliteStore {
@@ -85,6 +99,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Mutex::new(Vec::new())),
             clock: Arc::new(HybridClock::new()),
+            stats: Arc::default(),
         })
     }
 
@@ -97,8 +112,14 @@ impl SqliteStore {
         work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let writer = self.writer.clone();
+        let stats = self.stats.clone();
+        let queued = std::time::Instant::now();
         tokio::task::spawn_blocking(move || {
+            let _writing = stats.writes.enter();
+            let waiting = stats.waiting.enter();
             let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            drop(waiting);
+            stats.write_wait.observe(queued.elapsed());
             work(&mut conn)
         })
         .await
@@ -112,7 +133,9 @@ impl SqliteStore {
         let readers = self.readers.clone();
         let path = self.path.clone();
         let synchronous = self.synchronous;
+        let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {
+            let _reading = stats.reads.enter();
             let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(conn) => conn,
@@ -511,6 +534,30 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        let waiting = self.stats.waiting.get();
+        let writing = self.stats.writes.get().saturating_sub(waiting).min(1);
+        let idle_readers = self.readers.lock().map_or(0, |r| r.len()) as u64;
+        PoolStats {
+            groups: vec![
+                PoolGroup {
+                    name: "writer",
+                    in_use: writing,
+                    idle: 1 - writing,
+                    max: Some(1),
+                },
+                PoolGroup {
+                    name: "readers",
+                    in_use: self.stats.reads.get(),
+                    idle: idle_readers,
+                    max: None,
+                },
+            ],
+            writes_waiting: waiting,
+            write_wait: self.stats.write_wait.snapshot(),
+        }
     }
 }
 
