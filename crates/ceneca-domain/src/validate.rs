@@ -301,22 +301,35 @@ fn vector(json: &Json) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Rejects JSON that PostgreSQL's `jsonb` cannot store (NUL characters), so both engines
-/// accept exactly the same documents.
+/// The largest magnitude a number in stored JSON may have. PostgreSQL keeps JSON numbers
+/// as exact decimals and writes them back in full (`-1.79e308` comes back as 309 digits),
+/// which JSON parsers need not read back as the same finite `f64`: past this bound a value
+/// could be stored and then fail to load. Both engines refuse it alike.
+pub const MAX_JSON_NUMBER: f64 = 1e300;
+
+/// Rejects JSON that PostgreSQL's `jsonb` cannot store (NUL characters) or give back
+/// intact (numbers past [`MAX_JSON_NUMBER`]), so both engines accept exactly the same
+/// documents and every stored document loads again.
 fn storable_json(json: &Json) -> Result<Json, String> {
-    fn has_nul(j: &Json) -> bool {
+    fn check(j: &Json) -> Result<(), String> {
         match j {
-            Json::String(s) => s.contains('\0'),
-            Json::Array(a) => a.iter().any(has_nul),
-            Json::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
+            Json::String(s) if s.contains('\0') => Err("must not contain NUL characters".into()),
+            Json::Number(n) if n.as_f64().is_some_and(|x| x.abs() >= MAX_JSON_NUMBER) => Err(
+                format!("numbers must be smaller than {MAX_JSON_NUMBER:e} in magnitude"),
+            ),
+            Json::Array(a) => a.iter().try_for_each(check),
+            Json::Object(o) => o.iter().try_for_each(|(k, v)| {
+                if k.contains('\0') {
+                    Err("must not contain NUL characters".into())
+                } else {
+                    check(v)
+                }
+            }),
+            _ => Ok(()),
         }
     }
-    if has_nul(json) {
-        Err("must not contain NUL characters".into())
-    } else {
-        Ok(json.clone())
-    }
+    check(json)?;
+    Ok(json.clone())
 }
 
 /// Fills every stored column the record lacks with its declared default, so inserts always
@@ -437,6 +450,24 @@ mod tests {
         assert!(parse_value(f, &json!([])).is_err());
         assert!(parse_value(f, &json!([1e300])).is_err());
         assert!(parse_value(f, &json!(["1"])).is_err());
+    }
+
+    #[test]
+    fn json_numbers_too_large_to_load_again_are_refused() {
+        let f = crate::schema::field("metadata", Kind::Object);
+        for bad in [
+            serde_json::json!({"a": -1.7976931348623157e308}),
+            serde_json::json!({"a": [1e300]}),
+            serde_json::json!({"a": {"b": 5e307}}),
+        ] {
+            assert!(parse_value(&f, &bad).is_err(), "{bad}");
+        }
+        for good in [
+            serde_json::json!({"a": 9.99e299, "b": -1.330097872626748e-76, "c": u64::MAX}),
+            serde_json::json!({"a": i64::MIN}),
+        ] {
+            assert!(parse_value(&f, &good).is_ok(), "{good}");
+        }
     }
 
     #[test]
