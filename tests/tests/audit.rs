@@ -596,7 +596,8 @@ async fn audit_head_files_of_several_nodes_each_hold_what_they_saw(backend: Back
         .unwrap();
     node_b
         .login(
-            &json!({"email": u.email, "password": "wrong password"}),
+            &serde_json::from_value(json!({"email": u.email, "password": "wrong password"}))
+                .unwrap(),
             &Default::default(),
         )
         .await

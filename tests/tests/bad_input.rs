@@ -297,6 +297,65 @@ async fn bad_query_parameters_get_400(backend: Backend) {
     s.get(&u, "/api/v1/devices?deleted=include")
         .await
         .expect(400);
+
+    // Attack findings. A filter repeated ~1,000 times made SQLite refuse the query (a
+    // 500); any repeated parameter is now refused, naming it.
+    let repeated = vec!["role=user"; 1000].join("&");
+    for query in [
+        repeated.as_str(),
+        "limit=5&limit=200",
+        "deleted=only&include_deleted=false",
+    ] {
+        let r = s.get(&u, &format!("{base}?{query}")).await;
+        assert_eq!(
+            r.status.as_u16(),
+            400,
+            "{}: {}",
+            &query[..20.min(query.len())],
+            r.body
+        );
+        assert!(r.body["error"]["fields"].is_object(), "{}", r.body);
+    }
+    s.get(&u, "/api/v1/search?q=a&q=b").await.expect(400);
+    // Routes without parameters refuse them instead of ignoring them (`?wait=true` on a
+    // search, a typo on a create).
+    let r = s
+        .post(
+            &u,
+            "/api/v1/threads?bogus=1",
+            json!({"workspace_id": w.workspace, "title": "t"}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.body);
+    assert_eq!(r.body["error"]["fields"]["bogus"].is_string(), true);
+    s.get(&u, "/api/v1/auth/me?bogus=1").await.expect(400);
+    s.get(&u, "/api/v1/api-tokens?x=1").await.expect(400);
+    s.post(
+        &u,
+        "/api/v1/vectors/messages/search?wait=true",
+        json!({"vector": vec![0.1; 8]}),
+    )
+    .await
+    .expect(400);
+    // `session=` is `cookie` or absent: another value would leave the token in the body
+    // while the client believed it was in an HttpOnly cookie.
+    let login = json!({"email": u.email, "password": "correct horse battery"});
+    for query in [
+        "session=COOKIE",
+        "session=cookie&session=cookie",
+        "sessions=cookie",
+    ] {
+        let r = s
+            .call(
+                Method::POST,
+                &format!("/api/v1/auth/login?{query}"),
+                None,
+                Some(&login),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 400, "{query}: {}", r.body);
+        assert!(r.body.get("token").is_none());
+    }
 }
 
 async fn tokens_are_checked(backend: Backend) {
@@ -435,6 +494,8 @@ mod openapi {
             let body = res.text().await.unwrap();
             if asset == "swagger-initializer.js" {
                 assert!(body.contains("/api/v1/openapi.json"), "{body}");
+                // Attack finding: the default validator badge pointed at swagger.io.
+                assert!(body.contains("\"validatorUrl\": \"none\""), "{body}");
             }
         }
     }

@@ -195,7 +195,7 @@ impl std::fmt::Debug for Config {
 
 /// A database URL with any password replaced, fit for logs.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.split_once(':') {
@@ -204,7 +204,22 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    };
+    // libpq-style parameters carry secrets too: `?password=…`, `&sslpassword=…`.
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                    format!("{k}=<redacted>")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
     }
+    out
 }
 
 /// Flag values that override everything else (only those given).
@@ -401,6 +416,7 @@ impl Config {
         shown.encryption.key = mask(&self.encryption.key).to_owned();
         shown.vectors.qdrant_api_key = mask(&self.vectors.qdrant_api_key).to_owned();
         shown.store.database_url = redact_url(&self.store.database_url);
+        shown.vectors.qdrant_url = redact_url(&self.vectors.qdrant_url);
         shown
     }
 }
@@ -512,6 +528,11 @@ mod tests {
             "postgres://u:<redacted>@h:5432/db"
         );
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        // Attack finding: a password given as a parameter was printed and logged.
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=PW&sslpassword=X"),
+            "postgres://u@h/db?sslmode=require&password=<redacted>&sslpassword=<redacted>"
+        );
         let mut config = Config::default();
         config.encryption.key = "c2VjcmV0".into();
         config.vectors.qdrant_api_key = "qdrant-sekrit".into();
@@ -538,5 +559,20 @@ mod tests {
         let mut config = Config::default();
         config.tls.key_file = "k.pem".into();
         assert!(config.check().unwrap_err().to_string().contains("tls."));
+        // Attack findings: a mistyped database URL was served as a SQLite path (with the
+        // password in a folder name); credentials in the Qdrant URL were printed as-is.
+        for url in ["mysql://u:pw@h/db", "postgre://h/db", "host=h password=pw"] {
+            let mut config = Config::default();
+            config.store.database_url = url.into();
+            let err = config.check().unwrap_err().to_string();
+            assert!(err.contains("store.database_url"), "{url}: {err}");
+        }
+        let mut config = Config::default();
+        config.vectors.qdrant_url = "https://user:pass@q.internal:6334".into();
+        let err = config.check().unwrap_err().to_string();
+        assert!(
+            err.contains("credentials") && !err.contains("pass@"),
+            "{err}"
+        );
     }
 }

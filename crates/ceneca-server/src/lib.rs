@@ -125,7 +125,9 @@ pub fn app(services: Services, http: HttpConfig) -> App {
     // icons as data: images, which the API's strict policy would block.
     let docs: Router<AppState> = Router::from(
         utoipa_swagger_ui::SwaggerUi::new("/api/docs")
-            .url("/api/v1/openapi.json", openapi::document()),
+            .url("/api/v1/openapi.json", openapi::document())
+            // Swagger UI's default validator badge loads from validator.swagger.io.
+            .config(utoipa_swagger_ui::Config::default().validator_url("none")),
     )
     .layer(security_header(
         "content-security-policy",
@@ -231,17 +233,39 @@ fn security_header(name: &'static str, value: &'static str) -> SetResponseHeader
     )
 }
 
+/// How long in-flight requests may take to finish once shutdown starts (as on the TLS
+/// listener): a client that trickles its headers or body must not hold the process, its
+/// indexer lease and the audit head flush, forever.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `router` on `listener` until `shutdown` completes, then drains in-flight
-/// requests.
+/// requests for at most [`SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .with_graceful_shutdown(signal);
+    tokio::select! {
+        result = server => result,
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "requests still in flight after the shutdown grace period were cut off"
+            );
+            Ok(())
+        }
+    }
 }

@@ -13,6 +13,8 @@ use ceneca_store::{ListQuery, WriteBatch, WriteOp};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
+use ceneca_wire::auth::ApiTokenRequest;
+
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
@@ -25,45 +27,36 @@ fn mine(caller: &Caller) -> ScopeFilter {
 }
 
 impl Services {
-    /// Creates `{name, workspace_id, expires_in_days?}`; answers the token once.
-    pub async fn create_api_token(&self, caller: &Caller, body: &Json) -> Result<Json> {
+    /// Creates a token for one workspace; answers its row with the token, once.
+    pub async fn create_api_token(
+        &self,
+        caller: &Caller,
+        request: &ApiTokenRequest,
+    ) -> Result<Json> {
         caller.require_whole_account("create API tokens")?;
         let mut errors = ValidationError::new();
-        let name = body
-            .get("name")
-            .and_then(Json::as_str)
-            .map(str::trim)
-            .filter(|n| {
-                !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control)
-            });
+        let name = Some(request.name.trim()).filter(|n| {
+            !n.is_empty() && n.chars().count() <= 200 && !n.chars().any(char::is_control)
+        });
         if name.is_none() {
             errors.add(
                 "name",
                 "is required: 1-200 characters, no control characters",
             );
         }
-        let workspace = body
-            .get("workspace_id")
-            .and_then(Json::as_str)
-            .and_then(|w| Uuid::parse_str(w).ok());
-        if workspace.is_none() {
-            errors.add("workspace_id", "is required and must be a UUID");
-        }
-        let days = match body.get("expires_in_days") {
+        let days = match request.expires_in_days {
             None => 90,
-            Some(d) => match d.as_i64().filter(|d| (1..=MAX_DAYS).contains(d)) {
-                Some(d) => d,
-                None => {
-                    errors.add(
-                        "expires_in_days",
-                        format!("must be an integer from 1 to {MAX_DAYS}"),
-                    );
-                    0
-                }
-            },
+            Some(d) if (1..=MAX_DAYS).contains(&d) => d,
+            Some(_) => {
+                errors.add(
+                    "expires_in_days",
+                    format!("must be an integer from 1 to {MAX_DAYS}"),
+                );
+                0
+            }
         };
         errors.into_result()?;
-        let (Some(name), Some(workspace)) = (name, workspace) else {
+        let (Some(name), workspace) = (name, request.workspace_id) else {
             return Err(ServiceError::Internal(
                 "validated token lacks a field".into(),
             ));
@@ -222,7 +215,8 @@ mod tests {
         let created = svc
             .create_api_token(
                 &ann,
-                &json!({"name": "ci", "workspace_id": workspaces[0]["id"]}),
+                &serde_json::from_value(json!({"name": "ci", "workspace_id": workspaces[0]["id"]}))
+                    .unwrap(),
             )
             .await
             .unwrap();
@@ -241,7 +235,8 @@ mod tests {
         assert!(matches!(
             svc.create_api_token(
                 &robot,
-                &json!({"name": "x", "workspace_id": workspaces[0]["id"]})
+                &serde_json::from_value(json!({"name": "x", "workspace_id": workspaces[0]["id"]}))
+                    .unwrap()
             )
             .await,
             Err(ServiceError::Forbidden(_))

@@ -8,8 +8,10 @@ use ceneca_domain::clock::now;
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::{Record, Value, model};
 use ceneca_store::{WriteBatch, WriteOp};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use uuid::Uuid;
+
+use ceneca_wire::auth::{MfaConfirmRequest, MfaConfirmed, MfaDisableRequest, MfaEnrollment};
 
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
@@ -18,12 +20,6 @@ use crate::{Caller, Services};
 
 fn unix_now() -> u64 {
     now().unix_timestamp().max(0) as u64
-}
-
-fn code_field<'a>(body: &'a Json, field: &str) -> Result<&'a str> {
-    body.get(field)
-        .and_then(Json::as_str)
-        .ok_or_else(|| ServiceError::invalid(field, "is required and must be a string"))
 }
 
 /// Outcome of checking a second factor at log-in.
@@ -83,7 +79,7 @@ impl Services {
     }
 
     /// Starts enrolment: a new secret, not yet active. Answers `{secret, otpauth_uri}`.
-    pub async fn mfa_enroll(&self, caller: &Caller) -> Result<Json> {
+    pub async fn mfa_enroll(&self, caller: &Caller) -> Result<MfaEnrollment> {
         caller.require_whole_account("enrol MFA")?;
         let user = self.user_row(caller.user_id).await?;
         if user.get("mfa_enabled").and_then(Value::as_bool) == Some(true) {
@@ -99,18 +95,22 @@ impl Services {
             Value::Bytes(self.keys.encrypt(&secret, &context)),
         );
         self.update_self(caller, set, "auth.mfa_enroll").await?;
-        Ok(json!({
-            "secret": totp::secret_base32(&secret),
-            "otpauth_uri": totp::otpauth_uri(&secret, &caller.email),
-        }))
+        Ok(MfaEnrollment {
+            secret: totp::secret_base32(&secret),
+            otpauth_uri: totp::otpauth_uri(&secret, &caller.email),
+        })
     }
 
     /// Confirms enrolment with a code from the app; turns MFA on and answers the recovery
     /// codes, once.
-    pub async fn mfa_confirm(&self, caller: &Caller, body: &Json) -> Result<Json> {
+    pub async fn mfa_confirm(
+        &self,
+        caller: &Caller,
+        request: &MfaConfirmRequest,
+    ) -> Result<MfaConfirmed> {
         caller.require_whole_account("confirm MFA")?;
         let _gate = self.secret_checks.enter(caller.user_id).await;
-        let code = code_field(body, "code")?;
+        let code = request.code.as_str();
         self.secret_check_allowed(caller, "auth.mfa_confirm")
             .await?;
         let user = self.user_row(caller.user_id).await?;
@@ -150,17 +150,27 @@ impl Services {
         set.set("mfa_enabled", Value::Bool(true));
         set.set("mfa_recovery_codes", Value::Json(Json::Array(digests)));
         self.update_self(caller, set, "auth.mfa_enable").await?;
-        Ok(json!({ "mfa_enabled": true, "recovery_codes": codes }))
+        Ok(MfaConfirmed {
+            mfa_enabled: true,
+            recovery_codes: codes,
+        })
     }
 
     /// Turns MFA off, with a current code or a recovery code.
-    pub async fn mfa_disable(&self, caller: &Caller, body: &Json) -> Result<()> {
+    pub async fn mfa_disable(&self, caller: &Caller, request: &MfaDisableRequest) -> Result<()> {
         caller.require_whole_account("disable MFA")?;
         let _gate = self.secret_checks.enter(caller.user_id).await;
         self.secret_check_allowed(caller, "auth.mfa_disable")
             .await?;
         let user = self.user_row(caller.user_id).await?;
-        match self.check_second_factor(&user, body).await {
+        match self
+            .check_second_factor(
+                &user,
+                request.mfa_code.as_deref(),
+                request.recovery_code.as_deref(),
+            )
+            .await
+        {
             Ok(SecondFactor::NotEnabled) => {
                 return Err(ServiceError::conflict("MFA is not enabled"));
             }
@@ -182,18 +192,19 @@ impl Services {
         self.update_self(caller, set, "auth.mfa_disable").await
     }
 
-    /// Checks `mfa_code` or `recovery_code` in a request body against the user's MFA.
+    /// Checks a TOTP code or a recovery code against the user's MFA.
     /// A TOTP code is accepted once: its time step is claimed atomically in the store, so a
     /// code seen by an onlooker (or replayed from a log) does not work a second time.
     pub(crate) async fn check_second_factor(
         &self,
         user: &Record,
-        body: &Json,
+        mfa_code: Option<&str>,
+        recovery_code: Option<&str>,
     ) -> Result<SecondFactor> {
         if user.get("mfa_enabled").and_then(Value::as_bool) != Some(true) {
             return Ok(SecondFactor::NotEnabled);
         }
-        if let Some(code) = body.get("mfa_code").and_then(Json::as_str) {
+        if let Some(code) = mfa_code {
             let secret = self.mfa_secret(user)?.ok_or(ServiceError::MfaRequired)?;
             let user_id = user
                 .id()
@@ -210,7 +221,7 @@ impl Services {
                 ))
             };
         }
-        if let Some(code) = body.get("recovery_code").and_then(Json::as_str) {
+        if let Some(code) = recovery_code {
             let stored: Vec<String> = match user.get("mfa_recovery_codes") {
                 Some(Value::Json(Json::Array(items))) => items
                     .iter()

@@ -171,6 +171,20 @@ impl VectorSettings {
         if self.qdrant_url.is_empty() {
             return Ok(());
         }
+        let authority = self
+            .qdrant_url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', '?', '#']).next())
+            .unwrap_or("");
+        if authority.contains('@') {
+            // Credentials go in `qdrant_api_key`, which is masked everywhere; a URL is
+            // printed and logged as it is.
+            return Err(InvalidSetting::new(
+                "vectors.qdrant_url",
+                "must not hold credentials (user:password@); set vectors.qdrant_api_key",
+            ));
+        }
         if !(self.qdrant_url.starts_with("http://") || self.qdrant_url.starts_with("https://")) {
             return Err(InvalidSetting::new(
                 "vectors.qdrant_url",

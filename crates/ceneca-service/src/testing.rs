@@ -59,7 +59,8 @@ pub(crate) async fn services_with_vectors(dims: usize) -> TestServices {
 pub(crate) async fn sign_up(svc: &Services, email: &str) -> (Caller, String) {
     let login = svc
         .register(
-            &json!({"email": email, "password": "correct horse battery"}),
+            &serde_json::from_value(json!({"email": email, "password": "correct horse battery"}))
+                .unwrap(),
             &RequestMeta::default(),
         )
         .await

@@ -50,6 +50,19 @@ impl Default for StoreSettings {
 
 impl StoreSettings {
     pub fn check(&self) -> Result<(), InvalidSetting> {
+        let url = self.database_url.as_str();
+        if !(url.is_empty()
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite://"))
+        {
+            // Anything else used to be taken as a SQLite file path: a typo in a PostgreSQL
+            // URL then served an empty database from a folder named after the URL.
+            return Err(InvalidSetting::new(
+                "store.database_url",
+                "must be postgres://… (or postgresql://…), sqlite://PATH, or empty for the embedded database",
+            ));
+        }
         if self.pg_max_connections == 0 {
             return Err(InvalidSetting::new(
                 "store.pg_max_connections",

@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 /// `POST /auth/register`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada"}))]
 pub struct RegisterRequest {
     #[schema(max_length = 254, example = "ada@example.com")]
@@ -18,6 +17,11 @@ pub struct RegisterRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 200)]
     pub display_name: Option<String>,
+    /// Fields registration does not have: refused by the service together with every other
+    /// invalid field, so a client learns all its mistakes at once.
+    #[serde(flatten, default, skip_serializing)]
+    #[schema(ignore)]
+    pub unknown: std::collections::BTreeMap<String, Json>,
 }
 
 /// `POST /auth/login`. With MFA enabled, `mfa_code` (or a one-use `recovery_code`) is

@@ -63,6 +63,8 @@ impl ListParams {
     pub fn from_pairs(
         pairs: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ParamError> {
+        let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        refuse_repeats(&pairs)?;
         let mut p = ListParams::default();
         for (k, v) in pairs {
             if let Some(deleted) = Deleted::from_param(&k, &v) {
@@ -127,6 +129,8 @@ impl SearchParams {
     pub fn from_pairs(
         pairs: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ParamError> {
+        let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        refuse_repeats(&pairs)?;
         let mut q = None;
         let mut p = SearchParams {
             q: String::new(),
@@ -187,6 +191,7 @@ impl SearchParams {
 
 /// `?wait=true|false` of vector writes: answer only once the index applied the write.
 pub fn wait_param(pairs: &[(String, String)]) -> Result<bool, ParamError> {
+    refuse_repeats(pairs)?;
     let mut wait = false;
     for (k, v) in pairs {
         match (k.as_str(), v.as_str()) {
@@ -201,6 +206,7 @@ pub fn wait_param(pairs: &[(String, String)]) -> Result<bool, ParamError> {
 
 /// `?deleted=` alone (reading one row): `exclude`, `include` or `only`.
 pub fn deleted_param(pairs: &[(String, String)]) -> Result<Deleted, ParamError> {
+    refuse_repeats(pairs)?;
     let mut deleted = Deleted::Exclude;
     for (k, v) in pairs {
         deleted = match Deleted::from_param(k, v) {
@@ -210,6 +216,31 @@ pub fn deleted_param(pairs: &[(String, String)]) -> Result<Deleted, ParamError> 
         };
     }
     Ok(deleted)
+}
+
+/// A parameter given twice is refused, not resolved to one of its values: `limit=5&limit=500`
+/// has no one meaning, and a filter repeated a thousand times made SQLite refuse the query
+/// (a 500). `deleted` and `include_deleted` are one parameter.
+pub fn refuse_repeats(pairs: &[(String, String)]) -> Result<(), ParamError> {
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    for (k, _) in pairs {
+        let name = if k == "include_deleted" { "deleted" } else { k };
+        if !seen.insert(name) {
+            return Err(ParamError::new(k, format!("{k} is given more than once")));
+        }
+    }
+    Ok(())
+}
+
+/// For routes without query parameters: any one is refused rather than ignored.
+pub fn no_params(pairs: &[(String, String)]) -> Result<(), ParamError> {
+    match pairs.first() {
+        Some((k, _)) => Err(ParamError::new(
+            k,
+            format!("unknown parameter '{k}'; this endpoint takes none"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn limit(text: &str) -> Result<u32, ParamError> {
@@ -311,6 +342,22 @@ mod tests {
         );
         assert_eq!(deleted_param(&pairs(&[("x", "1")])).unwrap_err().field, "x");
         assert!(wait_param(&pairs(&[("wait", "yes")])).is_err());
+        // Attack finding: a repeated parameter had no one meaning (and a thousand copies of
+        // a filter made SQLite refuse the query).
+        for repeated in [
+            &[("limit", "5"), ("limit", "500")][..],
+            &[("pinned", "true"), ("pinned", "true")][..],
+            &[("deleted", "only"), ("include_deleted", "false")][..],
+        ] {
+            let e = ListParams::from_pairs(pairs(repeated)).unwrap_err();
+            assert_eq!(e.field, repeated[1].0);
+        }
+        assert!(SearchParams::from_pairs(pairs(&[("q", "a"), ("q", "b")])).is_err());
+        assert!(wait_param(&pairs(&[("wait", "true"), ("wait", "false")])).is_err());
+        assert_eq!(
+            no_params(&pairs(&[("bogus", "1")])).unwrap_err().field,
+            "bogus"
+        );
         assert!(wait_param(&pairs(&[("wait", "true")])).unwrap());
     }
 }

@@ -411,6 +411,20 @@ fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     })
 }
 
+/// A route that takes no query parameters: any one is refused (400 naming it) rather than
+/// silently ignored, so `?wait=true` on a route without it is not mistaken for a promise.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let QueryPairs(pairs) = QueryPairs::from_request_parts(parts, state).await?;
+        ceneca_wire::params::no_params(&pairs)?;
+        Ok(NoQuery)
+    }
+}
+
 /// The query string as name/value pairs, in order.
 pub struct QueryPairs(pub Vec<(String, String)>);
 

@@ -11,6 +11,8 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::{Login, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+use ceneca_wire::auth::{ChangePasswordRequest, RegisterRequest};
+
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
@@ -18,20 +20,21 @@ use crate::{Caller, Services};
 pub(super) fn check_password(
     errors: &mut ValidationError,
     field: &str,
-    password: Option<&Json>,
+    password: &str,
 ) -> Option<String> {
-    match password.map(|p| p.as_str()) {
-        None => errors.add(field, "is required"),
-        Some(None) => errors.add(field, "must be a string"),
-        Some(Some(p)) if p.chars().count() < MIN_PASSWORD_CHARS => errors.add(
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        errors.add(
             field,
             format!("must be at least {MIN_PASSWORD_CHARS} characters"),
-        ),
-        Some(Some(p)) if p.chars().count() > MAX_PASSWORD_CHARS => errors.add(
+        );
+    } else if chars > MAX_PASSWORD_CHARS {
+        errors.add(
             field,
             format!("must be at most {MAX_PASSWORD_CHARS} characters"),
-        ),
-        Some(Some(p)) => return Some(p.to_owned()),
+        );
+    } else {
+        return Some(password.to_owned());
     }
     None
 }
@@ -49,32 +52,24 @@ pub(super) async fn verify_password(password: String, hash: String) -> bool {
 }
 
 impl Services {
-    /// Creates an account from `{email, password, display_name?}` and logs it in.
-    pub async fn register(&self, body: &Json, meta: &RequestMeta) -> Result<Login> {
+    /// Creates an account and logs it in.
+    pub async fn register(&self, request: &RegisterRequest, meta: &RequestMeta) -> Result<Login> {
         if !self.config.allow_registration {
             return Err(ServiceError::Forbidden(
                 "registration is disabled on this server".into(),
             ));
         }
-        let object = body
-            .as_object()
-            .ok_or_else(|| ServiceError::invalid("body", "expected a JSON object"))?;
         let mut errors = ValidationError::new();
-        for key in object.keys() {
-            if !matches!(key.as_str(), "email" | "password" | "display_name") {
-                errors.add(key.as_str(), "is not a field of registration");
-            }
+        for key in request.unknown.keys() {
+            errors.add(key.as_str(), "is not a field of registration");
         }
-        let email = match object.get("email") {
-            None => {
-                errors.add("email", "is required");
-                None
-            }
-            Some(e) => parse_value(model::USERS.field("email").expect("users.email"), e)
-                .map_err(|r| errors.add("email", r))
-                .ok(),
-        };
-        let display_name = match object.get("display_name") {
+        let email = parse_value(
+            model::USERS.field("email").expect("users.email"),
+            &Json::String(request.email.clone()),
+        )
+        .map_err(|r| errors.add("email", r))
+        .ok();
+        let display_name = match &request.display_name {
             None => email
                 .as_ref()
                 .and_then(Value::as_str)
@@ -83,12 +78,12 @@ impl Services {
                 model::USERS
                     .field("display_name")
                     .expect("users.display_name"),
-                n,
+                &Json::String(n.clone()),
             )
             .map_err(|r| errors.add("display_name", r))
             .ok(),
         };
-        let password = check_password(&mut errors, "password", object.get("password"));
+        let password = check_password(&mut errors, "password", &request.password);
         errors.into_result()?;
         let (Some(email), Some(display_name), Some(password)) = (email, display_name, password)
         else {
@@ -126,7 +121,7 @@ impl Services {
         )
         .map_err(|r| errors.add("display_name", r))
         .ok();
-        let password = check_password(&mut errors, "password", Some(&Json::from(password)));
+        let password = check_password(&mut errors, "password", password);
         errors.into_result()?;
         let (Some(email), Some(name), Some(password)) = (email, name, password) else {
             return Err(ServiceError::Internal(
@@ -216,21 +211,18 @@ impl Services {
         Ok(to_json(&model::USERS, &user, View::Detail))
     }
 
-    /// Changes the caller's password from `{current_password, new_password}`. Every session
-    /// of the account ends, this one included: a stolen token dies with the old password.
-    pub async fn change_password(&self, caller: &Caller, body: &Json) -> Result<()> {
+    /// Changes the caller's password. Every session of the account ends, this one
+    /// included: a stolen token dies with the old password.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        request: &ChangePasswordRequest,
+    ) -> Result<()> {
         caller.require_whole_account("change the password")?;
-        let object = body
-            .as_object()
-            .ok_or_else(|| ServiceError::invalid("body", "expected a JSON object"))?;
         let mut errors = ValidationError::new();
-        let current = object.get("current_password").and_then(Json::as_str);
-        if current.is_none() {
-            errors.add("current_password", "is required and must be a string");
-        }
-        let new = check_password(&mut errors, "new_password", object.get("new_password"));
+        let new = check_password(&mut errors, "new_password", &request.new_password);
         errors.into_result()?;
-        let (Some(current), Some(new)) = (current, new) else {
+        let (current, Some(new)) = (request.current_password.as_str(), new) else {
             return Err(ServiceError::Internal(
                 "validated password change lacks a field".into(),
             ));

@@ -3,10 +3,11 @@
 use ceneca_crypto::{password, token};
 use ceneca_domain::clock::now;
 use ceneca_domain::scope::ScopeFilter;
-use ceneca_domain::{Record, ValidationError, Value, model};
-use serde_json::Value as Json;
+use ceneca_domain::{Record, Value, model};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use ceneca_wire::auth::LoginRequest;
 
 use super::accounts::verify_password;
 use super::{
@@ -39,25 +40,11 @@ fn remaining(until: OffsetDateTime, now: OffsetDateTime) -> Option<std::time::Du
 }
 
 impl Services {
-    /// Checks `{email, password}` and opens a session.
-    pub async fn login(&self, body: &Json, meta: &RequestMeta) -> Result<Login> {
+    /// Checks the e-mail and password (and the second factor, when the account has one)
+    /// and opens a session.
+    pub async fn login(&self, request: &LoginRequest, meta: &RequestMeta) -> Result<Login> {
         let unauthorized = ServiceError::Unauthorized("invalid e-mail or password");
-        let object = body
-            .as_object()
-            .ok_or_else(|| ServiceError::invalid("body", "expected a JSON object"))?;
-        let mut errors = ValidationError::new();
-        let email = object.get("email").and_then(Json::as_str);
-        let pass = object.get("password").and_then(Json::as_str);
-        if email.is_none() {
-            errors.add("email", "is required and must be a string");
-        }
-        if pass.is_none() {
-            errors.add("password", "is required and must be a string");
-        }
-        errors.into_result()?;
-        let (Some(email), Some(pass)) = (email, pass) else {
-            return Err(unauthorized);
-        };
+        let (email, pass) = (request.email.as_str(), request.password.as_str());
         if pass.chars().count() > MAX_PASSWORD_CHARS {
             return Err(unauthorized);
         }
@@ -132,7 +119,14 @@ impl Services {
                 .await?;
             return Err(ServiceError::Forbidden("this account is suspended".into()));
         }
-        let remaining_recovery_codes = match self.check_second_factor(&user, body).await {
+        let remaining_recovery_codes = match self
+            .check_second_factor(
+                &user,
+                request.mfa_code.as_deref(),
+                request.recovery_code.as_deref(),
+            )
+            .await
+        {
             Ok(SecondFactor::RecoveryCode(remaining)) => Some(remaining),
             Ok(SecondFactor::NotEnabled | SecondFactor::Code) => None,
             Err(ServiceError::MfaRequired) => return Err(ServiceError::MfaRequired),

@@ -65,7 +65,10 @@ mod tests {
         assert_eq!(svc.me(&ann).await.unwrap()["email"], "ann@example.com");
         assert!(matches!(
             svc.login(
-                &json!({"email": "ann@example.com", "password": "wrong password"}),
+                &serde_json::from_value(
+                    json!({"email": "ann@example.com", "password": "wrong password"})
+                )
+                .unwrap(),
                 &meta
             )
             .await,
@@ -73,7 +76,10 @@ mod tests {
         ));
         let second = svc
             .login(
-                &json!({"email": "ann@example.com", "password": "correct horse battery"}),
+                &serde_json::from_value(
+                    json!({"email": "ann@example.com", "password": "correct horse battery"}),
+                )
+                .unwrap(),
                 &meta,
             )
             .await
@@ -85,13 +91,16 @@ mod tests {
         let ann = svc.authenticate(&first, &meta).await.unwrap();
         svc.change_password(
             &ann,
-            &json!({"current_password": "correct horse battery", "new_password": "a new passphrase"}),
+            &serde_json::from_value(json!({"current_password": "correct horse battery", "new_password": "a new passphrase"})).unwrap(),
         )
         .await
         .unwrap();
         assert!(svc.authenticate(&first, &meta).await.is_err());
         svc.login(
-            &json!({"email": "ann@example.com", "password": "a new passphrase"}),
+            &serde_json::from_value(
+                json!({"email": "ann@example.com", "password": "a new passphrase"}),
+            )
+            .unwrap(),
             &meta,
         )
         .await

@@ -18,7 +18,8 @@ pub(crate) fn doc() -> Op {
     .describe(
         "In chain order unless `sort` says otherwise. Takes the list parameters of the \
              audit log (`sort`, `created_after`, `created_before`, and filters such as \
-             `action`); others answer 404.",
+             `action`); `limit` and `cursor` are refused. Others than system administrators \
+             get 404.",
     )
     .params(
         super::resources::list_parameters(&ceneca_domain::model::AUDIT_LOG)
@@ -34,6 +35,14 @@ pub async fn export(
     Auth(caller): Auth,
     QueryPairs(pairs): QueryPairs,
 ) -> ApiResult<Response> {
+    // The export is every matching entry: paging parameters would be silently ignored.
+    if let Some((k, _)) = pairs.iter().find(|(k, _)| k == "limit" || k == "cursor") {
+        return Err(ceneca_wire::ParamError::new(
+            k,
+            format!("{k} is not a parameter of the export, which answers every matching entry"),
+        )
+        .into());
+    }
     let lines = state
         .services
         .export_audit(&caller, &ListParams::from_pairs(pairs)?)

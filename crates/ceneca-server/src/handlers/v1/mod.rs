@@ -168,7 +168,15 @@ pub fn routes(batch_body_limit: usize) -> Routes {
                     .answers(
                         201,
                         "The token row; `token` holds its value, shown once.",
-                        schema_of_entity(&model::SESSIONS),
+                        utoipa::openapi::schema::AllOfBuilder::new()
+                            .item(schema_of_entity(&model::SESSIONS))
+                            .item(
+                                utoipa::openapi::schema::ObjectBuilder::new()
+                                    .schema_type(utoipa::openapi::schema::Type::Object)
+                                    .property("token", op::string())
+                                    .required("token"),
+                            )
+                            .into(),
                     ),
             ],
         )

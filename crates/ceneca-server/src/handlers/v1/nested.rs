@@ -18,7 +18,7 @@ use serde_json::json;
 use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ContentAuth, Id, Ids, JsonBody, QueryPairs};
+use crate::extract::{ContentAuth, Id, Ids, JsonBody, NoQuery, QueryPairs};
 use crate::handlers::v1::resources::deletion_response;
 use crate::openapi::op;
 
@@ -36,7 +36,7 @@ pub fn routes(nesting: Nesting, child: &'static Entity) -> Routes {
         },
     )
     .post(
-        move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
+        move |state: State<AppState>, _: NoQuery, auth: ContentAuth, id: Id, body: JsonBody| {
             create(state, auth, id, body, field, child)
         },
     );
@@ -46,17 +46,23 @@ pub fn routes(nesting: Nesting, child: &'static Entity) -> Routes {
     let mut router = Routes::new().route(&base(nesting, child), collection, [list_doc, create_doc]);
     // Children without routes of their own (members) are read and changed here.
     if nesting.only_nested {
-        let item = get(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
-            read(state, auth, ids, field, child)
-        })
-        .patch(
-            move |state: State<AppState>, auth: ContentAuth, ids: Ids, body: JsonBody| {
-                update(state, auth, ids, body, field, child)
+        let item = get(
+            move |state: State<AppState>, _: NoQuery, auth: ContentAuth, ids: Ids| {
+                read(state, auth, ids, field, child)
             },
         )
-        .delete(move |state: State<AppState>, auth: ContentAuth, ids: Ids| {
-            delete(state, auth, ids, field, child)
-        });
+        .patch(
+            move |state: State<AppState>,
+                  _: NoQuery,
+                  auth: ContentAuth,
+                  ids: Ids,
+                  body: JsonBody| { update(state, auth, ids, body, field, child) },
+        )
+        .delete(
+            move |state: State<AppState>, _: NoQuery, auth: ContentAuth, ids: Ids| {
+                delete(state, auth, ids, field, child)
+            },
+        );
         router = router.route(
             &format!("{}/{{child}}", base(nesting, child)),
             item,
@@ -72,7 +78,7 @@ pub fn batch_route(nesting: Nesting, child: &'static Entity, body_limit: usize) 
     Routes::new().route(
         &format!("{}/batch", base(nesting, child)),
         post(
-            move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
+            move |state: State<AppState>, _: NoQuery, auth: ContentAuth, id: Id, body: JsonBody| {
                 batch(state, auth, id, body, field, child)
             },
         )

@@ -16,7 +16,7 @@ use utoipa::openapi::path::Parameter;
 use super::Routes;
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::{ContentAuth, Id, JsonBody, QueryPairs};
+use crate::extract::{ContentAuth, Id, JsonBody, NoQuery, QueryPairs};
 use crate::openapi::op::{self, Op};
 
 pub fn routes(entity: &'static Entity) -> Routes {
@@ -27,7 +27,7 @@ pub fn routes(entity: &'static Entity) -> Routes {
     );
     if entity.api.create {
         collection = collection.post(
-            move |state: State<AppState>, auth: ContentAuth, body: JsonBody| {
+            move |state: State<AppState>, _: NoQuery, auth: ContentAuth, body: JsonBody| {
                 create(state, auth, body, entity)
             },
         );
@@ -39,15 +39,17 @@ pub fn routes(entity: &'static Entity) -> Routes {
     );
     if entity.api.update {
         item = item.patch(
-            move |state: State<AppState>, auth: ContentAuth, id: Id, body: JsonBody| {
+            move |state: State<AppState>, _: NoQuery, auth: ContentAuth, id: Id, body: JsonBody| {
                 update(state, auth, id, body, entity)
             },
         );
     }
     if entity.api.delete {
-        item = item.delete(move |state: State<AppState>, auth: ContentAuth, id: Id| {
-            delete(state, auth, id, entity)
-        });
+        item = item.delete(
+            move |state: State<AppState>, _: NoQuery, auth: ContentAuth, id: Id| {
+                delete(state, auth, id, entity)
+            },
+        );
     }
     let base = format!("/{}", entity.path);
     let docs = Docs::of(entity);
@@ -68,9 +70,11 @@ pub fn routes(entity: &'static Entity) -> Routes {
     if entity.soft_delete && entity.api.delete {
         router = router.route(
             &format!("{base}/{{id}}/restore"),
-            post(move |state: State<AppState>, auth: ContentAuth, id: Id| {
-                restore(state, auth, id, entity)
-            }),
+            post(
+                move |state: State<AppState>, _: NoQuery, auth: ContentAuth, id: Id| {
+                    restore(state, auth, id, entity)
+                },
+            ),
             [docs.restore()],
         );
     }

@@ -4,11 +4,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::extract::Auth;
+use crate::extract::{Auth, NoQuery};
 
 /// `POST /telemetry/export`: the caller's telemetry, only with consent (`telemetry`).
 pub async fn export_telemetry(
     State(state): State<AppState>,
+    _: NoQuery,
     Auth(caller): Auth,
 ) -> ApiResult<Response> {
     Ok(Json(state.services.export_telemetry(&caller).await?).into_response())

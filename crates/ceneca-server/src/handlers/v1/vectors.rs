@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ContentAuth, JsonBody, QueryPairs};
+use crate::extract::{ContentAuth, JsonBody, NoQuery, QueryPairs};
 use crate::openapi::op;
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, Type};
 
@@ -148,6 +148,7 @@ pub fn routes(batch_body_limit: usize) -> Routes {
 
 async fn info(
     State(state): State<AppState>,
+    _: NoQuery,
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
 ) -> ApiResult<Response> {
@@ -229,6 +230,7 @@ async fn delete(
 
 async fn search(
     State(state): State<AppState>,
+    _: NoQuery,
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     JsonBody(body): JsonBody,
@@ -286,6 +288,7 @@ async fn scroll(
 
 async fn hybrid(
     State(state): State<AppState>,
+    _: NoQuery,
     ContentAuth(caller): ContentAuth,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
