@@ -123,12 +123,16 @@ pub fn app(services: Services, http: HttpConfig) -> App {
     // The docs page and the document it reads, assets served from the binary (no CDN: the
     // zero-sync edition works air-gapped). Swagger UI styles elements inline and draws
     // icons as data: images, which the API's strict policy would block.
+    // The document itself is built on its first request, not at start: it is half a
+    // megabyte of JSON that most processes never serve.
     let docs: Router<AppState> = Router::from(
-        utoipa_swagger_ui::SwaggerUi::new("/api/docs")
-            .url("/api/v1/openapi.json", openapi::document())
-            // Swagger UI's default validator badge loads from validator.swagger.io.
-            .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs").config(
+            utoipa_swagger_ui::Config::new(["/api/v1/openapi.json"])
+                // Swagger UI's default validator badge loads from validator.swagger.io.
+                .validator_url("none"),
+        ),
     )
+    .route("/api/v1/openapi.json", get(openapi::serve_document))
     .layer(security_header(
         "content-security-policy",
         "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",

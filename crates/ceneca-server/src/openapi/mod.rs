@@ -173,6 +173,20 @@ pub fn document_json() -> String {
     text
 }
 
+/// `GET /api/v1/openapi.json`: the document, serialised once on first use and shared.
+pub async fn serve_document() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    static DOCUMENT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let body = DOCUMENT
+        .get_or_init(|| axum::body::Bytes::from(document_json()))
+        .clone();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 /// The path parameters of a path template (`/threads/{parent}/messages/{child}`), typed:
 /// ids are UUIDs, a vector collection is one of the collections.
 pub fn path_parameters(path: &str) -> Vec<Parameter> {
