@@ -273,7 +273,7 @@ async fn edition_policy_refuses_external_references(backend: Backend) {
         r.body["error"]["fields"]["base_url"]
             .as_str()
             .unwrap()
-            .contains("zero-sync")
+            .contains("outside the network")
     );
     s.post(
         &u,
@@ -352,10 +352,11 @@ mod consent {
         )
         .await;
         let z = zero.user("z").await;
+        let absent = zero.post(&z, "/api/v1/telemetry/export", json!({})).await;
+        assert_eq!(absent.status, 404, "{}", absent.body);
+        assert_eq!(absent.body["error"]["code"], "not_in_edition");
         assert!(
-            zero.post(&z, "/api/v1/telemetry/export", json!({}))
-                .await
-                .body["error"]["message"]
+            absent.body["error"]["message"]
                 .as_str()
                 .unwrap()
                 .contains("zero-sync")

@@ -402,9 +402,21 @@ async fn hybrid_search_fuses_text_and_vectors(backend: Backend) {
     assert_eq!(items[0]["id"], both.as_str(), "{fused}");
     assert!(items[0]["text_rank"].is_number() && items[0]["vector_rank"].is_number());
     assert!(items.iter().any(|i| i["id"] == vector_only.as_str()));
-    s.post(&u, "/api/v1/search/hybrid", json!({"vector": axis(2)}))
-        .await
-        .expect(400);
+    let r = s
+        .post(&u, "/api/v1/search/hybrid", json!({"vector": axis(2)}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["q"].is_string(), "{}", r.body);
+    // Typed bodies refuse what they do not know rather than ignoring it.
+    let r = s
+        .post(
+            &u,
+            "/api/v1/search/hybrid",
+            json!({"q": "zebra", "vector": axis(2), "limt": 3}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["limt"].is_string(), "{}", r.body);
 }
 
 /// The vector store goes away (a Qdrant server down): writes are still accepted and kept

@@ -5,7 +5,8 @@
 //! - `core`: message inserts, listing, entity creation, security hot paths, start-up and
 //!   idle memory;
 //! - `text`: full-text search over a million messages;
-//! - `vectors`: semantic search over 100,000 embeddings of dimension 1536, and upserts.
+//! - `vectors`: semantic search over 100,000 embeddings of dimension 1536, and upserts;
+//! - `zero-sync`: the reference scanner, beside the same writes without it.
 //!
 //! A library of its own so the binary crate holds commands only; the binary passes its own
 //! path in, for the figures that start a real `ceneca serve` process.
@@ -13,6 +14,7 @@
 mod core;
 mod text;
 mod vectors;
+mod zero_sync;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ pub enum Suite {
     Core,
     Text,
     Vectors,
+    ZeroSync,
 }
 
 #[derive(clap::Args)]
@@ -70,7 +73,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
         bail!("dims must be between 8 and 8192");
     }
     let suites = if args.suite.is_empty() {
-        vec![Suite::Core, Suite::Text, Suite::Vectors]
+        vec![Suite::Core, Suite::Text, Suite::Vectors, Suite::ZeroSync]
     } else {
         args.suite.clone()
     };
@@ -88,6 +91,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Core => core::run(&args, dir.path(), ceneca).await?,
             Suite::Text => text::run(&args, dir.path()).await?,
             Suite::Vectors => vectors::run(&args, dir.path()).await?,
+            Suite::ZeroSync => zero_sync::run(&args, dir.path()).await?,
         }
         println!();
     }

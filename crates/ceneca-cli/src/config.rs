@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
-use ceneca_service::settings::{AuditSettings, AuthSettings, VectorSettings};
+use ceneca_service::settings::{AuditSettings, AuthSettings, NetworkSettings, VectorSettings};
 use ceneca_store::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map, Tag, Value};
@@ -36,7 +36,12 @@ pub struct Config {
     pub auth: AuthSettings,
     pub audit: AuditSettings,
     pub encryption: EncryptionSettings,
+    pub network: NetworkSettings,
     pub log: LogSettings,
+    /// Where each setting's value came from (`section.key` → a default, the edition's
+    /// preset, the file, a variable, a flag), for `config show` and the start-up log.
+    #[serde(skip)]
+    pub origins: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -51,8 +56,26 @@ impl Default for Config {
             auth: AuthSettings::default(),
             audit: AuditSettings::default(),
             encryption: EncryptionSettings::default(),
+            network: NetworkSettings::default(),
             log: LogSettings::default(),
+            origins: Default::default(),
         }
+    }
+}
+
+/// The defaults an edition changes; a setting given anywhere (file, environment, flag)
+/// still wins, and is logged at start-up ([`Config::preset_overrides`]).
+///
+/// Zero-sync: the strictest audit level, content encrypted at rest, references outside
+/// the network refused (that one cannot be turned off). Enterprise: reads audited too.
+pub fn edition_preset(edition: Edition) -> Vec<(&'static str, Value)> {
+    match edition {
+        Edition::ZeroSync => vec![
+            ("audit.level", Value::from("maximum")),
+            ("encryption.encrypt_content", Value::from(true)),
+            ("network.reference_policy", Value::from("reject")),
+        ],
+        Edition::Enterprise => vec![("audit.level", Value::from("enhanced"))],
     }
 }
 
@@ -155,6 +178,12 @@ pub const FLAT: &[(&str, &str)] = &[
     ("encryption_key", "encryption.key"),
     ("encryption_key_file", "encryption.key_file"),
     ("encrypt_content", "encryption.encrypt_content"),
+    ("internal_hosts", "network.internal_hosts"),
+    (
+        "external_service_domains",
+        "network.external_service_domains",
+    ),
+    ("reference_policy", "network.reference_policy"),
     ("log_format", "log.format"),
 ];
 
@@ -188,6 +217,7 @@ impl std::fmt::Debug for Config {
             .field("auth", &self.auth)
             .field("audit", &self.audit)
             .field("encryption", &self.encryption)
+            .field("network", &self.network)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -242,6 +272,10 @@ enum Naming {
     SectionEnv,
     /// Command-line flags.
     Flag,
+    /// The built-in defaults.
+    Default,
+    /// What the edition changes in the defaults.
+    Preset(Edition),
 }
 
 /// A provider with Ceneca's naming: flat names moved into sections, and errors that name
@@ -273,6 +307,10 @@ impl<P: Provider> Provider for Layer<P> {
                 },
             ),
             Naming::Flag => Metadata::named("command-line flag"),
+            Naming::Default => Metadata::named("default"),
+            Naming::Preset(edition) => {
+                Metadata::named(format!("{} edition preset", edition.as_str()))
+            }
         }
     }
 
@@ -326,7 +364,48 @@ fn is_setting_variable(key: &str) -> bool {
 impl Config {
     /// Loads the layers. `file` is the `--config` path; otherwise `./ceneca.toml` if present.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // The edition decides the preset layer, so it is read first from the other layers.
+        let edition: Edition = Self::layers(file, overrides, None)?
+            .extract_inner("edition")
+            .context("invalid configuration")?;
+        let figment = Self::layers(file, overrides, Some(edition))?;
+        let mut config: Config = figment.extract().context("invalid configuration")?;
+        let shown = toml::Value::try_from(&config).context("configuration")?;
+        let mut keys = Vec::new();
+        leaf_keys("", &shown, &mut keys);
+        config.origins = keys
+            .into_iter()
+            .map(|key| {
+                let origin = figment
+                    .find_metadata(&key)
+                    .map(|m| origin_of(m, &key))
+                    .unwrap_or_else(|| "default".into());
+                (key, origin)
+            })
+            .collect();
+        config.check().context("invalid configuration")?;
+        Ok(config)
+    }
+
+    /// The layers, lowest first: defaults, the edition's preset, the file, flat and
+    /// sectioned environment variables, flags.
+    fn layers(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        preset: Option<Edition>,
+    ) -> anyhow::Result<Figment> {
+        let mut figment = Figment::from(Layer {
+            inner: Serialized::defaults(Config::default()),
+            naming: Naming::Default,
+        });
+        if let Some(edition) = preset {
+            for (path, value) in edition_preset(edition) {
+                figment = figment.merge(Layer {
+                    inner: Serialized::default(path, value),
+                    naming: Naming::Preset(edition),
+                });
+            }
+        }
         let toml = match file {
             Some(path) => {
                 if !path.exists() {
@@ -374,9 +453,30 @@ impl Config {
                 });
             }
         }
-        let config: Config = figment.extract().context("invalid configuration")?;
-        config.check().context("invalid configuration")?;
-        Ok(config)
+        Ok(figment)
+    }
+
+    /// The edition's preset values that an explicit setting replaced: `(key, value in
+    /// effect, where it came from)`, logged at start-up.
+    pub fn preset_overrides(&self) -> Vec<(String, String, String)> {
+        let Ok(shown) = toml::Value::try_from(self) else {
+            return Vec::new();
+        };
+        edition_preset(self.edition)
+            .into_iter()
+            .filter_map(|(key, _)| {
+                let origin = self.origins.get(key)?;
+                if origin.ends_with("edition preset") {
+                    return None;
+                }
+                let value = key
+                    .split('.')
+                    .try_fold(&shown, |v, part| v.get(part))
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                Some((key.to_owned(), value, origin.clone()))
+            })
+            .collect()
     }
 
     /// Each section's own checks, then those that span sections.
@@ -385,8 +485,35 @@ impl Config {
         self.tls.check()?;
         self.store.check()?;
         self.auth.check()?;
-        self.vectors.check(self.edition)?;
+        self.network.check()?;
+        let explicit = |key: &str| {
+            self.origins
+                .get(key)
+                .is_some_and(|o| o != "default" && !o.ends_with("edition preset"))
+        };
+        if self.edition == Edition::ZeroSync
+            && self.network.reference_policy == ceneca_service::settings::ReferencePolicy::Off
+            && explicit("network.reference_policy")
+        {
+            bail!(
+                "network.reference_policy: the zero-sync edition always refuses references \
+                 outside the network; remove the setting or set it to \"reject\""
+            );
+        }
+        let internal = self.network.internal_hosts()?;
+        self.store.check_destination(self.edition, &internal)?;
+        self.vectors.check(self.edition, &internal)?;
         Ok(())
+    }
+
+    /// Where outbound connections may go: only inside the network in zero-sync.
+    pub fn egress(&self) -> anyhow::Result<ceneca_egress::Egress> {
+        Ok(match self.edition {
+            Edition::ZeroSync => ceneca_egress::Egress::internal_only(std::sync::Arc::new(
+                self.network.internal_hosts()?,
+            )),
+            Edition::Enterprise => ceneca_egress::Egress::unrestricted(),
+        })
     }
 
     /// The parsed `tls.client_accounts`: common name → lower-cased e-mail.
@@ -405,8 +532,8 @@ impl Config {
         self.store.is_embedded()
     }
 
-    pub fn store_options(&self) -> ceneca_store::StoreOptions {
-        self.store.options(&self.data_dir)
+    pub fn store_options(&self) -> anyhow::Result<ceneca_store::StoreOptions> {
+        Ok(self.store.options(&self.data_dir, self.egress()?))
     }
 
     /// The configuration as `ceneca config show` prints it: secrets masked, the database
@@ -419,6 +546,35 @@ impl Config {
         shown.vectors.qdrant_url = redact_url(&self.vectors.qdrant_url);
         shown
     }
+}
+
+/// Every leaf of a TOML table as `section.key`.
+pub fn leaf_keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_keys(&path, v, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+/// Where a layer's value came from, as `config show` prints it.
+fn origin_of(metadata: &Metadata, key: &str) -> String {
+    if let Some(figment::Source::File(path)) = &metadata.source {
+        return path.display().to_string();
+    }
+    if metadata.name == "environment variable" {
+        let parts: Vec<&str> = key.split('.').collect();
+        return metadata.interpolate(&Profile::Default, &parts);
+    }
+    metadata.name.to_string()
 }
 
 /// `ceneca config example`: every setting, commented, with its default. A test checks it
@@ -453,6 +609,25 @@ mod tests {
         let (mut in_example, mut in_defaults) = (Vec::new(), Vec::new());
         leaves("", &example, &mut in_example);
         leaves("", &defaults, &mut in_defaults);
+        // What an edition's preset changes is shown commented out, with the enterprise
+        // value: set in a copied example, it would replace the zero-sync preset.
+        let preset: Vec<&str> = edition_preset(Edition::ZeroSync)
+            .into_iter()
+            .chain(edition_preset(Edition::Enterprise))
+            .map(|(k, _)| k)
+            .collect();
+        for key in &preset {
+            let (section, name) = key.split_once('.').unwrap();
+            let body = EXAMPLE
+                .split(&format!("[{section}]"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no [{section}] in the example"));
+            assert!(
+                body.lines().any(|l| l.starts_with(&format!("# {name} = "))),
+                "the example must show {key} commented out"
+            );
+        }
+        in_defaults.retain(|(k, _)| !preset.contains(&k.as_str()));
         for (key, value) in &in_defaults {
             let found = in_example.iter().find(|(k, _)| k == key);
             assert_eq!(
@@ -470,6 +645,22 @@ mod tests {
         // And it parses strictly, to the defaults.
         let parsed: Config = toml::from_str(EXAMPLE).unwrap();
         assert!(parsed == Config::default());
+        // Loaded as a file, it leaves each edition its preset.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ceneca.toml");
+        std::fs::write(&file, EXAMPLE).unwrap();
+        let zero = Config::load(
+            Some(&file),
+            &Overrides {
+                edition: Some("zero-sync".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(zero.audit.level, ceneca_domain::audit::AuditLevel::Maximum);
+        assert!(zero.encryption.encrypt_content);
+        assert_eq!(zero.origins["audit.level"], "zero-sync edition preset");
+        assert!(zero.preset_overrides().is_empty());
     }
 
     #[test]
@@ -490,9 +681,120 @@ mod tests {
                 "{key} has no flat name"
             );
         }
-        // The 39 settings of the flat configuration, each still reachable.
-        assert_eq!(settings.len(), 39);
-        assert_eq!(FLAT.len() + 2, 39);
+        // The settings of the flat configuration and those added since, each reachable.
+        assert_eq!(settings.len(), 42);
+        assert_eq!(FLAT.len() + 2, 42);
+    }
+
+    fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ceneca.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(
+            Some(&file),
+            &Overrides {
+                edition: Some(edition.into()),
+                ..Overrides::default()
+            },
+        )
+    }
+
+    #[test]
+    fn editions_preset_their_defaults_and_explicit_settings_win_visibly() {
+        let enterprise = load_file("", "enterprise").unwrap();
+        assert_eq!(
+            enterprise.audit.level,
+            ceneca_domain::audit::AuditLevel::Enhanced
+        );
+        assert!(!enterprise.encryption.encrypt_content);
+        assert_eq!(
+            enterprise.origins["audit.level"],
+            "enterprise edition preset"
+        );
+        assert_eq!(enterprise.origins["http.listen"], "default");
+        assert_eq!(enterprise.origins["edition"], "command-line flag");
+
+        let zero = load_file("[audit]\nlevel = \"basic\"\n", "zero-sync").unwrap();
+        assert_eq!(zero.audit.level, ceneca_domain::audit::AuditLevel::Basic);
+        assert!(zero.encryption.encrypt_content);
+        assert!(
+            zero.origins["audit.level"].ends_with("ceneca.toml"),
+            "{:?}",
+            zero.origins
+        );
+        let overrides = zero.preset_overrides();
+        assert_eq!(overrides.len(), 1, "{overrides:?}");
+        assert_eq!(overrides[0].0, "audit.level");
+        assert_eq!(overrides[0].1, "\"basic\"");
+    }
+
+    #[test]
+    fn zero_sync_refuses_destinations_and_policies_outside_the_network() {
+        for (text, key) in [
+            (
+                "[network]\nreference_policy = \"off\"\n",
+                "network.reference_policy",
+            ),
+            (
+                "[store]\ndatabase_url = \"postgres://u@db.example.com/x\"\n",
+                "store.database_url",
+            ),
+            (
+                "[store]\ndatabase_url = \"postgres://u@134744072/x\"\n",
+                "store.database_url",
+            ),
+            (
+                "[store]\ndatabase_url = \"postgres://u@localhost/x?host=db.example.com\"\n",
+                "store.database_url",
+            ),
+            (
+                "[vectors]\nqdrant_url = \"http://q.example.com:6334\"\n",
+                "vectors.qdrant_url",
+            ),
+            (
+                "[network]\ninternal_hosts = [\"169.254.0.0/16\"]\n",
+                "network.internal_hosts",
+            ),
+            (
+                "[network]\nexternal_service_domains = [\"10.0.0.1\"]\n",
+                "network.external_service_domains",
+            ),
+        ] {
+            let err = format!("{:#}", load_file(text, "zero-sync").unwrap_err());
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        // Inside the network, and the list also as one comma-separated string.
+        let ok = load_file(
+            "[store]\ndatabase_url = \"postgres://u@db.corp.example.com/x\"\n\
+             [network]\ninternal_hosts = \"corp.example.com, 100.64.0.0/10\"\n",
+            "zero-sync",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.network.internal_hosts,
+            ["corp.example.com", "100.64.0.0/10"]
+        );
+        // A Unix socket never leaves the machine (sqlx needs a host in the URL too).
+        load_file(
+            "[store]\ndatabase_url = \"postgres://u@localhost/x?host=/run/pg\"\n",
+            "zero-sync",
+        )
+        .unwrap();
+        assert!(
+            load_file(
+                "[store]\ndatabase_url = \"postgres://u@db.example.com/x?host=/run/pg\"\n",
+                "zero-sync"
+            )
+            .is_ok()
+        );
+        // The enterprise edition connects where it is told.
+        assert!(
+            load_file(
+                "[store]\ndatabase_url = \"postgres://u@db.example.com/x\"\n",
+                "enterprise"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -1009,6 +1009,19 @@ fn leaves(prefix: &str, value: &toml::Value, out: &mut Vec<(String, toml::Value)
     }
 }
 
+const EXAMPLE_TEXT: &str = include_str!("../../../ceneca.example.toml");
+
+/// `ceneca config show`'s text, with nothing set.
+fn config_shown_text(dir: &std::path::Path) -> String {
+    let out = ceneca(dir).args(["config", "show"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The example file and the binary's defaults (`config show` with nothing set) agree key
 /// by key: every default is in the example with its value, and the example sets nothing
 /// that is not a setting.
@@ -1036,7 +1049,36 @@ fn config_example_matches_the_defaults_key_by_key() {
     let (mut in_defaults, mut in_example) = (Vec::new(), Vec::new());
     leaves("", &defaults, &mut in_defaults);
     leaves("", &example, &mut in_example);
-    assert_eq!(in_defaults.len(), 39, "every setting: {in_defaults:?}");
+    assert_eq!(in_defaults.len(), 42, "every setting: {in_defaults:?}");
+    // What the edition presets is shown commented out (set in a copied example, it would
+    // replace the zero-sync preset), and `config show` says where it came from.
+    let shown = config_shown_text(dir.path());
+    for key in [
+        "audit.level",
+        "encryption.encrypt_content",
+        "network.reference_policy",
+    ] {
+        let name = key.split_once('.').unwrap().1;
+        assert!(
+            !in_example.iter().any(|(k, _)| k == key),
+            "the example must leave {key} to the edition"
+        );
+        assert!(
+            EXAMPLE_TEXT
+                .lines()
+                .any(|l| l.starts_with(&format!("# {name} = "))),
+            "the example must show {key} commented out"
+        );
+        assert!(shown.contains("edition preset"), "{shown}");
+    }
+    in_defaults.retain(|(k, _)| {
+        ![
+            "audit.level",
+            "encryption.encrypt_content",
+            "network.reference_policy",
+        ]
+        .contains(&k.as_str())
+    });
     for (key, value) in &in_defaults {
         assert_eq!(
             in_example.iter().find(|(k, _)| k == key).map(|(_, v)| v),

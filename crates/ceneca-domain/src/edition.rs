@@ -1,10 +1,8 @@
 //! The edition policy (DESIGN.md §3 rule 5), in one place instead of `if`s in handlers.
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::validate::url_host;
+use crate::network::InternalHosts;
 
 /// Which product the binary runs as; one setting chooses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -33,23 +31,17 @@ impl Edition {
         }
     }
 
-    /// Whether data may reference this URL (a provider's base URL, a webhook). In zero-sync
-    /// only hosts on the internal network qualify: loopback, private and link-local
-    /// addresses, and names that cannot be public (single-label, `.local`, `.internal`,
-    /// `.lan`, `.home.arpa`, `.corp`).
-    pub fn check_url(self, url: &str) -> Result<(), String> {
+    /// Whether a configured or stored URL may point where it does. In zero-sync only
+    /// hosts of the deployment's own network qualify ([`InternalHosts`]: loopback, private
+    /// networks, internal names, and what `internal_hosts` adds), read as clients read
+    /// them.
+    pub fn check_url(self, internal: &InternalHosts, url: &str) -> Result<(), String> {
         if self == Edition::Enterprise {
             return Ok(());
         }
-        let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-        let host = url_host(rest).to_ascii_lowercase();
-        if is_internal_host(&host) {
-            Ok(())
-        } else {
-            Err(format!(
-                "the zero-sync edition refuses references to external services; '{host}' is not an internal host"
-            ))
-        }
+        internal.check_url(url).map_err(|reason| {
+            format!("the zero-sync edition refuses connections and references outside the network: {reason}")
+        })
     }
 
     /// Checks a data-sharing scope as a client sent it and returns its one spelling.
@@ -120,37 +112,13 @@ pub fn sharing_scope(text: &str) -> Result<SharingScope, String> {
         })
 }
 
-fn is_internal_host(host: &str) -> bool {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return match ip {
-            IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-            IpAddr::V6(v6) => {
-                v6.is_loopback()
-                    || (v6.segments()[0] & 0xfe00) == 0xfc00
-                    || (v6.segments()[0] & 0xffc0) == 0xfe80
-            }
-        };
-    }
-    const INTERNAL_SUFFIXES: &[&str] = &[
-        ".local",
-        ".internal",
-        ".lan",
-        ".home.arpa",
-        ".corp",
-        ".localhost",
-    ];
-    host == "localhost"
-        || !host.contains('.') && !host.is_empty()
-        || INTERNAL_SUFFIXES.iter().any(|s| host.ends_with(s))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn zero_sync_accepts_only_internal_hosts() {
-        let z = Edition::ZeroSync;
+        let (z, internal) = (Edition::ZeroSync, InternalHosts::default());
         for ok in [
             "http://localhost:11434",
             "https://10.1.2.3/v1",
@@ -159,18 +127,24 @@ mod tests {
             "http://ollama:11434",
             "https://192.168.1.5",
         ] {
-            assert!(z.check_url(ok).is_ok(), "{ok}");
+            assert!(z.check_url(&internal, ok).is_ok(), "{ok}");
         }
         for bad in [
             "https://api.openai.com/v1",
             "https://8.8.8.8",
             "http://example.com",
+            // Attack findings: a decimal IPv4 has no dot, and the host a client connects
+            // to is before the backslash.
+            "http://134744072/",
+            "http://api.openai.com\\@10.0.0.1/",
+            "http://169.254.169.254/",
         ] {
-            assert!(z.check_url(bad).is_err(), "{bad}");
+            let err = z.check_url(&internal, bad).unwrap_err();
+            assert!(err.contains("zero-sync"), "{bad}: {err}");
         }
         assert!(
             Edition::Enterprise
-                .check_url("https://api.openai.com")
+                .check_url(&internal, "https://api.openai.com")
                 .is_ok()
         );
     }

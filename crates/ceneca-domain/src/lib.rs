@@ -16,6 +16,7 @@ pub mod edition;
 pub mod error;
 pub mod flow;
 pub mod model;
+pub mod network;
 pub mod output;
 pub mod roles;
 pub mod schema;

@@ -22,3 +22,23 @@ impl InvalidSetting {
         }
     }
 }
+
+/// A list setting given as a list (`["a", "b"]` in a file) or as one comma-separated
+/// string (`CENECA_INTERNAL_HOSTS=10.0.0.0/8,corp.example.com` in the environment).
+pub fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match <Form as serde::Deserialize>::deserialize(d)? {
+        Form::List(items) => items,
+        Form::Csv(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}

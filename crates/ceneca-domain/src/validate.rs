@@ -264,25 +264,16 @@ fn slug(json: &Json) -> Result<&str, String> {
 
 fn url(json: &Json) -> Result<&str, String> {
     let s = text(json, 2048)?;
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .ok_or("must be an http:// or https:// URL")?;
-    let host = url_host(rest);
-    if host.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !(s.starts_with("https://") || s.starts_with("http://")) {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    // Read as clients read it (WHATWG and RFC 3986), so the host the edition's policy
+    // judges is the one a connection would reach.
+    let hosts = crate::network::url_hosts(s)?;
+    if hosts.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must be an http:// or https:// URL with a host".into());
     }
     Ok(s)
-}
-
-/// The host of a URL without its scheme (`rest` = "host:port/path").
-pub fn url_host(rest: &str) -> &str {
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    if let Some(v6) = host_port.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("");
-    }
-    host_port.split(':').next().unwrap_or("")
 }
 
 fn vector(json: &Json) -> Result<Vec<u8>, String> {
@@ -437,10 +428,19 @@ mod tests {
     }
 
     #[test]
-    fn url_hosts() {
-        assert_eq!(url_host("user:pw@host.example:80/x?y"), "host.example");
-        assert_eq!(url_host("[::1]:8080/"), "::1");
-        assert_eq!(url_host("10.0.0.1"), "10.0.0.1");
+    fn urls_need_a_host_clients_can_read() {
+        let f = model::AI_PROVIDER_CONFIGS.field("base_url").unwrap();
+        assert!(parse_value(f, &json!("https://llm.internal/v1")).is_ok());
+        assert!(parse_value(f, &json!("http://[::1]:8080/")).is_ok());
+        for bad in [
+            "ftp://x.internal",
+            "https://",
+            "https://a b",
+            "https://[::1/",
+            "http://x:99999/",
+        ] {
+            assert!(parse_value(f, &json!(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -104,6 +104,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotAllowed(m) => {
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m)
             }
+            ServiceError::NotInEdition(m) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_in_edition", m)
+            }
             ServiceError::Unavailable(m) => {
                 tracing::warn!(%m, "dependency unavailable");
                 let mut out = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m);

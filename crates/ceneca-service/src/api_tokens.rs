@@ -44,6 +44,13 @@ impl Services {
                 "is required: 1-200 characters, no control characters",
             );
         }
+        if let Some(name) = name
+            && let Err(ServiceError::Validation(found)) = self.screen_text("name", name)
+        {
+            for (field, reason) in found.fields {
+                errors.add(field, reason);
+            }
+        }
         let days = match request.expires_in_days {
             None => 90,
             Some(d) if (1..=MAX_DAYS).contains(&d) => d,

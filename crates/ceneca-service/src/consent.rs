@@ -37,12 +37,12 @@ impl Services {
     /// The caller's telemetry, as an exporter would send it: refused without consent to
     /// `telemetry`, and never in the zero-sync edition.
     pub async fn export_telemetry(&self, caller: &Caller) -> Result<Json> {
-        caller.require_whole_account("export telemetry")?;
         if self.config.edition == Edition::ZeroSync {
-            return Err(ServiceError::Forbidden(
-                "the zero-sync edition never exports telemetry".into(),
+            return Err(ServiceError::NotInEdition(
+                "the zero-sync edition has no telemetry export: nothing leaves the network".into(),
             ));
         }
+        caller.require_whole_account("export telemetry")?;
         if !self.has_consent(caller, "telemetry").await? {
             let refusal = ServiceError::Forbidden(
                 "export needs consent: grant the 'telemetry' sharing policy first".into(),

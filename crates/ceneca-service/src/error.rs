@@ -45,6 +45,10 @@ pub enum ServiceError {
     /// The operation does not exist for this resource (405).
     #[error("{0}")]
     NotAllowed(String),
+    /// The feature does not exist in this edition (404, `not_in_edition`): the zero-sync
+    /// edition has no telemetry export, sync or webhooks. The message says why.
+    #[error("{0}")]
+    NotInEdition(String),
     /// A component we depend on (a Qdrant server) cannot be reached now (503): retry.
     #[error("{0}")]
     Unavailable(String),

@@ -51,6 +51,7 @@ pub mod mfa;
 pub mod page;
 pub mod resources;
 mod rules;
+mod screening;
 pub mod search;
 pub mod secrets;
 pub mod settings;
@@ -99,6 +100,12 @@ pub struct ServiceConfig {
     /// Client-certificate common names (verified by mutual TLS) and the e-mail of the
     /// account each one authenticates as.
     pub client_certificate_accounts: std::collections::HashMap<String, String>,
+    /// The deployment's own network: where configured and stored URLs may point in the
+    /// zero-sync edition.
+    pub internal_hosts: Arc<ceneca_domain::network::InternalHosts>,
+    /// When set, client text that refers outside the network is refused (always in the
+    /// zero-sync edition; `network.reference_policy = "reject"` in the enterprise one).
+    pub reference_scanner: Option<Arc<ceneca_domain::network::ReferenceScanner>>,
 }
 
 impl Default for ServiceConfig {
@@ -116,6 +123,8 @@ impl Default for ServiceConfig {
             mfa_required_for_admins: true,
             encrypt_content: false,
             client_certificate_accounts: Default::default(),
+            internal_hosts: Default::default(),
+            reference_scanner: None,
         }
     }
 }
@@ -137,7 +146,15 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, config: ServiceConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, mut config: ServiceConfig) -> Self {
+        // The zero-sync edition's promise does not depend on how the config was built.
+        if config.edition == Edition::ZeroSync && config.reference_scanner.is_none() {
+            config.reference_scanner =
+                Some(Arc::new(ceneca_domain::network::ReferenceScanner::new(
+                    (*config.internal_hosts).clone(),
+                    &[] as &[&str],
+                )));
+        }
         let metrics = Arc::new(metrics::ServiceMetrics::default());
         let audit_chain = ceneca_store::AuditChain {
             key: Arc::new(audit::chain_key(&keys, keys.active_key_id())),

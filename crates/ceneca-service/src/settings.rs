@@ -4,10 +4,12 @@
 //! take, so the values a file may hold and the ones the service uses are declared once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ceneca_domain::Edition;
 use ceneca_domain::audit::AuditLevel;
+use ceneca_domain::network::{InternalHosts, ReferenceScanner};
 use ceneca_domain::settings::InvalidSetting;
 use ceneca_vector::server::QdrantSettings;
 use serde::{Deserialize, Serialize};
@@ -103,6 +105,81 @@ pub struct AuditSettings {
     pub level: AuditLevel,
 }
 
+/// Whether client text that refers outside the network is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReferencePolicy {
+    /// Stored text may name any host (the enterprise edition's default).
+    #[default]
+    Off,
+    /// A write holding a URL, an address or a host name outside the network is refused
+    /// (422, naming the field and the host). Always on in the zero-sync edition.
+    Reject,
+}
+
+/// `[network]`: what the deployment's own network is, and whether stored text may point
+/// outside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// Domain suffixes (`corp.example.com`) and networks (`100.64.0.0/10`) that are
+    /// internal besides the built-in ones (loopback, RFC 1918, RFC 4193, `.internal`,
+    /// `.local`, `.lan`, `.home.arpa`). Link-local addresses can never be.
+    #[serde(deserialize_with = "ceneca_domain::settings::list_or_csv")]
+    pub internal_hosts: Vec<String>,
+    /// Domains that count as external services wherever they appear in text, besides the
+    /// built-in list of AI, cloud and code hosts.
+    #[serde(deserialize_with = "ceneca_domain::settings::list_or_csv")]
+    pub external_service_domains: Vec<String>,
+    /// `off` or `reject` (the scanner of references to the outside). The zero-sync
+    /// edition always rejects: `off` there is refused.
+    pub reference_policy: ReferencePolicy,
+}
+
+impl NetworkSettings {
+    /// The deployment's definition of internal.
+    pub fn internal_hosts(&self) -> Result<InternalHosts, InvalidSetting> {
+        InternalHosts::with_configured(&self.internal_hosts)
+            .map_err(|reason| InvalidSetting::new("network.internal_hosts", reason))
+    }
+
+    /// The lists parse. (`reference_policy = "off"` is ignored in zero-sync, which always
+    /// rejects; the configuration loader refuses it when it is set explicitly there.)
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        self.internal_hosts()?;
+        if let Some(bad) = self
+            .external_service_domains
+            .iter()
+            .find(|d| !ceneca_domain::network::hosts::is_domain_name(d))
+        {
+            return Err(InvalidSetting::new(
+                "network.external_service_domains",
+                format!("'{bad}' is not a domain name"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config` (after [`Self::check`]).
+    pub fn apply(
+        &self,
+        edition: Edition,
+        config: &mut ServiceConfig,
+    ) -> Result<(), InvalidSetting> {
+        let internal = self.internal_hosts()?;
+        config.reference_scanner = (edition == Edition::ZeroSync
+            || self.reference_policy == ReferencePolicy::Reject)
+            .then(|| {
+                Arc::new(ReferenceScanner::new(
+                    internal.clone(),
+                    &self.external_service_domains,
+                ))
+            });
+        config.internal_hosts = Arc::new(internal);
+        Ok(())
+    }
+}
+
 /// The vector collections.
 const COLLECTIONS: [&str; 3] = ["messages", "documents", "attachments"];
 
@@ -159,7 +236,7 @@ impl std::fmt::Debug for VectorSettings {
 impl VectorSettings {
     /// Dimensions in range; a Qdrant address that is gRPC over http(s), that the edition
     /// may reach, and a collection prefix Qdrant accepts.
-    pub fn check(&self, edition: Edition) -> Result<(), InvalidSetting> {
+    pub fn check(&self, edition: Edition, internal: &InternalHosts) -> Result<(), InvalidSetting> {
         for (collection, dims) in self.per_collection() {
             if !(1..=8192).contains(&dims) {
                 return Err(InvalidSetting::new(
@@ -195,7 +272,7 @@ impl VectorSettings {
             ));
         }
         edition
-            .check_url(&self.qdrant_url)
+            .check_url(internal, &self.qdrant_url)
             .map_err(|reason| InvalidSetting::new("vectors.qdrant_url", reason))?;
         if !self
             .qdrant_collection_prefix
@@ -280,21 +357,21 @@ mod tests {
         };
         assert!(
             with("http://qdrant.internal:6334")
-                .check(Edition::ZeroSync)
+                .check(Edition::ZeroSync, &InternalHosts::default())
                 .is_ok()
         );
         assert!(
             with("https://q.example.com:6334")
-                .check(Edition::Enterprise)
+                .check(Edition::Enterprise, &InternalHosts::default())
                 .is_ok()
         );
         let external = with("https://q.example.com:6334")
-            .check(Edition::ZeroSync)
+            .check(Edition::ZeroSync, &InternalHosts::default())
             .unwrap_err();
         assert_eq!(external.key, "vectors.qdrant_url");
         assert!(external.reason.contains("zero-sync"), "{external}");
         let scheme = with("qdrant.internal:6334")
-            .check(Edition::Enterprise)
+            .check(Edition::Enterprise, &InternalHosts::default())
             .unwrap_err();
         assert!(scheme.reason.contains("http://host:6334"), "{scheme}");
         let prefix = VectorSettings {
@@ -302,7 +379,10 @@ mod tests {
             ..with("http://10.0.0.5:6334")
         };
         assert_eq!(
-            prefix.check(Edition::Enterprise).unwrap_err().key,
+            prefix
+                .check(Edition::Enterprise, &InternalHosts::default())
+                .unwrap_err()
+                .key,
             "vectors.qdrant_collection_prefix"
         );
         let dims = VectorSettings {
@@ -310,7 +390,9 @@ mod tests {
             ..VectorSettings::default()
         };
         assert_eq!(
-            dims.check(Edition::Enterprise).unwrap_err().key,
+            dims.check(Edition::Enterprise, &InternalHosts::default())
+                .unwrap_err()
+                .key,
             "vectors.dims_documents"
         );
     }

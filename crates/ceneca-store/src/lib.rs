@@ -163,6 +163,9 @@ pub struct StoreOptions {
     pub sqlite_synchronous: SqliteSynchronous,
     pub pg_max_connections: u32,
     pub pg_idle_timeout_secs: u64,
+    /// Where a database server may be: anywhere, or (zero-sync) only inside the network,
+    /// checked after DNS and pinned to the checked address.
+    pub egress: ceneca_egress::Egress,
 }
 
 impl StoreOptions {
@@ -172,6 +175,7 @@ impl StoreOptions {
             sqlite_synchronous: SqliteSynchronous::Normal,
             pg_max_connections: 20,
             pg_idle_timeout_secs: 30,
+            egress: ceneca_egress::Egress::unrestricted(),
         }
     }
 }

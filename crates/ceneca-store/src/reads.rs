@@ -9,9 +9,11 @@ use ceneca_domain::scope::Scope;
 use ceneca_domain::{Record, Value, model};
 use uuid::Uuid;
 
-use crate::Result;
+use std::sync::OnceLock;
+
 use crate::ops::Exec;
-use crate::sql::{self, Param, Sql};
+use crate::sql::{self, Dialect, Param, Sql};
+use crate::{Engine, Result};
 
 /// The columns of a membership row of the scope query: what is reached, the role held,
 /// whether it is soft-deleted, and (for workspaces) its organization.
@@ -21,6 +23,69 @@ static MEMBERSHIP: [Field; 4] = [
     field("deleted", Kind::Bool),
     field("organization_id", Kind::Uuid),
 ];
+
+/// The statements of these reads, spelled once per engine: they run on every
+/// authenticated request.
+struct Statements {
+    organizations: String,
+    workspaces: String,
+    rules: String,
+    session: String,
+    user: String,
+}
+
+static STATEMENTS: [OnceLock<Statements>; 2] = [OnceLock::new(), OnceLock::new()];
+
+impl Statements {
+    fn of(dialect: &dyn Dialect) -> &'static Statements {
+        let slot = match dialect.engine() {
+            Engine::Sqlite => 0,
+            Engine::Postgres => 1,
+        };
+        STATEMENTS[slot].get_or_init(|| Self::spell(dialect))
+    }
+
+    fn spell(d: &dyn Dialect) -> Self {
+        let me = d.placeholder(1);
+        let in_workspaces = d.in_set("workspace_id", &d.placeholder(2));
+        let in_organizations = d.in_set("organization_id", &d.placeholder(3));
+        Self {
+            organizations: format!(
+                "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
+                 FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+                 WHERE m.user_id = {me}"
+            ),
+            workspaces: format!(
+                "SELECT w.id,
+                        CASE WHEN w.owner_user_id = {me} THEN 'admin'
+                             WHEN w.organization_id IN (SELECT organization_id FROM organization_members
+                                                        WHERE user_id = {me} AND role IN ('owner', 'admin')) THEN 'admin'
+                             ELSE wm.role END,
+                        w.deleted_at IS NOT NULL, w.organization_id
+                 FROM workspaces w
+                 LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = {me}
+                 WHERE w.owner_user_id = {me} OR wm.user_id IS NOT NULL
+                    OR w.organization_id IN (SELECT organization_id FROM organization_members
+                                             WHERE user_id = {me} AND role IN ('owner', 'admin'))"
+            ),
+            rules: format!(
+                "SELECT {} FROM permission_sets WHERE (subject_user_id = {me} OR (subject_type = 'role' AND
+                 ({in_workspaces} OR {in_organizations})))
+                 AND (workspace_id IS NULL OR workspace_id IN (SELECT id FROM workspaces WHERE deleted_at IS NULL))
+                 AND (organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE deleted_at IS NULL))",
+                sql::column_list(&model::PERMISSION_SETS),
+            ),
+            session: format!(
+                "SELECT {} FROM sessions WHERE token_hash = {me}",
+                sql::column_list(&model::SESSIONS)
+            ),
+            user: format!(
+                "SELECT {} FROM users WHERE id = {me}",
+                sql::column_list(&model::USERS)
+            ),
+        }
+    }
+}
 
 fn param(value: Value, kind: Kind) -> Param {
     Param { value, kind }
@@ -43,7 +108,7 @@ pub(crate) async fn load_scope<E: Exec>(
     user_id: Uuid,
     system_admin: bool,
 ) -> Result<Scope> {
-    let me = exec.dialect().placeholder(1);
+    let statements = Statements::of(exec.dialect());
     let mut scope = Scope {
         user_id,
         system_admin,
@@ -51,27 +116,11 @@ pub(crate) async fn load_scope<E: Exec>(
     };
     let user = || vec![param(Value::Id(user_id), Kind::Uuid)];
     let organizations = Sql {
-        text: format!(
-            "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
-             FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-             WHERE m.user_id = {me}"
-        ),
+        text: statements.organizations.clone(),
         params: user(),
     };
     let workspaces = Sql {
-        text: format!(
-            "SELECT w.id,
-                    CASE WHEN w.owner_user_id = {me} THEN 'admin'
-                         WHEN w.organization_id IN (SELECT organization_id FROM organization_members
-                                                    WHERE user_id = {me} AND role IN ('owner', 'admin')) THEN 'admin'
-                         ELSE wm.role END,
-                    w.deleted_at IS NOT NULL, w.organization_id
-             FROM workspaces w
-             LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = {me}
-             WHERE w.owner_user_id = {me} OR wm.user_id IS NOT NULL
-                OR w.organization_id IN (SELECT organization_id FROM organization_members
-                                         WHERE user_id = {me} AND role IN ('owner', 'admin'))"
-        ),
+        text: statements.workspaces.clone(),
         params: user(),
     };
     let columns: Vec<&Field> = MEMBERSHIP.iter().collect();
@@ -108,21 +157,8 @@ pub(crate) async fn load_scope<E: Exec>(
         }
         .push((id, role));
     }
-    let (in_workspaces, in_organizations) = {
-        let d = exec.dialect();
-        (
-            d.in_set("workspace_id", &d.placeholder(2)),
-            d.in_set("organization_id", &d.placeholder(3)),
-        )
-    };
     let rules = Sql {
-        text: format!(
-            "SELECT {} FROM permission_sets WHERE (subject_user_id = {me} OR (subject_type = 'role' AND
-             ({in_workspaces} OR {in_organizations})))
-             AND (workspace_id IS NULL OR workspace_id IN (SELECT id FROM workspaces WHERE deleted_at IS NULL))
-             AND (organization_id IS NULL OR organization_id IN (SELECT id FROM organizations WHERE deleted_at IS NULL))",
-            sql::column_list(&model::PERMISSION_SETS),
-        ),
+        text: statements.rules.clone(),
         params: vec![
             param(Value::Id(user_id), Kind::Uuid),
             param(
@@ -150,12 +186,9 @@ pub(crate) async fn load_session<E: Exec>(
     exec: &mut E,
     token_hash: Vec<u8>,
 ) -> Result<Option<(Record, Record, Scope)>> {
+    let statements = Statements::of(exec.dialect());
     let by_hash = Sql {
-        text: format!(
-            "SELECT {} FROM sessions WHERE token_hash = {}",
-            sql::column_list(&model::SESSIONS),
-            exec.dialect().placeholder(1)
-        ),
+        text: statements.session.clone(),
         params: vec![param(Value::Bytes(token_hash), Kind::Bytes)],
     };
     let Some(session) = exec
@@ -170,11 +203,7 @@ pub(crate) async fn load_session<E: Exec>(
         return Ok(None);
     };
     let by_id = Sql {
-        text: format!(
-            "SELECT {} FROM users WHERE id = {}",
-            sql::column_list(&model::USERS),
-            exec.dialect().placeholder(1)
-        ),
+        text: statements.user.clone(),
         params: vec![param(Value::Id(user_id), Kind::Uuid)],
     };
     let Some(user) = exec.fetch(&model::USERS, &by_id).await?.into_iter().next() else {

@@ -86,13 +86,55 @@ impl StoreSettings {
         }
     }
 
-    /// What [`crate::open`] takes.
-    pub fn options(&self, data_dir: &std::path::Path) -> StoreOptions {
+    /// What [`crate::open`] takes; `egress` says where a database server may be.
+    pub fn options(
+        &self,
+        data_dir: &std::path::Path,
+        egress: ceneca_egress::Egress,
+    ) -> StoreOptions {
         StoreOptions {
             url: self.url(data_dir),
             sqlite_synchronous: self.sqlite_synchronous,
             pg_max_connections: self.pg_max_connections,
             pg_idle_timeout_secs: self.pg_idle_timeout_secs,
+            egress,
+        }
+    }
+
+    /// In the zero-sync edition, a PostgreSQL server must be inside the network: its host
+    /// as written (and as `?host=` overrides it) is checked here, at start-up, before any
+    /// DNS; the address it resolves to is checked again when connecting.
+    pub fn check_destination(
+        &self,
+        edition: ceneca_domain::Edition,
+        internal: &ceneca_domain::network::InternalHosts,
+    ) -> Result<(), InvalidSetting> {
+        use std::str::FromStr;
+        if self.is_embedded() || edition == ceneca_domain::Edition::Enterprise {
+            return Ok(());
+        }
+        let options = sqlx::postgres::PgConnectOptions::from_str(&self.database_url)
+            .map_err(|e| InvalidSetting::new("store.database_url", e.to_string()))?;
+        let host = options.get_host();
+        // A Unix socket (`?host=/run/postgresql`) never leaves the machine.
+        if options.get_socket().is_some() || host.starts_with('/') {
+            return Ok(());
+        }
+        match ceneca_domain::network::parse_host(host) {
+            Ok(parsed) if internal.is_internal(&parsed) => Ok(()),
+            parsed => {
+                // As a client reads it: `134744072` is 8.8.8.8.
+                let read = match parsed {
+                    Ok(parsed) if parsed.to_string() != host => format!(" ({parsed})"),
+                    _ => String::new(),
+                };
+                Err(InvalidSetting::new(
+                    "store.database_url",
+                    format!(
+                        "the zero-sync edition connects only inside the network: '{host}'{read} is not an internal host"
+                    ),
+                ))
+            }
         }
     }
 }

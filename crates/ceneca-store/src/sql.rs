@@ -14,6 +14,8 @@ use crate::query::{Deleted, ListQuery};
 
 /// Engine-specific spellings.
 pub trait Dialect {
+    /// Which engine speaks it (statements spelled once per engine are kept by it).
+    fn engine(&self) -> crate::Engine;
     /// The placeholder for the `n`th parameter (1-based).
     fn placeholder(&self, n: usize) -> String;
     /// `column` is one of the ids bound (as one [`Value::IdSet`]) at `placeholder`.
@@ -506,6 +508,9 @@ mod tests {
 
     struct Question;
     impl Dialect for Question {
+        fn engine(&self) -> crate::Engine {
+            crate::Engine::Sqlite
+        }
         fn placeholder(&self, n: usize) -> String {
             format!("?{n}")
         }

@@ -35,6 +35,7 @@ pub struct SearchPage {
 
 /// `POST /search/hybrid`: text and an embedding, fused by reciprocal rank (k = 60).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HybridSearchRequest {
     /// The words to search for.
     pub q: String,

@@ -8,17 +8,36 @@ use uuid::Uuid;
 /// `POST /vectors/{collection}/points/batch`: up to 1,000 points; each point is an
 /// embedding row without `collection` and `dims` (taken from the URL and the collection).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PointBatch {
     #[schema(value_type = Vec<Object>, min_items = 1, max_items = 1000)]
     pub points: Vec<Json>,
+}
+
+/// The points of an upsert, as the service takes them: one point (`/points`) or a batch
+/// (`/points/batch`). Each point is an embedding row checked by the model; the two differ
+/// in how errors name a field (`vector` or `points[3].vector`).
+#[derive(Debug, Clone)]
+pub enum Points {
+    One(serde_json::Map<String, Json>),
+    Batch(Vec<Json>),
+}
+
+/// How far a write has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteState {
+    /// Durable in SQL; the index follows from the outbox.
+    Acknowledged,
+    /// Already applied by the index (with `?wait=true`): a search sees it.
+    Completed,
 }
 
 /// Whether a write is durable only (`acknowledged`: in SQL, the index will follow) or
 /// already applied by the index (`completed`, with `?wait=true`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WriteStatus {
-    #[schema(example = "acknowledged")]
-    pub status: String,
+    pub status: WriteState,
     /// The ids of the points written (upserts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<Vec<Uuid>>,
@@ -28,7 +47,8 @@ pub struct WriteStatus {
 }
 
 /// `POST /vectors/{collection}/search`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VectorSearchRequest {
     /// The query embedding, with the collection's dimensions.
     pub vector: Vec<f32>,
@@ -64,6 +84,7 @@ pub struct VectorHits {
 
 /// `POST /vectors/{collection}/clear`: every point of one workspace (its administrators).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClearRequest {
     pub workspace_id: Uuid,
 }

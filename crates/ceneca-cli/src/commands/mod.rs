@@ -20,8 +20,11 @@ pub fn init_logging(config: &Config) {
     // does not use ("feature flags not initialized"): only its errors by default.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,qdrant_edge=error"));
+    // Colours only on a terminal: escape codes do not belong in log files, and styling
+    // every request's span fields is work too.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if config.log.format == crate::config::LogFormat::Json {
         builder.json().try_init()
@@ -32,7 +35,7 @@ pub fn init_logging(config: &Config) {
 
 /// Opens the configured store (no migration).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    ceneca_store::open(&config.store_options())
+    ceneca_store::open(&config.store_options()?)
         .await
         .with_context(|| {
             format!(
@@ -42,7 +45,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         })
 }
 
-pub fn service_config(config: &Config) -> ServiceConfig {
+pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
     let mut service = ServiceConfig {
         edition: config.edition,
         encrypt_content: config.encryption.encrypt_content,
@@ -51,7 +54,8 @@ pub fn service_config(config: &Config) -> ServiceConfig {
         ..ServiceConfig::default()
     };
     config.auth.apply(&mut service);
-    service
+    config.network.apply(config.edition, &mut service)?;
+    Ok(service)
 }
 
 /// Adds the vector index to the services: the Qdrant server when `vectors.qdrant_url` is set,
@@ -65,10 +69,17 @@ pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result
             )
             .context("cannot open the vector index")?,
         ),
-        Some(qdrant) => Arc::new(
-            ceneca_vector::server::QdrantIndex::connect(&qdrant)
-                .context("cannot set up the Qdrant client")?,
-        ),
+        Some(mut qdrant) => {
+            // Zero-sync: resolved and checked here, then reached by the checked address.
+            qdrant.url = config
+                .egress()?
+                .pin_url("vectors.qdrant_url", &qdrant.url)
+                .await?;
+            Arc::new(
+                ceneca_vector::server::QdrantIndex::connect(&qdrant)
+                    .context("cannot set up the Qdrant client")?,
+            )
+        }
     };
     services
         .with_vectors(
@@ -89,7 +100,7 @@ pub async fn open_services(config: &Config) -> anyhow::Result<(Services, String)
         .await
         .context("cannot migrate the database")?;
     let (keys, key_source) = crate::keys::load(config)?;
-    let services = Services::new(store, Arc::new(keys), service_config(config))
+    let services = Services::new(store, Arc::new(keys), service_config(config)?)
         .with_audit_head(config.data_dir.join(ceneca_service::audit_head::FILE_NAME))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -33,6 +33,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         mutual_tls = !config.tls.client_ca_file.is_empty(),
         "ceneca is listening on {scheme}://{address}"
     );
+    for (setting, value, origin) in config.preset_overrides() {
+        tracing::warn!(
+            setting = %setting,
+            value = %value,
+            origin = %origin,
+            "an explicit setting replaces the {} edition's preset",
+            config.edition.as_str()
+        );
+    }
     let anchored = services.clone();
     let app = app(services.clone(), http);
     if !config.http.metrics_listen.is_empty() {

@@ -346,6 +346,9 @@ pub fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError
         let join = |field: String| {
             if path == "." || path.is_empty() {
                 field
+            } else if path == field || path.ends_with(&format!(".{field}")) {
+                // The path already ends at the field (an unknown one).
+                path.clone()
             } else {
                 format!("{path}.{field}")
             }

@@ -150,6 +150,20 @@ impl Services {
         action: &str,
         meta: &RequestMeta,
     ) -> Result<Record> {
+        // Every account comes through here (registration, `ceneca user create`): its
+        // e-mail and name are client text like any other (`https://evil.example/x@corp.io`
+        // is a valid address whose name would be the URL).
+        let mut found = ValidationError::new();
+        for (field, value) in [("email", &email), ("display_name", &display_name)] {
+            if let Some(text) = value.as_str()
+                && let Err(ServiceError::Validation(e)) = self.screen_text(field, text)
+            {
+                for (field, reason) in e.fields {
+                    found.add(field, reason);
+                }
+            }
+        }
+        found.into_result()?;
         let now = now();
         let mut user = Record::new();
         user.set("id", Value::Id(new_id()));

@@ -47,6 +47,7 @@ impl Services {
                 entity.name
             )));
         }
+        self.screen("", object(body)?)?;
         let input = parse_object(entity, object(body)?, Mode::Patch, caller.system_admin, &[])?;
         if input.is_empty() {
             return self.get(caller, entity, id, Deleted::Exclude).await;

@@ -2,33 +2,29 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value as Json, json};
+use ceneca_wire::search::{HybridHit, HybridPage, HybridSearchRequest};
+use ceneca_wire::vectors::VectorSearchRequest;
+use ceneca_wire::{SearchKind, SearchParams};
+use uuid::Uuid;
 
 use crate::error::{Result, ServiceError};
-use crate::vectors::points::parse_uuid;
-use crate::vectors::{MAX_LIMIT, kind_of, parse_limit};
+use crate::vectors::{MAX_LIMIT, checked_limit, kind_of};
 use crate::{Caller, Services};
 
 impl Services {
     /// Full-text and vector results fused by reciprocal-rank fusion (k = 60): for clients
     /// that send both a query string and an embedding.
-    pub async fn hybrid_search(&self, caller: &Caller, body: &Json) -> Result<Json> {
+    pub async fn hybrid_search(
+        &self,
+        caller: &Caller,
+        request: &HybridSearchRequest,
+    ) -> Result<HybridPage> {
         const K: f64 = 60.0;
-        let object = body
-            .as_object()
-            .ok_or_else(|| ServiceError::bad_request("body", "expected a JSON object"))?;
-        let q = object
-            .get("q")
-            .and_then(Json::as_str)
-            .ok_or_else(|| ServiceError::bad_request("q", "q (the query text) is required"))?;
-        let collection = object
-            .get("collection")
-            .and_then(Json::as_str)
-            .unwrap_or("messages");
-        let limit = parse_limit(object)?;
+        let collection = request.collection.as_deref().unwrap_or("messages");
+        let limit = checked_limit(request.limit)?;
         let kind = match collection {
-            "messages" => "messages",
-            "documents" => "documents",
+            "messages" => SearchKind::Messages,
+            "documents" => SearchKind::Documents,
             _ => {
                 return Err(ServiceError::bad_request(
                     "collection",
@@ -36,66 +32,76 @@ impl Services {
                 ));
             }
         };
-        let workspace_id = match object.get("workspace_id") {
-            None | Some(Json::Null) => None,
-            Some(ws) => Some(parse_uuid(ws, "workspace_id")?),
-        };
+        // Each list is asked for twice the page, so fusion has candidates to reorder.
+        let wider = (limit * 2).min(MAX_LIMIT) as u32;
         let text = self
             .search(
                 caller,
-                &ceneca_wire::SearchParams {
-                    q: q.to_owned(),
-                    kind: if kind == "documents" {
-                        ceneca_wire::SearchKind::Documents
-                    } else {
-                        ceneca_wire::SearchKind::Messages
-                    },
-                    workspace_id,
+                &SearchParams {
+                    q: request.q.clone(),
+                    kind,
+                    workspace_id: request.workspace_id,
                     project_id: None,
                     thread_id: None,
                     author_id: None,
                     created_after: None,
                     created_before: None,
                     include_deleted: false,
-                    limit: (limit * 2).min(MAX_LIMIT) as u32,
+                    limit: wider,
                     cursor: None,
                 },
             )
             .await?;
-        let mut vector_body = object.clone();
-        vector_body.insert("limit".into(), json!((limit * 2).min(MAX_LIMIT)));
-        vector_body.remove("q");
-        vector_body.remove("collection");
         let vector_hits = self
-            .vector_hits(caller, collection, &Json::Object(vector_body))
+            .vector_hits(
+                caller,
+                collection,
+                &VectorSearchRequest {
+                    vector: request.vector.clone(),
+                    limit: Some(wider),
+                    score_threshold: request.score_threshold,
+                    workspace_id: request.workspace_id,
+                    source_ids: request.source_ids.clone(),
+                },
+            )
             .await?;
 
-        let mut fused: HashMap<String, (f64, Json)> = HashMap::new();
+        let mut fused: HashMap<Uuid, HybridHit> = HashMap::new();
+        let vector_kind = kind_of(collection).unwrap_or(collection);
         for (rank, item) in text.items.iter().enumerate() {
-            let id = item.id.to_string();
-            let entry = fused.entry(id.clone()).or_insert((
-                0.0,
-                json!({"id": id, "kind": item.kind, "workspace_id": item.workspace_id.to_string()}),
-            ));
-            entry.0 += 1.0 / (K + rank as f64 + 1.0);
-            entry.1["text_rank"] = json!(rank + 1);
-            entry.1["snippet"] = json!(item.snippet);
+            let hit = fused
+                .entry(item.id)
+                .or_insert_with(|| unranked(item.id, &item.kind, item.workspace_id));
+            hit.score += 1.0 / (K + rank as f64 + 1.0);
+            hit.text_rank = Some(rank as u32 + 1);
+            hit.snippet = Some(item.snippet.clone());
         }
-        for (rank, hit) in vector_hits.iter().enumerate() {
-            let id = hit.source_id.to_string();
-            let entry = fused.entry(id.clone()).or_insert((0.0, json!({"id": id, "kind": kind_of(collection), "workspace_id": hit.workspace_id.to_string()})));
-            entry.0 += 1.0 / (K + rank as f64 + 1.0);
-            entry.1["vector_rank"] = json!(rank + 1);
-            entry.1["similarity"] = json!(hit.score);
+        for (rank, found) in vector_hits.iter().enumerate() {
+            let hit = fused
+                .entry(found.source_id)
+                .or_insert_with(|| unranked(found.source_id, vector_kind, found.workspace_id));
+            hit.score += 1.0 / (K + rank as f64 + 1.0);
+            hit.vector_rank = Some(rank as u32 + 1);
+            hit.similarity = Some(found.score);
         }
-        let mut items: Vec<(f64, Json)> = fused.into_values().collect();
-        items.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| a.1["id"].as_str().cmp(&b.1["id"].as_str()))
-        });
+        let mut items: Vec<HybridHit> = fused.into_values().collect();
+        // Ties broken by id, so equal scores come back in the same order every time.
+        items.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         items.truncate(limit);
-        Ok(json!({
-            "items": items.into_iter().map(|(score, mut item)| { item["score"] = json!(score); item }).collect::<Vec<_>>()
-        }))
+        Ok(HybridPage { items })
+    }
+}
+
+/// A fused hit before either list has ranked it.
+fn unranked(id: Uuid, kind: &str, workspace_id: Uuid) -> HybridHit {
+    HybridHit {
+        id,
+        kind: kind.to_owned(),
+        workspace_id,
+        score: 0.0,
+        text_rank: None,
+        snippet: None,
+        vector_rank: None,
+        similarity: None,
     }
 }

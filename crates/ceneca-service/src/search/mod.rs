@@ -63,19 +63,35 @@ mod tests {
         svc.upsert_vectors(
             &ann,
             "messages",
-            &json!({"workspace_id": ws["id"], "source_id": message["id"], "vector": [0.0, 0.0, 1.0, 0.0]}),
+            &ceneca_wire::vectors::Points::One(
+                json!({"workspace_id": ws["id"], "source_id": message["id"], "vector": [0.0, 0.0, 1.0, 0.0]})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            ),
             true,
         )
         .await
         .unwrap();
         let fused = svc
-            .hybrid_search(&ann, &json!({"q": "zebra", "vector": [0.0, 0.0, 1.0, 0.0]}))
+            .hybrid_search(
+                &ann,
+                &ceneca_wire::search::HybridSearchRequest {
+                    q: "zebra".into(),
+                    vector: vec![0.0, 0.0, 1.0, 0.0],
+                    collection: None,
+                    workspace_id: None,
+                    limit: None,
+                    score_threshold: None,
+                    source_ids: None,
+                },
+            )
             .await
             .unwrap();
-        let top = &fused["items"][0];
-        assert_eq!(top["id"], message["id"]);
-        assert_eq!(top["text_rank"], 1);
-        assert_eq!(top["vector_rank"], 1);
+        let top = &fused.items[0];
+        assert_eq!(top.id.to_string(), message["id"]);
+        assert_eq!(top.text_rank, Some(1));
+        assert_eq!(top.vector_rank, Some(1));
         worker.shutdown().await;
     }
 }

@@ -362,7 +362,19 @@ mod worker_tests {
         }
 
         let worker = VectorIndexer::start(svc).expect("vector search is enabled");
-        let point = |m: &serde_json::Value, v: [f32; 4]| json!({"workspace_id": ws["id"], "source_id": m["id"], "vector": v});
+        let point = |m: &serde_json::Value, v: [f32; 4]| {
+            ceneca_wire::vectors::Points::One(
+                json!({"workspace_id": ws["id"], "source_id": m["id"], "vector": v})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            )
+        };
+        let search = |v: [f32; 4], limit: Option<u32>| ceneca_wire::vectors::VectorSearchRequest {
+            vector: v.to_vec(),
+            limit,
+            ..Default::default()
+        };
         let done = svc
             .upsert_vectors(
                 &ann,
@@ -372,12 +384,12 @@ mod worker_tests {
             )
             .await
             .unwrap();
-        assert_eq!(done["status"], "completed");
+        assert_eq!(done.status, ceneca_wire::vectors::WriteState::Completed);
         let hits = svc
-            .search_vectors(&ann, "messages", &json!({"vector": [1.0, 0.0, 0.0, 0.0]}))
+            .search_vectors(&ann, "messages", &search([1.0, 0.0, 0.0, 0.0], None))
             .await
             .unwrap();
-        assert_eq!(hits["items"][0]["source_id"], messages[0]["id"]);
+        assert_eq!(hits.items[0].source_id.to_string(), messages[0]["id"]);
         tokio::time::timeout(std::time::Duration::from_secs(10), worker.shutdown())
             .await
             .expect("the worker stops promptly");
@@ -393,16 +405,12 @@ mod worker_tests {
             )
             .await
             .unwrap();
-        assert_eq!(done["status"], "completed");
+        assert_eq!(done.status, ceneca_wire::vectors::WriteState::Completed);
         let hits = svc
-            .search_vectors(
-                &ann,
-                "messages",
-                &json!({"vector": [0.0, 1.0, 0.0, 0.0], "limit": 1}),
-            )
+            .search_vectors(&ann, "messages", &search([0.0, 1.0, 0.0, 0.0], Some(1)))
             .await
             .unwrap();
-        assert_eq!(hits["items"][0]["source_id"], messages[1]["id"]);
+        assert_eq!(hits.items[0].source_id.to_string(), messages[1]["id"]);
         worker.shutdown().await;
     }
 

@@ -16,7 +16,7 @@ mod indexer;
 pub(crate) mod points;
 
 pub use indexer::VectorIndexer;
-pub(crate) use points::{MAX_LIMIT, parse_limit};
+pub(crate) use points::{MAX_LIMIT, checked_limit};
 
 use std::collections::HashMap;
 use std::sync::Arc;

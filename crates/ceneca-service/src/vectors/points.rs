@@ -9,6 +9,10 @@ use ceneca_domain::validate::{Mode, fill_defaults, parse_object};
 use ceneca_domain::{Record, Value, model, new_id};
 use ceneca_store::{ListQuery, WriteBatch, WriteOp};
 use ceneca_vector::{Hit, Query};
+use ceneca_wire::vectors::{
+    ClearRequest, CollectionInfo, Points, VectorHit, VectorHits, VectorSearchRequest, WriteState,
+    WriteStatus,
+};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -33,24 +37,15 @@ fn source_entity(collection: &str) -> Option<&'static ceneca_domain::Entity> {
 }
 
 /// `limit`: 1 to [`MAX_LIMIT`], 10 when absent; anything else is refused, not clamped.
-pub(crate) fn parse_limit(object: &serde_json::Map<String, Json>) -> Result<usize> {
-    match object.get("limit") {
+pub(crate) fn checked_limit(limit: Option<u32>) -> Result<usize> {
+    match limit {
         None => Ok(10),
-        Some(l) => l
-            .as_u64()
-            .filter(|l| (1..=MAX_LIMIT as u64).contains(l))
-            .map(|l| l as usize)
-            .ok_or_else(|| {
-                ServiceError::bad_request("limit", format!("limit must be 1 to {MAX_LIMIT}"))
-            }),
+        Some(l) if (1..=MAX_LIMIT as u32).contains(&l) => Ok(l as usize),
+        Some(_) => Err(ServiceError::bad_request(
+            "limit",
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        )),
     }
-}
-
-pub(crate) fn parse_uuid(value: &Json, field: &str) -> Result<Uuid> {
-    value
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| ServiceError::invalid(field, "must be a UUID"))
 }
 
 impl Services {
@@ -69,70 +64,74 @@ impl Services {
             })
     }
 
-    /// Checks a vector's shape: the collection's dimension, finite numbers.
-    fn parse_vector(&self, collection: &str, json: Option<&Json>, field: &str) -> Result<Vec<f32>> {
+    /// Checks a vector's shape: the collection's dimension, finite numbers (a JSON number
+    /// beyond the 32-bit range arrives as infinity).
+    fn check_vector(&self, collection: &str, vector: &[f32], field: &str) -> Result<()> {
         let dims = self.collection_dims(collection)?;
-        let items = json.and_then(Json::as_array).ok_or_else(|| {
-            ServiceError::bad_request(field, format!("{field} must be an array of {dims} numbers"))
-        })?;
-        if items.len() != dims {
+        if vector.len() != dims {
             return Err(ServiceError::bad_request(
                 field,
                 format!(
                     "{field} has {} numbers; collection '{collection}' takes {dims}",
-                    items.len()
+                    vector.len()
                 ),
             ));
         }
-        items
-            .iter()
-            .map(|x| {
-                x.as_f64()
-                    .map(|f| f as f32)
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(|| {
-                        ServiceError::bad_request(field, format!("{field} must hold finite numbers (no NaN, no infinity, within 32-bit float range)"))
-                    })
-            })
-            .collect()
+        if !vector.iter().all(|x| x.is_finite()) {
+            return Err(ServiceError::bad_request(
+                field,
+                format!(
+                    "{field} must hold finite numbers (no NaN, no infinity, within 32-bit float range)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
-    /// Upserts points (`{"points": [...]}` or one point object) into `collection`; with
-    /// `wait`, returns once the index has applied them (a search then sees them).
+    /// Reads a point's vector: an array of the collection's dimension of finite numbers.
+    fn point_vector(&self, collection: &str, json: Option<&Json>, field: &str) -> Result<Vec<f32>> {
+        let dims = self.collection_dims(collection)?;
+        let items = json.and_then(Json::as_array).ok_or_else(|| {
+            ServiceError::bad_request(field, format!("{field} must be an array of {dims} numbers"))
+        })?;
+        let vector: Vec<f32> = items
+            .iter()
+            .map(|x| x.as_f64().map_or(f32::NAN, |f| f as f32))
+            .collect();
+        self.check_vector(collection, &vector, field)?;
+        Ok(vector)
+    }
+
+    /// Upserts points into `collection`; with `wait`, returns once the index has applied
+    /// them (a search then sees them).
     pub async fn upsert_vectors(
         &self,
         caller: &Caller,
         collection: &str,
-        body: &Json,
+        points: &Points,
         wait: bool,
-    ) -> Result<Json> {
+    ) -> Result<WriteStatus> {
         let dims = self.collection_dims(collection)?;
-        let object = body
-            .as_object()
-            .ok_or_else(|| ServiceError::bad_request("body", "expected a JSON object"))?;
-        let single = !object.contains_key("points");
-        let items: Vec<&Map<String, Json>> = if single {
-            vec![object]
-        } else {
-            let points = object
-                .get("points")
-                .and_then(Json::as_array)
-                .ok_or_else(|| ServiceError::invalid("points", "must be an array of points"))?;
-            if points.is_empty() || points.len() > MAX_POINTS_PER_BATCH {
-                return Err(ServiceError::invalid(
-                    "points",
-                    format!("must hold between 1 and {MAX_POINTS_PER_BATCH} points"),
-                ));
-            }
-            points
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    p.as_object().ok_or_else(|| {
-                        ServiceError::invalid(&format!("points[{i}]"), "must be an object")
+        let single = matches!(points, Points::One(_));
+        let items: Vec<&Map<String, Json>> = match points {
+            Points::One(object) => vec![object],
+            Points::Batch(points) => {
+                if points.is_empty() || points.len() > MAX_POINTS_PER_BATCH {
+                    return Err(ServiceError::invalid(
+                        "points",
+                        format!("must hold between 1 and {MAX_POINTS_PER_BATCH} points"),
+                    ));
+                }
+                points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        p.as_object().ok_or_else(|| {
+                            ServiceError::invalid(&format!("points[{i}]"), "must be an object")
+                        })
                     })
-                })
-                .collect::<Result<_>>()?
+                    .collect::<Result<_>>()?
+            }
         };
         let mut records = Vec::with_capacity(items.len());
         let write = caller.filter(&model::EMBEDDING_RECORDS, Access::Write);
@@ -145,15 +144,24 @@ impl Services {
                     format!("points[{i}].{f}")
                 }
             };
-            let vector = self.parse_vector(collection, item.get("vector"), &at("vector"))?;
-            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-            // The vector is checked above and stored from `bytes`: the other fields go
-            // through the model's validation without copying thousands of numbers again.
-            let mut input: Map<String, Json> = item
+            let vector = self.point_vector(collection, item.get("vector"), &at("vector"))?;
+            let fields: Map<String, Json> = item
                 .iter()
                 .filter(|(k, _)| k.as_str() != "vector")
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            self.screen(
+                &if single {
+                    String::new()
+                } else {
+                    format!("points[{i}].")
+                },
+                &fields,
+            )?;
+            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            // The vector is checked above and stored from `bytes`: the other fields go
+            // through the model's validation without copying thousands of numbers again.
+            let mut input = fields;
             input.insert("vector".into(), json!([0.0]));
             input.insert("collection".into(), json!(collection));
             input.insert("dims".into(), json!(dims));
@@ -211,13 +219,12 @@ impl Services {
             .await
             .map_err(|e| from_store("embedding", false, e))?;
         let status = self.wait_for_index(wait).await?;
-        let ids: Vec<Json> = rows
-            .iter()
-            .take(count)
-            .filter_map(Record::id)
-            .map(|id| json!(id.to_string()))
-            .collect();
-        Ok(json!({ "status": status, "ids": ids }))
+        let ids = rows.iter().take(count).filter_map(Record::id).collect();
+        Ok(WriteStatus {
+            status,
+            ids: Some(ids),
+            deleted: None,
+        })
     }
 
     /// The source of an embedding must be a row the caller can read in the same workspace.
@@ -260,18 +267,18 @@ impl Services {
     /// Called after a write committed: wakes the indexer; with `wait`, returns once a
     /// round that began after the commit has drained the outbox (`completed`), or
     /// `acknowledged` without waiting or on timeout.
-    async fn wait_for_index(&self, wait: bool) -> Result<&'static str> {
+    async fn wait_for_index(&self, wait: bool) -> Result<WriteState> {
         let v = self.vectors()?;
         let round = v.started.load(Ordering::Acquire);
         v.wake.notify_one();
         if !wait {
-            return Ok("acknowledged");
+            return Ok(WriteState::Acknowledged);
         }
         let mut drained = v.drained.subscribe();
         let done = tokio::time::timeout(WAIT_TIMEOUT, drained.wait_for(|d| *d > round)).await;
         Ok(match done {
-            Ok(Ok(_)) => "completed",
-            _ => "acknowledged",
+            Ok(Ok(_)) => WriteState::Completed,
+            _ => WriteState::Acknowledged,
         })
     }
 
@@ -280,73 +287,63 @@ impl Services {
         &self,
         caller: &Caller,
         collection: &str,
-        body: &Json,
-    ) -> Result<Json> {
-        let hits = self.vector_hits(caller, collection, body).await?;
-        Ok(json!({
-            "items": hits.iter().map(|h| json!({
-                "id": h.id.to_string(),
-                "score": h.score,
-                "source_id": h.source_id.to_string(),
-                "workspace_id": h.workspace_id.to_string(),
-                "kind": kind_of(collection),
-            })).collect::<Vec<_>>()
-        }))
+        request: &VectorSearchRequest,
+    ) -> Result<VectorHits> {
+        let hits = self.vector_hits(caller, collection, request).await?;
+        let kind = kind_of(collection).unwrap_or(collection);
+        Ok(VectorHits {
+            items: hits
+                .iter()
+                .map(|h| VectorHit {
+                    id: h.id,
+                    score: h.score,
+                    source_id: h.source_id,
+                    workspace_id: h.workspace_id,
+                    kind: kind.to_owned(),
+                })
+                .collect(),
+        })
     }
 
     pub(crate) async fn vector_hits(
         &self,
         caller: &Caller,
         collection: &str,
-        body: &Json,
+        request: &VectorSearchRequest,
     ) -> Result<Vec<Hit>> {
-        let object = body
-            .as_object()
-            .ok_or_else(|| ServiceError::bad_request("body", "expected a JSON object"))?;
-        let vector = self.parse_vector(collection, object.get("vector"), "vector")?;
-        let limit = parse_limit(object)?;
-        let score_threshold =
-            match object.get("score_threshold") {
-                None | Some(Json::Null) => None,
-                Some(t) => Some(t.as_f64().filter(|t| (-1.0..=1.0).contains(t)).ok_or_else(
-                    || {
-                        ServiceError::bad_request(
-                            "score_threshold",
-                            "score_threshold must be a number from -1 to 1",
-                        )
-                    },
-                )? as f32),
-            };
+        self.check_vector(collection, &request.vector, "vector")?;
+        let limit = checked_limit(request.limit)?;
+        if let Some(t) = request.score_threshold
+            && !(-1.0..=1.0).contains(&t)
+        {
+            return Err(ServiceError::bad_request(
+                "score_threshold",
+                "score_threshold must be a number from -1 to 1",
+            ));
+        }
         let view = caller
             .filter(&model::EMBEDDING_RECORDS, Access::Read)
             .workspace_view();
         let (mut workspaces, denied) = (view.workspaces, view.denied);
-        if let Some(ws) = object.get("workspace_id").filter(|w| !w.is_null()) {
-            let ws = parse_uuid(ws, "workspace_id")?;
+        if let Some(ws) = request.workspace_id {
             if workspaces.as_ref().is_some_and(|all| !all.contains(&ws)) {
                 return Err(ServiceError::NotFound("workspace"));
             }
             workspaces = Some(vec![ws]);
         }
-        let source_ids = match object.get("source_ids") {
-            None | Some(Json::Null) => Vec::new(),
-            Some(Json::Array(ids)) if ids.len() <= 1000 => ids
-                .iter()
-                .map(|i| parse_uuid(i, "source_ids"))
-                .collect::<Result<_>>()?,
-            Some(_) => {
-                return Err(ServiceError::bad_request(
-                    "source_ids",
-                    "source_ids must be an array of up to 1000 UUIDs",
-                ));
-            }
-        };
+        let source_ids = request.source_ids.clone().unwrap_or_default();
+        if source_ids.len() > 1000 {
+            return Err(ServiceError::bad_request(
+                "source_ids",
+                "source_ids must be an array of up to 1000 UUIDs",
+            ));
+        }
         let query = Query {
-            vector,
+            vector: request.vector.clone(),
             limit: limit + denied.len().min(MAX_LIMIT),
             workspaces,
             source_ids,
-            score_threshold,
+            score_threshold: request.score_threshold,
         };
         let mut hits = self
             .vectors()?
@@ -396,7 +393,7 @@ impl Services {
         collection: &str,
         id: Uuid,
         wait: bool,
-    ) -> Result<Json> {
+    ) -> Result<WriteStatus> {
         self.collection_dims(collection)?;
         // The point must exist in this collection, inside the caller's scope.
         self.store
@@ -411,7 +408,11 @@ impl Services {
             .ok_or(ServiceError::NotFound("point"))?;
         self.delete(caller, &model::EMBEDDING_RECORDS, id).await?;
         let status = self.wait_for_index(wait).await?;
-        Ok(json!({ "status": status }))
+        Ok(WriteStatus {
+            status,
+            ids: None,
+            deleted: None,
+        })
     }
 
     /// Deletes every point of a workspace in `collection` (workspace administrators).
@@ -419,14 +420,11 @@ impl Services {
         &self,
         caller: &Caller,
         collection: &str,
-        body: &Json,
+        request: &ClearRequest,
         wait: bool,
-    ) -> Result<Json> {
+    ) -> Result<WriteStatus> {
         self.collection_dims(collection)?;
-        let ws = parse_uuid(
-            body.get("workspace_id").unwrap_or(&Json::Null),
-            "workspace_id",
-        )?;
+        let ws = request.workspace_id;
         let delete = caller.filter(&model::EMBEDDING_RECORDS, Access::Delete);
         if !delete.admits("workspace_id", ws) {
             return Err(ServiceError::NotFound("workspace"));
@@ -464,7 +462,11 @@ impl Services {
                 .map_err(|e| from_store("embedding", false, e))?;
         }
         let status = self.wait_for_index(wait).await?;
-        Ok(json!({ "status": status, "deleted": deleted }))
+        Ok(WriteStatus {
+            status,
+            ids: None,
+            deleted: Some(deleted),
+        })
     }
 
     /// A collection's settings and what the index holds.
@@ -472,16 +474,25 @@ impl Services {
     /// The outbox backlog (`pending_writes`, and the `status` derived from it) and the
     /// index totals count every tenant's writes: they tell an ordinary user how busy other
     /// tenants are, so only system administrators see them.
-    pub async fn vector_collection(&self, caller: &Caller, collection: &str) -> Result<Json> {
+    pub async fn vector_collection(
+        &self,
+        caller: &Caller,
+        collection: &str,
+    ) -> Result<CollectionInfo> {
         let dims = self.collection_dims(collection)?;
         let v = self.vectors()?;
         let stats = v.index.stats(collection).await.map_err(vector_error)?;
-        let mut out = json!({
-            "name": collection,
-            "dimension": dims,
-            "distance": "cosine",
-            "engine": v.index.kind(),
-        });
+        let mut out = CollectionInfo {
+            name: collection.to_owned(),
+            dimension: dims as u32,
+            distance: "cosine".into(),
+            engine: v.index.kind().to_owned(),
+            pending_writes: None,
+            status: None,
+            points: None,
+            indexed_points: None,
+            segments: None,
+        };
         if caller.system_admin {
             let pending = self
                 .store
@@ -491,11 +502,11 @@ impl Services {
                 .find(|(c, _)| c == collection)
                 .map(|(_, n)| n)
                 .unwrap_or(0);
-            out["pending_writes"] = json!(pending);
-            out["status"] = json!(if pending == 0 { "green" } else { "yellow" });
-            out["points"] = json!(stats.points);
-            out["indexed_points"] = json!(stats.indexed);
-            out["segments"] = json!(stats.segments);
+            out.pending_writes = Some(pending);
+            out.status = Some(if pending == 0 { "green" } else { "yellow" }.into());
+            out.points = Some(stats.points);
+            out.indexed_points = Some(stats.indexed);
+            out.segments = Some(stats.segments);
         }
         Ok(out)
     }

@@ -37,6 +37,9 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct PgDialect;
 
 impl Dialect for PgDialect {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
     fn placeholder(&self, n: usize) -> String {
         format!("${n}")
     }
@@ -66,11 +69,25 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(options: &StoreOptions) -> Result<Self> {
+        use std::str::FromStr;
+        let mut connect = sqlx::postgres::PgConnectOptions::from_str(&options.url)
+            .map_err(|e| StoreError::Config(format!("store.database_url: {e}")))?;
+        // A Unix socket (a host that is a path) never leaves the machine.
+        if connect.get_socket().is_none()
+            && !connect.get_host().starts_with('/')
+            && let Some(address) = options
+                .egress
+                .resolve("store.database_url", connect.get_host(), connect.get_port())
+                .await
+                .map_err(|e| StoreError::Config(e.to_string()))?
+        {
+            connect = connect.host(&address.ip().to_string());
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.pg_max_connections)
             .idle_timeout(Duration::from_secs(options.pg_idle_timeout_secs))
             .acquire_timeout(Duration::from_secs(10))
-            .connect(&options.url)
+            .connect_with(connect)
             .await
             .map_err(|e| StoreError::Config(format!("cannot connect to PostgreSQL: {e}")))?;
         Ok(Self {

@@ -34,6 +34,9 @@ use crate::{Engine, Result, SqliteSynchronous, Store, StoreError, StoreOptions};
 pub struct SqliteDialect;
 
 impl Dialect for SqliteDialect {
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
     fn placeholder(&self, n: usize) -> String {
         format!("?{n}")
     }

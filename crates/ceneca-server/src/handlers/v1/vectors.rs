@@ -12,14 +12,14 @@ use uuid::Uuid;
 use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ContentAuth, JsonBody, NoQuery, QueryPairs};
+use crate::extract::{Body, ContentAuth, NoQuery, QueryPairs};
 use crate::openapi::op;
+use ceneca_wire::{search as wire_search, vectors as wire};
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, Type};
 
 /// The vector routes; upserts take bodies up to `batch_body_limit` (a hundred
 /// 1536-dimension vectors are about 3 MB of JSON; a thousand, 30 MB).
 pub fn routes(batch_body_limit: usize) -> Routes {
-    use ceneca_wire::{search as wire_search, vectors as wire};
     let limit = || crate::extract::body_limit(batch_body_limit);
     let wait = || {
         op::query(
@@ -151,64 +151,56 @@ async fn info(
     _: NoQuery,
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<wire::CollectionInfo>> {
     Ok(Json(
         state
             .services
             .vector_collection(&caller, &collection)
             .await?,
-    )
-    .into_response())
+    ))
 }
 
+/// `/points`: one point object (several go to `/points/batch`).
 async fn upsert(
-    state: State<AppState>,
-    auth: ContentAuth,
-    collection: Path<String>,
-    query: QueryPairs,
-    body: JsonBody,
-) -> ApiResult<Response> {
-    upsert_points(state, auth, collection, query, body, false).await
-}
-
-async fn upsert_batch(
-    state: State<AppState>,
-    auth: ContentAuth,
-    collection: Path<String>,
-    query: QueryPairs,
-    body: JsonBody,
-) -> ApiResult<Response> {
-    upsert_points(state, auth, collection, query, body, true).await
-}
-
-/// One point at `/points`, `{"points": [...]}` at `/points/batch`.
-async fn upsert_points(
     State(state): State<AppState>,
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
-    JsonBody(body): JsonBody,
-    batch: bool,
-) -> ApiResult<Response> {
+    Body(point): Body<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<wire::WriteStatus>> {
     let wait = ceneca_wire::params::wait_param(&pairs)?;
-    match (batch, body.get("points").is_some()) {
-        (false, true) => {
-            return Err(
-                ApiError::bad_request("send several points to /points/batch")
-                    .with_field("points", "belongs to /points/batch"),
-            );
-        }
-        (true, false) => {
-            return Err(ApiError::bad_request("expected {\"points\": [...]}")
-                .with_field("points", "is required"));
-        }
-        _ => {}
+    if point.contains_key("points") {
+        return Err(
+            ApiError::bad_request("send several points to /points/batch")
+                .with_field("points", "belongs to /points/batch"),
+        );
     }
     let out = state
         .services
-        .upsert_vectors(&caller, &collection, &body, wait)
+        .upsert_vectors(&caller, &collection, &wire::Points::One(point), wait)
         .await?;
-    Ok(Json(out).into_response())
+    Ok(Json(out))
+}
+
+/// `/points/batch`: `{"points": [...]}`.
+async fn upsert_batch(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+    Path(collection): Path<String>,
+    QueryPairs(pairs): QueryPairs,
+    Body(batch): Body<wire::PointBatch>,
+) -> ApiResult<Json<wire::WriteStatus>> {
+    let wait = ceneca_wire::params::wait_param(&pairs)?;
+    let out = state
+        .services
+        .upsert_vectors(
+            &caller,
+            &collection,
+            &wire::Points::Batch(batch.points),
+            wait,
+        )
+        .await?;
+    Ok(Json(out))
 }
 
 async fn delete(
@@ -216,7 +208,7 @@ async fn delete(
     ContentAuth(caller): ContentAuth,
     Path((collection, id)): Path<(String, String)>,
     QueryPairs(pairs): QueryPairs,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<wire::WriteStatus>> {
     let wait = ceneca_wire::params::wait_param(&pairs)?;
     let id = Uuid::parse_str(&id).map_err(|_| {
         ApiError::bad_request("the point id must be a UUID").with_field("id", "must be a UUID")
@@ -225,7 +217,7 @@ async fn delete(
         .services
         .delete_vector(&caller, &collection, id, wait)
         .await?;
-    Ok(Json(out).into_response())
+    Ok(Json(out))
 }
 
 async fn search(
@@ -233,15 +225,14 @@ async fn search(
     _: NoQuery,
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
+    Body(request): Body<wire::VectorSearchRequest>,
+) -> ApiResult<Json<wire::VectorHits>> {
     Ok(Json(
         state
             .services
-            .search_vectors(&caller, &collection, &body)
+            .search_vectors(&caller, &collection, &request)
             .await?,
-    )
-    .into_response())
+    ))
 }
 
 async fn clear(
@@ -249,16 +240,15 @@ async fn clear(
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
+    Body(request): Body<wire::ClearRequest>,
+) -> ApiResult<Json<wire::WriteStatus>> {
     let wait = ceneca_wire::params::wait_param(&pairs)?;
     Ok(Json(
         state
             .services
-            .clear_vectors(&caller, &collection, &body, wait)
+            .clear_vectors(&caller, &collection, &request, wait)
             .await?,
-    )
-    .into_response())
+    ))
 }
 
 /// Pages through a collection's points (the embedding rows), in the caller's scope.
@@ -290,7 +280,7 @@ async fn hybrid(
     State(state): State<AppState>,
     _: NoQuery,
     ContentAuth(caller): ContentAuth,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
-    Ok(Json(state.services.hybrid_search(&caller, &body).await?).into_response())
+    Body(request): Body<wire_search::HybridSearchRequest>,
+) -> ApiResult<Json<wire_search::HybridPage>> {
+    Ok(Json(state.services.hybrid_search(&caller, &request).await?))
 }

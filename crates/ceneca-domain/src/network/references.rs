@@ -1,0 +1,813 @@
+//! Finding references to the outside world in text a client wants stored: the zero-sync
+//! edition's promise that nothing stored points outside the network (and an opt-in
+//! policy in the enterprise edition).
+//!
+//! What counts as a reference:
+//! - a URL of any scheme with a host (`https://`, `ftp://`, `redis://`) whose host, read
+//!   as clients read it ([`super::hosts::url_hosts`]: userinfo, backslashes, tabs and line
+//!   breaks inside the host), is not internal; the lenient forms WHATWG parsers accept
+//!   (`https:/host`, `https:\\host`, `https:host`, scheme-relative `//host`, UNC
+//!   `\\\\host`) when the host is public; cloud storage schemes (`s3://`, `gs://`, ...)
+//!   whatever the host;
+//! - an IP address of a non-internal network: dotted IPv4 (as a resolver reads it, so
+//!   `010.010.010.010` is 8.8.8.8), IPv6, IPv4-mapped IPv6; after a command that connects,
+//!   any notation (`ping 134744072`, `ssh root@0x08080808`); bare numbers in prose are
+//!   numbers, netmasks and `1.0.0.0`-style versions are not hosts;
+//! - a host name under a public suffix (the Public Suffix List) *written as a host*:
+//!   followed by a path, query or port, starting with `www.`, after a command or a setting
+//!   that connects (`curl`, `psql -h`, `fetch(`, `ssh user@`, `DB_HOST=`, `"host": "`), as
+//!   a link target (`](`, `href=`), or on the list of known AI, cloud, tunnel and
+//!   request-catcher domains, which count wherever they appear.
+//!
+//! So ordinary prose passes: version numbers (`1.2.3`, `v8.8.8`), file names
+//! (`README.md`, `setup.py`, `main.rs:42`), abbreviations (`e.g.`, `node.js`), internal
+//! URLs and e-mail addresses.
+//!
+//! Text is scanned twice ([`normalise`]): as a client reads it (NFKC, invisible
+//! characters removed, lower case; a URL is parsed before anything in it is decoded, so
+//! `https://localhost%2F@evil.example` goes to evil.example), and with every disguise
+//! removed (escapes decoded several layers deep, defanged dots restored).
+//!
+//! Every step is linear in the text: the `regex` crate's automata never backtrack, look-
+//! behind is a bounded window, and decoding makes a fixed number of passes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value as Json;
+use url::Host;
+
+use super::hosts::{InternalHosts, describe, url_hosts};
+
+/// Service domains that count as references wherever they appear, host-like or not: the
+/// major AI providers, clouds, code and paste hosts, tunnels. `internal_hosts` cannot make
+/// them internal; `external_service_domains` adds to them.
+pub const KNOWN_SERVICE_DOMAINS: &[&str] = &[
+    // AI providers and model hubs.
+    "openai.com",
+    "chatgpt.com",
+    "anthropic.com",
+    "claude.ai",
+    "cohere.ai",
+    "cohere.com",
+    "mistral.ai",
+    "huggingface.co",
+    "hf.co",
+    "replicate.com",
+    "together.ai",
+    "together.xyz",
+    "groq.com",
+    "perplexity.ai",
+    "deepseek.com",
+    "x.ai",
+    "fireworks.ai",
+    "openrouter.ai",
+    "ai21.com",
+    "voyageai.com",
+    "gemini.google.com",
+    "generativelanguage.googleapis.com",
+    // Clouds.
+    "googleapis.com",
+    "googleusercontent.com",
+    "cloud.google.com",
+    "amazonaws.com",
+    "aws.amazon.com",
+    "azure.com",
+    "windows.net",
+    "azurewebsites.net",
+    "cloudflare.com",
+    "workers.dev",
+    "pages.dev",
+    "vercel.app",
+    "netlify.app",
+    "herokuapp.com",
+    "firebaseio.com",
+    "supabase.co",
+    "pinecone.io",
+    "qdrant.io",
+    "weaviate.io",
+    // Code, files and paste hosts; tunnels.
+    "github.com",
+    "githubusercontent.com",
+    "gitlab.com",
+    "bitbucket.org",
+    "pastebin.com",
+    "dropbox.com",
+    "drive.google.com",
+    "ngrok.io",
+    "ngrok-free.app",
+    "ngrok.app",
+    "ngrok.dev",
+    "trycloudflare.com",
+    "loca.lt",
+    "localtunnel.me",
+    "serveo.net",
+    // Request catchers and out-of-band testing hosts: where exfiltration goes.
+    "webhook.site",
+    "requestbin.com",
+    "pipedream.net",
+    "beeceptor.com",
+    "interact.sh",
+    "oast.fun",
+    "oast.pro",
+    "oast.live",
+    "burpcollaborator.net",
+    "transfer.sh",
+    "file.io",
+    // Chat and messaging services with webhooks.
+    "slack.com",
+    "hooks.slack.com",
+    "discord.com",
+    "discordapp.com",
+    "telegram.org",
+];
+
+/// URL schemes that always name somewhere outside: cloud object stores.
+const CLOUD_SCHEMES: &[&str] = &[
+    "s3", "s3a", "s3n", "gs", "gcs", "az", "abfs", "abfss", "wasb", "wasbs", "adl", "oss", "cos",
+    "r2",
+];
+
+/// Top-level domains that are also common file extensions: `name.md:12` and `main.rs:42`
+/// are a file and a line, not a host and a port.
+const FILE_LIKE_TLDS: &[&str] = &[
+    "md", "py", "rs", "sh", "zip", "mov", "pl", "pm", "cc", "so", "ml", "ps", "java", "mk", "tf",
+    "pt", "cu", "ac", "am", "gd", "sv", "pro", "sc", "st", "mp", "cv",
+];
+
+/// Product names spelled like hosts, followed by a slash in prose (`ASP.NET/MVC`).
+const PRODUCT_NAMES: &[&str] = &["asp.net", "ado.net", "vb.net", "socket.io", "date.now"];
+
+/// How many characters before a host name are searched for a command that connects.
+const COMMAND_WINDOW: usize = 256;
+
+/// How much of the text after a URL's start is read to find its host.
+const MAX_URL_SCAN: usize = 2048;
+
+/// What kind of reference was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceKind {
+    Url,
+    IpAddress,
+    HostName,
+}
+
+impl ReferenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferenceKind::Url => "a URL",
+            ReferenceKind::IpAddress => "an IP address",
+            ReferenceKind::HostName => "a host name",
+        }
+    }
+}
+
+/// One reference found: its kind and the host or address it points to (never the text
+/// around it, which may be confidential).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalReference {
+    pub kind: ReferenceKind,
+    pub host: String,
+}
+
+impl std::fmt::Display for ExternalReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "refers outside the network: {} to '{}'",
+            self.kind.as_str(),
+            self.host
+        )
+    }
+}
+
+/// The scanner, with the deployment's definition of internal.
+#[derive(Debug, Clone)]
+pub struct ReferenceScanner {
+    internal: InternalHosts,
+    /// Lower-case ASCII domains: [`KNOWN_SERVICE_DOMAINS`] and configured ones.
+    known: Vec<String>,
+}
+
+impl Default for ReferenceScanner {
+    fn default() -> Self {
+        Self::new(InternalHosts::default(), &[] as &[&str])
+    }
+}
+
+/// The start of a URL: a scheme and its colon (what follows is checked by the scheme:
+/// special schemes take any number of slashes or backslashes, as WHATWG parsers do), or a
+/// scheme-relative `//` or UNC `\\`.
+static URL_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?P<scheme>[a-z][a-z0-9+.\-]{0,30}):(?P<slashes>[/\\]*)|(?P<relative>//|\\\\)")
+        .expect("regex")
+});
+static IPV4: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}").expect("regex"));
+static IPV6: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[?(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|[0-9]{1,3}(?:\.[0-9]{1,3}){3})?\]?")
+        .expect("regex")
+});
+static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:[\p{Alphabetic}\p{Nd}](?:[\p{Alphabetic}\p{Nd}_\-]{0,62}[\p{Alphabetic}\p{Nd}])?\.)+(?:[\p{Alphabetic}][\p{Alphabetic}\p{Nd}\-]{0,61}[\p{Alphabetic}\p{Nd}]|xn--[a-z0-9\-]{1,59})",
+    )
+    .expect("regex")
+});
+/// Commands, calls and settings that connect to the host after them. Words that are also
+/// ordinary English (`ping`, `dig`, `host`) count only where a shell command starts (line
+/// start, `$`, a backtick, `;`, `&&`, `|`, `(`); calls only with their parenthesis.
+static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?:(?:^|[\s$`;&|('"/\\])(?:sudo\s+)?(?:curl|wget|nc|ncat|netcat|ssh|scp|sftp|ftp|telnet|nslookup|traceroute|tracert|rsync|mosh|git\s+clone|git\s+remote\s+add\s+\S+|invoke-webrequest|invoke-restmethod|iwr|irm|test-netconnection|tnc|docker\s+(?:login|pull|push)|podman\s+(?:login|pull|push)|xfreerdp|rdesktop|vncviewer|openssl\s+s_client|http|https|xh)(?:\.exe)?\s)|(?:(?:^|[$`;&|(]\s*)(?:sudo\s+)?(?:ping|ping6|dig|host|whois|mtr)\s)|(?:(?:psql|mysql|mariadb|redis-cli|mongo|mongosh|pg_dump|pg_restore|clickhouse-client|cqlsh)\b[^\n]*\s(?:-h|--host(?:=|\s)|-s|--server))|(?:/v:)|(?:(?:fetch|requests\.[a-z]+|httpx\.[a-z]+|http\.[a-z]+|https\.[a-z]+|axios(?:\.[a-z]+)?|urlopen|urllib\.request\.urlopen|new\s+websocket|eventsource|xmlhttprequest|\.open|create_connection|smtplib\.smtp(?:_ssl)?|ftplib\.ftp|socket\.connect|net\.connect|tls\.connect|dial|connect)\s*\()|\]\(|(?:href|src|action|data|srcset|poster|formaction|url)\s*=|url\s*\("#,
+    )
+    .expect("regex")
+});
+
+/// What comes just before a host: a command that is also an English word (`ejecuta ping
+/// ejemplo.es`, `dig +short example.org`, not `ping me at example.org`), or a setting
+/// that names a host (`DB_HOST=`, `host:`, `"host": "`, `HostName`, `upstream = "`).
+static COMMAND_JUST_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?:(?:^|[^a-z0-9_.\-])(?:ping6?|dig|whois|mtr|traceroute)\s+(?:[-+][a-z0-9\-]+(?:[ =][0-9]+)?\s+)*$)|(?:(?:^|[^a-z0-9_])["']?(?:[a-z0-9_\-]*host(?:name)?|[a-z0-9_\-]*server|endpoint|upstream|proxy|remote|origin|[a-z0-9_\-]*_?url|[a-z0-9_\-]*_?uri|base_?url|api_?base|address|addr)["']?\s*(?:[:=]|\s)\s*["']?$)"#,
+    )
+    .expect("regex")
+});
+
+impl ReferenceScanner {
+    /// A scanner with `internal` as the network, and `extra_known` domains counted as
+    /// references wherever they appear.
+    pub fn new<S: AsRef<str>>(internal: InternalHosts, extra_known: &[S]) -> Self {
+        let mut known: Vec<String> = KNOWN_SERVICE_DOMAINS
+            .iter()
+            .map(|d| (*d).to_owned())
+            .collect();
+        known.extend(
+            extra_known
+                .iter()
+                .map(|d| d.as_ref().trim().trim_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty()),
+        );
+        Self { internal, known }
+    }
+
+    pub fn internal(&self) -> &InternalHosts {
+        &self.internal
+    }
+
+    /// The first reference to the outside found in `text`, if any.
+    pub fn scan(&self, text: &str) -> Option<ExternalReference> {
+        if !might_refer(text) {
+            return None;
+        }
+        // Twice: as written (a client parses the URL before decoding anything, so
+        // `https://localhost%2F@evil.example` goes to evil.example) and with every
+        // disguise removed (`https%3A%2F%2Fevil.example`).
+        let plain = normalise_plain(text);
+        if let Some(found) = self.scan_normalised(&plain) {
+            return Some(found);
+        }
+        let decoded = decode_layers(&plain);
+        if decoded != plain {
+            return self.scan_normalised(&decoded);
+        }
+        None
+    }
+
+    fn scan_normalised(&self, text: &str) -> Option<ExternalReference> {
+        self.scan_urls(text)
+            .or_else(|| self.scan_command_targets(text))
+            .or_else(|| self.scan_ipv4(text))
+            .or_else(|| self.scan_ipv6(text))
+            .or_else(|| self.scan_domains(text))
+    }
+
+    /// Every string in a JSON value (object keys included), with the path of each finding
+    /// under `path` (`metadata.links[2]`); at most `limit` findings.
+    pub fn scan_json(
+        &self,
+        value: &Json,
+        path: &str,
+        limit: usize,
+        found: &mut Vec<(String, ExternalReference)>,
+    ) {
+        if found.len() >= limit {
+            return;
+        }
+        match value {
+            Json::String(s) => {
+                if let Some(r) = self.scan(s) {
+                    found.push((path.to_owned(), r));
+                }
+            }
+            Json::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.scan_json(item, &format!("{path}[{i}]"), limit, found);
+                }
+            }
+            Json::Object(map) => {
+                for (key, item) in map {
+                    let at = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    if let Some(r) = self.scan(key) {
+                        found.push((at.clone(), r));
+                    }
+                    self.scan_json(item, &at, limit, found);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_known_service(&self, ascii: &str) -> bool {
+        self.known.iter().any(|d| {
+            ascii == d
+                || ascii
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+    }
+
+    fn scan_urls(&self, text: &str) -> Option<ExternalReference> {
+        if !text.contains(':') && !text.contains("//") && !text.contains("\\\\") {
+            return None;
+        }
+        for m in URL_START.captures_iter(text) {
+            let whole = m.get(0).expect("match");
+            let before = text[..whole.start()].chars().next_back();
+            let scheme = m.name("scheme").map(|s| s.as_str());
+            // How sure the match is a URL: written in full (`scheme://`) it is judged by
+            // its host whatever it is; in a lenient form (`//host`, `\\host`, `https:host`,
+            // `https:/host`) only a public host or an address counts.
+            let strict = match scheme {
+                Some(scheme) => {
+                    // The scheme began earlier (CJK text may run into it: `请访问https://`).
+                    if before
+                        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '+' | '-' | '.'))
+                    {
+                        continue;
+                    }
+                    let slashes = m.name("slashes").map_or("", |s| s.as_str());
+                    if is_special(scheme) {
+                        slashes == "//"
+                    } else if slashes == "//" {
+                        true
+                    } else {
+                        // `file:///`, `webpack-internal:///./src`: no host.
+                        continue;
+                    }
+                }
+                None => {
+                    // `a//b` is a path, `x // y` a comment, `http:///` was matched above.
+                    if before
+                        .is_some_and(|c| c.is_alphanumeric() || matches!(c, ':' | '/' | '\\' | '.'))
+                    {
+                        continue;
+                    }
+                    false
+                }
+            };
+            if identifier_only(&text[..whole.start()]) {
+                continue;
+            }
+            // A host is in a URL's first kilobytes; reading further for every match would
+            // make hostile input quadratic.
+            let mut end = (whole.end() + MAX_URL_SCAN).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let rest = &text[whole.end()..end];
+            if let Some(scheme) = scheme
+                && CLOUD_SCHEMES.contains(&scheme)
+            {
+                let bucket = rest.split(['/', '?', '#', ' ']).next().unwrap_or("");
+                if !bucket.is_empty() {
+                    return Some(ExternalReference {
+                        kind: ReferenceKind::Url,
+                        host: format!("{scheme}://{bucket}"),
+                    });
+                }
+                continue;
+            }
+            let scheme = match scheme {
+                Some(s) if is_special(s) => s,
+                Some(s) if s.len() <= 30 => s,
+                _ => "http",
+            };
+            for candidate in url_candidates(rest) {
+                if let Some(found) = self.judge_url(scheme, &candidate, strict) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    /// The verdict on one URL candidate (`rest` is what follows `scheme://`).
+    fn judge_url(&self, scheme: &str, rest: &str, strict: bool) -> Option<ExternalReference> {
+        let rest = rest.trim_start_matches(['/', '\\']);
+        let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if authority.is_empty() {
+            return None;
+        }
+        let hosts = lenient_url_hosts(&format!("{scheme}://{rest}"));
+        if hosts.is_empty() {
+            // Unreadable. A placeholder (`https://{host}/`, `http://%s:%d/`) leads nowhere;
+            // userinfo or a backslash in it is a trick some client may read its own way.
+            if strict && authority.contains(['@', '\\']) {
+                return Some(ExternalReference {
+                    kind: ReferenceKind::Url,
+                    host: authority.chars().take(100).collect(),
+                });
+            }
+            return None;
+        }
+        let outside = hosts.iter().find(|h| {
+            self.is_known_host(h) || (!self.internal.is_internal(h) && (strict || is_public(h)))
+        })?;
+        Some(ExternalReference {
+            kind: ReferenceKind::Url,
+            host: outside.to_string(),
+        })
+    }
+
+    /// Addresses written after a command that connects, in any notation a resolver takes:
+    /// `ping 134744072`, `ssh root@0x08080808`, `ping 8.8.2056`, `ping 010.010.010.010`.
+    fn scan_command_targets(&self, text: &str) -> Option<ExternalReference> {
+        for m in COMMAND.find_iter(text) {
+            // What follows on the same line, within a bounded window (linear time).
+            let mut end = (m.end() + COMMAND_WINDOW).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let tail = &text[m.end()..end];
+            let tail = tail.split('\n').next().unwrap_or(tail);
+            for token in tail
+                .split_whitespace()
+                .filter(|t| !t.starts_with('-'))
+                .take(4)
+            {
+                let token = token.trim_matches(|c: char| {
+                    matches!(c, '"' | '\'' | '(' | ')' | ',' | ';' | '[' | ']')
+                });
+                let target = token.rsplit('@').next().unwrap_or(token);
+                let target = target.split(['/', '?']).next().unwrap_or(target);
+                let host = match target.rsplit_once(':') {
+                    Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+                    _ => target,
+                };
+                if host.is_empty() || !host.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                // A count or a port (`-c 3`, `5432`) is not an address; one number is, when
+                // it is large enough to be one (`134744072`), and so is any dotted or hex
+                // form.
+                let numeric = host.bytes().all(|b| b.is_ascii_digit());
+                if numeric && host.parse::<u64>().is_ok_and(|n| n < 1 << 24) {
+                    continue;
+                }
+                let parsed = match Host::parse(host) {
+                    Ok(Host::Ipv4(ip)) if is_host_address(ip) => Host::Ipv4(ip),
+                    Ok(Host::Ipv6(ip)) => Host::Ipv6(ip),
+                    _ => continue,
+                };
+                if !self.internal.is_internal(&parsed) {
+                    return Some(ExternalReference {
+                        kind: ReferenceKind::IpAddress,
+                        host: parsed.to_string(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    fn is_known_host(&self, host: &Host<String>) -> bool {
+        matches!(host, Host::Domain(d) if self.is_known_service(d))
+    }
+
+    fn scan_ipv4(&self, text: &str) -> Option<ExternalReference> {
+        for m in IPV4.find_iter(text) {
+            let before = text[..m.start()].chars().next_back();
+            let mut after = text[m.end()..].chars();
+            let next = after.next();
+            // Part of a longer dotted number (a version 1.2.3.4.5), or of a word; CJK text
+            // may run into an address (`DNS服务器8.8.8.8`).
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                || next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                || (next == Some('.') && after.next().is_some_and(|c| c.is_ascii_digit()))
+                || after_version_word(&text[..m.start()])
+            {
+                continue;
+            }
+            // Read as a resolver reads it: `010.010.010.010` is 8.8.8.8.
+            let Ok(Host::Ipv4(ip)) = Host::parse(m.as_str()) else {
+                continue;
+            };
+            if !is_host_address(ip) {
+                continue;
+            }
+            if !self.internal.is_internal_ip(IpAddr::V4(ip)) {
+                return Some(ExternalReference {
+                    kind: ReferenceKind::IpAddress,
+                    host: ip.to_string(),
+                });
+            }
+        }
+        None
+    }
+
+    fn scan_ipv6(&self, text: &str) -> Option<ExternalReference> {
+        if !text.contains(':') {
+            return None;
+        }
+        for m in IPV6.find_iter(text) {
+            let candidate = m.as_str();
+            let bracketed = candidate.starts_with('[') && candidate.ends_with(']');
+            let bare = candidate.trim_start_matches('[').trim_end_matches(']');
+            let before = text[..m.start()].chars().next_back();
+            let next = text[m.end()..].chars().next();
+            // `items[::2]`, `std::fs`: an index or a path, not an address.
+            if before
+                .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | ']' | ')'))
+                || next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                continue;
+            }
+            let Ok(ip) = bare.parse::<Ipv6Addr>() else {
+                continue;
+            };
+            let groups = bare.split(':').filter(|g| !g.is_empty()).count();
+            if ip.is_unspecified() || groups < 3 || (!bracketed && bare.ends_with(':')) {
+                continue;
+            }
+            if !self.internal.is_internal_ip(IpAddr::V6(ip)) {
+                return Some(ExternalReference {
+                    kind: ReferenceKind::IpAddress,
+                    host: describe(IpAddr::V6(ip)),
+                });
+            }
+        }
+        None
+    }
+
+    fn scan_domains(&self, text: &str) -> Option<ExternalReference> {
+        if !text.contains('.') {
+            return None;
+        }
+        for m in DOMAIN.find_iter(text) {
+            let before = text[..m.start()].chars().next_back();
+            // The tail of a longer token, or a path segment.
+            if before.is_some_and(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '\\' | '$' | '%')
+            }) {
+                continue;
+            }
+            let Ok(Host::Domain(ascii)) = Host::parse(m.as_str()) else {
+                continue;
+            };
+            let ascii = ascii.trim_end_matches('.').to_owned();
+            let mut rest = &text[m.end()..];
+            // A trailing dot is the same name: `example.com./path`.
+            if let Some(after_dot) = rest.strip_prefix('.')
+                && after_dot.starts_with(['/', ':'])
+            {
+                rest = after_dot;
+            }
+            let known = self.is_known_service(&ascii);
+            let in_command = after_command(&text[..m.start()]);
+            // After `@`: an e-mail address, unless a command connects to it, or a port or
+            // a path follows (`git@github.com:acme/x.git`, `admin:pw@host:8443/api`).
+            let slash_path = rest.starts_with('/') && followed_by_path(rest);
+            if before == Some('@') && !known && !in_command && !rest.starts_with(':') && !slash_path
+            {
+                continue;
+            }
+            // Known services count wherever they appear, even those that are themselves
+            // public suffixes (`vercel.app`, `githubusercontent.com`).
+            if known {
+                return Some(ExternalReference {
+                    kind: ReferenceKind::HostName,
+                    host: ascii,
+                });
+            }
+            if self.internal.is_internal_domain(&ascii) {
+                continue;
+            }
+            let suffix = match psl::suffix(ascii.as_bytes()) {
+                Some(s) if s.typ().is_some() => s,
+                _ => continue,
+            };
+            if psl::domain(ascii.as_bytes()).is_none() {
+                continue;
+            }
+            let tld = std::str::from_utf8(suffix.as_bytes())
+                .unwrap_or("")
+                .rsplit('.')
+                .next()
+                .unwrap_or("");
+            // `main.rs`, `setup.py`, `guide.md`: file names unless a path follows.
+            let file_like = FILE_LIKE_TLDS.contains(&tld);
+            let host_like = ascii.starts_with("www.")
+                || (followed_by_path(rest) && !PRODUCT_NAMES.contains(&ascii.as_str()))
+                || (!file_like
+                    && (followed_by_port(rest)
+                        || in_command
+                        || (before == Some('@') && rest.starts_with(':'))));
+            if host_like {
+                return Some(ExternalReference {
+                    kind: ReferenceKind::HostName,
+                    host: ascii,
+                });
+            }
+        }
+        None
+    }
+}
+
+/// Schemes a WHATWG parser treats as special: any number of slashes or backslashes may
+/// follow the colon, and the host is parsed as an address where it can be.
+fn is_special(scheme: &str) -> bool {
+    matches!(scheme, "http" | "https" | "ws" | "wss" | "ftp")
+}
+
+/// Whether a host is out in the world for certain: an address, or a name under a public
+/// suffix (the bar for URLs written in a lenient form).
+fn is_public(host: &Host<String>) -> bool {
+    match host {
+        Host::Ipv4(_) | Host::Ipv6(_) => true,
+        Host::Domain(name) => psl::domain(name.trim_end_matches('.').as_bytes())
+            .is_some_and(|d| d.suffix().typ().is_some()),
+    }
+}
+
+/// The ways a URL's text may end. Long: at whitespace or a quote or angle bracket (the
+/// userinfo may hold `;`, `,`, `)`, and a client reads on). Short: also at punctuation,
+/// without a sentence's final stop. Continued: a tab or line break inside the host, which
+/// WHATWG parsers delete.
+fn url_candidates(rest: &str) -> Vec<String> {
+    let long_end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`'))
+        .unwrap_or(rest.len());
+    let long = &rest[..long_end];
+    let short_end = long
+        .find(|c: char| {
+            matches!(c, '\'' | ')' | '|' | '^' | ',' | ';' | '{' | '}')
+                || (!c.is_ascii() && !c.is_alphanumeric())
+        })
+        .unwrap_or(long.len());
+    let short = long[..short_end].trim_end_matches(['.', ':', '!', '?']);
+    let mut out = vec![short.to_owned()];
+    if long != short {
+        out.push(long.trim_end_matches(['.', ':', '!', '?']).to_owned());
+    }
+    let broken = rest[long_end..].starts_with(['\t', '\n', '\r']);
+    if broken && !long.contains(['/', '?', '#']) {
+        let continued: String = rest
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+            .take_while(|c| !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | '`'))
+            .take(512)
+            .collect();
+        out.push(continued);
+    }
+    out
+}
+
+/// The hosts of a URL by either reading (WHATWG, RFC 3986) that can read it.
+fn lenient_url_hosts(url: &str) -> Vec<Host<String>> {
+    match url_hosts(url) {
+        Ok(hosts) => hosts,
+        Err(_) => {
+            let mut hosts = Vec::new();
+            if let Ok(parsed) = url::Url::parse(&format!(
+                "http://{}",
+                url.split_once("://").map_or(url, |(_, r)| r)
+            )) && let Some(host) = parsed.host()
+            {
+                hosts.push(host.to_owned());
+            }
+            hosts
+        }
+    }
+}
+
+/// A namespace or schema identifier (`xmlns="http://www.w3.org/2000/svg"`,
+/// `"$schema": "http://json-schema.org/..."`): a name, never fetched.
+fn identifier_only(before: &str) -> bool {
+    let mut start = before.len().saturating_sub(24);
+    while !before.is_char_boundary(start) {
+        start += 1;
+    }
+    let window = before[start..].trim_end_matches(['"', '\'', ' ', '=', ':']);
+    window.ends_with("xmlns")
+        || window.rsplit_once("xmlns:").is_some_and(|(_, prefix)| {
+            prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+        || window.ends_with("$schema")
+        || window.ends_with("$id")
+}
+
+/// A version number, not an address: `version 1.0.0.1`, `v2.1.0.3`, `firmware 5.4.3.2`.
+fn after_version_word(before: &str) -> bool {
+    let mut start = before.len().saturating_sub(16);
+    while !before.is_char_boundary(start) {
+        start += 1;
+    }
+    let window = before[start..].trim_end();
+    [
+        "version", "ver", "v", "release", "build", "firmware", "rev", "revision", "section", "§",
+    ]
+    .iter()
+    .any(|w| {
+        window.ends_with(w)
+            && window[..window.len() - w.len()]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric())
+    })
+}
+
+/// Whether an IPv4 address can be a host: not a netmask (`255.255.255.0`), a broadcast,
+/// multicast, "this network" (0/8), or `n.0.0.0` (how four-part versions such as
+/// `1.0.0.0` read, and a whole /8 network rather than a host).
+fn is_host_address(ip: Ipv4Addr) -> bool {
+    let bits = u32::from(ip);
+    let octets = ip.octets();
+    let netmask = bits.leading_ones() + bits.trailing_zeros() == 32 && octets[0] == 255;
+    !(netmask
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || octets[0] == 0
+        || octets[1..] == [0, 0, 0])
+}
+
+/// `/` or `?` and then something that is not a space: `example.com/path`,
+/// `example.com?token=`.
+fn followed_by_path(rest: &str) -> bool {
+    let mut chars = rest.chars();
+    matches!(chars.next(), Some('/' | '?')) && chars.next().is_some_and(|c| !c.is_whitespace())
+}
+
+/// `:` and one to five digits, then not a letter or digit: `example.com:8443`.
+fn followed_by_port(rest: &str) -> bool {
+    let Some(digits) = rest.strip_prefix(':') else {
+        return false;
+    };
+    let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+    (1..=5).contains(&n)
+        && digits[n..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric())
+}
+
+/// Whether a command that connects (or a link target) comes shortly before, on the same
+/// line.
+fn after_command(before: &str) -> bool {
+    let mut start = before.len().saturating_sub(COMMAND_WINDOW);
+    while !before.is_char_boundary(start) {
+        start += 1;
+    }
+    let window = &before[start..];
+    // The current line, and the one before when it ends with a continuation (`\`).
+    let mut lines = window.rsplitn(3, '\n');
+    let current = lines.next().unwrap_or(window);
+    let previous = lines.next().filter(|l| l.trim_end().ends_with('\\'));
+    COMMAND.is_match(current)
+        || COMMAND_JUST_BEFORE.is_match(current)
+        || previous.is_some_and(|p| COMMAND.is_match(p))
+}
+
+/// A cheap first look: text that has none of the characters a reference needs (a dot, a
+/// colon, an escape, a long number, `0x`) and is plain ASCII cannot hold one.
+fn might_refer(text: &str) -> bool {
+    let mut digits = 0;
+    let mut previous = 0u8;
+    for b in text.bytes() {
+        if matches!(b, b'.' | b':' | b'/' | b'%' | b'\\' | b'&') || !b.is_ascii() {
+            return true;
+        }
+        // An address written as one number (`134744072`) or in hex (`0x08080808`).
+        digits = if b.is_ascii_digit() { digits + 1 } else { 0 };
+        if digits >= 8 || (previous == b'0' && (b == b'x' || b == b'X')) {
+            return true;
+        }
+        previous = b;
+    }
+    false
+}
+
+mod normalise;
+
+pub use normalise::{decode_layers, normalise, normalise_plain};
+
+#[cfg(test)]
+mod tests;
