@@ -143,7 +143,7 @@ const PRODUCT_NAMES: &[&str] = &["asp.net", "ado.net", "vb.net", "socket.io", "d
 const COMMAND_WINDOW: usize = 256;
 
 /// How much of the text after a URL's start is read to find its host.
-const MAX_URL_SCAN: usize = 2048;
+const MAX_URL_SCAN: usize = 512;
 
 /// What kind of reference was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +220,7 @@ static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
 /// start, `$`, a backtick, `;`, `&&`, `|`, `(`); calls only with their parenthesis.
 static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?:(?:^|[\s$`;&|('"/\\])(?:sudo\s+)?(?:curl|wget|nc|ncat|netcat|ssh|scp|sftp|ftp|telnet|nslookup|traceroute|tracert|rsync|mosh|git\s+clone|git\s+remote\s+add\s+\S+|invoke-webrequest|invoke-restmethod|iwr|irm|test-netconnection|tnc|docker\s+(?:login|pull|push)|podman\s+(?:login|pull|push)|xfreerdp|rdesktop|vncviewer|openssl\s+s_client|http|https|xh)(?:\.exe)?\s)|(?:(?:^|[$`;&|(]\s*)(?:sudo\s+)?(?:ping|ping6|dig|host|whois|mtr)\s)|(?:(?:psql|mysql|mariadb|redis-cli|mongo|mongosh|pg_dump|pg_restore|clickhouse-client|cqlsh)\b[^\n]*\s(?:-h|--host(?:=|\s)|-s|--server))|(?:/v:)|(?:(?:fetch|requests\.[a-z]+|httpx\.[a-z]+|http\.[a-z]+|https\.[a-z]+|axios(?:\.[a-z]+)?|urlopen|urllib\.request\.urlopen|new\s+websocket|eventsource|xmlhttprequest|\.open|create_connection|smtplib\.smtp(?:_ssl)?|ftplib\.ftp|socket\.connect|net\.connect|tls\.connect|dial|connect)\s*\()|\]\(|(?:href|src|action|data|srcset|poster|formaction|url)\s*=|url\s*\("#,
+        r#"(?:(?:^|[\s$`;&|('"/\\])(?:sudo\s+)?(?:curl|wget|nc|ncat|netcat|ssh|scp|sftp|ftp|telnet|nslookup|traceroute|tracert|rsync|mosh|git\s+clone|git\s+remote\s+add\s+\S+|invoke-webrequest|invoke-restmethod|iwr|irm|test-netconnection|tnc|docker\s+(?:login|pull|push)|podman\s+(?:login|pull|push)|xfreerdp|rdesktop|vncviewer|openssl\s+s_client|http|https|xh)(?:\.exe)?\s)|(?:(?:^|[$`;&|(]\s*)(?:sudo\s+)?(?:ping|ping6|dig|host|whois|mtr)\s)|(?:(?:psql|mysql|mariadb|redis-cli|mongo|mongosh|pg_dump|pg_restore|clickhouse-client|cqlsh)(?-u:\b)[^\n]*\s(?:-h|--host(?:=|\s)|-s|--server))|(?:/v:)|(?:(?:fetch|requests\.[a-z]+|httpx\.[a-z]+|http\.[a-z]+|https\.[a-z]+|axios(?:\.[a-z]+)?|urlopen|urllib\.request\.urlopen|new\s+websocket|eventsource|xmlhttprequest|\.open|create_connection|smtplib\.smtp(?:_ssl)?|ftplib\.ftp|socket\.connect|net\.connect|tls\.connect|dial|connect)\s*\()|\]\(|(?:href|src|action|data|srcset|poster|formaction|url)\s*=|url\s*\("#,
     )
     .expect("regex")
 });
@@ -414,6 +414,14 @@ impl ReferenceScanner {
         let authority = &rest[..authority_end];
         if authority.is_empty() {
             return None;
+        }
+        // Only [`MAX_URL_SCAN`] bytes are read: an authority that does not end within them
+        // (a userinfo padded to push the host out of sight) is refused as it is.
+        if strict && authority.len() >= MAX_URL_SCAN - 8 {
+            return Some(ExternalReference {
+                kind: ReferenceKind::Url,
+                host: authority.chars().take(100).collect(),
+            });
         }
         let hosts = lenient_url_hosts(&format!("{scheme}://{rest}"));
         if hosts.is_empty() {

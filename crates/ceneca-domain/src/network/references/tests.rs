@@ -48,6 +48,9 @@ fn userinfo_tricks_are_read_both_ways() {
     assert_eq!(host("http://api.openai.com\\@10.0.0.1/"), "api.openai.com");
     assert_eq!(host("http://10.0.0.1@8.8.8.8/"), "8.8.8.8");
     assert_eq!(host("https:///evil.example.com/x"), "evil.example.com");
+    // A userinfo padded past what is read does not hide the host after it.
+    let padded = format!("https://{}@evil.example.com/x", "a".repeat(600));
+    assert!(found(&padded).is_some());
 }
 
 #[test]
