@@ -73,7 +73,7 @@ fn canonical_char(c: char) -> char {
     }
 }
 
-/// One layer of percent-encoding, JSON/C escapes (`\/`, `\uXXXX`, `\xXX`) and HTML
+/// One layer of percent-encoding, JSON/C escapes (`\/`, `\u002f`, `\x2f`) and HTML
 /// character references (`&#47;`, `&#x2f;`, `&sol;`, `&colon;`, `&period;`).
 fn decode_escapes(text: &str) -> String {
     let bytes = text.as_bytes();
