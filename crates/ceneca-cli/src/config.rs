@@ -2,8 +2,8 @@
 //! defaults (DESIGN.md §5).
 //!
 //! The file has one section per crate that owns the settings (`[http]` and `[tls]` in
-//! ceneca-server, `[store]` in ceneca-store, `[auth]`, `[audit]` and `[vectors]` in
-//! ceneca-service, `[encryption]` and `[log]` here), each a struct that refuses unknown
+//! ceneca-server, `[store]` in ceneca-store, `[auth]`, `[audit]`, `[network]`, `[dlp]` and
+//! `[vectors]` in ceneca-service, `[encryption]` and `[log]` here), each a struct that refuses unknown
 //! keys and parses enums into types. A setting can be given in the environment as
 //! `CENECA_<SECTION>__<KEY>` (for example `CENECA_HTTP__LISTEN`) or by its flat name from
 //! before the sections (`CENECA_LISTEN`, [`FLAT`]); a file may use flat names too. Where
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
-use ceneca_service::settings::{AuditSettings, AuthSettings, NetworkSettings, VectorSettings};
+use ceneca_service::settings::{
+    AuditSettings, AuthSettings, DlpSettings, NetworkSettings, VectorSettings,
+};
 use ceneca_store::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map, Tag, Value};
@@ -37,6 +39,7 @@ pub struct Config {
     pub audit: AuditSettings,
     pub encryption: EncryptionSettings,
     pub network: NetworkSettings,
+    pub dlp: DlpSettings,
     pub log: LogSettings,
     /// Where each setting's value came from (`section.key` → a default, the edition's
     /// preset, the file, a variable, a flag), for `config show` and the start-up log.
@@ -57,6 +60,7 @@ impl Default for Config {
             audit: AuditSettings::default(),
             encryption: EncryptionSettings::default(),
             network: NetworkSettings::default(),
+            dlp: DlpSettings::default(),
             log: LogSettings::default(),
             origins: Default::default(),
         }
@@ -184,6 +188,8 @@ pub const FLAT: &[(&str, &str)] = &[
         "network.external_service_domains",
     ),
     ("reference_policy", "network.reference_policy"),
+    ("dlp_policy", "dlp.policy"),
+    ("dlp_contact_details", "dlp.contact_details"),
     ("log_format", "log.format"),
 ];
 
@@ -218,6 +224,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("encryption", &self.encryption)
             .field("network", &self.network)
+            .field("dlp", &self.dlp)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -682,8 +689,8 @@ mod tests {
             );
         }
         // The settings of the flat configuration and those added since, each reachable.
-        assert_eq!(settings.len(), 42);
-        assert_eq!(FLAT.len() + 2, 42);
+        assert_eq!(settings.len(), 44);
+        assert_eq!(FLAT.len() + 2, 44);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod clock;
 pub mod credential;
 pub mod deleted;
+pub mod dlp;
 pub mod edition;
 pub mod error;
 pub mod flow;

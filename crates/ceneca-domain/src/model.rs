@@ -3,6 +3,7 @@
 //! Column types per engine live in the store's migrations; a store test checks that every
 //! column declared here exists in both schemas.
 
+use crate::dlp::DlpPolicy;
 use crate::roles::{OrgRole, WorkspaceRole};
 use crate::schema::{
     Api, Cascade, Counter, Default, Entity, FULL_API, Field, Kind, Nesting, Owner, OwnerWrite,
@@ -151,6 +152,10 @@ pub static ORGANIZATIONS: Entity = Entity {
             field("settings", Kind::Object)
                 .default(Default::EmptyObject)
                 .patch(),
+            // What a write holding a secret or personal data gets here (`dlp`); unset
+            // follows the server's `[dlp] policy`. The strictest of the server, the
+            // organization and the workspace applies.
+            field("dlp_policy", Kind::Enum(DlpPolicy::ALL)).patch(),
         ],
         Tenancy::SelfOrganization,
     )
@@ -256,6 +261,8 @@ pub static WORKSPACES: Entity = Entity {
             field("settings", Kind::Object)
                 .default(Default::EmptyObject)
                 .patch(),
+            // Can only tighten its organization's policy (see `organizations`).
+            field("dlp_policy", Kind::Enum(DlpPolicy::ALL)).patch(),
         ],
         Tenancy::SelfWorkspace,
     )

@@ -7,6 +7,7 @@
 
 use uuid::Uuid;
 
+use crate::dlp::DlpPolicy;
 use crate::roles::{OrgRole, WorkspaceRole};
 use crate::schema::{Entity, Owner, OwnerWrite, Tenancy};
 
@@ -26,6 +27,45 @@ pub struct Scope {
     pub workspace_orgs: Vec<(Uuid, Uuid)>,
     /// Permission sets that may concern the caller (by user, or by a role they hold).
     pub permissions: Vec<PermissionRule>,
+    /// The DLP policies set on the organizations above (those set, live ones only).
+    pub organization_dlp: Vec<(Uuid, DlpPolicy)>,
+    /// The DLP policy of each workspace above that has one: the stricter of its own and
+    /// its organization's.
+    pub workspace_dlp: Vec<(Uuid, DlpPolicy)>,
+}
+
+impl Scope {
+    /// The DLP policy set on `workspace` (the stricter of its own and its organization's),
+    /// if the scope knows the workspace; `None` when it does not.
+    pub fn workspace_dlp_policy(&self, workspace: Uuid) -> Option<DlpPolicy> {
+        if let Some((_, policy)) = self.workspace_dlp.iter().find(|(w, _)| *w == workspace) {
+            return Some(*policy);
+        }
+        self.workspaces
+            .iter()
+            .any(|(w, _)| *w == workspace)
+            .then_some(DlpPolicy::Off)
+    }
+
+    /// The DLP policy set on `organization`, if the scope knows it.
+    pub fn organization_dlp_policy(&self, organization: Uuid) -> Option<DlpPolicy> {
+        if let Some((_, policy)) = self
+            .organization_dlp
+            .iter()
+            .find(|(o, _)| *o == organization)
+        {
+            return Some(*policy);
+        }
+        self.organizations
+            .iter()
+            .any(|(o, _)| *o == organization)
+            .then_some(DlpPolicy::Off)
+    }
+
+    /// Whether any organization or workspace of the scope sets a policy.
+    pub fn sets_dlp(&self) -> bool {
+        !self.organization_dlp.is_empty() || !self.workspace_dlp.is_empty()
+    }
 }
 
 /// Who a permission set is for.

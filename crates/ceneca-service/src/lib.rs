@@ -44,6 +44,7 @@ pub mod auth;
 pub mod caller;
 pub mod consent;
 mod content;
+mod dlp;
 pub mod error;
 mod gate;
 pub mod metrics;
@@ -106,6 +107,11 @@ pub struct ServiceConfig {
     /// When set, client text that refers outside the network is refused (always in the
     /// zero-sync edition; `network.reference_policy = "reject"` in the enterprise one).
     pub reference_scanner: Option<Arc<ceneca_domain::network::ReferenceScanner>>,
+    /// The server's data-loss prevention policy: the least an organization or a
+    /// workspace gets (`dlp.rs`).
+    pub dlp_policy: ceneca_domain::dlp::DlpPolicy,
+    /// Whether DLP also looks for e-mail addresses and phone numbers.
+    pub dlp_contact_details: bool,
 }
 
 impl Default for ServiceConfig {
@@ -125,6 +131,8 @@ impl Default for ServiceConfig {
             client_certificate_accounts: Default::default(),
             internal_hosts: Default::default(),
             reference_scanner: None,
+            dlp_policy: Default::default(),
+            dlp_contact_details: false,
         }
     }
 }
@@ -143,6 +151,8 @@ pub struct Services {
     secret_checks: Arc<gate::AccountGate>,
     /// Counts of audit appends, sessions and lock-outs (`GET /metrics`).
     metrics: Arc<metrics::ServiceMetrics>,
+    /// The DLP patterns, compiled on first use: most servers never need them.
+    dlp_detector: Arc<std::sync::OnceLock<ceneca_domain::dlp::Detector>>,
 }
 
 impl Services {
@@ -172,6 +182,7 @@ impl Services {
             audit_head: None,
             secret_checks: Arc::default(),
             metrics,
+            dlp_detector: Default::default(),
         }
     }
     /// The service's counters, for monitoring.

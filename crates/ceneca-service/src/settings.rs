@@ -1,5 +1,6 @@
 //! The sections of `ceneca.toml` the service owns: `[auth]` (sessions, devices,
-//! registration, MFA for administrators), `[audit]` and `[vectors]`. Each is checked
+//! registration, MFA for administrators), `[audit]`, `[network]`, `[dlp]` and
+//! `[vectors]`. Each is checked
 //! here and turned into what [`crate::ServiceConfig`] and [`crate::Services::with_vectors`]
 //! take, so the values a file may hold and the ones the service uses are declared once.
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use ceneca_domain::Edition;
 use ceneca_domain::audit::AuditLevel;
+use ceneca_domain::dlp::DlpPolicy;
 use ceneca_domain::network::{InternalHosts, ReferenceScanner};
 use ceneca_domain::settings::InvalidSetting;
 use ceneca_vector::server::QdrantSettings;
@@ -177,6 +179,27 @@ impl NetworkSettings {
             });
         config.internal_hosts = Arc::new(internal);
         Ok(())
+    }
+}
+
+/// `[dlp]`: data-loss prevention on write (`dlp.rs`), in both editions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DlpSettings {
+    /// `off`, `flag` (record findings in the audit trail), `redact` (replace them before
+    /// storage) or `reject` (refuse the write). The least every organization and workspace
+    /// gets: theirs (their `dlp_policy`) can only be stricter.
+    pub policy: DlpPolicy,
+    /// Also look for e-mail addresses and phone numbers (off: most chat text holds them
+    /// legitimately).
+    pub contact_details: bool,
+}
+
+impl DlpSettings {
+    /// Writes these settings into `config`.
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.dlp_policy = self.policy;
+        config.dlp_contact_details = self.contact_details;
     }
 }
 

@@ -48,6 +48,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 3, "vector_outbox", "0003_vector_outbox"),
     migration!("sqlite", 4, "auth_hardening", "0004_auth_hardening"),
     migration!("sqlite", 5, "audit_chain_mac", "0005_audit_chain_mac"),
+    migration!("sqlite", 6, "dlp_policy", "0006_dlp_policy"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -61,6 +62,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 3, "vector_outbox", "0003_vector_outbox"),
     migration!("postgres", 4, "auth_hardening", "0004_auth_hardening"),
     migration!("postgres", 5, "audit_chain_mac", "0005_audit_chain_mac"),
+    migration!("postgres", 6, "dlp_policy", "0006_dlp_policy"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

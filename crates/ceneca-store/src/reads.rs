@@ -3,6 +3,7 @@
 //! engine runs them on one connection (a pooled reader on SQLite, a pooled connection on
 //! PostgreSQL), so authenticating a request stays one round trip to the pool.
 
+use ceneca_domain::dlp::DlpPolicy;
 use ceneca_domain::roles::{OrgRole, WorkspaceRole};
 use ceneca_domain::schema::{Field, Kind, field};
 use ceneca_domain::scope::Scope;
@@ -16,12 +17,15 @@ use crate::sql::{self, Dialect, Param, Sql};
 use crate::{Engine, Result};
 
 /// The columns of a membership row of the scope query: what is reached, the role held,
-/// whether it is soft-deleted, and (for workspaces) its organization.
-static MEMBERSHIP: [Field; 4] = [
+/// whether it is soft-deleted, its DLP policy, and (for workspaces) its organization and
+/// that organization's DLP policy.
+static MEMBERSHIP: [Field; 6] = [
     field("id", Kind::Uuid),
     field("role", Kind::Text { max: usize::MAX }),
     field("deleted", Kind::Bool),
+    field("dlp_policy", Kind::Text { max: usize::MAX }),
     field("organization_id", Kind::Uuid),
+    field("organization_dlp_policy", Kind::Text { max: usize::MAX }),
 ];
 
 /// The statements of these reads, spelled once per engine: they run on every
@@ -51,7 +55,7 @@ impl Statements {
         let in_organizations = d.in_set("organization_id", &d.placeholder(3));
         Self {
             organizations: format!(
-                "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL
+                "SELECT m.organization_id, m.role, o.deleted_at IS NOT NULL, o.dlp_policy
                  FROM organization_members m JOIN organizations o ON o.id = m.organization_id
                  WHERE m.user_id = {me}"
             ),
@@ -61,8 +65,9 @@ impl Statements {
                              WHEN w.organization_id IN (SELECT organization_id FROM organization_members
                                                         WHERE user_id = {me} AND role IN ('owner', 'admin')) THEN 'admin'
                              ELSE wm.role END,
-                        w.deleted_at IS NOT NULL, w.organization_id
+                        w.deleted_at IS NOT NULL, w.dlp_policy, w.organization_id, o.dlp_policy
                  FROM workspaces w
+                 LEFT JOIN organizations o ON o.id = w.organization_id
                  LEFT JOIN workspace_members wm ON wm.workspace_id = w.id AND wm.user_id = {me}
                  WHERE w.owner_user_id = {me} OR wm.user_id IS NOT NULL
                     OR w.organization_id IN (SELECT organization_id FROM organization_members
@@ -100,6 +105,14 @@ fn membership(row: &Record) -> Option<(Uuid, &str, bool)> {
     ))
 }
 
+/// A DLP policy column; unset (or `off`) is `None`.
+fn dlp_policy(row: &Record, column: &str) -> Option<DlpPolicy> {
+    row.get(column)
+        .and_then(Value::as_str)
+        .and_then(|text| text.parse().ok())
+        .filter(|policy| *policy != DlpPolicy::Off)
+}
+
 /// The caller's organizations and workspaces with roles (live and soft-deleted), and the
 /// permission rules that concern them. Rules of a soft-deleted workspace or organization
 /// are dormant: its content is reached by restoring it, with the roles that allow that.
@@ -124,13 +137,18 @@ pub(crate) async fn load_scope<E: Exec>(
         params: user(),
     };
     let columns: Vec<&Field> = MEMBERSHIP.iter().collect();
-    for row in exec.fetch_columns(&columns[..3], &organizations).await? {
+    for row in exec.fetch_columns(&columns[..4], &organizations).await? {
         let Some((id, role, deleted)) = membership(&row) else {
             continue;
         };
         let Some(role) = OrgRole::parse(role) else {
             continue;
         };
+        if let Some(policy) = dlp_policy(&row, "dlp_policy")
+            && !deleted
+        {
+            scope.organization_dlp.push((id, policy));
+        }
         if deleted {
             &mut scope.deleted_organizations
         } else {
@@ -149,6 +167,13 @@ pub(crate) async fn load_scope<E: Exec>(
             && !deleted
         {
             scope.workspace_orgs.push((id, org));
+        }
+        let policy =
+            dlp_policy(&row, "dlp_policy").max(dlp_policy(&row, "organization_dlp_policy"));
+        if let Some(policy) = policy
+            && !deleted
+        {
+            scope.workspace_dlp.push((id, policy));
         }
         if deleted {
             &mut scope.deleted_workspaces

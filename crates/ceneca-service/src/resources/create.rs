@@ -123,6 +123,8 @@ impl Services {
         let parent_row = self.visible_parent(caller, entity, parent).await?;
         let mut errors = ValidationError::new();
         let mut records = Vec::with_capacity(items.len());
+        // Audit entries of DLP findings, written with the rows.
+        let mut side_ops = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let prepared = match item.as_object() {
                 Some(obj) => {
@@ -132,7 +134,10 @@ impl Services {
                 None => Err(ServiceError::invalid("body", "expected a JSON object")),
             };
             match prepared {
-                Ok((record, _)) => records.push(record),
+                Ok((record, extras)) => {
+                    records.push(record);
+                    side_ops.extend(extras.ops);
+                }
                 Err(ServiceError::Validation(e)) => {
                     for (field, reason) in e.fields {
                         errors.add(format!("items[{i}].{field}"), reason);
@@ -147,9 +152,10 @@ impl Services {
             .by(caller)
             .on(entity.table, None)
             .details(serde_json::json!({ "count": count, parent.field: parent.id.to_string() }));
-        let batch = WriteBatch::new(caller.actor())
-            .push(WriteOp::InsertMany { entity, records })
-            .push(self.audit_op(event));
+        let mut batch =
+            WriteBatch::new(caller.actor()).push(WriteOp::InsertMany { entity, records });
+        batch.ops.extend(side_ops);
+        let batch = batch.push(self.audit_op(event));
         let rows = self
             .store
             .apply(batch)
@@ -223,6 +229,15 @@ impl Services {
         rules.check_create_in_store(&cx, &record).await?;
         // Every check has passed: now what the create does besides its row.
         let mut extras = Extras::default();
+        self.apply_dlp(
+            caller,
+            entity,
+            input.names(),
+            &mut record,
+            None,
+            &mut extras.ops,
+        )
+        .await?;
         rules.create_effects(&cx, &mut record, &mut extras)?;
         fill_defaults(entity, &mut record, now);
         if let Some(id) = record.id() {

@@ -59,7 +59,10 @@ impl Services {
             entity,
         };
         let rules = rules_for(entity);
-        let current = if rules.needs_current_row() || self.seals_on_update(entity, &input) {
+        let current = if rules.needs_current_row()
+            || self.seals_on_update(entity, &input)
+            || self.dlp_may_apply(caller)
+        {
             Some(
                 self.store
                     .get(entity, id, write.clone(), Deleted::Exclude)
@@ -71,6 +74,16 @@ impl Services {
         };
         let mut set = input.clone();
         rules.check_update(&cx, id, current.as_ref(), &mut set)?;
+        let mut side_ops = Vec::new();
+        self.apply_dlp(
+            caller,
+            entity,
+            input.names(),
+            &mut set,
+            current.as_ref(),
+            &mut side_ops,
+        )
+        .await?;
         let workspace = current.as_ref().and_then(|row| row.id_of("workspace_id"));
         self.seal_content(entity, id, workspace, &mut set);
         let owners = owner_columns(entity);
@@ -103,14 +116,14 @@ impl Services {
             .by(caller)
             .on(entity.table, Some(id))
             .details(serde_json::json!({ "fields": fields }));
-        let batch = WriteBatch::new(caller.actor())
-            .push(WriteOp::Update {
-                entity,
-                id,
-                filter: write,
-                set,
-            })
-            .push(self.audit_op(event));
+        let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Update {
+            entity,
+            id,
+            filter: write,
+            set,
+        });
+        batch.ops.extend(side_ops);
+        let batch = batch.push(self.audit_op(event));
         match self.store.apply(batch).await {
             Ok(rows) => self.present(entity, &rows[0], View::Detail),
             Err(ceneca_store::StoreError::NotFound) => {

@@ -574,7 +574,7 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
         (dir, store)
     }
 
@@ -671,7 +671,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [5, 4, 3, 2, 1] {
+        for version in [6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -679,7 +679,7 @@ mod tests {
                 .applied_at
                 .is_none()
         );
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
 }

@@ -1,0 +1,505 @@
+//! Data-loss prevention on write, in both editions: each policy (`off`, `flag`, `redact`,
+//! `reject`) on each kind of finding, set for the server, an organization or a workspace
+//! (the strictest applies), over every text of a write — fields, nested JSON, batch items,
+//! updates — and recorded in the audit trail without the value.
+
+use ceneca_domain::Edition;
+use ceneca_domain::dlp::DlpPolicy;
+use ceneca_e2e::{Backend, TestServer, User, on_every_backend, world};
+use ceneca_service::ServiceConfig;
+use serde_json::{Value, json};
+
+on_every_backend!(
+    each_policy_on_each_kind_in_both_editions,
+    organization_and_workspace_policies_tighten_and_never_loosen,
+    nested_json_batches_and_updates_are_covered,
+    secret_fields_hold_secrets_without_findings,
+    a_workspace_outside_the_callers_scope_gets_its_policy,
+    only_administrators_set_a_policy_and_only_known_ones,
+    contact_details_only_when_configured,
+);
+
+/// One value of each kind (secrets and identity numbers), its name in errors and audit
+/// entries, and how a refusal describes it.
+const KINDS: &[(&str, &str, &str)] = &[
+    (
+        "sk-proj-4fT9xQ2mVb7LkR1sN8pW3yZ6aC0dE5gH",
+        "openai_api_key",
+        "OpenAI API key",
+    ),
+    (
+        "sk-ant-api03-Xy7Qm2Lp9Vn4Rs8Tk1Wz6Bc3Df5Gh0Jk-AbCdEf",
+        "anthropic_api_key",
+        "Anthropic API key",
+    ),
+    (
+        "AKIAIOSFODNN7EXAMPLE",
+        "aws_access_key_id",
+        "AWS access key id",
+    ),
+    (
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github_token",
+        "GitHub token",
+    ),
+    (
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+        "private_key",
+        "private key",
+    ),
+    (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "jwt",
+        "JSON Web Token",
+    ),
+    ("4111 1111 1111 1111", "payment_card", "payment card number"),
+    ("GB82 WEST 1234 5698 7654 32", "iban", "IBAN"),
+    (
+        "123-45-6789",
+        "us_social_security_number",
+        "US social security number",
+    ),
+    (
+        "AB 12 34 56 C",
+        "uk_national_insurance_number",
+        "UK national insurance number",
+    ),
+];
+
+async fn server(backend: Backend, edition: Edition, policy: DlpPolicy) -> TestServer {
+    TestServer::start_with(
+        backend,
+        ServiceConfig {
+            edition,
+            dlp_policy: policy,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// The DLP entries of the audit trail, newest last.
+async fn findings(s: &TestServer, admin: &User) -> Vec<Value> {
+    let mut all = s
+        .list_all(admin, "/api/v1/audit-log?action=dlp.finding")
+        .await;
+    all.sort_by_key(|e| e["sequence"].as_i64());
+    all
+}
+
+async fn post_message(s: &TestServer, u: &User, thread: &str, content: &str) -> ceneca_e2e::Reply {
+    s.post(
+        u,
+        &format!("/api/v1/threads/{thread}/messages"),
+        json!({"role": "user", "content": format!("Here it is: {content} -- keep it safe")}),
+    )
+    .await
+}
+
+async fn each_policy_on_each_kind_in_both_editions(backend: Backend) {
+    for edition in [Edition::Enterprise, Edition::ZeroSync] {
+        for policy in [
+            DlpPolicy::Off,
+            DlpPolicy::Flag,
+            DlpPolicy::Redact,
+            DlpPolicy::Reject,
+        ] {
+            let s = server(backend, edition, policy).await;
+            let admin = s.admin().await;
+            let u = s.user("u").await;
+            let w = world(&s, &u).await;
+            let messages = format!("/api/v1/threads/{}/messages", w.thread);
+            for (value, kind, described) in KINDS {
+                let before = s.list_all(&u, &messages).await.len();
+                let audited = findings(&s, &admin).await.len();
+                let r = post_message(&s, &u, &w.thread, value).await;
+                let label = format!("{edition:?} {policy} {kind}");
+                if policy >= DlpPolicy::Redact {
+                    assert!(
+                        !r.body.to_string().contains(value),
+                        "{label}: the value came back: {}",
+                        r.body
+                    );
+                }
+                let entries = findings(&s, &admin).await;
+                match policy {
+                    DlpPolicy::Off | DlpPolicy::Flag => {
+                        assert_eq!(r.status, 201, "{label}: {}", r.body);
+                        let stored = s
+                            .get(&u, &format!("/api/v1/messages/{}", r.id()))
+                            .await
+                            .expect(200);
+                        assert!(
+                            stored["content"].as_str().unwrap().contains(value),
+                            "{label}"
+                        );
+                    }
+                    DlpPolicy::Redact => {
+                        assert_eq!(r.status, 201, "{label}: {}", r.body);
+                        assert_eq!(
+                            r.body["content"],
+                            format!("Here it is: [REDACTED:{kind}] -- keep it safe"),
+                            "{label}"
+                        );
+                        let raw = s
+                            .raw_text(&format!(
+                                "SELECT content FROM messages WHERE id = '{}'",
+                                r.id()
+                            ))
+                            .await;
+                        assert!(!raw.unwrap_or_default().contains(value), "{label}: stored");
+                    }
+                    DlpPolicy::Reject => {
+                        assert_eq!(r.status, 422, "{label}: {}", r.body);
+                        let reason = r.body["error"]["fields"]["content"]
+                            .as_str()
+                            .unwrap_or_else(|| panic!("{label}: {}", r.body));
+                        assert!(reason.contains(described), "{label}: {reason}");
+                        assert_eq!(s.list_all(&u, &messages).await.len(), before, "{label}");
+                    }
+                }
+                if policy == DlpPolicy::Off {
+                    assert_eq!(entries.len(), audited, "{label}: audited under off");
+                    continue;
+                }
+                assert_eq!(entries.len(), audited + 1, "{label}");
+                let entry = entries.last().unwrap();
+                let outcome = match policy {
+                    DlpPolicy::Reject => "denied",
+                    _ => "success",
+                };
+                assert_eq!(entry["outcome"], outcome, "{label}");
+                assert_eq!(
+                    entry["details"]["findings"],
+                    json!([{"field": "content", "kind": kind}]),
+                    "{label}"
+                );
+                assert_eq!(entry["details"]["policy"], policy.as_str());
+                assert_eq!(entry["actor_id"], json!(u.id), "{label}");
+                assert!(
+                    !entry.to_string().contains(value),
+                    "{label}: the audit entry holds the value"
+                );
+            }
+        }
+    }
+}
+
+async fn organization_and_workspace_policies_tighten_and_never_loosen(backend: Backend) {
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Off).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let card = "4111 1111 1111 1111";
+    let org_thread = s
+        .post(
+            &u,
+            "/api/v1/threads",
+            json!({"workspace_id": w.org_workspace, "title": "Team"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Nothing set: stored as sent.
+    post_message(&s, &u, &org_thread, card).await.expect(201);
+    // The organization refuses; its workspace follows; a workspace outside it does not.
+    s.patch(
+        &u,
+        &format!("/api/v1/organizations/{}", w.organization),
+        json!({"dlp_policy": "reject"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(post_message(&s, &u, &org_thread, card).await.status, 422);
+    post_message(&s, &u, &w.thread, card).await.expect(201);
+    // A workspace cannot loosen its organization's policy...
+    let ws = s
+        .patch(
+            &u,
+            &format!("/api/v1/workspaces/{}", w.org_workspace),
+            json!({"dlp_policy": "off"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ws["dlp_policy"], "off");
+    assert_eq!(post_message(&s, &u, &org_thread, card).await.status, 422);
+    // ...but can tighten what is above it.
+    s.patch(
+        &u,
+        &format!("/api/v1/workspaces/{}", w.workspace),
+        json!({"dlp_policy": "redact"}),
+    )
+    .await
+    .expect(200);
+    let m = post_message(&s, &u, &w.thread, card).await.expect(201);
+    assert!(
+        m["content"]
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED:payment_card]")
+    );
+    // Unset again: back to the server's policy.
+    s.patch(
+        &u,
+        &format!("/api/v1/workspaces/{}", w.workspace),
+        json!({"dlp_policy": null}),
+    )
+    .await
+    .expect(200);
+    post_message(&s, &u, &w.thread, card).await.expect(201);
+
+    // The server's policy is the floor: a workspace's `off` does not lower it.
+    let strict = server(backend, Edition::Enterprise, DlpPolicy::Reject).await;
+    let v = strict.user("v").await;
+    let w2 = world(&strict, &v).await;
+    strict
+        .patch(
+            &v,
+            &format!("/api/v1/workspaces/{}", w2.workspace),
+            json!({"dlp_policy": "off"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        post_message(&strict, &v, &w2.thread, card).await.status,
+        422
+    );
+    // A new workspace of an organization that rejects: its own first write is screened
+    // too (the workspace row itself, under the organization).
+    strict
+        .patch(
+            &v,
+            &format!("/api/v1/organizations/{}", w2.organization),
+            json!({"dlp_policy": "reject"}),
+        )
+        .await
+        .expect(200);
+    let r = strict
+        .post(
+            &v,
+            "/api/v1/workspaces",
+            json!({"name": "Cards", "organization_id": w2.organization, "description": card}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["description"].is_string());
+}
+
+async fn nested_json_batches_and_updates_are_covered(backend: Backend) {
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Reject).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let key = "AKIAIOSFODNN7EXAMPLE";
+    // Nested JSON: the path names the leaf.
+    let r = s
+        .post(
+            &u,
+            "/api/v1/documents",
+            json!({"workspace_id": w.workspace, "title": "Ops", "body": "fine",
+                   "metadata": {"deploy": {"keys": ["none", format!("id {key}")]}}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["error"]["fields"]["metadata.deploy.keys[1]"]
+            .as_str()
+            .unwrap()
+            .contains("AWS access key id"),
+        "{}",
+        r.body
+    );
+    // A batch: refused whole, naming the item; nothing stored.
+    let path = format!("/api/v1/threads/{}/messages", w.thread);
+    let before = s.list_all(&u, &path).await.len();
+    let mut items: Vec<Value> = (0..20)
+        .map(|i| json!({"role": "user", "content": format!("line {i}")}))
+        .collect();
+    items[13] = json!({"role": "user", "content": format!("my card 4111-1111-1111-1111")});
+    let r = s
+        .post(&u, &format!("{path}/batch"), json!({"items": items}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["items[13].content"].is_string());
+    assert!(!r.body.to_string().contains("4111"));
+    assert_eq!(s.list_all(&u, &path).await.len(), before);
+    // An update: refused, the row unchanged.
+    let doc = s
+        .get(&u, &format!("/api/v1/documents/{}", w.document))
+        .await
+        .expect(200);
+    let r = s
+        .patch(
+            &u,
+            &format!("/api/v1/documents/{}", w.document),
+            json!({"title": format!("key {key}")}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["title"].is_string());
+    let after = s
+        .get(&u, &format!("/api/v1/documents/{}", w.document))
+        .await
+        .expect(200);
+    assert_eq!(after["title"], doc["title"]);
+
+    // Under redact: the nested leaf, each batch item and the update are redacted.
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Redact).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let d = s
+        .post(
+            &u,
+            "/api/v1/documents",
+            json!({"workspace_id": w.workspace, "title": "Ops", "body": "fine",
+                   "metadata": {"deploy": {"keys": ["none", format!("id {key}")]}}}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        d["metadata"]["deploy"]["keys"],
+        json!(["none", "id [REDACTED:aws_access_key_id]"])
+    );
+    let b = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages/batch", w.thread),
+            json!({"items": [{"role": "user", "content": "a 123-45-6789"}, {"role": "user", "content": "b"}]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        b["items"][0]["content"],
+        "a [REDACTED:us_social_security_number]"
+    );
+    assert_eq!(b["items"][1]["content"], "b");
+    let p = s
+        .patch(
+            &u,
+            &format!("/api/v1/documents/{}", w.document),
+            json!({"body": format!("rotate {key} today")}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(p["body"], "rotate [REDACTED:aws_access_key_id] today");
+}
+
+async fn secret_fields_hold_secrets_without_findings(backend: Backend) {
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Reject).await;
+    let u = s.user("u").await;
+    let key = "sk-proj-4fT9xQ2mVb7LkR1sN8pW3yZ6aC0dE5gH";
+    // A provider's API key is what the field is for: encrypted, not a finding.
+    s.post(
+        &u,
+        "/api/v1/provider-configs",
+        json!({"provider": "openai", "name": "main", "api_key": key}),
+    )
+    .await
+    .expect(201);
+    // The same key in its name is.
+    let r = s
+        .post(
+            &u,
+            "/api/v1/provider-configs",
+            json!({"provider": "openai", "name": format!("key {key}"), "api_key": key}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["name"].is_string());
+    assert!(r.body["error"]["fields"]["api_key"].is_null());
+}
+
+async fn a_workspace_outside_the_callers_scope_gets_its_policy(backend: Backend) {
+    // The server is off; the workspace rejects. A guest who reaches the workspace through
+    // a permission set, without belonging to it, gets the workspace's policy (read from
+    // the store, as the guest's scope does not hold it).
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Off).await;
+    let owner = s.user("owner").await;
+    let guest = s.user("guest").await;
+    let w = world(&s, &owner).await;
+    s.post(
+        &owner,
+        "/api/v1/permission-sets",
+        json!({"workspace_id": w.workspace, "subject_type": "user", "subject_user_id": guest.id,
+               "resource_type": "threads", "actions": ["read", "write"], "effect": "allow"}),
+    )
+    .await
+    .expect(201);
+    let thread = format!("/api/v1/threads/{}", w.thread);
+    s.patch(&guest, &thread, json!({"title": "card 4111111111111111"}))
+        .await
+        .expect(200);
+    s.patch(
+        &owner,
+        &format!("/api/v1/workspaces/{}", w.workspace),
+        json!({"dlp_policy": "reject"}),
+    )
+    .await
+    .expect(200);
+    let r = s
+        .patch(&guest, &thread, json!({"title": "card 4111111111111111"}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["title"].is_string());
+    // The guest's own workspace is not affected.
+    let mine = world(&s, &guest).await;
+    post_message(&s, &guest, &mine.thread, "4111111111111111")
+        .await
+        .expect(201);
+}
+
+async fn only_administrators_set_a_policy_and_only_known_ones(backend: Backend) {
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Off).await;
+    let owner = s.user("owner").await;
+    let member = s.user("member").await;
+    let w = world(&s, &owner).await;
+    s.post(
+        &owner,
+        &format!("/api/v1/organizations/{}/members", w.organization),
+        json!({"user_id": member.id, "role": "member"}),
+    )
+    .await
+    .expect(201);
+    let r = s
+        .patch(
+            &member,
+            &format!("/api/v1/organizations/{}", w.organization),
+            json!({"dlp_policy": "off"}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = s
+        .patch(
+            &owner,
+            &format!("/api/v1/workspaces/{}", w.workspace),
+            json!({"dlp_policy": "block"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["dlp_policy"].is_string());
+}
+
+async fn contact_details_only_when_configured(backend: Backend) {
+    for contact_details in [false, true] {
+        let s = TestServer::start_with(
+            backend,
+            ServiceConfig {
+                dlp_policy: DlpPolicy::Reject,
+                dlp_contact_details: contact_details,
+                ..Default::default()
+            },
+        )
+        .await;
+        let u = s.user("u").await;
+        let w = world(&s, &u).await;
+        for text in ["jane.doe@example.org", "+44 20 7946 0958"] {
+            let r = post_message(&s, &u, &w.thread, text).await;
+            assert_eq!(
+                r.status,
+                if contact_details { 422 } else { 201 },
+                "{text}: {}",
+                r.body
+            );
+        }
+    }
+}
