@@ -325,7 +325,7 @@ mod tests {
         assert!(err.to_string().contains("ceneca db decrypt"), "{err}");
         let store =
             SqliteStore::open(&path, &options(Some(DatabaseKeys::new("a", key(1))))).unwrap();
-        assert_eq!(read_canary(&store).await, [canary.clone()]);
+        assert_eq!(read_canary(&store).await, std::slice::from_ref(&canary));
 
         // The control: the same write without encryption is found in the files.
         let plain = tempfile::tempdir().unwrap();
