@@ -7,7 +7,9 @@
 //! - listing 50 messages of a thread over HTTP, and the same SELECT on raw SQLite;
 //! - creating an entity with relations (a thread in a workspace and project) over HTTP, and
 //!   a raw single-row insert transaction;
-//! - security hot paths; idle memory and start-up time of a real `ceneca serve` process.
+//! - security hot paths; idle memory and start-up time of a real `ceneca serve` process;
+//! - the encrypted embedded database (SQLCipher): the batch insert, the list and the create
+//!   above on an encrypted and a plain database side by side, rounds interleaved.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +21,9 @@ use ceneca_domain::{Record, Value, model, new_id};
 use ceneca_store::{Actor, WriteBatch, WriteOp};
 use serde_json::{Value as Json, json};
 
-use super::{Args, Server, Stats, bench_key_ring, ms, row, services, sqlite_store};
+use super::{
+    Args, Server, Stats, bench_key_ring, ms, row, services, sqlite_store, sqlite_store_keyed,
+};
 
 const WORDS: &[&str] = &[
     "launch",
@@ -217,6 +221,7 @@ pub async fn run(args: &Args, dir: &Path, ceneca: &Path) -> anyhow::Result<()> {
     );
 
     security_figures(&bench_key_ring()?, &store, &raw).await?;
+    encryption_figures(args, dir).await?;
     if !args.no_process {
         process_figures(dir, ceneca).await?;
     }
@@ -509,5 +514,128 @@ async fn process_figures(dir: &Path, exe: &Path) -> anyhow::Result<()> {
             rss_kib as f64 / 1024.0
         );
     }
+    Ok(())
+}
+
+/// Issue 11's figure: what the encrypted embedded database (SQLCipher) costs on the
+/// writes and reads above. Two servers, one on a plain database and one on an encrypted
+/// one, do the same work with their rounds interleaved (so a noisy neighbour hits both).
+async fn encryption_figures(args: &Args, dir: &Path) -> anyhow::Result<()> {
+    let ring = bench_key_ring()?;
+    let key = ring
+        .database_key(ring.active_key_id())
+        .context("database key")?;
+    let keys = ceneca_store::DatabaseKeys::new(ring.active_key_id(), key);
+    let stores = [
+        sqlite_store(dir, "plain.db").await?,
+        sqlite_store_keyed(dir, "encrypted.db", Some(keys)).await?,
+    ];
+    let mut sides = Vec::new();
+    for store in &stores {
+        let server = Server::start(services(store.clone())?).await?;
+        let ws = server
+            .create("/api/v1/workspaces", json!({"name": "bench"}))
+            .await?;
+        let thread = server
+            .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
+            .await?;
+        sides.push((server, ws, thread));
+    }
+    let mut batch = [Vec::new(), Vec::new()];
+    let mut store_batch = [Vec::new(), Vec::new()];
+    for round in 0..args.rounds {
+        for (side, (server, ws, thread)) in sides.iter().enumerate() {
+            let items: Vec<Json> = (0..args.batch)
+                .map(|i| json!({"role": "user", "content": content(round * args.batch + i), "token_count": 24}))
+                .collect();
+            let body = json!({ "items": items }).to_string();
+            let started = Instant::now();
+            server
+                .call_text(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/threads/{thread}/messages/batch"),
+                    Some(body),
+                )
+                .await?;
+            batch[side].push(started.elapsed());
+            // The same through the store alone: the database's share without HTTP.
+            let (ws, thread): (uuid::Uuid, uuid::Uuid) = (ws.parse()?, thread.parse()?);
+            let now = ceneca_domain::clock::now();
+            let records: Vec<Record> = (0..args.batch)
+                .map(|i| {
+                    let mut r = Record::new();
+                    r.set("id", Value::Id(new_id()));
+                    r.set("created_at", Value::Time(now));
+                    r.set("updated_at", Value::Time(now));
+                    r.set("thread_id", Value::Id(thread));
+                    r.set("workspace_id", Value::Id(ws));
+                    r.set("role", Value::Text("user".into()));
+                    r.set("content", Value::Text(content(round * args.batch + i)));
+                    r.set("token_count", Value::Int(24));
+                    fill_defaults(&model::MESSAGES, &mut r, now);
+                    r
+                })
+                .collect();
+            let write = WriteBatch::new(Actor::default()).push(WriteOp::InsertMany {
+                entity: &model::MESSAGES,
+                records,
+            });
+            let started = Instant::now();
+            stores[side].apply(write).await?;
+            store_batch[side].push(started.elapsed());
+        }
+    }
+    let (mut list, mut create) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for i in 0..args.requests {
+        for (side, (server, ws, thread)) in sides.iter().enumerate() {
+            let started = Instant::now();
+            server
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/threads/{thread}/messages?limit=50"),
+                    None,
+                )
+                .await?;
+            list[side].push(started.elapsed());
+            let body = json!({"workspace_id": ws, "title": format!("thread {i}")});
+            let started = Instant::now();
+            server
+                .call(reqwest::Method::POST, "/api/v1/threads", Some(body))
+                .await?;
+            create[side].push(started.elapsed());
+        }
+    }
+    println!(
+        "\n{:<48}{:<84}baseline: the same on a plain database, same run",
+        "encrypted database (SQLCipher)", ""
+    );
+    let mut costs = Vec::new();
+    for (name, [plain, encrypted]) in [
+        (
+            format!("insert {} messages: batch API over HTTP", args.batch),
+            batch,
+        ),
+        (
+            format!("insert {} messages: through the store", args.batch),
+            store_batch,
+        ),
+        ("list 50 messages of a thread over HTTP".to_owned(), list),
+        ("create a thread (workspace) over HTTP".to_owned(), create),
+    ] {
+        let (plain, encrypted) = (Stats::new(plain), Stats::new(encrypted));
+        row(&name, &encrypted, Some(("plain", &plain)), "< 1.15x plain");
+        costs.push((
+            name,
+            100.0 * (encrypted.p50().as_secs_f64() / plain.p50().as_secs_f64() - 1.0),
+        ));
+    }
+    let shown: Vec<String> = costs
+        .iter()
+        .map(|(name, cost)| format!("{name}: {cost:+.1}%"))
+        .collect();
+    println!(
+        "SQLCipher cost at p50 (target: under 15%): {}",
+        shown.join("; ")
+    );
     Ok(())
 }

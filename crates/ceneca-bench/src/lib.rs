@@ -3,7 +3,8 @@
 //! ratio means something on a noisy machine.
 //!
 //! - `core`: message inserts, listing, entity creation, security hot paths, start-up and
-//!   idle memory;
+//!   idle memory; the same writes and reads on an encrypted database (SQLCipher) beside a
+//!   plain one;
 //! - `text`: full-text search over a million messages;
 //! - `vectors`: semantic search over 100,000 embeddings of dimension 1536, and upserts;
 //! - `zero-sync`: the reference scanner, beside the same writes without it.
@@ -141,11 +142,18 @@ fn row(name: &str, ours: &Stats, baseline: Option<(&str, &Stats)>, target: &str)
 
 /// A fresh SQLite store in `dir`, migrated.
 async fn sqlite_store(dir: &Path, file: &str) -> anyhow::Result<Arc<dyn ceneca_store::Store>> {
-    let store = ceneca_store::open(&StoreOptions::new(format!(
-        "sqlite://{}",
-        dir.join(file).display()
-    )))
-    .await?;
+    sqlite_store_keyed(dir, file, None).await
+}
+
+/// A fresh SQLite store in `dir`, migrated; encrypted (SQLCipher) with `keys`.
+async fn sqlite_store_keyed(
+    dir: &Path,
+    file: &str,
+    keys: Option<ceneca_store::DatabaseKeys>,
+) -> anyhow::Result<Arc<dyn ceneca_store::Store>> {
+    let mut options = StoreOptions::new(format!("sqlite://{}", dir.join(file).display()));
+    options.database_keys = keys;
+    let store = ceneca_store::open(&options).await?;
     store.migrate_up().await?;
     Ok(store)
 }

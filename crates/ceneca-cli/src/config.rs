@@ -70,13 +70,15 @@ impl Default for Config {
 /// The defaults an edition changes; a setting given anywhere (file, environment, flag)
 /// still wins, and is logged at start-up ([`Config::preset_overrides`]).
 ///
-/// Zero-sync: the strictest audit level, content encrypted at rest, references outside
+/// Zero-sync: the strictest audit level, content and the embedded database encrypted at
+/// rest, references outside
 /// the network refused (that one cannot be turned off). Enterprise: reads audited too.
 pub fn edition_preset(edition: Edition) -> Vec<(&'static str, Value)> {
     match edition {
         Edition::ZeroSync => vec![
             ("audit.level", Value::from("maximum")),
             ("encryption.encrypt_content", Value::from(true)),
+            ("store.encrypt_database", Value::from(true)),
             ("network.reference_policy", Value::from("reject")),
         ],
         Edition::Enterprise => vec![("audit.level", Value::from("enhanced"))],
@@ -155,6 +157,7 @@ pub const FLAT: &[(&str, &str)] = &[
     ("sqlite_synchronous", "store.sqlite_synchronous"),
     ("pg_max_connections", "store.pg_max_connections"),
     ("pg_idle_timeout_secs", "store.pg_idle_timeout_secs"),
+    ("encrypt_database", "store.encrypt_database"),
     ("vector_dims_messages", "vectors.dims_messages"),
     ("vector_dims_documents", "vectors.dims_documents"),
     ("vector_dims_attachments", "vectors.dims_attachments"),
@@ -219,6 +222,7 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("store.database_url", &redact_url(&self.store.database_url))
             .field("store.sqlite_synchronous", &self.store.sqlite_synchronous)
+            .field("store.encrypt_database", &self.store.encrypt_database)
             .field("vectors", &self.vectors)
             .field("auth", &self.auth)
             .field("audit", &self.audit)
@@ -666,6 +670,7 @@ mod tests {
         .unwrap();
         assert_eq!(zero.audit.level, ceneca_domain::audit::AuditLevel::Maximum);
         assert!(zero.encryption.encrypt_content);
+        assert!(zero.store.encrypt_database);
         assert_eq!(zero.origins["audit.level"], "zero-sync edition preset");
         assert!(zero.preset_overrides().is_empty());
     }
@@ -689,8 +694,8 @@ mod tests {
             );
         }
         // The settings of the flat configuration and those added since, each reachable.
-        assert_eq!(settings.len(), 44);
-        assert_eq!(FLAT.len() + 2, 44);
+        assert_eq!(settings.len(), 45);
+        assert_eq!(FLAT.len() + 2, 45);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {
@@ -714,6 +719,7 @@ mod tests {
             ceneca_domain::audit::AuditLevel::Enhanced
         );
         assert!(!enterprise.encryption.encrypt_content);
+        assert!(!enterprise.store.encrypt_database);
         assert_eq!(
             enterprise.origins["audit.level"],
             "enterprise edition preset"

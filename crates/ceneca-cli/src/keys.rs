@@ -78,6 +78,20 @@ pub fn load(config: &Config) -> anyhow::Result<(KeyRing, String)> {
     ))
 }
 
+/// The embedded database's SQLCipher keys: derived from the ring's keys (never the keys
+/// themselves), the active key's first.
+pub fn database_keys(ring: &KeyRing) -> ceneca_store::DatabaseKeys {
+    let derived = |id: &str| {
+        ring.database_key(id)
+            .expect("every id the ring lists has a derived database key")
+    };
+    let active = ring.active_key_id();
+    ring.key_ids().into_iter().filter(|id| *id != active).fold(
+        ceneca_store::DatabaseKeys::new(active, derived(active)),
+        |keys, id| keys.with_retired(id, derived(id)),
+    )
+}
+
 fn write_new_key_file(path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

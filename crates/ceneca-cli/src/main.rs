@@ -1,4 +1,4 @@
-//! The `ceneca` binary: `serve`, `migrate`, `user`, `keys`, `config`, `bench`.
+//! The `ceneca` binary: `serve`, `migrate`, `user`, `keys`, `db`, `config`, `bench`.
 
 mod commands;
 mod config;
@@ -61,6 +61,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: commands::audit::Action,
+    },
+    /// Encrypt or decrypt the embedded database in place (Ceneca stopped).
+    Db {
+        #[command(subcommand)]
+        action: commands::db::Action,
     },
     /// Manage encryption keys.
     Keys {
@@ -140,6 +145,7 @@ fn main() -> std::process::ExitCode {
                 Command::User { action } => commands::user::run(config, action).await,
                 Command::Audit { action } => commands::audit::run(config, action).await,
                 Command::Keys { action } => commands::keys::run(config, action).await,
+                Command::Db { action } => commands::db::run(config, action).await,
                 Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,
                 Command::Openapi => Ok(()),
                 Command::Reindex { vectors } => {

@@ -24,6 +24,10 @@ const NONCE_LEN: usize = 12;
 /// other, and a new chain version would take a new label.
 pub const AUDIT_CHAIN_LABEL: &[u8] = b"ceneca audit chain v1";
 
+/// The HKDF label of the embedded database's SQLCipher key ([`KeyRing::database_key`]):
+/// the database file is encrypted with a subkey, never with a master key itself.
+pub const DATABASE_LABEL: &[u8] = b"ceneca embedded database v1";
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyRingError {
     #[error("encryption key '{0}' is not in the key ring")]
@@ -41,6 +45,8 @@ pub struct KeyRing {
     keys: HashMap<String, Aes256Gcm>,
     /// Per key id, the audit chain's MAC key derived from it (see [`KeyRing::audit_chain_key`]).
     audit_keys: HashMap<String, [u8; 32]>,
+    /// Per key id, the embedded database's key derived from it (see [`KeyRing::database_key`]).
+    database_keys: HashMap<String, [u8; 32]>,
     active: String,
 }
 
@@ -62,6 +68,7 @@ impl KeyRing {
         let mut ring = KeyRing {
             keys: HashMap::new(),
             audit_keys: HashMap::new(),
+            database_keys: HashMap::new(),
             active: id.clone(),
         };
         ring.add(id, key)?;
@@ -84,7 +91,10 @@ impl KeyRing {
         check_strength(key)?;
         let cipher = Aes256Gcm::new_from_slice(key)
             .map_err(|_| KeyRingError::InvalidKey("must be 32 bytes".into()))?;
-        self.audit_keys.insert(id.clone(), derive_audit_key(key));
+        self.audit_keys
+            .insert(id.clone(), derive(key, AUDIT_CHAIN_LABEL));
+        self.database_keys
+            .insert(id.clone(), derive(key, DATABASE_LABEL));
         self.keys.insert(id, cipher);
         Ok(())
     }
@@ -119,6 +129,14 @@ impl KeyRing {
     /// it nor the master key is ever written to the database.
     pub fn audit_chain_key(&self, id: &str) -> Option<[u8; 32]> {
         self.audit_keys.get(id).copied()
+    }
+
+    /// The embedded database's SQLCipher key derived from key `id`: HKDF-SHA256 of the key
+    /// with the label [`DATABASE_LABEL`]. Like the audit chain's key, one per key id: the
+    /// database is opened with the active key's, and a file still encrypted under an
+    /// older key's is re-keyed when it is opened. Lives only in memory.
+    pub fn database_key(&self, id: &str) -> Option<[u8; 32]> {
+        self.database_keys.get(id).copied()
     }
 
     /// Encrypts `plaintext` under the active key, bound to `context`.
@@ -214,10 +232,10 @@ fn split(ciphertext: &[u8]) -> Result<(&str, &[u8], &[u8]), KeyRingError> {
     Ok((id, nonce, &rest[id_len + NONCE_LEN..]))
 }
 
-fn derive_audit_key(key: &[u8]) -> [u8; 32] {
+fn derive(key: &[u8], label: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     hkdf::Hkdf::<sha2::Sha256>::new(None, key)
-        .expand(AUDIT_CHAIN_LABEL, &mut out)
+        .expand(label, &mut out)
         .expect("32 bytes is a valid HKDF-SHA256 output length");
     out
 }
@@ -337,6 +355,21 @@ mod tests {
         );
         assert_eq!(ring.audit_chain_key("k3"), None);
         assert_eq!(ring.key_ids(), vec!["k1", "k2"]);
+    }
+
+    #[test]
+    fn database_keys_are_derived_per_key_and_differ_from_every_other_key() {
+        let mut ring = KeyRing::new("k1", &key(1)).unwrap();
+        ring.add("k2", &key(2)).unwrap();
+        let d1 = ring.database_key("k1").unwrap();
+        assert_ne!(d1, ring.database_key("k2").unwrap());
+        assert_ne!(d1.as_slice(), key(1).as_slice(), "a subkey, not the key");
+        assert_ne!(d1, ring.audit_chain_key("k1").unwrap(), "not the audit key");
+        assert_eq!(
+            KeyRing::new("x", &key(1)).unwrap().database_key("x"),
+            Some(d1)
+        );
+        assert_eq!(ring.database_key("k3"), None);
     }
 
     #[test]

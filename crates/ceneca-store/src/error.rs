@@ -17,6 +17,10 @@ pub enum StoreError {
     Check { table: String },
     #[error("migration: {0}")]
     Migration(String),
+    /// The embedded database's encryption does not match the configuration, or the key
+    /// ring does not open it; the message says what to do.
+    #[error(transparent)]
+    Encryption(#[from] crate::EncryptionError),
     #[error("configuration: {0}")]
     Config(String),
     /// Anything else from the engine; logged, never shown to clients.

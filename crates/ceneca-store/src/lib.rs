@@ -40,6 +40,7 @@ pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};
 pub use query::{Deleted, ListQuery};
 pub use search::{SearchHit, SearchQuery};
 pub use settings::{SqliteSynchronous, StoreSettings};
+pub use sqlite::cipher::{DatabaseKeys, EncryptionError};
 pub use stats::PoolStats;
 pub use write::{Actor, AuditChain, ChainWatcher, WriteBatch, WriteOp};
 
@@ -166,6 +167,9 @@ pub struct StoreOptions {
     /// Where a database server may be: anywhere, or (zero-sync) only inside the network,
     /// checked after DNS and pinned to the checked address.
     pub egress: ceneca_egress::Egress,
+    /// The embedded database is encrypted with these keys (SQLCipher), or plaintext when
+    /// `None`. A file in the other state is refused with a typed error saying what to do.
+    pub database_keys: Option<DatabaseKeys>,
 }
 
 impl StoreOptions {
@@ -176,6 +180,7 @@ impl StoreOptions {
             pg_max_connections: 20,
             pg_idle_timeout_secs: 30,
             egress: ceneca_egress::Egress::unrestricted(),
+            database_keys: None,
         }
     }
 }

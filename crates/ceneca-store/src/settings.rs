@@ -35,6 +35,10 @@ pub struct StoreSettings {
     pub sqlite_synchronous: SqliteSynchronous,
     pub pg_max_connections: u32,
     pub pg_idle_timeout_secs: u64,
+    /// Encrypt the embedded database file (SQLCipher) with a key derived from the key
+    /// ring. An existing database is converted with `ceneca db encrypt`. PostgreSQL
+    /// ignores it (encrypt its storage with the server's own means).
+    pub encrypt_database: bool,
 }
 
 impl Default for StoreSettings {
@@ -44,6 +48,7 @@ impl Default for StoreSettings {
             sqlite_synchronous: SqliteSynchronous::Normal,
             pg_max_connections: 20,
             pg_idle_timeout_secs: 30,
+            encrypt_database: false,
         }
     }
 }
@@ -86,7 +91,9 @@ impl StoreSettings {
         }
     }
 
-    /// What [`crate::open`] takes; `egress` says where a database server may be.
+    /// What [`crate::open`] takes; `egress` says where a database server may be. The
+    /// key of an encrypted embedded database is added by the caller, which holds the key
+    /// ring ([`StoreOptions::database_keys`]).
     pub fn options(
         &self,
         data_dir: &std::path::Path,
@@ -98,6 +105,7 @@ impl StoreSettings {
             pg_max_connections: self.pg_max_connections,
             pg_idle_timeout_secs: self.pg_idle_timeout_secs,
             egress,
+            database_keys: None,
         }
     }
 

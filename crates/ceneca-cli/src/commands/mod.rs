@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod certs;
 pub mod config;
+pub mod db;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
@@ -33,16 +34,23 @@ pub fn init_logging(config: &Config) {
     };
 }
 
-/// Opens the configured store (no migration).
+/// Opens the configured store (no migration). An encrypted embedded database is keyed
+/// from the key ring; a file whose encryption does not match the configuration is
+/// refused with the store's own message, which names the file and what to do.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    ceneca_store::open(&config.store_options()?)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database at {}",
-                crate::config::redact_url(&config.store_url())
-            )
-        })
+    let mut options = config.store_options()?;
+    if config.is_embedded() && config.store.encrypt_database {
+        let (ring, _) = crate::keys::load(config)?;
+        options.database_keys = Some(crate::keys::database_keys(&ring));
+    }
+    match ceneca_store::open(&options).await {
+        Ok(store) => Ok(store),
+        Err(e @ ceneca_store::StoreError::Encryption(_)) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::from(e).context(format!(
+            "cannot open the database at {}",
+            crate::config::redact_url(&config.store_url())
+        ))),
+    }
 }
 
 pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {

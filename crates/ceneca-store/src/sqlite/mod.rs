@@ -3,7 +3,9 @@
 //! transaction (`BEGIN IMMEDIATE`), so writers queue in the process instead of spinning on
 //! `SQLITE_BUSY`.
 
+pub mod cipher;
 mod codec;
+pub mod convert;
 mod outbox;
 mod search;
 
@@ -56,6 +58,8 @@ const STATEMENT_CACHE: usize = 256;
 pub struct SqliteStore {
     path: PathBuf,
     synchronous: SqliteSynchronous,
+    /// The database's keys when it is encrypted (SQLCipher); every connection is keyed.
+    keys: Option<cipher::DatabaseKeys>,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     clock: Arc<HybridClock>,
@@ -81,7 +85,13 @@ impl SqliteStore {
     /// missing folder is created 0700 and the file 0600 before SQLite opens it. SQLite
     /// creates the `-wal` and `-shm` files with the database file's mode, so they are
     /// 0600 too.
+    ///
+    /// With [`StoreOptions::database_keys`] the file is encrypted (a new one is created
+    /// encrypted); a plaintext file is then refused, as is an encrypted one without keys
+    /// ([`cipher::EncryptionError`]).
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
+        let keys = options.database_keys.clone();
+        cipher::check_state(path, keys.as_ref())?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
@@ -95,10 +105,11 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
         create_private_file(path)?;
-        let writer = open_connection(path, options.sqlite_synchronous, false)?;
+        let writer = open_connection(path, options.sqlite_synchronous, false, keys.as_ref())?;
         Ok(Self {
             path: path.to_owned(),
             synchronous: options.sqlite_synchronous,
+            keys,
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Mutex::new(Vec::new())),
             clock: Arc::new(HybridClock::new()),
@@ -136,13 +147,14 @@ impl SqliteStore {
         let readers = self.readers.clone();
         let path = self.path.clone();
         let synchronous = self.synchronous;
+        let keys = self.keys.clone();
         let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {
             let _reading = stats.reads.enter();
             let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => open_connection(&path, synchronous, true)?,
+                None => open_connection(&path, synchronous, true, keys.as_ref())?,
             };
             let result = work(&conn);
             let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -176,16 +188,39 @@ fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
+/// A connection with Ceneca's settings; keyed first when the database is encrypted (the
+/// writer, opened first, also re-keys a file still under a retired key).
 fn open_connection(
     path: &Path,
     synchronous: SqliteSynchronous,
     read_only: bool,
+    keys: Option<&cipher::DatabaseKeys>,
 ) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
+    let open = || {
+        Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))
+    };
+    let conn = match keys {
+        None => open()?,
+        Some(keys) if read_only => {
+            let conn = open()?;
+            cipher::apply_key(&conn, keys.active()).map_err(|e| {
+                if cipher::is_wrong_key(&e) {
+                    cipher::EncryptionError::WrongKey {
+                        path: path.to_owned(),
+                    }
+                    .into()
+                } else {
+                    backend(e)
+                }
+            })?;
+            conn
+        }
+        Some(keys) => cipher::unlock(path, keys, open)?,
+    };
     let synchronous = synchronous.as_str();
     conn.execute_batch(&format!(
         "PRAGMA page_size = 4096;
