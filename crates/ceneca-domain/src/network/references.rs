@@ -587,7 +587,7 @@ impl ReferenceScanner {
                 host: authority.chars().take(100).collect(),
             });
         }
-        let hosts = if whatwg_port_fails(authority) {
+        let hosts = if whatwg_fails(authority) {
             // Neither reading can parse it (the WHATWG one, which fails here, comes first).
             Vec::new()
         } else {
@@ -1000,21 +1000,43 @@ fn continued_url(rest: &str) -> String {
 }
 
 /// Whether a WHATWG parser fails on an authority (userinfo@host:port, no `/`, `?`, `#` or
-/// `\` in it) for its port: after the host (which ends at the first `:`, there being no
-/// `[`) comes something other than digits (a character the parser would trim from the
-/// end of the URL, a control or a space, aside). A cheap refusal before the real parse.
-fn whatwg_port_fails(authority: &str) -> bool {
+/// `\` in it), as far as can be told without parsing it: the host (after the last `@`, up
+/// to the first `:` outside brackets) is empty, or opens a bracket it does not close, or
+/// what follows it is not digits. Characters the parser would trim from the end of the
+/// URL (controls, spaces) are never what decides. A cheap refusal before the real parse,
+/// which reads the whole authority (`http:[` repeated made every match read 512 bytes).
+fn whatwg_fails(authority: &str) -> bool {
     let host_port = match memchr::memrchr(b'@', authority.as_bytes()) {
         Some(at) => &authority[at + 1..],
         None => authority,
     };
-    if host_port.contains('[') {
-        return false;
-    }
-    match host_port.split_once(':') {
-        Some((_, port)) => port.bytes().any(|b| b > b' ' && !b.is_ascii_digit()),
-        None => false,
-    }
+    let bytes = host_port.as_bytes();
+    // The host ends at the first `:` outside brackets (`[` opens, `]` closes).
+    let (mut at, mut inside) = (0, false);
+    let host_end = loop {
+        let next = if inside {
+            memchr::memchr(b']', &bytes[at..])
+        } else {
+            memchr::memchr2(b':', b'[', &bytes[at..])
+        };
+        let Some(next) = next.map(|n| at + n) else {
+            break bytes.len();
+        };
+        match bytes[next] {
+            b':' => break next,
+            b'[' => inside = true,
+            _ => inside = false,
+        }
+        at = next + 1;
+    };
+    let host = &bytes[..host_end];
+    let unclosed =
+        host.first() == Some(&b'[') && host.last().is_some_and(|&b| b > b' ' && b != b']');
+    let bad_port = host_end < bytes.len()
+        && bytes[host_end + 1..]
+            .iter()
+            .any(|&b| b > b' ' && !b.is_ascii_digit());
+    host.is_empty() || unclosed || bad_port
 }
 
 /// The hosts of `scheme://{rest}` (`rest` holds no whitespace) by either reading (WHATWG,

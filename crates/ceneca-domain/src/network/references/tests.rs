@@ -396,3 +396,38 @@ fn host_name_search_matches_its_definition() {
         assert_eq!(domain_matches(text), expected, "{text:?}");
     }
 }
+
+/// Near misses that made the scanner slow (each repeated; the time is reported by `ceneca
+/// bench --suite zero-sync`) still pass: URL starts that lead nowhere, with slashes,
+/// backslashes, userinfo, brackets or line breaks after them; host names not written as
+/// hosts, or written like e-mail addresses; long dotted names; words of other scripts.
+#[test]
+fn hostile_near_misses_pass() {
+    let scanner = ReferenceScanner::default();
+    for unit in [
+        "http:/",
+        "http:",
+        "http:@",
+        "https:\\",
+        "http:\n",
+        "http:[",
+        "\\\\@",
+        "//a",
+        "a.co ",
+        "@a.co ",
+        "a.co(",
+        "example.com data ",
+        "x.co data ",
+        "www.",
+        "a.b",
+        "ü.",
+        "жя.ü ",
+        "curl a.",
+        "a.b.c.d.",
+        "xyz:",
+        "s3:/",
+    ] {
+        let text = unit.repeat(50_000 / unit.len());
+        assert_eq!(scanner.scan(&text), None, "{unit:?}");
+    }
+}
