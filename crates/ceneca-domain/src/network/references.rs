@@ -31,14 +31,17 @@
 //! Every step is linear in the text: the `regex` crate's automata never backtrack, look-
 //! behind is a bounded window, and decoding makes a fixed number of passes.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 use serde_json::Value as Json;
 use url::Host;
 
-use super::hosts::{InternalHosts, describe, url_hosts};
+use super::hosts::{InternalHosts, describe};
 
 /// Service domains that count as references wherever they appear, host-like or not: the
 /// major AI providers, clouds, code and paste hosts, tunnels. `internal_hosts` cannot make
@@ -187,7 +190,9 @@ impl std::fmt::Display for ExternalReference {
 pub struct ReferenceScanner {
     internal: InternalHosts,
     /// Lower-case ASCII domains: [`KNOWN_SERVICE_DOMAINS`] and configured ones.
-    known: Vec<String>,
+    known: HashSet<String>,
+    /// The length of the longest of them.
+    known_max_len: usize,
 }
 
 impl Default for ReferenceScanner {
@@ -209,11 +214,42 @@ static IPV6: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\[?(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|[0-9]{1,3}(?:\.[0-9]{1,3}){3})?\]?")
         .expect("regex")
 });
+/// A host name: labels and a dot, then a top-level label. The definition; the scan runs
+/// [`domain_matches`], which finds the same matches faster.
+#[cfg(test)]
 static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?:[\p{Alphabetic}\p{Nd}](?:[\p{Alphabetic}\p{Nd}_\-]{0,62}[\p{Alphabetic}\p{Nd}])?\.)+(?:[\p{Alphabetic}][\p{Alphabetic}\p{Nd}\-]{0,61}[\p{Alphabetic}\p{Nd}]|xn--[a-z0-9\-]{1,59})",
     )
     .expect("regex")
+});
+/// [`DOMAIN`] for ASCII text: its classes cut to ASCII.
+static DOMAIN_ASCII: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9_\-]{0,62}[a-zA-Z0-9])?\.)+(?:[a-zA-Z][a-zA-Z0-9\-]{0,61}[a-zA-Z0-9]|xn--[a-z0-9\-]{1,59})",
+    )
+    .expect("regex")
+});
+/// [`DOMAIN`] over a text's classes ([`char_classes`]: `a` alphabetic, `0` a decimal
+/// digit, `_`, `-` and `.` themselves). Its `xn--` alternative is left out: wherever it
+/// could match, the first alternative (a letter, then letters, digits or hyphens, ending
+/// in a letter or digit) matches `xn` already and is preferred.
+static DOMAIN_CLASSES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:[a0](?:[a0_\-]{0,62}[a0])?\.)+a[a0\-]{0,61}[a0]").expect("regex")
+});
+/// The Unicode classes [`DOMAIN`] names, as the `regex` crate defines them.
+static ALPHABETIC_AND_DIGITS: LazyLock<[Vec<(char, char)>; 2]> = LazyLock::new(|| {
+    [r"\p{Alphabetic}", r"\p{Nd}"].map(|class| {
+        match regex_syntax::Parser::new()
+            .parse(class)
+            .map(|h| h.into_kind())
+        {
+            Ok(regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(c))) => {
+                c.ranges().iter().map(|r| (r.start(), r.end())).collect()
+            }
+            _ => unreachable!("a Unicode class"),
+        }
+    })
 });
 /// Commands, calls and settings that connect to the host after them. Words that are also
 /// ordinary English (`ping`, `dig`, `host`) count only where a shell command starts (line
@@ -235,11 +271,121 @@ static COMMAND_JUST_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("regex")
 });
 
+/// Words one of which every match of [`COMMAND`] or [`COMMAND_JUST_BEFORE`] contains
+/// (each alternative of either pattern holds one of them; a test checks it): where none
+/// occurs, neither pattern can match.
+static COMMAND_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::new([
+        // Commands (`nc` is in `ncat`, `rsync`, `tnc`, `vncviewer`; `ftp` in `sftp`,
+        // `ftplib`; `http` in `https`, `httpx`, `xmlhttprequest`).
+        "curl",
+        "wget",
+        "nc",
+        "netcat",
+        "ssh",
+        "scp",
+        "ftp",
+        "telnet",
+        "nslookup",
+        "tracer",
+        "mosh",
+        "git",
+        "invoke-",
+        "iwr",
+        "irm",
+        "test-",
+        "docker",
+        "podman",
+        "xfreerdp",
+        "rdesktop",
+        "openssl",
+        "http",
+        "xh",
+        "ping",
+        "dig",
+        "host",
+        "whois",
+        "mtr",
+        // Database clients.
+        "psql",
+        "mysql",
+        "mariadb",
+        "redis-cli",
+        "mongo",
+        "pg_dump",
+        "pg_restore",
+        "clickhouse-client",
+        "cqlsh",
+        "/v:",
+        // Calls (`connect` is in `create_connection`, `socket.connect`).
+        "fetch",
+        "requests",
+        "axios",
+        "urlopen",
+        "websocket",
+        "eventsource",
+        ".open",
+        "connect",
+        "smtplib",
+        "dial",
+        // Links and attributes.
+        "](",
+        "href",
+        "src",
+        "action",
+        "data",
+        "poster",
+        "url",
+        // Settings that name a host.
+        "server",
+        "endpoint",
+        "upstream",
+        "proxy",
+        "remote",
+        "origin",
+        "uri",
+        "base",
+        "addr",
+    ])
+    .expect("command words")
+});
+
+/// Where the [`COMMAND_WORDS`] occur in one text (overlapping occurrences too), found in
+/// one pass: whether a window before a host name holds one is then a binary search, not a
+/// search of the window (which, for every host name of a long text, adds up).
+struct CommandWords {
+    /// The ends of the occurrences, in order.
+    ends: Vec<usize>,
+    /// For each occurrence, the greatest start among it and those before it.
+    max_start: Vec<usize>,
+}
+
+impl CommandWords {
+    fn new(text: &str) -> Self {
+        let (mut ends, mut max_start) = (Vec::new(), Vec::new());
+        for m in COMMAND_WORDS.find_overlapping_iter(text) {
+            ends.push(m.end());
+            max_start.push(
+                max_start
+                    .last()
+                    .map_or(m.start(), |&s: &usize| s.max(m.start())),
+            );
+        }
+        Self { ends, max_start }
+    }
+
+    /// Whether a word lies wholly within `text[from..to]`.
+    fn within(&self, from: usize, to: usize) -> bool {
+        let n = self.ends.partition_point(|&end| end <= to);
+        n > 0 && self.max_start[n - 1] >= from
+    }
+}
+
 impl ReferenceScanner {
     /// A scanner with `internal` as the network, and `extra_known` domains counted as
     /// references wherever they appear.
     pub fn new<S: AsRef<str>>(internal: InternalHosts, extra_known: &[S]) -> Self {
-        let mut known: Vec<String> = KNOWN_SERVICE_DOMAINS
+        let mut known: HashSet<String> = KNOWN_SERVICE_DOMAINS
             .iter()
             .map(|d| (*d).to_owned())
             .collect();
@@ -249,7 +395,12 @@ impl ReferenceScanner {
                 .map(|d| d.as_ref().trim().trim_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty()),
         );
-        Self { internal, known }
+        let known_max_len = known.iter().map(String::len).max().unwrap_or(0);
+        Self {
+            internal,
+            known,
+            known_max_len,
+        }
     }
 
     pub fn internal(&self) -> &InternalHosts {
@@ -269,7 +420,7 @@ impl ReferenceScanner {
             return Some(found);
         }
         let decoded = decode_layers(&plain);
-        if decoded != plain {
+        if *decoded != *plain {
             return self.scan_normalised(&decoded);
         }
         None
@@ -323,23 +474,32 @@ impl ReferenceScanner {
         }
     }
 
+    /// Whether `ascii` is a known service domain or a name under one: the name itself
+    /// or what follows one of its dots is on the list.
     fn is_known_service(&self, ascii: &str) -> bool {
-        self.known.iter().any(|d| {
-            ascii == d
-                || ascii
-                    .strip_suffix(d.as_str())
-                    .is_some_and(|rest| rest.ends_with('.'))
-        })
+        // From the end, and no longer than the longest domain on the list (a name of a
+        // megabyte is not hashed at each of its dots).
+        let max = self.known_max_len;
+        (ascii.len() <= max && self.known.contains(ascii))
+            || memchr::memrchr_iter(b'.', ascii.as_bytes())
+                .take_while(|dot| ascii.len() - dot - 1 <= max)
+                .any(|dot| self.known.contains(&ascii[dot + 1..]))
     }
 
     fn scan_urls(&self, text: &str) -> Option<ExternalReference> {
         if !text.contains(':') && !text.contains("//") && !text.contains("\\\\") {
             return None;
         }
-        for m in URL_START.captures_iter(text) {
-            let whole = m.get(0).expect("match");
+        let mut stops = UrlStops::default();
+        for whole in URL_START.find_iter(text) {
+            // The pattern's two forms: `scheme:` and its slashes, or `//` / `\\`.
+            let (scheme, slashes) = match whole.as_str().split_once(':') {
+                Some((scheme, slashes)) if !whole.as_str().starts_with(['/', '\\']) => {
+                    (Some(scheme), slashes)
+                }
+                _ => (None, ""),
+            };
             let before = text[..whole.start()].chars().next_back();
-            let scheme = m.name("scheme").map(|s| s.as_str());
             // How sure the match is a URL: written in full (`scheme://`) it is judged by
             // its host whatever it is; in a lenient form (`//host`, `\\host`, `https:host`,
             // `https:/host`) only a public host or an address counts.
@@ -351,7 +511,6 @@ impl ReferenceScanner {
                     {
                         continue;
                     }
-                    let slashes = m.name("slashes").map_or("", |s| s.as_str());
                     if is_special(scheme) {
                         slashes == "//"
                     } else if slashes == "//" {
@@ -393,13 +552,13 @@ impl ReferenceScanner {
                 }
                 continue;
             }
-            let scheme = match scheme {
-                Some(s) if is_special(s) => s,
-                Some(s) if s.len() <= 30 => s,
-                _ => "http",
-            };
-            for candidate in url_candidates(rest) {
-                if let Some(found) = self.judge_url(scheme, &candidate, strict) {
+            let candidates = url_candidates(text, whole.end(), end, &mut stops);
+            for (i, candidate) in candidates.iter().enumerate() {
+                // Two endings may give the same text up to the host's end: one verdict.
+                if candidates[..i].contains(candidate) {
+                    continue;
+                }
+                if let Some(found) = self.judge_url(candidate, strict) {
                     return Some(found);
                 }
             }
@@ -407,10 +566,15 @@ impl ReferenceScanner {
         None
     }
 
-    /// The verdict on one URL candidate (`rest` is what follows `scheme://`).
-    fn judge_url(&self, scheme: &str, rest: &str, strict: bool) -> Option<ExternalReference> {
+    /// The verdict on one URL candidate (`rest` is what follows `scheme://`; any scheme is
+    /// read as `http` would be, its host as a network address). Only the text up to the end
+    /// of the authority as RFC 3986 reads it (the first `/`, `?` or `#` after the leading
+    /// slashes) decides it; [`url_candidates`] cuts there.
+    fn judge_url(&self, rest: &str, strict: bool) -> Option<ExternalReference> {
         let rest = rest.trim_start_matches(['/', '\\']);
-        let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+        let bytes = rest.as_bytes();
+        let rfc_end = memchr::memchr3(b'/', b'?', b'#', bytes).unwrap_or(bytes.len());
+        let authority_end = memchr::memchr(b'\\', &bytes[..rfc_end]).unwrap_or(rfc_end);
         let authority = &rest[..authority_end];
         if authority.is_empty() {
             return None;
@@ -423,7 +587,18 @@ impl ReferenceScanner {
                 host: authority.chars().take(100).collect(),
             });
         }
-        let hosts = lenient_url_hosts(&format!("{scheme}://{rest}"));
+        let hosts = if whatwg_fails(authority) {
+            // Neither reading can parse it (the WHATWG one, which fails here, comes first).
+            Vec::new()
+        } else {
+            match memchr::memrchr(b'@', authority.as_bytes()) {
+                // The userinfo never decides a host: both readings take the host after the
+                // last `@` (the RFC 3986 one may find a later one, after a backslash, which
+                // is kept), so a long userinfo is not parsed.
+                Some(at) => lenient_url_hosts(&format!("x{}", &rest[at..])),
+                None => lenient_url_hosts(rest),
+            }
+        };
         if hosts.is_empty() {
             // Unreadable. A placeholder (`https://{host}/`, `http://%s:%d/`) leads nowhere;
             // userinfo or a backslash in it is a trick some client may read its own way.
@@ -568,19 +743,20 @@ impl ReferenceScanner {
         if !text.contains('.') {
             return None;
         }
-        for m in DOMAIN.find_iter(text) {
-            let before = text[..m.start()].chars().next_back();
+        let mut words = None;
+        for (start, end) in domain_matches(text) {
+            let before = text[..start].chars().next_back();
             // The tail of a longer token, or a path segment.
             if before.is_some_and(|c| {
                 c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '\\' | '$' | '%')
             }) {
                 continue;
             }
-            let Ok(Host::Domain(ascii)) = Host::parse(m.as_str()) else {
+            let Ok(Host::Domain(ascii)) = Host::parse(&text[start..end]) else {
                 continue;
             };
             let ascii = ascii.trim_end_matches('.').to_owned();
-            let mut rest = &text[m.end()..];
+            let mut rest = &text[end..];
             // A trailing dot is the same name: `example.com./path`.
             if let Some(after_dot) = rest.strip_prefix('.')
                 && after_dot.starts_with(['/', ':'])
@@ -588,11 +764,22 @@ impl ReferenceScanner {
                 rest = after_dot;
             }
             let known = self.is_known_service(&ascii);
-            let in_command = after_command(&text[..m.start()]);
+            // Whether a command comes before: read only when nothing else decides.
+            let mut in_command = None;
+            let mut command_before = || {
+                *in_command.get_or_insert_with(|| {
+                    let words = words.get_or_insert_with(|| CommandWords::new(text));
+                    after_command(text, start, words)
+                })
+            };
             // After `@`: an e-mail address, unless a command connects to it, or a port or
             // a path follows (`git@github.com:acme/x.git`, `admin:pw@host:8443/api`).
             let slash_path = rest.starts_with('/') && followed_by_path(rest);
-            if before == Some('@') && !known && !in_command && !rest.starts_with(':') && !slash_path
+            if before == Some('@')
+                && !known
+                && !rest.starts_with(':')
+                && !slash_path
+                && !command_before()
             {
                 continue;
             }
@@ -625,8 +812,8 @@ impl ReferenceScanner {
                 || (followed_by_path(rest) && !PRODUCT_NAMES.contains(&ascii.as_str()))
                 || (!file_like
                     && (followed_by_port(rest)
-                        || in_command
-                        || (before == Some('@') && rest.starts_with(':'))));
+                        || (before == Some('@') && rest.starts_with(':'))
+                        || command_before()));
             if host_like {
                 return Some(ExternalReference {
                     kind: ReferenceKind::HostName,
@@ -636,6 +823,62 @@ impl ReferenceScanner {
         }
         None
     }
+}
+
+/// The matches of [`DOMAIN`] in `text`, as byte ranges. Its classes are large (every
+/// alphabetic character and decimal digit, up to 64 of them in a label), which takes the
+/// lazy DFA over its memory budget and the search to the slow engine (hundreds of
+/// nanoseconds a byte). So ASCII text is searched with the classes cut to ASCII, and other
+/// text through a copy that has one byte per character naming its class: the same
+/// matches, from small automata.
+fn domain_matches(text: &str) -> Vec<(usize, usize)> {
+    if text.is_ascii() {
+        return DOMAIN_ASCII
+            .find_iter(text)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+    }
+    let (classes, offsets) = char_classes(text);
+    DOMAIN_CLASSES
+        .find_iter(&classes)
+        .map(|m| (offsets[m.start()], offsets[m.end()]))
+        .collect()
+}
+
+/// One byte per character of `text` naming its class in [`DOMAIN`] (`a` alphabetic, `0`
+/// a decimal digit, `_`, `-`, `.` themselves, a space for anything else), and where each
+/// character starts in `text` (and the text's length, last).
+fn char_classes(text: &str) -> (String, Vec<usize>) {
+    let [alphabetic, digits] = &*ALPHABETIC_AND_DIGITS;
+    let within = |ranges: &[(char, char)], c: char| {
+        ranges
+            .binary_search_by(|&(lo, hi)| {
+                if hi < c {
+                    std::cmp::Ordering::Less
+                } else if lo > c {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .is_ok()
+    };
+    let mut classes = String::with_capacity(text.len());
+    let mut offsets = Vec::with_capacity(text.len() + 1);
+    for (at, c) in text.char_indices() {
+        offsets.push(at);
+        classes.push(match c {
+            'a'..='z' | 'A'..='Z' => 'a',
+            '0'..='9' => '0',
+            '_' | '-' | '.' => c,
+            _ if c.is_ascii() => ' ',
+            _ if within(alphabetic, c) => 'a',
+            _ if within(digits, c) => '0',
+            _ => ' ',
+        });
+    }
+    offsets.push(text.len());
+    (classes, offsets)
 }
 
 /// Schemes a WHATWG parser treats as special: any number of slashes or backslashes may
@@ -654,55 +897,187 @@ fn is_public(host: &Host<String>) -> bool {
     }
 }
 
-/// The ways a URL's text may end. Long: at whitespace or a quote or angle bracket (the
-/// userinfo may hold `;`, `,`, `)`, and a client reads on). Short: also at punctuation,
-/// without a sentence's final stop. Continued: a tab or line break inside the host, which
-/// WHATWG parsers delete.
-fn url_candidates(rest: &str) -> Vec<String> {
-    let long_end = rest
-        .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`'))
-        .unwrap_or(rest.len());
+/// Where the next character of a kind is in a text, for positions that only grow (the
+/// URL matches of one text, in order): a search resumes where the last one stopped, so
+/// the whole text is read once however many matches share a stretch of it.
+#[derive(Default)]
+struct NextStop {
+    from: usize,
+    at: usize,
+}
+
+impl NextStop {
+    /// The first position at or after `pos` of a character `stop` accepts, or the text's
+    /// length.
+    fn find(&mut self, text: &str, pos: usize, stop: impl Fn(char) -> bool) -> usize {
+        if pos < self.from || pos > self.at || (self.from, self.at) == (0, 0) {
+            self.from = pos;
+            self.at = text[pos..].find(stop).map_or(text.len(), |i| pos + i);
+        }
+        self.at
+    }
+}
+
+/// The ends [`url_candidates`] looks for, shared by the URL matches of one text.
+#[derive(Default)]
+struct UrlStops {
+    long: NextStop,
+    short: NextStop,
+    authority: NextStop,
+}
+
+fn long_stop(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`')
+}
+
+fn short_stop(c: char) -> bool {
+    matches!(c, '\'' | ')' | '|' | '^' | ',' | ';' | '{' | '}')
+        || (!c.is_ascii() && !c.is_alphanumeric())
+}
+
+/// The ways a URL's text may end (`text[start..end]` follows the scheme). Long: at
+/// whitespace or a quote or angle bracket (the userinfo may hold `;`, `,`, `)`, and a
+/// client reads on). Short: also at punctuation, without a sentence's final stop.
+/// Continued: a tab or line break inside the host, which WHATWG parsers delete.
+///
+/// Each is cut after the end of its authority as RFC 3986 reads it (the first `/`, `?` or
+/// `#` after the leading slashes): nothing after it changes a verdict ([`judge_url`] reads
+/// only the authority, and the rest of a URL never makes a parser fail), and so a match
+/// costs the length of its host, not of the text after it.
+fn url_candidates<'t>(
+    text: &'t str,
+    start: usize,
+    end: usize,
+    stops: &mut UrlStops,
+) -> Vec<Cow<'t, str>> {
+    let rest = &text[start..end];
+    let long_end = stops.long.find(text, start, long_stop).min(end) - start;
     let long = &rest[..long_end];
-    let short_end = long
-        .find(|c: char| {
-            matches!(c, '\'' | ')' | '|' | '^' | ',' | ';' | '{' | '}')
-                || (!c.is_ascii() && !c.is_alphanumeric())
-        })
-        .unwrap_or(long.len());
+    let short_end = stops
+        .short
+        .find(text, start, short_stop)
+        .min(start + long_end)
+        - start;
     let short = long[..short_end].trim_end_matches(['.', ':', '!', '?']);
-    let mut out = vec![short.to_owned()];
+    // The end of the authority: the first `/`, `?` or `#` after the leading slashes.
+    let lead = rest.len() - rest.trim_start_matches(['/', '\\']).len();
+    let cut = stops
+        .authority
+        .find(text, start + lead, |c| matches!(c, '/' | '?' | '#'))
+        .saturating_add(1)
+        .min(end)
+        - start;
+    let authority_only = |c: &'t str| Cow::Borrowed(&c[..c.len().min(cut)]);
+    let mut out = vec![authority_only(short)];
     if long != short {
-        out.push(long.trim_end_matches(['.', ':', '!', '?']).to_owned());
+        out.push(authority_only(long.trim_end_matches(['.', ':', '!', '?'])));
     }
     let broken = rest[long_end..].starts_with(['\t', '\n', '\r']);
-    if broken && !long.contains(['/', '?', '#']) {
-        let continued: String = rest
-            .chars()
-            .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-            .take_while(|c| !c.is_whitespace() && !matches!(c, '<' | '>' | '"' | '`'))
-            .take(512)
-            .collect();
-        out.push(continued);
+    // `long` holds a `/`, `?` or `#` when it reaches the cut, or when the leading slashes
+    // hold a `/`.
+    if broken && long_end < cut && !rest[..lead].contains('/') {
+        out.push(Cow::Owned(continued_url(rest)));
     }
     out
 }
 
-/// The hosts of a URL by either reading (WHATWG, RFC 3986) that can read it.
-fn lenient_url_hosts(url: &str) -> Vec<Host<String>> {
-    match url_hosts(url) {
-        Ok(hosts) => hosts,
-        Err(_) => {
-            let mut hosts = Vec::new();
-            if let Ok(parsed) = url::Url::parse(&format!(
-                "http://{}",
-                url.split_once("://").map_or(url, |(_, r)| r)
-            )) && let Some(host) = parsed.host()
-            {
-                hosts.push(host.to_owned());
-            }
-            hosts
+/// A URL's text with tabs and line breaks deleted (as WHATWG parsers do), up to whitespace
+/// or a quote, and cut after the end of its authority (as [`url_candidates`] does).
+fn continued_url(rest: &str) -> String {
+    let mut out = String::new();
+    let mut leading = true;
+    for c in rest.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')) {
+        if c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`') {
+            break;
+        }
+        out.push(c);
+        leading &= matches!(c, '/' | '\\');
+        if !leading && matches!(c, '/' | '?' | '#') {
+            break;
         }
     }
+    out
+}
+
+/// Whether a WHATWG parser fails on an authority (userinfo@host:port, no `/`, `?`, `#` or
+/// `\` in it), as far as can be told without parsing it: the host (after the last `@`, up
+/// to the first `:` outside brackets) is empty, or opens a bracket it does not close, or
+/// what follows it is not digits. Characters the parser would trim from the end of the
+/// URL (controls, spaces) are never what decides. A cheap refusal before the real parse,
+/// which reads the whole authority (`http:[` repeated made every match read 512 bytes).
+fn whatwg_fails(authority: &str) -> bool {
+    let host_port = match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let bytes = host_port.as_bytes();
+    // The host ends at the first `:` outside brackets (`[` opens, `]` closes).
+    let (mut at, mut inside) = (0, false);
+    let host_end = loop {
+        let next = if inside {
+            memchr::memchr(b']', &bytes[at..])
+        } else {
+            memchr::memchr2(b':', b'[', &bytes[at..])
+        };
+        let Some(next) = next.map(|n| at + n) else {
+            break bytes.len();
+        };
+        match bytes[next] {
+            b':' => break next,
+            b'[' => inside = true,
+            _ => inside = false,
+        }
+        at = next + 1;
+    };
+    let host = &bytes[..host_end];
+    let unclosed =
+        host.first() == Some(&b'[') && host.last().is_some_and(|&b| b > b' ' && b != b']');
+    let bad_port = host_end < bytes.len()
+        && bytes[host_end + 1..]
+            .iter()
+            .any(|&b| b > b' ' && !b.is_ascii_digit());
+    host.is_empty() || unclosed || bad_port
+}
+
+/// The hosts of `scheme://{rest}` (`rest` holds no whitespace) by either reading (WHATWG,
+/// RFC 3986) that can read it, as [`super::hosts::url_hosts`] reads them, and where that
+/// fails, the WHATWG host alone (a URL one reading refuses may still be followed by a
+/// client of the other).
+///
+/// The WHATWG parse stops after the authority (at the first `/`, `?`, `#` or `\`): what
+/// follows can neither make it fail nor change the host, and parsing it for every
+/// URL-like match would make hostile text slow.
+fn lenient_url_hosts(rest: &str) -> Vec<Host<String>> {
+    let bytes = rest.as_bytes();
+    let rfc_end = memchr::memchr3(b'/', b'?', b'#', bytes).unwrap_or(bytes.len());
+    let whatwg_end = memchr::memchr(b'\\', &bytes[..rfc_end]).unwrap_or(rfc_end);
+    let cut = (whatwg_end + 1).min(bytes.len());
+    let Ok(whatwg) = url::Url::parse(&format!("http://{}", &rest[..cut])) else {
+        return Vec::new();
+    };
+    let mut hosts = Vec::with_capacity(2);
+    if let Some(host) = whatwg.host() {
+        hosts.push(host.to_owned());
+    }
+    // The RFC 3986 reading: userinfo up to the last `@` before the first `/`, `?` or `#`.
+    let authority = &rest[..rfc_end];
+    let host_port = match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        format!("[{}]", v6.split(']').next().unwrap_or(""))
+    } else {
+        host_port.split(':').next().unwrap_or("").to_owned()
+    };
+    // No host there (`https:///evil.example/`), or none that parses: the WHATWG one.
+    if !host.is_empty()
+        && let Ok(host) = Host::parse(&host)
+        && !hosts.contains(&host)
+    {
+        hosts.push(host);
+    }
+    hosts
 }
 
 /// A namespace or schema identifier (`xmlns="http://www.w3.org/2000/svg"`,
@@ -777,9 +1152,10 @@ fn followed_by_port(rest: &str) -> bool {
             .is_none_or(|c| !c.is_alphanumeric())
 }
 
-/// Whether a command that connects (or a link target) comes shortly before, on the same
-/// line.
-fn after_command(before: &str) -> bool {
+/// Whether a command that connects (or a link target) comes shortly before `text[pos..]`,
+/// on the same line.
+fn after_command(text: &str, pos: usize, words: &CommandWords) -> bool {
+    let before = &text[..pos];
     let mut start = before.len().saturating_sub(COMMAND_WINDOW);
     while !before.is_char_boundary(start) {
         start += 1;
@@ -789,9 +1165,13 @@ fn after_command(before: &str) -> bool {
     let mut lines = window.rsplitn(3, '\n');
     let current = lines.next().unwrap_or(window);
     let previous = lines.next().filter(|l| l.trim_end().ends_with('\\'));
-    COMMAND.is_match(current)
-        || COMMAND_JUST_BEFORE.is_match(current)
-        || previous.is_some_and(|p| COMMAND.is_match(p))
+    // Most windows hold none of the words either pattern needs.
+    let has_word = |line: &str| {
+        let from = line.as_ptr() as usize - text.as_ptr() as usize;
+        words.within(from, from + line.len())
+    };
+    (has_word(current) && (COMMAND.is_match(current) || COMMAND_JUST_BEFORE.is_match(current)))
+        || previous.is_some_and(|p| has_word(p) && COMMAND.is_match(p))
 }
 
 /// A cheap first look: text that has none of the characters a reference needs (a dot, a

@@ -14,20 +14,58 @@ use unicode_normalization::UnicodeNormalization;
 /// The text as a client reads it, in one spelling: NFKC (full-width forms), invisible
 /// characters removed, dot-, slash- and colon-like characters made `.`, `/` and `:`,
 /// lower case. No escape is decoded (see [`decode_layers`]).
-pub fn normalise_plain(text: &str) -> String {
+/// Text already in that spelling (ASCII without upper case, the common case) is returned
+/// as it is, without a copy.
+pub fn normalise_plain(text: &str) -> Cow<'_, str> {
     if text.is_ascii() {
-        return text.to_ascii_lowercase();
+        if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Cow::Borrowed(text);
+        }
+        return Cow::Owned(text.to_ascii_lowercase());
     }
-    text.nfkc()
-        .filter(|c| !is_invisible(*c))
-        .map(canonical_char)
-        .collect::<String>()
-        .to_lowercase()
+    if matches!(
+        unicode_normalization::is_nfkc_quick(text.chars()),
+        unicode_normalization::IsNormalized::Yes
+    ) {
+        // Already in NFKC (most text in any script): no need to run it.
+        if text.chars().all(|c| {
+            let mut lower = c.to_lowercase();
+            !is_invisible(c)
+                && canonical_char(c) == c
+                && lower.next() == Some(c)
+                && lower.next().is_none()
+        }) {
+            return Cow::Borrowed(text);
+        }
+        return Cow::Owned(
+            text.chars()
+                .filter(|c| !is_invisible(*c))
+                .map(canonical_char)
+                .collect::<String>()
+                .to_lowercase(),
+        );
+    }
+    Cow::Owned(
+        text.nfkc()
+            .filter(|c| !is_invisible(*c))
+            .map(canonical_char)
+            .collect::<String>()
+            .to_lowercase(),
+    )
 }
 
 /// `text` (already [`normalise_plain`]d) with its disguises removed: up to three layers
 /// of escapes decoded, defanged dots (`[.]`, `(dot)`) restored, and normalised again.
-pub fn decode_layers(text: &str) -> String {
+/// ASCII text with nothing to decode or restore is returned as it is.
+pub fn decode_layers(text: &str) -> Cow<'_, str> {
+    if text.is_ascii()
+        && !text
+            .bytes()
+            .any(|b| matches!(b, b'%' | b'\\' | b'&') || b.is_ascii_uppercase())
+        && !DEFANGED.iter().any(|d| text.contains(d))
+    {
+        return Cow::Borrowed(text);
+    }
     let mut s: Cow<str> = Cow::Borrowed(text);
     for _ in 0..3 {
         if !s.bytes().any(|b| matches!(b, b'%' | b'\\' | b'&')) {
@@ -40,19 +78,22 @@ pub fn decode_layers(text: &str) -> String {
         s = Cow::Owned(decoded);
     }
     let mut out = s.into_owned();
-    for defanged in ["[.]", "(.)", "{.}", "[dot]", "(dot)"] {
+    for defanged in DEFANGED {
         if out.contains(defanged) {
             out = out.replace(defanged, ".");
         }
     }
     // Decoding may have produced upper-case, full-width or invisible characters again.
-    normalise_plain(&out)
+    Cow::Owned(normalise_plain(&out).into_owned())
 }
+
+/// Dots written so that a link is not a link.
+const DEFANGED: [&str; 5] = ["[.]", "(.)", "{.}", "[dot]", "(dot)"];
 
 /// The text in one spelling with every disguise removed: [`normalise_plain`], then
 /// [`decode_layers`].
 pub fn normalise(text: &str) -> String {
-    decode_layers(&normalise_plain(text))
+    decode_layers(&normalise_plain(text)).into_owned()
 }
 
 fn canonical_char(c: char) -> char {

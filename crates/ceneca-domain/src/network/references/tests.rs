@@ -221,3 +221,213 @@ fn review_findings() {
         assert!(scanner.scan(line).is_some(), "{line}");
     }
 }
+
+/// The literal pre-filter of the command patterns never hides a match: every alternative
+/// of [`COMMAND`] and [`COMMAND_JUST_BEFORE`], and every line of the corpora they match,
+/// holds one of [`COMMAND_WORDS`].
+#[test]
+fn command_words_cover_the_patterns() {
+    let samples = [
+        "curl ",
+        "sudo wget ",
+        " nc ",
+        "(ncat ",
+        "`netcat ",
+        "$ssh ",
+        ";scp ",
+        "&sftp ",
+        "|ftp ",
+        "'telnet ",
+        "\"nslookup ",
+        "/traceroute ",
+        "\\tracert ",
+        " rsync ",
+        " mosh ",
+        " git clone ",
+        " git remote add origin x ",
+        " invoke-webrequest ",
+        " invoke-restmethod ",
+        " iwr ",
+        " irm ",
+        " test-netconnection ",
+        " tnc ",
+        " docker login ",
+        " docker pull ",
+        " podman push ",
+        " xfreerdp ",
+        " rdesktop ",
+        " vncviewer ",
+        " openssl s_client ",
+        " http ",
+        " https ",
+        " xh ",
+        " curl.exe ",
+        "ping ",
+        "$ ping6 ",
+        "; dig ",
+        "| host ",
+        "( whois ",
+        "& mtr ",
+        "psql x -h",
+        "mysql --host=",
+        "mariadb --host ",
+        "redis-cli -h",
+        "mongo -s",
+        "mongosh --server",
+        "pg_dump -h",
+        "pg_restore -h",
+        "clickhouse-client -h",
+        "cqlsh -h",
+        "/v:",
+        "fetch(",
+        "requests.get (",
+        "httpx.post(",
+        "http.get(",
+        "https.request(",
+        "axios(",
+        "axios.get(",
+        "urlopen(",
+        "urllib.request.urlopen(",
+        "new websocket(",
+        "eventsource(",
+        "xmlhttprequest(",
+        "x.open(",
+        "create_connection(",
+        "smtplib.smtp(",
+        "smtplib.smtp_ssl(",
+        "ftplib.ftp(",
+        "socket.connect(",
+        "net.connect(",
+        "tls.connect(",
+        "dial(",
+        "connect(",
+        "](",
+        "href=",
+        "src =",
+        "action=",
+        "data=",
+        "srcset=",
+        "poster=",
+        "formaction=",
+        "url=",
+        "url(",
+        "ping ",
+        "x ping6 -c 3 ",
+        " dig +short ",
+        " whois ",
+        " mtr ",
+        " traceroute ",
+        "db_host=",
+        "host: ",
+        "\"hostname\": \"",
+        "my_server = ",
+        "endpoint ",
+        "upstream = \"",
+        "proxy=",
+        "remote ",
+        "origin ",
+        "base_url=",
+        "api_uri=",
+        "apibase=",
+        "api_base: ",
+        "address ",
+        "addr=",
+    ];
+    let corpora = [
+        include_str!("../corpus/ordinary.txt"),
+        include_str!("../corpus/external.txt"),
+        include_str!("../corpus/attacks.txt"),
+        include_str!("../corpus/near_misses.txt"),
+        include_str!("../corpus/flagged_on_purpose.txt"),
+    ];
+    for sample in samples {
+        assert!(
+            COMMAND.is_match(sample) || COMMAND_JUST_BEFORE.is_match(sample),
+            "{sample:?}"
+        );
+        assert!(COMMAND_WORDS.is_match(sample), "{sample:?}");
+    }
+    for line in corpora.iter().flat_map(|c| c.lines()).map(normalise) {
+        if COMMAND.is_match(&line) || COMMAND_JUST_BEFORE.is_match(&line) {
+            assert!(COMMAND_WORDS.is_match(&line), "{line:?}");
+        }
+    }
+}
+
+/// The fast search for host names finds exactly what the pattern that defines them finds:
+/// on the corpora, and on generated text of letters and digits of several scripts, marks,
+/// dots, hyphens and labels longer than a host's.
+#[test]
+fn host_name_search_matches_its_definition() {
+    let corpora = [
+        include_str!("../corpus/ordinary.txt"),
+        include_str!("../corpus/external.txt"),
+        include_str!("../corpus/attacks.txt"),
+        include_str!("../corpus/near_misses.txt"),
+    ];
+    let alphabet: Vec<char> = "aexn-_.0é9ü.жя٣߁ǅ\u{301}\u{345}ß.ｈ。 /:@x-n"
+        .chars()
+        .collect();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut texts: Vec<String> = corpora
+        .iter()
+        .flat_map(|c| c.lines())
+        .flat_map(|l| [l.to_owned(), normalise(l)])
+        .collect();
+    for _ in 0..3000 {
+        let len = next(160);
+        texts.push((0..len).map(|_| alphabet[next(alphabet.len())]).collect());
+    }
+    texts.push(format!("{}.example.com", "a".repeat(70)));
+    texts.push(format!("{}.example.com", "ü".repeat(70)));
+    texts.push(format!("x.{}", "b".repeat(70)));
+    texts.push("xn--bcher-kva.de and xn--e1afmkfd.xn--p1ai".to_owned());
+    for text in &texts {
+        let expected: Vec<(usize, usize)> = DOMAIN
+            .find_iter(text)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        assert_eq!(domain_matches(text), expected, "{text:?}");
+    }
+}
+
+/// Near misses that made the scanner slow (each repeated; the time is reported by `ceneca
+/// bench --suite zero-sync`) still pass: URL starts that lead nowhere, with slashes,
+/// backslashes, userinfo, brackets or line breaks after them; host names not written as
+/// hosts, or written like e-mail addresses; long dotted names; words of other scripts.
+#[test]
+fn hostile_near_misses_pass() {
+    let scanner = ReferenceScanner::default();
+    for unit in [
+        "http:/",
+        "http:",
+        "http:@",
+        "https:\\",
+        "http:\n",
+        "http:[",
+        "\\\\@",
+        "//a",
+        "a.co ",
+        "@a.co ",
+        "a.co(",
+        "example.com data ",
+        "x.co data ",
+        "www.",
+        "a.b",
+        "ü.",
+        "жя.ü ",
+        "curl a.",
+        "a.b.c.d.",
+        "xyz:",
+        "s3:/",
+    ] {
+        let text = unit.repeat(50_000 / unit.len());
+        assert_eq!(scanner.scan(&text), None, "{unit:?}");
+    }
+}
