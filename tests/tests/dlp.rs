@@ -309,6 +309,39 @@ async fn nested_json_batches_and_updates_are_covered(backend: Backend) {
         "{}",
         r.body
     );
+    // A finding in a JSON key: named redacted, never echoed.
+    let r = s
+        .post(
+            &u,
+            "/api/v1/documents",
+            json!({"workspace_id": w.workspace, "title": "Ops", "body": "fine",
+                   "metadata": {"cards": {"4111111111111111": "visa"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["error"]["fields"]["metadata.cards.[REDACTED:payment_card]"].is_string(),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.to_string().contains("4111"), "{}", r.body);
+    // Found by attacking DLP: a key sent as a placeholder must not overwrite a renamed
+    // one (under redact, below), and repeated findings must not inflate the audit trail.
+    let many = "4111111111111111 ".repeat(5_000);
+    let r = s
+        .post(
+            &u,
+            "/api/v1/documents",
+            json!({"workspace_id": w.workspace, "title": "t", "body": many}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let admin = s.admin().await;
+    let entry = findings(&s, &admin).await.pop().unwrap();
+    assert_eq!(
+        entry["details"]["findings"],
+        json!([{"field": "body", "kind": "payment_card", "count": 5000}])
+    );
     // A batch: refused whole, naming the item; nothing stored.
     let path = format!("/api/v1/threads/{}/messages", w.thread);
     let before = s.list_all(&u, &path).await.len();
@@ -360,6 +393,27 @@ async fn nested_json_batches_and_updates_are_covered(backend: Backend) {
         d["metadata"]["deploy"]["keys"],
         json!(["none", "id [REDACTED:aws_access_key_id]"])
     );
+    // Keys holding findings are renamed, and two alike keep both values.
+    let d = s
+        .post(
+            &u,
+            "/api/v1/documents",
+            json!({"workspace_id": w.workspace, "title": "Cards", "body": "fine",
+                   "metadata": {"4111111111111111": "a", "[REDACTED:payment_card]": "b", "plain": "c"}}),
+        )
+        .await
+        .expect(201);
+    let metadata = d["metadata"].as_object().unwrap();
+    assert_eq!(metadata.len(), 3, "{metadata:?}");
+    assert_eq!(metadata["plain"], "c");
+    assert!(!d.to_string().contains("4111111111111111"));
+    let mut values: Vec<&str> = metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with("[REDACTED:payment_card]"))
+        .map(|(_, v)| v.as_str().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["a", "b"]);
     let b = s
         .post(
             &u,

@@ -3,20 +3,13 @@
 //! `keys generate`, `audit verify|head`.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ceneca");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{BIN, Server, free_port, serve_with, stop};
 
 fn ceneca(dir: &Path) -> Command {
     in_test_env(Command::new(BIN), dir)
@@ -40,46 +33,12 @@ fn ceneca_under_umask_022(dir: &Path) -> Command {
     in_test_env(cmd, dir)
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn serve(cmd: Command) -> Server {
-    serve_logging_to(cmd, Stdio::inherit()).await
+    serve_with(cmd, &[], Stdio::inherit()).await
 }
 
-async fn serve_logging_to(mut cmd: Command, stderr: Stdio) -> Server {
-    let port = free_port();
-    let child = cmd
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("start ceneca serve");
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    let http = reqwest::Client::new();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "ceneca serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Server { child, base }
+async fn serve_logging_to(cmd: Command, stderr: Stdio) -> Server {
+    serve_with(cmd, &[], stderr).await
 }
 
 async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -786,20 +745,6 @@ async fn certs_init_then_serve_with_mutual_tls() {
     let _ = child.wait();
     assert!(ready, "the agent's certificate is accepted");
     assert!(refused.is_err(), "no client certificate, no connection");
-}
-
-/// Stops a server as an operator does (SIGTERM), so it shuts down cleanly.
-fn stop(mut server: Server) {
-    let pid = server.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let started = Instant::now();
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "ceneca serve did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn output_text(out: &std::process::Output) -> String {

@@ -6,20 +6,12 @@
 //! interruption and refuse a database in use; a rotated key ring re-keys the file.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ceneca");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{BIN, Server, free_port, serve_with, stop};
 
 /// `ceneca --data-dir <dir>/data` with a clean environment, plus `env`.
 fn ceneca(dir: &Path, env: &[(&str, &str)]) -> Command {
@@ -38,62 +30,8 @@ fn ceneca(dir: &Path, env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn serve(mut cmd: Command, edition: &str) -> Server {
-    let port = free_port();
-    let child = cmd
-        .args([
-            "serve",
-            "--edition",
-            edition,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start ceneca serve");
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    let http = reqwest::Client::new();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "ceneca serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Server { child, base }
-}
-
-/// Stops a server as an operator does (SIGTERM).
-fn stop(mut server: Server) {
-    let pid = server.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let started = Instant::now();
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "ceneca serve did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+async fn serve(cmd: Command, edition: &str) -> Server {
+    serve_with(cmd, &["--edition", edition], Stdio::inherit()).await
 }
 
 fn with_args(mut cmd: Command, args: &[&str]) -> Command {

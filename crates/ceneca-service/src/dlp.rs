@@ -30,6 +30,9 @@ use crate::audit::AuditEvent;
 use crate::error::Result;
 use crate::{Caller, Services};
 
+/// The most (field, kind) lines one audit entry or one refusal lists.
+const MAX_LISTED: usize = 20;
+
 /// A finding in one field of a write: the field path (`metadata.card[0]`) and the kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FieldFinding {
@@ -97,10 +100,37 @@ impl Services {
         }
         let policy = self.dlp_policy_for(caller, entity, record, row).await?;
         let id = record.id().or_else(|| row.and_then(Record::id));
-        let listed: Vec<Json> = found
+        // One line per field and kind, with a count, and a bounded number of lines: a
+        // text of repeated findings cannot inflate the audit trail.
+        let mut counted: Vec<(&str, FindingKind, usize)> = Vec::new();
+        for f in &found {
+            match counted
+                .iter_mut()
+                .find(|(path, kind, _)| *path == f.path && *kind == f.kind)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => counted.push((&f.path, f.kind, 1)),
+            }
+        }
+        let fields = counted.len();
+        let listed: Vec<Json> = counted
             .iter()
-            .map(|f| json!({ "field": f.path, "kind": f.kind.as_str() }))
+            .take(MAX_LISTED)
+            .map(|(path, kind, n)| {
+                if *n == 1 {
+                    json!({ "field": path, "kind": kind.as_str() })
+                } else {
+                    json!({ "field": path, "kind": kind.as_str(), "count": n })
+                }
+            })
             .collect();
+        let listed = if fields > MAX_LISTED {
+            let mut listed = listed;
+            listed.push(json!({ "more": fields - MAX_LISTED }));
+            listed
+        } else {
+            listed
+        };
         let event = |outcome: &'static str| {
             AuditEvent::new("dlp.finding", outcome)
                 .by(caller)
@@ -148,7 +178,7 @@ impl Services {
                         None => by_field.push((f.path.clone(), vec![f.kind.describe()])),
                     }
                 }
-                for (path, kinds) in by_field {
+                for (path, kinds) in by_field.into_iter().take(MAX_LISTED) {
                     errors.add(
                         path,
                         format!(
@@ -264,7 +294,19 @@ fn find_in_json(detector: &dlp::Detector, value: &Json, path: String, out: &mut 
         }
         Json::Object(map) => {
             for (key, item) in map {
-                find_in_json(detector, item, format!("{path}.{key}"), out);
+                // A key can hold a finding too; paths name it redacted, so neither an
+                // error nor an audit entry carries the value.
+                let findings = detector.find(key);
+                let at = if findings.is_empty() {
+                    format!("{path}.{key}")
+                } else {
+                    format!("{path}.{}", dlp::redact(key, &findings))
+                };
+                out.extend(findings.iter().map(|f| FieldFinding {
+                    path: at.clone(),
+                    kind: f.kind,
+                }));
+                find_in_json(detector, item, at, out);
             }
         }
         _ => {}
@@ -294,7 +336,29 @@ fn redact_json(detector: &dlp::Detector, value: &mut Json) -> bool {
             for item in map.values_mut() {
                 changed |= redact_json(detector, item);
             }
-            changed
+            if map.keys().all(|key| detector.find(key).is_empty()) {
+                return changed;
+            }
+            // Keys holding findings are renamed; two that redact alike keep both values
+            // (`[REDACTED:payment_card]`, `[REDACTED:payment_card] #2`).
+            // Every key goes through the loop: a key sent as `[REDACTED:payment_card]`
+            // must not overwrite a renamed one either.
+            for (key, item) in std::mem::take(map) {
+                let findings = detector.find(&key);
+                let key = if findings.is_empty() {
+                    key
+                } else {
+                    dlp::redact(&key, &findings)
+                };
+                let mut unique = key.clone();
+                let mut n = 1;
+                while map.contains_key(&unique) {
+                    n += 1;
+                    unique = format!("{key} #{n}");
+                }
+                map.insert(unique, item);
+            }
+            true
         }
         _ => false,
     }

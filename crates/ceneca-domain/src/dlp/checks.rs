@@ -31,7 +31,7 @@ pub(super) fn is_payment_card(text: &str) -> bool {
         // American Express, JCB, Diners Club.
         3 => {
             (matches!(prefix(2), 34 | 37) && len == 15)
-                || (3528..=3589).contains(&prefix(4))
+                || ((3528..=3589).contains(&prefix(4)) && len >= 16)
                 || (matches!(prefix(2), 36 | 38 | 39) && len >= 14)
                 || ((300..=305).contains(&prefix(3)) && len >= 14)
         }
@@ -39,7 +39,7 @@ pub(super) fn is_payment_card(text: &str) -> bool {
             prefix(4) == 6011
                 || prefix(2) == 65
                 || (644..=649).contains(&prefix(3))
-                || prefix(2) == 62
+                || (prefix(2) == 62 && len >= 16)
                 || matches!(prefix(2), 63 | 67)
         }
         _ => false,

@@ -94,7 +94,11 @@ fn patterns(contact_details: bool) -> Vec<Spec> {
     let mut list: Vec<Spec> = vec![
         (
             PrivateKey,
-            r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\r\n]*)",
+            // The header, the `Proc-Type:` and `DEK-Info:` lines of an encrypted key, the
+            // base64 body and the END line when it follows. No lazy search for the END
+            // line: where it is missing, that search would read to the end of the text
+            // once per header (quadratic on a text of headers).
+            r"(?i:-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)(?:\r?\n(?:Proc-Type|DEK-Info):[^\r\n]*)*[A-Za-z0-9+/=\r\n]*(?i:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)?",
             0,
             any,
         ),
@@ -157,9 +161,12 @@ fn patterns(contact_details: bool) -> Vec<Spec> {
             checks::is_iban,
         ),
         (
+            // Unbroken, or in the groupings cards are printed in (4-4-4-4, 4-6-5 for
+            // American Express, 4-4-4-4-3), spaces or dashes. Not after `+` (a phone
+            // number) nor inside a longer run of digits.
             PaymentCard,
-            r"\b[0-9](?:[ -]?[0-9]){12,18}\b",
-            0,
+            r"(?:^|[^+0-9])((?:[0-9]{13,19}|[0-9]{4}(?: [0-9]{4}){3}(?: [0-9]{3})?|[0-9]{4}(?:-[0-9]{4}){3}(?:-[0-9]{3})?|[0-9]{4} [0-9]{6} [0-9]{5}|[0-9]{4}-[0-9]{6}-[0-9]{5}))\b",
+            1,
             checks::is_payment_card,
         ),
         (

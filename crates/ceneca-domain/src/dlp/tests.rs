@@ -89,6 +89,67 @@ fn every_kind_is_found_inside_prose() {
     }
 }
 
+/// Found by attacking the detector: a card next to another number, or printed in its
+/// groups at the end of a sentence with a number after it, was missed (the pattern took
+/// the neighbour's digit and the Luhn check then failed).
+#[test]
+fn regression_cards_beside_other_digits_are_found() {
+    let detector = Detector::new(false);
+    for text in [
+        "qty 2 4111111111111111",
+        "4111 1111 1111 1111 7",
+        "cards 4111111111111111, 5500005555555559",
+        "amex 3782 822463 10005 ok",
+    ] {
+        assert!(
+            detector
+                .find(text)
+                .iter()
+                .any(|f| f.kind == FindingKind::PaymentCard),
+            "{text}"
+        );
+    }
+}
+
+/// Found by attacking the detector: numbers that pass the Luhn check without being cards.
+#[test]
+fn regression_luhn_valid_numbers_that_are_not_cards() {
+    let detector = Detector::new(false);
+    for text in [
+        "IMEI 356938035643809", // IMEIs carry a Luhn digit; 35 is not JCB at 15
+        "call +62 8123 6625 8514 today", // a phone number after +
+        "call +6281236625851 today",
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", // single digits
+    ] {
+        assert!(
+            !detector
+                .find(text)
+                .iter()
+                .any(|f| f.kind == FindingKind::PaymentCard),
+            "{text}"
+        );
+    }
+}
+
+/// Found by attacking the detector: many private-key headers without an END line took
+/// quadratic time (a lazy search for END from each header). Behaviour only: each header
+/// is one finding, and the whole text is covered.
+#[test]
+fn regression_private_key_headers_without_an_end() {
+    let detector = Detector::new(false);
+    let text = "-----BEGIN PRIVATE KEY-----\n".repeat(20_000);
+    let found = detector.find(&text);
+    assert_eq!(found.len(), 20_000);
+    assert!(found.iter().all(|f| f.kind == FindingKind::PrivateKey));
+    assert_eq!(found.last().unwrap().end, text.len());
+    // An encrypted key's header lines and END line are part of it; the prose after is not.
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17\n\nMIIEow+/=\n-----END RSA PRIVATE KEY-----";
+    let text = format!("{pem} -- keep it safe");
+    let found = detector.find(&text);
+    assert_eq!(found.len(), 1);
+    assert_eq!(&text[found[0].start..found[0].end], pem);
+}
+
 #[test]
 fn a_password_in_a_url_is_the_password_only() {
     let detector = Detector::new(false);
