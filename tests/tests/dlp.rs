@@ -5,8 +5,9 @@
 
 use ceneca_domain::Edition;
 use ceneca_domain::dlp::DlpPolicy;
-use ceneca_e2e::{Backend, TestServer, User, on_every_backend, world};
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, on_every_backend, world};
 use ceneca_service::ServiceConfig;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 on_every_backend!(
@@ -17,6 +18,7 @@ on_every_backend!(
     a_workspace_outside_the_callers_scope_gets_its_policy,
     only_administrators_set_a_policy_and_only_known_ones,
     contact_details_only_when_configured,
+    regression_accounts_tokens_and_vector_points_follow_the_policy,
 );
 
 /// One value of each kind (secrets and identity numbers), its name in errors and audit
@@ -556,4 +558,87 @@ async fn contact_details_only_when_configured(backend: Backend) {
             );
         }
     }
+}
+
+/// Found by attacking DLP: a display name at registration, an API token's name and a
+/// vector point's fields were stored past `reject` (they are written outside the entity
+/// routes).
+async fn regression_accounts_tokens_and_vector_points_follow_the_policy(backend: Backend) {
+    let card = "4111111111111111";
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Reject).await;
+    let register = |email: String, name: &str| json!({"email": email, "password": "correct horse battery", "display_name": name});
+    let email = format!("c-{}@example.com", uuid::Uuid::now_v7().simple());
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(&register(email.clone(), &format!("card {card}"))),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["display_name"].is_string());
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": email, "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(r.status, 401, "the refused account exists: {}", r.body);
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let r = s
+        .post(
+            &u,
+            "/api/v1/api-tokens",
+            json!({"name": format!("card {card}"), "workspace_id": w.workspace}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["error"]["fields"]["name"].is_string());
+    let vector: Vec<f32> = (0..TEST_VECTOR_DIMS).map(|i| i as f32).collect();
+    let r = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points/batch",
+            json!({"points": [
+                {"workspace_id": w.workspace, "source_id": w.message, "vector": vector},
+                {"workspace_id": w.workspace, "source_id": w.message, "vector": vector, "model": format!("card {card}")}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["error"]["fields"]["points[1].model"].is_string(),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.to_string().contains(card));
+
+    // Under redact the account and the token are stored, redacted.
+    let s = server(backend, Edition::Enterprise, DlpPolicy::Redact).await;
+    let email = format!("c-{}@example.com", uuid::Uuid::now_v7().simple());
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(&register(email, &format!("card {card}"))),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r["user"]["display_name"], "card [REDACTED:payment_card]");
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let t = s
+        .post(
+            &u,
+            "/api/v1/api-tokens",
+            json!({"name": format!("card {card}"), "workspace_id": w.workspace}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(t["name"], "card [REDACTED:payment_card]");
 }

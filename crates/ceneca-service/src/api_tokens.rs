@@ -71,17 +71,28 @@ impl Services {
         if caller.scope.workspace_role(workspace).is_none() {
             return Err(ServiceError::NotFound("workspace"));
         }
+        let id = new_id();
+        let mut name = name.to_owned();
+        let mut dlp_ops = Vec::new();
+        self.apply_dlp_text(
+            crate::dlp::Actor::Caller(caller),
+            ("sessions", Some(id)),
+            Some(workspace),
+            "name",
+            &mut name,
+            &mut dlp_ops,
+        )
+        .await?;
         let secret = token::generate();
         let now = now();
         let mut record = Record::new();
-        let id = new_id();
         record.set("id", Value::Id(id));
         record.set("created_at", Value::Time(now));
         record.set("updated_at", Value::Time(now));
         record.set("user_id", Value::Id(caller.user_id));
         record.set("token_hash", Value::Bytes(token::digest(&secret)));
         record.set("kind", Value::Text("api".into()));
-        record.set("name", Value::Text(name.to_owned()));
+        record.set("name", Value::Text(name.clone()));
         record.set("workspace_id", Value::Id(workspace));
         record.set("expires_at", Value::Time(now + time::Duration::days(days)));
         record.set("last_used_at", Value::Time(now));
@@ -90,16 +101,14 @@ impl Services {
             .by(caller)
             .on("sessions", Some(id))
             .details(json!({ "workspace_id": workspace.to_string(), "name": name }));
+        let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Insert {
+            entity: &model::SESSIONS,
+            record,
+        });
+        batch.ops.extend(dlp_ops);
         let rows = self
             .store
-            .apply(
-                WriteBatch::new(caller.actor())
-                    .push(WriteOp::Insert {
-                        entity: &model::SESSIONS,
-                        record,
-                    })
-                    .push(self.audit_op(event)),
-            )
+            .apply(batch.push(self.audit_op(event)))
             .await
             .map_err(|e| from_store("api token", false, e))?;
         self.metrics

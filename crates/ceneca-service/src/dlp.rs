@@ -33,6 +33,13 @@ use crate::{Caller, Services};
 /// The most (field, kind) lines one audit entry or one refusal lists.
 const MAX_LISTED: usize = 20;
 
+/// Who writes, for the audit entry: a signed-in caller, or an account being created.
+#[derive(Clone, Copy)]
+pub(crate) enum Actor<'a> {
+    Caller(&'a Caller),
+    NewUser(Uuid),
+}
+
 /// A finding in one field of a write: the field path (`metadata.card[0]`) and the kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FieldFinding {
@@ -100,10 +107,96 @@ impl Services {
         }
         let policy = self.dlp_policy_for(caller, entity, record, row).await?;
         let id = record.id().or_else(|| row.and_then(Record::id));
+        let who = Actor::Caller(caller);
+        self.dlp_outcome(who, entity.table, id, policy, &found, ops)
+            .await?;
+        if policy == DlpPolicy::Redact {
+            for name in scanned {
+                match record.get(name) {
+                    Some(Value::Text(text)) => {
+                        let findings = detector.find(text);
+                        if !findings.is_empty() {
+                            let redacted = dlp::redact(text, &findings);
+                            record.set(name, Value::Text(redacted));
+                        }
+                    }
+                    Some(Value::Json(value)) => {
+                        let mut value = value.clone();
+                        if redact_json(detector, &mut value) {
+                            record.set(name, Value::Json(value));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::apply_dlp`] for one text written outside the entity routes (an account's
+    /// display name, an API token's name): the policy is the server's, and `workspace`'s
+    /// when the text belongs to one. Under `redact`, `text` is replaced.
+    pub(crate) async fn apply_dlp_text(
+        &self,
+        who: Actor<'_>,
+        resource: (&str, Option<Uuid>),
+        workspace: Option<Uuid>,
+        field: &str,
+        text: &mut String,
+        ops: &mut Vec<WriteOp>,
+    ) -> Result<()> {
+        let in_reach = match who {
+            Actor::Caller(caller) => self.dlp_may_apply(caller),
+            Actor::NewUser(_) => self.config.dlp_policy != DlpPolicy::Off,
+        };
+        if !in_reach {
+            return Ok(());
+        }
+        let detector = self.dlp_detector();
+        let findings = detector.find(text);
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let set = match (workspace, who) {
+            (Some(w), Actor::Caller(caller)) => match caller.scope.workspace_dlp_policy(w) {
+                Some(policy) => policy,
+                None => self.stored_dlp_policy(&model::WORKSPACES, w).await?,
+            },
+            (Some(w), Actor::NewUser(_)) => self.stored_dlp_policy(&model::WORKSPACES, w).await?,
+            (None, _) => DlpPolicy::Off,
+        };
+        let policy = self.config.dlp_policy.max(set);
+        let found: Vec<FieldFinding> = findings
+            .iter()
+            .map(|f| FieldFinding {
+                path: field.to_owned(),
+                kind: f.kind,
+            })
+            .collect();
+        self.dlp_outcome(who, resource.0, resource.1, policy, &found, ops)
+            .await?;
+        if policy == DlpPolicy::Redact {
+            *text = dlp::redact(text, &findings);
+        }
+        Ok(())
+    }
+
+    /// What `policy` does with `found`: nothing (`off`), an audit entry in the write's
+    /// batch (`flag`, `redact`: the caller redacts), or the attempt recorded and a 422
+    /// naming each field and kind (`reject`).
+    async fn dlp_outcome(
+        &self,
+        who: Actor<'_>,
+        table: &str,
+        id: Option<Uuid>,
+        policy: DlpPolicy,
+        found: &[FieldFinding],
+        ops: &mut Vec<WriteOp>,
+    ) -> Result<()> {
         // One line per field and kind, with a count, and a bounded number of lines: a
         // text of repeated findings cannot inflate the audit trail.
         let mut counted: Vec<(&str, FindingKind, usize)> = Vec::new();
-        for f in &found {
+        for f in found {
             match counted
                 .iter_mut()
                 .find(|(path, kind, _)| *path == f.path && *kind == f.kind)
@@ -113,7 +206,7 @@ impl Services {
             }
         }
         let fields = counted.len();
-        let listed: Vec<Json> = counted
+        let mut listed: Vec<Json> = counted
             .iter()
             .take(MAX_LISTED)
             .map(|(path, kind, n)| {
@@ -124,44 +217,31 @@ impl Services {
                 }
             })
             .collect();
-        let listed = if fields > MAX_LISTED {
-            let mut listed = listed;
+        if fields > MAX_LISTED {
             listed.push(json!({ "more": fields - MAX_LISTED }));
-            listed
-        } else {
-            listed
-        };
+        }
         let event = |outcome: &'static str| {
-            AuditEvent::new("dlp.finding", outcome)
-                .by(caller)
-                .on(entity.table, id)
-                .details(json!({ "policy": policy.as_str(), "findings": listed }))
+            let id = match who {
+                Actor::NewUser(_) if outcome == "denied" => None,
+                _ => id,
+            };
+            let event = AuditEvent::new("dlp.finding", outcome)
+                .on(table, id)
+                .details(json!({ "policy": policy.as_str(), "findings": listed }));
+            match who {
+                Actor::Caller(caller) => event.by(caller),
+                // A refused account does not exist: the entry names no actor.
+                Actor::NewUser(_) if outcome == "denied" => event,
+                Actor::NewUser(user) => {
+                    let mut event = event;
+                    event.actor = Some(user);
+                    event
+                }
+            }
         };
         match policy {
             DlpPolicy::Off => Ok(()),
-            DlpPolicy::Flag => {
-                ops.push(self.audit_op(event("success")));
-                Ok(())
-            }
-            DlpPolicy::Redact => {
-                for name in scanned {
-                    match record.get(name) {
-                        Some(Value::Text(text)) => {
-                            let findings = detector.find(text);
-                            if !findings.is_empty() {
-                                let redacted = dlp::redact(text, &findings);
-                                record.set(name, Value::Text(redacted));
-                            }
-                        }
-                        Some(Value::Json(value)) => {
-                            let mut value = value.clone();
-                            if redact_json(detector, &mut value) {
-                                record.set(name, Value::Json(value));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+            DlpPolicy::Flag | DlpPolicy::Redact => {
                 ops.push(self.audit_op(event("success")));
                 Ok(())
             }
@@ -169,7 +249,7 @@ impl Services {
                 self.audit_now(event("denied")).await?;
                 let mut errors = ValidationError::new();
                 let mut by_field: Vec<(String, Vec<&'static str>)> = Vec::new();
-                for f in &found {
+                for f in found {
                     match by_field.iter_mut().find(|(p, _)| *p == f.path) {
                         Some((_, kinds)) if !kinds.contains(&f.kind.describe()) => {
                             kinds.push(f.kind.describe())

@@ -144,7 +144,7 @@ impl Services {
     pub(super) async fn insert_user(
         &self,
         email: Value,
-        display_name: Value,
+        mut display_name: Value,
         password: &str,
         admin: bool,
         action: &str,
@@ -164,9 +164,22 @@ impl Services {
             }
         }
         found.into_result()?;
+        let id = new_id();
+        let mut dlp_ops = Vec::new();
+        if let Value::Text(name) = &mut display_name {
+            self.apply_dlp_text(
+                crate::dlp::Actor::NewUser(id),
+                ("users", Some(id)),
+                None,
+                "display_name",
+                name,
+                &mut dlp_ops,
+            )
+            .await?;
+        }
         let now = now();
         let mut user = Record::new();
-        user.set("id", Value::Id(new_id()));
+        user.set("id", Value::Id(id));
         user.set("created_at", Value::Time(now));
         user.set("updated_at", Value::Time(now));
         user.set("email", email);
@@ -187,16 +200,14 @@ impl Services {
         let mut event = AuditEvent::new(action, "success").on("users", user.id());
         event.actor = user.id();
         event.source_ip = meta.source_ip.clone();
+        let mut batch = WriteBatch::new(actor).push(WriteOp::Insert {
+            entity: &model::USERS,
+            record: user,
+        });
+        batch.ops.extend(dlp_ops);
         let rows = self
             .store
-            .apply(
-                WriteBatch::new(actor)
-                    .push(WriteOp::Insert {
-                        entity: &model::USERS,
-                        record: user,
-                    })
-                    .push(self.audit_op(event)),
-            )
+            .apply(batch.push(self.audit_op(event)))
             .await
             .map_err(|e| match from_store("user", false, e) {
                 ServiceError::Conflict { fields, .. } => ServiceError::Conflict {

@@ -134,6 +134,7 @@ impl Services {
             }
         };
         let mut records = Vec::with_capacity(items.len());
+        let mut dlp_ops = Vec::new();
         let write = caller.filter(&model::EMBEDDING_RECORDS, Access::Write);
         let now = ceneca_domain::clock::now();
         for (i, item) in items.iter().enumerate() {
@@ -150,6 +151,7 @@ impl Services {
                 .filter(|(k, _)| k.as_str() != "vector")
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            let supplied: Vec<String> = fields.keys().cloned().collect();
             self.screen(
                 &if single {
                     String::new()
@@ -193,8 +195,27 @@ impl Services {
             }
             self.check_embedding_source(caller, collection, &record, &at("source_id"))
                 .await?;
-            record.set("vector", Value::Bytes(bytes));
             record.set("id", Value::Id(new_id()));
+            self.apply_dlp(
+                caller,
+                &model::EMBEDDING_RECORDS,
+                supplied.iter().map(String::as_str),
+                &mut record,
+                None,
+                &mut dlp_ops,
+            )
+            .await
+            .map_err(|e| match e {
+                ServiceError::Validation(e) => {
+                    let mut renamed = ceneca_domain::ValidationError::new();
+                    for (field, reason) in e.fields {
+                        renamed.add(at(&field), reason);
+                    }
+                    ServiceError::Validation(renamed)
+                }
+                other => other,
+            })?;
+            record.set("vector", Value::Bytes(bytes));
             record.set("created_at", Value::Time(now));
             record.set("updated_at", Value::Time(now));
             fill_defaults(&model::EMBEDDING_RECORDS, &mut record, now);
@@ -205,14 +226,14 @@ impl Services {
             .by(caller)
             .on("embedding_records", None)
             .details(json!({ "collection": collection, "count": count }));
-        let batch = WriteBatch::new(caller.actor())
-            .push(WriteOp::Upsert {
-                entity: &model::EMBEDDING_RECORDS,
-                records,
-                key: &["collection", "source_id", "model"],
-                update: &["vector", "dims", "content_hash"],
-            })
-            .push(self.audit_op(event));
+        let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Upsert {
+            entity: &model::EMBEDDING_RECORDS,
+            records,
+            key: &["collection", "source_id", "model"],
+            update: &["vector", "dims", "content_hash"],
+        });
+        batch.ops.extend(dlp_ops);
+        let batch = batch.push(self.audit_op(event));
         let rows = self
             .store
             .apply(batch)
