@@ -49,11 +49,14 @@ const HOSTILE_UNITS: &[&str] = &[
     "жя.ü ",
 ];
 
-/// About 4 KB of ordinary chat text: the corpus's lines, repeated up to the size.
-fn message_4k() -> String {
+/// The size of a hostile message.
+const HOSTILE_SIZE: usize = 2_000_000;
+
+/// About `size` bytes of ordinary chat text: the corpus's lines, repeated up to the size.
+fn prose(size: usize) -> String {
     let mut text = String::new();
     for line in ORDINARY.lines().cycle() {
-        if text.len() >= 4096 {
+        if text.len() >= size {
             break;
         }
         text.push_str(line);
@@ -66,7 +69,7 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let scanner = ReferenceScanner::default();
 
     // 1. One 4 KB message.
-    let message = message_4k();
+    let message = prose(4096);
     let (mut scans, mut copies) = (Vec::new(), Vec::new());
     for _ in 0..args.requests {
         let started = Instant::now();
@@ -107,10 +110,18 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     }
     let (with_scan, without) = (Stats::new(with_scan), Stats::new(without));
 
-    // 3. Hostile input.
+    // 3. Hostile input, beside the same size of ordinary prose (the normal time).
+    let prose = prose(HOSTILE_SIZE);
+    let mut ordinary_2mb = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        std::hint::black_box(scanner.scan(&prose));
+        ordinary_2mb.push(started.elapsed());
+    }
+    let ordinary_2mb = ordinary_2mb.into_iter().min().unwrap_or(Duration::ZERO);
     let mut hostile = Vec::new();
     for unit in HOSTILE_UNITS {
-        let text = unit.repeat(2_000_000 / unit.len());
+        let text = unit.repeat(HOSTILE_SIZE / unit.len());
         let started = Instant::now();
         std::hint::black_box(scanner.scan(&text));
         hostile.push((unit, started.elapsed()));
@@ -138,9 +149,11 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         .max()
         .unwrap_or(Duration::ZERO);
     println!(
-        "2 MB of near-miss patterns ({} kinds): slowest {} ({})",
+        "scan 2 MB of ordinary prose: {}; 2 MB of near-miss patterns ({} kinds): slowest {} = {:.2}x prose (target < 3x) ({})",
+        ms(ordinary_2mb),
         HOSTILE_UNITS.len(),
         ms(worst),
+        worst.as_secs_f64() / ordinary_2mb.as_secs_f64().max(1e-9),
         hostile
             .iter()
             .map(|(u, d)| format!("{u:?} {}", ms(*d)))

@@ -193,6 +193,9 @@ pub struct ReferenceScanner {
     known: HashSet<String>,
     /// The length of the longest of them.
     known_max_len: usize,
+    /// Whether any of them is a single label (a configured one: the built-in ones all
+    /// have a dot).
+    known_single_labels: bool,
 }
 
 impl Default for ReferenceScanner {
@@ -396,10 +399,12 @@ impl ReferenceScanner {
                 .filter(|d| !d.is_empty()),
         );
         let known_max_len = known.iter().map(String::len).max().unwrap_or(0);
+        let known_single_labels = known.iter().any(|d| !d.contains('.'));
         Self {
             internal,
             known,
             known_max_len,
+            known_single_labels,
         }
     }
 
@@ -552,7 +557,7 @@ impl ReferenceScanner {
                 }
                 continue;
             }
-            let candidates = url_candidates(text, whole.end(), end, &mut stops);
+            let candidates = url_candidates(text, whole.end(), end, strict, &mut stops);
             for (i, candidate) in candidates.iter().enumerate() {
                 // Two endings may give the same text up to the host's end: one verdict.
                 if candidates[..i].contains(candidate) {
@@ -586,6 +591,15 @@ impl ReferenceScanner {
                 kind: ReferenceKind::Url,
                 host: authority.chars().take(100).collect(),
             });
+        }
+        // A lenient form counts only with a public host, an address or a known service; a
+        // name of one plain label by both readings (`http:/http:/`, `https:\\x`) is none
+        // of them, and is told without parsing it.
+        if !strict
+            && self.plain_label(authority_host(authority))
+            && self.plain_label(authority_host(&rest[..rfc_end]))
+        {
+            return None;
         }
         let hosts = if whatwg_fails(authority) {
             // Neither reading can parse it (the WHATWG one, which fails here, comes first).
@@ -668,6 +682,19 @@ impl ReferenceScanner {
             }
         }
         None
+    }
+
+    /// Whether `host` is a single label that is a name, not a number (WHATWG reads a
+    /// label that starts with a digit as an IPv4 address where it can), spelled in plain
+    /// ASCII (no escape, dot or character that IDNA could turn into one), and not on the
+    /// list of known services: a host that is neither public nor an address.
+    fn plain_label(&self, host: &str) -> bool {
+        let bytes = host.as_bytes();
+        bytes.first().is_some_and(u8::is_ascii_alphabetic)
+            && bytes
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !(self.known_single_labels && self.known.contains(&host.to_ascii_lowercase()))
     }
 
     fn is_known_host(&self, host: &Host<String>) -> bool {
@@ -924,10 +951,18 @@ struct UrlStops {
     long: NextStop,
     short: NextStop,
     authority: NextStop,
+    continued: NextStop,
 }
 
 fn long_stop(c: char) -> bool {
     c.is_whitespace() || matches!(c, '<' | '>' | '"' | '`')
+}
+
+/// Where a URL continued over line breaks ([`continued_url`]) ends, or its WHATWG
+/// authority does.
+fn continued_stop(c: char) -> bool {
+    (c.is_whitespace() && !matches!(c, '\t' | '\n' | '\r'))
+        || matches!(c, '<' | '>' | '"' | '`' | '/' | '?' | '#' | '\\')
 }
 
 fn short_stop(c: char) -> bool {
@@ -940,6 +975,11 @@ fn short_stop(c: char) -> bool {
 /// client reads on). Short: also at punctuation, without a sentence's final stop.
 /// Continued: a tab or line break inside the host, which WHATWG parsers delete.
 ///
+/// The continued form is built only where it can be judged a reference: for a lenient
+/// form (not `strict`), not when its WHATWG authority fails to parse however the breaks
+/// are read (the test reads it in place, which costs nothing per match where building
+/// the text would cost its length: `http:\n` repeated).
+///
 /// Each is cut after the end of its authority as RFC 3986 reads it (the first `/`, `?` or
 /// `#` after the leading slashes): nothing after it changes a verdict ([`judge_url`] reads
 /// only the authority, and the rest of a URL never makes a parser fail), and so a match
@@ -948,6 +988,7 @@ fn url_candidates<'t>(
     text: &'t str,
     start: usize,
     end: usize,
+    strict: bool,
     stops: &mut UrlStops,
 ) -> Vec<Cow<'t, str>> {
     let rest = &text[start..end];
@@ -976,7 +1017,16 @@ fn url_candidates<'t>(
     // `long` holds a `/`, `?` or `#` when it reaches the cut, or when the leading slashes
     // hold a `/`.
     if broken && long_end < cut && !rest[..lead].contains('/') {
-        out.push(Cow::Owned(continued_url(rest)));
+        // A failure read with the breaks in place is one without them: a break is never
+        // the host's first or last significant byte, nor a port's ([`whatwg_fails`]).
+        let stop = stops
+            .continued
+            .find(text, start + lead, continued_stop)
+            .min(end)
+            - start;
+        if strict || !whatwg_fails(&rest[lead..stop]) {
+            out.push(Cow::Owned(continued_url(rest)));
+        }
     }
     out
 }
@@ -997,6 +1047,18 @@ fn continued_url(rest: &str) -> String {
         }
     }
     out
+}
+
+/// The host of an authority as written (after the last `@`, up to a `:`), unparsed.
+fn authority_host(authority: &str) -> &str {
+    let host_port = match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    match memchr::memchr(b':', host_port.as_bytes()) {
+        Some(colon) => &host_port[..colon],
+        None => host_port,
+    }
 }
 
 /// Whether a WHATWG parser fails on an authority (userinfo@host:port, no `/`, `?`, `#` or

@@ -431,3 +431,41 @@ fn hostile_near_misses_pass() {
         assert_eq!(scanner.scan(&text), None, "{unit:?}");
     }
 }
+
+/// What the shortcuts for hostile input skip is what could never be a reference: a
+/// lenient URL form whose host is one plain label, and a URL broken over lines whose
+/// authority cannot parse. Each still finds what it must.
+#[test]
+fn shortcuts_for_hostile_input_keep_every_finding() {
+    let scanner = ReferenceScanner::default();
+    for (text, expected) in [
+        // Lenient forms with a public host, an address or a known service.
+        ("see http:/evil.example.com/x", "evil.example.com"),
+        ("see https:\\\\evil.example.com\\x", "evil.example.com"),
+        ("see http:134744072/x", "8.8.8.8"),
+        ("see http:0x08080808/x", "8.8.8.8"),
+        ("see http:/a@evil.example.com/x", "evil.example.com"),
+        // Broken over lines: WHATWG parsers delete the breaks.
+        ("see http:\nevil.example.com/x", "evil.example.com"),
+        ("see http:\n\nevil.example.\ncom/x", "evil.example.com"),
+        ("see http://\napi.openai.com", "api.openai.com"),
+        ("see http:user@\nevil.example.com/", "evil.example.com"),
+    ] {
+        assert_eq!(
+            scanner.scan(text).map(|r| r.host),
+            Some(expected.to_owned()),
+            "{text:?}"
+        );
+    }
+    // A configured service of one label counts in a lenient form too.
+    let scanner = ReferenceScanner::new(InternalHosts::default(), &["exfil"]);
+    assert_eq!(
+        scanner.scan("see http:/exfil/x").map(|r| r.host),
+        Some("exfil".to_owned())
+    );
+    // What is skipped: plain labels, and broken authorities that cannot parse.
+    let scanner = ReferenceScanner::default();
+    for text in ["http:/intranet/x", "http:\nhttp:\nhttp:", "http:\n[x"] {
+        assert_eq!(scanner.scan(text), None, "{text:?}");
+    }
+}
