@@ -204,6 +204,7 @@ fn attach_source(
             .map(|(_, k)| cipher::raw_key_literal(k))
             .collect(),
     };
+    cipher::use_ceneca_settings().map_err(backend)?;
     for key in candidates {
         // SQLCipher refuses a wrong key when attaching, or at the first read.
         let attached = conn
