@@ -250,7 +250,100 @@ pub(crate) fn unlock(
             Err(e) => Err(backend(e)),
         };
     }
+    if upgrade_page_mac(path, keys, &open)? {
+        let conn = open()?;
+        return match apply_key(&conn, keys.active()) {
+            Ok(()) => Ok(conn),
+            Err(e) if is_wrong_key(&e) => Err(wrong().into()),
+            Err(e) => Err(backend(e)),
+        };
+    }
     Err(wrong().into())
+}
+
+/// The page MAC of databases encrypted by Ceneca builds before [`PAGE_MAC`]: SQLCipher
+/// 4's default.
+const LEGACY_PAGE_MAC: &str = "HMAC_SHA512";
+
+/// Converts a file one of `keys` opens with [`LEGACY_PAGE_MAC`] to [`PAGE_MAC`] under the
+/// active key; whether one did. The copy is made encrypted to encrypted
+/// (`sqlcipher_export` into `<file>.upgrading`, keyed), so no plaintext page is ever
+/// written; it is synced and renamed over the original only when complete, after the
+/// original's WAL is checkpointed into it and removed. Killed before the rename, the
+/// original is intact and the next start does it again.
+fn upgrade_page_mac(
+    path: &Path,
+    keys: &DatabaseKeys,
+    open: &impl Fn() -> crate::Result<Connection>,
+) -> crate::Result<bool> {
+    let backend = |e: rusqlite::Error| crate::StoreError::Backend(e.to_string());
+    let io = |e: std::io::Error| crate::StoreError::Backend(format!("{}: {e}", path.display()));
+    for (id, key) in keys.all() {
+        let legacy = open()?;
+        legacy
+            .pragma_update(None, "key", raw_key_literal(key))
+            .map_err(backend)?;
+        legacy
+            .pragma_update(None, "cipher_hmac_algorithm", LEGACY_PAGE_MAC)
+            .map_err(backend)?;
+        match legacy.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())) {
+            Ok(()) => {}
+            Err(e) if is_wrong_key(&e) => continue,
+            Err(e) => return Err(backend(e)),
+        }
+        // Alone on the file, its WAL checkpointed into it and gone.
+        legacy
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; PRAGMA wal_checkpoint(TRUNCATE); \
+                 PRAGMA journal_mode = DELETE;",
+            )
+            .map_err(backend)?;
+        let mut upgrading = path.as_os_str().to_owned();
+        upgrading.push(".upgrading");
+        let upgrading = std::path::PathBuf::from(upgrading);
+        match std::fs::remove_file(&upgrading) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let target = upgrading.to_str().ok_or_else(|| {
+            crate::StoreError::Config(format!("{} is not a UTF-8 path", upgrading.display()))
+        })?;
+        let version: i64 = legacy
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        legacy
+            .execute(
+                "ATTACH DATABASE ?1 AS upgraded KEY ?2",
+                rusqlite::params![target, raw_key_literal(keys.active())],
+            )
+            .map_err(backend)?;
+        legacy
+            .query_row("SELECT sqlcipher_export('upgraded')", [], |_| Ok(()))
+            .map_err(backend)?;
+        legacy
+            .execute_batch(&format!(
+                "PRAGMA upgraded.user_version = {version}; DETACH DATABASE upgraded;"
+            ))
+            .map_err(backend)?;
+        drop(legacy);
+        std::fs::File::open(&upgrading)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&upgrading, path).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        tracing::info!(
+            path = %path.display(),
+            from_key = %id,
+            to_key = %keys.active_id(),
+            "the database was encrypted by an earlier build (pages authenticated with {LEGACY_PAGE_MAC}): converted to {PAGE_MAC}"
+        );
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -431,8 +524,10 @@ mod tests {
         let conn = Connection::open(&main).unwrap();
         apply_key(&conn, &key(1)).unwrap();
         let algorithm = |schema: &str| -> String {
-            conn.query_row(&format!("PRAGMA {schema}cipher_hmac_algorithm"), [], |r| r.get(0))
-                .unwrap()
+            conn.query_row(&format!("PRAGMA {schema}cipher_hmac_algorithm"), [], |r| {
+                r.get(0)
+            })
+            .unwrap()
         };
         assert_eq!(algorithm(""), "HMAC_SHA256");
         conn.execute(
@@ -449,5 +544,91 @@ mod tests {
         apply_key(&again, &key(2)).unwrap();
         let wrong = Connection::open(&attached).unwrap();
         assert!(apply_key(&wrong, &key(1)).is_err_and(|e| is_wrong_key(&e)));
+    }
+
+    /// A database encrypted by an earlier build (HMAC-SHA512 pages, under the active or a
+    /// retired key) opens with all its rows, converted to HMAC-SHA256 under the active
+    /// key; a key that opens neither format is still refused as a wrong key.
+    #[tokio::test]
+    async fn a_database_of_an_earlier_build_is_converted_with_its_rows() {
+        for (written_with, ring) in [
+            (key(1), DatabaseKeys::new("a", key(1))),
+            (
+                key(1),
+                DatabaseKeys::new("b", key(2)).with_retired("a", key(1)),
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ceneca.db");
+            {
+                let store = SqliteStore::open(&path, &options(Some(ring.clone()))).unwrap();
+                store.migrate_up().await.unwrap();
+            }
+            // Rewrite it as an earlier build did: the same rows, SHA-512 page MACs.
+            let legacy_path = dir.path().join("legacy.db");
+            {
+                let conn = Connection::open(&path).unwrap();
+                apply_key(&conn, ring.active()).unwrap();
+                conn.execute(
+                    "ATTACH DATABASE ?1 AS legacy KEY ?2",
+                    rusqlite::params![
+                        legacy_path.to_str().unwrap(),
+                        raw_key_literal(&written_with)
+                    ],
+                )
+                .unwrap();
+                conn.pragma_update(
+                    Some(rusqlite::DatabaseName::Attached("legacy")),
+                    "cipher_hmac_algorithm",
+                    LEGACY_PAGE_MAC,
+                )
+                .unwrap();
+                conn.query_row("SELECT sqlcipher_export('legacy')", [], |_| Ok(()))
+                    .unwrap();
+                let version: i64 = conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                conn.execute_batch(&format!("PRAGMA legacy.user_version = {version}"))
+                    .unwrap();
+            }
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            std::fs::rename(&legacy_path, &path).unwrap();
+            let opened = Connection::open(&path).unwrap();
+            assert!(
+                apply_key(&opened, &written_with).is_err_and(|e| is_wrong_key(&e)),
+                "the file is in the earlier format"
+            );
+            drop(opened);
+            // Wrong keys are still wrong.
+            assert!(matches!(
+                SqliteStore::open(&path, &options(Some(DatabaseKeys::new("c", key(9))))),
+                Err(StoreError::Encryption(EncryptionError::WrongKey { .. }))
+            ));
+            let store = SqliteStore::open(&path, &options(Some(ring.clone()))).unwrap();
+            write_canary(&store, "after-upgrade@example.com").await;
+            assert_eq!(read_canary(&store).await, ["after-upgrade@example.com"]);
+            drop(store);
+            let conn = Connection::open(&path).unwrap();
+            apply_key(&conn, ring.active()).unwrap();
+            let algorithm: String = conn
+                .query_row("PRAGMA cipher_hmac_algorithm", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(algorithm, "HMAC_SHA256");
+            let check: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok");
+            let fts: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(fts > 0, "the full-text tables came along");
+            assert!(!dir.path().join("ceneca.db.upgrading").exists());
+        }
     }
 }
