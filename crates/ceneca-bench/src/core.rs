@@ -22,7 +22,8 @@ use ceneca_store::{Actor, WriteBatch, WriteOp};
 use serde_json::{Value as Json, json};
 
 use super::{
-    Args, Server, Stats, bench_key_ring, ms, row, services, sqlite_store, sqlite_store_keyed,
+    Args, Server, Stats, bench_key_ring, ms, row, server_with_thread, services, sqlite_store,
+    sqlite_store_keyed,
 };
 
 const WORDS: &[&str] = &[
@@ -532,14 +533,9 @@ async fn encryption_figures(args: &Args, dir: &Path) -> anyhow::Result<()> {
     ];
     let mut sides = Vec::new();
     for store in &stores {
-        let server = Server::start(services(store.clone())?).await?;
-        let ws = server
-            .create("/api/v1/workspaces", json!({"name": "bench"}))
-            .await?;
-        let thread = server
-            .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
-            .await?;
-        sides.push((server, ws, thread));
+        sides.push(
+            server_with_thread(store.clone(), ceneca_service::ServiceConfig::default()).await?,
+        );
     }
     let mut batch = [Vec::new(), Vec::new()];
     let mut store_batch = [Vec::new(), Vec::new()];

@@ -165,11 +165,30 @@ fn bench_key_ring() -> anyhow::Result<ceneca_crypto::KeyRing> {
 }
 
 fn services(store: Arc<dyn ceneca_store::Store>) -> anyhow::Result<Services> {
-    Ok(Services::new(
-        store,
-        Arc::new(bench_key_ring()?),
-        ServiceConfig::default(),
-    ))
+    services_with(store, ServiceConfig::default())
+}
+
+fn services_with(
+    store: Arc<dyn ceneca_store::Store>,
+    config: ServiceConfig,
+) -> anyhow::Result<Services> {
+    Ok(Services::new(store, Arc::new(bench_key_ring()?), config))
+}
+
+/// A server on `store` with `config`, and a workspace and a thread of its account to
+/// write into (their ids).
+async fn server_with_thread(
+    store: Arc<dyn ceneca_store::Store>,
+    config: ServiceConfig,
+) -> anyhow::Result<(Server, String, String)> {
+    let server = Server::start(services_with(store, config)?).await?;
+    let ws = server
+        .create("/api/v1/workspaces", json!({"name": "bench"}))
+        .await?;
+    let thread = server
+        .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
+        .await?;
+    Ok((server, ws, thread))
 }
 
 /// The server under test on loopback, with one registered account: a real HTTP client

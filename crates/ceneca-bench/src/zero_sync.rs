@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use ceneca_domain::Edition;
 use ceneca_domain::network::ReferenceScanner;
-use ceneca_service::{ServiceConfig, Services};
+use ceneca_service::ServiceConfig;
 use serde_json::{Value as Json, json};
 
-use crate::{Args, Server, Stats, bench_key_ring, ms, row, sqlite_store};
+use crate::{Args, Server, Stats, ms, row, server_with_thread, sqlite_store};
 
 const ORDINARY: &str = include_str!("../../ceneca-domain/src/network/corpus/ordinary.txt");
 const EXTERNAL: &str = include_str!("../../ceneca-domain/src/network/corpus/external.txt");
@@ -186,21 +186,10 @@ async fn batch_server(
     file: &str,
     edition: Edition,
 ) -> anyhow::Result<(Server, String)> {
-    let store = sqlite_store(dir, file).await?;
-    let services = Services::new(
-        store,
-        std::sync::Arc::new(bench_key_ring()?),
-        ServiceConfig {
-            edition,
-            ..ServiceConfig::default()
-        },
-    );
-    let server = Server::start(services).await?;
-    let ws = server
-        .create("/api/v1/workspaces", json!({"name": "bench"}))
-        .await?;
-    let thread = server
-        .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
-        .await?;
+    let config = ServiceConfig {
+        edition,
+        ..ServiceConfig::default()
+    };
+    let (server, _, thread) = server_with_thread(sqlite_store(dir, file).await?, config).await?;
     Ok((server, thread))
 }
