@@ -304,8 +304,19 @@ impl Detector {
     /// [`super::fold`]: full-width forms, odd spaces and dashes, invisible characters);
     /// the ranges are in `text` as given.
     pub fn find(&self, text: &str) -> Vec<Finding> {
+        self.find_except(text, None)
+    }
+
+    /// The findings in an e-mail address (an e-mail field): what it holds, such as a card
+    /// number as its local part, but not the address itself — which, with contact details
+    /// on, would otherwise cover (and hide) what is inside it.
+    pub fn find_in_address(&self, text: &str) -> Vec<Finding> {
+        self.find_except(text, Some(FindingKind::EmailAddress))
+    }
+
+    fn find_except(&self, text: &str, skip: Option<FindingKind>) -> Vec<Finding> {
         let folded = Folded::new(text);
-        let mut found = self.find_folded(folded.text());
+        let mut found = self.find_folded(folded.text(), skip);
         folded.map_back(&mut found);
         found
     }
@@ -343,7 +354,7 @@ impl Detector {
         found
     }
 
-    fn find_folded(&self, text: &str) -> Vec<Finding> {
+    fn find_folded(&self, text: &str, skip: Option<FindingKind>) -> Vec<Finding> {
         let matched = self.set.matches(text);
         if !matched.matched_any() {
             return Vec::new();
@@ -351,6 +362,9 @@ impl Detector {
         let mut found = Vec::new();
         for index in matched.iter() {
             let pattern = &self.patterns[index];
+            if Some(pattern.kind) == skip {
+                continue;
+            }
             for captures in pattern.regex.captures_iter(text) {
                 let Some(value) = captures.get(pattern.group) else {
                     continue;

@@ -62,6 +62,14 @@ impl DlpPolicy {
             DlpPolicy::Reject => "reject",
         }
     }
+
+    /// The policy stored in a `dlp_policy` column: unset (or a value no longer known)
+    /// is `off`, which follows the levels above.
+    pub fn from_column(column: Option<&str>) -> Self {
+        column
+            .and_then(|text| text.parse().ok())
+            .unwrap_or_default()
+    }
 }
 
 impl FromStr for DlpPolicy {

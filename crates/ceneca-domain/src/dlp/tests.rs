@@ -552,6 +552,17 @@ fn regression_aws_secret_key_labelled_by_a_json_key() {
     assert_eq!(found.len(), 1);
 }
 
+/// Review item: one reading of the `dlp_policy` column, used by the store (scopes) and the
+/// service (rows outside a scope).
+#[test]
+fn a_policy_column_reads_unset_and_unknown_as_off() {
+    assert_eq!(DlpPolicy::from_column(None), DlpPolicy::Off);
+    assert_eq!(DlpPolicy::from_column(Some("off")), DlpPolicy::Off);
+    assert_eq!(DlpPolicy::from_column(Some("redact")), DlpPolicy::Redact);
+    assert_eq!(DlpPolicy::from_column(Some("reject")), DlpPolicy::Reject);
+    assert_eq!(DlpPolicy::from_column(Some("block")), DlpPolicy::Off);
+}
+
 /// A character folded into several (`ﬁ` into `fi`) is covered whole; two findings that
 /// meet inside it are merged, so redaction never sees overlapping ranges.
 #[test]
@@ -570,4 +581,23 @@ fn findings_meeting_inside_one_folded_character_are_merged() {
     let mut found = vec![at(2, 3)];
     folded.map_back(&mut found);
     assert_eq!(&text[found[0].start..found[0].end], "ﬁ");
+}
+
+/// Gap 4, found by its own test: with contact details on, the address pattern covered a
+/// card number used as the local part (the longer finding wins), so dropping the address
+/// afterwards dropped the card too. In an address, the address is never looked for.
+#[test]
+fn regression_what_an_address_holds_is_found_with_contact_details_on() {
+    let detector = Detector::new(true);
+    let text = "4111111111111111@example.org";
+    assert_eq!(kinds(&detector, text), vec![FindingKind::EmailAddress]);
+    assert_eq!(
+        detector
+            .find_in_address(text)
+            .iter()
+            .map(|f| f.kind)
+            .collect::<Vec<_>>(),
+        vec![FindingKind::PaymentCard]
+    );
+    assert!(detector.find_in_address("jane.doe@example.org").is_empty());
 }
