@@ -542,8 +542,9 @@ impl JsonWalk<'_> {
         self.hits.push((n, findings));
     }
 
-    /// `value`, at `path`; `key` is the object key it is stored under (a label, such as
-    /// `aws_secret_access_key`, can say what the value is).
+    /// `value`, at `path`; `key` is the object key it is stored under, directly or as an
+    /// item of a list (a label, such as `aws_secret_access_key`, can say what the value
+    /// is).
     fn value(&mut self, value: &Json, key: Option<&str>, path: String) {
         match value {
             Json::String(text) => {
@@ -554,8 +555,10 @@ impl JsonWalk<'_> {
                 self.string(findings, &path);
             }
             Json::Array(items) => {
+                // The items of a list stored under a label are labelled by it too
+                // (`{"aws_secret_access_key": ["…", "…"]}`, an old key and a new one).
                 for (i, item) in items.iter().enumerate() {
-                    self.value(item, None, format!("{path}[{i}]"));
+                    self.value(item, key, format!("{path}[{i}]"));
                 }
             }
             Json::Object(map) => {
@@ -662,6 +665,7 @@ mod tests {
                 "4111111111111111": "card as a key",
                 "[REDACTED:payment_card]": "sent as a placeholder",
                 "deploy": {"AWS_SECRET_ACCESS_KEY": secret, "region": "eu-west-1"},
+                "rotation": {"aws-secret-key": ["old", secret]},
                 "notes": ["fine", "id AKIAIOSFODNN7EXAMPLE", {"k": "123-45-6789"}],
                 "clean": "nothing",
             }),
@@ -682,6 +686,7 @@ mod tests {
             Json::Object(got),
             json!({
                 "deploy": {"AWS_SECRET_ACCESS_KEY": "[REDACTED:aws_secret_access_key]", "region": "eu-west-1"},
+                "rotation": {"aws-secret-key": ["old", "[REDACTED:aws_secret_access_key]"]},
                 "notes": ["fine", "id [REDACTED:aws_access_key_id]", {"k": "[REDACTED:us_social_security_number]"}],
                 "clean": "nothing",
             })
@@ -699,6 +704,10 @@ mod tests {
                 ),
                 ("metadata.notes[1]", FindingKind::AwsAccessKeyId),
                 ("metadata.notes[2].k", FindingKind::UsSocialSecurityNumber),
+                (
+                    "metadata.rotation.aws-secret-key[1]",
+                    FindingKind::AwsSecretAccessKey
+                ),
             ]
         );
     }
