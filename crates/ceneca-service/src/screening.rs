@@ -97,3 +97,75 @@ fn object_text_len(object: &Map<String, Json>) -> usize {
     }
     object.iter().map(|(k, v)| k.len() + len(v)).sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ceneca_domain::Edition;
+    use ceneca_domain::dlp::DlpPolicy;
+    use ceneca_domain::{Record, Value, model};
+    use serde_json::json;
+
+    use crate::ServiceConfig;
+    use crate::testing::{services_with, sign_up};
+
+    /// A task that counts how often it runs, yielding in between: on a runtime with one
+    /// thread it runs only while every other task waits.
+    fn ticker() -> Arc<AtomicUsize> {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counter = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        });
+        ticks
+    }
+
+    /// Runs `scan` and answers how often the ticker ran meanwhile.
+    async fn ticks_during<F: std::future::Future>(ticks: &AtomicUsize, scan: F) -> usize {
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::Relaxed);
+        let _ = scan.await;
+        ticks.load(Ordering::Relaxed) - before
+    }
+
+    /// Gap 7: a large write is scanned (by the reference scanner and by DLP) on the
+    /// blocking pool, so the one worker of this runtime runs other tasks meanwhile; a
+    /// small one is scanned inline, where no other task can run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn regression_large_texts_are_scanned_off_the_worker() {
+        let t = services_with(ServiceConfig {
+            edition: Edition::ZeroSync,
+            dlp_policy: DlpPolicy::Flag,
+            ..Default::default()
+        })
+        .await;
+        let (caller, _) = sign_up(&t.svc, "ann@example.com").await;
+        let ticks = ticker();
+        let large = "see docs.internal/page and 4111 1111 1111 1112 ".repeat(4_000);
+        assert!(large.len() > super::LARGE_SCAN_BYTES);
+        for (text, off_worker) in [(large.as_str(), true), ("a short message", false)] {
+            let object = json!({ "content": text });
+            let object = object.as_object().unwrap();
+            let ran = ticks_during(&ticks, t.svc.screen("", object)).await;
+            assert_eq!(ran > 0, off_worker, "screen: {} bytes", text.len());
+            let mut record = Record::new();
+            record.set("content", Value::Text(text.to_owned()));
+            let mut ops = Vec::new();
+            let apply = t.svc.apply_dlp(
+                &caller,
+                &model::MESSAGES,
+                ["content"].into_iter(),
+                &mut record,
+                None,
+                &mut ops,
+            );
+            let ran = ticks_during(&ticks, apply).await;
+            assert_eq!(ran > 0, off_worker, "DLP: {} bytes", text.len());
+        }
+    }
+}
