@@ -440,16 +440,17 @@ impl TestServer {
             .await
     }
 
+    /// `POST /api/v1/auth/register` with `body`, signed out.
+    pub async fn register(&self, body: Value) -> Reply {
+        self.call(Method::POST, "/api/v1/auth/register", None, Some(&body))
+            .await
+    }
+
     /// Registers a new account with a unique e-mail and returns it signed in.
     pub async fn user(&self, name: &str) -> User {
         let email = format!("{name}-{}@example.com", uuid::Uuid::now_v7().simple());
         let body = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/register",
-                None,
-                Some(&json!({"email": email, "password": "correct horse battery"})),
-            )
+            .register(json!({"email": email, "password": "correct horse battery"}))
             .await
             .expect(201);
         User {
@@ -506,6 +507,16 @@ impl TestServer {
         .await
         .expect(200);
         secret
+    }
+
+    /// The audit entries matching `query` (`action=dlp.finding`, or empty for all), oldest
+    /// first, as `admin` reads them.
+    pub async fn audit_log(&self, admin: &User, query: &str) -> Vec<Value> {
+        let mut all = self
+            .list_all(admin, &format!("/api/v1/audit-log?{query}"))
+            .await;
+        all.sort_by_key(|e| e["sequence"].as_i64());
+        all
     }
 
     /// All items of a list, following cursors.

@@ -74,15 +74,26 @@ impl Services {
         let id = new_id();
         let mut name = name.to_owned();
         let mut dlp_ops = Vec::new();
-        self.apply_dlp_text(
-            crate::dlp::Actor::Caller(caller),
-            ("sessions", Some(id)),
-            Some(workspace),
-            "name",
-            &mut name,
-            &mut dlp_ops,
-        )
-        .await?;
+        let redacted = self
+            .apply_dlp_texts(
+                crate::dlp::Actor::Caller(caller),
+                ("sessions", Some(id)),
+                Some(workspace),
+                &mut [crate::dlp::ClientText {
+                    field: "name",
+                    email: false,
+                    text: &mut name,
+                }],
+                &mut dlp_ops,
+            )
+            .await?;
+        // The audit trail never holds a matched value: under `flag` the name is stored as
+        // sent, and the entry copies it redacted.
+        let audit_name = redacted
+            .into_iter()
+            .next()
+            .flatten()
+            .unwrap_or_else(|| name.clone());
         let secret = token::generate();
         let now = now();
         let mut record = Record::new();
@@ -100,7 +111,7 @@ impl Services {
         let event = AuditEvent::new("api_tokens.create", "success")
             .by(caller)
             .on("sessions", Some(id))
-            .details(json!({ "workspace_id": workspace.to_string(), "name": name }));
+            .details(json!({ "workspace_id": workspace.to_string(), "name": audit_name }));
         let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Insert {
             entity: &model::SESSIONS,
             record,

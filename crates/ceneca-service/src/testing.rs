@@ -24,6 +24,11 @@ pub(crate) struct TestServices {
 
 /// Services over a fresh, migrated SQLite store.
 pub(crate) async fn services() -> TestServices {
+    services_with(ServiceConfig::default()).await
+}
+
+/// The same, with `config`.
+pub(crate) async fn services_with(config: ServiceConfig) -> TestServices {
     let dir = tempfile::tempdir().expect("temporary folder");
     let url = format!("sqlite://{}", dir.path().join("ceneca.db").display());
     let store = ceneca_store::open(&StoreOptions::new(url))
@@ -32,7 +37,7 @@ pub(crate) async fn services() -> TestServices {
     store.migrate_up().await.expect("migrate");
     let key = decode_key_base64(&generate_key_base64()).expect("a key");
     let keys = KeyRing::new("test", &key).expect("a key ring");
-    let svc = Services::new(store, Arc::new(keys), ServiceConfig::default());
+    let svc = Services::new(store, Arc::new(keys), config);
     TestServices { svc, dir, key }
 }
 

@@ -107,10 +107,10 @@ fn membership(row: &Record) -> Option<(Uuid, &str, bool)> {
 
 /// A DLP policy column; unset (or `off`) is `None`.
 fn dlp_policy(row: &Record, column: &str) -> Option<DlpPolicy> {
-    row.get(column)
-        .and_then(Value::as_str)
-        .and_then(|text| text.parse().ok())
-        .filter(|policy| *policy != DlpPolicy::Off)
+    Some(DlpPolicy::from_column(
+        row.get(column).and_then(Value::as_str),
+    ))
+    .filter(|policy| *policy != DlpPolicy::Off)
 }
 
 /// The caller's organizations and workspaces with roles (live and soft-deleted), and the

@@ -149,8 +149,20 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 /// An IBAN: a registered country, that country's length, and the ISO 7064 mod-97-10
 /// check (the number read with its first four characters moved to the end, letters as
 /// 10–35, leaves 1).
+///
+/// Read in any case (`gb82 west 1234 5698 7654 32`), upper-cased for the check; written
+/// in one run, its letters are all of one case (a random identifier mixes them).
 pub(super) fn is_iban(text: &str) -> bool {
-    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    let mixed = text.bytes().any(|b| b.is_ascii_lowercase())
+        && text.bytes().any(|b| b.is_ascii_uppercase());
+    if mixed && !text.contains(' ') {
+        return false;
+    }
+    let compact: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b' ')
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
     let Ok(country) = std::str::from_utf8(&compact[..2.min(compact.len())]) else {
         return false;
     };
@@ -176,9 +188,10 @@ pub(super) fn is_iban(text: &str) -> bool {
     remainder == 1
 }
 
-/// A US social security number written `AAA-GG-SSSS`, outside the ranges never issued
-/// (area 000, 666 and 900–999, group 00, serial 0000). Only the dashed form is looked
-/// for: nine bare digits are too often something else.
+/// A US social security number written `AAA-GG-SSSS` or `AAA GG SSSS`, outside the
+/// ranges never issued (area 000, 666 and 900–999, group 00, serial 0000). Nine bare
+/// digits are not looked for: they are too often something else (the spaced form has
+/// conditions of its own, see `ssn_stands_alone` in `detectors.rs`).
 pub(super) fn is_us_ssn(text: &str) -> bool {
     let d = digits(text);
     if d.len() != 9 {

@@ -10,11 +10,17 @@
 //! digit runs) are not flagged. All patterns run on the `regex` crate's automata:
 //! linear in the text, whatever the text holds.
 //!
+//! The patterns read the text folded (`fold.rs`): full-width forms, spaces of other
+//! widths, Unicode dashes and invisible characters are read as the ASCII a reader sees,
+//! and findings are mapped back to the text as sent, so a disguised value is found and
+//! redacted whole. ASCII text is read where it is, without a copy.
+//!
 //! A [`Finding`] carries the kind and where the value is, never the value: callers that
 //! record findings (the audit trail) or refuse a write (a 422) cannot leak it.
 
 mod checks;
 mod detectors;
+mod fold;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +61,14 @@ impl DlpPolicy {
             DlpPolicy::Redact => "redact",
             DlpPolicy::Reject => "reject",
         }
+    }
+
+    /// The policy stored in a `dlp_policy` column: unset (or a value no longer known)
+    /// is `off`, which follows the levels above.
+    pub fn from_column(column: Option<&str>) -> Self {
+        column
+            .and_then(|text| text.parse().ok())
+            .unwrap_or_default()
     }
 }
 

@@ -1257,6 +1257,7 @@ fn might_refer(text: &str) -> bool {
 
 mod normalise;
 
+pub(crate) use normalise::is_invisible;
 pub use normalise::{decode_layers, normalise, normalise_plain};
 
 #[cfg(test)]

@@ -143,7 +143,7 @@ impl Services {
 
     pub(super) async fn insert_user(
         &self,
-        email: Value,
+        mut email: Value,
         mut display_name: Value,
         password: &str,
         admin: bool,
@@ -166,13 +166,25 @@ impl Services {
         found.into_result()?;
         let id = new_id();
         let mut dlp_ops = Vec::new();
-        if let Value::Text(name) = &mut display_name {
-            self.apply_dlp_text(
+        if let (Value::Text(name), Value::Text(address)) = (&mut display_name, &mut email) {
+            // The audit entry of a new account copies neither text, so the redacted forms
+            // are not needed.
+            self.apply_dlp_texts(
                 crate::dlp::Actor::NewUser(id),
                 ("users", Some(id)),
                 None,
-                "display_name",
-                name,
+                &mut [
+                    crate::dlp::ClientText {
+                        field: "email",
+                        email: true,
+                        text: address,
+                    },
+                    crate::dlp::ClientText {
+                        field: "display_name",
+                        email: false,
+                        text: name,
+                    },
+                ],
                 &mut dlp_ops,
             )
             .await?;

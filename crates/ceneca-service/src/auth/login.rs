@@ -68,7 +68,10 @@ impl Services {
             // The typed identifier is recorded only when it is an account's e-mail: a
             // password typed into the e-mail field must not end up in the audit trail.
             let details = match &user {
-                Some(_) => serde_json::json!({ "email": email, "reason": reason }),
+                // An address stored under a DLP `flag` policy can hold a finding.
+                Some(_) => {
+                    serde_json::json!({ "email": self.dlp_audit_email(&email), "reason": reason })
+                }
                 None => serde_json::json!({ "reason": reason }),
             };
             let mut event = AuditEvent::new("auth.login", outcome).details(details);

@@ -180,7 +180,7 @@ impl Services {
             Some(p) => std::slice::from_ref(&p.field),
             None => &[],
         };
-        self.screen("", object)?;
+        self.screen("", object).await?;
         let mut input = parse_object(entity, object, Mode::Create, caller.system_admin, supplied)?;
         if let Some(p) = parent {
             match input.get(p.field) {

@@ -47,7 +47,7 @@ impl Services {
                 entity.name
             )));
         }
-        self.screen("", object(body)?)?;
+        self.screen("", object(body)?).await?;
         let input = parse_object(entity, object(body)?, Mode::Patch, caller.system_admin, &[])?;
         if input.is_empty() {
             return self.get(caller, entity, id, Deleted::Exclude).await;

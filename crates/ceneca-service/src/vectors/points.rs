@@ -159,7 +159,8 @@ impl Services {
                     format!("points[{i}].")
                 },
                 &fields,
-            )?;
+            )
+            .await?;
             let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
             // The vector is checked above and stored from `bytes`: the other fields go
             // through the model's validation without copying thousands of numbers again.

@@ -249,7 +249,7 @@ fn decode_escapes(text: &str) -> String {
 
 /// Characters that render as nothing: zero-width spaces and joiners, soft hyphens,
 /// bidirectional controls, variation selectors, tags.
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
