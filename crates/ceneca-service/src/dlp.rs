@@ -222,7 +222,12 @@ impl Services {
         let policy = self.dlp_policy_for(caller, entity, record, row).await?;
         let id = record.id().or_else(|| row.and_then(Record::id));
         let who = Actor::Caller(caller);
-        self.dlp_outcome(who, entity.table, id, policy, &scan.found, ops)
+        let fixed_form = scan.hits.iter().any(|(name, _)| {
+            scanned
+                .iter()
+                .any(|f| f.name == *name && matches!(f.kind, Kind::Slug | Kind::Email))
+        });
+        self.dlp_outcome(who, entity.table, id, policy, &scan.found, fixed_form, ops)
             .await?;
         if policy == DlpPolicy::Redact {
             for (name, hits) in scan.hits {
@@ -309,7 +314,11 @@ impl Services {
             (None, _) => DlpPolicy::Off,
         };
         let policy = self.config.dlp_policy.max(set);
-        self.dlp_outcome(who, resource.0, resource.1, policy, &found, ops)
+        let fixed_form = texts
+            .iter()
+            .zip(&redacted)
+            .any(|(text, safe)| text.email && safe.is_some());
+        self.dlp_outcome(who, resource.0, resource.1, policy, &found, fixed_form, ops)
             .await?;
         if policy == DlpPolicy::Redact {
             for (text, safe) in texts.iter_mut().zip(&redacted) {
@@ -346,6 +355,7 @@ impl Services {
         id: Option<Uuid>,
         policy: DlpPolicy,
         found: &[FieldFinding],
+        fixed_form: bool,
         ops: &mut Vec<WriteOp>,
     ) -> Result<()> {
         // One line per field and kind, with a count, and a bounded number of lines: a
@@ -389,13 +399,16 @@ impl Services {
                 }
             }
         };
+        // A slug or an e-mail address with a placeholder in it is no longer one (nor
+        // unique, nor usable to log in): such a value is refused rather than redacted.
+        let refused_redaction = policy == DlpPolicy::Redact && fixed_form;
         match policy {
             DlpPolicy::Off => Ok(()),
-            DlpPolicy::Flag | DlpPolicy::Redact => {
+            DlpPolicy::Flag | DlpPolicy::Redact if !refused_redaction => {
                 ops.push(self.audit_op(event("success")));
                 Ok(())
             }
-            DlpPolicy::Reject => {
+            DlpPolicy::Flag | DlpPolicy::Redact | DlpPolicy::Reject => {
                 self.audit_now(event("denied")).await?;
                 let mut errors = ValidationError::new();
                 let mut by_field: BTreeMap<&str, BTreeSet<FindingKind>> = BTreeMap::new();
@@ -406,10 +419,18 @@ impl Services {
                     let kinds: Vec<&str> = kinds.into_iter().map(FindingKind::describe).collect();
                     errors.add(
                         path,
-                        format!(
-                            "holds {}, which the data-loss prevention policy refuses to store",
-                            kinds.join(" and ")
-                        ),
+                        if refused_redaction {
+                            format!(
+                                "holds {}, which the data-loss prevention policy redacts; a slug or \
+                                 an e-mail address cannot be redacted, so it is refused",
+                                kinds.join(" and ")
+                            )
+                        } else {
+                            format!(
+                                "holds {}, which the data-loss prevention policy refuses to store",
+                                kinds.join(" and ")
+                            )
+                        },
                     );
                 }
                 Err(errors.into())
