@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::{Args, Server, Stats, bulk_load, row, services, sqlite_store};
+use super::{Args, Stats, bulk_load, row, server_with_thread, sqlite_store};
 
 const VOCABULARY: usize = 20_000;
 const WORDS_PER_MESSAGE: usize = 24;
@@ -113,13 +113,8 @@ fn fts5(query: &str) -> String {
 pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let n = args.text_messages;
     let store = sqlite_store(dir, "ceneca.db").await?;
-    let server = Server::start(services(store.clone())?).await?;
-    let ws = server
-        .create("/api/v1/workspaces", json!({"name": "bench"}))
-        .await?;
-    let thread = server
-        .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
-        .await?;
+    let (server, ws, thread) =
+        server_with_thread(store.clone(), ceneca_service::ServiceConfig::default()).await?;
     // Another tenant's messages share the index: the permission filter has work to do.
     let other_ws = new_id().to_string();
 
