@@ -63,6 +63,14 @@ pub(crate) struct ClientText<'a> {
     pub text: &'a mut String,
 }
 
+/// The policy that applies to a write, and whether a finding lies in a field of a fixed
+/// form (a slug, an e-mail address), which a placeholder would break.
+#[derive(Clone, Copy)]
+struct Applied {
+    policy: DlpPolicy,
+    fixed_form: bool,
+}
+
 /// Above this many bytes of text, a scan (DLP detection, the reference scanner) runs on
 /// tokio's blocking pool instead of the async worker that took the request. Measured in
 /// a release build on the 2-core development machine, detection reads 64 KiB of ASCII
@@ -227,7 +235,8 @@ impl Services {
                 .iter()
                 .any(|f| f.name == *name && matches!(f.kind, Kind::Slug | Kind::Email))
         });
-        self.dlp_outcome(who, entity.table, id, policy, &scan.found, fixed_form, ops)
+        let applied = Applied { policy, fixed_form };
+        self.dlp_outcome(who, entity.table, id, applied, &scan.found, ops)
             .await?;
         if policy == DlpPolicy::Redact {
             for (name, hits) in scan.hits {
@@ -318,7 +327,8 @@ impl Services {
             .iter()
             .zip(&redacted)
             .any(|(text, safe)| text.email && safe.is_some());
-        self.dlp_outcome(who, resource.0, resource.1, policy, &found, fixed_form, ops)
+        let applied = Applied { policy, fixed_form };
+        self.dlp_outcome(who, resource.0, resource.1, applied, &found, ops)
             .await?;
         if policy == DlpPolicy::Redact {
             for (text, safe) in texts.iter_mut().zip(&redacted) {
@@ -353,11 +363,11 @@ impl Services {
         who: Actor<'_>,
         table: &str,
         id: Option<Uuid>,
-        policy: DlpPolicy,
+        applied: Applied,
         found: &[FieldFinding],
-        fixed_form: bool,
         ops: &mut Vec<WriteOp>,
     ) -> Result<()> {
+        let Applied { policy, fixed_form } = applied;
         // One line per field and kind, with a count, and a bounded number of lines: a
         // text of repeated findings cannot inflate the audit trail. Ordered by field and
         // kind, so the entry is the same whatever order the fields were scanned in.
