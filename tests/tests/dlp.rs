@@ -280,7 +280,8 @@ async fn regression_slugs_and_emails_are_scanned(backend: Backend) {
     assert!(!listed.to_string().contains("REDACTED"), "{listed}");
     let r = s
         .register(
-            json!({"email": "4111111111111111@example.com", "password": "correct horse battery"}),
+            json!({"email": "4111111111111111@example.com", "password": "correct horse battery",
+                   "display_name": "Card 4111 1111 1111 1111"}),
         )
         .await;
     assert_eq!(r.status, 422, "{}", r.body);
@@ -289,6 +290,12 @@ async fn regression_slugs_and_emails_are_scanned(backend: Backend) {
             .as_str()
             .unwrap_or_default()
             .contains("cannot be redacted"),
+        "{}",
+        r.body
+    );
+    // The display name would have been redacted: only the address is named.
+    assert!(
+        r.body["error"]["fields"]["display_name"].is_null(),
         "{}",
         r.body
     );

@@ -24,6 +24,7 @@
 //! Redaction reuses the findings of that pass.
 
 use ceneca_domain::dlp::{self, DlpPolicy, Finding, FindingKind};
+use ceneca_domain::error::{push_path_index, push_path_key};
 use ceneca_domain::model;
 use ceneca_domain::schema::{Field, Kind};
 use ceneca_domain::scope::ScopeFilter;
@@ -65,10 +66,10 @@ pub(crate) struct ClientText<'a> {
 
 /// The policy that applies to a write, and whether a finding lies in a field of a fixed
 /// form (a slug, an e-mail address), which a placeholder would break.
-#[derive(Clone, Copy)]
 struct Applied {
     policy: DlpPolicy,
-    fixed_form: bool,
+    /// The fields of a fixed form that hold a finding.
+    fixed_form: Vec<&'static str>,
 }
 
 /// Above this many bytes of text, a scan (DLP detection, the reference scanner) runs on
@@ -136,7 +137,7 @@ fn scan_fields(detector: &dlp::Detector, fields: &[(&'static str, bool, &Value)]
                     found: &mut scan.found,
                     hits: &mut hits,
                 };
-                walk.value(value, None, name.to_owned());
+                walk.value(value, None, &mut name.to_owned());
                 if !hits.is_empty() {
                     scan.hits.push((name, Hits::Json(hits)));
                 }
@@ -230,11 +231,16 @@ impl Services {
         let policy = self.dlp_policy_for(caller, entity, record, row).await?;
         let id = record.id().or_else(|| row.and_then(Record::id));
         let who = Actor::Caller(caller);
-        let fixed_form = scan.hits.iter().any(|(name, _)| {
-            scanned
-                .iter()
-                .any(|f| f.name == *name && matches!(f.kind, Kind::Slug | Kind::Email))
-        });
+        let fixed_form = scan
+            .hits
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| {
+                scanned
+                    .iter()
+                    .any(|f| f.name == *name && matches!(f.kind, Kind::Slug | Kind::Email))
+            })
+            .collect();
         let applied = Applied { policy, fixed_form };
         self.dlp_outcome(who, entity.table, id, applied, &scan.found, ops)
             .await?;
@@ -326,7 +332,9 @@ impl Services {
         let fixed_form = texts
             .iter()
             .zip(&redacted)
-            .any(|(text, safe)| text.email && safe.is_some());
+            .filter(|(text, safe)| text.email && safe.is_some())
+            .map(|(text, _)| text.field)
+            .collect();
         let applied = Applied { policy, fixed_form };
         self.dlp_outcome(who, resource.0, resource.1, applied, &found, ops)
             .await?;
@@ -411,7 +419,7 @@ impl Services {
         };
         // A slug or an e-mail address with a placeholder in it is no longer one (nor
         // unique, nor usable to log in): such a value is refused rather than redacted.
-        let refused_redaction = policy == DlpPolicy::Redact && fixed_form;
+        let refused_redaction = policy == DlpPolicy::Redact && !fixed_form.is_empty();
         match policy {
             DlpPolicy::Off => Ok(()),
             DlpPolicy::Flag | DlpPolicy::Redact if !refused_redaction => {
@@ -425,7 +433,12 @@ impl Services {
                 for f in found {
                     by_field.entry(&f.path).or_default().insert(f.kind);
                 }
-                for (path, kinds) in by_field.into_iter().take(MAX_LISTED) {
+                // A refused redaction names only the fields that could not be redacted:
+                // the others would have been.
+                let listed = by_field
+                    .into_iter()
+                    .filter(|(path, _)| !refused_redaction || fixed_form.contains(path));
+                for (path, kinds) in listed.take(MAX_LISTED) {
                     let kinds: Vec<&str> = kinds.into_iter().map(FindingKind::describe).collect();
                     errors.add(
                         path,
@@ -575,23 +588,27 @@ impl JsonWalk<'_> {
         self.hits.push((n, findings));
     }
 
-    /// `value`, at `path`; `key` is the object key it is stored under, directly or as an
-    /// item of a list (a label, such as `aws_secret_access_key`, can say what the value
+    /// `value`, at `path` (grown and cut back in place, so a long key above a long list
+    /// is not copied per item); `key` is the object key it is stored under, directly or as
+    /// an item of a list (a label, such as `aws_secret_access_key`, can say what the value
     /// is).
-    fn value(&mut self, value: &Json, key: Option<&str>, path: String) {
+    fn value(&mut self, value: &Json, key: Option<&str>, path: &mut String) {
         match value {
             Json::String(text) => {
                 let findings = match key {
                     Some(key) => self.detector.find_under_key(key, text),
                     None => self.detector.find(text),
                 };
-                self.string(findings, &path);
+                self.string(findings, path);
             }
             Json::Array(items) => {
                 // The items of a list stored under a label are labelled by it too
                 // (`{"aws_secret_access_key": ["…", "…"]}`, an old key and a new one).
                 for (i, item) in items.iter().enumerate() {
-                    self.value(item, key, format!("{path}[{i}]"));
+                    let len = path.len();
+                    push_path_index(path, i);
+                    self.value(item, key, path);
+                    path.truncate(len);
                 }
             }
             Json::Object(map) => {
@@ -599,13 +616,15 @@ impl JsonWalk<'_> {
                     // A key can hold a finding too; paths name it redacted, so neither an
                     // error nor an audit entry carries the value.
                     let findings = self.detector.find(key);
-                    let at = if findings.is_empty() {
-                        format!("{path}.{key}")
+                    let len = path.len();
+                    if findings.is_empty() {
+                        push_path_key(path, key);
                     } else {
-                        format!("{path}.{}", dlp::redact(key, &findings))
-                    };
-                    self.string(findings, &at);
-                    self.value(item, Some(key), at);
+                        push_path_key(path, &dlp::redact(key, &findings));
+                    }
+                    self.string(findings, path);
+                    self.value(item, Some(key), path);
+                    path.truncate(len);
                 }
             }
             _ => {}

@@ -98,7 +98,7 @@ fn real_password(text: &str) -> bool {
 /// `awsSecretAccessKey` (matched without case).
 macro_rules! aws_secret_label {
     () => {
-        r"aws[_ .-]?secret[_ .-]?(?:access[_ .-]?)?key"
+        r"(?:aws[_ .-]?)?secret[_ .-]?access[_ .-]?key|aws[_ .-]?secret[_ .-]?key"
     };
 }
 
@@ -229,10 +229,10 @@ fn patterns(contact_details: bool) -> Vec<Spec> {
         ),
         (
             // Unbroken, or in the groupings cards are printed in (4-4-4-4, 4-6-5 for
-            // American Express, 4-4-4-4-3), spaces or dashes. Not after `+` (a phone
+            // American Express, 4-4-4-4-3), spaces or dashes; 4-4-4-4 with dots. Not after `+` (a phone
             // number) nor inside a longer run of digits.
             PaymentCard,
-            r"(?:^|[^+0-9])((?:[0-9]{13,19}|[0-9]{4}(?: [0-9]{4}){3}(?: [0-9]{3})?|[0-9]{4}(?:-[0-9]{4}){3}(?:-[0-9]{3})?|[0-9]{4} [0-9]{6} [0-9]{5}|[0-9]{4}-[0-9]{6}-[0-9]{5}))\b",
+            r"(?:^|[^+0-9])((?:[0-9]{13,19}|[0-9]{4}(?: [0-9]{4}){3}(?: [0-9]{3})?|[0-9]{4}(?:-[0-9]{4}){3}(?:-[0-9]{3})?|[0-9]{4}(?:\.[0-9]{4}){3}|[0-9]{4} [0-9]{6} [0-9]{5}|[0-9]{4}-[0-9]{6}-[0-9]{5}))\b",
             1,
             Value(checks::is_payment_card),
         ),
@@ -336,6 +336,14 @@ impl Detector {
         let trimmed = text.trim_start();
         let start = text.len() - trimmed.len();
         let trimmed = trimmed.trim_end();
+        // A value written quoted (`"'wJalr…'"`, copied from a shell or a config file).
+        let (start, trimmed) = match trimmed
+            .strip_prefix(['"', '\''])
+            .and_then(|t| t.strip_suffix(['"', '\'']))
+        {
+            Some(inner) => (start + 1, inner),
+            None => (start, trimmed),
+        };
         if trimmed.len() == 40
             && trimmed
                 .bytes()
@@ -382,12 +390,16 @@ impl Detector {
                 }
             }
         }
-        // Earliest first; at one start, the longest; then drop what overlaps a kept one.
+        // Earliest first; at one start, the longest. A finding inside a kept one is part
+        // of it; one that runs past its end (`sk-…-4111 1111 1111 1111`: a key whose
+        // pattern took the card's first group) makes the kept one grow over it, so
+        // redaction leaves nothing of either.
         found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
         for finding in found {
-            if kept.last().is_none_or(|last| finding.start >= last.end) {
-                kept.push(finding);
+            match kept.last_mut() {
+                Some(last) if finding.start < last.end => last.end = last.end.max(finding.end),
+                _ => kept.push(finding),
             }
         }
         kept

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use unicode_normalization::char::decompose_compatible;
 
 use super::Finding;
-use crate::network::references::is_invisible;
+use crate::network::references::{decimal_digit, is_invisible};
 
 /// One character of the original that the folded text writes differently: it starts at
 /// `from` in the folded text and takes `to_len` bytes there (0 when dropped); it started
@@ -67,20 +67,61 @@ fn fold_of(c: char) -> Fold {
     match c {
         // Spaces of other widths: no-break, en/em and the other typographic spaces, thin,
         // narrow no-break, medium mathematical, ideographic, Ogham.
+        // Line and paragraph separators, the C1 next line, and the braille blank that
+        // renders as a space.
         '\u{00A0}'
+        | '\u{0085}'
         | '\u{1680}'
         | '\u{2000}'..='\u{200A}'
+        | '\u{2028}'
+        | '\u{2029}'
         | '\u{202F}'
         | '\u{205F}'
+        | '\u{2800}'
         | '\u{3000}' => return Fold::Ascii(' '),
-        // Hyphens and dashes, the minus sign, small and full-width hyphen-minus.
-        '\u{2010}'..='\u{2015}'
-        | '\u{2212}'
+        // Every dash punctuation character (Unicode's Pd: hyphens, dashes, the Armenian,
+        // Hebrew, Mongolian, Canadian syllabics and CJK ones, small and full-width forms),
+        // the minus signs (plain, superscript, subscript, heavy, modifier) and what is
+        // drawn as a horizontal line (the katakana prolonged sound mark, box drawing).
+        '\u{058A}'
+        | '\u{05BE}'
+        | '\u{02D7}'
+        | '\u{1400}'
+        | '\u{1806}'
+        | '\u{2010}'..='\u{2015}'
         | '\u{2043}'
+        | '\u{207B}'
+        | '\u{208B}'
+        | '\u{2212}'
+        | '\u{2500}'
+        | '\u{2501}'
+        | '\u{2796}'
+        | '\u{2E17}'
+        | '\u{2E1A}'
+        | '\u{2E3A}'
+        | '\u{2E3B}'
+        | '\u{2E40}'
+        | '\u{2E5D}'
+        | '\u{301C}'
+        | '\u{3030}'
+        | '\u{30A0}'
+        | '\u{30FC}'
+        | '\u{FE31}'
+        | '\u{FE32}'
         | '\u{FE58}'
         | '\u{FE63}'
-        | '\u{FF0D}' => return Fold::Ascii('-'),
+        | '\u{FF0D}'
+        | '\u{10EAD}' => return Fold::Ascii('-'),
         _ => {}
+    }
+    // Digits of other scripts (Arabic-Indic, Devanagari, …) are digits.
+    if let Some(d) = decimal_digit(c) {
+        return Fold::Ascii(char::from(b'0' + d as u8));
+    }
+    // A combining mark (an underline, a strike-through) drawn over a digit or a letter
+    // does not change what is written.
+    if unicode_normalization::char::is_combining_mark(c) {
+        return Fold::Drop;
     }
     let mut ascii = true;
     let mut same = true;

@@ -601,3 +601,140 @@ fn regression_what_an_address_holds_is_found_with_contact_details_on() {
     );
     assert!(detector.find_in_address("jane.doe@example.org").is_empty());
 }
+
+/// Found by attacking DLP: a value that starts inside an earlier finding (a card after a
+/// key whose pattern took its first group, an IBAN or an SSN after a JWT) was dropped as
+/// overlapping, and redaction left most of it in clear. The kept finding grows over it.
+#[test]
+fn regression_a_value_running_into_another_is_redacted_whole() {
+    let detector = Detector::new(false);
+    for (text, value) in [
+        (
+            "sk-abcDEFghij1234567890KLmn-4111 1111 1111 1111 end",
+            "4111 1111 1111 1111",
+        ),
+        (
+            "tok eyJhbGciOiJI.eyJzdWIiOiIx.sigpart-4111 1111 1111 1111",
+            "1111 1111 1111",
+        ),
+        (
+            "sk-abcDEFghij1234567890KLmn-GB82 WEST 1234 5698 7654 32",
+            "WEST 1234 5698 7654 32",
+        ),
+        ("sk-abcDEFghij1234567890KLmn-123 45 6789", "45 6789"),
+    ] {
+        let found = detector.find(text);
+        for pair in found.windows(2) {
+            assert!(pair[0].end <= pair[1].start, "{text:?}");
+        }
+        let redacted = redact(text, &found);
+        assert!(!redacted.contains(value), "{text:?} -> {redacted:?}");
+    }
+}
+
+/// Found by attacking DLP: AWS secret keys in AWS's own shapes were missed — IAM's and
+/// STS's `SecretAccessKey` (no `aws` in the label), a nested `secret_access_key`, a quoted
+/// value, and `SecretAccessKey: …` in text.
+#[test]
+fn regression_aws_secret_keys_in_aws_shapes() {
+    let detector = Detector::new(false);
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    for key in [
+        "SecretAccessKey",
+        "secret_access_key",
+        "aws_secret_access_key",
+    ] {
+        for value in [
+            secret.to_owned(),
+            format!("'{secret}'"),
+            format!("\"{secret}\""),
+        ] {
+            let found = detector.find_under_key(key, &value);
+            assert_eq!(found.len(), 1, "{key} {value}");
+            assert_eq!(found[0].kind, FindingKind::AwsSecretAccessKey);
+            assert_eq!(&value[found[0].start..found[0].end], secret);
+        }
+    }
+    let text = format!("SecretAccessKey: {secret}");
+    let found = detector.find(&text);
+    assert!(
+        found
+            .iter()
+            .any(|f| f.kind == FindingKind::AwsSecretAccessKey),
+        "{found:?}"
+    );
+    // Other labels are not AWS secrets.
+    assert!(
+        detector
+            .find_under_key("secret_key_hint", secret)
+            .is_empty()
+    );
+}
+
+/// Found by attacking DLP: dashes outside the first list (`⸺`, `˗`, `ー`, box drawing),
+/// separators (braille blank, line separator, next line), dotted card groups, digits of
+/// other scripts and combining marks between digits hid values from the patterns.
+#[test]
+fn regression_more_disguises_are_folded() {
+    let detector = Detector::new(false);
+    for (text, kind) in [
+        (
+            "ssn 123\u{2E3A}45\u{2E3A}6789 x",
+            FindingKind::UsSocialSecurityNumber,
+        ),
+        (
+            "ssn 123\u{02D7}45\u{02D7}6789 x",
+            FindingKind::UsSocialSecurityNumber,
+        ),
+        (
+            "ssn 123\u{30FC}45\u{30FC}6789 x",
+            FindingKind::UsSocialSecurityNumber,
+        ),
+        (
+            "ssn 123\u{058A}45\u{058A}6789 x",
+            FindingKind::UsSocialSecurityNumber,
+        ),
+        (
+            "ssn 123\u{2500}45\u{2500}6789 x",
+            FindingKind::UsSocialSecurityNumber,
+        ),
+        (
+            "card 4111\u{2800}1111\u{2800}1111\u{2800}1111 x",
+            FindingKind::PaymentCard,
+        ),
+        (
+            "card 4111\u{2028}1111\u{2028}1111\u{2028}1111 x",
+            FindingKind::PaymentCard,
+        ),
+        ("card 4111.1111.1111.1111 x", FindingKind::PaymentCard),
+        (
+            "card \u{0664}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661}\u{0661} x",
+            FindingKind::PaymentCard,
+        ),
+        (
+            "card \u{096A}\u{0967}\u{0967}\u{0967} 1111 1111 1111 x",
+            FindingKind::PaymentCard,
+        ),
+        (
+            "card 4\u{0332}111 1111 1111 1111 x",
+            FindingKind::PaymentCard,
+        ),
+    ] {
+        let found = detector.find(text);
+        assert_eq!(found.len(), 1, "{text:?}: {found:?}");
+        assert_eq!(found[0].kind, kind, "{text:?}");
+        let redacted = redact(text, &found);
+        assert!(
+            redacted.starts_with(&text[..4]) && redacted.ends_with(" x"),
+            "{redacted:?}"
+        );
+        assert!(
+            !redacted.contains("111") && !redacted.contains("6789"),
+            "{redacted:?}"
+        );
+    }
+    // Versions and ordinary dotted numbers are not cards.
+    for text in ["version 2024.1101.0000.0001", "build 1234.5678.9012.3456"] {
+        assert!(detector.find(text).is_empty(), "{text:?}");
+    }
+}

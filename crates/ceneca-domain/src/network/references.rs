@@ -208,7 +208,7 @@ impl Default for ReferenceScanner {
 /// special schemes take any number of slashes or backslashes, as WHATWG parsers do), or a
 /// scheme-relative `//` or UNC `\\`.
 static URL_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?P<scheme>[a-z][a-z0-9+.\-]{0,30}):(?P<slashes>[/\\]*)|(?P<relative>//|\\\\)")
+    Regex::new(r"(?P<scheme>[a-z][a-z0-9+.\-]{0,30}):(?P<slashes>[/\\]*)|(?P<relative>[/\\]{2})")
         .expect("regex")
 });
 static IPV4: LazyLock<Regex> =
@@ -254,6 +254,17 @@ static ALPHABETIC_AND_DIGITS: LazyLock<[Vec<(char, char)>; 2]> = LazyLock::new(|
         }
     })
 });
+/// The value of a decimal digit of any script (`٣`, `३`, `৩` are 3): Unicode encodes each
+/// script's digits as a run of ten, zero first, so the value is the distance from the
+/// start of the run, modulo ten (runs that touch are merged into one range). `None` for
+/// anything that is not a decimal digit.
+pub(crate) fn decimal_digit(c: char) -> Option<u32> {
+    let digits = &ALPHABETIC_AND_DIGITS[1];
+    let i = digits.partition_point(|&(_, hi)| hi < c);
+    let &(lo, hi) = digits.get(i)?;
+    (lo <= c && c <= hi).then(|| (c as u32 - lo as u32) % 10)
+}
+
 /// Commands, calls and settings that connect to the host after them. Words that are also
 /// ordinary English (`ping`, `dig`, `host`) count only where a shell command starts (line
 /// start, `$`, a backtick, `;`, `&&`, `|`, `(`); calls only with their parenthesis.
@@ -425,8 +436,27 @@ impl ReferenceScanner {
             return Some(found);
         }
         let decoded = decode_layers(&plain);
-        if *decoded != *plain {
-            return self.scan_normalised(&decoded);
+        if *decoded != *plain
+            && let Some(found) = self.scan_normalised(&decoded)
+        {
+            return Some(found);
+        }
+        // WHATWG parsers delete tabs and line breaks anywhere in a URL, the scheme and its
+        // slashes included (`https\n://host`, `/\t/host`, `https&#10;://host` once
+        // decoded): URLs are looked for again in both readings with them deleted.
+        for text in [&*plain, &*decoded] {
+            if text.contains(['\t', '\n', '\r']) {
+                let joined: String = text
+                    .chars()
+                    .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                    .collect();
+                if let Some(found) = self.scan_urls(&joined) {
+                    return Some(found);
+                }
+            }
+            if *decoded == *plain {
+                break;
+            }
         }
         None
     }
@@ -448,31 +478,44 @@ impl ReferenceScanner {
         limit: usize,
         found: &mut Vec<(String, ExternalReference)>,
     ) {
+        let mut path = path.to_owned();
+        self.scan_json_at(value, &mut path, limit, found);
+    }
+
+    /// [`Self::scan_json`] with the path grown and cut back in place.
+    fn scan_json_at(
+        &self,
+        value: &Json,
+        path: &mut String,
+        limit: usize,
+        found: &mut Vec<(String, ExternalReference)>,
+    ) {
         if found.len() >= limit {
             return;
         }
         match value {
             Json::String(s) => {
                 if let Some(r) = self.scan(s) {
-                    found.push((path.to_owned(), r));
+                    found.push((path.clone(), r));
                 }
             }
             Json::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.scan_json(item, &format!("{path}[{i}]"), limit, found);
+                    let len = path.len();
+                    crate::error::push_path_index(path, i);
+                    self.scan_json_at(item, path, limit, found);
+                    path.truncate(len);
                 }
             }
             Json::Object(map) => {
                 for (key, item) in map {
-                    let at = if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    };
+                    let len = path.len();
+                    crate::error::push_path_key(path, key);
                     if let Some(r) = self.scan(key) {
-                        found.push((at.clone(), r));
+                        found.push((path.clone(), r));
                     }
-                    self.scan_json(item, &at, limit, found);
+                    self.scan_json_at(item, path, limit, found);
+                    path.truncate(len);
                 }
             }
             _ => {}
@@ -492,7 +535,13 @@ impl ReferenceScanner {
     }
 
     fn scan_urls(&self, text: &str) -> Option<ExternalReference> {
-        if !text.contains(':') && !text.contains("//") && !text.contains("\\\\") {
+        // A scheme's colon, or two slashes of either kind (`//`, `\\`, `/\`, `\/`).
+        if !text.contains(':')
+            && !text
+                .as_bytes()
+                .windows(2)
+                .any(|w| matches!(w, [b'/' | b'\\', b'/' | b'\\']))
+        {
             return None;
         }
         let mut stops = UrlStops::default();
@@ -510,13 +559,13 @@ impl ReferenceScanner {
             // `https:/host`) only a public host or an address counts.
             let strict = match scheme {
                 Some(scheme) => {
-                    // The scheme began earlier (CJK text may run into it: `请访问https://`).
-                    if before
-                        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '+' | '-' | '.'))
-                    {
-                        continue;
-                    }
-                    if is_special(scheme) {
+                    // A scheme longer than the pattern reads began earlier: whatever its
+                    // tail, it is not a special one (`aaaa…https://host` is judged by its
+                    // host like any scheme with `//`). Text in other scripts may run into
+                    // a scheme (`请访问https://`); those letters are not ASCII.
+                    let began_earlier = before
+                        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '+' | '-' | '.'));
+                    if is_special(scheme) && !began_earlier {
                         slashes == "//"
                     } else if slashes == "//" {
                         true

