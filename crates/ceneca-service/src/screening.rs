@@ -16,7 +16,7 @@ use ceneca_domain::network::{ExternalReference, ReferenceScanner};
 use serde_json::{Map, Value as Json};
 
 use crate::Services;
-use crate::dlp::{LARGE_SCAN_BYTES, scan_off_worker};
+use crate::dlp::{LARGE_SCAN_BYTES, json_text_len, scan_off_worker};
 use crate::error::Result;
 
 /// The most findings one refusal lists.
@@ -31,7 +31,12 @@ impl Services {
         let Some(scanner) = &self.config.reference_scanner else {
             return Ok(());
         };
-        let found = if object_text_len(object) > LARGE_SCAN_BYTES {
+        let found = if object
+            .iter()
+            .map(|(k, v)| k.len() + json_text_len(v))
+            .sum::<usize>()
+            > LARGE_SCAN_BYTES
+        {
             let (scanner, prefix, object) = (scanner.clone(), prefix.to_owned(), object.clone());
             scan_off_worker("the reference scan", move || {
                 scan_object(&scanner, &prefix, &object)
@@ -83,19 +88,6 @@ fn scan_object(
         scanner.scan_json(value, &path, MAX_FINDINGS, &mut found);
     }
     found
-}
-
-/// The bytes of text in `object`: keys and strings, at any depth.
-fn object_text_len(object: &Map<String, Json>) -> usize {
-    fn len(value: &Json) -> usize {
-        match value {
-            Json::String(s) => s.len(),
-            Json::Array(items) => items.iter().map(len).sum(),
-            Json::Object(map) => object_text_len(map),
-            _ => 0,
-        }
-    }
-    object.iter().map(|(k, v)| k.len() + len(v)).sum()
 }
 
 #[cfg(test)]

@@ -143,8 +143,8 @@ fn phone_digits(text: &str) -> bool {
 /// A pattern as written: what it finds, the regex, the group that is the value, the check.
 type Spec = (FindingKind, &'static str, usize, Check);
 
-/// The patterns, in priority order (a finding that overlaps an earlier-starting or longer
-/// one is dropped). `\b` is the ASCII word boundary, which keeps every pattern on the
+/// The patterns. Where findings overlap, the earliest (at one start, the longest) is kept
+/// and grows over the others ([`Detector::find`]). `\b` is the ASCII word boundary, which keeps every pattern on the
 /// regex crate's fast automata even in non-ASCII text.
 fn patterns(contact_details: bool) -> Vec<Spec> {
     use FindingKind::*;
@@ -229,8 +229,8 @@ fn patterns(contact_details: bool) -> Vec<Spec> {
         ),
         (
             // Unbroken, or in the groupings cards are printed in (4-4-4-4, 4-6-5 for
-            // American Express, 4-4-4-4-3), spaces or dashes; 4-4-4-4 with dots. Not after `+` (a phone
-            // number) nor inside a longer run of digits.
+            // American Express, 4-4-4-4-3), spaces or dashes; 4-4-4-4 with dots. Not after
+            // `+` (a phone number) nor inside a longer run of digits.
             PaymentCard,
             r"(?:^|[^+0-9])((?:[0-9]{13,19}|[0-9]{4}(?: [0-9]{4}){3}(?: [0-9]{3})?|[0-9]{4}(?:-[0-9]{4}){3}(?:-[0-9]{3})?|[0-9]{4}(?:\.[0-9]{4}){3}|[0-9]{4} [0-9]{6} [0-9]{5}|[0-9]{4}-[0-9]{6}-[0-9]{5}))\b",
             1,

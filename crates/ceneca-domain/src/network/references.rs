@@ -445,7 +445,8 @@ impl ReferenceScanner {
         // slashes included (`https\n://host`, `/\t/host`, `https&#10;://host` once
         // decoded): URLs are looked for again in both readings with them deleted.
         for text in [&*plain, &*decoded] {
-            if text.contains(['\t', '\n', '\r']) {
+            // Only where a URL can start: a colon, a slash or a backslash.
+            if text.contains(['\t', '\n', '\r']) && text.contains([':', '/', '\\']) {
                 let joined: String = text
                     .chars()
                     .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
