@@ -134,6 +134,7 @@ pub async fn run(args: &Args, dir: &Path, ceneca: &Path) -> anyhow::Result<()> {
         let batch = WriteBatch::new(Actor {
             user_id: Some(user_id),
             device_id: None,
+            replay: None,
         })
         .push(WriteOp::InsertMany {
             entity: &model::MESSAGES,

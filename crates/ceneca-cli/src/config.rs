@@ -2,8 +2,8 @@
 //! defaults (DESIGN.md §5).
 //!
 //! The file has one section per crate that owns the settings (`[http]` and `[tls]` in
-//! ceneca-server, `[store]` in ceneca-store, `[auth]`, `[audit]`, `[network]`, `[dlp]` and
-//! `[vectors]` in ceneca-service, `[encryption]` and `[log]` here), each a struct that refuses unknown
+//! ceneca-server, `[store]` in ceneca-store, `[auth]`, `[audit]`, `[network]`, `[dlp]`,
+//! `[sync]` and `[vectors]` in ceneca-service, `[encryption]` and `[log]` here), each a struct that refuses unknown
 //! keys and parses enums into types. A setting can be given in the environment as
 //! `CENECA_<SECTION>__<KEY>` (for example `CENECA_HTTP__LISTEN`) or by its flat name from
 //! before the sections (`CENECA_LISTEN`, [`FLAT`]); a file may use flat names too. Where
@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
 use ceneca_service::settings::{
-    AuditSettings, AuthSettings, DlpSettings, NetworkSettings, VectorSettings,
+    AuditSettings, AuthSettings, DlpSettings, NetworkSettings, SyncSettings, VectorSettings,
 };
 use ceneca_store::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -40,6 +40,7 @@ pub struct Config {
     pub encryption: EncryptionSettings,
     pub network: NetworkSettings,
     pub dlp: DlpSettings,
+    pub sync: SyncSettings,
     pub log: LogSettings,
     /// Where each setting's value came from (`section.key` → a default, the edition's
     /// preset, the file, a variable, a flag), for `config show` and the start-up log.
@@ -61,6 +62,7 @@ impl Default for Config {
             encryption: EncryptionSettings::default(),
             network: NetworkSettings::default(),
             dlp: DlpSettings::default(),
+            sync: SyncSettings::default(),
             log: LogSettings::default(),
             origins: Default::default(),
         }
@@ -229,6 +231,7 @@ impl std::fmt::Debug for Config {
             .field("encryption", &self.encryption)
             .field("network", &self.network)
             .field("dlp", &self.dlp)
+            .field("sync", &self.sync)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -497,6 +500,7 @@ impl Config {
         self.store.check()?;
         self.auth.check()?;
         self.network.check()?;
+        self.sync.check()?;
         let explicit = |key: &str| {
             self.origins
                 .get(key)
@@ -689,13 +693,17 @@ mod tests {
         }
         for (key, _) in &settings {
             assert!(
-                key == "data_dir" || key == "edition" || flat_name(key).is_some(),
+                key == "data_dir"
+                    || key == "edition"
+                    || key.starts_with("sync.")
+                    || flat_name(key).is_some(),
                 "{key} has no flat name"
             );
         }
-        // The settings of the flat configuration and those added since, each reachable.
-        assert_eq!(settings.len(), 45);
-        assert_eq!(FLAT.len() + 2, 45);
+        // The settings of the flat configuration and those added since (sections only:
+        // `[sync]`), each reachable.
+        assert_eq!(settings.len(), 46);
+        assert_eq!(FLAT.len() + 3, 46);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

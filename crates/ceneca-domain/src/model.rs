@@ -877,7 +877,7 @@ pub static SYNC_EVENTS: Entity = Entity {
             field("entity_id", Kind::Uuid).server().not_null().filter(),
             field(
                 "operation",
-                Kind::Enum(&["create", "update", "delete", "restore"]),
+                Kind::Enum(&["create", "update", "delete", "restore", "revoke"]),
             )
             .server()
             .not_null()
@@ -886,6 +886,12 @@ pub static SYNC_EVENTS: Entity = Entity {
                 .server()
                 .default(Default::EmptyArray),
             field("hlc", COUNT).server().not_null(),
+            // The new values of the fields written, as stored (sealed content stays
+            // sealed). Hidden here: `GET /api/v1/sync/pull` opens and filters them.
+            field("payload", Kind::Object)
+                .server()
+                .default(Default::EmptyObject)
+                .hidden(),
             field("scope_workspace_id", Kind::Ref("workspaces"))
                 .server()
                 .filter(),
@@ -954,6 +960,48 @@ pub static SESSIONS: Entity = Entity {
             field("revoked_at", Kind::Time).server(),
         ],
         Tenancy::Internal,
+    )
+};
+
+/// Conflicts recorded by replication (`GET /api/v1/sync/conflicts`): what lost, to what.
+/// Internal (not in [`ALL`]: no generic routes); the user whose change lost and the
+/// workspace's administrators read them.
+pub static SYNC_CONFLICTS: Entity = Entity {
+    changelog: false,
+    api: READ_ONLY_API,
+    ..entity(
+        "sync conflict",
+        "sync_conflicts",
+        &[
+            field("user_id", Kind::Ref("users")).server().filter(),
+            field("device_id", Kind::Ref("devices")).server().filter(),
+            field("workspace_id", Kind::Ref("workspaces"))
+                .server()
+                .filter(),
+            field("entity_type", Kind::Text { max: 50 })
+                .server()
+                .not_null(),
+            field("entity_id", Kind::Uuid).server().not_null(),
+            field(
+                "kind",
+                Kind::Enum(&["concurrent_edit", "edit_lost_to_delete", "unique_key"]),
+            )
+            .server()
+            .not_null(),
+            field("change_id", Kind::Uuid).server().not_null(),
+            field("hlc", COUNT).server().not_null(),
+            field("lost_values", Kind::Object)
+                .server()
+                .default(Default::EmptyObject),
+            field("winner_change_id", Kind::Uuid).server().not_null(),
+            field("winner_hlc", COUNT).server().not_null(),
+        ],
+        Tenancy::Owners {
+            owners: &[Owner::User("user_id"), Owner::Workspace("workspace_id")],
+            org_read: OrgRole::Admin,
+            ws_read: WorkspaceRole::Admin,
+            write: OwnerWrite::Nobody,
+        },
     )
 };
 

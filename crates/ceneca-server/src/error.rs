@@ -107,6 +107,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotInEdition(m) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_in_edition", m)
             }
+            ServiceError::Gone(m) => ApiError::new(StatusCode::GONE, "cursor_expired", m),
             ServiceError::Unavailable(m) => {
                 tracing::warn!(%m, "dependency unavailable");
                 let mut out = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m);

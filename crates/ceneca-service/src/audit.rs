@@ -189,6 +189,7 @@ impl Services {
         let actor = Actor {
             user_id: event.actor,
             device_id: None,
+            replay: None,
         };
         self.store
             .apply(WriteBatch::new(actor).push(self.audit_op(event)))

@@ -22,6 +22,17 @@ pub struct Caller {
     pub source_ip: Option<String>,
     /// How the caller authenticated, which limits what it may do at all.
     pub credential: Credential,
+    /// Set only while a pushed change is applied on the caller's behalf (`sync/push.rs`).
+    pub replaying: Option<Replaying>,
+}
+
+/// A change made on another node, applied as its author: it keeps its identity and
+/// clock in the change log, its row keeps the id and creation time it was given, and its
+/// creation side effects (rows the API writes alongside) are not run again.
+#[derive(Debug, Clone, Copy)]
+pub struct Replaying {
+    pub stamp: ceneca_store::Replay,
+    pub created_at: Option<time::OffsetDateTime>,
 }
 
 impl Caller {
@@ -29,6 +40,7 @@ impl Caller {
         Actor {
             user_id: Some(self.user_id),
             device_id: self.device_id,
+            replay: self.replaying.map(|r| r.stamp),
         }
     }
     /// The SQL filter for `access` to rows of `entity`.

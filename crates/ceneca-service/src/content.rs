@@ -146,6 +146,30 @@ impl Services {
         Ok(())
     }
 
+    /// A change's values as a client sees them: sealed content opened (the receiving
+    /// node seals it again under its own keys), hidden columns dropped.
+    pub(crate) fn open_values(
+        &self,
+        entity: &Entity,
+        id: Uuid,
+        workspace: Option<Uuid>,
+        values: &mut serde_json::Map<String, Json>,
+    ) -> Result<()> {
+        if let Some(sealed) = sealed_field(entity)
+            && let Some(Json::String(_)) = values.get(sealed.key_column)
+            && let Some(Json::String(stored)) = values.get(sealed.field)
+        {
+            let plain = open_text(&self.keys, sealed, id, workspace, stored)?;
+            values.insert(sealed.field.to_owned(), Json::String(plain));
+        }
+        values.retain(|name, _| {
+            entity
+                .field(name)
+                .is_some_and(|f| f.output != ceneca_domain::schema::Output::Never)
+        });
+        Ok(())
+    }
+
     /// A row as a client sees it: content opened, hidden columns dropped.
     pub(crate) fn present(&self, entity: &Entity, row: &Record, view: View) -> Result<Json> {
         match sealed_field(entity) {

@@ -49,6 +49,10 @@ pub enum ServiceError {
     /// edition has no telemetry export, sync or webhooks. The message says why.
     #[error("{0}")]
     NotInEdition(String),
+    /// What the client holds can no longer be continued from (410): a change-log cursor
+    /// this server cannot serve. The message says what to do instead.
+    #[error("{0}")]
+    Gone(String),
     /// A component we depend on (a Qdrant server) cannot be reached now (503): retry.
     #[error("{0}")]
     Unavailable(String),

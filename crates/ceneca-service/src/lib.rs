@@ -14,7 +14,7 @@
 //! | `lib.rs` | `new`, `store`, `config`, `ready` |
 //! | `auth/accounts.rs` | `register`, `create_user`, `me`, `change_password` |
 //! | `auth/login.rs` | `login` |
-//! | `auth/sessions.rs` | `authenticate`, `authenticate_certificate`, `logout` |
+//! | `auth/sessions.rs` | `authenticate`, `authenticate_certificate`, `recheck`, `logout` |
 //! | `api_tokens.rs` | `create_api_token`, `list_api_tokens`, `revoke_api_token` |
 //! | `mfa.rs` | `mfa_enroll`, `mfa_confirm`, `mfa_disable` |
 //! | `resources/create.rs` | `create`, `create_many` |
@@ -29,6 +29,9 @@
 //! | `audit.rs` | `with_audit_head`, `audit_head_file`, `flush_audit_head`, `verify_audit_chain`, `verify_audit_chain_expecting`, `verify_audit_chain_with`, `export_audit` |
 //! | `consent.rs` | `has_consent`, `export_telemetry` |
 //! | `secrets.rs` | `reveal_secret`, `rewrap_secrets` |
+//! | `sync/pull.rs` | `pull`, `pull_from_now`, `change_signal` |
+//! | `sync/push.rs` | `push` |
+//! | `sync/conflicts.rs` | `list_conflicts` |
 //!
 //! Internal helpers: `resources/authorize.rs` (parents, roles over owners, references,
 //! 403 or 404), `rules/` (what is particular to each entity, looked up with
@@ -56,6 +59,7 @@ mod screening;
 pub mod search;
 pub mod secrets;
 pub mod settings;
+pub mod sync;
 pub mod vectors;
 
 #[cfg(test)]
@@ -112,6 +116,9 @@ pub struct ServiceConfig {
     pub dlp_policy: ceneca_domain::dlp::DlpPolicy,
     /// Whether DLP also looks for e-mail addresses and phone numbers.
     pub dlp_contact_details: bool,
+    /// How far ahead of this server's clock a pushed change may be stamped: a device
+    /// whose clock runs ahead would otherwise win every later edit until its time came.
+    pub sync_max_clock_ahead: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -133,6 +140,7 @@ impl Default for ServiceConfig {
             reference_scanner: None,
             dlp_policy: Default::default(),
             dlp_contact_details: false,
+            sync_max_clock_ahead: Duration::from_secs(300),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The sections of `ceneca.toml` the service owns: `[auth]` (sessions, devices,
-//! registration, MFA for administrators), `[audit]`, `[network]`, `[dlp]` and
+//! registration, MFA for administrators), `[audit]`, `[network]`, `[dlp]`, `[sync]` and
 //! `[vectors]`. Each is checked
 //! here and turned into what [`crate::ServiceConfig`] and [`crate::Services::with_vectors`]
 //! take, so the values a file may hold and the ones the service uses are declared once.
@@ -200,6 +200,39 @@ impl DlpSettings {
     pub fn apply(&self, config: &mut ServiceConfig) {
         config.dlp_policy = self.policy;
         config.dlp_contact_details = self.contact_details;
+    }
+}
+
+/// `[sync]`: replication between nodes (`sync/`); the zero-sync edition has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// How far ahead of this server's clock a pushed change may be stamped.
+    pub max_clock_ahead_secs: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            max_clock_ahead_secs: ServiceConfig::default().sync_max_clock_ahead.as_secs(),
+        }
+    }
+}
+
+impl SyncSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if !(1..=86_400).contains(&self.max_clock_ahead_secs) {
+            return Err(InvalidSetting::new(
+                "sync.max_clock_ahead_secs",
+                "must be from 1 to 86400 (a day)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config`.
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.sync_max_clock_ahead = Duration::from_secs(self.max_clock_ahead_secs);
     }
 }
 

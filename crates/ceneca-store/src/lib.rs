@@ -13,6 +13,7 @@
 //! [`sqlite`] and [`postgres`] (connection setup, binding, error mapping, migrations). The
 //! store knows nothing of HTTP or of who may do what: the service passes scope filters in.
 
+pub mod changes;
 pub mod error;
 pub mod migrate;
 mod ops;
@@ -42,7 +43,7 @@ pub use search::{SearchHit, SearchQuery};
 pub use settings::{SqliteSynchronous, StoreSettings};
 pub use sqlite::cipher::{DatabaseKeys, EncryptionError};
 pub use stats::PoolStats;
-pub use write::{Actor, AuditChain, ChainWatcher, WriteBatch, WriteOp};
+pub use write::{Actor, AuditChain, ChainWatcher, Replay, WriteBatch, WriteOp};
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +150,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+
+    /// The changes a reader may see after a cursor, in commit order, with their values
+    /// (`GET /api/v1/sync/pull`, the stream).
+    async fn feed(&self, query: changes::FeedQuery) -> Result<Vec<Record>>;
+    /// Every change of these rows, oldest first, without values
+    /// ([`changes::HISTORY_COLUMNS`]): what their field clocks fold from. Unscoped: the
+    /// caller has already found the rows readable.
+    async fn change_history(&self, ids: Vec<Uuid>) -> Result<Vec<Record>>;
+    /// The newest cursor (the last change's `seq`, 0 when there is none).
+    async fn last_change(&self) -> Result<i64>;
+    /// The clock changes are stamped with: replication observes remote clocks on it.
+    fn clock(&self) -> Arc<ceneca_domain::clock::HybridClock>;
+    /// Changes when a batch that logged changes commits on this node (the stream wakes
+    /// on it; other nodes' commits are found by polling).
+    fn change_signal(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Connections in use and how long writes wait for one, for monitoring. Read from
     /// counters the store keeps anyway: no round trip.

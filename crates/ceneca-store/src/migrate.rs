@@ -49,6 +49,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 4, "auth_hardening", "0004_auth_hardening"),
     migration!("sqlite", 5, "audit_chain_mac", "0005_audit_chain_mac"),
     migration!("sqlite", 6, "dlp_policy", "0006_dlp_policy"),
+    migration!("sqlite", 7, "sync", "0007_sync"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -63,6 +64,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 4, "auth_hardening", "0004_auth_hardening"),
     migration!("postgres", 5, "audit_chain_mac", "0005_audit_chain_mac"),
     migration!("postgres", 6, "dlp_policy", "0006_dlp_policy"),
+    migration!("postgres", 7, "sync", "0007_sync"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

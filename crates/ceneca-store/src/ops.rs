@@ -55,13 +55,19 @@ async fn fetch_one<E: Exec>(exec: &mut E, entity: &Entity, sql: &Sql) -> Result<
 pub(crate) struct Applied {
     rows: Vec<Record>,
     heads: Vec<(Arc<dyn ChainWatcher>, ChainHead)>,
+    /// Whether the batch appended to the change log.
+    logged: bool,
 }
 
 impl Applied {
-    /// Call after the commit: tells the chain's watchers of the new heads, returns the rows.
-    pub(crate) fn committed(self) -> Vec<Record> {
+    /// Call after the commit: tells the chain's watchers of the new heads and the change
+    /// feed's listeners of new changes, returns the rows.
+    pub(crate) fn committed(self, changes: &tokio::sync::watch::Sender<u64>) -> Vec<Record> {
         for (watcher, head) in &self.heads {
             watcher.committed(head);
+        }
+        if self.logged {
+            changes.send_modify(|n| *n = n.wrapping_add(1));
         }
         self.rows
     }
@@ -139,7 +145,13 @@ pub(crate) async fn apply_batch<E: Exec>(
                 filter,
                 set,
             } => {
-                let sql = sql::update(exec.dialect(), entity, id, &filter, &set, now);
+                // A replayed edit may land on a deleted row (it lost to the delete, and a
+                // later restore shows it, as on the replica that applied it first).
+                let deleted = match actor.replay {
+                    Some(replay) if replay.row == id => Deleted::Include,
+                    _ => Deleted::Exclude,
+                };
+                let sql = sql::update(exec.dialect(), entity, id, &filter, &set, deleted, now);
                 let row = fetch_one(exec, entity, &sql).await?;
                 log(
                     &mut changes,
@@ -244,11 +256,21 @@ pub(crate) async fn apply_batch<E: Exec>(
             }
         }
     }
-    if !changes.is_empty() {
+    let logged = !changes.is_empty();
+    if logged {
+        // The cursor is `seq`, assigned at insert: taking the chain lock first (held until
+        // commit) makes `seq` order commit order on PostgreSQL, so no change can appear
+        // behind a cursor a client has already passed. Every audited write holds it
+        // already; on SQLite the writer lock does the same.
+        exec.lock_audit_chain().await?;
         exec.insert_many(&model::SYNC_EVENTS, &changes, false)
             .await?;
     }
-    Ok(Applied { rows: out, heads })
+    Ok(Applied {
+        rows: out,
+        heads,
+        logged,
+    })
 }
 
 /// Inserts complete rows and keeps their parents' counters. Rows are read back only when
@@ -292,6 +314,13 @@ fn log_created(
     }
 }
 
+/// What every change-log entry of a batch shares.
+struct LogContext<'a> {
+    actor: Actor,
+    clock: &'a HybridClock,
+    now: OffsetDateTime,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn log(
     changes: &mut Vec<Record>,
@@ -303,17 +332,93 @@ fn log(
     clock: &HybridClock,
     now: OffsetDateTime,
 ) {
-    if entity.changelog {
-        changes.push(change_record(
-            entity,
-            row,
-            op,
-            changed,
-            actor,
-            clock.tick(),
-            now,
-        ));
+    if !entity.changelog {
+        return;
     }
+    let cx = LogContext { actor, clock, now };
+    // A replayed change keeps its identity on the row it is about; anything else the
+    // batch writes (an audit entry, a DLP finding) is this node's own change.
+    let (change_id, hlc) = match actor.replay {
+        Some(replay) if row.id() == Some(replay.row) => (replay.change_id, replay.hlc),
+        _ => (ceneca_domain::new_id(), cx.clock.tick()),
+    };
+    // A create lists every field it wrote, so a row's field clocks fold from
+    // `changed_fields` alone.
+    let created: Vec<&'static str>;
+    let changed = if op == operation::CREATE {
+        created = ceneca_domain::sync::replicated_fields(entity)
+            .filter(|f| row.get(f.name).is_some())
+            .map(|f| f.name)
+            .collect();
+        &created[..]
+    } else {
+        changed
+    };
+    let payload = payload(entity, row, op, changed);
+    let mut record = change_record(entity, row, op, changed, cx.actor, hlc, cx.now);
+    record.set("id", Value::Id(change_id));
+    record.set("payload", Value::Json(payload));
+    changes.push(record);
+    let membership = std::ptr::eq(entity, &model::WORKSPACE_MEMBERS)
+        || std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS);
+    if membership && op == operation::DELETE {
+        log_revocation(changes, entity, row, &cx);
+    }
+}
+
+/// The new values a change wrote, as stored: every replicated field for a create, the
+/// changed ones for an update, none for a delete or restore (the deletion is a register
+/// of its own).
+fn payload(entity: &Entity, row: &Record, op: &str, changed: &[&'static str]) -> serde_json::Value {
+    use ceneca_domain::output::value_to_json;
+    use ceneca_domain::sync::replicated;
+    let mut out = serde_json::Map::new();
+    let mut put = |field: &Field| {
+        if let Some(value) = row.get(field.name) {
+            out.insert(field.name.to_owned(), value_to_json(field.kind, value));
+        }
+    };
+    match op {
+        operation::CREATE | operation::UPDATE => {
+            for name in changed {
+                if let Some(field) = entity.field(name).filter(|f| replicated(entity, f)) {
+                    put(field);
+                }
+            }
+        }
+        _ => {}
+    }
+    serde_json::Value::Object(out)
+}
+
+/// Removing a member is logged once more, for the member: an entry in their own scope
+/// that tells their devices to drop what they hold of the workspace (or organization)
+/// and to learn again what they may still read.
+fn log_revocation(changes: &mut Vec<Record>, entity: &Entity, row: &Record, cx: &LogContext<'_>) {
+    let (target, column) = if std::ptr::eq(entity, &model::WORKSPACE_MEMBERS) {
+        (&model::WORKSPACES, "workspace_id")
+    } else {
+        (&model::ORGANIZATIONS, "organization_id")
+    };
+    let (Some(place), Some(user)) = (row.id_of(column), row.id_of("user_id")) else {
+        return;
+    };
+    let mut about = Record::with_capacity(1);
+    about.set("id", Value::Id(place));
+    let mut record = change_record(
+        target,
+        &about,
+        operation::REVOKE,
+        &[],
+        cx.actor,
+        cx.clock.tick(),
+        cx.now,
+    );
+    record.set("scope_workspace_id", Value::Null);
+    record.set("scope_organization_id", Value::Null);
+    record.set("scope_user_id", Value::Id(user));
+    record.set("payload", Value::Json(serde_json::json!({})));
+    changes.push(record);
 }
 
 /// Keeps parent counters (a thread's `message_count`, `last_message_at`) current: one

@@ -40,7 +40,7 @@ pub struct Sql {
 }
 
 impl Sql {
-    fn bind(&mut self, d: &dyn Dialect, value: Value, kind: Kind) -> String {
+    pub(crate) fn bind(&mut self, d: &dyn Dialect, value: Value, kind: Kind) -> String {
         self.params.push(Param { value, kind });
         d.placeholder(self.params.len())
     }
@@ -161,15 +161,27 @@ pub fn insert_many(d: &dyn Dialect, entity: &Entity, records: &[Record], returni
 
 /// The tenant filter as a condition on unqualified `workspace_id`/`id` columns.
 pub(crate) fn scope_condition(d: &dyn Dialect, sql: &mut Sql, filter: &ScopeFilter) -> String {
+    scope_condition_on(d, sql, filter, &Some)
+}
+
+/// The tenant filter with its columns renamed by `column` (the change log keeps a row's
+/// owners under columns of its own); a column with no counterpart matches nothing.
+pub(crate) fn scope_condition_on(
+    d: &dyn Dialect,
+    sql: &mut Sql,
+    filter: &ScopeFilter,
+    column: &dyn Fn(&'static str) -> Option<&'static str>,
+) -> String {
     match filter {
         ScopeFilter::All => "1 = 1".to_owned(),
         ScopeFilter::AnyOf(clauses) => {
             let parts: Vec<String> = clauses
                 .iter()
                 .filter(|(_, ids)| !ids.is_empty())
-                .map(|(column, ids)| {
+                .filter_map(|(name, ids)| {
+                    let name = column(name)?;
                     let mark = sql.bind(d, Value::IdSet(ids.clone()), Kind::Uuid);
-                    d.in_set(column, &mark)
+                    Some(d.in_set(name, &mark))
                 })
                 .collect();
             if parts.is_empty() {
@@ -179,26 +191,43 @@ pub(crate) fn scope_condition(d: &dyn Dialect, sql: &mut Sql, filter: &ScopeFilt
             }
         }
         ScopeFilter::Plus(inner, granted) => {
-            let inner = scope_condition(d, sql, inner);
-            format!("({inner} OR {})", resources_condition(d, sql, granted))
+            let inner = scope_condition_on(d, sql, inner, column);
+            format!(
+                "({inner} OR {})",
+                resources_condition(d, sql, granted, column)
+            )
         }
         ScopeFilter::Except(inner, denied) => {
-            let inner = scope_condition(d, sql, inner);
-            format!("({inner} AND NOT {})", resources_condition(d, sql, denied))
+            let inner = scope_condition_on(d, sql, inner, column);
+            format!(
+                "({inner} AND NOT {})",
+                resources_condition(d, sql, denied, column)
+            )
         }
     }
 }
 
 /// Single resources, each only inside its workspace: `(workspace_id = w AND id IN ids)`
 /// for each workspace. The id alone is never enough (see [`ResourcesIn`]).
-fn resources_condition(d: &dyn Dialect, sql: &mut Sql, sets: &[ResourcesIn]) -> String {
+fn resources_condition(
+    d: &dyn Dialect,
+    sql: &mut Sql,
+    sets: &[ResourcesIn],
+    column: &dyn Fn(&'static str) -> Option<&'static str>,
+) -> String {
+    let (Some(workspace_column), Some(id_column)) = (column("workspace_id"), column("id")) else {
+        return "1 = 0".to_owned();
+    };
     let parts: Vec<String> = sets
         .iter()
         .filter(|s| !s.ids.is_empty())
         .map(|s| {
             let workspace = sql.bind(d, Value::Id(s.workspace_id), Kind::Uuid);
             let ids = sql.bind(d, Value::IdSet(s.ids.clone()), Kind::Uuid);
-            format!("(workspace_id = {workspace} AND {})", d.in_set("id", &ids))
+            format!(
+                "({workspace_column} = {workspace} AND {})",
+                d.in_set(id_column, &ids)
+            )
         })
         .collect();
     if parts.is_empty() {
@@ -304,6 +333,7 @@ pub fn update(
     id: Uuid,
     filter: &ScopeFilter,
     set: &Record,
+    deleted: Deleted,
     now: OffsetDateTime,
 ) -> Sql {
     let mut sql = Sql::default();
@@ -326,7 +356,7 @@ pub fn update(
         "UPDATE {} SET {} WHERE id = {id_mark} AND {scope}{} RETURNING {}",
         entity.table,
         assignments.join(", "),
-        deleted_condition(entity, Deleted::Exclude),
+        deleted_condition(entity, deleted),
         column_list(entity)
     );
     sql

@@ -14,6 +14,20 @@ use ceneca_domain::scope::ScopeFilter;
 pub struct Actor {
     pub user_id: Option<Uuid>,
     pub device_id: Option<Uuid>,
+    /// Set when the batch applies a change made on another node: the change-log entry of
+    /// that row keeps the change's id and clock instead of new ones, so every replica
+    /// logs the change under the same identity (a retry is recognised, the field clocks
+    /// agree).
+    pub replay: Option<Replay>,
+}
+
+/// The identity of a replicated change, kept by the replica that applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    /// The row the change is about.
+    pub row: Uuid,
+    pub change_id: Uuid,
+    pub hlc: u64,
 }
 
 /// One write. Row-level operations carry the scope filter the caller needs for them, so a
@@ -133,4 +147,6 @@ pub mod operation {
     pub const UPDATE: &str = "update";
     pub const DELETE: &str = "delete";
     pub const RESTORE: &str = "restore";
+    /// The user lost access to a workspace or an organization: a device drops its copy.
+    pub const REVOKE: &str = "revoke";
 }

@@ -15,6 +15,7 @@ pub mod entities;
 pub mod error;
 pub mod params;
 pub mod search;
+pub mod sync;
 pub mod vectors;
 
 pub use error::{ErrorBody, ErrorDetail, ParamError};

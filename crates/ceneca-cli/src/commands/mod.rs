@@ -64,6 +64,7 @@ pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
     config.auth.apply(&mut service);
     config.network.apply(config.edition, &mut service)?;
     config.dlp.apply(&mut service);
+    config.sync.apply(&mut service);
     Ok(service)
 }
 

@@ -80,10 +80,7 @@ impl RowClocks {
                     self.exists = true;
                 }
                 for name in fields {
-                    let slot = self
-                        .fields
-                        .entry((*name).to_owned())
-                        .or_insert(stamp);
+                    let slot = self.fields.entry((*name).to_owned()).or_insert(stamp);
                     if stamp > *slot {
                         *slot = stamp;
                     }

@@ -3,8 +3,10 @@
 //! same code decides on the upstream and on a local node, so replicas that have seen the
 //! same changes hold the same rows whatever order the changes arrived in.
 
+pub mod fields;
 pub mod merge;
 
+pub use fields::{entity_named, pushable, replicated, replicated_fields};
 pub use merge::{
     Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, refuse_future,
 };

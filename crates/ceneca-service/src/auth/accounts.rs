@@ -208,6 +208,7 @@ impl Services {
         let actor = Actor {
             user_id: user.id(),
             device_id: None,
+            replay: None,
         };
         let mut event = AuditEvent::new(action, "success").on("users", user.id());
         event.actor = user.id();

@@ -58,6 +58,7 @@ impl Services {
         let actor = Actor {
             user_id: Some(user_id),
             device_id: None,
+            replay: None,
         };
         let mut event = AuditEvent::new("auth.login", "success").on("users", Some(user_id));
         event.actor = Some(user_id);
@@ -131,13 +132,67 @@ impl Services {
 
     /// The caller a bearer token stands for, or 401.
     pub async fn authenticate(&self, bearer: &str, meta: &RequestMeta) -> Result<Caller> {
-        let invalid = ServiceError::Unauthorized("invalid or expired token");
         if bearer.is_empty() || bearer.len() > 256 {
-            return Err(invalid);
+            return Err(ServiceError::Unauthorized("invalid or expired token"));
         }
+        self.authenticate_digest(token::digest(bearer), meta).await
+    }
+
+    /// Checks again that a caller authenticated a while ago still may act, with their
+    /// scope as it is now: what a long-lived request (the change stream) does from time
+    /// to time, so a logout, a revoked token, a suspension or a removed membership ends
+    /// what it sees.
+    pub async fn recheck(&self, caller: &Caller) -> Result<Caller> {
+        let meta = RequestMeta {
+            source_ip: caller.source_ip.clone(),
+            ..RequestMeta::default()
+        };
+        if caller.credential == Credential::Certificate {
+            let user = self
+                .store
+                .lookup_unscoped(&model::USERS, "email", Value::Text(caller.email.clone()))
+                .await?
+                .filter(|u| u.get("deleted_at").is_none_or(Value::is_null))
+                .filter(|u| u.get("status").and_then(Value::as_str) == Some("active"))
+                .ok_or(ServiceError::Unauthorized(
+                    "this account is no longer active",
+                ))?;
+            if user.id() != Some(caller.user_id) {
+                return Err(ServiceError::Unauthorized(
+                    "this account is no longer active",
+                ));
+            }
+            let system_admin = user.get("role").and_then(Value::as_str) == Some("admin")
+                && (!self.config.mfa_required_for_admins
+                    || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
+            let scope = self.store.load_scope(caller.user_id, system_admin).await?;
+            return Ok(Caller {
+                scope,
+                system_admin,
+                ..caller.clone()
+            });
+        }
+        let session = self
+            .store
+            .get(
+                &model::SESSIONS,
+                caller.session_id,
+                ScopeFilter::All,
+                ceneca_store::Deleted::Include,
+            )
+            .await?
+            .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
+        let Some(Value::Bytes(digest)) = session.get("token_hash") else {
+            return Err(ServiceError::Unauthorized("invalid or expired token"));
+        };
+        self.authenticate_digest(digest.clone(), &meta).await
+    }
+
+    async fn authenticate_digest(&self, digest: Vec<u8>, meta: &RequestMeta) -> Result<Caller> {
+        let invalid = ServiceError::Unauthorized("invalid or expired token");
         let (session, user, mut scope) = self
             .store
-            .load_session(token::digest(bearer))
+            .load_session(digest)
             .await?
             .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
         let now = now();
@@ -226,6 +281,7 @@ impl Services {
             scope,
             source_ip: meta.source_ip.clone(),
             credential,
+            replaying: None,
         })
     }
 
@@ -274,6 +330,7 @@ impl Services {
             scope,
             source_ip: meta.source_ip.clone(),
             credential: Credential::Certificate,
+            replaying: None,
         })
     }
 

@@ -195,8 +195,13 @@ impl Services {
         }
         let now = ceneca_domain::clock::now();
         let mut record = input.clone();
-        record.set("id", Value::Id(new_id()));
-        record.set("created_at", Value::Time(now));
+        // A replayed change keeps the id and creation time its node gave the row.
+        let (id, created_at) = match caller.replaying {
+            Some(r) => (r.stamp.row, r.created_at.unwrap_or(now)),
+            None => (new_id(), now),
+        };
+        record.set("id", Value::Id(id));
+        record.set("created_at", Value::Time(created_at));
         record.set("updated_at", Value::Time(now));
         if let Some(p) = entity.parent {
             let row = match parent_row {
@@ -238,7 +243,10 @@ impl Services {
             &mut extras.ops,
         )
         .await?;
-        rules.create_effects(&cx, &mut record, &mut extras)?;
+        if caller.replaying.is_none() {
+            // Effects ran where the row was made; their rows arrive as changes of their own.
+            rules.create_effects(&cx, &mut record, &mut extras)?;
+        }
         fill_defaults(entity, &mut record, now);
         if let Some(id) = record.id() {
             let workspace = record.id_of("workspace_id");

@@ -65,7 +65,7 @@ impl Services {
         {
             Some(
                 self.store
-                    .get(entity, id, write.clone(), Deleted::Exclude)
+                    .get(entity, id, write.clone(), replayed_rows(caller))
                     .await?
                     .ok_or(self.explain_missing(caller, entity, id).await)?,
             )
@@ -103,7 +103,7 @@ impl Services {
                         entity,
                         id,
                         caller.filter(entity, Access::Read),
-                        Deleted::Exclude,
+                        replayed_rows(caller),
                     )
                     .await?
                     .ok_or(ServiceError::NotFound(entity.name))?,
@@ -131,5 +131,16 @@ impl Services {
             }
             Err(e) => Err(from_store(entity.name, false, e)),
         }
+    }
+}
+
+/// The rows an update may change: live ones, and deleted ones too for a replayed change
+/// (an edit that lost to a delete is kept in the tombstone, so every replica holds the
+/// same row whichever it received first).
+fn replayed_rows(caller: &Caller) -> Deleted {
+    if caller.replaying.is_some() {
+        Deleted::Include
+    } else {
+        Deleted::Exclude
     }
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::schema::{Field, Kind};
 use ceneca_domain::scope::{Scope, ScopeFilter};
-use ceneca_domain::{Entity, Record, Value};
+use ceneca_domain::{Entity, Record, Value, model};
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
@@ -65,6 +65,8 @@ pub struct PgStore {
     /// Writes waiting for a connection of the pool, and how long they waited.
     waiting: InFlight,
     write_wait: WaitHistogram,
+    /// Bumped after each commit that logged changes (the change feed's wake-up).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl PgStore {
@@ -96,6 +98,7 @@ impl PgStore {
             max_connections: options.pg_max_connections,
             waiting: InFlight::default(),
             write_wait: WaitHistogram::default(),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -350,7 +353,7 @@ impl Store for PgStore {
         self.write_wait.observe(queued.elapsed());
         let applied = apply_batch(&mut PgExec { conn: &mut tx }, &self.clock, batch).await?;
         tx.commit().await.map_err(map_error)?;
-        Ok(applied.committed())
+        Ok(applied.committed(&self.changes))
     }
 
     async fn get(
@@ -538,6 +541,38 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn feed(&self, query: crate::changes::FeedQuery) -> Result<Vec<Record>> {
+        let sql = crate::changes::feed(&PgDialect, &query);
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        fetch(&mut conn, &model::SYNC_EVENTS, &sql).await
+    }
+
+    async fn change_history(&self, ids: Vec<Uuid>) -> Result<Vec<Record>> {
+        let sql = crate::changes::history(&PgDialect, &ids);
+        let fields: Vec<&Field> = crate::changes::HISTORY_COLUMNS.iter().collect();
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        fetch_columns(&mut conn, &fields, &sql).await
+    }
+
+    async fn last_change(&self) -> Result<i64> {
+        let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let rows = fetch_columns(&mut conn, &fields, &crate::changes::last_seq()).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get("seq"))
+            .and_then(Value::as_int)
+            .unwrap_or(0))
+    }
+
+    fn clock(&self) -> Arc<HybridClock> {
+        self.clock.clone()
+    }
+
+    fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     fn pool_stats(&self) -> PoolStats {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::schema::Field;
 use ceneca_domain::scope::{Scope, ScopeFilter};
-use ceneca_domain::{Entity, Record, Value};
+use ceneca_domain::{Entity, Record, Value, model};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -64,6 +64,8 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     clock: Arc<HybridClock>,
     stats: Arc<SqliteStats>,
+    /// Bumped after each commit that logged changes (the change feed's wake-up).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Counters for [`Store::pool_stats`], kept with atomics on every read and write.
@@ -114,6 +116,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             clock: Arc::new(HybridClock::new()),
             stats: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -359,13 +362,14 @@ impl Store for SqliteStore {
 
     async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
         let clock = self.clock.clone();
+        let changes = self.changes.clone();
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(map_error)?;
             let applied = run_ready(apply_batch(&mut SqliteExec { conn: &tx }, &clock, batch))?;
             tx.commit().map_err(map_error)?;
-            Ok(applied.committed())
+            Ok(applied.committed(&changes))
         })
         .await
     }
@@ -574,6 +578,42 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn feed(&self, query: crate::changes::FeedQuery) -> Result<Vec<Record>> {
+        let sql = crate::changes::feed(&SqliteDialect, &query);
+        self.read(move |conn| fetch(conn, &model::SYNC_EVENTS, &sql))
+            .await
+    }
+
+    async fn change_history(&self, ids: Vec<Uuid>) -> Result<Vec<Record>> {
+        let sql = crate::changes::history(&SqliteDialect, &ids);
+        self.read(move |conn| {
+            let fields: Vec<&Field> = crate::changes::HISTORY_COLUMNS.iter().collect();
+            fetch_columns(conn, &fields, &sql)
+        })
+        .await
+    }
+
+    async fn last_change(&self) -> Result<i64> {
+        self.read(|conn| {
+            let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
+            let rows = fetch_columns(conn, &fields, &crate::changes::last_seq())?;
+            Ok(rows
+                .first()
+                .and_then(|r| r.get("seq"))
+                .and_then(Value::as_int)
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    fn clock(&self) -> Arc<HybridClock> {
+        self.clock.clone()
+    }
+
+    fn change_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     fn pool_stats(&self) -> PoolStats {
         let waiting = self.stats.waiting.get();
         let writing = self.stats.writes.get().saturating_sub(waiting).min(1);
@@ -609,7 +649,7 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
         (dir, store)
     }
 
@@ -706,7 +746,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [6, 5, 4, 3, 2, 1] {
+        for version in [7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -714,7 +754,7 @@ mod tests {
                 .applied_at
                 .is_none()
         );
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod nested;
 pub mod resources;
 pub mod search;
+pub mod sync;
 pub mod telemetry;
 pub mod vectors;
 
@@ -241,7 +242,8 @@ pub fn routes(batch_body_limit: usize) -> Routes {
                 op::items(schema_of_entity(&model::TELEMETRY_EVENTS)),
             )],
         )
-        .merge(vectors::routes(batch_body_limit));
+        .merge(vectors::routes(batch_body_limit))
+        .merge(sync::routes(batch_body_limit));
     for entity in model::ALL.iter().copied() {
         let only_nested = entity.nested.is_some_and(|n| n.only_nested);
         if entity.tenancy == Tenancy::Internal || only_nested {

@@ -1,0 +1,91 @@
+//! The conflicts merging recorded, for the user whose change lost and the workspace's
+//! administrators.
+
+use ceneca_domain::output::format_time;
+use ceneca_domain::scope::Access;
+use ceneca_domain::{Record, Value, model};
+use ceneca_store::ListQuery;
+use ceneca_wire::sync::{ConflictPage, ConflictRecord};
+use serde_json::Value as Json;
+
+use crate::error::{Result, ServiceError};
+use crate::{Caller, Services};
+
+/// The most conflicts one page shows.
+const PAGE: u32 = 100;
+
+impl Services {
+    /// The conflicts the caller may read, newest first; `after` is the `next_cursor` of
+    /// the previous page (the last conflict's id).
+    pub async fn list_conflicts(
+        &self,
+        caller: &Caller,
+        after: Option<uuid::Uuid>,
+    ) -> Result<ConflictPage> {
+        self.require_sync()?;
+        caller.require_reach(&model::SYNC_CONFLICTS)?;
+        let mut query = ListQuery::new(
+            caller.filter(&model::SYNC_CONFLICTS, Access::Read),
+            "id",
+            true,
+            PAGE + 1,
+        );
+        if let Some(id) = after {
+            query.after = Some((Value::Id(id), id));
+        }
+        let rows = self.store.list(&model::SYNC_CONFLICTS, query).await?;
+        let more = rows.len() > PAGE as usize;
+        let items = rows
+            .iter()
+            .take(PAGE as usize)
+            .map(conflict_record)
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = more
+            .then(|| items.last().map(|c| c.id.to_string()))
+            .flatten();
+        Ok(ConflictPage { items, next_cursor })
+    }
+}
+
+fn conflict_record(row: &Record) -> Result<ConflictRecord> {
+    let id = |name: &str| {
+        row.id_of(name)
+            .ok_or_else(|| ServiceError::Internal(format!("a conflict without {name}")))
+    };
+    let int = |name: &str| {
+        row.get(name)
+            .and_then(Value::as_int)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(ConflictRecord {
+        id: id("id")?,
+        created_at: row
+            .get("created_at")
+            .and_then(Value::as_time)
+            .map(format_time)
+            .unwrap_or_default(),
+        kind: row
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        entity: row
+            .get("entity_type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        entity_id: id("entity_id")?,
+        workspace_id: row.id_of("workspace_id"),
+        user_id: row.id_of("user_id"),
+        device_id: row.id_of("device_id"),
+        change_id: id("change_id")?,
+        hlc: int("hlc"),
+        lost_values: match row.get("lost_values") {
+            Some(Value::Json(j)) => j.clone(),
+            _ => Json::Object(Default::default()),
+        },
+        winner_change_id: id("winner_change_id")?,
+        winner_hlc: int("winner_hlc"),
+    })
+}

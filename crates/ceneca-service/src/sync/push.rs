@@ -1,0 +1,569 @@
+//! Changes a device made, applied as its user: each through the same validation,
+//! authorization, tenant scope, DLP, screening and audit as an API write, after the merge
+//! decided which of its fields win (`ceneca_domain::sync::merge`).
+
+use std::collections::HashMap;
+
+use ceneca_domain::clock::HybridClock;
+use ceneca_domain::error::push_path_key;
+use ceneca_domain::scope::{Access, ScopeFilter};
+use ceneca_domain::sync::{
+    Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, entity_named, pushable,
+    refuse_future, replicated,
+};
+use ceneca_domain::validate::parse_time;
+use ceneca_domain::{Entity, Record, Value, model};
+use ceneca_store::{Deleted, Replay, WriteBatch, WriteOp};
+use ceneca_wire::sync::{
+    ChangeOperation, MAX_PUSH, PushOutcome, PushRequest, PushResponse, PushResult, PushedChange,
+};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use crate::caller::Replaying;
+use crate::error::{Result, ServiceError};
+use crate::{Caller, Services};
+
+impl Services {
+    /// Applies a device's changes in the order sent; answers one result per change.
+    /// Idempotent by change id: a change already applied is recognised by the clocks the
+    /// change log keeps, so a retried batch applies once and answers alike.
+    pub async fn push(&self, caller: &Caller, request: &PushRequest) -> Result<PushResponse> {
+        self.require_sync()?;
+        if request.changes.len() > MAX_PUSH {
+            return Err(ServiceError::invalid(
+                "changes",
+                format!("at most {MAX_PUSH} changes per push"),
+            ));
+        }
+        self.check_pushing_device(caller, request.device_id).await?;
+        let mut ids: Vec<Uuid> = request.changes.iter().map(|c| c.entity_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut clocks = self.row_clocks(ids).await?;
+        let caller = Caller {
+            device_id: Some(request.device_id),
+            ..caller.clone()
+        };
+        let clock = self.store.clock();
+        let mut results = Vec::with_capacity(request.changes.len());
+        for change in &request.changes {
+            let result = match self.push_one(&caller, change, &mut clocks, &clock).await {
+                Ok(result) => result,
+                Err(e) => refused(change.change_id, e)?,
+            };
+            results.push(result);
+        }
+        Ok(PushResponse { results })
+    }
+
+    /// A device token may name only its own device; any other caller only a live device
+    /// of their own. Anything else is a forged device id.
+    async fn check_pushing_device(&self, caller: &Caller, device_id: Uuid) -> Result<()> {
+        let refuse = || {
+            ServiceError::Forbidden(
+                "device_id does not name a registered device of yours: changes are pushed \
+                 from an enrolled device"
+                    .into(),
+            )
+        };
+        if let Some(own) = caller.device_id {
+            return if own == device_id {
+                Ok(())
+            } else {
+                Err(refuse())
+            };
+        }
+        let device = self
+            .store
+            .get(
+                &model::DEVICES,
+                device_id,
+                caller.filter(&model::DEVICES, Access::Read),
+                Deleted::Exclude,
+            )
+            .await?;
+        match device {
+            Some(row)
+                if row.id_of("user_id") == Some(caller.user_id)
+                    && !row.get("revoked_at").is_some_and(|v| !v.is_null()) =>
+            {
+                Ok(())
+            }
+            _ => Err(refuse()),
+        }
+    }
+
+    /// The field clocks of these rows, folded from their change-log entries, per
+    /// `(entity, id)`: ids are chosen by devices, so the entity is part of the key.
+    async fn row_clocks(&self, ids: Vec<Uuid>) -> Result<HashMap<(String, Uuid), RowClocks>> {
+        let mut out: HashMap<(String, Uuid), RowClocks> = HashMap::new();
+        for row in self.store.change_history(ids).await? {
+            let (Some(change), Some(id)) = (row.id(), row.id_of("entity_id")) else {
+                continue;
+            };
+            let text = |n: &str| row.get(n).and_then(Value::as_str).unwrap_or_default();
+            let Some(operation) = Operation::parse(text("operation")) else {
+                continue;
+            };
+            let hlc = row.get("hlc").and_then(Value::as_int).unwrap_or_default() as u64;
+            let fields: Vec<&str> = match row.get("changed_fields") {
+                Some(Value::Json(Json::Array(items))) => {
+                    items.iter().filter_map(Json::as_str).collect()
+                }
+                _ => Vec::new(),
+            };
+            out.entry((text("entity_type").to_owned(), id))
+                .or_default()
+                .absorb(operation, Stamp { hlc, change }, &fields);
+        }
+        Ok(out)
+    }
+
+    async fn push_one(
+        &self,
+        caller: &Caller,
+        change: &PushedChange,
+        clocks: &mut HashMap<(String, Uuid), RowClocks>,
+        clock: &HybridClock,
+    ) -> Result<PushResult> {
+        let entity = entity_named(&change.entity)
+            .filter(|e| pushable(e))
+            .ok_or_else(|| {
+                ServiceError::invalid(
+                    "entity",
+                    "cannot be pushed: devices push workspace content (projects, documents, \
+                     threads, messages, ...); accounts, workspaces and who has access change \
+                     on the upstream",
+                )
+            })?;
+        caller.require_reach(entity)?;
+        let operation = match change.operation {
+            ChangeOperation::Create => Operation::Create,
+            ChangeOperation::Update => Operation::Update,
+            ChangeOperation::Delete => Operation::Delete,
+            ChangeOperation::Restore => Operation::Restore,
+            ChangeOperation::Revoke => {
+                return Err(ServiceError::invalid(
+                    "operation",
+                    "revoke is sent by servers, never pushed",
+                ));
+            }
+        };
+        for (name, id) in [
+            ("change_id", change.change_id),
+            ("entity_id", change.entity_id),
+        ] {
+            if id.get_version_num() != 7 {
+                return Err(ServiceError::invalid(
+                    name,
+                    "must be a UUIDv7 (time-ordered, made where the change was)",
+                ));
+            }
+        }
+        let hlc = parse_hlc(&change.hlc)?;
+        let max_ahead = self.config.sync_max_clock_ahead;
+        if let Err(ahead) = refuse_future(hlc, HybridClock::physical_now(), max_ahead.as_millis() as u64) {
+            return Err(ServiceError::invalid(
+                "hlc",
+                format!(
+                    "is {ahead} ms ahead of this server's clock (at most {} s allowed): the \
+                     device's clock is wrong",
+                    max_ahead.as_secs()
+                ),
+            ));
+        }
+        let (values, created_at) = split_values(entity, operation, &change.values)?;
+        let key = (entity.table.to_owned(), change.entity_id);
+        let row_clocks = clocks.entry(key).or_default();
+        // Whose row: one that exists must be readable by the caller, whatever it is.
+        if row_clocks.exists {
+            self.store
+                .get(
+                    entity,
+                    change.entity_id,
+                    caller.filter(entity, Access::Read),
+                    Deleted::Include,
+                )
+                .await?
+                .ok_or(ServiceError::NotFound(entity.name))?;
+        } else if operation != Operation::Create {
+            return Err(ServiceError::NotFound(entity.name));
+        }
+        let pushed = Pushed {
+            change,
+            entity,
+            stamp: Stamp {
+                hlc,
+                change: change.change_id,
+            },
+            values,
+            created_at,
+        };
+        let fields: Vec<&str> = pushed.values.keys().map(String::as_str).collect();
+        let decision = decide(row_clocks, operation, pushed.stamp, &fields);
+        if decision.duplicate {
+            return Ok(result(change.change_id, PushOutcome::Applied, None));
+        }
+        clock.observe(hlc);
+        match self
+            .write_decision(caller, &pushed, &decision, row_clocks)
+            .await
+        {
+            Ok(()) => {}
+            Err(ServiceError::Conflict { .. }) if decision.insert && !entity.unique.is_empty() => {
+                // Another row holds the unique key: the row the upstream has keeps it,
+                // and the change is recorded as lost.
+                let (winner, workspace) = self.unique_key_holder(&pushed).await?;
+                let lost = Decision {
+                    conflicts: vec![Conflict {
+                        kind: ConflictKind::UniqueKey,
+                        fields: pushed.values.keys().cloned().collect(),
+                        winner,
+                    }],
+                    ..Decision::default()
+                };
+                let id = self
+                    .record_conflicts(caller, &pushed, &lost, workspace)
+                    .await?;
+                return Ok(result(change.change_id, PushOutcome::Conflict, id));
+            }
+            Err(e) => return Err(e),
+        }
+        row_clocks.absorb(operation, pushed.stamp, &fields);
+        let conflict_id = if decision.conflicts.is_empty() {
+            None
+        } else {
+            let workspace = self
+                .store
+                .get(
+                    entity,
+                    change.entity_id,
+                    caller.filter(entity, Access::Read),
+                    Deleted::Include,
+                )
+                .await?
+                .and_then(|row| row.id_of("workspace_id"));
+            self.record_conflicts(caller, &pushed, &decision, workspace)
+                .await?
+        };
+        let outcome = match (&conflict_id, decision.writes()) {
+            (None, _) => PushOutcome::Applied,
+            (Some(_), true)
+                if decision
+                    .conflicts
+                    .iter()
+                    .all(|c| c.kind == ConflictKind::ConcurrentEdit) =>
+            {
+                PushOutcome::Merged
+            }
+            (Some(_), _) => PushOutcome::Conflict,
+        };
+        Ok(result(change.change_id, outcome, conflict_id))
+    }
+
+    /// Writes what the decision says, as the change's author, through the API's paths.
+    async fn write_decision(
+        &self,
+        caller: &Caller,
+        pushed: &Pushed<'_>,
+        decision: &Decision,
+        clocks: &RowClocks,
+    ) -> Result<()> {
+        let (entity, id) = (pushed.entity, pushed.change.entity_id);
+        let winners = pushed.values_of(&decision.apply);
+        let as_change = |stamp| pushed.as_change(caller, stamp);
+        if decision.insert {
+            self.create(
+                &as_change(pushed.stamp),
+                entity,
+                &Json::Object(winners),
+                None,
+            )
+            .await?;
+            if decision.set_deleted == Some(true)
+                && let Some((true, deleted)) = clocks.deletion
+            {
+                // Its delete came first: the row is born a tombstone, under the delete's
+                // own identity.
+                self.delete(&as_change(deleted), entity, id).await?;
+            }
+            return Ok(());
+        }
+        if !winners.is_empty() {
+            self.update(&as_change(pushed.stamp), entity, id, &Json::Object(winners))
+                .await?;
+        }
+        match decision.set_deleted {
+            Some(true) => {
+                self.delete(&as_change(pushed.stamp), entity, id).await?;
+            }
+            Some(false) => {
+                self.restore(&as_change(pushed.stamp), entity, id).await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The row holding the unique key a pushed create wanted, and the stamp of its
+    /// creation (what won), with its workspace.
+    async fn unique_key_holder(&self, pushed: &Pushed<'_>) -> Result<(Stamp, Option<Uuid>)> {
+        let entity = pushed.entity;
+        for key in entity.unique {
+            let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 1);
+            query.deleted = Deleted::Include;
+            let mut complete = true;
+            for column in *key {
+                match pushed.values.get(*column).and_then(|v| {
+                    entity
+                        .field(column)
+                        .and_then(|f| ceneca_domain::validate::parse_value(f, v).ok())
+                }) {
+                    Some(value) => query.equals.push((column, value)),
+                    None => complete = false,
+                }
+            }
+            if !complete {
+                continue;
+            }
+            if let Some(row) = self.store.list(entity, query).await?.into_iter().next()
+                && let Some(holder) = row.id()
+            {
+                let clocks = self.row_clocks(vec![holder]).await?;
+                let created = clocks
+                    .get(&(entity.table.to_owned(), holder))
+                    .and_then(|c| c.fields.values().min().copied())
+                    .unwrap_or(Stamp {
+                        hlc: 0,
+                        change: holder,
+                    });
+                return Ok((created, row.id_of("workspace_id")));
+            }
+        }
+        Err(ServiceError::conflict(format!(
+            "the {} clashes with an existing row",
+            entity.name
+        )))
+    }
+
+    /// Records what lost; answers the first conflict's id. A conflict's id is derived
+    /// from the change and the kind, so a retried change records nothing twice.
+    async fn record_conflicts(
+        &self,
+        caller: &Caller,
+        pushed: &Pushed<'_>,
+        decision: &Decision,
+        workspace: Option<Uuid>,
+    ) -> Result<Option<Uuid>> {
+        let (entity, change, stamp) = (pushed.entity, pushed.change, pushed.stamp);
+        let mut first = None;
+        for conflict in &decision.conflicts {
+            let id = conflict_id(change.change_id, conflict.kind);
+            first.get_or_insert(id);
+            let exists = self
+                .store
+                .get(
+                    &model::SYNC_CONFLICTS,
+                    id,
+                    ScopeFilter::All,
+                    Deleted::Include,
+                )
+                .await?
+                .is_some();
+            if exists {
+                continue;
+            }
+            let now = ceneca_domain::clock::now();
+            let mut record = Record::with_capacity(15);
+            record.set("id", Value::Id(id));
+            record.set("created_at", Value::Time(now));
+            record.set("updated_at", Value::Time(now));
+            record.set("user_id", Value::Id(caller.user_id));
+            record.set("device_id", caller.device_id.map_or(Value::Null, Value::Id));
+            record.set("workspace_id", workspace.map_or(Value::Null, Value::Id));
+            record.set("entity_type", Value::Text(entity.table.to_owned()));
+            record.set("entity_id", Value::Id(change.entity_id));
+            record.set("kind", Value::Text(conflict.kind.as_str().to_owned()));
+            record.set("change_id", Value::Id(change.change_id));
+            record.set("hlc", Value::Int(stamp.hlc as i64));
+            record.set(
+                "lost_values",
+                Value::Json(Json::Object(pushed.values_of(&conflict.fields))),
+            );
+            record.set("winner_change_id", Value::Id(conflict.winner.change));
+            record.set("winner_hlc", Value::Int(conflict.winner.hlc as i64));
+            let event = crate::audit::AuditEvent::new("sync.conflict", "recorded")
+                .by(caller)
+                .on(entity.table, Some(change.entity_id))
+                .details(serde_json::json!({
+                    "conflict_id": id.to_string(),
+                    "kind": conflict.kind.as_str(),
+                    "fields": conflict.fields,
+                }));
+            let batch = WriteBatch::new(caller.actor())
+                .push(WriteOp::Insert {
+                    entity: &model::SYNC_CONFLICTS,
+                    record,
+                })
+                .push(self.audit_op(event));
+            self.store.apply(batch).await?;
+        }
+        Ok(first)
+    }
+}
+
+/// One pushed change, checked: its entity, its stamp and the values it may write.
+struct Pushed<'a> {
+    change: &'a PushedChange,
+    entity: &'static Entity,
+    stamp: Stamp,
+    values: Map<String, Json>,
+    created_at: Option<time::OffsetDateTime>,
+}
+
+impl Pushed<'_> {
+    /// The caller, acting as the change `stamp` names (this one, or its row's delete).
+    fn as_change(&self, caller: &Caller, stamp: Stamp) -> Caller {
+        Caller {
+            replaying: Some(Replaying {
+                stamp: Replay {
+                    row: self.change.entity_id,
+                    change_id: stamp.change,
+                    hlc: stamp.hlc,
+                },
+                created_at: self.created_at,
+            }),
+            ..caller.clone()
+        }
+    }
+
+    /// The values of these fields.
+    fn values_of<'f>(&self, fields: impl IntoIterator<Item = &'f String>) -> Map<String, Json> {
+        fields
+            .into_iter()
+            .filter_map(|f| self.values.get(f).map(|v| (f.clone(), v.clone())))
+            .collect()
+    }
+}
+
+/// Splits a change's values into the fields to merge and the creation time (a create's
+/// own, kept so replicas order rows alike); refuses fields that do not travel.
+fn split_values(
+    entity: &Entity,
+    operation: Operation,
+    values: &Map<String, Json>,
+) -> Result<(Map<String, Json>, Option<time::OffsetDateTime>)> {
+    let mut fields = Map::new();
+    let mut created_at = None;
+    if matches!(operation, Operation::Delete | Operation::Restore) {
+        if let Some(name) = values.keys().next() {
+            return Err(ServiceError::invalid(
+                &format!("values.{name}"),
+                "a delete or restore carries no values",
+            ));
+        }
+        return Ok((fields, None));
+    }
+    for (name, value) in values {
+        if name == "created_at" {
+            if operation != Operation::Create {
+                return Err(ServiceError::invalid(
+                    "values.created_at",
+                    "is set once, by the change that creates the row",
+                ));
+            }
+            created_at = Some(
+                parse_time(value)
+                    .map_err(|reason| ServiceError::invalid("values.created_at", reason))?,
+            );
+            continue;
+        }
+        match entity.field(name) {
+            Some(field) if replicated(entity, field) => {
+                fields.insert(name.clone(), value.clone());
+            }
+            _ => {
+                let mut path = "values".to_owned();
+                push_path_key(&mut path, name);
+                return Err(ServiceError::invalid(
+                    &path,
+                    format!("is not a field a {} change carries", entity.name),
+                ));
+            }
+        }
+    }
+    if operation == Operation::Update && fields.is_empty() {
+        return Err(ServiceError::invalid(
+            "values",
+            "an update writes at least one field",
+        ));
+    }
+    Ok((fields, created_at))
+}
+
+fn parse_hlc(text: &str) -> Result<u64> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|h| *h > 0 && *h <= i64::MAX as u64)
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "hlc",
+                "must be a hybrid-logical-clock value as a decimal string",
+            )
+        })
+}
+
+fn conflict_id(change: Uuid, kind: ConflictKind) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"ceneca sync conflict\0")
+        .chain_update(change.as_bytes())
+        .chain_update(kind.as_str().as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+fn result(change_id: Uuid, outcome: PushOutcome, conflict_id: Option<Uuid>) -> PushResult {
+    PushResult {
+        change_id,
+        outcome,
+        conflict_id,
+        reason: None,
+        field: None,
+    }
+}
+
+/// A change the service would not apply, answered as `refused` with the reason. Faults
+/// of ours (a database error) fail the whole push instead: the device retries it.
+fn refused(change_id: Uuid, error: ServiceError) -> Result<PushResult> {
+    let (reason, field) = match error {
+        ServiceError::Validation(e) => {
+            let field = e.fields.keys().next().cloned();
+            let reason = e
+                .fields
+                .iter()
+                .map(|(f, r)| format!("{f}: {r}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (reason, field)
+        }
+        ServiceError::BadRequest { message, field } => (message, field),
+        ServiceError::Forbidden(m) | ServiceError::NotAllowed(m) => (m, None),
+        ServiceError::NotFound(what) => (
+            format!("{what} not found (or not yours to change)"),
+            Some("entity_id".to_owned()),
+        ),
+        ServiceError::Conflict { message, fields } => (message, fields.keys().next().cloned()),
+        other => return Err(other),
+    };
+    Ok(PushResult {
+        change_id,
+        outcome: PushOutcome::Refused,
+        conflict_id: None,
+        reason: Some(reason),
+        field,
+    })
+}

@@ -1,0 +1,117 @@
+//! Reads of the change log for replication: a caller's feed after a cursor, and the
+//! history of rows (to fold their field clocks). The SQL is the same on both engines.
+
+use ceneca_domain::schema::{Field, Kind, Owner, Tenancy, field};
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::{Entity, Value, model};
+use uuid::Uuid;
+
+use crate::sql::{self, Dialect, Sql};
+use crate::write::operation;
+
+/// The part of the feed one reader sees of some entity types: the reader's filter on
+/// those entities, applied to the change log's copy of each row's owners.
+#[derive(Debug, Clone)]
+pub struct FeedPart {
+    pub entity: &'static Entity,
+    pub filter: ScopeFilter,
+}
+
+/// A caller's feed after `after`: the changes of every part, and the revocations addressed
+/// to `user`, in commit order.
+#[derive(Debug, Clone)]
+pub struct FeedQuery {
+    pub after: i64,
+    pub limit: u32,
+    pub parts: Vec<FeedPart>,
+    pub user: Uuid,
+}
+
+/// Where the change log keeps the owner a filter of `entity` names as `column`.
+fn log_column(entity: &Entity, column: &'static str) -> Option<&'static str> {
+    if column == "id" {
+        return Some("entity_id");
+    }
+    match entity.tenancy {
+        Tenancy::Workspace { .. } => (column == "workspace_id").then_some("scope_workspace_id"),
+        Tenancy::Organization => (column == "organization_id").then_some("scope_organization_id"),
+        Tenancy::User => (column == "user_id").then_some("scope_user_id"),
+        Tenancy::Owners { owners, .. } => owners.iter().find_map(|owner| match *owner {
+            Owner::User(c) if c == column => Some("scope_user_id"),
+            Owner::Organization(c) if c == column => Some("scope_organization_id"),
+            Owner::Workspace(c) if c == column => Some("scope_workspace_id"),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+pub(crate) fn feed(d: &dyn Dialect, q: &FeedQuery) -> Sql {
+    let mut sql = Sql::default();
+    let after = sql.bind(d, Value::Int(q.after), COUNT);
+    let revoke = sql.bind(d, Value::Text(operation::REVOKE.to_owned()), TEXT);
+    let user = sql.bind(d, Value::Id(q.user), Kind::Uuid);
+    let mut parts = vec![format!("(operation = {revoke} AND scope_user_id = {user})")];
+    for part in &q.parts {
+        let name = sql.bind(d, Value::Text(part.entity.table.to_owned()), TEXT);
+        let entity = part.entity;
+        let condition =
+            sql::scope_condition_on(d, &mut sql, &part.filter, &|c| log_column(entity, c));
+        if condition != "1 = 0" {
+            parts.push(format!(
+                "(entity_type = {name} AND operation <> {revoke} AND {condition})"
+            ));
+        }
+    }
+    let limit = sql.bind(d, Value::Int(i64::from(q.limit)), COUNT);
+    sql.text = format!(
+        "SELECT {} FROM sync_events WHERE seq > {after} AND ({}) ORDER BY seq LIMIT {limit}",
+        sql::column_list(&model::SYNC_EVENTS),
+        parts.join(" OR ")
+    );
+    sql
+}
+
+/// Every change of these rows (any entity: ids are UUIDv7, unique across tables), oldest
+/// first, without their values: what a row's field clocks fold from.
+pub(crate) fn history(d: &dyn Dialect, ids: &[Uuid]) -> Sql {
+    let mut sql = Sql::default();
+    let mark = sql.bind(d, Value::IdSet(ids.to_vec()), Kind::Uuid);
+    sql.text = format!(
+        "SELECT {} FROM sync_events WHERE {} ORDER BY seq",
+        HISTORY_COLUMNS
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        d.in_set("entity_id", &mark)
+    );
+    sql
+}
+
+/// The columns [`history`] reads.
+pub static HISTORY_COLUMNS: [Field; 6] = [
+    field("id", Kind::Uuid),
+    field("entity_id", Kind::Uuid),
+    field("operation", TEXT),
+    field("changed_fields", Kind::Strings(None)),
+    field("hlc", COUNT),
+    field("seq", COUNT),
+];
+
+/// The newest cursor: `seq` of the last change, 0 when the log is empty.
+pub(crate) fn last_seq() -> Sql {
+    Sql {
+        text: "SELECT COALESCE(MAX(seq), 0) AS seq FROM sync_events".to_owned(),
+        params: Vec::new(),
+    }
+}
+
+/// The column [`last_seq`] reads.
+pub static LAST_SEQ: [Field; 1] = [field("seq", COUNT)];
+
+const COUNT: Kind = Kind::Int {
+    min: 0,
+    max: i64::MAX,
+};
+const TEXT: Kind = Kind::Text { max: usize::MAX };

@@ -1,0 +1,1086 @@
+//! Replication over real HTTP, on both engines: the change feed carries values and only
+//! what the caller may read; pushed changes merge field by field by clock, apply once,
+//! record what lost, and pass the checks of an API write; a removed member's devices are
+//! told to drop the workspace; the stream delivers changes as they commit and resumes;
+//! the zero-sync edition has none of it.
+
+use std::time::Duration;
+
+use ceneca_domain::Edition;
+use ceneca_e2e::{Backend, TestServer, User, on_every_backend, world};
+use ceneca_service::ServiceConfig;
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+on_every_backend!(
+    the_feed_carries_values_and_only_what_the_caller_may_read,
+    the_feed_pages_and_refuses_cursors_it_cannot_continue,
+    pushed_changes_apply_as_the_user_and_a_retry_applies_once,
+    concurrent_edits_merge_by_field_and_the_later_clock_wins,
+    an_edit_older_than_a_delete_is_kept_as_a_conflict,
+    a_delete_that_arrives_before_its_create_leaves_a_tombstone,
+    a_device_never_writes_where_its_user_cannot,
+    forged_device_ids_and_other_users_device_tokens_are_refused,
+    removing_a_member_revokes_the_workspace_from_their_feed,
+    changes_stamped_too_far_ahead_are_refused,
+    malformed_changes_are_refused_one_by_one,
+    the_stream_delivers_changes_as_they_commit_and_resumes,
+    sealed_content_travels_open_and_stays_sealed_in_the_log,
+    zero_sync_has_no_sync_routes,
+);
+
+/// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
+fn hlc(offset_ms: i64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    (((now as i64 + offset_ms) as u64) << 16).to_string()
+}
+
+fn change(entity: &str, id: &str, operation: &str, hlc: &str, values: Value) -> Value {
+    json!({
+        "change_id": Uuid::now_v7(),
+        "entity": entity,
+        "entity_id": id,
+        "operation": operation,
+        "hlc": hlc,
+        "values": values,
+    })
+}
+
+async fn device(s: &TestServer, owner: &User, name: &str) -> (String, User) {
+    let device = s
+        .post(
+            owner,
+            "/api/v1/devices",
+            json!({"name": name, "platform": "desktop"}),
+        )
+        .await
+        .expect(201);
+    let as_device = User {
+        token: device["token"].as_str().unwrap().to_owned(),
+        ..owner.clone()
+    };
+    (device["id"].as_str().unwrap().to_owned(), as_device)
+}
+
+async fn push(s: &TestServer, who: &User, device_id: &str, changes: Vec<Value>) -> Vec<Value> {
+    let out = s
+        .post(
+            who,
+            "/api/v1/sync/push",
+            json!({"device_id": device_id, "changes": changes}),
+        )
+        .await
+        .expect(200);
+    out["results"].as_array().unwrap().clone()
+}
+
+/// Every change the caller may read, from the start.
+async fn pull_all(s: &TestServer, who: &User) -> Vec<Value> {
+    let mut cursor = "0".to_owned();
+    let mut out = Vec::new();
+    loop {
+        let page = s
+            .get(who, &format!("/api/v1/sync/pull?cursor={cursor}&limit=3"))
+            .await
+            .expect(200);
+        out.extend(page["changes"].as_array().unwrap().iter().cloned());
+        cursor = page["cursor"].as_str().unwrap().to_owned();
+        if page["has_more"] == false {
+            return out;
+        }
+    }
+}
+
+async fn the_feed_carries_values_and_only_what_the_caller_may_read(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let wa = world(&s, &a).await;
+    let wb = world(&s, &b).await;
+    s.patch(
+        &a,
+        &format!("/api/v1/threads/{}", wa.thread),
+        json!({"title": "Liftoff"}),
+    )
+    .await
+    .expect(200);
+
+    let feed = pull_all(&s, &a).await;
+    let thread: Vec<&Value> = feed
+        .iter()
+        .filter(|c| c["entity_id"] == wa.thread.as_str())
+        .collect();
+    assert_eq!(thread[0]["operation"], "create");
+    assert_eq!(thread[0]["values"]["title"], "Launch");
+    assert_eq!(thread[0]["entity"], "threads");
+    assert_eq!(thread[0]["workspace_id"], wa.workspace.as_str());
+    assert!(
+        thread[0]["values"].get("message_count").is_none(),
+        "counters are recomputed, never sent: {}",
+        thread[0]
+    );
+    assert_eq!(thread[1]["operation"], "update");
+    assert_eq!(thread[1]["values"], json!({"title": "Liftoff"}));
+    assert!(thread[1]["hlc"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    let message = feed
+        .iter()
+        .find(|c| c["entity_id"] == wa.message.as_str())
+        .expect("the message is in the feed");
+    assert_eq!(message["values"]["content"], "When do we launch?");
+    // Cursors increase in commit order.
+    let cursors: Vec<i64> = feed
+        .iter()
+        .map(|c| c["cursor"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+
+    // Nothing of the other tenant, and no secret or hidden column.
+    let text = Value::Array(feed.clone()).to_string();
+    for id in [&wb.workspace, &wb.thread, &wb.message, &wb.document, &b.id] {
+        assert!(!text.contains(id.as_str()), "b's {id} leaked into a's feed");
+    }
+    for hidden in ["password_hash", "token_hash", "api_key_ciphertext"] {
+        assert!(!text.contains(hidden), "{hidden} in the feed");
+    }
+
+    // A denied document is left out of the feed, as it is of every read.
+    let viewer = s.user("viewer").await;
+    s.post(
+        &a,
+        &format!("/api/v1/workspaces/{}/members", wa.workspace),
+        json!({"user_id": viewer.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &a,
+        "/api/v1/permission-sets",
+        json!({"workspace_id": wa.workspace, "subject_type": "user", "subject_user_id": viewer.id,
+               "resource_type": "documents", "resource_id": wa.document, "actions": ["read"], "effect": "deny"}),
+    )
+    .await
+    .expect(201);
+    let seen = pull_all(&s, &viewer).await;
+    assert!(seen.iter().any(|c| c["entity_id"] == wa.thread.as_str()));
+    assert!(
+        !seen.iter().any(|c| c["entity_id"] == wa.document.as_str()),
+        "a denied document reached the feed"
+    );
+}
+
+async fn the_feed_pages_and_refuses_cursors_it_cannot_continue(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    world(&s, &a).await;
+    let first = s.get(&a, "/api/v1/sync/pull?limit=2").await.expect(200);
+    assert_eq!(first["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(first["has_more"], true);
+    let cursor = first["cursor"].as_str().unwrap();
+    let next = s
+        .get(&a, &format!("/api/v1/sync/pull?cursor={cursor}&limit=2"))
+        .await
+        .expect(200);
+    assert!(
+        next["changes"][0]["cursor"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > cursor.parse::<i64>().unwrap()
+    );
+    let all = pull_all(&s, &a).await;
+    let end = all.last().unwrap()["cursor"]
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    let gone = s
+        .get(&a, &format!("/api/v1/sync/pull?cursor={}", end + 1000))
+        .await;
+    assert_eq!(gone.status.as_u16(), 410, "{}", gone.body);
+    assert_eq!(gone.code(), "cursor_expired");
+    assert!(gone.body.to_string().contains("resynchronise"));
+    for bad in [
+        "cursor=-1",
+        "cursor=abc",
+        "limit=0",
+        "limit=10001",
+        "cursor=1&cursor=2",
+        "since=3",
+    ] {
+        let reply = s.get(&a, &format!("/api/v1/sync/pull?{bad}")).await;
+        assert_eq!(reply.status.as_u16(), 400, "{bad}: {}", reply.body);
+    }
+}
+
+async fn pushed_changes_apply_as_the_user_and_a_retry_applies_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (device_id, laptop) = device(&s, &a, "laptop").await;
+    let thread = Uuid::now_v7().to_string();
+    let message = Uuid::now_v7().to_string();
+    let created_at = "2026-11-30T08:00:00Z";
+    let batch = vec![
+        change(
+            "threads",
+            &thread,
+            "create",
+            &hlc(-3),
+            json!({"workspace_id": w.workspace, "title": "Offline", "created_at": created_at}),
+        ),
+        change(
+            "messages",
+            &message,
+            "create",
+            &hlc(-2),
+            json!({"thread_id": thread, "role": "user", "content": "typed on a plane"}),
+        ),
+        change(
+            "threads",
+            &thread,
+            "update",
+            &hlc(-1),
+            json!({"title": "Offline notes"}),
+        ),
+    ];
+    let results = push(&s, &laptop, &device_id, batch.clone()).await;
+    assert!(
+        results.iter().all(|r| r["outcome"] == "applied"),
+        "{results:?}"
+    );
+    let got = s
+        .get(&a, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    assert_eq!(got["title"], "Offline notes");
+    assert_eq!(got["created_at"], created_at);
+    assert_eq!(got["message_count"], 1, "counters are recomputed here");
+
+    // The same batch again (a retry after a lost answer): applied once.
+    let again = push(&s, &laptop, &device_id, batch.clone()).await;
+    assert!(again.iter().all(|r| r["outcome"] == "applied"), "{again:?}");
+    let messages = s
+        .list_all(&a, &format!("/api/v1/threads/{thread}/messages"))
+        .await;
+    assert_eq!(messages.len(), 1);
+    let got = s
+        .get(&a, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    assert_eq!(got["message_count"], 1);
+
+    // The feed shows the changes under the device's identity and clock.
+    let feed = pull_all(&s, &a).await;
+    let logged: Vec<&Value> = feed
+        .iter()
+        .filter(|c| c["entity_id"] == thread.as_str())
+        .collect();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert_eq!(logged[0]["change_id"], batch[0]["change_id"]);
+    assert_eq!(logged[0]["hlc"], batch[0]["hlc"]);
+    assert_eq!(logged[0]["device_id"], device_id.as_str());
+    assert_eq!(logged[1]["change_id"], batch[2]["change_id"]);
+
+    // The pushes are in the audit trail as the user's writes.
+    let admin = s.admin().await;
+    let entries = s.audit_log(&admin, &format!("resource_id={thread}")).await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "threads.create" && e["actor_id"] == a.id.as_str()),
+        "{entries:?}"
+    );
+}
+
+async fn concurrent_edits_merge_by_field_and_the_later_clock_wins(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (laptop_id, laptop) = device(&s, &a, "laptop").await;
+    let (phone_id, phone) = device(&s, &a, "phone").await;
+    let thread = &w.thread;
+    let (early, late) = (hlc(-2000), hlc(-1000));
+
+    // The laptop's later title reaches the server first; the phone's earlier edit of the
+    // title and of `pinned` arrives after it.
+    let r = push(
+        &s,
+        &laptop,
+        &laptop_id,
+        vec![change(
+            "threads",
+            thread,
+            "update",
+            &late,
+            json!({"title": "Laptop"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "applied");
+    let lost = change(
+        "threads",
+        thread,
+        "update",
+        &early,
+        json!({"title": "Phone", "pinned": true}),
+    );
+    let r = push(&s, &phone, &phone_id, vec![lost.clone()]).await;
+    assert_eq!(r[0]["outcome"], "merged", "{r:?}");
+    let conflict_id = r[0]["conflict_id"].as_str().unwrap().to_owned();
+    let got = s
+        .get(&a, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    assert_eq!(got["title"], "Laptop", "the later clock keeps the field");
+    assert_eq!(
+        got["pinned"], true,
+        "a different field of the same row survives"
+    );
+
+    // The loss is recorded, not dropped, and a retry records it once.
+    let r = push(&s, &phone, &phone_id, vec![lost]).await;
+    assert_eq!(r[0]["conflict_id"], conflict_id.as_str());
+    let conflicts = s.get(&a, "/api/v1/sync/conflicts").await.expect(200);
+    let items = conflicts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["id"], conflict_id.as_str());
+    assert_eq!(items[0]["kind"], "concurrent_edit");
+    assert_eq!(items[0]["lost_values"], json!({"title": "Phone"}));
+    assert_eq!(items[0]["device_id"], phone_id.as_str());
+    assert_eq!(items[0]["hlc"], early.as_str());
+    assert_eq!(items[0]["winner_hlc"], late.as_str());
+
+    // Whoever edits the field with a later clock wins it, on every node.
+    let r = push(
+        &s,
+        &phone,
+        &phone_id,
+        vec![change(
+            "threads",
+            thread,
+            "update",
+            &hlc(0),
+            json!({"title": "Phone again"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "applied");
+    let got = s
+        .get(&a, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    assert_eq!(got["title"], "Phone again");
+
+    // Another user sees none of a's conflicts.
+    let other = s.user("other").await;
+    let theirs = s.get(&other, "/api/v1/sync/conflicts").await.expect(200);
+    assert_eq!(theirs["items"], json!([]));
+}
+
+async fn an_edit_older_than_a_delete_is_kept_as_a_conflict(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (id, laptop) = device(&s, &a, "laptop").await;
+    let doc = &w.document;
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![change("documents", doc, "delete", &hlc(-1000), json!({}))],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "applied");
+    s.get(&a, &format!("/api/v1/documents/{doc}"))
+        .await
+        .expect(404);
+
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![change(
+            "documents",
+            doc,
+            "update",
+            &hlc(-2000),
+            json!({"title": "Edited offline"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "conflict", "{r:?}");
+    s.get(&a, &format!("/api/v1/documents/{doc}"))
+        .await
+        .expect(404);
+    let conflicts = s.get(&a, "/api/v1/sync/conflicts").await.expect(200);
+    assert_eq!(conflicts["items"][0]["kind"], "edit_lost_to_delete");
+    assert_eq!(
+        conflicts["items"][0]["lost_values"],
+        json!({"title": "Edited offline"})
+    );
+
+    // A restore with a later clock brings the row back, with the edit it kept (as on a
+    // replica that received the edit before the delete).
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![change("documents", doc, "restore", &hlc(0), json!({}))],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "applied", "{r:?}");
+    let got = s
+        .get(&a, &format!("/api/v1/documents/{doc}"))
+        .await
+        .expect(200);
+    assert_eq!(got["title"], "Edited offline");
+    // An older delete loses to that restore.
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![change("documents", doc, "delete", &hlc(-500), json!({}))],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "applied");
+    s.get(&a, &format!("/api/v1/documents/{doc}"))
+        .await
+        .expect(200);
+}
+
+async fn a_delete_that_arrives_before_its_create_leaves_a_tombstone(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (id, laptop) = device(&s, &a, "laptop").await;
+    let project = Uuid::now_v7().to_string();
+    // A delete of a row the server has never seen is refused: its create must come first.
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![change("projects", &project, "delete", &hlc(-1), json!({}))],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "refused");
+    assert_eq!(r[0]["field"], "entity_id");
+    // In one batch, create then delete: the row exists as a tombstone.
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![
+            change(
+                "projects",
+                &project,
+                "create",
+                &hlc(-3),
+                json!({"workspace_id": w.workspace, "name": "Short-lived"}),
+            ),
+            change("projects", &project, "delete", &hlc(-2), json!({})),
+        ],
+    )
+    .await;
+    assert!(r.iter().all(|r| r["outcome"] == "applied"), "{r:?}");
+    s.get(&a, &format!("/api/v1/projects/{project}"))
+        .await
+        .expect(404);
+    s.get(&a, &format!("/api/v1/projects/{project}?deleted=include"))
+        .await
+        .expect(200);
+}
+
+async fn a_device_never_writes_where_its_user_cannot(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    s.post(
+        &a,
+        &format!("/api/v1/workspaces/{}/members", w.workspace),
+        json!({"user_id": b.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    let (id, b_laptop) = device(&s, &b, "laptop").await;
+    let mine = world(&s, &b).await;
+    let message = Uuid::now_v7().to_string();
+    let r = push(
+        &s,
+        &b_laptop,
+        &id,
+        vec![
+            // A viewer cannot write into a's thread.
+            change(
+                "messages",
+                &message,
+                "create",
+                &hlc(-3),
+                json!({"thread_id": w.thread, "role": "user", "content": "sneaky"}),
+            ),
+            // Nor edit a's document.
+            change(
+                "documents",
+                &w.document,
+                "update",
+                &hlc(-2),
+                json!({"title": "defaced"}),
+            ),
+            // Nor move their own thread into a's workspace.
+            change(
+                "threads",
+                &mine.thread,
+                "update",
+                &hlc(-1),
+                json!({"workspace_id": w.workspace}),
+            ),
+            // Governance never travels from a device.
+            change(
+                "workspace_members",
+                &Uuid::now_v7().to_string(),
+                "create",
+                &hlc(0),
+                json!({"workspace_id": w.workspace, "user_id": b.id, "role": "owner"}),
+            ),
+        ],
+    )
+    .await;
+    assert!(r.iter().all(|r| r["outcome"] == "refused"), "{r:?}");
+    assert!(
+        r.iter()
+            .all(|r| r["reason"].as_str().is_some_and(|m| !m.is_empty()))
+    );
+    assert_eq!(r[3]["field"], "entity");
+    let messages = s
+        .list_all(&a, &format!("/api/v1/threads/{}/messages", w.thread))
+        .await;
+    assert_eq!(messages.len(), 2, "nothing was stored");
+    let doc = s
+        .get(&a, &format!("/api/v1/documents/{}", w.document))
+        .await
+        .expect(200);
+    assert_eq!(doc["title"], "Plan");
+    let thread = s
+        .get(&b, &format!("/api/v1/threads/{}", mine.thread))
+        .await
+        .expect(200);
+    assert_eq!(thread["workspace_id"], mine.workspace.as_str());
+    // A third user's workspace: not found, whatever the id.
+    let c = s.user("c").await;
+    let wc = world(&s, &c).await;
+    let r = push(
+        &s,
+        &b_laptop,
+        &id,
+        vec![change(
+            "threads",
+            &wc.thread,
+            "update",
+            &hlc(0),
+            json!({"title": "mine now"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "refused");
+    let create_there = Uuid::now_v7().to_string();
+    let r = push(
+        &s,
+        &b_laptop,
+        &id,
+        vec![change(
+            "threads",
+            &create_there,
+            "create",
+            &hlc(0),
+            json!({"workspace_id": wc.workspace, "title": "planted"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "refused");
+    s.get(&c, &format!("/api/v1/threads/{create_there}"))
+        .await
+        .expect(404);
+    // A create reusing an id another tenant's row has is refused too.
+    let r = push(
+        &s,
+        &b_laptop,
+        &id,
+        vec![change(
+            "threads",
+            &wc.thread,
+            "create",
+            &hlc(0),
+            json!({"workspace_id": mine.workspace, "title": "same id"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "refused");
+    let theirs = s
+        .get(&c, &format!("/api/v1/threads/{}", wc.thread))
+        .await
+        .expect(200);
+    assert_eq!(theirs["title"], "Launch");
+}
+
+async fn forged_device_ids_and_other_users_device_tokens_are_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let (a_laptop_id, a_laptop) = device(&s, &a, "laptop").await;
+    let (a_phone_id, _) = device(&s, &a, "phone").await;
+    let (b_device_id, _) = device(&s, &b, "b").await;
+    let body = |device: &str| json!({"device_id": device, "changes": [change("threads", &w.thread, "update", &hlc(0), json!({"title": "x"}))]});
+    // A session naming another user's device, or no device at all.
+    for forged in [b_device_id.clone(), Uuid::now_v7().to_string()] {
+        let r = s.post(&a, "/api/v1/sync/push", body(&forged)).await;
+        assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+    }
+    // A device token naming another device, even of the same user.
+    let r = s
+        .post(&a_laptop, "/api/v1/sync/push", body(&a_phone_id))
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+    // Another user's device token acts as that user: a's thread is not theirs.
+    let (b_token_id, b_token) = device(&s, &b, "b2").await;
+    let r = s
+        .post(&b_token, "/api/v1/sync/push", body(&b_token_id))
+        .await
+        .expect(200);
+    assert_eq!(r["results"][0]["outcome"], "refused");
+    // A revoked device pushes nothing.
+    s.delete(&a, &format!("/api/v1/devices/{a_laptop_id}"))
+        .await;
+    let r = s.post(&a, "/api/v1/sync/push", body(&a_laptop_id)).await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+    let got = s
+        .get(&a, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert_eq!(got["title"], "Launch");
+}
+
+async fn removing_a_member_revokes_the_workspace_from_their_feed(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let member = s
+        .post(
+            &a,
+            &format!("/api/v1/workspaces/{}/members", w.workspace),
+            json!({"user_id": b.id, "role": "editor"}),
+        )
+        .await
+        .expect(201);
+    let seen = pull_all(&s, &b).await;
+    assert!(seen.iter().any(|c| c["entity_id"] == w.thread.as_str()));
+    let cursor = seen.last().unwrap()["cursor"].as_str().unwrap().to_owned();
+
+    s.delete(
+        &a,
+        &format!(
+            "/api/v1/workspaces/{}/members/{}",
+            w.workspace,
+            member["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    s.patch(
+        &a,
+        &format!("/api/v1/threads/{}", w.thread),
+        json!({"title": "after"}),
+    )
+    .await
+    .expect(200);
+    let page = s
+        .get(&b, &format!("/api/v1/sync/pull?cursor={cursor}"))
+        .await
+        .expect(200);
+    let changes = page["changes"].as_array().unwrap();
+    let revoke = changes
+        .iter()
+        .find(|c| c["operation"] == "revoke")
+        .unwrap_or_else(|| panic!("no revoke in {changes:?}"));
+    assert_eq!(revoke["entity"], "workspaces");
+    assert_eq!(revoke["entity_id"], w.workspace.as_str());
+    assert!(
+        !changes.iter().any(|c| c["entity_id"] == w.thread.as_str()),
+        "b still receives the workspace: {changes:?}"
+    );
+    // a, still a member, is not told to drop anything.
+    let a_feed = pull_all(&s, &a).await;
+    assert!(!a_feed.iter().any(|c| c["operation"] == "revoke"));
+}
+
+async fn changes_stamped_too_far_ahead_are_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (id, laptop) = device(&s, &a, "laptop").await;
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                &hlc(10 * 60 * 1000),
+                json!({"title": "from the future"}),
+            ),
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                &hlc(60 * 1000),
+                json!({"title": "a minute ahead"}),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "refused");
+    assert_eq!(r[0]["field"], "hlc");
+    assert!(r[0]["reason"].as_str().unwrap().contains("ahead"));
+    assert_eq!(r[1]["outcome"], "applied", "within the allowed skew: {r:?}");
+    // The server's clock observed the remote one: a later API edit sorts after it.
+    s.patch(
+        &a,
+        &format!("/api/v1/threads/{}", w.thread),
+        json!({"title": "typed here"}),
+    )
+    .await
+    .expect(200);
+    let feed = pull_all(&s, &a).await;
+    let stamps: Vec<u64> = feed
+        .iter()
+        .filter(|c| c["entity_id"] == w.thread.as_str() && c["operation"] == "update")
+        .map(|c| c["hlc"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(stamps[1] > stamps[0], "{stamps:?}");
+}
+
+async fn malformed_changes_are_refused_one_by_one(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (id, laptop) = device(&s, &a, "laptop").await;
+    let v4 = Uuid::new_v4().to_string();
+    let mut bad_change_id = change(
+        "threads",
+        &w.thread,
+        "update",
+        &hlc(0),
+        json!({"title": "x"}),
+    );
+    bad_change_id["change_id"] = json!(Uuid::new_v4());
+    let cases = vec![
+        (
+            change(
+                "nonsense",
+                &w.thread,
+                "update",
+                &hlc(0),
+                json!({"title": "x"}),
+            ),
+            "entity",
+        ),
+        (
+            change("threads", &w.thread, "revoke", &hlc(0), json!({})),
+            "operation",
+        ),
+        (
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                "12abc",
+                json!({"title": "x"}),
+            ),
+            "hlc",
+        ),
+        (
+            change("threads", &w.thread, "update", "0", json!({"title": "x"})),
+            "hlc",
+        ),
+        (
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                &hlc(0),
+                json!({"message_count": 99}),
+            ),
+            "values.message_count",
+        ),
+        (
+            change("threads", &w.thread, "update", &hlc(0), json!({"title": 5})),
+            "title",
+        ),
+        (
+            change("threads", &w.thread, "update", &hlc(0), json!({})),
+            "values",
+        ),
+        (
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                &hlc(0),
+                json!({"created_at": "2020-01-01T00:00:00Z"}),
+            ),
+            "values.created_at",
+        ),
+        (
+            change(
+                "threads",
+                &w.thread,
+                "delete",
+                &hlc(0),
+                json!({"title": "x"}),
+            ),
+            "values.title",
+        ),
+        (
+            change(
+                "threads",
+                &v4,
+                "create",
+                &hlc(0),
+                json!({"workspace_id": w.workspace, "title": "v4"}),
+            ),
+            "entity_id",
+        ),
+        (bad_change_id, "change_id"),
+    ];
+    let (changes, fields): (Vec<Value>, Vec<&str>) = cases.into_iter().unzip();
+    let r = push(&s, &laptop, &id, changes).await;
+    for (result, field) in r.iter().zip(&fields) {
+        assert_eq!(result["outcome"], "refused", "{field}: {result}");
+        assert_eq!(result["field"], *field, "{result}");
+    }
+    let got = s
+        .get(&a, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert_eq!(got["title"], "Launch");
+    assert_eq!(got["message_count"], 2);
+    // The request itself: unknown keys, wrong types, too many changes.
+    for body in [
+        json!({"device_id": id, "changes": [], "extra": 1}),
+        json!({"device_id": "nope", "changes": []}),
+        json!({"changes": []}),
+        json!({"device_id": id, "changes": [{"change_id": Uuid::now_v7()}]}),
+    ] {
+        let reply = s.post(&laptop, "/api/v1/sync/push", body.clone()).await;
+        assert!(
+            matches!(reply.status.as_u16(), 400 | 422),
+            "{body}: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    let many: Vec<Value> = (0..10_001)
+        .map(|_| {
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                &hlc(0),
+                json!({"title": "x"}),
+            )
+        })
+        .collect();
+    let reply = s
+        .post(
+            &laptop,
+            "/api/v1/sync/push",
+            json!({"device_id": id, "changes": many}),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 422, "{}", reply.body);
+}
+
+/// Reads Server-Sent Events until `want` change events have come (or 10 s pass).
+async fn read_events(response: &mut reqwest::Response, want: usize) -> Vec<(String, Value)> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while events.len() < want {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("events in time")
+            .expect("stream")
+            .expect("stream still open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut id, mut data, mut kind) = (String::new(), String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    kind = v.trim().to_owned();
+                }
+            }
+            if kind == "change" {
+                events.push((id, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    events
+}
+
+async fn the_stream_delivers_changes_as_they_commit_and_resumes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let wb = world(&s, &b).await;
+    let open = |token: String, last: Option<String>| {
+        let mut request = s
+            .http
+            .get(format!("{}/api/v1/sync/stream", s.base))
+            .bearer_auth(token);
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last);
+        }
+        request.send()
+    };
+    let mut stream = open(a.token.clone(), None).await.unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // b's write is not a's to see; a's own is.
+    s.patch(
+        &b,
+        &format!("/api/v1/threads/{}", wb.thread),
+        json!({"title": "b's"}),
+    )
+    .await
+    .expect(200);
+    s.patch(
+        &a,
+        &format!("/api/v1/threads/{}", w.thread),
+        json!({"title": "streamed"}),
+    )
+    .await
+    .expect(200);
+    let events = read_events(&mut stream, 1).await;
+    assert_eq!(events[0].1["entity_id"], w.thread.as_str());
+    assert_eq!(events[0].1["values"]["title"], "streamed");
+    assert_eq!(events[0].0, events[0].1["cursor"].as_str().unwrap());
+    drop(stream);
+
+    // Changes made while disconnected arrive on resuming from the last event's id.
+    s.patch(
+        &a,
+        &format!("/api/v1/threads/{}", w.thread),
+        json!({"title": "while away"}),
+    )
+    .await
+    .expect(200);
+    let mut resumed = open(a.token.clone(), Some(events[0].0.clone()))
+        .await
+        .unwrap();
+    let more = read_events(&mut resumed, 1).await;
+    assert_eq!(more[0].1["values"]["title"], "while away");
+
+    // A bad or unservable Last-Event-ID answers as HTTP, before any event.
+    let bad = open(a.token.clone(), Some("nope".into())).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let gone = open(a.token.clone(), Some("99999999".into()))
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 410);
+    // Without credentials there is no stream.
+    let anonymous = s
+        .http
+        .get(format!("{}/api/v1/sync/stream", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    // Logging out ends a stream within its recheck interval.
+    let mut ending = open(a.token.clone(), None).await.unwrap();
+    s.call(Method::POST, "/api/v1/auth/logout", Some(&a.token), None)
+        .await;
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = ending.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the stream ends after logout");
+    assert!(ended.contains("event: end"), "{ended}");
+}
+
+async fn sealed_content_travels_open_and_stays_sealed_in_the_log(backend: Backend) {
+    let s = TestServer::start_with(
+        backend,
+        ServiceConfig {
+            encrypt_content: true,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let feed = pull_all(&s, &a).await;
+    let message = feed
+        .iter()
+        .find(|c| c["entity_id"] == w.message.as_str())
+        .unwrap();
+    assert_eq!(message["values"]["content"], "When do we launch?");
+    assert!(message["values"].get("content_key_id").is_none());
+    let stored = s
+        .raw_text(match backend {
+            Backend::Sqlite => {
+                "SELECT payload FROM sync_events WHERE operation = 'create' AND entity_type = 'messages'"
+            }
+            Backend::Postgres => {
+                "SELECT payload::text FROM sync_events WHERE operation = 'create' AND entity_type = 'messages'"
+            }
+        })
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains("When do we launch?"),
+        "plaintext in the log: {stored}"
+    );
+    assert!(stored.contains("content_key_id"), "{stored}");
+}
+
+async fn zero_sync_has_no_sync_routes(backend: Backend) {
+    let s = TestServer::start_with(
+        backend,
+        ServiceConfig {
+            edition: Edition::ZeroSync,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    let a = s.user("a").await;
+    for (method, path, body) in [
+        (Method::GET, "/api/v1/sync/pull", None),
+        (Method::GET, "/api/v1/sync/stream", None),
+        (Method::GET, "/api/v1/sync/conflicts", None),
+        (
+            Method::POST,
+            "/api/v1/sync/push",
+            Some(json!({"device_id": Uuid::now_v7(), "changes": []})),
+        ),
+    ] {
+        let reply = s.call(method, path, Some(&a.token), body.as_ref()).await;
+        assert_eq!(reply.status.as_u16(), 404, "{path}: {}", reply.body);
+        assert_eq!(reply.code(), "not_in_edition", "{path}");
+        assert!(reply.body.to_string().contains("zero-sync"));
+    }
+}
