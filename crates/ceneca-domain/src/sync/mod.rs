@@ -4,6 +4,8 @@
 //! same changes hold the same rows whatever order the changes arrived in.
 
 pub mod merge;
+#[cfg(test)]
+mod tests;
 
 pub use merge::{
     Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, refuse_future,
