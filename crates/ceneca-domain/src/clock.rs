@@ -42,9 +42,14 @@ impl HybridClock {
         self.advance(remote)
     }
 
+    /// The wall clock now, as a timestamp with a logical counter of zero: what a remote
+    /// stamp is judged against (`sync::refuse_future`), unmoved by the stamps observed.
+    pub fn physical_now() -> u64 {
+        Self::from_millis((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64)
+    }
+
     fn advance(&self, remote: u64) -> u64 {
-        let wall = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
-        let physical = wall << LOGICAL_BITS;
+        let physical = Self::physical_now();
         let mut last = self
             .last
             .lock()
@@ -57,6 +62,12 @@ impl HybridClock {
     /// The wall-clock milliseconds part of a timestamp.
     pub fn millis(hlc: u64) -> u64 {
         hlc >> LOGICAL_BITS
+    }
+
+    /// The timestamp of a wall-clock millisecond with a logical counter of zero (the
+    /// inverse of [`HybridClock::millis`]), for callers that judge stamps against a time.
+    pub fn from_millis(millis: u64) -> u64 {
+        millis << LOGICAL_BITS
     }
 }
 

@@ -99,10 +99,14 @@ impl RowClocks {
 /// Why a change did not simply apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConflictKind {
-    /// A field was set by two writers; the later stamp kept its value.
+    /// A field was set by two writers; the later stamp kept its value. Reported where the
+    /// losing write arrives after the winner (at least on the winner's own node, when the
+    /// two were concurrent). Hybrid clocks cannot tell a concurrent write from one its
+    /// successor had seen, so a late arrival of an overwritten value is reported too.
     ConcurrentEdit,
-    /// An edit older than the row's deletion: the row stays deleted, the edit's values are
-    /// kept in the conflict record.
+    /// An update older than the row's deletion, arriving where the row is deleted: the row
+    /// stays deleted, the update's values are written into the tombstone (where a restore
+    /// shows them) and kept in the conflict record.
     EditLostToDelete,
     /// A unique key (a slug, an e-mail) is taken by another row; the earlier stamp keeps
     /// it.
@@ -153,16 +157,43 @@ impl Decision {
 }
 
 /// Decides what an incoming change does to a row with these registers. Pure: the caller
-/// writes what it says, then [`RowClocks::absorb`]s the change.
+/// writes what it says, then [`RowClocks::absorb`]s the change with all its fields.
 ///
 /// An update of a row this replica has never seen inserts nothing (its create has not
-/// arrived: the caller keeps it pending, or refuses it); it is reported with an empty
-/// decision and `insert == false`, so the caller can tell from `clocks.exists`.
+/// arrived: the caller keeps it pending and decides again once the create is absorbed, or
+/// refuses it); it is reported with an empty decision and `insert == false`, so the caller
+/// can tell from `clocks.exists`. Such a change must not be absorbed (nor folded into the
+/// clocks from a log) before it is decided again: its registers would claim values the row
+/// never received.
+///
+/// Edits never move the deletion register: an edit that reaches a tombstone is written into
+/// it (so every replica holds the same values, which a later restore shows) and the row
+/// stays deleted. When the delete is the later write, the edit is reported as
+/// [`ConflictKind::EditLostToDelete`].
+///
+/// A replay is recognised when the change's stamp sits in one of its registers (stamps are
+/// unique: the change id is part of them). A replay of a change every one of whose registers
+/// has since been taken by later writes cannot be told from a late first arrival by the
+/// registers alone: it writes nothing either way, but reports its lost fields again, so a
+/// caller that logs changes by id should skip ids it has already applied.
 pub fn decide(clocks: &RowClocks, operation: Operation, stamp: Stamp, fields: &[&str]) -> Decision {
     let mut decision = Decision::default();
     match operation {
         Operation::Create | Operation::Update => {
             if !clocks.exists && operation == Operation::Update {
+                return decision;
+            }
+            // Absorbing a change takes every one of its registers to at least its stamp, and
+            // only this change can have put exactly its stamp in one. So one register holding
+            // it means the whole change was taken in before: nothing in it can win now, and
+            // what it lost was reported when it first arrived. (Requiring *all* registers to
+            // hold it, as the first cut did, reported a replay again as a concurrent edit
+            // whenever a later write had since taken one of its fields.)
+            if fields
+                .iter()
+                .any(|name| clocks.fields.get(*name) == Some(&stamp))
+            {
+                decision.duplicate = true;
                 return decision;
             }
             decision.insert = !clocks.exists;
@@ -172,20 +203,14 @@ pub fn decide(clocks: &RowClocks, operation: Operation, stamp: Stamp, fields: &[
             }
             let mut lost = Vec::new();
             let mut winner = None::<Stamp>;
-            let mut same = 0;
             for name in fields {
                 match clocks.fields.get(*name) {
-                    Some(current) if *current == stamp => same += 1,
                     Some(current) if *current > stamp => {
                         lost.push((*name).to_owned());
                         winner = winner.max(Some(*current));
                     }
                     _ => decision.apply.push((*name).to_owned()),
                 }
-            }
-            if same == fields.len() && clocks.exists && !fields.is_empty() {
-                decision.duplicate = true;
-                return decision;
             }
             if let Some(winner) = winner {
                 decision.conflicts.push(Conflict {
@@ -194,7 +219,12 @@ pub fn decide(clocks: &RowClocks, operation: Operation, stamp: Stamp, fields: &[
                     winner,
                 });
             }
-            if let Some((true, deleted_at)) = clocks.deletion
+            // Only an update can lose to a delete. A create older than the row's delete is
+            // the history the deleter saw (a row is deleted after it was created): reporting
+            // it, as the first cut did whenever the delete arrived first, recorded a conflict
+            // nobody had.
+            if operation == Operation::Update
+                && let Some((true, deleted_at)) = clocks.deletion
                 && deleted_at > stamp
                 && !decision.apply.is_empty()
             {
@@ -224,7 +254,13 @@ pub fn decide(clocks: &RowClocks, operation: Operation, stamp: Stamp, fields: &[
 }
 
 /// Refuses a change stamped further ahead of `now` than `max_ahead_millis` (a device with
-/// a wrong clock would otherwise win every later edit until its time came).
+/// a wrong clock would otherwise win every later edit until its time came). `Err` carries
+/// how far ahead it was, in milliseconds; exactly `max_ahead_millis` ahead is accepted.
+///
+/// Check before observing: a refused stamp must not reach the clock. And take `now_hlc`
+/// from the wall clock ([`HybridClock::physical_now`](crate::clock::HybridClock::physical_now)),
+/// not from a tick: a tick has already taken in the stamps accepted before, so each
+/// accepted change would move the bar forward for the next one.
 pub fn refuse_future(hlc: u64, now_hlc: u64, max_ahead_millis: u64) -> Result<(), u64> {
     let ahead = crate::clock::HybridClock::millis(hlc)
         .saturating_sub(crate::clock::HybridClock::millis(now_hlc));

@@ -5,6 +5,8 @@
 
 pub mod fields;
 pub mod merge;
+#[cfg(test)]
+mod tests;
 
 pub use fields::{entity_named, pushable, replicated, replicated_fields};
 pub use merge::{
