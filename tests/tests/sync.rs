@@ -300,7 +300,8 @@ async fn concurrent_edits_merge_by_field_and_the_later_clock_wins(backend: Backe
     let (laptop_id, laptop) = device(&s, &a, "laptop").await;
     let (phone_id, phone) = device(&s, &a, "phone").await;
     let thread = &w.thread;
-    let (early, late) = (hlc(-2000), hlc(-1000));
+    // Stamps after the row's creation (an edit stamped before it would lose to it).
+    let (early, late) = (hlc(1000), hlc(2000));
 
     // The laptop's later title reaches the server first; the phone's earlier edit of the
     // title and of `pinned` arrives after it.
@@ -360,7 +361,7 @@ async fn concurrent_edits_merge_by_field_and_the_later_clock_wins(backend: Backe
             "threads",
             thread,
             "update",
-            &hlc(0),
+            &hlc(3000),
             json!({"title": "Phone again"}),
         )],
     )
@@ -378,17 +379,46 @@ async fn concurrent_edits_merge_by_field_and_the_later_clock_wins(backend: Backe
     assert_eq!(theirs["items"], json!([]));
 }
 
+/// An edit stamped before the row was created loses every field to the creation.
+async fn an_edit_older_than_the_row_loses_to_its_creation(
+    s: &TestServer,
+    a: &User,
+    w: &ceneca_e2e::World,
+) {
+    let (id, laptop) = device(s, a, "old clock").await;
+    let r = push(
+        s,
+        &laptop,
+        &id,
+        vec![change(
+            "threads",
+            &w.thread,
+            "update",
+            &hlc(-60_000),
+            json!({"title": "stale"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "conflict", "{r:?}");
+    let got = s
+        .get(a, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert_eq!(got["title"], "Launch");
+}
+
 async fn an_edit_older_than_a_delete_is_kept_as_a_conflict(backend: Backend) {
     let s = TestServer::start(backend).await;
     let a = s.user("a").await;
     let w = world(&s, &a).await;
     let (id, laptop) = device(&s, &a, "laptop").await;
     let doc = &w.document;
+    an_edit_older_than_the_row_loses_to_its_creation(&s, &a, &w).await;
     let r = push(
         &s,
         &laptop,
         &id,
-        vec![change("documents", doc, "delete", &hlc(-1000), json!({}))],
+        vec![change("documents", doc, "delete", &hlc(2000), json!({}))],
     )
     .await;
     assert_eq!(r[0]["outcome"], "applied");
@@ -404,7 +434,7 @@ async fn an_edit_older_than_a_delete_is_kept_as_a_conflict(backend: Backend) {
             "documents",
             doc,
             "update",
-            &hlc(-2000),
+            &hlc(1000),
             json!({"title": "Edited offline"}),
         )],
     )
@@ -414,6 +444,11 @@ async fn an_edit_older_than_a_delete_is_kept_as_a_conflict(backend: Backend) {
         .await
         .expect(404);
     let conflicts = s.get(&a, "/api/v1/sync/conflicts").await.expect(200);
+    assert_eq!(
+        conflicts["items"].as_array().unwrap().len(),
+        2,
+        "{conflicts}"
+    );
     assert_eq!(conflicts["items"][0]["kind"], "edit_lost_to_delete");
     assert_eq!(
         conflicts["items"][0]["lost_values"],
@@ -426,7 +461,7 @@ async fn an_edit_older_than_a_delete_is_kept_as_a_conflict(backend: Backend) {
         &s,
         &laptop,
         &id,
-        vec![change("documents", doc, "restore", &hlc(0), json!({}))],
+        vec![change("documents", doc, "restore", &hlc(3000), json!({}))],
     )
     .await;
     assert_eq!(r[0]["outcome"], "applied", "{r:?}");
@@ -440,7 +475,7 @@ async fn an_edit_older_than_a_delete_is_kept_as_a_conflict(backend: Backend) {
         &s,
         &laptop,
         &id,
-        vec![change("documents", doc, "delete", &hlc(-500), json!({}))],
+        vec![change("documents", doc, "delete", &hlc(2500), json!({}))],
     )
     .await;
     assert_eq!(r[0]["outcome"], "applied");
@@ -1043,10 +1078,10 @@ async fn sealed_content_travels_open_and_stays_sealed_in_the_log(backend: Backen
     let stored = s
         .raw_text(match backend {
             Backend::Sqlite => {
-                "SELECT payload FROM sync_events WHERE operation = 'create' AND entity_type = 'messages'"
+                "SELECT payload FROM sync_events WHERE operation = 'create' AND entity_type = 'message'"
             }
             Backend::Postgres => {
-                "SELECT payload::text FROM sync_events WHERE operation = 'create' AND entity_type = 'messages'"
+                "SELECT payload::text FROM sync_events WHERE operation = 'create' AND entity_type = 'message'"
             }
         })
         .await

@@ -7,12 +7,14 @@
 //!   plain one;
 //! - `text`: full-text search over a million messages;
 //! - `vectors`: semantic search over 100,000 embeddings of dimension 1536, and upserts;
-//! - `zero-sync`: the reference scanner, beside the same writes without it.
+//! - `zero-sync`: the reference scanner, beside the same writes without it;
+//! - `sync`: pushing and pulling 10,000 changes, beside the batch and list APIs.
 //!
 //! A library of its own so the binary crate holds commands only; the binary passes its own
 //! path in, for the figures that start a real `ceneca serve` process.
 
 mod core;
+mod sync;
 mod text;
 mod vectors;
 mod zero_sync;
@@ -32,6 +34,7 @@ pub enum Suite {
     Text,
     Vectors,
     ZeroSync,
+    Sync,
 }
 
 #[derive(clap::Args)]
@@ -74,7 +77,13 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
         bail!("dims must be between 8 and 8192");
     }
     let suites = if args.suite.is_empty() {
-        vec![Suite::Core, Suite::Text, Suite::Vectors, Suite::ZeroSync]
+        vec![
+            Suite::Core,
+            Suite::Text,
+            Suite::Vectors,
+            Suite::ZeroSync,
+            Suite::Sync,
+        ]
     } else {
         args.suite.clone()
     };
@@ -93,6 +102,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Text => text::run(&args, dir.path()).await?,
             Suite::Vectors => vectors::run(&args, dir.path()).await?,
             Suite::ZeroSync => zero_sync::run(&args, dir.path()).await?,
+            Suite::Sync => sync::run(&args, dir.path()).await?,
         }
         println!();
     }

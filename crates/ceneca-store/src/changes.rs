@@ -53,7 +53,8 @@ pub(crate) fn feed(d: &dyn Dialect, q: &FeedQuery) -> Sql {
     let user = sql.bind(d, Value::Id(q.user), Kind::Uuid);
     let mut parts = vec![format!("(operation = {revoke} AND scope_user_id = {user})")];
     for part in &q.parts {
-        let name = sql.bind(d, Value::Text(part.entity.table.to_owned()), TEXT);
+        // The log names an entity by its singular name (`thread`).
+        let name = sql.bind(d, Value::Text(part.entity.name.to_owned()), TEXT);
         let entity = part.entity;
         let condition =
             sql::scope_condition_on(d, &mut sql, &part.filter, &|c| log_column(entity, c));
@@ -90,8 +91,9 @@ pub(crate) fn history(d: &dyn Dialect, ids: &[Uuid]) -> Sql {
 }
 
 /// The columns [`history`] reads.
-pub static HISTORY_COLUMNS: [Field; 6] = [
+pub static HISTORY_COLUMNS: [Field; 7] = [
     field("id", Kind::Uuid),
+    field("entity_type", TEXT),
     field("entity_id", Kind::Uuid),
     field("operation", TEXT),
     field("changed_fields", Kind::Strings(None)),

@@ -19,6 +19,15 @@ pub fn entity_named(table: &str) -> Option<&'static Entity> {
     model::by_table(table).filter(|e| e.changelog)
 }
 
+/// The entity a change-log row names (the log keeps an entity's singular name,
+/// `thread`; the protocol names it by table, `threads`).
+pub fn entity_logged_as(name: &str) -> Option<&'static Entity> {
+    model::ALL
+        .iter()
+        .copied()
+        .find(|e| e.name == name && e.changelog)
+}
+
 /// Whether `field` of `entity` travels in a change's values. Left out, because each
 /// replica keeps its own: the id (the change names the row), `updated_at`, the deletion
 /// (a register of its own, carried by delete and restore changes), the version counter,

@@ -145,7 +145,6 @@ impl Services {
     pub async fn recheck(&self, caller: &Caller) -> Result<Caller> {
         let meta = RequestMeta {
             source_ip: caller.source_ip.clone(),
-            ..RequestMeta::default()
         };
         if caller.credential == Credential::Certificate {
             let user = self

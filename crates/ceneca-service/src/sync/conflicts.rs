@@ -24,14 +24,24 @@ impl Services {
     ) -> Result<ConflictPage> {
         self.require_sync()?;
         caller.require_reach(&model::SYNC_CONFLICTS)?;
-        let mut query = ListQuery::new(
-            caller.filter(&model::SYNC_CONFLICTS, Access::Read),
-            "id",
-            true,
-            PAGE + 1,
-        );
+        let filter = caller.filter(&model::SYNC_CONFLICTS, Access::Read);
+        let mut query = ListQuery::new(filter.clone(), "created_at", true, PAGE + 1);
         if let Some(id) = after {
-            query.after = Some((Value::Id(id), id));
+            // The cursor names the last conflict shown; the page goes on from its time.
+            let last = self
+                .store
+                .get(
+                    &model::SYNC_CONFLICTS,
+                    id,
+                    filter,
+                    ceneca_store::Deleted::Include,
+                )
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::bad_request("cursor", "the cursor is not one this server gave")
+                })?;
+            let at = last.get("created_at").cloned().unwrap_or(Value::Null);
+            query.after = Some((at, id));
         }
         let rows = self.store.list(&model::SYNC_CONFLICTS, query).await?;
         let more = rows.len() > PAGE as usize;

@@ -99,15 +99,13 @@ impl Services {
             Some(Value::Json(Json::Object(map))) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        if let Some(entity) = ceneca_domain::sync::entity_named(entity_type) {
-            self.open_values(entity, entity_id, workspace_id, &mut values)?;
-        } else {
-            values.clear();
-        }
+        let entity = ceneca_domain::sync::entity_logged_as(entity_type)
+            .ok_or_else(|| ServiceError::Internal(format!("a change of {entity_type}")))?;
+        self.open_values(entity, entity_id, workspace_id, &mut values)?;
         Ok(Change {
             cursor: seq_of(row).to_string(),
             change_id: row.id().unwrap_or_default(),
-            entity: entity_type.to_owned(),
+            entity: entity.table.to_owned(),
             entity_id,
             operation,
             hlc: row

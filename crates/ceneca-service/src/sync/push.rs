@@ -2,7 +2,7 @@
 //! authorization, tenant scope, DLP, screening and audit as an API write, after the merge
 //! decided which of its fields win (`ceneca_domain::sync::merge`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ceneca_domain::clock::HybridClock;
 use ceneca_domain::error::push_path_key;
@@ -40,7 +40,7 @@ impl Services {
         let mut ids: Vec<Uuid> = request.changes.iter().map(|c| c.entity_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut clocks = self.row_clocks(ids).await?;
+        let (mut clocks, mut logged) = self.row_clocks(ids).await?;
         let caller = Caller {
             device_id: Some(request.device_id),
             ..caller.clone()
@@ -48,7 +48,10 @@ impl Services {
         let clock = self.store.clock();
         let mut results = Vec::with_capacity(request.changes.len());
         for change in &request.changes {
-            let result = match self.push_one(&caller, change, &mut clocks, &clock).await {
+            let result = match self
+                .push_one(&caller, change, &mut clocks, &mut logged, &clock)
+                .await
+            {
                 Ok(result) => result,
                 Err(e) => refused(change.change_id, e)?,
             };
@@ -86,7 +89,7 @@ impl Services {
         match device {
             Some(row)
                 if row.id_of("user_id") == Some(caller.user_id)
-                    && !row.get("revoked_at").is_some_and(|v| !v.is_null()) =>
+                    && row.get("revoked_at").is_none_or(Value::is_null) =>
             {
                 Ok(())
             }
@@ -95,13 +98,18 @@ impl Services {
     }
 
     /// The field clocks of these rows, folded from their change-log entries, per
-    /// `(entity, id)`: ids are chosen by devices, so the entity is part of the key.
-    async fn row_clocks(&self, ids: Vec<Uuid>) -> Result<HashMap<(String, Uuid), RowClocks>> {
-        let mut out: HashMap<(String, Uuid), RowClocks> = HashMap::new();
+    /// `(entity, id)` (ids are chosen by devices, so the entity is part of the key); and
+    /// every `(row, change id)` logged for them: a change whose fields have all been
+    /// overwritten since leaves no stamp in its row's registers, but its id is there, so
+    /// its retry is still recognised.
+    async fn row_clocks(&self, ids: Vec<Uuid>) -> Result<(RowHistories, HashSet<(Uuid, Uuid)>)> {
+        let mut out: RowHistories = HashMap::new();
+        let mut logged = HashSet::new();
         for row in self.store.change_history(ids).await? {
             let (Some(change), Some(id)) = (row.id(), row.id_of("entity_id")) else {
                 continue;
             };
+            logged.insert((id, change));
             let text = |n: &str| row.get(n).and_then(Value::as_str).unwrap_or_default();
             let Some(operation) = Operation::parse(text("operation")) else {
                 continue;
@@ -117,14 +125,15 @@ impl Services {
                 .or_default()
                 .absorb(operation, Stamp { hlc, change }, &fields);
         }
-        Ok(out)
+        Ok((out, logged))
     }
 
     async fn push_one(
         &self,
         caller: &Caller,
         change: &PushedChange,
-        clocks: &mut HashMap<(String, Uuid), RowClocks>,
+        clocks: &mut RowHistories,
+        logged: &mut HashSet<(Uuid, Uuid)>,
         clock: &HybridClock,
     ) -> Result<PushResult> {
         let entity = entity_named(&change.entity)
@@ -163,7 +172,11 @@ impl Services {
         }
         let hlc = parse_hlc(&change.hlc)?;
         let max_ahead = self.config.sync_max_clock_ahead;
-        if let Err(ahead) = refuse_future(hlc, HybridClock::physical_now(), max_ahead.as_millis() as u64) {
+        if let Err(ahead) = refuse_future(
+            hlc,
+            HybridClock::physical_now(),
+            max_ahead.as_millis() as u64,
+        ) {
             return Err(ServiceError::invalid(
                 "hlc",
                 format!(
@@ -174,7 +187,7 @@ impl Services {
             ));
         }
         let (values, created_at) = split_values(entity, operation, &change.values)?;
-        let key = (entity.table.to_owned(), change.entity_id);
+        let key = (entity.name.to_owned(), change.entity_id);
         let row_clocks = clocks.entry(key).or_default();
         // Whose row: one that exists must be readable by the caller, whatever it is.
         if row_clocks.exists {
@@ -202,8 +215,10 @@ impl Services {
         };
         let fields: Vec<&str> = pushed.values.keys().map(String::as_str).collect();
         let decision = decide(row_clocks, operation, pushed.stamp, &fields);
-        if decision.duplicate {
-            return Ok(result(change.change_id, PushOutcome::Applied, None));
+        if decision.duplicate || logged.contains(&(change.entity_id, change.change_id)) {
+            // A retry: answered as the first time (what it wrote is logged; what it lost,
+            // if anything, is recorded under an id derived from it).
+            return self.answer_again(change.change_id).await;
         }
         clock.observe(hlc);
         match self
@@ -231,6 +246,7 @@ impl Services {
             Err(e) => return Err(e),
         }
         row_clocks.absorb(operation, pushed.stamp, &fields);
+        logged.insert((change.entity_id, change.change_id));
         let conflict_id = if decision.conflicts.is_empty() {
             None
         } else {
@@ -260,6 +276,31 @@ impl Services {
             (Some(_), _) => PushOutcome::Conflict,
         };
         Ok(result(change.change_id, outcome, conflict_id))
+    }
+
+    /// The answer to a change applied before: `merged`, with its conflict, when it lost
+    /// some fields then; `applied` otherwise.
+    async fn answer_again(&self, change_id: Uuid) -> Result<PushResult> {
+        for kind in [ConflictKind::ConcurrentEdit, ConflictKind::EditLostToDelete] {
+            let id = conflict_id(change_id, kind);
+            let recorded = self
+                .store
+                .get(
+                    &model::SYNC_CONFLICTS,
+                    id,
+                    ScopeFilter::All,
+                    Deleted::Include,
+                )
+                .await?;
+            if recorded.is_some() {
+                let outcome = match kind {
+                    ConflictKind::ConcurrentEdit => PushOutcome::Merged,
+                    _ => PushOutcome::Conflict,
+                };
+                return Ok(result(change_id, outcome, Some(id)));
+            }
+        }
+        Ok(result(change_id, PushOutcome::Applied, None))
     }
 
     /// Writes what the decision says, as the change's author, through the API's paths.
@@ -330,9 +371,9 @@ impl Services {
             if let Some(row) = self.store.list(entity, query).await?.into_iter().next()
                 && let Some(holder) = row.id()
             {
-                let clocks = self.row_clocks(vec![holder]).await?;
+                let (clocks, _) = self.row_clocks(vec![holder]).await?;
                 let created = clocks
-                    .get(&(entity.table.to_owned(), holder))
+                    .get(&(entity.name.to_owned(), holder))
                     .and_then(|c| c.fields.values().min().copied())
                     .unwrap_or(Stamp {
                         hlc: 0,
@@ -393,7 +434,7 @@ impl Services {
             );
             record.set("winner_change_id", Value::Id(conflict.winner.change));
             record.set("winner_hlc", Value::Int(conflict.winner.hlc as i64));
-            let event = crate::audit::AuditEvent::new("sync.conflict", "recorded")
+            let event = crate::audit::AuditEvent::new("sync.conflict", "success")
                 .by(caller)
                 .on(entity.table, Some(change.entity_id))
                 .details(serde_json::json!({
@@ -412,6 +453,9 @@ impl Services {
         Ok(first)
     }
 }
+
+/// Each row's field clocks, by `(entity name as the log keeps it, id)`.
+type RowHistories = HashMap<(String, Uuid), RowClocks>;
 
 /// One pushed change, checked: its entity, its stamp and the values it may write.
 struct Pushed<'a> {
