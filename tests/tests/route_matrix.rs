@@ -37,6 +37,9 @@ const CONTENT: &[&str] = &[
     "/search",
     "/vectors",
     "/auth/me",
+    // The change feed: each credential's own reach (an API token, its workspace's content).
+    "/sync/pull",
+    "/sync/stream",
 ];
 
 /// Routes anyone may call: the credential sent with them is not used.

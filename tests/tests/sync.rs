@@ -28,6 +28,13 @@ on_every_backend!(
     the_stream_delivers_changes_as_they_commit_and_resumes,
     sealed_content_travels_open_and_stays_sealed_in_the_log,
     zero_sync_has_no_sync_routes,
+    regression_a_viewer_records_no_conflicts_and_lost_values_pass_validation_and_dlp,
+    regression_the_stream_stops_at_a_revoke,
+    regression_lost_sealed_content_stays_sealed_at_rest,
+    regression_a_change_id_names_one_change,
+    regression_api_tokens_neither_push_nor_hear_revocations,
+    regression_cascaded_deletes_are_changes_of_their_own,
+    regression_streams_per_account_are_capped,
 );
 
 /// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
@@ -1117,5 +1124,393 @@ async fn zero_sync_has_no_sync_routes(backend: Backend) {
         assert_eq!(reply.status.as_u16(), 404, "{path}: {}", reply.body);
         assert_eq!(reply.code(), "not_in_edition", "{path}");
         assert!(reply.body.to_string().contains("zero-sync"));
+    }
+}
+
+async fn regression_a_viewer_records_no_conflicts_and_lost_values_pass_validation_and_dlp(
+    backend: Backend,
+) {
+    let s = TestServer::start_with(
+        backend,
+        ServiceConfig {
+            dlp_policy: ceneca_domain::dlp::DlpPolicy::Reject,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    let (a, viewer) = (s.user("a").await, s.user("viewer").await);
+    let w = world(&s, &a).await;
+    s.post(
+        &a,
+        &format!("/api/v1/workspaces/{}/members", w.workspace),
+        json!({"user_id": viewer.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    let (vid, vdev) = device(&s, &viewer, "viewer laptop").await;
+    // Stamped before the rows existed, so every field would lose: still refused, as the
+    // viewer may not write here at all.
+    let r = push(
+        &s,
+        &vdev,
+        &vid,
+        vec![
+            change(
+                "messages",
+                &w.message,
+                "update",
+                &hlc(-60_000),
+                json!({"content": "card 4111 1111 1111 1111"}),
+            ),
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                &hlc(-60_000),
+                json!({"title": {"deep": [1]}, "pinned": "yes"}),
+            ),
+            change(
+                "threads",
+                &w.thread,
+                "create",
+                &hlc(-60_000),
+                json!({"workspace_id": w.workspace, "title": "again"}),
+            ),
+            change("documents", &w.document, "restore", &hlc(0), json!({})),
+        ],
+    )
+    .await;
+    assert!(r.iter().all(|r| r["outcome"] == "refused"), "{r:?}");
+    let conflicts = s.get(&a, "/api/v1/sync/conflicts").await.expect(200);
+    assert_eq!(conflicts["items"], json!([]), "a viewer recorded conflicts");
+    // The owner's own losing values are validated and pass DLP before they are kept.
+    let (id, laptop) = device(&s, &a, "laptop").await;
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![
+            change(
+                "messages",
+                &w.message,
+                "update",
+                &hlc(-60_000),
+                json!({"content": "card 4111 1111 1111 1111"}),
+            ),
+            change(
+                "threads",
+                &w.thread,
+                "update",
+                &hlc(-60_000),
+                json!({"title": {"deep": [1]}}),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "refused", "{r:?}");
+    assert!(r[0]["reason"].as_str().unwrap().contains("card"), "{r:?}");
+    assert_eq!(r[1]["outcome"], "refused");
+    assert_eq!(r[1]["field"], "title");
+    let conflicts = s.get(&a, "/api/v1/sync/conflicts").await.expect(200);
+    assert_eq!(conflicts["items"], json!([]));
+}
+
+/// Reads events until `until` says stop or `quiet` passes with nothing; returns them.
+async fn read_until_quiet(response: &mut reqwest::Response, quiet: Duration) -> Vec<Value> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    while let Ok(Some(chunk)) = tokio::time::timeout(quiet, response.chunk())
+        .await
+        .unwrap_or(Ok(None))
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if block.lines().any(|l| l.trim() == "event: change") {
+                let data: String = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim)
+                    .collect();
+                events.push(serde_json::from_str(&data).unwrap());
+            }
+        }
+    }
+    events
+}
+
+async fn regression_the_stream_stops_at_a_revoke(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let member = s
+        .post(
+            &a,
+            &format!("/api/v1/workspaces/{}/members", w.workspace),
+            json!({"user_id": b.id, "role": "viewer"}),
+        )
+        .await
+        .expect(201);
+    let mut stream = s
+        .http
+        .get(format!("{}/api/v1/sync/stream", s.base))
+        .bearer_auth(&b.token)
+        .send()
+        .await
+        .unwrap();
+    // The removal and the writes after it commit before the stream reads them: one page
+    // holds the revoke and what followed.
+    s.delete(
+        &a,
+        &format!(
+            "/api/v1/workspaces/{}/members/{}",
+            w.workspace,
+            member["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    for i in 0..3 {
+        s.post(
+            &a,
+            &format!("/api/v1/threads/{}/messages", w.thread),
+            json!({"role": "user", "content": format!("after the removal {i}")}),
+        )
+        .await
+        .expect(201);
+    }
+    let events = read_until_quiet(&mut stream, Duration::from_secs(3)).await;
+    assert!(
+        events.iter().any(|e| e["operation"] == "revoke"),
+        "no revoke: {events:?}"
+    );
+    let leaked: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.to_string().contains("after the removal"))
+        .collect();
+    assert!(leaked.is_empty(), "the stream sent {leaked:?}");
+}
+
+async fn regression_lost_sealed_content_stays_sealed_at_rest(backend: Backend) {
+    let s = TestServer::start_with(
+        backend,
+        ServiceConfig {
+            encrypt_content: true,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (id, laptop) = device(&s, &a, "laptop").await;
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![change(
+            "messages",
+            &w.message,
+            "update",
+            &hlc(-60_000),
+            json!({"content": "SEALED-LOSER"}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "conflict", "{r:?}");
+    let stored = s
+        .raw_text(match backend {
+            Backend::Sqlite => "SELECT lost_values FROM sync_conflicts",
+            Backend::Postgres => "SELECT lost_values::text FROM sync_conflicts",
+        })
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains("SEALED-LOSER"),
+        "plaintext at rest: {stored}"
+    );
+    let conflicts = s.get(&a, "/api/v1/sync/conflicts").await.expect(200);
+    assert_eq!(
+        conflicts["items"][0]["lost_values"],
+        json!({"content": "SEALED-LOSER"})
+    );
+}
+
+async fn regression_a_change_id_names_one_change(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let wb = world(&s, &b).await;
+    let taken = pull_all(&s, &a).await[0]["change_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (id, b_laptop) = device(&s, &b, "laptop").await;
+    let mut reuse = change(
+        "threads",
+        &Uuid::now_v7().to_string(),
+        "create",
+        &hlc(0),
+        json!({"workspace_id": wb.workspace, "title": "mine"}),
+    );
+    reuse["change_id"] = json!(taken);
+    let r = push(&s, &b_laptop, &id, vec![reuse]).await;
+    assert_eq!(r[0]["outcome"], "refused", "{r:?}");
+    assert_eq!(r[0]["field"], "change_id", "{r:?}");
+    let _ = w;
+}
+
+async fn regression_api_tokens_neither_push_nor_hear_revocations(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let wb = world(&s, &b).await;
+    let member = s
+        .post(
+            &a,
+            &format!("/api/v1/workspaces/{}/members", w.workspace),
+            json!({"user_id": b.id, "role": "editor"}),
+        )
+        .await
+        .expect(201);
+    let token = s
+        .post(
+            &b,
+            "/api/v1/api-tokens",
+            json!({"name": "ci", "workspace_id": wb.workspace}),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api = User { token, ..b.clone() };
+    let (device_id, _) = device(&s, &b, "laptop").await;
+    let r = s
+        .post(
+            &api,
+            "/api/v1/sync/push",
+            json!({"device_id": device_id, "changes": [change("threads", &wb.thread, "update", &hlc(0), json!({"title": "x"}))]}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+    s.delete(
+        &a,
+        &format!(
+            "/api/v1/workspaces/{}/members/{}",
+            w.workspace,
+            member["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let feed = pull_all(&s, &api).await;
+    assert!(feed.iter().any(|c| c["entity_id"] == wb.thread.as_str()));
+    assert!(
+        !feed.iter().any(|c| c["operation"] == "revoke"),
+        "an API token heard of another workspace: {feed:?}"
+    );
+    assert!(
+        pull_all(&s, &b)
+            .await
+            .iter()
+            .any(|c| c["operation"] == "revoke")
+    );
+}
+
+async fn regression_cascaded_deletes_are_changes_of_their_own(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    s.delete(&a, &format!("/api/v1/projects/{}", w.project))
+        .await;
+    let feed = pull_all(&s, &a).await;
+    let deleted: Vec<&str> = feed
+        .iter()
+        .filter(|c| c["operation"] == "delete")
+        .map(|c| c["entity_id"].as_str().unwrap())
+        .collect();
+    for child in [&w.project, &w.thread, &w.document] {
+        assert!(
+            deleted.contains(&child.as_str()),
+            "{child} not in {deleted:?}"
+        );
+    }
+    // A device that deleted the thread too, offline: the row is already gone here.
+    let (id, laptop) = device(&s, &a, "laptop").await;
+    let r = push(
+        &s,
+        &laptop,
+        &id,
+        vec![change(
+            "threads",
+            &w.thread,
+            "delete",
+            &hlc(1000),
+            json!({}),
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["outcome"], "applied", "{r:?}");
+    // Restoring the project restores what its cascade deleted, each in the feed.
+    s.post(
+        &a,
+        &format!("/api/v1/projects/{}/restore", w.project),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let restored: Vec<Value> = pull_all(&s, &a)
+        .await
+        .into_iter()
+        .filter(|c| c["operation"] == "restore")
+        .collect();
+    assert!(
+        restored
+            .iter()
+            .any(|c| c["entity_id"] == w.document.as_str()),
+        "{restored:?}"
+    );
+}
+
+async fn regression_streams_per_account_are_capped(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let mut open = Vec::new();
+    for _ in 0..32 {
+        let r = s
+            .http
+            .get(format!("{}/api/v1/sync/stream", s.base))
+            .bearer_auth(&a.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        open.push(r);
+    }
+    let over = s
+        .http
+        .get(format!("{}/api/v1/sync/stream", s.base))
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status().as_u16(), 429);
+    // Closing one gives its place back (once the server notices the client went).
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = s
+            .http
+            .get(format!("{}/api/v1/sync/stream", s.base))
+            .bearer_auth(&a.token)
+            .send()
+            .await
+            .unwrap();
+        if again.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

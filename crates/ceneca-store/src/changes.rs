@@ -18,13 +18,13 @@ pub struct FeedPart {
 }
 
 /// A caller's feed after `after`: the changes of every part, and the revocations addressed
-/// to `user`, in commit order.
+/// to `revocations_of` (when the credential stands for the user's devices), in commit order.
 #[derive(Debug, Clone)]
 pub struct FeedQuery {
     pub after: i64,
     pub limit: u32,
     pub parts: Vec<FeedPart>,
-    pub user: Uuid,
+    pub revocations_of: Option<Uuid>,
 }
 
 /// Where the change log keeps the owner a filter of `entity` names as `column`.
@@ -50,8 +50,11 @@ pub(crate) fn feed(d: &dyn Dialect, q: &FeedQuery) -> Sql {
     let mut sql = Sql::default();
     let after = sql.bind(d, Value::Int(q.after), COUNT);
     let revoke = sql.bind(d, Value::Text(operation::REVOKE.to_owned()), TEXT);
-    let user = sql.bind(d, Value::Id(q.user), Kind::Uuid);
-    let mut parts = vec![format!("(operation = {revoke} AND scope_user_id = {user})")];
+    let mut parts = Vec::new();
+    if let Some(user) = q.revocations_of {
+        let user = sql.bind(d, Value::Id(user), Kind::Uuid);
+        parts.push(format!("(operation = {revoke} AND scope_user_id = {user})"));
+    }
     for part in &q.parts {
         // The log names an entity by its singular name (`thread`).
         let name = sql.bind(d, Value::Text(part.entity.name.to_owned()), TEXT);
@@ -63,6 +66,9 @@ pub(crate) fn feed(d: &dyn Dialect, q: &FeedQuery) -> Sql {
                 "(entity_type = {name} AND operation <> {revoke} AND {condition})"
             ));
         }
+    }
+    if parts.is_empty() {
+        parts.push("1 = 0".to_owned());
     }
     let limit = sql.bind(d, Value::Int(i64::from(q.limit)), COUNT);
     sql.text = format!(

@@ -170,7 +170,8 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let row = fetch_one(exec, entity, &sql).await?;
                 for cascade in entity.cascade {
                     let sql = sql::cascade_soft_delete(exec.dialect(), cascade, id, now);
-                    exec.execute(&sql).await?;
+                    let rows = cascaded(exec, cascade, &sql).await?;
+                    log_cascade(&mut changes, &rows, operation::DELETE, actor, clock, now);
                 }
                 bump_counters(exec, entity, std::slice::from_ref(&row), -1, now).await?;
                 log(
@@ -196,7 +197,8 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let row = fetch_one(exec, entity, &sql).await?;
                 for cascade in entity.cascade {
                     let sql = sql::cascade_restore(exec.dialect(), cascade, id, deleted_at, now);
-                    exec.execute(&sql).await?;
+                    let rows = cascaded(exec, cascade, &sql).await?;
+                    log_cascade(&mut changes, &rows, operation::RESTORE, actor, clock, now);
                 }
                 bump_counters(exec, entity, std::slice::from_ref(&row), 1, now).await?;
                 log(
@@ -289,6 +291,49 @@ async fn insert_rows<E: Exec>(
     };
     bump_counters(exec, entity, &rows, 1, now).await?;
     Ok(rows)
+}
+
+/// Runs a cascade; the rows it touched, with their entity (none for a table outside the
+/// model, whose statement returns nothing).
+async fn cascaded<E: Exec>(
+    exec: &mut E,
+    cascade: &ceneca_domain::schema::Cascade,
+    sql: &Sql,
+) -> Result<Vec<(&'static Entity, Record)>> {
+    match model::by_table(cascade.table) {
+        Some(entity) => Ok(exec
+            .fetch(entity, sql)
+            .await?
+            .into_iter()
+            .map(|row| (entity, row))
+            .collect()),
+        None => {
+            exec.execute(sql).await?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Logs each row a cascade deleted or restored as a change of its own (a replica that
+/// missed the root's change, or holds rows the root's cascade would not reach there,
+/// still ends in the same state).
+fn log_cascade(
+    changes: &mut Vec<Record>,
+    rows: &[(&'static Entity, Record)],
+    op: &str,
+    actor: Actor,
+    clock: &HybridClock,
+    now: OffsetDateTime,
+) {
+    // The cascade is this node's own consequence: it never takes a replayed change's
+    // identity, which belongs to the root row.
+    let actor = Actor {
+        replay: None,
+        ..actor
+    };
+    for (entity, row) in rows {
+        log(changes, entity, row, op, &["deleted_at"], actor, clock, now);
+    }
 }
 
 fn log_created(

@@ -464,10 +464,19 @@ pub fn cascade_soft_delete(
     let at_mark = sql.bind(d, Value::Time(at), Kind::Time);
     let target = cascade_target(d, &mut sql, cascade, root);
     sql.text = format!(
-        "UPDATE {} SET deleted_at = {at_mark}, updated_at = {at_mark} WHERE {target} AND deleted_at IS NULL",
-        cascade.table
+        "UPDATE {} SET deleted_at = {at_mark}, updated_at = {at_mark} WHERE {target} AND deleted_at IS NULL{}",
+        cascade.table,
+        returning_rows(cascade.table)
     );
     sql
+}
+
+/// `RETURNING` the rows a cascade touched, when the model knows their table: each is
+/// logged as a change of its own, so a replica ends in the same state.
+fn returning_rows(table: &str) -> String {
+    ceneca_domain::model::by_table(table)
+        .map(|entity| format!(" RETURNING {}", column_list(entity)))
+        .unwrap_or_default()
 }
 
 /// Restores the rows a cascade deleted together with the root (same timestamp), leaving
@@ -484,8 +493,9 @@ pub fn cascade_restore(
     let at_mark = sql.bind(d, Value::Time(deleted_at), Kind::Time);
     let target = cascade_target(d, &mut sql, cascade, root);
     sql.text = format!(
-        "UPDATE {} SET deleted_at = NULL, updated_at = {now_mark} WHERE {target} AND deleted_at = {at_mark}",
-        cascade.table
+        "UPDATE {} SET deleted_at = NULL, updated_at = {now_mark} WHERE {target} AND deleted_at = {at_mark}{}",
+        cascade.table,
+        returning_rows(cascade.table)
     );
     sql
 }

@@ -8,7 +8,7 @@
 pub mod op;
 
 use ceneca_domain::model;
-use ceneca_wire::{auth, entities, error, search, vectors};
+use ceneca_wire::{auth, entities, error, search, sync, vectors};
 use utoipa::ToSchema;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, PathItem, Paths};
 use utoipa::openapi::schema::{ComponentsBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
@@ -97,6 +97,16 @@ pub fn document() -> OpenApi {
     components = register::<vectors::VectorHits>(components);
     components = register::<vectors::ClearRequest>(components);
     components = register::<vectors::CollectionInfo>(components);
+    components = register::<sync::ChangeOperation>(components);
+    components = register::<sync::Change>(components);
+    components = register::<sync::PullPage>(components);
+    components = register::<sync::PushedChange>(components);
+    components = register::<sync::PushRequest>(components);
+    components = register::<sync::PushOutcome>(components);
+    components = register::<sync::PushResult>(components);
+    components = register::<sync::PushResponse>(components);
+    components = register::<sync::ConflictRecord>(components);
+    components = register::<sync::ConflictPage>(components);
     for (name, response) in op::error_responses() {
         components = components.response(name, response);
     }

@@ -48,12 +48,26 @@ impl Services {
         let items = rows
             .iter()
             .take(PAGE as usize)
-            .map(conflict_record)
+            .map(|row| self.conflict_record(row))
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = more
             .then(|| items.last().map(|c| c.id.to_string()))
             .flatten();
         Ok(ConflictPage { items, next_cursor })
+    }
+}
+
+impl Services {
+    /// One conflict as the caller sees it: the lost values opened as a read of the row
+    /// opens its content.
+    fn conflict_record(&self, row: &Record) -> Result<ConflictRecord> {
+        let mut record = conflict_record(row)?;
+        if let (Json::Object(values), Some(entity)) =
+            (&mut record.lost_values, model::by_table(&record.entity))
+        {
+            self.open_values(entity, record.entity_id, record.workspace_id, values)?;
+        }
+        Ok(record)
     }
 }
 

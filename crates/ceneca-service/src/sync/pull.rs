@@ -45,7 +45,13 @@ impl Services {
                 after: cursor,
                 limit: limit.saturating_add(1),
                 parts,
-                user: caller.user_id,
+                // Which workspaces the user lost is the account's business: an API token,
+                // which reaches one workspace's content, is not told.
+                revocations_of: (!matches!(
+                    caller.credential,
+                    ceneca_domain::credential::Credential::ApiToken { .. }
+                ))
+                .then_some(caller.user_id),
             })
             .await?;
         let has_more = rows.len() > limit as usize;

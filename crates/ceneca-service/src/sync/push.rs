@@ -5,13 +5,15 @@
 use std::collections::{HashMap, HashSet};
 
 use ceneca_domain::clock::HybridClock;
+use ceneca_domain::credential::Credential;
 use ceneca_domain::error::push_path_key;
+use ceneca_domain::output::value_to_json;
 use ceneca_domain::scope::{Access, ScopeFilter};
 use ceneca_domain::sync::{
     Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, entity_named, pushable,
     refuse_future, replicated,
 };
-use ceneca_domain::validate::parse_time;
+use ceneca_domain::validate::{Mode, parse_object, parse_time};
 use ceneca_domain::{Entity, Record, Value, model};
 use ceneca_store::{Deleted, Replay, WriteBatch, WriteOp};
 use ceneca_wire::sync::{
@@ -70,6 +72,13 @@ impl Services {
                     .into(),
             )
         };
+        if matches!(caller.credential, Credential::ApiToken { .. }) {
+            return Err(ServiceError::Forbidden(
+                "an API token reaches one workspace's content; changes are pushed by a \
+                 device (its device token) or a log-in session"
+                    .into(),
+            ));
+        }
         if let Some(own) = caller.device_id {
             return if own == device_id {
                 Ok(())
@@ -220,12 +229,68 @@ impl Services {
             // if anything, is recorded under an id derived from it).
             return self.answer_again(change.change_id).await;
         }
+        // Past a retry, the row must be one the caller may change, whatever the merge
+        // decides (a change that loses every field is recorded, and recording is
+        // writing). A row they can read but not change is 403; any other, not found.
+        let current = if row_clocks.exists {
+            let access = match operation {
+                Operation::Delete | Operation::Restore => Access::Delete,
+                _ => Access::Write,
+            };
+            let id = change.entity_id;
+            match self
+                .store
+                .get(entity, id, caller.filter(entity, access), Deleted::Include)
+                .await?
+            {
+                Some(row) => Some(row),
+                None => {
+                    let readable = self
+                        .store
+                        .get(
+                            entity,
+                            id,
+                            caller.filter(entity, Access::Read),
+                            Deleted::Include,
+                        )
+                        .await?
+                        .is_some();
+                    return Err(if readable {
+                        ServiceError::Forbidden(format!(
+                            "your role cannot change this {}",
+                            entity.name
+                        ))
+                    } else {
+                        ServiceError::NotFound(entity.name)
+                    });
+                }
+            }
+        } else if operation != Operation::Create {
+            return Err(ServiceError::NotFound(entity.name));
+        } else {
+            None
+        };
+        // The values must be what an API write of this kind accepts, whether they win or
+        // not: a losing value is kept in the conflict record.
+        let mode = match (operation, &current) {
+            (Operation::Create, None) => Mode::Create,
+            _ => Mode::Patch,
+        };
+        self.screen("values", &pushed.values).await?;
+        let parsed = parse_object(entity, &pushed.values, mode, caller.system_admin, &[])
+            .map_err(ServiceError::Validation)?;
         clock.observe(hlc);
         match self
             .write_decision(caller, &pushed, &decision, row_clocks)
             .await
         {
             Ok(()) => {}
+            Err(ServiceError::Conflict { .. }) if self.change_id_taken(change).await? => {
+                return Err(ServiceError::invalid(
+                    "change_id",
+                    "is the id of another change: each change needs an id of its own",
+                ));
+            }
             Err(ServiceError::Conflict { .. }) if decision.insert && !entity.unique.is_empty() => {
                 // Another row holds the unique key: the row the upstream has keeps it,
                 // and the change is recorded as lost.
@@ -239,7 +304,7 @@ impl Services {
                     ..Decision::default()
                 };
                 let id = self
-                    .record_conflicts(caller, &pushed, &lost, workspace)
+                    .record_conflicts(caller, &pushed, &lost, (workspace, None), parsed)
                     .await?;
                 return Ok(result(change.change_id, PushOutcome::Conflict, id));
             }
@@ -260,8 +325,14 @@ impl Services {
                 )
                 .await?
                 .and_then(|row| row.id_of("workspace_id"));
-            self.record_conflicts(caller, &pushed, &decision, workspace)
-                .await?
+            self.record_conflicts(
+                caller,
+                &pushed,
+                &decision,
+                (workspace, current.as_ref()),
+                parsed,
+            )
+            .await?
         };
         let outcome = match (&conflict_id, decision.writes()) {
             (None, _) => PushOutcome::Applied,
@@ -276,6 +347,16 @@ impl Services {
             (Some(_), _) => PushOutcome::Conflict,
         };
         Ok(result(change.change_id, outcome, conflict_id))
+    }
+
+    /// Whether the change's id is already the id of a logged change of another row (a
+    /// write that failed on it failed for that).
+    async fn change_id_taken(&self, change: &PushedChange) -> Result<bool> {
+        Ok(self
+            .store
+            .lookup_unscoped(&model::SYNC_EVENTS, "id", Value::Id(change.change_id))
+            .await?
+            .is_some_and(|row| row.id_of("entity_id") != Some(change.entity_id)))
     }
 
     /// The answer to a change applied before: `merged`, with its conflict, when it lost
@@ -390,12 +471,16 @@ impl Services {
 
     /// Records what lost; answers the first conflict's id. A conflict's id is derived
     /// from the change and the kind, so a retried change records nothing twice.
+    ///
+    /// What lost is kept as a write would keep it: validated (`parsed`), through the
+    /// data-loss policy (refused, redacted or flagged) and with content sealed at rest.
     async fn record_conflicts(
         &self,
         caller: &Caller,
         pushed: &Pushed<'_>,
         decision: &Decision,
-        workspace: Option<Uuid>,
+        (workspace, row): (Option<Uuid>, Option<&Record>),
+        parsed: Record,
     ) -> Result<Option<Uuid>> {
         let (entity, change, stamp) = (pushed.entity, pushed.change, pushed.stamp);
         let mut first = None;
@@ -415,6 +500,31 @@ impl Services {
             if exists {
                 continue;
             }
+            let mut lost = Record::with_capacity(conflict.fields.len() + 1);
+            for (name, value) in parsed.iter() {
+                if conflict.fields.iter().any(|f| f == name) {
+                    lost.set(name, value.clone());
+                }
+            }
+            let mut side_ops = Vec::new();
+            let names: Vec<&str> = lost.names().collect();
+            self.apply_dlp(
+                caller,
+                entity,
+                names.into_iter(),
+                &mut lost,
+                row,
+                &mut side_ops,
+            )
+            .await?;
+            self.seal_content(entity, change.entity_id, workspace, &mut lost);
+            let lost_values: Map<String, Json> = lost
+                .iter()
+                .filter_map(|(name, value)| {
+                    let field = entity.field(name)?;
+                    Some((name.to_owned(), value_to_json(field.kind, value)))
+                })
+                .collect();
             let now = ceneca_domain::clock::now();
             let mut record = Record::with_capacity(15);
             record.set("id", Value::Id(id));
@@ -428,10 +538,7 @@ impl Services {
             record.set("kind", Value::Text(conflict.kind.as_str().to_owned()));
             record.set("change_id", Value::Id(change.change_id));
             record.set("hlc", Value::Int(stamp.hlc as i64));
-            record.set(
-                "lost_values",
-                Value::Json(Json::Object(pushed.values_of(&conflict.fields))),
-            );
+            record.set("lost_values", Value::Json(Json::Object(lost_values)));
             record.set("winner_change_id", Value::Id(conflict.winner.change));
             record.set("winner_hlc", Value::Int(conflict.winner.hlc as i64));
             let event = crate::audit::AuditEvent::new("sync.conflict", "success")
@@ -442,12 +549,12 @@ impl Services {
                     "kind": conflict.kind.as_str(),
                     "fields": conflict.fields,
                 }));
-            let batch = WriteBatch::new(caller.actor())
-                .push(WriteOp::Insert {
-                    entity: &model::SYNC_CONFLICTS,
-                    record,
-                })
-                .push(self.audit_op(event));
+            let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Insert {
+                entity: &model::SYNC_CONFLICTS,
+                record,
+            });
+            batch.ops.extend(side_ops);
+            let batch = batch.push(self.audit_op(event));
             self.store.apply(batch).await?;
         }
         Ok(first)
@@ -547,8 +654,9 @@ fn split_values(
 }
 
 fn parse_hlc(text: &str) -> Result<u64> {
-    text.parse::<u64>()
-        .ok()
+    Some(text)
+        .filter(|t| !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u64>().ok())
         .filter(|h| *h > 0 && *h <= i64::MAX as u64)
         .ok_or_else(|| {
             ServiceError::invalid(

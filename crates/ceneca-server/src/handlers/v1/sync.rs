@@ -27,8 +27,13 @@ use crate::openapi::op;
 /// Changes a stream subscriber may have waiting before it is told to pull instead: the
 /// server never buffers more than this for a slow reader.
 const STREAM_BUFFER: usize = 256;
-/// Changes the stream reads per query.
-const STREAM_PAGE: u32 = 500;
+/// Changes the stream reads per query (each can carry a large message: the page is what
+/// one subscriber holds in memory besides its buffer).
+const STREAM_PAGE: u32 = 100;
+/// Streams one node serves at once, and one user may hold: each costs a task, a buffer
+/// and a query per commit, so neither a crowd nor one account can exhaust the node.
+const MAX_STREAMS: usize = 4096;
+const MAX_STREAMS_PER_USER: usize = 32;
 /// How often a stream looks for changes committed by other nodes (its own node's
 /// commits wake it at once).
 const STREAM_POLL: Duration = Duration::from_secs(1);
@@ -190,6 +195,7 @@ async fn stream(
             .any(|(n, _)| n == "cursor")
             .then_some(params.cursor),
     };
+    let slot = StreamSlot::take(caller.user_id)?;
     let services = state.services.clone();
     // The first page is read here, so a bad cursor or the edition answers as HTTP.
     let first = match resume {
@@ -197,7 +203,10 @@ async fn stream(
         None => services.pull_from_now().await?,
     };
     let (events, receiver) = mpsc::channel(STREAM_BUFFER + 1);
-    tokio::spawn(feed(services, caller, first, events));
+    tokio::spawn(async move {
+        feed(services, caller, first, events).await;
+        drop(slot);
+    });
     let stream = ReceiverStream::new(receiver).map(Ok::<Event, Infallible>);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
@@ -216,6 +225,7 @@ async fn feed(
     let mut checked = Instant::now();
     loop {
         let mut revoked = false;
+        let mut cursor: i64 = page.cursor.parse().unwrap_or_default();
         for change in &page.changes {
             if events.capacity() <= 1 && !make_room(&events).await {
                 let resync = Event::default().event("resync").data(format!(
@@ -236,10 +246,15 @@ async fn feed(
             if events.send(event).await.is_err() {
                 return;
             }
-            revoked |= change.operation == ChangeOperation::Revoke;
+            if change.operation == ChangeOperation::Revoke {
+                // What follows was read with the access the caller had before: stop here,
+                // learn what they may read now, and read on from this change.
+                revoked = true;
+                cursor = change.cursor.parse().unwrap_or(cursor);
+                break;
+            }
         }
-        let cursor: i64 = page.cursor.parse().unwrap_or_default();
-        if !page.has_more {
+        if !page.has_more && !revoked {
             tokio::select! {
                 _ = signal.changed() => {}
                 _ = tokio::time::sleep(STREAM_POLL) => {}
@@ -294,4 +309,56 @@ fn previous_cursor(page: &PullPage, change: &wire::Change) -> String {
             let seq: i64 = change.cursor.parse().unwrap_or(1);
             (seq - 1).max(0).to_string()
         })
+}
+
+/// A stream's place in the node's and its user's allowance, given back when dropped.
+struct StreamSlot {
+    user: Uuid,
+}
+
+/// Streams open now: on this node, and per user.
+static OPEN_STREAMS: std::sync::Mutex<(usize, Option<std::collections::HashMap<Uuid, usize>>)> =
+    std::sync::Mutex::new((0, None));
+
+impl StreamSlot {
+    fn take(user: Uuid) -> ApiResult<Self> {
+        let mut open = OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_user) = &mut *open;
+        let per_user = per_user.get_or_insert_with(Default::default);
+        let mine = per_user.get(&user).copied().unwrap_or(0);
+        if mine >= MAX_STREAMS_PER_USER {
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "this account has {MAX_STREAMS_PER_USER} change streams open: close one first"
+                ),
+            ));
+        }
+        if *total >= MAX_STREAMS {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "this node serves as many change streams as it can: pull, or retry later",
+            ));
+        }
+        *per_user.entry(user).or_insert(0) += 1;
+        *total += 1;
+        Ok(Self { user })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(per_user) = open.1.as_mut()
+            && let Some(n) = per_user.get_mut(&self.user)
+        {
+            *n -= 1;
+            if *n == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
 }
