@@ -387,18 +387,6 @@ fn log(
         Some(replay) if row.id() == Some(replay.row) => (replay.change_id, replay.hlc),
         _ => (ceneca_domain::new_id(), cx.clock.tick()),
     };
-    // A create lists every field it wrote, so a row's field clocks fold from
-    // `changed_fields` alone.
-    let created: Vec<&'static str>;
-    let changed = if op == operation::CREATE {
-        created = ceneca_domain::sync::replicated_fields(entity)
-            .filter(|f| row.get(f.name).is_some())
-            .map(|f| f.name)
-            .collect();
-        &created[..]
-    } else {
-        changed
-    };
     let payload = payload(entity, row, op, changed);
     let mut record = change_record(entity, row, op, changed, cx.actor, hlc, cx.now);
     record.set("id", Value::Id(change_id));
@@ -424,7 +412,10 @@ fn payload(entity: &Entity, row: &Record, op: &str, changed: &[&'static str]) ->
         }
     };
     match op {
-        operation::CREATE | operation::UPDATE => {
+        // A create writes every replicated field (`changed_fields` stays empty: the names
+        // are the model's, and a write should not store them again per row).
+        operation::CREATE => ceneca_domain::sync::replicated_fields(entity).for_each(&mut put),
+        operation::UPDATE => {
             for name in changed {
                 if let Some(field) = entity.field(name).filter(|f| replicated(entity, f)) {
                     put(field);

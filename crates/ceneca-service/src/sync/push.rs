@@ -10,8 +10,8 @@ use ceneca_domain::error::push_path_key;
 use ceneca_domain::output::value_to_json;
 use ceneca_domain::scope::{Access, ScopeFilter};
 use ceneca_domain::sync::{
-    Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, entity_named, pushable,
-    refuse_future, replicated,
+    Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, entity_logged_as,
+    entity_named, pushable, refuse_future, replicated, replicated_fields,
 };
 use ceneca_domain::validate::{Mode, parse_object, parse_time};
 use ceneca_domain::{Entity, Record, Value, model};
@@ -124,8 +124,12 @@ impl Services {
                 continue;
             };
             let hlc = row.get("hlc").and_then(Value::as_int).unwrap_or_default() as u64;
-            let fields: Vec<&str> = match row.get("changed_fields") {
-                Some(Value::Json(Json::Array(items))) => {
+            // A create wrote every replicated field; an update, those it lists.
+            let fields: Vec<&str> = match (operation, row.get("changed_fields")) {
+                (Operation::Create, _) => entity_logged_as(text("entity_type"))
+                    .map(|e| replicated_fields(e).map(|f| f.name).collect())
+                    .unwrap_or_default(),
+                (_, Some(Value::Json(Json::Array(items)))) => {
                     items.iter().filter_map(Json::as_str).collect()
                 }
                 _ => Vec::new(),
