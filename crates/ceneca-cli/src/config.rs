@@ -196,6 +196,8 @@ pub const FLAT: &[(&str, &str)] = &[
     ("dlp_policy", "dlp.policy"),
     ("dlp_contact_details", "dlp.contact_details"),
     ("log_format", "log.format"),
+    ("upstream_url", "sync.upstream_url"),
+    ("sync_interval_secs", "sync.interval_secs"),
 ];
 
 /// The sectioned path of a flat name.
@@ -702,8 +704,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 46);
-        assert_eq!(FLAT.len() + 3, 46);
+        assert_eq!(settings.len(), 49);
+        assert_eq!(FLAT.len() + 4, 49);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

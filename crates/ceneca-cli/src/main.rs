@@ -1,4 +1,4 @@
-//! The `ceneca` binary: `serve`, `migrate`, `user`, `keys`, `db`, `config`, `bench`.
+//! The `ceneca` binary: `serve`, `migrate`, `user`, `device`, `keys`, `db`, `config`, `bench`.
 
 mod commands;
 mod config;
@@ -61,6 +61,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: commands::audit::Action,
+    },
+    /// Make this data folder a local node of an upstream Ceneca.
+    Device {
+        #[command(subcommand)]
+        action: commands::device::Action,
     },
     /// Encrypt or decrypt the embedded database in place (Ceneca stopped).
     Db {
@@ -146,6 +151,7 @@ fn main() -> std::process::ExitCode {
                 Command::Audit { action } => commands::audit::run(config, action).await,
                 Command::Keys { action } => commands::keys::run(config, action).await,
                 Command::Db { action } => commands::db::run(config, action).await,
+                Command::Device { action } => commands::device::run(config, action).await,
                 Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,
                 Command::Openapi => Ok(()),
                 Command::Reindex { vectors } => {

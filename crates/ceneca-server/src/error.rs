@@ -108,6 +108,12 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_in_edition", m)
             }
             ServiceError::Gone(m) => ApiError::new(StatusCode::GONE, "cursor_expired", m),
+            ServiceError::UpstreamOnly(m) => {
+                ApiError::new(StatusCode::CONFLICT, "upstream_only", m)
+            }
+            ServiceError::NotLocalNode(m) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_a_local_node", m)
+            }
             ServiceError::Unavailable(m) => {
                 tracing::warn!(%m, "dependency unavailable");
                 let mut out = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m);

@@ -53,6 +53,12 @@ pub enum ServiceError {
     /// this server cannot serve. The message says what to do instead.
     #[error("{0}")]
     Gone(String),
+    /// On a local node: what only the upstream changes (409, `upstream_only`).
+    #[error("{0}")]
+    UpstreamOnly(String),
+    /// A route of local nodes asked of a server that is not one (404, `not_a_local_node`).
+    #[error("{0}")]
+    NotLocalNode(String),
     /// A component we depend on (a Qdrant server) cannot be reached now (503): retry.
     #[error("{0}")]
     Unavailable(String),

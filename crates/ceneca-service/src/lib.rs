@@ -32,6 +32,8 @@
 //! | `sync/pull.rs` | `pull`, `pull_from_now`, `change_signal` |
 //! | `sync/push.rs` | `push` |
 //! | `sync/conflicts.rs` | `list_conflicts` |
+//! | `sync/node.rs` | `node_status`, `sync_status` |
+//! | `sync/replica.rs` | `adopt_account`, `apply_upstream`, `pending_changes`, `count_pending` |
 //!
 //! Internal helpers: `resources/authorize.rs` (parents, roles over owners, references,
 //! 403 or 404), `rules/` (what is particular to each entity, looked up with
@@ -119,6 +121,8 @@ pub struct ServiceConfig {
     /// How far ahead of this server's clock a pushed change may be stamped: a device
     /// whose clock runs ahead would otherwise win every later edit until its time came.
     pub sync_max_clock_ahead: Duration,
+    /// Set when this server is a local node, a replica of an upstream (`sync/node.rs`).
+    pub local_node: Option<sync::LocalNode>,
 }
 
 impl Default for ServiceConfig {
@@ -141,6 +145,7 @@ impl Default for ServiceConfig {
             dlp_policy: Default::default(),
             dlp_contact_details: false,
             sync_max_clock_ahead: Duration::from_secs(300),
+            local_node: None,
         }
     }
 }
@@ -161,6 +166,8 @@ pub struct Services {
     metrics: Arc<metrics::ServiceMetrics>,
     /// The DLP patterns, compiled on first use: most servers never need them.
     dlp_detector: Arc<std::sync::OnceLock<ceneca_domain::dlp::Detector>>,
+    /// A local node's replication state, kept by its sync loop (`GET /sync/status`).
+    node_status: Arc<sync::NodeStatusBoard>,
 }
 
 impl Services {
@@ -191,6 +198,7 @@ impl Services {
             secret_checks: Arc::default(),
             metrics,
             dlp_detector: Default::default(),
+            node_status: Default::default(),
         }
     }
     /// The service's counters, for monitoring.

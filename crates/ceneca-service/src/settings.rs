@@ -209,18 +209,51 @@ impl DlpSettings {
 pub struct SyncSettings {
     /// How far ahead of this server's clock a pushed change may be stamped.
     pub max_clock_ahead_secs: u64,
+    /// Set on a device: the upstream Ceneca this server is a local node of
+    /// (`https://host:port`; `ceneca device enroll` first). Empty: not a local node.
+    pub upstream_url: String,
+    /// A local node syncs this often, besides after each local write and when the
+    /// upstream's stream announces a change.
+    pub interval_secs: u64,
+    /// Upstream hosts allowed although they are not internal (`network.internal_hosts`).
+    #[serde(deserialize_with = "ceneca_domain::settings::list_or_csv")]
+    pub allowed_upstreams: Vec<String>,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
             max_clock_ahead_secs: ServiceConfig::default().sync_max_clock_ahead.as_secs(),
+            upstream_url: String::new(),
+            interval_secs: 30,
+            allowed_upstreams: Vec::new(),
         }
     }
 }
 
 impl SyncSettings {
+    /// The sync interval.
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+
     pub fn check(&self) -> Result<(), InvalidSetting> {
+        if !(1..=86_400).contains(&self.interval_secs) {
+            return Err(InvalidSetting::new(
+                "sync.interval_secs",
+                "must be from 1 to 86400 (a day)",
+            ));
+        }
+        if let Some(bad) = self
+            .allowed_upstreams
+            .iter()
+            .find(|h| ceneca_domain::network::hosts::parse_host(h).is_err())
+        {
+            return Err(InvalidSetting::new(
+                "sync.allowed_upstreams",
+                format!("'{bad}' is not a host name or address"),
+            ));
+        }
         if !(1..=86_400).contains(&self.max_clock_ahead_secs) {
             return Err(InvalidSetting::new(
                 "sync.max_clock_ahead_secs",

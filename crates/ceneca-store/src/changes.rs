@@ -25,6 +25,11 @@ pub struct FeedQuery {
     pub limit: u32,
     pub parts: Vec<FeedPart>,
     pub revocations_of: Option<Uuid>,
+    /// Whose own memberships (workspace and organization) come too, whatever the parts
+    /// say: a device, which may not read who has access, still learns its user's roles.
+    pub memberships_of: Option<Uuid>,
+    /// Only the changes made on this device (a local node's own, to push upstream).
+    pub made_on: Option<Uuid>,
 }
 
 /// Where the change log keeps the owner a filter of `entity` names as `column`.
@@ -48,6 +53,24 @@ fn log_column(entity: &Entity, column: &'static str) -> Option<&'static str> {
 
 pub(crate) fn feed(d: &dyn Dialect, q: &FeedQuery) -> Sql {
     let mut sql = Sql::default();
+    let condition = feed_condition(d, &mut sql, q);
+    let limit = sql.bind(d, Value::Int(i64::from(q.limit)), COUNT);
+    sql.text = format!(
+        "SELECT {} FROM sync_events WHERE {condition} ORDER BY seq LIMIT {limit}",
+        sql::column_list(&model::SYNC_EVENTS),
+    );
+    sql
+}
+
+/// How many changes the feed holds after its cursor (its limit aside), as `seq`.
+pub(crate) fn feed_count(d: &dyn Dialect, q: &FeedQuery) -> Sql {
+    let mut sql = Sql::default();
+    let condition = feed_condition(d, &mut sql, q);
+    sql.text = format!("SELECT COUNT(*) AS seq FROM sync_events WHERE {condition}");
+    sql
+}
+
+fn feed_condition(d: &dyn Dialect, sql: &mut Sql, q: &FeedQuery) -> String {
     let after = sql.bind(d, Value::Int(q.after), COUNT);
     let revoke = sql.bind(d, Value::Text(operation::REVOKE.to_owned()), TEXT);
     let mut parts = Vec::new();
@@ -55,12 +78,20 @@ pub(crate) fn feed(d: &dyn Dialect, q: &FeedQuery) -> Sql {
         let user = sql.bind(d, Value::Id(user), Kind::Uuid);
         parts.push(format!("(operation = {revoke} AND scope_user_id = {user})"));
     }
+    if let Some(user) = q.memberships_of {
+        let user = sql.bind(d, Value::Id(user), Kind::Uuid);
+        let names = [&model::WORKSPACE_MEMBERS, &model::ORGANIZATION_MEMBERS]
+            .map(|e| sql.bind(d, Value::Text(e.name.to_owned()), TEXT))
+            .join(", ");
+        parts.push(format!(
+            "(entity_type IN ({names}) AND operation <> {revoke} AND scope_user_id = {user})"
+        ));
+    }
     for part in &q.parts {
         // The log names an entity by its singular name (`thread`).
         let name = sql.bind(d, Value::Text(part.entity.name.to_owned()), TEXT);
         let entity = part.entity;
-        let condition =
-            sql::scope_condition_on(d, &mut sql, &part.filter, &|c| log_column(entity, c));
+        let condition = sql::scope_condition_on(d, sql, &part.filter, &|c| log_column(entity, c));
         if condition != "1 = 0" {
             parts.push(format!(
                 "(entity_type = {name} AND operation <> {revoke} AND {condition})"
@@ -70,13 +101,14 @@ pub(crate) fn feed(d: &dyn Dialect, q: &FeedQuery) -> Sql {
     if parts.is_empty() {
         parts.push("1 = 0".to_owned());
     }
-    let limit = sql.bind(d, Value::Int(i64::from(q.limit)), COUNT);
-    sql.text = format!(
-        "SELECT {} FROM sync_events WHERE seq > {after} AND ({}) ORDER BY seq LIMIT {limit}",
-        sql::column_list(&model::SYNC_EVENTS),
-        parts.join(" OR ")
-    );
-    sql
+    let device = match q.made_on {
+        Some(device) => {
+            let device = sql.bind(d, Value::Id(device), Kind::Uuid);
+            format!(" AND device_id = {device}")
+        }
+        None => String::new(),
+    };
+    format!("seq > {after}{device} AND ({})", parts.join(" OR "))
 }
 
 /// Every change of these rows (any entity: ids are UUIDv7, unique across tables), oldest

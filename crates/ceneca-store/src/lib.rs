@@ -154,6 +154,8 @@ pub trait Store: Send + Sync + 'static {
     /// The changes a reader may see after a cursor, in commit order, with their values
     /// (`GET /api/v1/sync/pull`, the stream).
     async fn feed(&self, query: changes::FeedQuery) -> Result<Vec<Record>>;
+    /// How many changes the feed holds after its cursor (a local node's pending count).
+    async fn count_feed(&self, query: changes::FeedQuery) -> Result<i64>;
     /// Every change of these rows, oldest first, without values
     /// ([`changes::HISTORY_COLUMNS`]): what their field clocks fold from. Unscoped: the
     /// caller has already found the rows readable.
@@ -236,6 +238,12 @@ pub(crate) fn change_scope(entity: &Entity, record: &Record) -> [Option<Uuid>; 3
             }
         }
         Tenancy::Catalog | Tenancy::Admin | Tenancy::Internal => {}
+    }
+    // A membership is also its member's: their devices learn their own roles from it.
+    if std::ptr::eq(entity, &ceneca_domain::model::WORKSPACE_MEMBERS)
+        || std::ptr::eq(entity, &ceneca_domain::model::ORGANIZATION_MEMBERS)
+    {
+        user = record.id_of("user_id");
     }
     [ws, org, user]
 }

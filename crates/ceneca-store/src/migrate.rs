@@ -50,6 +50,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 5, "audit_chain_mac", "0005_audit_chain_mac"),
     migration!("sqlite", 6, "dlp_policy", "0006_dlp_policy"),
     migration!("sqlite", 7, "sync", "0007_sync"),
+    migration!("sqlite", 8, "sync_memberships", "0008_sync_memberships"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -65,6 +66,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 5, "audit_chain_mac", "0005_audit_chain_mac"),
     migration!("postgres", 6, "dlp_policy", "0006_dlp_policy"),
     migration!("postgres", 7, "sync", "0007_sync"),
+    migration!("postgres", 8, "sync_memberships", "0008_sync_memberships"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

@@ -241,6 +241,10 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let sql = sql::update_all(exec.dialect(), entity, &filter, &set, now);
                 exec.execute(&sql).await?;
             }
+            WriteOp::Forget { entity, filter } => {
+                let sql = sql::forget(exec.dialect(), entity, &filter);
+                exec.execute(&sql).await?;
+            }
             WriteOp::Delete { entity, id, filter } => {
                 let sql = sql::delete(exec.dialect(), entity, id, &filter);
                 let row = fetch_one(exec, entity, &sql).await?;

@@ -430,6 +430,14 @@ pub fn restore(
 }
 
 /// Deletes a row inside the filter.
+/// Every row inside the filter, removed without a trace in the change log.
+pub fn forget(d: &dyn Dialect, entity: &Entity, filter: &ScopeFilter) -> Sql {
+    let mut sql = Sql::default();
+    let scope = scope_condition(d, &mut sql, filter);
+    sql.text = format!("DELETE FROM {} WHERE {scope}", entity.table);
+    sql
+}
+
 pub fn delete(d: &dyn Dialect, entity: &Entity, id: Uuid, filter: &ScopeFilter) -> Sql {
     let mut sql = Sql::default();
     let id_mark = sql.bind(d, Value::Id(id), Kind::Uuid);

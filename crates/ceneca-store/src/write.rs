@@ -83,6 +83,13 @@ pub enum WriteOp {
     /// (`sequence`, `prev_hash`, `mac_key_id`, `hash`) under a lock, so entries form one
     /// chain however many writers there are.
     Audit { record: Record, chain: AuditChain },
+    /// Removes every row inside the filter, its foreign-key cascade with it, without
+    /// logging: a replica dropping what its user may no longer read (the upstream's log
+    /// holds the truth; this copy was never anyone's to change).
+    Forget {
+        entity: &'static Entity,
+        filter: ScopeFilter,
+    },
     /// Sets columns on every row inside the filter (ending all of a user's sessions). Not
     /// change-logged: meant for internal tables.
     UpdateAll {

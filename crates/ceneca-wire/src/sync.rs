@@ -215,3 +215,27 @@ pub struct ConflictPage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
+
+/// `GET /sync/status`, on a local node: how it stands with its upstream.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncStatus {
+    /// `local`.
+    pub node: String,
+    /// Whether the last exchange with the upstream succeeded.
+    pub online: bool,
+    pub upstream: String,
+    /// This node's device, as registered upstream.
+    pub device_id: Uuid,
+    /// When the last complete exchange (push, then pull) ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_at: Option<String>,
+    /// Changes made here that the upstream has not acknowledged yet.
+    pub pending_changes: i64,
+    /// Changes the upstream refused since the node started (see the log for why).
+    pub refused_changes: u64,
+    /// What went wrong last, while it stays wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The upstream's cursor this node has applied up to.
+    pub cursor: String,
+}

@@ -2,6 +2,7 @@ pub mod audit;
 pub mod certs;
 pub mod config;
 pub mod db;
+pub mod device;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
@@ -104,13 +105,38 @@ pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result
 /// Opens, migrates and wires the services, the audit chain anchored in
 /// `<data_dir>/audit.head`.
 pub async fn open_services(config: &Config) -> anyhow::Result<(Services, String)> {
+    open_node_services(config, None).await
+}
+
+/// The upstream named `url`, checked against the edition, the network and
+/// `sync.allowed_upstreams`.
+pub async fn check_upstream(
+    config: &Config,
+    url: &str,
+) -> anyhow::Result<ceneca_node::CheckedUpstream> {
+    Ok(ceneca_node::check_upstream(
+        url,
+        config.edition,
+        &config.network.internal_hosts()?,
+        &config.sync.allowed_upstreams,
+    )
+    .await?)
+}
+
+/// [`open_services`], as the local node `node` when it is one.
+pub async fn open_node_services(
+    config: &Config,
+    node: Option<ceneca_service::sync::LocalNode>,
+) -> anyhow::Result<(Services, String)> {
     let store = open_store(config).await?;
     store
         .migrate_up()
         .await
         .context("cannot migrate the database")?;
     let (keys, key_source) = crate::keys::load(config)?;
-    let services = Services::new(store, Arc::new(keys), service_config(config)?)
+    let mut service = service_config(config)?;
+    service.local_node = node;
+    let services = Services::new(store, Arc::new(keys), service)
         .with_audit_head(config.data_dir.join(ceneca_service::audit_head::FILE_NAME))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,15 +1,47 @@
 use std::time::Instant;
 
 use anyhow::Context;
+use ceneca_node::{CheckedUpstream, Credentials, NodeFiles, Replicator, Upstream};
 use ceneca_server::tls::{TlsFiles, serve_tls, server_config};
 use ceneca_server::{app, serve};
+use ceneca_service::sync::LocalNode;
 use ceneca_service::vectors::VectorIndexer;
 
 use crate::config::{Config, redact_url};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (services, key_source) = super::open_services(&config).await?;
+    let node = local_node(&config).await?;
+    let (services, key_source) = super::open_node_services(
+        &config,
+        node.as_ref().map(|(_, credentials, _)| LocalNode {
+            upstream: credentials.upstream.clone(),
+            device_id: credentials.device_id,
+            user_id: credentials.user_id,
+        }),
+    )
+    .await?;
+    let replicator = match node {
+        Some((checked, credentials, files)) => {
+            let upstream = Upstream::new(&checked, &credentials)?;
+            tracing::info!(
+                upstream = %checked.base,
+                device_id = %credentials.device_id,
+                "this server is a local node of its upstream"
+            );
+            Some(
+                Replicator::new(
+                    services.clone(),
+                    upstream,
+                    credentials,
+                    files,
+                    config.sync.interval(),
+                )
+                .start()?,
+            )
+        }
+        None => None,
+    };
     let services = super::with_vectors(&config, services).await?;
     // The indexer is a worker of this process: started beside the server, stopped after
     // it, so its lease is released for another node at once.
@@ -66,6 +98,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(tls) => serve_tls(listener.into_std()?, app.router, tls, shutdown_signal()).await?,
         None => serve(listener, app.router, shutdown_signal()).await?,
     }
+    if let Some(replicator) = replicator {
+        replicator.abort();
+    }
     if let Some(indexer) = indexer {
         indexer.shutdown().await;
     }
@@ -75,6 +110,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The enrolment of this data folder when `sync.upstream_url` is set: refused when the
+/// upstream breaks the edition's or the network's rules, when the folder is not enrolled,
+/// or when it was enrolled with another upstream.
+async fn local_node(
+    config: &Config,
+) -> anyhow::Result<Option<(CheckedUpstream, Credentials, NodeFiles)>> {
+    if config.sync.upstream_url.is_empty() {
+        return Ok(None);
+    }
+    let checked = super::check_upstream(config, &config.sync.upstream_url).await?;
+    let files = NodeFiles::in_data_dir(&config.data_dir);
+    let (keys, _) = crate::keys::load(config)?;
+    let credentials = files.load_credentials(&keys)?;
+    if credentials.upstream != checked.base {
+        anyhow::bail!(
+            "sync.upstream_url is {}, but this data folder is enrolled with {}: enrol it with \
+             the new upstream (`ceneca device enroll --upstream {} --email E`)",
+            checked.base,
+            credentials.upstream,
+            checked.base
+        );
+    }
+    Ok(Some((checked, credentials, files)))
 }
 
 fn tls_config(config: &Config) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {

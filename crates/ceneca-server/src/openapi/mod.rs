@@ -107,6 +107,7 @@ pub fn document() -> OpenApi {
     components = register::<sync::PushResponse>(components);
     components = register::<sync::ConflictRecord>(components);
     components = register::<sync::ConflictPage>(components);
+    components = register::<sync::SyncStatus>(components);
     for (name, response) in op::error_responses() {
         components = components.response(name, response);
     }

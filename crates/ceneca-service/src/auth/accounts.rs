@@ -39,7 +39,7 @@ pub(super) fn check_password(
     None
 }
 
-pub(super) async fn hash_password(password: String) -> Result<String> {
+pub(crate) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| ServiceError::Internal(format!("password hashing failed: {e}")))
@@ -54,6 +54,8 @@ pub(super) async fn verify_password(password: String, hash: String) -> bool {
 impl Services {
     /// Creates an account and logs it in.
     pub async fn register(&self, request: &RegisterRequest, meta: &RequestMeta) -> Result<Login> {
+        // Accounts are the upstream's: a local node knows the one enrolled on it.
+        self.require_local_write(&model::USERS)?;
         if !self.config.allow_registration {
             return Err(ServiceError::Forbidden(
                 "registration is disabled on this server".into(),

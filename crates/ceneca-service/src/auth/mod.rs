@@ -12,7 +12,7 @@
 //! - `sessions.rs`: opening sessions (with the per-user limit), turning a bearer token or
 //!   a client certificate into a caller, and logging out.
 
-mod accounts;
+pub(crate) mod accounts;
 mod login;
 mod sessions;
 

@@ -38,6 +38,7 @@ impl Services {
         parent: Option<ParentRef>,
     ) -> Result<Json> {
         caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
         if !entity.api.create {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be created through the API",
@@ -109,6 +110,7 @@ impl Services {
         body: &Json,
     ) -> Result<Vec<Json>> {
         caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
         let items = object(body)?
             .get("items")
             .and_then(Json::as_array)

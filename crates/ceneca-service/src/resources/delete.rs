@@ -36,6 +36,7 @@ impl Services {
         id: Uuid,
     ) -> Result<Deletion> {
         caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
         if !entity.api.delete {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be deleted through the API",
@@ -104,6 +105,7 @@ impl Services {
         id: Uuid,
     ) -> Result<Json> {
         caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
         if !entity.soft_delete || !entity.api.delete {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be restored",

@@ -41,6 +41,7 @@ impl Services {
         body: &Json,
     ) -> Result<Json> {
         caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
         if !entity.api.update {
             return Err(ServiceError::NotAllowed(format!(
                 "{}s cannot be changed through the API",

@@ -7,10 +7,17 @@
 //! | `pull.rs` | `pull`, `pull_from_now`, `change_signal` |
 //! | `push.rs` | `push` |
 //! | `conflicts.rs` | `list_conflicts` |
+//! | `node.rs` | `node_status`, `sync_status` |
+//! | `replica.rs` | `adopt_account`, `apply_upstream`, `pending_changes`, `count_pending` |
 
 mod conflicts;
+mod node;
 mod pull;
 mod push;
+mod replica;
+
+pub use node::{LocalNode, NodeStatusBoard};
+pub use replica::UpstreamApplied;
 
 use ceneca_domain::Edition;
 

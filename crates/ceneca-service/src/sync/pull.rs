@@ -30,6 +30,10 @@ impl Services {
                  resynchronise from a snapshot"
             )));
         }
+        let account = !matches!(
+            caller.credential,
+            ceneca_domain::credential::Credential::ApiToken { .. }
+        );
         let parts = model::ALL
             .iter()
             .copied()
@@ -45,13 +49,12 @@ impl Services {
                 after: cursor,
                 limit: limit.saturating_add(1),
                 parts,
-                // Which workspaces the user lost is the account's business: an API token,
-                // which reaches one workspace's content, is not told.
-                revocations_of: (!matches!(
-                    caller.credential,
-                    ceneca_domain::credential::Credential::ApiToken { .. }
-                ))
-                .then_some(caller.user_id),
+                // Which workspaces the user lost, and the user's roles, are the account's
+                // business: an API token, which reaches one workspace's content, is not
+                // told.
+                revocations_of: account.then_some(caller.user_id),
+                memberships_of: account.then_some(caller.user_id),
+                made_on: None,
             })
             .await?;
         let has_more = rows.len() > limit as usize;

@@ -111,7 +111,10 @@ impl Services {
     /// every `(row, change id)` logged for them: a change whose fields have all been
     /// overwritten since leaves no stamp in its row's registers, but its id is there, so
     /// its retry is still recognised.
-    async fn row_clocks(&self, ids: Vec<Uuid>) -> Result<(RowHistories, HashSet<(Uuid, Uuid)>)> {
+    pub(super) async fn row_clocks(
+        &self,
+        ids: Vec<Uuid>,
+    ) -> Result<(RowHistories, HashSet<(Uuid, Uuid)>)> {
         let mut out: RowHistories = HashMap::new();
         let mut logged = HashSet::new();
         for row in self.store.change_history(ids).await? {
@@ -566,7 +569,7 @@ impl Services {
 }
 
 /// Each row's field clocks, by `(entity name as the log keeps it, id)`.
-type RowHistories = HashMap<(String, Uuid), RowClocks>;
+pub(super) type RowHistories = HashMap<(String, Uuid), RowClocks>;
 
 /// One pushed change, checked: its entity, its stamp and the values it may write.
 struct Pushed<'a> {

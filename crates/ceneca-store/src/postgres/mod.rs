@@ -549,6 +549,18 @@ impl Store for PgStore {
         fetch(&mut conn, &model::SYNC_EVENTS, &sql).await
     }
 
+    async fn count_feed(&self, query: crate::changes::FeedQuery) -> Result<i64> {
+        let sql = crate::changes::feed_count(&PgDialect, &query);
+        let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let rows = fetch_columns(&mut conn, &fields, &sql).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.get("seq"))
+            .and_then(Value::as_int)
+            .unwrap_or(0))
+    }
+
     async fn change_history(&self, ids: Vec<Uuid>) -> Result<Vec<Record>> {
         let sql = crate::changes::history(&PgDialect, &ids);
         let fields: Vec<&Field> = crate::changes::HISTORY_COLUMNS.iter().collect();

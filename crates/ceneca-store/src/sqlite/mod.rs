@@ -584,6 +584,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn count_feed(&self, query: crate::changes::FeedQuery) -> Result<i64> {
+        let sql = crate::changes::feed_count(&SqliteDialect, &query);
+        self.read(move |conn| {
+            let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
+            let rows = fetch_columns(conn, &fields, &sql)?;
+            Ok(rows
+                .first()
+                .and_then(|r| r.get("seq"))
+                .and_then(Value::as_int)
+                .unwrap_or(0))
+        })
+        .await
+    }
+
     async fn change_history(&self, ids: Vec<Uuid>) -> Result<Vec<Record>> {
         let sql = crate::changes::history(&SqliteDialect, &ids);
         self.read(move |conn| {
@@ -649,7 +663,10 @@ mod tests {
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(
+            store.migrate_up().await.unwrap(),
+            vec![1, 2, 3, 4, 5, 6, 7, 8]
+        );
         (dir, store)
     }
 
@@ -746,7 +763,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [7, 6, 5, 4, 3, 2, 1] {
+        for version in [8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -754,7 +771,10 @@ mod tests {
                 .applied_at
                 .is_none()
         );
-        assert_eq!(store.migrate_up().await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(
+            store.migrate_up().await.unwrap(),
+            vec![1, 2, 3, 4, 5, 6, 7, 8]
+        );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
 }

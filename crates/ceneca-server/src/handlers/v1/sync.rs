@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ContentAuth, NoQuery, QueryPairs};
+use crate::extract::{Auth, Body, ContentAuth, NoQuery, QueryPairs};
 use crate::openapi::op;
 
 /// Changes a stream subscriber may have waiting before it is told to pull instead: the
@@ -110,6 +110,21 @@ pub fn routes(batch_body_limit: usize) -> Routes {
             ],
         )
         .route(
+            "/sync/status",
+            get(status),
+            [
+                op::get("syncStatus", "How this local node stands with its upstream")
+                    .tag("sync")
+                    .describe(
+                        "On a local node (a server with an upstream): whether the upstream \
+                     answered last time, when the last sync ended, how many changes made \
+                     here wait to be pushed, and the last error. Any other server answers \
+                     404 `not_a_local_node`.",
+                    )
+                    .answers_of::<wire::SyncStatus>(200, "The node's state."),
+            ],
+        )
+        .route(
             "/sync/conflicts",
             get(conflicts),
             [op::get("syncConflicts", "Recorded conflicts")
@@ -148,6 +163,14 @@ async fn push(
     Body(request): Body<wire::PushRequest>,
 ) -> ApiResult<Json<wire::PushResponse>> {
     Ok(Json(state.services.push(&caller, &request).await?))
+}
+
+async fn status(
+    State(state): State<AppState>,
+    _: NoQuery,
+    Auth(caller): Auth,
+) -> ApiResult<Json<wire::SyncStatus>> {
+    Ok(Json(state.services.sync_status(&caller).await?))
 }
 
 async fn conflicts(

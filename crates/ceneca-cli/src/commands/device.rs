@@ -1,0 +1,109 @@
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use ceneca_node::{EnrollRequest, NodeFiles};
+use clap::Subcommand;
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum Action {
+    /// Make this data folder a local node of an upstream Ceneca: log in there once,
+    /// register this device, and keep its token (sealed) and the account (for offline
+    /// log-in) here. Then run `ceneca serve` with `sync.upstream_url` set to the same URL.
+    /// The password is read from the first line of standard input, or from the variable
+    /// named by --password-env (never from a flag: flags show in process lists).
+    Enroll {
+        /// The upstream's address: https://host[:port] (http only on loopback).
+        #[arg(long, value_name = "URL")]
+        upstream: String,
+        #[arg(long)]
+        email: String,
+        /// The device's name, as its user sees it upstream (default: this host's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The name of an environment variable holding the password.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// The account's current one-time code, when it uses MFA.
+        #[arg(long, value_name = "CODE")]
+        mfa_code: Option<String>,
+        /// PEM file of the private CA that signed the upstream's certificate.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<std::path::PathBuf>,
+        /// PEM files of this device's client certificate and key (mutual TLS).
+        #[arg(long, value_name = "FILE", requires = "client_key")]
+        client_cert: Option<std::path::PathBuf>,
+        #[arg(long, value_name = "FILE", requires = "client_cert")]
+        client_key: Option<std::path::PathBuf>,
+    },
+}
+
+pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
+    let Action::Enroll {
+        upstream,
+        email,
+        name,
+        password_env,
+        mfa_code,
+        ca,
+        client_cert,
+        client_key,
+    } = action;
+    let checked = super::check_upstream(&config, &upstream).await?;
+    let password = match password_env {
+        Some(var) => std::env::var(&var).with_context(|| format!("{var} is not set"))?,
+        None => {
+            eprintln!("password of {email} on {upstream} (one line on standard input):");
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("cannot read the password")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        bail!("no password given");
+    }
+    let read = |path: Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
+        path.map(|p| {
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+        })
+        .transpose()
+    };
+    let (services, _) = super::open_services(&config).await?;
+    let (keys, _) = crate::keys::load(&config)?;
+    let files = NodeFiles::in_data_dir(&config.data_dir);
+    let device_name = name.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "local node".to_owned())
+    });
+    let enrolled = ceneca_node::enroll(
+        &services,
+        &keys,
+        &files,
+        EnrollRequest {
+            upstream: checked,
+            email,
+            password,
+            mfa_code,
+            device_name,
+            ca_pem: read(ca)?,
+            client_cert_pem: read(client_cert)?,
+            client_key_pem: read(client_key)?,
+        },
+    )
+    .await?;
+    println!("enrolled with {upstream}");
+    println!("device_id: {}", enrolled.device_id);
+    println!("user_id: {}", enrolled.user_id);
+    println!(
+        "next: ceneca serve with sync.upstream_url (CENECA_UPSTREAM_URL) = {upstream}; log in \
+         to it with the same e-mail and password"
+    );
+    Ok(())
+}

@@ -1,0 +1,559 @@
+//! A local node's side of replication: the upstream's changes applied here, this node's
+//! own changes read out for pushing, and the enrolled account kept for offline log-in.
+//!
+//! What the upstream sends has passed its validation and authorization already; here it
+//! is merged with the same rules (`ceneca_domain::sync::merge`) against this node's
+//! clocks, so a local edit not yet pushed keeps winning where its clock is later, and
+//! written directly under the change's own identity (its id and clock in the local log).
+
+use std::collections::HashSet;
+
+use ceneca_domain::output::View;
+use ceneca_domain::schema::Kind;
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::sync::{Operation, Stamp, decide, entity_logged_as, entity_named, pushable};
+use ceneca_domain::validate::{fill_defaults, parse_time, parse_value};
+use ceneca_domain::{Entity, Record, Value, model};
+use ceneca_store::changes::{FeedPart, FeedQuery};
+use ceneca_store::{Actor, Deleted, Replay, WriteBatch, WriteOp};
+use ceneca_wire::sync::{Change, ChangeOperation, PushedChange};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use super::node::LocalNode;
+use super::push::RowHistories;
+use crate::Services;
+use crate::error::{Result, ServiceError};
+
+/// What applying a page of the upstream's feed did.
+#[derive(Debug, Default)]
+pub struct UpstreamApplied {
+    /// Changes written here (a change already held counts as applied too).
+    pub applied: usize,
+    /// Changes that could not be applied, each with why (logged by the loop).
+    pub failed: Vec<String>,
+    /// The user was given access to a workspace this node has never held: its earlier
+    /// history is behind the cursor, so the node reads the feed again from the start.
+    pub resync: bool,
+}
+
+/// Why one change was not applied.
+enum Skip {
+    /// A membership in a workspace not held here yet (see [`UpstreamApplied::resync`]).
+    NewWorkspace,
+    Failed(ServiceError),
+}
+
+impl From<ServiceError> for Skip {
+    fn from(e: ServiceError) -> Self {
+        Skip::Failed(e)
+    }
+}
+
+impl From<ceneca_store::StoreError> for Skip {
+    fn from(e: ceneca_store::StoreError) -> Self {
+        Skip::Failed(e.into())
+    }
+}
+
+impl Services {
+    fn local_node(&self) -> Result<&LocalNode> {
+        self.config.local_node.as_ref().ok_or_else(|| {
+            ServiceError::NotLocalNode(
+                "this server is not a local node (it has no upstream)".into(),
+            )
+        })
+    }
+
+    /// Keeps the enrolled account here: its id and profile as the upstream has them (`me`,
+    /// the answer of `GET /auth/me`), with an Argon2id hash of `password`, so its user can
+    /// log in with the upstream down; and this node's device row, which its changes name.
+    /// Enrolling again (a new password, another device) replaces both.
+    pub async fn adopt_account(&self, me: &Json, password: &str, device: &Json) -> Result<()> {
+        let id_of = |json: &Json, what: &str| {
+            json.get("id")
+                .and_then(Json::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| ServiceError::Internal(format!("the upstream's {what} has no id")))
+        };
+        let (user_id, device_id) = (id_of(me, "account")?, id_of(device, "device")?);
+        let text = |json: &Json, name: &str| {
+            json.get(name)
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let now = ceneca_domain::clock::now();
+        let hash = crate::auth::accounts::hash_password(password.to_owned()).await?;
+        let mut user = Record::new();
+        user.set("email", Value::Text(text(me, "email").to_lowercase()));
+        user.set("display_name", Value::Text(text(me, "display_name")));
+        user.set("password_hash", Value::Text(hash));
+        user.set("status", Value::Text("active".into()));
+        let actor = Actor {
+            user_id: None,
+            device_id: None,
+            replay: None,
+        };
+        let users = &model::USERS;
+        let mut batch = WriteBatch::new(actor);
+        if self.exists(users, user_id).await? {
+            batch = batch.push(WriteOp::Update {
+                entity: users,
+                id: user_id,
+                filter: ScopeFilter::All,
+                set: user,
+            });
+        } else {
+            user.set("id", Value::Id(user_id));
+            user.set("created_at", Value::Time(now));
+        user.set("updated_at", Value::Time(now));
+            user.set("updated_at", Value::Time(now));
+            fill_defaults(users, &mut user, now);
+            batch = batch.push(WriteOp::Insert {
+                entity: users,
+                record: user,
+            });
+        }
+        if !self.exists(&model::DEVICES, device_id).await? {
+            let mut row = Record::new();
+            row.set("id", Value::Id(device_id));
+            row.set("created_at", Value::Time(now));
+            row.set("updated_at", Value::Time(now));
+            row.set("user_id", Value::Id(user_id));
+            row.set("name", Value::Text(text(device, "name")));
+            row.set("platform", Value::Text(text(device, "platform")));
+            // Devices are not signed in here: a digest no token has.
+            row.set(
+                "token_hash",
+                Value::Bytes(ceneca_crypto::token::digest(
+                    &ceneca_crypto::token::generate(),
+                )),
+            );
+            fill_defaults(&model::DEVICES, &mut row, now);
+            batch = batch.push(WriteOp::Insert {
+                entity: &model::DEVICES,
+                record: row,
+            });
+        }
+        self.store.apply(batch).await?;
+        Ok(())
+    }
+
+    /// The enrolled account as this node keeps it.
+    pub async fn adopted_account(&self, user_id: Uuid) -> Result<Option<Json>> {
+        Ok(self
+            .store
+            .get(&model::USERS, user_id, ScopeFilter::All, Deleted::Exclude)
+            .await?
+            .map(|row| ceneca_domain::output::to_json(&model::USERS, &row, View::Detail)))
+    }
+
+    /// Applies a page of the upstream's feed, oldest first. A change this node already
+    /// holds (its own, come back; one applied before a crash) is recognised and skipped.
+    pub async fn apply_upstream(&self, changes: &[Change]) -> Result<UpstreamApplied> {
+        let node = self.local_node()?.clone();
+        let ids: Vec<Uuid> = changes.iter().map(|c| c.entity_id).collect();
+        let (mut clocks, mut logged) = self.row_clocks(ids).await?;
+        let mut known = HashSet::new();
+        let mut out = UpstreamApplied::default();
+        for change in changes {
+            match self
+                .apply_change(&node, change, &mut clocks, &mut logged, &mut known)
+                .await
+            {
+                Ok(()) => out.applied += 1,
+                Err(Skip::NewWorkspace) => out.resync = true,
+                Err(Skip::Failed(e)) => out.failed.push(format!(
+                    "{:?} of {} {} (cursor {}): {e}",
+                    change.operation, change.entity, change.entity_id, change.cursor
+                )),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply_change(
+        &self,
+        node: &LocalNode,
+        change: &Change,
+        clocks: &mut RowHistories,
+        logged: &mut HashSet<(Uuid, Uuid)>,
+        known: &mut HashSet<Uuid>,
+    ) -> Result<(), Skip> {
+        let hlc: u64 = change
+            .hlc
+            .parse()
+            .map_err(|_| ServiceError::Internal(format!("a change stamped '{}'", change.hlc)))?;
+        self.store.clock().observe(hlc);
+        let operation = match change.operation {
+            ChangeOperation::Create => Operation::Create,
+            ChangeOperation::Update => Operation::Update,
+            ChangeOperation::Delete => Operation::Delete,
+            ChangeOperation::Restore => Operation::Restore,
+            ChangeOperation::Revoke => return Ok(self.forget_access(node, change).await?),
+        };
+        let entity = entity_named(&change.entity)
+            .ok_or_else(|| ServiceError::Internal(format!("a change of '{}'", change.entity)))?;
+        let mut values = change.values.clone();
+        let created_at =
+            match values.remove("created_at") {
+                Some(json) => Some(parse_time(&json).map_err(|r| {
+                    ServiceError::Internal(format!("a change's created_at that {r}"))
+                })?),
+                None => None,
+            };
+        let fields: Vec<&str> = values.keys().map(String::as_str).collect();
+        let stamp = Stamp {
+            hlc,
+            change: change.change_id,
+        };
+        let row_clocks = clocks
+            .entry((entity.name.to_owned(), change.entity_id))
+            .or_default();
+        let decision = decide(row_clocks, operation, stamp, &fields);
+        if decision.duplicate || logged.contains(&(change.entity_id, change.change_id)) {
+            return Ok(());
+        }
+        let exists = row_clocks.exists || self.exists(entity, change.entity_id).await?;
+        let actor = |stamp: Stamp| Actor {
+            user_id: change.user_id,
+            // Only this node's own changes are pushed: others keep no device here.
+            device_id: change.device_id.filter(|d| *d == node.device_id),
+            replay: Some(Replay {
+                row: change.entity_id,
+                change_id: stamp.change,
+                hlc: stamp.hlc,
+            }),
+        };
+        if let Some(user) = change.user_id {
+            self.ensure_user(user, known).await?;
+        }
+        let id = change.entity_id;
+        let now = ceneca_domain::clock::now();
+        let mut batches = Vec::new();
+        if decision.insert && !exists {
+            let mut record = self.parsed(entity, &values, &decision.apply)?;
+            record.set("id", Value::Id(id));
+            record.set("created_at", Value::Time(created_at.unwrap_or(now)));
+            record.set("updated_at", Value::Time(now));
+            fill_defaults(entity, &mut record, now);
+            self.ensure_references(entity, &mut record, known)
+                .await
+                .map_err(|e| match is_membership(entity) {
+                    true => Skip::NewWorkspace,
+                    false => Skip::Failed(e),
+                })?;
+            self.seal_content(entity, id, record.id_of("workspace_id"), &mut record);
+            batches.push(WriteBatch::new(actor(stamp)).push(WriteOp::Insert { entity, record }));
+            if decision.set_deleted == Some(true)
+                && let Some((true, deleted)) = row_clocks.deletion
+            {
+                batches.push(WriteBatch::new(actor(deleted)).push(WriteOp::SoftDelete {
+                    entity,
+                    id,
+                    filter: ScopeFilter::All,
+                }));
+            }
+        } else if exists {
+            let current = self
+                .store
+                .get(entity, id, ScopeFilter::All, Deleted::Include)
+                .await?
+                .ok_or(ServiceError::NotFound(entity.name))?;
+            let mut batch = WriteBatch::new(actor(stamp));
+            if !decision.apply.is_empty() {
+                let mut set = self.parsed(entity, &values, &decision.apply)?;
+                self.ensure_references(entity, &mut set, known).await?;
+                self.seal_content(entity, id, current.id_of("workspace_id"), &mut set);
+                batch = batch.push(WriteOp::Update {
+                    entity,
+                    id,
+                    filter: ScopeFilter::All,
+                    set,
+                });
+            }
+            let deleted = current.get("deleted_at").is_some_and(|v| !v.is_null());
+            match decision.set_deleted {
+                Some(true) if !deleted => {
+                    batch = batch.push(WriteOp::SoftDelete {
+                        entity,
+                        id,
+                        filter: ScopeFilter::All,
+                    });
+                }
+                Some(false) if deleted => {
+                    batch = batch.push(WriteOp::Restore {
+                        entity,
+                        id,
+                        filter: ScopeFilter::All,
+                    });
+                }
+                _ => {}
+            }
+            if !batch.ops.is_empty() {
+                batches.push(batch);
+            }
+        }
+        for batch in batches {
+            match self.store.apply(batch).await {
+                Ok(_) => {}
+                Err(
+                    ceneca_store::StoreError::ForeignKey { .. }
+                    | ceneca_store::StoreError::NotFound,
+                ) if is_membership(entity) => {
+                    return Err(Skip::NewWorkspace);
+                }
+                Err(e) => return Err(Skip::Failed(e.into())),
+            }
+        }
+        // A row this node has not got (deleted before the user could read it) keeps
+        // its clocks all the same, so a late create is born as what it became.
+        row_clocks.absorb(operation, stamp, &fields);
+        logged.insert((change.entity_id, change.change_id));
+        known.insert(id);
+        Ok(())
+    }
+
+    /// The user lost access: a workspace's copy is dropped with its history here (its
+    /// content, memberships and change-log entries), so a later invitation brings it back
+    /// whole; an organization's, the user's membership of it.
+    async fn forget_access(&self, node: &LocalNode, change: &Change) -> Result<()> {
+        let actor = Actor {
+            user_id: None,
+            device_id: None,
+            replay: None,
+        };
+        let id = change.entity_id;
+        let batch = if change.entity == model::WORKSPACES.table {
+            WriteBatch::new(actor)
+                .push(WriteOp::Forget {
+                    entity: &model::SYNC_EVENTS,
+                    filter: ScopeFilter::AnyOf(vec![("scope_workspace_id", vec![id])]),
+                })
+                .push(WriteOp::Forget {
+                    entity: &model::WORKSPACES,
+                    filter: ScopeFilter::AnyOf(vec![("id", vec![id])]),
+                })
+        } else {
+            let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 10);
+            query.equals = vec![
+                ("organization_id", Value::Id(id)),
+                ("user_id", Value::Id(node.user_id)),
+            ];
+            query.deleted = Deleted::Include;
+            let rows = self.store.list(&model::ORGANIZATION_MEMBERS, query).await?;
+            let ids: Vec<Uuid> = rows.iter().filter_map(Record::id).collect();
+            WriteBatch::new(actor).push(WriteOp::Forget {
+                entity: &model::ORGANIZATION_MEMBERS,
+                filter: ScopeFilter::AnyOf(vec![("id", ids)]),
+            })
+        };
+        self.store.apply(batch).await?;
+        Ok(())
+    }
+
+    /// The values of `names`, parsed by their fields' kinds.
+    fn parsed(
+        &self,
+        entity: &Entity,
+        values: &Map<String, Json>,
+        names: &[String],
+    ) -> Result<Record> {
+        let mut record = Record::with_capacity(names.len() + 4);
+        for name in names {
+            let (Some(field), Some(json)) = (entity.field(name), values.get(name)) else {
+                continue;
+            };
+            let value = parse_value(field, json).map_err(|reason| {
+                ServiceError::Internal(format!("the upstream's {}.{name} {reason}", entity.name))
+            })?;
+            record.set(field.name, value);
+        }
+        Ok(record)
+    }
+
+    async fn exists(&self, entity: &'static Entity, id: Uuid) -> Result<bool> {
+        Ok(self
+            .store
+            .get(entity, id, ScopeFilter::All, Deleted::Include)
+            .await?
+            .is_some())
+    }
+
+    /// Every row `record` refers to must be here: an account the node has never seen
+    /// (another member, who wrote in a shared workspace) is kept as a placeholder that
+    /// cannot log in; a reference to a row this user may not read is left empty where it
+    /// may be, and otherwise the change cannot be applied.
+    async fn ensure_references(
+        &self,
+        entity: &'static Entity,
+        record: &mut Record,
+        known: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        for field in entity.columns() {
+            let Kind::Ref(target) = field.kind else {
+                continue;
+            };
+            let Some(id) = record.id_of(field.name) else {
+                continue;
+            };
+            if known.contains(&id) {
+                continue;
+            }
+            if target == model::USERS.table {
+                self.ensure_user(id, known).await?;
+                continue;
+            }
+            let held = match model::by_table(target) {
+                Some(parent) => self.exists(parent, id).await?,
+                None => false,
+            };
+            if held {
+                known.insert(id);
+            } else if field.nullable {
+                record.set(field.name, Value::Null);
+            } else {
+                return Err(ServiceError::NotFound(
+                    model::by_table(target).map_or("row", |e| e.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A placeholder for an account this node does not hold: suspended, with no
+    /// password, so it names an author and nothing more.
+    async fn ensure_user(&self, id: Uuid, known: &mut HashSet<Uuid>) -> Result<()> {
+        if known.contains(&id) || self.exists(&model::USERS, id).await? {
+            known.insert(id);
+            return Ok(());
+        }
+        let now = ceneca_domain::clock::now();
+        let mut user = Record::new();
+        user.set("id", Value::Id(id));
+        user.set("created_at", Value::Time(now));
+        user.set("updated_at", Value::Time(now));
+        user.set("email", Value::Text(format!("{id}@replica.invalid")));
+        user.set("display_name", Value::Text(String::new()));
+        user.set("password_hash", Value::Text("!".into()));
+        user.set("status", Value::Text("suspended".into()));
+        fill_defaults(&model::USERS, &mut user, now);
+        let actor = Actor {
+            user_id: None,
+            device_id: None,
+            replay: None,
+        };
+        let batch = WriteBatch::new(actor).push(WriteOp::Insert {
+            entity: &model::USERS,
+            record: user,
+        });
+        match self.store.apply(batch).await {
+            Ok(_) | Err(ceneca_store::StoreError::Unique { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        known.insert(id);
+        Ok(())
+    }
+
+    /// This node's own changes after `after` (its log's `seq`), oldest first, at most
+    /// `limit`, as the upstream's push takes them; and the `seq` of the last one read.
+    pub async fn pending_changes(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<(Vec<PushedChange>, Option<i64>)> {
+        let node = self.local_node()?;
+        let rows = self.store.feed(own_changes(node, after, limit)).await?;
+        let last = rows
+            .last()
+            .and_then(|r| r.get("seq"))
+            .and_then(Value::as_int);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
+            let (Some(entity), Some(entity_id), Some(change_id)) = (
+                entity_logged_as(text("entity_type")),
+                row.id_of("entity_id"),
+                row.id(),
+            ) else {
+                continue;
+            };
+            let operation = match text("operation") {
+                "create" => ChangeOperation::Create,
+                "update" => ChangeOperation::Update,
+                "delete" => ChangeOperation::Delete,
+                "restore" => ChangeOperation::Restore,
+                _ => continue,
+            };
+            let mut values = match row.get("payload") {
+                Some(Value::Json(Json::Object(map))) => map.clone(),
+                _ => Map::new(),
+            };
+            self.open_values(
+                entity,
+                entity_id,
+                row.id_of("scope_workspace_id"),
+                &mut values,
+            )?;
+            // What the upstream's push takes: on a create, what a client may set (and
+            // the creation time); on an update, what a client may change.
+            values.retain(|name, _| match operation {
+                ChangeOperation::Create => {
+                    name == "created_at"
+                        || entity
+                            .field(name)
+                            .is_some_and(|f| f.input != ceneca_domain::schema::Input::Server)
+                }
+                _ => entity.field(name).is_some_and(|f| f.patch),
+            });
+            if operation == ChangeOperation::Update && values.is_empty() {
+                continue;
+            }
+            out.push(PushedChange {
+                change_id,
+                entity: entity.table.to_owned(),
+                entity_id,
+                operation,
+                hlc: row
+                    .get("hlc")
+                    .and_then(Value::as_int)
+                    .unwrap_or_default()
+                    .to_string(),
+                values,
+            });
+        }
+        Ok((out, last))
+    }
+
+    /// How many of this node's own changes after `after` wait to be pushed.
+    pub async fn count_pending(&self, after: i64) -> Result<i64> {
+        let node = self.local_node()?;
+        Ok(self.store.count_feed(own_changes(node, after, 0)).await?)
+    }
+}
+
+/// The feed of what this node's device wrote to content it may push.
+fn own_changes(node: &LocalNode, after: i64, limit: u32) -> FeedQuery {
+    FeedQuery {
+        after,
+        limit,
+        parts: model::ALL
+            .iter()
+            .copied()
+            .filter(|e| pushable(e))
+            .map(|entity| FeedPart {
+                entity,
+                filter: ScopeFilter::All,
+            })
+            .collect(),
+        revocations_of: None,
+        memberships_of: None,
+        made_on: Some(node.device_id),
+    }
+}
+
+fn is_membership(entity: &Entity) -> bool {
+    std::ptr::eq(entity, &model::WORKSPACE_MEMBERS)
+        || std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
+}
