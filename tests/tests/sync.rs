@@ -35,6 +35,8 @@ on_every_backend!(
     regression_api_tokens_neither_push_nor_hear_revocations,
     regression_cascaded_deletes_are_changes_of_their_own,
     regression_streams_per_account_are_capped,
+    regression_a_write_between_merge_and_write_is_never_overwritten_by_an_older_change,
+    pushed_creates_are_written_in_groups_and_a_bad_one_is_refused_alone,
 );
 
 /// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
@@ -1513,4 +1515,164 @@ async fn regression_streams_per_account_are_capped(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Found while building the local node: a push merged each change against the clocks it
+/// read at its start, and wrote later; a write that came in between (an API write, another
+/// device's push) was overwritten by an older change, and the upstream kept the loser
+/// while every replica kept the winner. The write now insists on the history it merged
+/// against, and decides again when it moved.
+async fn regression_a_write_between_merge_and_write_is_never_overwritten_by_an_older_change(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (device_id, laptop) = device(&s, &a, "laptop").await;
+    let path = format!("/api/v1/threads/{}", w.thread);
+    for round in 0..20 {
+        // A device's edit made a second ago, and an edit through the API now: the API's
+        // is the later one, whichever reaches the server first.
+        let older = vec![change(
+            "threads",
+            &w.thread,
+            "update",
+            &hlc(-1_000),
+            json!({"title": format!("device {round}")}),
+        )];
+        let api_title = format!("api {round}");
+        let (_, edited) = tokio::join!(
+            push(&s, &laptop, &device_id, older),
+            s.patch(&a, &path, json!({"title": api_title}))
+        );
+        edited.expect(200);
+        let got = s.get(&a, &path).await.expect(200);
+        assert_eq!(got["title"], api_title.as_str(), "round {round}");
+    }
+    // Two devices pushing the same field at once: the later stamp stands.
+    let (phone_id, phone) = device(&s, &a, "phone").await;
+    for round in 0..20 {
+        let early = vec![change(
+            "threads",
+            &w.thread,
+            "update",
+            &hlc(-500),
+            json!({"title": format!("early {round}")}),
+        )];
+        let late = vec![change(
+            "threads",
+            &w.thread,
+            "update",
+            &hlc(-100),
+            json!({"title": format!("late {round}")}),
+        )];
+        let (first, second) = tokio::join!(
+            push(&s, &laptop, &device_id, early),
+            push(&s, &phone, &phone_id, late)
+        );
+        assert!(
+            first
+                .iter()
+                .chain(&second)
+                .all(|r| r["outcome"] != "refused"),
+            "{first:?} {second:?}"
+        );
+        let got = s.get(&a, &path).await.expect(200);
+        assert_eq!(
+            got["title"],
+            format!("late {round}").as_str(),
+            "round {round}"
+        );
+        // What lost was recorded, not dropped.
+        assert!(
+            first[0]["outcome"] == "conflict" || first[0]["outcome"] == "applied",
+            "{first:?}"
+        );
+    }
+}
+
+/// A device back online sends its new messages together: they are written as groups (one
+/// transaction per thread), keep their ids, creation times and change ids in the log, and
+/// one invalid message is refused alone while the rest apply.
+async fn pushed_creates_are_written_in_groups_and_a_bad_one_is_refused_alone(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (device_id, laptop) = device(&s, &a, "laptop").await;
+    let other_thread = s
+        .post(
+            &a,
+            "/api/v1/threads",
+            json!({"workspace_id": w.workspace, "title": "second"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut changes = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let thread = if i < 30 { &w.thread } else { &other_thread };
+        let id = Uuid::now_v7().to_string();
+        let content = if i == 42 {
+            Value::from(17)
+        } else {
+            Value::from(format!("offline {i}"))
+        };
+        changes.push(change(
+            "messages",
+            &id,
+            "create",
+            &hlc(-60 + i as i64),
+            json!({"thread_id": thread, "role": "user", "content": content}),
+        ));
+        ids.push(id);
+    }
+    let results = push(&s, &laptop, &device_id, changes.clone()).await;
+    for (i, r) in results.iter().enumerate() {
+        if i == 42 {
+            assert_eq!(r["outcome"], "refused", "{r}");
+            assert_eq!(r["field"], "content", "{r}");
+        } else {
+            assert_eq!(r["outcome"], "applied", "{i}: {r}");
+        }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let reply = s.get(&a, &format!("/api/v1/messages/{id}")).await;
+        if i == 42 {
+            assert_eq!(reply.status.as_u16(), 404);
+        } else {
+            assert_eq!(reply.status.as_u16(), 200, "{i}");
+        }
+    }
+    let thread = s
+        .get(&a, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert_eq!(
+        thread["message_count"], 31,
+        "the world's message and 30 pushed"
+    );
+    // Each row is logged under its own change's id and clock.
+    let feed = pull_all(&s, &a).await;
+    for (i, sent) in changes.iter().enumerate().filter(|(i, _)| *i != 42) {
+        let logged = feed
+            .iter()
+            .find(|c| c["entity_id"] == ids[i].as_str())
+            .unwrap_or_else(|| panic!("{i} not in the feed"));
+        assert_eq!(logged["change_id"], sent["change_id"], "{i}");
+        assert_eq!(logged["hlc"], sent["hlc"], "{i}");
+        assert_eq!(logged["device_id"], device_id.as_str(), "{i}");
+    }
+    // Sent again, every change is recognised: nothing is written twice.
+    let again = push(&s, &laptop, &device_id, changes).await;
+    for (i, r) in again.iter().enumerate().filter(|(i, _)| *i != 42) {
+        assert_eq!(r["outcome"], "applied", "{i}: {r}");
+    }
+    let thread = s
+        .get(&a, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert_eq!(thread["message_count"], 31);
 }

@@ -8,12 +8,15 @@
 //! - `text`: full-text search over a million messages;
 //! - `vectors`: semantic search over 100,000 embeddings of dimension 1536, and upserts;
 //! - `zero-sync`: the reference scanner, beside the same writes without it;
-//! - `sync`: pushing and pulling 10,000 changes, beside the batch and list APIs.
+//! - `sync`: pushing and pulling 10,000 changes, beside the batch and list APIs;
+//! - `node`: a write on one local node until another one's API has it, and the fan-out of
+//!   a change to 1,000 change-stream subscribers.
 //!
 //! A library of its own so the binary crate holds commands only; the binary passes its own
 //! path in, for the figures that start a real `ceneca serve` process.
 
 mod core;
+mod node;
 mod sync;
 mod text;
 mod vectors;
@@ -35,6 +38,7 @@ pub enum Suite {
     Vectors,
     ZeroSync,
     Sync,
+    Node,
 }
 
 #[derive(clap::Args)]
@@ -83,6 +87,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Vectors,
             Suite::ZeroSync,
             Suite::Sync,
+            Suite::Node,
         ]
     } else {
         args.suite.clone()
@@ -103,10 +108,85 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Vectors => vectors::run(&args, dir.path()).await?,
             Suite::ZeroSync => zero_sync::run(&args, dir.path()).await?,
             Suite::Sync => sync::run(&args, dir.path()).await?,
+            Suite::Node => node::run(&args, dir.path(), ceneca).await?,
         }
         println!();
     }
     Ok(())
+}
+
+/// The account every in-process server of the benchmarks has.
+const BENCH_EMAIL: &str = "bench@example.com";
+const BENCH_PASSWORD: &str = "benchmark password";
+
+/// A `ceneca serve` process on a data folder of its own and a free loopback port, rate
+/// limits off; killed when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ServeProcess {
+    async fn start(exe: &Path, data: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(exe)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data)
+            .env_remove("CENECA_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .env("CENECA_HTTP__RATE_LIMIT_PER_IP_PER_MINUTE", "0")
+            .env("CENECA_HTTP__RATE_LIMIT_PER_ACCOUNT_PER_MINUTE", "0")
+            .env("CENECA_HTTP__LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", "0")
+            .env("CENECA_HTTP__REGISTRATIONS_PER_IP_PER_HOUR", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start ceneca serve")?;
+        let process = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        while !http
+            .get(format!("{}/readyz", process.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            if started.elapsed() > Duration::from_secs(20) {
+                bail!("ceneca serve did not answer within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(process)
+    }
+
+    /// The process's resident memory, in bytes.
+    fn resident_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .context("no VmRSS")
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Sorted latency samples.
@@ -211,6 +291,13 @@ struct Server {
 
 impl Server {
     async fn start(services: Services) -> anyhow::Result<Self> {
+        let mut server = Self::start_bare(services).await?;
+        server.token = server.sign_in("/api/v1/auth/register").await?;
+        Ok(server)
+    }
+
+    /// The server on loopback, with a client that is not signed in.
+    async fn start_bare(services: Services) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         // Rate limits off: the benchmark measures the work, not the throttle.
@@ -228,22 +315,31 @@ impl Server {
             ceneca_server::router(services, http_config),
             std::future::pending(),
         ));
-        let mut server = Self {
+        Ok(Self {
             base,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(4)
                 .build()?,
             token: String::new(),
-        };
-        let login = server
+        })
+    }
+
+    /// A server whose account exists already (a local node enrolled with it): logged in.
+    async fn start_logged_in(services: Services) -> anyhow::Result<Self> {
+        let mut server = Self::start_bare(services).await?;
+        server.token = server.sign_in("/api/v1/auth/login").await?;
+        Ok(server)
+    }
+
+    async fn sign_in(&self, path: &str) -> anyhow::Result<String> {
+        let login = self
             .call(
                 reqwest::Method::POST,
-                "/api/v1/auth/register",
-                Some(json!({"email": "bench@example.com", "password": "benchmark password"})),
+                path,
+                Some(json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD})),
             )
             .await?;
-        server.token = login["token"].as_str().context("token")?.to_owned();
-        Ok(server)
+        Ok(login["token"].as_str().context("token")?.to_owned())
     }
 
     /// Calls the API; a status other than 2xx is an error carrying the body.

@@ -850,8 +850,10 @@ async fn concurrent_edits_to_different_fields_both_survive_and_the_same_field_ta
                     got["title"] == "A's title"
                         && got["pinned"] == true
                         && got["project_id"] == second.as_str(),
-                    "{}: {got}",
-                    api.base
+                    "{}: {got} (first project {first}, second {second}; A: {:?}, B: {:?})",
+                    api.base,
+                    a.api.sync_status().await,
+                    b.api.sync_status().await
                 );
             }
             Ok(())

@@ -54,7 +54,9 @@ impl HybridClock {
             .last
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let next = physical.max(*last + 1).max(remote + 1);
+        let next = physical
+            .max(last.saturating_add(1))
+            .max(remote.saturating_add(1));
         *last = next;
         next
     }

@@ -19,11 +19,12 @@ use crate::upstream::{Upstream, UpstreamError};
 /// Changes per push and per pull.
 const PAGE: u32 = 1_000;
 /// Local writes that follow each other within this are pushed together.
-const DEBOUNCE: Duration = Duration::from_millis(150);
+const DEBOUNCE: Duration = Duration::from_millis(10);
 /// The first retry after a failure; it doubles up to the interval.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 /// The running loop of one local node.
+#[derive(Clone)]
 pub struct Replicator {
     services: Services,
     upstream: Upstream,
@@ -49,7 +50,9 @@ impl Replicator {
         }
     }
 
-    /// Starts the loop and the stream follower; both end with the process.
+    /// Starts the loop and the stream follower; both end with the process. The loop is
+    /// supervised: a fault in it (a panic) is reported and the loop starts again from the
+    /// cursors on disk.
     pub fn start(self) -> Result<JoinHandle<()>, NodeError> {
         let cursors = self.files.load_cursors()?;
         self.services.node_status().update(|s| {
@@ -58,7 +61,31 @@ impl Replicator {
         });
         let wake = Arc::new(Notify::new());
         tokio::spawn(follow(self.upstream.clone(), wake.clone(), self.interval));
-        Ok(tokio::spawn(self.run(cursors, wake)))
+        Ok(tokio::spawn(async move {
+            let mut cursors = cursors;
+            loop {
+                let run = tokio::spawn(self.clone().run(cursors, wake.clone()));
+                match run.await {
+                    Ok(()) => return,
+                    Err(e) if e.is_cancelled() => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the sync loop failed; starting it again");
+                        self.services.node_status().update(|s| {
+                            s.online = false;
+                            s.last_error = Some(format!("the sync loop failed: {e}"));
+                        });
+                        tokio::time::sleep(self.interval.min(Duration::from_secs(5))).await;
+                        cursors = match self.files.load_cursors() {
+                            Ok(c) => c,
+                            Err(e) => {
+                                tracing::error!(error = %e, "the sync loop stops");
+                                return;
+                            }
+                        };
+                    }
+                }
+            }
+        }))
     }
 
     async fn run(self, mut cursors: SyncCursors, wake: Arc<Notify>) {
@@ -72,6 +99,27 @@ impl Replicator {
                         s.online = true;
                         s.last_error = None;
                         s.last_sync_at = Some(ceneca_domain::clock::now());
+                    });
+                    self.interval
+                }
+                Err(NodeError::Upstream(e)) if e.is_unauthorized() => {
+                    // The device's token no longer opens the upstream: revoked, expired,
+                    // the password changed or the account suspended there. What the
+                    // upstream no longer trusts does not stay open here either.
+                    tracing::error!(
+                        error = %e,
+                        "the upstream no longer accepts this device; local log-ins are \
+                         locked until the device is enrolled again"
+                    );
+                    if let Err(e) = self.services.lock_adopted_account().await {
+                        tracing::error!(error = %e, "the local account could not be locked");
+                    }
+                    self.services.node_status().update(|s| {
+                        s.online = false;
+                        s.last_error = Some(format!(
+                            "{e}: the upstream no longer accepts this device; enrol it again \
+                             (ceneca device enroll)"
+                        ));
                     });
                     self.interval
                 }
@@ -152,22 +200,40 @@ impl Replicator {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let applied = self.services.apply_upstream(&page.changes).await?;
+            let next: i64 = page
+                .cursor
+                .parse()
+                .map_err(|_| UpstreamError::Protocol(format!("a cursor '{}'", page.cursor)))?;
+            moves_forward(cursors.pulled, next, page.has_more)?;
+            let revokes_from = cursors.catching_up_to.unwrap_or(0);
+            let applied = self
+                .services
+                .apply_upstream(&page.changes, revokes_from, cursors.pushed)
+                .await?;
             for failure in &applied.failed {
                 tracing::warn!(change = %failure, "a change from the upstream was not applied");
             }
-            if applied.resync && !resynced {
+            for lost in &applied.lost {
+                tracing::warn!("{lost}");
+            }
+            if !applied.lost.is_empty() {
+                let count = applied.lost.len() as u64;
+                self.services.node_status().update(|s| s.refused += count);
+            }
+            if let Some(at) = applied.resync.filter(|_| !resynced) {
                 // A workspace the user has just been given: its history is behind the
-                // cursor. Read the feed from the start (what is held is recognised).
+                // cursor. Read the feed from the start (what is held is recognised), its
+                // revocations before the invitation as history.
+                cursors.catching_up_to = Some(at);
                 cursors.pulled = 0;
                 resynced = true;
                 self.files.save_cursors(*cursors)?;
                 continue;
             }
-            cursors.pulled = page
-                .cursor
-                .parse()
-                .map_err(|_| UpstreamError::Protocol(format!("a cursor '{}'", page.cursor)))?;
+            cursors.pulled = next;
+            if cursors.catching_up_to.is_some_and(|to| next >= to) {
+                cursors.catching_up_to = None;
+            }
             self.files.save_cursors(*cursors)?;
             let cursor = cursors.pulled;
             self.services.node_status().update(|s| s.cursor = cursor);
@@ -176,6 +242,18 @@ impl Replicator {
             }
         }
     }
+}
+
+/// A page of the feed must move the cursor forward (or, at the end, leave it): a feed
+/// that does not would be read for ever, and one that goes back is not the feed read so
+/// far.
+fn moves_forward(before: i64, next: i64, has_more: bool) -> Result<(), UpstreamError> {
+    if next < before || (has_more && next == before) {
+        return Err(UpstreamError::Protocol(format!(
+            "the feed answered cursor {next} after {before}: it must move forward"
+        )));
+    }
+    Ok(())
 }
 
 /// Follows the upstream's change stream, waking the loop at each change; reconnects with
@@ -195,5 +273,18 @@ async fn follow(upstream: Upstream, wake: Arc<Notify>, interval: Duration) {
         wake.notify_one();
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(interval.max(FIRST_RETRY));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::moves_forward;
+
+    #[test]
+    fn regression_a_feed_that_does_not_move_forward_is_refused() {
+        assert!(moves_forward(2, 2, true).is_err(), "the same page for ever");
+        assert!(moves_forward(5, 3, false).is_err(), "backwards");
+        assert!(moves_forward(2, 2, false).is_ok(), "read to the end");
+        assert!(moves_forward(2, 9, true).is_ok());
     }
 }

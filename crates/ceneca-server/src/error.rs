@@ -108,6 +108,11 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_in_edition", m)
             }
             ServiceError::Gone(m) => ApiError::new(StatusCode::GONE, "cursor_expired", m),
+            ServiceError::Stale => ApiError::new(
+                StatusCode::CONFLICT,
+                "stale",
+                ServiceError::Stale.to_string(),
+            ),
             ServiceError::UpstreamOnly(m) => {
                 ApiError::new(StatusCode::CONFLICT, "upstream_only", m)
             }

@@ -33,6 +33,20 @@ pub struct Caller {
 pub struct Replaying {
     pub stamp: ceneca_store::Replay,
     pub created_at: Option<time::OffsetDateTime>,
+    /// Where the row's change log ended when the change was merged: the write goes
+    /// through only if it still ends there (`None`: the caller checks it otherwise).
+    pub history_ends_at: Option<i64>,
+}
+
+impl Replaying {
+    /// The write's guard: nothing came between the merge and the write.
+    pub(crate) fn guard(&self) -> Option<ceneca_store::WriteOp> {
+        self.history_ends_at
+            .map(|last_seq| ceneca_store::WriteOp::ExpectHistory {
+                row: self.stamp.row,
+                last_seq,
+            })
+    }
 }
 
 impl Caller {
@@ -41,6 +55,14 @@ impl Caller {
             user_id: Some(self.user_id),
             device_id: self.device_id,
             replay: self.replaying.map(|r| r.stamp),
+        }
+    }
+    /// A batch written by this caller: a replayed change's starts with its guard.
+    pub fn write_batch(&self) -> ceneca_store::WriteBatch {
+        let batch = ceneca_store::WriteBatch::new(self.actor());
+        match self.replaying.as_ref().and_then(Replaying::guard) {
+            Some(guard) => batch.push(guard),
+            None => batch,
         }
     }
     /// The SQL filter for `access` to rows of `entity`.

@@ -53,6 +53,10 @@ pub enum ServiceError {
     /// this server cannot serve. The message says what to do instead.
     #[error("{0}")]
     Gone(String),
+    /// The row changed while a replayed change was merged against it (409, `stale`):
+    /// replication decides again; a client never sees it unless that keeps happening.
+    #[error("the row changed while this change was merged: retry")]
+    Stale,
     /// On a local node: what only the upstream changes (409, `upstream_only`).
     #[error("{0}")]
     UpstreamOnly(String),
@@ -111,6 +115,7 @@ pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreErro
         StoreError::Check { .. } => {
             ServiceError::invalid("body", "breaks a constraint of the data model")
         }
+        StoreError::Stale => ServiceError::Stale,
         other => ServiceError::Internal(other.to_string()),
     }
 }
@@ -119,6 +124,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ServiceError::NotFound("record"),
+            StoreError::Stale => ServiceError::Stale,
             other => ServiceError::Internal(other.to_string()),
         }
     }

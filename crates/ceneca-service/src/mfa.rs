@@ -81,6 +81,7 @@ impl Services {
     /// Starts enrolment: a new secret, not yet active. Answers `{secret, otpauth_uri}`.
     pub async fn mfa_enroll(&self, caller: &Caller) -> Result<MfaEnrollment> {
         caller.require_whole_account("enrol MFA")?;
+        self.require_local_write(&model::USERS)?;
         let user = self.user_row(caller.user_id).await?;
         if user.get("mfa_enabled").and_then(Value::as_bool) == Some(true) {
             return Err(ServiceError::conflict(
@@ -108,6 +109,7 @@ impl Services {
         caller: &Caller,
         request: &MfaConfirmRequest,
     ) -> Result<MfaConfirmed> {
+        self.require_local_write(&model::USERS)?;
         caller.require_whole_account("confirm MFA")?;
         let _gate = self.secret_checks.enter(caller.user_id).await;
         let code = request.code.as_str();
@@ -159,6 +161,7 @@ impl Services {
     /// Turns MFA off, with a current code or a recovery code.
     pub async fn mfa_disable(&self, caller: &Caller, request: &MfaDisableRequest) -> Result<()> {
         caller.require_whole_account("disable MFA")?;
+        self.require_local_write(&model::USERS)?;
         let _gate = self.secret_checks.enter(caller.user_id).await;
         self.secret_check_allowed(caller, "auth.mfa_disable")
             .await?;

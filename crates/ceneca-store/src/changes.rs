@@ -28,8 +28,9 @@ pub struct FeedQuery {
     /// Whose own memberships (workspace and organization) come too, whatever the parts
     /// say: a device, which may not read who has access, still learns its user's roles.
     pub memberships_of: Option<Uuid>,
-    /// Only the changes made on this device (a local node's own, to push upstream).
-    pub made_on: Option<Uuid>,
+    /// Only the changes made on this device by this user (a local node's own, to push
+    /// upstream).
+    pub made_on: Option<(Uuid, Uuid)>,
 }
 
 /// Where the change log keeps the owner a filter of `entity` names as `column`.
@@ -102,9 +103,10 @@ fn feed_condition(d: &dyn Dialect, sql: &mut Sql, q: &FeedQuery) -> String {
         parts.push("1 = 0".to_owned());
     }
     let device = match q.made_on {
-        Some(device) => {
+        Some((device, user)) => {
             let device = sql.bind(d, Value::Id(device), Kind::Uuid);
-            format!(" AND device_id = {device}")
+            let user = sql.bind(d, Value::Id(user), Kind::Uuid);
+            format!(" AND device_id = {device} AND user_id = {user}")
         }
         None => String::new(),
     };
@@ -145,6 +147,15 @@ pub(crate) fn last_seq() -> Sql {
         text: "SELECT COALESCE(MAX(seq), 0) AS seq FROM sync_events".to_owned(),
         params: Vec::new(),
     }
+}
+
+/// The last change of one row (`seq`, 0 when it has none).
+pub(crate) fn row_last_seq(d: &dyn Dialect, row: Uuid) -> Sql {
+    let mut sql = Sql::default();
+    let mark = sql.bind(d, Value::Id(row), Kind::Uuid);
+    sql.text =
+        format!("SELECT COALESCE(MAX(seq), 0) AS seq FROM sync_events WHERE entity_id = {mark}");
+    sql
 }
 
 /// The column [`last_seq`] reads.

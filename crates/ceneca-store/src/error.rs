@@ -15,6 +15,10 @@ pub enum StoreError {
     /// A CHECK constraint refused the write.
     #[error("{table}: check constraint")]
     Check { table: String },
+    /// A row changed after the batch read its history (`WriteOp::ExpectHistory`): decide
+    /// again on what it holds now.
+    #[error("the row changed since its history was read")]
+    Stale,
     #[error("migration: {0}")]
     Migration(String),
     /// The embedded database's encryption does not match the configuration, or the key

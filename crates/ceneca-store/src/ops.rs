@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::query::{Deleted, ListQuery};
 use crate::sql::{self, Dialect, Sql};
-use crate::write::{Actor, ChainWatcher, WriteBatch, WriteOp, operation};
+use crate::write::{Actor, ChainWatcher, Replay, WriteBatch, WriteOp, operation};
 use crate::{Result, StoreError, change_record};
 use ceneca_domain::audit::{self, ChainHead};
 use ceneca_domain::scope::ScopeFilter;
@@ -82,6 +82,7 @@ pub(crate) async fn apply_batch<E: Exec>(
 ) -> Result<Applied> {
     let now = now();
     let actor = batch.actor;
+    let replays: HashMap<Uuid, Replay> = batch.replays.iter().map(|r| (r.row, *r)).collect();
     let mut heads = Vec::new();
     let mut out = Vec::new();
     let mut changes: Vec<Record> = Vec::new();
@@ -89,7 +90,7 @@ pub(crate) async fn apply_batch<E: Exec>(
         match op {
             WriteOp::Insert { entity, record } => {
                 let rows = insert_rows(exec, entity, vec![record], now).await?;
-                log_created(&mut changes, entity, &rows, actor, clock, now);
+                log_created(&mut changes, entity, &rows, &replays, actor, clock, now);
                 out.extend(rows);
             }
             WriteOp::InsertMany { entity, records } => {
@@ -97,7 +98,7 @@ pub(crate) async fn apply_batch<E: Exec>(
                     continue;
                 }
                 let rows = insert_rows(exec, entity, records, now).await?;
-                log_created(&mut changes, entity, &rows, actor, clock, now);
+                log_created(&mut changes, entity, &rows, &replays, actor, clock, now);
                 out.extend(rows);
             }
             WriteOp::Upsert {
@@ -241,6 +242,21 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let sql = sql::update_all(exec.dialect(), entity, &filter, &set, now);
                 exec.execute(&sql).await?;
             }
+            WriteOp::ExpectHistory { row, last_seq } => {
+                exec.lock_audit_chain().await?;
+                let sql = crate::changes::row_last_seq(exec.dialect(), row);
+                let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
+                let now_last = exec
+                    .fetch_columns(&fields, &sql)
+                    .await?
+                    .first()
+                    .and_then(|r| r.get("seq"))
+                    .and_then(Value::as_int)
+                    .unwrap_or(0);
+                if now_last != last_seq {
+                    return Err(StoreError::Stale);
+                }
+            }
             WriteOp::Forget { entity, filter } => {
                 let sql = sql::forget(exec.dialect(), entity, &filter);
                 exec.execute(&sql).await?;
@@ -340,16 +356,23 @@ fn log_cascade(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn log_created(
     changes: &mut Vec<Record>,
     entity: &Entity,
     rows: &[Record],
+    replays: &HashMap<Uuid, Replay>,
     actor: Actor,
     clock: &HybridClock,
     now: OffsetDateTime,
 ) {
     // A create lists no fields: every field of the row is new.
     for row in rows {
+        let replay = row.id().and_then(|id| replays.get(&id)).copied();
+        let actor = Actor {
+            replay: replay.or(actor.replay),
+            ..actor
+        };
         log(
             changes,
             entity,

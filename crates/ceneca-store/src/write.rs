@@ -83,6 +83,11 @@ pub enum WriteOp {
     /// (`sequence`, `prev_hash`, `mac_key_id`, `hash`) under a lock, so entries form one
     /// chain however many writers there are.
     Audit { record: Record, chain: AuditChain },
+    /// Fails the batch with `StoreError::Stale` unless the change log of `row` still ends
+    /// at `last_seq` (0: no change yet): a replayed change merged against the history it
+    /// read is written only if no other write came in between. Checked under the lock
+    /// that orders change-log appends, so it holds until the batch commits.
+    ExpectHistory { row: Uuid, last_seq: i64 },
     /// Removes every row inside the filter, its foreign-key cascade with it, without
     /// logging: a replica dropping what its user may no longer read (the upstream's log
     /// holds the truth; this copy was never anyone's to change).
@@ -133,6 +138,10 @@ pub trait ChainWatcher: Send + Sync {
 pub struct WriteBatch {
     pub actor: Actor,
     pub ops: Vec<WriteOp>,
+    /// Rows the batch creates for changes made on other nodes, each under its change's
+    /// identity (a pushed group of creates written in one transaction); `actor.replay`
+    /// names the one row of a single replayed change.
+    pub replays: Vec<Replay>,
 }
 
 impl WriteBatch {
@@ -140,6 +149,7 @@ impl WriteBatch {
         Self {
             actor,
             ops: Vec::new(),
+            replays: Vec::new(),
         }
     }
     pub fn push(mut self, op: WriteOp) -> Self {

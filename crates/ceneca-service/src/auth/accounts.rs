@@ -258,6 +258,8 @@ impl Services {
         caller: &Caller,
         request: &ChangePasswordRequest,
     ) -> Result<()> {
+        // The account is the upstream's: a password changed here would differ there.
+        self.require_local_write(&model::USERS)?;
         caller.require_whole_account("change the password")?;
         let mut errors = ValidationError::new();
         let new = check_password(&mut errors, "new_password", &request.new_password);

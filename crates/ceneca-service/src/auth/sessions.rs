@@ -276,12 +276,13 @@ impl Services {
                 .to_owned(),
             system_admin,
             session_id,
-            // On a local node every write is this device's: the sync loop pushes what
-            // the device made, and only that.
+            // On a local node the enrolled user's writes are this device's: the sync
+            // loop pushes what the device's user made there, and only that.
             device_id: session.id_of("device_id").or(self
                 .config
                 .local_node
                 .as_ref()
+                .filter(|n| n.user_id == user_id)
                 .map(|n| n.device_id)),
             scope,
             source_ip: meta.source_ip.clone(),

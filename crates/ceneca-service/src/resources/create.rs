@@ -62,7 +62,9 @@ impl Services {
         let event = AuditEvent::new(action(entity, "create"), "success")
             .by(caller)
             .on(entity.table, record.id());
-        let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Insert { entity, record });
+        let mut batch = caller
+            .write_batch()
+            .push(WriteOp::Insert { entity, record });
         batch.ops.extend(extras.ops);
         batch.ops.push(self.audit_op(event));
         let rows = self
@@ -167,6 +169,67 @@ impl Services {
             .take(count)
             .map(|r| self.present(entity, r, View::Detail))
             .collect()
+    }
+
+    /// Creates rows for changes made on another node (a device's pushed creates), in one
+    /// transaction: each validated, authorized and completed as [`Self::create`] would, with
+    /// the id and creation time its change gave it, logged under the change's identity;
+    /// one audit entry for the group. All or none.
+    pub(crate) async fn create_replayed(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        parent: Option<ParentRef>,
+        items: Vec<(crate::caller::Replaying, &Map<String, Json>)>,
+    ) -> Result<()> {
+        caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
+        if !entity.api.create {
+            return Err(ServiceError::NotAllowed(format!(
+                "{}s cannot be created through the API",
+                entity.name
+            )));
+        }
+        let parent_row = match parent {
+            Some(p) => Some(self.visible_parent(caller, entity, p).await?),
+            None => None,
+        };
+        let mut records = Vec::with_capacity(items.len());
+        let mut side_ops = Vec::new();
+        let mut replays = Vec::with_capacity(items.len());
+        let mut as_author = Caller {
+            replaying: None,
+            ..caller.clone()
+        };
+        for (replaying, object) in items {
+            as_author.replaying = Some(replaying);
+            let (record, extras) = self
+                .prepare_new(&as_author, entity, object, parent, parent_row.as_ref())
+                .await?;
+            records.push(record);
+            side_ops.extend(extras.ops);
+            replays.push(replaying.stamp);
+        }
+        let event = AuditEvent::new(action(entity, "create_many"), "success")
+            .by(caller)
+            .on(entity.table, None)
+            .details(serde_json::json!({ "count": records.len(), "replayed": true }));
+        let mut batch = WriteBatch::new(
+            Caller {
+                replaying: None,
+                ..caller.clone()
+            }
+            .actor(),
+        )
+        .push(WriteOp::InsertMany { entity, records });
+        batch.replays = replays;
+        batch.ops.extend(side_ops);
+        let batch = batch.push(self.audit_op(event));
+        self.store
+            .apply(batch)
+            .await
+            .map_err(|e| from_store(entity.name, false, e))?;
+        Ok(())
     }
 
     /// Validates, derives, authorizes and completes one new row.

@@ -3,7 +3,7 @@
 use ceneca_domain::Entity;
 use ceneca_domain::output::View;
 use ceneca_domain::scope::Access;
-use ceneca_store::{Deleted, WriteBatch, WriteOp};
+use ceneca_store::{Deleted, WriteOp};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -74,7 +74,7 @@ impl Services {
         } else {
             WriteOp::Delete { entity, id, filter }
         };
-        let mut batch = WriteBatch::new(caller.actor()).push(op);
+        let mut batch = caller.write_batch().push(op);
         batch.ops.extend(extras.ops);
         batch.ops.push(
             self.audit_op(
@@ -116,7 +116,8 @@ impl Services {
         match self
             .store
             .apply(
-                WriteBatch::new(caller.actor())
+                caller
+                    .write_batch()
                     .push(WriteOp::Restore { entity, id, filter })
                     .push(
                         self.audit_op(

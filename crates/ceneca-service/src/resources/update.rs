@@ -5,7 +5,7 @@ use ceneca_domain::output::View;
 use ceneca_domain::schema::Kind;
 use ceneca_domain::scope::Access;
 use ceneca_domain::validate::{Mode, parse_object};
-use ceneca_store::{Deleted, WriteBatch, WriteOp};
+use ceneca_store::{Deleted, WriteOp};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -117,7 +117,7 @@ impl Services {
             .by(caller)
             .on(entity.table, Some(id))
             .details(serde_json::json!({ "fields": fields }));
-        let mut batch = WriteBatch::new(caller.actor()).push(WriteOp::Update {
+        let mut batch = caller.write_batch().push(WriteOp::Update {
             entity,
             id,
             filter: write,

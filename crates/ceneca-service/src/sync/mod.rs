@@ -15,6 +15,8 @@ mod node;
 mod pull;
 mod push;
 mod replica;
+#[cfg(test)]
+mod replica_tests;
 
 pub use node::{LocalNode, NodeStatusBoard};
 pub use replica::UpstreamApplied;
@@ -24,7 +26,47 @@ use ceneca_domain::Edition;
 use crate::Services;
 use crate::error::{Result, ServiceError};
 
+/// How often a device's `last_seen_at` is written at most: its syncs every few seconds
+/// must not each cost a write.
+const SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Services {
+    /// Records that the caller's device synced (`devices.last_seen_at`), at most once a
+    /// minute per device on this node. Not change-logged: it is the server's note.
+    async fn note_device_seen(&self, caller: &crate::Caller) -> Result<()> {
+        let Some(device) = caller.device_id else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        {
+            let mut seen = self.seen_devices.lock().unwrap_or_else(|e| e.into_inner());
+            if seen
+                .get(&device)
+                .is_some_and(|at| now.duration_since(*at) < SEEN_EVERY)
+            {
+                return Ok(());
+            }
+            if seen.len() > 100_000 {
+                seen.clear();
+            }
+            seen.insert(device, now);
+        }
+        let mut set = ceneca_domain::Record::new();
+        set.set(
+            "last_seen_at",
+            ceneca_domain::Value::Time(ceneca_domain::clock::now()),
+        );
+        let batch =
+            ceneca_store::WriteBatch::new(caller.actor()).push(ceneca_store::WriteOp::UpdateAll {
+                entity: &ceneca_domain::model::DEVICES,
+                // The caller's own device: its token's, or one `push` checked is theirs.
+                filter: ceneca_domain::scope::ScopeFilter::AnyOf(vec![("id", vec![device])]),
+                set,
+            });
+        self.store.apply(batch).await?;
+        Ok(())
+    }
+
     /// Refuses replication in the zero-sync edition, saying why.
     fn require_sync(&self) -> Result<()> {
         if self.config.edition == Edition::ZeroSync {

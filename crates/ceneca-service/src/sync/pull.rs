@@ -57,6 +57,7 @@ impl Services {
                 made_on: None,
             })
             .await?;
+        self.note_device_seen(caller).await?;
         let has_more = rows.len() > limit as usize;
         let mut changes = Vec::with_capacity(rows.len().min(limit as usize));
         for row in rows.iter().take(limit as usize) {

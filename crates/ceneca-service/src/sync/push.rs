@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::caller::Replaying;
 use crate::error::{Result, ServiceError};
+use crate::resources::ParentRef;
 use crate::{Caller, Services};
 
 impl Services {
@@ -47,19 +48,119 @@ impl Services {
             device_id: Some(request.device_id),
             ..caller.clone()
         };
+        self.note_device_seen(&caller).await?;
         let clock = self.store.clock();
-        let mut results = Vec::with_capacity(request.changes.len());
-        for change in &request.changes {
-            let result = match self
-                .push_one(&caller, change, &mut clocks, &mut logged, &clock)
+        let mut results: Vec<Option<PushResult>> = vec![None; request.changes.len()];
+        let mut group = InsertGroup::default();
+        for (i, change) in request.changes.iter().enumerate() {
+            let key = group_key(change, &clocks, &logged);
+            if !group.inserts.is_empty()
+                && (key != group.key || group.inserts.len() >= self.config.max_batch_items)
+            {
+                self.flush(
+                    &caller,
+                    &mut group,
+                    request,
+                    &mut clocks,
+                    &mut logged,
+                    &clock,
+                    &mut results,
+                )
+                .await?;
+            }
+            match self
+                .push_merged(
+                    &caller,
+                    change,
+                    &mut clocks,
+                    &mut logged,
+                    &clock,
+                    key.is_some(),
+                )
                 .await
             {
-                Ok(result) => result,
-                Err(e) => refused(change.change_id, e)?,
-            };
-            results.push(result);
+                Ok(Step::Done(result)) => results[i] = Some(result),
+                Ok(Step::Insert(insert)) => {
+                    group.key = key;
+                    group.inserts.push((i, insert));
+                }
+                Err(e) => results[i] = Some(refused(change.change_id, e)?),
+            }
         }
+        self.flush(
+            &caller,
+            &mut group,
+            request,
+            &mut clocks,
+            &mut logged,
+            &clock,
+            &mut results,
+        )
+        .await?;
+        let results = results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| ServiceError::Internal("a change without a result".into())))
+            .collect::<Result<_>>()?;
         Ok(PushResponse { results })
+    }
+
+    /// Writes a group of new rows in one transaction (one validation, one audit entry),
+    /// each under its change's identity; answers them `applied`. When the group fails as
+    /// a whole (one of them is invalid, a unique key clashes), its changes are applied one
+    /// by one instead, so each gets its own answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn flush(
+        &self,
+        caller: &Caller,
+        group: &mut InsertGroup,
+        request: &PushRequest,
+        clocks: &mut RowHistories,
+        logged: &mut Logged,
+        clock: &HybridClock,
+        results: &mut [Option<PushResult>],
+    ) -> Result<()> {
+        let inserts = std::mem::take(&mut group.inserts);
+        let Some((_, first)) = inserts.first() else {
+            return Ok(());
+        };
+        let (entity, parent) = (first.entity, group.key.and_then(|(_, p)| p));
+        let items = inserts
+            .iter()
+            .map(|(_, insert)| (insert.replaying(), &insert.values))
+            .collect();
+        match self.create_replayed(caller, entity, parent, items).await {
+            Ok(()) => {
+                for (i, insert) in inserts {
+                    let fields: Vec<&str> = insert.fields.iter().map(String::as_str).collect();
+                    clocks
+                        .entry((entity.name.to_owned(), insert.entity_id))
+                        .or_default()
+                        .absorb(Operation::Create, insert.stamp, &fields);
+                    logged.insert((insert.entity_id, insert.stamp.change));
+                    results[i] = Some(result(insert.stamp.change, PushOutcome::Applied, None));
+                }
+            }
+            Err(_) => {
+                for (i, _) in inserts {
+                    let change = &request.changes[i];
+                    results[i] = Some(
+                        match self
+                            .push_merged(caller, change, clocks, logged, clock, false)
+                            .await
+                        {
+                            Ok(Step::Done(result)) => result,
+                            Ok(Step::Insert(_)) => {
+                                return Err(ServiceError::Internal(
+                                    "a change grouped again".into(),
+                                ));
+                            }
+                            Err(e) => refused(change.change_id, e)?,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A device token may name only its own device; any other caller only a live device
@@ -110,18 +211,19 @@ impl Services {
     /// `(entity, id)` (ids are chosen by devices, so the entity is part of the key); and
     /// every `(row, change id)` logged for them: a change whose fields have all been
     /// overwritten since leaves no stamp in its row's registers, but its id is there, so
-    /// its retry is still recognised.
-    pub(super) async fn row_clocks(
-        &self,
-        ids: Vec<Uuid>,
-    ) -> Result<(RowHistories, HashSet<(Uuid, Uuid)>)> {
+    /// its retry is still recognised; and where each row's history ends, which a write
+    /// merged against it insists on.
+    pub(super) async fn row_clocks(&self, ids: Vec<Uuid>) -> Result<(RowHistories, Logged)> {
         let mut out: RowHistories = HashMap::new();
-        let mut logged = HashSet::new();
+        let mut logged = Logged::default();
         for row in self.store.change_history(ids).await? {
             let (Some(change), Some(id)) = (row.id(), row.id_of("entity_id")) else {
                 continue;
             };
             logged.insert((id, change));
+            let seq = row.get("seq").and_then(Value::as_int).unwrap_or_default();
+            let end = logged.ends.entry(id).or_default();
+            *end = (*end).max(seq);
             let text = |n: &str| row.get(n).and_then(Value::as_str).unwrap_or_default();
             let Some(operation) = Operation::parse(text("operation")) else {
                 continue;
@@ -144,14 +246,44 @@ impl Services {
         Ok((out, logged))
     }
 
+    /// [`Self::push_one`], decided again on what the row holds now when another write
+    /// reached it between the merge and the write.
+    async fn push_merged(
+        &self,
+        caller: &Caller,
+        change: &PushedChange,
+        clocks: &mut RowHistories,
+        logged: &mut Logged,
+        clock: &HybridClock,
+        may_group: bool,
+    ) -> Result<Step> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .push_one(caller, change, clocks, logged, clock, may_group)
+                .await
+            {
+                Err(ServiceError::Stale) if attempt < STALE_RETRIES => {
+                    attempt += 1;
+                    self.reread_history(change.entity_id, clocks, logged)
+                        .await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Checks one change and decides what it does; writes it, or — when `may_group` and
+    /// it only creates a new row — hands it back to be written with others.
     async fn push_one(
         &self,
         caller: &Caller,
         change: &PushedChange,
         clocks: &mut RowHistories,
-        logged: &mut HashSet<(Uuid, Uuid)>,
+        logged: &mut Logged,
         clock: &HybridClock,
-    ) -> Result<PushResult> {
+        may_group: bool,
+    ) -> Result<Step> {
         let entity = entity_named(&change.entity)
             .filter(|e| pushable(e))
             .ok_or_else(|| {
@@ -234,7 +366,7 @@ impl Services {
         if decision.duplicate || logged.contains(&(change.entity_id, change.change_id)) {
             // A retry: answered as the first time (what it wrote is logged; what it lost,
             // if anything, is recorded under an id derived from it).
-            return self.answer_again(change.change_id).await;
+            return Ok(Step::Done(self.answer_again(change.change_id).await?));
         }
         // Past a retry, the row must be one the caller may change, whatever the merge
         // decides (a change that loses every field is recorded, and recording is
@@ -277,6 +409,23 @@ impl Services {
         } else {
             None
         };
+        if may_group
+            && current.is_none()
+            && decision.insert
+            && decision.set_deleted.is_none()
+            && decision.conflicts.is_empty()
+        {
+            // A new row and nothing else: validated with its group, as a batch create.
+            clock.observe(hlc);
+            return Ok(Step::Insert(GroupedInsert {
+                entity,
+                entity_id: change.entity_id,
+                stamp: pushed.stamp,
+                created_at: pushed.created_at,
+                values: pushed.values_of(&decision.apply),
+                fields: pushed.values.keys().cloned().collect(),
+            }));
+        }
         // The values must be what an API write of this kind accepts, whether they win or
         // not: a losing value is kept in the conflict record.
         let mode = match (operation, &current) {
@@ -288,7 +437,13 @@ impl Services {
             .map_err(ServiceError::Validation)?;
         clock.observe(hlc);
         match self
-            .write_decision(caller, &pushed, &decision, row_clocks)
+            .write_decision(
+                caller,
+                &pushed,
+                &decision,
+                row_clocks,
+                logged.end_of(change.entity_id),
+            )
             .await
         {
             Ok(()) => {}
@@ -313,7 +468,11 @@ impl Services {
                 let id = self
                     .record_conflicts(caller, &pushed, &lost, (workspace, None), parsed)
                     .await?;
-                return Ok(result(change.change_id, PushOutcome::Conflict, id));
+                return Ok(Step::Done(result(
+                    change.change_id,
+                    PushOutcome::Conflict,
+                    id,
+                )));
             }
             Err(e) => return Err(e),
         }
@@ -353,7 +512,7 @@ impl Services {
             }
             (Some(_), _) => PushOutcome::Conflict,
         };
-        Ok(result(change.change_id, outcome, conflict_id))
+        Ok(Step::Done(result(change.change_id, outcome, conflict_id)))
     }
 
     /// Whether the change's id is already the id of a logged change of another row (a
@@ -398,10 +557,14 @@ impl Services {
         pushed: &Pushed<'_>,
         decision: &Decision,
         clocks: &RowClocks,
+        history_ends_at: i64,
     ) -> Result<()> {
         let (entity, id) = (pushed.entity, pushed.change.entity_id);
         let winners = pushed.values_of(&decision.apply);
-        let as_change = |stamp| pushed.as_change(caller, stamp);
+        // The first write insists nothing came since the merge; what follows it in this
+        // change (its delete) follows its own write.
+        let mut first = Some(history_ends_at);
+        let mut as_change = |stamp| pushed.as_change(caller, stamp, first.take());
         if decision.insert {
             self.create(
                 &as_change(pushed.stamp),
@@ -568,8 +731,126 @@ impl Services {
     }
 }
 
+/// What checking one pushed change came to.
+enum Step {
+    Done(PushResult),
+    /// A new row to create with the others of its group.
+    Insert(GroupedInsert),
+}
+
+/// A pushed create of a new row, checked and merged (every field wins), waiting for the
+/// rest of its group.
+struct GroupedInsert {
+    entity: &'static Entity,
+    entity_id: Uuid,
+    stamp: Stamp,
+    created_at: Option<time::OffsetDateTime>,
+    /// The values to write.
+    values: Map<String, Json>,
+    /// Every field the change carried (the clocks it sets).
+    fields: Vec<String>,
+}
+
+impl GroupedInsert {
+    fn replaying(&self) -> Replaying {
+        Replaying {
+            stamp: Replay {
+                row: self.entity_id,
+                change_id: self.stamp.change,
+                hlc: self.stamp.hlc,
+            },
+            created_at: self.created_at,
+            history_ends_at: None,
+        }
+    }
+}
+
+/// Consecutive creates of new rows of one entity under one parent (a thread's new
+/// messages), written together.
+#[derive(Default)]
+struct InsertGroup {
+    key: Option<GroupKey>,
+    inserts: Vec<(usize, GroupedInsert)>,
+}
+
+/// An entity (by table) and the parent its rows are created under, when it has one.
+type GroupKey = (&'static str, Option<ParentRef>);
+
+/// The group a change may join: a create of a row the upstream does not hold, of an
+/// entity devices push, keyed by the parent its values name. `None`: it is written alone.
+fn group_key(change: &PushedChange, clocks: &RowHistories, logged: &Logged) -> Option<GroupKey> {
+    if change.operation != ChangeOperation::Create
+        || logged.contains(&(change.entity_id, change.change_id))
+    {
+        return None;
+    }
+    let entity = entity_named(&change.entity).filter(|e| pushable(e))?;
+    if clocks
+        .get(&(entity.name.to_owned(), change.entity_id))
+        .is_some_and(|c| c.exists || c.deletion.is_some())
+    {
+        return None;
+    }
+    let parent = match entity.parent {
+        None => None,
+        Some(p) => Some(ParentRef {
+            field: p.field,
+            id: change
+                .values
+                .get(p.field)
+                .and_then(Json::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())?,
+        }),
+    };
+    Some((entity.table, parent))
+}
+
 /// Each row's field clocks, by `(entity name as the log keeps it, id)`.
 pub(super) type RowHistories = HashMap<(String, Uuid), RowClocks>;
+
+/// What the change log holds of some rows besides their clocks: every `(row, change
+/// id)`, and the `seq` its last change of each row has.
+#[derive(Debug, Default)]
+pub(super) struct Logged {
+    changes: HashSet<(Uuid, Uuid)>,
+    ends: HashMap<Uuid, i64>,
+}
+
+impl Logged {
+    pub(super) fn contains(&self, change: &(Uuid, Uuid)) -> bool {
+        self.changes.contains(change)
+    }
+    pub(super) fn insert(&mut self, change: (Uuid, Uuid)) {
+        self.changes.insert(change);
+    }
+    /// Where `row`'s history ended when it was read (0: it had none).
+    pub(super) fn end_of(&self, row: Uuid) -> i64 {
+        self.ends.get(&row).copied().unwrap_or(0)
+    }
+}
+
+impl Services {
+    /// Reads `row`'s history again (another write came in since it was read): its clocks
+    /// and log entries replace what `clocks` and `logged` held of it.
+    pub(super) async fn reread_history(
+        &self,
+        row: Uuid,
+        clocks: &mut RowHistories,
+        logged: &mut Logged,
+    ) -> Result<()> {
+        let (fresh, fresh_logged) = self.row_clocks(vec![row]).await?;
+        clocks.retain(|(_, id), _| *id != row);
+        clocks.extend(fresh);
+        logged.changes.retain(|(id, _)| *id != row);
+        logged.changes.extend(fresh_logged.changes);
+        logged.ends.remove(&row);
+        logged.ends.extend(fresh_logged.ends);
+        Ok(())
+    }
+}
+
+/// How often a change merged against a row that changed meanwhile is decided again.
+pub(super) const STALE_RETRIES: usize = 5;
 
 /// One pushed change, checked: its entity, its stamp and the values it may write.
 struct Pushed<'a> {
@@ -581,8 +862,9 @@ struct Pushed<'a> {
 }
 
 impl Pushed<'_> {
-    /// The caller, acting as the change `stamp` names (this one, or its row's delete).
-    fn as_change(&self, caller: &Caller, stamp: Stamp) -> Caller {
+    /// The caller, acting as the change `stamp` names (this one, or its row's delete);
+    /// its write insists the row's history still ends at `history_ends_at`.
+    fn as_change(&self, caller: &Caller, stamp: Stamp, history_ends_at: Option<i64>) -> Caller {
         Caller {
             replaying: Some(Replaying {
                 stamp: Replay {
@@ -591,6 +873,7 @@ impl Pushed<'_> {
                     hlc: stamp.hlc,
                 },
                 created_at: self.created_at,
+                history_ends_at,
             }),
             ..caller.clone()
         }

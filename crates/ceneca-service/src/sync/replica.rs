@@ -8,10 +8,13 @@
 
 use std::collections::HashSet;
 
+use ceneca_domain::clock::HybridClock;
 use ceneca_domain::output::View;
 use ceneca_domain::schema::Kind;
 use ceneca_domain::scope::ScopeFilter;
-use ceneca_domain::sync::{Operation, Stamp, decide, entity_logged_as, entity_named, pushable};
+use ceneca_domain::sync::{
+    Operation, Stamp, decide, entity_logged_as, entity_named, pushable, refuse_future, replicated,
+};
 use ceneca_domain::validate::{fill_defaults, parse_time, parse_value};
 use ceneca_domain::{Entity, Record, Value, model};
 use ceneca_store::changes::{FeedPart, FeedQuery};
@@ -21,7 +24,7 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::node::LocalNode;
-use super::push::RowHistories;
+use super::push::{Logged, RowHistories, STALE_RETRIES};
 use crate::Services;
 use crate::error::{Result, ServiceError};
 
@@ -32,9 +35,23 @@ pub struct UpstreamApplied {
     pub applied: usize,
     /// Changes that could not be applied, each with why (logged by the loop).
     pub failed: Vec<String>,
-    /// The user was given access to a workspace this node has never held: its earlier
-    /// history is behind the cursor, so the node reads the feed again from the start.
-    pub resync: bool,
+    /// The user was given access to a workspace this node has never held (by the change
+    /// at this cursor): its earlier history is behind the cursor, so the node reads the
+    /// feed again from the start, up to here.
+    pub resync: Option<i64>,
+    /// Changes made here and not pushed yet, dropped with a workspace the user lost.
+    pub lost: Vec<String>,
+}
+
+/// What the upstream may send a node: workspace content, the workspaces and
+/// organizations it lives in, and the user's own memberships. Accounts, devices, tokens,
+/// rules and anything else the upstream keeps to itself are never taken from a feed:
+/// a hostile or broken upstream cannot make a log-in here.
+fn accepted_from_upstream(entity: &Entity) -> bool {
+    pushable(entity)
+        || is_membership(entity)
+        || std::ptr::eq(entity, &model::WORKSPACES)
+        || std::ptr::eq(entity, &model::ORGANIZATIONS)
 }
 
 /// Why one change was not applied.
@@ -77,6 +94,26 @@ impl Services {
                 .ok_or_else(|| ServiceError::Internal(format!("the upstream's {what} has no id")))
         };
         let (user_id, device_id) = (id_of(me, "account")?, id_of(device, "device")?);
+        // A node is one account's: its writes are pushed as that account's. A folder
+        // holding another account that can log in is not enrolled over it.
+        let mut others = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 2);
+        others.equals = vec![("status", Value::Text("active".into()))];
+        if let Some(other) = self
+            .store
+            .list(&model::USERS, others)
+            .await?
+            .iter()
+            .find(|row| row.id() != Some(user_id))
+        {
+            return Err(ServiceError::conflict(format!(
+                "this data folder holds the account {}: a local node is one account's, so \
+                 another account is enrolled in a data folder of its own",
+                other
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .unwrap_or("of someone else")
+            )));
+        }
         let text = |json: &Json, name: &str| {
             json.get(name)
                 .and_then(Json::as_str)
@@ -107,7 +144,7 @@ impl Services {
         } else {
             user.set("id", Value::Id(user_id));
             user.set("created_at", Value::Time(now));
-        user.set("updated_at", Value::Time(now));
+            user.set("updated_at", Value::Time(now));
             user.set("updated_at", Value::Time(now));
             fill_defaults(users, &mut user, now);
             batch = batch.push(WriteOp::Insert {
@@ -140,6 +177,43 @@ impl Services {
         Ok(())
     }
 
+    /// Locks the enrolled account here: the upstream no longer accepts this device
+    /// (revoked, expired, the password changed or the account suspended there), so its
+    /// log-ins and sessions end here too, offline ones included, until the device is
+    /// enrolled again (which opens the account with the password the upstream accepts).
+    pub async fn lock_adopted_account(&self) -> Result<()> {
+        let node = self.local_node()?;
+        let mut suspend = Record::new();
+        suspend.set("status", Value::Text("suspended".into()));
+        let mut revoke = Record::new();
+        revoke.set("revoked_at", Value::Time(ceneca_domain::clock::now()));
+        let actor = Actor {
+            user_id: None,
+            device_id: None,
+            replay: None,
+        };
+        let event = crate::audit::AuditEvent::new("sync.device_locked", "success")
+            .on("users", Some(node.user_id))
+            .details(serde_json::json!({ "device_id": node.device_id.to_string() }));
+        self.store
+            .apply(
+                WriteBatch::new(actor)
+                    .push(WriteOp::UpdateAll {
+                        entity: &model::USERS,
+                        filter: ScopeFilter::AnyOf(vec![("id", vec![node.user_id])]),
+                        set: suspend,
+                    })
+                    .push(WriteOp::UpdateAll {
+                        entity: &model::SESSIONS,
+                        filter: ScopeFilter::AnyOf(vec![("user_id", vec![node.user_id])]),
+                        set: revoke,
+                    })
+                    .push(self.audit_op(event)),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The enrolled account as this node keeps it.
     pub async fn adopted_account(&self, user_id: Uuid) -> Result<Option<Json>> {
         Ok(self
@@ -151,19 +225,54 @@ impl Services {
 
     /// Applies a page of the upstream's feed, oldest first. A change this node already
     /// holds (its own, come back; one applied before a crash) is recognised and skipped.
-    pub async fn apply_upstream(&self, changes: &[Change]) -> Result<UpstreamApplied> {
+    ///
+    /// Revocations before the cursor `revokes_from` are history (the node reads the feed
+    /// again from the start, because it was given a workspace whose history is behind its
+    /// cursor): the user reads what the feed brings now, and re-applying an old revoke
+    /// would drop a workspace given back since. `pushed` is where this node's own changes
+    /// were pushed up to: what is dropped with a lost workspace after it is reported.
+    pub async fn apply_upstream(
+        &self,
+        changes: &[Change],
+        revokes_from: i64,
+        pushed: i64,
+    ) -> Result<UpstreamApplied> {
         let node = self.local_node()?.clone();
         let ids: Vec<Uuid> = changes.iter().map(|c| c.entity_id).collect();
         let (mut clocks, mut logged) = self.row_clocks(ids).await?;
         let mut known = HashSet::new();
         let mut out = UpstreamApplied::default();
         for change in changes {
-            match self
-                .apply_change(&node, change, &mut clocks, &mut logged, &mut known)
-                .await
-            {
+            let mut attempt = 0;
+            if change.operation == ChangeOperation::Revoke {
+                let at: i64 = change.cursor.parse().unwrap_or(i64::MAX);
+                if at >= revokes_from {
+                    let lost = self.forget_access(&node, change, pushed).await?;
+                    out.lost.extend(lost);
+                }
+                out.applied += 1;
+                continue;
+            }
+            let applied = loop {
+                match self
+                    .apply_change(&node, change, &mut clocks, &mut logged, &mut known)
+                    .await
+                {
+                    // A local write reached the row since its history was read.
+                    Err(Skip::Failed(ServiceError::Stale)) if attempt < STALE_RETRIES => {
+                        attempt += 1;
+                        self.reread_history(change.entity_id, &mut clocks, &mut logged)
+                            .await?;
+                    }
+                    other => break other,
+                }
+            };
+            match applied {
                 Ok(()) => out.applied += 1,
-                Err(Skip::NewWorkspace) => out.resync = true,
+                Err(Skip::NewWorkspace) => {
+                    let at = change.cursor.parse().unwrap_or(0);
+                    out.resync = Some(out.resync.map_or(at, |r: i64| r.min(at)));
+                }
                 Err(Skip::Failed(e)) => out.failed.push(format!(
                     "{:?} of {} {} (cursor {}): {e}",
                     change.operation, change.entity, change.entity_id, change.cursor
@@ -178,23 +287,60 @@ impl Services {
         node: &LocalNode,
         change: &Change,
         clocks: &mut RowHistories,
-        logged: &mut HashSet<(Uuid, Uuid)>,
+        logged: &mut Logged,
         known: &mut HashSet<Uuid>,
     ) -> Result<(), Skip> {
+        let refuse = |why: String| Skip::Failed(ServiceError::Internal(why));
         let hlc: u64 = change
             .hlc
             .parse()
-            .map_err(|_| ServiceError::Internal(format!("a change stamped '{}'", change.hlc)))?;
-        self.store.clock().observe(hlc);
+            .map_err(|_| refuse(format!("a change stamped '{}'", change.hlc)))?;
+        let max_ahead = self.config.sync_max_clock_ahead;
+        if refuse_future(
+            hlc,
+            HybridClock::physical_now(),
+            max_ahead.as_millis() as u64,
+        )
+        .is_err()
+            || i64::try_from(hlc).is_err()
+        {
+            return Err(refuse(format!(
+                "a change stamped {hlc}, more than {} s ahead of this node's clock",
+                max_ahead.as_secs()
+            )));
+        }
         let operation = match change.operation {
             ChangeOperation::Create => Operation::Create,
             ChangeOperation::Update => Operation::Update,
             ChangeOperation::Delete => Operation::Delete,
             ChangeOperation::Restore => Operation::Restore,
-            ChangeOperation::Revoke => return Ok(self.forget_access(node, change).await?),
+            ChangeOperation::Revoke => return Ok(()),
         };
         let entity = entity_named(&change.entity)
-            .ok_or_else(|| ServiceError::Internal(format!("a change of '{}'", change.entity)))?;
+            .filter(|e| accepted_from_upstream(e))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "a change of '{}', which a node never takes",
+                    change.entity
+                ))
+            })?;
+        if is_membership(entity)
+            && let Some(member) = change.values.get("user_id")
+            && member.as_str() != Some(node.user_id.to_string().as_str())
+        {
+            return Err(refuse("a membership of another user".into()));
+        }
+        // Only what travels: never a hidden or server-kept column of the upstream's.
+        if let Some(name) = change.values.keys().find(|name| {
+            name.as_str() != "created_at"
+                && !entity.field(name).is_some_and(|f| replicated(entity, f))
+        }) {
+            return Err(refuse(format!(
+                "{}.{name}, which does not travel between nodes",
+                entity.table
+            )));
+        }
+        self.store.clock().observe(hlc);
         let mut values = change.values.clone();
         let created_at =
             match values.remove("created_at") {
@@ -249,11 +395,17 @@ impl Services {
             if decision.set_deleted == Some(true)
                 && let Some((true, deleted)) = row_clocks.deletion
             {
-                batches.push(WriteBatch::new(actor(deleted)).push(WriteOp::SoftDelete {
-                    entity,
-                    id,
-                    filter: ScopeFilter::All,
-                }));
+                // Deleted before it arrived: a tombstone, or nothing where rows are not
+                // kept deleted.
+                if entity.soft_delete {
+                    batches.push(WriteBatch::new(actor(deleted)).push(WriteOp::SoftDelete {
+                        entity,
+                        id,
+                        filter: ScopeFilter::All,
+                    }));
+                } else {
+                    batches.pop();
+                }
             }
         } else if exists {
             let current = self
@@ -275,6 +427,14 @@ impl Services {
             }
             let deleted = current.get("deleted_at").is_some_and(|v| !v.is_null());
             match decision.set_deleted {
+                // Rows without soft deletion (attachments, memberships) go for good.
+                Some(true) if !entity.soft_delete => {
+                    batch = batch.push(WriteOp::Delete {
+                        entity,
+                        id,
+                        filter: ScopeFilter::All,
+                    });
+                }
                 Some(true) if !deleted => {
                     batch = batch.push(WriteOp::SoftDelete {
                         entity,
@@ -294,6 +454,16 @@ impl Services {
             if !batch.ops.is_empty() {
                 batches.push(batch);
             }
+        }
+        if let Some(first) = batches.first_mut() {
+            // Nothing may have reached the row since the merge read its history.
+            first.ops.insert(
+                0,
+                WriteOp::ExpectHistory {
+                    row: id,
+                    last_seq: logged.end_of(id),
+                },
+            );
         }
         for batch in batches {
             match self.store.apply(batch).await {
@@ -317,40 +487,102 @@ impl Services {
 
     /// The user lost access: a workspace's copy is dropped with its history here (its
     /// content, memberships and change-log entries), so a later invitation brings it back
-    /// whole; an organization's, the user's membership of it.
-    async fn forget_access(&self, node: &LocalNode, change: &Change) -> Result<()> {
-        let actor = Actor {
+    /// whole. Losing an organization drops the user's membership of it and every workspace
+    /// of it the user is not a member of in their own right (an organization's
+    /// administrators read all of its workspaces). Answers what was made here in the
+    /// dropped workspaces and not pushed yet: it is lost, and said so.
+    async fn forget_access(
+        &self,
+        node: &LocalNode,
+        change: &Change,
+        pushed: i64,
+    ) -> Result<Vec<String>> {
+        let id = change.entity_id;
+        let mut workspaces = Vec::new();
+        let mut batch = WriteBatch::new(Actor {
             user_id: None,
             device_id: None,
             replay: None,
-        };
-        let id = change.entity_id;
-        let batch = if change.entity == model::WORKSPACES.table {
-            WriteBatch::new(actor)
+        });
+        if change.entity == model::WORKSPACES.table {
+            workspaces.push(id);
+        } else {
+            let mine = self
+                .rows_where(
+                    &model::ORGANIZATION_MEMBERS,
+                    vec![
+                        ("organization_id", Value::Id(id)),
+                        ("user_id", Value::Id(node.user_id)),
+                    ],
+                )
+                .await?;
+            batch = batch.push(WriteOp::Forget {
+                entity: &model::ORGANIZATION_MEMBERS,
+                filter: ScopeFilter::AnyOf(vec![("id", mine)]),
+            });
+            for workspace in self
+                .rows_where(&model::WORKSPACES, vec![("organization_id", Value::Id(id))])
+                .await?
+            {
+                let member = self
+                    .rows_where(
+                        &model::WORKSPACE_MEMBERS,
+                        vec![
+                            ("workspace_id", Value::Id(workspace)),
+                            ("user_id", Value::Id(node.user_id)),
+                        ],
+                    )
+                    .await?;
+                if member.is_empty() {
+                    workspaces.push(workspace);
+                }
+            }
+        }
+        let mut lost = Vec::new();
+        for workspace in &workspaces {
+            let mut own = own_changes(node, pushed, 0);
+            for part in &mut own.parts {
+                part.filter = ScopeFilter::AnyOf(vec![("workspace_id", vec![*workspace])]);
+            }
+            let count = self.store.count_feed(own).await?;
+            if count > 0 {
+                lost.push(format!(
+                    "{count} change(s) made here in workspace {workspace} were never pushed and \
+                     are dropped with it: the user no longer has access to it"
+                ));
+            }
+        }
+        if !workspaces.is_empty() {
+            batch = batch
                 .push(WriteOp::Forget {
                     entity: &model::SYNC_EVENTS,
-                    filter: ScopeFilter::AnyOf(vec![("scope_workspace_id", vec![id])]),
+                    filter: ScopeFilter::AnyOf(vec![("scope_workspace_id", workspaces.clone())]),
                 })
                 .push(WriteOp::Forget {
                     entity: &model::WORKSPACES,
-                    filter: ScopeFilter::AnyOf(vec![("id", vec![id])]),
-                })
-        } else {
-            let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 10);
-            query.equals = vec![
-                ("organization_id", Value::Id(id)),
-                ("user_id", Value::Id(node.user_id)),
-            ];
-            query.deleted = Deleted::Include;
-            let rows = self.store.list(&model::ORGANIZATION_MEMBERS, query).await?;
-            let ids: Vec<Uuid> = rows.iter().filter_map(Record::id).collect();
-            WriteBatch::new(actor).push(WriteOp::Forget {
-                entity: &model::ORGANIZATION_MEMBERS,
-                filter: ScopeFilter::AnyOf(vec![("id", ids)]),
-            })
-        };
+                    filter: ScopeFilter::AnyOf(vec![("id", workspaces)]),
+                });
+        }
         self.store.apply(batch).await?;
-        Ok(())
+        Ok(lost)
+    }
+
+    /// The ids of the rows of `entity` (deleted ones too) with these column values.
+    async fn rows_where(
+        &self,
+        entity: &'static Entity,
+        equals: Vec<(&'static str, Value)>,
+    ) -> Result<Vec<Uuid>> {
+        let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 10_000);
+        query.equals = equals;
+        query.deleted = Deleted::Include;
+        Ok(self
+            .store
+            .list(entity, query)
+            .await?
+            .iter()
+            .filter_map(Record::id)
+            .collect())
     }
 
     /// The values of `names`, parsed by their fields' kinds.
@@ -549,7 +781,7 @@ fn own_changes(node: &LocalNode, after: i64, limit: u32) -> FeedQuery {
             .collect(),
         revocations_of: None,
         memberships_of: None,
-        made_on: Some(node.device_id),
+        made_on: Some((node.device_id, node.user_id)),
     }
 }
 

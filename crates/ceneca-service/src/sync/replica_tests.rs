@@ -1,0 +1,476 @@
+//! A local node applying an upstream's feed: both sides real services over real SQLite
+//! stores, the feed pulled with a device token as the node pulls it. The regression tests
+//! are the findings of the attack on the local node.
+
+use ceneca_domain::model;
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_store::Deleted;
+use ceneca_wire::sync::{Change, ChangeOperation};
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use crate::audit::RequestMeta;
+use crate::resources::ParentRef;
+use crate::sync::LocalNode;
+use crate::testing::{TestServices, id_of, refresh, services, services_with, sign_up};
+use crate::{Caller, ServiceConfig, ServiceError};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// An upstream, an account on it with a registered device, and a node enrolled as that
+/// device.
+struct Pair {
+    up: TestServices,
+    node: TestServices,
+    /// The enrolled account upstream (a log-in session) and its device's token.
+    account: Caller,
+    device_id: Uuid,
+    device_token: String,
+    cursor: i64,
+}
+
+async fn enrolled(up: TestServices, email: &str) -> Pair {
+    let (account, _) = sign_up(&up.svc, email).await;
+    let device = up
+        .svc
+        .create(
+            &account,
+            &model::DEVICES,
+            &json!({"name": "laptop", "platform": "desktop"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let me = up.svc.me(&account).await.unwrap();
+    let node = services_with(ServiceConfig {
+        local_node: Some(LocalNode {
+            upstream: "http://127.0.0.1:9".into(),
+            device_id: id_of(&device),
+            user_id: account.user_id,
+        }),
+        ..ServiceConfig::default()
+    })
+    .await;
+    node.svc
+        .adopt_account(&me, PASSWORD, &device)
+        .await
+        .unwrap();
+    Pair {
+        up,
+        node,
+        account,
+        device_id: id_of(&device),
+        device_token: device["token"].as_str().unwrap().to_owned(),
+        cursor: 0,
+    }
+}
+
+impl Pair {
+    /// Pulls everything new with the device's token and applies it to the node, as the
+    /// loop does (a workspace given back makes it read again from the start); answers
+    /// the failures and the losses it reported.
+    async fn sync_down(&mut self) -> (Vec<String>, Vec<String>) {
+        let (mut failed, mut lost) = (Vec::new(), Vec::new());
+        let mut revokes_from = 0;
+        // Each pull is a request of its own: the device's roles as they are now.
+        let device = refresh(&self.up.svc, &self.device_token).await;
+        loop {
+            let page = self.up.svc.pull(&device, self.cursor, 1000).await.unwrap();
+            let applied = self
+                .node
+                .svc
+                .apply_upstream(&page.changes, revokes_from, 0)
+                .await
+                .unwrap();
+            failed.extend(applied.failed);
+            lost.extend(applied.lost);
+            if let Some(at) = applied.resync.filter(|_| revokes_from == 0) {
+                revokes_from = at;
+                self.cursor = 0;
+                continue;
+            }
+            self.cursor = page.cursor.parse().unwrap();
+            if !page.has_more {
+                return (failed, lost);
+            }
+        }
+    }
+
+    /// The node's own session for its account.
+    async fn local(&self) -> Caller {
+        let login = self
+            .node
+            .svc
+            .login(
+                &serde_json::from_value(json!({"email": self.account.email, "password": PASSWORD}))
+                    .unwrap(),
+                &RequestMeta::default(),
+            )
+            .await
+            .unwrap();
+        refresh(&self.node.svc, &login.token).await
+    }
+
+    async fn node_has(&self, entity: &'static ceneca_domain::Entity, id: Uuid) -> bool {
+        self.node
+            .svc
+            .store()
+            .get(entity, id, ScopeFilter::All, Deleted::Include)
+            .await
+            .unwrap()
+            .is_some()
+    }
+}
+
+async fn workspace_with_thread(svc: &crate::Services, owner: &Caller, body: Json) -> (Uuid, Uuid) {
+    let workspace = id_of(
+        &svc.create(owner, &model::WORKSPACES, &body, None)
+            .await
+            .unwrap(),
+    );
+    let owner = refresh_caller(svc, owner).await;
+    let thread = svc
+        .create(
+            &owner,
+            &model::THREADS,
+            &json!({"workspace_id": workspace, "title": "plans"}),
+            None,
+        )
+        .await
+        .unwrap();
+    (workspace, id_of(&thread))
+}
+
+/// The caller with the roles its latest writes gave it.
+async fn refresh_caller(svc: &crate::Services, caller: &Caller) -> Caller {
+    Caller {
+        scope: svc
+            .store()
+            .load_scope(caller.user_id, caller.system_admin)
+            .await
+            .unwrap(),
+        ..caller.clone()
+    }
+}
+
+fn hostile(entity: &str, id: Uuid, operation: ChangeOperation, hlc: u64, values: Json) -> Change {
+    Change {
+        cursor: "1".into(),
+        change_id: Uuid::now_v7(),
+        entity: entity.into(),
+        entity_id: id,
+        operation,
+        hlc: hlc.to_string(),
+        device_id: None,
+        user_id: None,
+        workspace_id: None,
+        organization_id: None,
+        values: values.as_object().unwrap().clone(),
+    }
+}
+
+#[tokio::test]
+async fn the_feed_of_a_device_builds_the_node_and_its_roles() {
+    let mut pair = enrolled(services().await, "ada@example.com").await;
+    let (workspace, thread) =
+        workspace_with_thread(&pair.up.svc, &pair.account, json!({"name": "Research"})).await;
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let local = pair.local().await;
+    pair.node
+        .svc
+        .get(&local, &model::THREADS, thread, Deleted::Exclude)
+        .await
+        .unwrap();
+    // The roles came with the user's own membership: the node lets its user write.
+    pair.node
+        .svc
+        .create(
+            &local,
+            &model::THREADS,
+            &json!({"workspace_id": workspace, "title": "made offline"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let pending = pair.node.svc.pending_changes(0, 100).await.unwrap().0;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].entity, "threads");
+}
+
+#[tokio::test]
+async fn regression_a_hostile_upstream_cannot_rewrite_accounts_or_create_logins() {
+    let mut pair = enrolled(services().await, "ada@example.com").await;
+    pair.sync_down().await;
+    let me = pair.account.user_id;
+    let before = pair
+        .node
+        .svc
+        .store()
+        .get(&model::USERS, me, ScopeFilter::All, Deleted::Include)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = ceneca_domain::clock::HybridClock::physical_now();
+    let intruder = Uuid::now_v7();
+    let changes = vec![
+        hostile(
+            "users",
+            me,
+            ChangeOperation::Update,
+            now,
+            json!({"password_hash": "$argon2id$forged", "role": "admin"}),
+        ),
+        hostile(
+            "users",
+            intruder,
+            ChangeOperation::Create,
+            now,
+            json!({"email": "mallory@evil.test", "password_hash": "$argon2id$forged",
+                   "role": "admin", "status": "active", "display_name": "M"}),
+        ),
+        hostile(
+            "sessions",
+            Uuid::now_v7(),
+            ChangeOperation::Create,
+            now,
+            json!({"user_id": me}),
+        ),
+        // A membership giving someone else a role here.
+        hostile(
+            "workspace_members",
+            Uuid::now_v7(),
+            ChangeOperation::Create,
+            now,
+            json!({"workspace_id": Uuid::now_v7(), "user_id": intruder, "role": "admin"}),
+        ),
+    ];
+    let applied = pair.node.svc.apply_upstream(&changes, 0, 0).await.unwrap();
+    assert_eq!(applied.failed.len(), 4, "{:?}", applied.failed);
+    let after = pair
+        .node
+        .svc
+        .store()
+        .get(&model::USERS, me, ScopeFilter::All, Deleted::Include)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.get("password_hash"), after.get("password_hash"));
+    assert_eq!(after.get("role").and_then(|v| v.as_str()), Some("user"));
+    assert!(!pair.node_has(&model::USERS, intruder).await);
+    pair.local().await;
+}
+
+#[tokio::test]
+async fn regression_changes_stamped_far_ahead_are_refused_and_leave_the_clock_alone() {
+    let mut pair = enrolled(services().await, "ada@example.com").await;
+    let (workspace, _) =
+        workspace_with_thread(&pair.up.svc, &pair.account, json!({"name": "Research"})).await;
+    pair.sync_down().await;
+    let hour_ahead = ceneca_domain::clock::HybridClock::physical_now()
+        + ceneca_domain::clock::HybridClock::from_millis(3_600_000);
+    let changes: Vec<Change> = [u64::MAX, i64::MAX as u64 + 1, hour_ahead]
+        .into_iter()
+        .map(|hlc| {
+            hostile(
+                "threads",
+                Uuid::now_v7(),
+                ChangeOperation::Create,
+                hlc,
+                json!({"workspace_id": workspace, "title": "from the future"}),
+            )
+        })
+        .collect();
+    let applied = pair.node.svc.apply_upstream(&changes, 0, 0).await.unwrap();
+    assert_eq!(applied.failed.len(), 3, "{:?}", applied.failed);
+    let next = pair.node.svc.store().clock().tick();
+    assert!(
+        next < hour_ahead,
+        "the node's clock was moved by a refused stamp"
+    );
+}
+
+#[tokio::test]
+async fn regression_a_member_removed_then_added_back_gets_the_workspace_back() {
+    let up = services().await;
+    let (owner, _) = sign_up(&up.svc, "ada@example.com").await;
+    let mut pair = enrolled(up, "bob@example.com").await;
+    let (workspace, thread) =
+        workspace_with_thread(&pair.up.svc, &owner, json!({"name": "Shared"})).await;
+    let owner = refresh_caller(&pair.up.svc, &owner).await;
+    let bob = pair.account.user_id;
+    let add = |role: &'static str| json!({"user_id": bob, "role": role});
+    let parent = ParentRef {
+        field: "workspace_id",
+        id: workspace,
+    };
+    let member = pair
+        .up
+        .svc
+        .create(
+            &owner,
+            &model::WORKSPACE_MEMBERS,
+            &add("editor"),
+            Some(parent),
+        )
+        .await
+        .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(pair.node_has(&model::THREADS, thread).await);
+
+    // Bob writes here; the owner removes him before it is pushed.
+    let local = pair.local().await;
+    pair.node
+        .svc
+        .create(
+            &local,
+            &model::THREADS,
+            &json!({"workspace_id": workspace, "title": "never pushed"}),
+            None,
+        )
+        .await
+        .unwrap();
+    pair.up
+        .svc
+        .delete(&owner, &model::WORKSPACE_MEMBERS, id_of(&member))
+        .await
+        .unwrap();
+    let (failed, lost) = pair.sync_down().await;
+    // The membership's delete applies (memberships are not soft-deleted), and the write
+    // lost with the workspace is reported.
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(!pair.node_has(&model::WORKSPACES, workspace).await);
+    assert!(!pair.node_has(&model::THREADS, thread).await);
+
+    pair.up
+        .svc
+        .create(
+            &owner,
+            &model::WORKSPACE_MEMBERS,
+            &add("viewer"),
+            Some(parent),
+        )
+        .await
+        .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(pair.node_has(&model::WORKSPACES, workspace).await);
+    assert!(pair.node_has(&model::THREADS, thread).await);
+}
+
+#[tokio::test]
+async fn regression_losing_an_organization_drops_the_workspaces_it_gave() {
+    let up = services().await;
+    let (owner, _) = sign_up(&up.svc, "ada@example.com").await;
+    let mut pair = enrolled(up, "eve@example.com").await;
+    let org = id_of(
+        &pair
+            .up
+            .svc
+            .create(
+                &owner,
+                &model::ORGANIZATIONS,
+                &json!({"name": "Acme", "slug": "acme"}),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let owner = refresh_caller(&pair.up.svc, &owner).await;
+    let membership = pair
+        .up
+        .svc
+        .create(
+            &owner,
+            &model::ORGANIZATION_MEMBERS,
+            &json!({"user_id": pair.account.user_id, "role": "admin"}),
+            Some(ParentRef {
+                field: "organization_id",
+                id: org,
+            }),
+        )
+        .await
+        .unwrap();
+    let (workspace, thread) = workspace_with_thread(
+        &pair.up.svc,
+        &owner,
+        json!({"name": "Acme plans", "organization_id": org}),
+    )
+    .await;
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(pair.node_has(&model::THREADS, thread).await);
+
+    pair.up
+        .svc
+        .delete(&owner, &model::ORGANIZATION_MEMBERS, id_of(&membership))
+        .await
+        .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(!pair.node_has(&model::WORKSPACES, workspace).await);
+    assert!(!pair.node_has(&model::THREADS, thread).await);
+}
+
+#[tokio::test]
+async fn regression_a_node_is_one_accounts_and_its_account_changes_upstream() {
+    let pair = enrolled(services().await, "ada@example.com").await;
+    let (other, _) = sign_up(&pair.up.svc, "bob@example.com").await;
+    let me = pair.up.svc.me(&other).await.unwrap();
+    let device = json!({"id": Uuid::now_v7(), "name": "bob's", "platform": "desktop"});
+    let err = pair
+        .node
+        .svc
+        .adopt_account(&me, PASSWORD, &device)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("ada@example.com"), "{err}");
+
+    let local = pair.local().await;
+    let password = pair
+        .node
+        .svc
+        .change_password(
+            &local,
+            &serde_json::from_value(
+                json!({"current_password": PASSWORD, "new_password": "another long password"}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(password, ServiceError::UpstreamOnly(_)),
+        "{password}"
+    );
+    let mfa = pair.node.svc.mfa_enroll(&local).await.unwrap_err();
+    assert!(matches!(mfa, ServiceError::UpstreamOnly(_)), "{mfa}");
+}
+
+#[tokio::test]
+async fn a_locked_node_account_cannot_log_in_until_enrolled_again() {
+    let pair = enrolled(services().await, "ada@example.com").await;
+    pair.local().await;
+    pair.node.svc.lock_adopted_account().await.unwrap();
+    let refused = pair
+        .node
+        .svc
+        .login(
+            &serde_json::from_value(json!({"email": "ada@example.com", "password": PASSWORD}))
+                .unwrap(),
+            &RequestMeta::default(),
+        )
+        .await;
+    assert!(refused.is_err());
+    let me = pair.up.svc.me(&pair.account).await.unwrap();
+    let device = json!({"id": pair.device_id, "name": "laptop", "platform": "desktop"});
+    pair.node
+        .svc
+        .adopt_account(&me, PASSWORD, &device)
+        .await
+        .unwrap();
+    pair.local().await;
+}
