@@ -1203,6 +1203,40 @@ async fn an_upstream_restarted_mid_pull_leaves_the_node_complete() {
 
 // ---- Enrolment, start-up, status -------------------------------------------------------
 
+/// From the attack: enrolling a node's folder again with another account made the first
+/// account's writes be pushed as the second's.
+#[tokio::test]
+async fn regression_a_folder_enrolled_for_one_account_is_not_enrolled_for_another() {
+    let upstream = upstream_on(Engine::Sqlite).await;
+    register(&upstream.base(), ADA).await;
+    let (_, bob) = register(&upstream.base(), BOB).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = enroll(
+        dir.path(),
+        &upstream.base(),
+        ADA,
+        "ada's laptop",
+        Password::Env(PASSWORD),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = enroll(
+        dir.path(),
+        &upstream.base(),
+        BOB,
+        "bob on ada's laptop",
+        Password::Env(PASSWORD),
+    )
+    .await;
+    assert!(!out.status.success(), "enrolled over ada: {}", text(&out));
+    assert!(text(&out).contains(ADA), "{}", text(&out));
+    let devices = bob.list_all("/api/v1/devices").await.unwrap();
+    assert!(
+        devices.is_empty(),
+        "a device was registered for bob: {devices:?}"
+    );
+}
+
 #[tokio::test]
 async fn enroll_with_a_wrong_password_stores_nothing_and_serve_then_refuses() {
     let upstream = upstream_on(Engine::Sqlite).await;

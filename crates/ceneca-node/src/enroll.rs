@@ -71,10 +71,18 @@ pub async fn enroll(
         })?;
     let registered = async {
         let me = client.me(&session).await?;
+        // Refused before a device is registered upstream for nothing.
+        if let Some(user_id) = me
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+        {
+            services.check_adoptable(user_id).await?;
+        }
         let device = client
             .register_device(&session, &request.device_name)
             .await?;
-        Ok::<_, UpstreamError>((me, device))
+        Ok::<_, NodeError>((me, device))
     }
     .await;
     // The session was only for enrolling: it ends whatever happened.

@@ -168,6 +168,8 @@ pub struct Services {
     dlp_detector: Arc<std::sync::OnceLock<ceneca_domain::dlp::Detector>>,
     /// A local node's replication state, kept by its sync loop (`GET /sync/status`).
     node_status: Arc<sync::NodeStatusBoard>,
+    /// Reads of the change feed shared by the streams a commit wakes (`sync/shared_feed.rs`).
+    shared_feed: Arc<sync::SharedFeed>,
     /// When each device last synced with this node (`sync/mod.rs`).
     seen_devices: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>>,
 }
@@ -202,6 +204,7 @@ impl Services {
             dlp_detector: Default::default(),
             node_status: Default::default(),
             seen_devices: Default::default(),
+            shared_feed: Default::default(),
         }
     }
     /// The service's counters, for monitoring.

@@ -210,10 +210,20 @@ impl Services {
             side_ops.extend(extras.ops);
             replays.push(replaying.stamp);
         }
-        let event = AuditEvent::new(action(entity, "create_many"), "success")
-            .by(caller)
-            .on(entity.table, None)
-            .details(serde_json::json!({ "count": records.len(), "replayed": true }));
+        // One row is audited as any create of it; a group as the batch it is.
+        let event = match records.as_slice() {
+            [one] => AuditEvent::new(action(entity, "create"), "success")
+                .by(caller)
+                .on(entity.table, one.id()),
+            _ => AuditEvent::new(action(entity, "create_many"), "success")
+                .by(caller)
+                .on(entity.table, None)
+                .details(serde_json::json!({
+                    "count": records.len(),
+                    "replayed": true,
+                    "parent": parent.map(|p| p.id.to_string()),
+                })),
+        };
         let mut batch = WriteBatch::new(
             Caller {
                 replaying: None,

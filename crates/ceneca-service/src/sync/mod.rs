@@ -17,9 +17,11 @@ mod push;
 mod replica;
 #[cfg(test)]
 mod replica_tests;
+mod shared_feed;
 
 pub use node::{LocalNode, NodeStatusBoard};
 pub use replica::UpstreamApplied;
+pub use shared_feed::SharedFeed;
 
 use ceneca_domain::Edition;
 

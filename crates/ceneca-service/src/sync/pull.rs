@@ -19,17 +19,6 @@ impl Services {
     /// change log keeps for each change; revocations addressed to the caller come too.
     pub async fn pull(&self, caller: &Caller, cursor: i64, limit: u32) -> Result<PullPage> {
         self.require_sync()?;
-        // Read before the feed: with `seq` in commit order, every change up to `last` is
-        // visible to the feed query that follows, so a short page may move the cursor to
-        // `last` (a reader who sees little of a busy log does not rescan it).
-        let last = self.store.last_change().await?;
-        if cursor > last {
-            return Err(ServiceError::Gone(format!(
-                "the cursor {cursor} is beyond this server's change log (which ends at \
-                 {last}): the device's copy comes from elsewhere or from before a restore; \
-                 resynchronise from a snapshot"
-            )));
-        }
         let account = !matches!(
             caller.credential,
             ceneca_domain::credential::Credential::ApiToken { .. }
@@ -43,9 +32,9 @@ impl Services {
                 filter: caller.filter(entity, Access::Read),
             })
             .collect();
-        let rows = self
-            .store
-            .feed(FeedQuery {
+        // Streams woken by one commit ask the same queries: each is read once.
+        let read = self
+            .read_feed(FeedQuery {
                 after: cursor,
                 limit: limit.saturating_add(1),
                 parts,
@@ -57,6 +46,17 @@ impl Services {
                 made_on: None,
             })
             .await?;
+        // `last` was read before the feed: every change up to it is in the feed's view,
+        // so a short page may move the cursor to `last` (a reader who sees little of a
+        // busy log does not rescan it).
+        let (last, rows) = (read.last, &read.rows);
+        if cursor > last {
+            return Err(ServiceError::Gone(format!(
+                "the cursor {cursor} is beyond this server's change log (which ends at \
+                 {last}): the device's copy comes from elsewhere or from before a restore; \
+                 resynchronise from a snapshot"
+            )));
+        }
         self.note_device_seen(caller).await?;
         let has_more = rows.len() > limit as usize;
         let mut changes = Vec::with_capacity(rows.len().min(limit as usize));

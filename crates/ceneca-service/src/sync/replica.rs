@@ -82,20 +82,9 @@ impl Services {
         })
     }
 
-    /// Keeps the enrolled account here: its id and profile as the upstream has them (`me`,
-    /// the answer of `GET /auth/me`), with an Argon2id hash of `password`, so its user can
-    /// log in with the upstream down; and this node's device row, which its changes name.
-    /// Enrolling again (a new password, another device) replaces both.
-    pub async fn adopt_account(&self, me: &Json, password: &str, device: &Json) -> Result<()> {
-        let id_of = |json: &Json, what: &str| {
-            json.get("id")
-                .and_then(Json::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .ok_or_else(|| ServiceError::Internal(format!("the upstream's {what} has no id")))
-        };
-        let (user_id, device_id) = (id_of(me, "account")?, id_of(device, "device")?);
-        // A node is one account's: its writes are pushed as that account's. A folder
-        // holding another account that can log in is not enrolled over it.
+    /// A node is one account's: its writes are pushed as that account's. A folder
+    /// holding another account that can log in is not enrolled over it.
+    pub async fn check_adoptable(&self, user_id: Uuid) -> Result<()> {
         let mut others = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 2);
         others.equals = vec![("status", Value::Text("active".into()))];
         if let Some(other) = self
@@ -114,6 +103,22 @@ impl Services {
                     .unwrap_or("of someone else")
             )));
         }
+        Ok(())
+    }
+
+    /// Keeps the enrolled account here: its id and profile as the upstream has them (`me`,
+    /// the answer of `GET /auth/me`), with an Argon2id hash of `password`, so its user can
+    /// log in with the upstream down; and this node's device row, which its changes name.
+    /// Enrolling again (a new password, another device) replaces both.
+    pub async fn adopt_account(&self, me: &Json, password: &str, device: &Json) -> Result<()> {
+        let id_of = |json: &Json, what: &str| {
+            json.get("id")
+                .and_then(Json::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| ServiceError::Internal(format!("the upstream's {what} has no id")))
+        };
+        let (user_id, device_id) = (id_of(me, "account")?, id_of(device, "device")?);
+        self.check_adoptable(user_id).await?;
         let text = |json: &Json, name: &str| {
             json.get(name)
                 .and_then(Json::as_str)
