@@ -1,6 +1,4 @@
-use std::io::BufRead;
-
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ceneca_node::{EnrollRequest, NodeFiles};
 use clap::Subcommand;
 
@@ -52,20 +50,13 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
     } = action;
     let checked = super::check_upstream(&config, &upstream).await?;
     let password = match password_env {
-        Some(var) => std::env::var(&var).with_context(|| format!("{var} is not set"))?,
-        None => {
-            eprintln!("password of {email} on {upstream} (one line on standard input):");
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("cannot read the password")?;
-            line.trim_end_matches(['\r', '\n']).to_owned()
+        Some(var) => {
+            let password = std::env::var(&var).with_context(|| format!("{var} is not set"))?;
+            anyhow::ensure!(!password.is_empty(), "{var} is empty");
+            password
         }
+        None => super::read_password_line(&format!("password of {email} on {upstream}"))?,
     };
-    if password.is_empty() {
-        bail!("no password given");
-    }
     let read = |path: Option<std::path::PathBuf>| -> anyhow::Result<Option<String>> {
         path.map(|p| {
             std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))

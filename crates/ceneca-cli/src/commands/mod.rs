@@ -17,6 +17,21 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 
+/// A password typed as the first line of standard input after `prompt` (never a flag:
+/// flags show in process lists); refused when empty.
+pub fn read_password_line(prompt: &str) -> anyhow::Result<String> {
+    use std::io::BufRead;
+    eprintln!("{prompt} (one line on standard input):");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password given");
+    Ok(password)
+}
+
 pub fn init_logging(config: &Config) {
     // The embedded vector engine logs its internals at info and warns about features it
     // does not use ("feature flags not initialized"): only its errors by default.

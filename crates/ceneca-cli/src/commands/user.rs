@@ -1,6 +1,4 @@
-use std::io::BufRead;
-
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -29,20 +27,10 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
             admin,
         } => {
             let password = match std::env::var("CENECA_NEW_USER_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    eprintln!("password (one line on standard input):");
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .lock()
-                        .read_line(&mut line)
-                        .context("cannot read the password")?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
+                Ok(p) if !p.is_empty() => p,
+                Ok(_) => bail!("CENECA_NEW_USER_PASSWORD is empty"),
+                Err(_) => super::read_password_line("password")?,
             };
-            if password.is_empty() {
-                bail!("no password given");
-            }
             let name = display_name
                 .unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_owned());
             let user = services

@@ -37,14 +37,7 @@ impl Services {
         body: &Json,
         parent: Option<ParentRef>,
     ) -> Result<Json> {
-        caller.require_reach(entity)?;
-        self.require_local_write(entity)?;
-        if !entity.api.create {
-            return Err(ServiceError::NotAllowed(format!(
-                "{}s cannot be created through the API",
-                entity.name
-            )));
-        }
+        self.check_creatable(caller, entity)?;
         let parent_row = match parent {
             Some(p) => Some(self.visible_parent(caller, entity, p).await?),
             None => None,
@@ -182,14 +175,7 @@ impl Services {
         parent: Option<ParentRef>,
         items: Vec<(crate::caller::Replaying, &Map<String, Json>)>,
     ) -> Result<()> {
-        caller.require_reach(entity)?;
-        self.require_local_write(entity)?;
-        if !entity.api.create {
-            return Err(ServiceError::NotAllowed(format!(
-                "{}s cannot be created through the API",
-                entity.name
-            )));
-        }
+        self.check_creatable(caller, entity)?;
         let parent_row = match parent {
             Some(p) => Some(self.visible_parent(caller, entity, p).await?),
             None => None,
@@ -239,6 +225,20 @@ impl Services {
             .apply(batch)
             .await
             .map_err(|e| from_store(entity.name, false, e))?;
+        Ok(())
+    }
+
+    /// Whether the caller may create rows of `entity` at all (its credential, this node,
+    /// the API).
+    fn check_creatable(&self, caller: &Caller, entity: &'static Entity) -> Result<()> {
+        caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
+        if !entity.api.create {
+            return Err(ServiceError::NotAllowed(format!(
+                "{}s cannot be created through the API",
+                entity.name
+            )));
+        }
         Ok(())
     }
 

@@ -97,13 +97,7 @@ impl Services {
         let entity_id = row
             .id_of("entity_id")
             .ok_or_else(|| ServiceError::Internal("a change without its row".into()))?;
-        let operation = match text("operation") {
-            "create" => ChangeOperation::Create,
-            "update" => ChangeOperation::Update,
-            "delete" => ChangeOperation::Delete,
-            "restore" => ChangeOperation::Restore,
-            _ => ChangeOperation::Revoke,
-        };
+        let operation = logged_operation(text("operation")).unwrap_or(ChangeOperation::Revoke);
         let workspace_id = row.id_of("scope_workspace_id");
         let mut values = match row.get("payload") {
             Some(Value::Json(Json::Object(map))) => map.clone(),
@@ -118,11 +112,7 @@ impl Services {
             entity: entity.table.to_owned(),
             entity_id,
             operation,
-            hlc: row
-                .get("hlc")
-                .and_then(Value::as_int)
-                .unwrap_or_default()
-                .to_string(),
+            hlc: hlc_text(row),
             device_id: row.id_of("device_id"),
             user_id: row.id_of("user_id"),
             workspace_id,
@@ -130,6 +120,26 @@ impl Services {
             values,
         })
     }
+}
+
+/// The operation a change-log row records, as the protocol names it.
+pub(super) fn logged_operation(text: &str) -> Option<ChangeOperation> {
+    Some(match text {
+        "create" => ChangeOperation::Create,
+        "update" => ChangeOperation::Update,
+        "delete" => ChangeOperation::Delete,
+        "restore" => ChangeOperation::Restore,
+        "revoke" => ChangeOperation::Revoke,
+        _ => return None,
+    })
+}
+
+/// A change-log row's clock, as the protocol sends it (a decimal string).
+pub(super) fn hlc_text(row: &Record) -> String {
+    row.get("hlc")
+        .and_then(Value::as_int)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn seq_of(row: &Record) -> i64 {

@@ -24,6 +24,7 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::node::LocalNode;
+use super::pull::{hlc_text, logged_operation};
 use super::push::{Logged, RowHistories, STALE_RETRIES};
 use crate::Services;
 use crate::error::{Result, ServiceError};
@@ -716,12 +717,9 @@ impl Services {
             ) else {
                 continue;
             };
-            let operation = match text("operation") {
-                "create" => ChangeOperation::Create,
-                "update" => ChangeOperation::Update,
-                "delete" => ChangeOperation::Delete,
-                "restore" => ChangeOperation::Restore,
-                _ => continue,
+            let operation = match logged_operation(text("operation")) {
+                Some(ChangeOperation::Revoke) | None => continue,
+                Some(operation) => operation,
             };
             let mut values = match row.get("payload") {
                 Some(Value::Json(Json::Object(map))) => map.clone(),
@@ -752,11 +750,7 @@ impl Services {
                 entity: entity.table.to_owned(),
                 entity_id,
                 operation,
-                hlc: row
-                    .get("hlc")
-                    .and_then(Value::as_int)
-                    .unwrap_or_default()
-                    .to_string(),
+                hlc: hlc_text(row),
                 values,
             });
         }
