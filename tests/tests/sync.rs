@@ -37,6 +37,7 @@ on_every_backend!(
     regression_streams_per_account_are_capped,
     regression_a_write_between_merge_and_write_is_never_overwritten_by_an_older_change,
     pushed_creates_are_written_in_groups_and_a_bad_one_is_refused_alone,
+    regression_pushes_racing_api_writes_on_one_row_answer_per_change_and_never_deadlock,
 );
 
 /// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
@@ -1680,4 +1681,72 @@ async fn pushed_creates_are_written_in_groups_and_a_bad_one_is_refused_alone(bac
         .await
         .expect(200);
     assert_eq!(thread["message_count"], before + 30);
+}
+
+/// From the second attack: the write guard took the change log's lock before the row's,
+/// the reverse of every other write, so on PostgreSQL a pushed update and an API write to
+/// the same thread deadlocked (500 on both); and a change that kept meeting other writes
+/// failed its whole push with 409. Pushes, message posts (which update the thread's
+/// counters) and edits of the same thread now run together without either.
+async fn regression_pushes_racing_api_writes_on_one_row_answer_per_change_and_never_deadlock(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let (device_id, laptop) = device(&s, &a, "laptop").await;
+    let path = format!("/api/v1/threads/{}", w.thread);
+    let pushes = async {
+        let mut outcomes = Vec::new();
+        for i in 0..40 {
+            let results = push(
+                &s,
+                &laptop,
+                &device_id,
+                vec![change(
+                    "threads",
+                    &w.thread,
+                    "update",
+                    &hlc(500 + i),
+                    json!({"title": format!("pushed {i}")}),
+                )],
+            )
+            .await;
+            outcomes.push(results[0]["outcome"].as_str().unwrap().to_owned());
+        }
+        outcomes
+    };
+    let posts = async {
+        for i in 0..40 {
+            s.post(
+                &a,
+                &format!("/api/v1/threads/{}/messages", w.thread),
+                json!({"role": "user", "content": format!("posted {i}")}),
+            )
+            .await
+            .expect(201);
+        }
+    };
+    let edits = async {
+        for i in 0..40 {
+            s.patch(&a, &path, json!({"pinned": i % 2 == 0}))
+                .await
+                .expect(200);
+        }
+    };
+    let (outcomes, (), ()) = tokio::join!(pushes, posts, edits);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| ["applied", "merged", "conflict", "refused"].contains(&o.as_str())),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().filter(|o| *o == "applied").count() > 20,
+        "{outcomes:?}"
+    );
+    // The last pushed title that was applied is the thread's (the API edits another field).
+    let got = s.get(&a, &path).await.expect(200);
+    let last_applied = outcomes.iter().rposition(|o| o == "applied").unwrap();
+    assert_eq!(got["title"], format!("pushed {last_applied}").as_str());
 }

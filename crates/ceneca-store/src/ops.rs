@@ -83,6 +83,7 @@ pub(crate) async fn apply_batch<E: Exec>(
     let now = now();
     let actor = batch.actor;
     let replays: HashMap<Uuid, Replay> = batch.replays.iter().map(|r| (r.row, *r)).collect();
+    let mut expected: Vec<(Uuid, i64)> = Vec::new();
     let mut heads = Vec::new();
     let mut out = Vec::new();
     let mut changes: Vec<Record> = Vec::new();
@@ -242,21 +243,8 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let sql = sql::update_all(exec.dialect(), entity, &filter, &set, now);
                 exec.execute(&sql).await?;
             }
-            WriteOp::ExpectHistory { row, last_seq } => {
-                exec.lock_audit_chain().await?;
-                let sql = crate::changes::row_last_seq(exec.dialect(), row);
-                let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
-                let now_last = exec
-                    .fetch_columns(&fields, &sql)
-                    .await?
-                    .first()
-                    .and_then(|r| r.get("seq"))
-                    .and_then(Value::as_int)
-                    .unwrap_or(0);
-                if now_last != last_seq {
-                    return Err(StoreError::Stale);
-                }
-            }
+            // Checked at the end, under the chain lock: see below.
+            WriteOp::ExpectHistory { row, last_seq } => expected.push((row, last_seq)),
             WriteOp::Forget { entity, filter } => {
                 let sql = sql::forget(exec.dialect(), entity, &filter);
                 exec.execute(&sql).await?;
@@ -279,12 +267,34 @@ pub(crate) async fn apply_batch<E: Exec>(
         }
     }
     let logged = !changes.is_empty();
-    if logged {
+    if logged || !expected.is_empty() {
         // The cursor is `seq`, assigned at insert: taking the chain lock first (held until
         // commit) makes `seq` order commit order on PostgreSQL, so no change can appear
         // behind a cursor a client has already passed. Every audited write holds it
         // already; on SQLite the writer lock does the same.
         exec.lock_audit_chain().await?;
+    }
+    // A replayed change's rows must not have changed since it was merged. Checked here,
+    // after the batch's own writes and under the chain lock, as every batch takes its
+    // locks (rows first, the chain last): taking the chain lock first would invert that
+    // order against a concurrent API write and deadlock on PostgreSQL. With the lock
+    // held, every change logged by a commit before this one is visible; this batch's
+    // own are not logged yet.
+    for (row, last_seq) in expected {
+        let sql = crate::changes::row_last_seq(exec.dialect(), row);
+        let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
+        let now_last = exec
+            .fetch_columns(&fields, &sql)
+            .await?
+            .first()
+            .and_then(|r| r.get("seq"))
+            .and_then(Value::as_int)
+            .unwrap_or(0);
+        if now_last != last_seq {
+            return Err(StoreError::Stale);
+        }
+    }
+    if logged {
         exec.insert_many(&model::SYNC_EVENTS, &changes, false)
             .await?;
     }

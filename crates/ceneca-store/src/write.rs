@@ -85,8 +85,9 @@ pub enum WriteOp {
     Audit { record: Record, chain: AuditChain },
     /// Fails the batch with `StoreError::Stale` unless the change log of `row` still ends
     /// at `last_seq` (0: no change yet): a replayed change merged against the history it
-    /// read is written only if no other write came in between. Checked under the lock
-    /// that orders change-log appends, so it holds until the batch commits.
+    /// read is written only if no other write came in between. Checked once the batch's
+    /// writes are done, under the lock that orders change-log appends, so it holds until
+    /// the batch commits.
     ExpectHistory { row: Uuid, last_seq: i64 },
     /// Removes every row inside the filter, its foreign-key cascade with it, without
     /// logging: a replica dropping what its user may no longer read (the upstream's log

@@ -453,6 +453,18 @@ impl Services {
                     "is the id of another change: each change needs an id of its own",
                 ));
             }
+            Err(ServiceError::Conflict { .. })
+                if decision.insert
+                    && self
+                        .store
+                        .get(entity, change.entity_id, ScopeFilter::All, Deleted::Include)
+                        .await?
+                        .is_some() =>
+            {
+                // The row was created meanwhile (the same change, retried in parallel;
+                // another device's): decide again on what it holds now.
+                return Err(ServiceError::Stale);
+            }
             Err(ServiceError::Conflict { .. }) if decision.insert && !entity.unique.is_empty() => {
                 // Another row holds the unique key: the row the upstream has keeps it,
                 // and the change is recorded as lost.
@@ -999,6 +1011,12 @@ fn refused(change_id: Uuid, error: ServiceError) -> Result<PushResult> {
             Some("entity_id".to_owned()),
         ),
         ServiceError::Conflict { message, fields } => (message, fields.keys().next().cloned()),
+        // The row kept changing under it (other writers): this change alone is refused,
+        // and the device sends it again (it is idempotent); the others get their answers.
+        ServiceError::Stale => (
+            "the row kept changing while this change was merged: send it again".to_owned(),
+            Some("entity_id".to_owned()),
+        ),
         other => return Err(other),
     };
     Ok(PushResult {

@@ -275,6 +275,9 @@ impl Services {
             };
             match applied {
                 Ok(()) => out.applied += 1,
+                // The row keeps changing here: the page is not applied past it, and the
+                // loop reads it again on its next round (nothing is skipped).
+                Err(Skip::Failed(ServiceError::Stale)) => return Err(ServiceError::Stale),
                 Err(Skip::NewWorkspace) => {
                     let at = change.cursor.parse().unwrap_or(0);
                     out.resync = Some(out.resync.map_or(at, |r: i64| r.min(at)));
