@@ -38,6 +38,7 @@ on_every_backend!(
     regression_a_write_between_merge_and_write_is_never_overwritten_by_an_older_change,
     pushed_creates_are_written_in_groups_and_a_bad_one_is_refused_alone,
     regression_pushes_racing_api_writes_on_one_row_answer_per_change_and_never_deadlock,
+    a_device_learns_its_own_memberships_and_no_one_elses,
 );
 
 /// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
@@ -1749,4 +1750,35 @@ async fn regression_pushes_racing_api_writes_on_one_row_answer_per_change_and_ne
     let got = s.get(&a, &path).await.expect(200);
     let last_applied = outcomes.iter().rposition(|o| o == "applied").unwrap();
     assert_eq!(got["title"], format!("pushed {last_applied}").as_str());
+}
+
+/// A device token may not read who has access, yet its node needs its user's roles: the
+/// feed carries the user's own memberships, never another member's.
+async fn a_device_learns_its_own_memberships_and_no_one_elses(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b, c) = (s.user("a").await, s.user("b").await, s.user("c").await);
+    let w = world(&s, &a).await;
+    for (who, role) in [(&b, "editor"), (&c, "viewer")] {
+        s.post(
+            &a,
+            &format!("/api/v1/workspaces/{}/members", w.workspace),
+            json!({"user_id": who.id, "role": role}),
+        )
+        .await
+        .expect(201);
+    }
+    let (_, laptop) = device(&s, &b, "laptop").await;
+    let feed = pull_all(&s, &laptop).await;
+    let memberships: Vec<&Value> = feed
+        .iter()
+        .filter(|c| c["entity"] == "workspace_members")
+        .collect();
+    assert_eq!(memberships.len(), 1, "{memberships:?}");
+    assert_eq!(memberships[0]["values"]["user_id"], b.id.as_str());
+    assert_eq!(memberships[0]["values"]["role"], "editor");
+    let text = serde_json::to_string(&feed).unwrap();
+    assert!(
+        !text.contains(c.id.as_str()),
+        "c's membership reached b's device"
+    );
 }

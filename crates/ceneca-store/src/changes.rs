@@ -3,7 +3,7 @@
 
 use ceneca_domain::schema::{Field, Kind, Owner, Tenancy, field};
 use ceneca_domain::scope::ScopeFilter;
-use ceneca_domain::{Entity, Value, model};
+use ceneca_domain::{Entity, Record, Value, model};
 use uuid::Uuid;
 
 use crate::sql::{self, Dialect, Sql};
@@ -156,6 +156,14 @@ pub(crate) fn row_last_seq(d: &dyn Dialect, row: Uuid) -> Sql {
     sql.text =
         format!("SELECT COALESCE(MAX(seq), 0) AS seq FROM sync_events WHERE entity_id = {mark}");
     sql
+}
+
+/// The `seq` a [`LAST_SEQ`] query answered (0 when it found none).
+pub(crate) fn seq_answer(rows: &[Record]) -> i64 {
+    rows.first()
+        .and_then(|r| r.get("seq"))
+        .and_then(Value::as_int)
+        .unwrap_or(0)
 }
 
 /// The column [`last_seq`] reads.

@@ -283,13 +283,7 @@ pub(crate) async fn apply_batch<E: Exec>(
     for (row, last_seq) in expected {
         let sql = crate::changes::row_last_seq(exec.dialect(), row);
         let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
-        let now_last = exec
-            .fetch_columns(&fields, &sql)
-            .await?
-            .first()
-            .and_then(|r| r.get("seq"))
-            .and_then(Value::as_int)
-            .unwrap_or(0);
+        let now_last = crate::changes::seq_answer(&exec.fetch_columns(&fields, &sql).await?);
         if now_last != last_seq {
             return Err(StoreError::Stale);
         }

@@ -9,7 +9,6 @@
 use std::collections::HashSet;
 
 use ceneca_domain::clock::HybridClock;
-use ceneca_domain::output::View;
 use ceneca_domain::schema::Kind;
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::sync::{
@@ -220,15 +219,6 @@ impl Services {
         Ok(())
     }
 
-    /// The enrolled account as this node keeps it.
-    pub async fn adopted_account(&self, user_id: Uuid) -> Result<Option<Json>> {
-        Ok(self
-            .store
-            .get(&model::USERS, user_id, ScopeFilter::All, Deleted::Exclude)
-            .await?
-            .map(|row| ceneca_domain::output::to_json(&model::USERS, &row, View::Detail)))
-    }
-
     /// Applies a page of the upstream's feed, oldest first. A change this node already
     /// holds (its own, come back; one applied before a crash) is recognised and skipped.
     ///
@@ -370,7 +360,12 @@ impl Services {
         if decision.duplicate || logged.contains(&(change.entity_id, change.change_id)) {
             return Ok(());
         }
-        let exists = row_clocks.exists || self.exists(entity, change.entity_id).await?;
+        // The row as this node holds it, read once (its clocks may not know it: a row
+        // written here before its history was folded).
+        let current = self
+            .store
+            .get(entity, change.entity_id, ScopeFilter::All, Deleted::Include)
+            .await?;
         let actor = |stamp: Stamp| Actor {
             user_id: change.user_id,
             // Only this node's own changes are pushed: others keep no device here.
@@ -387,7 +382,7 @@ impl Services {
         let id = change.entity_id;
         let now = ceneca_domain::clock::now();
         let mut batches = Vec::new();
-        if decision.insert && !exists {
+        if decision.insert && current.is_none() {
             let mut record = self.parsed(entity, &values, &decision.apply)?;
             record.set("id", Value::Id(id));
             record.set("created_at", Value::Time(created_at.unwrap_or(now)));
@@ -416,12 +411,7 @@ impl Services {
                     batches.pop();
                 }
             }
-        } else if exists {
-            let current = self
-                .store
-                .get(entity, id, ScopeFilter::All, Deleted::Include)
-                .await?
-                .ok_or(ServiceError::NotFound(entity.name))?;
+        } else if let Some(current) = current {
             let mut batch = WriteBatch::new(actor(stamp));
             if !decision.apply.is_empty() {
                 let mut set = self.parsed(entity, &values, &decision.apply)?;

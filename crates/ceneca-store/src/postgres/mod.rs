@@ -554,11 +554,7 @@ impl Store for PgStore {
         let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         let rows = fetch_columns(&mut conn, &fields, &sql).await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.get("seq"))
-            .and_then(Value::as_int)
-            .unwrap_or(0))
+        Ok(crate::changes::seq_answer(&rows))
     }
 
     async fn change_history(&self, ids: Vec<Uuid>) -> Result<Vec<Record>> {
@@ -572,11 +568,7 @@ impl Store for PgStore {
         let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         let rows = fetch_columns(&mut conn, &fields, &crate::changes::last_seq()).await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.get("seq"))
-            .and_then(Value::as_int)
-            .unwrap_or(0))
+        Ok(crate::changes::seq_answer(&rows))
     }
 
     fn clock(&self) -> Arc<HybridClock> {

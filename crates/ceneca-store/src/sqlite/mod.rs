@@ -589,11 +589,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
             let rows = fetch_columns(conn, &fields, &sql)?;
-            Ok(rows
-                .first()
-                .and_then(|r| r.get("seq"))
-                .and_then(Value::as_int)
-                .unwrap_or(0))
+            Ok(crate::changes::seq_answer(&rows))
         })
         .await
     }
@@ -611,11 +607,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
             let rows = fetch_columns(conn, &fields, &crate::changes::last_seq())?;
-            Ok(rows
-                .first()
-                .and_then(|r| r.get("seq"))
-                .and_then(Value::as_int)
-                .unwrap_or(0))
+            Ok(crate::changes::seq_answer(&rows))
         })
         .await
     }
