@@ -39,6 +39,7 @@ const CONTENT: &[&str] = &[
     "/auth/me",
     // The change feed: each credential's own reach (an API token, its workspace's content).
     "/sync/pull",
+    "/sync/snapshot",
     "/sync/stream",
 ];
 

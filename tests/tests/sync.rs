@@ -4,6 +4,7 @@
 //! told to drop the workspace; the stream delivers changes as they commit and resumes;
 //! the zero-sync edition has none of it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ceneca_domain::Edition;
@@ -39,6 +40,9 @@ on_every_backend!(
     pushed_creates_are_written_in_groups_and_a_bad_one_is_refused_alone,
     regression_pushes_racing_api_writes_on_one_row_answer_per_change_and_never_deadlock,
     a_device_learns_its_own_memberships_and_no_one_elses,
+    compaction_loses_no_cursor_and_the_snapshot_is_the_state_in_fewer_changes,
+    the_snapshot_refuses_what_it_cannot_continue,
+    provider_keys_travel_only_to_devices_and_stay_sealed_in_the_log,
 );
 
 /// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
@@ -1780,5 +1784,274 @@ async fn a_device_learns_its_own_memberships_and_no_one_elses(backend: Backend) 
     assert!(
         !text.contains(c.id.as_str()),
         "c's membership reached b's device"
+    );
+}
+
+/// What a replica holding these changes (one server's, so their order is their clocks')
+/// shows: each live row's values, and which rows are deleted.
+fn replay(changes: &[Value]) -> (BTreeMap<String, Value>, BTreeSet<String>) {
+    let mut rows: BTreeMap<String, (serde_json::Map<String, Value>, bool)> = BTreeMap::new();
+    for c in changes {
+        let key = format!("{} {}", c["entity"], c["entity_id"]);
+        let row = rows.entry(key).or_default();
+        match c["operation"].as_str().unwrap() {
+            "create" | "update" => {
+                for (k, v) in c["values"].as_object().unwrap() {
+                    row.0.insert(k.clone(), v.clone());
+                }
+            }
+            "delete" => row.1 = true,
+            "restore" => row.1 = false,
+            _ => {}
+        }
+    }
+    let live = rows
+        .iter()
+        .filter(|(_, (_, deleted))| !deleted)
+        .map(|(k, (values, _))| (k.clone(), Value::Object(values.clone())))
+        .collect();
+    let deleted = rows
+        .iter()
+        .filter(|(_, (_, deleted))| *deleted)
+        .map(|(k, _)| k.clone())
+        .collect();
+    (live, deleted)
+}
+
+/// The caller's whole snapshot, in pages of `limit`, and its `as_of`.
+async fn snapshot_all(s: &TestServer, who: &User, limit: u32) -> (Vec<Value>, String) {
+    let mut query = format!("limit={limit}");
+    let mut out = Vec::new();
+    loop {
+        let page = s
+            .get(who, &format!("/api/v1/sync/snapshot?{query}"))
+            .await
+            .expect(200);
+        out.extend(page["changes"].as_array().unwrap().iter().cloned());
+        let as_of = page["as_of"].as_str().unwrap().to_owned();
+        if page["has_more"] == false {
+            return (out, as_of);
+        }
+        query = format!(
+            "limit={limit}&as_of={as_of}&cursor={}",
+            page["cursor"].as_str().unwrap()
+        );
+    }
+}
+
+async fn pull_from(s: &TestServer, who: &User, cursor: &str) -> Vec<Value> {
+    let mut cursor = cursor.to_owned();
+    let mut out = Vec::new();
+    loop {
+        let page = s
+            .get(who, &format!("/api/v1/sync/pull?cursor={cursor}&limit=50"))
+            .await
+            .expect(200);
+        out.extend(page["changes"].as_array().unwrap().iter().cloned());
+        cursor = page["cursor"].as_str().unwrap().to_owned();
+        if page["has_more"] == false {
+            return out;
+        }
+    }
+}
+
+async fn compaction_loses_no_cursor_and_the_snapshot_is_the_state_in_fewer_changes(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    let w = world(&s, &a).await;
+    let theirs = world(&s, &b).await;
+    for n in 1..=6 {
+        s.patch(
+            &a,
+            &format!("/api/v1/threads/{}", w.thread),
+            json!({"title": format!("rename {n}")}),
+        )
+        .await
+        .expect(200);
+        s.patch(
+            &a,
+            &format!("/api/v1/documents/{}", w.document),
+            json!({"body": format!("body {n}")}),
+        )
+        .await
+        .expect(200);
+    }
+    let removed = s
+        .delete(&a, &format!("/api/v1/documents/{}", w.document))
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.body);
+    let before = pull_all(&s, &a).await;
+    let truth = replay(&before);
+    assert!(truth.1.iter().any(|k| k.contains(&w.document)));
+
+    // The snapshot: the same state, in fewer changes, with nothing of another tenant's.
+    let (snapshot, as_of) = snapshot_all(&s, &a, 2).await;
+    assert_eq!(replay(&snapshot), truth);
+    assert!(
+        snapshot.len() < before.len(),
+        "{} of {}",
+        snapshot.len(),
+        before.len()
+    );
+    assert_eq!(as_of, before.last().unwrap()["cursor"].as_str().unwrap());
+    let text = serde_json::to_string(&snapshot).unwrap();
+    assert!(!text.contains(&theirs.workspace) && !text.contains(&theirs.thread));
+
+    // Compaction drops what was overwritten; every cursor still reaches the same state.
+    let compacted = s
+        .services
+        .compact_change_log(time::OffsetDateTime::now_utc() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(compacted.dropped >= 10, "{compacted:?}");
+    let after = pull_all(&s, &a).await;
+    assert!(
+        after.len() < before.len(),
+        "{} then {}: {compacted:?}",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(replay(&after), truth, "from the start");
+    for mid in [1, before.len() / 3, before.len() / 2, before.len() - 2] {
+        let cursor = before[mid]["cursor"].as_str().unwrap();
+        let mut held = before[..=mid].to_vec();
+        held.extend(pull_from(&s, &a, cursor).await);
+        assert_eq!(replay(&held), truth, "from cursor {cursor}");
+    }
+    let (snapshot, _) = snapshot_all(&s, &a, 1000).await;
+    assert_eq!(replay(&snapshot), truth, "the snapshot of a compacted log");
+
+    // The clocks survived: a device's rename stamped before the last one loses to it.
+    let (device_id, laptop) = device(&s, &a, "laptop").await;
+    let results = push(
+        &s,
+        &laptop,
+        &device_id,
+        vec![change(
+            "threads",
+            &w.thread,
+            "update",
+            &hlc(-3_600_000),
+            json!({"title": "an hour old"}),
+        )],
+    )
+    .await;
+    assert_ne!(results[0]["outcome"], "applied", "{results:?}");
+    let thread = s
+        .get(&a, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert_eq!(thread["title"], "rename 6");
+}
+
+async fn the_snapshot_refuses_what_it_cannot_continue(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    world(&s, &a).await;
+    let first = s.get(&a, "/api/v1/sync/snapshot?limit=1").await.expect(200);
+    let as_of: i64 = first["as_of"].as_str().unwrap().parse().unwrap();
+    for bad in [
+        "as_of=abc",
+        "as_of=-1",
+        "cursor=1",
+        &format!("as_of={as_of}&cursor={}", as_of + 1),
+        "limit=0",
+        "limit=10001",
+        "as_of=1&as_of=2",
+        "since=3",
+    ] {
+        let reply = s.get(&a, &format!("/api/v1/sync/snapshot?{bad}")).await;
+        assert_eq!(reply.status.as_u16(), 400, "{bad}: {}", reply.body);
+        assert!(
+            reply.body["error"]["fields"].is_object(),
+            "{bad}: {}",
+            reply.body
+        );
+    }
+    let gone = s
+        .get(&a, &format!("/api/v1/sync/snapshot?as_of={}", as_of + 1000))
+        .await;
+    assert_eq!(gone.status.as_u16(), 410, "{}", gone.body);
+    assert!(gone.body.to_string().contains("without as_of"));
+    let anonymous = s
+        .call(Method::GET, "/api/v1/sync/snapshot", None, None)
+        .await;
+    assert_eq!(anonymous.status.as_u16(), 401);
+}
+
+async fn provider_keys_travel_only_to_devices_and_stay_sealed_in_the_log(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let (_, laptop) = device(&s, &a, "laptop").await;
+    let key = "sk-live-abcdefghijklmnop1234";
+    let config = s
+        .post(
+            &a,
+            "/api/v1/provider-configs",
+            json!({"provider": "openai", "name": "Mine", "api_key": key}),
+        )
+        .await
+        .expect(201);
+    let id = config["id"].as_str().unwrap().to_owned();
+    let of_config = |changes: &[Value]| -> Vec<Value> {
+        changes
+            .iter()
+            .filter(|c| c["entity_id"] == id.as_str())
+            .cloned()
+            .collect()
+    };
+    // The device (over loopback) gets the key, to seal it again under its own ring.
+    let to_device = of_config(&pull_all(&s, &laptop).await);
+    assert_eq!(to_device.len(), 1, "{to_device:?}");
+    assert_eq!(to_device[0]["values"]["api_key"], key);
+    assert!(to_device[0]["values"].get("api_key_ciphertext").is_none());
+    // A log-in session (a browser) gets the row without it: keys stay write-only there.
+    let to_session = of_config(&pull_all(&s, &a).await);
+    assert_eq!(to_session.len(), 1);
+    let text = to_session[0].to_string();
+    assert!(
+        !text.contains(key) && !text.contains("ciphertext"),
+        "{text}"
+    );
+
+    // A new key travels with its update, and the snapshot holds the newest.
+    let rotated = "sk-live-rotated-000000009999";
+    s.patch(
+        &a,
+        &format!("/api/v1/provider-configs/{id}"),
+        json!({"api_key": rotated}),
+    )
+    .await
+    .expect(200);
+    let to_device = of_config(&pull_all(&s, &laptop).await);
+    assert_eq!(to_device.len(), 2);
+    assert_eq!(to_device[1]["values"]["api_key"], rotated);
+    let (snapshot, _) = snapshot_all(&s, &laptop, 1000).await;
+    let newest: Vec<_> = of_config(&snapshot)
+        .iter()
+        .filter_map(|c| c["values"]["api_key"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(newest, vec![rotated.to_owned()], "only the standing key");
+    let (snapshot, _) = snapshot_all(&s, &a, 1000).await;
+    assert!(!serde_json::to_string(&snapshot).unwrap().contains(rotated));
+
+    // At rest, the log holds the key as the row does: sealed.
+    let all_payloads = match backend {
+        Backend::Sqlite => "group_concat(payload, ' ')",
+        Backend::Postgres => "string_agg(payload::text, ' ')",
+    };
+    let stored = s
+        .raw_text(&format!(
+            "SELECT {all_payloads} FROM sync_events WHERE entity_id = '{id}'"
+        ))
+        .await;
+    let stored = stored.unwrap_or_default();
+    assert!(stored.contains("api_key_ciphertext"), "{stored}");
+    assert!(
+        !stored.contains(key) && !stored.contains(rotated),
+        "{stored}"
     );
 }

@@ -198,6 +198,7 @@ pub const FLAT: &[(&str, &str)] = &[
     ("log_format", "log.format"),
     ("upstream_url", "sync.upstream_url"),
     ("sync_interval_secs", "sync.interval_secs"),
+    ("sync_log_retention_days", "sync.log_retention_days"),
 ];
 
 /// The sectioned path of a flat name.
@@ -704,8 +705,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 49);
-        assert_eq!(FLAT.len() + 4, 49);
+        assert_eq!(settings.len(), 50);
+        assert_eq!(FLAT.len() + 4, 50);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

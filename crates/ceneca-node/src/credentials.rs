@@ -39,11 +39,6 @@ pub struct Credentials {
 pub struct SyncCursors {
     pub pulled: i64,
     pub pushed: i64,
-    /// While the node reads the feed again from the start (it was given a workspace whose
-    /// history is behind its cursor): the cursor of that invitation. Revocations before it
-    /// are history, not news.
-    #[serde(default)]
-    pub catching_up_to: Option<i64>,
 }
 
 /// The node's files in a data folder.
@@ -178,7 +173,6 @@ mod tests {
         let cursors = SyncCursors {
             pulled: 5,
             pushed: 9,
-            catching_up_to: Some(12),
         };
         files.save_cursors(cursors).unwrap();
         assert_eq!(files.load_cursors().unwrap(), cursors);

@@ -192,48 +192,34 @@ impl Replicator {
                     tracing::warn!(
                         cursor = cursors.pulled,
                         "the upstream's log ends before this node's cursor (it was \
-                         restored); reading its feed again from the start"
+                         restored); starting again from its snapshot"
                     );
-                    cursors.pulled = 0;
+                    self.resync(cursors).await?;
                     resynced = true;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
-            let next: i64 = page
-                .cursor
-                .parse()
-                .map_err(|_| UpstreamError::Protocol(format!("a cursor '{}'", page.cursor)))?;
+            let next = parse_cursor(&page.cursor)?;
             moves_forward(cursors.pulled, next, page.has_more)?;
-            let revokes_from = cursors.catching_up_to.unwrap_or(0);
             let applied = self
                 .services
-                .apply_upstream(&page.changes, revokes_from, cursors.pushed)
+                .apply_upstream(&page.changes, 0, cursors.pushed)
                 .await?;
-            for failure in &applied.failed {
-                tracing::warn!(change = %failure, "a change from the upstream was not applied");
-            }
-            for lost in &applied.lost {
-                tracing::warn!("{lost}");
-            }
-            if !applied.lost.is_empty() {
-                let count = applied.lost.len() as u64;
-                self.services.node_status().update(|s| s.refused += count);
-            }
-            if let Some(at) = applied.resync.filter(|_| !resynced) {
+            self.report(&applied);
+            if applied.resync.is_some() {
                 // A workspace the user has just been given: its history is behind the
-                // cursor. Read the feed from the start (what is held is recognised), its
-                // revocations before the invitation as history.
-                cursors.catching_up_to = Some(at);
-                cursors.pulled = 0;
+                // cursor. The snapshot brings it (and all else as it stands now); the
+                // cursor stays here until it has.
+                if resynced {
+                    return Ok(());
+                }
+                tracing::info!("given a new workspace: reading the upstream's snapshot");
+                self.resync(cursors).await?;
                 resynced = true;
-                self.files.save_cursors(*cursors)?;
                 continue;
             }
             cursors.pulled = next;
-            if cursors.catching_up_to.is_some_and(|to| next >= to) {
-                cursors.catching_up_to = None;
-            }
             self.files.save_cursors(*cursors)?;
             let cursor = cursors.pulled;
             self.services.node_status().update(|s| s.cursor = cursor);
@@ -242,6 +228,72 @@ impl Replicator {
             }
         }
     }
+
+    /// Starts again from the upstream's snapshot: applies every page (what is held here
+    /// is recognised), drops the workspaces and organizations the snapshot no longer
+    /// shows (the revocations that said so may be behind the snapshot), then moves the
+    /// cursor to the snapshot's `as_of`. Interrupted, it leaves the cursor where it was,
+    /// so the next round starts it again.
+    async fn resync(&self, cursors: &mut SyncCursors) -> Result<(), NodeError> {
+        let (mut as_of, mut cursor) = (None, 0);
+        let mut shown = ceneca_service::sync::Shown::default();
+        loop {
+            let page = self.upstream.snapshot(as_of, cursor, PAGE).await?;
+            let at = parse_cursor(&page.as_of)?;
+            let next = parse_cursor(&page.cursor)?;
+            if as_of.is_some_and(|a| a != at) || next > at {
+                return Err(UpstreamError::Protocol(format!(
+                    "the snapshot answered as_of {at} and cursor {next} within a snapshot as \
+                     of {as_of:?}"
+                ))
+                .into());
+            }
+            moves_forward(cursor, next, page.has_more)?;
+            as_of = Some(at);
+            shown.note(&page.changes);
+            // No revocation is in a snapshot: what it shows is readable now.
+            let applied = self
+                .services
+                .apply_upstream(&page.changes, i64::MAX, cursors.pushed)
+                .await?;
+            self.report(&applied);
+            cursor = next;
+            if !page.has_more {
+                break;
+            }
+        }
+        let lost = self.services.keep_only(&shown, cursors.pushed).await?;
+        for lost in &lost {
+            tracing::warn!("{lost}");
+        }
+        let count = lost.len() as u64;
+        self.services.node_status().update(|s| s.refused += count);
+        cursors.pulled = as_of.unwrap_or(cursors.pulled);
+        self.files.save_cursors(*cursors)?;
+        let cursor = cursors.pulled;
+        self.services.node_status().update(|s| s.cursor = cursor);
+        Ok(())
+    }
+
+    /// Logs what applying a page could not do, and counts what was lost.
+    fn report(&self, applied: &ceneca_service::sync::UpstreamApplied) {
+        for failure in &applied.failed {
+            tracing::warn!(change = %failure, "a change from the upstream was not applied");
+        }
+        for lost in &applied.lost {
+            tracing::warn!("{lost}");
+        }
+        if !applied.lost.is_empty() {
+            let count = applied.lost.len() as u64;
+            self.services.node_status().update(|s| s.refused += count);
+        }
+    }
+}
+
+/// A cursor the upstream answered.
+fn parse_cursor(text: &str) -> Result<i64, UpstreamError> {
+    text.parse()
+        .map_err(|_| UpstreamError::Protocol(format!("a cursor '{text}'")))
 }
 
 /// A page of the feed must move the cursor forward (or, at the end, leave it): a feed

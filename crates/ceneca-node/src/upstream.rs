@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ceneca_wire::sync::{PullPage, PushRequest, PushResponse};
+use ceneca_wire::sync::{PullPage, PushRequest, PushResponse, SnapshotPage};
 use reqwest::StatusCode;
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -194,6 +194,24 @@ impl Upstream {
             self.http
                 .get(self.url("/sync/pull"))
                 .query(&[("cursor", cursor.to_string()), ("limit", limit.to_string())]),
+            None,
+        )
+        .await
+    }
+
+    /// A page of the device's snapshot (`as_of` of the first page after it).
+    pub async fn snapshot(
+        &self,
+        as_of: Option<i64>,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<SnapshotPage, UpstreamError> {
+        let mut query = vec![("cursor", cursor.to_string()), ("limit", limit.to_string())];
+        if let Some(as_of) = as_of {
+            query.push(("as_of", as_of.to_string()));
+        }
+        self.json(
+            self.http.get(self.url("/sync/snapshot")).query(&query),
             None,
         )
         .await

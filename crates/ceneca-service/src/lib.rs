@@ -123,6 +123,9 @@ pub struct ServiceConfig {
     pub sync_max_clock_ahead: Duration,
     /// Set when this server is a local node, a replica of an upstream (`sync/node.rs`).
     pub local_node: Option<sync::LocalNode>,
+    /// Whether every connection is TLS: the feed then carries secrets to devices over
+    /// any address, not only loopback.
+    pub served_over_tls: bool,
 }
 
 impl Default for ServiceConfig {
@@ -146,6 +149,7 @@ impl Default for ServiceConfig {
             dlp_contact_details: false,
             sync_max_clock_ahead: Duration::from_secs(300),
             local_node: None,
+            served_over_tls: false,
         }
     }
 }

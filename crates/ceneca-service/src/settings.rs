@@ -218,6 +218,9 @@ pub struct SyncSettings {
     /// Upstream hosts allowed although they are not internal (`network.internal_hosts`).
     #[serde(deserialize_with = "ceneca_domain::settings::list_or_csv")]
     pub allowed_upstreams: Vec<String>,
+    /// How long every change stays in the change log; older ones are dropped once later
+    /// changes have overwritten all they set (`sync/compact.rs`).
+    pub log_retention_days: u32,
 }
 
 impl Default for SyncSettings {
@@ -227,6 +230,7 @@ impl Default for SyncSettings {
             upstream_url: String::new(),
             interval_secs: 30,
             allowed_upstreams: Vec::new(),
+            log_retention_days: 30,
         }
     }
 }
@@ -237,7 +241,18 @@ impl SyncSettings {
         Duration::from_secs(self.interval_secs)
     }
 
+    /// How long every change stays in the change log.
+    pub fn log_retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.log_retention_days) * 86_400)
+    }
+
     pub fn check(&self) -> Result<(), InvalidSetting> {
+        if !(1..=3_650).contains(&self.log_retention_days) {
+            return Err(InvalidSetting::new(
+                "sync.log_retention_days",
+                "must be from 1 to 3650 (ten years)",
+            ));
+        }
         if !(1..=86_400).contains(&self.interval_secs) {
             return Err(InvalidSetting::new(
                 "sync.interval_secs",

@@ -31,6 +31,8 @@ pub struct FeedQuery {
     /// Only the changes made on this device by this user (a local node's own, to push
     /// upstream).
     pub made_on: Option<(Uuid, Uuid)>,
+    /// Only the changes up to this cursor (a snapshot reads the log as it stood).
+    pub until: Option<i64>,
 }
 
 /// Where the change log keeps the owner a filter of `entity` names as `column`.
@@ -110,7 +112,11 @@ fn feed_condition(d: &dyn Dialect, sql: &mut Sql, q: &FeedQuery) -> String {
         }
         None => String::new(),
     };
-    format!("seq > {after}{device} AND ({})", parts.join(" OR "))
+    let until = match q.until {
+        Some(until) => format!(" AND seq <= {}", sql.bind(d, Value::Int(until), COUNT)),
+        None => String::new(),
+    };
+    format!("seq > {after}{until}{device} AND ({})", parts.join(" OR "))
 }
 
 /// Every change of these rows (any entity: ids are UUIDv7, unique across tables), oldest

@@ -59,6 +59,59 @@ impl PullParams {
     }
 }
 
+/// `GET /sync/snapshot?as_of=…&cursor=…&limit=…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotParams {
+    /// The log position the snapshot shows (omitted on the first page: the newest).
+    pub as_of: Option<i64>,
+    /// Where the previous page ended (0, or omitted: the first page).
+    pub cursor: i64,
+    pub limit: u32,
+}
+
+impl SnapshotParams {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, ParamError> {
+        refuse_repeats(pairs)?;
+        let as_of = pairs
+            .iter()
+            .find(|(name, _)| name == "as_of")
+            .map(|(_, value)| {
+                parse_cursor(value).map_err(|_| {
+                    ParamError::new(
+                        "as_of",
+                        "must be the as_of of the snapshot's first page (a whole number)",
+                    )
+                })
+            })
+            .transpose()?;
+        let rest: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(name, _)| name != "as_of")
+            .cloned()
+            .collect();
+        let PullParams { cursor, limit } = PullParams::from_pairs(&rest, true)?;
+        if let Some(as_of) = as_of
+            && cursor > as_of
+        {
+            return Err(ParamError::new(
+                "cursor",
+                "is beyond the snapshot's as_of: pass back the cursor of its previous page",
+            ));
+        }
+        if as_of.is_none() && cursor != 0 {
+            return Err(ParamError::new(
+                "as_of",
+                "is required after the first page: pass back the as_of it answered",
+            ));
+        }
+        Ok(SnapshotParams {
+            as_of,
+            cursor,
+            limit,
+        })
+    }
+}
+
 /// A cursor as a client sends it: the decimal `seq` of the last change it holds.
 pub fn parse_cursor(value: &str) -> Result<i64, ParamError> {
     value
@@ -118,6 +171,21 @@ pub struct PullPage {
     pub changes: Vec<Change>,
     /// Pass back as `cursor` for the next page.
     pub cursor: String,
+    pub has_more: bool,
+}
+
+/// `GET /sync/snapshot`: the state the caller may read, as of one log position, as the
+/// changes that make it: each row's creation, and each later change that still holds one
+/// of the row's registers (a field's value, the deletion), with only the fields it holds.
+/// Applying every page and then pulling from `as_of` gives what pulling from the start
+/// gives, without the history in between.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotPage {
+    pub changes: Vec<Change>,
+    /// Pass back as `cursor` (with `as_of`) for the next page.
+    pub cursor: String,
+    /// The log position the snapshot shows: after the last page, pull from here.
+    pub as_of: String,
     pub has_more: bool,
 }
 

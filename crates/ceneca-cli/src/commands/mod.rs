@@ -75,6 +75,7 @@ pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
         encrypt_content: config.encryption.encrypt_content,
         client_certificate_accounts: config.client_certificate_accounts().unwrap_or_default(),
         audit_level: config.audit.level,
+        served_over_tls: config.tls.enabled(),
         ..ServiceConfig::default()
     };
     config.auth.apply(&mut service);

@@ -46,6 +46,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The indexer is a worker of this process: started beside the server, stopped after
     // it, so its lease is released for another node at once.
     let indexer = VectorIndexer::start(&services);
+    let compaction = tokio::spawn(
+        services
+            .clone()
+            .run_log_compaction(config.sync.log_retention()),
+    );
     let engine = services.store().engine();
     let http = config.http.http_config()?;
     let tls = tls_config(&config)?;
@@ -101,6 +106,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(replicator) = replicator {
         replicator.abort();
     }
+    compaction.abort();
     if let Some(indexer) = indexer {
         indexer.shutdown().await;
     }

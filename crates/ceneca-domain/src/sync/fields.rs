@@ -54,6 +54,24 @@ pub fn replicated(entity: &Entity, field: &Field) -> bool {
     true
 }
 
+/// The secrets of `entity` (write-only fields with no column of their own) and the column
+/// holding each one's ciphertext, which is also the register the merge keeps for it. A
+/// secret travels apart from the other values: sealed in the change log (its ciphertext,
+/// as stored), opened only for a device over a secure connection, and sealed again under
+/// the receiving node's key ring (`service/sync`).
+pub fn secrets(entity: &Entity) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+    entity
+        .fields
+        .iter()
+        .filter(|f| f.kind == Kind::Secret)
+        .filter_map(move |secret| {
+            let column = entity
+                .columns()
+                .find(|c| c.name.strip_prefix(secret.name) == Some("_ciphertext"))?;
+            Some((secret.name, column.name))
+        })
+}
+
 /// The fields of `entity` that travel, in model order.
 pub fn replicated_fields(entity: &Entity) -> impl Iterator<Item = &Field> {
     entity.columns().filter(move |f| replicated(entity, f))
@@ -110,6 +128,13 @@ mod tests {
         );
         let users = names(&model::USERS);
         assert!(!users.contains(&"password_hash"), "{users:?}");
+    }
+
+    #[test]
+    fn a_secret_travels_as_its_ciphertext_column() {
+        let configs: Vec<_> = secrets(&model::AI_PROVIDER_CONFIGS).collect();
+        assert_eq!(configs, vec![("api_key", "api_key_ciphertext")]);
+        assert_eq!(secrets(&model::THREADS).count(), 0);
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub mod merge;
 #[cfg(test)]
 mod tests;
 
-pub use fields::{entity_logged_as, entity_named, pushable, replicated, replicated_fields};
+pub use fields::{
+    entity_logged_as, entity_named, pushable, replicated, replicated_fields, secrets,
+};
 pub use merge::{
     Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, refuse_future,
 };

@@ -100,6 +100,7 @@ pub fn document() -> OpenApi {
     components = register::<sync::ChangeOperation>(components);
     components = register::<sync::Change>(components);
     components = register::<sync::PullPage>(components);
+    components = register::<sync::SnapshotPage>(components);
     components = register::<sync::PushedChange>(components);
     components = register::<sync::PushRequest>(components);
     components = register::<sync::PushOutcome>(components);

@@ -6,10 +6,13 @@
 //! |---|---|
 //! | `pull.rs` | `pull`, `pull_from_now`, `change_signal` |
 //! | `push.rs` | `push` |
+//! | `snapshot.rs` | `snapshot` |
 //! | `conflicts.rs` | `list_conflicts` |
+//! | `compact.rs` | `compact_change_log`, `run_log_compaction` |
 //! | `node.rs` | `node_status`, `sync_status` |
-//! | `replica.rs` | `adopt_account`, `apply_upstream`, `pending_changes`, `count_pending` |
+//! | `replica.rs` | `adopt_account`, `apply_upstream`, `keep_only`, `pending_changes`, `count_pending` |
 
+mod compact;
 mod conflicts;
 mod node;
 mod pull;
@@ -18,9 +21,11 @@ mod replica;
 #[cfg(test)]
 mod replica_tests;
 mod shared_feed;
+mod snapshot;
 
+pub use compact::Compacted;
 pub use node::{LocalNode, NodeStatusBoard};
-pub use replica::UpstreamApplied;
+pub use replica::{Shown, UpstreamApplied};
 pub use shared_feed::SharedFeed;
 
 use ceneca_domain::Edition;

@@ -19,19 +19,7 @@ impl Services {
     /// change log keeps for each change; revocations addressed to the caller come too.
     pub async fn pull(&self, caller: &Caller, cursor: i64, limit: u32) -> Result<PullPage> {
         self.require_sync()?;
-        let account = !matches!(
-            caller.credential,
-            ceneca_domain::credential::Credential::ApiToken { .. }
-        );
-        let parts = model::ALL
-            .iter()
-            .copied()
-            .filter(|e| e.changelog && caller.credential.refuse_entity(e).is_none())
-            .map(|entity| FeedPart {
-                entity,
-                filter: caller.filter(entity, Access::Read),
-            })
-            .collect();
+        let (parts, account) = feed_parts(caller);
         // Streams woken by one commit ask the same queries: each is read once.
         let read = self
             .read_feed(FeedQuery {
@@ -44,6 +32,7 @@ impl Services {
                 revocations_of: account.then_some(caller.user_id),
                 memberships_of: account.then_some(caller.user_id),
                 made_on: None,
+                until: None,
             })
             .await?;
         // `last` was read before the feed: every change up to it is in the feed's view,
@@ -60,8 +49,9 @@ impl Services {
         self.note_device_seen(caller).await?;
         let has_more = rows.len() > limit as usize;
         let mut changes = Vec::with_capacity(rows.len().min(limit as usize));
+        let secrets = self.sends_secrets_to(caller);
         for row in rows.iter().take(limit as usize) {
-            changes.push(self.feed_change(row)?);
+            changes.push(self.feed_change(row, secrets)?);
         }
         let next = match changes.last() {
             Some(_) if has_more => seq_of(&rows[limit as usize - 1]),
@@ -90,8 +80,26 @@ impl Services {
         self.store.change_signal()
     }
 
-    /// One change-log row as the feed shows it, sealed content opened.
-    fn feed_change(&self, row: &Record) -> Result<Change> {
+    /// Whether the feed carries secrets (provider API keys) to this caller: only to a
+    /// device (a node, which seals them again under its own key ring), and only over a
+    /// connection no one else can read, TLS or loopback. Everyone else gets the rest of
+    /// the row: secrets stay write-only to clients.
+    pub(super) fn sends_secrets_to(&self, caller: &Caller) -> bool {
+        let device = matches!(
+            caller.credential,
+            ceneca_domain::credential::Credential::Device { .. }
+        );
+        let loopback = caller
+            .source_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| ip.is_loopback());
+        device && (self.config.served_over_tls || loopback)
+    }
+
+    /// One change-log row as the feed shows it, sealed content opened, and secrets opened
+    /// when `secrets` says the caller receives them (dropped otherwise).
+    pub(super) fn feed_change(&self, row: &Record, secrets: bool) -> Result<Change> {
         let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
         let entity_type = text("entity_type");
         let entity_id = row
@@ -105,6 +113,7 @@ impl Services {
         };
         let entity = ceneca_domain::sync::entity_logged_as(entity_type)
             .ok_or_else(|| ServiceError::Internal(format!("a change of {entity_type}")))?;
+        self.open_secrets(entity, entity_id, row, &mut values, secrets);
         self.open_values(entity, entity_id, workspace_id, &mut values)?;
         Ok(Change {
             cursor: seq_of(row).to_string(),
@@ -120,6 +129,75 @@ impl Services {
             values,
         })
     }
+}
+
+impl Services {
+    /// Replaces each secret's ciphertext in a change's values by its plaintext (when
+    /// `open`) or by nothing. The ciphertext is bound to the row and its owner, which the
+    /// log keeps as the change's scope. One that no key in the ring opens any more is
+    /// left out, and said.
+    fn open_secrets(
+        &self,
+        entity: &ceneca_domain::Entity,
+        id: uuid::Uuid,
+        row: &Record,
+        values: &mut serde_json::Map<String, Json>,
+        open: bool,
+    ) {
+        for (secret, column) in ceneca_domain::sync::secrets(entity) {
+            let Some(Json::String(sealed)) = values.remove(column) else {
+                continue;
+            };
+            if !open {
+                continue;
+            }
+            let mut owner = Record::with_capacity(3);
+            for (owner_column, scope) in [
+                ("user_id", "scope_user_id"),
+                ("organization_id", "scope_organization_id"),
+                ("workspace_id", "scope_workspace_id"),
+            ] {
+                if let Some(owner_id) = row.id_of(scope) {
+                    owner.set(owner_column, Value::Id(owner_id));
+                }
+            }
+            let context = crate::secrets::secret_context(entity, id, secret, &owner);
+            let plain = hex::decode(sealed)
+                .ok()
+                .and_then(|bytes| self.keys.decrypt(&bytes, &context).ok())
+                .and_then(|plain| String::from_utf8(plain).ok());
+            match plain {
+                Some(plain) => {
+                    values.insert(secret.to_owned(), Json::String(plain));
+                }
+                None => tracing::warn!(
+                    entity = entity.table,
+                    %id,
+                    "a secret in the change log opens with no key of the ring: not sent"
+                ),
+            }
+        }
+    }
+}
+
+/// What the caller's feed reads: each changelogged entity its credential reaches, with
+/// its read filter for that entity; and whether it is the account's (an API token, which
+/// reaches one workspace's content, is not told about memberships or revocations).
+pub(super) fn feed_parts(caller: &Caller) -> (Vec<FeedPart>, bool) {
+    let account = !matches!(
+        caller.credential,
+        ceneca_domain::credential::Credential::ApiToken { .. }
+    );
+    let parts = model::ALL
+        .iter()
+        .copied()
+        .filter(|e| e.changelog && caller.credential.refuse_entity(e).is_none())
+        .map(|entity| FeedPart {
+            entity,
+            filter: caller.filter(entity, Access::Read),
+        })
+        .collect();
+    (parts, account)
 }
 
 /// The operation a change-log row records, as the protocol names it.
@@ -142,6 +220,6 @@ pub(super) fn hlc_text(row: &Record) -> String {
         .to_string()
 }
 
-fn seq_of(row: &Record) -> i64 {
+pub(super) fn seq_of(row: &Record) -> i64 {
     row.get("seq").and_then(Value::as_int).unwrap_or_default()
 }

@@ -37,14 +37,35 @@ pub struct UpstreamApplied {
     pub failed: Vec<String>,
     /// The user was given access to a workspace this node has never held (by the change
     /// at this cursor): its earlier history is behind the cursor, so the node reads the
-    /// feed again from the start, up to here.
+    /// upstream's snapshot before it moves on.
     pub resync: Option<i64>,
     /// Changes made here and not pushed yet, dropped with a workspace the user lost.
     pub lost: Vec<String>,
 }
 
+/// The workspaces and organizations a snapshot showed: what a node keeps after it.
+#[derive(Debug, Default)]
+pub struct Shown {
+    workspaces: HashSet<Uuid>,
+    organizations: HashSet<Uuid>,
+}
+
+impl Shown {
+    /// Takes note of a page of the snapshot.
+    pub fn note(&mut self, changes: &[Change]) {
+        for change in changes {
+            if change.entity == model::WORKSPACES.table {
+                self.workspaces.insert(change.entity_id);
+            } else if change.entity == model::ORGANIZATIONS.table {
+                self.organizations.insert(change.entity_id);
+            }
+        }
+    }
+}
+
 /// What the upstream may send a node: workspace content, the workspaces and
-/// organizations it lives in, and the user's own memberships. Accounts, devices, tokens,
+/// organizations it lives in, the user's own memberships, and the AI provider settings
+/// the user may read (their keys sealed here again), so the device's apps work offline. Accounts, devices, tokens,
 /// rules and anything else the upstream keeps to itself are never taken from a feed:
 /// a hostile or broken upstream cannot make a log-in here.
 fn accepted_from_upstream(entity: &Entity) -> bool {
@@ -52,6 +73,7 @@ fn accepted_from_upstream(entity: &Entity) -> bool {
         || is_membership(entity)
         || std::ptr::eq(entity, &model::WORKSPACES)
         || std::ptr::eq(entity, &model::ORGANIZATIONS)
+        || std::ptr::eq(entity, &model::AI_PROVIDER_CONFIGS)
 }
 
 /// Why one change was not applied.
@@ -222,10 +244,9 @@ impl Services {
     /// Applies a page of the upstream's feed, oldest first. A change this node already
     /// holds (its own, come back; one applied before a crash) is recognised and skipped.
     ///
-    /// Revocations before the cursor `revokes_from` are history (the node reads the feed
-    /// again from the start, because it was given a workspace whose history is behind its
-    /// cursor): the user reads what the feed brings now, and re-applying an old revoke
-    /// would drop a workspace given back since. `pushed` is where this node's own changes
+    /// Revocations before the cursor `revokes_from` are history (a snapshot, which shows
+    /// what may be read now, passes `i64::MAX`): re-applying an old revoke would drop a
+    /// workspace given back since. `pushed` is where this node's own changes
     /// were pushed up to: what is dropped with a lost workspace after it is reported.
     pub async fn apply_upstream(
         &self,
@@ -243,7 +264,9 @@ impl Services {
             if change.operation == ChangeOperation::Revoke {
                 let at: i64 = change.cursor.parse().unwrap_or(i64::MAX);
                 if at >= revokes_from {
-                    let lost = self.forget_access(&node, change, pushed).await?;
+                    let lost = self
+                        .forget_access(&node, &change.entity, change.entity_id, pushed)
+                        .await?;
                     out.lost.extend(lost);
                 }
                 out.applied += 1;
@@ -330,8 +353,11 @@ impl Services {
             return Err(refuse("a membership of another user".into()));
         }
         // Only what travels: never a hidden or server-kept column of the upstream's.
+        let register_of =
+            |name: &str| ceneca_domain::sync::secrets(entity).find(|(secret, _)| *secret == name);
         if let Some(name) = change.values.keys().find(|name| {
             name.as_str() != "created_at"
+                && register_of(name).is_none()
                 && !entity.field(name).is_some_and(|f| replicated(entity, f))
         }) {
             return Err(refuse(format!(
@@ -348,7 +374,26 @@ impl Services {
                 })?),
                 None => None,
             };
-        let fields: Vec<&str> = values.keys().map(String::as_str).collect();
+        // A secret arrives open (over TLS or loopback) and is sealed here under this
+        // node's key ring; its register is its ciphertext column's, as upstream.
+        let mut secrets = Vec::new();
+        for (secret, column) in ceneca_domain::sync::secrets(entity) {
+            match values.remove(secret) {
+                Some(Json::String(plain)) => secrets.push((secret, column, plain)),
+                Some(_) => {
+                    return Err(refuse(format!(
+                        "{}.{secret} that is not text",
+                        entity.table
+                    )));
+                }
+                None => {}
+            }
+        }
+        let fields: Vec<&str> = values
+            .keys()
+            .map(String::as_str)
+            .chain(secrets.iter().map(|(_, column, _)| *column))
+            .collect();
         let stamp = Stamp {
             hlc,
             change: change.change_id,
@@ -388,6 +433,15 @@ impl Services {
             record.set("created_at", Value::Time(created_at.unwrap_or(now)));
             record.set("updated_at", Value::Time(now));
             fill_defaults(entity, &mut record, now);
+            let owner = record.clone();
+            self.seal_secrets_from_upstream(
+                entity,
+                id,
+                &owner,
+                &secrets,
+                &decision.apply,
+                &mut record,
+            );
             self.ensure_references(entity, &mut record, known)
                 .await
                 .map_err(|e| match is_membership(entity) {
@@ -417,6 +471,14 @@ impl Services {
                 let mut set = self.parsed(entity, &values, &decision.apply)?;
                 self.ensure_references(entity, &mut set, known).await?;
                 self.seal_content(entity, id, current.id_of("workspace_id"), &mut set);
+                self.seal_secrets_from_upstream(
+                    entity,
+                    id,
+                    &current,
+                    &secrets,
+                    &decision.apply,
+                    &mut set,
+                );
                 batch = batch.push(WriteOp::Update {
                     entity,
                     id,
@@ -493,17 +555,17 @@ impl Services {
     async fn forget_access(
         &self,
         node: &LocalNode,
-        change: &Change,
+        entity: &str,
+        id: Uuid,
         pushed: i64,
     ) -> Result<Vec<String>> {
-        let id = change.entity_id;
         let mut workspaces = Vec::new();
         let mut batch = WriteBatch::new(Actor {
             user_id: None,
             device_id: None,
             replay: None,
         });
-        if change.entity == model::WORKSPACES.table {
+        if entity == model::WORKSPACES.table {
             workspaces.push(id);
         } else {
             let mine = self
@@ -564,6 +626,51 @@ impl Services {
         }
         self.store.apply(batch).await?;
         Ok(lost)
+    }
+
+    /// After a snapshot: drops every workspace and organization held here that it did
+    /// not show (the user lost them; the revocations that said so may be behind the
+    /// snapshot), as a revocation would. Answers what was lost with them.
+    pub async fn keep_only(&self, shown: &Shown, pushed: i64) -> Result<Vec<String>> {
+        let node = self.local_node()?.clone();
+        let mut lost = Vec::new();
+        for (entity, kept) in [
+            (&model::ORGANIZATIONS, &shown.organizations),
+            (&model::WORKSPACES, &shown.workspaces),
+        ] {
+            for id in self.rows_where(entity, Vec::new()).await? {
+                if !kept.contains(&id) {
+                    lost.extend(self.forget_access(&node, entity.table, id, pushed).await?);
+                }
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Seals the secrets a change brought (those whose register it won) under this
+    /// node's key ring, bound to the row and its owner as an API write binds them.
+    fn seal_secrets_from_upstream(
+        &self,
+        entity: &Entity,
+        id: Uuid,
+        owner: &Record,
+        secrets: &[(&'static str, &'static str, String)],
+        won: &[String],
+        set: &mut Record,
+    ) {
+        let mut open = Record::with_capacity(secrets.len());
+        for (secret, column, plain) in secrets {
+            if won.iter().any(|w| w == column) {
+                open.set(secret, Value::Text(plain.clone()));
+            }
+        }
+        if open.is_empty() {
+            return;
+        }
+        crate::secrets::seal_secrets(self, entity, id, owner, &mut open);
+        for (name, value) in open.iter() {
+            set.set(name, value.clone());
+        }
     }
 
     /// The ids of the rows of `entity` (deleted ones too) with these column values.
@@ -774,6 +881,7 @@ fn own_changes(node: &LocalNode, after: i64, limit: u32) -> FeedQuery {
         revocations_of: None,
         memberships_of: None,
         made_on: Some((node.device_id, node.user_id)),
+        until: None,
     }
 }
 

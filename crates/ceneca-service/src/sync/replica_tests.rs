@@ -20,7 +20,7 @@ const PASSWORD: &str = "correct horse battery";
 /// An upstream, an account on it with a registered device, and a node enrolled as that
 /// device.
 struct Pair {
-    up: TestServices,
+    up: std::sync::Arc<TestServices>,
     node: TestServices,
     /// The enrolled account upstream (a log-in session) and its device's token.
     account: Caller,
@@ -31,6 +31,15 @@ struct Pair {
 
 async fn enrolled(up: TestServices, email: &str) -> Pair {
     let (account, _) = sign_up(&up.svc, email).await;
+    enrol(std::sync::Arc::new(up), account).await
+}
+
+/// Another device of the same account on the same upstream, with a node of its own.
+async fn another_device(pair: &Pair) -> Pair {
+    enrol(pair.up.clone(), pair.account.clone()).await
+}
+
+async fn enrol(up: std::sync::Arc<TestServices>, account: Caller) -> Pair {
     let device = up
         .svc
         .create(
@@ -67,11 +76,11 @@ async fn enrolled(up: TestServices, email: &str) -> Pair {
 
 impl Pair {
     /// Pulls everything new with the device's token and applies it to the node, as the
-    /// loop does (a workspace given back makes it read again from the start); answers
-    /// the failures and the losses it reported.
+    /// loop does (a workspace given: the snapshot first); answers the failures and the
+    /// losses it reported.
     async fn sync_down(&mut self) -> (Vec<String>, Vec<String>) {
         let (mut failed, mut lost) = (Vec::new(), Vec::new());
-        let mut revokes_from = 0;
+        let mut resynced = false;
         // Each pull is a request of its own: the device's roles as they are now.
         let device = refresh(&self.up.svc, &self.device_token).await;
         loop {
@@ -79,14 +88,16 @@ impl Pair {
             let applied = self
                 .node
                 .svc
-                .apply_upstream(&page.changes, revokes_from, 0)
+                .apply_upstream(&page.changes, 0, 0)
                 .await
                 .unwrap();
             failed.extend(applied.failed);
             lost.extend(applied.lost);
-            if let Some(at) = applied.resync.filter(|_| revokes_from == 0) {
-                revokes_from = at;
-                self.cursor = 0;
+            if applied.resync.is_some() && !resynced {
+                resynced = true;
+                let (f, l) = self.snapshot_down().await;
+                failed.extend(f);
+                lost.extend(l);
                 continue;
             }
             self.cursor = page.cursor.parse().unwrap();
@@ -94,6 +105,44 @@ impl Pair {
                 return (failed, lost);
             }
         }
+    }
+
+    /// Starts the node again from the upstream's snapshot, as the loop does, in pages
+    /// of `limit`.
+    async fn snapshot_down_in(&mut self, limit: u32) -> (Vec<String>, Vec<String>) {
+        let (mut failed, mut lost) = (Vec::new(), Vec::new());
+        let device = refresh(&self.up.svc, &self.device_token).await;
+        let (mut as_of, mut cursor) = (None, 0);
+        let mut shown = crate::sync::Shown::default();
+        loop {
+            let page = self
+                .up
+                .svc
+                .snapshot(&device, as_of, cursor, limit)
+                .await
+                .unwrap();
+            as_of = Some(page.as_of.parse().unwrap());
+            shown.note(&page.changes);
+            let applied = self
+                .node
+                .svc
+                .apply_upstream(&page.changes, i64::MAX, 0)
+                .await
+                .unwrap();
+            failed.extend(applied.failed);
+            lost.extend(applied.lost);
+            cursor = page.cursor.parse().unwrap();
+            if !page.has_more {
+                break;
+            }
+        }
+        lost.extend(self.node.svc.keep_only(&shown, 0).await.unwrap());
+        self.cursor = as_of.unwrap();
+        (failed, lost)
+    }
+
+    async fn snapshot_down(&mut self) -> (Vec<String>, Vec<String>) {
+        self.snapshot_down_in(1000).await
     }
 
     /// The node's own session for its account.
@@ -473,4 +522,348 @@ async fn a_locked_node_account_cannot_log_in_until_enrolled_again() {
         .await
         .unwrap();
     pair.local().await;
+}
+
+/// The replicated fields of a row as a store holds it (`None`: it has no such row), with
+/// whether it is deleted: what two replicas must agree on.
+async fn row_state(
+    svc: &crate::Services,
+    entity: &'static ceneca_domain::Entity,
+    id: Uuid,
+) -> Option<(Vec<(String, String)>, bool)> {
+    let row = svc
+        .store()
+        .get(entity, id, ScopeFilter::All, Deleted::Include)
+        .await
+        .unwrap()?;
+    let fields = ceneca_domain::sync::replicated_fields(entity)
+        .filter(|f| !f.name.ends_with("_key_id") && f.name != "content")
+        .map(|f| (f.name.to_owned(), format!("{:?}", row.get(f.name))))
+        .collect();
+    let deleted = row.get("deleted_at").is_some_and(|v| !v.is_null());
+    Some((fields, deleted))
+}
+
+/// Edits on the upstream that leave most of the log overwritten: a thread renamed many
+/// times, a message edited, a document deleted and restored, another deleted for good.
+async fn busy_history(
+    svc: &crate::Services,
+    owner: &Caller,
+    workspace: Uuid,
+) -> Vec<(&'static ceneca_domain::Entity, Uuid)> {
+    let thread = id_of(
+        &svc.create(
+            owner,
+            &model::THREADS,
+            &json!({"workspace_id": workspace, "title": "draft 0"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let message = id_of(
+        &svc.create(
+            owner,
+            &model::MESSAGES,
+            &json!({"thread_id": thread, "role": "user", "content": "first words"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    for n in 1..=5 {
+        svc.update(
+            owner,
+            &model::THREADS,
+            thread,
+            &json!({"title": format!("draft {n}")}),
+        )
+        .await
+        .unwrap();
+    }
+    svc.update(
+        owner,
+        &model::MESSAGES,
+        message,
+        &json!({"content": "better words"}),
+    )
+    .await
+    .unwrap();
+    let kept = id_of(
+        &svc.create(
+            owner,
+            &model::DOCUMENTS,
+            &json!({"workspace_id": workspace, "title": "kept", "body": "text"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    svc.delete(owner, &model::DOCUMENTS, kept).await.unwrap();
+    svc.restore(owner, &model::DOCUMENTS, kept).await.unwrap();
+    svc.update(
+        owner,
+        &model::DOCUMENTS,
+        kept,
+        &json!({"title": "kept, renamed"}),
+    )
+    .await
+    .unwrap();
+    let binned = id_of(
+        &svc.create(
+            owner,
+            &model::DOCUMENTS,
+            &json!({"workspace_id": workspace, "title": "binned", "body": "gone"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    svc.delete(owner, &model::DOCUMENTS, binned).await.unwrap();
+    vec![
+        (&model::THREADS, thread),
+        (&model::MESSAGES, message),
+        (&model::DOCUMENTS, kept),
+        (&model::DOCUMENTS, binned),
+    ]
+}
+
+async fn log_size(svc: &crate::Services) -> usize {
+    svc.store()
+        .list(
+            &model::SYNC_EVENTS,
+            ceneca_store::ListQuery::new(ScopeFilter::All, "seq", false, 10_000),
+        )
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn compaction_keeps_every_cursor_converging_and_the_snapshot_builds_a_node() {
+    let mut behind = enrolled(services().await, "ada@example.com").await;
+    let svc = behind.up.svc.clone();
+    let owner = behind.account.clone();
+    let (workspace, _) = workspace_with_thread(&svc, &owner, json!({"name": "Research"})).await;
+    let owner = refresh_caller(&svc, &owner).await;
+    let mut rows = busy_history(&svc, &owner, workspace).await;
+    // This node stops halfway through the history.
+    behind.sync_down().await;
+    rows.extend(busy_history(&svc, &owner, workspace).await);
+
+    let before = log_size(&svc).await;
+    let compacted = svc
+        .compact_change_log(ceneca_domain::clock::now() + std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let after = log_size(&svc).await;
+    assert!(compacted.dropped > 0, "{compacted:?}");
+    assert_eq!(before - after, compacted.dropped as usize);
+    // Compacting again finds nothing more: what stays is needed.
+    let again = svc
+        .compact_change_log(ceneca_domain::clock::now() + std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.dropped, 0, "{again:?}");
+
+    // A node whose cursor is older than the compaction catches up from it.
+    let (failed, _) = behind.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    // A new node starts from the snapshot, in small pages, then pulls from its as_of.
+    let mut fresh = another_device(&behind).await;
+    let (failed, _) = fresh.snapshot_down_in(3).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    for (entity, id) in &rows {
+        let truth = row_state(&svc, entity, *id).await;
+        assert!(truth.is_some(), "{} {id}", entity.table);
+        assert_eq!(
+            row_state(&behind.node.svc, entity, *id).await,
+            truth,
+            "behind: {}",
+            entity.table
+        );
+        assert_eq!(
+            row_state(&fresh.node.svc, entity, *id).await,
+            truth,
+            "fresh: {}",
+            entity.table
+        );
+    }
+
+    // A pushed edit older than the last rename still loses to it: the clocks survived.
+    let device = refresh(&svc, &behind.device_token).await;
+    let (_, thread) = rows[0];
+    let mut first = ceneca_store::ListQuery::new(ScopeFilter::All, "seq", false, 1);
+    first.equals = vec![("entity_id", ceneca_domain::Value::Id(thread))];
+    let first = svc.store().list(&model::SYNC_EVENTS, first).await.unwrap();
+    let old = first[0]
+        .get("hlc")
+        .and_then(ceneca_domain::Value::as_int)
+        .unwrap();
+    let answer = svc
+        .push(
+            &device,
+            &serde_json::from_value(json!({
+                "device_id": behind.device_id,
+                "changes": [{
+                    "change_id": Uuid::now_v7(),
+                    "entity": "threads",
+                    "entity_id": thread,
+                    "operation": "update",
+                    "hlc": (old + 1).to_string(),
+                    "values": {"title": "stale rename"},
+                }],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        answer.results[0].outcome,
+        ceneca_wire::sync::PushOutcome::Applied
+    );
+    assert_eq!(
+        row_state(&svc, &model::THREADS, thread).await,
+        row_state(&behind.node.svc, &model::THREADS, thread).await
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_drops_what_the_user_lost_behind_it() {
+    let up = services().await;
+    let (owner, _) = sign_up(&up.svc, "ada@example.com").await;
+    let mut pair = enrolled(up, "bob@example.com").await;
+    let (workspace, thread) =
+        workspace_with_thread(&pair.up.svc, &owner, json!({"name": "Shared"})).await;
+    let owner = refresh_caller(&pair.up.svc, &owner).await;
+    let member = pair
+        .up
+        .svc
+        .create(
+            &owner,
+            &model::WORKSPACE_MEMBERS,
+            &json!({"user_id": pair.account.user_id, "role": "editor"}),
+            Some(ParentRef {
+                field: "workspace_id",
+                id: workspace,
+            }),
+        )
+        .await
+        .unwrap();
+    let (mine, my_thread) =
+        workspace_with_thread(&pair.up.svc, &pair.account, json!({"name": "Mine"})).await;
+    pair.sync_down().await;
+    assert!(pair.node_has(&model::THREADS, thread).await);
+    // Bob is removed; the node hears of it only through a snapshot (its cursor was lost,
+    // or the upstream restored), which no longer shows the workspace.
+    pair.up
+        .svc
+        .delete(&owner, &model::WORKSPACE_MEMBERS, id_of(&member))
+        .await
+        .unwrap();
+    let (failed, lost) = pair.snapshot_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(lost.is_empty(), "nothing was pending: {lost:?}");
+    assert!(!pair.node_has(&model::WORKSPACES, workspace).await);
+    assert!(!pair.node_has(&model::THREADS, thread).await);
+    assert!(pair.node_has(&model::WORKSPACES, mine).await);
+    assert!(pair.node_has(&model::THREADS, my_thread).await);
+    // And the feed goes on from the snapshot's position.
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(!pair.node_has(&model::THREADS, thread).await);
+}
+
+#[tokio::test]
+async fn a_provider_key_reaches_a_node_sealed_under_its_own_ring_and_only_over_loopback() {
+    let pair = enrolled(services().await, "ada@example.com").await;
+    let key = "sk-live-abcdefghijklmnop1234";
+    let config = id_of(
+        &pair
+            .up
+            .svc
+            .create(
+                &pair.account,
+                &model::AI_PROVIDER_CONFIGS,
+                &json!({"provider": "openai", "name": "Mine", "api_key": key}),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let mut device = refresh(&pair.up.svc, &pair.device_token).await;
+    // Over another address without TLS the key does not travel.
+    device.source_ip = Some("10.1.2.3".into());
+    let page = pair.up.svc.pull(&device, 0, 1000).await.unwrap();
+    let change = page
+        .changes
+        .iter()
+        .find(|c| c.entity_id == config)
+        .expect("the config travels");
+    assert!(change.values.get("api_key").is_none(), "{change:?}");
+    // Over loopback it does, and the node seals it under its own ring.
+    device.source_ip = Some("127.0.0.1".into());
+    let page = pair.up.svc.pull(&device, 0, 1000).await.unwrap();
+    let applied = pair
+        .node
+        .svc
+        .apply_upstream(&page.changes, 0, 0)
+        .await
+        .unwrap();
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    let on_node = pair
+        .node
+        .svc
+        .reveal_secret(&model::AI_PROVIDER_CONFIGS, config, "api_key")
+        .await
+        .unwrap();
+    assert_eq!(on_node.as_deref(), Some(key));
+    let sealed = |svc: &crate::Services| {
+        let svc = svc.clone();
+        async move {
+            svc.store()
+                .get(
+                    &model::AI_PROVIDER_CONFIGS,
+                    config,
+                    ScopeFilter::All,
+                    Deleted::Include,
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .get("api_key_ciphertext")
+                .cloned()
+        }
+    };
+    assert_ne!(sealed(&pair.up.svc).await, sealed(&pair.node.svc).await);
+    // The node shows the hint, never the key, and its user cannot change it here.
+    let local = pair.local().await;
+    let shown = pair
+        .node
+        .svc
+        .get(
+            &local,
+            &model::AI_PROVIDER_CONFIGS,
+            config,
+            Deleted::Exclude,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown["api_key_hint"], "…1234");
+    assert!(!shown.to_string().contains(key));
+    let refused = pair
+        .node
+        .svc
+        .update(
+            &local,
+            &model::AI_PROVIDER_CONFIGS,
+            config,
+            &json!({"api_key": "sk-changed-here-00000000"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ServiceError::UpstreamOnly(_)),
+        "{refused:?}"
+    );
 }

@@ -47,6 +47,18 @@ fn started() -> Instant {
     *STARTED.get_or_init(Instant::now)
 }
 
+impl SharedFeed {
+    /// Ends the moment: the next reads go to the store (the log changed without a commit
+    /// of a change, as when it is compacted).
+    pub(super) fn forget(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reads
+            .clear();
+    }
+}
+
 impl Services {
     /// The feed for `query`, read once for every reader asking it at this moment.
     pub(super) async fn read_feed(&self, query: FeedQuery) -> Result<Arc<FeedRead>> {
@@ -82,8 +94,13 @@ impl Services {
 fn key_of(query: &FeedQuery) -> String {
     use std::fmt::Write;
     let mut key = format!(
-        "{} {} {:?} {:?} {:?}",
-        query.after, query.limit, query.revocations_of, query.memberships_of, query.made_on
+        "{} {} {:?} {:?} {:?} {:?}",
+        query.after,
+        query.limit,
+        query.revocations_of,
+        query.memberships_of,
+        query.made_on,
+        query.until
     );
     for part in &query.parts {
         let _ = write!(key, " {}:{:?}", part.entity.table, part.filter);
@@ -111,6 +128,7 @@ mod tests {
             revocations_of: None,
             memberships_of: None,
             made_on: None,
+            until: None,
         }
     }
 

@@ -78,6 +78,35 @@ pub fn routes(batch_body_limit: usize) -> Routes {
                 )],
         )
         .route(
+            "/sync/snapshot",
+            get(snapshot),
+            [op::get("syncSnapshot", "What the caller may read, as the changes that make it")
+                .tag("sync")
+                .describe(
+                    "For a device that starts out or must start again: the caller's feed up                      to one log position (`as_of`, fixed by the first page), keeping of each                      row its creation and each later change that still holds a field's value                      or the deletion, with only the fields it holds (so each field keeps its                      clock). Page with `cursor` and the same `as_of`; after the last page,                      pull from `as_of`.",
+                )
+                .param(op::query(
+                    "as_of",
+                    "`as_of` of the first page; omitted on the first page.",
+                    op::string(),
+                ))
+                .param(op::query(
+                    "cursor",
+                    "`cursor` of the previous page; 0 or omitted on the first.",
+                    op::string(),
+                ))
+                .param(op::query(
+                    "limit",
+                    "Log entries read per page: 1 to 10,000; 1,000 when omitted.",
+                    op::string(),
+                ))
+                .answers_of::<wire::SnapshotPage>(200, "A page of the snapshot.")
+                .answers_of::<ceneca_wire::ErrorBody>(
+                    410,
+                    "`as_of` is beyond this server's log (it was restored): start again.",
+                )],
+        )
+        .route(
             "/sync/push",
             post(push).layer(crate::extract::body_limit(batch_body_limit)),
             [op::post("syncPush", "Apply a device's changes")
@@ -152,6 +181,20 @@ async fn pull(
         state
             .services
             .pull(&caller, params.cursor, params.limit)
+            .await?,
+    ))
+}
+
+async fn snapshot(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Json<wire::SnapshotPage>> {
+    let params = wire::SnapshotParams::from_pairs(&pairs)?;
+    Ok(Json(
+        state
+            .services
+            .snapshot(&caller, params.as_of, params.cursor, params.limit)
             .await?,
     ))
 }
