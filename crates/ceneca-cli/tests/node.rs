@@ -1201,6 +1201,101 @@ async fn an_upstream_restarted_mid_pull_leaves_the_node_complete() {
     .await;
 }
 
+/// Copies a folder and what it holds (a data folder, stopped: a backup or its restore).
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_node_whose_upstream_was_restored_from_a_backup_starts_again_from_its_snapshot() {
+    let mut upstream = upstream_on(Engine::Sqlite).await;
+    let (_, owner) = register(&upstream.base(), ADA).await;
+    let kept = owner
+        .create("/api/v1/workspaces", json!({"name": "Kept"}))
+        .await;
+    let kept_thread = owner
+        .create(
+            "/api/v1/threads",
+            json!({"workspace_id": kept, "title": "Before the backup"}),
+        )
+        .await;
+    let b = node(&upstream, ADA, "laptop B").await;
+    shows(&b.api, &format!("/api/v1/threads/{kept_thread}")).await;
+
+    // A backup of the upstream's data folder, taken while it is stopped.
+    let data = upstream.dir.path().join("ceneca_data");
+    let backup = upstream.dir.path().join("backup");
+    upstream.terminate();
+    // B's change stream was open: it ends at the signal, and does not hold the shutdown
+    // until its grace period cuts it off.
+    let log = std::fs::read_to_string(upstream.dir.path().join("serve.log")).unwrap();
+    assert!(
+        !log.contains("cut off"),
+        "the shutdown waited for the change stream: {log}"
+    );
+    copy_folder(&data, &backup);
+    upstream.start().await;
+    let later = owner
+        .create("/api/v1/workspaces", json!({"name": "After the backup"}))
+        .await;
+    let later_thread = owner
+        .create(
+            "/api/v1/threads",
+            json!({"workspace_id": later, "title": "Lost in the restore"}),
+        )
+        .await;
+    append(&owner, &kept_thread, 40, 1, 4).await;
+    shows(&b.api, &format!("/api/v1/threads/{later_thread}")).await;
+
+    // The upstream is restored from the backup: its log now ends before B's cursor.
+    upstream.terminate();
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_folder(&backup, &data);
+    upstream.start().await;
+    converges(
+        "B holds what the restored upstream holds, and nothing it lost",
+        async || {
+            let status = b.api.sync_status().await?;
+            ensure!(status["online"] == true, "B: {status}");
+            let gone = b
+                .api
+                .get_status(&format!("/api/v1/workspaces/{later}"))
+                .await?;
+            ensure!(gone == 404, "the lost workspace answers {gone} on B");
+            let gone = b
+                .api
+                .get_status(&format!("/api/v1/threads/{later_thread}"))
+                .await?;
+            ensure!(gone == 404, "the lost thread answers {gone} on B");
+            let thread = b
+                .api
+                .get_json(&format!("/api/v1/threads/{kept_thread}"))
+                .await?;
+            ensure!(thread["title"] == "Before the backup", "B: {thread}");
+            Ok(())
+        },
+    )
+    .await;
+    // And the two go on: a write on B reaches the restored upstream.
+    let written = b
+        .api
+        .create(
+            "/api/v1/threads",
+            json!({"workspace_id": kept, "title": "Written after the restore"}),
+        )
+        .await;
+    shows(&owner, &format!("/api/v1/threads/{written}")).await;
+}
+
 // ---- Enrolment, start-up, status -------------------------------------------------------
 
 /// From the attack: enrolling a node's folder again with another account made the first

@@ -56,6 +56,9 @@ pub struct Shared {
     pub cors_origins: Vec<String>,
     /// The HTTP figures `GET /metrics` reports.
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// Set when the server starts shutting down: endless responses (change streams) end
+    /// then, instead of holding the shutdown for its whole grace period.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The API's router, and its figures for a separate metrics listener
@@ -63,6 +66,8 @@ pub struct Shared {
 pub struct App {
     pub router: Router,
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// Tells the router's endless responses that the server is shutting down.
+    pub stopping: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Responses smaller than this are sent as they are: compressing them saves little and
@@ -124,12 +129,14 @@ pub fn app(services: Services, http: HttpConfig) -> App {
             }
         });
     }
+    let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
     let state = AppState(std::sync::Arc::new(Shared {
         services,
         limits,
         admin_networks: http.admin_networks.clone(),
         cors_origins: http.cors_origins.clone(),
         metrics: figures.clone(),
+        stopping: stopping_seen,
     }));
     // The docs page and the document it reads, assets served from the binary (no CDN: the
     // zero-sync edition works air-gapped). Swagger UI styles elements inline and draws
@@ -204,6 +211,7 @@ pub fn app(services: Services, http: HttpConfig) -> App {
     App {
         router,
         metrics: figures,
+        stopping: std::sync::Arc::new(stopping),
     }
 }
 

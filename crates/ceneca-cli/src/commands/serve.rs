@@ -99,9 +99,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    // Change streams never end on their own: told at the signal, they end before the
+    // drain instead of holding it for its whole grace period.
+    let stopping = app.stopping.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    };
     match tls {
-        Some(tls) => serve_tls(listener.into_std()?, app.router, tls, shutdown_signal()).await?,
-        None => serve(listener, app.router, shutdown_signal()).await?,
+        Some(tls) => serve_tls(listener.into_std()?, app.router, tls, stop).await?,
+        None => serve(listener, app.router, stop).await?,
     }
     if let Some(replicator) = replicator {
         replicator.abort();

@@ -269,8 +269,9 @@ async fn stream(
         None => services.pull_from_now().await?,
     };
     let (events, receiver) = mpsc::channel(STREAM_BUFFER + 1);
+    let stopping = state.stopping.clone();
     tokio::spawn(async move {
-        feed(services, caller, first, events).await;
+        feed(services, caller, first, events, stopping).await;
         drop(slot);
     });
     let stream = ReceiverStream::new(receiver).map(Ok::<Event, Infallible>);
@@ -286,6 +287,7 @@ async fn feed(
     mut caller: Caller,
     mut page: PullPage,
     events: mpsc::Sender<Event>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut signal = services.change_signal();
     let mut checked = Instant::now();
@@ -325,6 +327,15 @@ async fn feed(
                 _ = signal.changed() => {}
                 _ = tokio::time::sleep(STREAM_POLL) => {}
                 _ = events.closed() => return,
+                // The server is stopping: the reader resumes elsewhere or after the restart.
+                _ = until_stopping(&mut stopping) => {
+                    let _ = events
+                        .send(Event::default().event("end").data(
+                            "the server is shutting down: resume from the last id when it is back",
+                        ))
+                        .await;
+                    return;
+                }
             }
         }
         if revoked || checked.elapsed() >= STREAM_RECHECK {
@@ -350,6 +361,11 @@ async fn feed(
             }
         };
     }
+}
+
+/// Returns when the server starts shutting down.
+async fn until_stopping(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
 }
 
 /// Waits a little for a slow reader; whether room was made.
