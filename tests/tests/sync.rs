@@ -43,6 +43,7 @@ on_every_backend!(
     compaction_loses_no_cursor_and_the_snapshot_is_the_state_in_fewer_changes,
     the_snapshot_refuses_what_it_cannot_continue,
     provider_keys_travel_only_to_devices_and_stay_sealed_in_the_log,
+    regression_a_reader_of_a_shared_provider_setting_never_receives_its_key,
 );
 
 /// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
@@ -2017,7 +2018,7 @@ async fn provider_keys_travel_only_to_devices_and_stay_sealed_in_the_log(backend
         "{text}"
     );
 
-    // A new key travels with its update, and the snapshot holds the newest.
+    // A new key travels with its update; the first key is never sent again.
     let rotated = "sk-live-rotated-000000009999";
     s.patch(
         &a,
@@ -2028,17 +2029,21 @@ async fn provider_keys_travel_only_to_devices_and_stay_sealed_in_the_log(backend
     .expect(200);
     let to_device = of_config(&pull_all(&s, &laptop).await);
     assert_eq!(to_device.len(), 2);
+    assert!(
+        to_device[0]["values"].get("api_key").is_none(),
+        "{to_device:?}"
+    );
     assert_eq!(to_device[1]["values"]["api_key"], rotated);
     let (snapshot, _) = snapshot_all(&s, &laptop, 1000).await;
-    let newest: Vec<_> = of_config(&snapshot)
+    let keys: Vec<_> = of_config(&snapshot)
         .iter()
         .filter_map(|c| c["values"]["api_key"].as_str().map(str::to_owned))
         .collect();
-    assert_eq!(newest, vec![rotated.to_owned()], "only the standing key");
+    assert_eq!(keys, vec![rotated.to_owned()], "only the standing key");
     let (snapshot, _) = snapshot_all(&s, &a, 1000).await;
     assert!(!serde_json::to_string(&snapshot).unwrap().contains(rotated));
 
-    // At rest, the log holds the key as the row does: sealed.
+    // The log never holds the key, not even sealed: a rotation re-encrypts rows only.
     let all_payloads = match backend {
         Backend::Sqlite => "group_concat(payload, ' ')",
         Backend::Postgres => "string_agg(payload::text, ' ')",
@@ -2047,11 +2052,66 @@ async fn provider_keys_travel_only_to_devices_and_stay_sealed_in_the_log(backend
         .raw_text(&format!(
             "SELECT {all_payloads} FROM sync_events WHERE entity_id = '{id}'"
         ))
+        .await
+        .unwrap_or_default();
+    assert!(!stored.contains("api_key"), "{stored}");
+
+    // Deleted, the key is sent to no one any more.
+    let removed = s
+        .delete(&a, &format!("/api/v1/provider-configs/{id}"))
         .await;
-    let stored = stored.unwrap_or_default();
-    assert!(stored.contains("api_key_ciphertext"), "{stored}");
-    assert!(
-        !stored.contains(key) && !stored.contains(rotated),
-        "{stored}"
-    );
+    assert!(removed.status.is_success(), "{}", removed.body);
+    let after = serde_json::to_string(&pull_all(&s, &laptop).await).unwrap();
+    assert!(!after.contains(rotated) && !after.contains(key));
+}
+
+/// From the attack: a member of an organization (who may read its provider settings, not
+/// change them) had their own device pull the organization's key in plain text.
+async fn regression_a_reader_of_a_shared_provider_setting_never_receives_its_key(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let w = world(&s, &alice).await;
+    s.post(
+        &alice,
+        &format!("/api/v1/organizations/{}/members", w.organization),
+        json!({"user_id": bob.id, "role": "member"}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &alice,
+        &format!("/api/v1/workspaces/{}/members", w.workspace),
+        json!({"user_id": bob.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    let key = "sk-live-org-secret-0123456789";
+    for owner in [
+        json!({"organization_id": w.organization}),
+        json!({"workspace_id": w.workspace}),
+    ] {
+        let mut body = json!({"provider": "openai", "name": "Shared", "api_key": key});
+        body.as_object_mut()
+            .unwrap()
+            .extend(owner.as_object().unwrap().clone());
+        s.post(&alice, "/api/v1/provider-configs", body)
+            .await
+            .expect(201);
+    }
+    let (_, bobs_laptop) = device(&s, &bob, "bob's laptop").await;
+    let seen = pull_all(&s, &bobs_laptop).await;
+    let configs = seen
+        .iter()
+        .filter(|c| c["entity"] == "ai_provider_configs")
+        .count();
+    assert_eq!(configs, 2, "bob reads both settings: {seen:?}");
+    let text = serde_json::to_string(&seen).unwrap();
+    assert!(!text.contains(key), "a reader's device got the key");
+    let (snapshot, _) = snapshot_all(&s, &bobs_laptop, 1000).await;
+    assert!(!serde_json::to_string(&snapshot).unwrap().contains(key));
+    // Alice, who manages them, gets both keys on her device.
+    let (_, alices_laptop) = device(&s, &alice, "alice's laptop").await;
+    let text = serde_json::to_string(&pull_all(&s, &alices_laptop).await).unwrap();
+    assert_eq!(text.matches(key).count(), 2);
 }

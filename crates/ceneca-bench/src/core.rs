@@ -222,11 +222,67 @@ pub async fn run(args: &Args, dir: &Path, ceneca: &Path) -> anyhow::Result<()> {
         "(the store and the API also write one change-log row per message and keep the thread's counters)"
     );
 
+    node_cache_figures(&fresh_store, ws_uuid, args.requests).await?;
     security_figures(&bench_key_ring()?, &store, &raw).await?;
     encryption_figures(args, dir).await?;
     if !args.no_process {
         process_figures(dir, ceneca).await?;
     }
+    Ok(())
+}
+
+/// A local node's read cache (`sync.max_cache_entries`): reading messages by id through
+/// the store, each read as a workspace member's (the tenant filter is part of the
+/// question), from memory once read, beside the same reads from SQLite.
+async fn node_cache_figures(
+    store: &Arc<dyn ceneca_store::Store>,
+    workspace: uuid::Uuid,
+    requests: usize,
+) -> anyhow::Result<()> {
+    use ceneca_domain::scope::ScopeFilter;
+    use ceneca_store::Deleted;
+    let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 100);
+    query.deleted = Deleted::Exclude;
+    let ids: Vec<uuid::Uuid> = store
+        .list(&model::MESSAGES, query)
+        .await?
+        .iter()
+        .filter_map(Record::id)
+        .collect();
+    if ids.is_empty() {
+        bail!("no messages to read");
+    }
+    let member = || ScopeFilter::AnyOf(vec![("workspace_id", vec![workspace])]);
+    let cached = ceneca_store::cache::CachedStore::new(store.clone(), 10_000);
+    let time = async |from: &dyn ceneca_store::Store| -> anyhow::Result<Stats> {
+        let mut samples = Vec::with_capacity(requests);
+        for i in 0..requests {
+            let id = ids[i % ids.len()];
+            let started = Instant::now();
+            let row = from
+                .get(&model::MESSAGES, id, member(), Deleted::Exclude)
+                .await?;
+            samples.push(started.elapsed());
+            if row.is_none() {
+                bail!("a message the member may read was not found");
+            }
+        }
+        Ok(Stats::new(samples))
+    };
+    let uncached = time(store.as_ref()).await?;
+    let warm = time(&cached).await?;
+    println!();
+    row(
+        "read a message by id: node cache, warm",
+        &warm,
+        Some(("sqlite", &uncached)),
+        "faster than SQLite",
+    );
+    let (hits, misses) = cached.hits_and_misses();
+    println!(
+        "(node cache: {hits} hits, {misses} misses over {} messages)",
+        ids.len()
+    );
     Ok(())
 }
 

@@ -199,6 +199,7 @@ pub const FLAT: &[(&str, &str)] = &[
     ("upstream_url", "sync.upstream_url"),
     ("sync_interval_secs", "sync.interval_secs"),
     ("sync_log_retention_days", "sync.log_retention_days"),
+    ("max_cache_entries", "sync.max_cache_entries"),
 ];
 
 /// The sectioned path of a flat name.
@@ -705,8 +706,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 50);
-        assert_eq!(FLAT.len() + 4, 50);
+        assert_eq!(settings.len(), 51);
+        assert_eq!(FLAT.len() + 4, 51);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

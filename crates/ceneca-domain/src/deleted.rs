@@ -2,7 +2,7 @@
 //! it (`deleted=exclude|include|only`, and the older `include_deleted=true|false`).
 
 /// Which rows of a soft-deleting entity a read sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Deleted {
     #[default]
     Exclude,

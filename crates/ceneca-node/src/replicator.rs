@@ -192,8 +192,14 @@ impl Replicator {
                     tracing::warn!(
                         cursor = cursors.pulled,
                         "the upstream's log ends before this node's cursor (it was \
-                         restored); starting again from its snapshot"
+                         restored from a backup); starting again from its snapshot, and \
+                         sending again everything made here"
                     );
+                    // What this node pushed after the backup was lost with it: the next
+                    // round pushes all of its own changes again (what the upstream holds
+                    // is recognised).
+                    cursors.pushed = 0;
+                    self.services.node_status().update(|s| s.pushed = 0);
                     self.resync(cursors).await?;
                     resynced = true;
                     continue;

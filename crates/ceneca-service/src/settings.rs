@@ -221,6 +221,8 @@ pub struct SyncSettings {
     /// How long every change stays in the change log; older ones are dropped once later
     /// changes have overwritten all they set (`sync/compact.rs`).
     pub log_retention_days: u32,
+    /// On a local node: how many single-row reads are kept in memory (0: none).
+    pub max_cache_entries: usize,
 }
 
 impl Default for SyncSettings {
@@ -231,6 +233,7 @@ impl Default for SyncSettings {
             interval_secs: 30,
             allowed_upstreams: Vec::new(),
             log_retention_days: 30,
+            max_cache_entries: 10_000,
         }
     }
 }
@@ -251,6 +254,12 @@ impl SyncSettings {
             return Err(InvalidSetting::new(
                 "sync.log_retention_days",
                 "must be from 1 to 3650 (ten years)",
+            ));
+        }
+        if self.max_cache_entries > 10_000_000 {
+            return Err(InvalidSetting::new(
+                "sync.max_cache_entries",
+                "must be from 0 (no cache) to 10000000",
             ));
         }
         if !(1..=86_400).contains(&self.interval_secs) {

@@ -13,6 +13,7 @@
 //! [`sqlite`] and [`postgres`] (connection setup, binding, error mapping, migrations). The
 //! store knows nothing of HTTP or of who may do what: the service passes scope filters in.
 
+pub mod cache;
 pub mod changes;
 pub mod error;
 pub mod migrate;

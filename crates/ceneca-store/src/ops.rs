@@ -442,23 +442,13 @@ fn payload(entity: &Entity, row: &Record, op: &str, changed: &[&'static str]) ->
             out.insert(field.name.to_owned(), value_to_json(field.kind, value));
         }
     };
-    // A secret travels as its ciphertext, sealed as stored.
-    let sealed_secret = |field: &Field| {
-        ceneca_domain::sync::secrets(entity).any(|(_, column)| column == field.name)
-    };
     match op {
         // A create writes every replicated field (`changed_fields` stays empty: the names
         // are the model's, and a write should not store them again per row).
-        operation::CREATE => entity
-            .columns()
-            .filter(|f| replicated(entity, f) || sealed_secret(f))
-            .for_each(&mut put),
+        operation::CREATE => ceneca_domain::sync::replicated_fields(entity).for_each(&mut put),
         operation::UPDATE => {
             for name in changed {
-                if let Some(field) = entity
-                    .field(name)
-                    .filter(|f| replicated(entity, f) || sealed_secret(f))
-                {
+                if let Some(field) = entity.field(name).filter(|f| replicated(entity, f)) {
                     put(field);
                 }
             }

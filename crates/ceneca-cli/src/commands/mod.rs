@@ -149,6 +149,14 @@ pub async fn open_node_services(
         .migrate_up()
         .await
         .context("cannot migrate the database")?;
+    // A local node is the one writer of its embedded database: hot single-row reads may
+    // be answered from memory, every write ending what was kept.
+    let store: Arc<dyn ceneca_store::Store> = match (&node, config.sync.max_cache_entries) {
+        (Some(_), entries) if entries > 0 && store.engine() == ceneca_store::Engine::Sqlite => {
+            Arc::new(ceneca_store::cache::CachedStore::new(store, entries))
+        }
+        _ => store,
+    };
     let (keys, key_source) = crate::keys::load(config)?;
     let mut service = service_config(config)?;
     service.local_node = node;

@@ -56,9 +56,9 @@ pub fn replicated(entity: &Entity, field: &Field) -> bool {
 
 /// The secrets of `entity` (write-only fields with no column of their own) and the column
 /// holding each one's ciphertext, which is also the register the merge keeps for it. A
-/// secret travels apart from the other values: sealed in the change log (its ciphertext,
-/// as stored), opened only for a device over a secure connection, and sealed again under
-/// the receiving node's key ring (`service/sync`).
+/// secret travels apart from the other values: never kept in the change log, read from
+/// its row by the feed for a device that may change the row, over a secure connection,
+/// and sealed again under the receiving node's key ring (`service/sync`).
 pub fn secrets(entity: &Entity) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
     entity
         .fields

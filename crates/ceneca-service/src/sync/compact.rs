@@ -57,8 +57,10 @@ impl Services {
             let mut query = ListQuery::new(ScopeFilter::All, "seq", false, PAGE);
             query.created_before = Some(older_than);
             query.after = after.take();
-            let page = self.store.list(&model::SYNC_EVENTS, query).await?;
-            let full = page.len() == PAGE as usize;
+            let mut page = self.store.list(&model::SYNC_EVENTS, query).await?;
+            // A list answers one row more than asked when there are more.
+            let full = page.len() > PAGE as usize;
+            page.truncate(PAGE as usize);
             let candidates: Vec<&Record> = page
                 .iter()
                 .filter(|entry| seq_of(entry) <= keep_after)

@@ -49,10 +49,10 @@ impl Services {
         self.note_device_seen(caller).await?;
         let has_more = rows.len() > limit as usize;
         let mut changes = Vec::with_capacity(rows.len().min(limit as usize));
-        let secrets = self.sends_secrets_to(caller);
         for row in rows.iter().take(limit as usize) {
-            changes.push(self.feed_change(row, secrets)?);
+            changes.push(self.feed_change(row)?);
         }
+        self.attach_secrets(caller, &mut changes).await?;
         let next = match changes.last() {
             Some(_) if has_more => seq_of(&rows[limit as usize - 1]),
             Some(_) => last.max(seq_of(&rows[rows.len() - 1])),
@@ -63,6 +63,85 @@ impl Services {
             cursor: next.to_string(),
             has_more,
         })
+    }
+
+    /// Adds to these changes the secrets the caller's device receives. The log never
+    /// holds a secret (a rotation re-encrypts the rows, and a replaced or deleted key
+    /// must not stay retrievable): a change brings the row's secret as it stands now, and
+    /// only the change that set it, only while the row exists, and only to a device whose
+    /// user may change the row (a reader of a shared provider setting uses it through
+    /// the server; the key stays with those who manage it).
+    pub(super) async fn attach_secrets(
+        &self,
+        caller: &Caller,
+        changes: &mut [Change],
+    ) -> Result<()> {
+        if !self.sends_secrets_to(caller) {
+            return Ok(());
+        }
+        let with_secrets = |c: &Change| {
+            matches!(
+                c.operation,
+                ChangeOperation::Create | ChangeOperation::Update
+            ) && ceneca_domain::sync::entity_named(&c.entity)
+                .is_some_and(|e| ceneca_domain::sync::secrets(e).next().is_some())
+        };
+        let ids: Vec<uuid::Uuid> = changes
+            .iter()
+            .filter(|c| with_secrets(c))
+            .map(|c| c.entity_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (clocks, _) = self.row_clocks(ids).await?;
+        for change in changes.iter_mut().filter(|c| with_secrets(c)) {
+            let Some(entity) = ceneca_domain::sync::entity_named(&change.entity) else {
+                continue;
+            };
+            let Some(registers) = clocks.get(&(entity.name.to_owned(), change.entity_id)) else {
+                continue;
+            };
+            let stamp = ceneca_domain::sync::Stamp {
+                hlc: change.hlc.parse().unwrap_or_default(),
+                change: change.change_id,
+            };
+            let holds: Vec<_> = ceneca_domain::sync::secrets(entity)
+                .filter(|(_, column)| registers.fields.get(*column) == Some(&stamp))
+                .collect();
+            if holds.is_empty() {
+                continue;
+            }
+            let writable = self
+                .store
+                .get(
+                    entity,
+                    change.entity_id,
+                    caller.filter(entity, Access::Write),
+                    ceneca_domain::Deleted::Exclude,
+                )
+                .await?;
+            let Some(row) = writable else { continue };
+            for (secret, column) in holds {
+                let Some(Value::Bytes(sealed)) = row.get(column) else {
+                    continue;
+                };
+                let context =
+                    crate::secrets::secret_context(entity, change.entity_id, secret, &row);
+                match self.keys.decrypt_str(sealed, &context) {
+                    Ok(plain) => {
+                        change.values.insert(secret.to_owned(), Json::String(plain));
+                    }
+                    Err(e) => tracing::warn!(
+                        entity = entity.table,
+                        id = %change.entity_id,
+                        error = %e,
+                        "a stored secret no key of the ring opens: not sent"
+                    ),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// An empty page at the newest cursor: where a stream that names no cursor starts.
@@ -80,11 +159,11 @@ impl Services {
         self.store.change_signal()
     }
 
-    /// Whether the feed carries secrets (provider API keys) to this caller: only to a
-    /// device (a node, which seals them again under its own key ring), and only over a
-    /// connection no one else can read, TLS or loopback. Everyone else gets the rest of
+    /// Whether the feed may carry secrets (provider API keys) to this caller at all: only
+    /// to a device (a node, which seals them again under its own key ring), and only over
+    /// a connection no one else can read, TLS or loopback. Everyone else gets the rest of
     /// the row: secrets stay write-only to clients.
-    pub(super) fn sends_secrets_to(&self, caller: &Caller) -> bool {
+    fn sends_secrets_to(&self, caller: &Caller) -> bool {
         let device = matches!(
             caller.credential,
             ceneca_domain::credential::Credential::Device { .. }
@@ -97,9 +176,8 @@ impl Services {
         device && (self.config.served_over_tls || loopback)
     }
 
-    /// One change-log row as the feed shows it, sealed content opened, and secrets opened
-    /// when `secrets` says the caller receives them (dropped otherwise).
-    pub(super) fn feed_change(&self, row: &Record, secrets: bool) -> Result<Change> {
+    /// One change-log row as the feed shows it, sealed content opened.
+    pub(super) fn feed_change(&self, row: &Record) -> Result<Change> {
         let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
         let entity_type = text("entity_type");
         let entity_id = row
@@ -113,7 +191,6 @@ impl Services {
         };
         let entity = ceneca_domain::sync::entity_logged_as(entity_type)
             .ok_or_else(|| ServiceError::Internal(format!("a change of {entity_type}")))?;
-        self.open_secrets(entity, entity_id, row, &mut values, secrets);
         self.open_values(entity, entity_id, workspace_id, &mut values)?;
         Ok(Change {
             cursor: seq_of(row).to_string(),
@@ -128,55 +205,6 @@ impl Services {
             organization_id: row.id_of("scope_organization_id"),
             values,
         })
-    }
-}
-
-impl Services {
-    /// Replaces each secret's ciphertext in a change's values by its plaintext (when
-    /// `open`) or by nothing. The ciphertext is bound to the row and its owner, which the
-    /// log keeps as the change's scope. One that no key in the ring opens any more is
-    /// left out, and said.
-    fn open_secrets(
-        &self,
-        entity: &ceneca_domain::Entity,
-        id: uuid::Uuid,
-        row: &Record,
-        values: &mut serde_json::Map<String, Json>,
-        open: bool,
-    ) {
-        for (secret, column) in ceneca_domain::sync::secrets(entity) {
-            let Some(Json::String(sealed)) = values.remove(column) else {
-                continue;
-            };
-            if !open {
-                continue;
-            }
-            let mut owner = Record::with_capacity(3);
-            for (owner_column, scope) in [
-                ("user_id", "scope_user_id"),
-                ("organization_id", "scope_organization_id"),
-                ("workspace_id", "scope_workspace_id"),
-            ] {
-                if let Some(owner_id) = row.id_of(scope) {
-                    owner.set(owner_column, Value::Id(owner_id));
-                }
-            }
-            let context = crate::secrets::secret_context(entity, id, secret, &owner);
-            let plain = hex::decode(sealed)
-                .ok()
-                .and_then(|bytes| self.keys.decrypt(&bytes, &context).ok())
-                .and_then(|plain| String::from_utf8(plain).ok());
-            match plain {
-                Some(plain) => {
-                    values.insert(secret.to_owned(), Json::String(plain));
-                }
-                None => tracing::warn!(
-                    entity = entity.table,
-                    %id,
-                    "a secret in the change log opens with no key of the ring: not sent"
-                ),
-            }
-        }
     }
 }
 

@@ -229,10 +229,16 @@ impl Services {
                 continue;
             };
             let hlc = row.get("hlc").and_then(Value::as_int).unwrap_or_default() as u64;
-            // A create wrote every replicated field; an update, those it lists.
+            // A create wrote every replicated field and every secret (whose register is
+            // its ciphertext column's); an update, those it lists.
             let fields: Vec<&str> = match (operation, row.get("changed_fields")) {
                 (Operation::Create, _) => entity_logged_as(text("entity_type"))
-                    .map(|e| replicated_fields(e).map(|f| f.name).collect())
+                    .map(|e| {
+                        replicated_fields(e)
+                            .map(|f| f.name)
+                            .chain(ceneca_domain::sync::secrets(e).map(|(_, column)| column))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 (_, Some(Value::Json(Json::Array(items)))) => {
                     items.iter().filter_map(Json::as_str).collect()

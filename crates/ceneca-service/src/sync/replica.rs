@@ -628,21 +628,61 @@ impl Services {
         Ok(lost)
     }
 
-    /// After a snapshot: drops every workspace and organization held here that it did
-    /// not show (the user lost them; the revocations that said so may be behind the
-    /// snapshot), as a revocation would. Answers what was lost with them.
+    /// After a snapshot: drops every workspace and organization held here that the
+    /// snapshot did not show and that the user neither owns nor is a member of (the snapshot
+    /// brought the user's memberships as they stand: a removed one as its removal), as a
+    /// revocation would; the revocations that said so may be behind the snapshot. One
+    /// the user still belongs to stays, though the snapshot did not show it: it is in the
+    /// bin upstream (a restore brings it back), or the upstream lost it (restored from a
+    /// backup), and this node may hold its only copy. Answers what was lost.
     pub async fn keep_only(&self, shown: &Shown, pushed: i64) -> Result<Vec<String>> {
         let node = self.local_node()?.clone();
+        let mine = |column: &'static str, id: Uuid| {
+            vec![
+                (column, Value::Id(id)),
+                ("user_id", Value::Id(node.user_id)),
+            ]
+        };
         let mut lost = Vec::new();
-        for (entity, kept) in [
-            (&model::ORGANIZATIONS, &shown.organizations),
-            (&model::WORKSPACES, &shown.workspaces),
-        ] {
-            for id in self.rows_where(entity, Vec::new()).await? {
-                if !kept.contains(&id) {
-                    lost.extend(self.forget_access(&node, entity.table, id, pushed).await?);
-                }
+        for org in self.rows_where(&model::ORGANIZATIONS, Vec::new()).await? {
+            if shown.organizations.contains(&org)
+                || !self
+                    .rows_where(&model::ORGANIZATION_MEMBERS, mine("organization_id", org))
+                    .await?
+                    .is_empty()
+            {
+                continue;
             }
+            lost.extend(
+                self.forget_access(&node, model::ORGANIZATIONS.table, org, pushed)
+                    .await?,
+            );
+        }
+        let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 10_000);
+        query.deleted = Deleted::Include;
+        for workspace in self.store.list(&model::WORKSPACES, query).await? {
+            let Some(id) = workspace.id() else { continue };
+            if shown.workspaces.contains(&id)
+                || workspace.id_of("owner_user_id") == Some(node.user_id)
+                || !self
+                    .rows_where(&model::WORKSPACE_MEMBERS, mine("workspace_id", id))
+                    .await?
+                    .is_empty()
+            {
+                continue;
+            }
+            if let Some(org) = workspace.id_of("organization_id")
+                && !self
+                    .rows_where(&model::ORGANIZATION_MEMBERS, mine("organization_id", org))
+                    .await?
+                    .is_empty()
+            {
+                continue;
+            }
+            lost.extend(
+                self.forget_access(&node, model::WORKSPACES.table, id, pushed)
+                    .await?,
+            );
         }
         Ok(lost)
     }

@@ -867,3 +867,85 @@ async fn a_provider_key_reaches_a_node_sealed_under_its_own_ring_and_only_over_l
         "{refused:?}"
     );
 }
+
+/// From the attack: a workspace in the upstream's bin is not in a snapshot (no one reads
+/// it there), and the node dropped it, so its restore later found nothing to restore.
+#[tokio::test]
+async fn regression_a_snapshot_keeps_a_workspace_in_the_bin_and_its_restore_brings_it_back() {
+    let mut pair = enrolled(services().await, "ada@example.com").await;
+    let (workspace, thread) =
+        workspace_with_thread(&pair.up.svc, &pair.account, json!({"name": "Binned"})).await;
+    let owner = refresh_caller(&pair.up.svc, &pair.account).await;
+    pair.sync_down().await;
+    pair.up
+        .svc
+        .delete(&owner, &model::WORKSPACES, workspace)
+        .await
+        .unwrap();
+    let (failed, lost) = pair.snapshot_down().await;
+    assert!(failed.is_empty() && lost.is_empty(), "{failed:?} {lost:?}");
+    assert!(pair.node_has(&model::WORKSPACES, workspace).await);
+    assert!(pair.node_has(&model::THREADS, thread).await);
+
+    let owner = refresh_caller(&pair.up.svc, &owner).await;
+    pair.up
+        .svc
+        .restore(&owner, &model::WORKSPACES, workspace)
+        .await
+        .unwrap();
+    let owner = refresh_caller(&pair.up.svc, &owner).await;
+    let message = id_of(
+        &pair
+            .up
+            .svc
+            .create(
+                &owner,
+                &model::MESSAGES,
+                &json!({"thread_id": thread, "role": "user", "content": "back again"}),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(pair.node_has(&model::MESSAGES, message).await);
+}
+
+/// From the attack: a key set when its provider setting was created never came with a
+/// snapshot (the creation did not count as setting it).
+#[tokio::test]
+async fn regression_a_snapshot_brings_a_key_set_at_creation() {
+    let pair = enrolled(services().await, "ada@example.com").await;
+    let key = "sk-live-abcdefghijklmnop1234";
+    let config = id_of(
+        &pair
+            .up
+            .svc
+            .create(
+                &pair.account,
+                &model::AI_PROVIDER_CONFIGS,
+                &json!({"provider": "openai", "name": "Mine", "api_key": key}),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let mut device = refresh(&pair.up.svc, &pair.device_token).await;
+    device.source_ip = Some("::1".into());
+    let page = pair.up.svc.snapshot(&device, None, 0, 1000).await.unwrap();
+    let applied = pair
+        .node
+        .svc
+        .apply_upstream(&page.changes, i64::MAX, 0)
+        .await
+        .unwrap();
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    let on_node = pair
+        .node
+        .svc
+        .reveal_secret(&model::AI_PROVIDER_CONFIGS, config, "api_key")
+        .await
+        .unwrap();
+    assert_eq!(on_node.as_deref(), Some(key));
+}

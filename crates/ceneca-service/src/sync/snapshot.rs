@@ -70,13 +70,13 @@ impl Services {
         let rows = &rows[..rows.len().min(limit as usize)];
         let ids: HashSet<Uuid> = rows.iter().filter_map(|r| r.id_of("entity_id")).collect();
         let (clocks, _) = self.row_clocks(ids.into_iter().collect()).await?;
-        let secrets = self.sends_secrets_to(caller);
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {
-            if let Some(change) = self.standing_change(row, &clocks, secrets)? {
+            if let Some(change) = self.standing_change(row, &clocks)? {
                 changes.push(change);
             }
         }
+        self.attach_secrets(caller, &mut changes).await?;
         let next = match rows.last() {
             Some(row) if has_more => seq_of(row),
             _ => as_of,
@@ -91,12 +91,7 @@ impl Services {
 
     /// What of one logged change still stands, given its row's registers (folded from
     /// the whole log): `None` when nothing does.
-    fn standing_change(
-        &self,
-        row: &Record,
-        clocks: &RowHistories,
-        secrets: bool,
-    ) -> Result<Option<Change>> {
+    fn standing_change(&self, row: &Record, clocks: &RowHistories) -> Result<Option<Change>> {
         let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
         let entity_type = text("entity_type");
         let (Some(change), Some(id), Some(entity)) = (
@@ -115,30 +110,18 @@ impl Services {
         let removed = !entity.soft_delete && registers.deleted();
         let holds_deletion = registers.deletion.map(|(_, s)| s) == Some(stamp);
         match text("operation") {
-            "create" if !removed => {
-                // Whole (a row comes into being with its required fields), but a secret
-                // replaced since is not sent again.
-                let mut out = self.feed_change(row, secrets)?;
-                for (secret, column) in ceneca_domain::sync::secrets(entity) {
-                    if registers.fields.get(column) != Some(&stamp) {
-                        out.values.remove(secret);
-                    }
-                }
-                Ok(Some(out))
-            }
+            "create" if !removed => Ok(Some(self.feed_change(row)?)),
             "update" if !removed => {
-                let mut out = self.feed_change(row, secrets)?;
-                // A secret's register is its ciphertext column's.
-                let register = |name: &str| {
-                    ceneca_domain::sync::secrets(entity)
-                        .find(|(secret, _)| *secret == name)
-                        .map_or(name.to_owned(), |(_, column)| column.to_owned())
-                };
+                let mut out = self.feed_change(row)?;
                 out.values
-                    .retain(|name, _| registers.fields.get(&register(name)) == Some(&stamp));
-                Ok((!out.values.is_empty()).then_some(out))
+                    .retain(|name, _| registers.fields.get(name) == Some(&stamp));
+                // A change that set a secret and nothing else still stands: the secret
+                // comes with it (`attach_secrets`).
+                let holds_secret = ceneca_domain::sync::secrets(entity)
+                    .any(|(_, column)| registers.fields.get(column) == Some(&stamp));
+                Ok((!out.values.is_empty() || holds_secret).then_some(out))
             }
-            "delete" | "restore" if holds_deletion => Ok(Some(self.feed_change(row, secrets)?)),
+            "delete" | "restore" if holds_deletion => Ok(Some(self.feed_change(row)?)),
             _ => Ok(None),
         }
     }

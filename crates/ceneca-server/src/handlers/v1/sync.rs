@@ -363,9 +363,12 @@ async fn feed(
     }
 }
 
-/// Returns when the server starts shutting down.
+/// Returns when the server starts shutting down (never, where no one can say it will:
+/// a router served without a shutdown signal).
 async fn until_stopping(stopping: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Waits a little for a slow reader; whether room was made.
