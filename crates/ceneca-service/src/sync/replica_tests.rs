@@ -949,3 +949,54 @@ async fn regression_a_snapshot_brings_a_key_set_at_creation() {
         .unwrap();
     assert_eq!(on_node.as_deref(), Some(key));
 }
+
+/// From the attack: compaction read only its first page (a list answers one row more
+/// than asked, which it took for "no more"), so droppable changes after the oldest
+/// thousand were never looked at.
+#[tokio::test]
+async fn regression_compaction_reads_past_its_first_page() {
+    let pair = enrolled(services().await, "ada@example.com").await;
+    let svc = pair.up.svc.clone();
+    let (_, thread) = workspace_with_thread(&svc, &pair.account, json!({"name": "Busy"})).await;
+    let owner = refresh_caller(&svc, &pair.account).await;
+    let rename = |n: usize| {
+        let (svc, owner) = (svc.clone(), owner.clone());
+        async move {
+            svc.update(
+                &owner,
+                &model::THREADS,
+                thread,
+                &json!({"title": format!("t{n}")}),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    for n in 0..5 {
+        rename(n).await;
+    }
+    let items: Vec<Json> = (0..1_100)
+        .map(|i| json!({"role": "user", "content": format!("m{i}")}))
+        .collect();
+    svc.create_many(
+        &owner,
+        &model::MESSAGES,
+        ParentRef {
+            field: "thread_id",
+            id: thread,
+        },
+        &json!({ "items": items }),
+    )
+    .await
+    .unwrap();
+    for n in 5..10 {
+        rename(n).await;
+    }
+    let compacted = svc
+        .compact_change_log(ceneca_domain::clock::now() + std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Every rename but the last is overwritten (each message's creation also bumped the
+    // thread's counters, which are not changes of their own).
+    assert_eq!(compacted.dropped, 9, "{compacted:?}");
+}
