@@ -91,13 +91,21 @@ async fn push(s: &TestServer, who: &User, device_id: &str, changes: Vec<Value>) 
     out["results"].as_array().unwrap().clone()
 }
 
-/// Every change the caller may read, from the start.
+/// Every change the caller may read, from the start (in pages of 3, so paging is used).
 async fn pull_all(s: &TestServer, who: &User) -> Vec<Value> {
-    let mut cursor = "0".to_owned();
+    pull_from(s, who, "0", 3).await
+}
+
+/// Every change the caller may read after `cursor`, in pages of `limit`.
+async fn pull_from(s: &TestServer, who: &User, cursor: &str, limit: u32) -> Vec<Value> {
+    let mut cursor = cursor.to_owned();
     let mut out = Vec::new();
     loop {
         let page = s
-            .get(who, &format!("/api/v1/sync/pull?cursor={cursor}&limit=3"))
+            .get(
+                who,
+                &format!("/api/v1/sync/pull?cursor={cursor}&limit={limit}"),
+            )
             .await
             .expect(200);
         out.extend(page["changes"].as_array().unwrap().iter().cloned());
@@ -1840,22 +1848,6 @@ async fn snapshot_all(s: &TestServer, who: &User, limit: u32) -> (Vec<Value>, St
     }
 }
 
-async fn pull_from(s: &TestServer, who: &User, cursor: &str) -> Vec<Value> {
-    let mut cursor = cursor.to_owned();
-    let mut out = Vec::new();
-    loop {
-        let page = s
-            .get(who, &format!("/api/v1/sync/pull?cursor={cursor}&limit=50"))
-            .await
-            .expect(200);
-        out.extend(page["changes"].as_array().unwrap().iter().cloned());
-        cursor = page["cursor"].as_str().unwrap().to_owned();
-        if page["has_more"] == false {
-            return out;
-        }
-    }
-}
-
 async fn compaction_loses_no_cursor_and_the_snapshot_is_the_state_in_fewer_changes(
     backend: Backend,
 ) {
@@ -1919,7 +1911,7 @@ async fn compaction_loses_no_cursor_and_the_snapshot_is_the_state_in_fewer_chang
     for mid in [1, before.len() / 3, before.len() / 2, before.len() - 2] {
         let cursor = before[mid]["cursor"].as_str().unwrap();
         let mut held = before[..=mid].to_vec();
-        held.extend(pull_from(&s, &a, cursor).await);
+        held.extend(pull_from(&s, &a, cursor, 50).await);
         assert_eq!(replay(&held), truth, "from cursor {cursor}");
     }
     let (snapshot, _) = snapshot_all(&s, &a, 1000).await;

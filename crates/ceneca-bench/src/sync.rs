@@ -4,7 +4,9 @@
 //!   `POST /sync/push`, beside the same 10,000 messages through the batch API (two
 //!   batches of 5,000: the most one batch takes);
 //! - pulling those 10,000 changes in one `GET /sync/pull`, beside listing the same
-//!   messages through the list API (pages of 200, its most).
+//!   messages through the list API (pages of 200, its most);
+//! - on that log plus 2,000 renames of 50 threads: reading the snapshot beside reading the
+//!   whole feed from the start, and compacting the log.
 
 use std::path::Path;
 use std::time::Instant;
@@ -12,7 +14,7 @@ use std::time::Instant;
 use ceneca_service::ServiceConfig;
 use serde_json::{Value as Json, json};
 
-use crate::{Args, Stats, row, server_with_thread, sqlite_store};
+use crate::{Args, Server, Stats, row, services_with, sqlite_store};
 
 /// Changes per push and per pull.
 const CHANGES: usize = 10_000;
@@ -30,7 +32,14 @@ fn hlc_now() -> u64 {
 
 pub async fn run(_args: &Args, dir: &Path) -> anyhow::Result<()> {
     let store = sqlite_store(dir, "sync.db").await?;
-    let (server, _ws, thread) = server_with_thread(store, ServiceConfig::default()).await?;
+    let services = services_with(store, ServiceConfig::default())?;
+    let server = Server::start(services.clone()).await?;
+    let ws = server
+        .create("/api/v1/workspaces", json!({"name": "bench"}))
+        .await?;
+    let thread = server
+        .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
+        .await?;
     let device = server
         .create(
             "/api/v1/devices",
@@ -133,7 +142,101 @@ pub async fn run(_args: &Args, dir: &Path) -> anyhow::Result<()> {
         Some(("list", &Stats::new(lists))),
         "< 200 ms",
     );
+    history_figures(&services, &server, &ws).await
+}
+
+/// Threads renamed again and again: the history a snapshot and compaction leave out.
+const RENAMED_THREADS: usize = 50;
+const RENAMES: usize = 40;
+
+/// The snapshot beside reading the whole feed, and compacting the log, on the log the
+/// figures above wrote plus 2,000 renames of 50 threads.
+async fn history_figures(
+    services: &ceneca_service::Services,
+    server: &Server,
+    ws: &str,
+) -> anyhow::Result<()> {
+    let mut threads = Vec::new();
+    for t in 0..RENAMED_THREADS {
+        threads.push(
+            server
+                .create(
+                    "/api/v1/threads",
+                    json!({"workspace_id": ws, "title": format!("thread {t}")}),
+                )
+                .await?,
+        );
+    }
+    for n in 0..RENAMES {
+        for thread in &threads {
+            server
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/api/v1/threads/{thread}"),
+                    Some(json!({"title": format!("rename {n}")})),
+                )
+                .await?;
+        }
+    }
+    let (mut snapshots, mut pulls) = (vec![], vec![]);
+    let (mut in_snapshot, mut in_feed) = (0, 0);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        in_snapshot = read_all(server, "/api/v1/sync/snapshot?limit=10000", true).await?;
+        snapshots.push(started.elapsed());
+        let started = Instant::now();
+        in_feed = read_all(server, "/api/v1/sync/pull?cursor=0&limit=10000", false).await?;
+        pulls.push(started.elapsed());
+    }
+    let started = Instant::now();
+    let compacted = services
+        .compact_change_log(ceneca_domain::clock::now() + std::time::Duration::from_secs(60))
+        .await?;
+    let compaction = started.elapsed();
+    let after = read_all(server, "/api/v1/sync/pull?cursor=0&limit=10000", false).await?;
+    anyhow::ensure!(
+        in_snapshot < in_feed && after < in_feed,
+        "the snapshot ({in_snapshot}) and the compacted feed ({after}) must be smaller \
+         than the feed ({in_feed})"
+    );
+    println!();
+    row(
+        &format!("snapshot: {in_snapshot} changes (of {in_feed})"),
+        &Stats::new(snapshots),
+        Some(("pull all", &Stats::new(pulls))),
+        "below pull all",
+    );
+    println!(
+        "compacting the log ({} changes looked at, {} dropped): {:.0} ms; the feed from 0 \
+         then holds {after} changes (was {in_feed})",
+        compacted.examined,
+        compacted.dropped,
+        compaction.as_secs_f64() * 1000.0
+    );
     Ok(())
+}
+
+/// Reads a paged feed (`snapshot`: paged by `cursor` with the first page's `as_of`) to
+/// its end; how many changes it held.
+async fn read_all(server: &Server, first: &str, snapshot: bool) -> anyhow::Result<usize> {
+    let mut path = first.to_owned();
+    let mut count = 0;
+    loop {
+        let page = server.call(reqwest::Method::GET, &path, None).await?;
+        count += page["changes"].as_array().map(Vec::len).unwrap_or(0);
+        if page["has_more"] != true {
+            return Ok(count);
+        }
+        let cursor = page["cursor"].as_str().unwrap_or("0");
+        path = if snapshot {
+            format!(
+                "/api/v1/sync/snapshot?limit=10000&as_of={}&cursor={cursor}",
+                page["as_of"].as_str().unwrap_or("0")
+            )
+        } else {
+            format!("/api/v1/sync/pull?cursor={cursor}&limit=10000")
+        };
+    }
 }
 
 /// The newest cursor the caller's feed has reached.

@@ -524,6 +524,23 @@ async fn a_locked_node_account_cannot_log_in_until_enrolled_again() {
     pair.local().await;
 }
 
+/// A provider setting of the enrolled account upstream, with this API key.
+async fn provider_setting(pair: &Pair, key: &str) -> Uuid {
+    id_of(
+        &pair
+            .up
+            .svc
+            .create(
+                &pair.account,
+                &model::AI_PROVIDER_CONFIGS,
+                &json!({"provider": "openai", "name": "Mine", "api_key": key}),
+                None,
+            )
+            .await
+            .unwrap(),
+    )
+}
+
 /// The replicated fields of a row as a store holds it (`None`: it has no such row), with
 /// whether it is deleted: what two replicas must agree on.
 async fn row_state(
@@ -778,19 +795,7 @@ async fn a_snapshot_drops_what_the_user_lost_behind_it() {
 async fn a_provider_key_reaches_a_node_sealed_under_its_own_ring_and_only_over_loopback() {
     let pair = enrolled(services().await, "ada@example.com").await;
     let key = "sk-live-abcdefghijklmnop1234";
-    let config = id_of(
-        &pair
-            .up
-            .svc
-            .create(
-                &pair.account,
-                &model::AI_PROVIDER_CONFIGS,
-                &json!({"provider": "openai", "name": "Mine", "api_key": key}),
-                None,
-            )
-            .await
-            .unwrap(),
-    );
+    let config = provider_setting(&pair, key).await;
     let mut device = refresh(&pair.up.svc, &pair.device_token).await;
     // Over another address without TLS the key does not travel.
     device.source_ip = Some("10.1.2.3".into());
@@ -918,19 +923,7 @@ async fn regression_a_snapshot_keeps_a_workspace_in_the_bin_and_its_restore_brin
 async fn regression_a_snapshot_brings_a_key_set_at_creation() {
     let pair = enrolled(services().await, "ada@example.com").await;
     let key = "sk-live-abcdefghijklmnop1234";
-    let config = id_of(
-        &pair
-            .up
-            .svc
-            .create(
-                &pair.account,
-                &model::AI_PROVIDER_CONFIGS,
-                &json!({"provider": "openai", "name": "Mine", "api_key": key}),
-                None,
-            )
-            .await
-            .unwrap(),
-    );
+    let config = provider_setting(&pair, key).await;
     let mut device = refresh(&pair.up.svc, &pair.device_token).await;
     device.source_ip = Some("::1".into());
     let page = pair.up.svc.snapshot(&device, None, 0, 1000).await.unwrap();
