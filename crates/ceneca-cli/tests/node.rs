@@ -1306,6 +1306,93 @@ async fn a_node_whose_upstream_was_restored_from_a_backup_starts_again_from_its_
 
 // ---- Enrolment, start-up, status -------------------------------------------------------
 
+#[tokio::test]
+async fn enroll_can_print_a_local_api_token_for_one_workspace() {
+    let upstream = upstream_on(Engine::Sqlite).await;
+    let (_, owner) = register(&upstream.base(), ADA).await;
+    let scripts = owner
+        .create("/api/v1/workspaces", json!({"name": "Scripts"}))
+        .await;
+    let other = owner
+        .create("/api/v1/workspaces", json!({"name": "Other"}))
+        .await;
+    let thread = owner
+        .create(
+            "/api/v1/threads",
+            json!({"workspace_id": scripts, "title": "Reached by the token"}),
+        )
+        .await;
+    let hidden = owner
+        .create(
+            "/api/v1/threads",
+            json!({"workspace_id": other, "title": "Not reached"}),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ceneca(dir.path());
+    cmd.args([
+        "device",
+        "enroll",
+        "--upstream",
+        &upstream.base(),
+        "--email",
+        ADA,
+        "--name",
+        "laptop",
+        "--password-env",
+        "ENROLL_PASSWORD",
+        "--api-token",
+        "nightly script",
+        "--workspace",
+        &scripts,
+    ])
+    .env("ENROLL_PASSWORD", PASSWORD);
+    let out = run_to_exit(cmd, None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("api_token: "))
+        .unwrap_or_else(|| panic!("no api_token line: {}", text(&out)))
+        .trim()
+        .to_owned();
+    let mut process = Process::new(
+        "laptop",
+        dir,
+        vec![("CENECA_UPSTREAM_URL", upstream.base())],
+    );
+    process.start().await;
+    let script = Session {
+        base: process.base(),
+        token,
+        http: client(),
+    };
+    // The first sync ran at enrolment: the token works at once, on its workspace only.
+    let got = script
+        .get_json(&format!("/api/v1/threads/{thread}"))
+        .await
+        .unwrap();
+    assert_eq!(got["title"], "Reached by the token");
+    let refused = script
+        .get_status(&format!("/api/v1/threads/{hidden}"))
+        .await
+        .unwrap();
+    assert_eq!(refused, 404);
+    // A node's API tokens stay on it: the upstream does not know this one.
+    let upstream_view = Session {
+        base: upstream.base(),
+        token: script.token.clone(),
+        http: client(),
+    };
+    assert_eq!(
+        upstream_view
+            .get_status(&format!("/api/v1/threads/{thread}"))
+            .await
+            .unwrap(),
+        401
+    );
+}
+
 /// From the attack: enrolling a node's folder again with another account made the first
 /// account's writes be pushed as the second's.
 #[tokio::test]

@@ -154,6 +154,12 @@ impl Replicator {
         }
     }
 
+    /// One exchange now, from the cursors on disk (the first sync at enrolment).
+    pub async fn sync_once(&self) -> Result<(), NodeError> {
+        let mut cursors = self.files.load_cursors()?;
+        self.round(&mut cursors).await
+    }
+
     /// One exchange: push everything pending, then pull until the feed is read.
     async fn round(&self, cursors: &mut SyncCursors) -> Result<(), NodeError> {
         loop {
@@ -189,17 +195,16 @@ impl Replicator {
             let page = match self.upstream.pull(cursors.pulled, PAGE).await {
                 Ok(page) => page,
                 Err(e) if e.is_gone() && !resynced => {
+                    // What the upstream lost stays here (the snapshot keeps what the user
+                    // still belongs to); it is not pushed again: this node's own changes
+                    // without the deletes and edits others made after them would not bring
+                    // the upstream back to where it was, only to somewhere else.
                     tracing::warn!(
                         cursor = cursors.pulled,
                         "the upstream's log ends before this node's cursor (it was \
-                         restored from a backup); starting again from its snapshot, and \
-                         sending again everything made here"
+                         restored from a backup); starting again from its snapshot. What \
+                         the upstream lost stays on this node and is not sent again"
                     );
-                    // What this node pushed after the backup was lost with it: the next
-                    // round pushes all of its own changes again (what the upstream holds
-                    // is recognised).
-                    cursors.pushed = 0;
-                    self.services.node_status().update(|s| s.pushed = 0);
                     self.resync(cursors).await?;
                     resynced = true;
                     continue;

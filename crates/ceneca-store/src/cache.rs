@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::changes::FeedQuery;
 use crate::{
     Deleted, EmbeddingPoint, Engine, IndexerLease, ListQuery, MigrationStatus, OutboxEntry,
-    PoolStats, Result, SearchHit, SearchQuery, Store, WriteBatch,
+    PoolStats, Result, SearchHit, SearchQuery, Store, StoreError, WriteBatch,
 };
 
 /// One question a cached answer answers.
@@ -41,6 +41,10 @@ struct Key {
 /// A store with a bounded cache of `get` answers.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
+    state: Arc<CacheState>,
+}
+
+struct CacheState {
     rows: Mutex<LruCache<Key, Option<Record>>>,
     /// Ended by every write: an answer read during an older one is not kept.
     generation: AtomicU64,
@@ -48,26 +52,7 @@ pub struct CachedStore {
     misses: AtomicU64,
 }
 
-impl CachedStore {
-    /// `inner` with a cache of at most `capacity` answers.
-    pub fn new(inner: Arc<dyn Store>, capacity: usize) -> Self {
-        Self {
-            inner,
-            rows: Mutex::new(LruCache::new(capacity.max(1))),
-            generation: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-        }
-    }
-
-    /// (hits, misses) since start.
-    pub fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-
+impl CacheState {
     fn rows(&self) -> std::sync::MutexGuard<'_, LruCache<Key, Option<Record>>> {
         self.rows.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -77,13 +62,50 @@ impl CachedStore {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.rows().clear();
     }
+}
 
-    /// Runs a write, then ends the generation (whether it succeeded or not: a failed
-    /// write may have committed part of its work on the server's side of a lost reply).
-    async fn write<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        let out = work.await;
-        self.written();
-        out
+impl CachedStore {
+    /// `inner` with a cache of at most `capacity` answers.
+    pub fn new(inner: Arc<dyn Store>, capacity: usize) -> Self {
+        Self {
+            inner,
+            state: Arc::new(CacheState {
+                rows: Mutex::new(LruCache::new(capacity.max(1))),
+                generation: AtomicU64::new(0),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// (hits, misses) since start.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.state.hits.load(Ordering::Relaxed),
+            self.state.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs a write to its end, then ends the generation (whether it succeeded or not).
+    /// The write runs as a task of its own: a caller that goes away (a client that
+    /// disconnects) does not stop it committing, so it must not stop the cache learning
+    /// of it either.
+    async fn write<T, Work>(
+        &self,
+        work: impl FnOnce(Arc<dyn Store>) -> Work + Send + 'static,
+    ) -> Result<T>
+    where
+        Work: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (inner, state) = (self.inner.clone(), self.state.clone());
+        tokio::spawn(async move {
+            let out = work(inner).await;
+            state.written();
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a write stopped: {e}")))?
     }
 }
 
@@ -94,7 +116,8 @@ impl Store for CachedStore {
     }
 
     async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
-        self.write(self.inner.apply(batch)).await
+        self.write(move |s| async move { s.apply(batch).await })
+            .await
     }
 
     async fn get(
@@ -110,17 +133,17 @@ impl Store for CachedStore {
             deleted,
             filter: format!("{filter:?}"),
         };
-        if let Some(answer) = self.rows().get(&key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(answer) = self.state.rows().get(&key) {
+            self.state.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(answer.clone());
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let generation = self.generation.load(Ordering::SeqCst);
+        self.state.misses.fetch_add(1, Ordering::Relaxed);
+        let generation = self.state.generation.load(Ordering::SeqCst);
         let answer = self.inner.get(entity, id, filter, deleted).await?;
-        let mut rows = self.rows();
+        let mut rows = self.state.rows();
         // Checked under the lock `written` clears under: a write that ended meanwhile
         // is either seen here or clears this entry after.
-        if self.generation.load(Ordering::SeqCst) == generation {
+        if self.state.generation.load(Ordering::SeqCst) == generation {
             rows.insert(key, answer.clone());
         }
         Ok(answer)
@@ -148,7 +171,8 @@ impl Store for CachedStore {
     }
 
     async fn claim_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool> {
-        self.write(self.inner.claim_totp_step(user_id, step)).await
+        self.write(move |s| async move { s.claim_totp_step(user_id, step).await })
+            .await
     }
 
     async fn consume_recovery_code(
@@ -158,14 +182,14 @@ impl Store for CachedStore {
         remaining: Vec<String>,
     ) -> Result<bool> {
         self.write(
-            self.inner
-                .consume_recovery_code(user_id, expected, remaining),
+            move |s| async move { s.consume_recovery_code(user_id, expected, remaining).await },
         )
         .await
     }
 
     async fn touch_session(&self, session_id: Uuid, at: time::OffsetDateTime) -> Result<()> {
-        self.write(self.inner.touch_session(session_id, at)).await
+        self.write(move |s| async move { s.touch_session(session_id, at).await })
+            .await
     }
 
     async fn search(&self, query: SearchQuery) -> Result<Vec<SearchHit>> {
@@ -173,7 +197,7 @@ impl Store for CachedStore {
     }
 
     async fn reindex_text(&self) -> Result<()> {
-        self.write(self.inner.reindex_text()).await
+        self.write(|s| async move { s.reindex_text().await }).await
     }
 
     async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {
@@ -181,11 +205,11 @@ impl Store for CachedStore {
     }
 
     async fn migrate_up(&self) -> Result<Vec<i64>> {
-        self.write(self.inner.migrate_up()).await
+        self.write(|s| async move { s.migrate_up().await }).await
     }
 
     async fn migrate_down(&self) -> Result<Option<i64>> {
-        self.write(self.inner.migrate_down()).await
+        self.write(|s| async move { s.migrate_down().await }).await
     }
 
     async fn vector_outbox(&self, limit: u32) -> Result<Vec<OutboxEntry>> {
@@ -193,7 +217,8 @@ impl Store for CachedStore {
     }
 
     async fn vector_outbox_done(&self, seqs: Vec<i64>) -> Result<()> {
-        self.write(self.inner.vector_outbox_done(seqs)).await
+        self.write(move |s| async move { s.vector_outbox_done(seqs).await })
+            .await
     }
 
     async fn vector_outbox_pending(&self) -> Result<Vec<(String, u64)>> {
@@ -342,6 +367,6 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(store.rows().len(), 2);
+        assert_eq!(store.state.rows().len(), 2);
     }
 }

@@ -67,16 +67,22 @@ impl Services {
 
     /// Adds to these changes the secrets the caller's device receives. The log never
     /// holds a secret (a rotation re-encrypts the rows, and a replaced or deleted key
-    /// must not stay retrievable): a change brings the row's secret as it stands now, and
-    /// only the change that set it, only while the row exists, and only to a device whose
-    /// user may change the row (a reader of a shared provider setting uses it through
-    /// the server; the key stays with those who manage it).
+    /// must not stay retrievable): a change that holds a secret's register brings the
+    /// row's secret as it stands now, only while the row exists, and only to a device
+    /// whose user may change the row *now* (the access is loaded again: a stream opened
+    /// before a demotion must not carry the next key), over TLS or loopback; a reader of
+    /// a shared provider setting uses it through the server. To every other device the
+    /// change brings `null` for it, so a node drops a copy it may no longer hold (a key
+    /// replaced or cleared, a user demoted). Sessions and API tokens never see the field.
     pub(super) async fn attach_secrets(
         &self,
         caller: &Caller,
         changes: &mut [Change],
     ) -> Result<()> {
-        if !self.sends_secrets_to(caller) {
+        if !matches!(
+            caller.credential,
+            ceneca_domain::credential::Credential::Device { .. }
+        ) {
             return Ok(());
         }
         let with_secrets = |c: &Change| {
@@ -94,6 +100,8 @@ impl Services {
         if ids.is_empty() {
             return Ok(());
         }
+        let secure = self.sends_secrets_to(caller);
+        let now = self.recheck(caller).await?;
         let (clocks, _) = self.row_clocks(ids).await?;
         for change in changes.iter_mut().filter(|c| with_secrets(c)) {
             let Some(entity) = ceneca_domain::sync::entity_named(&change.entity) else {
@@ -112,33 +120,40 @@ impl Services {
             if holds.is_empty() {
                 continue;
             }
-            let writable = self
-                .store
-                .get(
-                    entity,
-                    change.entity_id,
-                    caller.filter(entity, Access::Write),
-                    ceneca_domain::Deleted::Exclude,
-                )
-                .await?;
-            let Some(row) = writable else { continue };
-            for (secret, column) in holds {
-                let Some(Value::Bytes(sealed)) = row.get(column) else {
-                    continue;
-                };
-                let context =
-                    crate::secrets::secret_context(entity, change.entity_id, secret, &row);
-                match self.keys.decrypt_str(sealed, &context) {
-                    Ok(plain) => {
-                        change.values.insert(secret.to_owned(), Json::String(plain));
-                    }
-                    Err(e) => tracing::warn!(
-                        entity = entity.table,
-                        id = %change.entity_id,
-                        error = %e,
-                        "a stored secret no key of the ring opens: not sent"
-                    ),
+            let writable = match secure {
+                true => {
+                    self.store
+                        .get(
+                            entity,
+                            change.entity_id,
+                            now.filter(entity, Access::Write),
+                            ceneca_domain::Deleted::Exclude,
+                        )
+                        .await?
                 }
+                false => None,
+            };
+            for (secret, column) in holds {
+                let plain = match writable.as_ref().map(|row| (row, row.get(column))) {
+                    Some((row, Some(Value::Bytes(sealed)))) => {
+                        let context =
+                            crate::secrets::secret_context(entity, change.entity_id, secret, row);
+                        match self.keys.decrypt_str(sealed, &context) {
+                            Ok(plain) => Json::String(plain),
+                            Err(e) => {
+                                tracing::warn!(
+                                    entity = entity.table,
+                                    id = %change.entity_id,
+                                    error = %e,
+                                    "a stored secret no key of the ring opens: not sent"
+                                );
+                                Json::Null
+                            }
+                        }
+                    }
+                    _ => Json::Null,
+                };
+                change.values.insert(secret.to_owned(), plain);
             }
         }
         Ok(())

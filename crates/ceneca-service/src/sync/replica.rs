@@ -379,7 +379,9 @@ impl Services {
         let mut secrets = Vec::new();
         for (secret, column) in ceneca_domain::sync::secrets(entity) {
             match values.remove(secret) {
-                Some(Json::String(plain)) => secrets.push((secret, column, plain)),
+                Some(Json::String(plain)) => secrets.push((secret, column, Some(plain))),
+                // Set upstream, but not for this device (or cleared): its copy goes.
+                Some(Json::Null) => secrets.push((secret, column, None)),
                 Some(_) => {
                     return Err(refuse(format!(
                         "{}.{secret} that is not text",
@@ -671,13 +673,25 @@ impl Services {
             {
                 continue;
             }
-            if let Some(org) = workspace.id_of("organization_id")
-                && !self
-                    .rows_where(&model::ORGANIZATION_MEMBERS, mine("organization_id", org))
+            // An organization's owners and administrators read all its workspaces; its
+            // members only those they belong to.
+            if let Some(org) = workspace.id_of("organization_id") {
+                let mut admin = mine("organization_id", org);
+                admin.push(("role", Value::Text("owner".into())));
+                let owner = !self
+                    .rows_where(&model::ORGANIZATION_MEMBERS, admin.clone())
                     .await?
-                    .is_empty()
-            {
-                continue;
+                    .is_empty();
+                admin.pop();
+                admin.push(("role", Value::Text("admin".into())));
+                if owner
+                    || !self
+                        .rows_where(&model::ORGANIZATION_MEMBERS, admin)
+                        .await?
+                        .is_empty()
+                {
+                    continue;
+                }
             }
             lost.extend(
                 self.forget_access(&node, model::WORKSPACES.table, id, pushed)
@@ -688,20 +702,22 @@ impl Services {
     }
 
     /// Seals the secrets a change brought (those whose register it won) under this
-    /// node's key ring, bound to the row and its owner as an API write binds them.
+    /// node's key ring, bound to the row and its owner as an API write binds them; one
+    /// that came as `null` (cleared, or not this device's to hold) is cleared here.
     fn seal_secrets_from_upstream(
         &self,
         entity: &Entity,
         id: Uuid,
         owner: &Record,
-        secrets: &[(&'static str, &'static str, String)],
+        secrets: &[(&'static str, &'static str, Option<String>)],
         won: &[String],
         set: &mut Record,
     ) {
         let mut open = Record::with_capacity(secrets.len());
         for (secret, column, plain) in secrets {
             if won.iter().any(|w| w == column) {
-                open.set(secret, Value::Text(plain.clone()));
+                let value = plain.clone().map(Value::Text).unwrap_or(Value::Null);
+                open.set(secret, value);
             }
         }
         if open.is_empty() {

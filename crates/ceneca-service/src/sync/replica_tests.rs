@@ -797,7 +797,7 @@ async fn a_provider_key_reaches_a_node_sealed_under_its_own_ring_and_only_over_l
     let key = "sk-live-abcdefghijklmnop1234";
     let config = provider_setting(&pair, key).await;
     let mut device = refresh(&pair.up.svc, &pair.device_token).await;
-    // Over another address without TLS the key does not travel.
+    // Over another address without TLS the key does not travel (`null`: not for you).
     device.source_ip = Some("10.1.2.3".into());
     let page = pair.up.svc.pull(&device, 0, 1000).await.unwrap();
     let change = page
@@ -805,7 +805,11 @@ async fn a_provider_key_reaches_a_node_sealed_under_its_own_ring_and_only_over_l
         .iter()
         .find(|c| c.entity_id == config)
         .expect("the config travels");
-    assert!(change.values.get("api_key").is_none(), "{change:?}");
+    assert_eq!(
+        change.values.get("api_key"),
+        Some(&Json::Null),
+        "{change:?}"
+    );
     // Over loopback it does, and the node seals it under its own ring.
     device.source_ip = Some("127.0.0.1".into());
     let page = pair.up.svc.pull(&device, 0, 1000).await.unwrap();
@@ -992,4 +996,168 @@ async fn regression_compaction_reads_past_its_first_page() {
     // Every rename but the last is overwritten (each message's creation also bumped the
     // thread's counters, which are not changes of their own).
     assert_eq!(compacted.dropped, 9, "{compacted:?}");
+}
+
+/// From the second attack: a stream opened while its user administered an organization
+/// carried the organization's next key after the user was made a plain member; and a key
+/// replaced or cleared upstream stayed on the node.
+#[tokio::test]
+async fn regression_a_demoted_device_gets_no_new_key_and_its_node_drops_the_old_one() {
+    let up = services().await;
+    let (alice, _) = sign_up(&up.svc, "alice@example.com").await;
+    let mut pair = enrolled(up, "bob@example.com").await;
+    let svc = pair.up.svc.clone();
+    let org = id_of(
+        &svc.create(
+            &alice,
+            &model::ORGANIZATIONS,
+            &json!({"name": "Acme", "slug": "acme"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let alice = refresh_caller(&svc, &alice).await;
+    let membership = id_of(
+        &svc.create(
+            &alice,
+            &model::ORGANIZATION_MEMBERS,
+            &json!({"user_id": pair.account.user_id, "role": "admin"}),
+            Some(ParentRef {
+                field: "organization_id",
+                id: org,
+            }),
+        )
+        .await
+        .unwrap(),
+    );
+    let config = id_of(
+        &svc.create(
+            &alice,
+            &model::AI_PROVIDER_CONFIGS,
+            &json!({"organization_id": org, "provider": "openai", "name": "Shared",
+                    "api_key": "sk-live-first-key-000000001111"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    // Bob's device, as a stream holds it: its access as it was when it connected.
+    let mut device = refresh(&svc, &pair.device_token).await;
+    device.source_ip = Some("127.0.0.1".into());
+    let page = svc.pull(&device, 0, 1000).await.unwrap();
+    let applied = pair
+        .node
+        .svc
+        .apply_upstream(&page.changes, 0, 0)
+        .await
+        .unwrap();
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    let held = |svc: crate::Services| async move {
+        svc.reveal_secret(&model::AI_PROVIDER_CONFIGS, config, "api_key")
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        held(pair.node.svc.clone()).await.as_deref(),
+        Some("sk-live-first-key-000000001111")
+    );
+    pair.cursor = page.cursor.parse().unwrap();
+
+    svc.update(
+        &alice,
+        &model::ORGANIZATION_MEMBERS,
+        membership,
+        &json!({"role": "member"}),
+    )
+    .await
+    .unwrap();
+    svc.update(
+        &alice,
+        &model::AI_PROVIDER_CONFIGS,
+        config,
+        &json!({"api_key": "sk-live-second-key-00000002222"}),
+    )
+    .await
+    .unwrap();
+    let page = svc.pull(&device, pair.cursor, 1000).await.unwrap();
+    let text = serde_json::to_string(&page.changes).unwrap();
+    assert!(
+        !text.contains("second-key"),
+        "a member's device got the key: {text}"
+    );
+    let applied = pair
+        .node
+        .svc
+        .apply_upstream(&page.changes, 0, 0)
+        .await
+        .unwrap();
+    assert!(applied.failed.is_empty(), "{:?}", applied.failed);
+    assert_eq!(
+        held(pair.node.svc.clone()).await,
+        None,
+        "the old key stayed"
+    );
+}
+
+/// From the second attack: after a snapshot, a plain member of an organization kept one
+/// of its workspaces they had been removed from (any organization membership spared it;
+/// only owners and administrators read all of an organization's workspaces).
+#[tokio::test]
+async fn regression_a_plain_organization_member_removed_from_its_workspace_loses_it() {
+    let up = services().await;
+    let (alice, _) = sign_up(&up.svc, "alice@example.com").await;
+    let mut pair = enrolled(up, "bob@example.com").await;
+    let svc = pair.up.svc.clone();
+    let bob = pair.account.user_id;
+    let org = id_of(
+        &svc.create(
+            &alice,
+            &model::ORGANIZATIONS,
+            &json!({"name": "Acme", "slug": "acme"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let alice = refresh_caller(&svc, &alice).await;
+    svc.create(
+        &alice,
+        &model::ORGANIZATION_MEMBERS,
+        &json!({"user_id": bob, "role": "member"}),
+        Some(ParentRef {
+            field: "organization_id",
+            id: org,
+        }),
+    )
+    .await
+    .unwrap();
+    let (workspace, thread) = workspace_with_thread(
+        &svc,
+        &alice,
+        json!({"name": "Team", "organization_id": org}),
+    )
+    .await;
+    let alice = refresh_caller(&svc, &alice).await;
+    let member = svc
+        .create(
+            &alice,
+            &model::WORKSPACE_MEMBERS,
+            &json!({"user_id": bob, "role": "editor"}),
+            Some(ParentRef {
+                field: "workspace_id",
+                id: workspace,
+            }),
+        )
+        .await
+        .unwrap();
+    pair.sync_down().await;
+    assert!(pair.node_has(&model::THREADS, thread).await);
+    svc.delete(&alice, &model::WORKSPACE_MEMBERS, id_of(&member))
+        .await
+        .unwrap();
+    let (failed, _) = pair.snapshot_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(!pair.node_has(&model::WORKSPACES, workspace).await);
+    assert!(!pair.node_has(&model::THREADS, thread).await);
 }
