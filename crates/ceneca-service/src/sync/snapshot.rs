@@ -68,7 +68,13 @@ impl Services {
         self.note_device_seen(caller).await?;
         let has_more = rows.len() > limit as usize;
         let rows = &rows[..rows.len().min(limit as usize)];
-        let ids: HashSet<Uuid> = rows.iter().filter_map(|r| r.id_of("entity_id")).collect();
+        // A creation always stands unless its row was removed for good, which only rows
+        // that are not kept deleted can be: only the others need their registers.
+        let ids: HashSet<Uuid> = rows
+            .iter()
+            .filter(|r| needs_registers(r))
+            .filter_map(|r| r.id_of("entity_id"))
+            .collect();
         let (clocks, _) = self.row_clocks(ids.into_iter().collect()).await?;
         let mut changes = Vec::with_capacity(rows.len());
         for row in rows {
@@ -101,6 +107,9 @@ impl Services {
         ) else {
             return Ok(None);
         };
+        if !needs_registers(row) {
+            return Ok(Some(self.feed_change(row)?));
+        }
         let Some(registers) = clocks.get(&(entity_type.to_owned(), id)) else {
             return Ok(None);
         };
@@ -125,4 +134,12 @@ impl Services {
             _ => Ok(None),
         }
     }
+}
+
+/// Whether what stands of this logged change depends on its row's registers: everything
+/// but the creation of a row kept deleted (a tombstone), which always stands.
+fn needs_registers(row: &Record) -> bool {
+    let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
+    text("operation") != "create"
+        || entity_logged_as(text("entity_type")).is_none_or(|entity| !entity.soft_delete)
 }
