@@ -272,13 +272,19 @@ async fn server_with_thread(
     config: ServiceConfig,
 ) -> anyhow::Result<(Server, String, String)> {
     let server = Server::start(services_with(store, config)?).await?;
+    let (ws, thread) = workspace_with_thread(&server).await?;
+    Ok((server, ws, thread))
+}
+
+/// A workspace with one thread, made through `server`'s API: (workspace, thread).
+async fn workspace_with_thread(server: &Server) -> anyhow::Result<(String, String)> {
     let ws = server
         .create("/api/v1/workspaces", json!({"name": "bench"}))
         .await?;
     let thread = server
         .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
         .await?;
-    Ok((server, ws, thread))
+    Ok((ws, thread))
 }
 
 /// The server under test on loopback, with one registered account: a real HTTP client

@@ -14,7 +14,7 @@ use std::time::Instant;
 use ceneca_service::ServiceConfig;
 use serde_json::{Value as Json, json};
 
-use crate::{Args, Server, Stats, row, services_with, sqlite_store};
+use crate::{Args, Server, Stats, row, services_with, sqlite_store, workspace_with_thread};
 
 /// Changes per push and per pull.
 const CHANGES: usize = 10_000;
@@ -34,12 +34,7 @@ pub async fn run(_args: &Args, dir: &Path) -> anyhow::Result<()> {
     let store = sqlite_store(dir, "sync.db").await?;
     let services = services_with(store, ServiceConfig::default())?;
     let server = Server::start(services.clone()).await?;
-    let ws = server
-        .create("/api/v1/workspaces", json!({"name": "bench"}))
-        .await?;
-    let thread = server
-        .create("/api/v1/threads", json!({"workspace_id": ws, "title": "t"}))
-        .await?;
+    let (ws, thread) = workspace_with_thread(&server).await?;
     let device = server
         .create(
             "/api/v1/devices",

@@ -639,19 +639,15 @@ impl Services {
     /// backup), and this node may hold its only copy. Answers what was lost.
     pub async fn keep_only(&self, shown: &Shown, pushed: i64) -> Result<Vec<String>> {
         let node = self.local_node()?.clone();
-        let mine = |column: &'static str, id: Uuid| {
-            vec![
-                (column, Value::Id(id)),
-                ("user_id", Value::Id(node.user_id)),
-            ]
-        };
+        // What the user still has a role in here, as every read here decides it: owned,
+        // a member of, or through an organization's owners and administrators (live or
+        // in the bin).
+        let scope = self.store.load_scope(node.user_id, false).await?;
         let mut lost = Vec::new();
         for org in self.rows_where(&model::ORGANIZATIONS, Vec::new()).await? {
             if shown.organizations.contains(&org)
-                || !self
-                    .rows_where(&model::ORGANIZATION_MEMBERS, mine("organization_id", org))
-                    .await?
-                    .is_empty()
+                || holds(&scope.organizations, org)
+                || holds(&scope.deleted_organizations, org)
             {
                 continue;
             }
@@ -660,41 +656,15 @@ impl Services {
                     .await?,
             );
         }
-        let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "id", false, 10_000);
-        query.deleted = Deleted::Include;
-        for workspace in self.store.list(&model::WORKSPACES, query).await? {
-            let Some(id) = workspace.id() else { continue };
-            if shown.workspaces.contains(&id)
-                || workspace.id_of("owner_user_id") == Some(node.user_id)
-                || !self
-                    .rows_where(&model::WORKSPACE_MEMBERS, mine("workspace_id", id))
-                    .await?
-                    .is_empty()
+        for workspace in self.rows_where(&model::WORKSPACES, Vec::new()).await? {
+            if shown.workspaces.contains(&workspace)
+                || holds(&scope.workspaces, workspace)
+                || holds(&scope.deleted_workspaces, workspace)
             {
                 continue;
             }
-            // An organization's owners and administrators read all its workspaces; its
-            // members only those they belong to.
-            if let Some(org) = workspace.id_of("organization_id") {
-                let mut admin = mine("organization_id", org);
-                admin.push(("role", Value::Text("owner".into())));
-                let owner = !self
-                    .rows_where(&model::ORGANIZATION_MEMBERS, admin.clone())
-                    .await?
-                    .is_empty();
-                admin.pop();
-                admin.push(("role", Value::Text("admin".into())));
-                if owner
-                    || !self
-                        .rows_where(&model::ORGANIZATION_MEMBERS, admin)
-                        .await?
-                        .is_empty()
-                {
-                    continue;
-                }
-            }
             lost.extend(
-                self.forget_access(&node, model::WORKSPACES.table, id, pushed)
+                self.forget_access(&node, model::WORKSPACES.table, workspace, pushed)
                     .await?,
             );
         }
@@ -939,6 +909,11 @@ fn own_changes(node: &LocalNode, after: i64, limit: u32) -> FeedQuery {
         made_on: Some((node.device_id, node.user_id)),
         until: None,
     }
+}
+
+/// Whether `roles` names `id`.
+fn holds<R>(roles: &[(Uuid, R)], id: Uuid) -> bool {
+    roles.iter().any(|(r, _)| *r == id)
 }
 
 fn is_membership(entity: &Entity) -> bool {

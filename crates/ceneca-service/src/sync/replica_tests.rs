@@ -524,6 +524,41 @@ async fn a_locked_node_account_cannot_log_in_until_enrolled_again() {
     pair.local().await;
 }
 
+/// An organization of `owner`'s with `user` in it as `role`: (organization, membership,
+/// the owner with the roles that gave them).
+async fn organization_with(
+    svc: &crate::Services,
+    owner: &Caller,
+    user: Uuid,
+    role: &str,
+) -> (Uuid, Uuid, Caller) {
+    let org = id_of(
+        &svc.create(
+            owner,
+            &model::ORGANIZATIONS,
+            &json!({"name": "Acme", "slug": "acme"}),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let owner = refresh_caller(svc, owner).await;
+    let membership = id_of(
+        &svc.create(
+            &owner,
+            &model::ORGANIZATION_MEMBERS,
+            &json!({"user_id": user, "role": role}),
+            Some(ParentRef {
+                field: "organization_id",
+                id: org,
+            }),
+        )
+        .await
+        .unwrap(),
+    );
+    (org, membership, owner)
+}
+
 /// A provider setting of the enrolled account upstream, with this API key.
 async fn provider_setting(pair: &Pair, key: &str) -> Uuid {
     id_of(
@@ -1007,30 +1042,8 @@ async fn regression_a_demoted_device_gets_no_new_key_and_its_node_drops_the_old_
     let (alice, _) = sign_up(&up.svc, "alice@example.com").await;
     let mut pair = enrolled(up, "bob@example.com").await;
     let svc = pair.up.svc.clone();
-    let org = id_of(
-        &svc.create(
-            &alice,
-            &model::ORGANIZATIONS,
-            &json!({"name": "Acme", "slug": "acme"}),
-            None,
-        )
-        .await
-        .unwrap(),
-    );
-    let alice = refresh_caller(&svc, &alice).await;
-    let membership = id_of(
-        &svc.create(
-            &alice,
-            &model::ORGANIZATION_MEMBERS,
-            &json!({"user_id": pair.account.user_id, "role": "admin"}),
-            Some(ParentRef {
-                field: "organization_id",
-                id: org,
-            }),
-        )
-        .await
-        .unwrap(),
-    );
+    let (org, membership, alice) =
+        organization_with(&svc, &alice, pair.account.user_id, "admin").await;
     let config = id_of(
         &svc.create(
             &alice,
@@ -1110,28 +1123,7 @@ async fn regression_a_plain_organization_member_removed_from_its_workspace_loses
     let mut pair = enrolled(up, "bob@example.com").await;
     let svc = pair.up.svc.clone();
     let bob = pair.account.user_id;
-    let org = id_of(
-        &svc.create(
-            &alice,
-            &model::ORGANIZATIONS,
-            &json!({"name": "Acme", "slug": "acme"}),
-            None,
-        )
-        .await
-        .unwrap(),
-    );
-    let alice = refresh_caller(&svc, &alice).await;
-    svc.create(
-        &alice,
-        &model::ORGANIZATION_MEMBERS,
-        &json!({"user_id": bob, "role": "member"}),
-        Some(ParentRef {
-            field: "organization_id",
-            id: org,
-        }),
-    )
-    .await
-    .unwrap();
+    let (org, _, alice) = organization_with(&svc, &alice, bob, "member").await;
     let (workspace, thread) = workspace_with_thread(
         &svc,
         &alice,
