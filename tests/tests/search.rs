@@ -9,7 +9,8 @@ on_every_backend!(
     filters_narrow_the_hits,
     tricky_queries_never_fail,
     deleted_content_is_excluded_unless_asked,
-    other_tenants_content_never_appears
+    other_tenants_content_never_appears,
+    every_row_of_an_uneven_batch_is_indexed
 );
 
 async fn search(s: &TestServer, u: &ceneca_e2e::User, query: &str) -> Vec<Value> {
@@ -274,4 +275,35 @@ async fn other_tenants_content_never_appears(backend: Backend) {
         .await
         .expect(204);
     assert!(search(&s, &mallory, "q=merger").await.is_empty());
+}
+
+/// A batch is written in multi-row statements of 64, 32, 16, ... rows: 123 rows take every
+/// size down to one, and each row must reach the full-text index, in its place.
+async fn every_row_of_an_uneven_batch_is_indexed(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let items: Vec<Value> = (0..123)
+        .map(|i| json!({"role": "user", "content": format!("batchword item{i}")}))
+        .collect();
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages/batch", w.thread),
+        json!({"items": items}),
+    )
+    .await
+    .expect(201);
+    for i in [0, 63, 64, 95, 96, 111, 112, 119, 120, 121, 122] {
+        let hits = search(&s, &u, &format!("q=item{i}")).await;
+        assert_eq!(hits.len(), 1, "item{i}: {hits:?}");
+        assert_eq!(
+            hits[0]["snippet"]
+                .as_str()
+                .map(|t| t.contains(&format!("item{i}"))),
+            Some(true),
+            "{hits:?}"
+        );
+    }
+    let all = s.list_all(&u, "/api/v1/search?q=batchword&limit=50").await;
+    assert_eq!(all.len(), 123);
 }

@@ -2,8 +2,8 @@
 //! work in the same run.
 //!
 //! - 1000 messages in one batch request over HTTP (durable, full-text indexed, change-logged);
-//! - the same 1000 inserts through the store, and through raw SQLite (prepared statement,
-//!   one transaction, same schema and FTS triggers);
+//! - the same 1000 inserts through the store, and through raw SQLite (prepared multi-row
+//!   statements, one transaction, same schema and FTS triggers);
 //! - listing 50 messages of a thread over HTTP, and the same SELECT on raw SQLite;
 //! - creating an entity with relations (a thread in a workspace and project) over HTTP, and
 //!   a raw single-row insert transaction;
@@ -439,8 +439,25 @@ fn raw_baseline(
     )?;
     let now = || ceneca_store::sqlite::format_time(ceneca_domain::clock::now());
     let (user, ws, thread) = seed_thread(&conn)?;
-    const INSERT: &str = "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role, author_id, provider, model, content, token_count, parent_id, metadata, compressed, deleted_at)
-                          VALUES (?1, ?2, ?2, ?3, ?4, 'user', ?5, NULL, NULL, ?6, 24, NULL, '{}', 0, NULL)";
+    // Multi-row statements, as the store writes them: one row per statement would pay an
+    // FTS5 flush per row (see the store's `insert_many`), and a fair baseline is raw
+    // SQLite at its best.
+    let insert_text = |rows: usize| {
+        let values: Vec<String> = (0..rows)
+            .map(|r| {
+                let p = r * 6;
+                format!(
+                    "(?{}, ?{}, ?{}, ?{}, ?{}, 'user', ?{}, NULL, NULL, ?{}, 24, NULL, '{{}}', 0, NULL)",
+                    p + 1, p + 2, p + 2, p + 3, p + 4, p + 5, p + 6
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role, author_id, provider, model, content, token_count, parent_id, metadata, compressed, deleted_at) VALUES {}",
+            values.join(", ")
+        )
+    };
+    const ROWS: usize = 64;
     let timed_inserts = |offset: usize| -> anyhow::Result<Vec<Duration>> {
         let mut samples = Vec::with_capacity(rounds);
         for round in 0..rounds {
@@ -450,11 +467,15 @@ fn raw_baseline(
             let at = now();
             let started = Instant::now();
             let tx = conn.unchecked_transaction()?;
-            {
-                let mut stmt = tx.prepare_cached(INSERT)?;
-                for (id, text) in &rows {
-                    stmt.execute(params![id, at, thread, ws, user, text])?;
-                }
+            for chunk in rows.chunks(ROWS) {
+                let mut stmt = tx.prepare_cached(&insert_text(chunk.len()))?;
+                let values: Vec<&dyn rusqlite::ToSql> = chunk
+                    .iter()
+                    .flat_map(|(id, text)| {
+                        [id as &dyn rusqlite::ToSql, &at, &thread, &ws, &user, text]
+                    })
+                    .collect();
+                stmt.execute(values.as_slice())?;
             }
             tx.commit()?;
             samples.push(started.elapsed());

@@ -130,33 +130,44 @@ pub fn has_generated_columns(entity: &Entity) -> bool {
 
 /// One multi-row `INSERT` (engines that pay a round trip per statement use this for bulk).
 pub fn insert_many(d: &dyn Dialect, entity: &Entity, records: &[Record], returning: bool) -> Sql {
-    let mut sql = Sql::default();
-    let cols: Vec<_> = insert_columns(entity).collect();
-    let mut rows = Vec::with_capacity(records.len());
-    for record in records {
-        let marks: Vec<String> = cols
+    Sql {
+        text: insert_many_text(d, entity, records.len(), returning),
+        params: records
             .iter()
-            .map(|f| {
-                sql.bind(
-                    d,
-                    record.get(f.name).cloned().unwrap_or(Value::Null),
-                    f.kind,
-                )
-            })
-            .collect();
-        rows.push(format!("({})", marks.join(", ")));
+            .flat_map(|record| insert_params(entity, record))
+            .collect(),
     }
-    let names: Vec<_> = cols.iter().map(|f| f.name).collect();
-    sql.text = format!(
+}
+
+/// How many parameters one row of an `INSERT` binds.
+pub fn insert_width(entity: &Entity) -> usize {
+    insert_columns(entity).count()
+}
+
+/// The text of an `INSERT` of `rows` rows, its parameters row after row in
+/// [`insert_params`]'s order (the same for every batch of that size, so SQLite prepares it
+/// once).
+pub fn insert_many_text(d: &dyn Dialect, entity: &Entity, rows: usize, returning: bool) -> String {
+    let names: Vec<_> = insert_columns(entity).map(|f| f.name).collect();
+    let per_row = names.len();
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let marks: Vec<String> = (1..=per_row)
+                .map(|n| d.placeholder(row * per_row + n))
+                .collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    let mut text = format!(
         "INSERT INTO {} ({}) VALUES {}",
         entity.table,
         names.join(", "),
-        rows.join(", ")
+        values.join(", ")
     );
     if returning {
-        write!(sql.text, " RETURNING {}", column_list(entity)).ok();
+        write!(text, " RETURNING {}", column_list(entity)).ok();
     }
-    sql
+    text
 }
 
 /// The tenant filter as a condition on unqualified `workspace_id`/`id` columns.

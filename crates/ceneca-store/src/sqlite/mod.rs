@@ -309,17 +309,23 @@ impl Exec for SqliteExec<'_> {
             .execute(params_from_iter(sql.params.iter()))
             .map_err(map_error)? as u64)
     }
-    /// A prepared single-row insert in a loop: in-process SQLite has no round trip to save,
-    /// and one cached statement beats parsing a statement with thousands of parameters.
+    /// Multi-row inserts of [`INSERT_ROWS`] rows (then halves of it for the rest), each
+    /// size prepared once. One row per statement would cost more than the row: every
+    /// statement that fires a trigger opens a statement savepoint, and at each savepoint
+    /// FTS5 writes what it holds to disk as a segment of its own, so a full-text table fed
+    /// row by row spends four fifths of the insert on flushing and merging those segments.
+    ///
+    /// Rows read back (`returning`) are inserted one by one: SQLite returns a multi-row
+    /// insert's rows in no promised order.
     async fn insert_many(
         &mut self,
         entity: &Entity,
         records: &[Record],
         returning: bool,
     ) -> Result<Vec<Record>> {
-        let text = sql::insert_text(&SqliteDialect, entity, returning);
-        let mut out = Vec::with_capacity(if returning { records.len() } else { 0 });
         if returning {
+            let text = sql::insert_text(&SqliteDialect, entity, true);
+            let mut out = Vec::with_capacity(records.len());
             for record in records {
                 let sql = Sql {
                     text: text.clone(),
@@ -327,16 +333,35 @@ impl Exec for SqliteExec<'_> {
                 };
                 out.extend(fetch(self.conn, entity, &sql)?);
             }
-        } else {
-            let mut stmt = self.conn.prepare_cached(&text).map_err(map_error)?;
-            for record in records {
-                stmt.execute(params_from_iter(sql::insert_params(entity, record).iter()))
-                    .map_err(map_error)?;
-            }
+            return Ok(out);
         }
-        Ok(out)
+        let per_row = sql::insert_width(entity).max(1);
+        let mut rows = INSERT_ROWS.min(MAX_PARAMS / per_row).max(1);
+        let mut rest = records;
+        while !rest.is_empty() {
+            while rows > rest.len() {
+                rows /= 2;
+            }
+            let (chunk, after) = rest.split_at(rows);
+            let text = sql::insert_many_text(&SqliteDialect, entity, rows, false);
+            let mut stmt = self.conn.prepare_cached(&text).map_err(map_error)?;
+            stmt.execute(params_from_iter(
+                chunk
+                    .iter()
+                    .flat_map(|record| sql::insert_params(entity, record)),
+            ))
+            .map_err(map_error)?;
+            rest = after;
+        }
+        Ok(Vec::new())
     }
 }
+
+/// Rows per multi-row insert: past 64, fewer savepoints no longer pay for the longer
+/// statement (1,000 messages: 30 ms one by one, 8.6 ms by 8, 5.6 ms by 64).
+const INSERT_ROWS: usize = 64;
+/// SQLite's bound on parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER`).
+const MAX_PARAMS: usize = 32_766;
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS ceneca_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL, checksum TEXT NOT NULL) STRICT";
