@@ -293,7 +293,9 @@ impl TestServer {
         let dims = ["messages", "documents", "attachments"]
             .map(|c| (c.to_owned(), TEST_VECTOR_DIMS))
             .into();
+        let blobs = ceneca_store::FsBlobs::open(dir.path().join("blobs")).expect("blob folder");
         let services = Services::new(store, Arc::new(test_key_ring()), config)
+            .with_blobs(Arc::new(blobs))
             .with_audit_head(dir.path().join(ceneca_service::audit_head::FILE_NAME))
             .await
             .expect("anchor the audit chain")
@@ -413,6 +415,10 @@ impl TestServer {
 
     pub async fn get(&self, user: &User, path: &str) -> Reply {
         self.call(Method::GET, path, Some(&user.token), None).await
+    }
+    /// The server's data folder (its blob folder is `blobs/`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
     pub async fn post(&self, user: &User, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(&user.token), Some(&body))
@@ -723,7 +729,7 @@ pub fn samples(w: &World) -> Vec<Sample> {
         ),
         s(
             "attachments",
-            json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "a.png", "mime_type": "image/png", "size_bytes": 10, "sha256": sha(1)}),
+            json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "a.png"}),
             Some(json!({"file_name": "b.png"})),
             false,
         ),

@@ -15,7 +15,8 @@ use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
 use ceneca_service::settings::{
-    AuditSettings, AuthSettings, DlpSettings, NetworkSettings, SyncSettings, VectorSettings,
+    AttachmentSettings, AuditSettings, AuthSettings, DlpSettings, NetworkSettings, SyncSettings,
+    VectorSettings,
 };
 use ceneca_store::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -41,6 +42,7 @@ pub struct Config {
     pub network: NetworkSettings,
     pub dlp: DlpSettings,
     pub sync: SyncSettings,
+    pub attachments: AttachmentSettings,
     pub log: LogSettings,
     /// Where each setting's value came from (`section.key` → a default, the edition's
     /// preset, the file, a variable, a flag), for `config show` and the start-up log.
@@ -63,6 +65,7 @@ impl Default for Config {
             network: NetworkSettings::default(),
             dlp: DlpSettings::default(),
             sync: SyncSettings::default(),
+            attachments: AttachmentSettings::default(),
             log: LogSettings::default(),
             origins: Default::default(),
         }
@@ -200,6 +203,8 @@ pub const FLAT: &[(&str, &str)] = &[
     ("sync_interval_secs", "sync.interval_secs"),
     ("sync_log_retention_days", "sync.log_retention_days"),
     ("max_cache_entries", "sync.max_cache_entries"),
+    ("max_upload_bytes", "attachments.max_upload_bytes"),
+    ("allowed_attachment_types", "attachments.allowed_types"),
 ];
 
 /// The sectioned path of a flat name.
@@ -236,6 +241,7 @@ impl std::fmt::Debug for Config {
             .field("network", &self.network)
             .field("dlp", &self.dlp)
             .field("sync", &self.sync)
+            .field("attachments", &self.attachments)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -505,6 +511,7 @@ impl Config {
         self.auth.check()?;
         self.network.check()?;
         self.sync.check()?;
+        self.attachments.check()?;
         let explicit = |key: &str| {
             self.origins
                 .get(key)
@@ -706,8 +713,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 51);
-        assert_eq!(FLAT.len() + 4, 51);
+        assert_eq!(settings.len(), 53);
+        assert_eq!(FLAT.len() + 4, 53);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

@@ -26,7 +26,11 @@ pub fn restrict_umask() {
 /// What Ceneca keeps in (or for) the data folder: (path, whether it is a tree).
 fn entries(config: &Config) -> Vec<(PathBuf, bool)> {
     let dir = &config.data_dir;
-    let mut out = vec![(dir.join("keys"), true), (dir.join("vectors"), true)];
+    let mut out = vec![
+        (dir.join("keys"), true),
+        (dir.join("vectors"), true),
+        (dir.join("blobs"), true),
+    ];
     if let Some(db) = sqlite_file(config) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut name = db.clone().into_os_string();

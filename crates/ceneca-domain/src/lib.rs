@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod content_type;
 pub mod credential;
 pub mod deleted;
 pub mod dlp;

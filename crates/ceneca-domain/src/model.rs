@@ -470,14 +470,25 @@ pub static ATTACHMENTS: Entity = entity(
             .required()
             .patch()
             .sort(),
+        // What describes the content is the server's word, set when the content is
+        // uploaded (`service/attachments`): sniffed, counted and hashed from the bytes.
         field("mime_type", Kind::Text { max: 255 })
-            .required()
+            .default(Default::Text("application/octet-stream"))
+            .server()
             .filter(),
-        field("size_bytes", COUNT).required(),
-        field("sha256", Kind::Sha256).required().filter(),
-        field("storage_key", Kind::Text { max: 500 }),
-        field("thumbnail", Kind::Text { max: 500 }).patch(),
-        field("encrypted", Kind::Bool).default(Default::Bool(false)),
+        field("size_bytes", COUNT).default(Default::Int(0)).server(),
+        // NULL until the content arrives.
+        field("sha256", Kind::Sha256).server().filter(),
+        // Where this node keeps the bytes (`ab/cd/<sha256>` in its blob folder): never
+        // shown, never replicated, so no client or replica can point a row at bytes it
+        // did not upload.
+        field("storage_key", Kind::Text { max: 500 })
+            .server()
+            .hidden(),
+        field("thumbnail", Kind::Text { max: 500 }).server(),
+        field("encrypted", Kind::Bool)
+            .default(Default::Bool(false))
+            .server(),
     ],
     CONTENT_TENANCY,
 );

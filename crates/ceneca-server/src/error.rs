@@ -93,6 +93,25 @@ impl From<ServiceError> for ApiError {
                 }
                 out
             }
+            ServiceError::TooLarge { message, limit } => {
+                let mut out = ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    message.clone(),
+                );
+                out.fields
+                    .insert("file".into(), format!("at most {limit} bytes"));
+                out
+            }
+            ServiceError::UnsupportedType(m) => {
+                let mut out = ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    m.clone(),
+                );
+                out.fields.insert("file".into(), m);
+                out
+            }
             ServiceError::RateLimited {
                 message,
                 retry_after_secs,

@@ -220,8 +220,8 @@ pub fn app(services: Services, http: HttpConfig) -> App {
 /// large). Never for Server-Sent Events, whose events must reach the client as they are
 /// written, nor for images (already compressed). A compressed answer loses its
 /// `Content-Length` (the encoder's output length is not known in advance) and gains
-/// `Vary: Accept-Encoding`; an `ETag`, should one appear, must be weak or differ per
-/// encoding.
+/// `Vary: Accept-Encoding`. Answers with an `ETag` (attachment content) are never
+/// compressed: a strong entity tag names one sequence of bytes.
 fn compression()
 -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
     use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
@@ -229,7 +229,15 @@ fn compression()
         SizeAbove::new(COMPRESS_ABOVE_BYTES)
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES)
-            .and(NotForContentType::SSE),
+            .and(NotForContentType::SSE)
+            .and(
+                |_: axum::http::StatusCode,
+                 _: axum::http::Version,
+                 headers: &axum::http::HeaderMap,
+                 _: &axum::http::Extensions| {
+                    !headers.contains_key(axum::http::header::ETAG)
+                },
+            ),
     )
 }
 

@@ -36,6 +36,12 @@ pub enum ServiceError {
         message: String,
         fields: BTreeMap<String, String>,
     },
+    /// The body is larger than this server takes (413).
+    #[error("{message}")]
+    TooLarge { message: String, limit: u64 },
+    /// Content of a type this server does not take (415).
+    #[error("{0}")]
+    UnsupportedType(String),
     /// Too many attempts; try again after `retry_after_secs` (429).
     #[error("{message}")]
     RateLimited {

@@ -11,7 +11,10 @@
 //!
 //! | File | Public methods |
 //! |---|---|
-//! | `lib.rs` | `new`, `store`, `config`, `ready` |
+//! | `lib.rs` | `new`, `with_blobs`, `store`, `config`, `ready` |
+//! | `attachments/upload.rs` | `put_attachment_content` |
+//! | `attachments/download.rs` | `attachment_content` |
+//! | `attachments/sweep.rs` | `sweep_blobs`, `run_blob_sweep` |
 //! | `auth/accounts.rs` | `register`, `create_user`, `me`, `change_password` |
 //! | `auth/login.rs` | `login` |
 //! | `auth/sessions.rs` | `authenticate`, `authenticate_certificate`, `recheck`, `logout` |
@@ -43,6 +46,7 @@
 //! Modules depend one way: `resources` → `rules` → `secrets`; nothing below calls up.
 
 pub mod api_tokens;
+pub mod attachments;
 pub mod audit;
 pub mod audit_head;
 pub mod auth;
@@ -126,6 +130,11 @@ pub struct ServiceConfig {
     /// Whether every connection is TLS: the feed then carries secrets to devices over
     /// any address, not only loopback.
     pub served_over_tls: bool,
+    /// The largest attachment one upload may carry, in bytes.
+    pub max_upload_bytes: u64,
+    /// The types an attachment may be, sniffed from its bytes (`type/subtype`, or a
+    /// family ending in `*`).
+    pub allowed_attachment_types: Arc<Vec<String>>,
 }
 
 impl Default for ServiceConfig {
@@ -150,6 +159,28 @@ impl Default for ServiceConfig {
             sync_max_clock_ahead: Duration::from_secs(300),
             local_node: None,
             served_over_tls: false,
+            max_upload_bytes: 1 << 30,
+            // Documents, images, sound and video; no executables, no unknown binaries.
+            allowed_attachment_types: Arc::new(
+                [
+                    "image/*",
+                    "audio/*",
+                    "video/*",
+                    "text/plain",
+                    "application/pdf",
+                    "application/rtf",
+                    "application/msword",
+                    "application/vnd.ms-excel",
+                    "application/vnd.ms-powerpoint",
+                    "application/vnd.openxmlformats-officedocument.*",
+                    "application/vnd.oasis.opendocument.*",
+                    "application/epub+zip",
+                    "application/zip",
+                    "application/gzip",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            ),
         }
     }
 }
@@ -176,6 +207,8 @@ pub struct Services {
     shared_feed: Arc<sync::SharedFeed>,
     /// When each device last synced with this node (`sync/mod.rs`).
     seen_devices: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>>,
+    /// Where attachment content is kept (`attachments/`); none: uploads answer 503.
+    blobs: Option<Arc<dyn ceneca_store::BlobStore>>,
 }
 
 impl Services {
@@ -209,7 +242,13 @@ impl Services {
             node_status: Default::default(),
             seen_devices: Default::default(),
             shared_feed: Default::default(),
+            blobs: None,
         }
+    }
+    /// Keeps attachment content in `blobs`.
+    pub fn with_blobs(mut self, blobs: Arc<dyn ceneca_store::BlobStore>) -> Self {
+        self.blobs = Some(blobs);
+        self
     }
     /// The service's counters, for monitoring.
     pub fn metrics(&self) -> &metrics::ServiceMetrics {

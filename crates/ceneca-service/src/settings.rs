@@ -293,6 +293,58 @@ impl SyncSettings {
     }
 }
 
+/// `[attachments]`: uploaded files (`attachments/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentSettings {
+    /// The largest file one upload may carry, in bytes.
+    pub max_upload_bytes: u64,
+    /// The types an uploaded file may be, as read from its bytes (never the client's
+    /// word): `type/subtype`, or a family ending in `*` (`image/*`).
+    #[serde(deserialize_with = "ceneca_domain::settings::list_or_csv")]
+    pub allowed_types: Vec<String>,
+}
+
+impl Default for AttachmentSettings {
+    fn default() -> Self {
+        let config = ServiceConfig::default();
+        Self {
+            max_upload_bytes: config.max_upload_bytes,
+            allowed_types: (*config.allowed_attachment_types).clone(),
+        }
+    }
+}
+
+impl AttachmentSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if !(1..=MAX_UPLOAD_LIMIT).contains(&self.max_upload_bytes) {
+            return Err(InvalidSetting::new(
+                "attachments.max_upload_bytes",
+                format!("must be from 1 to {MAX_UPLOAD_LIMIT} (1 TiB)"),
+            ));
+        }
+        if let Some(bad) = self
+            .allowed_types
+            .iter()
+            .find(|t| !ceneca_domain::content_type::is_type_pattern(t))
+        {
+            return Err(InvalidSetting::new(
+                "attachments.allowed_types",
+                format!("'{bad}' is not a type (type/subtype) or a family ending in *"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config`.
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.max_upload_bytes = self.max_upload_bytes;
+        config.allowed_attachment_types = Arc::new(self.allowed_types.clone());
+    }
+}
+
+const MAX_UPLOAD_LIMIT: u64 = 1 << 40;
+
 /// The vector collections.
 const COLLECTIONS: [&str; 3] = ["messages", "documents", "attachments"];
 

@@ -13,6 +13,7 @@
 //! [`sqlite`] and [`postgres`] (connection setup, binding, error mapping, migrations). The
 //! store knows nothing of HTTP or of who may do what: the service passes scope filters in.
 
+pub mod blobs;
 pub mod cache;
 pub mod changes;
 pub mod error;
@@ -36,6 +37,7 @@ use ceneca_domain::scope::{Scope, ScopeFilter};
 use ceneca_domain::{Entity, Record};
 use uuid::Uuid;
 
+pub use blobs::{BlobKey, BlobStore, FsBlobs, PendingBlob};
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};

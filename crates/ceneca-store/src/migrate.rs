@@ -51,6 +51,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 6, "dlp_policy", "0006_dlp_policy"),
     migration!("sqlite", 7, "sync", "0007_sync"),
     migration!("sqlite", 8, "sync_memberships", "0008_sync_memberships"),
+    migration!("sqlite", 9, "attachment_content", "0009_attachment_content"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -67,6 +68,12 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 6, "dlp_policy", "0006_dlp_policy"),
     migration!("postgres", 7, "sync", "0007_sync"),
     migration!("postgres", 8, "sync_memberships", "0008_sync_memberships"),
+    migration!(
+        "postgres",
+        9,
+        "attachment_content",
+        "0009_attachment_content"
+    ),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

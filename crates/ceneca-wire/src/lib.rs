@@ -10,6 +10,7 @@
 //! (answering per-field errors), the service takes and returns them, and the server
 //! serialises them. It knows no HTTP and no SQL.
 
+pub mod attachments;
 pub mod auth;
 pub mod entities;
 pub mod error;

@@ -82,6 +82,7 @@ pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
     config.network.apply(config.edition, &mut service)?;
     config.dlp.apply(&mut service);
     config.sync.apply(&mut service);
+    config.attachments.apply(&mut service);
     Ok(service)
 }
 
@@ -160,7 +161,16 @@ pub async fn open_node_services(
     let (keys, key_source) = crate::keys::load(config)?;
     let mut service = service_config(config)?;
     service.local_node = node;
+    // Attachment content: a folder of the data folder (a shared volume when several
+    // nodes serve one PostgreSQL database).
+    let blobs = ceneca_store::FsBlobs::open(config.data_dir.join("blobs")).with_context(|| {
+        format!(
+            "cannot open the attachment folder {}",
+            config.data_dir.join("blobs").display()
+        )
+    })?;
     let services = Services::new(store, Arc::new(keys), service)
+        .with_blobs(Arc::new(blobs))
         .with_audit_head(config.data_dir.join(ceneca_service::audit_head::FILE_NAME))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

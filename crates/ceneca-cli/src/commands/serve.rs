@@ -51,6 +51,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .clone()
             .run_log_compaction(config.sync.log_retention()),
     );
+    // Attachment files no row references any more, and uploads a crash cut off.
+    let blob_sweep = tokio::spawn(services.clone().run_blob_sweep());
     let engine = services.store().engine();
     let http = config.http.http_config()?;
     let tls = tls_config(&config)?;
@@ -114,6 +116,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         replicator.abort();
     }
     compaction.abort();
+    blob_sweep.abort();
     if let Some(indexer) = indexer {
         indexer.shutdown().await;
     }

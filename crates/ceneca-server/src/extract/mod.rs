@@ -266,6 +266,12 @@ pub async fn json_or_nothing(
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
+    // An attachment's file is its own body, of any type (the server reads the type from
+    // the bytes). The route takes `PUT` only, which no HTML form can send, and a
+    // cross-origin `PUT` needs the CORS preflight the configured origins decide.
+    if *req.method() == Method::PUT && is_content_upload(req.uri().path()) {
+        return next.run(req).await;
+    }
     let acceptable = match req.headers().get(header::CONTENT_TYPE) {
         Some(ct) => is_json(ct),
         None => req.body().is_end_stream() || req.body().size_hint().exact() == Some(0),
@@ -275,6 +281,13 @@ pub async fn json_or_nothing(
     } else {
         unsupported_media_type().into_response()
     }
+}
+
+/// `/api/v1/attachments/{id}/content`.
+fn is_content_upload(path: &str) -> bool {
+    path.strip_prefix("/api/v1/attachments/")
+        .and_then(|rest| rest.strip_suffix("/content"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// A JSON request body (any JSON value; the service validates its shape), sent with

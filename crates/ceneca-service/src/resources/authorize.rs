@@ -193,7 +193,7 @@ impl Services {
 
     /// A write matched nothing: 403 if the caller can see the row (their role is too low),
     /// 404 if they cannot.
-    pub(super) async fn explain_missing(
+    pub(crate) async fn explain_missing(
         &self,
         caller: &Caller,
         entity: &'static Entity,

@@ -1,0 +1,320 @@
+//! Attachment content: `PUT` streams a file in (any content type: the server reads the
+//! type from the bytes), `GET` streams it out with byte ranges and an entity tag.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ceneca_wire::attachments::UploadParams;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use uuid::Uuid;
+
+use super::Routes;
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ContentAuth, NoQuery, QueryPairs};
+use crate::openapi::op;
+
+pub fn routes() -> Routes {
+    Routes::new().route(
+        "/attachments/{id}/content",
+        get(download).put(upload),
+        [
+            op::get("getAttachmentContent", "Download an attachment's file")
+                .tag("attachments")
+                .describe(
+                    "The file as uploaded, with `Content-Type` as read from its bytes, \
+                     `ETag` (its SHA-256) and `Content-Disposition: attachment`. One byte \
+                     range (`Range: bytes=…`) answers 206; a range outside the file, 416. \
+                     404 when the attachment has no content on this server yet.",
+                )
+                .answers_media(200, "The file.", "application/octet-stream")
+                .answers_media(
+                    206,
+                    "The requested bytes of the file.",
+                    "application/octet-stream",
+                )
+                .answers_of::<ceneca_wire::ErrorBody>(416, "The range is outside the file."),
+            op::put("putAttachmentContent", "Upload an attachment's file")
+                .tag("attachments")
+                .describe(
+                    "The request body is the file, streamed to disk (any `Content-Type`: \
+                     the server reads the type from the bytes and checks it against \
+                     `attachments.allowed_types`, 415 otherwise). The server sets the \
+                     attachment's `size_bytes`, `sha256` and `mime_type`; identical files \
+                     are stored once. Larger than `attachments.max_upload_bytes`: 413. \
+                     With `expected_sha256`, content that does not match is refused (422) \
+                     and nothing is kept. Replaces any content the attachment had.",
+                )
+                .param(op::query(
+                    "expected_sha256",
+                    "The file's SHA-256 (hex) as the client computed it.",
+                    op::string(),
+                ))
+                .answers_of::<ceneca_wire::ErrorBody>(413, "The file is too large.")
+                .answers_of::<ceneca_wire::ErrorBody>(415, "Files of this type are not accepted.")
+                .answers_of::<ceneca_wire::ErrorBody>(
+                    422,
+                    "The content does not match `expected_sha256`, or is empty.",
+                ),
+        ],
+    )
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+    QueryPairs(pairs): QueryPairs,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let params = UploadParams::from_pairs(&pairs)?;
+    // A declared length over the limit is refused before a byte is read.
+    let limit = state.services.config().max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ceneca_service::error::ServiceError::TooLarge {
+            message: format!("the file is larger than the {limit} bytes an upload may carry"),
+            limit,
+        }
+        .into());
+    }
+    let stream = body_reader(body);
+    let row = state
+        .services
+        .put_attachment_content(&caller, id, stream, params.expected_sha256.as_deref())
+        .await?;
+    Ok(axum::Json(row).into_response())
+}
+
+/// The request body as a reader.
+fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Unpin + Send {
+    use tokio_stream::StreamExt;
+    tokio_util::io::StreamReader::new(
+        body.into_data_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other)),
+    )
+}
+
+async fn download(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+    _: NoQuery,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let mut content = state.services.attachment_content(&caller, id).await?;
+    let etag = format!("\"{}\"", content.sha256);
+    let size = content.size;
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, &content.mime_type)
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_DISPOSITION, disposition(&content.file_name))
+        .header(header::CACHE_CONTROL, "private, no-cache");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return response
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .map_err(internal);
+    }
+    let range = match headers.get(header::RANGE).map(|v| v.to_str().unwrap_or("")) {
+        None => None,
+        Some(text) => match byte_range(text, size) {
+            Ok(range) => range,
+            Err(()) => {
+                let mut error = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("the range is outside the file, which has {size} bytes"),
+                )
+                .with_field("range", format!("the file has {size} bytes"))
+                .into_response();
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    error.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                return Ok(error);
+            }
+        },
+    };
+    let (status, start, length) = match range {
+        Some((start, end)) => {
+            response =
+                response.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        None => (StatusCode::OK, 0, size),
+    };
+    if start > 0 {
+        content
+            .file
+            .seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(internal)?;
+    }
+    let reader = content.file.take(length);
+    response
+        .status(status)
+        .header(header::CONTENT_LENGTH, length)
+        .body(Body::from_stream(tokio_util::io::ReaderStream::new(reader)))
+        .map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "answering attachment content");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; see the server log",
+    )
+}
+
+/// One byte range of a file of `size` bytes (`bytes=a-b`, `bytes=a-`, `bytes=-n`), as
+/// inclusive bounds. `Ok(None)`: answer the whole file (several ranges, or a unit other
+/// than bytes, which a server may ignore). `Err`: the range is outside the file (416).
+fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (first, last) = spec.trim().split_once('-').ok_or(())?;
+    let number = |t: &str| t.trim().parse::<u64>().map_err(|_| ());
+    let (start, end) = match (first.trim().is_empty(), last.trim().is_empty()) {
+        (true, true) => return Err(()),
+        // The last n bytes.
+        (true, false) => {
+            let n = number(last)?;
+            if n == 0 || size == 0 {
+                return Err(());
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (false, true) => (number(first)?, size.saturating_sub(1)),
+        (false, false) => {
+            let (start, end) = (number(first)?, number(last)?);
+            if end < start {
+                return Err(());
+            }
+            (start, end.min(size.saturating_sub(1)))
+        }
+    };
+    if start >= size {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Characters kept as they are in `filename*` (RFC 8187 `attr-char`).
+const ATTR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment` with the file's name, never a path: only the last component, without
+/// control characters; an ASCII fallback (`filename`) and the UTF-8 name (`filename*`).
+fn disposition(file_name: &str) -> HeaderValue {
+    let base = file_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>();
+    let base = match base.trim() {
+        "" | "." | ".." => "attachment".to_owned(),
+        name => name.to_owned(),
+    };
+    let ascii: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let value = format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(&base, ATTR)
+    );
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        assert_eq!(byte_range("bytes=0-4", 10), Ok(Some((0, 4))));
+        assert_eq!(byte_range("bytes=5-", 10), Ok(Some((5, 9))));
+        assert_eq!(byte_range("bytes=-3", 10), Ok(Some((7, 9))));
+        assert_eq!(byte_range("bytes=-30", 10), Ok(Some((0, 9))));
+        assert_eq!(byte_range("bytes=8-100", 10), Ok(Some((8, 9))));
+        assert_eq!(byte_range("bytes=0-1,4-5", 10), Ok(None));
+        assert_eq!(byte_range("items=0-1", 10), Ok(None));
+        for bad in [
+            "bytes=10-",
+            "bytes=10-12",
+            "bytes=5-4",
+            "bytes=-0",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=1",
+        ] {
+            assert_eq!(byte_range(bad, 10), Err(()), "{bad}");
+        }
+        assert_eq!(byte_range("bytes=0-", 0), Err(()));
+    }
+
+    #[test]
+    fn a_download_names_a_file_never_a_path() {
+        let text = |name: &str| disposition(name).to_str().unwrap().to_owned();
+        assert_eq!(
+            text("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+        );
+        assert_eq!(
+            text("../../etc/passwd"),
+            "attachment; filename=\"passwd\"; filename*=UTF-8''passwd"
+        );
+        assert_eq!(
+            text("C:\\Users\\x\\a.txt"),
+            "attachment; filename=\"a.txt\"; filename*=UTF-8''a.txt"
+        );
+        assert_eq!(
+            text("a\r\nSet-Cookie: x\".txt"),
+            "attachment; filename=\"aSet-Cookie: x_.txt\"; filename*=UTF-8''aSet-Cookie%3A%20x%22.txt"
+        );
+        assert_eq!(
+            text("r\u{e9}sum\u{e9}.pdf"),
+            "attachment; filename=\"r_sum_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"
+        );
+        assert_eq!(
+            text(".."),
+            "attachment; filename=\"attachment\"; filename*=UTF-8''attachment"
+        );
+    }
+}

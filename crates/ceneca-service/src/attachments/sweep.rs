@@ -1,0 +1,85 @@
+//! The orphan sweep: blobs no attachment row references, and temporary files a crash
+//! left, removed once older than a grace period. The grace period covers an upload
+//! between keeping its blob and committing its row (and a blob an upload found already
+//! stored renews its time), so the sweep never takes a blob a write is about to name.
+
+use std::time::{Duration, SystemTime};
+
+use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::{Value, model};
+use ceneca_store::ListQuery;
+
+use crate::Services;
+use crate::error::{Result, ServiceError};
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub blobs_examined: usize,
+    pub blobs_removed: usize,
+    pub temporary_removed: usize,
+}
+
+/// How often the server sweeps, and the grace period it gives uploads.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+pub const SWEEP_GRACE: Duration = Duration::from_secs(3600);
+
+impl Services {
+    /// Removes blobs no row references and temporary files, each older than `grace`.
+    /// A maintenance path: it reads every tenant's rows (only to count references).
+    pub async fn sweep_blobs(&self, grace: Duration) -> Result<SweepReport> {
+        let blobs = self.blob_store()?.clone();
+        let io = |e: std::io::Error| ServiceError::Internal(format!("attachment storage: {e}"));
+        let inventory = blobs.inventory().await.map_err(io)?;
+        let cutoff = SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut report = SweepReport::default();
+        for (path, modified) in &inventory.temporary {
+            if *modified < cutoff {
+                blobs.remove_temporary(path).await.map_err(io)?;
+                report.temporary_removed += 1;
+            }
+        }
+        for (key, modified) in &inventory.blobs {
+            report.blobs_examined += 1;
+            if *modified >= cutoff {
+                continue;
+            }
+            let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);
+            query.equals = vec![("storage_key", Value::Text(key.as_str().to_owned()))];
+            query.deleted = ceneca_store::Deleted::Include;
+            if self
+                .store
+                .list(&model::ATTACHMENTS, query)
+                .await?
+                .is_empty()
+            {
+                blobs.remove(key).await.map_err(io)?;
+                report.blobs_removed += 1;
+            }
+        }
+        if report.blobs_removed + report.temporary_removed > 0 {
+            tracing::info!(
+                blobs = report.blobs_removed,
+                temporary = report.temporary_removed,
+                "swept attachment storage: files no row references"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Sweeps every [`SWEEP_EVERY`] until the server stops (spawned by `serve`).
+    pub async fn run_blob_sweep(self) {
+        if self.blobs.is_none() {
+            return;
+        }
+        let mut ticks = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = self.sweep_blobs(SWEEP_GRACE).await {
+                tracing::warn!(error = %e, "the attachment sweep failed; it runs again later");
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Uploading an attachment's content: streamed to a temporary file while it is hashed
+//! and counted, refused past the size limit or when its type (read from its bytes) is not
+//! allowed or its hash is not the one the client expected, then kept under its hash and
+//! described on the row in one audited write.
+
+use ceneca_domain::content_type::{SNIFF_BYTES, allowed, sniff};
+use ceneca_domain::output::View;
+use ceneca_domain::scope::Access;
+use ceneca_domain::{Record, Value, model};
+use ceneca_store::{Deleted, WriteOp};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::error::{Result, ServiceError, from_store};
+use crate::{Caller, Services};
+
+/// Bytes read from the body at a time.
+const CHUNK: usize = 64 * 1024;
+
+impl Services {
+    /// Stores `body` as the content of attachment `id` (replacing any it had) and answers
+    /// the row as it now stands. `expected_sha256`, when given, must be the content's
+    /// SHA-256 (hex), or nothing is kept. The caller must be allowed to change the row;
+    /// that is checked before a byte is read.
+    pub async fn put_attachment_content<R>(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        body: R,
+        expected_sha256: Option<&str>,
+    ) -> Result<Json>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        match self.upload(caller, id, body, expected_sha256).await {
+            Err(e) => Err(self
+                .audit_refusal(
+                    caller,
+                    "attachment.upload".into(),
+                    "attachments",
+                    Some(id),
+                    e,
+                )
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn upload<R>(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        mut body: R,
+        expected_sha256: Option<&str>,
+    ) -> Result<Json>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let entity = &model::ATTACHMENTS;
+        caller.require_reach(entity)?;
+        self.require_local_write(entity)?;
+        let expected = expected_sha256.map(parse_sha256).transpose()?;
+        let blobs = self.blob_store()?.clone();
+        let write = caller.filter(entity, Access::Write);
+        if self
+            .store
+            .get(entity, id, write.clone(), Deleted::Exclude)
+            .await?
+            .is_none()
+        {
+            return Err(self.explain_missing(caller, entity, id).await);
+        }
+
+        let limit = self.config.max_upload_bytes;
+        let mut pending = blobs.begin().await.map_err(storage_error)?;
+        let mut hasher = Sha256::new();
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        let mut size: u64 = 0;
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let n = body.read(&mut buffer).await.map_err(|e| {
+                ServiceError::bad_request("body", format!("the upload was cut off: {e}"))
+            })?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > limit {
+                return Err(ServiceError::TooLarge {
+                    message: format!(
+                        "the file is larger than the {limit} bytes an upload may carry"
+                    ),
+                    limit,
+                });
+            }
+            let chunk = &buffer[..n];
+            if head.len() < SNIFF_BYTES {
+                let take = (SNIFF_BYTES - head.len()).min(n);
+                head.extend_from_slice(&chunk[..take]);
+            }
+            hasher.update(chunk);
+            pending.write(chunk).await.map_err(storage_error)?;
+        }
+        if size == 0 {
+            return Err(ServiceError::invalid("file", "is empty"));
+        }
+        let sha256 = hex::encode(hasher.finalize());
+        if let Some(expected) = expected
+            && expected != sha256
+        {
+            return Err(ServiceError::invalid(
+                "expected_sha256",
+                format!(
+                    "does not match the content received (its SHA-256 is {sha256}): nothing was kept"
+                ),
+            ));
+        }
+        let mime = sniff(&head, size as usize == head.len());
+        if !allowed(mime, &self.config.allowed_attachment_types) {
+            return Err(ServiceError::UnsupportedType(format!(
+                "files of type {mime} (read from the content) are not accepted here \
+                 (attachments.allowed_types)"
+            )));
+        }
+        let key = blobs.keep(pending, &sha256).await.map_err(storage_error)?;
+
+        let mut set = Record::default();
+        set.set("size_bytes", Value::Int(size as i64));
+        set.set("sha256", Value::Text(sha256.clone()));
+        set.set("mime_type", Value::Text(mime.to_owned()));
+        set.set("storage_key", Value::Text(key.as_str().to_owned()));
+        set.set("encrypted", Value::Bool(false));
+        set.set("thumbnail", Value::Null);
+        let event = AuditEvent::new("attachment.upload", "success")
+            .by(caller)
+            .on(entity.table, Some(id))
+            .details(serde_json::json!({"size_bytes": size, "sha256": sha256, "mime_type": mime}));
+        let batch = caller
+            .write_batch()
+            .push(WriteOp::Update {
+                entity,
+                id,
+                filter: write,
+                set,
+            })
+            .push(self.audit_op(event));
+        // A failure from here leaves the blob unreferenced: the sweep removes it once the
+        // grace period has passed.
+        match self.store.apply(batch).await {
+            Ok(rows) => self.present(entity, &rows[0], View::Detail),
+            Err(ceneca_store::StoreError::NotFound) => {
+                Err(self.explain_missing(caller, entity, id).await)
+            }
+            Err(e) => Err(from_store(entity.name, false, e)),
+        }
+    }
+}
+
+/// A SHA-256 as a client gives it: 64 hex digits, either case.
+fn parse_sha256(text: &str) -> Result<String> {
+    let lower = text.to_ascii_lowercase();
+    if lower.len() == 64 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(lower)
+    } else {
+        Err(ServiceError::bad_request(
+            "expected_sha256",
+            "must be a SHA-256 in hex (64 digits)",
+        ))
+    }
+}
+
+/// The blob folder failed (disk full, permissions): the server's trouble, not the
+/// client's; logged with its cause, never shown.
+fn storage_error(e: std::io::Error) -> ServiceError {
+    ServiceError::Internal(format!("attachment storage: {e}"))
+}

@@ -1,0 +1,552 @@
+//! Attachment content over real HTTP, on SQLite and PostgreSQL: uploads streamed to
+//! content-addressed files the server describes itself, downloads with ranges and entity
+//! tags, refusals that keep nothing, whose rows may be named, and the orphan sweep.
+
+use ceneca_e2e::{Backend, TestServer, User, on_every_backend, world};
+use ceneca_service::ServiceConfig;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+on_every_backend!(
+    an_upload_is_described_by_the_server_and_read_back_in_ranges,
+    identical_files_are_stored_once_and_swept_when_no_row_holds_them,
+    refused_uploads_keep_nothing,
+    only_who_may_change_the_row_uploads_and_only_readers_download,
+    clients_never_name_where_content_is
+);
+
+/// A PNG signature and a little more: sniffed as `image/png`.
+fn png(extra: &[u8]) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend_from_slice(extra);
+    bytes
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+async fn new_attachment(s: &TestServer, u: &User, workspace: &str, message: &str) -> String {
+    s.post(
+        u,
+        "/api/v1/attachments",
+        json!({"workspace_id": workspace, "message_id": message, "file_name": "chart.png"}),
+    )
+    .await
+    .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn send(
+    s: &TestServer,
+    u: &User,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> reqwest::Response {
+    let mut request = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(&u.token);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn upload(
+    s: &TestServer,
+    u: &User,
+    id: &str,
+    query: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
+    let reply = send(
+        s,
+        u,
+        Method::PUT,
+        &format!("/api/v1/attachments/{id}/content{query}"),
+        &[("content-type", "application/octet-stream")],
+        Some(bytes),
+    )
+    .await;
+    let status = reply.status();
+    (status, reply.json().await.unwrap_or(Value::Null))
+}
+
+/// Files under the blob folder: (blobs, temporary files).
+fn files(s: &TestServer) -> (usize, usize) {
+    let mut blobs = 0;
+    let mut temporary = 0;
+    let mut stack = vec![s.data_dir().join("blobs")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else if dir.ends_with("tmp") {
+                temporary += 1;
+            } else {
+                blobs += 1;
+            }
+        }
+    }
+    (blobs, temporary)
+}
+
+async fn an_upload_is_described_by_the_server_and_read_back_in_ranges(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let id = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let before = s
+        .get(&u, &format!("/api/v1/attachments/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(before["sha256"], Value::Null);
+    assert_eq!(before["size_bytes"], 0);
+    let missing = send(
+        &s,
+        &u,
+        Method::GET,
+        &format!("/api/v1/attachments/{id}/content"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    let bytes = png(&(0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    let (status, row) = upload(
+        &s,
+        &u,
+        &id,
+        &format!("?expected_sha256={}", sha256(&bytes).to_uppercase()),
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(row["sha256"], sha256(&bytes));
+    assert_eq!(row["size_bytes"], bytes.len());
+    assert_eq!(row["mime_type"], "image/png");
+    assert_eq!(row["encrypted"], false);
+    assert!(
+        row.get("storage_key").is_none(),
+        "where the bytes are is never shown: {row}"
+    );
+
+    let path = format!("/api/v1/attachments/{id}/content");
+    let whole = send(&s, &u, Method::GET, &path, &[], None).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    let headers = whole.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["etag"], format!("\"{}\"", sha256(&bytes)).as_str());
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"chart.png\"; filename*=UTF-8''chart.png"
+    );
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    let part = send(
+        &s,
+        &u,
+        Method::GET,
+        &path,
+        &[("range", "bytes=10-19")],
+        None,
+    )
+    .await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 10-19/{}", bytes.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[10..20]);
+    let tail = send(&s, &u, Method::GET, &path, &[("range", "bytes=-5")], None).await;
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        tail.bytes().await.unwrap().as_ref(),
+        &bytes[bytes.len() - 5..]
+    );
+    let outside = send(
+        &s,
+        &u,
+        Method::GET,
+        &path,
+        &[("range", &format!("bytes={}-", bytes.len()))],
+        None,
+    )
+    .await;
+    assert_eq!(outside.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        outside.headers()["content-range"],
+        format!("bytes */{}", bytes.len()).as_str()
+    );
+    let body: Value = outside.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "range_not_satisfiable");
+    let cached = send(
+        &s,
+        &u,
+        Method::GET,
+        &path,
+        &[("if-none-match", &format!("\"{}\"", sha256(&bytes)))],
+        None,
+    )
+    .await;
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    // Compression never changes the bytes an entity tag names.
+    let text_like = send(
+        &s,
+        &u,
+        Method::GET,
+        &path,
+        &[("accept-encoding", "gzip")],
+        None,
+    )
+    .await;
+    assert!(text_like.headers().get("content-encoding").is_none());
+
+    // Replacing the content describes the new file.
+    let text = b"quarterly numbers\nlaunch moves to Thursday\n".to_vec();
+    let (status, row) = upload(&s, &u, &id, "", text.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(row["mime_type"], "text/plain");
+    assert_eq!(row["size_bytes"], text.len());
+    let again = send(&s, &u, Method::GET, &path, &[], None).await;
+    assert_eq!(again.bytes().await.unwrap().as_ref(), text.as_slice());
+
+    // The upload is audited, and changes the row through the one write path.
+    let changes = s.get(&u, "/api/v1/sync/pull?cursor=0&limit=1000").await;
+    if changes.status == StatusCode::OK {
+        let logged = changes.body["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["entity_id"] == id.as_str() && c["operation"] == "update")
+            .count();
+        assert_eq!(logged, 2);
+        for change in changes.body["changes"].as_array().unwrap() {
+            assert!(change["values"].get("storage_key").is_none(), "{change}");
+        }
+    }
+}
+
+async fn identical_files_are_stored_once_and_swept_when_no_row_holds_them(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let first = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let second = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let bytes = png(b"the same chart, twice");
+    assert_eq!(
+        upload(&s, &u, &first, "", bytes.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        upload(&s, &u, &second, "", bytes.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(files(&s), (1, 0), "stored once");
+
+    // Deleting one row leaves the file to the other.
+    s.delete(&u, &format!("/api/v1/attachments/{first}"))
+        .await
+        .expect(204);
+    let report = s
+        .services
+        .sweep_blobs(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((report.blobs_examined, report.blobs_removed), (1, 0));
+    let kept = send(
+        &s,
+        &u,
+        Method::GET,
+        &format!("/api/v1/attachments/{second}/content"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(kept.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    // A file younger than the grace period stays even unreferenced (an upload may be
+    // about to name it); past it, it goes.
+    s.delete(&u, &format!("/api/v1/attachments/{second}"))
+        .await
+        .expect(204);
+    let young = s
+        .services
+        .sweep_blobs(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(young.blobs_removed, 0);
+    assert_eq!(files(&s), (1, 0));
+    let old = s
+        .services
+        .sweep_blobs(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(old.blobs_removed, 1);
+    assert_eq!(files(&s), (0, 0));
+}
+
+async fn refused_uploads_keep_nothing(backend: Backend) {
+    let config = ServiceConfig {
+        max_upload_bytes: 100_000,
+        ..ServiceConfig::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let id = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let zeros = format!("?expected_sha256={}", "0".repeat(64));
+    let cases: Vec<(&str, Vec<u8>, StatusCode, &str, &str)> = vec![
+        (
+            "",
+            png(&vec![7u8; 100_001]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "file",
+        ),
+        (
+            "",
+            b"MZ\x90\0\x03\0\0\0\x04\0\0\0".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "file",
+        ),
+        (
+            "",
+            b"\0\x01\x02\x03 unknown binary".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "file",
+        ),
+        (
+            &zeros,
+            png(b"x"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "expected_sha256",
+        ),
+        (
+            "?expected_sha256=abc",
+            png(b"x"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected_sha256",
+        ),
+        (
+            "?unknown=1",
+            png(b"x"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "unknown",
+        ),
+        (
+            "",
+            Vec::new(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "file",
+        ),
+    ];
+    for (query, bytes, status, code, field) in cases {
+        let (got, body) = upload(&s, &u, &id, query, bytes).await;
+        assert_eq!(got, status, "{query}: {body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            body["error"]["fields"].get(field).is_some(),
+            "{field}: {body}"
+        );
+        assert_eq!(files(&s), (0, 0), "nothing kept after {code}");
+    }
+    // A body that declares more than the limit is refused before it is read; one that
+    // streams past it without declaring a length is cut off.
+    let declared = send(
+        &s,
+        &u,
+        Method::PUT,
+        &format!("/api/v1/attachments/{id}/content"),
+        &[("content-length", "999999999")],
+        Some(Vec::new()),
+    )
+    .await;
+    assert!(
+        declared.status() == StatusCode::PAYLOAD_TOO_LARGE || declared.status().is_client_error()
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![1u8; 10_000])).collect();
+    let streamed = s
+        .http
+        .put(format!("{}/api/v1/attachments/{id}/content", s.base))
+        .bearer_auth(&u.token)
+        .body(reqwest::Body::wrap_stream(tokio_stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(files(&s), (0, 0));
+    let row = s
+        .get(&u, &format!("/api/v1/attachments/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(row["sha256"], Value::Null, "{row}");
+    assert_eq!(row["size_bytes"], 0);
+}
+
+async fn only_who_may_change_the_row_uploads_and_only_readers_download(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let viewer = s.user("viewer").await;
+    let stranger = s.user("stranger").await;
+    let w = world(&s, &owner).await;
+    s.post(
+        &owner,
+        &format!("/api/v1/workspaces/{}/members", w.workspace),
+        json!({"user_id": viewer.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    let id = new_attachment(&s, &owner, &w.workspace, &w.message).await;
+    let bytes = png(b"board deck");
+    assert_eq!(
+        upload(&s, &owner, &id, "", bytes.clone()).await.0,
+        StatusCode::OK
+    );
+
+    let content = format!("/api/v1/attachments/{id}/content");
+    // A viewer reads it, but may not replace it; a stranger learns nothing.
+    let read = send(&s, &viewer, Method::GET, &content, &[], None).await;
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(
+        upload(&s, &viewer, &id, "", png(b"forged")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        upload(&s, &stranger, &id, "", png(b"forged")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let foreign = send(&s, &stranger, Method::GET, &content, &[], None).await;
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    // An id that names nothing, and no credentials at all.
+    let nothing = uuid::Uuid::now_v7();
+    assert_eq!(
+        upload(&s, &owner, &nothing.to_string(), "", png(b"x"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let anonymous = s
+        .http
+        .get(format!("{}{content}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let malformed = send(
+        &s,
+        &owner,
+        Method::GET,
+        "/api/v1/attachments/not-an-id/content",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+
+    // A stranger's own upload of the very same bytes gives them their copy, not the
+    // owner's row.
+    let theirs = world(&s, &stranger).await;
+    let their_id = new_attachment(&s, &stranger, &theirs.workspace, &theirs.message).await;
+    assert_eq!(
+        upload(&s, &stranger, &their_id, "", bytes.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&s, &stranger, Method::GET, &content, &[], None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let unchanged = send(&s, &owner, Method::GET, &content, &[], None).await;
+    assert_eq!(unchanged.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    assert_eq!(
+        upload(&s, &viewer, &id, "", png(b"forged")).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn clients_never_name_where_content_is(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let victim = s.user("victim").await;
+    let attacker = s.user("attacker").await;
+    let w = world(&s, &victim).await;
+    let id = new_attachment(&s, &victim, &w.workspace, &w.message).await;
+    let bytes = png(b"salary review");
+    assert_eq!(
+        upload(&s, &victim, &id, "", bytes.clone()).await.0,
+        StatusCode::OK
+    );
+    let key = format!(
+        "{}/{}/{}",
+        &sha256(&bytes)[..2],
+        &sha256(&bytes)[2..4],
+        sha256(&bytes)
+    );
+
+    // Whatever the attacker claims about content is refused, on create and on change.
+    let theirs = world(&s, &attacker).await;
+    for field in [
+        json!({"storage_key": key}),
+        json!({"sha256": sha256(&bytes)}),
+        json!({"size_bytes": 13}),
+        json!({"mime_type": "image/png"}),
+        json!({"encrypted": true}),
+        json!({"thumbnail": key}),
+    ] {
+        let mut body = json!({"workspace_id": theirs.workspace, "message_id": theirs.message, "file_name": "x.png"});
+        let (name, value) = field.as_object().unwrap().iter().next().unwrap();
+        body[name] = value.clone();
+        let reply = s.post(&attacker, "/api/v1/attachments", body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["fields"][name], "is set by the server");
+    }
+    let own = new_attachment(&s, &attacker, &theirs.workspace, &theirs.message).await;
+    let patched = s
+        .patch(
+            &attacker,
+            &format!("/api/v1/attachments/{own}"),
+            json!({"storage_key": key}),
+        )
+        .await;
+    assert_eq!(
+        patched.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        patched.body
+    );
+    let nothing = send(
+        &s,
+        &attacker,
+        Method::GET,
+        &format!("/api/v1/attachments/{own}/content"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(nothing.status(), StatusCode::NOT_FOUND);
+}
