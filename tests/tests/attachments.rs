@@ -13,7 +13,8 @@ on_every_backend!(
     identical_files_are_stored_once_and_swept_when_no_row_holds_them,
     refused_uploads_keep_nothing,
     only_who_may_change_the_row_uploads_and_only_readers_download,
-    clients_never_name_where_content_is
+    clients_never_name_where_content_is,
+    file_names_are_names_never_paths
 );
 
 /// A PNG signature and a little more: sniffed as `image/png`.
@@ -549,4 +550,62 @@ async fn clients_never_name_where_content_is(backend: Backend) {
     )
     .await;
     assert_eq!(nothing.status(), StatusCode::NOT_FOUND);
+}
+
+async fn file_names_are_names_never_paths(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    for bad in [
+        "../../etc/passwd",
+        "a/b.png",
+        "C:\\x.png",
+        "a\r\nb.png",
+        "tab\there",
+        "..",
+        " ",
+        "",
+    ] {
+        let reply = s
+            .post(
+                &u,
+                "/api/v1/attachments",
+                json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": bad}),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad:?}: {}",
+            reply.body
+        );
+        assert!(
+            reply.body["error"]["fields"].get("file_name").is_some(),
+            "{}",
+            reply.body
+        );
+    }
+    let id = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let renamed = s
+        .patch(
+            &u,
+            &format!("/api/v1/attachments/{id}"),
+            json!({"file_name": "../up.png"}),
+        )
+        .await;
+    assert_eq!(
+        renamed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        renamed.body
+    );
+    let fine = s
+        .patch(
+            &u,
+            &format!("/api/v1/attachments/{id}"),
+            json!({"file_name": "r\u{e9}sum\u{e9} (final).png"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(fine["file_name"], "r\u{e9}sum\u{e9} (final).png");
 }

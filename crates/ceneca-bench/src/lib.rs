@@ -17,6 +17,7 @@
 
 mod core;
 mod node;
+mod storage;
 mod sync;
 mod text;
 mod vectors;
@@ -39,6 +40,7 @@ pub enum Suite {
     ZeroSync,
     Sync,
     Node,
+    Storage,
 }
 
 #[derive(clap::Args)]
@@ -88,6 +90,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::ZeroSync,
             Suite::Sync,
             Suite::Node,
+            Suite::Storage,
         ]
     } else {
         args.suite.clone()
@@ -109,6 +112,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::ZeroSync => zero_sync::run(&args, dir.path()).await?,
             Suite::Sync => sync::run(&args, dir.path()).await?,
             Suite::Node => node::run(&args, dir.path(), ceneca).await?,
+            Suite::Storage => storage::run(&args, dir.path()).await?,
         }
         println!();
     }

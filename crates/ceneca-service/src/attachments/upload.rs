@@ -17,8 +17,8 @@ use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
 
-/// Bytes read from the body at a time.
-const CHUNK: usize = 64 * 1024;
+/// Bytes read from the body at a time (each write of them is a hop to the blocking pool).
+const CHUNK: usize = 256 * 1024;
 
 impl Services {
     /// Stores `body` as the content of attachment `id` (replacing any it had) and answers

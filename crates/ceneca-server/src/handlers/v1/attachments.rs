@@ -166,9 +166,15 @@ async fn download(
     response
         .status(status)
         .header(header::CONTENT_LENGTH, length)
-        .body(Body::from_stream(tokio_util::io::ReaderStream::new(reader)))
+        .body(Body::from_stream(
+            tokio_util::io::ReaderStream::with_capacity(reader, STREAM_CHUNK),
+        ))
         .map_err(internal)
 }
+
+/// Bytes read from the file per chunk of a download: each read is a hop to the blocking
+/// pool, so a small one (the default is 4 KiB) caps the throughput.
+const STREAM_CHUNK: usize = 256 * 1024;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "answering attachment content");
