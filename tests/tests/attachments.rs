@@ -14,7 +14,12 @@ on_every_backend!(
     refused_uploads_keep_nothing,
     only_who_may_change_the_row_uploads_and_only_readers_download,
     clients_never_name_where_content_is,
-    file_names_are_names_never_paths
+    file_names_are_names_never_paths,
+    regression_a_sweep_racing_an_upload_of_a_stored_file_keeps_it,
+    regression_a_denied_or_binned_parent_hides_its_files,
+    regression_files_are_refused_where_content_is_encrypted_at_rest,
+    regression_a_binary_padded_with_text_is_not_text,
+    regression_ranges_of_another_version_and_bad_ids
 );
 
 /// A PNG signature and a little more: sniffed as `image/png`.
@@ -608,4 +613,258 @@ async fn file_names_are_names_never_paths(backend: Backend) {
         .await
         .expect(200);
     assert_eq!(fine["file_name"], "r\u{e9}sum\u{e9} (final).png");
+}
+
+/// First attack, finding 1: the sweep read a blob's time once; an upload of the same bytes
+/// renewing it and committing its row in between lost its file.
+async fn regression_a_sweep_racing_an_upload_of_a_stored_file_keeps_it(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    for round in 0..15u8 {
+        let bytes = png(&[round; 64]);
+        // The file is stored, and no row holds it any more.
+        let first = new_attachment(&s, &u, &w.workspace, &w.message).await;
+        assert_eq!(
+            upload(&s, &u, &first, "", bytes.clone()).await.0,
+            StatusCode::OK
+        );
+        s.delete(&u, &format!("/api/v1/attachments/{first}"))
+            .await
+            .expect(204);
+        // Another row takes the same file while the sweep runs.
+        let second = new_attachment(&s, &u, &w.workspace, &w.message).await;
+        let (uploaded, swept) = tokio::join!(
+            upload(&s, &u, &second, "", bytes.clone()),
+            s.services.sweep_blobs(std::time::Duration::ZERO)
+        );
+        assert_eq!(uploaded.0, StatusCode::OK);
+        swept.unwrap();
+        let read = send(
+            &s,
+            &u,
+            Method::GET,
+            &format!("/api/v1/attachments/{second}/content"),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(
+            read.status(),
+            StatusCode::OK,
+            "round {round}: the file of a committed upload is there"
+        );
+        assert_eq!(read.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
+}
+
+/// First attack, findings 2 and 6: a permission set that hides a document left its files
+/// readable and replaceable; a message in the bin kept its files open.
+async fn regression_a_denied_or_binned_parent_hides_its_files(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let editor = s.user("editor").await;
+    let w = world(&s, &owner).await;
+    s.post(
+        &owner,
+        &format!("/api/v1/workspaces/{}/members", w.workspace),
+        json!({"user_id": editor.id, "role": "editor"}),
+    )
+    .await
+    .expect(201);
+    let on_document = s
+        .post(
+            &owner,
+            "/api/v1/attachments",
+            json!({"workspace_id": w.workspace, "document_id": w.document, "file_name": "salaries.txt"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        upload(&s, &owner, &on_document, "", b"ceo: 1000000\n".to_vec())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let content = format!("/api/v1/attachments/{on_document}/content");
+    assert_eq!(
+        send(&s, &editor, Method::GET, &content, &[], None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    s.post(
+        &owner,
+        "/api/v1/permission-sets",
+        json!({"workspace_id": w.workspace, "subject_type": "user", "subject_user_id": editor.id, "resource_type": "documents", "resource_id": w.document, "actions": ["read", "write", "delete"], "effect": "deny"}),
+    )
+    .await
+    .expect(201);
+    s.get(&editor, &format!("/api/v1/documents/{}", w.document))
+        .await
+        .expect(404);
+    assert_eq!(
+        send(&s, &editor, Method::GET, &content, &[], None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        upload(&s, &editor, &on_document, "", b"ceo: 1\n".to_vec())
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let kept = send(&s, &owner, Method::GET, &content, &[], None).await;
+    assert_eq!(kept.bytes().await.unwrap().as_ref(), b"ceo: 1000000\n");
+
+    // A message in the bin keeps its files there; restored, they are back.
+    let on_message = new_attachment(&s, &owner, &w.workspace, &w.message).await;
+    assert_eq!(
+        upload(&s, &owner, &on_message, "", png(b"chart")).await.0,
+        StatusCode::OK
+    );
+    let path = format!("/api/v1/attachments/{on_message}/content");
+    s.delete(&owner, &format!("/api/v1/messages/{}", w.message))
+        .await
+        .expect(200);
+    assert_eq!(
+        send(&s, &owner, Method::GET, &path, &[], None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        upload(&s, &owner, &on_message, "", png(b"other")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    s.post(
+        &owner,
+        &format!("/api/v1/messages/{}/restore", w.message),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let back = send(&s, &owner, Method::GET, &path, &[], None).await;
+    assert_eq!(
+        back.bytes().await.unwrap().as_ref(),
+        png(b"chart").as_slice()
+    );
+}
+
+/// First attack, finding 3: where content is encrypted at rest (the zero-sync edition's
+/// default), a file was stored in plaintext. Until files can be encrypted, none is kept.
+async fn regression_files_are_refused_where_content_is_encrypted_at_rest(backend: Backend) {
+    let config = ServiceConfig {
+        encrypt_content: true,
+        ..ServiceConfig::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let id = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let (status, body) = upload(&s, &u, &id, "", png(b"secret")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_in_edition");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("plaintext"),
+        "{body}"
+    );
+    assert_eq!(files(&s), (0, 0));
+}
+
+/// First attack, finding 4: only the first 8 KiB were read for text, so a binary behind
+/// 8 KiB of `#` was taken for text; and a name that reorders text passed.
+async fn regression_a_binary_padded_with_text_is_not_text(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let id = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let mut padded = vec![b'#'; 8192];
+    padded.extend_from_slice(b"MZ\x90\0\x03\0\0\0\x04\0");
+    let (status, body) = upload(&s, &u, &id, "", padded).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(files(&s), (0, 0));
+    let long_text = "a line of plain text\n".repeat(2000).into_bytes();
+    assert_eq!(upload(&s, &u, &id, "", long_text).await.0, StatusCode::OK);
+    let reply = s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "x\u{202e}gnp.exe"}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+}
+
+/// First attack, finding 6: a range of another version (If-Range) was served, a weak
+/// entity tag did not match, and a malformed id answered in plain text.
+async fn regression_ranges_of_another_version_and_bad_ids(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let id = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let bytes = png(b"version two of the file");
+    assert_eq!(
+        upload(&s, &u, &id, "", bytes.clone()).await.0,
+        StatusCode::OK
+    );
+    let path = format!("/api/v1/attachments/{id}/content");
+    let etag = format!("\"{}\"", sha256(&bytes));
+    let stale = send(
+        &s,
+        &u,
+        Method::GET,
+        &path,
+        &[("range", "bytes=0-3"), ("if-range", "\"0000\"")],
+        None,
+    )
+    .await;
+    assert_eq!(stale.status(), StatusCode::OK);
+    assert_eq!(stale.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let current = send(
+        &s,
+        &u,
+        Method::GET,
+        &path,
+        &[("range", "bytes=0-3"), ("if-range", &etag)],
+        None,
+    )
+    .await;
+    assert_eq!(current.status(), StatusCode::PARTIAL_CONTENT);
+    let ignored = send(&s, &u, Method::GET, &path, &[("range", "bytes=abc")], None).await;
+    assert_eq!(ignored.status(), StatusCode::OK);
+    let weak = send(
+        &s,
+        &u,
+        Method::GET,
+        &path,
+        &[("if-none-match", &format!("W/{etag}"))],
+        None,
+    )
+    .await;
+    assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
+    let bad = send(
+        &s,
+        &u,
+        Method::GET,
+        "/api/v1/attachments/not-an-id/content",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
 }

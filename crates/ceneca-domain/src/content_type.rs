@@ -31,6 +31,47 @@ pub fn sniff(head: &[u8], whole: bool) -> &'static str {
     }
 }
 
+/// Whether a whole stream is text as [`sniff`] means it (UTF-8; printable, tabs and line
+/// ends), fed chunk by chunk: a multi-byte character may be cut between chunks.
+#[derive(Debug, Default)]
+pub struct TextCheck {
+    carry: Vec<u8>,
+    failed: bool,
+}
+
+impl TextCheck {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.failed {
+            return;
+        }
+        let mut bytes = std::mem::take(&mut self.carry);
+        bytes.extend_from_slice(chunk);
+        let valid = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(e) if e.error_len().is_none() => {
+                let (text, rest) = bytes.split_at(e.valid_up_to());
+                self.carry = rest.to_vec();
+                std::str::from_utf8(text).unwrap_or_default()
+            }
+            Err(_) => {
+                self.failed = true;
+                return;
+            }
+        };
+        if !valid
+            .chars()
+            .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
+        {
+            self.failed = true;
+        }
+    }
+
+    /// Whether everything fed was text, ending on a whole character.
+    pub fn finish(&self) -> bool {
+        !self.failed && self.carry.is_empty()
+    }
+}
+
 /// Whether `mime` is one of `allowed`: an exact type (`application/pdf`) or a family
 /// ending in `*` (`image/*`, `application/vnd.openxmlformats-officedocument.*`).
 pub fn allowed(mime: &str, allowed: &[String]) -> bool {
@@ -83,6 +124,24 @@ mod tests {
         assert_eq!(sniff(b"\0\x01\x02binary", true), "application/octet-stream");
         assert_eq!(sniff(b"plain\x1b[31m", true), "application/octet-stream");
         assert_eq!(sniff(b"#!/bin/sh\nrm -rf /\n", true), "text/x-shellscript");
+    }
+
+    #[test]
+    fn text_is_checked_whole_across_chunks() {
+        let mut check = TextCheck::default();
+        let e_acute = "\u{e9}".as_bytes();
+        check.feed(b"caf");
+        check.feed(&e_acute[..1]);
+        check.feed(&e_acute[1..]);
+        check.feed(b" au lait\n");
+        assert!(check.finish());
+        let mut padded = TextCheck::default();
+        padded.feed(&[b'#'; 8192]);
+        padded.feed(b"MZ\x90\0\x03");
+        assert!(!padded.finish());
+        let mut cut = TextCheck::default();
+        cut.feed(&e_acute[..1]);
+        assert!(!cut.finish());
     }
 
     #[test]

@@ -209,6 +209,9 @@ pub struct Services {
     seen_devices: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>>,
     /// Where attachment content is kept (`attachments/`); none: uploads answer 503.
     blobs: Option<Arc<dyn ceneca_store::BlobStore>>,
+    /// Uploads hold it shared from keeping their blob to committing their row; the sweep
+    /// holds it alone while it decides a blob is unreferenced and removes it.
+    blob_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Services {
@@ -243,6 +246,7 @@ impl Services {
             seen_devices: Default::default(),
             shared_feed: Default::default(),
             blobs: None,
+            blob_gate: Default::default(),
         }
     }
     /// Keeps attachment content in `blobs`.

@@ -36,6 +36,7 @@ impl Services {
             )
             .await?
             .ok_or(ServiceError::NotFound(entity.name))?;
+        self.check_parent(caller, &row).await?;
         let text = |name: &str| row.get(name).and_then(Value::as_str).map(str::to_owned);
         let Some(stored) = text("storage_key") else {
             return Err(ServiceError::NotFound("attachment content"));

@@ -1,7 +1,9 @@
 //! The orphan sweep: blobs no attachment row references, and temporary files a crash
-//! left, removed once older than a grace period. The grace period covers an upload
-//! between keeping its blob and committing its row (and a blob an upload found already
-//! stored renews its time), so the sweep never takes a blob a write is about to name.
+//! left, removed once older than a grace period. On one node, an upload holds the blob
+//! gate (shared) from keeping its blob to committing its row and the sweep holds it alone
+//! to decide and remove, so the sweep never takes a blob a write is about to name; across
+//! nodes sharing a volume, the grace period (and the time an upload renews on a blob it
+//! found stored) covers that window.
 
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +48,10 @@ impl Services {
             if *modified >= cutoff {
                 continue;
             }
+            // No upload is between keeping a blob and committing its row while this is
+            // held, so "no row names it" stays true until the blob is gone. (Nodes
+            // sharing a volume do not share the gate: the grace period covers them.)
+            let _gate = self.blob_gate.write().await;
             let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);
             query.equals = vec![("storage_key", Value::Text(key.as_str().to_owned()))];
             query.deleted = ceneca_store::Deleted::Include;

@@ -3,7 +3,7 @@
 //! allowed or its hash is not the one the client expected, then kept under its hash and
 //! described on the row in one audited write.
 
-use ceneca_domain::content_type::{SNIFF_BYTES, allowed, sniff};
+use ceneca_domain::content_type::{SNIFF_BYTES, TextCheck, allowed, sniff};
 use ceneca_domain::output::View;
 use ceneca_domain::scope::Access;
 use ceneca_domain::{Record, Value, model};
@@ -16,6 +16,10 @@ use uuid::Uuid;
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
+
+/// How long an upload may send nothing before it is ended (a stalled client must not
+/// hold a temporary file open for ever).
+const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Bytes read from the body at a time (each write of them is a hop to the blocking pool).
 const CHUNK: usize = 256 * 1024;
@@ -65,14 +69,21 @@ impl Services {
         let expected = expected_sha256.map(parse_sha256).transpose()?;
         let blobs = self.blob_store()?.clone();
         let write = caller.filter(entity, Access::Write);
-        if self
+        if self.config.encrypt_content {
+            return Err(ServiceError::NotInEdition(
+                "this server encrypts content at rest, and attachment files cannot be \
+                 encrypted yet: uploads are refused rather than stored in plaintext"
+                    .into(),
+            ));
+        }
+        let Some(row) = self
             .store
             .get(entity, id, write.clone(), Deleted::Exclude)
             .await?
-            .is_none()
-        {
+        else {
             return Err(self.explain_missing(caller, entity, id).await);
-        }
+        };
+        self.check_parent(caller, &row).await?;
 
         let limit = self.config.max_upload_bytes;
         let mut pending = blobs.begin().await.map_err(storage_error)?;
@@ -80,10 +91,22 @@ impl Services {
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         let mut size: u64 = 0;
         let mut buffer = vec![0u8; CHUNK];
+        let mut text = TextCheck::default();
         loop {
-            let n = body.read(&mut buffer).await.map_err(|e| {
-                ServiceError::bad_request("body", format!("the upload was cut off: {e}"))
-            })?;
+            let n = tokio::time::timeout(UPLOAD_IDLE, body.read(&mut buffer))
+                .await
+                .map_err(|_| {
+                    ServiceError::bad_request(
+                        "body",
+                        format!(
+                            "the upload stalled: no bytes for {} s; nothing was kept",
+                            UPLOAD_IDLE.as_secs()
+                        ),
+                    )
+                })?
+                .map_err(|e| {
+                    ServiceError::bad_request("body", format!("the upload was cut off: {e}"))
+                })?;
             if n == 0 {
                 break;
             }
@@ -102,6 +125,7 @@ impl Services {
                 head.extend_from_slice(&chunk[..take]);
             }
             hasher.update(chunk);
+            text.feed(chunk);
             pending.write(chunk).await.map_err(storage_error)?;
         }
         if size == 0 {
@@ -118,13 +142,19 @@ impl Services {
                 ),
             ));
         }
-        let mime = sniff(&head, size as usize == head.len());
+        // Text only if all of it is (a binary padded with 8 KiB of text is not).
+        let mime = match sniff(&head, size as usize == head.len()) {
+            "text/plain" if !text.finish() => "application/octet-stream",
+            mime => mime,
+        };
         if !allowed(mime, &self.config.allowed_attachment_types) {
             return Err(ServiceError::UnsupportedType(format!(
                 "files of type {mime} (read from the content) are not accepted here \
                  (attachments.allowed_types)"
             )));
         }
+        // From keeping the blob to committing the row that names it, the sweep waits.
+        let _gate = self.blob_gate.read().await;
         let key = blobs.keep(pending, &sha256).await.map_err(storage_error)?;
 
         let mut set = Record::default();

@@ -36,7 +36,8 @@ impl EntityRules for Attachments {
     }
 }
 
-/// A file name: not empty, no path separator, no control character, not `.` or `..`.
+/// A file name: not empty, no path separator, no control character, nothing that reorders
+/// or hides text (`x\u{202e}gnp.exe` shows as `xexe.png`), not `.` or `..`.
 fn check_file_name(record: &Record) -> Result<()> {
     let Some(name) = record.get("file_name").and_then(Value::as_str) else {
         return Ok(());
@@ -47,6 +48,10 @@ fn check_file_name(record: &Record) -> Result<()> {
         Some("is a file name, not a path: no / or \\")
     } else if name.chars().any(char::is_control) {
         Some("must not contain control characters")
+    } else if name.chars().any(|c| {
+        matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    }) {
+        Some("must not contain characters that reorder or hide text (bidirectional overrides, zero-width characters)")
     } else if matches!(name, "." | "..") {
         Some("is not a file name")
     } else {

@@ -2,19 +2,18 @@
 //! type from the bytes), `GET` streams it out with byte ranges and an entity tag.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ceneca_wire::attachments::UploadParams;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use uuid::Uuid;
 
 use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ContentAuth, NoQuery, QueryPairs};
+use crate::extract::{ContentAuth, Id, NoQuery, QueryPairs};
 use crate::openapi::op;
 
 pub fn routes() -> Routes {
@@ -67,7 +66,29 @@ async fn upload(
     State(state): State<AppState>,
     ContentAuth(caller): ContentAuth,
     QueryPairs(pairs): QueryPairs,
-    Path(id): Path<Uuid>,
+    Id(id): Id,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match store_upload(state, caller, pairs, id, headers, body).await {
+        Ok(response) => response,
+        // A refused upload may leave its body unread: the connection cannot carry another
+        // request, and the client must not put it back in its pool.
+        Err(error) => {
+            let mut response = error.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+async fn store_upload(
+    state: AppState,
+    caller: ceneca_service::Caller,
+    pairs: Vec<(String, String)>,
+    id: uuid::Uuid,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -106,7 +127,7 @@ async fn download(
     State(state): State<AppState>,
     ContentAuth(caller): ContentAuth,
     _: NoQuery,
-    Path(id): Path<Uuid>,
+    Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let mut content = state.services.attachment_content(&caller, id).await?;
@@ -118,17 +139,32 @@ async fn download(
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_DISPOSITION, disposition(&content.file_name))
         .header(header::CACHE_CONTROL, "private, no-cache");
+    // If-None-Match compares weakly: `W/"…"` names the same content.
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+            })
+        })
     {
         return response
             .status(StatusCode::NOT_MODIFIED)
             .body(Body::empty())
             .map_err(internal);
     }
-    let range = match headers.get(header::RANGE).map(|v| v.to_str().unwrap_or("")) {
+    // A range of another version than the client holds (If-Range names what it holds)
+    // would splice two files: the whole file instead.
+    let same_version = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.to_str().is_ok_and(|t| t.trim() == etag));
+    let range = match headers
+        .get(header::RANGE)
+        .filter(|_| same_version)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
         None => None,
         Some(text) => match byte_range(text, size) {
             Ok(range) => range,
@@ -186,35 +222,40 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// One byte range of a file of `size` bytes (`bytes=a-b`, `bytes=a-`, `bytes=-n`), as
-/// inclusive bounds. `Ok(None)`: answer the whole file (several ranges, or a unit other
-/// than bytes, which a server may ignore). `Err`: the range is outside the file (416).
+/// inclusive bounds (RFC 9110 §14). `Ok(None)`: answer the whole file — several ranges,
+/// another unit, or a header that does not parse, which a server ignores. `Err`: a valid
+/// range that is outside the file (416).
 fn byte_range(header: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+    let header = header.trim();
+    let Some(spec) = header
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .map(|_| &header[6..])
+    else {
         return Ok(None);
     };
     if spec.contains(',') {
         return Ok(None);
     }
-    let (first, last) = spec.trim().split_once('-').ok_or(())?;
-    let number = |t: &str| t.trim().parse::<u64>().map_err(|_| ());
-    let (start, end) = match (first.trim().is_empty(), last.trim().is_empty()) {
-        (true, true) => return Err(()),
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let number = |t: &str| {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    let (start, end) = match (number(first), number(last), first.is_empty()) {
         // The last n bytes.
-        (true, false) => {
-            let n = number(last)?;
+        (None, Some(n), true) => {
             if n == 0 || size == 0 {
                 return Err(());
             }
             (size.saturating_sub(n), size - 1)
         }
-        (false, true) => (number(first)?, size.saturating_sub(1)),
-        (false, false) => {
-            let (start, end) = (number(first)?, number(last)?);
-            if end < start {
-                return Err(());
-            }
-            (start, end.min(size.saturating_sub(1)))
-        }
+        (Some(start), None, false) if last.is_empty() => (start, size.saturating_sub(1)),
+        (Some(start), Some(end), _) if end >= start => (start, end.min(size.saturating_sub(1))),
+        _ => return Ok(None),
     };
     if start >= size {
         return Err(());
@@ -245,7 +286,7 @@ fn disposition(file_name: &str) -> HeaderValue {
         .next()
         .unwrap_or_default()
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_format(*c))
         .collect::<String>();
     let base = match base.trim() {
         "" | "." | ".." => "attachment".to_owned(),
@@ -268,6 +309,12 @@ fn disposition(file_name: &str) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("attachment"))
 }
 
+/// Unicode format characters that reorder or hide text (bidirectional overrides and
+/// isolates, zero-width characters): `x\u{202e}gnp.exe` would show as `xexe.png`.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,18 +328,26 @@ mod tests {
         assert_eq!(byte_range("bytes=8-100", 10), Ok(Some((8, 9))));
         assert_eq!(byte_range("bytes=0-1,4-5", 10), Ok(None));
         assert_eq!(byte_range("items=0-1", 10), Ok(None));
-        for bad in [
-            "bytes=10-",
-            "bytes=10-12",
+        assert_eq!(byte_range("BYTES=2-3", 10), Ok(Some((2, 3))));
+        // Outside the file: 416.
+        for outside in ["bytes=10-", "bytes=10-12", "bytes=-0"] {
+            assert_eq!(byte_range(outside, 10), Err(()), "{outside}");
+        }
+        assert_eq!(byte_range("bytes=0-", 0), Err(()));
+        // Not a range at all: ignored, the whole file.
+        for ignored in [
             "bytes=5-4",
-            "bytes=-0",
             "bytes=-",
             "bytes=a-b",
             "bytes=1",
+            "bytes=+1-2",
+            "bytes=1--2",
+            "bytes",
         ] {
-            assert_eq!(byte_range(bad, 10), Err(()), "{bad}");
+            assert_eq!(byte_range(ignored, 10), Ok(None), "{ignored}");
         }
-        assert_eq!(byte_range("bytes=0-", 0), Err(()));
+        assert_eq!(byte_range("bytes=18446744073709551615-", 10), Err(()));
+        assert_eq!(byte_range("bytes=99999999999999999999999-", 10), Err(()));
     }
 
     #[test]
