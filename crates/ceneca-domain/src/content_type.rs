@@ -72,6 +72,13 @@ impl TextCheck {
     }
 }
 
+/// Unicode format characters that reorder or hide text (bidirectional overrides and
+/// isolates, zero-width characters): in a file name, `x\u{202e}gnp.exe` shows as
+/// `xexe.png`.
+pub fn reorders_or_hides_text(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
 /// Whether `mime` is one of `allowed`: an exact type (`application/pdf`) or a family
 /// ending in `*` (`image/*`, `application/vnd.openxmlformats-officedocument.*`).
 pub fn allowed(mime: &str, allowed: &[String]) -> bool {

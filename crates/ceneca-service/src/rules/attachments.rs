@@ -48,10 +48,13 @@ fn check_file_name(record: &Record) -> Result<()> {
         Some("is a file name, not a path: no / or \\")
     } else if name.chars().any(char::is_control) {
         Some("must not contain control characters")
-    } else if name.chars().any(|c| {
-        matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
-    }) {
-        Some("must not contain characters that reorder or hide text (bidirectional overrides, zero-width characters)")
+    } else if name
+        .chars()
+        .any(ceneca_domain::content_type::reorders_or_hides_text)
+    {
+        Some(
+            "must not contain characters that reorder or hide text (bidirectional overrides, zero-width characters)",
+        )
     } else if matches!(name, "." | "..") {
         Some("is not a file name")
     } else {

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use ceneca_domain::content_type::reorders_or_hides_text;
 use ceneca_wire::attachments::UploadParams;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -286,7 +287,7 @@ fn disposition(file_name: &str) -> HeaderValue {
         .next()
         .unwrap_or_default()
         .chars()
-        .filter(|c| !c.is_control() && !is_format(*c))
+        .filter(|c| !c.is_control() && !reorders_or_hides_text(*c))
         .collect::<String>();
     let base = match base.trim() {
         "" | "." | ".." => "attachment".to_owned(),
@@ -307,12 +308,6 @@ fn disposition(file_name: &str) -> HeaderValue {
         utf8_percent_encode(&base, ATTR)
     );
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("attachment"))
-}
-
-/// Unicode format characters that reorder or hide text (bidirectional overrides and
-/// isolates, zero-width characters): `x\u{202e}gnp.exe` would show as `xexe.png`.
-fn is_format(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 #[cfg(test)]
