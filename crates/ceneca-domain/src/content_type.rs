@@ -13,18 +13,11 @@ pub fn sniff(head: &[u8], whole: bool) -> &'static str {
     if let Some(kind) = infer::get(head) {
         return kind.mime_type();
     }
-    let text = match std::str::from_utf8(head) {
-        Ok(text) => text,
-        // A multi-byte character cut by the end of the sample.
-        Err(e) if !whole && e.error_len().is_none() => {
-            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
-        }
-        Err(_) => return "application/octet-stream",
-    };
-    let printable = text
-        .chars()
-        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\u{c}'));
-    if printable {
+    let mut text = TextCheck::default();
+    text.feed(head);
+    // A multi-byte character cut by the end of the sample still counts as text.
+    let is_text = if whole { text.finish() } else { !text.failed };
+    if is_text {
         "text/plain"
     } else {
         "application/octet-stream"

@@ -86,6 +86,13 @@ impl ServiceError {
             field: Some(field.to_owned()),
         }
     }
+    /// A file larger than the `limit` bytes an upload may carry (413).
+    pub fn too_large(limit: u64) -> Self {
+        ServiceError::TooLarge {
+            message: format!("the file is larger than the {limit} bytes an upload may carry"),
+            limit,
+        }
+    }
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
         ServiceError::Validation(ValidationError::field(field, reason))
     }

@@ -76,18 +76,7 @@ pub fn insert(d: &dyn Dialect, entity: &Entity, record: &Record, returning: bool
 /// The text of a one-row `INSERT` (the same for every row of an entity, so it is prepared
 /// once and reused).
 pub fn insert_text(d: &dyn Dialect, entity: &Entity, returning: bool) -> String {
-    let cols: Vec<_> = insert_columns(entity).map(|f| f.name).collect();
-    let marks: Vec<_> = (1..=cols.len()).map(|n| d.placeholder(n)).collect();
-    let mut text = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        entity.table,
-        cols.join(", "),
-        marks.join(", ")
-    );
-    if returning {
-        write!(text, " RETURNING {}", column_list(entity)).ok();
-    }
-    text
+    insert_many_text(d, entity, 1, returning)
 }
 
 /// The text of a one-row upsert: an `INSERT` that, on a `key` conflict with a row of the

@@ -48,7 +48,7 @@ impl Services {
         let file = blobs
             .open(&key)
             .await
-            .map_err(|e| ServiceError::Internal(format!("attachment storage: {e}")))?
+            .map_err(super::storage_error)?
             .ok_or_else(|| {
                 tracing::error!(attachment = %id, blob = key.as_str(), "an attachment's blob is missing");
                 ServiceError::NotFound("attachment content")

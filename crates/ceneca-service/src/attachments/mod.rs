@@ -15,33 +15,34 @@ pub use sweep::SweepReport;
 
 use std::sync::Arc;
 
-use ceneca_domain::scope::Access;
 use ceneca_domain::{Record, model};
-use ceneca_store::{BlobStore, Deleted};
+use ceneca_store::BlobStore;
 
 use crate::error::{Result, ServiceError};
 use crate::{Caller, Services};
+
+/// The blob folder failed (disk full, permissions): the server's trouble, not the
+/// client's; logged with its cause, never shown.
+fn storage_error(e: std::io::Error) -> ServiceError {
+    ServiceError::Internal(format!("attachment storage: {e}"))
+}
 
 impl Services {
     /// An attachment's file is its message's or document's too: the caller must reach
     /// that parent, live (a permission set that hides a document hides its files; a
     /// message in the bin keeps its files there).
     async fn check_parent(&self, caller: &Caller, row: &Record) -> Result<()> {
-        let (entity, id) = match (row.id_of("message_id"), row.id_of("document_id")) {
-            (Some(message), _) => (&model::MESSAGES, message),
-            (None, Some(document)) => (&model::DOCUMENTS, document),
+        let (table, id) = match (row.id_of("message_id"), row.id_of("document_id")) {
+            (Some(message), _) => ("messages", message),
+            (None, Some(document)) => ("documents", document),
             (None, None) => return Ok(()),
         };
-        self.store
-            .get(
-                entity,
-                id,
-                caller.filter(entity, Access::Read),
-                Deleted::Exclude,
-            )
-            .await?
-            .map(|_| ())
-            .ok_or(ServiceError::NotFound(model::ATTACHMENTS.name))
+        // The parent's absence is the file's: the answer names the attachment.
+        match self.parent_row(caller, table, id).await {
+            Ok(_) => Ok(()),
+            Err(ServiceError::NotFound(_)) => Err(ServiceError::NotFound(model::ATTACHMENTS.name)),
+            Err(e) => Err(e),
+        }
     }
 
     fn blob_store(&self) -> Result<&Arc<dyn BlobStore>> {

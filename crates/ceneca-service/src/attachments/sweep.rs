@@ -12,7 +12,7 @@ use ceneca_domain::{Value, model};
 use ceneca_store::ListQuery;
 
 use crate::Services;
-use crate::error::{Result, ServiceError};
+use crate::error::Result;
 
 /// What a sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -31,15 +31,17 @@ impl Services {
     /// A maintenance path: it reads every tenant's rows (only to count references).
     pub async fn sweep_blobs(&self, grace: Duration) -> Result<SweepReport> {
         let blobs = self.blob_store()?.clone();
-        let io = |e: std::io::Error| ServiceError::Internal(format!("attachment storage: {e}"));
-        let inventory = blobs.inventory().await.map_err(io)?;
+        let inventory = blobs.inventory().await.map_err(super::storage_error)?;
         let cutoff = SystemTime::now()
             .checked_sub(grace)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut report = SweepReport::default();
         for (path, modified) in &inventory.temporary {
             if *modified < cutoff {
-                blobs.remove_temporary(path).await.map_err(io)?;
+                blobs
+                    .remove_temporary(path)
+                    .await
+                    .map_err(super::storage_error)?;
                 report.temporary_removed += 1;
             }
         }
@@ -61,7 +63,7 @@ impl Services {
                 .await?
                 .is_empty()
             {
-                blobs.remove(key).await.map_err(io)?;
+                blobs.remove(key).await.map_err(super::storage_error)?;
                 report.blobs_removed += 1;
             }
         }

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
+use super::storage_error;
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
@@ -112,12 +113,7 @@ impl Services {
             }
             size += n as u64;
             if size > limit {
-                return Err(ServiceError::TooLarge {
-                    message: format!(
-                        "the file is larger than the {limit} bytes an upload may carry"
-                    ),
-                    limit,
-                });
+                return Err(ServiceError::too_large(limit));
             }
             let chunk = &buffer[..n];
             if head.len() < SNIFF_BYTES {
@@ -200,10 +196,4 @@ fn parse_sha256(text: &str) -> Result<String> {
             "must be a SHA-256 in hex (64 digits)",
         ))
     }
-}
-
-/// The blob folder failed (disk full, permissions): the server's trouble, not the
-/// client's; logged with its cause, never shown.
-fn storage_error(e: std::io::Error) -> ServiceError {
-    ServiceError::Internal(format!("attachment storage: {e}"))
 }

@@ -58,7 +58,7 @@ impl Services {
         self.parent_row(caller, table, parent.id).await
     }
 
-    pub(super) async fn parent_row(
+    pub(crate) async fn parent_row(
         &self,
         caller: &Caller,
         table: &'static str,

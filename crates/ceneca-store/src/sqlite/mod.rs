@@ -338,12 +338,17 @@ impl Exec for SqliteExec<'_> {
         let per_row = sql::insert_width(entity).max(1);
         let mut rows = INSERT_ROWS.min(MAX_PARAMS / per_row).max(1);
         let mut rest = records;
+        let mut text = String::new();
+        let mut text_rows = 0;
         while !rest.is_empty() {
             while rows > rest.len() {
                 rows /= 2;
             }
             let (chunk, after) = rest.split_at(rows);
-            let text = sql::insert_many_text(&SqliteDialect, entity, rows, false);
+            if text_rows != rows {
+                text = sql::insert_many_text(&SqliteDialect, entity, rows, false);
+                text_rows = rows;
+            }
             let mut stmt = self.conn.prepare_cached(&text).map_err(map_error)?;
             stmt.execute(params_from_iter(
                 chunk

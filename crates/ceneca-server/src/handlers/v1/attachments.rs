@@ -101,11 +101,7 @@ async fn store_upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(ceneca_service::error::ServiceError::TooLarge {
-            message: format!("the file is larger than the {limit} bytes an upload may carry"),
-            limit,
-        }
-        .into());
+        return Err(ceneca_service::error::ServiceError::too_large(limit).into());
     }
     let stream = body_reader(body);
     let row = state
