@@ -24,6 +24,7 @@ on_every_backend!(
     a_device_never_writes_where_its_user_cannot,
     forged_device_ids_and_other_users_device_tokens_are_refused,
     removing_a_member_revokes_the_workspace_from_their_feed,
+    demoting_an_administrator_revokes_the_organization_s_workspaces_from_their_feed,
     changes_stamped_too_far_ahead_are_refused,
     malformed_changes_are_refused_one_by_one,
     the_stream_delivers_changes_as_they_commit_and_resumes,
@@ -766,6 +767,86 @@ async fn removing_a_member_revokes_the_workspace_from_their_feed(backend: Backen
         "b still receives the workspace: {changes:?}"
     );
     // a, still a member, is not told to drop anything.
+    let a_feed = pull_all(&s, &a).await;
+    assert!(!a_feed.iter().any(|c| c["operation"] == "revoke"));
+}
+
+/// An organization's owners and administrators read all of its workspaces: made a plain
+/// member, a user's devices are told (a revoke carrying the role they keep) to drop what
+/// the role opened, and the feed stops carrying it.
+async fn demoting_an_administrator_revokes_the_organization_s_workspaces_from_their_feed(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let members = format!("/api/v1/organizations/{}/members", w.organization);
+    let member = s
+        .post(&a, &members, json!({"user_id": b.id, "role": "admin"}))
+        .await
+        .expect(201);
+    let membership = format!("{members}/{}", member["id"].as_str().unwrap());
+    // A workspace of the organization b is not a member of: b reads it as administrator.
+    let board = s
+        .post(
+            &a,
+            "/api/v1/workspaces",
+            json!({"name": "Board", "organization_id": w.organization}),
+        )
+        .await
+        .expect(201);
+    let board = board["id"].as_str().unwrap().to_owned();
+    let thread = s
+        .post(
+            &a,
+            "/api/v1/threads",
+            json!({"workspace_id": board, "title": "minutes"}),
+        )
+        .await
+        .expect(201);
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    let seen = pull_all(&s, &b).await;
+    assert!(seen.iter().any(|c| c["entity_id"] == thread.as_str()));
+    let cursor = seen.last().unwrap()["cursor"].as_str().unwrap().to_owned();
+
+    // Promotions and other edits of a membership revoke nothing.
+    s.patch(&a, &membership, json!({"role": "owner"}))
+        .await
+        .expect(200);
+    s.patch(&a, &membership, json!({"role": "member"}))
+        .await
+        .expect(200);
+    s.patch(
+        &a,
+        &format!("/api/v1/threads/{thread}"),
+        json!({"title": "after"}),
+    )
+    .await
+    .expect(200);
+    let page = s
+        .get(&b, &format!("/api/v1/sync/pull?cursor={cursor}"))
+        .await
+        .expect(200);
+    let changes = page["changes"].as_array().unwrap();
+    let revokes: Vec<&Value> = changes
+        .iter()
+        .filter(|c| c["operation"] == "revoke")
+        .collect();
+    assert_eq!(revokes.len(), 1, "{changes:?}");
+    assert_eq!(revokes[0]["entity"], "organizations");
+    assert_eq!(revokes[0]["entity_id"], w.organization.as_str());
+    assert_eq!(revokes[0]["values"], json!({"role": "member"}));
+    assert!(
+        !changes.iter().any(|c| c["entity_id"] == thread.as_str()),
+        "b still receives the workspace: {changes:?}"
+    );
+    // The membership itself is still b's to read, with its new role.
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["entity_id"] == member["id"] && c["values"]["role"] == "member"),
+        "{changes:?}"
+    );
     let a_feed = pull_all(&s, &a).await;
     assert!(!a_feed.iter().any(|c| c["operation"] == "revoke"));
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ceneca_domain::clock::{HybridClock, now};
+use ceneca_domain::roles::OrgRole;
 use ceneca_domain::schema::Field;
 use ceneca_domain::{Entity, Record, Value, model};
 use time::OffsetDateTime;
@@ -426,7 +427,9 @@ fn log(
     let membership = std::ptr::eq(entity, &model::WORKSPACE_MEMBERS)
         || std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS);
     if membership && op == operation::DELETE {
-        log_revocation(changes, entity, row, &cx);
+        log_revocation(changes, entity, row, &cx, None);
+    } else if let Some(role) = demoted_to(entity, row, op, changed) {
+        log_revocation(changes, entity, row, &cx, Some(role));
     }
 }
 
@@ -458,10 +461,37 @@ fn payload(entity: &Entity, row: &Record, op: &str, changed: &[&'static str]) ->
     serde_json::Value::Object(out)
 }
 
+/// The role an organization membership was just lowered to, when it no longer
+/// administers the organization: owners and administrators read every workspace of it,
+/// other members only their own, so the change takes workspaces away like a removal.
+fn demoted_to(
+    entity: &Entity,
+    row: &Record,
+    op: &str,
+    changed: &[&'static str],
+) -> Option<OrgRole> {
+    if !std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
+        || op != operation::UPDATE
+        || !changed.contains(&"role")
+    {
+        return None;
+    }
+    let role = OrgRole::parse(row.get("role")?.as_str()?)?;
+    (role < OrgRole::Admin).then_some(role)
+}
+
 /// Removing a member is logged once more, for the member: an entry in their own scope
 /// that tells their devices to drop what they hold of the workspace (or organization)
-/// and to learn again what they may still read.
-fn log_revocation(changes: &mut Vec<Record>, entity: &Entity, row: &Record, cx: &LogContext<'_>) {
+/// and to learn again what they may still read. A demotion (`demoted_to`) is logged the
+/// same way with the new role as its payload: the devices keep the membership and drop
+/// the workspaces it no longer opens.
+fn log_revocation(
+    changes: &mut Vec<Record>,
+    entity: &Entity,
+    row: &Record,
+    cx: &LogContext<'_>,
+    demoted_to: Option<OrgRole>,
+) {
     let (target, column) = if std::ptr::eq(entity, &model::WORKSPACE_MEMBERS) {
         (&model::WORKSPACES, "workspace_id")
     } else {
@@ -484,7 +514,11 @@ fn log_revocation(changes: &mut Vec<Record>, entity: &Entity, row: &Record, cx: 
     record.set("scope_workspace_id", Value::Null);
     record.set("scope_organization_id", Value::Null);
     record.set("scope_user_id", Value::Id(user));
-    record.set("payload", Value::Json(serde_json::json!({})));
+    let payload = match demoted_to {
+        Some(role) => serde_json::json!({ "role": role.as_str() }),
+        None => serde_json::json!({}),
+    };
+    record.set("payload", Value::Json(payload));
     changes.push(record);
 }
 

@@ -160,7 +160,9 @@ pub struct Change {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<Uuid>,
     /// The new values of the fields written (every replicated field for a create; none
-    /// for a delete, restore or revoke).
+    /// for a delete or restore). A revoke carries `role` when it is a demotion (an
+    /// organization's administrator made a plain member: the membership stays, the
+    /// workspaces it opened go); none when the membership itself is gone.
     #[schema(value_type = Object)]
     pub values: Map<String, Json>,
 }

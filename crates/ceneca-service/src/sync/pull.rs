@@ -206,7 +206,10 @@ impl Services {
         };
         let entity = ceneca_domain::sync::entity_logged_as(entity_type)
             .ok_or_else(|| ServiceError::Internal(format!("a change of {entity_type}")))?;
-        self.open_values(entity, entity_id, workspace_id, &mut values)?;
+        // A revoke's values are the server's own (the role a demotion leaves), not a row's.
+        if operation != ChangeOperation::Revoke {
+            self.open_values(entity, entity_id, workspace_id, &mut values)?;
+        }
         Ok(Change {
             cursor: seq_of(row).to_string(),
             change_id: row.id().unwrap_or_default(),

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use ceneca_domain::clock::HybridClock;
+use ceneca_domain::roles::OrgRole;
 use ceneca_domain::schema::Kind;
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::sync::{
@@ -36,8 +37,9 @@ pub struct UpstreamApplied {
     /// Changes that could not be applied, each with why (logged by the loop).
     pub failed: Vec<String>,
     /// The user was given access to a workspace this node has never held (by the change
-    /// at this cursor): its earlier history is behind the cursor, so the node reads the
-    /// upstream's snapshot before it moves on.
+    /// at this cursor: a new membership, or being made an organization's administrator):
+    /// its earlier history is behind the cursor, so the node reads the upstream's snapshot
+    /// before it moves on.
     pub resync: Option<i64>,
     /// Changes made here and not pushed yet, dropped with a workspace the user lost.
     pub lost: Vec<String>,
@@ -264,8 +266,16 @@ impl Services {
             if change.operation == ChangeOperation::Revoke {
                 let at: i64 = change.cursor.parse().unwrap_or(i64::MAX);
                 if at >= revokes_from {
+                    // A demotion carries the role the user keeps: the membership stays.
+                    let keeps_membership = change.values.contains_key("role");
                     let lost = self
-                        .forget_access(&node, &change.entity, change.entity_id, pushed)
+                        .forget_access(
+                            &node,
+                            &change.entity,
+                            change.entity_id,
+                            keeps_membership,
+                            pushed,
+                        )
                         .await?;
                     out.lost.extend(lost);
                 }
@@ -287,7 +297,13 @@ impl Services {
                 }
             };
             match applied {
-                Ok(()) => out.applied += 1,
+                Ok(()) => {
+                    out.applied += 1;
+                    let at: i64 = change.cursor.parse().unwrap_or(0);
+                    if at >= revokes_from && self.made_administrator(&node, change).await? {
+                        out.resync = Some(out.resync.map_or(at, |r: i64| r.min(at)));
+                    }
+                }
                 // The row keeps changing here: the page is not applied past it, and the
                 // loop reads it again on its next round (nothing is skipped).
                 Err(Skip::Failed(ServiceError::Stale)) => return Err(ServiceError::Stale),
@@ -548,17 +564,45 @@ impl Services {
         Ok(())
     }
 
+    /// Whether `change` made the node's user an owner or administrator of an organization
+    /// they already belonged to: every workspace of it opens to them, and those workspaces'
+    /// history is behind the cursor, as a new workspace's is ([`UpstreamApplied::resync`]).
+    async fn made_administrator(&self, node: &LocalNode, change: &Change) -> Result<bool> {
+        let promoted = change.entity == model::ORGANIZATION_MEMBERS.table
+            && change
+                .values
+                .get("role")
+                .and_then(Json::as_str)
+                .and_then(OrgRole::parse)
+                .is_some_and(|role| role >= OrgRole::Admin);
+        if !promoted {
+            return Ok(false);
+        }
+        let mine = self
+            .rows_where(
+                &model::ORGANIZATION_MEMBERS,
+                vec![
+                    ("id", Value::Id(change.entity_id)),
+                    ("user_id", Value::Id(node.user_id)),
+                ],
+            )
+            .await?;
+        Ok(!mine.is_empty())
+    }
+
     /// The user lost access: a workspace's copy is dropped with its history here (its
     /// content, memberships and change-log entries), so a later invitation brings it back
-    /// whole. Losing an organization drops the user's membership of it and every workspace
-    /// of it the user is not a member of in their own right (an organization's
-    /// administrators read all of its workspaces). Answers what was made here in the
-    /// dropped workspaces and not pushed yet: it is lost, and said so.
+    /// whole. Losing an organization drops the user's membership of it (unless
+    /// `keeps_membership`: a demotion from administrator) and every workspace of it the
+    /// user is not a member of in their own right (an organization's administrators read
+    /// all of its workspaces). Answers what was made here in the dropped workspaces and
+    /// not pushed yet: it is lost, and said so.
     async fn forget_access(
         &self,
         node: &LocalNode,
         entity: &str,
         id: Uuid,
+        keeps_membership: bool,
         pushed: i64,
     ) -> Result<Vec<String>> {
         let mut workspaces = Vec::new();
@@ -570,19 +614,21 @@ impl Services {
         if entity == model::WORKSPACES.table {
             workspaces.push(id);
         } else {
-            let mine = self
-                .rows_where(
-                    &model::ORGANIZATION_MEMBERS,
-                    vec![
-                        ("organization_id", Value::Id(id)),
-                        ("user_id", Value::Id(node.user_id)),
-                    ],
-                )
-                .await?;
-            batch = batch.push(WriteOp::Forget {
-                entity: &model::ORGANIZATION_MEMBERS,
-                filter: ScopeFilter::AnyOf(vec![("id", mine)]),
-            });
+            if !keeps_membership {
+                let mine = self
+                    .rows_where(
+                        &model::ORGANIZATION_MEMBERS,
+                        vec![
+                            ("organization_id", Value::Id(id)),
+                            ("user_id", Value::Id(node.user_id)),
+                        ],
+                    )
+                    .await?;
+                batch = batch.push(WriteOp::Forget {
+                    entity: &model::ORGANIZATION_MEMBERS,
+                    filter: ScopeFilter::AnyOf(vec![("id", mine)]),
+                });
+            }
             for workspace in self
                 .rows_where(&model::WORKSPACES, vec![("organization_id", Value::Id(id))])
                 .await?
@@ -652,7 +698,7 @@ impl Services {
                 continue;
             }
             lost.extend(
-                self.forget_access(&node, model::ORGANIZATIONS.table, org, pushed)
+                self.forget_access(&node, model::ORGANIZATIONS.table, org, false, pushed)
                     .await?,
             );
         }
@@ -664,7 +710,7 @@ impl Services {
                 continue;
             }
             lost.extend(
-                self.forget_access(&node, model::WORKSPACES.table, workspace, pushed)
+                self.forget_access(&node, model::WORKSPACES.table, workspace, false, pushed)
                     .await?,
             );
         }

@@ -2,8 +2,8 @@
 //! stores, the feed pulled with a device token as the node pulls it. The regression tests
 //! are the findings of the attack on the local node.
 
-use ceneca_domain::model;
 use ceneca_domain::scope::ScopeFilter;
+use ceneca_domain::{Value, model};
 use ceneca_store::Deleted;
 use ceneca_wire::sync::{Change, ChangeOperation};
 use serde_json::{Value as Json, json};
@@ -1152,4 +1152,90 @@ async fn regression_a_plain_organization_member_removed_from_its_workspace_loses
     assert!(failed.is_empty(), "{failed:?}");
     assert!(!pair.node_has(&model::WORKSPACES, workspace).await);
     assert!(!pair.node_has(&model::THREADS, thread).await);
+}
+
+/// From session 8's left-out list: an organization administrator made a plain member kept,
+/// on their node, every workspace of the organization they had read only as administrator
+/// (a demotion logged no revocation). Made administrator again, the node gets them back.
+#[tokio::test]
+async fn regression_a_demoted_administrator_s_node_drops_what_only_the_role_opened() {
+    let up = services().await;
+    let (alice, _) = sign_up(&up.svc, "alice@example.com").await;
+    let mut pair = enrolled(up, "bob@example.com").await;
+    let svc = pair.up.svc.clone();
+    let bob = pair.account.user_id;
+    let (org, membership, alice) = organization_with(&svc, &alice, bob, "admin").await;
+    let (board, board_thread) = workspace_with_thread(
+        &svc,
+        &alice,
+        json!({"name": "Board", "organization_id": org}),
+    )
+    .await;
+    let (team, team_thread) = workspace_with_thread(
+        &svc,
+        &alice,
+        json!({"name": "Team", "organization_id": org}),
+    )
+    .await;
+    let alice = refresh_caller(&svc, &alice).await;
+    svc.create(
+        &alice,
+        &model::WORKSPACE_MEMBERS,
+        &json!({"user_id": bob, "role": "editor"}),
+        Some(ParentRef {
+            field: "workspace_id",
+            id: team,
+        }),
+    )
+    .await
+    .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(pair.node_has(&model::THREADS, board_thread).await);
+
+    svc.update(
+        &alice,
+        &model::ORGANIZATION_MEMBERS,
+        membership,
+        &json!({"role": "member"}),
+    )
+    .await
+    .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(!pair.node_has(&model::WORKSPACES, board).await, "kept");
+    assert!(!pair.node_has(&model::THREADS, board_thread).await, "kept");
+    // What the user still belongs to stays: the organization, the membership (now a
+    // member's), and the workspace they are a member of in their own right.
+    assert!(pair.node_has(&model::ORGANIZATIONS, org).await);
+    let kept = pair
+        .node
+        .svc
+        .store()
+        .get(
+            &model::ORGANIZATION_MEMBERS,
+            membership,
+            ScopeFilter::All,
+            Deleted::Exclude,
+        )
+        .await
+        .unwrap()
+        .expect("the membership was dropped with the role");
+    assert_eq!(kept.get("role").and_then(Value::as_str), Some("member"));
+    assert!(pair.node_has(&model::THREADS, team_thread).await);
+
+    svc.update(
+        &alice,
+        &model::ORGANIZATION_MEMBERS,
+        membership,
+        &json!({"role": "admin"}),
+    )
+    .await
+    .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(
+        pair.node_has(&model::THREADS, board_thread).await,
+        "made administrator again, the node did not get the workspace back"
+    );
 }
