@@ -19,7 +19,10 @@ on_every_backend!(
     regression_a_denied_or_binned_parent_hides_its_files,
     regression_files_are_refused_where_content_is_encrypted_at_rest,
     regression_a_binary_padded_with_text_is_not_text,
-    regression_ranges_of_another_version_and_bad_ids
+    regression_ranges_of_another_version_and_bad_ids,
+    a_form_creates_the_row_with_its_file,
+    a_refused_form_keeps_no_row_and_no_file,
+    a_form_names_only_what_its_sender_may_write,
 );
 
 /// A PNG signature and a little more: sniffed as `image/png`.
@@ -867,4 +870,314 @@ async fn regression_ranges_of_another_version_and_bad_ids(backend: Backend) {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_request", "{body}");
+}
+
+const BOUNDARY: &str = "ceneca-test-boundary-7MA4YWxkTrZu0gW";
+
+/// A `multipart/form-data` body of `parts` (name, file name, bytes), in order.
+fn form(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file_name, bytes) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let disposition = match file_name {
+            Some(file) => format!("form-data; name=\"{name}\"; filename=\"{file}\""),
+            None => format!("form-data; name=\"{name}\""),
+        };
+        body.extend_from_slice(format!("Content-Disposition: {disposition}\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn post_form(s: &TestServer, u: &User, query: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let reply = send(
+        s,
+        u,
+        Method::POST,
+        &format!("/api/v1/attachments{query}"),
+        &[("content-type", content_type.as_str())],
+        Some(body),
+    )
+    .await;
+    let status = reply.status();
+    (status, reply.json().await.unwrap_or(Value::Null))
+}
+
+async fn attachment_count(s: &TestServer, u: &User) -> usize {
+    s.get(u, "/api/v1/attachments?limit=200").await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+async fn a_form_creates_the_row_with_its_file(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let bytes = png(&[7u8; 70_000]);
+    let metadata = json!({"workspace_id": w.workspace, "message_id": w.message});
+    let (status, row) = post_form(
+        &s,
+        &u,
+        &format!("?expected_sha256={}", sha256(&bytes).to_uppercase()),
+        form(&[
+            ("metadata", None, metadata.to_string().as_bytes()),
+            ("file", Some("chart.png"), &bytes),
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{row}");
+    // The file part named the file; the server described it.
+    assert_eq!(row["file_name"], "chart.png");
+    assert_eq!(row["mime_type"], "image/png");
+    assert_eq!(row["size_bytes"], bytes.len());
+    assert_eq!(row["sha256"], sha256(&bytes));
+    let id = row["id"].as_str().unwrap();
+    let got = send(
+        &s,
+        &u,
+        Method::GET,
+        &format!("/api/v1/attachments/{id}/content"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // A file name in the metadata wins over the part's; JSON still creates a row alone.
+    let metadata = json!({"workspace_id": w.workspace, "message_id": w.message,
+                          "file_name": "named.png"});
+    let (status, row) = post_form(
+        &s,
+        &u,
+        "",
+        form(&[
+            ("metadata", None, metadata.to_string().as_bytes()),
+            ("file", Some("ignored.png"), &png(b"other")),
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{row}");
+    assert_eq!(row["file_name"], "named.png");
+    new_attachment(&s, &u, &w.workspace, &w.message).await;
+    assert_eq!(attachment_count(&s, &u).await, 3);
+    // The create is audited with what the server read from the file.
+    let admin = s.admin().await;
+    let audit = s
+        .get(
+            &admin,
+            "/api/v1/audit-log?action=attachments.create&limit=200",
+        )
+        .await
+        .expect(200);
+    let text = audit.to_string();
+    assert!(text.contains(&sha256(&bytes)), "{text}");
+}
+
+async fn a_refused_form_keeps_no_row_and_no_file(backend: Backend) {
+    let config = ServiceConfig {
+        max_upload_bytes: 100_000,
+        ..ServiceConfig::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let metadata = json!({"workspace_id": w.workspace, "message_id": w.message}).to_string();
+    let metadata = metadata.as_bytes();
+    let cases: Vec<(&str, u16, Vec<u8>, String)> = vec![
+        (
+            "too large",
+            413,
+            form(&[
+                ("metadata", None, metadata),
+                ("file", Some("a.png"), &png(&[0; 200_000])),
+            ]),
+            String::new(),
+        ),
+        (
+            "a type not allowed (an ELF program)",
+            415,
+            form(&[
+                ("metadata", None, metadata),
+                (
+                    "file",
+                    Some("a.png"),
+                    b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0",
+                ),
+            ]),
+            String::new(),
+        ),
+        (
+            "not the hash expected",
+            422,
+            form(&[
+                ("metadata", None, metadata),
+                ("file", Some("a.png"), &png(b"x")),
+            ]),
+            format!("?expected_sha256={}", sha256(b"something else")),
+        ),
+        (
+            "empty",
+            422,
+            form(&[("metadata", None, metadata), ("file", Some("a.png"), b"")]),
+            String::new(),
+        ),
+        (
+            "the file before the metadata",
+            400,
+            form(&[
+                ("file", Some("a.png"), &png(b"x")),
+                ("metadata", None, metadata),
+            ]),
+            String::new(),
+        ),
+        (
+            "no file",
+            400,
+            form(&[("metadata", None, metadata)]),
+            String::new(),
+        ),
+        (
+            "a part the form does not take",
+            400,
+            form(&[
+                ("metadata", None, metadata),
+                ("extra", None, b"1"),
+                ("file", Some("a.png"), &png(b"x")),
+            ]),
+            String::new(),
+        ),
+        (
+            "metadata that is not JSON",
+            400,
+            form(&[
+                ("metadata", None, b"{nope"),
+                ("file", Some("a.png"), &png(b"x")),
+            ]),
+            String::new(),
+        ),
+        (
+            "metadata that is not a valid row",
+            422,
+            form(&[
+                ("metadata", None, br#"{"workspace_id": "not-an-id"}"#),
+                ("file", Some("a.png"), &png(b"x")),
+            ]),
+            String::new(),
+        ),
+        (
+            "a path for a name",
+            422,
+            form(&[
+                ("metadata", None, metadata),
+                ("file", Some("../../etc/passwd"), &png(b"x")),
+            ]),
+            String::new(),
+        ),
+        (
+            "server fields in the metadata",
+            422,
+            form(&[
+                (
+                    "metadata",
+                    None,
+                    json!({"workspace_id": w.workspace, "message_id": w.message,
+                                          "sha256": sha256(b"x"), "storage_key": "ab/cd/x"})
+                    .to_string()
+                    .as_bytes(),
+                ),
+                ("file", Some("a.png"), &png(b"x")),
+            ]),
+            String::new(),
+        ),
+        (
+            "a body that is not a form",
+            400,
+            b"--not-the-boundary\r\nnothing here".to_vec(),
+            String::new(),
+        ),
+    ];
+    for (what, expected, body, query) in cases {
+        let (status, reply) = post_form(&s, &u, &query, body).await;
+        assert_eq!(status.as_u16(), expected, "{what}: {reply}");
+        assert!(reply["error"]["message"].is_string(), "{what}: {reply}");
+    }
+    assert_eq!(
+        attachment_count(&s, &u).await,
+        0,
+        "a refused form kept a row"
+    );
+    assert_eq!(files(&s), (0, 0), "a refused form kept a file");
+    // A declared length past the limit is refused before the body is read.
+    let reply = send(
+        &s,
+        &u,
+        Method::POST,
+        "/api/v1/attachments",
+        &[
+            (
+                "content-type",
+                &format!("multipart/form-data; boundary={BOUNDARY}"),
+            ),
+            ("content-length", "900000000"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+async fn a_form_names_only_what_its_sender_may_write(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let w = world(&s, &a).await;
+    let bytes = png(b"mine");
+    // b names a's workspace and message: refused before the file is read; a keeps nothing
+    // of b's.
+    for metadata in [
+        json!({"workspace_id": w.workspace, "message_id": w.message}),
+        json!({"workspace_id": w.workspace, "document_id": w.document}),
+    ] {
+        let (status, reply) = post_form(
+            &s,
+            &b,
+            "",
+            form(&[
+                ("metadata", None, metadata.to_string().as_bytes()),
+                ("file", Some("x.png"), &bytes),
+            ]),
+        )
+        .await;
+        assert!(
+            [403, 404, 422].contains(&status.as_u16()),
+            "{status}: {reply}"
+        );
+    }
+    assert_eq!(attachment_count(&s, &a).await, 0);
+    assert_eq!(files(&s), (0, 0));
+    // The session cookie from a page of another origin is refused (forms can be sent
+    // across sites; the cookie is not theirs to use).
+    let metadata = json!({"workspace_id": w.workspace, "message_id": w.message}).to_string();
+    let reply = s
+        .http
+        .post(format!("{}/api/v1/attachments", s.base))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .header("cookie", format!("ceneca_session={}", a.token))
+        .header("sec-fetch-site", "same-site")
+        .header("origin", "https://evil.example.com")
+        .body(form(&[
+            ("metadata", None, metadata.as_bytes()),
+            ("file", Some("x.png"), &bytes),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::FORBIDDEN);
+    assert_eq!(attachment_count(&s, &a).await, 0);
 }

@@ -242,6 +242,17 @@ pub fn is_json(content_type: &HeaderValue) -> bool {
     })
 }
 
+/// Whether a `Content-Type` is `multipart/form-data` (with its boundary parameter).
+fn is_form_data(content_type: &HeaderValue) -> bool {
+    content_type.to_str().is_ok_and(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("multipart/form-data")
+    })
+}
+
 fn unsupported_media_type() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -270,6 +281,19 @@ pub async fn json_or_nothing(
     // the bytes). The route takes `PUT` only, which no HTML form can send, and a
     // cross-origin `PUT` needs the CORS preflight the configured origins decide.
     if *req.method() == Method::PUT && is_content_upload(req.uri().path()) {
+        return next.run(req).await;
+    }
+    // An attachment created with its file: a form, which an HTML page of another site
+    // could send, but without this server's credentials: the session cookie is
+    // `SameSite=Strict`, and from another origin of the same site it is refused unless
+    // CORS allows that origin (`check_cookie_origin`); a bearer token no form can send.
+    if *req.method() == Method::POST
+        && req.uri().path() == "/api/v1/attachments"
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(is_form_data)
+    {
         return next.run(req).await;
     }
     let acceptable = match req.headers().get(header::CONTENT_TYPE) {

@@ -83,6 +83,12 @@ pub fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
 }
 
+/// A file's bytes, as a part of a form.
+pub fn binary() -> ObjectBuilder {
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
+    string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+}
+
 /// `{items: [item]}`: a whole answer, not paged.
 pub fn items(item: RefOr<Schema>) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -145,6 +151,35 @@ impl Op {
             RequestBodyBuilder::new()
                 .required(Some(Required::True))
                 .content("application/json", content)
+                .build(),
+        ));
+        self
+    }
+
+    /// A required body, as JSON (`json`) or as `multipart/form-data` whose `parts` come
+    /// in the order given (an object part is JSON, as OpenAPI encodes it).
+    pub fn json_or_form_body(
+        mut self,
+        json: RefOr<Schema>,
+        parts: impl IntoIterator<Item = (&'static str, RefOr<Schema>)>,
+        description: &str,
+    ) -> Self {
+        let mut form = ObjectBuilder::new().schema_type(Type::Object);
+        for (name, schema) in parts {
+            form = form.property(name, schema).required(name);
+        }
+        self.builder = self.builder.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .description(Some(description))
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(json)).build(),
+                )
+                .content(
+                    "multipart/form-data",
+                    ContentBuilder::new().schema(Some(form)).build(),
+                )
                 .build(),
         ));
         self

@@ -7,9 +7,10 @@ use ceneca_domain::content_type::{SNIFF_BYTES, TextCheck, allowed, sniff};
 use ceneca_domain::output::View;
 use ceneca_domain::scope::Access;
 use ceneca_domain::{Record, Value, model};
-use ceneca_store::{Deleted, WriteOp};
+use ceneca_store::{BlobStore, Deleted, PendingBlob, WriteOp};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use uuid::Uuid;
 
@@ -54,11 +55,64 @@ impl Services {
         }
     }
 
+    /// Creates an attachment row and its content in one write: `metadata` is the body a
+    /// JSON create takes (the message or document, the file name), `body` the file. The
+    /// create is checked in full (validation, authorization, the parent) before a byte is
+    /// read, and the row is written only once the file is kept, so a refused or cut-off
+    /// upload leaves no row and no file.
+    pub async fn create_attachment_with_content<R>(
+        &self,
+        caller: &Caller,
+        metadata: &Json,
+        body: R,
+        expected_sha256: Option<&str>,
+    ) -> Result<Json>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        match self
+            .create_with_content(caller, metadata, body, expected_sha256)
+            .await
+        {
+            Err(e) => Err(self
+                .audit_refusal(caller, "attachments.create".into(), "attachments", None, e)
+                .await),
+            ok => ok,
+        }
+    }
+
+    async fn create_with_content<R>(
+        &self,
+        caller: &Caller,
+        metadata: &Json,
+        body: R,
+        expected_sha256: Option<&str>,
+    ) -> Result<Json>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let entity = &model::ATTACHMENTS;
+        let expected = expected_sha256.map(parse_sha256).transpose()?;
+        let blobs = self.accepting_uploads()?.clone();
+        let (mut record, extras) = self.prepare_create(caller, entity, metadata, None).await?;
+        self.check_parent(caller, &record).await?;
+        let received = self.receive(&blobs, body, expected).await?;
+        let _gate = self.blob_gate.read().await;
+        let (set, details) = received.keep(&blobs).await?;
+        for (name, value) in set.iter() {
+            record.set(name, value.clone());
+        }
+        // A failure from here leaves the blob unreferenced: the sweep removes it once the
+        // grace period has passed.
+        self.commit_create(caller, entity, record, extras, Some(details))
+            .await
+    }
+
     async fn upload<R>(
         &self,
         caller: &Caller,
         id: Uuid,
-        mut body: R,
+        body: R,
         expected_sha256: Option<&str>,
     ) -> Result<Json>
     where
@@ -68,15 +122,8 @@ impl Services {
         caller.require_reach(entity)?;
         self.require_local_write(entity)?;
         let expected = expected_sha256.map(parse_sha256).transpose()?;
-        let blobs = self.blob_store()?.clone();
+        let blobs = self.accepting_uploads()?.clone();
         let write = caller.filter(entity, Access::Write);
-        if self.config.encrypt_content {
-            return Err(ServiceError::NotInEdition(
-                "this server encrypts content at rest, and attachment files cannot be \
-                 encrypted yet: uploads are refused rather than stored in plaintext"
-                    .into(),
-            ));
-        }
         let Some(row) = self
             .store
             .get(entity, id, write.clone(), Deleted::Exclude)
@@ -85,7 +132,58 @@ impl Services {
             return Err(self.explain_missing(caller, entity, id).await);
         };
         self.check_parent(caller, &row).await?;
+        let received = self.receive(&blobs, body, expected).await?;
+        // From keeping the blob to committing the row that names it, the sweep waits.
+        let _gate = self.blob_gate.read().await;
+        let (set, details) = received.keep(&blobs).await?;
+        let event = AuditEvent::new("attachment.upload", "success")
+            .by(caller)
+            .on(entity.table, Some(id))
+            .details(details);
+        let batch = caller
+            .write_batch()
+            .push(WriteOp::Update {
+                entity,
+                id,
+                filter: write,
+                set,
+            })
+            .push(self.audit_op(event));
+        // A failure from here leaves the blob unreferenced: the sweep removes it once the
+        // grace period has passed.
+        match self.store.apply(batch).await {
+            Ok(rows) => self.present(entity, &rows[0], View::Detail),
+            Err(ceneca_store::StoreError::NotFound) => {
+                Err(self.explain_missing(caller, entity, id).await)
+            }
+            Err(e) => Err(from_store(entity.name, false, e)),
+        }
+    }
 
+    /// The blob store, when this server takes files.
+    fn accepting_uploads(&self) -> Result<&Arc<dyn BlobStore>> {
+        if self.config.encrypt_content {
+            return Err(ServiceError::NotInEdition(
+                "this server encrypts content at rest, and attachment files cannot be \
+                 encrypted yet: uploads are refused rather than stored in plaintext"
+                    .into(),
+            ));
+        }
+        self.blob_store()
+    }
+
+    /// Streams `body` to a temporary file, hashing and counting it: refused past the size
+    /// limit, when empty, when its hash is not `expected`, or when its type (read from the
+    /// bytes) is not allowed. Nothing is kept until [`Received::keep`].
+    async fn receive<R>(
+        &self,
+        blobs: &Arc<dyn BlobStore>,
+        mut body: R,
+        expected: Option<String>,
+    ) -> Result<Received>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
         let limit = self.config.max_upload_bytes;
         let mut pending = blobs.begin().await.map_err(storage_error)?;
         let mut hasher = Sha256::new();
@@ -149,39 +247,42 @@ impl Services {
                  (attachments.allowed_types)"
             )));
         }
-        // From keeping the blob to committing the row that names it, the sweep waits.
-        let _gate = self.blob_gate.read().await;
-        let key = blobs.keep(pending, &sha256).await.map_err(storage_error)?;
+        Ok(Received {
+            pending,
+            size,
+            sha256,
+            mime,
+        })
+    }
+}
 
+/// A file received in full and accepted, not yet kept.
+struct Received {
+    pending: PendingBlob,
+    size: u64,
+    sha256: String,
+    mime: &'static str,
+}
+
+impl Received {
+    /// Keeps the file under its hash (the caller holds the sweep's gate until the row
+    /// that names it is written). Answers the row's content fields and the audit details.
+    async fn keep(self, blobs: &Arc<dyn BlobStore>) -> Result<(Record, Json)> {
+        let key = blobs
+            .keep(self.pending, &self.sha256)
+            .await
+            .map_err(storage_error)?;
         let mut set = Record::default();
-        set.set("size_bytes", Value::Int(size as i64));
-        set.set("sha256", Value::Text(sha256.clone()));
-        set.set("mime_type", Value::Text(mime.to_owned()));
+        set.set("size_bytes", Value::Int(self.size as i64));
+        set.set("sha256", Value::Text(self.sha256.clone()));
+        set.set("mime_type", Value::Text(self.mime.to_owned()));
         set.set("storage_key", Value::Text(key.as_str().to_owned()));
         set.set("encrypted", Value::Bool(false));
         set.set("thumbnail", Value::Null);
-        let event = AuditEvent::new("attachment.upload", "success")
-            .by(caller)
-            .on(entity.table, Some(id))
-            .details(serde_json::json!({"size_bytes": size, "sha256": sha256, "mime_type": mime}));
-        let batch = caller
-            .write_batch()
-            .push(WriteOp::Update {
-                entity,
-                id,
-                filter: write,
-                set,
-            })
-            .push(self.audit_op(event));
-        // A failure from here leaves the blob unreferenced: the sweep removes it once the
-        // grace period has passed.
-        match self.store.apply(batch).await {
-            Ok(rows) => self.present(entity, &rows[0], View::Detail),
-            Err(ceneca_store::StoreError::NotFound) => {
-                Err(self.explain_missing(caller, entity, id).await)
-            }
-            Err(e) => Err(from_store(entity.name, false, e)),
-        }
+        let details = serde_json::json!({
+            "size_bytes": self.size, "sha256": self.sha256, "mime_type": self.mime,
+        });
+        Ok((set, details))
     }
 }
 

@@ -37,6 +37,21 @@ impl Services {
         body: &Json,
         parent: Option<ParentRef>,
     ) -> Result<Json> {
+        let (record, extras) = self.prepare_create(caller, entity, body, parent).await?;
+        self.commit_create(caller, entity, record, extras, None)
+            .await
+    }
+
+    /// Everything a create checks, without writing: the caller may create here, the
+    /// parent is theirs to see, and the body is a valid row. Answers the row and what
+    /// goes with it; [`Self::commit_create`] writes them.
+    pub(crate) async fn prepare_create(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        body: &Json,
+        parent: Option<ParentRef>,
+    ) -> Result<(Record, Extras)> {
         self.check_creatable(caller, entity)?;
         let parent_row = match parent {
             Some(p) => Some(self.visible_parent(caller, entity, p).await?),
@@ -49,12 +64,26 @@ impl Services {
         };
         let rewritten = rules_for(entity).resolve_input(&cx, object(body)?).await?;
         let body = rewritten.as_ref().unwrap_or(object(body)?);
-        let (record, extras) = self
-            .prepare_new(caller, entity, body, parent, parent_row.as_ref())
-            .await?;
-        let event = AuditEvent::new(action(entity, "create"), "success")
+        self.prepare_new(caller, entity, body, parent, parent_row.as_ref())
+            .await
+    }
+
+    /// Writes a row [`Self::prepare_create`] made, with its audit entry (carrying
+    /// `details` when given), and answers it as the API shows it.
+    pub(crate) async fn commit_create(
+        &self,
+        caller: &Caller,
+        entity: &'static Entity,
+        record: Record,
+        extras: Extras,
+        details: Option<Json>,
+    ) -> Result<Json> {
+        let mut event = AuditEvent::new(action(entity, "create"), "success")
             .by(caller)
             .on(entity.table, record.id());
+        if let Some(details) = details {
+            event = event.details(details);
+        }
         let mut batch = caller
             .write_batch()
             .push(WriteOp::Insert { entity, record });

@@ -2,7 +2,7 @@
 //! type from the bytes), `GET` streams it out with byte ranges and an entity tag.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ContentAuth, Id, NoQuery, QueryPairs};
+use crate::extract::{BodyLimit, ContentAuth, Id, JsonBody, NoQuery, QueryPairs};
 use crate::openapi::op;
 
 pub fn routes() -> Routes {
@@ -63,18 +63,164 @@ pub fn routes() -> Routes {
     )
 }
 
-async fn upload(
+/// The create operation's documentation, with the multipart form beside the JSON body.
+pub(super) fn create_docs(json: op::Op) -> op::Op {
+    let row = ceneca_wire::entities::schema_ref(&ceneca_domain::model::ATTACHMENTS, "Create");
+    json.json_or_form_body(
+        row.clone(),
+        [("metadata", row), ("file", op::binary().into())],
+        "JSON creates the row alone; its file follows with `PUT /attachments/{id}/content`. \
+         As `multipart/form-data`, the `metadata` part (the JSON body; `file_name` may be \
+         left out, the file part's name is used), then the `file` part: the file is \
+         streamed to disk and the row written only once it is kept, so a refused file \
+         leaves nothing (too large 413, a type not in `attachments.allowed_types` 415, \
+         `expected_sha256` not matched 422).",
+    )
+    .param(op::query(
+        "expected_sha256",
+        "With a multipart body: the file's SHA-256 (hex) as the client computed it.",
+        op::string(),
+    ))
+    .answers_of::<ceneca_wire::ErrorBody>(413, "The file is too large.")
+    .answers_of::<ceneca_wire::ErrorBody>(415, "Files of this type are not accepted.")
+}
+
+/// `POST /attachments`: a JSON body creates the row alone (its file comes later with
+/// `PUT …/content`); `multipart/form-data` creates the row with its file.
+pub(super) async fn create(
     State(state): State<AppState>,
     ContentAuth(caller): ContentAuth,
     QueryPairs(pairs): QueryPairs,
-    Id(id): Id,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    match store_upload(state, caller, pairs, id, headers, body).await {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok());
+    let Some(boundary) = multipart else {
+        let json = match ceneca_wire::params::no_params(&pairs) {
+            Ok(()) => JsonBody::from_request(request, &state).await,
+            Err(e) => Err(e.into()),
+        };
+        return match json {
+            Ok(body) => super::resources::create(
+                State(state),
+                ContentAuth(caller),
+                body,
+                &ceneca_domain::model::ATTACHMENTS,
+            )
+            .await
+            .into_response(),
+            Err(e) => e.into_response(),
+        };
+    };
+    let metadata_limit = request
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(DEFAULT_METADATA_LIMIT, |l| l.0);
+    closing_on_error(
+        create_with_file(state, caller, pairs, boundary, metadata_limit, request).await,
+    )
+}
+
+/// The most a `metadata` part may hold when no route limit is set.
+const DEFAULT_METADATA_LIMIT: usize = 2 * 1024 * 1024;
+
+async fn create_with_file(
+    state: AppState,
+    caller: ceneca_service::Caller,
+    pairs: Vec<(String, String)>,
+    boundary: String,
+    metadata_limit: usize,
+    request: Request,
+) -> ApiResult<Response> {
+    let params = UploadParams::from_pairs(&pairs)?;
+    let limit = state.services.config().max_upload_bytes;
+    refuse_declared_over(
+        request.headers(),
+        limit.saturating_add(metadata_limit as u64 + FORM_OVERHEAD),
+        limit,
+    )?;
+    let constraints = multer::Constraints::new()
+        .allowed_fields(vec!["metadata", "file"])
+        .size_limit(multer::SizeLimit::new().for_field("metadata", metadata_limit as u64));
+    let mut form = multer::Multipart::with_constraints(
+        request.into_body().into_data_stream(),
+        boundary,
+        constraints,
+    );
+    let part = form.next_field().await.map_err(form_error)?;
+    let Some(part) = part.filter(|p| p.name() == Some("metadata")) else {
+        return Err(ApiError::bad_request(
+            "the form's first part must be `metadata` (the attachment as JSON), then `file`",
+        )
+        .with_field("metadata", "is missing"));
+    };
+    let text = part.bytes().await.map_err(form_error)?;
+    let mut metadata: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        ApiError::bad_request("the `metadata` part is not JSON")
+            .with_field("metadata", format!("is not JSON: {e}"))
+    })?;
+    let part = form.next_field().await.map_err(form_error)?;
+    let Some(file) = part.filter(|p| p.name() == Some("file")) else {
+        return Err(ApiError::bad_request(
+            "the form's second part must be `file`, the attachment's file",
+        )
+        .with_field("file", "is missing"));
+    };
+    if let (Some(object), Some(name)) = (metadata.as_object_mut(), file.file_name())
+        && !object.contains_key("file_name")
+    {
+        object.insert("file_name".into(), name.into());
+    }
+    use tokio_stream::StreamExt;
+    let body =
+        tokio_util::io::StreamReader::new(file.map(|chunk| chunk.map_err(std::io::Error::other)));
+    let row = state
+        .services
+        .create_attachment_with_content(&caller, &metadata, body, params.expected_sha256.as_deref())
+        .await?;
+    let location = row["id"].as_str().and_then(|id| {
+        format!("/api/v1/attachments/{id}")
+            .parse::<HeaderValue>()
+            .ok()
+    });
+    let mut response = (StatusCode::CREATED, axum::Json(row)).into_response();
+    if let Some(location) = location {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// What a form adds around its two parts (boundaries, part headers), at most.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
+/// A form that cannot be read as one: a part too large, one this route does not take, or
+/// bytes that are not `multipart/form-data`.
+fn form_error(error: multer::Error) -> ApiError {
+    match error {
+        multer::Error::FieldSizeExceeded { field_name, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the `metadata` part is larger than this server accepts",
+        )
+        .with_field(field_name.as_deref().unwrap_or("metadata"), "is too large"),
+        multer::Error::UnknownField { field_name } => {
+            let name = field_name.unwrap_or_default();
+            ApiError::bad_request("the form takes two parts: `metadata`, then `file`")
+                .with_field(&name, "is not a part of this form")
+        }
+        other => ApiError::bad_request(format!("the multipart body is malformed: {other}"))
+            .with_field("body", "is not a readable multipart/form-data body"),
+    }
+}
+
+/// A refused upload may leave its body unread: the connection cannot carry another
+/// request, and the client must not put it back in its pool.
+fn closing_on_error(result: ApiResult<Response>) -> Response {
+    match result {
         Ok(response) => response,
-        // A refused upload may leave its body unread: the connection cannot carry another
-        // request, and the client must not put it back in its pool.
         Err(error) => {
             let mut response = error.into_response();
             response
@@ -83,6 +229,30 @@ async fn upload(
             response
         }
     }
+}
+
+/// A declared length over `most` is refused before a byte is read (as a file over
+/// `file_limit`, the limit the client can act on).
+fn refuse_declared_over(headers: &HeaderMap, most: u64, file_limit: u64) -> ApiResult<()> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > most) {
+        return Err(ceneca_service::error::ServiceError::too_large(file_limit).into());
+    }
+    Ok(())
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+    QueryPairs(pairs): QueryPairs,
+    Id(id): Id,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    closing_on_error(store_upload(state, caller, pairs, id, headers, body).await)
 }
 
 async fn store_upload(
@@ -94,15 +264,8 @@ async fn store_upload(
     body: Body,
 ) -> ApiResult<Response> {
     let params = UploadParams::from_pairs(&pairs)?;
-    // A declared length over the limit is refused before a byte is read.
     let limit = state.services.config().max_upload_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ceneca_service::error::ServiceError::too_large(limit).into());
-    }
+    refuse_declared_over(&headers, limit, limit)?;
     let stream = body_reader(body);
     let row = state
         .services

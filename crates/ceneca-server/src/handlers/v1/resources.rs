@@ -25,7 +25,10 @@ pub fn routes(entity: &'static Entity) -> Routes {
             list(state, auth, query, entity)
         },
     );
-    if entity.api.create {
+    if std::ptr::eq(entity, &ceneca_domain::model::ATTACHMENTS) {
+        // JSON, or the row and its file as `multipart/form-data`.
+        collection = collection.post(super::attachments::create);
+    } else if entity.api.create {
         collection = collection.post(
             move |state: State<AppState>, _: NoQuery, auth: ContentAuth, body: JsonBody| {
                 create(state, auth, body, entity)
@@ -54,7 +57,9 @@ pub fn routes(entity: &'static Entity) -> Routes {
     let base = format!("/{}", entity.path);
     let docs = Docs::of(entity);
     let mut collection_ops = vec![docs.list()];
-    if entity.api.create {
+    if std::ptr::eq(entity, &ceneca_domain::model::ATTACHMENTS) {
+        collection_ops.push(super::attachments::create_docs(docs.create(&[])));
+    } else if entity.api.create {
         collection_ops.push(docs.create(&[]));
     }
     let mut item_ops = vec![docs.read()];
@@ -310,7 +315,7 @@ async fn list(
     Ok(Json(page.to_json()).into_response())
 }
 
-async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     ContentAuth(caller): ContentAuth,
     JsonBody(body): JsonBody,
