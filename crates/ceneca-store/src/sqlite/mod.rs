@@ -110,22 +110,25 @@ impl SqliteStore {
         }
         create_private_file(path)?;
         let writer = open_connection(path, options.sqlite_synchronous, false, keys.as_ref())?;
-        // The writer's commits never checkpoint: the checkpointer does, beside them.
+        // The writer's commits checkpoint only as a backstop: the checkpointer does it,
+        // beside them. Past the limit, a WAL reused from its start is cut back to it.
         writer
-            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES};
+                 PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+            ))
             .map_err(backend)?;
-        let checkpointer = Checkpointer::start(open_connection(
-            path,
-            options.sqlite_synchronous,
-            true,
-            keys.as_ref(),
-        )?)?;
+        let writer = Arc::new(Mutex::new(writer));
+        let checkpointer = Checkpointer::start(
+            open_connection(path, options.sqlite_synchronous, true, keys.as_ref())?,
+            writer.clone(),
+        )?;
         Ok(Self {
             checkpointer,
             path: path.to_owned(),
             synchronous: options.sqlite_synchronous,
             keys,
-            writer: Arc::new(Mutex::new(writer)),
+            writer,
             readers: Arc::new(Mutex::new(Vec::new())),
             clock: Arc::new(HybridClock::new()),
             stats: Arc::default(),
@@ -195,15 +198,25 @@ impl SqliteStore {
 /// `synchronous=NORMAL`, rather than at some later commit).
 const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// WAL pages past which the checkpointer finishes the copy with writes held back (32 MiB).
+const LONG_WAL_PAGES: i64 = 8192;
+/// WAL pages past which a commit checkpoints itself, should the checkpointer fall behind.
+const BACKSTOP_PAGES: i64 = 4 * LONG_WAL_PAGES;
+/// The size a WAL file is cut back to when it is reused from its start (64 MiB).
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// Copies the WAL into the database file on a thread and connection of its own.
 ///
 /// SQLite's default runs a checkpoint inside the commit that takes the WAL past 1,000
 /// pages, so that one write waits for the copy and two fsyncs (about 20 ms of a
-/// 5,000-row commit here). A `PASSIVE` checkpoint never blocks the writer or readers,
-/// so it can run beside them; the writer's own automatic checkpoints are off. The WAL
-/// is still reused from its start once a checkpoint has copied all of it and no reader
-/// is in it (the writer restarts it on its next transaction), so it does not grow while
-/// checkpoints keep up.
+/// 5,000-row commit here). A `PASSIVE` checkpoint blocks neither the writer nor readers,
+/// so it runs beside them. But the WAL is reused from its start only when a write begins
+/// with all of it copied, which under steady writes never happens (a commit always lands
+/// during the copy): so once the WAL passes [`LONG_WAL_PAGES`], the checkpointer holds
+/// writes back (it takes the writer) while it copies what the pass beside them left, a
+/// few hundred milliseconds of writes at most. The next write then starts the WAL again,
+/// and `journal_size_limit` cuts the file back. The writer's own checkpoints stay on at
+/// [`BACKSTOP_PAGES`] in case this thread falls behind.
 struct Checkpointer {
     /// Told (without blocking) after every write; holds one wake-up at most.
     wake: std::sync::mpsc::SyncSender<()>,
@@ -211,11 +224,11 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(conn: Connection) -> Result<Self> {
+    fn start(conn: Connection, writer: Arc<Mutex<Connection>>) -> Result<Self> {
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name("ceneca-checkpoint".into())
-            .spawn(move || checkpoint_loop(&conn, &woken))
+            .spawn(move || checkpoint_loop(&conn, &writer, &woken))
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         Ok(Self {
             wake,
@@ -237,7 +250,11 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoint_loop(conn: &Connection, woken: &std::sync::mpsc::Receiver<()>) {
+fn checkpoint_loop(
+    conn: &Connection,
+    writer: &Mutex<Connection>,
+    woken: &std::sync::mpsc::Receiver<()>,
+) {
     use std::sync::mpsc::RecvTimeoutError;
     while woken.recv().is_ok() {
         let due = std::time::Instant::now() + CHECKPOINT_PAUSE;
@@ -249,10 +266,29 @@ fn checkpoint_loop(conn: &Connection, woken: &std::sync::mpsc::Receiver<()>) {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "the WAL checkpoint failed; the next write retries it");
+        let wal_pages = match checkpoint(conn) {
+            Ok(pages) => pages,
+            Err(e) => {
+                tracing::warn!(error = %e, "the WAL checkpoint failed; the next write retries it");
+                continue;
+            }
+        };
+        // All it saw is copied, but writes went on meanwhile: the WAL restarts only from a
+        // write that finds none of it left to copy.
+        if wal_pages >= LONG_WAL_PAGES {
+            let _writes_held = writer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = checkpoint(conn) {
+                tracing::warn!(error = %e, "the WAL checkpoint failed; the next write retries it");
+            }
         }
     }
+}
+
+/// Copies what it can of the WAL into the database file; answers the WAL's length in
+/// pages as it was when the copy began (all of it copied, unless a reader still needs
+/// some of it).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
 }
 
 /// Creates `path` empty with mode 0600 if it does not exist (an existing file is left
@@ -844,6 +880,38 @@ mod tests {
         // Closing the store stops the checkpointer first and leaves no WAL behind.
         drop(store);
         assert!(!dir.path().join("t.db-wal").exists());
+    }
+
+    /// From the attack on the checkpointer: under steady writes a checkpoint beside them
+    /// never copies all of the WAL, so it was never reused from its start and grew past
+    /// the database itself (900 MB in 30 s). Past its bound, the copy finishes with
+    /// writes held back.
+    #[tokio::test]
+    async fn regression_steady_writes_never_grow_the_wal_without_bound() {
+        let (dir, store) = store().await;
+        let size = |name: &str| std::fs::metadata(dir.path().join(name)).map_or(0, |m| m.len());
+        let started = std::time::Instant::now();
+        let mut n = 0;
+        while size("t.db") + size("t.db-wal") < 160 * 1024 * 1024 {
+            assert!(started.elapsed().as_secs() < 120, "too slow to tell");
+            let mut batch = WriteBatch::new(Actor::default());
+            for _ in 0..2000 {
+                n += 1;
+                let mut user = user(&format!("u{n}@x.io"));
+                user.set("display_name", Value::Text("x".repeat(400)));
+                batch = batch.push(WriteOp::Insert {
+                    entity: &model::USERS,
+                    record: user,
+                });
+            }
+            store.apply(batch).await.unwrap();
+        }
+        let wal = size("t.db-wal");
+        assert!(
+            wal < WAL_SIZE_LIMIT as u64,
+            "the WAL grew to {wal} bytes beside a {}-byte database",
+            size("t.db")
+        );
     }
 
     #[tokio::test]
