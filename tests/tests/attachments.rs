@@ -23,6 +23,9 @@ on_every_backend!(
     a_form_creates_the_row_with_its_file,
     a_refused_form_keeps_no_row_and_no_file,
     a_form_names_only_what_its_sender_may_write,
+    regression_a_form_that_never_reaches_its_file_is_cut_off,
+    regression_a_form_is_checked_again_once_its_file_has_arrived,
+    regression_a_cookie_form_from_another_origin_without_fetch_metadata_is_refused,
 );
 
 /// A PNG signature and a little more: sniffed as `image/png`.
@@ -1180,4 +1183,167 @@ async fn a_form_names_only_what_its_sender_may_write(backend: Backend) {
         .unwrap();
     assert_eq!(reply.status(), StatusCode::FORBIDDEN);
     assert_eq!(attachment_count(&s, &a).await, 0);
+}
+
+/// A body sent in chunks as they come through the returned sender (no declared length).
+fn streamed_body() -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    reqwest::Body,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    (tx, body)
+}
+
+/// From the attack on forms: the parser keeps what comes before a boundary in memory and
+/// scans it again on every read, so a chunked body that never reached its file grew the
+/// server by what was sent (400 MB in, 540 MB resident) at quadratic cost.
+async fn regression_a_form_that_never_reaches_its_file_is_cut_off(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    for garbage in [
+        // A preamble with no boundary in it.
+        b"x".repeat(64 * 1024),
+        // A part whose headers never end.
+        [
+            format!("--{BOUNDARY}\r\nX-Filler: ").into_bytes(),
+            b"y".repeat(64 * 1024),
+        ]
+        .concat(),
+    ] {
+        let (tx, body) = streamed_body();
+        let sending = tokio::spawn(async move {
+            let mut first = Some(garbage.clone());
+            // 64 MiB at most: far past what the form may hold before its file.
+            for _ in 0..1024 {
+                let chunk = first
+                    .take()
+                    .unwrap_or_else(|| garbage[garbage.len() - 1..].repeat(64 * 1024));
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        });
+        let reply = s
+            .http
+            .post(format!("{}/api/v1/attachments", s.base))
+            .bearer_auth(&u.token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(!sending.await.unwrap(), "the whole body was read");
+    }
+}
+
+/// From the attack on forms: the create was checked when the form began and written when
+/// its file had arrived, however long after: a member removed, a parent binned or a
+/// session ended meanwhile still created the attachment.
+async fn regression_a_form_is_checked_again_once_its_file_has_arrived(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    let w = world(&s, &a).await;
+    let member = s
+        .post(
+            &a,
+            &format!("/api/v1/workspaces/{}/members", w.workspace),
+            json!({"user_id": b.id, "role": "editor"}),
+        )
+        .await
+        .expect(201);
+    let metadata = json!({"workspace_id": w.workspace, "message_id": w.message}).to_string();
+    let head = [
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n")
+            .into_bytes(),
+        metadata.into_bytes(),
+        format!(
+            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"a.png\"\r\n\r\n"
+        )
+        .into_bytes(),
+        png(b"first half"),
+    ]
+    .concat();
+    let tail = format!("second half\r\n--{BOUNDARY}--\r\n").into_bytes();
+    let (tx, body) = streamed_body();
+    let request = s
+        .http
+        .post(format!("{}/api/v1/attachments", s.base))
+        .bearer_auth(&b.token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send();
+    let pending = tokio::spawn(request);
+    tx.send(Ok(head)).await.unwrap();
+    // The form is under way (its create checked) before b loses the workspace.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    s.delete(
+        &a,
+        &format!(
+            "/api/v1/workspaces/{}/members/{}",
+            w.workspace,
+            member["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    tx.send(Ok(tail)).await.unwrap();
+    drop(tx);
+    let reply = pending.await.unwrap().unwrap();
+    let status = reply.status().as_u16();
+    assert!(
+        [403, 404].contains(&status),
+        "{status}: {:?}",
+        reply.text().await
+    );
+    assert_eq!(
+        attachment_count(&s, &a).await,
+        0,
+        "the form created its row"
+    );
+    assert_eq!(files(&s).0, 0, "the form kept its file");
+}
+
+/// From the attack on forms: a browser that sends no fetch metadata was let through on
+/// the session cookie whatever page sent the form.
+async fn regression_a_cookie_form_from_another_origin_without_fetch_metadata_is_refused(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let w = world(&s, &a).await;
+    let metadata = json!({"workspace_id": w.workspace, "message_id": w.message}).to_string();
+    let host = s.base.trim_start_matches("http://").to_owned();
+    for (origin, expected) in [
+        ("https://evil.example.com".to_owned(), StatusCode::FORBIDDEN),
+        ("null".to_owned(), StatusCode::FORBIDDEN),
+        (format!("http://{host}"), StatusCode::CREATED),
+    ] {
+        let reply = s
+            .http
+            .post(format!("{}/api/v1/attachments", s.base))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .header("cookie", format!("ceneca_session={}", a.token))
+            .header("origin", &origin)
+            .body(form(&[
+                ("metadata", None, metadata.as_bytes()),
+                ("file", Some("x.png"), &png(b"x")),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), expected, "{origin}");
+    }
 }

@@ -131,28 +131,44 @@ fn session_cookie(parts: &Parts) -> Option<String> {
 /// Browsers attach the `SameSite=Strict` cookie to requests from every page of the same
 /// *site*, including other origins (another subdomain). JSON bodies are safe: their
 /// content type needs a CORS preflight only allowed origins pass. But a `POST` without a
-/// body (logout, restore, clear) needs none, so browsers' `Sec-Fetch-Site` header decides:
-/// from another origin, the `Origin` must be one of `cors_allowed_origins`.
+/// body (logout, restore, clear) needs none, and neither does a form (an attachment with
+/// its file), so browsers' `Sec-Fetch-Site` header decides: from another origin, the
+/// `Origin` must be one of `cors_allowed_origins`. A browser that sends no fetch metadata
+/// is judged by its `Origin` alone: one that is not this server's (by `Host`) must be
+/// allowed too.
 fn check_cookie_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
     use axum::http::Method;
     if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    let site = parts
-        .headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !site.eq_ignore_ascii_case("same-site") && !site.eq_ignore_ascii_case("cross-site") {
-        return Ok(());
-    }
-    let origin = parts
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let header_text = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let origin = header_text(header::ORIGIN).unwrap_or("");
     if state.cors_origins.iter().any(|o| o == origin) {
         return Ok(());
+    }
+    match header_text(header::HeaderName::from_static("sec-fetch-site")) {
+        Some(site) => {
+            if !site.eq_ignore_ascii_case("same-site") && !site.eq_ignore_ascii_case("cross-site") {
+                return Ok(());
+            }
+        }
+        // A browser that sends no fetch metadata still names the page's origin on a
+        // write: one that is not this server's own is another origin's page.
+        None => {
+            let own = header_text(header::HOST).is_some_and(|host| {
+                origin
+                    .split_once("://")
+                    .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+            });
+            if origin.is_empty() || own {
+                return Ok(());
+            }
+        }
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,

@@ -94,9 +94,14 @@ impl Services {
         let entity = &model::ATTACHMENTS;
         let expected = expected_sha256.map(parse_sha256).transpose()?;
         let blobs = self.accepting_uploads()?.clone();
-        let (mut record, extras) = self.prepare_create(caller, entity, metadata, None).await?;
+        let (record, _) = self.prepare_create(caller, entity, metadata, None).await?;
         self.check_parent(caller, &record).await?;
         let received = self.receive(&blobs, body, expected).await?;
+        // The file took its time: the create is checked again with the caller as they
+        // stand now (a logout, a lost membership, a parent deleted meanwhile refuse it).
+        let caller = &self.recheck(caller).await?;
+        let (mut record, extras) = self.prepare_create(caller, entity, metadata, None).await?;
+        self.check_parent(caller, &record).await?;
         let _gate = self.blob_gate.read().await;
         let (set, details) = received.keep(&blobs).await?;
         for (name, value) in set.iter() {
@@ -133,6 +138,10 @@ impl Services {
         };
         self.check_parent(caller, &row).await?;
         let received = self.receive(&blobs, body, expected).await?;
+        // Checked again as the caller stands now: the file took its time.
+        let caller = &self.recheck(caller).await?;
+        let write = caller.filter(entity, Access::Write);
+        self.check_parent(caller, &row).await?;
         // From keeping the blob to committing the row that names it, the sweep waits.
         let _gate = self.blob_gate.read().await;
         let (set, details) = received.keep(&blobs).await?;

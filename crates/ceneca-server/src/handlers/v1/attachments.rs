@@ -9,7 +9,11 @@ use axum::routing::get;
 use ceneca_domain::content_type::reorders_or_hides_text;
 use ceneca_wire::attachments::UploadParams;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_stream::StreamExt;
 
 use super::Routes;
 use crate::AppState;
@@ -142,14 +146,34 @@ async fn create_with_file(
         limit.saturating_add(metadata_limit as u64 + FORM_OVERHEAD),
         limit,
     )?;
+    // The parser keeps whatever comes before a boundary (a preamble, a part's headers) in
+    // memory and scans it again on every read: the bytes before the file part are bounded,
+    // or a body that never reaches its file would grow the server's memory without end.
+    let before_file = metadata_limit as u64 + FORM_OVERHEAD;
+    let file_started = Arc::new(AtomicBool::new(false));
+    let overrun = Arc::new(AtomicBool::new(false));
+    let (started, over) = (file_started.clone(), overrun.clone());
+    let mut read = 0u64;
+    let body = request.into_body().into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        read = read.saturating_add(chunk.len() as u64);
+        if read > before_file && !started.load(Ordering::Acquire) {
+            over.store(true, Ordering::Release);
+            return Err(std::io::Error::other(
+                "the form's parts before `file` are too large",
+            ));
+        }
+        Ok(chunk)
+    });
     let constraints = multer::Constraints::new()
         .allowed_fields(vec!["metadata", "file"])
-        .size_limit(multer::SizeLimit::new().for_field("metadata", metadata_limit as u64));
-    let mut form = multer::Multipart::with_constraints(
-        request.into_body().into_data_stream(),
-        boundary,
-        constraints,
-    );
+        .size_limit(
+            multer::SizeLimit::new()
+                .whole_stream(limit.saturating_add(before_file))
+                .for_field("metadata", metadata_limit as u64),
+        );
+    let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
+    let form_error = |e| form_error(e, overrun.load(Ordering::Acquire));
     let part = form.next_field().await.map_err(form_error)?;
     let Some(part) = part.filter(|p| p.name() == Some("metadata")) else {
         return Err(ApiError::bad_request(
@@ -169,12 +193,12 @@ async fn create_with_file(
         )
         .with_field("file", "is missing"));
     };
+    file_started.store(true, Ordering::Release);
     if let (Some(object), Some(name)) = (metadata.as_object_mut(), file.file_name())
         && !object.contains_key("file_name")
     {
         object.insert("file_name".into(), name.into());
     }
-    use tokio_stream::StreamExt;
     let body =
         tokio_util::io::StreamReader::new(file.map(|chunk| chunk.map_err(std::io::Error::other)));
     let row = state
@@ -193,12 +217,25 @@ async fn create_with_file(
     Ok(response)
 }
 
-/// What a form adds around its two parts (boundaries, part headers), at most.
-const FORM_OVERHEAD: u64 = 64 * 1024;
+/// What a form may add before its file besides the metadata (boundaries, part headers,
+/// the first bytes of the file read ahead with them).
+const FORM_OVERHEAD: u64 = 1024 * 1024;
 
 /// A form that cannot be read as one: a part too large, one this route does not take, or
-/// bytes that are not `multipart/form-data`.
-fn form_error(error: multer::Error) -> ApiError {
+/// bytes that are not `multipart/form-data`. `overrun`: the bytes before the file part
+/// passed their bound.
+fn form_error(error: multer::Error, overrun: bool) -> ApiError {
+    if overrun {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the form's parts before `file` are larger than this server accepts",
+        )
+        .with_field(
+            "metadata",
+            "is too large, or the form never reaches its file",
+        );
+    }
     match error {
         multer::Error::FieldSizeExceeded { field_name, .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -276,7 +313,6 @@ async fn store_upload(
 
 /// The request body as a reader.
 fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Unpin + Send {
-    use tokio_stream::StreamExt;
     tokio_util::io::StreamReader::new(
         body.into_data_stream()
             .map(|chunk| chunk.map_err(std::io::Error::other)),
