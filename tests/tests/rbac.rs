@@ -8,7 +8,8 @@ use serde_json::json;
 on_every_backend!(
     role_rules_deny_actions_to_a_role,
     user_rules_share_and_deny,
-    only_admins_manage_permission_sets
+    only_admins_manage_permission_sets,
+    regression_an_organization_keeps_an_owner_through_demotions
 );
 
 async fn role_rules_deny_actions_to_a_role(backend: Backend) {
@@ -211,4 +212,37 @@ async fn only_admins_manage_permission_sets(backend: Backend) {
             .is_empty(),
         "editors do not even see them"
     );
+}
+
+/// From the attack on demotions: the sole owner could make themselves an administrator
+/// (and then a member), leaving the organization without an owner; removing them was
+/// already refused.
+async fn regression_an_organization_keeps_an_owner_through_demotions(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.user("a").await;
+    let b = s.user("b").await;
+    let w = world(&s, &a).await;
+    let members = format!("/api/v1/organizations/{}/members", w.organization);
+    let listed = s.get(&a, &members).await.expect(200);
+    let mine = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == a.id.as_str())
+        .expect("the creator's membership")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mine = format!("{members}/{mine}");
+    for role in ["admin", "member", "viewer"] {
+        let r = s.patch(&a, &mine, json!({"role": role})).await;
+        assert_eq!(r.status.as_u16(), 409, "{role}: {}", r.body);
+    }
+    // Another owner first, then the first may step down.
+    s.post(&a, &members, json!({"user_id": b.id, "role": "owner"}))
+        .await
+        .expect(201);
+    s.patch(&a, &mine, json!({"role": "admin"}))
+        .await
+        .expect(200);
 }

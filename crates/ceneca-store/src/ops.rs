@@ -154,6 +154,15 @@ pub(crate) async fn apply_batch<E: Exec>(
                     Some(replay) if replay.row == id => Deleted::Include,
                     _ => Deleted::Exclude,
                 };
+                // A role that changes is read first: a demotion is logged as a revoke.
+                let role_before = if std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
+                    && set.get("role").is_some()
+                {
+                    let sql = sql::get(exec.dialect(), entity, id, &filter, deleted);
+                    org_role(&fetch_one(exec, entity, &sql).await?)
+                } else {
+                    None
+                };
                 let sql = sql::update(exec.dialect(), entity, id, &filter, &set, deleted, now);
                 let row = fetch_one(exec, entity, &sql).await?;
                 log(
@@ -166,6 +175,12 @@ pub(crate) async fn apply_batch<E: Exec>(
                     clock,
                     now,
                 );
+                if let Some(role) = demoted_to(role_before, &row)
+                    && entity.changelog
+                {
+                    let cx = LogContext { actor, clock, now };
+                    log_revocation(&mut changes, entity, &row, &cx, Some(role));
+                }
                 out.push(row);
             }
             WriteOp::SoftDelete { entity, id, filter } => {
@@ -428,8 +443,6 @@ fn log(
         || std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS);
     if membership && op == operation::DELETE {
         log_revocation(changes, entity, row, &cx, None);
-    } else if let Some(role) = demoted_to(entity, row, op, changed) {
-        log_revocation(changes, entity, row, &cx, Some(role));
     }
 }
 
@@ -461,23 +474,17 @@ fn payload(entity: &Entity, row: &Record, op: &str, changed: &[&'static str]) ->
     serde_json::Value::Object(out)
 }
 
-/// The role an organization membership was just lowered to, when it no longer
-/// administers the organization: owners and administrators read every workspace of it,
-/// other members only their own, so the change takes workspaces away like a removal.
-fn demoted_to(
-    entity: &Entity,
-    row: &Record,
-    op: &str,
-    changed: &[&'static str],
-) -> Option<OrgRole> {
-    if !std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
-        || op != operation::UPDATE
-        || !changed.contains(&"role")
-    {
-        return None;
-    }
-    let role = OrgRole::parse(row.get("role")?.as_str()?)?;
-    (role < OrgRole::Admin).then_some(role)
+fn org_role(row: &Record) -> Option<OrgRole> {
+    OrgRole::parse(row.get("role")?.as_str()?)
+}
+
+/// The role an organization membership was just lowered to, when it administered the
+/// organization before (`before`) and no longer does: owners and administrators read
+/// every workspace of it, other members only their own, so the change takes workspaces
+/// away like a removal.
+fn demoted_to(before: Option<OrgRole>, row: &Record) -> Option<OrgRole> {
+    let after = org_role(row)?;
+    (before? >= OrgRole::Admin && after < OrgRole::Admin).then_some(after)
 }
 
 /// Removing a member is logged once more, for the member: an entry in their own scope

@@ -75,6 +75,9 @@ impl Services {
         };
         let mut set = input.clone();
         rules.check_update(&cx, id, current.as_ref(), &mut set)?;
+        rules
+            .check_update_in_store(&cx, current.as_ref(), &set)
+            .await?;
         let mut side_ops = Vec::new();
         self.apply_dlp(
             caller,

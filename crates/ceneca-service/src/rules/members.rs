@@ -84,6 +84,31 @@ async fn end_rules_of_removed_member(
     Ok(())
 }
 
+/// Removing or demoting the owner `member`: only an owner may, and another must stay.
+async fn keeps_another_owner(cx: &Cx<'_>, member: &Record) -> Result<()> {
+    let org = member
+        .id_of("organization_id")
+        .ok_or_else(|| ServiceError::Internal("member without organization".into()))?;
+    if cx.caller.scope.org_role(org) != Some(OrgRole::Owner) {
+        return Err(ServiceError::Forbidden(
+            "only owners may remove an owner".into(),
+        ));
+    }
+    let mut q = ListQuery::new(
+        ScopeFilter::AnyOf(vec![("organization_id", vec![org])]),
+        "created_at",
+        false,
+        2,
+    );
+    q.equals.push(("role", Value::Text("owner".into())));
+    if cx.svc.store.list(cx.entity, q).await?.len() < 2 {
+        return Err(ServiceError::conflict(
+            "an organization must keep at least one owner",
+        ));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl EntityRules for OrganizationMembers {
     fn table(&self) -> Option<&'static str> {
@@ -134,6 +159,23 @@ impl EntityRules for OrganizationMembers {
         Ok(())
     }
 
+    /// An owner made something else is an owner removed: the organization keeps one.
+    async fn check_update_in_store(
+        &self,
+        cx: &Cx<'_>,
+        current: Option<&Record>,
+        set: &Record,
+    ) -> Result<()> {
+        let Some(member) = current else {
+            return Ok(());
+        };
+        let demoted = matches!(text(set, "role"), Some(role) if role != "owner");
+        if text(member, "role") != Some("owner") || !demoted {
+            return Ok(());
+        }
+        keeps_another_owner(cx, member).await
+    }
+
     fn loads_row_on_delete(&self) -> bool {
         true
     }
@@ -145,27 +187,7 @@ impl EntityRules for OrganizationMembers {
         if text(member, "role") != Some("owner") {
             return Ok(());
         }
-        let org = member
-            .id_of("organization_id")
-            .ok_or_else(|| ServiceError::Internal("member without organization".into()))?;
-        if cx.caller.scope.org_role(org) != Some(OrgRole::Owner) {
-            return Err(ServiceError::Forbidden(
-                "only owners may remove an owner".into(),
-            ));
-        }
-        let mut q = ListQuery::new(
-            ScopeFilter::AnyOf(vec![("organization_id", vec![org])]),
-            "created_at",
-            false,
-            1,
-        );
-        q.equals.push(("role", Value::Text("owner".into())));
-        if cx.svc.store.list(cx.entity, q).await?.len() < 2 {
-            return Err(ServiceError::conflict(
-                "an organization must keep at least one owner",
-            ));
-        }
-        Ok(())
+        keeps_another_owner(cx, member).await
     }
 
     async fn delete_effects(

@@ -103,6 +103,17 @@ pub(crate) trait EntityRules: Send + Sync {
         Ok(())
     }
 
+    /// Checks of a change that read the database, after [`EntityRules::check_update`].
+    /// Reads only.
+    async fn check_update_in_store(
+        &self,
+        _cx: &Cx<'_>,
+        _current: Option<&Record>,
+        _set: &Record,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether [`EntityRules::check_update`] needs the row as it is.
     fn needs_current_row(&self) -> bool {
         false
