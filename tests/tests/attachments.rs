@@ -1054,6 +1054,16 @@ async fn a_refused_form_keeps_no_row_and_no_file(backend: Backend) {
             String::new(),
         ),
         (
+            "a part after the file",
+            400,
+            form(&[
+                ("metadata", None, metadata),
+                ("file", Some("a.png"), &png(b"x")),
+                ("file", Some("b.exe"), b"\x7fELF"),
+            ]),
+            String::new(),
+        ),
+        (
             "metadata that is not JSON",
             400,
             form(&[

@@ -199,8 +199,26 @@ async fn create_with_file(
     {
         object.insert("file_name".into(), name.into());
     }
-    let body =
-        tokio_util::io::StreamReader::new(file.map(|chunk| chunk.map_err(std::io::Error::other)));
+    // The form ends with its file: a part after it is refused, not ignored.
+    let mut rest = Some(form);
+    let after_file = tokio_stream::once(()).then(move |()| {
+        let form = rest.take();
+        async move {
+            match form?.next_field().await {
+                Ok(None) => None,
+                Ok(Some(part)) => Some(Err(std::io::Error::other(format!(
+                    "the form goes on after its `file` part (with `{}`); it takes `metadata`, \
+                     then `file`, and nothing else",
+                    part.name().unwrap_or("a part without a name")
+                )))),
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        }
+    });
+    let file = file
+        .map(|chunk| chunk.map_err(std::io::Error::other))
+        .chain(after_file.filter_map(|end| end));
+    let body = tokio_util::io::StreamReader::new(Box::pin(file));
     let row = state
         .services
         .create_attachment_with_content(&caller, &metadata, body, params.expected_sha256.as_deref())
