@@ -24,6 +24,7 @@ on_every_backend!(
     a_refused_form_keeps_no_row_and_no_file,
     a_form_names_only_what_its_sender_may_write,
     regression_a_form_that_never_reaches_its_file_is_cut_off,
+    regression_what_follows_a_form_s_file_is_read_only_so_far,
     regression_a_form_is_checked_again_once_its_file_has_arrived,
     regression_a_cookie_form_from_another_origin_without_fetch_metadata_is_refused,
 );
@@ -1250,6 +1251,53 @@ async fn regression_a_form_that_never_reaches_its_file_is_cut_off(backend: Backe
         assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert!(!sending.await.unwrap(), "the whole body was read");
     }
+}
+
+/// From the second attack on forms: checking for a part after the file read that part's
+/// headers without bound, so a form whose next part's headers never ended held the
+/// request (and hundreds of MB) until the idle timeout.
+async fn regression_what_follows_a_form_s_file_is_read_only_so_far(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let metadata = json!({"workspace_id": w.workspace, "message_id": w.message}).to_string();
+    let whole = form(&[
+        ("metadata", None, metadata.as_bytes()),
+        ("file", Some("a.png"), &png(b"x")),
+    ]);
+    let end = format!("--{BOUNDARY}--\r\n");
+    let head = [
+        whole[..whole.len() - end.len()].to_vec(),
+        format!("--{BOUNDARY}\r\nX-Filler: ").into_bytes(),
+    ]
+    .concat();
+    let (tx, body) = streamed_body();
+    let sending = tokio::spawn(async move {
+        if tx.send(Ok(head)).await.is_err() {
+            return false;
+        }
+        for _ in 0..1024 {
+            if tx.send(Ok(b"y".repeat(64 * 1024))).await.is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    let reply = s
+        .http
+        .post(format!("{}/api/v1/attachments", s.base))
+        .bearer_auth(&u.token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    assert!(!sending.await.unwrap(), "the whole body was read");
+    assert_eq!(attachment_count(&s, &u).await, 0);
 }
 
 /// From the attack on forms: the create was checked when the form began and written when

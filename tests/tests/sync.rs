@@ -25,6 +25,7 @@ on_every_backend!(
     forged_device_ids_and_other_users_device_tokens_are_refused,
     removing_a_member_revokes_the_workspace_from_their_feed,
     demoting_an_administrator_revokes_the_organization_s_workspaces_from_their_feed,
+    a_binned_workspace_reaches_its_members_feeds_as_a_delete_and_a_restore,
     changes_stamped_too_far_ahead_are_refused,
     malformed_changes_are_refused_one_by_one,
     the_stream_delivers_changes_as_they_commit_and_resumes,
@@ -855,6 +856,64 @@ async fn demoting_an_administrator_revokes_the_organization_s_workspaces_from_th
     );
     let a_feed = pull_all(&s, &a).await;
     assert!(!a_feed.iter().any(|c| c["operation"] == "revoke"));
+}
+
+async fn a_binned_workspace_reaches_its_members_feeds_as_a_delete_and_a_restore(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b, c) = (s.user("a").await, s.user("b").await, s.user("c").await);
+    let w = world(&s, &a).await;
+    s.post(
+        &a,
+        &format!("/api/v1/workspaces/{}/members", w.workspace),
+        json!({"user_id": b.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    let cursor = pull_all(&s, &b).await.last().unwrap()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.delete(&a, &format!("/api/v1/workspaces/{}", w.workspace))
+        .await
+        .expect(200);
+    let operations = |changes: &[Value]| -> Vec<String> {
+        changes
+            .iter()
+            .filter(|c| c["entity_id"] == w.workspace.as_str())
+            .map(|c| c["operation"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page = s
+        .get(&b, &format!("/api/v1/sync/pull?cursor={cursor}"))
+        .await
+        .expect(200);
+    let changes = page["changes"].as_array().unwrap().clone();
+    assert_eq!(operations(&changes), ["delete"], "{changes:?}");
+    // Nothing of its content, and nothing for someone who never belonged to it.
+    assert!(!changes.iter().any(|c| c["entity_id"] == w.thread.as_str()));
+    assert!(
+        operations(&pull_all(&s, &c).await).is_empty(),
+        "an outsider heard of it"
+    );
+    s.post(
+        &a,
+        &format!("/api/v1/workspaces/{}/restore", w.workspace),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let page = s
+        .get(
+            &b,
+            &format!(
+                "/api/v1/sync/pull?cursor={}",
+                page["cursor"].as_str().unwrap()
+            ),
+        )
+        .await
+        .expect(200);
+    let changes = page["changes"].as_array().unwrap().clone();
+    assert_eq!(operations(&changes), ["restore"], "{changes:?}");
 }
 
 async fn changes_stamped_too_far_ahead_are_refused(backend: Backend) {

@@ -160,7 +160,10 @@ fn check_cookie_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> 
         // A browser that sends no fetch metadata still names the page's origin on a
         // write: one that is not this server's own is another origin's page.
         None => {
-            let own = header_text(header::HOST).is_some_and(|host| {
+            // HTTP/2 names the host in `:authority`, not in a `Host` header.
+            let host =
+                header_text(header::HOST).or_else(|| parts.uri.authority().map(|a| a.as_str()));
+            let own = host.is_some_and(|host| {
                 origin
                     .split_once("://")
                     .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))

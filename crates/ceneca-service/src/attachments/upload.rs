@@ -99,7 +99,7 @@ impl Services {
         let received = self.receive(&blobs, body, expected).await?;
         // The file took its time: the create is checked again with the caller as they
         // stand now (a logout, a lost membership, a parent deleted meanwhile refuse it).
-        let caller = &self.recheck(caller).await?;
+        let caller = &self.recheck_after_upload(caller).await?;
         let (mut record, extras) = self.prepare_create(caller, entity, metadata, None).await?;
         self.check_parent(caller, &record).await?;
         let _gate = self.blob_gate.read().await;
@@ -139,7 +139,7 @@ impl Services {
         self.check_parent(caller, &row).await?;
         let received = self.receive(&blobs, body, expected).await?;
         // Checked again as the caller stands now: the file took its time.
-        let caller = &self.recheck(caller).await?;
+        let caller = &self.recheck_after_upload(caller).await?;
         let write = caller.filter(entity, Access::Write);
         self.check_parent(caller, &row).await?;
         // From keeping the blob to committing the row that names it, the sweep waits.
@@ -167,6 +167,19 @@ impl Services {
             }
             Err(e) => Err(from_store(entity.name, false, e)),
         }
+    }
+
+    /// The caller as they stand once a file has arrived. The upload kept the session in
+    /// use all along, so it is marked used now: an upload longer than the idle timeout
+    /// is not refused for inactivity, while a logout, a revocation or a suspension during
+    /// it still ends it.
+    async fn recheck_after_upload(&self, caller: &Caller) -> Result<Caller> {
+        if caller.credential != ceneca_domain::credential::Credential::Certificate {
+            self.store
+                .touch_session(caller.session_id, ceneca_domain::clock::now())
+                .await?;
+        }
+        self.recheck(caller).await
     }
 
     /// The blob store, when this server takes files.

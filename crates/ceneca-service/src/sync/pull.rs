@@ -3,7 +3,7 @@
 use ceneca_domain::Record;
 use ceneca_domain::Value;
 use ceneca_domain::model;
-use ceneca_domain::scope::Access;
+use ceneca_domain::scope::{Access, ScopeFilter};
 use ceneca_store::changes::{FeedPart, FeedQuery};
 use ceneca_wire::sync::{Change, ChangeOperation, PullPage};
 use serde_json::Value as Json;
@@ -229,12 +229,16 @@ impl Services {
 /// What the caller's feed reads: each changelogged entity its credential reaches, with
 /// its read filter for that entity; and whether it is the account's (an API token, which
 /// reaches one workspace's content, is not told about memberships or revocations).
+///
+/// The rows of the caller's workspaces in the bin come too (their own changes, not their
+/// content's): reads leave a trashed workspace out, but its trashing is what tells a
+/// device to move its copy to the bin, and its restore to bring it back.
 pub(super) fn feed_parts(caller: &Caller) -> (Vec<FeedPart>, bool) {
     let account = !matches!(
         caller.credential,
         ceneca_domain::credential::Credential::ApiToken { .. }
     );
-    let parts = model::ALL
+    let mut parts: Vec<FeedPart> = model::ALL
         .iter()
         .copied()
         .filter(|e| e.changelog && caller.credential.refuse_entity(e).is_none())
@@ -243,6 +247,18 @@ pub(super) fn feed_parts(caller: &Caller) -> (Vec<FeedPart>, bool) {
             filter: caller.filter(entity, Access::Read),
         })
         .collect();
+    let trashed: Vec<uuid::Uuid> = caller
+        .scope
+        .deleted_workspaces
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    if account && !trashed.is_empty() {
+        parts.push(FeedPart {
+            entity: &model::WORKSPACES,
+            filter: ScopeFilter::AnyOf(vec![("id", trashed)]),
+        });
+    }
     (parts, account)
 }
 

@@ -1239,3 +1239,67 @@ async fn regression_a_demoted_administrator_s_node_drops_what_only_the_role_open
         "made administrator again, the node did not get the workspace back"
     );
 }
+
+/// From session 8's left-out list: a workspace moved to the bin upstream stayed live on
+/// its members' nodes (reads leave trashed workspaces out, so their trashing was not in
+/// the feed). The node now follows the bin both ways.
+#[tokio::test]
+async fn regression_a_workspace_binned_upstream_goes_to_the_bin_on_its_members_nodes() {
+    let up = services().await;
+    let (alice, _) = sign_up(&up.svc, "alice@example.com").await;
+    let mut pair = enrolled(up, "bob@example.com").await;
+    let svc = pair.up.svc.clone();
+    let (workspace, thread) = workspace_with_thread(&svc, &alice, json!({"name": "Shared"})).await;
+    let alice = refresh_caller(&svc, &alice).await;
+    svc.create(
+        &alice,
+        &model::WORKSPACE_MEMBERS,
+        &json!({"user_id": pair.account.user_id, "role": "editor"}),
+        Some(ParentRef {
+            field: "workspace_id",
+            id: workspace,
+        }),
+    )
+    .await
+    .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let live = |pair: &Pair, entity: &'static ceneca_domain::Entity, id: Uuid| {
+        let store = pair.node.svc.store().clone();
+        async move {
+            store
+                .get(entity, id, ScopeFilter::All, Deleted::Exclude)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(live(&pair, &model::THREADS, thread).await);
+
+    svc.delete(&alice, &model::WORKSPACES, workspace)
+        .await
+        .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(
+        !live(&pair, &model::WORKSPACES, workspace).await,
+        "still live"
+    );
+    assert!(
+        !live(&pair, &model::THREADS, thread).await,
+        "its thread still live"
+    );
+    assert!(
+        pair.node_has(&model::WORKSPACES, workspace).await,
+        "not in the bin"
+    );
+
+    let alice = refresh_caller(&svc, &alice).await;
+    svc.restore(&alice, &model::WORKSPACES, workspace)
+        .await
+        .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(live(&pair, &model::WORKSPACES, workspace).await);
+    assert!(live(&pair, &model::THREADS, thread).await);
+}

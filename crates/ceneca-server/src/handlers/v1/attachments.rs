@@ -10,7 +10,7 @@ use ceneca_domain::content_type::reorders_or_hides_text;
 use ceneca_wire::attachments::UploadParams;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_stream::StreamExt;
@@ -149,18 +149,19 @@ async fn create_with_file(
     // The parser keeps whatever comes before a boundary (a preamble, a part's headers) in
     // memory and scans it again on every read: the bytes before the file part are bounded,
     // or a body that never reaches its file would grow the server's memory without end.
+    // The same holds after the file: what follows it is read only to its end.
     let before_file = metadata_limit as u64 + FORM_OVERHEAD;
-    let file_started = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicU64::new(0));
+    let readable = Arc::new(AtomicU64::new(before_file));
     let overrun = Arc::new(AtomicBool::new(false));
-    let (started, over) = (file_started.clone(), overrun.clone());
-    let mut read = 0u64;
+    let (counted, bound, over) = (read.clone(), readable.clone(), overrun.clone());
     let body = request.into_body().into_data_stream().map(move |chunk| {
         let chunk = chunk.map_err(std::io::Error::other)?;
-        read = read.saturating_add(chunk.len() as u64);
-        if read > before_file && !started.load(Ordering::Acquire) {
+        let total = counted.fetch_add(chunk.len() as u64, Ordering::AcqRel) + chunk.len() as u64;
+        if total > bound.load(Ordering::Acquire) {
             over.store(true, Ordering::Release);
             return Err(std::io::Error::other(
-                "the form's parts before `file` are too large",
+                "the form holds more around its file than this server reads",
             ));
         }
         Ok(chunk)
@@ -193,7 +194,7 @@ async fn create_with_file(
         )
         .with_field("file", "is missing"));
     };
-    file_started.store(true, Ordering::Release);
+    readable.store(u64::MAX, Ordering::Release);
     if let (Some(object), Some(name)) = (metadata.as_object_mut(), file.file_name())
         && !object.contains_key("file_name")
     {
@@ -203,6 +204,8 @@ async fn create_with_file(
     let mut rest = Some(form);
     let after_file = tokio_stream::once(()).then(move |()| {
         let form = rest.take();
+        let end = read.load(Ordering::Acquire).saturating_add(FORM_OVERHEAD);
+        readable.store(end, Ordering::Release);
         async move {
             match form?.next_field().await {
                 Ok(None) => None,
