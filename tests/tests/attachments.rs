@@ -1175,13 +1175,7 @@ async fn a_form_names_only_what_its_sender_may_write(backend: Backend) {
     // The session cookie from a page of another origin is refused (forms can be sent
     // across sites; the cookie is not theirs to use).
     let metadata = json!({"workspace_id": w.workspace, "message_id": w.message}).to_string();
-    let reply = s
-        .http
-        .post(format!("{}/api/v1/attachments", s.base))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
+    let reply = form_request(&s)
         .header("cookie", format!("ceneca_session={}", a.token))
         .header("sec-fetch-site", "same-site")
         .header("origin", "https://evil.example.com")
@@ -1194,6 +1188,16 @@ async fn a_form_names_only_what_its_sender_may_write(backend: Backend) {
         .unwrap();
     assert_eq!(reply.status(), StatusCode::FORBIDDEN);
     assert_eq!(attachment_count(&s, &a).await, 0);
+}
+
+/// `POST /attachments` with a form's content type; the caller adds the rest.
+fn form_request(s: &TestServer) -> reqwest::RequestBuilder {
+    s.http
+        .post(format!("{}/api/v1/attachments", s.base))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
 }
 
 /// A request the server refused before its body was sent: answered with `status`, or,
@@ -1246,14 +1250,8 @@ async fn regression_a_form_that_never_reaches_its_file_is_cut_off(backend: Backe
             }
             true
         });
-        let reply = s
-            .http
-            .post(format!("{}/api/v1/attachments", s.base))
+        let reply = form_request(&s)
             .bearer_auth(&u.token)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
             .body(body)
             .send()
             .await;
@@ -1292,14 +1290,8 @@ async fn regression_what_follows_a_form_s_file_is_read_only_so_far(backend: Back
         }
         true
     });
-    let reply = s
-        .http
-        .post(format!("{}/api/v1/attachments", s.base))
+    let reply = form_request(&s)
         .bearer_auth(&u.token)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
         .body(body)
         .send()
         .await;
@@ -1339,16 +1331,7 @@ async fn regression_a_form_is_checked_again_once_its_file_has_arrived(backend: B
     .concat();
     let tail = format!("second half\r\n--{BOUNDARY}--\r\n").into_bytes();
     let (tx, body) = streamed_body();
-    let request = s
-        .http
-        .post(format!("{}/api/v1/attachments", s.base))
-        .bearer_auth(&b.token)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send();
+    let request = form_request(&s).bearer_auth(&b.token).body(body).send();
     let pending = tokio::spawn(request);
     tx.send(Ok(head)).await.unwrap();
     // The form is under way (its create checked) before b loses the workspace.
@@ -1394,13 +1377,7 @@ async fn regression_a_cookie_form_from_another_origin_without_fetch_metadata_is_
         ("null".to_owned(), StatusCode::FORBIDDEN),
         (format!("http://{host}"), StatusCode::CREATED),
     ] {
-        let reply = s
-            .http
-            .post(format!("{}/api/v1/attachments", s.base))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
+        let reply = form_request(&s)
             .header("cookie", format!("ceneca_session={}", a.token))
             .header("origin", &origin)
             .body(form(&[

@@ -94,14 +94,12 @@ impl Services {
         let entity = &model::ATTACHMENTS;
         let expected = expected_sha256.map(parse_sha256).transpose()?;
         let blobs = self.accepting_uploads()?.clone();
-        let (record, _) = self.prepare_create(caller, entity, metadata, None).await?;
-        self.check_parent(caller, &record).await?;
+        self.prepare_attachment(caller, metadata).await?;
         let received = self.receive(&blobs, body, expected).await?;
         // The file took its time: the create is checked again with the caller as they
         // stand now (a logout, a lost membership, a parent deleted meanwhile refuse it).
         let caller = &self.recheck_after_upload(caller).await?;
-        let (mut record, extras) = self.prepare_create(caller, entity, metadata, None).await?;
-        self.check_parent(caller, &record).await?;
+        let (mut record, extras) = self.prepare_attachment(caller, metadata).await?;
         let _gate = self.blob_gate.read().await;
         let (set, details) = received.keep(&blobs).await?;
         for (name, value) in set.iter() {
@@ -111,6 +109,20 @@ impl Services {
         // grace period has passed.
         self.commit_create(caller, entity, record, extras, Some(details))
             .await
+    }
+
+    /// An attachment row made from `metadata` with every check a create makes, its
+    /// parent's included.
+    async fn prepare_attachment(
+        &self,
+        caller: &Caller,
+        metadata: &Json,
+    ) -> Result<(Record, crate::rules::Extras)> {
+        let prepared = self
+            .prepare_create(caller, &model::ATTACHMENTS, metadata, None)
+            .await?;
+        self.check_parent(caller, &prepared.0).await?;
+        Ok(prepared)
     }
 
     async fn upload<R>(
