@@ -12,6 +12,7 @@ on_every_backend!(
     organization_roles_decide_who_may_do_what,
     workspace_roles_decide_who_may_write,
     hard_deletes_cascade_where_the_model_says,
+    regression_two_owners_leaving_at_once_leave_one_owner,
 );
 
 async fn deleting_a_workspace_takes_its_content_and_restore_brings_it_back(backend: Backend) {
@@ -620,4 +621,73 @@ async fn hard_deletes_cascade_where_the_model_says(backend: Backend) {
         .await
         .expect(200);
     assert_eq!(kept["provider_config_id"], Value::Null);
+}
+
+/// Found by the attack on demotions: two owners who demoted (or removed) each other at
+/// the same moment both passed a count read before the write, leaving the organization
+/// with no owner. The store now counts the others inside the write, owners locked.
+async fn regression_two_owners_leaving_at_once_leave_one_owner(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let ann = s.user("ann").await;
+    let bob = s.user("bob").await;
+    for round in 0..12 {
+        let org = s
+            .post(
+                &ann,
+                "/api/v1/organizations",
+                json!({"name": format!("Race {round}"), "slug": format!("race-{round}")}),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let members = format!("/api/v1/organizations/{org}/members");
+        let bobs = s
+            .post(&ann, &members, json!({"user_id": bob.id, "role": "owner"}))
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let owners = s.list_all(&ann, &format!("{members}?role=owner")).await;
+        let anns = owners
+            .iter()
+            .find(|m| m["user_id"] == json!(ann.id))
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Even rounds: each demotes the other; odd rounds: each removes the other.
+        let (bobs, anns) = (format!("{members}/{bobs}"), format!("{members}/{anns}"));
+        let (a, b) = if round % 2 == 0 {
+            tokio::join!(
+                s.patch(&ann, &bobs, json!({"role": "admin"})),
+                s.patch(&bob, &anns, json!({"role": "member"})),
+            )
+        } else {
+            tokio::join!(s.delete(&ann, &bobs), s.delete(&bob, &anns))
+        };
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        // Whoever is still a member sees the owners that are left.
+        let mut left = Vec::new();
+        for user in [&ann, &bob] {
+            let page = s.get(user, &format!("{members}?role=owner")).await;
+            if page.status == 200 {
+                left = page.body["items"].as_array().unwrap().clone();
+            }
+        }
+        assert_eq!(
+            left.len(),
+            1,
+            "round {round}: {statuses:?}, owners {left:?}"
+        );
+        // One of the two went through; the other was refused as the last owner's removal
+        // (or, once removed, found nothing to change).
+        assert!(
+            [200, 204].contains(&statuses[0]) && [403, 404, 409].contains(&statuses[1]),
+            "round {round}: {statuses:?}, {a:?}, {b:?}"
+        );
+    }
 }

@@ -129,6 +129,7 @@ pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreErro
             ServiceError::invalid("body", "breaks a constraint of the data model")
         }
         StoreError::Stale => ServiceError::Stale,
+        StoreError::MustKeep(keep) => ServiceError::conflict(keep),
         other => ServiceError::Internal(other.to_string()),
     }
 }
@@ -138,6 +139,7 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound => ServiceError::NotFound("record"),
             StoreError::Stale => ServiceError::Stale,
+            StoreError::MustKeep(keep) => ServiceError::conflict(keep),
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -19,6 +19,10 @@ pub enum StoreError {
     /// again on what it holds now.
     #[error("the row changed since its history was read")]
     Stale,
+    /// The batch would have taken away the last row of a kind that must stay
+    /// (`WriteOp::KeepsAnother`); says which.
+    #[error("{0}")]
+    MustKeep(&'static str),
     #[error("migration: {0}")]
     Migration(String),
     /// The embedded database's encryption does not match the configuration, or the key

@@ -22,6 +22,9 @@ pub trait Dialect {
     fn in_set(&self, column: &str, placeholder: &str) -> String;
     /// The scalar maximum function of two arguments.
     fn greatest(&self) -> &'static str;
+    /// What ends a `SELECT` that locks the rows it reads until the transaction ends;
+    /// empty where the transaction already holds the only write lock.
+    fn lock_rows(&self) -> &'static str;
 }
 
 /// A bound parameter with the kind of the column it is compared to or stored in, so an
@@ -261,6 +264,28 @@ pub fn get(
         column_list(entity),
         entity.table,
         deleted_condition(entity, deleted)
+    );
+    sql
+}
+
+/// The ids of the live rows inside `filter` whose `column` is `value`, in id order,
+/// locked where the engine locks rows: two transactions locking the same set queue one
+/// behind the other instead of both reading it as it was.
+pub fn lock_matching(
+    d: &dyn Dialect,
+    entity: &Entity,
+    filter: &ScopeFilter,
+    column: &str,
+    value: &Value,
+) -> Sql {
+    let mut sql = Sql::default();
+    let scope = scope_condition(d, &mut sql, filter);
+    let mark = sql.bind(d, value.clone(), kind_of(entity, column));
+    sql.text = format!(
+        "SELECT id FROM {} WHERE {scope} AND {column} = {mark}{} ORDER BY id{}",
+        entity.table,
+        deleted_condition(entity, Deleted::Exclude),
+        d.lock_rows()
     );
     sql
 }
@@ -567,6 +592,9 @@ mod tests {
         }
         fn greatest(&self) -> &'static str {
             "max"
+        }
+        fn lock_rows(&self) -> &'static str {
+            " FOR UPDATE"
         }
     }
 

@@ -13,7 +13,7 @@ use super::authorize::owner_columns;
 use super::{action, object};
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
-use crate::rules::{Cx, rules_for};
+use crate::rules::{Cx, Extras, rules_for};
 use crate::{Caller, Services};
 
 impl Services {
@@ -75,10 +75,11 @@ impl Services {
         };
         let mut set = input.clone();
         rules.check_update(&cx, id, current.as_ref(), &mut set)?;
+        let mut extras = Extras::default();
         rules
-            .check_update_in_store(&cx, current.as_ref(), &set)
+            .update_effects(&cx, current.as_ref(), &set, &mut extras)
             .await?;
-        let mut side_ops = Vec::new();
+        let mut side_ops = extras.ops;
         self.apply_dlp(
             caller,
             entity,

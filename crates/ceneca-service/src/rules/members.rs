@@ -85,28 +85,25 @@ async fn end_rules_of_removed_member(
 }
 
 /// Removing or demoting the owner `member`: only an owner may, and another must stay.
-async fn keeps_another_owner(cx: &Cx<'_>, member: &Record) -> Result<()> {
-    let org = member
-        .id_of("organization_id")
-        .ok_or_else(|| ServiceError::Internal("member without organization".into()))?;
+/// The store counts the others inside the write's transaction, with the owners locked: a
+/// count read before it would let two owners demote each other at the same moment.
+fn owner_leaves(cx: &Cx<'_>, member: &Record) -> Result<WriteOp> {
+    let (Some(org), Some(leaving)) = (member.id_of("organization_id"), member.id()) else {
+        return Err(ServiceError::Internal("member without organization".into()));
+    };
     if cx.caller.scope.org_role(org) != Some(OrgRole::Owner) {
         return Err(ServiceError::Forbidden(
             "only owners may remove an owner".into(),
         ));
     }
-    let mut q = ListQuery::new(
-        ScopeFilter::AnyOf(vec![("organization_id", vec![org])]),
-        "created_at",
-        false,
-        2,
-    );
-    q.equals.push(("role", Value::Text("owner".into())));
-    if cx.svc.store.list(cx.entity, q).await?.len() < 2 {
-        return Err(ServiceError::conflict(
-            "an organization must keep at least one owner",
-        ));
-    }
-    Ok(())
+    Ok(WriteOp::KeepsAnother {
+        entity: cx.entity,
+        filter: ScopeFilter::AnyOf(vec![("organization_id", vec![org])]),
+        column: "role",
+        value: Value::Text("owner".into()),
+        leaving,
+        keep: "an organization must keep at least one owner",
+    })
 }
 
 #[async_trait]
@@ -160,34 +157,25 @@ impl EntityRules for OrganizationMembers {
     }
 
     /// An owner made something else is an owner removed: the organization keeps one.
-    async fn check_update_in_store(
+    async fn update_effects(
         &self,
         cx: &Cx<'_>,
         current: Option<&Record>,
         set: &Record,
+        extras: &mut Extras,
     ) -> Result<()> {
         let Some(member) = current else {
             return Ok(());
         };
         let demoted = matches!(text(set, "role"), Some(role) if role != "owner");
-        if text(member, "role") != Some("owner") || !demoted {
-            return Ok(());
+        if text(member, "role") == Some("owner") && demoted {
+            extras.ops.push(owner_leaves(cx, member)?);
         }
-        keeps_another_owner(cx, member).await
+        Ok(())
     }
 
     fn loads_row_on_delete(&self) -> bool {
         true
-    }
-
-    async fn check_delete(&self, cx: &Cx<'_>, _id: Uuid, row: Option<&Record>) -> Result<()> {
-        let Some(member) = row else {
-            return Ok(());
-        };
-        if text(member, "role") != Some("owner") {
-            return Ok(());
-        }
-        keeps_another_owner(cx, member).await
     }
 
     async fn delete_effects(
@@ -197,12 +185,13 @@ impl EntityRules for OrganizationMembers {
         row: Option<&Record>,
         extras: &mut Extras,
     ) -> Result<()> {
-        match row {
-            Some(member) => {
-                end_rules_of_removed_member(cx, "organization_id", member, extras).await
-            }
-            None => Ok(()),
+        let Some(member) = row else {
+            return Ok(());
+        };
+        if text(member, "role") == Some("owner") {
+            extras.ops.push(owner_leaves(cx, member)?);
         }
+        end_rules_of_removed_member(cx, "organization_id", member, extras).await
     }
 }
 

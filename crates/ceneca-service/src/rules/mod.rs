@@ -103,13 +103,15 @@ pub(crate) trait EntityRules: Send + Sync {
         Ok(())
     }
 
-    /// Checks of a change that read the database, after [`EntityRules::check_update`].
-    /// Reads only.
-    async fn check_update_in_store(
+    /// What a change does besides setting its fields, after [`EntityRules::check_update`]:
+    /// checks that read the database, and operations for the same transaction (guards the
+    /// store checks under its locks). May read; `extras.response` is not shown.
+    async fn update_effects(
         &self,
         _cx: &Cx<'_>,
         _current: Option<&Record>,
         _set: &Record,
+        _extras: &mut Extras,
     ) -> Result<()> {
         Ok(())
     }

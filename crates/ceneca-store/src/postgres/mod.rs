@@ -49,6 +49,9 @@ impl Dialect for PgDialect {
     fn greatest(&self) -> &'static str {
         "GREATEST"
     }
+    fn lock_rows(&self) -> &'static str {
+        " FOR UPDATE"
+    }
 }
 
 /// PostgreSQL accepts at most 65,535 parameters per statement.

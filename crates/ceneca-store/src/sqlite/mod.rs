@@ -48,6 +48,9 @@ impl Dialect for SqliteDialect {
     fn greatest(&self) -> &'static str {
         "max"
     }
+    fn lock_rows(&self) -> &'static str {
+        ""
+    }
 }
 
 /// Idle read connections kept open.
