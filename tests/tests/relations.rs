@@ -13,6 +13,8 @@ on_every_backend!(
     workspace_roles_decide_who_may_write,
     hard_deletes_cascade_where_the_model_says,
     regression_two_owners_leaving_at_once_leave_one_owner,
+    regression_many_owners_leaving_at_once_get_answers_never_a_server_error,
+    regression_a_closed_account_is_no_owner,
 );
 
 async fn deleting_a_workspace_takes_its_content_and_restore_brings_it_back(backend: Backend) {
@@ -690,4 +692,132 @@ async fn regression_two_owners_leaving_at_once_leave_one_owner(backend: Backend)
             "round {round}: {statuses:?}, {a:?}, {b:?}"
         );
     }
+}
+
+/// Second attack on the owner guard, finding 1: four owners demoting and removing one
+/// another (and themselves) at once deadlocked on PostgreSQL (500): the guard locked the
+/// owner rows, and a row demoted meanwhile was locked later, out of order. Changes to an
+/// organization's owners now take the organization's row first, one at a time.
+async fn regression_many_owners_leaving_at_once_get_answers_never_a_server_error(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let users = [
+        s.user("ann").await,
+        s.user("bob").await,
+        s.user("cat").await,
+        s.user("dan").await,
+    ];
+    for round in 0..6 {
+        let org = s
+            .post(
+                &users[0],
+                "/api/v1/organizations",
+                json!({"name": format!("Many {round}"), "slug": format!("many-{round}")}),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let members = format!("/api/v1/organizations/{org}/members");
+        for u in &users[1..] {
+            s.post(
+                &users[0],
+                &members,
+                json!({"user_id": u.id, "role": "owner"}),
+            )
+            .await
+            .expect(201);
+        }
+        let rows: Vec<String> = s
+            .list_all(&users[0], &members)
+            .await
+            .iter()
+            .map(|m| format!("{members}/{}", m["id"].as_str().unwrap()))
+            .collect();
+        // Every owner acts on every membership, its own included, all at once.
+        let mut requests = tokio::task::JoinSet::new();
+        for (i, u) in users.iter().enumerate() {
+            for (j, row) in rows.iter().enumerate() {
+                let request = if (i + j + round) % 2 == 0 {
+                    s.http
+                        .patch(format!("{}{row}", s.base))
+                        .json(&json!({"role": "member"}))
+                } else {
+                    s.http.delete(format!("{}{row}", s.base))
+                };
+                let request = request.bearer_auth(&u.token);
+                requests.spawn(async move { request.send().await.unwrap().status().as_u16() });
+            }
+        }
+        while let Some(status) = requests.join_next().await {
+            let status = status.unwrap();
+            assert!(
+                [200, 204, 403, 404, 409].contains(&status),
+                "round {round}: {status}"
+            );
+        }
+        let mut owners = None;
+        for u in &users {
+            let page = s.get(u, &format!("{members}?role=owner")).await;
+            if page.status == 200 {
+                owners = Some(page.body["items"].as_array().unwrap().len());
+            }
+        }
+        assert_eq!(owners, Some(1), "round {round}: one owner stays");
+    }
+}
+
+/// Second attack on the owner guard, finding 3: an owner whose account was closed still
+/// counted as an owner, so the last open owner could leave; and a sole owner could close
+/// their account, leaving the organization to nobody.
+async fn regression_a_closed_account_is_no_owner(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let ann = s.user("ann").await;
+    let gone = s.user("gone").await;
+    let org = s
+        .post(
+            &ann,
+            "/api/v1/organizations",
+            json!({"name": "Closing", "slug": "closing"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let members = format!("/api/v1/organizations/{org}/members");
+    s.post(&ann, &members, json!({"user_id": gone.id, "role": "owner"}))
+        .await
+        .expect(201);
+    s.delete(&gone, &format!("/api/v1/users/{}", gone.id))
+        .await
+        .expect(200);
+    let anns = s
+        .list_all(&ann, &format!("{members}?role=owner"))
+        .await
+        .into_iter()
+        .find(|m| m["user_id"] == json!(ann.id))
+        .unwrap();
+    let demoted = s
+        .patch(
+            &ann,
+            &format!("{members}/{}", anns["id"].as_str().unwrap()),
+            json!({"role": "member"}),
+        )
+        .await;
+    assert_eq!(demoted.status, 409, "{demoted:?}");
+
+    // The sole owner cannot close their account while the organization is theirs alone.
+    let closing = s.delete(&ann, &format!("/api/v1/users/{}", ann.id)).await;
+    assert_eq!(closing.status, 409, "{closing:?}");
+    assert!(
+        closing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("owner"),
+        "{closing:?}"
+    );
+    s.get(&ann, &format!("/api/v1/organizations/{org}"))
+        .await
+        .expect(200);
 }

@@ -130,6 +130,7 @@ pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreErro
         }
         StoreError::Stale => ServiceError::Stale,
         StoreError::MustKeep(keep) => ServiceError::conflict(keep),
+        StoreError::Refused(why) => ServiceError::Forbidden(why.into()),
         other => ServiceError::Internal(other.to_string()),
     }
 }
@@ -140,6 +141,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound => ServiceError::NotFound("record"),
             StoreError::Stale => ServiceError::Stale,
             StoreError::MustKeep(keep) => ServiceError::conflict(keep),
+            StoreError::Refused(why) => ServiceError::Forbidden(why.into()),
             other => ServiceError::Internal(other.to_string()),
         }
     }

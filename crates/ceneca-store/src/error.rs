@@ -19,10 +19,14 @@ pub enum StoreError {
     /// again on what it holds now.
     #[error("the row changed since its history was read")]
     Stale,
-    /// The batch would have taken away the last row of a kind that must stay
-    /// (`WriteOp::KeepsAnother`); says which.
+    /// The batch would have taken away what must stay (the last owner of an
+    /// organization, `WriteOp::OwnershipChange`); says what.
     #[error("{0}")]
     MustKeep(&'static str),
+    /// The batch's author may not make it, as things stand inside its transaction
+    /// (`WriteOp::OwnershipChange`); says why.
+    #[error("{0}")]
+    Refused(&'static str),
     #[error("migration: {0}")]
     Migration(String),
     /// The embedded database's encryption does not match the configuration, or the key

@@ -20,6 +20,7 @@ pub mod error;
 pub mod migrate;
 mod ops;
 pub mod outbox;
+mod ownership;
 pub mod postgres;
 pub mod query;
 mod reads;

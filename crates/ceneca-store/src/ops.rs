@@ -88,24 +88,17 @@ pub(crate) async fn apply_batch<E: Exec>(
     let mut heads = Vec::new();
     let mut out = Vec::new();
     let mut changes: Vec<Record> = Vec::new();
-    // Guards first: they lock what they count before any write of the batch takes a lock
-    // of its own, so every batch locks the rows a guard covers in the same order.
+    // Ownership changes first: each takes its organization's lock before any write of
+    // the batch takes a lock of its own, and decides on the memberships as committed.
     for op in &batch.ops {
-        if let WriteOp::KeepsAnother {
-            entity,
-            filter,
-            column,
-            value,
-            leaving,
-            keep,
+        if let WriteOp::OwnershipChange {
+            organization,
+            member,
+            actor,
+            grants_owner,
         } = op
         {
-            let sql = sql::lock_matching(exec.dialect(), entity, filter, column, value);
-            let id = entity.field("id").ok_or(StoreError::NotFound)?;
-            let rows = exec.fetch_columns(&[id], &sql).await?;
-            if !rows.iter().any(|row| row.id() != Some(*leaving)) {
-                return Err(StoreError::MustKeep(keep));
-            }
+            crate::ownership::check(exec, *organization, *member, *actor, *grants_owner).await?;
         }
     }
     for op in batch.ops {
@@ -282,7 +275,7 @@ pub(crate) async fn apply_batch<E: Exec>(
             // Checked at the end, under the chain lock: see below.
             WriteOp::ExpectHistory { row, last_seq } => expected.push((row, last_seq)),
             // Checked before the writes: see above.
-            WriteOp::KeepsAnother { .. } => {}
+            WriteOp::OwnershipChange { .. } => {}
             WriteOp::Forget { entity, filter } => {
                 let sql = sql::forget(exec.dialect(), entity, &filter);
                 exec.execute(&sql).await?;

@@ -268,28 +268,6 @@ pub fn get(
     sql
 }
 
-/// The ids of the live rows inside `filter` whose `column` is `value`, in id order,
-/// locked where the engine locks rows: two transactions locking the same set queue one
-/// behind the other instead of both reading it as it was.
-pub fn lock_matching(
-    d: &dyn Dialect,
-    entity: &Entity,
-    filter: &ScopeFilter,
-    column: &str,
-    value: &Value,
-) -> Sql {
-    let mut sql = Sql::default();
-    let scope = scope_condition(d, &mut sql, filter);
-    let mark = sql.bind(d, value.clone(), kind_of(entity, column));
-    sql.text = format!(
-        "SELECT id FROM {} WHERE {scope} AND {column} = {mark}{} ORDER BY id{}",
-        entity.table,
-        deleted_condition(entity, Deleted::Exclude),
-        d.lock_rows()
-    );
-    sql
-}
-
 /// A page of rows in keyset order; asks for `limit + 1` so the caller knows if more follow.
 pub fn list(d: &dyn Dialect, entity: &Entity, q: &ListQuery) -> Sql {
     let mut sql = Sql::default();
@@ -594,7 +572,7 @@ mod tests {
             "max"
         }
         fn lock_rows(&self) -> &'static str {
-            " FOR UPDATE"
+            " FOR NO KEY UPDATE"
         }
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ceneca_domain::audit::{ChainHead, ChainKey};
-use ceneca_domain::{Entity, Record, Value};
+use ceneca_domain::{Entity, Record};
 use uuid::Uuid;
 
 use ceneca_domain::scope::ScopeFilter;
@@ -89,19 +89,22 @@ pub enum WriteOp {
     /// writes are done, under the lock that orders change-log appends, so it holds until
     /// the batch commits.
     ExpectHistory { row: Uuid, last_seq: i64 },
-    /// Fails the batch with `StoreError::MustKeep(keep)` unless a live row of `entity`
-    /// inside `filter`, other than `leaving`, has `column = value`: the last owner of an
-    /// organization cannot be demoted or removed. Checked before any write of the batch,
-    /// wherever it stands in it, with the matching rows locked until the commit, so two
-    /// batches each taking away one of the last two cannot both pass.
-    KeepsAnother {
-        entity: &'static Entity,
-        filter: ScopeFilter,
-        column: &'static str,
-        value: Value,
-        leaving: Uuid,
-        /// What is kept, said to the client when the batch is refused.
-        keep: &'static str,
+    /// A change to who owns `organization`: membership `member` given another role or
+    /// removed (`None`: a new membership), by the user `actor` (`None`: the account
+    /// itself closing). `grants_owner`: the membership is an owner's afterwards.
+    ///
+    /// Checked before any write of the batch, with the organization's row locked until
+    /// the commit, so changes to one organization's owners are decided one at a time, on
+    /// the memberships as committed (never on a row read before the transaction):
+    /// - giving or taking the owner role is for owners: `actor` must hold an owner's
+    ///   membership now, or `StoreError::Refused`;
+    /// - an owner's membership lowered or removed must leave another owner whose account
+    ///   is open, or `StoreError::MustKeep`.
+    OwnershipChange {
+        organization: Uuid,
+        member: Option<Uuid>,
+        actor: Option<Uuid>,
+        grants_owner: bool,
     },
     /// Removes every row inside the filter, its foreign-key cascade with it, without
     /// logging: a replica dropping what its user may no longer read (the upstream's log

@@ -84,26 +84,32 @@ async fn end_rules_of_removed_member(
     Ok(())
 }
 
-/// Removing or demoting the owner `member`: only an owner may, and another must stay.
-/// The store counts the others inside the write's transaction, with the owners locked: a
-/// count read before it would let two owners demote each other at the same moment.
-fn owner_leaves(cx: &Cx<'_>, member: &Record) -> Result<WriteOp> {
-    let (Some(org), Some(leaving)) = (member.id_of("organization_id"), member.id()) else {
-        return Err(ServiceError::Internal("member without organization".into()));
-    };
-    if cx.caller.scope.org_role(org) != Some(OrgRole::Owner) {
+/// A change to who owns the organization of `member` (its new role, or removed), for the
+/// store to decide inside the write's transaction on the memberships as committed: only
+/// an owner may give or take the owner role, and another owner must stay. The checks
+/// made before (on rows read earlier) answer the common case; these hold under races.
+fn ownership_change(cx: &Cx<'_>, member: &Record, grants_owner: bool) -> Result<WriteOp> {
+    let organization = member
+        .id_of("organization_id")
+        .ok_or_else(|| ServiceError::Internal("member without organization".into()))?;
+    Ok(WriteOp::OwnershipChange {
+        organization,
+        member: member.id(),
+        actor: Some(cx.caller.user_id),
+        grants_owner,
+    })
+}
+
+/// Removing or demoting the owner `member`: only an owner may (checked here on the row
+/// as read, and again by the store as committed).
+fn require_owner_caller(cx: &Cx<'_>, member: &Record) -> Result<()> {
+    let org = member.id_of("organization_id");
+    if org.and_then(|o| cx.caller.scope.org_role(o)) != Some(OrgRole::Owner) {
         return Err(ServiceError::Forbidden(
             "only owners may remove an owner".into(),
         ));
     }
-    Ok(WriteOp::KeepsAnother {
-        entity: cx.entity,
-        filter: ScopeFilter::AnyOf(vec![("organization_id", vec![org])]),
-        column: "role",
-        value: Value::Text("owner".into()),
-        leaving,
-        keep: "an organization must keep at least one owner",
-    })
+    Ok(())
 }
 
 #[async_trait]
@@ -127,6 +133,21 @@ impl EntityRules for OrganizationMembers {
             && org.and_then(|o| cx.caller.scope.org_role(o)) != Some(OrgRole::Owner)
         {
             return Err(ServiceError::Forbidden("only owners may add owners".into()));
+        }
+        Ok(())
+    }
+
+    /// A new owner is an owner's decision, as things stand when it is written.
+    fn create_effects(&self, cx: &Cx<'_>, record: &mut Record, extras: &mut Extras) -> Result<()> {
+        if text(record, "role") == Some("owner")
+            && let Some(organization) = record.id_of("organization_id")
+        {
+            extras.ops.push(WriteOp::OwnershipChange {
+                organization,
+                member: None,
+                actor: Some(cx.caller.user_id),
+                grants_owner: true,
+            });
         }
         Ok(())
     }
@@ -156,7 +177,8 @@ impl EntityRules for OrganizationMembers {
         Ok(())
     }
 
-    /// An owner made something else is an owner removed: the organization keeps one.
+    /// Every role change goes through the store's ownership check: a membership read as
+    /// an administrator's may be an owner's by the time it is written.
     async fn update_effects(
         &self,
         cx: &Cx<'_>,
@@ -164,13 +186,12 @@ impl EntityRules for OrganizationMembers {
         set: &Record,
         extras: &mut Extras,
     ) -> Result<()> {
-        let Some(member) = current else {
+        let (Some(member), Some(role)) = (current, text(set, "role")) else {
             return Ok(());
         };
-        let demoted = matches!(text(set, "role"), Some(role) if role != "owner");
-        if text(member, "role") == Some("owner") && demoted {
-            extras.ops.push(owner_leaves(cx, member)?);
-        }
+        extras
+            .ops
+            .push(ownership_change(cx, member, role == "owner")?);
         Ok(())
     }
 
@@ -189,8 +210,9 @@ impl EntityRules for OrganizationMembers {
             return Ok(());
         };
         if text(member, "role") == Some("owner") {
-            extras.ops.push(owner_leaves(cx, member)?);
+            require_owner_caller(cx, member)?;
         }
+        extras.ops.push(ownership_change(cx, member, false)?);
         end_rules_of_removed_member(cx, "organization_id", member, extras).await
     }
 }

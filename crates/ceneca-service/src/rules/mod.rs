@@ -413,6 +413,112 @@ mod store_tests {
         ));
     }
 
+    /// Second attack on the owner guard, finding 2: whether a change touched an owner was
+    /// decided on the membership as read before the write. An administrator who read a
+    /// membership just before it became an owner's demoted that owner (and the last owner
+    /// could leave behind it). The store now decides on the membership as committed: the
+    /// batch such a request builds is refused.
+    #[tokio::test]
+    async fn regression_an_ownership_change_is_decided_on_the_committed_membership() {
+        use ceneca_domain::Record;
+        use ceneca_domain::scope::ScopeFilter;
+        use ceneca_store::{StoreError, WriteOp};
+
+        let t = services().await;
+        let svc = &t.svc;
+        let (ann, ann_token) = sign_up(svc, "ann@example.com").await;
+        let (bob, _) = sign_up(svc, "bob@example.com").await;
+        let (cat, cat_token) = sign_up(svc, "cat@example.com").await;
+        let org = svc
+            .create(
+                &ann,
+                &model::ORGANIZATIONS,
+                &json!({"name": "Acme", "slug": "acme"}),
+                None,
+            )
+            .await
+            .unwrap();
+        let ann = refresh(svc, &ann_token).await;
+        let under = || {
+            Some(ParentRef {
+                field: "organization_id",
+                id: id_of(&org),
+            })
+        };
+        let member = |user: uuid::Uuid, role: &str| json!({"user_id": user, "role": role});
+        let bobs = svc
+            .create(
+                &ann,
+                &model::ORGANIZATION_MEMBERS,
+                &member(bob.user_id, "admin"),
+                under(),
+            )
+            .await
+            .unwrap();
+        svc.create(
+            &ann,
+            &model::ORGANIZATION_MEMBERS,
+            &member(cat.user_id, "admin"),
+            under(),
+        )
+        .await
+        .unwrap();
+        let cat = refresh(svc, &cat_token).await;
+        // Bob is made an owner; cat's request had read him as an administrator.
+        svc.update(
+            &ann,
+            &model::ORGANIZATION_MEMBERS,
+            id_of(&bobs),
+            &json!({"role": "owner"}),
+        )
+        .await
+        .unwrap();
+        let mut set = Record::new();
+        set.set("role", ceneca_domain::Value::Text("viewer".into()));
+        let stale = ceneca_store::WriteBatch::new(ceneca_store::Actor::default())
+            .push(WriteOp::OwnershipChange {
+                organization: id_of(&org),
+                member: Some(id_of(&bobs)),
+                actor: Some(cat.user_id),
+                grants_owner: false,
+            })
+            .push(WriteOp::Update {
+                entity: &model::ORGANIZATION_MEMBERS,
+                id: id_of(&bobs),
+                filter: ScopeFilter::All,
+                set,
+            });
+        assert!(matches!(
+            svc.store.apply(stale).await,
+            Err(StoreError::Refused(_))
+        ));
+        // Through the API, cat is refused too, and bob is still an owner.
+        assert!(matches!(
+            svc.update(
+                &cat,
+                &model::ORGANIZATION_MEMBERS,
+                id_of(&bobs),
+                &json!({"role": "viewer"})
+            )
+            .await,
+            Err(ServiceError::Forbidden(_))
+        ));
+        let owners = svc
+            .list(
+                &ann,
+                &model::ORGANIZATION_MEMBERS,
+                &ListParams::default(),
+                under(),
+            )
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|m| m["role"] == "owner")
+            .count();
+        assert_eq!(owners, 2);
+    }
+
     #[tokio::test]
     async fn a_device_token_is_issued_once_and_revoked_with_the_device() {
         let t = services().await;

@@ -50,7 +50,9 @@ impl Dialect for PgDialect {
         "GREATEST"
     }
     fn lock_rows(&self) -> &'static str {
-        " FOR UPDATE"
+        // Not `FOR UPDATE`: rows referring to the locked one (a new membership, a new
+        // workspace) check their foreign key with a share lock, which this one allows.
+        " FOR NO KEY UPDATE"
     }
 }
 
