@@ -15,7 +15,8 @@ on_every_backend!(
     hybrid_search_fuses_text_and_vectors,
     an_unavailable_index_loses_nothing_and_catches_up,
     one_indexer_at_a_time,
-    upserts_take_batch_sized_bodies
+    upserts_take_batch_sized_bodies,
+    embeddings_follow_their_source_into_the_bin_and_back
 );
 
 fn axis(i: usize) -> Vec<f32> {
@@ -578,4 +579,105 @@ async fn upserts_take_batch_sized_bodies(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(res.status(), 413);
+}
+
+/// A message in the bin hides its embedding from vector and hybrid search (the page is
+/// filled from the next nearest, not answered short); a restore brings it back; a thread
+/// in the bin hides the embeddings of all its messages.
+async fn embeddings_follow_their_source_into_the_bin_and_back(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let messages = format!("/api/v1/threads/{}/messages", w.thread);
+    let mut sources = Vec::new();
+    for i in 0..3 {
+        let id = s
+            .post(
+                &u,
+                &messages,
+                json!({"role": "user", "content": format!("quokka report {i}")}),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        sources.push(id);
+    }
+    // The first is nearest to axis(1), the second next, the third furthest.
+    let near = |weight: f32| {
+        let mut v = axis(1);
+        v[4] = weight;
+        v
+    };
+    let points: Vec<Value> = sources
+        .iter()
+        .zip([0.0, 0.5, 1.0])
+        .map(|(id, weight)| json!({"source_id": id, "workspace_id": w.workspace, "vector": near(weight)}))
+        .collect();
+    s.post(
+        &u,
+        "/api/v1/vectors/messages/points/batch?wait=true",
+        json!({ "points": points }),
+    )
+    .await
+    .expect(200);
+    let nearest = |limit: u32| {
+        let s = &s;
+        let u = &u;
+        async move {
+            let found = s
+                .post(
+                    u,
+                    "/api/v1/vectors/messages/search",
+                    json!({"vector": axis(1), "limit": limit}),
+                )
+                .await
+                .expect(200);
+            ids(&found, "source_id")
+        }
+    };
+    let hybrid = || {
+        let s = &s;
+        let u = &u;
+        async move {
+            let found = s
+                .post(
+                    u,
+                    "/api/v1/search/hybrid",
+                    json!({"q": "quokka", "vector": axis(1), "limit": 10}),
+                )
+                .await
+                .expect(200);
+            ids(&found, "id")
+        }
+    };
+    assert_eq!(nearest(1).await, vec![sources[0].clone()]);
+
+    s.delete(&u, &format!("/api/v1/messages/{}", sources[0]))
+        .await
+        .expect(200);
+    assert_eq!(
+        nearest(1).await,
+        vec![sources[1].clone()],
+        "the page is filled"
+    );
+    assert_eq!(nearest(5).await, sources[1..].to_vec());
+    assert!(!hybrid().await.contains(&sources[0]));
+
+    s.post(
+        &u,
+        &format!("/api/v1/messages/{}/restore", sources[0]),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(nearest(5).await, sources);
+    assert!(hybrid().await.contains(&sources[0]));
+
+    s.delete(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+    assert!(nearest(5).await.is_empty());
+    assert!(hybrid().await.is_empty());
 }

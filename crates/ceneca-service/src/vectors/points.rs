@@ -24,6 +24,10 @@ use crate::{Caller, Services};
 
 const MAX_POINTS_PER_BATCH: usize = 1000;
 pub(crate) const MAX_LIMIT: usize = 100;
+/// The most nearest points one search looks at to fill a page whose nearest hits the
+/// caller may not see: past that, the page comes back short rather than the search
+/// scanning without bound.
+const MAX_CANDIDATES: usize = 1600;
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The entity whose rows a collection's points are made from.
@@ -360,43 +364,36 @@ impl Services {
                 "source_ids must be an array of up to 1000 UUIDs",
             ));
         }
-        let query = Query {
+        let mut query = Query {
             vector: request.vector.clone(),
             limit: limit + denied.len().min(MAX_LIMIT),
             workspaces,
             source_ids,
             score_threshold: request.score_threshold,
         };
-        let mut hits = self
-            .vectors()?
-            .index
-            .search(collection, query)
-            .await
-            .map_err(vector_error)?;
-        hits.retain(|h| !denied.contains(&(h.workspace_id, h.id)));
-        hits.truncate(limit);
-        // A hit is shown only if its source (the message, document or attachment) is
-        // readable too: a permission set denying a message must hide its embedding's
-        // match as well. One query for the page's sources, inside the SQL scope.
-        if let Some(source) = source_entity(collection)
-            && !hits.is_empty()
-        {
-            let mut q = ListQuery::new(
-                caller.filter(source, Access::Read),
-                "id",
-                false,
-                hits.len() as u32,
-            );
-            q.ids = Some(hits.iter().map(|h| h.source_id).collect());
-            let readable: Vec<Uuid> = self
-                .store
-                .list(source, q)
-                .await?
-                .iter()
-                .filter_map(Record::id)
-                .collect();
-            hits.retain(|h| readable.contains(&h.source_id));
-        }
+        // Hits the caller may not see (a denied point, or a source deleted or denied) are
+        // dropped after the index answers; the index is asked again, for more, until the
+        // page is full, the index has no more, or [`MAX_CANDIDATES`] were looked at.
+        let source = source_entity(collection);
+        let hits = loop {
+            let mut hits = self
+                .vectors()?
+                .index
+                .search(collection, query.clone())
+                .await
+                .map_err(vector_error)?;
+            let exhausted = hits.len() < query.limit;
+            hits.retain(|h| !denied.contains(&(h.workspace_id, h.id)));
+            if let Some(source) = source {
+                self.keep_readable_sources(caller, source, &mut hits)
+                    .await?;
+            }
+            if hits.len() >= limit || exhausted || query.limit >= MAX_CANDIDATES {
+                hits.truncate(limit);
+                break hits;
+            }
+            query.limit = (query.limit * 4).min(MAX_CANDIDATES);
+        };
         self.audit_read(
             caller,
             "embedding.search".into(),
@@ -406,6 +403,36 @@ impl Services {
         )
         .await?;
         Ok(hits)
+    }
+
+    /// Keeps the hits whose source (the message, document or attachment) the caller can
+    /// read: a source in the bin, or hidden by a permission set, hides its embeddings'
+    /// matches too. One query for all the sources, inside the SQL scope.
+    async fn keep_readable_sources(
+        &self,
+        caller: &Caller,
+        source: &'static ceneca_domain::Entity,
+        hits: &mut Vec<Hit>,
+    ) -> Result<()> {
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let mut q = ListQuery::new(
+            caller.filter(source, Access::Read),
+            "id",
+            false,
+            hits.len() as u32,
+        );
+        q.ids = Some(hits.iter().map(|h| h.source_id).collect());
+        let readable: std::collections::HashSet<Uuid> = self
+            .store
+            .list(source, q)
+            .await?
+            .iter()
+            .filter_map(Record::id)
+            .collect();
+        hits.retain(|h| readable.contains(&h.source_id));
+        Ok(())
     }
 
     /// Deletes one point (its embedding row).
