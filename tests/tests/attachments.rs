@@ -17,7 +17,7 @@ on_every_backend!(
     file_names_are_names_never_paths,
     regression_a_sweep_racing_an_upload_of_a_stored_file_keeps_it,
     regression_a_denied_or_binned_parent_hides_its_files,
-    regression_files_are_refused_where_content_is_encrypted_at_rest,
+    files_are_sealed_at_rest_and_served_in_the_clear,
     regression_a_binary_padded_with_text_is_not_text,
     regression_ranges_of_another_version_and_bad_ids,
     a_form_creates_the_row_with_its_file,
@@ -762,28 +762,147 @@ async fn regression_a_denied_or_binned_parent_hides_its_files(backend: Backend) 
     );
 }
 
-/// First attack, finding 3: where content is encrypted at rest (the zero-sync edition's
-/// default), a file was stored in plaintext. Until files can be encrypted, none is kept.
-async fn regression_files_are_refused_where_content_is_encrypted_at_rest(backend: Backend) {
+/// Every file under the blob folder (not the temporary ones), with its path.
+fn blob_files(s: &TestServer) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![s.data_dir().join("blobs")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                if !entry.path().ends_with("tmp") {
+                    stack.push(entry.path());
+                }
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// With `attachments.encrypt` (the zero-sync edition's default), a file is sealed on
+/// disk under a keyed name and served in the clear, in ranges across its chunks; the
+/// same file is stored once; a sealed file moved under another's name is refused, not
+/// served. (First attack, finding 3, refused files here rather than store them in
+/// plaintext; they are now sealed.)
+async fn files_are_sealed_at_rest_and_served_in_the_clear(backend: Backend) {
     let config = ServiceConfig {
         encrypt_content: true,
+        encrypt_attachments: true,
         ..ServiceConfig::default()
     };
     let s = TestServer::start_with(backend, config).await;
     let u = s.user("u").await;
     let w = world(&s, &u).await;
+    let marker = b"TOP-SECRET-QUOKKA-";
+    // Three 64 KiB chunks and a bit: ranges cross chunk boundaries.
+    let content = png(&marker.repeat(200_000 / marker.len()));
     let id = new_attachment(&s, &u, &w.workspace, &w.message).await;
-    let (status, body) = upload(&s, &u, &id, "", png(b"secret")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(body["error"]["code"], "not_in_edition");
+    let (status, row) = upload(&s, &u, &id, "", content.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(row["encrypted"], true);
+    assert_eq!(row["sha256"], sha256(&content));
+    assert_eq!(row["size_bytes"], content.len());
+
+    let stored = blob_files(&s);
+    assert_eq!(stored.len(), 1);
+    let on_disk = std::fs::read(&stored[0]).unwrap();
+    let name = stored[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert_ne!(name, sha256(&content), "the name does not tell the content");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("plaintext"),
-        "{body}"
+        !on_disk.windows(marker.len()).any(|w| w == marker),
+        "no content in the clear on disk"
     );
-    assert_eq!(files(&s), (0, 0));
+    assert!(
+        on_disk.len() > content.len(),
+        "a header and a tag per chunk"
+    );
+
+    let path = format!("/api/v1/attachments/{id}/content");
+    let whole = send(&s, &u, Method::GET, &path, &[], None).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(
+        whole.headers()["etag"].to_str().unwrap(),
+        format!("\"{}\"", sha256(&content))
+    );
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), content.as_slice());
+    let chunk = 64 * 1024;
+    for (range, from, to) in [
+        (
+            format!("bytes={}-{}", chunk - 5, chunk + 5),
+            chunk - 5,
+            chunk + 6,
+        ),
+        (format!("bytes={}-", 2 * chunk), 2 * chunk, content.len()),
+        ("bytes=-7".to_owned(), content.len() - 7, content.len()),
+        ("bytes=0-0".to_owned(), 0, 1),
+    ] {
+        let part = send(&s, &u, Method::GET, &path, &[("range", &range)], None).await;
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            part.bytes().await.unwrap().as_ref(),
+            &content[from..to],
+            "{range}"
+        );
+    }
+
+    // The same file again: stored once.
+    let again = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    assert_eq!(
+        upload(&s, &u, &again, "", content.clone()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(blob_files(&s).len(), 1);
+
+    // Another file, then the first file's sealed bytes moved under its name: refused.
+    let other = new_attachment(&s, &u, &w.workspace, &w.message).await;
+    let small = png(b"another file");
+    assert_eq!(
+        upload(&s, &u, &other, "", small.clone()).await.0,
+        StatusCode::OK
+    );
+    let target = blob_files(&s)
+        .into_iter()
+        .find(|p| *p != stored[0])
+        .unwrap();
+    let kept = std::fs::read(&target).unwrap();
+    std::fs::write(&target, &on_disk).unwrap();
+    let forged = send(
+        &s,
+        &u,
+        Method::GET,
+        &format!("/api/v1/attachments/{other}/content"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = forged.bytes().await.unwrap();
+    assert!(!body.windows(marker.len()).any(|w| w == marker));
+    // One chunk flipped inside the right file: refused as well, before a byte is served.
+    let mut flipped = on_disk.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    std::fs::write(&target, &kept).unwrap();
+    std::fs::write(&stored[0], &flipped).unwrap();
+    let cut = send(&s, &u, Method::GET, &path, &[], None).await;
+    let served = cut.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    assert_ne!(
+        served, content,
+        "an altered chunk is never served as the file"
+    );
+    let read_back = send(
+        &s,
+        &u,
+        Method::GET,
+        &format!("/api/v1/attachments/{other}/content"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(read_back.bytes().await.unwrap().as_ref(), small.as_slice());
 }
 
 /// First attack, finding 4: only the first 8 KiB were read for text, so a binary behind

@@ -5,7 +5,8 @@
 //!   server does: write it once, durably);
 //! - downloading it (`GET …/content`, streamed to a file) beside the same copy;
 //! - the server's resident memory growth during each (peak resident memory, reset before
-//!   each measure): streaming keeps it flat whatever the file's size.
+//!   each measure): streaming keeps it flat whatever the file's size;
+//! - each with files kept as they are, then sealed at rest (`attachments.encrypt`).
 
 use std::io::Write;
 use std::path::Path;
@@ -23,9 +24,23 @@ const FILE_BYTES: usize = 100 * 1024 * 1024;
 const ROUNDS: usize = 3;
 
 pub async fn run(_args: &Args, dir: &Path) -> anyhow::Result<()> {
+    for encrypt in [false, true] {
+        let dir = dir.join(if encrypt { "sealed" } else { "plain" });
+        std::fs::create_dir_all(&dir)?;
+        measure(&dir, encrypt).await?;
+    }
+    Ok(())
+}
+
+/// The figures with files kept as they are, or sealed (`attachments.encrypt`).
+async fn measure(dir: &Path, encrypt: bool) -> anyhow::Result<()> {
     let store = sqlite_store(dir, "storage.db").await?;
     let blobs = ceneca_store::FsBlobs::open(dir.join("blobs"))?;
-    let services = services_with(store, ServiceConfig::default())?.with_blobs(Arc::new(blobs));
+    let config = ServiceConfig {
+        encrypt_attachments: encrypt,
+        ..ServiceConfig::default()
+    };
+    let services = services_with(store, config)?.with_blobs(Arc::new(blobs));
     let server = Server::start(services).await?;
     let (ws, thread) = workspace_with_thread(&server).await?;
     let batch = server
@@ -116,9 +131,15 @@ pub async fn run(_args: &Args, dir: &Path) -> anyhow::Result<()> {
         Stats::new(downloads),
         Stats::new(copies),
     );
+    let kept = if encrypt {
+        "sealed at rest (attachments.encrypt)"
+    } else {
+        "kept as they are"
+    };
     println!(
         "{:<48}{:<84}baseline: std::fs::copy of the same file, then fsync",
-        "", "ceneca"
+        format!("files {kept}"),
+        "ceneca"
     );
     row(
         "upload 100 MiB (PUT …/content, streamed)",

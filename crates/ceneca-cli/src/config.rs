@@ -75,14 +75,15 @@ impl Default for Config {
 /// The defaults an edition changes; a setting given anywhere (file, environment, flag)
 /// still wins, and is logged at start-up ([`Config::preset_overrides`]).
 ///
-/// Zero-sync: the strictest audit level, content and the embedded database encrypted at
-/// rest, references outside
+/// Zero-sync: the strictest audit level, content, attachment files and the embedded
+/// database encrypted at rest, references outside
 /// the network refused (that one cannot be turned off). Enterprise: reads audited too.
 pub fn edition_preset(edition: Edition) -> Vec<(&'static str, Value)> {
     match edition {
         Edition::ZeroSync => vec![
             ("audit.level", Value::from("maximum")),
             ("encryption.encrypt_content", Value::from(true)),
+            ("attachments.encrypt", Value::from(true)),
             ("store.encrypt_database", Value::from(true)),
             ("network.reference_policy", Value::from("reject")),
         ],
@@ -205,6 +206,7 @@ pub const FLAT: &[(&str, &str)] = &[
     ("max_cache_entries", "sync.max_cache_entries"),
     ("max_upload_bytes", "attachments.max_upload_bytes"),
     ("allowed_attachment_types", "attachments.allowed_types"),
+    ("encrypt_attachments", "attachments.encrypt"),
 ];
 
 /// The sectioned path of a flat name.
@@ -685,6 +687,7 @@ mod tests {
         .unwrap();
         assert_eq!(zero.audit.level, ceneca_domain::audit::AuditLevel::Maximum);
         assert!(zero.encryption.encrypt_content);
+        assert!(zero.attachments.encrypt);
         assert!(zero.store.encrypt_database);
         assert_eq!(zero.origins["audit.level"], "zero-sync edition preset");
         assert!(zero.preset_overrides().is_empty());
@@ -738,6 +741,7 @@ mod tests {
             ceneca_domain::audit::AuditLevel::Enhanced
         );
         assert!(!enterprise.encryption.encrypt_content);
+        assert!(!enterprise.attachments.encrypt);
         assert!(!enterprise.store.encrypt_database);
         assert_eq!(
             enterprise.origins["audit.level"],

@@ -994,13 +994,14 @@ fn config_example_matches_the_defaults_key_by_key() {
     let (mut in_defaults, mut in_example) = (Vec::new(), Vec::new());
     leaves("", &defaults, &mut in_defaults);
     leaves("", &example, &mut in_example);
-    assert_eq!(in_defaults.len(), 53, "every setting: {in_defaults:?}");
+    assert_eq!(in_defaults.len(), 54, "every setting: {in_defaults:?}");
     // What the edition presets is shown commented out (set in a copied example, it would
     // replace the zero-sync preset), and `config show` says where it came from.
     let shown = config_shown_text(dir.path());
     for key in [
         "audit.level",
         "encryption.encrypt_content",
+        "attachments.encrypt",
         "store.encrypt_database",
         "network.reference_policy",
     ] {
@@ -1021,6 +1022,7 @@ fn config_example_matches_the_defaults_key_by_key() {
         ![
             "audit.level",
             "encryption.encrypt_content",
+            "attachments.encrypt",
             "store.encrypt_database",
             "network.reference_policy",
         ]

@@ -28,6 +28,10 @@ pub const AUDIT_CHAIN_LABEL: &[u8] = b"ceneca audit chain v1";
 /// the database file is encrypted with a subkey, never with a master key itself.
 pub const DATABASE_LABEL: &[u8] = b"ceneca embedded database v1";
 
+/// The HKDF label of the subkey files sealed at rest are keyed from
+/// (`crate::sealed_file`).
+pub const FILES_LABEL: &[u8] = b"ceneca sealed files v1";
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyRingError {
     #[error("encryption key '{0}' is not in the key ring")]
@@ -47,6 +51,8 @@ pub struct KeyRing {
     audit_keys: HashMap<String, [u8; 32]>,
     /// Per key id, the embedded database's key derived from it (see [`KeyRing::database_key`]).
     database_keys: HashMap<String, [u8; 32]>,
+    /// Per key id, the subkey of files sealed at rest ([`FILES_LABEL`]).
+    file_keys: HashMap<String, [u8; 32]>,
     active: String,
 }
 
@@ -69,6 +75,7 @@ impl KeyRing {
             keys: HashMap::new(),
             audit_keys: HashMap::new(),
             database_keys: HashMap::new(),
+            file_keys: HashMap::new(),
             active: id.clone(),
         };
         ring.add(id, key)?;
@@ -95,6 +102,7 @@ impl KeyRing {
             .insert(id.clone(), derive(key, AUDIT_CHAIN_LABEL));
         self.database_keys
             .insert(id.clone(), derive(key, DATABASE_LABEL));
+        self.file_keys.insert(id.clone(), derive(key, FILES_LABEL));
         self.keys.insert(id, cipher);
         Ok(())
     }
@@ -137,6 +145,12 @@ impl KeyRing {
     /// older key's is re-keyed when it is opened. Lives only in memory.
     pub fn database_key(&self, id: &str) -> Option<[u8; 32]> {
         self.database_keys.get(id).copied()
+    }
+
+    /// A key for one use of files sealed at rest, derived from key `id`'s file subkey with
+    /// `label`; `None` when the ring has no such key.
+    pub(crate) fn file_subkey(&self, id: &str, label: &[u8]) -> Option<[u8; 32]> {
+        self.file_keys.get(id).map(|key| derive(key, label))
     }
 
     /// Encrypts `plaintext` under the active key, bound to `context`.

@@ -135,6 +135,8 @@ pub struct ServiceConfig {
     /// The types an attachment may be, sniffed from its bytes (`type/subtype`, or a
     /// family ending in `*`).
     pub allowed_attachment_types: Arc<Vec<String>>,
+    /// Seal attachment files at rest with the key ring (`ceneca_crypto::sealed_file`).
+    pub encrypt_attachments: bool,
 }
 
 impl Default for ServiceConfig {
@@ -160,6 +162,7 @@ impl Default for ServiceConfig {
             local_node: None,
             served_over_tls: false,
             max_upload_bytes: 1 << 30,
+            encrypt_attachments: false,
             // Documents, images, sound and video; no executables, no unknown binaries.
             allowed_attachment_types: Arc::new(
                 [

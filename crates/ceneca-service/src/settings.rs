@@ -303,6 +303,8 @@ pub struct AttachmentSettings {
     /// word): `type/subtype`, or a family ending in `*` (`image/*`).
     #[serde(deserialize_with = "ceneca_domain::settings::list_or_csv")]
     pub allowed_types: Vec<String>,
+    /// Encrypt files at rest with the key ring (on in the zero-sync edition).
+    pub encrypt: bool,
 }
 
 impl Default for AttachmentSettings {
@@ -311,6 +313,7 @@ impl Default for AttachmentSettings {
         Self {
             max_upload_bytes: config.max_upload_bytes,
             allowed_types: (*config.allowed_attachment_types).clone(),
+            encrypt: config.encrypt_attachments,
         }
     }
 }
@@ -340,6 +343,7 @@ impl AttachmentSettings {
     pub fn apply(&self, config: &mut ServiceConfig) {
         config.max_upload_bytes = self.max_upload_bytes;
         config.allowed_attachment_types = Arc::new(self.allowed_types.clone());
+        config.encrypt_attachments = self.encrypt;
     }
 }
 

@@ -8,7 +8,9 @@
 //! a blob no row references is removed by the orphan sweep once it is older than the
 //! grace period an upload needs between keeping its blob and committing its row.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -42,8 +44,8 @@ pub trait BlobStore: Send + Sync + 'static {
 pub struct BlobKey(String);
 
 impl BlobKey {
-    /// The key of the blob with this SHA-256 (lower-case hex).
-    pub fn for_sha256(sha256: &str) -> Option<Self> {
+    /// The key of the blob with this digest (64 lower-case hex digits).
+    pub fn for_digest(sha256: &str) -> Option<Self> {
         let hex_ok = sha256.len() == 64
             && sha256
                 .bytes()
@@ -54,15 +56,16 @@ impl BlobKey {
     /// A key as stored (`ab/cd/<sha256>`), checked.
     pub fn parse(text: &str) -> Option<Self> {
         let sha = text.rsplit('/').next()?;
-        Self::for_sha256(sha).filter(|key| key.0 == text)
+        Self::for_digest(sha).filter(|key| key.0 == text)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The SHA-256 the key names.
-    pub fn sha256(&self) -> &str {
+    /// The digest the key names: the content's SHA-256, or for a sealed file the keyed
+    /// name the key ring gives that SHA-256.
+    pub fn digest(&self) -> &str {
         &self.0[6..]
     }
 }
@@ -80,6 +83,8 @@ pub struct PendingBlob {
     file: Option<tokio::fs::File>,
     path: PathBuf,
     kept: bool,
+    /// The temporary files this process is writing, which this one leaves when dropped.
+    live: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl PendingBlob {
@@ -93,6 +98,10 @@ impl PendingBlob {
 
 impl Drop for PendingBlob {
     fn drop(&mut self) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.path);
         if !self.kept {
             drop(self.file.take());
             // Best effort: what stays behind is swept at the next start.
@@ -104,6 +113,10 @@ impl Drop for PendingBlob {
 /// Blobs in a folder of the local filesystem.
 pub struct FsBlobs {
     root: PathBuf,
+    /// Temporary files of uploads in progress here: never in the inventory, so a sweep
+    /// cannot take a file from under its writer (other nodes sharing the volume are kept
+    /// off by the grace period: a file being written is never older than its last write).
+    live: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 /// Temporary files live beside the blobs (same filesystem, so a rename is atomic).
@@ -121,7 +134,10 @@ impl FsBlobs {
                 std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))?;
             }
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            live: Arc::default(),
+        })
     }
 
     fn path_of(&self, key: &BlobKey) -> PathBuf {
@@ -141,15 +157,20 @@ impl BlobStore for FsBlobs {
         #[cfg(unix)]
         options.mode(0o600);
         let file = options.open(&path).await?;
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.clone());
         Ok(PendingBlob {
             file: Some(file),
             path,
             kept: false,
+            live: self.live.clone(),
         })
     }
 
     async fn keep(&self, mut pending: PendingBlob, sha256: &str) -> std::io::Result<BlobKey> {
-        let key = BlobKey::for_sha256(sha256).ok_or_else(|| {
+        let key = BlobKey::for_digest(sha256).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a SHA-256")
         })?;
         let mut file = pending
@@ -205,9 +226,12 @@ impl BlobStore for FsBlobs {
 
     async fn inventory(&self) -> std::io::Result<Inventory> {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || walk(&root))
+        let mut inventory = tokio::task::spawn_blocking(move || walk(&root))
             .await
-            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)??;
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        inventory.temporary.retain(|(path, _)| !live.contains(path));
+        Ok(inventory)
     }
 
     async fn remove_temporary(&self, path: &Path) -> std::io::Result<()> {
@@ -248,7 +272,7 @@ fn walk(root: &Path) -> std::io::Result<Inventory> {
             for blob in std::fs::read_dir(second.path())? {
                 let blob = blob?;
                 let name = blob.file_name();
-                if let Some(key) = name.to_str().and_then(BlobKey::for_sha256)
+                if let Some(key) = name.to_str().and_then(BlobKey::for_digest)
                     && first.path().join(second.file_name()).join(&name) == root.join(key.as_str())
                 {
                     out.blobs.push((key, modified(&blob)));
@@ -268,9 +292,9 @@ mod tests {
 
     #[test]
     fn keys_name_only_blob_paths() {
-        let key = BlobKey::for_sha256(SHA).unwrap();
+        let key = BlobKey::for_digest(SHA).unwrap();
         assert_eq!(key.as_str(), format!("2c/f2/{SHA}"));
-        assert_eq!(key.sha256(), SHA);
+        assert_eq!(key.digest(), SHA);
         assert_eq!(BlobKey::parse(key.as_str()), Some(key));
         for bad in [
             "",
@@ -310,5 +334,21 @@ mod tests {
         blobs.remove(&key).await.unwrap();
         blobs.remove(&key).await.unwrap();
         assert!(blobs.open(&key).await.unwrap().is_none());
+    }
+
+    /// Found while adding sealed files: a sweep with no grace period (as tests run it)
+    /// took the temporary file of an upload still being written, and the upload failed
+    /// when it kept it.
+    #[tokio::test]
+    async fn regression_a_sweep_never_takes_the_file_an_upload_is_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobs::open(dir.path()).unwrap();
+        let mut writing = blobs.begin().await.unwrap();
+        writing.write(b"hello").await.unwrap();
+        assert!(blobs.inventory().await.unwrap().temporary.is_empty());
+        assert!(blobs.keep(writing, SHA).await.is_ok());
+        // A file left behind by another process (a crash) is listed.
+        std::fs::write(dir.path().join(TEMPORARY).join("crashed.part"), b"x").unwrap();
+        assert_eq!(blobs.inventory().await.unwrap().temporary.len(), 1);
     }
 }

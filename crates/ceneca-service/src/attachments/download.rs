@@ -1,9 +1,14 @@
 //! Reading an attachment's content back: the row must be readable by the caller, and its
-//! content stored on this node (a replica receives rows, not their files).
+//! content stored on this node (a replica receives rows, not their files). A sealed file
+//! is opened chunk by chunk, only the chunks a range covers.
 
+use std::io::SeekFrom;
+
+use ceneca_crypto::sealed_file::{CHUNK, FileOpener, MAX_HEADER, SealedLayout};
 use ceneca_domain::scope::Access;
 use ceneca_domain::{Value, model};
 use ceneca_store::{BlobKey, Deleted};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
 use crate::error::{Result, ServiceError};
@@ -11,7 +16,7 @@ use crate::{Caller, Services};
 
 /// An attachment's content, open for reading, with what the server knows of it.
 pub struct AttachmentContent {
-    pub file: tokio::fs::File,
+    source: Source,
     pub size: u64,
     /// Hex; also the content's entity tag.
     pub sha256: String,
@@ -19,6 +24,103 @@ pub struct AttachmentContent {
     pub mime_type: String,
     /// As the client named it (the server sanitises it before it reaches a header).
     pub file_name: String,
+}
+
+/// The stored file: the content itself, or sealed (checked whole-file before any byte is
+/// served: its last chunk binds its name and length).
+enum Source {
+    Plain(tokio::fs::File),
+    Sealed {
+        file: tokio::fs::File,
+        opener: Box<FileOpener>,
+        layout: SealedLayout,
+        identity: String,
+    },
+}
+
+/// Bytes read from a plain file per chunk: each read is a hop to the blocking pool, so a
+/// small one (the default is 4 KiB) caps the throughput.
+const PLAIN_CHUNK: usize = 256 * 1024;
+
+impl AttachmentContent {
+    /// Reads `length` bytes of the content from `start` (both inside the content).
+    pub async fn range(self, start: u64, length: u64) -> std::io::Result<ContentReader> {
+        let mut reader = ContentReader {
+            source: self.source,
+            position: start,
+            remaining: length,
+        };
+        if let Source::Plain(file) = &mut reader.source {
+            file.seek(SeekFrom::Start(start)).await?;
+        }
+        Ok(reader)
+    }
+}
+
+/// A range of an attachment's content, read chunk by chunk.
+pub struct ContentReader {
+    source: Source,
+    position: u64,
+    remaining: u64,
+}
+
+impl ContentReader {
+    /// The next piece of the range; `None` at its end. A sealed chunk that does not open
+    /// (the file was altered) is an error: nothing of it is served.
+    pub async fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let piece = match &mut self.source {
+            Source::Plain(file) => {
+                let want = self.remaining.min(PLAIN_CHUNK as u64) as usize;
+                let mut buffer = vec![0u8; want];
+                file.read_exact(&mut buffer).await?;
+                buffer
+            }
+            Source::Sealed {
+                file,
+                opener,
+                layout,
+                identity,
+            } => {
+                let index = self.position / CHUNK as u64;
+                let mut chunk = read_sealed_chunk(file, opener, layout, index, identity).await?;
+                let skip = (self.position - index * CHUNK as u64) as usize;
+                let end = chunk.len().min(skip + self.remaining as usize);
+                chunk.truncate(end);
+                chunk.drain(..skip);
+                chunk
+            }
+        };
+        if piece.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the stored file is shorter than its row says",
+            ));
+        }
+        self.position += piece.len() as u64;
+        self.remaining -= piece.len() as u64;
+        Ok(Some(piece))
+    }
+}
+
+/// Reads and opens chunk `index` of a sealed file.
+async fn read_sealed_chunk(
+    file: &mut tokio::fs::File,
+    opener: &FileOpener,
+    layout: &SealedLayout,
+    index: u64,
+    identity: &str,
+) -> std::io::Result<Vec<u8>> {
+    let (start, len) = layout.chunk_span(index);
+    file.seek(SeekFrom::Start(start)).await?;
+    let mut chunk = vec![0u8; len];
+    file.read_exact(&mut chunk).await?;
+    opener
+        .open(layout, index, &mut chunk, identity.as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(chunk)
 }
 
 impl Services {
@@ -45,7 +147,7 @@ impl Services {
             ServiceError::Internal(format!("attachment {id} has a malformed storage key"))
         })?;
         let blobs = self.blob_store()?;
-        let file = blobs
+        let mut file = blobs
             .open(&key)
             .await
             .map_err(super::storage_error)?
@@ -53,6 +155,28 @@ impl Services {
                 tracing::error!(attachment = %id, blob = key.as_str(), "an attachment's blob is missing");
                 ServiceError::NotFound("attachment content")
             })?;
+        let size = row
+            .get("size_bytes")
+            .and_then(Value::as_int)
+            .unwrap_or_default() as u64;
+        let sealed = row.get("encrypted").and_then(Value::as_bool) == Some(true);
+        let source = if sealed {
+            self.open_sealed(&mut file, &key, size)
+                .await
+                .map_err(|e| {
+                    tracing::error!(attachment = %id, blob = key.as_str(), error = %e,
+                        "an attachment's sealed file does not open: altered, moved or its key is gone");
+                    ServiceError::Internal(format!("attachment {id}: sealed file: {e}"))
+                })
+                .map(|(opener, layout)| Source::Sealed {
+                    file,
+                    opener: Box::new(opener),
+                    layout,
+                    identity: key.digest().to_owned(),
+                })?
+        } else {
+            Source::Plain(file)
+        };
         self.audit_read(
             caller,
             "attachment.download".into(),
@@ -62,14 +186,38 @@ impl Services {
         )
         .await?;
         Ok(AttachmentContent {
-            file,
-            size: row
-                .get("size_bytes")
-                .and_then(Value::as_int)
-                .unwrap_or_default() as u64,
-            sha256: key.sha256().to_owned(),
+            source,
+            size,
+            sha256: text("sha256").unwrap_or_default(),
             mime_type: text("mime_type").unwrap_or_else(|| "application/octet-stream".into()),
             file_name: text("file_name").unwrap_or_default(),
         })
+    }
+
+    /// Reads a sealed file's header and checks its last chunk (its name and length),
+    /// so a file altered or stored under another's name is refused before a byte is
+    /// served.
+    async fn open_sealed(
+        &self,
+        file: &mut tokio::fs::File,
+        key: &BlobKey,
+        size: u64,
+    ) -> std::io::Result<(FileOpener, SealedLayout)> {
+        let invalid = |e: ceneca_crypto::KeyRingError| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+        };
+        let file_len = file.metadata().await?.len();
+        let mut head = vec![0u8; (file_len as usize).min(MAX_HEADER)];
+        file.read_exact(&mut head).await?;
+        let opener = self.keys.file_opener(&head).map_err(invalid)?;
+        let layout = opener.layout(file_len).map_err(invalid)?;
+        if layout.size != size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("holds {} bytes, its row says {size}", layout.size),
+            ));
+        }
+        read_sealed_chunk(file, &opener, &layout, layout.chunks - 1, key.digest()).await?;
+        Ok((opener, layout))
     }
 }

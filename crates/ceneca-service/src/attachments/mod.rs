@@ -10,7 +10,7 @@ mod download;
 mod sweep;
 mod upload;
 
-pub use download::AttachmentContent;
+pub use download::{AttachmentContent, ContentReader};
 pub use sweep::SweepReport;
 
 use std::sync::Arc;

@@ -1,8 +1,10 @@
-//! Uploading an attachment's content: streamed to a temporary file while it is hashed
-//! and counted, refused past the size limit or when its type (read from its bytes) is not
+//! Uploading an attachment's content: streamed to a temporary file (sealed chunk by chunk
+//! when `attachments.encrypt` is on) while it is hashed and counted, refused past the size limit or when its type (read from its bytes) is not
 //! allowed or its hash is not the one the client expected, then kept under its hash and
 //! described on the row in one audited write.
 
+use ceneca_crypto::KeyRing;
+use ceneca_crypto::sealed_file::{CHUNK as SEALED_CHUNK, FileSealer, TAG};
 use ceneca_domain::content_type::{SNIFF_BYTES, TextCheck, allowed, sniff};
 use ceneca_domain::output::View;
 use ceneca_domain::scope::Access;
@@ -101,7 +103,7 @@ impl Services {
         let caller = &self.recheck_after_upload(caller).await?;
         let (mut record, extras) = self.prepare_attachment(caller, metadata).await?;
         let _gate = self.blob_gate.read().await;
-        let (set, details) = received.keep(&blobs).await?;
+        let (set, details) = received.keep(&blobs, &self.keys).await?;
         for (name, value) in set.iter() {
             record.set(name, value.clone());
         }
@@ -156,7 +158,7 @@ impl Services {
         self.check_parent(caller, &row).await?;
         // From keeping the blob to committing the row that names it, the sweep waits.
         let _gate = self.blob_gate.read().await;
-        let (set, details) = received.keep(&blobs).await?;
+        let (set, details) = received.keep(&blobs, &self.keys).await?;
         let event = AuditEvent::new("attachment.upload", "success")
             .by(caller)
             .on(entity.table, Some(id))
@@ -196,13 +198,6 @@ impl Services {
 
     /// The blob store, when this server takes files.
     fn accepting_uploads(&self) -> Result<&Arc<dyn BlobStore>> {
-        if self.config.encrypt_content {
-            return Err(ServiceError::NotInEdition(
-                "this server encrypts content at rest, and attachment files cannot be \
-                 encrypted yet: uploads are refused rather than stored in plaintext"
-                    .into(),
-            ));
-        }
         self.blob_store()
     }
 
@@ -219,7 +214,11 @@ impl Services {
         R: AsyncRead + Unpin + Send,
     {
         let limit = self.config.max_upload_bytes;
-        let mut pending = blobs.begin().await.map_err(storage_error)?;
+        let sealer = self
+            .config
+            .encrypt_attachments
+            .then(|| self.keys.file_sealer());
+        let mut sink = Sink::begin(blobs, sealer).await.map_err(storage_error)?;
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         let mut size: u64 = 0;
@@ -254,7 +253,7 @@ impl Services {
             }
             hasher.update(chunk);
             text.feed(chunk);
-            pending.write(chunk).await.map_err(storage_error)?;
+            sink.write(chunk).await.map_err(storage_error)?;
         }
         if size == 0 {
             return Err(ServiceError::invalid("file", "is empty"));
@@ -282,7 +281,7 @@ impl Services {
             )));
         }
         Ok(Received {
-            pending,
+            sink,
             size,
             sha256,
             mime,
@@ -290,9 +289,85 @@ impl Services {
     }
 }
 
+/// Where received bytes go: straight to the temporary file, or sealed chunk by chunk
+/// (`ceneca_crypto::sealed_file`), so a file is never whole in memory either way.
+enum Sink {
+    Plain(PendingBlob),
+    Sealed {
+        pending: PendingBlob,
+        sealer: Box<FileSealer>,
+        /// The chunk being filled; sealed once full and more bytes follow (the last
+        /// chunk is sealed apart, bound to the file's name).
+        chunk: Vec<u8>,
+    },
+}
+
+impl Sink {
+    async fn begin(
+        blobs: &Arc<dyn BlobStore>,
+        sealer: Option<FileSealer>,
+    ) -> std::io::Result<Self> {
+        let mut pending = blobs.begin().await?;
+        Ok(match sealer {
+            None => Sink::Plain(pending),
+            Some(sealer) => {
+                pending.write(sealer.header()).await?;
+                Sink::Sealed {
+                    pending,
+                    sealer: Box::new(sealer),
+                    chunk: Vec::with_capacity(SEALED_CHUNK + TAG),
+                }
+            }
+        })
+    }
+
+    async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(pending) => pending.write(bytes).await,
+            Sink::Sealed {
+                pending,
+                sealer,
+                chunk,
+            } => {
+                while !bytes.is_empty() {
+                    if chunk.len() == SEALED_CHUNK {
+                        sealer.seal(chunk);
+                        pending.write(chunk).await?;
+                        chunk.clear();
+                    }
+                    let take = (SEALED_CHUNK - chunk.len()).min(bytes.len());
+                    chunk.extend_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn sealed(&self) -> bool {
+        matches!(self, Sink::Sealed { .. })
+    }
+
+    /// The temporary file, complete: a sealed file's last chunk is bound to `name`.
+    async fn finish(self, name: &str) -> std::io::Result<PendingBlob> {
+        match self {
+            Sink::Plain(pending) => Ok(pending),
+            Sink::Sealed {
+                mut pending,
+                sealer,
+                mut chunk,
+            } => {
+                sealer.seal_last(&mut chunk, name.as_bytes());
+                pending.write(&chunk).await?;
+                Ok(pending)
+            }
+        }
+    }
+}
+
 /// A file received in full and accepted, not yet kept.
 struct Received {
-    pending: PendingBlob,
+    sink: Sink,
     size: u64,
     sha256: String,
     mime: &'static str,
@@ -301,20 +376,26 @@ struct Received {
 impl Received {
     /// Keeps the file under its hash (the caller holds the sweep's gate until the row
     /// that names it is written). Answers the row's content fields and the audit details.
-    async fn keep(self, blobs: &Arc<dyn BlobStore>) -> Result<(Record, Json)> {
-        let key = blobs
-            .keep(self.pending, &self.sha256)
-            .await
-            .map_err(storage_error)?;
+    async fn keep(self, blobs: &Arc<dyn BlobStore>, keys: &KeyRing) -> Result<(Record, Json)> {
+        // A sealed file's name is keyed: the folder does not tell what it holds.
+        let sealed = self.sink.sealed();
+        let name = if sealed {
+            keys.sealed_file_name(&self.sha256)
+        } else {
+            self.sha256.clone()
+        };
+        let pending = self.sink.finish(&name).await.map_err(storage_error)?;
+        let key = blobs.keep(pending, &name).await.map_err(storage_error)?;
         let mut set = Record::default();
         set.set("size_bytes", Value::Int(self.size as i64));
         set.set("sha256", Value::Text(self.sha256.clone()));
         set.set("mime_type", Value::Text(self.mime.to_owned()));
         set.set("storage_key", Value::Text(key.as_str().to_owned()));
-        set.set("encrypted", Value::Bool(false));
+        set.set("encrypted", Value::Bool(sealed));
         set.set("thumbnail", Value::Null);
         let details = serde_json::json!({
             "size_bytes": self.size, "sha256": self.sha256, "mime_type": self.mime,
+            "encrypted": sealed,
         });
         Ok((set, details))
     }

@@ -12,7 +12,6 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_stream::StreamExt;
 
 use super::Routes;
@@ -347,7 +346,7 @@ async fn download(
     Id(id): Id,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let mut content = state.services.attachment_content(&caller, id).await?;
+    let content = state.services.attachment_content(&caller, id).await?;
     let etag = format!("\"{}\"", content.sha256);
     let size = content.size;
     let mut response = Response::builder()
@@ -408,26 +407,36 @@ async fn download(
         }
         None => (StatusCode::OK, 0, size),
     };
-    if start > 0 {
-        content
-            .file
-            .seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(internal)?;
-    }
-    let reader = content.file.take(length);
+    let mut reader = content.range(start, length).await.map_err(internal)?;
+    // Read ahead by at most two pieces: a slow client holds the reader back, never
+    // the server's memory.
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        loop {
+            let piece = reader.next_chunk().await;
+            let end = !matches!(piece, Ok(Some(_)));
+            let piece = match piece {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => break,
+                Err(e) => {
+                    // Headers are sent: the client sees the body cut short.
+                    tracing::error!(attachment = %id, error = %e, "reading attachment content");
+                    Err(e)
+                }
+            };
+            if sender.send(piece).await.is_err() || end {
+                break;
+            }
+        }
+    });
     response
         .status(status)
         .header(header::CONTENT_LENGTH, length)
         .body(Body::from_stream(
-            tokio_util::io::ReaderStream::with_capacity(reader, STREAM_CHUNK),
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
         ))
         .map_err(internal)
 }
-
-/// Bytes read from the file per chunk of a download: each read is a hop to the blocking
-/// pool, so a small one (the default is 4 KiB) caps the throughput.
-const STREAM_CHUNK: usize = 256 * 1024;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "answering attachment content");
