@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
 use ceneca_service::settings::{
-    AttachmentSettings, AuditSettings, AuthSettings, DlpSettings, NetworkSettings, SyncSettings,
-    VectorSettings,
+    AttachmentSettings, AuditSettings, AuthSettings, DlpSettings, NetworkSettings, StorageSettings,
+    SyncSettings, VectorSettings,
 };
 use ceneca_store::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -43,6 +43,7 @@ pub struct Config {
     pub dlp: DlpSettings,
     pub sync: SyncSettings,
     pub attachments: AttachmentSettings,
+    pub storage: StorageSettings,
     pub log: LogSettings,
     /// Where each setting's value came from (`section.key` → a default, the edition's
     /// preset, the file, a variable, a flag), for `config show` and the start-up log.
@@ -66,6 +67,7 @@ impl Default for Config {
             dlp: DlpSettings::default(),
             sync: SyncSettings::default(),
             attachments: AttachmentSettings::default(),
+            storage: StorageSettings::default(),
             log: LogSettings::default(),
             origins: Default::default(),
         }
@@ -207,6 +209,11 @@ pub const FLAT: &[(&str, &str)] = &[
     ("max_upload_bytes", "attachments.max_upload_bytes"),
     ("allowed_attachment_types", "attachments.allowed_types"),
     ("encrypt_attachments", "attachments.encrypt"),
+    ("storage_quota_bytes", "storage.user_quota_bytes"),
+    (
+        "organization_storage_quota_bytes",
+        "storage.organization_quota_bytes",
+    ),
 ];
 
 /// The sectioned path of a flat name.
@@ -244,6 +251,7 @@ impl std::fmt::Debug for Config {
             .field("dlp", &self.dlp)
             .field("sync", &self.sync)
             .field("attachments", &self.attachments)
+            .field("storage", &self.storage)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -514,6 +522,7 @@ impl Config {
         self.network.check()?;
         self.sync.check()?;
         self.attachments.check()?;
+        self.storage.check()?;
         let explicit = |key: &str| {
             self.origins
                 .get(key)
@@ -716,8 +725,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 53);
-        assert_eq!(FLAT.len() + 4, 53);
+        assert_eq!(settings.len(), 56);
+        assert_eq!(FLAT.len() + 4, 56);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: commands::config::Action,
     },
+    /// Storage counters: recount them from the data.
+    Storage {
+        #[command(subcommand)]
+        action: commands::storage::Action,
+    },
     /// Rebuild the derived indexes from the tables: full text, and with --vectors the
     /// vector index too.
     Reindex {
@@ -152,6 +157,7 @@ fn main() -> std::process::ExitCode {
                 Command::Keys { action } => commands::keys::run(config, action).await,
                 Command::Db { action } => commands::db::run(config, action).await,
                 Command::Device { action } => commands::device::run(config, action).await,
+                Command::Storage { action } => commands::storage::run(config, action).await,
                 Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,
                 Command::Openapi => Ok(()),
                 Command::Reindex { vectors } => {

@@ -25,6 +25,7 @@ pub mod schema;
 pub mod scope;
 pub mod search;
 pub mod settings;
+pub mod storage;
 pub mod sync;
 pub mod validate;
 pub mod value;

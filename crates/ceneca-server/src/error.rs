@@ -21,6 +21,8 @@ pub struct ApiError {
     pub fields: BTreeMap<String, String>,
     /// Seconds to wait, for 429 answers (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// A storage quota and what its holder uses, for `quota_exceeded` answers.
+    pub quota: Option<(u64, u64)>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             message: message.into(),
             fields: BTreeMap::new(),
             retry_after: None,
+            quota: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -103,6 +106,18 @@ impl From<ServiceError> for ApiError {
                     .insert("file".into(), format!("at most {limit} bytes"));
                 out
             }
+            ServiceError::QuotaExceeded { quota, used } => {
+                let mut out = ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "quota_exceeded",
+                    format!(
+                        "storage quota exceeded: {used} of {quota} bytes are used; delete \
+                         content or raise the quota"
+                    ),
+                );
+                out.quota = Some((quota, used));
+                out
+            }
             ServiceError::UnsupportedType(m) => {
                 let mut out = ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,6 +176,10 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.code, "message": self.message });
         if !self.fields.is_empty() {
             error["fields"] = json!(self.fields);
+        }
+        if let Some((quota, used)) = self.quota {
+            error["quota_bytes"] = json!(quota);
+            error["used_bytes"] = json!(used);
         }
         if let Some(id) = crate::request_id::current() {
             error["request_id"] = json!(id);

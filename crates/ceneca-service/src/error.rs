@@ -39,6 +39,11 @@ pub enum ServiceError {
     /// The body is larger than this server takes (413).
     #[error("{message}")]
     TooLarge { message: String, limit: u64 },
+    /// The write would take its holder past its storage quota (413, `quota_exceeded`).
+    #[error(
+        "storage quota exceeded: {used} of {quota} bytes are used; delete content or raise the quota"
+    )]
+    QuotaExceeded { quota: u64, used: u64 },
     /// Content of a type this server does not take (415).
     #[error("{0}")]
     UnsupportedType(String),
@@ -131,6 +136,10 @@ pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreErro
         StoreError::Stale => ServiceError::Stale,
         StoreError::MustKeep(keep) => ServiceError::conflict(keep),
         StoreError::Refused(why) => ServiceError::Forbidden(why.into()),
+        StoreError::QuotaExceeded { quota, used } => ServiceError::QuotaExceeded {
+            quota: quota.max(0) as u64,
+            used: used.max(0) as u64,
+        },
         other => ServiceError::Internal(other.to_string()),
     }
 }
@@ -142,6 +151,10 @@ impl From<StoreError> for ServiceError {
             StoreError::Stale => ServiceError::Stale,
             StoreError::MustKeep(keep) => ServiceError::conflict(keep),
             StoreError::Refused(why) => ServiceError::Forbidden(why.into()),
+            StoreError::QuotaExceeded { quota, used } => ServiceError::QuotaExceeded {
+                quota: quota.max(0) as u64,
+                used: used.max(0) as u64,
+            },
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -37,6 +37,7 @@
 //! | `sync/conflicts.rs` | `list_conflicts` |
 //! | `sync/node.rs` | `node_status`, `sync_status` |
 //! | `sync/replica.rs` | `adopt_account`, `apply_upstream`, `pending_changes`, `count_pending` |
+//! | `storage/stats.rs` | `storage_stats` |
 //!
 //! Internal helpers: `resources/authorize.rs` (parents, roles over owners, references,
 //! 403 or 404), `rules/` (what is particular to each entity, looked up with
@@ -65,6 +66,7 @@ mod screening;
 pub mod search;
 pub mod secrets;
 pub mod settings;
+mod storage;
 pub mod sync;
 pub mod vectors;
 
@@ -137,6 +139,10 @@ pub struct ServiceConfig {
     pub allowed_attachment_types: Arc<Vec<String>>,
     /// Seal attachment files at rest with the key ring (`ceneca_crypto::sealed_file`).
     pub encrypt_attachments: bool,
+    /// Bytes a user's own workspaces may store (0: no quota).
+    pub user_quota_bytes: u64,
+    /// Bytes an organization's workspaces may store unless its plan says (0: no quota).
+    pub organization_quota_bytes: u64,
 }
 
 impl Default for ServiceConfig {
@@ -163,6 +169,8 @@ impl Default for ServiceConfig {
             served_over_tls: false,
             max_upload_bytes: 1 << 30,
             encrypt_attachments: false,
+            user_quota_bytes: 10 << 30,
+            organization_quota_bytes: 0,
             // Documents, images, sound and video; no executables, no unknown binaries.
             allowed_attachment_types: Arc::new(
                 [
@@ -215,6 +223,8 @@ pub struct Services {
     /// Uploads hold it shared from keeping their blob to committing their row; the sweep
     /// holds it alone while it decides a blob is unreferenced and removes it.
     blob_gate: Arc<tokio::sync::RwLock<()>>,
+    /// Whose quota each workspace counts against, for a few seconds (`storage/quota.rs`).
+    quotas: Arc<storage::QuotaCache>,
 }
 
 impl Services {
@@ -250,6 +260,7 @@ impl Services {
             shared_feed: Default::default(),
             blobs: None,
             blob_gate: Default::default(),
+            quotas: Default::default(),
         }
     }
     /// Keeps attachment content in `blobs`.

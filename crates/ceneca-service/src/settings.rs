@@ -349,6 +349,54 @@ impl AttachmentSettings {
 
 const MAX_UPLOAD_LIMIT: u64 = 1 << 40;
 
+/// `[storage]`: how much a user's own workspaces and an organization's may store
+/// (`storage/`). 0: no quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Bytes a user's own workspaces (those of no organization) may store.
+    pub user_quota_bytes: u64,
+    /// Bytes an organization's workspaces may store, unless its subscription plan sets
+    /// `storage_quota_bytes`.
+    pub organization_quota_bytes: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        let config = ServiceConfig::default();
+        Self {
+            user_quota_bytes: config.user_quota_bytes,
+            organization_quota_bytes: config.organization_quota_bytes,
+        }
+    }
+}
+
+impl StorageSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        for (name, value) in [
+            ("storage.user_quota_bytes", self.user_quota_bytes),
+            (
+                "storage.organization_quota_bytes",
+                self.organization_quota_bytes,
+            ),
+        ] {
+            if value > i64::MAX as u64 {
+                return Err(InvalidSetting::new(
+                    name,
+                    format!("must be at most {} (0: no quota)", i64::MAX),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config`.
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.user_quota_bytes = self.user_quota_bytes;
+        config.organization_quota_bytes = self.organization_quota_bytes;
+    }
+}
+
 /// The vector collections.
 const COLLECTIONS: [&str; 3] = ["messages", "documents", "attachments"];
 

@@ -258,6 +258,15 @@ impl Store for CachedStore {
         self.inner.last_change().await
     }
 
+    async fn storage_usage(&self, of: crate::UsageOf) -> Result<Vec<crate::Usage>> {
+        self.inner.storage_usage(of).await
+    }
+
+    async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
+        // The counters are no row this cache holds.
+        self.inner.reconcile_storage(fix).await
+    }
+
     fn clock(&self) -> Arc<ceneca_domain::clock::HybridClock> {
         self.inner.clock()
     }

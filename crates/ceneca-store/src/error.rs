@@ -27,6 +27,10 @@ pub enum StoreError {
     /// (`WriteOp::OwnershipChange`); says why.
     #[error("{0}")]
     Refused(&'static str),
+    /// The batch would take what its holder stores past its quota
+    /// (`WriteOp::WithinQuota`).
+    #[error("storage quota exceeded: {used} of {quota} bytes")]
+    QuotaExceeded { quota: i64, used: i64 },
     #[error("migration: {0}")]
     Migration(String),
     /// The embedded database's encryption does not match the configuration, or the key

@@ -29,6 +29,7 @@ pub mod settings;
 pub mod sql;
 pub mod sqlite;
 pub mod stats;
+pub mod usage;
 pub mod write;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use search::{SearchHit, SearchQuery};
 pub use settings::{SqliteSynchronous, StoreSettings};
 pub use sqlite::cipher::{DatabaseKeys, EncryptionError};
 pub use stats::PoolStats;
+pub use usage::{Usage, UsageDrift, UsageOf};
 pub use write::{Actor, AuditChain, ChainWatcher, Replay, WriteBatch, WriteOp};
 
 /// Which engine a store runs on.
@@ -166,6 +168,12 @@ pub trait Store: Send + Sync + 'static {
     async fn change_history(&self, ids: Vec<Uuid>) -> Result<Vec<Record>>;
     /// The newest cursor (the last change's `seq`, 0 when there is none).
     async fn last_change(&self) -> Result<i64>;
+    /// What the workspaces `of` names store, by category, from the counters writes keep
+    /// (never a scan of the data).
+    async fn storage_usage(&self, of: UsageOf) -> Result<Vec<Usage>>;
+    /// Recounts what every workspace stores from the data and answers where the counters
+    /// differ; with `fix`, replaces the counters, in the same transaction.
+    async fn reconcile_storage(&self, fix: bool) -> Result<Vec<UsageDrift>>;
     /// The clock changes are stamped with: replication observes remote clocks on it.
     fn clock(&self) -> Arc<ceneca_domain::clock::HybridClock>;
     /// Changes when a batch that logged changes commits on this node (the stream wakes

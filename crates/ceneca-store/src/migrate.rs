@@ -52,6 +52,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 7, "sync", "0007_sync"),
     migration!("sqlite", 8, "sync_memberships", "0008_sync_memberships"),
     migration!("sqlite", 9, "attachment_content", "0009_attachment_content"),
+    migration!("sqlite", 10, "storage_usage", "0010_storage_usage"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -74,6 +75,7 @@ pub const POSTGRES: &[Migration] = &[
         "attachment_content",
         "0009_attachment_content"
     ),
+    migration!("postgres", 10, "storage_usage", "0010_storage_usage"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

@@ -101,10 +101,19 @@ pub(crate) async fn apply_batch<E: Exec>(
             crate::ownership::check(exec, *organization, *member, *actor, *grants_owner).await?;
         }
     }
+    let mut quotas = Vec::new();
+    for op in &batch.ops {
+        if let WriteOp::WithinQuota { of, quota } = op {
+            crate::usage::lock_holder(exec, *of).await?;
+            quotas.push((*of, *quota));
+        }
+    }
+    let mut usage = crate::usage::UsageDeltas::default();
     for op in batch.ops {
         match op {
             WriteOp::Insert { entity, record } => {
                 let rows = insert_rows(exec, entity, vec![record], now).await?;
+                usage.count(entity, &rows, 1);
                 log_created(&mut changes, entity, &rows, &replays, actor, clock, now);
                 out.extend(rows);
             }
@@ -113,6 +122,7 @@ pub(crate) async fn apply_batch<E: Exec>(
                     continue;
                 }
                 let rows = insert_rows(exec, entity, records, now).await?;
+                usage.count(entity, &rows, 1);
                 log_created(&mut changes, entity, &rows, &replays, actor, clock, now);
                 out.extend(rows);
             }
@@ -130,6 +140,7 @@ pub(crate) async fn apply_batch<E: Exec>(
                     };
                     let row = fetch_one(exec, entity, &statement).await?;
                     if row.id() == record.id() {
+                        usage.count(entity, std::slice::from_ref(&row), 1);
                         log(
                             &mut changes,
                             entity,
@@ -167,17 +178,24 @@ pub(crate) async fn apply_batch<E: Exec>(
                     Some(replay) if replay.row == id => Deleted::Include,
                     _ => Deleted::Exclude,
                 };
-                // A role that changes is read first: a demotion is logged as a revoke.
-                let role_before = if std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS)
-                    && set.get("role").is_some()
-                {
+                // A role that changes is read first: a demotion is logged as a revoke. So
+                // is a row whose size changes, for the storage counters.
+                let role_changes =
+                    std::ptr::eq(entity, &model::ORGANIZATION_MEMBERS) && set.get("role").is_some();
+                let resizes =
+                    ceneca_domain::storage::sizing(entity).is_some_and(|s| s.resizes(set.names()));
+                let before = if role_changes || resizes {
                     let sql = sql::get(exec.dialect(), entity, id, &filter, deleted);
-                    org_role(&fetch_one(exec, entity, &sql).await?)
+                    Some(fetch_one(exec, entity, &sql).await?)
                 } else {
                     None
                 };
+                let role_before = before.as_ref().filter(|_| role_changes).and_then(org_role);
                 let sql = sql::update(exec.dialect(), entity, id, &filter, &set, deleted, now);
                 let row = fetch_one(exec, entity, &sql).await?;
+                if let Some(before) = before.as_ref().filter(|_| resizes) {
+                    usage.resize(entity, before, &row);
+                }
                 log(
                     &mut changes,
                     entity,
@@ -275,7 +293,7 @@ pub(crate) async fn apply_batch<E: Exec>(
             // Checked at the end, under the chain lock: see below.
             WriteOp::ExpectHistory { row, last_seq } => expected.push((row, last_seq)),
             // Checked before the writes: see above.
-            WriteOp::OwnershipChange { .. } => {}
+            WriteOp::OwnershipChange { .. } | WriteOp::WithinQuota { .. } => {}
             WriteOp::Forget { entity, filter } => {
                 let sql = sql::forget(exec.dialect(), entity, &filter);
                 exec.execute(&sql).await?;
@@ -283,6 +301,7 @@ pub(crate) async fn apply_batch<E: Exec>(
             WriteOp::Delete { entity, id, filter } => {
                 let sql = sql::delete(exec.dialect(), entity, id, &filter);
                 let row = fetch_one(exec, entity, &sql).await?;
+                usage.count(entity, std::slice::from_ref(&row), -1);
                 log(
                     &mut changes,
                     entity,
@@ -295,6 +314,13 @@ pub(crate) async fn apply_batch<E: Exec>(
                 );
                 out.push(row);
             }
+        }
+    }
+    let grows = usage.grows();
+    usage.flush(exec).await?;
+    if grows {
+        for (of, quota) in quotas {
+            crate::usage::check_quota(exec, of, quota).await?;
         }
     }
     let logged = !changes.is_empty();

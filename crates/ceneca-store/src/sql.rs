@@ -25,6 +25,8 @@ pub trait Dialect {
     /// What ends a `SELECT` that locks the rows it reads until the transaction ends;
     /// empty where the transaction already holds the only write lock.
     fn lock_rows(&self) -> &'static str;
+    /// The length in bytes of a text or binary expression.
+    fn byte_length(&self, expr: &str) -> String;
 }
 
 /// A bound parameter with the kind of the column it is compared to or stored in, so an
@@ -573,6 +575,9 @@ mod tests {
         }
         fn lock_rows(&self) -> &'static str {
             " FOR NO KEY UPDATE"
+        }
+        fn byte_length(&self, expr: &str) -> String {
+            format!("length(CAST({expr} AS BLOB))")
         }
     }
 

@@ -106,6 +106,14 @@ pub enum WriteOp {
         actor: Option<Uuid>,
         grants_owner: bool,
     },
+    /// Fails the batch with `StoreError::QuotaExceeded` when it adds bytes and what `of`
+    /// stores then passes `quota` bytes. The holder's row (the organization or the user)
+    /// is locked before any write of the batch, so two batches near the limit are decided
+    /// one after the other and cannot both pass it.
+    WithinQuota {
+        of: crate::usage::UsageOf,
+        quota: i64,
+    },
     /// Removes every row inside the filter, its foreign-key cascade with it, without
     /// logging: a replica dropping what its user may no longer read (the upstream's log
     /// holds the truth; this copy was never anyone's to change).

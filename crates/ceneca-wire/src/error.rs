@@ -16,7 +16,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable and machine-readable: `bad_request`, `validation_failed`, `unauthorized`,
     /// `mfa_required`, `forbidden`, `not_found`, `conflict`, `rate_limited`,
-    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `unavailable`,
+    /// `method_not_allowed`, `payload_too_large`, `quota_exceeded`, `unsupported_media_type`, `unavailable`,
     /// `internal`.
     pub code: String,
     /// For people; never holds SQL, paths or secrets.
@@ -24,6 +24,12 @@ pub struct ErrorDetail {
     /// Field (or parameter) → why it was refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// For `quota_exceeded`: the storage quota the write counted against, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+    /// For `quota_exceeded`: what the quota's holder stores, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
     /// The request's id (the `x-request-id` header), to find its log lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,

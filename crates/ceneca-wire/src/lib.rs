@@ -16,6 +16,7 @@ pub mod entities;
 pub mod error;
 pub mod params;
 pub mod search;
+pub mod storage;
 pub mod sync;
 pub mod vectors;
 

@@ -6,6 +6,7 @@ pub mod device;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
+pub mod storage;
 pub mod user;
 
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
     config.dlp.apply(&mut service);
     config.sync.apply(&mut service);
     config.attachments.apply(&mut service);
+    config.storage.apply(&mut service);
     Ok(service)
 }
 

@@ -109,6 +109,9 @@ pub fn document() -> OpenApi {
     components = register::<sync::ConflictRecord>(components);
     components = register::<sync::ConflictPage>(components);
     components = register::<sync::SyncStatus>(components);
+    components = register::<ceneca_wire::storage::StatsScope>(components);
+    components = register::<ceneca_wire::storage::CategoryUsage>(components);
+    components = register::<ceneca_wire::storage::StorageStats>(components);
     for (name, response) in op::error_responses() {
         components = components.response(name, response);
     }

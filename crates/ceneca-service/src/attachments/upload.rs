@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::storage_error;
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
+use crate::storage::Room;
 use crate::{Caller, Services};
 
 /// How long an upload may send nothing before it is ended (a stalled client must not
@@ -96,12 +97,16 @@ impl Services {
         let entity = &model::ATTACHMENTS;
         let expected = expected_sha256.map(parse_sha256).transpose()?;
         let blobs = self.accepting_uploads()?.clone();
-        self.prepare_attachment(caller, metadata).await?;
-        let received = self.receive(&blobs, body, expected).await?;
+        let (prepared, _) = self.prepare_attachment(caller, metadata).await?;
+        let room = self.room_for_file(&prepared).await?;
+        let received = self.receive(&blobs, body, expected, room.as_ref()).await?;
         // The file took its time: the create is checked again with the caller as they
         // stand now (a logout, a lost membership, a parent deleted meanwhile refuse it).
         let caller = &self.recheck_after_upload(caller).await?;
-        let (mut record, extras) = self.prepare_attachment(caller, metadata).await?;
+        let (mut record, mut extras) = self.prepare_attachment(caller, metadata).await?;
+        // Checked again inside the write, under the quota holder's lock: two uploads near
+        // the limit are decided one after the other.
+        extras.ops.extend(room.map(|r| r.guard));
         let _gate = self.blob_gate.read().await;
         let (set, details) = received.keep(&blobs, &self.keys).await?;
         for (name, value) in set.iter() {
@@ -151,7 +156,8 @@ impl Services {
             return Err(self.explain_missing(caller, entity, id).await);
         };
         self.check_parent(caller, &row).await?;
-        let received = self.receive(&blobs, body, expected).await?;
+        let room = self.room_for_file(&row).await?;
+        let received = self.receive(&blobs, body, expected, room.as_ref()).await?;
         // Checked again as the caller stands now: the file took its time.
         let caller = &self.recheck_after_upload(caller).await?;
         let write = caller.filter(entity, Access::Write);
@@ -163,15 +169,14 @@ impl Services {
             .by(caller)
             .on(entity.table, Some(id))
             .details(details);
-        let batch = caller
-            .write_batch()
-            .push(WriteOp::Update {
-                entity,
-                id,
-                filter: write,
-                set,
-            })
-            .push(self.audit_op(event));
+        let mut batch = caller.write_batch().push(WriteOp::Update {
+            entity,
+            id,
+            filter: write,
+            set,
+        });
+        batch.ops.extend(room.map(|r| r.guard));
+        let batch = batch.push(self.audit_op(event));
         // A failure from here leaves the blob unreferenced: the sweep removes it once the
         // grace period has passed.
         match self.store.apply(batch).await {
@@ -196,6 +201,15 @@ impl Services {
         self.recheck(caller).await
     }
 
+    /// What the quota of `row`'s workspace leaves for a file, checked before a byte is
+    /// read (a holder at its quota is refused at once); `None`: no quota.
+    async fn room_for_file(&self, row: &Record) -> Result<Option<Room>> {
+        match row.id_of("workspace_id") {
+            Some(workspace) => self.check_quota(workspace, 1).await,
+            None => Ok(None),
+        }
+    }
+
     /// The blob store, when this server takes files.
     fn accepting_uploads(&self) -> Result<&Arc<dyn BlobStore>> {
         self.blob_store()
@@ -209,6 +223,7 @@ impl Services {
         blobs: &Arc<dyn BlobStore>,
         mut body: R,
         expected: Option<String>,
+        room: Option<&Room>,
     ) -> Result<Received>
     where
         R: AsyncRead + Unpin + Send,
@@ -245,6 +260,11 @@ impl Services {
             size += n as u64;
             if size > limit {
                 return Err(ServiceError::too_large(limit));
+            }
+            if let Some(room) = room
+                && size > room.left
+            {
+                return Err(room.exceeded());
             }
             let chunk = &buffer[..n];
             if head.len() < SNIFF_BYTES {

@@ -84,6 +84,8 @@ impl Services {
         if let Some(details) = details {
             event = event.details(details);
         }
+        self.check_quota_of_rows(entity, std::slice::from_ref(&record))
+            .await?;
         let mut batch = caller
             .write_batch()
             .push(WriteOp::Insert { entity, record });
@@ -173,6 +175,7 @@ impl Services {
             }
         }
         errors.into_result()?;
+        self.check_quota_of_rows(entity, &records).await?;
         let count = records.len();
         let event = AuditEvent::new(action(entity, "create_many"), "success")
             .by(caller)
@@ -225,6 +228,7 @@ impl Services {
             side_ops.extend(extras.ops);
             replays.push(replaying.stamp);
         }
+        self.check_quota_of_rows(entity, &records).await?;
         // One row is audited as any create of it; a group as the batch it is.
         let event = match records.as_slice() {
             [one] => AuditEvent::new(action(entity, "create"), "success")

@@ -60,7 +60,9 @@ impl Services {
             entity,
         };
         let rules = rules_for(entity);
+        let resizes = ceneca_domain::storage::sizing(entity).filter(|s| s.resizes(input.names()));
         let current = if rules.needs_current_row()
+            || resizes.is_some()
             || self.seals_on_update(entity, &input)
             || self.dlp_may_apply(caller)
         {
@@ -75,6 +77,19 @@ impl Services {
         };
         let mut set = input.clone();
         rules.check_update(&cx, id, current.as_ref(), &mut set)?;
+        if let (Some(sizing), Some(row)) = (resizes, current.as_ref())
+            && let Some(workspace) = row.id_of("workspace_id")
+        {
+            // What the row grows by counts against its quota.
+            let mut after = row.clone();
+            for (name, value) in set.iter() {
+                after.set(name, value.clone());
+            }
+            let growth = sizing.bytes(&after) - sizing.bytes(row);
+            if growth > 0 {
+                self.check_quota(workspace, growth as u64).await?;
+            }
+        }
         let mut extras = Extras::default();
         rules
             .update_effects(&cx, current.as_ref(), &set, &mut extras)

@@ -226,6 +226,9 @@ impl Services {
             fill_defaults(&model::EMBEDDING_RECORDS, &mut record, now);
             records.push(record);
         }
+        // A replaced vector counts as new: the check errs on the side of the quota.
+        self.check_quota_of_rows(&model::EMBEDDING_RECORDS, &records)
+            .await?;
         let count = records.len();
         let event = AuditEvent::new("embedding.upsert", "success")
             .by(caller)

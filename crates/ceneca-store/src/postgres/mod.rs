@@ -54,6 +54,9 @@ impl Dialect for PgDialect {
         // workspace) check their foreign key with a share lock, which this one allows.
         " FOR NO KEY UPDATE"
     }
+    fn byte_length(&self, expr: &str) -> String {
+        format!("octet_length({expr})")
+    }
 }
 
 /// PostgreSQL accepts at most 65,535 parameters per statement.
@@ -567,6 +570,24 @@ impl Store for PgStore {
         let fields: Vec<&Field> = crate::changes::HISTORY_COLUMNS.iter().collect();
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         fetch_columns(&mut conn, &fields, &sql).await
+    }
+
+    async fn storage_usage(&self, of: crate::UsageOf) -> Result<Vec<crate::Usage>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::usage::usage(&mut PgExec { conn: &mut conn }, of).await
+    }
+
+    async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Writes wait while the data is recounted, so the fix replaces counters no write
+        // has moved since.
+        sqlx::query("LOCK TABLE storage_usage IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let drift = crate::usage::reconcile(&mut PgExec { conn: &mut tx }, fix).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(drift)
     }
 
     async fn last_change(&self) -> Result<i64> {

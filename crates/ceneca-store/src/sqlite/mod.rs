@@ -51,6 +51,10 @@ impl Dialect for SqliteDialect {
     fn lock_rows(&self) -> &'static str {
         ""
     }
+    fn byte_length(&self, expr: &str) -> String {
+        // `length` of text counts characters; of a blob, bytes.
+        format!("length(CAST({expr} AS BLOB))")
+    }
 }
 
 /// Idle read connections kept open.
@@ -756,6 +760,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn storage_usage(&self, of: crate::UsageOf) -> Result<Vec<crate::Usage>> {
+        self.read(move |conn| run_ready(crate::usage::usage(&mut SqliteExec { conn }, of)))
+            .await
+    }
+
+    async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_error)?;
+            let drift = run_ready(crate::usage::reconcile(&mut SqliteExec { conn: &tx }, fix))?;
+            tx.commit().map_err(map_error)?;
+            Ok(drift)
+        })
+        .await
+    }
+
     async fn last_change(&self) -> Result<i64> {
         self.read(|conn| {
             let fields: Vec<&Field> = crate::changes::LAST_SEQ.iter().collect();
@@ -810,7 +831,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         );
         (dir, store)
     }
@@ -971,7 +992,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -981,7 +1002,7 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }

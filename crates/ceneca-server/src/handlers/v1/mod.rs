@@ -11,6 +11,7 @@ pub mod auth;
 pub mod nested;
 pub mod resources;
 pub mod search;
+pub mod storage;
 pub mod sync;
 pub mod telemetry;
 pub mod vectors;
@@ -245,7 +246,8 @@ pub fn routes(batch_body_limit: usize) -> Routes {
         )
         .merge(vectors::routes(batch_body_limit))
         .merge(sync::routes(batch_body_limit))
-        .merge(attachments::routes());
+        .merge(attachments::routes())
+        .merge(storage::routes());
     for entity in model::ALL.iter().copied() {
         let only_nested = entity.nested.is_some_and(|n| n.only_nested);
         if entity.tenancy == Tenancy::Internal || only_nested {

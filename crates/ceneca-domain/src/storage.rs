@@ -1,0 +1,156 @@
+//! What a workspace stores, by category: the rows that hold content and how many bytes
+//! each takes. The store keeps these counts on every write (never by scanning); the same
+//! definitions recompute them from the data (`ceneca storage reconcile`), so a write path
+//! and a recount can only agree if both read this table.
+
+use crate::{Entity, Record, Value, model};
+
+/// A category of stored data, as statistics and quotas name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    Messages,
+    Documents,
+    Attachments,
+    Embeddings,
+    /// Threads and projects: what organizes the content.
+    Metadata,
+}
+
+impl Category {
+    pub const ALL: [Category; 5] = [
+        Category::Messages,
+        Category::Documents,
+        Category::Attachments,
+        Category::Embeddings,
+        Category::Metadata,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Messages => "messages",
+            Category::Documents => "documents",
+            Category::Attachments => "attachments",
+            Category::Embeddings => "embeddings",
+            Category::Metadata => "metadata",
+        }
+    }
+}
+
+/// How one entity's rows count: their category, the columns whose stored length is their
+/// size (text in UTF-8 bytes, binary in bytes), and a column that holds the size of
+/// something kept beside the row (an attachment's file).
+#[derive(Debug, Clone, Copy)]
+pub struct Sizing {
+    pub entity: &'static Entity,
+    pub category: Category,
+    pub columns: &'static [&'static str],
+    pub size_column: Option<&'static str>,
+}
+
+/// Every entity whose rows count, each in one category. A row in the bin still counts:
+/// it is stored until it is purged.
+pub static SIZED: [Sizing; 6] = [
+    Sizing {
+        entity: &model::MESSAGES,
+        category: Category::Messages,
+        columns: &["content"],
+        size_column: None,
+    },
+    Sizing {
+        entity: &model::DOCUMENTS,
+        category: Category::Documents,
+        columns: &["title", "body"],
+        size_column: None,
+    },
+    Sizing {
+        entity: &model::ATTACHMENTS,
+        category: Category::Attachments,
+        columns: &["file_name"],
+        size_column: Some("size_bytes"),
+    },
+    Sizing {
+        entity: &model::EMBEDDING_RECORDS,
+        category: Category::Embeddings,
+        columns: &["vector"],
+        size_column: None,
+    },
+    Sizing {
+        entity: &model::THREADS,
+        category: Category::Metadata,
+        columns: &["title"],
+        size_column: None,
+    },
+    Sizing {
+        entity: &model::PROJECTS,
+        category: Category::Metadata,
+        columns: &["name", "description"],
+        size_column: None,
+    },
+];
+
+/// How rows of `entity` count, if they do.
+pub fn sizing(entity: &Entity) -> Option<&'static Sizing> {
+    SIZED.iter().find(|s| s.entity.table == entity.table)
+}
+
+impl Sizing {
+    /// The bytes `row` takes, as stored.
+    pub fn bytes(&self, row: &Record) -> i64 {
+        let stored: usize = self
+            .columns
+            .iter()
+            .map(|column| match row.get(column) {
+                Some(Value::Text(text)) => text.len(),
+                Some(Value::Bytes(bytes)) => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        let beside = self
+            .size_column
+            .and_then(|column| row.get(column))
+            .and_then(Value::as_int)
+            .unwrap_or(0);
+        stored as i64 + beside
+    }
+
+    /// Whether a change of these fields changes the row's size.
+    pub fn resizes<'a>(&self, mut fields: impl Iterator<Item = &'a str>) -> bool {
+        fields.any(|f| self.columns.contains(&f) || self.size_column == Some(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_count_their_stored_bytes_and_what_they_keep_beside() {
+        let mut message = Record::new();
+        message.set("content", Value::Text("héllo".into()));
+        message.set("role", Value::Text("user".into()));
+        assert_eq!(sizing(&model::MESSAGES).unwrap().bytes(&message), 6);
+        let mut attachment = Record::new();
+        attachment.set("file_name", Value::Text("a.png".into()));
+        attachment.set("size_bytes", Value::Int(1000));
+        let attachments = sizing(&model::ATTACHMENTS).unwrap();
+        assert_eq!(attachments.bytes(&attachment), 1005);
+        assert!(attachments.resizes(["size_bytes"].into_iter()));
+        assert!(!attachments.resizes(["mime_type"].into_iter()));
+        assert!(sizing(&model::USERS).is_none());
+        // Each entity counts in one category only.
+        for (i, a) in SIZED.iter().enumerate() {
+            assert!(
+                SIZED[i + 1..]
+                    .iter()
+                    .all(|b| b.entity.table != a.entity.table)
+            );
+            for column in a.columns.iter().chain(a.size_column.iter()) {
+                assert!(
+                    a.entity.field(column).is_some(),
+                    "{}.{column}",
+                    a.entity.table
+                );
+            }
+        }
+    }
+}

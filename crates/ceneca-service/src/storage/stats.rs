@@ -1,0 +1,91 @@
+//! `GET /api/v1/storage/stats`: what a workspace, a user's own workspaces or an
+//! organization stores, by category, with the quota it counts against. Read from
+//! counters (one grouped read of a few rows), never by scanning the data.
+
+use ceneca_domain::model;
+use ceneca_domain::roles::OrgRole;
+use ceneca_domain::storage::Category;
+use ceneca_store::UsageOf;
+use ceneca_wire::storage::{CategoryUsage, StatsParams, StatsScope, StorageStats};
+
+use crate::error::{Result, ServiceError};
+use crate::{Caller, Services};
+
+impl Services {
+    /// Storage statistics: a user's own (themselves, or a system administrator), an
+    /// organization's (its owners and administrators), a workspace's (its readers).
+    pub async fn storage_stats(
+        &self,
+        caller: &Caller,
+        params: &StatsParams,
+    ) -> Result<StorageStats> {
+        caller.require_reach(&model::WORKSPACES)?;
+        let of = match params.scope {
+            StatsScope::User => {
+                let user = params.id.unwrap_or(caller.user_id);
+                if user != caller.user_id && !caller.system_admin {
+                    return Err(ServiceError::NotFound("user"));
+                }
+                UsageOf::User(user)
+            }
+            StatsScope::Organization => {
+                let org = params.id.ok_or(ServiceError::NotFound("organization"))?;
+                match caller.scope.org_role(org) {
+                    _ if caller.system_admin => {}
+                    Some(role) if role >= OrgRole::Admin => {}
+                    Some(_) => {
+                        return Err(ServiceError::Forbidden(
+                            "an organization's storage is for its owners and administrators".into(),
+                        ));
+                    }
+                    None => return Err(ServiceError::NotFound("organization")),
+                }
+                UsageOf::Organization(org)
+            }
+            StatsScope::Workspace => {
+                let workspace = params.id.ok_or(ServiceError::NotFound("workspace"))?;
+                if caller.scope.workspace_role(workspace).is_none() && !caller.system_admin {
+                    return Err(ServiceError::NotFound("workspace"));
+                }
+                UsageOf::Workspace(workspace)
+            }
+        };
+        let id = match of {
+            UsageOf::User(id) | UsageOf::Organization(id) | UsageOf::Workspace(id) => id,
+        };
+        let usage = self.store.storage_usage(of).await?;
+        let of_category = |category: Category| {
+            usage
+                .iter()
+                .find(|u| u.category == category)
+                .map(|u| CategoryUsage {
+                    count: u.rows.max(0) as u64,
+                    bytes: u.bytes.max(0) as u64,
+                })
+                .unwrap_or_default()
+        };
+        let total_bytes = usage.iter().map(|u| u.bytes.max(0) as u64).sum();
+        let quota = self.quota_of(of).await?;
+        // A workspace shares its holder's quota: the percentage is the holder's.
+        let quota_used_bytes = if quota.of == of {
+            total_bytes
+        } else {
+            self.used_bytes(quota.of).await?
+        };
+        Ok(StorageStats {
+            scope: params.scope,
+            id,
+            messages: of_category(Category::Messages),
+            documents: of_category(Category::Documents),
+            attachments: of_category(Category::Attachments),
+            embeddings: of_category(Category::Embeddings),
+            metadata: of_category(Category::Metadata),
+            total_bytes,
+            quota_bytes: quota.bytes,
+            quota_used_bytes,
+            percent_used: quota
+                .bytes
+                .map(|q| (quota_used_bytes as f64 * 100.0 / q as f64 * 100.0).round() / 100.0),
+        })
+    }
+}

@@ -1,0 +1,24 @@
+-- Storage statistics (issue 13): what each workspace stores, by category, kept by every
+-- write (ceneca_domain::storage says what counts and how). Filled here from the data, as
+-- `ceneca storage reconcile` recounts it.
+CREATE TABLE storage_usage (
+    workspace_id UUID NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    category TEXT NOT NULL CHECK (category IN ('messages', 'documents', 'attachments', 'embeddings', 'metadata')),
+    row_count BIGINT NOT NULL DEFAULT 0,
+    bytes BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (workspace_id, category)
+);
+INSERT INTO storage_usage (workspace_id, category, row_count, bytes)
+SELECT workspace_id, category, COUNT(*), SUM(size) FROM (
+    SELECT workspace_id, 'messages' AS category, COALESCE(octet_length(content), 0) AS size FROM messages
+    UNION ALL
+    SELECT workspace_id, 'documents' AS category, COALESCE(octet_length(title), 0) + COALESCE(octet_length(body), 0) AS size FROM documents
+    UNION ALL
+    SELECT workspace_id, 'attachments' AS category, COALESCE(octet_length(file_name), 0) + COALESCE(size_bytes, 0) AS size FROM attachments
+    UNION ALL
+    SELECT workspace_id, 'embeddings' AS category, COALESCE(octet_length(vector), 0) AS size FROM embedding_records
+    UNION ALL
+    SELECT workspace_id, 'metadata' AS category, COALESCE(octet_length(title), 0) AS size FROM threads
+    UNION ALL
+    SELECT workspace_id, 'metadata' AS category, COALESCE(octet_length(name), 0) + COALESCE(octet_length(description), 0) AS size FROM projects
+) sized GROUP BY workspace_id, category;

@@ -1,0 +1,370 @@
+//! Storage statistics and quotas over real HTTP, on SQLite and PostgreSQL: counters every
+//! write keeps (and a recount from the data agrees with), who may read them, and quotas
+//! refused before a byte is kept — files near the limit under concurrency included.
+
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, on_every_backend};
+use ceneca_service::ServiceConfig;
+use serde_json::{Value, json};
+
+on_every_backend!(
+    statistics_follow_every_write_and_a_recount_agrees,
+    statistics_are_for_who_may_see_them,
+    a_quota_refuses_what_would_pass_it_and_keeps_nothing,
+    uploads_near_the_quota_never_overshoot_it,
+);
+
+fn png(len: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.resize(len, 7);
+    bytes
+}
+
+async fn id(body: Value) -> String {
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// A workspace of the user's own, with a thread titled `title`.
+async fn workspace_with_thread(s: &TestServer, u: &User) -> (String, String) {
+    let ws = id(s
+        .post(u, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201))
+    .await;
+    let thread = id(s
+        .post(
+            u,
+            "/api/v1/threads",
+            json!({"workspace_id": ws, "title": "Plans"}),
+        )
+        .await
+        .expect(201))
+    .await;
+    (ws, thread)
+}
+
+async fn upload(s: &TestServer, u: &User, attachment: &str, bytes: Vec<u8>) -> reqwest::Response {
+    s.http
+        .put(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            s.base
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn stats(s: &TestServer, u: &User, query: &str) -> Value {
+    s.get(u, &format!("/api/v1/storage/stats?{query}"))
+        .await
+        .expect(200)
+}
+
+async fn statistics_follow_every_write_and_a_recount_agrees(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (ws, thread) = workspace_with_thread(&s, &u).await;
+    let messages = format!("/api/v1/threads/{thread}/messages");
+    let first = id(s
+        .post(&u, &messages, json!({"role": "user", "content": "héllo"}))
+        .await
+        .expect(201))
+    .await;
+    s.post(
+        &u,
+        &format!("{messages}/batch"),
+        json!({"items": [{"role": "user", "content": "abc"}, {"role": "assistant", "content": "de"}]}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &u,
+        "/api/v1/documents",
+        json!({"workspace_id": ws, "title": "Plan", "body": "Step one"}),
+    )
+    .await
+    .expect(201);
+    let attachment = id(s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": ws, "message_id": first, "file_name": "a.png"}),
+        )
+        .await
+        .expect(201))
+    .await;
+    assert_eq!(upload(&s, &u, &attachment, png(1000)).await.status(), 200);
+    let vector = vec![0.5f32; TEST_VECTOR_DIMS];
+    s.post(
+        &u,
+        "/api/v1/vectors/messages/points?wait=true",
+        json!({"source_id": first, "workspace_id": ws, "vector": vector}),
+    )
+    .await
+    .expect(200);
+
+    let mine = stats(&s, &u, &format!("scope=workspace&id={ws}")).await;
+    assert_eq!(
+        mine["messages"],
+        json!({"count": 3, "bytes": 6 + 3 + 2}),
+        "{mine}"
+    );
+    assert_eq!(mine["documents"], json!({"count": 1, "bytes": 4 + 8}));
+    assert_eq!(mine["attachments"], json!({"count": 1, "bytes": 5 + 1000}));
+    assert_eq!(
+        mine["embeddings"],
+        json!({"count": 1, "bytes": 4 * TEST_VECTOR_DIMS})
+    );
+    assert_eq!(mine["metadata"], json!({"count": 1, "bytes": 5}));
+    let total = 11 + 12 + 1005 + 4 * TEST_VECTOR_DIMS as u64 + 5;
+    assert_eq!(mine["total_bytes"], total);
+    // The user's own workspaces are the user's quota (10 GiB by default).
+    let me = stats(&s, &u, "scope=user").await;
+    assert_eq!(me["total_bytes"], total);
+    assert_eq!(me["quota_bytes"], 10u64 << 30);
+    assert_eq!(mine["quota_used_bytes"], total);
+
+    // An edit resizes; a message in the bin still counts (it is stored); a file deleted
+    // does not; a recount of the data agrees with the counters throughout.
+    s.patch(
+        &u,
+        &format!("/api/v1/messages/{first}"),
+        json!({"content": "hello, world"}),
+    )
+    .await
+    .expect(200);
+    s.delete(&u, &format!("/api/v1/attachments/{attachment}"))
+        .await
+        .expect(204);
+    s.delete(&u, &format!("/api/v1/messages/{first}"))
+        .await
+        .expect(200);
+    let after = stats(&s, &u, &format!("scope=workspace&id={ws}")).await;
+    assert_eq!(after["messages"], json!({"count": 3, "bytes": 12 + 3 + 2}));
+    assert_eq!(after["attachments"], json!({"count": 0, "bytes": 0}));
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+}
+
+async fn statistics_are_for_who_may_see_them(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let member = s.user("member").await;
+    let stranger = s.user("stranger").await;
+    let (ws, _) = workspace_with_thread(&s, &owner).await;
+    let org = id(s
+        .post(
+            &owner,
+            "/api/v1/organizations",
+            json!({"name": "Acme", "slug": "acme-stats"}),
+        )
+        .await
+        .expect(201))
+    .await;
+    s.post(
+        &owner,
+        &format!("/api/v1/organizations/{org}/members"),
+        json!({"user_id": member.id, "role": "member"}),
+    )
+    .await
+    .expect(201);
+    stats(&s, &owner, &format!("scope=organization&id={org}")).await;
+    let refused = s
+        .get(
+            &member,
+            &format!("/api/v1/storage/stats?scope=organization&id={org}"),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    for query in [
+        format!("scope=organization&id={org}"),
+        format!("scope=workspace&id={ws}"),
+        format!("scope=user&id={}", owner.id),
+    ] {
+        let hidden = s
+            .get(&stranger, &format!("/api/v1/storage/stats?{query}"))
+            .await;
+        assert_eq!(hidden.status, 404, "{query}: {hidden:?}");
+    }
+    for (query, field) in [
+        ("scope=workspace", "id"),
+        ("scope=planet", "scope"),
+        ("scope=user&id=7", "id"),
+        ("scope=user&scope=user", "scope"),
+        ("color=blue", "color"),
+    ] {
+        let bad = s
+            .get(&owner, &format!("/api/v1/storage/stats?{query}"))
+            .await;
+        assert_eq!(bad.status, 400, "{query}: {bad:?}");
+        assert!(
+            bad.body["error"]["fields"][field].is_string(),
+            "{query}: {bad:?}"
+        );
+    }
+}
+
+fn small_quota(bytes: u64) -> ServiceConfig {
+    ServiceConfig {
+        user_quota_bytes: bytes,
+        ..ServiceConfig::default()
+    }
+}
+
+async fn a_quota_refuses_what_would_pass_it_and_keeps_nothing(backend: Backend) {
+    let s = TestServer::start_with(backend, small_quota(3000)).await;
+    let u = s.user("u").await;
+    let (ws, thread) = workspace_with_thread(&s, &u).await;
+    let messages = format!("/api/v1/threads/{thread}/messages");
+    let first = id(s
+        .post(
+            &u,
+            &messages,
+            json!({"role": "user", "content": "x".repeat(1000)}),
+        )
+        .await
+        .expect(201))
+    .await;
+    // 1,005 bytes are used (the message, the thread's title): 2,000 more do not fit.
+    let refused = s
+        .post(
+            &u,
+            &messages,
+            json!({"role": "user", "content": "y".repeat(2000)}),
+        )
+        .await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    assert_eq!(refused.body["error"]["code"], "quota_exceeded");
+    assert_eq!(refused.body["error"]["quota_bytes"], 3000);
+    assert_eq!(refused.body["error"]["used_bytes"], 1005);
+    // An edit that grows past the quota, and a batch, are refused the same way.
+    let grown = s
+        .patch(
+            &u,
+            &format!("/api/v1/messages/{first}"),
+            json!({"content": "z".repeat(3000)}),
+        )
+        .await;
+    assert_eq!(grown.status, 413, "{grown:?}");
+    let batch = s
+        .post(
+            &u,
+            &format!("{messages}/batch"),
+            json!({"items": [{"role": "user", "content": "a".repeat(1000)}, {"role": "user", "content": "b".repeat(1000)}]}),
+        )
+        .await;
+    assert_eq!(batch.status, 413, "{batch:?}");
+    // A file larger than what is left is cut off and nothing is kept.
+    let attachment = id(s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": ws, "message_id": first, "file_name": "a.png"}),
+        )
+        .await
+        .expect(201))
+    .await;
+    let cut = upload(&s, &u, &attachment, png(5000)).await;
+    assert_eq!(cut.status(), 413);
+    let body: Value = cut.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+    let row = s
+        .get(&u, &format!("/api/v1/attachments/{attachment}"))
+        .await
+        .expect(200);
+    assert!(row["sha256"].is_null(), "{row}");
+    let blobs = s.data_dir().join("blobs");
+    let kept = walk(&blobs);
+    assert!(kept.is_empty(), "{kept:?}");
+    let me = stats(&s, &u, "scope=user").await;
+    assert_eq!(me["total_bytes"], 1000 + 5 + 5, "{me}");
+    assert_eq!(me["percent_used"], 33.67);
+    // What fits is taken; at the quota, nothing more.
+    assert_eq!(upload(&s, &u, &attachment, png(1990)).await.status(), 200);
+    let full = s
+        .post(&u, &messages, json!({"role": "user", "content": "!"}))
+        .await;
+    assert_eq!(full.status, 413, "{full:?}");
+    // Deleting makes room again.
+    s.delete(&u, &format!("/api/v1/attachments/{attachment}"))
+        .await
+        .expect(204);
+    s.post(&u, &messages, json!({"role": "user", "content": "!"}))
+        .await
+        .expect(201);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// Eight uploads of 600 bytes at once with 3,000 bytes of room: each is checked again
+/// inside its write, under the quota holder's lock, so at most as many as fit are kept.
+async fn uploads_near_the_quota_never_overshoot_it(backend: Backend) {
+    let s = TestServer::start_with(backend, small_quota(3000)).await;
+    let u = s.user("u").await;
+    let (ws, thread) = workspace_with_thread(&s, &u).await;
+    let message = id(s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": "files"}),
+        )
+        .await
+        .expect(201))
+    .await;
+    let mut rows = Vec::new();
+    for i in 0..8 {
+        rows.push(
+            id(s.post(
+                &u,
+                "/api/v1/attachments",
+                json!({"workspace_id": ws, "message_id": message, "file_name": format!("{i}.png")}),
+            )
+            .await
+            .expect(201))
+            .await,
+        );
+    }
+    let mut uploads = tokio::task::JoinSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        let request = s
+            .http
+            .put(format!("{}/api/v1/attachments/{row}/content", s.base))
+            .bearer_auth(&u.token)
+            .header("content-type", "application/octet-stream")
+            .body({
+                let mut file = png(600);
+                file[20] = i as u8;
+                file
+            });
+        uploads.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let mut kept = 0;
+    while let Some(status) = uploads.join_next().await {
+        match status.unwrap() {
+            200 => kept += 1,
+            413 => {}
+            other => panic!("an upload answered {other}"),
+        }
+    }
+    // The thread's title, the message and the rows' names take 50 bytes: four files of
+    // 600 fit in the 2,950 left, a fifth does not.
+    let me = stats(&s, &u, "scope=user").await;
+    assert_eq!(kept, 4, "{me}");
+    assert_eq!(me["total_bytes"], 50 + 4 * 600, "{me}");
+}
