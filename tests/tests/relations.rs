@@ -15,6 +15,8 @@ on_every_backend!(
     regression_two_owners_leaving_at_once_leave_one_owner,
     regression_many_owners_leaving_at_once_get_answers_never_a_server_error,
     regression_a_closed_account_is_no_owner,
+    regression_co_owners_closing_their_accounts_at_once_get_answers,
+    regression_an_account_closes_once_its_organizations_are_handed_over_or_binned,
 );
 
 async fn deleting_a_workspace_takes_its_content_and_restore_brings_it_back(backend: Backend) {
@@ -820,4 +822,139 @@ async fn regression_a_closed_account_is_no_owner(backend: Backend) {
     s.get(&ann, &format!("/api/v1/organizations/{org}"))
         .await
         .expect(200);
+}
+
+/// Third attack on ownership, finding 1: two co-owners of several organizations closing
+/// their accounts at once locked the organizations in opposite orders and deadlocked on
+/// PostgreSQL (500). Organizations are now locked in id order.
+async fn regression_co_owners_closing_their_accounts_at_once_get_answers(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for round in 0..4 {
+        let ann = s.user(&format!("ann{round}")).await;
+        let bob = s.user(&format!("bob{round}")).await;
+        // Ann creates some organizations and Bob others, each making the other an owner:
+        // their memberships were made in opposite orders.
+        for (i, (first, second)) in [(&ann, &bob), (&bob, &ann), (&ann, &bob), (&bob, &ann)]
+            .into_iter()
+            .enumerate()
+        {
+            let org = s
+                .post(
+                    first,
+                    "/api/v1/organizations",
+                    json!({"name": "Co", "slug": format!("co-{round}-{i}")}),
+                )
+                .await
+                .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            s.post(
+                first,
+                &format!("/api/v1/organizations/{org}/members"),
+                json!({"user_id": second.id, "role": "owner"}),
+            )
+            .await
+            .expect(201);
+        }
+        let (anns, bobs) = (
+            format!("/api/v1/users/{}", ann.id),
+            format!("/api/v1/users/{}", bob.id),
+        );
+        let (a, b) = tokio::join!(s.delete(&ann, &anns), s.delete(&bob, &bobs));
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}: {a:?} {b:?}");
+    }
+}
+
+/// Third attack on ownership, findings 2 and 3: an account closing read the organizations
+/// it owned before its transaction (an ownership granted meanwhile escaped the check),
+/// and organizations in the bin kept an account from ever closing (anyone could make a
+/// user the owner of an organization, leave, and so pin their account open).
+async fn regression_an_account_closes_once_its_organizations_are_handed_over_or_binned(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let mallory = s.user("mallory").await;
+    let victim = s.user("victim").await;
+    let org = s
+        .post(
+            &mallory,
+            "/api/v1/organizations",
+            json!({"name": "Unwanted", "slug": "unwanted"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let members = format!("/api/v1/organizations/{org}/members");
+    s.post(
+        &mallory,
+        &members,
+        json!({"email": victim.email, "role": "owner"}),
+    )
+    .await
+    .expect(201);
+    let mallorys = s
+        .list_all(&mallory, &format!("{members}?role=owner"))
+        .await
+        .into_iter()
+        .find(|m| m["user_id"] == json!(mallory.id))
+        .unwrap();
+    s.delete(
+        &mallory,
+        &format!("{members}/{}", mallorys["id"].as_str().unwrap()),
+    )
+    .await
+    .expect(204);
+    // The victim is the last owner: the account stays open until the organization is
+    // handed over or deleted; deleted, it no longer holds the account.
+    s.delete(&victim, &format!("/api/v1/users/{}", victim.id))
+        .await
+        .expect(409);
+    s.delete(&victim, &format!("/api/v1/organizations/{org}"))
+        .await
+        .expect(200);
+    s.delete(&victim, &format!("/api/v1/users/{}", victim.id))
+        .await
+        .expect(200);
+    // A closed account is never made an owner.
+    let ann = s.user("ann").await;
+    let acme = s
+        .post(
+            &ann,
+            "/api/v1/organizations",
+            json!({"name": "Acme", "slug": "acme-closing"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gone = s.user("gone").await;
+    let acme_members = format!("/api/v1/organizations/{acme}/members");
+    let row = s
+        .post(
+            &ann,
+            &acme_members,
+            json!({"user_id": gone.id, "role": "member"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.delete(&gone, &format!("/api/v1/users/{}", gone.id))
+        .await
+        .expect(200);
+    let promoted = s
+        .patch(
+            &ann,
+            &format!("{acme_members}/{row}"),
+            json!({"role": "owner"}),
+        )
+        .await;
+    assert_eq!(promoted.status, 403, "{promoted:?}");
 }

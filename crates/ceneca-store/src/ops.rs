@@ -88,19 +88,10 @@ pub(crate) async fn apply_batch<E: Exec>(
     let mut heads = Vec::new();
     let mut out = Vec::new();
     let mut changes: Vec<Record> = Vec::new();
-    // Ownership changes first: each takes its organization's lock before any write of
-    // the batch takes a lock of its own, and decides on the memberships as committed.
-    for op in &batch.ops {
-        if let WriteOp::OwnershipChange {
-            organization,
-            member,
-            actor,
-            grants_owner,
-        } = op
-        {
-            crate::ownership::check(exec, *organization, *member, *actor, *grants_owner).await?;
-        }
-    }
+    // Ownership first: each takes its locks (a user's row, then organizations in id
+    // order) before any write of the batch takes a lock of its own, and decides on the
+    // memberships as committed.
+    crate::ownership::check_batch(exec, &batch.ops).await?;
     let mut quotas = Vec::new();
     for op in &batch.ops {
         if let WriteOp::WithinQuota { of, quota } = op {
@@ -293,7 +284,9 @@ pub(crate) async fn apply_batch<E: Exec>(
             // Checked at the end, under the chain lock: see below.
             WriteOp::ExpectHistory { row, last_seq } => expected.push((row, last_seq)),
             // Checked before the writes: see above.
-            WriteOp::OwnershipChange { .. } | WriteOp::WithinQuota { .. } => {}
+            WriteOp::OwnershipChange { .. }
+            | WriteOp::AccountCloses { .. }
+            | WriteOp::WithinQuota { .. } => {}
             WriteOp::Forget { entity, filter } => {
                 let sql = sql::forget(exec.dialect(), entity, &filter);
                 exec.execute(&sql).await?;

@@ -90,8 +90,9 @@ pub enum WriteOp {
     /// the batch commits.
     ExpectHistory { row: Uuid, last_seq: i64 },
     /// A change to who owns `organization`: membership `member` given another role or
-    /// removed (`None`: a new membership), by the user `actor` (`None`: the account
-    /// itself closing). `grants_owner`: the membership is an owner's afterwards.
+    /// removed (`None`: a new membership), by the user `actor`. `grants_owner`: the
+    /// membership is an owner's afterwards, for the user `grantee`, whose account must be
+    /// open and active (their row is locked first, as an account closing locks it).
     ///
     /// Checked before any write of the batch, with the organization's row locked until
     /// the commit, so changes to one organization's owners are decided one at a time, on
@@ -105,7 +106,13 @@ pub enum WriteOp {
         member: Option<Uuid>,
         actor: Option<Uuid>,
         grants_owner: bool,
+        grantee: Option<Uuid>,
     },
+    /// The account `user` closes: each organization it owns, but for those in the bin,
+    /// must keep another owner whose account is open and active, or
+    /// `StoreError::MustKeep`. Decided before any write of the batch, on the memberships
+    /// as committed: the user's row is locked, then the organizations in id order.
+    AccountCloses { user: Uuid },
     /// Fails the batch with `StoreError::QuotaExceeded` when it adds bytes and what `of`
     /// stores then passes `quota` bytes. The holder's row (the organization or the user)
     /// is locked before any write of the batch, so two batches near the limit are decided

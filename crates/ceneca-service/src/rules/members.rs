@@ -97,6 +97,7 @@ fn ownership_change(cx: &Cx<'_>, member: &Record, grants_owner: bool) -> Result<
         member: member.id(),
         actor: Some(cx.caller.user_id),
         grants_owner,
+        grantee: member.id_of("user_id"),
     })
 }
 
@@ -147,6 +148,7 @@ impl EntityRules for OrganizationMembers {
                 member: None,
                 actor: Some(cx.caller.user_id),
                 grants_owner: true,
+                grantee: record.id_of("user_id"),
             });
         }
         Ok(())

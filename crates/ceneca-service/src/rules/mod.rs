@@ -481,6 +481,7 @@ mod store_tests {
                 member: Some(id_of(&bobs)),
                 actor: Some(cat.user_id),
                 grants_owner: false,
+                grantee: None,
             })
             .push(WriteOp::Update {
                 entity: &model::ORGANIZATION_MEMBERS,

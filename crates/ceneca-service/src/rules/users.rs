@@ -4,10 +4,7 @@ use async_trait::async_trait;
 use ceneca_domain::clock::now;
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::{Record, Value, model};
-use ceneca_store::{ListQuery, WriteOp};
-
-/// The most organizations an account closing may own (each is checked in its write).
-const MAX_OWNED: u32 = 1000;
+use ceneca_store::WriteOp;
 use uuid::Uuid;
 
 use super::{Cx, EntityRules, Extras};
@@ -40,42 +37,15 @@ impl EntityRules for Users {
 
     async fn delete_effects(
         &self,
-        cx: &Cx<'_>,
+        _cx: &Cx<'_>,
         id: Uuid,
         _row: Option<&Record>,
         extras: &mut Extras,
     ) -> Result<()> {
-        // An organization's last owner does not close their account: each organization
-        // they own must keep an owner whose account is open (decided by the store, on the
-        // memberships as committed; an owner made meanwhile is found there too, since the
-        // check counts the others).
-        let mut owned = ListQuery::new(
-            ScopeFilter::AnyOf(vec![("user_id", vec![id])]),
-            "created_at",
-            false,
-            MAX_OWNED,
-        );
-        owned.equals.push(("role", Value::Text("owner".into())));
-        let owned = cx
-            .svc
-            .store
-            .list(&model::ORGANIZATION_MEMBERS, owned)
-            .await?;
-        if owned.len() >= MAX_OWNED as usize {
-            return Err(ServiceError::conflict(format!(
-                "this account owns {MAX_OWNED} organizations or more: hand them over first"
-            )));
-        }
-        for membership in owned {
-            if let Some(organization) = membership.id_of("organization_id") {
-                extras.ops.push(WriteOp::OwnershipChange {
-                    organization,
-                    member: membership.id(),
-                    actor: None,
-                    grants_owner: false,
-                });
-            }
-        }
+        // An organization's last active owner does not close their account: decided by
+        // the store on the memberships as committed (an ownership granted meanwhile
+        // included); organizations in the bin need no owner.
+        extras.ops.push(WriteOp::AccountCloses { user: id });
         // Deleting an account ends its sessions at once.
         let mut set = Record::new();
         set.set("revoked_at", Value::Time(now()));
