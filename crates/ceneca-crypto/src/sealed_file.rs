@@ -193,7 +193,17 @@ impl KeyRing {
         if rest.len() < id_len + SALT {
             return Err(KeyRingError::Malformed);
         }
-        let id = std::str::from_utf8(&rest[..id_len]).map_err(|_| KeyRingError::Malformed)?;
+        // A key id as the ring spells them, or the header is not one this ring wrote (and
+        // nothing of it reaches a log or an error).
+        let id = std::str::from_utf8(&rest[..id_len])
+            .ok()
+            .filter(|id| {
+                (1..=64).contains(&id.len())
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+            .ok_or(KeyRingError::Malformed)?;
         let stream = self.file_stream(id, &rest[id_len..id_len + SALT])?;
         Ok(FileOpener {
             header: head[..MAGIC.len() + 1 + id_len + SALT].to_vec(),
@@ -202,14 +212,18 @@ impl KeyRing {
     }
 
     /// The name a file with this content (`sha256`, hex) is stored under when sealed with
-    /// the active key: 64 hex digits of an HMAC, so equal files share a name (and are
-    /// stored once) without the name telling what the content is.
-    pub fn sealed_file_name(&self, sha256: &str) -> String {
+    /// the active key for `scope` (the tenant it belongs to): 64 hex digits of an HMAC, so
+    /// equal files of one scope share a name (and are stored once) without the name
+    /// telling what the content is, and one tenant's upload never finds (nor times) a
+    /// file another stored.
+    pub fn sealed_file_name(&self, scope: &[u8], sha256: &str) -> String {
         let key = self
             .file_subkey(self.active_key_id(), NAME_LABEL)
             .expect("the active key is in the ring");
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key)
             .expect("HMAC takes a key of any length");
+        mac.update(&(scope.len() as u64).to_be_bytes());
+        mac.update(scope);
         mac.update(sha256.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -332,16 +346,17 @@ mod tests {
     fn files_sealed_before_a_rotation_still_open_and_names_are_keyed() {
         let mut ring = ring();
         let sealed = seal(&ring, b"old content", b"n");
-        let name = ring.sealed_file_name("ab");
+        let name = ring.sealed_file_name(b"w1", "ab");
         assert_eq!(name.len(), 64);
-        assert_ne!(name, ring.sealed_file_name("ac"));
+        assert_ne!(name, ring.sealed_file_name(b"w1", "ac"));
+        assert_ne!(name, ring.sealed_file_name(b"w2", "ab"));
         let key: Vec<u8> = (0u8..32)
             .map(|i| i.wrapping_mul(53).wrapping_add(5))
             .collect();
         ring.add("k2", &key).unwrap();
         ring.activate("k2").unwrap();
         assert_eq!(open(&ring, &sealed, b"n").unwrap(), b"old content");
-        assert_ne!(ring.sealed_file_name("ab"), name);
+        assert_ne!(ring.sealed_file_name(b"w1", "ab"), name);
         let other: Vec<u8> = (0u8..32)
             .map(|i| i.wrapping_mul(71).wrapping_add(3))
             .collect();
@@ -352,5 +367,24 @@ mod tests {
             open(&unknown, &sealed, b"n"),
             Err(KeyRingError::UnknownKey(_))
         ));
+    }
+
+    /// Found by the attack on sealed files: a header's key id (up to 255 bytes of any
+    /// UTF-8, line breaks included) reached the server's log as written.
+    #[test]
+    fn regression_a_header_s_key_id_is_one_the_ring_could_have_written() {
+        let ring = ring();
+        let sealed = seal(&ring, b"content", b"n");
+        for forged in ["k1\n2026 ERROR forged", "", "k\u{e9}"] {
+            let mut file = b"CNF1".to_vec();
+            file.push(forged.len() as u8);
+            file.extend_from_slice(forged.as_bytes());
+            file.extend_from_slice(&sealed[4 + 1 + 2..]);
+            assert_eq!(
+                open(&ring, &file, b"n"),
+                Err(KeyRingError::Malformed),
+                "{forged:?}"
+            );
+        }
     }
 }

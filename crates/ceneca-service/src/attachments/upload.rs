@@ -104,11 +104,12 @@ impl Services {
         // stand now (a logout, a lost membership, a parent deleted meanwhile refuse it).
         let caller = &self.recheck_after_upload(caller).await?;
         let (mut record, mut extras) = self.prepare_attachment(caller, metadata).await?;
+        let workspace = record.id_of("workspace_id");
         // Checked again inside the write, under the quota holder's lock: two uploads near
         // the limit are decided one after the other.
         extras.ops.extend(room.map(|r| r.guard));
         let _gate = self.blob_gate.read().await;
-        let (set, details) = received.keep(&blobs, &self.keys).await?;
+        let (set, details) = received.keep(&blobs, &self.keys, workspace).await?;
         for (name, value) in set.iter() {
             record.set(name, value.clone());
         }
@@ -164,7 +165,9 @@ impl Services {
         self.check_parent(caller, &row).await?;
         // From keeping the blob to committing the row that names it, the sweep waits.
         let _gate = self.blob_gate.read().await;
-        let (set, details) = received.keep(&blobs, &self.keys).await?;
+        let (set, details) = received
+            .keep(&blobs, &self.keys, row.id_of("workspace_id"))
+            .await?;
         let event = AuditEvent::new("attachment.upload", "success")
             .by(caller)
             .on(entity.table, Some(id))
@@ -396,11 +399,18 @@ struct Received {
 impl Received {
     /// Keeps the file under its hash (the caller holds the sweep's gate until the row
     /// that names it is written). Answers the row's content fields and the audit details.
-    async fn keep(self, blobs: &Arc<dyn BlobStore>, keys: &KeyRing) -> Result<(Record, Json)> {
-        // A sealed file's name is keyed: the folder does not tell what it holds.
+    async fn keep(
+        self,
+        blobs: &Arc<dyn BlobStore>,
+        keys: &KeyRing,
+        workspace: Option<Uuid>,
+    ) -> Result<(Record, Json)> {
+        // A sealed file's name is keyed, and scoped to its workspace: the folder does not
+        // tell what it holds, and an upload never finds (nor times) another tenant's file.
         let sealed = self.sink.sealed();
         let name = if sealed {
-            keys.sealed_file_name(&self.sha256)
+            let scope = workspace.map(|w| w.as_bytes().to_vec()).unwrap_or_default();
+            keys.sealed_file_name(&scope, &self.sha256)
         } else {
             self.sha256.clone()
         };
