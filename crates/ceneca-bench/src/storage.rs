@@ -6,7 +6,9 @@
 //! - downloading it (`GET …/content`, streamed to a file) beside the same copy;
 //! - the server's resident memory growth during each (peak resident memory, reset before
 //!   each measure): streaming keeps it flat whatever the file's size;
-//! - each with files kept as they are, then sealed at rest (`attachments.encrypt`).
+//! - each with files kept as they are, then sealed at rest (`attachments.encrypt`);
+//! - storage statistics (`GET /storage/stats`, from counters) beside a GET of one
+//!   workspace by id.
 
 use std::io::Write;
 use std::path::Path;
@@ -22,6 +24,7 @@ use crate::{Args, Server, Stats, row, services_with, sqlite_store, workspace_wit
 
 const FILE_BYTES: usize = 100 * 1024 * 1024;
 const ROUNDS: usize = 3;
+const STATS_ROUNDS: usize = 300;
 
 pub async fn run(_args: &Args, dir: &Path) -> anyhow::Result<()> {
     for encrypt in [false, true] {
@@ -123,6 +126,37 @@ async fn measure(dir: &Path, encrypt: bool) -> anyhow::Result<()> {
         anyhow::ensure!(received == FILE_BYTES, "downloaded {received} bytes");
         std::fs::remove_file(&target)?;
         std::fs::remove_file(&source)?;
+    }
+    // Storage statistics (read from counters) beside the cheapest authenticated read of
+    // the same workspace, once: the figure the old design took 0.5-1 s for.
+    if !encrypt {
+        let (mut stats, mut gets) = (vec![], vec![]);
+        for _ in 0..STATS_ROUNDS {
+            let started = Instant::now();
+            server
+                .call(
+                    reqwest::Method::GET,
+                    "/api/v1/storage/stats?scope=user",
+                    None,
+                )
+                .await?;
+            stats.push(started.elapsed());
+            let started = Instant::now();
+            server
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/workspaces/{ws}"),
+                    None,
+                )
+                .await?;
+            gets.push(started.elapsed());
+        }
+        row(
+            "storage statistics (GET /storage/stats)",
+            &Stats::new(stats),
+            Some(("GET ws", &Stats::new(gets))),
+            "< 1 ms",
+        );
     }
     let mib = FILE_BYTES as f64 / (1024.0 * 1024.0);
     let throughput = |s: &Stats| mib / s.p50().as_secs_f64();
