@@ -16,7 +16,8 @@ on_every_backend!(
     an_unavailable_index_loses_nothing_and_catches_up,
     one_indexer_at_a_time,
     upserts_take_batch_sized_bodies,
-    embeddings_follow_their_source_into_the_bin_and_back
+    embeddings_follow_their_source_into_the_bin_and_back,
+    a_source_removed_for_good_takes_its_embeddings
 );
 
 fn axis(i: usize) -> Vec<f32> {
@@ -680,4 +681,101 @@ async fn embeddings_follow_their_source_into_the_bin_and_back(backend: Backend) 
         .expect(200);
     assert!(nearest(5).await.is_empty());
     assert!(hybrid().await.is_empty());
+}
+
+/// An attachment deleted (for good: attachments have no bin) takes its embeddings with
+/// it, from SQL and from the index, and from the storage counters.
+async fn a_source_removed_for_good_takes_its_embeddings(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let attachment = s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "a.png"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.post(
+        &u,
+        "/api/v1/vectors/attachments/points?wait=true",
+        json!({"source_id": attachment, "workspace_id": w.workspace, "vector": axis(5)}),
+    )
+    .await
+    .expect(200);
+    let found = || {
+        let (s, u) = (&s, &u);
+        async move {
+            ids(
+                &s.post(
+                    u,
+                    "/api/v1/vectors/attachments/search",
+                    json!({"vector": axis(5), "limit": 5}),
+                )
+                .await
+                .expect(200),
+                "source_id",
+            )
+        }
+    };
+    assert_eq!(found().await, vec![attachment.clone()]);
+    s.delete(&u, &format!("/api/v1/attachments/{attachment}"))
+        .await
+        .expect(204);
+    let scrolled = s
+        .get(&u, "/api/v1/vectors/attachments/points")
+        .await
+        .expect(200);
+    assert!(
+        scrolled["items"].as_array().unwrap().is_empty(),
+        "{scrolled}"
+    );
+    let stats = s
+        .get(
+            &u,
+            &format!("/api/v1/storage/stats?scope=workspace&id={}", w.workspace),
+        )
+        .await
+        .expect(200);
+    assert_eq!(stats["embeddings"]["count"], 0, "{stats}");
+    // A message removed for good by any path (here SQL, as a purge would) does the same.
+    s.post(
+        &u,
+        "/api/v1/vectors/messages/points?wait=true",
+        json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(6)}),
+    )
+    .await
+    .expect(200);
+    s.raw_execute(&format!("DELETE FROM messages WHERE id = '{}'", w.message))
+        .await;
+    assert_eq!(
+        s.raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM embedding_records")
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    // The embeddings' counters followed (the message's own did not: SQL went around the
+    // write path, which is what a recount is for).
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(
+        drift.iter().all(|d| d.category.as_str() == "messages"),
+        "{drift:?}"
+    );
+    // The index follows through the outbox: it drains.
+    let mut pending = None;
+    for _ in 0..100 {
+        pending = s
+            .raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM vector_outbox")
+            .await;
+        if pending.as_deref() == Some("0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending.as_deref(), Some("0"));
+    assert!(found().await.is_empty());
 }

@@ -53,6 +53,12 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 8, "sync_memberships", "0008_sync_memberships"),
     migration!("sqlite", 9, "attachment_content", "0009_attachment_content"),
     migration!("sqlite", 10, "storage_usage", "0010_storage_usage"),
+    migration!(
+        "sqlite",
+        11,
+        "embeddings_follow_sources",
+        "0011_embeddings_follow_sources"
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -76,6 +82,12 @@ pub const POSTGRES: &[Migration] = &[
         "0009_attachment_content"
     ),
     migration!("postgres", 10, "storage_usage", "0010_storage_usage"),
+    migration!(
+        "postgres",
+        11,
+        "embeddings_follow_sources",
+        "0011_embeddings_follow_sources"
+    ),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

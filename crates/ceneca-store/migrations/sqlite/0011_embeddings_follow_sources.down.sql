@@ -1,0 +1,3 @@
+DROP TRIGGER messages_embeddings_follow;
+DROP TRIGGER documents_embeddings_follow;
+DROP TRIGGER attachments_embeddings_follow;
