@@ -11,6 +11,9 @@ on_every_backend!(
     statistics_are_for_who_may_see_them,
     a_quota_refuses_what_would_pass_it_and_keeps_nothing,
     uploads_near_the_quota_never_overshoot_it,
+    regression_concurrent_edits_of_one_row_keep_the_counters_right,
+    regression_concurrent_batches_never_pass_a_quota_together,
+    regression_an_embedding_of_another_dimension_is_refused,
 );
 
 fn png(len: usize) -> Vec<u8> {
@@ -126,8 +129,8 @@ async fn statistics_follow_every_write_and_a_recount_agrees(backend: Backend) {
     assert_eq!(me["quota_bytes"], 10u64 << 30);
     assert_eq!(mine["quota_used_bytes"], total);
 
-    // An edit resizes; a message in the bin still counts (it is stored); a file deleted
-    // does not; a recount of the data agrees with the counters throughout.
+    // An edit resizes; a message in the bin is not charged (deleting makes room), nor a
+    // file deleted; a recount of the data agrees with the counters throughout.
     s.patch(
         &u,
         &format!("/api/v1/messages/{first}"),
@@ -142,8 +145,29 @@ async fn statistics_follow_every_write_and_a_recount_agrees(backend: Backend) {
         .await
         .expect(200);
     let after = stats(&s, &u, &format!("scope=workspace&id={ws}")).await;
-    assert_eq!(after["messages"], json!({"count": 3, "bytes": 12 + 3 + 2}));
+    assert_eq!(after["messages"], json!({"count": 2, "bytes": 3 + 2}));
     assert_eq!(after["attachments"], json!({"count": 0, "bytes": 0}));
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    // Back from the bin, charged again; a thread in the bin takes its messages along.
+    s.post(&u, &format!("/api/v1/messages/{first}/restore"), json!({}))
+        .await
+        .expect(200);
+    let restored = stats(&s, &u, &format!("scope=workspace&id={ws}")).await;
+    assert_eq!(
+        restored["messages"],
+        json!({"count": 3, "bytes": 12 + 3 + 2})
+    );
+    s.delete(&u, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    let binned = stats(&s, &u, &format!("scope=workspace&id={ws}")).await;
+    assert_eq!(
+        binned["messages"],
+        json!({"count": 0, "bytes": 0}),
+        "{binned}"
+    );
+    assert_eq!(binned["metadata"], json!({"count": 0, "bytes": 0}));
     let drift = s.services.store().reconcile_storage(false).await.unwrap();
     assert!(drift.is_empty(), "{drift:?}");
 }
@@ -171,6 +195,22 @@ async fn statistics_are_for_who_may_see_them(backend: Backend) {
     .await
     .expect(201);
     stats(&s, &owner, &format!("scope=organization&id={org}")).await;
+    // A viewer of one of the owner's workspaces sees that workspace, not what the owner's
+    // quota holds altogether (attack on quotas, finding 9).
+    s.post(
+        &owner,
+        &format!("/api/v1/workspaces/{ws}/members"),
+        json!({"user_id": member.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    let seen = stats(&s, &member, &format!("scope=workspace&id={ws}")).await;
+    assert!(
+        seen["quota_bytes"].is_null() && seen["quota_used_bytes"].is_null(),
+        "{seen}"
+    );
+    let own = stats(&s, &owner, &format!("scope=workspace&id={ws}")).await;
+    assert_eq!(own["quota_bytes"], 10u64 << 30, "{own}");
     let refused = s
         .get(
             &member,
@@ -367,4 +407,97 @@ async fn uploads_near_the_quota_never_overshoot_it(backend: Backend) {
     let me = stats(&s, &u, "scope=user").await;
     assert_eq!(kept, 4, "{me}");
     assert_eq!(me["total_bytes"], 50 + 4 * 600, "{me}");
+}
+
+/// Attack on quotas, finding 3: on PostgreSQL, edits of one row racing each other each
+/// measured the row as it was before both, and the counters drifted (below zero, then
+/// past the quota). The row is now locked while it is measured.
+async fn regression_concurrent_edits_of_one_row_keep_the_counters_right(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (_, thread) = workspace_with_thread(&s, &u).await;
+    let message = id(s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": "x"}),
+        )
+        .await
+        .expect(201))
+    .await;
+    let mut edits = tokio::task::JoinSet::new();
+    for i in 0..16usize {
+        let request = s
+            .http
+            .patch(format!("{}/api/v1/messages/{message}", s.base))
+            .bearer_auth(&u.token)
+            .json(&json!({"content": "y".repeat(1 + i * 100)}));
+        edits.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    while let Some(status) = edits.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+}
+
+/// Attack on quotas, finding 8: batches racing each other were each checked before their
+/// write only, and forty 190 KB batches against a 200 KB quota kept 6 MB on PostgreSQL.
+/// A batch is now checked again inside its write, under the quota holder's lock.
+async fn regression_concurrent_batches_never_pass_a_quota_together(backend: Backend) {
+    let s = TestServer::start_with(backend, small_quota(10_000)).await;
+    let u = s.user("u").await;
+    let (_, thread) = workspace_with_thread(&s, &u).await;
+    let mut batches = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let request = s
+            .http
+            .post(format!("{}/api/v1/threads/{thread}/messages/batch", s.base))
+            .bearer_auth(&u.token)
+            .json(&json!({"items": [
+                {"role": "user", "content": "a".repeat(1500)},
+                {"role": "user", "content": "b".repeat(1500)},
+            ]}));
+        batches.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    while let Some(status) = batches.join_next().await {
+        assert!([201, 413].contains(&status.unwrap()));
+    }
+    let me = stats(&s, &u, "scope=user").await;
+    let used = me["total_bytes"].as_u64().unwrap();
+    assert!(used <= 10_000, "{me}");
+    // 5 bytes of title, then 3,000 a batch: three fit.
+    assert_eq!(used, 5 + 3 * 3000, "{me}");
+}
+
+/// Attack on quotas, finding 4: the generic embeddings route took a vector of another
+/// dimension than its collection's; the index refused it for ever, holding back every
+/// tenant's points behind it.
+async fn regression_an_embedding_of_another_dimension_is_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (ws, thread) = workspace_with_thread(&s, &u).await;
+    let message = id(s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": "x"}),
+        )
+        .await
+        .expect(201))
+    .await;
+    let refused = s
+        .post(
+            &u,
+            "/api/v1/embeddings",
+            json!({"collection": "messages", "source_id": message, "workspace_id": ws,
+                   "model": "m", "dims": 1, "vector": [0.5],
+                   "content_hash": "0".repeat(64)}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(
+        refused.body["error"]["fields"]["dims"].is_string(),
+        "{refused:?}"
+    );
 }

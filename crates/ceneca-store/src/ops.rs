@@ -104,7 +104,7 @@ pub(crate) async fn apply_batch<E: Exec>(
         match op {
             WriteOp::Insert { entity, record } => {
                 let rows = insert_rows(exec, entity, vec![record], now).await?;
-                usage.count(entity, &rows, 1);
+                usage.count_live(entity, &rows, 1);
                 log_created(&mut changes, entity, &rows, &replays, actor, clock, now);
                 out.extend(rows);
             }
@@ -113,7 +113,7 @@ pub(crate) async fn apply_batch<E: Exec>(
                     continue;
                 }
                 let rows = insert_rows(exec, entity, records, now).await?;
-                usage.count(entity, &rows, 1);
+                usage.count_live(entity, &rows, 1);
                 log_created(&mut changes, entity, &rows, &replays, actor, clock, now);
                 out.extend(rows);
             }
@@ -124,14 +124,24 @@ pub(crate) async fn apply_batch<E: Exec>(
                 update,
             } => {
                 let text = sql::upsert_text(exec.dialect(), entity, key, update);
+                let sized = ceneca_domain::storage::sizing(entity).is_some();
                 for record in records {
+                    // A row this replaces is read first (locked), for the counters.
+                    let before = if sized {
+                        existing_by_key(exec, entity, key, &record).await?
+                    } else {
+                        None
+                    };
                     let statement = sql::Sql {
                         text: text.clone(),
                         params: sql::insert_params(entity, &record),
                     };
                     let row = fetch_one(exec, entity, &statement).await?;
+                    if let Some(before) = &before {
+                        usage.resize(entity, before, &row);
+                    }
                     if row.id() == record.id() {
-                        usage.count(entity, std::slice::from_ref(&row), 1);
+                        usage.count_live(entity, std::slice::from_ref(&row), 1);
                         log(
                             &mut changes,
                             entity,
@@ -176,7 +186,10 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let resizes =
                     ceneca_domain::storage::sizing(entity).is_some_and(|s| s.resizes(set.names()));
                 let before = if role_changes || resizes {
-                    let sql = sql::get(exec.dialect(), entity, id, &filter, deleted);
+                    // Locked until the commit: two edits of one row must not both measure
+                    // it as it was.
+                    let mut sql = sql::get(exec.dialect(), entity, id, &filter, deleted);
+                    sql.text.push_str(exec.dialect().lock_rows());
                     Some(fetch_one(exec, entity, &sql).await?)
                 } else {
                     None
@@ -208,9 +221,14 @@ pub(crate) async fn apply_batch<E: Exec>(
             WriteOp::SoftDelete { entity, id, filter } => {
                 let sql = sql::soft_delete(exec.dialect(), entity, id, &filter, now);
                 let row = fetch_one(exec, entity, &sql).await?;
+                // What goes to the bin is no longer charged to its quota.
+                usage.count(entity, std::slice::from_ref(&row), -1);
                 for cascade in entity.cascade {
                     let sql = sql::cascade_soft_delete(exec.dialect(), cascade, id, now);
                     let rows = cascaded(exec, cascade, &sql).await?;
+                    for (entity, row) in &rows {
+                        usage.count(entity, std::slice::from_ref(row), -1);
+                    }
                     log_cascade(&mut changes, &rows, operation::DELETE, actor, clock, now);
                 }
                 bump_counters(exec, entity, std::slice::from_ref(&row), -1, now).await?;
@@ -235,9 +253,13 @@ pub(crate) async fn apply_batch<E: Exec>(
                     .ok_or(StoreError::NotFound)?;
                 let sql = sql::restore(exec.dialect(), entity, id, &filter, deleted_at, now);
                 let row = fetch_one(exec, entity, &sql).await?;
+                usage.count(entity, std::slice::from_ref(&row), 1);
                 for cascade in entity.cascade {
                     let sql = sql::cascade_restore(exec.dialect(), cascade, id, deleted_at, now);
                     let rows = cascaded(exec, cascade, &sql).await?;
+                    for (entity, row) in &rows {
+                        usage.count(entity, std::slice::from_ref(row), 1);
+                    }
                     log_cascade(&mut changes, &rows, operation::RESTORE, actor, clock, now);
                 }
                 bump_counters(exec, entity, std::slice::from_ref(&row), 1, now).await?;
@@ -294,7 +316,7 @@ pub(crate) async fn apply_batch<E: Exec>(
             WriteOp::Delete { entity, id, filter } => {
                 let sql = sql::delete(exec.dialect(), entity, id, &filter);
                 let row = fetch_one(exec, entity, &sql).await?;
-                usage.count(entity, std::slice::from_ref(&row), -1);
+                usage.count_live(entity, std::slice::from_ref(&row), -1);
                 log(
                     &mut changes,
                     entity,
@@ -365,6 +387,26 @@ async fn insert_rows<E: Exec>(
     };
     bump_counters(exec, entity, &rows, 1, now).await?;
     Ok(rows)
+}
+
+/// The row of `entity` with `record`'s values in the `key` columns, locked until the
+/// commit; `None` when there is none.
+async fn existing_by_key<E: Exec>(
+    exec: &mut E,
+    entity: &Entity,
+    key: &[&'static str],
+    record: &Record,
+) -> Result<Option<Record>> {
+    let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);
+    query.deleted = Deleted::Include;
+    for column in key {
+        query
+            .equals
+            .push((column, record.get(column).cloned().unwrap_or(Value::Null)));
+    }
+    let mut sql = sql::list(exec.dialect(), entity, &query);
+    sql.text.push_str(exec.dialect().lock_rows());
+    Ok(exec.fetch(entity, &sql).await?.into_iter().next())
 }
 
 /// Runs a cascade; the rows it touched, with their entity (none for a table outside the

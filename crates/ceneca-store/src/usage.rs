@@ -3,9 +3,10 @@
 //! and category, however many rows), read by statistics and quotas, and recounted from the
 //! data by `reconcile`. Written once for both engines over [`Exec`].
 //!
-//! What the counters do not follow, and a reconcile repairs: rows removed by a foreign
-//! key's cascade (a hard delete of their parent), rows a replica forgets, and an upsert
-//! that replaces a row with one of another size.
+//! Rows in the bin are not counted: deleting content makes room at once (a purge later
+//! frees the disk). What the counters do not follow, and a reconcile repairs: rows removed
+//! by a foreign key's cascade (a hard delete of their parent) or by hand in SQL, and rows a
+//! replica forgets.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -94,7 +95,8 @@ fn category(text: &str) -> Option<Category> {
 pub(crate) struct UsageDeltas(BTreeMap<(Uuid, Category), (i64, i64)>);
 
 impl UsageDeltas {
-    /// `rows` of `entity` added (`sign` 1) or removed (-1).
+    /// `rows` of `entity` added (`sign` 1) or removed (-1), rows in the bin too (a row
+    /// going to or coming back from the bin is counted by this).
     pub(crate) fn count(&mut self, entity: &Entity, rows: &[Record], sign: i64) {
         let Some(sizing) = sizing(entity) else {
             return;
@@ -108,11 +110,22 @@ impl UsageDeltas {
         }
     }
 
-    /// A row of `entity` changed size from `before` to `after`.
+    /// `rows` of `entity` added or removed, those in the bin left out (they are not
+    /// counted).
+    pub(crate) fn count_live(&mut self, entity: &Entity, rows: &[Record], sign: i64) {
+        let live: Vec<Record> = rows.iter().filter(|r| !in_bin(r)).cloned().collect();
+        self.count(entity, &live, sign);
+    }
+
+    /// A row of `entity` changed size from `before` to `after` (nothing, for a row in the
+    /// bin, which is not counted).
     pub(crate) fn resize(&mut self, entity: &Entity, before: &Record, after: &Record) {
         let Some(sizing) = sizing(entity) else {
             return;
         };
+        if in_bin(before) {
+            return;
+        }
         if let Some(workspace) = after.id_of("workspace_id") {
             let entry = self.0.entry((workspace, sizing.category)).or_default();
             entry.1 += sizing.bytes(after) - sizing.bytes(before);
@@ -164,6 +177,10 @@ impl UsageDeltas {
         }
         Ok(())
     }
+}
+
+fn in_bin(row: &Record) -> bool {
+    row.get("deleted_at").is_some_and(|v| !v.is_null())
 }
 
 /// The condition on `workspaces w` of the workspaces `of` names.
@@ -224,8 +241,14 @@ fn recount(d: &dyn Dialect) -> String {
         if let Some(beside) = sizing.size_column {
             size.push(format!("COALESCE({beside}, 0)"));
         }
+        // The bin is not charged.
+        let live = if sizing.entity.soft_delete {
+            " WHERE deleted_at IS NULL"
+        } else {
+            ""
+        };
         parts.push(format!(
-            "SELECT workspace_id, '{}' AS category, {} AS size FROM {}",
+            "SELECT workspace_id, '{}' AS category, {} AS size FROM {}{live}",
             sizing.category.as_str(),
             size.join(" + "),
             sizing.entity.table

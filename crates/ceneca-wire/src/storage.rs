@@ -91,11 +91,15 @@ pub struct StorageStats {
     pub metadata: CategoryUsage,
     pub total_bytes: u64,
     /// The quota these bytes count against (a workspace counts against its user's or
-    /// organization's, shared with their other workspaces); absent when there is none.
+    /// organization's, shared with their other workspaces); absent when there is none,
+    /// or when the caller is not the quota's holder (the user, or an owner or
+    /// administrator of the organization).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_bytes: Option<u64>,
-    /// What the quota's holder stores, all its workspaces together.
-    pub quota_used_bytes: u64,
+    /// What the quota's holder stores, all its workspaces together; shown with
+    /// `quota_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_used_bytes: Option<u64>,
     /// `quota_used_bytes` as a percentage of `quota_bytes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent_used: Option<f64>,

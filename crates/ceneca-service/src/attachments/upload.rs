@@ -157,7 +157,12 @@ impl Services {
             return Err(self.explain_missing(caller, entity, id).await);
         };
         self.check_parent(caller, &row).await?;
-        let room = self.room_for_file(&row).await?;
+        let mut room = self.room_for_file(&row).await?;
+        // The file this replaces makes room.
+        if let Some(room) = room.as_mut() {
+            let replaced = row.get("size_bytes").and_then(Value::as_int).unwrap_or(0);
+            room.left = room.left.saturating_add(replaced.max(0) as u64);
+        }
         let received = self.receive(&blobs, body, expected, room.as_ref()).await?;
         // Checked again as the caller stands now: the file took its time.
         let caller = &self.recheck_after_upload(caller).await?;

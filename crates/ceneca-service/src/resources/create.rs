@@ -84,6 +84,7 @@ impl Services {
         if let Some(details) = details {
             event = event.details(details);
         }
+        // One row: checked before its write only (see `check_quota_of_rows`).
         self.check_quota_of_rows(entity, std::slice::from_ref(&record))
             .await?;
         let mut batch = caller
@@ -175,7 +176,7 @@ impl Services {
             }
         }
         errors.into_result()?;
-        self.check_quota_of_rows(entity, &records).await?;
+        let guards = self.check_quota_of_rows(entity, &records).await?;
         let count = records.len();
         let event = AuditEvent::new(action(entity, "create_many"), "success")
             .by(caller)
@@ -184,6 +185,7 @@ impl Services {
         let mut batch =
             WriteBatch::new(caller.actor()).push(WriteOp::InsertMany { entity, records });
         batch.ops.extend(side_ops);
+        batch.ops.extend(guards);
         let batch = batch.push(self.audit_op(event));
         let rows = self
             .store
@@ -228,7 +230,7 @@ impl Services {
             side_ops.extend(extras.ops);
             replays.push(replaying.stamp);
         }
-        self.check_quota_of_rows(entity, &records).await?;
+        let guards = self.check_quota_of_rows(entity, &records).await?;
         // One row is audited as any create of it; a group as the batch it is.
         let event = match records.as_slice() {
             [one] => AuditEvent::new(action(entity, "create"), "success")
@@ -251,6 +253,7 @@ impl Services {
             .actor(),
         )
         .push(WriteOp::InsertMany { entity, records });
+        batch.ops.extend(guards);
         batch.replays = replays;
         batch.ops.extend(side_ops);
         let batch = batch.push(self.audit_op(event));

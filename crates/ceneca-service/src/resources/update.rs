@@ -77,19 +77,6 @@ impl Services {
         };
         let mut set = input.clone();
         rules.check_update(&cx, id, current.as_ref(), &mut set)?;
-        if let (Some(sizing), Some(row)) = (resizes, current.as_ref())
-            && let Some(workspace) = row.id_of("workspace_id")
-        {
-            // What the row grows by counts against its quota.
-            let mut after = row.clone();
-            for (name, value) in set.iter() {
-                after.set(name, value.clone());
-            }
-            let growth = sizing.bytes(&after) - sizing.bytes(row);
-            if growth > 0 {
-                self.check_quota(workspace, growth as u64).await?;
-            }
-        }
         let mut extras = Extras::default();
         rules
             .update_effects(&cx, current.as_ref(), &set, &mut extras)
@@ -106,6 +93,20 @@ impl Services {
         .await?;
         let workspace = current.as_ref().and_then(|row| row.id_of("workspace_id"));
         self.seal_content(entity, id, workspace, &mut set);
+        if let (Some(sizing), Some(row)) = (resizes, current.as_ref())
+            && let Some(workspace) = row.id_of("workspace_id")
+        {
+            // What the row grows by, as stored (sealed content is measured sealed, as the
+            // counters measure it), counts against its quota.
+            let mut after = row.clone();
+            for (name, value) in set.iter() {
+                after.set(name, value.clone());
+            }
+            let growth = sizing.bytes(&after) - sizing.bytes(row);
+            if growth > 0 {
+                self.check_quota(workspace, growth as u64).await?;
+            }
+        }
         let owners = owner_columns(entity);
         let changes_refs = input.names().any(|n| {
             !owners.contains(&n)

@@ -18,8 +18,19 @@ impl EntityRules for EmbeddingRecords {
         Some("embedding_records")
     }
 
-    fn check_create(&self, _cx: &Cx<'_>, record: &mut Record) -> Result<()> {
+    fn check_create(&self, cx: &Cx<'_>, record: &mut Record) -> Result<()> {
         let dims = record.get("dims").and_then(Value::as_int).unwrap_or(0);
+        // The index takes one dimension per collection: another one would be refused by
+        // it for ever and hold back every tenant's points behind it.
+        if let Some(collection) = text(record, "collection")
+            && let Some(expected) = cx.svc.index_dimension(collection)
+            && dims != expected as i64
+        {
+            return Err(ServiceError::invalid(
+                "dims",
+                format!("the {collection} collection takes vectors of {expected} dimensions"),
+            ));
+        }
         let len = match record.get("vector") {
             Some(Value::Bytes(b)) => b.len() as i64 / 4,
             _ => 0,

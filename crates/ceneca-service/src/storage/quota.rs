@@ -177,14 +177,18 @@ impl Room {
 
 impl Services {
     /// Checks that new rows of `entity` fit their workspaces' quotas (before any is
-    /// written). Rows of entities that do not count, or of no workspace, pass.
+    /// written). Rows of entities that do not count, or of no workspace, pass. Answers
+    /// the operations that check again inside the write, under each quota holder's lock:
+    /// a batch adds them, so concurrent batches (each up to thousands of rows) cannot pass
+    /// a quota together; a single row's write does not, for speed (it may pass a quota by
+    /// its own size when others race it).
     pub(crate) async fn check_quota_of_rows(
         &self,
         entity: &ceneca_domain::Entity,
         rows: &[ceneca_domain::Record],
-    ) -> Result<()> {
+    ) -> Result<Vec<WriteOp>> {
         let Some(sizing) = ceneca_domain::storage::sizing(entity) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut per_workspace: Vec<(Uuid, u64)> = Vec::new();
         for row in rows {
@@ -197,9 +201,12 @@ impl Services {
                 None => per_workspace.push((workspace, bytes)),
             }
         }
+        let mut guards = Vec::new();
         for (workspace, bytes) in per_workspace {
-            self.check_quota(workspace, bytes).await?;
+            if let Some(room) = self.check_quota(workspace, bytes).await? {
+                guards.push(room.guard);
+            }
         }
-        Ok(())
+        Ok(guards)
     }
 }

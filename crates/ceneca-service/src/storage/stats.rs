@@ -66,12 +66,25 @@ impl Services {
         };
         let total_bytes = usage.iter().map(|u| u.bytes.max(0) as u64).sum();
         let quota = self.quota_of(of).await?;
-        // A workspace shares its holder's quota: the percentage is the holder's.
-        let quota_used_bytes = if quota.of == of {
-            total_bytes
-        } else {
-            self.used_bytes(quota.of).await?
+        // A workspace shares its holder's quota: the holder's figures are shown only to
+        // whom the holder's own statistics are (a viewer of one workspace does not learn
+        // what its owner's other workspaces hold).
+        let holder_visible = quota.of == of
+            || caller.system_admin
+            || match quota.of {
+                UsageOf::User(user) => user == caller.user_id,
+                UsageOf::Organization(org) => caller
+                    .scope
+                    .org_role(org)
+                    .is_some_and(|r| r >= OrgRole::Admin),
+                UsageOf::Workspace(_) => true,
+            };
+        let quota_used_bytes = match (quota.bytes, holder_visible) {
+            (Some(_), true) if quota.of == of => Some(total_bytes),
+            (Some(_), true) => Some(self.used_bytes(quota.of).await?),
+            _ => None,
         };
+        let quota_bytes = quota.bytes.filter(|_| holder_visible);
         Ok(StorageStats {
             scope: params.scope,
             id,
@@ -81,11 +94,11 @@ impl Services {
             embeddings: of_category(Category::Embeddings),
             metadata: of_category(Category::Metadata),
             total_bytes,
-            quota_bytes: quota.bytes,
+            quota_bytes,
             quota_used_bytes,
-            percent_used: quota
-                .bytes
-                .map(|q| (quota_used_bytes as f64 * 100.0 / q as f64 * 100.0).round() / 100.0),
+            percent_used: quota_bytes
+                .zip(quota_used_bytes)
+                .map(|(q, used)| (used as f64 * 100.0 / q as f64 * 100.0).round() / 100.0),
         })
     }
 }

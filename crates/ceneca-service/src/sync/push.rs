@@ -1017,6 +1017,9 @@ fn refused(change_id: Uuid, error: ServiceError) -> Result<PushResult> {
             Some("entity_id".to_owned()),
         ),
         ServiceError::Conflict { message, fields } => (message, fields.keys().next().cloned()),
+        // Past the storage quota: this change is refused, the others get their answers
+        // (a node must not retry the whole push for ever).
+        e @ ServiceError::QuotaExceeded { .. } => (e.to_string(), None),
         // The row kept changing under it (other writers): this change alone is refused,
         // and the device sends it again (it is idempotent); the others get their answers.
         ServiceError::Stale => (

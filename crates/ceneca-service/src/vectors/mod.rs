@@ -127,6 +127,11 @@ impl Services {
         })
     }
 
+    /// The dimension the index takes for `collection`, when this server has an index.
+    pub(crate) fn index_dimension(&self, collection: &str) -> Option<usize> {
+        self.vectors.as_ref()?.dims.get(collection).copied()
+    }
+
     fn vectors(&self) -> Result<&Arc<Vectors>> {
         self.vectors
             .as_ref()

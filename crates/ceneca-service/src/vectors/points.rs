@@ -227,7 +227,8 @@ impl Services {
             records.push(record);
         }
         // A replaced vector counts as new: the check errs on the side of the quota.
-        self.check_quota_of_rows(&model::EMBEDDING_RECORDS, &records)
+        let guards = self
+            .check_quota_of_rows(&model::EMBEDDING_RECORDS, &records)
             .await?;
         let count = records.len();
         let event = AuditEvent::new("embedding.upsert", "success")
@@ -241,6 +242,7 @@ impl Services {
             update: &["vector", "dims", "content_hash"],
         });
         batch.ops.extend(dlp_ops);
+        batch.ops.extend(guards);
         let batch = batch.push(self.audit_op(event));
         let rows = self
             .store

@@ -831,7 +831,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
         );
         (dir, store)
     }
@@ -992,7 +992,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -1002,7 +1002,7 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
