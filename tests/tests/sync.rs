@@ -46,6 +46,7 @@ on_every_backend!(
     the_snapshot_refuses_what_it_cannot_continue,
     provider_keys_travel_only_to_devices_and_stay_sealed_in_the_log,
     regression_a_reader_of_a_shared_provider_setting_never_receives_its_key,
+    regression_a_push_past_the_quota_refuses_those_changes_and_applies_the_rest,
 );
 
 /// A hybrid-logical-clock value `offset_ms` from now, as the protocol sends it.
@@ -2252,4 +2253,68 @@ async fn regression_a_reader_of_a_shared_provider_setting_never_receives_its_key
     let (_, alices_laptop) = device(&s, &alice, "alice's laptop").await;
     let text = serde_json::to_string(&pull_all(&s, &alices_laptop).await).unwrap();
     assert_eq!(text.matches(key).count(), 2);
+}
+
+/// Attack on quotas, finding 6: a push that crossed the storage quota was answered 413 as
+/// a whole after some of its changes had been written, and every retry got the same 413
+/// (a local node stopped syncing for good). The changes past the quota are now refused
+/// one by one, and the rest applied.
+async fn regression_a_push_past_the_quota_refuses_those_changes_and_applies_the_rest(
+    backend: Backend,
+) {
+    let config = ceneca_service::ServiceConfig {
+        user_quota_bytes: 4_000,
+        ..ceneca_service::ServiceConfig::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let a = s.user("a").await;
+    let ws = s
+        .post(&a, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let thread = s
+        .post(&a, "/api/v1/threads", json!({"workspace_id": ws}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (device_id, laptop) = device(&s, &a, "laptop").await;
+    let mut changes = Vec::new();
+    for i in 0..4 {
+        changes.push(change(
+            "messages",
+            &Uuid::now_v7().to_string(),
+            "create",
+            &hlc(-10 + i),
+            json!({"thread_id": thread, "role": "user", "content": "m".repeat(1500)}),
+        ));
+    }
+    changes.push(change(
+        "threads",
+        &thread,
+        "update",
+        &hlc(-1),
+        json!({"title": "t"}),
+    ));
+    let results = push(&s, &laptop, &device_id, changes).await;
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"refused"), "{results:?}");
+    assert!(outcomes.contains(&"applied"), "{results:?}");
+    assert_eq!(
+        outcomes.last(),
+        Some(&"applied"),
+        "the update after them: {results:?}"
+    );
+    let refusal = results.iter().find(|r| r["outcome"] == "refused").unwrap();
+    assert!(
+        refusal["reason"].as_str().unwrap().contains("quota"),
+        "{refusal}"
+    );
 }

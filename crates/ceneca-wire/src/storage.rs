@@ -71,7 +71,7 @@ impl StatsParams {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CategoryUsage {
     /// Rows (messages, documents, files, embeddings; threads and projects for metadata),
-    /// those in the bin included: they are stored until purged.
+    /// those in the bin left out: the bin is not charged.
     pub count: u64,
     /// Bytes as stored: text in UTF-8, a file's content, a vector's floats.
     pub bytes: u64,
