@@ -635,17 +635,7 @@ async fn regression_two_owners_leaving_at_once_leave_one_owner(backend: Backend)
     let ann = s.user("ann").await;
     let bob = s.user("bob").await;
     for round in 0..12 {
-        let org = s
-            .post(
-                &ann,
-                "/api/v1/organizations",
-                json!({"name": format!("Race {round}"), "slug": format!("race-{round}")}),
-            )
-            .await
-            .expect(201)["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let org = organization(&s, &ann, &format!("race-{round}")).await;
         let members = format!("/api/v1/organizations/{org}/members");
         let bobs = s
             .post(&ann, &members, json!({"user_id": bob.id, "role": "owner"}))
@@ -776,17 +766,7 @@ async fn regression_a_closed_account_is_no_owner(backend: Backend) {
     let s = TestServer::start(backend).await;
     let ann = s.user("ann").await;
     let gone = s.user("gone").await;
-    let org = s
-        .post(
-            &ann,
-            "/api/v1/organizations",
-            json!({"name": "Closing", "slug": "closing"}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let org = organization(&s, &ann, "closing").await;
     let members = format!("/api/v1/organizations/{org}/members");
     s.post(&ann, &members, json!({"user_id": gone.id, "role": "owner"}))
         .await
@@ -838,17 +818,7 @@ async fn regression_co_owners_closing_their_accounts_at_once_get_answers(backend
             .into_iter()
             .enumerate()
         {
-            let org = s
-                .post(
-                    first,
-                    "/api/v1/organizations",
-                    json!({"name": "Co", "slug": format!("co-{round}-{i}")}),
-                )
-                .await
-                .expect(201)["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let org = organization(&s, &first, &format!("co-{round}-{i}")).await;
             s.post(
                 first,
                 &format!("/api/v1/organizations/{org}/members"),
@@ -878,17 +848,7 @@ async fn regression_an_account_closes_once_its_organizations_are_handed_over_or_
     let s = TestServer::start(backend).await;
     let mallory = s.user("mallory").await;
     let victim = s.user("victim").await;
-    let org = s
-        .post(
-            &mallory,
-            "/api/v1/organizations",
-            json!({"name": "Unwanted", "slug": "unwanted"}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let org = organization(&s, &mallory, "unwanted").await;
     let members = format!("/api/v1/organizations/{org}/members");
     s.post(
         &mallory,
@@ -922,17 +882,7 @@ async fn regression_an_account_closes_once_its_organizations_are_handed_over_or_
         .expect(200);
     // A closed account is never made an owner.
     let ann = s.user("ann").await;
-    let acme = s
-        .post(
-            &ann,
-            "/api/v1/organizations",
-            json!({"name": "Acme", "slug": "acme-closing"}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let acme = organization(&s, &ann, "acme-closing").await;
     let gone = s.user("gone").await;
     let acme_members = format!("/api/v1/organizations/{acme}/members");
     let row = s
@@ -957,4 +907,18 @@ async fn regression_an_account_closes_once_its_organizations_are_handed_over_or_
         )
         .await;
     assert_eq!(promoted.status, 403, "{promoted:?}");
+}
+
+/// A new organization of `owner`'s, named by its slug; its id.
+async fn organization(s: &TestServer, owner: &ceneca_e2e::User, slug: &str) -> String {
+    s.post(
+        owner,
+        "/api/v1/organizations",
+        json!({"name": "Org", "slug": slug}),
+    )
+    .await
+    .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

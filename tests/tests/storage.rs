@@ -45,6 +45,18 @@ async fn workspace_with_thread(s: &TestServer, u: &User) -> (String, String) {
     (ws, thread)
 }
 
+/// A new message of `u`'s in `thread`; its id.
+async fn message(s: &TestServer, u: &User, thread: &str, content: &str) -> String {
+    id(s.post(
+        u,
+        &format!("/api/v1/threads/{thread}/messages"),
+        json!({"role": "user", "content": content}),
+    )
+    .await
+    .expect(201))
+    .await
+}
+
 async fn upload(s: &TestServer, u: &User, attachment: &str, bytes: Vec<u8>) -> reqwest::Response {
     s.http
         .put(format!(
@@ -358,15 +370,7 @@ async fn uploads_near_the_quota_never_overshoot_it(backend: Backend) {
     let s = TestServer::start_with(backend, small_quota(3000)).await;
     let u = s.user("u").await;
     let (ws, thread) = workspace_with_thread(&s, &u).await;
-    let message = id(s
-        .post(
-            &u,
-            &format!("/api/v1/threads/{thread}/messages"),
-            json!({"role": "user", "content": "files"}),
-        )
-        .await
-        .expect(201))
-    .await;
+    let message = message(&s, &u, &thread, "files").await;
     let mut rows = Vec::new();
     for i in 0..8 {
         rows.push(
@@ -416,15 +420,7 @@ async fn regression_concurrent_edits_of_one_row_keep_the_counters_right(backend:
     let s = TestServer::start(backend).await;
     let u = s.user("u").await;
     let (_, thread) = workspace_with_thread(&s, &u).await;
-    let message = id(s
-        .post(
-            &u,
-            &format!("/api/v1/threads/{thread}/messages"),
-            json!({"role": "user", "content": "x"}),
-        )
-        .await
-        .expect(201))
-    .await;
+    let message = message(&s, &u, &thread, "x").await;
     let mut edits = tokio::task::JoinSet::new();
     for i in 0..16usize {
         let request = s
@@ -477,15 +473,7 @@ async fn regression_an_embedding_of_another_dimension_is_refused(backend: Backen
     let s = TestServer::start(backend).await;
     let u = s.user("u").await;
     let (ws, thread) = workspace_with_thread(&s, &u).await;
-    let message = id(s
-        .post(
-            &u,
-            &format!("/api/v1/threads/{thread}/messages"),
-            json!({"role": "user", "content": "x"}),
-        )
-        .await
-        .expect(201))
-    .await;
+    let message = message(&s, &u, &thread, "x").await;
     let refused = s
         .post(
             &u,

@@ -312,17 +312,7 @@ async fn embeddings_written_anywhere_reach_the_index(backend: Backend) {
     }
     assert_eq!(seen, 1, "the outbox did not reach the index");
     // Applied entries are removed once the index made them durable.
-    let mut pending = None;
-    for _ in 0..100 {
-        pending = s
-            .raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM vector_outbox")
-            .await;
-        if pending.as_deref() == Some("0") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(pending.as_deref(), Some("0"));
+    outbox_drains(&s).await;
     // Deleting the workspace (hard, with its rows) removes its points from the index.
     let ws = w.workspace.clone();
     s.raw_execute(&format!(
@@ -766,16 +756,22 @@ async fn a_source_removed_for_good_takes_its_embeddings(backend: Backend) {
         "{drift:?}"
     );
     // The index follows through the outbox: it drains.
+    outbox_drains(&s).await;
+    assert!(found().await.is_empty());
+}
+
+/// Waits (up to 5 s) until the indexer has applied every outbox entry and the index made
+/// them durable.
+async fn outbox_drains(s: &TestServer) {
     let mut pending = None;
     for _ in 0..100 {
         pending = s
             .raw_text("SELECT CAST(COUNT(*) AS TEXT) FROM vector_outbox")
             .await;
         if pending.as_deref() == Some("0") {
-            break;
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(pending.as_deref(), Some("0"));
-    assert!(found().await.is_empty());
+    assert_eq!(pending.as_deref(), Some("0"), "the outbox did not drain");
 }
