@@ -818,7 +818,7 @@ async fn regression_co_owners_closing_their_accounts_at_once_get_answers(backend
             .into_iter()
             .enumerate()
         {
-            let org = organization(&s, &first, &format!("co-{round}-{i}")).await;
+            let org = organization(&s, first, &format!("co-{round}-{i}")).await;
             s.post(
                 first,
                 &format!("/api/v1/organizations/{org}/members"),

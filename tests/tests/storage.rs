@@ -346,6 +346,34 @@ async fn a_quota_refuses_what_would_pass_it_and_keeps_nothing(backend: Backend) 
     s.post(&u, &messages, json!({"role": "user", "content": "!"}))
         .await
         .expect(201);
+    // What comes back from the bin is charged again, and refused past the quota (second
+    // attack on quotas, finding 1: restores were never checked, and delete, refill,
+    // restore grew the usage without bound).
+    s.delete(&u, &format!("/api/v1/messages/{first}"))
+        .await
+        .expect(200);
+    let refill = s
+        .post(
+            &u,
+            &messages,
+            json!({"role": "user", "content": "r".repeat(2500)}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let restored = s
+        .post(&u, &format!("/api/v1/messages/{first}/restore"), json!({}))
+        .await;
+    assert_eq!(restored.status, 413, "{restored:?}");
+    assert_eq!(restored.body["error"]["code"], "quota_exceeded");
+    s.delete(&u, &format!("/api/v1/messages/{refill}"))
+        .await
+        .expect(200);
+    s.post(&u, &format!("/api/v1/messages/{first}/restore"), json!({}))
+        .await
+        .expect(200);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -113,22 +113,21 @@ impl Services {
             )));
         }
         let filter = caller.filter(entity, Access::Restore);
-        match self
-            .store
-            .apply(
-                caller
-                    .write_batch()
-                    .push(WriteOp::Restore { entity, id, filter })
-                    .push(
-                        self.audit_op(
-                            AuditEvent::new(action(entity, "restore"), "success")
-                                .by(caller)
-                                .on(entity.table, Some(id)),
-                        ),
-                    ),
-            )
-            .await
-        {
+        // What comes back from the bin is charged again: checked inside the write, under
+        // the quota holder's lock, once the restore has counted it.
+        let guard = self.restore_guard(entity, id).await?;
+        let mut batch = caller
+            .write_batch()
+            .push(WriteOp::Restore { entity, id, filter });
+        batch.ops.extend(guard);
+        let batch = batch.push(
+            self.audit_op(
+                AuditEvent::new(action(entity, "restore"), "success")
+                    .by(caller)
+                    .on(entity.table, Some(id)),
+            ),
+        );
+        match self.store.apply(batch).await {
             Ok(rows) => self.present(entity, &rows[0], View::Detail),
             Err(ceneca_store::StoreError::NotFound) => Err(ServiceError::NotFound(entity.name)),
             Err(e) => Err(from_store(entity.name, false, e)),

@@ -210,3 +210,33 @@ impl Services {
         Ok(guards)
     }
 }
+
+impl Services {
+    /// The quota check of a restore of `entity` row `id`: the operation that refuses it
+    /// inside its write when what comes back from the bin passes the holder's quota;
+    /// `None` when there is no quota (or no such row: the restore finds nothing).
+    pub(crate) async fn restore_guard(
+        &self,
+        entity: &'static ceneca_domain::Entity,
+        id: Uuid,
+    ) -> Result<Option<WriteOp>> {
+        let quota = if std::ptr::eq(entity, &model::ORGANIZATIONS) {
+            self.quota_of(UsageOf::Organization(id)).await?
+        } else if std::ptr::eq(entity, &model::WORKSPACES) {
+            self.quota_of_workspace(id).await?
+        } else {
+            let row = self
+                .store
+                .get(entity, id, ScopeFilter::All, Deleted::Only)
+                .await?;
+            match row.and_then(|r| r.id_of("workspace_id")) {
+                Some(workspace) => self.quota_of_workspace(workspace).await?,
+                None => return Ok(None),
+            }
+        };
+        Ok(quota.bytes.map(|limit| WriteOp::WithinQuota {
+            of: quota.of,
+            quota: limit as i64,
+        }))
+    }
+}
