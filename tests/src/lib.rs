@@ -759,7 +759,7 @@ pub fn samples(w: &World) -> Vec<Sample> {
         ),
         s(
             "embeddings",
-            json!({"collection": "messages", "source_id": w.message, "workspace_id": w.workspace, "model": "e5", "dims": 3, "vector": [0.1, 0.2, 0.3], "content_hash": sha(2)}),
+            json!({"collection": "messages", "source_id": w.message, "workspace_id": w.workspace, "model": "e5", "dims": TEST_VECTOR_DIMS, "vector": vec![0.1; TEST_VECTOR_DIMS], "content_hash": sha(2)}),
             None,
             false,
         ),

@@ -1,7 +1,7 @@
 //! Suite 8 of the seed report: unique, foreign-key and required-field integrity. Every
 //! refusal is a clear 4xx naming the field, and nothing is written.
 
-use ceneca_e2e::{Backend, TestServer, on_every_backend, world};
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, on_every_backend, world};
 use reqwest::Method;
 use serde_json::json;
 
@@ -164,18 +164,18 @@ async fn references_must_exist_and_be_visible(backend: Backend) {
     assert_eq!(r.status.as_u16(), 422);
     // An embedding's source must be a row of its collection in its workspace.
     let r = s
-        .post(&u, "/api/v1/embeddings", json!({"collection": "documents", "source_id": w.message, "workspace_id": w.workspace, "model": "e", "dims": 2, "vector": [1.0, 0.0], "content_hash": ceneca_e2e::sha(3)}))
+        .post(&u, "/api/v1/embeddings", json!({"collection": "documents", "source_id": w.message, "workspace_id": w.workspace, "model": "e", "dims": TEST_VECTOR_DIMS, "vector": vec![1.0; TEST_VECTOR_DIMS], "content_hash": ceneca_e2e::sha(3)}))
         .await;
     assert_eq!(
         r.body["error"]["fields"]["source_id"],
         "no document with this id exists"
     );
     let r = s
-        .post(&u, "/api/v1/embeddings", json!({"collection": "messages", "source_id": w.message, "workspace_id": w.workspace, "model": "e", "dims": 3, "vector": [1.0, 0.0], "content_hash": ceneca_e2e::sha(3)}))
+        .post(&u, "/api/v1/embeddings", json!({"collection": "messages", "source_id": w.message, "workspace_id": w.workspace, "model": "e", "dims": TEST_VECTOR_DIMS, "vector": [1.0, 0.0], "content_hash": ceneca_e2e::sha(3)}))
         .await;
     assert_eq!(
         r.body["error"]["fields"]["vector"],
-        "has 2 dimensions but dims is 3"
+        format!("has 2 dimensions but dims is {TEST_VECTOR_DIMS}").as_str()
     );
     // Flow definitions must be runnable graphs.
     let r = s

@@ -2,7 +2,7 @@
 //! delete, restore nor reference what a user owns. The expected answer is always 404 (the
 //! row does not exist for them) or an empty list — never the data.
 
-use ceneca_e2e::{Backend, TestServer, on_every_backend, samples, world};
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, on_every_backend, samples, world};
 use serde_json::json;
 
 on_every_backend!(
@@ -151,7 +151,7 @@ async fn no_reference_crosses_tenants(backend: Backend) {
         .await;
     assert_eq!(r.status.as_u16(), 422);
     let r = s
-        .post(&mallory, "/api/v1/embeddings", json!({"collection": "messages", "source_id": a.message, "workspace_id": m.workspace, "model": "e", "dims": 1, "vector": [1.0], "content_hash": ceneca_e2e::sha(4)}))
+        .post(&mallory, "/api/v1/embeddings", json!({"collection": "messages", "source_id": a.message, "workspace_id": m.workspace, "model": "e", "dims": TEST_VECTOR_DIMS, "vector": vec![1.0; TEST_VECTOR_DIMS], "content_hash": ceneca_e2e::sha(4)}))
         .await;
     assert_eq!(r.status.as_u16(), 422);
     let r = s

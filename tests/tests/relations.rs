@@ -17,6 +17,7 @@ on_every_backend!(
     regression_a_closed_account_is_no_owner,
     regression_co_owners_closing_their_accounts_at_once_get_answers,
     regression_an_account_closes_once_its_organizations_are_handed_over_or_binned,
+    regression_racing_edits_deletes_and_restores_answer_never_a_server_error,
 );
 
 async fn deleting_a_workspace_takes_its_content_and_restore_brings_it_back(backend: Backend) {
@@ -921,4 +922,62 @@ async fn organization(s: &TestServer, owner: &ceneca_e2e::User, slug: &str) -> S
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Second attack on quotas, finding 2: edits, deletes and restores of the same messages
+/// and their thread, racing, deadlocked on PostgreSQL, and the deadlock's victim answered
+/// 500. PostgreSQL rolls the victim back whole: it now answers 409 `stale` (send it
+/// again), like any write that lost a race.
+async fn regression_racing_edits_deletes_and_restores_answer_never_a_server_error(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let mut messages = Vec::new();
+    for _ in 0..4 {
+        messages.push(
+            s.post(
+                &u,
+                &format!("/api/v1/threads/{}/messages", w.thread),
+                json!({"role": "user", "content": "s".repeat(100)}),
+            )
+            .await
+            .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..240usize {
+        let message = &messages[i % messages.len()];
+        let (base, thread) = (&s.base, &w.thread);
+        let request = match i % 5 {
+            0 => s
+                .http
+                .patch(format!("{base}/api/v1/messages/{message}"))
+                .json(&json!({"content": "p".repeat(1 + i * 7)})),
+            1 => s.http.delete(format!("{base}/api/v1/messages/{message}")),
+            2 => s
+                .http
+                .post(format!("{base}/api/v1/messages/{message}/restore"))
+                .json(&json!({})),
+            3 => s.http.delete(format!("{base}/api/v1/threads/{thread}")),
+            _ => s
+                .http
+                .post(format!("{base}/api/v1/threads/{thread}/restore"))
+                .json(&json!({})),
+        };
+        let request = request.bearer_auth(&u.token);
+        requests.spawn(async move { request.send().await.unwrap().status().as_u16() });
+        if requests.len() >= 16
+            && let Some(status) = requests.join_next().await
+        {
+            assert!(status.unwrap() < 500);
+        }
+    }
+    while let Some(status) = requests.join_next().await {
+        assert!(status.unwrap() < 500);
+    }
 }

@@ -15,8 +15,9 @@ pub enum StoreError {
     /// A CHECK constraint refused the write.
     #[error("{table}: check constraint")]
     Check { table: String },
-    /// A row changed after the batch read its history (`WriteOp::ExpectHistory`): decide
-    /// again on what it holds now.
+    /// A row changed after the batch read its history (`WriteOp::ExpectHistory`), or the
+    /// engine rolled the batch back to break a deadlock: decide again on what it holds
+    /// now, and send the write again.
     #[error("the row changed since its history was read")]
     Stale,
     /// The batch would have taken away what must stay (the last owner of an

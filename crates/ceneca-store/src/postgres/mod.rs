@@ -116,6 +116,14 @@ impl PgStore {
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
+    // A deadlock's victim, or a serialization failure: PostgreSQL rolled the transaction
+    // back and nothing of it was written. Like a row that changed under a merge, the
+    // write may be sent again (409 `stale` to a client; a push retries it itself).
+    if let sqlx::Error::Database(db) = &e
+        && matches!(db.code().as_deref(), Some("40P01") | Some("40001"))
+    {
+        return StoreError::Stale;
+    }
     StoreError::Backend(e.to_string())
 }
 
