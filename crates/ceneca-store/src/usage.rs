@@ -49,24 +49,7 @@ pub struct UsageDrift {
     pub actual: (i64, i64),
 }
 
-static TOTALS: [Field; 3] = [
-    field("category", Kind::Text { max: usize::MAX }),
-    field(
-        "rows",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    field(
-        "bytes",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-];
-
+/// The columns of a per-workspace count; without the first, of a total.
 static PER_WORKSPACE: [Field; 4] = [
     field("workspace_id", Kind::Uuid),
     field("category", Kind::Text { max: usize::MAX }),
@@ -209,7 +192,7 @@ pub(crate) async fn usage<E: Exec>(exec: &mut E, of: UsageOf) -> Result<Vec<Usag
          FROM storage_usage u JOIN workspaces w ON w.id = u.workspace_id \
          WHERE {condition} GROUP BY u.category"
     );
-    let fields: Vec<&Field> = TOTALS.iter().collect();
+    let fields: Vec<&Field> = PER_WORKSPACE[1..].iter().collect();
     let rows = exec.fetch_columns(&fields, &sql).await?;
     Ok(rows
         .iter()

@@ -96,7 +96,7 @@ impl Services {
     {
         let entity = &model::ATTACHMENTS;
         let expected = expected_sha256.map(parse_sha256).transpose()?;
-        let blobs = self.accepting_uploads()?.clone();
+        let blobs = self.blob_store()?.clone();
         let (prepared, _) = self.prepare_attachment(caller, metadata).await?;
         let room = self.room_for_file(&prepared).await?;
         let received = self.receive(&blobs, body, expected, room.as_ref()).await?;
@@ -147,7 +147,7 @@ impl Services {
         caller.require_reach(entity)?;
         self.require_local_write(entity)?;
         let expected = expected_sha256.map(parse_sha256).transpose()?;
-        let blobs = self.accepting_uploads()?.clone();
+        let blobs = self.blob_store()?.clone();
         let write = caller.filter(entity, Access::Write);
         let Some(row) = self
             .store
@@ -216,11 +216,6 @@ impl Services {
             Some(workspace) => self.check_quota(workspace, 1).await,
             None => Ok(None),
         }
-    }
-
-    /// The blob store, when this server takes files.
-    fn accepting_uploads(&self) -> Result<&Arc<dyn BlobStore>> {
-        self.blob_store()
     }
 
     /// Streams `body` to a temporary file, hashing and counting it: refused past the size
