@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
 use ceneca_service::settings::{
-    AttachmentSettings, AuditSettings, AuthSettings, DlpSettings, NetworkSettings, StorageSettings,
-    SyncSettings, VectorSettings,
+    AttachmentSettings, AuditSettings, AuthSettings, DlpSettings, NetworkSettings,
+    RetentionSettings, StorageSettings, SyncSettings, VectorSettings,
 };
 use ceneca_store::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -44,6 +44,7 @@ pub struct Config {
     pub sync: SyncSettings,
     pub attachments: AttachmentSettings,
     pub storage: StorageSettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
     /// Where each setting's value came from (`section.key` → a default, the edition's
     /// preset, the file, a variable, a flag), for `config show` and the start-up log.
@@ -68,6 +69,7 @@ impl Default for Config {
             sync: SyncSettings::default(),
             attachments: AttachmentSettings::default(),
             storage: StorageSettings::default(),
+            retention: RetentionSettings::default(),
             log: LogSettings::default(),
             origins: Default::default(),
         }
@@ -214,6 +216,12 @@ pub const FLAT: &[(&str, &str)] = &[
         "organization_storage_quota_bytes",
         "storage.organization_quota_bytes",
     ),
+    ("archive_after_days", "retention.archive_after_days"),
+    (
+        "maintenance_interval_hours",
+        "retention.maintenance_interval_hours",
+    ),
+    ("maintenance_at_percent", "retention.maintenance_at_percent"),
 ];
 
 /// The sectioned path of a flat name.
@@ -252,6 +260,7 @@ impl std::fmt::Debug for Config {
             .field("sync", &self.sync)
             .field("attachments", &self.attachments)
             .field("storage", &self.storage)
+            .field("retention", &self.retention)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -523,6 +532,7 @@ impl Config {
         self.sync.check()?;
         self.attachments.check()?;
         self.storage.check()?;
+        self.retention.check()?;
         let explicit = |key: &str| {
             self.origins
                 .get(key)
@@ -725,8 +735,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 56);
-        assert_eq!(FLAT.len() + 4, 56);
+        assert_eq!(settings.len(), 59);
+        assert_eq!(FLAT.len() + 4, 59);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

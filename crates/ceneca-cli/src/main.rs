@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: commands::config::Action,
     },
+    /// Maintenance: archive idle threads now (retention), or see what a run would do.
+    Maintenance {
+        #[command(subcommand)]
+        action: commands::maintenance::Action,
+    },
     /// Storage counters: recount them from the data.
     Storage {
         #[command(subcommand)]
@@ -158,6 +163,7 @@ fn main() -> std::process::ExitCode {
                 Command::Db { action } => commands::db::run(config, action).await,
                 Command::Device { action } => commands::device::run(config, action).await,
                 Command::Storage { action } => commands::storage::run(config, action).await,
+                Command::Maintenance { action } => commands::maintenance::run(config, action).await,
                 Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,
                 Command::Openapi => Ok(()),
                 Command::Reindex { vectors } => {

@@ -156,6 +156,16 @@ pub static ORGANIZATIONS: Entity = Entity {
             // follows the server's `[dlp] policy`. The strictest of the server, the
             // organization and the workspace applies.
             field("dlp_policy", Kind::Enum(DlpPolicy::ALL)).patch(),
+            // Retention (`service/maintenance`): threads idle this many days are archived,
+            // 0 never; unset follows the server's `[retention] archive_after_days`.
+            field(
+                "archive_after_days",
+                Kind::Int {
+                    min: 0,
+                    max: 36_500,
+                },
+            )
+            .patch(),
         ],
         Tenancy::SelfOrganization,
     )
@@ -489,6 +499,9 @@ pub static ATTACHMENTS: Entity = entity(
         field("encrypted", Kind::Bool)
             .default(Default::Bool(false))
             .server(),
+        // When retention removed the file of an archived thread's attachment: what
+        // describes it stays, its content answers 410.
+        field("content_removed_at", Kind::Time).server(),
     ],
     CONTENT_TENANCY,
 );

@@ -37,14 +37,23 @@ impl Category {
 }
 
 /// How one entity's rows count: their category, the columns whose stored length is their
-/// size (text in UTF-8 bytes, binary in bytes), and a column that holds the size of
-/// something kept beside the row (an attachment's file).
+/// size (text in UTF-8 bytes, binary in bytes), and what the row keeps beside it (an
+/// attachment's file).
 #[derive(Debug, Clone, Copy)]
 pub struct Sizing {
     pub entity: &'static Entity,
     pub category: Category,
     pub columns: &'static [&'static str],
-    pub size_column: Option<&'static str>,
+    pub beside: Option<Beside>,
+}
+
+/// Something kept beside a row: `size` holds its bytes, counted while `kept_while` is set.
+/// An attachment whose file retention removed keeps its size as metadata, and stops
+/// counting it.
+#[derive(Debug, Clone, Copy)]
+pub struct Beside {
+    pub size: &'static str,
+    pub kept_while: &'static str,
 }
 
 /// Every entity whose rows count, each in one category. A row in the bin still counts:
@@ -54,37 +63,40 @@ pub static SIZED: [Sizing; 6] = [
         entity: &model::MESSAGES,
         category: Category::Messages,
         columns: &["content"],
-        size_column: None,
+        beside: None,
     },
     Sizing {
         entity: &model::DOCUMENTS,
         category: Category::Documents,
         columns: &["title", "body"],
-        size_column: None,
+        beside: None,
     },
     Sizing {
         entity: &model::ATTACHMENTS,
         category: Category::Attachments,
         columns: &["file_name"],
-        size_column: Some("size_bytes"),
+        beside: Some(Beside {
+            size: "size_bytes",
+            kept_while: "storage_key",
+        }),
     },
     Sizing {
         entity: &model::EMBEDDING_RECORDS,
         category: Category::Embeddings,
         columns: &["vector"],
-        size_column: None,
+        beside: None,
     },
     Sizing {
         entity: &model::THREADS,
         category: Category::Metadata,
         columns: &["title"],
-        size_column: None,
+        beside: None,
     },
     Sizing {
         entity: &model::PROJECTS,
         category: Category::Metadata,
         columns: &["name", "description"],
-        size_column: None,
+        beside: None,
     },
 ];
 
@@ -106,8 +118,9 @@ impl Sizing {
             })
             .sum();
         let beside = self
-            .size_column
-            .and_then(|column| row.get(column))
+            .beside
+            .filter(|b| !matches!(row.get(b.kept_while), None | Some(Value::Null)))
+            .and_then(|b| row.get(b.size))
             .and_then(Value::as_int)
             .unwrap_or(0);
         stored as i64 + beside
@@ -115,7 +128,12 @@ impl Sizing {
 
     /// Whether a change of these fields changes the row's size.
     pub fn resizes<'a>(&self, mut fields: impl Iterator<Item = &'a str>) -> bool {
-        fields.any(|f| self.columns.contains(&f) || self.size_column == Some(f))
+        fields.any(|f| {
+            self.columns.contains(&f)
+                || self
+                    .beside
+                    .is_some_and(|b| b.size == f || b.kept_while == f)
+        })
     }
 }
 
@@ -133,8 +151,12 @@ mod tests {
         attachment.set("file_name", Value::Text("a.png".into()));
         attachment.set("size_bytes", Value::Int(1000));
         let attachments = sizing(&model::ATTACHMENTS).unwrap();
+        // No file kept (none uploaded yet, or retention removed it): its size is metadata.
+        assert_eq!(attachments.bytes(&attachment), 5);
+        attachment.set("storage_key", Value::Text("ab/cd/abcd".into()));
         assert_eq!(attachments.bytes(&attachment), 1005);
         assert!(attachments.resizes(["size_bytes"].into_iter()));
+        assert!(attachments.resizes(["storage_key"].into_iter()));
         assert!(!attachments.resizes(["mime_type"].into_iter()));
         assert!(sizing(&model::USERS).is_none());
         // Each entity counts in one category only.
@@ -144,7 +166,8 @@ mod tests {
                     .iter()
                     .all(|b| b.entity.table != a.entity.table)
             );
-            for column in a.columns.iter().chain(a.size_column.iter()) {
+            let beside = a.beside.iter().flat_map(|b| [&b.size, &b.kept_while]);
+            for column in a.columns.iter().chain(beside) {
                 assert!(
                     a.entity.field(column).is_some(),
                     "{}.{column}",

@@ -142,6 +142,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_in_edition", m)
             }
             ServiceError::Gone(m) => ApiError::new(StatusCode::GONE, "cursor_expired", m),
+            ServiceError::Removed(m) => ApiError::new(StatusCode::GONE, "content_removed", m),
             ServiceError::Stale => ApiError::new(
                 StatusCode::CONFLICT,
                 "stale",

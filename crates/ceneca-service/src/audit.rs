@@ -136,10 +136,14 @@ pub struct AuditReport {
 impl Services {
     /// The write that appends `event`, for a batch that must not commit without it.
     pub(crate) fn audit_op(&self, event: AuditEvent) -> WriteOp {
-        WriteOp::Audit {
-            record: event.into_record(),
-            chain: self.audit_chain.clone(),
-        }
+        let (record, chain) = self.audit_parts(event);
+        WriteOp::Audit { record, chain }
+    }
+
+    /// The entry `event` appends and the chain it links to, for an operation that
+    /// appends its own account (`WriteOp::Archive`).
+    pub(crate) fn audit_parts(&self, event: AuditEvent) -> (Record, ceneca_store::AuditChain) {
+        (event.into_record(), self.audit_chain.clone())
     }
 
     /// Anchors the chain's end in the head file at `path` (normally

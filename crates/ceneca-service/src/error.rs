@@ -64,6 +64,10 @@ pub enum ServiceError {
     /// this server cannot serve. The message says what to do instead.
     #[error("{0}")]
     Gone(String),
+    /// What was asked for was removed for good (410, `content_removed`): an attachment's
+    /// file that retention let go when its thread was archived.
+    #[error("{0}")]
+    Removed(String),
     /// The row changed while a replayed change was merged against it (409, `stale`):
     /// replication decides again; a client never sees it unless that keeps happening.
     #[error("the row changed while this change was merged: retry")]

@@ -57,6 +57,7 @@ mod content;
 mod dlp;
 pub mod error;
 mod gate;
+pub mod maintenance;
 pub mod metrics;
 pub mod mfa;
 pub mod page;
@@ -143,6 +144,12 @@ pub struct ServiceConfig {
     pub user_quota_bytes: u64,
     /// Bytes an organization's workspaces may store unless its plan says (0: no quota).
     pub organization_quota_bytes: u64,
+    /// Threads idle this many days are archived by maintenance (0: never).
+    pub archive_after_days: u32,
+    /// Hours between scheduled maintenance runs (0: none).
+    pub maintenance_interval_hours: u32,
+    /// A quota this full (percent) starts a maintenance run (0: never).
+    pub maintenance_at_percent: u32,
 }
 
 impl Default for ServiceConfig {
@@ -171,6 +178,9 @@ impl Default for ServiceConfig {
             encrypt_attachments: false,
             user_quota_bytes: 10 << 30,
             organization_quota_bytes: 0,
+            archive_after_days: 180,
+            maintenance_interval_hours: 24,
+            maintenance_at_percent: 90,
             // Documents, images, sound and video; no executables, no unknown binaries.
             allowed_attachment_types: Arc::new(
                 [
@@ -225,6 +235,8 @@ pub struct Services {
     blob_gate: Arc<tokio::sync::RwLock<()>>,
     /// Whose quota each workspace counts against, for a few seconds (`storage/quota.rs`).
     quotas: Arc<storage::QuotaCache>,
+    /// A maintenance run asked for by a nearly full quota, for the worker.
+    maintenance_wanted: Arc<maintenance::Wanted>,
 }
 
 impl Services {
@@ -261,6 +273,7 @@ impl Services {
             blobs: None,
             blob_gate: Default::default(),
             quotas: Default::default(),
+            maintenance_wanted: Default::default(),
         }
     }
     /// Keeps attachment content in `blobs`.

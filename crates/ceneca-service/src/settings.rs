@@ -397,6 +397,62 @@ impl StorageSettings {
     }
 }
 
+/// `[retention]`: what the maintenance job archives, and when it runs
+/// (`service/maintenance`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Threads idle this many days are archived (pinned ones never); 0: never. An
+    /// organization's `archive_after_days` overrides it for its workspaces.
+    pub archive_after_days: u32,
+    /// Hours between scheduled maintenance runs; 0: only by hand or past the threshold.
+    pub maintenance_interval_hours: u32,
+    /// A write that finds its quota this full (percent) starts a maintenance run; 0: never.
+    pub maintenance_at_percent: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let config = ServiceConfig::default();
+        Self {
+            archive_after_days: config.archive_after_days,
+            maintenance_interval_hours: config.maintenance_interval_hours,
+            maintenance_at_percent: config.maintenance_at_percent,
+        }
+    }
+}
+
+impl RetentionSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if self.archive_after_days > 36_500 {
+            return Err(InvalidSetting::new(
+                "retention.archive_after_days",
+                "must be at most 36500 days (0: never)",
+            ));
+        }
+        if self.maintenance_interval_hours > 24 * 366 {
+            return Err(InvalidSetting::new(
+                "retention.maintenance_interval_hours",
+                "must be at most 8784 hours, a year (0: no schedule)",
+            ));
+        }
+        if self.maintenance_at_percent > 100 {
+            return Err(InvalidSetting::new(
+                "retention.maintenance_at_percent",
+                "must be a percentage, 0 to 100 (0: never)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config`.
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.archive_after_days = self.archive_after_days;
+        config.maintenance_interval_hours = self.maintenance_interval_hours;
+        config.maintenance_at_percent = self.maintenance_at_percent;
+    }
+}
+
 /// The vector collections.
 const COLLECTIONS: [&str; 3] = ["messages", "documents", "attachments"];
 

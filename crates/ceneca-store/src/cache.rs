@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 use crate::changes::FeedQuery;
 use crate::{
-    Deleted, EmbeddingPoint, Engine, IndexerLease, ListQuery, MigrationStatus, OutboxEntry,
-    PoolStats, Result, SearchHit, SearchQuery, Store, StoreError, WriteBatch,
+    Deleted, EmbeddingPoint, Engine, Lease, ListQuery, MigrationStatus, OutboxEntry, PoolStats,
+    Result, SearchHit, SearchQuery, Store, StoreError, WriteBatch,
 };
 
 /// One question a cached answer answers.
@@ -225,7 +225,7 @@ impl Store for CachedStore {
         self.inner.vector_outbox_pending().await
     }
 
-    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn IndexerLease>>> {
+    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn Lease>>> {
         self.inner.vector_indexer_lease().await
     }
 
@@ -260,6 +260,25 @@ impl Store for CachedStore {
 
     async fn storage_usage(&self, of: crate::UsageOf) -> Result<Vec<crate::Usage>> {
         self.inner.storage_usage(of).await
+    }
+
+    async fn maintenance_lease(&self) -> Result<Option<Box<dyn Lease>>> {
+        self.inner.maintenance_lease().await
+    }
+
+    async fn archive_policies(&self) -> Result<Vec<(Uuid, i64)>> {
+        self.inner.archive_policies().await
+    }
+
+    async fn archive_candidates(
+        &self,
+        query: crate::ArchiveQuery,
+    ) -> Result<Vec<crate::ArchiveCandidate>> {
+        self.inner.archive_candidates(query).await
+    }
+
+    async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
+        self.inner.archive_footprint(threads).await
     }
 
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {

@@ -24,6 +24,7 @@ mod ownership;
 pub mod postgres;
 pub mod query;
 mod reads;
+pub mod retention;
 pub mod search;
 pub mod settings;
 pub mod sql;
@@ -42,8 +43,9 @@ use uuid::Uuid;
 pub use blobs::{BlobKey, BlobStore, FsBlobs, PendingBlob};
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
-pub use outbox::{EmbeddingPoint, IndexerLease, OutboxEntry};
+pub use outbox::{EmbeddingPoint, Lease, OutboxEntry};
 pub use query::{Deleted, ListQuery};
+pub use retention::{ArchiveCandidate, ArchiveQuery, Footprint, RuleScope};
 pub use search::{SearchHit, SearchQuery};
 pub use settings::{SqliteSynchronous, StoreSettings};
 pub use sqlite::cipher::{DatabaseKeys, EncryptionError};
@@ -145,7 +147,17 @@ pub trait Store: Send + Sync + 'static {
     async fn vector_outbox_pending(&self) -> Result<Vec<(String, u64)>>;
     /// Takes the vector indexer's lease, or `None` while another node holds it (several
     /// nodes on one PostgreSQL database). Released when dropped or when its holder dies.
-    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn IndexerLease>>>;
+    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn Lease>>>;
+    /// Takes the maintenance job's lease, or `None` while another process or node holds
+    /// it: one maintenance run at a time per database. Released when dropped or when its
+    /// holder dies.
+    async fn maintenance_lease(&self) -> Result<Option<Box<dyn Lease>>>;
+    /// The organizations with an archive policy of their own: `(id, days)`.
+    async fn archive_policies(&self) -> Result<Vec<(Uuid, i64)>>;
+    /// A page of the threads an archive rule covers (`crate::retention`).
+    async fn archive_candidates(&self, query: ArchiveQuery) -> Result<Vec<ArchiveCandidate>>;
+    /// What archiving `threads` would remove.
+    async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<Footprint>;
     /// A page of a collection's embeddings in id order, after `after` (rebuilds).
     async fn embeddings_page(
         &self,

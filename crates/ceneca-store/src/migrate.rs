@@ -59,6 +59,7 @@ pub const SQLITE: &[Migration] = &[
         "embeddings_follow_sources",
         "0011_embeddings_follow_sources"
     ),
+    migration!("sqlite", 12, "retention", "0012_retention"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -88,6 +89,7 @@ pub const POSTGRES: &[Migration] = &[
         "embeddings_follow_sources",
         "0011_embeddings_follow_sources"
     ),
+    migration!("postgres", 12, "retention", "0012_retention"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

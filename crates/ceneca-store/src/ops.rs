@@ -275,25 +275,61 @@ pub(crate) async fn apply_batch<E: Exec>(
                 );
                 out.push(row);
             }
-            WriteOp::Audit { mut record, chain } => {
-                exec.lock_audit_chain().await?;
-                let mut last = ListQuery::new(ScopeFilter::All, "sequence", true, 1);
-                last.deleted = Deleted::Include;
-                let sql = sql::list(exec.dialect(), &model::AUDIT_LOG, &last);
-                let prev = exec
-                    .fetch(&model::AUDIT_LOG, &sql)
-                    .await?
-                    .first()
-                    .and_then(ChainHead::of)
-                    .unwrap_or_else(ChainHead::genesis);
-                if let Some(watcher) = &chain.watcher {
-                    watcher.linking(&prev);
+            WriteOp::Audit { record, chain } => {
+                out.push(append_audit(exec, record, chain, &mut heads, now).await?);
+            }
+            WriteOp::Archive {
+                threads,
+                idle_before,
+                mut audit,
+                chain,
+            } => {
+                let archived = crate::retention::archive(exec, &threads, idle_before, now).await?;
+                let threads = &model::THREADS;
+                for row in &archived.threads {
+                    let changed = &["is_archived", "archived_at"];
+                    log(
+                        &mut changes,
+                        threads,
+                        row,
+                        operation::UPDATE,
+                        changed,
+                        actor,
+                        clock,
+                        now,
+                    );
                 }
-                let head = audit::seal(&chain.key, &prev, &mut record);
-                out.extend(insert_rows(exec, &model::AUDIT_LOG, vec![record], now).await?);
-                if let Some(watcher) = chain.watcher {
-                    heads.push((watcher, head));
+                let attachments = &model::ATTACHMENTS;
+                for (before, after) in &archived.files {
+                    usage.resize(attachments, before, after);
+                    let changed = &["content_removed_at"];
+                    log(
+                        &mut changes,
+                        attachments,
+                        after,
+                        operation::UPDATE,
+                        changed,
+                        actor,
+                        clock,
+                        now,
+                    );
                 }
+                let embeddings = &model::EMBEDDING_RECORDS;
+                usage.count_live(embeddings, &archived.embeddings, -1);
+                for row in &archived.embeddings {
+                    log(
+                        &mut changes,
+                        embeddings,
+                        row,
+                        operation::DELETE,
+                        &[],
+                        actor,
+                        clock,
+                        now,
+                    );
+                }
+                audit.set("details", Value::Json(archived.details(idle_before)));
+                out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
             }
             WriteOp::UpdateAll {
                 entity,
@@ -369,6 +405,40 @@ pub(crate) async fn apply_batch<E: Exec>(
         heads,
         logged,
     })
+}
+
+/// Links `record` to the audit chain under its lock and inserts it; the new head is
+/// announced once the batch commits.
+async fn append_audit<E: Exec>(
+    exec: &mut E,
+    mut record: Record,
+    chain: crate::write::AuditChain,
+    heads: &mut Vec<(Arc<dyn ChainWatcher>, ChainHead)>,
+    now: OffsetDateTime,
+) -> Result<Record> {
+    exec.lock_audit_chain().await?;
+    let mut last = ListQuery::new(ScopeFilter::All, "sequence", true, 1);
+    last.deleted = Deleted::Include;
+    let sql = sql::list(exec.dialect(), &model::AUDIT_LOG, &last);
+    let prev = exec
+        .fetch(&model::AUDIT_LOG, &sql)
+        .await?
+        .first()
+        .and_then(ChainHead::of)
+        .unwrap_or_else(ChainHead::genesis);
+    if let Some(watcher) = &chain.watcher {
+        watcher.linking(&prev);
+    }
+    let head = audit::seal(&chain.key, &prev, &mut record);
+    let row = insert_rows(exec, &model::AUDIT_LOG, vec![record], now)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::NotFound)?;
+    if let Some(watcher) = chain.watcher {
+        heads.push((watcher, head));
+    }
+    Ok(row)
 }
 
 /// Inserts complete rows and keeps their parents' counters. Rows are read back only when

@@ -29,7 +29,7 @@ pub struct OutboxEntry {
 /// state, the other applies the new one and removes both entries, then the first writes
 /// the old state over it) and leave the index stale with nothing left to repair it.
 #[async_trait::async_trait]
-pub trait IndexerLease: Send {
+pub trait Lease: Send {
     /// Fails once the lease may have passed to someone else (its connection is gone).
     async fn check(&mut self) -> crate::Result<()>;
 }
@@ -38,7 +38,7 @@ pub trait IndexerLease: Send {
 pub struct LocalLease;
 
 #[async_trait::async_trait]
-impl IndexerLease for LocalLease {
+impl Lease for LocalLease {
     async fn check(&mut self) -> crate::Result<()> {
         Ok(())
     }

@@ -221,8 +221,11 @@ fn recount(d: &dyn Dialect) -> String {
             .iter()
             .map(|c| format!("COALESCE({}, 0)", d.byte_length(c)))
             .collect();
-        if let Some(beside) = sizing.size_column {
-            size.push(format!("COALESCE({beside}, 0)"));
+        if let Some(beside) = sizing.beside {
+            size.push(format!(
+                "CASE WHEN {} IS NULL THEN 0 ELSE COALESCE({}, 0) END",
+                beside.kept_while, beside.size
+            ));
         }
         // The bin is not charged.
         let live = if sizing.entity.soft_delete {

@@ -121,6 +121,18 @@ pub enum WriteOp {
         of: crate::usage::UsageOf,
         quota: i64,
     },
+    /// Archives those of `threads` still idle since before `idle_before` and neither
+    /// pinned, archived nor in the bin when the batch runs: marks them, lets go of their
+    /// attachments' files (the rows stay, with `content_removed_at`) and deletes their
+    /// messages' and attachments' embeddings (see [`crate::retention`]). Every row it
+    /// changes is logged and counted; `audit` is appended with an account of what was
+    /// done, and is the row this operation returns.
+    Archive {
+        threads: Vec<Uuid>,
+        idle_before: time::OffsetDateTime,
+        audit: Record,
+        chain: AuditChain,
+    },
     /// Removes every row inside the filter, its foreign-key cascade with it, without
     /// logging: a replica dropping what its user may no longer read (the upstream's log
     /// holds the truth; this copy was never anyone's to change).

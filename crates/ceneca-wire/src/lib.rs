@@ -14,6 +14,7 @@ pub mod attachments;
 pub mod auth;
 pub mod entities;
 pub mod error;
+pub mod maintenance;
 pub mod params;
 pub mod search;
 pub mod storage;

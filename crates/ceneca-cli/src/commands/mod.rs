@@ -4,6 +4,7 @@ pub mod config;
 pub mod db;
 pub mod device;
 pub mod keys;
+pub mod maintenance;
 pub mod migrate;
 pub mod serve;
 pub mod storage;
@@ -85,6 +86,7 @@ pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
     config.sync.apply(&mut service);
     config.attachments.apply(&mut service);
     config.storage.apply(&mut service);
+    config.retention.apply(&mut service);
     Ok(service)
 }
 

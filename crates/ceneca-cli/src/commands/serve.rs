@@ -4,6 +4,7 @@ use anyhow::Context;
 use ceneca_node::{CheckedUpstream, Credentials, NodeFiles, Replicator, Upstream};
 use ceneca_server::tls::{TlsFiles, serve_tls, server_config};
 use ceneca_server::{app, serve};
+use ceneca_service::maintenance::MaintenanceWorker;
 use ceneca_service::sync::LocalNode;
 use ceneca_service::vectors::VectorIndexer;
 
@@ -53,6 +54,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     // Attachment files no row references any more, and uploads a crash cut off.
     let blob_sweep = tokio::spawn(services.clone().run_blob_sweep());
+    // Retention: on a schedule and when a quota fills. Never on a local node, whose
+    // upstream decides what is archived.
+    let maintenance = if replicator.is_none() {
+        MaintenanceWorker::start(&services)
+    } else {
+        None
+    };
     let engine = services.store().engine();
     let http = config.http.http_config()?;
     let tls = tls_config(&config)?;
@@ -117,6 +125,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     compaction.abort();
     blob_sweep.abort();
+    if let Some(maintenance) = maintenance {
+        maintenance.shutdown().await;
+    }
     if let Some(indexer) = indexer {
         indexer.shutdown().await;
     }

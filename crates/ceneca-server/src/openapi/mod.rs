@@ -112,6 +112,9 @@ pub fn document() -> OpenApi {
     components = register::<ceneca_wire::storage::StatsScope>(components);
     components = register::<ceneca_wire::storage::CategoryUsage>(components);
     components = register::<ceneca_wire::storage::StorageStats>(components);
+    components = register::<ceneca_wire::maintenance::MaintenanceTrigger>(components);
+    components = register::<ceneca_wire::maintenance::ArchiveRuleReport>(components);
+    components = register::<ceneca_wire::maintenance::MaintenanceReport>(components);
     for (name, response) in op::error_responses() {
         components = components.response(name, response);
     }

@@ -141,6 +141,15 @@ impl Services {
         self.check_parent(caller, &row).await?;
         let text = |name: &str| row.get(name).and_then(Value::as_str).map(str::to_owned);
         let Some(stored) = text("storage_key") else {
+            if let Some(removed) = row.get("content_removed_at").and_then(Value::as_time) {
+                let removed = removed
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                return Err(ServiceError::Removed(format!(
+                    "this attachment's file was removed on {removed}, when its thread was \
+                     archived; what describes it is kept"
+                )));
+            }
             return Err(ServiceError::NotFound("attachment content"));
         };
         let key = BlobKey::parse(&stored).ok_or_else(|| {

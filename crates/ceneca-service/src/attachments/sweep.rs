@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::{Value, model};
-use ceneca_store::ListQuery;
+use ceneca_store::{BlobKey, ListQuery};
 
 use crate::Services;
 use crate::error::Result;
@@ -50,20 +50,7 @@ impl Services {
             if *modified >= cutoff {
                 continue;
             }
-            // No upload is between keeping a blob and committing its row while this is
-            // held, so "no row names it" stays true until the blob is gone. (Nodes
-            // sharing a volume do not share the gate: the grace period covers them.)
-            let _gate = self.blob_gate.write().await;
-            let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);
-            query.equals = vec![("storage_key", Value::Text(key.as_str().to_owned()))];
-            query.deleted = ceneca_store::Deleted::Include;
-            if self
-                .store
-                .list(&model::ATTACHMENTS, query)
-                .await?
-                .is_empty()
-            {
-                blobs.remove(key).await.map_err(super::storage_error)?;
+            if self.remove_blob_if_unnamed(key).await? {
                 report.blobs_removed += 1;
             }
         }
@@ -75,6 +62,28 @@ impl Services {
             );
         }
         Ok(report)
+    }
+
+    /// Removes the blob `key` if no attachment row names it; whether it did.
+    pub(crate) async fn remove_blob_if_unnamed(&self, key: &BlobKey) -> Result<bool> {
+        let blobs = self.blob_store()?.clone();
+        // No upload is between keeping a blob and committing its row while this is held,
+        // so "no row names it" stays true until the blob is gone. (Nodes sharing a volume
+        // do not share the gate: the grace period covers them.)
+        let _gate = self.blob_gate.write().await;
+        let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);
+        query.equals = vec![("storage_key", Value::Text(key.as_str().to_owned()))];
+        query.deleted = ceneca_store::Deleted::Include;
+        if !self
+            .store
+            .list(&model::ATTACHMENTS, query)
+            .await?
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        blobs.remove(key).await.map_err(super::storage_error)?;
+        Ok(true)
     }
 
     /// Sweeps every [`SWEEP_EVERY`] until the server stops (spawned by `serve`).

@@ -423,6 +423,8 @@ impl Received {
         set.set("storage_key", Value::Text(key.as_str().to_owned()));
         set.set("encrypted", Value::Bool(sealed));
         set.set("thumbnail", Value::Null);
+        // Content uploaded again to an attachment whose file retention removed.
+        set.set("content_removed_at", Value::Null);
         let details = serde_json::json!({
             "size_bytes": self.size, "sha256": self.sha256, "mime_type": self.mime,
             "encrypted": sealed,

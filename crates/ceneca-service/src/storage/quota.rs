@@ -143,6 +143,7 @@ impl Services {
             return Ok(None);
         };
         let used = self.used_bytes(quota.of).await?;
+        self.quota_nearly_full(used.saturating_add(adding), limit);
         if used.saturating_add(adding) > limit {
             return Err(ServiceError::QuotaExceeded { quota: limit, used });
         }

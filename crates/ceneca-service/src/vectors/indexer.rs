@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ceneca_store::{EmbeddingPoint, IndexerLease};
+use ceneca_store::{EmbeddingPoint, Lease};
 use ceneca_vector::{CollectionStats, Point};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -115,7 +115,7 @@ impl Services {
         let Ok(v) = self.vectors().cloned() else {
             return;
         };
-        let mut lease: Option<Box<dyn IndexerLease>> = None;
+        let mut lease: Option<Box<dyn Lease>> = None;
         let mut failures = 0u32;
         loop {
             let held = match lease.as_mut() {

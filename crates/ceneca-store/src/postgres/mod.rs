@@ -491,8 +491,8 @@ impl Store for PgStore {
         outbox::counts(&self.pool).await
     }
 
-    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::IndexerLease>>> {
-        outbox::lease(&self.pool).await
+    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
+        outbox::lease(&self.pool, outbox::INDEXER_LEASE).await
     }
 
     async fn embeddings_page(
@@ -583,6 +583,28 @@ impl Store for PgStore {
     async fn storage_usage(&self, of: crate::UsageOf) -> Result<Vec<crate::Usage>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         crate::usage::usage(&mut PgExec { conn: &mut conn }, of).await
+    }
+
+    async fn maintenance_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
+        outbox::lease(&self.pool, outbox::MAINTENANCE_LEASE).await
+    }
+
+    async fn archive_policies(&self) -> Result<Vec<(Uuid, i64)>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::retention::policies(&mut PgExec { conn: &mut conn }).await
+    }
+
+    async fn archive_candidates(
+        &self,
+        query: crate::ArchiveQuery,
+    ) -> Result<Vec<crate::ArchiveCandidate>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::retention::candidates(&mut PgExec { conn: &mut conn }, &query).await
+    }
+
+    async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::retention::footprint(&mut PgExec { conn: &mut conn }, &threads).await
     }
 
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {

@@ -89,8 +89,10 @@ pub(super) async fn page(
     Ok(out)
 }
 
-/// The advisory-lock key of the indexer lease ("ceneca" and 1).
-const LEASE_KEY: i64 = 0x6365_6e65_6361_0001;
+/// The advisory-lock keys of the leases: "ceneca", then 1 for the vector indexer and 2
+/// for maintenance.
+pub(super) const INDEXER_LEASE: i64 = 0x6365_6e65_6361_0001;
+pub(super) const MAINTENANCE_LEASE: i64 = 0x6365_6e65_6361_0002;
 
 /// The lease is a session advisory lock held by a connection of its own: if the node
 /// dies, PostgreSQL closes the session and the lock passes on.
@@ -99,7 +101,7 @@ struct PgLease {
 }
 
 #[async_trait::async_trait]
-impl crate::IndexerLease for PgLease {
+impl crate::Lease for PgLease {
     async fn check(&mut self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&mut self.conn)
@@ -109,11 +111,11 @@ impl crate::IndexerLease for PgLease {
     }
 }
 
-pub(super) async fn lease(pool: &PgPool) -> Result<Option<Box<dyn crate::IndexerLease>>> {
+pub(super) async fn lease(pool: &PgPool, key: i64) -> Result<Option<Box<dyn crate::Lease>>> {
     // Detached: the pool opens a replacement, and the lock lives as long as this session.
     let mut conn = pool.acquire().await.map_err(backend)?.detach();
     let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LEASE_KEY)
+        .bind(key)
         .fetch_one(&mut conn)
         .await
         .map_err(backend)?;

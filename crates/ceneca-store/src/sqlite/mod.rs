@@ -32,6 +32,19 @@ use crate::stats::{InFlight, PoolGroup, PoolStats, WaitHistogram};
 use crate::write::WriteBatch;
 use crate::{Engine, Result, SqliteSynchronous, Store, StoreError, StoreOptions};
 
+/// The maintenance lease on an embedded database: an exclusive lock on a file, held as
+/// long as the file is open.
+struct FileLease {
+    _file: std::fs::File,
+}
+
+#[async_trait::async_trait]
+impl crate::Lease for FileLease {
+    async fn check(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// SQLite's spellings.
 pub struct SqliteDialect;
 
@@ -662,7 +675,7 @@ impl Store for SqliteStore {
         self.read(outbox::counts).await
     }
 
-    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::IndexerLease>>> {
+    async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
         Ok(Some(Box::new(crate::outbox::LocalLease)))
     }
 
@@ -765,6 +778,62 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn maintenance_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
+        // Another process (`ceneca maintenance run` beside a running server) may open
+        // this database: a lock on a file beside it, which the system lets go when its
+        // holder dies.
+        let mut name = self.path.clone().into_os_string();
+        name.push(".maintenance-lock");
+        let path = PathBuf::from(name);
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+            match file.try_lock() {
+                Ok(()) => Ok(Some(
+                    Box::new(FileLease { _file: file }) as Box<dyn crate::Lease>
+                )),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    Err(StoreError::Backend(format!("{}: {e}", path.display())))
+                }
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    async fn archive_policies(&self) -> Result<Vec<(Uuid, i64)>> {
+        self.read(|conn| run_ready(crate::retention::policies(&mut SqliteExec { conn })))
+            .await
+    }
+
+    async fn archive_candidates(
+        &self,
+        query: crate::ArchiveQuery,
+    ) -> Result<Vec<crate::ArchiveCandidate>> {
+        self.read(move |conn| {
+            run_ready(crate::retention::candidates(
+                &mut SqliteExec { conn },
+                &query,
+            ))
+        })
+        .await
+    }
+
+    async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
+        self.read(move |conn| {
+            run_ready(crate::retention::footprint(
+                &mut SqliteExec { conn },
+                &threads,
+            ))
+        })
+        .await
+    }
+
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
         self.write(move |conn| {
             let tx = conn
@@ -831,7 +900,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
         );
         (dir, store)
     }
@@ -992,7 +1061,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -1002,7 +1071,7 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }

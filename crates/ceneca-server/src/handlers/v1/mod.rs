@@ -5,6 +5,7 @@
 //! generic module (`resources.rs`) because their handlers are identical but for the entity
 //! they are given; what differs per entity lives in the service's rules.
 
+pub mod admin;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
@@ -247,7 +248,8 @@ pub fn routes(batch_body_limit: usize) -> Routes {
         .merge(vectors::routes(batch_body_limit))
         .merge(sync::routes(batch_body_limit))
         .merge(attachments::routes())
-        .merge(storage::routes());
+        .merge(storage::routes())
+        .merge(admin::routes());
     for entity in model::ALL.iter().copied() {
         let only_nested = entity.nested.is_some_and(|n| n.only_nested);
         if entity.tenancy == Tenancy::Internal || only_nested {

@@ -1,0 +1,586 @@
+//! Retention and maintenance over real HTTP, on SQLite and PostgreSQL: idle threads are
+//! archived (pinned ones never) with their files and embeddings removed and everything
+//! else kept, unarchiving brings the rest back, an organization's policy overrides the
+//! server's, a dry run changes nothing, one run at a time, every round audited.
+//!
+//! The clock is the data's: threads are made idle by writing their times in the past.
+
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, on_every_backend};
+use ceneca_wire::maintenance::{MaintenanceReport, MaintenanceTrigger};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    idle_threads_are_archived_and_unarchiving_brings_back_the_rest,
+    an_organizations_policy_overrides_the_servers,
+    one_maintenance_run_at_a_time,
+    an_archive_decides_on_the_thread_as_it_is_when_written,
+);
+
+const LONG_AGO: &str = "2020-01-01T00:00:00.000000Z";
+
+fn png(len: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.resize(len, 7);
+    bytes
+}
+
+fn axis(i: usize) -> Vec<f32> {
+    let mut v = vec![0.05; TEST_VECTOR_DIMS];
+    v[i % TEST_VECTOR_DIMS] = 1.0;
+    v
+}
+
+fn id(body: &Value) -> String {
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// A thread titled `title` in `ws`, with one message; `(thread, message)`.
+async fn thread_with_message(s: &TestServer, u: &User, ws: &str, title: &str) -> (String, String) {
+    let thread = id(&s
+        .post(
+            u,
+            "/api/v1/threads",
+            json!({"workspace_id": ws, "title": title}),
+        )
+        .await
+        .expect(201));
+    let message = id(&s
+        .post(
+            u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": format!("notes about {title} zebracorn")}),
+        )
+        .await
+        .expect(201));
+    (thread, message)
+}
+
+/// An attachment of `message` with a file of `len` bytes; its id.
+async fn attachment(s: &TestServer, u: &User, ws: &str, message: &str, len: usize) -> String {
+    let attachment = id(&s
+        .post(
+            u,
+            "/api/v1/attachments",
+            json!({"workspace_id": ws, "message_id": message, "file_name": "plan.png"}),
+        )
+        .await
+        .expect(201));
+    let put = s
+        .http
+        .put(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            s.base
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(png(len))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    attachment
+}
+
+async fn embed(s: &TestServer, u: &User, collection: &str, ws: &str, source: &str, i: usize) {
+    s.post(
+        u,
+        &format!("/api/v1/vectors/{collection}/points?wait=true"),
+        json!({"source_id": source, "workspace_id": ws, "vector": axis(i)}),
+    )
+    .await
+    .expect(200);
+}
+
+/// Makes a thread idle since long ago.
+async fn idle(s: &TestServer, thread: &str) {
+    s.raw_execute(&format!(
+        "UPDATE threads SET last_message_at = '{LONG_AGO}', updated_at = '{LONG_AGO}' WHERE id = '{thread}'"
+    ))
+    .await;
+}
+
+async fn content_status(s: &TestServer, u: &User, attachment: &str) -> (u16, Value) {
+    let answer = s
+        .http
+        .get(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            s.base
+        ))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let body = answer.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn count(s: &TestServer, sql: &str) -> i64 {
+    s.raw_text(sql).await.unwrap().parse().unwrap()
+}
+
+async fn outbox_drains(s: &TestServer) {
+    for _ in 0..100 {
+        if count(s, "SELECT CAST(COUNT(*) AS TEXT) FROM vector_outbox").await == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the vector outbox did not drain");
+}
+
+async fn run(s: &TestServer, dry_run: bool) -> MaintenanceReport {
+    s.services
+        .run_maintenance(MaintenanceTrigger::Manual, None, dry_run, &|_| {})
+        .await
+        .unwrap()
+}
+
+async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let ws = id(&s
+        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201));
+    let (old, old_message) = thread_with_message(&s, &u, &ws, "old").await;
+    let (pinned, pinned_message) = thread_with_message(&s, &u, &ws, "pinned").await;
+    let (fresh, _) = thread_with_message(&s, &u, &ws, "fresh").await;
+    let old_file = attachment(&s, &u, &ws, &old_message, 3000).await;
+    let pinned_file = attachment(&s, &u, &ws, &pinned_message, 4000).await;
+    embed(&s, &u, "messages", &ws, &old_message, 0).await;
+    embed(&s, &u, "attachments", &ws, &old_file, 1).await;
+    embed(&s, &u, "messages", &ws, &pinned_message, 2).await;
+    s.patch(
+        &u,
+        &format!("/api/v1/threads/{pinned}"),
+        json!({"pinned": true}),
+    )
+    .await
+    .expect(200);
+    idle(&s, &old).await;
+    idle(&s, &pinned).await;
+    let stats_before = s.get(&u, "/api/v1/storage/stats").await.expect(200);
+
+    // Over HTTP, for system administrators only; a dry run changes nothing.
+    let admin = s.admin().await;
+    let route = "/api/v1/admin/maintenance";
+    let refused = s.post(&u, route, json!({})).await;
+    assert_eq!(refused.status, 404, "{refused:?}");
+    let bad = s
+        .post(&admin, &format!("{route}?dry_run=maybe"), json!({}))
+        .await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(
+        bad.body["error"]["fields"]["dry_run"].is_string(),
+        "{bad:?}"
+    );
+    let unknown = s.post(&admin, &format!("{route}?force=1"), json!({})).await;
+    assert_eq!(unknown.status, 400, "{unknown:?}");
+    let preview = s
+        .post(&admin, &format!("{route}?dry_run=true"), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(preview["threads_archived"], 1, "{preview}");
+    assert_eq!(preview["messages_in_archived_threads"], 1);
+    assert_eq!(preview["attachment_files_removed"], 1);
+    assert_eq!(preview["attachment_bytes_removed"], 3000);
+    assert_eq!(preview["embeddings_removed"], 2);
+    assert_eq!(preview["blob_files_deleted"], 0);
+    let thread = s
+        .get(&u, &format!("/api/v1/threads/{old}"))
+        .await
+        .expect(200);
+    assert_eq!(thread["is_archived"], false, "a dry run changed nothing");
+    assert_eq!(content_status(&s, &u, &old_file).await.0, 200);
+
+    let report = s.post(&admin, route, json!({})).await.expect(200);
+    assert_eq!(report["dry_run"], false);
+    assert_eq!(report["trigger"], "manual");
+    assert_eq!(report["threads_archived"], 1, "{report}");
+    assert_eq!(report["messages_in_archived_threads"], 1);
+    assert_eq!(report["attachment_files_removed"], 1);
+    assert_eq!(report["attachment_bytes_removed"], 3000);
+    assert_eq!(report["embeddings_removed"], 2);
+    assert_eq!(report["blob_files_deleted"], 1);
+    assert_eq!(report["rules"][0]["archive_after_days"], 180);
+
+    // The idle thread is archived; the pinned one and the fresh one are not.
+    let thread = s
+        .get(&u, &format!("/api/v1/threads/{old}"))
+        .await
+        .expect(200);
+    assert_eq!(thread["is_archived"], true);
+    assert!(thread["archived_at"].is_string());
+    for other in [&pinned, &fresh] {
+        let t = s
+            .get(&u, &format!("/api/v1/threads/{other}"))
+            .await
+            .expect(200);
+        assert_eq!(t["is_archived"], false, "{t}");
+    }
+    // Its messages are kept, and found by text as before.
+    let messages = s
+        .get(&u, &format!("/api/v1/threads/{old}/messages"))
+        .await
+        .expect(200);
+    assert_eq!(messages["items"].as_array().unwrap().len(), 1);
+    let found = s.get(&u, "/api/v1/search?q=zebracorn").await.expect(200);
+    let found: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["id"].as_str())
+        .collect();
+    assert!(found.contains(&old_message.as_str()), "{found:?}");
+    // The file is gone (410, said so), what describes it stays.
+    let (status, body) = content_status(&s, &u, &old_file).await;
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["error"]["code"], "content_removed");
+    let row = s
+        .get(&u, &format!("/api/v1/attachments/{old_file}"))
+        .await
+        .expect(200);
+    assert_eq!(row["file_name"], "plan.png");
+    assert_eq!(row["size_bytes"], 3000);
+    assert!(
+        row["sha256"].is_string() && row["content_removed_at"].is_string(),
+        "{row}"
+    );
+    assert_eq!(content_status(&s, &u, &pinned_file).await.0, 200);
+    let blobs = walk(&s.data_dir().join("blobs"));
+    assert_eq!(
+        blobs.len(),
+        1,
+        "only the pinned thread's file is left: {blobs:?}"
+    );
+    // Its embeddings are gone from SQL and, through the outbox, from the index.
+    let embeddings = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM embedding_records WHERE source_id IN ('{old_message}', '{old_file}')"
+    );
+    assert_eq!(count(&s, &embeddings).await, 0);
+    outbox_drains(&s).await;
+    for (collection, i) in [("messages", 0), ("attachments", 1)] {
+        let hits = s
+            .post(
+                &u,
+                &format!("/api/v1/vectors/{collection}/search"),
+                json!({"vector": axis(i), "limit": 5}),
+            )
+            .await
+            .expect(200);
+        let sources: Vec<&str> = hits["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h["source_id"].as_str())
+            .collect();
+        assert!(
+            !sources.contains(&old_message.as_str()) && !sources.contains(&old_file.as_str()),
+            "{collection}: {sources:?}"
+        );
+    }
+    let pinned_hits = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(2), "limit": 1}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        pinned_hits["items"][0]["source_id"],
+        pinned_message.as_str()
+    );
+
+    // The counters let go of what went, and agree with a recount.
+    let stats_after = s.get(&u, "/api/v1/storage/stats").await.expect(200);
+    let bytes = |stats: &Value, category: &str| stats[category]["bytes"].as_i64().unwrap();
+    assert_eq!(
+        bytes(&stats_before, "attachments") - bytes(&stats_after, "attachments"),
+        3000,
+        "{stats_after}"
+    );
+    assert_eq!(
+        bytes(&stats_before, "embeddings") - bytes(&stats_after, "embeddings"),
+        2 * 4 * TEST_VECTOR_DIMS as i64
+    );
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+
+    // Every round is audited with what it did, and the run as a whole; the chain holds.
+    let rounds = s.audit_log(&admin, "action=maintenance.archive").await;
+    assert_eq!(rounds.len(), 1, "{rounds:?}");
+    assert_eq!(rounds[0]["details"]["threads"], json!([old]));
+    assert_eq!(rounds[0]["details"]["embeddings_removed"], 2);
+    assert_eq!(rounds[0]["actor_id"], admin.id.as_str());
+    let runs = s.audit_log(&admin, "action=maintenance.run").await;
+    assert_eq!(runs.len(), 2, "the dry run and the run: {runs:?}");
+    assert!(
+        s.services
+            .verify_audit_chain()
+            .await
+            .unwrap()
+            .broken
+            .is_none()
+    );
+    // A device syncing sees the archive as a change of the thread.
+    let logged = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM sync_events WHERE entity_id = '{old}' AND operation = 'update'"
+    );
+    assert!(count(&s, &logged).await >= 1);
+
+    // Unarchiving brings back everything that was kept, and the thread is idle again only
+    // from then: the next run leaves it.
+    let back = s
+        .patch(
+            &u,
+            &format!("/api/v1/threads/{old}"),
+            json!({"is_archived": false}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(back["is_archived"], false);
+    assert!(back["archived_at"].is_null());
+    let messages = s
+        .get(&u, &format!("/api/v1/threads/{old}/messages"))
+        .await
+        .expect(200);
+    assert_eq!(messages["items"][0]["id"], old_message.as_str());
+    let again = run(&s, false).await;
+    assert_eq!(again.threads_archived, 0, "{again:?}");
+    // A file uploaded again to the attachment is served again.
+    let put = s
+        .http
+        .put(format!("{}/api/v1/attachments/{old_file}/content", s.base))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(png(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(content_status(&s, &u, &old_file).await.0, 200);
+    let row = s
+        .get(&u, &format!("/api/v1/attachments/{old_file}"))
+        .await
+        .expect(200);
+    assert!(row["content_removed_at"].is_null(), "{row}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+async fn an_organizations_policy_overrides_the_servers(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let org = |slug: &'static str| {
+        let s = &s;
+        let owner = &owner;
+        async move {
+            id(&s
+                .post(
+                    owner,
+                    "/api/v1/organizations",
+                    json!({"name": slug, "slug": slug}),
+                )
+                .await
+                .expect(201))
+        }
+    };
+    let never = org("keeps-all").await;
+    let weekly = org("weekly").await;
+    let plain = org("plain").await;
+    // The policy is checked like every field.
+    for bad in [json!(-1), json!(40_000), json!("soon"), json!(1.5)] {
+        let refused = s
+            .patch(
+                &owner,
+                &format!("/api/v1/organizations/{never}"),
+                json!({"archive_after_days": bad}),
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{bad}: {refused:?}");
+        assert!(refused.body["error"]["fields"]["archive_after_days"].is_string());
+    }
+    s.patch(
+        &owner,
+        &format!("/api/v1/organizations/{never}"),
+        json!({"archive_after_days": 0}),
+    )
+    .await
+    .expect(200);
+    s.patch(
+        &owner,
+        &format!("/api/v1/organizations/{weekly}"),
+        json!({"archive_after_days": 7}),
+    )
+    .await
+    .expect(200);
+    // A member who does not administer the organization cannot change it.
+    let member = s.user("member").await;
+    s.post(
+        &owner,
+        &format!("/api/v1/organizations/{weekly}/members"),
+        json!({"user_id": member.id, "role": "member"}),
+    )
+    .await
+    .expect(201);
+    let refused = s
+        .patch(
+            &member,
+            &format!("/api/v1/organizations/{weekly}"),
+            json!({"archive_after_days": 0}),
+        )
+        .await;
+    assert!(
+        [403, 404].contains(&refused.status.as_u16()),
+        "a member changed the policy: {refused:?}"
+    );
+
+    let mut threads = Vec::new();
+    for (org_id, idle_days) in [(&never, 3650), (&weekly, 10), (&plain, 10), (&plain, 200)] {
+        let ws = id(&s
+            .post(
+                &owner,
+                "/api/v1/workspaces",
+                json!({"name": "w", "organization_id": org_id}),
+            )
+            .await
+            .expect(201));
+        let (thread, _) = thread_with_message(&s, &owner, &ws, "t").await;
+        let at = time::OffsetDateTime::now_utc() - time::Duration::days(idle_days);
+        // As both engines store it (SQLite's text is fixed-width).
+        let at = at
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].000000Z"
+            ))
+            .unwrap();
+        s.raw_execute(&format!(
+            "UPDATE threads SET last_message_at = '{at}', updated_at = '{at}' WHERE id = '{thread}'"
+        ))
+        .await;
+        threads.push(thread);
+    }
+    let report = run(&s, false).await;
+    assert_eq!(report.threads_archived, 2, "{report:?}");
+    let archived = |thread: &String| {
+        let s = &s;
+        let owner = &owner;
+        let thread = thread.clone();
+        async move {
+            s.get(owner, &format!("/api/v1/threads/{thread}"))
+                .await
+                .expect(200)["is_archived"]
+                == true
+        }
+    };
+    // 0 days: never, however old. 7 days: a thread idle 10 days goes. The server's 180
+    // days for the rest: 10 days stays, 200 goes.
+    assert!(!archived(&threads[0]).await);
+    assert!(archived(&threads[1]).await);
+    assert!(!archived(&threads[2]).await);
+    assert!(archived(&threads[3]).await);
+    let rules: Vec<(Option<uuid::Uuid>, u32, u64)> = report
+        .rules
+        .iter()
+        .map(|r| (r.organization_id, r.archive_after_days, r.threads))
+        .collect();
+    assert!(rules.contains(&(None, 180, 1)), "{rules:?}");
+    assert!(
+        rules.contains(&(Some(weekly.parse().unwrap()), 7, 1)),
+        "{rules:?}"
+    );
+    assert!(
+        !rules.iter().any(|r| r.0 == Some(never.parse().unwrap())),
+        "a rule of 0 days is not applied: {rules:?}"
+    );
+}
+
+async fn one_maintenance_run_at_a_time(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let held = s.services.store().maintenance_lease().await.unwrap();
+    assert!(held.is_some());
+    let refused = s
+        .services
+        .run_maintenance(MaintenanceTrigger::Manual, None, false, &|_| {})
+        .await;
+    assert!(
+        matches!(refused, Err(ceneca_service::ServiceError::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert!(
+        s.services
+            .store()
+            .maintenance_lease()
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(held);
+    run(&s, true).await;
+}
+
+/// The write decides on the thread as it is then, whatever was read to choose it: a
+/// thread pinned, written to or unarchived since is left as it is.
+async fn an_archive_decides_on_the_thread_as_it_is_when_written(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let ws = id(&s
+        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201));
+    let (pinned, _) = thread_with_message(&s, &u, &ws, "pinned").await;
+    let (busy, _) = thread_with_message(&s, &u, &ws, "busy").await;
+    let (idle_thread, _) = thread_with_message(&s, &u, &ws, "idle").await;
+    s.patch(
+        &u,
+        &format!("/api/v1/threads/{pinned}"),
+        json!({"pinned": true}),
+    )
+    .await
+    .expect(200);
+    idle(&s, &pinned).await;
+    idle(&s, &idle_thread).await;
+    // `busy` is not idle: chosen by a stale read, it must still be left alone.
+    let threads: Vec<uuid::Uuid> = [&pinned, &busy, &idle_thread]
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let mut report = MaintenanceReport::default();
+    let idle_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let archived = s
+        .services
+        .archive_threads(&threads, idle_before, None, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(archived, 1, "{report:?}");
+    for (thread, archived) in [(&pinned, false), (&busy, false), (&idle_thread, true)] {
+        let t = s
+            .get(&u, &format!("/api/v1/threads/{thread}"))
+            .await
+            .expect(200);
+        assert_eq!(t["is_archived"], archived, "{thread}: {t}");
+    }
+    // Archived already: a second write leaves it as it is.
+    let again = s
+        .services
+        .archive_threads(&threads, idle_before, None, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+}
