@@ -17,6 +17,7 @@
 
 mod core;
 mod node;
+mod retention;
 mod storage;
 mod sync;
 mod text;

@@ -8,7 +8,8 @@
 //!   each measure): streaming keeps it flat whatever the file's size;
 //! - each with files kept as they are, then sealed at rest (`attachments.encrypt`);
 //! - storage statistics (`GET /storage/stats`, from counters) beside a GET of one
-//!   workspace by id.
+//!   workspace by id;
+//! - retention's archive of 100 threads (`retention.rs`).
 
 use std::io::Write;
 use std::path::Path;
@@ -27,6 +28,7 @@ const ROUNDS: usize = 3;
 const STATS_ROUNDS: usize = 300;
 
 pub async fn run(_args: &Args, dir: &Path) -> anyhow::Result<()> {
+    crate::retention::run(dir).await?;
     for encrypt in [false, true] {
         let dir = dir.join(if encrypt { "sealed" } else { "plain" });
         std::fs::create_dir_all(&dir)?;
