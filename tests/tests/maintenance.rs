@@ -7,6 +7,7 @@
 
 use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, on_every_backend};
 use ceneca_wire::maintenance::{MaintenanceReport, MaintenanceTrigger};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 on_every_backend!(
@@ -14,6 +15,9 @@ on_every_backend!(
     an_organizations_policy_overrides_the_servers,
     one_maintenance_run_at_a_time,
     an_archive_decides_on_the_thread_as_it_is_when_written,
+    regression_activity_inside_a_thread_keeps_it_from_archive,
+    regression_a_file_written_within_the_grace_is_left_to_the_sweep,
+    regression_a_local_node_leaves_retention_to_its_upstream,
 );
 
 const LONG_AGO: &str = "2020-01-01T00:00:00.000000Z";
@@ -93,10 +97,26 @@ async fn embed(s: &TestServer, u: &User, collection: &str, ws: &str, source: &st
 
 /// Makes a thread idle since long ago.
 async fn idle(s: &TestServer, thread: &str) {
-    s.raw_execute(&format!(
-        "UPDATE threads SET last_message_at = '{LONG_AGO}', updated_at = '{LONG_AGO}' WHERE id = '{thread}'"
-    ))
-    .await;
+    idle_since(s, thread, LONG_AGO).await;
+}
+
+/// Makes a thread, and everything in it, last touched at `at` (as both engines store a
+/// time: SQLite's text is fixed-width).
+async fn idle_since(s: &TestServer, thread: &str, at: &str) {
+    let messages = format!("SELECT id FROM messages WHERE thread_id = '{thread}'");
+    let attachments = format!("SELECT id FROM attachments WHERE message_id IN ({messages})");
+    for sql in [
+        format!(
+            "UPDATE threads SET last_message_at = '{at}', updated_at = '{at}' WHERE id = '{thread}'"
+        ),
+        format!("UPDATE messages SET updated_at = '{at}' WHERE thread_id = '{thread}'"),
+        format!("UPDATE attachments SET updated_at = '{at}' WHERE id IN ({attachments})"),
+        format!(
+            "UPDATE embedding_records SET updated_at = '{at}' WHERE source_id IN ({messages}) OR source_id IN ({attachments})"
+        ),
+    ] {
+        s.raw_execute(&sql).await;
+    }
 }
 
 async fn content_status(s: &TestServer, u: &User, attachment: &str) -> (u16, Value) {
@@ -165,20 +185,33 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
     // Over HTTP, for system administrators only; a dry run changes nothing.
     let admin = s.admin().await;
     let route = "/api/v1/admin/maintenance";
-    let refused = s.post(&u, route, json!({})).await;
+    let post = |who: &User, path: String| {
+        let token = who.token.clone();
+        let s = &s;
+        async move { s.call(Method::POST, &path, Some(&token), None).await }
+    };
+    let refused = post(&u, route.to_owned()).await;
     assert_eq!(refused.status, 404, "{refused:?}");
-    let bad = s
-        .post(&admin, &format!("{route}?dry_run=maybe"), json!({}))
-        .await;
+    let bad = post(&admin, format!("{route}?dry_run=maybe")).await;
     assert_eq!(bad.status, 400, "{bad:?}");
     assert!(
         bad.body["error"]["fields"]["dry_run"].is_string(),
         "{bad:?}"
     );
-    let unknown = s.post(&admin, &format!("{route}?force=1"), json!({})).await;
+    let unknown = post(&admin, format!("{route}?force=1")).await;
     assert_eq!(unknown.status, 400, "{unknown:?}");
-    let preview = s
-        .post(&admin, &format!("{route}?dry_run=true"), json!({}))
+    // Found by the attack: a body was ignored, so `{"dry_run": true}` there ran for real.
+    let with_body = s
+        .call(
+            Method::POST,
+            route,
+            Some(&admin.token),
+            Some(&json!({"dry_run": true})),
+        )
+        .await;
+    assert_eq!(with_body.status, 400, "{with_body:?}");
+    assert!(with_body.body["error"]["fields"]["body"].is_string());
+    let preview = post(&admin, format!("{route}?dry_run=true"))
         .await
         .expect(200);
     assert_eq!(preview["dry_run"], true);
@@ -195,7 +228,10 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
     assert_eq!(thread["is_archived"], false, "a dry run changed nothing");
     assert_eq!(content_status(&s, &u, &old_file).await.0, 200);
 
-    let report = s.post(&admin, route, json!({})).await.expect(200);
+    // Files a run deletes are older than the sweep's grace (another process's upload may
+    // be about to name a newer one): these were uploaded a moment ago.
+    age_blobs(&s);
+    let report = post(&admin, route.to_owned()).await.expect(200);
     assert_eq!(report["dry_run"], false);
     assert_eq!(report["trigger"], "manual");
     assert_eq!(report["threads_archived"], 1, "{report}");
@@ -369,6 +405,15 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
     assert!(row["content_removed_at"].is_null(), "{row}");
 }
 
+/// Makes every blob look written two hours ago.
+fn age_blobs(s: &TestServer) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for path in walk(&s.data_dir().join("blobs")) {
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(then).unwrap();
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -470,10 +515,7 @@ async fn an_organizations_policy_overrides_the_servers(backend: Backend) {
                 "[year]-[month]-[day]T[hour]:[minute]:[second].000000Z"
             ))
             .unwrap();
-        s.raw_execute(&format!(
-            "UPDATE threads SET last_message_at = '{at}', updated_at = '{at}' WHERE id = '{thread}'"
-        ))
-        .await;
+        idle_since(&s, &thread, &at).await;
         threads.push(thread);
     }
     let report = run(&s, false).await;
@@ -583,4 +625,109 @@ async fn an_archive_decides_on_the_thread_as_it_is_when_written(backend: Backend
         .await
         .unwrap();
     assert_eq!(again, 0);
+}
+
+/// Found by the attack: only the thread's own times were read, so a thread whose message
+/// was edited, whose old message got a file, or whose message got a vector a moment ago
+/// was archived (the file just uploaded was removed).
+async fn regression_activity_inside_a_thread_keeps_it_from_archive(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let ws = id(&s
+        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201));
+    let mut threads = Vec::new();
+    for (i, activity) in ["edit", "file", "vector", "none"].into_iter().enumerate() {
+        let (thread, message) = thread_with_message(&s, &u, &ws, activity).await;
+        let old_file = attachment(&s, &u, &ws, &message, 200 + i).await;
+        embed(&s, &u, "attachments", &ws, &old_file, 3).await;
+        threads.push((thread, message));
+    }
+    // Everything in the threads is old...
+    for table in ["messages", "attachments", "embedding_records"] {
+        s.raw_execute(&format!("UPDATE {table} SET updated_at = '{LONG_AGO}'"))
+            .await;
+    }
+    // ...but for what happens now, inside them.
+    let (_, edited) = &threads[0];
+    s.patch(
+        &u,
+        &format!("/api/v1/messages/{edited}"),
+        json!({"content": "edited today"}),
+    )
+    .await
+    .expect(200);
+    attachment(&s, &u, &ws, &threads[1].1, 300).await;
+    embed(&s, &u, "messages", &ws, &threads[2].1, 4).await;
+    // The threads' own rows stay idle: what happened is inside them.
+    for (thread, _) in &threads {
+        s.raw_execute(&format!(
+            "UPDATE threads SET last_message_at = '{LONG_AGO}', updated_at = '{LONG_AGO}' WHERE id = '{thread}'"
+        ))
+        .await;
+    }
+    let threads: Vec<String> = threads.into_iter().map(|(t, _)| t).collect();
+    let report = run(&s, false).await;
+    assert_eq!(report.threads_archived, 1, "{report:?}");
+    for (thread, archived) in threads.iter().zip([false, false, false, true]) {
+        let t = s
+            .get(&u, &format!("/api/v1/threads/{thread}"))
+            .await
+            .expect(200);
+        assert_eq!(t["is_archived"], archived, "{}: {t}", t["title"]);
+    }
+}
+
+/// Found by the attack: files were deleted however new, and an upload in another process
+/// (the command line beside a server, nodes sharing a volume) may be about to name one.
+async fn regression_a_file_written_within_the_grace_is_left_to_the_sweep(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let ws = id(&s
+        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201));
+    let (thread, message) = thread_with_message(&s, &u, &ws, "old").await;
+    let file = attachment(&s, &u, &ws, &message, 500).await;
+    for table in ["messages", "attachments"] {
+        s.raw_execute(&format!("UPDATE {table} SET updated_at = '{LONG_AGO}'"))
+            .await;
+    }
+    idle(&s, &thread).await;
+    let report = run(&s, false).await;
+    assert_eq!(report.attachment_files_removed, 1, "{report:?}");
+    assert_eq!(report.blob_files_deleted, 0, "{report:?}");
+    assert_eq!(walk(&s.data_dir().join("blobs")).len(), 1);
+    assert_eq!(content_status(&s, &u, &file).await.0, 410);
+    // The sweep takes it once it is past the grace.
+    age_blobs(&s);
+    let swept = s
+        .services
+        .sweep_blobs(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(swept.blobs_removed, 1);
+}
+
+/// Found by the attack: retention ran on a local node, whose archive never reached its
+/// upstream. The node leaves it to the upstream.
+async fn regression_a_local_node_leaves_retention_to_its_upstream(backend: Backend) {
+    let config = ceneca_service::ServiceConfig {
+        local_node: Some(ceneca_service::sync::LocalNode {
+            upstream: "https://upstream.example".into(),
+            device_id: uuid::Uuid::now_v7(),
+            user_id: uuid::Uuid::now_v7(),
+        }),
+        ..Default::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let refused = s
+        .services
+        .run_maintenance(MaintenanceTrigger::Manual, None, true, &|_| {})
+        .await;
+    assert!(
+        matches!(refused, Err(ceneca_service::ServiceError::UpstreamOnly(_))),
+        "{refused:?}"
+    );
 }

@@ -14,6 +14,8 @@ on_every_backend!(
     regression_concurrent_edits_of_one_row_keep_the_counters_right,
     regression_concurrent_batches_never_pass_a_quota_together,
     regression_an_embedding_of_another_dimension_is_refused,
+    regression_metadata_counts_against_the_quota,
+    regression_statistics_of_nothing_are_not_found,
 );
 
 fn png(len: usize) -> Vec<u8> {
@@ -516,4 +518,76 @@ async fn regression_an_embedding_of_another_dimension_is_refused(backend: Backen
         refused.body["error"]["fields"]["dims"].is_string(),
         "{refused:?}"
     );
+}
+
+/// Found by the second attack on quotas: JSON `metadata` of messages and documents was
+/// not counted, so any amount could be stored past a quota in it. It counts by its
+/// compact JSON (measured from the value: PostgreSQL writes `jsonb` back with spaces),
+/// and a recount agrees whatever the numbers' spelling.
+async fn regression_metadata_counts_against_the_quota(backend: Backend) {
+    let s = TestServer::start_with(backend, small_quota(3000)).await;
+    let u = s.user("u").await;
+    let (ws, thread) = workspace_with_thread(&s, &u).await;
+    let messages = format!("/api/v1/threads/{thread}/messages");
+    let big = json!({"role": "user", "content": "hi", "metadata": {"blob": "m".repeat(5000)}});
+    let refused = s.post(&u, &messages, big).await;
+    assert_eq!(refused.status, 413, "{refused:?}");
+    assert_eq!(refused.body["error"]["code"], "quota_exceeded");
+    let metadata = json!({"n": [1e20, 1.50, -0.0, 12345678901234567890u64], "k": "é\n\"", "z": {}});
+    let first = id(s
+        .post(
+            &u,
+            &messages,
+            json!({"role": "user", "content": "hi", "metadata": metadata}),
+        )
+        .await
+        .expect(201))
+    .await;
+    let doc =
+        json!({"workspace_id": ws, "title": "d", "body": "b", "metadata": {"tags": ["a", "b"]}});
+    s.post(&u, "/api/v1/documents", doc).await.expect(201);
+    let before = stats(&s, &u, "scope=user").await;
+    // An edit of the metadata alone resizes the row.
+    s.patch(
+        &u,
+        &format!("/api/v1/messages/{first}"),
+        json!({"metadata": {"grown": "g".repeat(1000)}}),
+    )
+    .await
+    .expect(200);
+    let after = stats(&s, &u, "scope=user").await;
+    assert!(
+        after["messages"]["bytes"].as_u64().unwrap()
+            > before["messages"]["bytes"].as_u64().unwrap() + 900,
+        "{before} {after}"
+    );
+    let grown = s
+        .patch(
+            &u,
+            &format!("/api/v1/messages/{first}"),
+            json!({"metadata": {"grown": "g".repeat(5000)}}),
+        )
+        .await;
+    assert_eq!(grown.status, 413, "{grown:?}");
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+}
+
+/// Found by the second attack on quotas: a system administrator asking for the
+/// statistics of a user or organization that does not exist got zeros.
+async fn regression_statistics_of_nothing_are_not_found(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let admin = s.admin().await;
+    let nobody = uuid::Uuid::now_v7();
+    for scope in ["user", "organization", "workspace"] {
+        let answer = s
+            .get(
+                &admin,
+                &format!("/api/v1/storage/stats?scope={scope}&id={nobody}"),
+            )
+            .await;
+        assert_eq!(answer.status, 404, "{scope}: {answer:?}");
+    }
+    let u = s.user("u").await;
+    stats(&s, &admin, &format!("scope=user&id={}", u.id)).await;
 }

@@ -44,6 +44,10 @@ pub struct Sizing {
     pub entity: &'static Entity,
     pub category: Category,
     pub columns: &'static [&'static str],
+    /// JSON columns, counted by their compact JSON text (an empty object or array, or
+    /// none, counts nothing). Measured from the value, never from an engine's spelling
+    /// of it: PostgreSQL writes `jsonb` back with spaces, SQLite as it was given.
+    pub json: &'static [&'static str],
     pub beside: Option<Beside>,
 }
 
@@ -63,18 +67,21 @@ pub static SIZED: [Sizing; 6] = [
         entity: &model::MESSAGES,
         category: Category::Messages,
         columns: &["content"],
+        json: &["metadata"],
         beside: None,
     },
     Sizing {
         entity: &model::DOCUMENTS,
         category: Category::Documents,
         columns: &["title", "body"],
+        json: &["metadata"],
         beside: None,
     },
     Sizing {
         entity: &model::ATTACHMENTS,
         category: Category::Attachments,
         columns: &["file_name"],
+        json: &[],
         beside: Some(Beside {
             size: "size_bytes",
             kept_while: "storage_key",
@@ -84,18 +91,21 @@ pub static SIZED: [Sizing; 6] = [
         entity: &model::EMBEDDING_RECORDS,
         category: Category::Embeddings,
         columns: &["vector"],
+        json: &[],
         beside: None,
     },
     Sizing {
         entity: &model::THREADS,
         category: Category::Metadata,
         columns: &["title"],
+        json: &[],
         beside: None,
     },
     Sizing {
         entity: &model::PROJECTS,
         category: Category::Metadata,
         columns: &["name", "description"],
+        json: &[],
         beside: None,
     },
 ];
@@ -117,23 +127,59 @@ impl Sizing {
                 _ => 0,
             })
             .sum();
+        let json: usize = self
+            .json
+            .iter()
+            .map(|column| match row.get(column) {
+                Some(Value::Json(value)) => json_bytes(value),
+                _ => 0,
+            })
+            .sum();
         let beside = self
             .beside
             .filter(|b| !matches!(row.get(b.kept_while), None | Some(Value::Null)))
             .and_then(|b| row.get(b.size))
             .and_then(Value::as_int)
             .unwrap_or(0);
-        stored as i64 + beside
+        (stored + json) as i64 + beside
     }
 
     /// Whether a change of these fields changes the row's size.
     pub fn resizes<'a>(&self, mut fields: impl Iterator<Item = &'a str>) -> bool {
         fields.any(|f| {
             self.columns.contains(&f)
+                || self.json.contains(&f)
                 || self
                     .beside
                     .is_some_and(|b| b.size == f || b.kept_while == f)
         })
+    }
+}
+
+/// The bytes a JSON value counts: its compact text; nothing for an empty object or array.
+pub fn json_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value as Json;
+    match value {
+        Json::Null => 0,
+        Json::Object(o) if o.is_empty() => 0,
+        Json::Array(a) if a.is_empty() => 0,
+        _ => {
+            /// Counts what is written, keeping none of it.
+            struct Counter(usize);
+            impl std::io::Write for Counter {
+                fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                    self.0 += buf.len();
+                    Ok(buf.len())
+                }
+                fn flush(&mut self) -> std::io::Result<()> {
+                    Ok(())
+                }
+            }
+            let mut counter = Counter(0);
+            // Writing to a counter cannot fail.
+            let _ = serde_json::to_writer(&mut counter, value);
+            counter.0
+        }
     }
 }
 
@@ -147,6 +193,16 @@ mod tests {
         message.set("content", Value::Text("héllo".into()));
         message.set("role", Value::Text("user".into()));
         assert_eq!(sizing(&model::MESSAGES).unwrap().bytes(&message), 6);
+        // Metadata counts by its compact JSON; an empty object counts nothing.
+        message.set("metadata", Value::Json(serde_json::json!({})));
+        assert_eq!(sizing(&model::MESSAGES).unwrap().bytes(&message), 6);
+        message.set("metadata", Value::Json(serde_json::json!({"k": [1, "é"]})));
+        assert_eq!(sizing(&model::MESSAGES).unwrap().bytes(&message), 6 + 14);
+        assert!(
+            sizing(&model::MESSAGES)
+                .unwrap()
+                .resizes(["metadata"].into_iter())
+        );
         let mut attachment = Record::new();
         attachment.set("file_name", Value::Text("a.png".into()));
         attachment.set("size_bytes", Value::Int(1000));
@@ -167,7 +223,7 @@ mod tests {
                     .all(|b| b.entity.table != a.entity.table)
             );
             let beside = a.beside.iter().flat_map(|b| [&b.size, &b.kept_while]);
-            for column in a.columns.iter().chain(beside) {
+            for column in a.columns.iter().chain(a.json).chain(beside) {
                 assert!(
                     a.entity.field(column).is_some(),
                     "{}.{column}",

@@ -320,7 +320,23 @@ fn storable_json(json: &Json) -> Result<Json, String> {
         }
     }
     check(json)?;
-    Ok(json.clone())
+    // PostgreSQL's exact decimals have no negative zero (`-0.0` comes back `0.0`): stored
+    // as zero on both engines, a value reads back as it was measured for the quotas.
+    fn no_negative_zero(j: &mut Json) {
+        match j {
+            Json::Number(n)
+                if n.as_f64() == Some(0.0) && n.as_f64().is_some_and(f64::is_sign_negative) =>
+            {
+                *n = serde_json::Number::from_f64(0.0).unwrap_or_else(|| 0.into());
+            }
+            Json::Array(a) => a.iter_mut().for_each(no_negative_zero),
+            Json::Object(o) => o.values_mut().for_each(no_negative_zero),
+            _ => {}
+        }
+    }
+    let mut json = json.clone();
+    no_negative_zero(&mut json);
+    Ok(json)
 }
 
 /// Fills every stored column the record lacks with its declared default, so inserts always
@@ -468,6 +484,14 @@ mod tests {
         ] {
             assert!(parse_value(&f, &good).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn a_negative_zero_in_json_is_stored_as_zero() {
+        let value: Json =
+            serde_json::from_str(r#"{"a": [-0.0, 1.5, {"b": -0.0}], "c": -1}"#).unwrap();
+        let stored = storable_json(&value).unwrap();
+        assert_eq!(stored.to_string(), r#"{"a":[0.0,1.5,{"b":0.0}],"c":-1}"#);
     }
 
     #[test]

@@ -42,6 +42,11 @@ macro_rules! migration {
     };
 }
 
+/// Versions after which the storage counters are recounted from the data: they changed
+/// what counts, which SQL alone cannot recount the way writes count (12: JSON metadata is
+/// measured from its value, an attachment's file only while it is kept).
+pub const RECOUNTS_STORAGE: &[i64] = &[12];
+
 pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 1, "schema", "0001_schema"),
     migration!("sqlite", 2, "content_encryption", "0002_content_encryption"),

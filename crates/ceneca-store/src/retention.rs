@@ -27,8 +27,9 @@ pub enum RuleScope {
     Organization(Uuid),
 }
 
-/// The threads of `scope` idle since before `idle_before` (no message, and no change to
-/// the thread itself: one unarchived is idle again only from then): neither pinned,
+/// The threads of `scope` idle since before `idle_before` (no message, no change to the
+/// thread — one unarchived is idle again only from then — nor to its messages, their
+/// attachments or their embeddings): neither pinned,
 /// archived nor in the bin, in a workspace that is not in the bin. A page in `(last_message_at, id)` order,
 /// after `after`.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,12 +121,13 @@ pub(crate) async fn candidates<E: Exec>(
         }
         None => String::new(),
     };
+    let quiet = quiet_since("t.id", &idle_before);
     // Spelled as the partial index `threads__archive_candidates` is (migration 0012).
     sql.text = format!(
         "SELECT t.id, t.last_message_at FROM threads t JOIN workspaces w ON w.id = t.workspace_id
          WHERE t.is_archived = false AND t.pinned = false AND t.deleted_at IS NULL
            AND t.last_message_at < {idle_before} AND t.updated_at < {idle_before}
-           AND w.deleted_at IS NULL AND {scope}{after}
+           AND {quiet} AND w.deleted_at IS NULL AND {scope}{after}
          ORDER BY t.last_message_at, t.id LIMIT {}",
         query.limit
     );
@@ -141,6 +143,22 @@ pub(crate) async fn candidates<E: Exec>(
             })
         })
         .collect())
+}
+
+/// No message of the thread `thread` (a column), no attachment of its messages and no
+/// embedding of either changed since `since` (a placeholder): an edit, a file uploaded to
+/// an old message, a vector written for it is activity, as a new message is.
+fn quiet_since(thread: &str, since: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM messages qm WHERE qm.thread_id = {thread} AND qm.updated_at >= {since})
+         AND NOT EXISTS (SELECT 1 FROM attachments qa JOIN messages qm ON qm.id = qa.message_id
+                         WHERE qm.thread_id = {thread} AND qa.updated_at >= {since})
+         AND NOT EXISTS (SELECT 1 FROM embedding_records qe JOIN messages qm ON qm.id = qe.source_id
+                         WHERE qe.collection = 'messages' AND qm.thread_id = {thread} AND qe.updated_at >= {since})
+         AND NOT EXISTS (SELECT 1 FROM embedding_records qe JOIN attachments qa ON qa.id = qe.source_id
+                         JOIN messages qm ON qm.id = qa.message_id
+                         WHERE qe.collection = 'attachments' AND qm.thread_id = {thread} AND qe.updated_at >= {since})"
+    )
 }
 
 /// The messages of the threads bound at `threads`, as a subquery.
@@ -326,9 +344,10 @@ pub(crate) async fn archive<E: Exec>(
     sql.text = format!(
         "UPDATE threads SET is_archived = true, archived_at = {at}, updated_at = {at}
          WHERE {} AND is_archived = false AND pinned = false AND deleted_at IS NULL
-           AND last_message_at < {before} AND updated_at < {before}
+           AND last_message_at < {before} AND updated_at < {before} AND {}
          RETURNING {}",
         d.in_set("id", &set),
+        quiet_since("threads.id", &before),
         sql::column_list(&model::THREADS)
     );
     out.threads = exec.fetch(&model::THREADS, &sql).await?;

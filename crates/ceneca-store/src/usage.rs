@@ -264,21 +264,85 @@ fn per_workspace(rows: &[Record]) -> BTreeMap<(Uuid, Category), (i64, i64)> {
         .collect()
 }
 
+/// What every workspace stores, counted from the data: the statement sums the stored
+/// lengths, then the JSON columns are measured row by row as the write path measures them
+/// (from the value: an engine's own spelling of JSON differs).
+async fn count_from_data<E: Exec>(exec: &mut E) -> Result<BTreeMap<(Uuid, Category), (i64, i64)>> {
+    let fields: Vec<&Field> = PER_WORKSPACE.iter().collect();
+    let d = exec.dialect();
+    let sql = Sql {
+        text: recount(d),
+        params: Vec::new(),
+    };
+    let mut actual = per_workspace(&exec.fetch_columns(&fields, &sql).await?);
+    for sizing in SIZED.iter().filter(|s| !s.json.is_empty()) {
+        add_json_bytes(exec, sizing, &mut actual).await?;
+    }
+    Ok(actual)
+}
+
+/// Adds the bytes of `sizing`'s JSON columns, read a page at a time.
+async fn add_json_bytes<E: Exec>(
+    exec: &mut E,
+    sizing: &ceneca_domain::storage::Sizing,
+    into: &mut BTreeMap<(Uuid, Category), (i64, i64)>,
+) -> Result<()> {
+    const PAGE: usize = 5000;
+    static ID: Field = field("id", Kind::Uuid);
+    static WORKSPACE: Field = field("workspace_id", Kind::Uuid);
+    let mut fields: Vec<&Field> = vec![&ID, &WORKSPACE];
+    for column in sizing.json {
+        fields.push(sizing.entity.field(column).ok_or(StoreError::NotFound)?);
+    }
+    let live = if sizing.entity.soft_delete {
+        " AND deleted_at IS NULL"
+    } else {
+        ""
+    };
+    let mut after: Option<Uuid> = None;
+    loop {
+        let d = exec.dialect();
+        let mut sql = Sql::default();
+        let from = match after {
+            Some(id) => format!("id > {}", sql.bind(d, Value::Id(id), Kind::Uuid)),
+            None => "1 = 1".to_owned(),
+        };
+        sql.text = format!(
+            "SELECT id, workspace_id, {} FROM {} WHERE {from}{live} ORDER BY id LIMIT {PAGE}",
+            sizing.json.join(", "),
+            sizing.entity.table
+        );
+        let rows = exec.fetch_columns(&fields, &sql).await?;
+        for row in &rows {
+            let bytes: usize = sizing
+                .json
+                .iter()
+                .map(|c| match row.get(c) {
+                    Some(Value::Json(v)) => ceneca_domain::storage::json_bytes(v),
+                    _ => 0,
+                })
+                .sum();
+            if let (Some(workspace), true) = (row.id_of("workspace_id"), bytes > 0) {
+                into.entry((workspace, sizing.category)).or_default().1 += bytes as i64;
+            }
+        }
+        match rows.last().and_then(Record::id) {
+            Some(last) if rows.len() == PAGE => after = Some(last),
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Compares every counter with the data; with `fix`, replaces the counters with the data's
 /// figures. Run inside a write transaction, so no write lands between the count and the
 /// fix.
 pub(crate) async fn reconcile<E: Exec>(exec: &mut E, fix: bool) -> Result<Vec<UsageDrift>> {
     let fields: Vec<&Field> = PER_WORKSPACE.iter().collect();
-    let d = exec.dialect();
-    let actual_sql = Sql {
-        text: recount(d),
-        params: Vec::new(),
-    };
     let counted_sql = Sql {
         text: "SELECT workspace_id, category, row_count, bytes FROM storage_usage".into(),
         params: Vec::new(),
     };
-    let actual = per_workspace(&exec.fetch_columns(&fields, &actual_sql).await?);
+    let actual = count_from_data(exec).await?;
     let counted = per_workspace(&exec.fetch_columns(&fields, &counted_sql).await?);
     let mut drift = Vec::new();
     let keys: std::collections::BTreeSet<_> = actual.keys().chain(counted.keys()).collect();
@@ -302,15 +366,39 @@ pub(crate) async fn reconcile<E: Exec>(exec: &mut E, fix: bool) -> Result<Vec<Us
             params: Vec::new(),
         })
         .await?;
-        let text = format!(
-            "INSERT INTO storage_usage (workspace_id, category, row_count, bytes) {}",
-            recount(exec.dialect())
-        );
-        exec.execute(&Sql {
-            text,
-            params: Vec::new(),
-        })
-        .await?;
+        for ((workspace, category), (rows, bytes)) in actual {
+            let d = exec.dialect();
+            let mut sql = Sql::default();
+            let values = [
+                sql.bind(d, Value::Id(workspace), Kind::Uuid),
+                sql.bind(
+                    d,
+                    Value::Text(category.as_str().into()),
+                    Kind::Text { max: usize::MAX },
+                ),
+                sql.bind(
+                    d,
+                    Value::Int(rows),
+                    Kind::Int {
+                        min: 0,
+                        max: i64::MAX,
+                    },
+                ),
+                sql.bind(
+                    d,
+                    Value::Int(bytes),
+                    Kind::Int {
+                        min: 0,
+                        max: i64::MAX,
+                    },
+                ),
+            ];
+            sql.text = format!(
+                "INSERT INTO storage_usage (workspace_id, category, row_count, bytes) VALUES ({})",
+                values.join(", ")
+            );
+            exec.execute(&sql).await?;
+        }
     }
     Ok(drift)
 }

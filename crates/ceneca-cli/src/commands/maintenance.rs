@@ -20,6 +20,16 @@ pub enum Action {
 pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
     match action {
         Action::Run { dry_run } => {
+            // A local node's upstream decides what is archived: an archive made here
+            // would never reach it, and the copies would part.
+            if !config.sync.upstream_url.is_empty()
+                || ceneca_node::NodeFiles::in_data_dir(&config.data_dir).enrolled()
+            {
+                anyhow::bail!(
+                    "this data folder is a local node (enrolled with an upstream): its upstream \
+                     decides what is archived; run maintenance there"
+                );
+            }
             let (services, _) = super::open_services(&config).await?;
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(

@@ -11,7 +11,7 @@ mod sweep;
 mod upload;
 
 pub use download::{AttachmentContent, ContentReader};
-pub use sweep::SweepReport;
+pub use sweep::{SWEEP_GRACE, SweepReport};
 
 use std::sync::Arc;
 

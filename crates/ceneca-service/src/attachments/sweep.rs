@@ -50,7 +50,7 @@ impl Services {
             if *modified >= cutoff {
                 continue;
             }
-            if self.remove_blob_if_unnamed(key).await? {
+            if self.remove_blob_if_unnamed(key, None).await? {
                 report.blobs_removed += 1;
             }
         }
@@ -64,9 +64,30 @@ impl Services {
         Ok(report)
     }
 
-    /// Removes the blob `key` if no attachment row names it; whether it did.
-    pub(crate) async fn remove_blob_if_unnamed(&self, key: &BlobKey) -> Result<bool> {
+    /// Removes the blob `key` if no attachment row names it, and (with `grace`) if it
+    /// was last written longer ago than that; whether it did.
+    pub(crate) async fn remove_blob_if_unnamed(
+        &self,
+        key: &BlobKey,
+        grace: Option<Duration>,
+    ) -> Result<bool> {
         let blobs = self.blob_store()?.clone();
+        if let Some(grace) = grace {
+            // Another process (the command line beside a server, nodes sharing a volume)
+            // does not share the gate: an upload there may be about to name this blob,
+            // whose time it renewed when it found it stored. The sweep takes it later.
+            let Some(file) = blobs.open(key).await.map_err(super::storage_error)? else {
+                return Ok(false);
+            };
+            let modified = file
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .map_err(super::storage_error)?;
+            if modified.elapsed().unwrap_or_default() < grace {
+                return Ok(false);
+            }
+        }
         // No upload is between keeping a blob and committing its row while this is held,
         // so "no row names it" stays true until the blob is gone. (Nodes sharing a volume
         // do not share the gate: the grace period covers them.)

@@ -86,13 +86,17 @@ impl Services {
         if !caller.system_admin {
             return Err(ServiceError::NotFound("route"));
         }
-        self.run_maintenance(
-            MaintenanceTrigger::Manual,
-            Some(caller.user_id),
-            dry_run,
-            &|_| {},
-        )
+        // A task of its own: a client that hangs up (or a proxy's timeout) does not cut
+        // the run short between two rounds, unaudited.
+        let services = self.clone();
+        let actor = Some(caller.user_id);
+        tokio::spawn(async move {
+            services
+                .run_maintenance(MaintenanceTrigger::Manual, actor, dry_run, &|_| {})
+                .await
+        })
         .await
+        .map_err(|e| ServiceError::Internal(format!("the maintenance run ended abnormally: {e}")))?
     }
 
     /// Runs maintenance once: refused with 409 while another run holds the lease.
@@ -104,6 +108,28 @@ impl Services {
         dry_run: bool,
         progress: &(dyn Fn(&MaintenanceReport) + Sync),
     ) -> Result<MaintenanceReport> {
+        self.run_maintenance_until(trigger, actor, dry_run, progress, None)
+            .await
+    }
+
+    /// [`Services::run_maintenance`], stopping between two rounds once `stop` turns true
+    /// (the worker, at shutdown): what was done stays done, and the run is audited as
+    /// stopped.
+    pub(crate) async fn run_maintenance_until(
+        &self,
+        trigger: MaintenanceTrigger,
+        actor: Option<Uuid>,
+        dry_run: bool,
+        progress: &(dyn Fn(&MaintenanceReport) + Sync),
+        stop: Option<&tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<MaintenanceReport> {
+        if let Some(node) = &self.config.local_node {
+            return Err(ServiceError::UpstreamOnly(format!(
+                "this server is a local node of {}: its upstream decides what is archived; \
+                 run maintenance there",
+                node.upstream
+            )));
+        }
         let Some(mut lease) = self.store.maintenance_lease().await? else {
             return Err(ServiceError::conflict(
                 "a maintenance run is already in progress on this database; try again once it ends",
@@ -115,8 +141,9 @@ impl Services {
             ..MaintenanceReport::default()
         };
         let outcome = self
-            .archive_by_rules(&mut *lease, actor, &mut report, progress)
+            .archive_by_rules(&mut *lease, actor, &mut report, progress, stop)
             .await;
+        let stopped = stop.is_some_and(|s| *s.borrow());
         // The run is audited as a whole (each round was, with its ids), failed or not.
         let outcome_text = if outcome.is_ok() {
             "success"
@@ -126,6 +153,7 @@ impl Services {
         let mut event = AuditEvent::new("maintenance.run", outcome_text).details(json!({
             "trigger": trigger,
             "dry_run": dry_run,
+            "stopped_early": stopped,
             "threads_archived": report.threads_archived,
             "attachment_files_removed": report.attachment_files_removed,
             "embeddings_removed": report.embeddings_removed,
@@ -169,8 +197,10 @@ impl Services {
         actor: Option<Uuid>,
         report: &mut MaintenanceReport,
         progress: &(dyn Fn(&MaintenanceReport) + Sync),
+        stop: Option<&tokio::sync::watch::Receiver<bool>>,
     ) -> Result<()> {
         let started = now();
+        let stopping = || stop.is_some_and(|s| *s.borrow());
         for rule in self.archive_rules().await? {
             let idle_before = started - time::Duration::days(i64::from(rule.days));
             let mut rule_report = ArchiveRuleReport {
@@ -183,6 +213,10 @@ impl Services {
             };
             let mut after = None;
             loop {
+                if stopping() {
+                    report.rules.push(rule_report);
+                    return Ok(());
+                }
                 // Another node may have taken the lease if this one lost its connection.
                 lease.check().await?;
                 let query = ArchiveQuery {
@@ -278,7 +312,8 @@ impl Services {
         report.embedding_bytes_removed += count("embedding_bytes_removed");
         let deleting = Instant::now();
         for key in footprint.blob_keys.iter().filter_map(|k| BlobKey::parse(k)) {
-            if self.remove_blob_if_unnamed(&key).await? {
+            let grace = Some(crate::attachments::SWEEP_GRACE);
+            if self.remove_blob_if_unnamed(&key, grace).await? {
                 report.blob_files_deleted += 1;
             }
         }

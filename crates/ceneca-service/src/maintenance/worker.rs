@@ -37,6 +37,9 @@ impl MaintenanceWorker {
     }
 }
 
+/// How soon after start a server whose last run is unknown (or overdue) runs.
+const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
+
 impl Services {
     async fn maintenance_loop(self, mut stop: watch::Receiver<bool>) {
         let hours = u64::from(self.config.maintenance_interval_hours);
@@ -46,7 +49,14 @@ impl Services {
         } else {
             hours * 3600
         });
-        let mut next = tokio::time::Instant::now() + every;
+        // The schedule survives restarts: the next run is due an interval after the last
+        // one the audit trail records (a server restarted daily still runs daily).
+        let mut next = tokio::time::Instant::now()
+            + match self.since_last_maintenance().await {
+                Some(since) if hours > 0 => every.saturating_sub(since).max(FIRST_RUN_AFTER),
+                _ if hours > 0 => FIRST_RUN_AFTER,
+                _ => every,
+            };
         loop {
             let trigger = tokio::select! {
                 () = tokio::time::sleep_until(next) => MaintenanceTrigger::Schedule,
@@ -56,17 +66,29 @@ impl Services {
             if trigger == MaintenanceTrigger::Schedule {
                 next = tokio::time::Instant::now() + every;
             }
-            let run = self.run_maintenance(trigger, None, false, &|_| {});
-            tokio::select! {
-                outcome = run => {
-                    if let Err(e) = outcome {
-                        tracing::warn!(error = %e, trigger = ?trigger, "maintenance: the run failed; it runs again later");
-                    }
-                }
-                // A stop during a run waits for its round's transaction (the future is
-                // dropped between awaits; each round commits or rolls back whole).
-                _ = stop.wait_for(|s| *s) => return,
+            // A stop during a run ends it between two rounds (each commits whole), audited.
+            let run = self.run_maintenance_until(trigger, None, false, &|_| {}, Some(&stop));
+            if let Err(e) = run.await {
+                tracing::warn!(error = %e, trigger = ?trigger, "maintenance: the run failed; it runs again later");
+            }
+            if *stop.borrow() {
+                return;
             }
         }
+    }
+
+    /// How long ago the last maintenance run (not a dry run) ended, from the audit trail.
+    async fn since_last_maintenance(&self) -> Option<Duration> {
+        use ceneca_domain::scope::ScopeFilter;
+        use ceneca_domain::{Value, model};
+        let mut query = ceneca_store::ListQuery::new(ScopeFilter::All, "sequence", true, 20);
+        query.equals = vec![("action", Value::Text("maintenance.run".into()))];
+        let rows = self.store.list(&model::AUDIT_LOG, query).await.ok()?;
+        let last = rows.iter().find(
+            |row| !matches!(row.get("details"), Some(Value::Json(d)) if d["dry_run"] == true),
+        )?;
+        let at = last.get("at").and_then(Value::as_time)?;
+        let since = ceneca_domain::clock::now() - at;
+        Some(Duration::try_from(since).unwrap_or_default())
     }
 }

@@ -4,8 +4,9 @@
 
 use ceneca_domain::model;
 use ceneca_domain::roles::OrgRole;
+use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::storage::Category;
-use ceneca_store::UsageOf;
+use ceneca_store::{Deleted, UsageOf};
 use ceneca_wire::storage::{CategoryUsage, StatsParams, StatsScope, StorageStats};
 
 use crate::error::{Result, ServiceError};
@@ -53,6 +54,18 @@ impl Services {
         let id = match of {
             UsageOf::User(id) | UsageOf::Organization(id) | UsageOf::Workspace(id) => id,
         };
+        // A system administrator reaches any id: one that names nothing is 404, not zeros.
+        if caller.system_admin {
+            let (entity, name) = match of {
+                UsageOf::User(_) => (&model::USERS, "user"),
+                UsageOf::Organization(_) => (&model::ORGANIZATIONS, "organization"),
+                UsageOf::Workspace(_) => (&model::WORKSPACES, "workspace"),
+            };
+            self.store
+                .get(entity, id, ScopeFilter::All, Deleted::Include)
+                .await?
+                .ok_or(ServiceError::NotFound(name))?;
+        }
         let usage = self.store.storage_usage(of).await?;
         let of_category = |category: Category| {
             usage

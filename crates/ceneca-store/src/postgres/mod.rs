@@ -529,6 +529,9 @@ impl Store for PgStore {
             tx.commit().await.map_err(backend)?;
             done.push(m.version);
         }
+        if done.iter().any(|v| migrate::RECOUNTS_STORAGE.contains(v)) {
+            self.reconcile_storage(true).await?;
+        }
         Ok(done)
     }
 

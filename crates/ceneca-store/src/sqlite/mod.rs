@@ -695,7 +695,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate_up(&self) -> Result<Vec<i64>> {
-        self.write(|conn| {
+        let done = self.write(|conn| {
             let applied = applied_migrations(conn)?;
             let mut done = Vec::new();
             for m in migrate::SQLITE.iter().filter(|m| applied.iter().all(|a| a.0 != m.version)) {
@@ -712,7 +712,11 @@ impl Store for SqliteStore {
             }
             Ok(done)
         })
-        .await
+        .await?;
+        if done.iter().any(|v| migrate::RECOUNTS_STORAGE.contains(v)) {
+            self.reconcile_storage(true).await?;
+        }
+        Ok(done)
     }
 
     async fn migrate_down(&self) -> Result<Option<i64>> {

@@ -44,7 +44,17 @@ async fn maintenance(
     State(state): State<AppState>,
     Auth(caller): Auth,
     QueryPairs(pairs): QueryPairs,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<MaintenanceReport>> {
+    // What a run does is said in the query: a body (`{"dry_run": true}`) would be
+    // ignored, and a real run is what runs then.
+    if !body.is_empty() {
+        return Err(ceneca_wire::ParamError::new(
+            "body",
+            "this route takes no body: say `?dry_run=true` in the query",
+        )
+        .into());
+    }
     let params = MaintenanceParams::from_pairs(&pairs)?;
     Ok(Json(
         state
