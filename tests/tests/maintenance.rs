@@ -192,6 +192,15 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
     };
     let refused = post(&u, route.to_owned()).await;
     assert_eq!(refused.status, 404, "{refused:?}");
+    // Found by the second attack: bad input told others the route exists (400, not 404).
+    for path in [format!("{route}?dry_run=bogus"), format!("{route}?x=1")] {
+        let hidden = post(&u, path).await;
+        assert_eq!(hidden.status, 404, "{hidden:?}");
+    }
+    let hidden = s
+        .call(Method::POST, route, Some(&u.token), Some(&json!({})))
+        .await;
+    assert_eq!(hidden.status, 404, "{hidden:?}");
     let bad = post(&admin, format!("{route}?dry_run=maybe")).await;
     assert_eq!(bad.status, 400, "{bad:?}");
     assert!(

@@ -571,6 +571,27 @@ async fn regression_metadata_counts_against_the_quota(backend: Backend) {
     assert_eq!(grown.status, 413, "{grown:?}");
     let drift = s.services.store().reconcile_storage(false).await.unwrap();
     assert!(drift.is_empty(), "{drift:?}");
+
+    // Found by the attack on the fix: PostgreSQL gives whole numbers from 1e16 back as
+    // their digits (`1e16` is 17 of them), so an insert was counted short and its delete
+    // took more than it had added, driving the counters below zero and the quota open.
+    let numbers: Vec<f64> = vec![1e16; 100];
+    let row = id(s
+        .post(
+            &u,
+            &messages,
+            json!({"role": "user", "content": "n", "metadata": {"a": numbers, "b": [-1e16, 1.5e17, 1e20]}}),
+        )
+        .await
+        .expect(201))
+    .await;
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    s.delete(&u, &format!("/api/v1/messages/{row}"))
+        .await
+        .expect(200);
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
 }
 
 /// Found by the second attack on quotas: a system administrator asking for the

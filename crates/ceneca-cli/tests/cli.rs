@@ -1276,3 +1276,73 @@ async fn metrics_listen_serves_metrics_and_log_lines_carry_request_ids() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("metrics_listen"));
 }
+
+/// `ceneca storage reconcile` fails (for scripts and monitoring) while counters differ from
+/// the data, and `--fix` repairs them; `ceneca maintenance run` reports what it did or
+/// would do, and refuses in a local node's data folder, whose upstream decides.
+#[tokio::test]
+async fn storage_reconcile_and_maintenance_run_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = serve(ceneca(dir.path())).await;
+        write_something(&server.base).await;
+    }
+    let reconcile = |fix: bool| {
+        let mut cmd = ceneca(dir.path());
+        cmd.args(["storage", "reconcile"]);
+        if fix {
+            cmd.arg("--fix");
+        }
+        cmd.output().unwrap()
+    };
+    let clean = reconcile(false);
+    assert!(clean.status.success(), "{}", output_text(&clean));
+    assert!(output_text(&clean).contains("match the data"));
+    // A counter moved by hand: the data says otherwise.
+    let db = rusqlite::Connection::open(dir.path().join("ceneca_data/ceneca.db")).unwrap();
+    let moved = db
+        .execute(
+            "INSERT INTO storage_usage (workspace_id, category, row_count, bytes) \
+             SELECT id, 'messages', 1, 7 FROM workspaces",
+            [],
+        )
+        .unwrap();
+    assert!(moved > 0);
+    drop(db);
+    let drifted = reconcile(false);
+    assert!(!drifted.status.success(), "{}", output_text(&drifted));
+    assert!(output_text(&drifted).contains("run with --fix"));
+    let fixed = reconcile(true);
+    assert!(fixed.status.success(), "{}", output_text(&fixed));
+    assert!(reconcile(false).status.success());
+
+    let dry = ceneca(dir.path())
+        .args(["maintenance", "run", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(dry.status.success(), "{}", output_text(&dry));
+    assert!(
+        output_text(&dry).contains("would archive 0 threads"),
+        "{}",
+        output_text(&dry)
+    );
+    let run = ceneca(dir.path())
+        .args(["maintenance", "run"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", output_text(&run));
+    assert!(output_text(&run).contains("archived 0 threads"));
+    // An enrolled folder is a local node's.
+    std::fs::create_dir_all(dir.path().join("ceneca_data/node")).unwrap();
+    std::fs::write(dir.path().join("ceneca_data/node/credentials"), b"sealed").unwrap();
+    let refused = ceneca(dir.path())
+        .args(["maintenance", "run"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        output_text(&refused).contains("local node"),
+        "{}",
+        output_text(&refused)
+    );
+}

@@ -320,23 +320,34 @@ fn storable_json(json: &Json) -> Result<Json, String> {
         }
     }
     check(json)?;
-    // PostgreSQL's exact decimals have no negative zero (`-0.0` comes back `0.0`): stored
-    // as zero on both engines, a value reads back as it was measured for the quotas.
-    fn no_negative_zero(j: &mut Json) {
-        match j {
-            Json::Number(n)
-                if n.as_f64() == Some(0.0) && n.as_f64().is_some_and(f64::is_sign_negative) =>
-            {
-                *n = serde_json::Number::from_f64(0.0).unwrap_or_else(|| 0.into());
-            }
-            Json::Array(a) => a.iter_mut().for_each(no_negative_zero),
-            Json::Object(o) => o.values_mut().for_each(no_negative_zero),
-            _ => {}
-        }
-    }
     let mut json = json.clone();
-    no_negative_zero(&mut json);
+    as_both_engines_give_back(&mut json);
     Ok(json)
+}
+
+/// Spells numbers as PostgreSQL's exact decimals give them back, so a value reads back as
+/// it was measured for the quotas (and both engines store the same): `-0.0` is `0.0` (a
+/// decimal has no negative zero), and a whole number from 1e16 that an integer holds is
+/// that integer (`1e16` comes back as its 17 digits).
+fn as_both_engines_give_back(j: &mut Json) {
+    match j {
+        Json::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or_default();
+            if x == 0.0 && x.is_sign_negative() {
+                *n = serde_json::Number::from_f64(0.0).unwrap_or_else(|| 0.into());
+            } else if x.fract() == 0.0 && x.abs() >= 1e16 {
+                // `as` saturates: only a value inside the range is exact.
+                if x >= i64::MIN as f64 && x < i64::MAX as f64 {
+                    *n = (x as i64).into();
+                } else if x > 0.0 && x < u64::MAX as f64 {
+                    *n = (x as u64).into();
+                }
+            }
+        }
+        Json::Array(a) => a.iter_mut().for_each(as_both_engines_give_back),
+        Json::Object(o) => o.values_mut().for_each(as_both_engines_give_back),
+        _ => {}
+    }
 }
 
 /// Fills every stored column the record lacks with its declared default, so inserts always
@@ -492,6 +503,19 @@ mod tests {
             serde_json::from_str(r#"{"a": [-0.0, 1.5, {"b": -0.0}], "c": -1}"#).unwrap();
         let stored = storable_json(&value).unwrap();
         assert_eq!(stored.to_string(), r#"{"a":[0.0,1.5,{"b":0.0}],"c":-1}"#);
+    }
+
+    #[test]
+    fn whole_numbers_from_1e16_are_stored_as_the_integers_postgresql_gives_back() {
+        let value: Json = serde_json::from_str(
+            r#"[1e16, -1e16, 1.5e17, 1.8e19, 1e20, 1e15, 1.0, 0.1, 12345678901234567890]"#,
+        )
+        .unwrap();
+        let stored = storable_json(&value).unwrap();
+        assert_eq!(
+            stored.to_string(),
+            "[10000000000000000,-10000000000000000,150000000000000000,18000000000000000000,1e+20,1000000000000000.0,1.0,0.1,12345678901234567890]"
+        );
     }
 
     #[test]

@@ -386,6 +386,16 @@ pub(crate) async fn archive<E: Exec>(
         d.lock_rows()
     );
     let before_rows = exec.fetch(attachments, &sql).await?;
+    // Written since the threads were judged idle (another transaction committed between
+    // this statement and the threads' update): left as it is.
+    let before_rows: Vec<Record> = before_rows
+        .into_iter()
+        .filter(|row| {
+            row.get("updated_at")
+                .and_then(Value::as_time)
+                .is_some_and(|at| at < idle_before)
+        })
+        .collect();
     if !before_rows.is_empty() {
         let ids: Vec<Uuid> = before_rows.iter().filter_map(Record::id).collect();
         let d = exec.dialect();
@@ -405,8 +415,9 @@ pub(crate) async fn archive<E: Exec>(
     let d = exec.dialect();
     let mut sql = Sql::default();
     let set = sql.bind(d, archived, Kind::Uuid);
+    let before = sql.bind(d, Value::Time(idle_before), Kind::Time);
     sql.text = format!(
-        "DELETE FROM embedding_records WHERE {} RETURNING {}",
+        "DELETE FROM embedding_records WHERE {} AND updated_at < {before} RETURNING {}",
         embeddings_of(d, &set),
         sql::column_list(&model::EMBEDDING_RECORDS)
     );

@@ -34,7 +34,10 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
             match (drift.len(), fix) {
                 (0, _) => println!("storage counters match the data"),
                 (n, true) => println!("{n} counters corrected"),
-                (n, false) => println!("{n} counters differ from the data: run with --fix"),
+                (n, false) => {
+                    // A failure for scripts and monitoring: the counters are wrong.
+                    anyhow::bail!("{n} counters differ from the data: run with --fix")
+                }
             }
             Ok(())
         }

@@ -76,6 +76,16 @@ impl Services {
         }
     }
 
+    /// Refuses (404, as every administrators' route) a caller who is no system
+    /// administrator.
+    pub fn require_maintenance_caller(&self, caller: &Caller) -> Result<()> {
+        if caller.system_admin {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("route"))
+        }
+    }
+
     /// A maintenance run asked for by `caller`, a system administrator (others: 404,
     /// as for every administrators' route).
     pub async fn run_maintenance_as(
@@ -83,9 +93,7 @@ impl Services {
         caller: &Caller,
         dry_run: bool,
     ) -> Result<MaintenanceReport> {
-        if !caller.system_admin {
-            return Err(ServiceError::NotFound("route"));
-        }
+        self.require_maintenance_caller(caller)?;
         // A task of its own: a client that hangs up (or a proxy's timeout) does not cut
         // the run short between two rounds, unaudited.
         let services = self.clone();

@@ -46,6 +46,8 @@ async fn maintenance(
     QueryPairs(pairs): QueryPairs,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<MaintenanceReport>> {
+    // Others than system administrators learn nothing of the route, bad input included.
+    state.services.require_maintenance_caller(&caller)?;
     // What a run does is said in the query: a body (`{"dry_run": true}`) would be
     // ignored, and a real run is what runs then.
     if !body.is_empty() {
