@@ -149,15 +149,18 @@ pub(crate) async fn candidates<E: Exec>(
 /// embedding of either changed since `since` (a placeholder): an edit, a file uploaded to
 /// an old message, a vector written for it is activity, as a new message is.
 fn quiet_since(thread: &str, since: &str) -> String {
+    // Each lookup goes through the thread's messages by index (`IN`, not a join the
+    // planner may drive from the other side: a scan of every embedding per thread).
+    let messages = format!("SELECT id FROM messages WHERE thread_id = {thread}");
+    let attachments =
+        format!("SELECT qa.id FROM attachments qa WHERE qa.message_id IN ({messages})");
     format!(
         "NOT EXISTS (SELECT 1 FROM messages qm WHERE qm.thread_id = {thread} AND qm.updated_at >= {since})
-         AND NOT EXISTS (SELECT 1 FROM attachments qa JOIN messages qm ON qm.id = qa.message_id
-                         WHERE qm.thread_id = {thread} AND qa.updated_at >= {since})
-         AND NOT EXISTS (SELECT 1 FROM embedding_records qe JOIN messages qm ON qm.id = qe.source_id
-                         WHERE qe.collection = 'messages' AND qm.thread_id = {thread} AND qe.updated_at >= {since})
-         AND NOT EXISTS (SELECT 1 FROM embedding_records qe JOIN attachments qa ON qa.id = qe.source_id
-                         JOIN messages qm ON qm.id = qa.message_id
-                         WHERE qe.collection = 'attachments' AND qm.thread_id = {thread} AND qe.updated_at >= {since})"
+         AND NOT EXISTS (SELECT 1 FROM attachments qa WHERE qa.message_id IN ({messages}) AND qa.updated_at >= {since})
+         AND NOT EXISTS (SELECT 1 FROM embedding_records qe WHERE qe.collection = 'messages'
+                         AND qe.source_id IN ({messages}) AND qe.updated_at >= {since})
+         AND NOT EXISTS (SELECT 1 FROM embedding_records qe WHERE qe.collection = 'attachments'
+                         AND qe.source_id IN ({attachments}) AND qe.updated_at >= {since})"
     )
 }
 
