@@ -149,6 +149,17 @@ async fn outbox_drains(s: &TestServer) {
     panic!("the vector outbox did not drain");
 }
 
+/// A server on `backend`, a user and a workspace of theirs.
+async fn server_with_workspace(backend: Backend) -> (TestServer, User, String) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let ws = id(&s
+        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201));
+    (s, u, ws)
+}
+
 async fn run(s: &TestServer, dry_run: bool) -> MaintenanceReport {
     s.services
         .run_maintenance(MaintenanceTrigger::Manual, None, dry_run, &|_| {})
@@ -157,12 +168,7 @@ async fn run(s: &TestServer, dry_run: bool) -> MaintenanceReport {
 }
 
 async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend: Backend) {
-    let s = TestServer::start(backend).await;
-    let u = s.user("u").await;
-    let ws = id(&s
-        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
-        .await
-        .expect(201));
+    let (s, u, ws) = server_with_workspace(backend).await;
     let (old, old_message) = thread_with_message(&s, &u, &ws, "old").await;
     let (pinned, pinned_message) = thread_with_message(&s, &u, &ws, "pinned").await;
     let (fresh, _) = thread_with_message(&s, &u, &ws, "fresh").await;
@@ -589,12 +595,7 @@ async fn one_maintenance_run_at_a_time(backend: Backend) {
 /// The write decides on the thread as it is then, whatever was read to choose it: a
 /// thread pinned, written to or unarchived since is left as it is.
 async fn an_archive_decides_on_the_thread_as_it_is_when_written(backend: Backend) {
-    let s = TestServer::start(backend).await;
-    let u = s.user("u").await;
-    let ws = id(&s
-        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
-        .await
-        .expect(201));
+    let (s, u, ws) = server_with_workspace(backend).await;
     let (pinned, _) = thread_with_message(&s, &u, &ws, "pinned").await;
     let (busy, _) = thread_with_message(&s, &u, &ws, "busy").await;
     let (idle_thread, _) = thread_with_message(&s, &u, &ws, "idle").await;
@@ -640,12 +641,7 @@ async fn an_archive_decides_on_the_thread_as_it_is_when_written(backend: Backend
 /// was edited, whose old message got a file, or whose message got a vector a moment ago
 /// was archived (the file just uploaded was removed).
 async fn regression_activity_inside_a_thread_keeps_it_from_archive(backend: Backend) {
-    let s = TestServer::start(backend).await;
-    let u = s.user("u").await;
-    let ws = id(&s
-        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
-        .await
-        .expect(201));
+    let (s, u, ws) = server_with_workspace(backend).await;
     let mut threads = Vec::new();
     for (i, activity) in ["edit", "file", "vector", "none"].into_iter().enumerate() {
         let (thread, message) = thread_with_message(&s, &u, &ws, activity).await;
@@ -691,12 +687,7 @@ async fn regression_activity_inside_a_thread_keeps_it_from_archive(backend: Back
 /// Found by the attack: files were deleted however new, and an upload in another process
 /// (the command line beside a server, nodes sharing a volume) may be about to name one.
 async fn regression_a_file_written_within_the_grace_is_left_to_the_sweep(backend: Backend) {
-    let s = TestServer::start(backend).await;
-    let u = s.user("u").await;
-    let ws = id(&s
-        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
-        .await
-        .expect(201));
+    let (s, u, ws) = server_with_workspace(backend).await;
     let (thread, message) = thread_with_message(&s, &u, &ws, "old").await;
     let file = attachment(&s, &u, &ws, &message, 500).await;
     for table in ["messages", "attachments"] {
