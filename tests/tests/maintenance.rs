@@ -69,20 +69,36 @@ async fn attachment(s: &TestServer, u: &User, ws: &str, message: &str, len: usiz
         )
         .await
         .expect(201));
-    let put = s
-        .http
+    assert_eq!(put_file(s, u, &attachment, png(len)).await, 200);
+    attachment
+}
+
+/// Uploads `bytes` as the content of `attachment`; the status.
+async fn put_file(s: &TestServer, u: &User, attachment: &str, bytes: Vec<u8>) -> u16 {
+    s.http
         .put(format!(
             "{}/api/v1/attachments/{attachment}/content",
             s.base
         ))
         .bearer_auth(&u.token)
         .header("content-type", "application/octet-stream")
-        .body(png(len))
+        .body(bytes)
         .send()
         .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
-    attachment
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Pins `thread`.
+async fn pin(s: &TestServer, u: &User, thread: &str) {
+    s.patch(
+        u,
+        &format!("/api/v1/threads/{thread}"),
+        json!({"pinned": true}),
+    )
+    .await
+    .expect(200);
 }
 
 async fn embed(s: &TestServer, u: &User, collection: &str, ws: &str, source: &str, i: usize) {
@@ -177,13 +193,7 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
     embed(&s, &u, "messages", &ws, &old_message, 0).await;
     embed(&s, &u, "attachments", &ws, &old_file, 1).await;
     embed(&s, &u, "messages", &ws, &pinned_message, 2).await;
-    s.patch(
-        &u,
-        &format!("/api/v1/threads/{pinned}"),
-        json!({"pinned": true}),
-    )
-    .await
-    .expect(200);
+    pin(&s, &u, &pinned).await;
     idle(&s, &old).await;
     idle(&s, &pinned).await;
     let stats_before = s.get(&u, "/api/v1/storage/stats").await.expect(200);
@@ -402,16 +412,7 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
     let again = run(&s, false).await;
     assert_eq!(again.threads_archived, 0, "{again:?}");
     // A file uploaded again to the attachment is served again.
-    let put = s
-        .http
-        .put(format!("{}/api/v1/attachments/{old_file}/content", s.base))
-        .bearer_auth(&u.token)
-        .header("content-type", "application/octet-stream")
-        .body(png(100))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(put_file(&s, &u, &old_file, png(100)).await, 200);
     assert_eq!(content_status(&s, &u, &old_file).await.0, 200);
     let row = s
         .get(&u, &format!("/api/v1/attachments/{old_file}"))
@@ -599,13 +600,7 @@ async fn an_archive_decides_on_the_thread_as_it_is_when_written(backend: Backend
     let (pinned, _) = thread_with_message(&s, &u, &ws, "pinned").await;
     let (busy, _) = thread_with_message(&s, &u, &ws, "busy").await;
     let (idle_thread, _) = thread_with_message(&s, &u, &ws, "idle").await;
-    s.patch(
-        &u,
-        &format!("/api/v1/threads/{pinned}"),
-        json!({"pinned": true}),
-    )
-    .await
-    .expect(200);
+    pin(&s, &u, &pinned).await;
     idle(&s, &pinned).await;
     idle(&s, &idle_thread).await;
     // `busy` is not idle: chosen by a stale read, it must still be left alone.

@@ -6,7 +6,7 @@ use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::{Entity, Record, Value, model};
 use uuid::Uuid;
 
-use crate::sql::{self, Dialect, Sql};
+use crate::sql::{self, COUNT, Dialect, Sql};
 use crate::write::operation;
 
 /// The part of the feed one reader sees of some entity types: the reader's filter on
@@ -175,8 +175,4 @@ pub(crate) fn seq_answer(rows: &[Record]) -> i64 {
 /// The column [`last_seq`] reads.
 pub static LAST_SEQ: [Field; 1] = [field("seq", COUNT)];
 
-const COUNT: Kind = Kind::Int {
-    min: 0,
-    max: i64::MAX,
-};
 const TEXT: Kind = Kind::Text { max: usize::MAX };

@@ -330,6 +330,8 @@ pub(crate) async fn apply_batch<E: Exec>(
                 }
                 audit.set("details", Value::Json(archived.details(idle_before)));
                 out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
+                // The files let go, as they were: the caller removes the blobs they name.
+                out.extend(archived.files.into_iter().map(|(before, _)| before));
             }
             WriteOp::UpdateAll {
                 entity,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::ops::Exec;
-use crate::sql::{self, Dialect, Sql};
+use crate::sql::{self, COUNT, Dialect, Sql};
 
 /// Which workspaces' threads an archive rule covers.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,11 +51,9 @@ pub struct ArchiveCandidate {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Footprint {
     pub messages: u64,
-    /// Attachment files, their bytes, and the blobs they are kept in (a blob another row
-    /// still names stays).
+    /// Attachment files and their bytes.
     pub attachment_files: u64,
     pub attachment_bytes: i64,
-    pub blob_keys: Vec<String>,
     pub embeddings: u64,
     pub embedding_bytes: i64,
 }
@@ -63,16 +61,7 @@ pub struct Footprint {
 /// The organizations with an archive policy of their own: `(organization, days)`, 0 days
 /// meaning never.
 pub(crate) async fn policies<E: Exec>(exec: &mut E) -> Result<Vec<(Uuid, i64)>> {
-    static COLUMNS: [Field; 2] = [
-        field("id", Kind::Uuid),
-        field(
-            "days",
-            Kind::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-        ),
-    ];
+    static COLUMNS: [Field; 2] = [field("id", Kind::Uuid), field("days", COUNT)];
     let fields: Vec<&Field> = COLUMNS.iter().collect();
     let sql = Sql {
         text: "SELECT id, archive_after_days FROM organizations
@@ -192,65 +181,27 @@ fn files_of(d: &dyn Dialect, threads: &str) -> String {
 
 /// What archiving `threads` would remove.
 pub(crate) async fn footprint<E: Exec>(exec: &mut E, threads: &[Uuid]) -> Result<Footprint> {
-    static COUNTS: [Field; 2] = [
-        field(
-            "n",
-            Kind::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-        ),
-        field(
-            "bytes",
-            Kind::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-        ),
-    ];
-    static FILES: [Field; 2] = [
-        field("storage_key", Kind::Text { max: usize::MAX }),
-        field(
-            "size_bytes",
-            Kind::Int {
-                min: 0,
-                max: i64::MAX,
-            },
-        ),
-    ];
+    static COUNTS: [Field; 2] = [field("n", COUNT), field("bytes", COUNT)];
+    static FILES: [Field; 1] = [field("size_bytes", COUNT)];
     let mut out = Footprint::default();
     if threads.is_empty() {
         return Ok(out);
     }
     let ids = Value::IdSet(threads.to_vec());
-    let counts: Vec<&Field> = COUNTS.iter().collect();
-    let d = exec.dialect();
-    let mut sql = Sql::default();
-    let set = sql.bind(d, ids.clone(), Kind::Uuid);
-    sql.text = format!(
-        "SELECT COUNT(*), CAST(0 AS BIGINT) FROM messages WHERE {}",
-        d.in_set("thread_id", &set)
-    );
-    let (n, _) = count_and_bytes(&exec.fetch_columns(&counts, &sql).await?);
-    out.messages = n;
+    out.messages = messages_in(exec, ids.clone()).await?;
 
     let d = exec.dialect();
     let mut sql = Sql::default();
     let set = sql.bind(d, ids.clone(), Kind::Uuid);
     sql.text = format!(
-        "SELECT storage_key, size_bytes FROM attachments WHERE {}",
+        "SELECT size_bytes FROM attachments WHERE {}",
         files_of(d, &set)
     );
     let fields: Vec<&Field> = FILES.iter().collect();
     for row in exec.fetch_columns(&fields, &sql).await? {
         out.attachment_files += 1;
         out.attachment_bytes += row.get("size_bytes").and_then(Value::as_int).unwrap_or(0);
-        if let Some(key) = row.get("storage_key").and_then(Value::as_str) {
-            out.blob_keys.push(key.to_owned());
-        }
     }
-    out.blob_keys.sort();
-    out.blob_keys.dedup();
 
     let d = exec.dialect();
     let mut sql = Sql::default();
@@ -260,10 +211,25 @@ pub(crate) async fn footprint<E: Exec>(exec: &mut E, threads: &[Uuid]) -> Result
         d.byte_length("vector"),
         embeddings_of(d, &set)
     );
+    let counts: Vec<&Field> = COUNTS.iter().collect();
     let (n, bytes) = count_and_bytes(&exec.fetch_columns(&counts, &sql).await?);
     out.embeddings = n;
     out.embedding_bytes = bytes;
     Ok(out)
+}
+
+/// How many messages the threads bound as `threads` (an id set) hold.
+async fn messages_in<E: Exec>(exec: &mut E, threads: Value) -> Result<u64> {
+    static N: [Field; 1] = [field("n", COUNT)];
+    let d = exec.dialect();
+    let mut sql = Sql::default();
+    let set = sql.bind(d, threads, Kind::Uuid);
+    sql.text = format!(
+        "SELECT COUNT(*) FROM messages WHERE {}",
+        d.in_set("thread_id", &set)
+    );
+    let fields: Vec<&Field> = N.iter().collect();
+    Ok(count_and_bytes(&exec.fetch_columns(&fields, &sql).await?).0)
 }
 
 fn count_and_bytes(rows: &[Record]) -> (u64, i64) {
@@ -360,22 +326,7 @@ pub(crate) async fn archive<E: Exec>(
     }
     let archived = Value::IdSet(archived);
 
-    static COUNT: [Field; 1] = [field(
-        "n",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    )];
-    let d = exec.dialect();
-    let mut sql = Sql::default();
-    let set = sql.bind(d, archived.clone(), Kind::Uuid);
-    sql.text = format!(
-        "SELECT COUNT(*) FROM messages WHERE {}",
-        d.in_set("thread_id", &set)
-    );
-    let fields: Vec<&Field> = COUNT.iter().collect();
-    out.messages = count_and_bytes(&exec.fetch_columns(&fields, &sql).await?).0;
+    out.messages = messages_in(exec, archived.clone()).await?;
 
     // The files: read as they were (locked), for the counters, then let go.
     let attachments = &model::ATTACHMENTS;

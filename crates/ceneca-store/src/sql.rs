@@ -29,6 +29,12 @@ pub trait Dialect {
     fn byte_length(&self, expr: &str) -> String;
 }
 
+/// A count or size read from a statement (never negative).
+pub(crate) const COUNT: Kind = Kind::Int {
+    min: 0,
+    max: i64::MAX,
+};
+
 /// A bound parameter with the kind of the column it is compared to or stored in, so an
 /// engine with strict parameter types can bind a typed NULL.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@ use ceneca_domain::{Entity, Record, Value};
 use uuid::Uuid;
 
 use crate::ops::Exec;
-use crate::sql::{Dialect, Sql};
+use crate::sql::{COUNT, Dialect, Sql};
 use crate::{Result, StoreError};
 
 /// Whose workspaces a usage question is about.
@@ -53,20 +53,8 @@ pub struct UsageDrift {
 static PER_WORKSPACE: [Field; 4] = [
     field("workspace_id", Kind::Uuid),
     field("category", Kind::Text { max: usize::MAX }),
-    field(
-        "rows",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    field(
-        "bytes",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
+    field("rows", COUNT),
+    field("bytes", COUNT),
 ];
 
 fn category(text: &str) -> Option<Category> {
@@ -376,22 +364,8 @@ pub(crate) async fn reconcile<E: Exec>(exec: &mut E, fix: bool) -> Result<Vec<Us
                     Value::Text(category.as_str().into()),
                     Kind::Text { max: usize::MAX },
                 ),
-                sql.bind(
-                    d,
-                    Value::Int(rows),
-                    Kind::Int {
-                        min: 0,
-                        max: i64::MAX,
-                    },
-                ),
-                sql.bind(
-                    d,
-                    Value::Int(bytes),
-                    Kind::Int {
-                        min: 0,
-                        max: i64::MAX,
-                    },
-                ),
+                sql.bind(d, Value::Int(rows), COUNT),
+                sql.bind(d, Value::Int(bytes), COUNT),
             ];
             sql.text = format!(
                 "INSERT INTO storage_usage (workspace_id, category, row_count, bytes) VALUES ({})",

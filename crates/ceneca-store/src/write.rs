@@ -126,7 +126,8 @@ pub enum WriteOp {
     /// attachments' files (the rows stay, with `content_removed_at`) and deletes their
     /// messages' and attachments' embeddings (see [`crate::retention`]). Every row it
     /// changes is logged and counted; `audit` is appended with an account of what was
-    /// done, and is the row this operation returns.
+    /// done. Returns the audit entry, then each attachment whose file it let go, as it
+    /// was (with the storage key of the blob that may now be unnamed).
     Archive {
         threads: Vec<Uuid>,
         idle_before: time::OffsetDateTime,

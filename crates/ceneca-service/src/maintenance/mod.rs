@@ -286,10 +286,6 @@ impl Services {
         report: &mut MaintenanceReport,
     ) -> Result<u64> {
         let threads = threads.to_vec();
-        // Read before the write, for the blobs to look at afterwards: a superset is
-        // harmless (a blob still named stays), and one this misses is left to the orphan
-        // sweep.
-        let footprint = self.store.archive_footprint(threads.clone()).await?;
         let mut event = AuditEvent::new("maintenance.archive", "success");
         event.actor = actor;
         let (audit, chain) = self.audit_parts(event);
@@ -306,7 +302,10 @@ impl Services {
         let writing = Instant::now();
         let rows = self.store.apply(batch).await?;
         report.database_us += writing.elapsed().as_micros() as u64;
-        let details = match rows.last().and_then(|r| r.get("details")) {
+        let (audit_entry, files) = rows.split_first().ok_or(ServiceError::Internal(
+            "an archive returned no audit entry".into(),
+        ))?;
+        let details = match audit_entry.get("details") {
             Some(Value::Json(details)) => details.clone(),
             _ => serde_json::Value::Null,
         };
@@ -319,7 +318,14 @@ impl Services {
         report.embeddings_removed += count("embeddings_removed");
         report.embedding_bytes_removed += count("embedding_bytes_removed");
         let deleting = Instant::now();
-        for key in footprint.blob_keys.iter().filter_map(|k| BlobKey::parse(k)) {
+        let mut keys: Vec<BlobKey> = files
+            .iter()
+            .filter_map(|row| row.get("storage_key").and_then(Value::as_str))
+            .filter_map(BlobKey::parse)
+            .collect();
+        keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        keys.dedup();
+        for key in keys {
             let grace = Some(crate::attachments::SWEEP_GRACE);
             if self.remove_blob_if_unnamed(&key, grace).await? {
                 report.blob_files_deleted += 1;
