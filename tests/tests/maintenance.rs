@@ -299,6 +299,10 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
     let (status, body) = content_status(&s, &u, &old_file).await;
     assert_eq!(status, 410, "{body}");
     assert_eq!(body["error"]["code"], "content_removed");
+    // Whose is it: another account learns nothing of it, removed or not (404, never 410).
+    let stranger = s.user("stranger").await;
+    let (status, body) = content_status(&s, &stranger, &old_file).await;
+    assert_eq!(status, 404, "{body}");
     let row = s
         .get(&u, &format!("/api/v1/attachments/{old_file}"))
         .await
