@@ -235,6 +235,14 @@ impl VectorIndex for Switchable {
     }
 }
 
+/// A connection of its own to a SQLite database, with the functions its schema calls
+/// (a trigger that reads message bodies fails to prepare without them).
+fn raw_sqlite(path: &str) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    ceneca_store::sqlite::register_functions(&conn).unwrap();
+    conn
+}
+
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, ServiceConfig::default()).await
@@ -329,14 +337,9 @@ impl TestServer {
             Backend::Sqlite => {
                 let path = self.sqlite_path();
                 let sql = sql.to_owned();
-                tokio::task::spawn_blocking(move || {
-                    rusqlite::Connection::open(path)
-                        .unwrap()
-                        .execute_batch(&sql)
-                        .unwrap()
-                })
-                .await
-                .unwrap();
+                tokio::task::spawn_blocking(move || raw_sqlite(&path).execute_batch(&sql).unwrap())
+                    .await
+                    .unwrap();
             }
             Backend::Postgres => {
                 let mut conn = self.raw_postgres().await;
@@ -353,8 +356,7 @@ impl TestServer {
                 let path = self.sqlite_path();
                 let sql = sql.to_owned();
                 tokio::task::spawn_blocking(move || {
-                    rusqlite::Connection::open(path)
-                        .unwrap()
+                    raw_sqlite(&path)
                         .query_row(&sql, [], |row| row.get::<_, Option<String>>(0))
                         .unwrap()
                 })

@@ -18,6 +18,7 @@ on_every_backend!(
     regression_activity_inside_a_thread_keeps_it_from_archive,
     regression_a_file_written_within_the_grace_is_left_to_the_sweep,
     regression_a_local_node_leaves_retention_to_its_upstream,
+    old_message_bodies_are_compressed_and_read_and_found_as_before,
 );
 
 const LONG_AGO: &str = "2020-01-01T00:00:00.000000Z";
@@ -729,4 +730,227 @@ async fn regression_a_local_node_leaves_retention_to_its_upstream(backend: Backe
         matches!(refused, Err(ceneca_service::ServiceError::UpstreamOnly(_))),
         "{refused:?}"
     );
+}
+
+/// The ids of the messages a text search finds, with their snippets.
+async fn found(s: &TestServer, u: &User, word: &str) -> Vec<(String, String)> {
+    let hits = s
+        .get(u, &format!("/api/v1/search?q={word}"))
+        .await
+        .expect(200);
+    hits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().to_owned(),
+                h["snippet"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn old_message_bodies_are_compressed_and_read_and_found_as_before(backend: Backend) {
+    let (s, u, ws) = server_with_workspace(backend).await;
+    let admin = s.admin().await;
+    let thread = id(&s
+        .post(
+            &u,
+            "/api/v1/threads",
+            json!({"workspace_id": ws, "title": "log"}),
+        )
+        .await
+        .expect(201));
+    let messages = format!("/api/v1/threads/{thread}/messages");
+    let long = format!(
+        "{} The quokkafish was seen near the reef. {}",
+        "Status of the deployment: all green, nothing to report. ".repeat(20),
+        "Tomorrow we check the pumps again. ".repeat(10)
+    );
+    let post = |content: String| {
+        let (s, u, messages) = (&s, &u, &messages);
+        async move {
+            id(&s
+                .post(u, messages, json!({"role": "user", "content": content}))
+                .await
+                .expect(201))
+        }
+    };
+    let old = post(long.clone()).await;
+    let short = post("short and old".to_owned()).await;
+    let fresh = post(long.replace("quokkafish", "wombatfish")).await;
+    let gone = post(long.replace("quokkafish", "dingofish")).await;
+    // Written long ago: the thread itself stays active (its last message is recent as
+    // far as archiving goes), so only compression applies.
+    s.raw_execute(&format!(
+        "UPDATE messages SET updated_at = '{LONG_AGO}' WHERE id IN ('{old}', '{short}', '{gone}')"
+    ))
+    .await;
+    let changes =
+        format!("SELECT CAST(COUNT(*) AS TEXT) FROM sync_events WHERE entity_id = '{old}'");
+    let logged_before = count(&s, &changes).await;
+    let stats_before = s.get(&u, "/api/v1/storage/stats").await.expect(200);
+
+    // A dry run reports what would be saved, and changes nothing.
+    let preview = run(&s, true).await;
+    assert_eq!(preview.compress_after_days, 90);
+    assert_eq!(preview.messages_compressed, 2, "{preview:?}");
+    let gone_body = long.replace("quokkafish", "dingofish");
+    assert_eq!(
+        preview.compressed_bytes_before,
+        (long.len() + gone_body.len()) as u64
+    );
+    assert!(preview.compressed_bytes_after < long.len() as u64 / 2);
+    let stored =
+        |m: &str| format!("SELECT CAST(length(content) AS TEXT) FROM messages WHERE id = '{m}'");
+    assert_eq!(count(&s, &stored(&old)).await, long.chars().count() as i64);
+
+    let report = run(&s, false).await;
+    assert_eq!(report.messages_compressed, 2, "{report:?}");
+    assert_eq!(
+        report.compressed_bytes_before,
+        preview.compressed_bytes_before
+    );
+    assert_eq!(
+        report.compressed_bytes_after,
+        preview.compressed_bytes_after
+    );
+    // Stored packed: the text is not in `content` any more; short and fresh bodies stay.
+    assert_eq!(count(&s, &stored(&old)).await, 0);
+    let packed = |m: &str| {
+        format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM messages WHERE id = '{m}' AND content_packed IS NOT NULL"
+        )
+    };
+    assert_eq!(count(&s, &packed(&old)).await, 1);
+    assert_eq!(count(&s, &packed(&short)).await, 0);
+    assert_eq!(count(&s, &packed(&fresh)).await, 0);
+
+    // Read as before, one by one and listed; the flag says how it is stored.
+    let row = s
+        .get(&u, &format!("/api/v1/messages/{old}"))
+        .await
+        .expect(200);
+    assert_eq!(row["content"], long.as_str());
+    assert_eq!(row["compressed"], true);
+    assert!(row.get("content_packed").is_none(), "{row}");
+    let listed = s.get(&u, &messages).await.expect(200);
+    let listed_old = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == old.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(listed_old["content"], long.as_str());
+    // Found by text as before, with its snippet.
+    let hits = found(&s, &u, "quokkafish").await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].0, old);
+    assert!(
+        hits[0].1.contains("<mark>quokkafish</mark>") && hits[0].1.contains("reef"),
+        "{hits:?}"
+    );
+    // Packing is no change: nothing logged for sync, `updated_at` kept.
+    assert_eq!(count(&s, &changes).await, logged_before);
+    assert!(
+        row["updated_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2020-01-01"),
+        "{row}"
+    );
+
+    // The counters count what is stored, and agree with a recount.
+    let stats_after = s.get(&u, "/api/v1/storage/stats").await.expect(200);
+    let bytes = |stats: &Value| stats["messages"]["bytes"].as_i64().unwrap();
+    assert_eq!(
+        bytes(&stats_before) - bytes(&stats_after),
+        (report.compressed_bytes_before - report.compressed_bytes_after) as i64,
+        "{stats_after}"
+    );
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    // Audited: the round with its counts, in a chain that holds.
+    let rounds = s.audit_log(&admin, "action=maintenance.compress").await;
+    assert_eq!(rounds.len(), 1, "{rounds:?}");
+    assert_eq!(rounds[0]["details"]["messages_compressed"], 2);
+    assert!(
+        s.services
+            .verify_audit_chain()
+            .await
+            .unwrap()
+            .broken
+            .is_none()
+    );
+    // Nothing left to do.
+    assert_eq!(run(&s, false).await.messages_compressed, 0);
+
+    // An edit stores the new body plain, indexed for its new words only.
+    let edited = s
+        .patch(
+            &u,
+            &format!("/api/v1/messages/{old}"),
+            json!({"content": "the platypus moved"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(edited["content"], "the platypus moved");
+    assert_eq!(edited["compressed"], false);
+    assert!(found(&s, &u, "quokkafish").await.is_empty());
+    assert_eq!(found(&s, &u, "platypus").await.len(), 1);
+    // A change to other fields keeps a packed body packed, and readable.
+    s.patch(
+        &u,
+        &format!("/api/v1/messages/{gone}"),
+        json!({"metadata": {"tag": "x"}}),
+    )
+    .await
+    .expect(200);
+    let row = s
+        .get(&u, &format!("/api/v1/messages/{gone}"))
+        .await
+        .expect(200);
+    assert_eq!(row["content"], gone_body.as_str());
+    assert_eq!(row["compressed"], true);
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    // A packed row deleted takes its words out of the index (on SQLite, the index reads
+    // the body through the view to delete it: the index stays consistent).
+    assert_eq!(found(&s, &u, "dingofish").await.len(), 1);
+    s.raw_execute(&format!("DELETE FROM messages WHERE id = '{gone}'"))
+        .await;
+    assert!(found(&s, &u, "dingofish").await.is_empty());
+    // (Deleted behind the store's back: the counters are recounted.)
+    s.services.store().reconcile_storage(true).await.unwrap();
+    if backend == Backend::Sqlite {
+        s.raw_execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+            .await;
+    }
+
+    // Reverting the migration stores every body plain again first; up again, all is read
+    // and found as before.
+    let packed_one = post(long.replace("quokkafish", "emufish")).await;
+    s.raw_execute(&format!(
+        "UPDATE messages SET updated_at = '{LONG_AGO}' WHERE id = '{packed_one}'"
+    ))
+    .await;
+    assert_eq!(run(&s, false).await.messages_compressed, 1);
+    let store = s.services.store();
+    assert_eq!(store.migrate_down().await.unwrap(), Some(13));
+    assert_eq!(
+        count(&s, &stored(&packed_one)).await,
+        long.replace("quokkafish", "emufish").chars().count() as i64
+    );
+    assert_eq!(store.migrate_up().await.unwrap(), vec![13]);
+    // The counters followed the bodies stored plain again.
+    assert!(store.reconcile_storage(false).await.unwrap().is_empty());
+    let hits = found(&s, &u, "emufish").await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let row = s
+        .get(&u, &format!("/api/v1/messages/{packed_one}"))
+        .await
+        .expect(200);
+    assert_eq!(row["compressed"], false);
 }

@@ -217,6 +217,7 @@ pub const FLAT: &[(&str, &str)] = &[
         "storage.organization_quota_bytes",
     ),
     ("archive_after_days", "retention.archive_after_days"),
+    ("compress_after_days", "retention.compress_after_days"),
     (
         "maintenance_interval_hours",
         "retention.maintenance_interval_hours",
@@ -735,8 +736,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 59);
-        assert_eq!(FLAT.len() + 4, 59);
+        assert_eq!(settings.len(), 60);
+        assert_eq!(FLAT.len() + 4, 60);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

@@ -461,7 +461,13 @@ pub static MESSAGES: Entity = Entity {
             field("metadata", Kind::Object)
                 .default(Default::EmptyObject)
                 .patch(),
-            field("compressed", Kind::Bool).default(Default::Bool(false)),
+            // Retention packs old bodies (store/packing.rs): the zstd frame, NULL while
+            // `content` holds the text. Never shown: readers get the text back.
+            field("content_packed", Kind::Bytes).server().hidden(),
+            // Whether the body is stored compressed; the server's to say.
+            field("compressed", Kind::Bool)
+                .server()
+                .default(Default::Bool(false)),
         ],
         CONTENT_TENANCY,
     )

@@ -66,7 +66,8 @@ pub static SIZED: [Sizing; 6] = [
     Sizing {
         entity: &model::MESSAGES,
         category: Category::Messages,
-        columns: &["content"],
+        // A body is in one or the other: `content_packed` once retention compressed it.
+        columns: &["content", "content_packed"],
         json: &["metadata"],
         beside: None,
     },
@@ -109,6 +110,30 @@ pub static SIZED: [Sizing; 6] = [
         beside: None,
     },
 ];
+
+/// A text field whose stored form may be packed (compressed by retention, see the store's
+/// `packing`): the text column, empty while packed, the column holding the packed form,
+/// `NULL` while the text is plain, and the flag telling clients how the row is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct PackedField {
+    pub entity: &'static Entity,
+    pub field: &'static str,
+    pub packed: &'static str,
+    pub flag: &'static str,
+}
+
+/// Message bodies, the one field retention packs.
+pub const MESSAGE_CONTENT: PackedField = PackedField {
+    entity: &model::MESSAGES,
+    field: "content",
+    packed: "content_packed",
+    flag: "compressed",
+};
+
+/// The packed field of `entity`, if it has one.
+pub fn packed_field(entity: &Entity) -> Option<&'static PackedField> {
+    (entity.table == MESSAGE_CONTENT.entity.table).then_some(&MESSAGE_CONTENT)
+}
 
 /// How rows of `entity` count, if they do.
 pub fn sizing(entity: &Entity) -> Option<&'static Sizing> {

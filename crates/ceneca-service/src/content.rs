@@ -94,6 +94,23 @@ pub(crate) fn open_text(
     String::from_utf8(plain).map_err(|_| damaged())
 }
 
+/// Whether `row` holds a compressed body (retention's, see `ceneca_store::packing`).
+fn is_packed(entity: &Entity, row: &Record) -> bool {
+    ceneca_store::packing::packed_field(entity)
+        .is_some_and(|p| matches!(row.get(p.packed), Some(Value::Bytes(_))))
+}
+
+/// Puts a compressed body's text back in its field: whoever reads a row gets its text.
+fn unpack(entity: &Entity, row: &mut Record) -> Result<()> {
+    ceneca_store::packing::unpack_record(entity, row).map_err(|e| {
+        ServiceError::Internal(format!(
+            "{} {}: {e}",
+            entity.name,
+            row.id().unwrap_or_default()
+        ))
+    })
+}
+
 impl Services {
     /// Seals the content field `set` writes, when the setting is on; with it off, marks
     /// the new value as plaintext (it may replace a sealed one). `id` and `workspace`
@@ -129,9 +146,10 @@ impl Services {
             && sealed_field(entity).is_some_and(|s| set.get(s.field).is_some())
     }
 
-    /// Decrypts a row's sealed content in place, whatever the setting is now (rows sealed
+    /// Decrypts a row's sealed content in place (unpacking a compressed body first), whatever the setting is now (rows sealed
     /// while it was on stay readable after it is turned off).
     pub(crate) fn open_content(&self, entity: &Entity, row: &mut Record) -> Result<()> {
+        unpack(entity, row)?;
         let Some(sealed) = sealed_field(entity) else {
             return Ok(());
         };
@@ -170,8 +188,18 @@ impl Services {
         Ok(())
     }
 
-    /// A row as a client sees it: content opened, hidden columns dropped.
+    /// A row as a client sees it: a compressed body unpacked, content opened, hidden
+    /// columns dropped.
     pub(crate) fn present(&self, entity: &Entity, row: &Record, view: View) -> Result<Json> {
+        let unpacked;
+        let row = if is_packed(entity, row) {
+            let mut copy = row.clone();
+            unpack(entity, &mut copy)?;
+            unpacked = copy;
+            &unpacked
+        } else {
+            row
+        };
         match sealed_field(entity) {
             Some(sealed) if matches!(row.get(sealed.key_column), Some(Value::Text(_))) => {
                 // Summaries of documents leave the body out: nothing to open.
@@ -215,6 +243,9 @@ impl Services {
                 let mut rows = self.store.list(sealed.entity, q).await?;
                 let more = rows.len() > PAGE;
                 rows.truncate(PAGE);
+                for row in &mut rows {
+                    unpack(sealed.entity, row)?;
+                }
                 let mut batch = WriteBatch::new(Actor::default());
                 for row in &rows {
                     let (Some(id), Some(Value::Text(stored))) = (row.id(), row.get(sealed.field))

@@ -146,6 +146,9 @@ pub struct ServiceConfig {
     pub organization_quota_bytes: u64,
     /// Threads idle this many days are archived by maintenance (0: never).
     pub archive_after_days: u32,
+    /// Message bodies nobody wrote to for this many days are stored compressed by
+    /// maintenance (0: never).
+    pub compress_after_days: u32,
     /// Hours between scheduled maintenance runs (0: none).
     pub maintenance_interval_hours: u32,
     /// A quota this full (percent) starts a maintenance run (0: never).
@@ -179,6 +182,7 @@ impl Default for ServiceConfig {
             user_quota_bytes: 10 << 30,
             organization_quota_bytes: 0,
             archive_after_days: 180,
+            compress_after_days: 90,
             maintenance_interval_hours: 24,
             maintenance_at_percent: 90,
             // Documents, images, sound and video; no executables, no unknown binaries.

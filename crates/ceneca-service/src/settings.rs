@@ -405,6 +405,9 @@ pub struct RetentionSettings {
     /// Threads idle this many days are archived (pinned ones never); 0: never. An
     /// organization's `archive_after_days` overrides it for its workspaces.
     pub archive_after_days: u32,
+    /// Message bodies nobody wrote to for this many days are stored compressed (zstd),
+    /// read and searched as before; 0: never.
+    pub compress_after_days: u32,
     /// Hours between scheduled maintenance runs; 0: only by hand or past the threshold.
     pub maintenance_interval_hours: u32,
     /// A write that finds its quota this full (percent) starts a maintenance run; 0: never.
@@ -416,6 +419,7 @@ impl Default for RetentionSettings {
         let config = ServiceConfig::default();
         Self {
             archive_after_days: config.archive_after_days,
+            compress_after_days: config.compress_after_days,
             maintenance_interval_hours: config.maintenance_interval_hours,
             maintenance_at_percent: config.maintenance_at_percent,
         }
@@ -427,6 +431,12 @@ impl RetentionSettings {
         if self.archive_after_days > 36_500 {
             return Err(InvalidSetting::new(
                 "retention.archive_after_days",
+                "must be at most 36500 days (0: never)",
+            ));
+        }
+        if self.compress_after_days > 36_500 {
+            return Err(InvalidSetting::new(
+                "retention.compress_after_days",
                 "must be at most 36500 days (0: never)",
             ));
         }
@@ -448,6 +458,7 @@ impl RetentionSettings {
     /// Writes these settings into `config`.
     pub fn apply(&self, config: &mut ServiceConfig) {
         config.archive_after_days = self.archive_after_days;
+        config.compress_after_days = self.compress_after_days;
         config.maintenance_interval_hours = self.maintenance_interval_hours;
         config.maintenance_at_percent = self.maintenance_at_percent;
     }

@@ -281,6 +281,10 @@ impl Store for CachedStore {
         self.inner.archive_footprint(threads).await
     }
 
+    async fn pack_candidates(&self, query: crate::PackQuery) -> Result<Vec<crate::PackCandidate>> {
+        self.inner.pack_candidates(query).await
+    }
+
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
         // The counters are no row this cache holds.
         self.inner.reconcile_storage(fix).await

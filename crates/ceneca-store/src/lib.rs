@@ -16,11 +16,13 @@
 pub mod blobs;
 pub mod cache;
 pub mod changes;
+pub mod compression;
 pub mod error;
 pub mod migrate;
 mod ops;
 pub mod outbox;
 mod ownership;
+pub mod packing;
 pub mod postgres;
 pub mod query;
 mod reads;
@@ -41,6 +43,7 @@ use ceneca_domain::{Entity, Record};
 use uuid::Uuid;
 
 pub use blobs::{BlobKey, BlobStore, FsBlobs, PendingBlob};
+pub use compression::{PackCandidate, PackQuery, PackedBody};
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, Lease, OutboxEntry};
@@ -158,6 +161,8 @@ pub trait Store: Send + Sync + 'static {
     async fn archive_candidates(&self, query: ArchiveQuery) -> Result<Vec<ArchiveCandidate>>;
     /// What archiving `threads` would remove.
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<Footprint>;
+    /// A page of the message bodies a compression rule covers (`crate::compression`).
+    async fn pack_candidates(&self, query: PackQuery) -> Result<Vec<PackCandidate>>;
     /// A page of a collection's embeddings in id order, after `after` (rebuilds).
     async fn embeddings_page(
         &self,

@@ -47,6 +47,10 @@ macro_rules! migration {
 /// measured from its value, an attachment's file only while it is kept).
 pub const RECOUNTS_STORAGE: &[i64] = &[12];
 
+/// Versions whose down migration needs every packed message body stored plain first,
+/// which only the store can do (PostgreSQL cannot unpack in SQL): 13 made packing possible.
+pub const UNPACKS_BEFORE_DOWN: &[i64] = &[13];
+
 pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 1, "schema", "0001_schema"),
     migration!("sqlite", 2, "content_encryption", "0002_content_encryption"),
@@ -65,6 +69,7 @@ pub const SQLITE: &[Migration] = &[
         "0011_embeddings_follow_sources"
     ),
     migration!("sqlite", 12, "retention", "0012_retention"),
+    migration!("sqlite", 13, "packed_bodies", "0013_packed_bodies"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -95,6 +100,7 @@ pub const POSTGRES: &[Migration] = &[
         "0011_embeddings_follow_sources"
     ),
     migration!("postgres", 12, "retention", "0012_retention"),
+    migration!("postgres", 13, "packed_bodies", "0013_packed_bodies"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

@@ -171,8 +171,17 @@ pub(crate) async fn apply_batch<E: Exec>(
                 entity,
                 id,
                 filter,
-                set,
+                mut set,
             } => {
+                // A body written is stored plain, whatever it was stored as before; the
+                // change log names only what the caller changed.
+                let changed = sql::changed_fields(&set);
+                if let Some(packed) = crate::packing::packed_field(entity)
+                    && set.contains(packed.field)
+                {
+                    set.set(packed.packed, Value::Null);
+                    set.set(packed.flag, Value::Bool(false));
+                }
                 // A replayed edit may land on a deleted row (it lost to the delete, and a
                 // later restore shows it, as on the replica that applied it first).
                 let deleted = match actor.replay {
@@ -205,7 +214,7 @@ pub(crate) async fn apply_batch<E: Exec>(
                     entity,
                     &row,
                     operation::UPDATE,
-                    &sql::changed_fields(&set),
+                    &changed,
                     actor,
                     clock,
                     now,
@@ -332,6 +341,16 @@ pub(crate) async fn apply_batch<E: Exec>(
                 out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
                 // The files let go, as they were: the caller removes the blobs they name.
                 out.extend(archived.files.into_iter().map(|(before, _)| before));
+            }
+            WriteOp::Pack {
+                bodies,
+                written_before,
+                mut audit,
+                chain,
+            } => {
+                let packed = crate::compression::pack(exec, &bodies, &mut usage).await?;
+                audit.set("details", Value::Json(packed.details(written_before)));
+                out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
             }
             WriteOp::UpdateAll {
                 entity,

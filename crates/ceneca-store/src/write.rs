@@ -134,6 +134,17 @@ pub enum WriteOp {
         audit: Record,
         chain: AuditChain,
     },
+    /// Stores message bodies packed (see [`crate::compression`]), each only if its message
+    /// still stores that text plain: not a change to the messages (no change-log entry, no
+    /// new `updated_at`), but to what they store, so the counters follow. `audit` is
+    /// appended with the round's counts, taken as of `written_before`. Returns the audit
+    /// entry.
+    Pack {
+        bodies: Vec<crate::compression::PackedBody>,
+        written_before: time::OffsetDateTime,
+        audit: Record,
+        chain: AuditChain,
+    },
     /// Removes every row inside the filter, its foreign-key cascade with it, without
     /// logging: a replica dropping what its user may no longer read (the upstream's log
     /// holds the truth; this copy was never anyone's to change).

@@ -73,6 +73,14 @@ pub struct MaintenanceReport {
     /// Embeddings deleted, from the database and (through the outbox) the vector index.
     pub embeddings_removed: u64,
     pub embedding_bytes_removed: u64,
+    /// The compression rule applied (`retention.compress_after_days`; 0: none).
+    pub compress_after_days: u32,
+    /// Message bodies stored compressed (or, in a dry run, that would be): their text is
+    /// unchanged, read and searched as before.
+    pub messages_compressed: u64,
+    /// What those bodies stored before, and after.
+    pub compressed_bytes_before: u64,
+    pub compressed_bytes_after: u64,
     /// Files deleted from the blob folder once no row named them (0 in a dry run): a file
     /// another attachment still names stays.
     pub blob_files_deleted: u64,

@@ -85,6 +85,22 @@ fn summary(report: &MaintenanceReport) -> String {
         report.embeddings_removed,
         report.embedding_bytes_removed,
     ));
+    if report.compress_after_days == 0 {
+        out.push_str("no message is compressed (retention.compress_after_days = 0)\n");
+    } else {
+        let compress = if report.dry_run {
+            "would compress"
+        } else {
+            "compressed"
+        };
+        out.push_str(&format!(
+            "bodies written over {} days ago: {compress} {} messages, {} bytes to {}\n",
+            report.compress_after_days,
+            report.messages_compressed,
+            report.compressed_bytes_before,
+            report.compressed_bytes_after,
+        ));
+    }
     if !report.dry_run {
         out.push_str(&format!(
             "database {:.1} ms; {} files deleted in {:.1} ms\n",

@@ -1,4 +1,4 @@
-//! Maintenance: retention's archive, run by hand (`ceneca maintenance run`,
+//! Maintenance: retention's archive and compression, run by hand (`ceneca maintenance run`,
 //! `POST /admin/maintenance`), on a schedule, or when a write finds its quota nearly full.
 //!
 //! A run applies the server's archive rule (`retention.archive_after_days`) and each
@@ -10,11 +10,15 @@
 //! after the commit. One run at a time per database (the store's maintenance lease: a
 //! file lock on SQLite, an advisory lock on PostgreSQL).
 //!
+//! Then the bodies of messages nobody wrote to for `retention.compress_after_days` are
+//! stored compressed (`compress.rs`), their text unchanged for every reader.
+//!
 //! What stays: the thread and its messages (unarchiving shows them again, searchable by
 //! text as before), each attachment's row (`content_removed_at` says its file went; the
 //! content answers 410). What goes for good: the files and the embeddings (a client
 //! embeds again what it wants found by meaning).
 
+mod compress;
 mod worker;
 
 use std::sync::Mutex;
@@ -148,10 +152,16 @@ impl Services {
             trigger: Some(trigger),
             ..MaintenanceReport::default()
         };
-        let outcome = self
+        let stopping = || stop.is_some_and(|s| *s.borrow());
+        let mut outcome = self
             .archive_by_rules(&mut *lease, actor, &mut report, progress, stop)
             .await;
-        let stopped = stop.is_some_and(|s| *s.borrow());
+        if outcome.is_ok() {
+            outcome = self
+                .compress_old_bodies(&mut *lease, actor, &mut report, progress, &stopping)
+                .await;
+        }
+        let stopped = stopping();
         // The run is audited as a whole (each round was, with its ids), failed or not.
         let outcome_text = if outcome.is_ok() {
             "success"
@@ -166,6 +176,9 @@ impl Services {
             "attachment_files_removed": report.attachment_files_removed,
             "embeddings_removed": report.embeddings_removed,
             "blob_files_deleted": report.blob_files_deleted,
+            "messages_compressed": report.messages_compressed,
+            "compressed_bytes_before": report.compressed_bytes_before,
+            "compressed_bytes_after": report.compressed_bytes_after,
         }));
         event.actor = actor;
         self.audit_now(event).await?;
@@ -176,6 +189,7 @@ impl Services {
             threads = report.threads_archived,
             files = report.attachment_files_removed,
             embeddings = report.embeddings_removed,
+            compressed = report.messages_compressed,
             "maintenance run finished"
         );
         Ok(report)

@@ -548,6 +548,9 @@ impl Store for PgStore {
             .ok_or_else(|| {
                 StoreError::Migration(format!("version {} is unknown to this binary", last.0))
             })?;
+        if migrate::UNPACKS_BEFORE_DOWN.contains(&m.version) {
+            crate::compression::unpack_all(&mut PgExec { conn: &mut tx }).await?;
+        }
         run_script(&mut tx, m.down, m).await?;
         record_migration(&mut tx, m, false).await?;
         tx.commit().await.map_err(backend)?;
@@ -608,6 +611,11 @@ impl Store for PgStore {
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         crate::retention::footprint(&mut PgExec { conn: &mut conn }, &threads).await
+    }
+
+    async fn pack_candidates(&self, query: crate::PackQuery) -> Result<Vec<crate::PackCandidate>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::compression::candidates(&mut PgExec { conn: &mut conn }, &query).await
     }
 
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {

@@ -120,6 +120,7 @@ pub fn convert(
     let resumed = std::fs::metadata(&work).is_ok_and(|m| m.len() > 0);
     super::create_private_file(&work)?;
     let conn = Connection::open(&work).map_err(backend)?;
+    super::register_functions(&conn).map_err(backend)?;
     if direction == Direction::Encrypt {
         cipher::apply_key(&conn, keys.active()).map_err(|e| {
             StoreError::Config(format!(

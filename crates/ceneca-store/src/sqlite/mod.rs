@@ -6,6 +6,9 @@
 pub mod cipher;
 mod codec;
 pub mod convert;
+mod functions;
+
+pub use functions::register_functions;
 mod outbox;
 mod search;
 
@@ -378,6 +381,7 @@ fn open_connection(
         if read_only { "ON" } else { "OFF" }
     ))
     .map_err(backend)?;
+    register_functions(&conn).map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
@@ -734,6 +738,11 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
+            if migrate::UNPACKS_BEFORE_DOWN.contains(&m.version) {
+                run_ready(crate::compression::unpack_all(&mut SqliteExec {
+                    conn: &tx,
+                }))?;
+            }
             tx.execute_batch(m.down)
                 .map_err(|e| StoreError::Migration(format!("{} {}: {e}", m.version, m.name)))?;
             tx.execute(
@@ -828,6 +837,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn pack_candidates(&self, query: crate::PackQuery) -> Result<Vec<crate::PackCandidate>> {
+        self.read(move |conn| {
+            run_ready(crate::compression::candidates(
+                &mut SqliteExec { conn },
+                &query,
+            ))
+        })
+        .await
+    }
+
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
         self.read(move |conn| {
             run_ready(crate::retention::footprint(
@@ -904,7 +923,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
         );
         (dir, store)
     }
@@ -1065,7 +1084,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -1075,7 +1094,7 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }

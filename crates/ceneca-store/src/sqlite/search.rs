@@ -137,39 +137,28 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<SearchHit
 }
 
 pub(super) fn reindex(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        // Not FTS5's 'rebuild': it would read sealed (encrypted) content as text.
+    // Bodies are read through `ceneca_unpack` once they may be packed (migration 0013).
+    let packs: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'content_packed'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_error)?;
+    let body = if packs {
+        "ceneca_unpack(content, content_packed)"
+    } else {
+        "content"
+    };
+    conn.execute_batch(&format!(
+        // Not FTS5's 'rebuild': before migration 0013 it would read sealed (encrypted)
+        // content as text.
         "INSERT INTO messages_fts (messages_fts) VALUES ('delete-all');
          INSERT INTO messages_fts (rowid, content)
-             SELECT rowid, CASE WHEN content_key_id IS NULL THEN content ELSE '' END FROM messages;
+             SELECT rowid, CASE WHEN content_key_id IS NULL THEN {body} ELSE '' END FROM messages;
          INSERT INTO documents_fts (documents_fts) VALUES ('delete-all');
          INSERT INTO documents_fts (rowid, title, body)
-             SELECT rowid, title, CASE WHEN body_key_id IS NULL THEN body ELSE '' END FROM documents;",
-    )
+             SELECT rowid, title, CASE WHEN body_key_id IS NULL THEN body ELSE '' END FROM documents;"
+    ))
     .map_err(map_error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ceneca_domain::search::parse_query;
-
-    #[test]
-    fn every_term_is_a_quoted_phrase_so_operators_are_text() {
-        assert_eq!(
-            fts5_query(&parse_query("say \"hi\"\"there\"").unwrap()),
-            "\"say\" \"hi\" \"there\""
-        );
-        assert_eq!(
-            fts5_query(&parse_query("a AND b NEAR(d) *e -f").unwrap()),
-            "\"a\" \"AND\" \"b\" \"NEAR(d)\" \"*e\" \"-f\""
-        );
-        assert_eq!(
-            fts5_query(&[Term {
-                text: "a\"b".into(),
-                phrase: false
-            }]),
-            "\"a\"\"b\""
-        );
-    }
 }
