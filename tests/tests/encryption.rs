@@ -14,7 +14,8 @@ use serde_json::json;
 on_every_backend!(
     content_is_sealed_at_rest_and_plain_to_readers,
     sealed_content_moved_to_another_row_does_not_decrypt,
-    rewrap_seals_old_content_and_follows_key_rotation
+    rewrap_seals_old_content_and_follows_key_rotation,
+    sealed_content_is_compressed_as_stored_and_read_in_the_clear
 );
 
 async fn sealed_server(backend: Backend) -> TestServer {
@@ -226,4 +227,60 @@ async fn rewrap_seals_old_content_and_follows_key_rotation(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(read["content"], "written before sealing");
+}
+
+/// Retention packs what a message stores: sealed text stays sealed inside the frame, and
+/// readers get the plaintext back.
+async fn sealed_content_is_compressed_as_stored_and_read_in_the_clear(backend: Backend) {
+    let s = sealed_server(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let body = "the zanzibar merger closes on friday, pending review. ".repeat(30);
+    let id = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages", w.thread),
+            json!({"role": "user", "content": body}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.raw_execute(&format!(
+        "UPDATE messages SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = '{id}'"
+    ))
+    .await;
+    let report = s
+        .services
+        .run_maintenance(
+            ceneca_wire::maintenance::MaintenanceTrigger::Manual,
+            None,
+            false,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.messages_compressed, 1, "{report:?}");
+    let hex_frame = match backend {
+        Backend::Sqlite => format!("SELECT hex(content_packed) FROM messages WHERE id = '{id}'"),
+        Backend::Postgres => {
+            format!("SELECT encode(content_packed, 'hex') FROM messages WHERE id = '{id}'")
+        }
+    };
+    let frame = hex::decode(s.raw_text(&hex_frame).await.unwrap().to_lowercase()).unwrap();
+    let inside = ceneca_store::packing::unpack(&frame).unwrap();
+    assert!(!inside.contains("zanzibar"), "packed in clear: {inside}");
+    assert_eq!(
+        s.raw_text(&format!("SELECT content FROM messages WHERE id = '{id}'"))
+            .await
+            .as_deref(),
+        Some("")
+    );
+    let read = s
+        .get(&u, &format!("/api/v1/messages/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(read["content"], body.as_str());
+    assert_eq!(read["compressed"], true);
 }

@@ -109,7 +109,9 @@ pub async fn run(args: &Args, dir: &Path, ceneca: &Path) -> anyhow::Result<()> {
     // (the server's database already holds the HTTP rounds' messages).
     let store_path = dir.join("store.db");
     let fresh_store = sqlite_store(dir, "store.db").await?;
-    let (seed_user, seed_ws, seed_thread) = seed_thread(&rusqlite::Connection::open(&store_path)?)?;
+    let seed_conn = rusqlite::Connection::open(&store_path)?;
+    ceneca_store::sqlite::register_functions(&seed_conn)?;
+    let (seed_user, seed_ws, seed_thread) = seed_thread(&seed_conn)?;
     let (user_id, ws_uuid, thread_uuid): (uuid::Uuid, uuid::Uuid, uuid::Uuid) =
         (seed_user.parse()?, seed_ws.parse()?, seed_thread.parse()?);
     let mut samples = Vec::new();
@@ -433,6 +435,8 @@ fn raw_baseline(
 ) -> anyhow::Result<RawFigures> {
     use rusqlite::params;
     let conn = rusqlite::Connection::open(path)?;
+    // The same schema as the store's: its full-text triggers call this.
+    ceneca_store::sqlite::register_functions(&conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",

@@ -37,6 +37,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         .create("/api/v1/workspaces", json!({"name": "retention"}))
         .await?;
     let raw = rusqlite::Connection::open(dir.join("retention.db"))?;
+    ceneca_store::sqlite::register_functions(&raw)?;
     raw.busy_timeout(Duration::from_secs(10))?;
     let (mut ours, mut raws, mut files) = (vec![], vec![], vec![]);
     let mut seq = 0u64;

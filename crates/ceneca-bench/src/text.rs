@@ -119,6 +119,7 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let other_ws = new_id().to_string();
 
     let conn = rusqlite::Connection::open(dir.join("ceneca.db"))?;
+    ceneca_store::sqlite::register_functions(&conn)?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -262144;")?;
     let user: String = conn.query_row("SELECT id FROM users LIMIT 1", [], |r| r.get(0))?;
     let at = ceneca_store::sqlite::format_time(ceneca_domain::clock::now());

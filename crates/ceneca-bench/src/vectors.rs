@@ -114,6 +114,7 @@ async fn measure(args: &Args, dir: &Path, index: &Arc<EdgeIndex>) -> anyhow::Res
         .collect();
 
     let conn = rusqlite::Connection::open(dir.join("ceneca.db"))?;
+    ceneca_store::sqlite::register_functions(&conn)?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -262144;")?;
     let at = ceneca_store::sqlite::format_time(ceneca_domain::clock::now());
     let threads: HashMap<Uuid, String> = workspaces.iter().cloned().collect();

@@ -7,7 +7,7 @@
 //! exactly that text, so sealing is opened after unpacking.
 //!
 //! Readers never see the packed form: the service unpacks every row it shows or sends
-//! ([`unpack_record`]); the full-text index reads bodies through `ceneca_unpack` on SQLite
+//! ([`unpack_record`]); the full-text index reads packed bodies through `ceneca_unpack` on SQLite
 //! and keeps a packed row's words on PostgreSQL (migration 0013); a write that sets the
 //! body stores it plain again (`ops.rs`). The storage counters count what is stored: the
 //! frame's bytes.
@@ -70,14 +70,6 @@ pub fn unpack_record(entity: &Entity, row: &mut Record) -> Result<(), UnpackErro
     row.set(packed.field, Value::Text(text));
     row.set(packed.packed, Value::Null);
     Ok(())
-}
-
-/// The text `ceneca_unpack(content, content_packed)` gives: the plain text, or the frame's.
-pub(crate) fn text_of(plain: &str, frame: Option<&[u8]>) -> Result<String, UnpackError> {
-    match frame {
-        Some(frame) => unpack(frame),
-        None => Ok(plain.to_owned()),
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
--- Every packed body is stored plain again first (the index keeps its words: the text
--- does not change), then the index goes back to reading `messages` directly.
-UPDATE messages SET content = ceneca_unpack(content, content_packed), content_packed = NULL, compressed = 0
-    WHERE content_packed IS NOT NULL;
+-- The store stores every packed body plain again before this runs, with the counters
+-- (migrate::UNPACKS_BEFORE_DOWN); then the index goes back to reading `messages` directly.
 
 DROP TRIGGER messages_fts_insert;
 DROP TRIGGER messages_fts_delete;

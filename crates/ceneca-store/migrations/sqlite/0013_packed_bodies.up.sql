@@ -3,7 +3,7 @@
 -- bodies a maintenance run may pack without reading the others.
 --
 -- The full-text index now reads bodies through the view `messages_fts_text`, which
--- unpacks them with `ceneca_unpack` (a function every Ceneca connection registers): a
+-- unpacks the packed ones with `ceneca_unpack` (a function every Ceneca connection registers): a
 -- packed body keeps its words, its snippets and its deletes. Packing itself leaves the
 -- index alone (the text does not change); every other change to a body is indexed as
 -- before. Sealed bodies are still indexed as empty text.
@@ -17,7 +17,7 @@ DROP TRIGGER messages_fts_update;
 DROP TABLE messages_fts;
 CREATE VIEW messages_fts_text AS
     SELECT rowid AS message_rowid,
-           CASE WHEN content_key_id IS NULL THEN ceneca_unpack(content, content_packed) ELSE '' END AS content
+           CASE WHEN content_key_id IS NOT NULL THEN '' WHEN content_packed IS NULL THEN content ELSE ceneca_unpack(content_packed) END AS content
     FROM messages;
 CREATE VIRTUAL TABLE messages_fts USING fts5(
     content, content = 'messages_fts_text', content_rowid = 'message_rowid',
@@ -28,17 +28,17 @@ INSERT INTO messages_fts (rowid, content)
     SELECT rowid, CASE WHEN content_key_id IS NULL THEN content ELSE '' END FROM messages;
 CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
     INSERT INTO messages_fts (rowid, content)
-    VALUES (new.rowid, CASE WHEN new.content_key_id IS NULL THEN ceneca_unpack(new.content, new.content_packed) ELSE '' END);
+    VALUES (new.rowid, CASE WHEN new.content_key_id IS NOT NULL THEN '' WHEN new.content_packed IS NULL THEN new.content ELSE ceneca_unpack(new.content_packed) END);
 END;
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, content)
-    VALUES ('delete', old.rowid, CASE WHEN old.content_key_id IS NULL THEN ceneca_unpack(old.content, old.content_packed) ELSE '' END);
+    VALUES ('delete', old.rowid, CASE WHEN old.content_key_id IS NOT NULL THEN '' WHEN old.content_packed IS NULL THEN old.content ELSE ceneca_unpack(old.content_packed) END);
 END;
 CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, content_key_id, content_packed ON messages
 WHEN old.content_packed IS NOT NULL OR new.content_packed IS NULL
 BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, content)
-    VALUES ('delete', old.rowid, CASE WHEN old.content_key_id IS NULL THEN ceneca_unpack(old.content, old.content_packed) ELSE '' END);
+    VALUES ('delete', old.rowid, CASE WHEN old.content_key_id IS NOT NULL THEN '' WHEN old.content_packed IS NULL THEN old.content ELSE ceneca_unpack(old.content_packed) END);
     INSERT INTO messages_fts (rowid, content)
-    VALUES (new.rowid, CASE WHEN new.content_key_id IS NULL THEN ceneca_unpack(new.content, new.content_packed) ELSE '' END);
+    VALUES (new.rowid, CASE WHEN new.content_key_id IS NOT NULL THEN '' WHEN new.content_packed IS NULL THEN new.content ELSE ceneca_unpack(new.content_packed) END);
 END;

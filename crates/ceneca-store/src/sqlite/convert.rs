@@ -569,6 +569,7 @@ mod tests {
         store.migrate_up().await.unwrap();
         drop(store);
         let conn = Connection::open(path).unwrap();
+        super::super::register_functions(&conn).unwrap();
         // Rows without their parents: only the messages matter here.
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
         let tx = conn.unchecked_transaction().unwrap();

@@ -8,19 +8,20 @@ use rusqlite::functions::FunctionFlags;
 
 use crate::packing;
 
-/// Registers `ceneca_unpack(content, content_packed)`: a message body's text, whether it
-/// is stored plain or packed (see [`crate::packing`]). The full-text index reads bodies
-/// through it (migration 0013), so a packed body keeps its words and its snippets.
+/// Registers `ceneca_unpack(content_packed)`: the text of a packed message body (see
+/// [`crate::packing`]). The full-text index reads packed bodies through it (migration
+/// 0013), so a packed body keeps its words, its snippets and its deletes; plain bodies
+/// are read as they are, without a call.
 pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "ceneca_unpack",
-        2,
+        1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let plain: Option<String> = ctx.get(0)?;
-            let frame: Option<Vec<u8>> = ctx.get(1)?;
-            packing::text_of(plain.as_deref().unwrap_or(""), frame.as_deref())
-                .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+            let frame = ctx.get_raw(0).as_blob().map_err(|_| {
+                rusqlite::Error::UserFunctionError("ceneca_unpack takes a packed body".into())
+            })?;
+            packing::unpack(frame).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
         },
     )
 }

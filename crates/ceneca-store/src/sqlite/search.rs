@@ -146,7 +146,7 @@ pub(super) fn reindex(conn: &Connection) -> Result<()> {
         )
         .map_err(map_error)?;
     let body = if packs {
-        "ceneca_unpack(content, content_packed)"
+        "CASE WHEN content_packed IS NULL THEN content ELSE ceneca_unpack(content_packed) END"
     } else {
         "content"
     };
