@@ -311,6 +311,7 @@ impl TestServer {
             .await
             .expect("open vector collections");
         tokio::spawn(services.clone().run_vector_indexer());
+        tokio::spawn(services.clone().run_thumbnails());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = ceneca_server::app(services.clone(), http);

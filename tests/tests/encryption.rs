@@ -15,7 +15,8 @@ on_every_backend!(
     content_is_sealed_at_rest_and_plain_to_readers,
     sealed_content_moved_to_another_row_does_not_decrypt,
     rewrap_seals_old_content_and_follows_key_rotation,
-    sealed_content_is_compressed_as_stored_and_read_in_the_clear
+    sealed_content_is_compressed_as_stored_and_read_in_the_clear,
+    regression_a_key_rewrap_keeps_compressed_bodies_compressed
 );
 
 async fn sealed_server(backend: Backend) -> TestServer {
@@ -283,4 +284,83 @@ async fn sealed_content_is_compressed_as_stored_and_read_in_the_clear(backend: B
         .expect(200);
     assert_eq!(read["content"], body.as_str());
     assert_eq!(read["compressed"], true);
+}
+
+/// Found by the attack: sealing and key rotation stored every compressed body plain again,
+/// growing what each stored (past quotas) until the next compression.
+async fn regression_a_key_rewrap_keeps_compressed_bodies_compressed(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let body = "quarterly numbers for the zanzibar office, line by line. ".repeat(20);
+    let id = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages", w.thread),
+            json!({"role": "user", "content": body}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.raw_execute(&format!(
+        "UPDATE messages SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = '{id}'"
+    ))
+    .await;
+    let run = s
+        .services
+        .run_maintenance(
+            ceneca_wire::maintenance::MaintenanceTrigger::Manual,
+            None,
+            false,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.messages_compressed, 1);
+
+    // Sealing turned on: the rewrap seals the compressed body, and keeps it compressed.
+    let sealed = ServiceConfig {
+        encrypt_content: true,
+        ..ServiceConfig::default()
+    };
+    let k1 = decode_key_base64(&generate_key_base64()).unwrap();
+    let ring = || KeyRing::new("k1", &k1).unwrap();
+    let services = Services::new(s.services.store().clone(), Arc::new(ring()), sealed);
+    let report = services.rewrap_secrets(&ring(), |_| {}).await.unwrap();
+    assert!(
+        report.rewrapped >= 1 && report.unreadable.is_empty(),
+        "{report:?}"
+    );
+    let packed = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM messages WHERE id = '{id}' AND content_packed IS NOT NULL AND content_key_id = 'k1'"
+    );
+    assert_eq!(s.raw_text(&packed).await.as_deref(), Some("1"));
+    let caller = services
+        .authenticate(&u.token, &RequestMeta::default())
+        .await
+        .unwrap();
+    let read = services
+        .get(
+            &caller,
+            &ceneca_domain::model::MESSAGES,
+            id.parse().unwrap(),
+            ceneca_store::Deleted::Exclude,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read["content"], body.as_str());
+    assert_eq!(read["compressed"], true);
+    // Sealed text is not searchable (the documented trade-off): the words went with it.
+    let found = s.get(&u, "/api/v1/search?q=zanzibar").await.expect(200);
+    assert_eq!(found["items"], json!([]), "{found}");
+    assert!(
+        s.services
+            .store()
+            .reconcile_storage(false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -16,6 +16,7 @@ on_every_backend!(
     regression_an_embedding_of_another_dimension_is_refused,
     regression_metadata_counts_against_the_quota,
     regression_statistics_of_nothing_are_not_found,
+    regression_a_compressed_body_edited_is_charged_what_it_stores,
 );
 
 fn png(len: usize) -> Vec<u8> {
@@ -611,4 +612,70 @@ async fn regression_statistics_of_nothing_are_not_found(backend: Backend) {
     }
     let u = s.user("u").await;
     stats(&s, &admin, &format!("scope=user&id={}", u.id)).await;
+}
+
+/// Found by the attack: an edit of a compressed body was charged its new text on top of
+/// the frame it replaces, so an edit that fits was refused.
+async fn regression_a_compressed_body_edited_is_charged_what_it_stores(backend: Backend) {
+    let s = TestServer::start_with(backend, small_quota(3000)).await;
+    let u = s.user("u").await;
+    let (_, thread) = workspace_with_thread(&s, &u).await;
+    let message = id(s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": "a".repeat(1500)}),
+        )
+        .await
+        .expect(201))
+    .await;
+    s.raw_execute(&format!(
+        "UPDATE messages SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = '{message}'"
+    ))
+    .await;
+    let report = s
+        .services
+        .run_maintenance(
+            ceneca_wire::maintenance::MaintenanceTrigger::Manual,
+            None,
+            false,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.messages_compressed, 1);
+    let frame = report.compressed_bytes_after as i64;
+    let used = s.get(&u, "/api/v1/storage/stats").await.expect(200)["quota_used_bytes"]
+        .as_i64()
+        .unwrap();
+    // A body that fills the quota exactly once its frame is gone.
+    let fits = (3000 - used + frame) as usize;
+    let edited = s
+        .patch(
+            &u,
+            &format!("/api/v1/messages/{message}"),
+            json!({"content": "b".repeat(fits)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(edited["compressed"], false);
+    let stats = s.get(&u, "/api/v1/storage/stats").await.expect(200);
+    assert_eq!(stats["quota_used_bytes"], 3000, "{stats}");
+    // One byte more does not fit.
+    let over = s
+        .patch(
+            &u,
+            &format!("/api/v1/messages/{message}"),
+            json!({"content": "b".repeat(fits + 1)}),
+        )
+        .await;
+    assert_eq!(over.status, 413, "{over:?}");
+    assert!(
+        s.services
+            .store()
+            .reconcile_storage(false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -501,7 +501,17 @@ pub static ATTACHMENTS: Entity = entity(
         field("storage_key", Kind::Text { max: 500 })
             .server()
             .hidden(),
-        field("thumbnail", Kind::Text { max: 500 }).server(),
+        // Where the image's thumbnail stands (`service/attachments/thumbnails.rs`):
+        // made off the request path after an upload; NULL for a file that is no image.
+        field(
+            "thumbnail",
+            Kind::Enum(&["pending", "ready", "unavailable"]),
+        )
+        .server(),
+        // The thumbnail's blob on this node: never shown, never replicated.
+        field("thumbnail_key", Kind::Text { max: 500 })
+            .server()
+            .hidden(),
         field("encrypted", Kind::Bool)
             .default(Default::Bool(false))
             .server(),

@@ -135,6 +135,29 @@ pub fn packed_field(entity: &Entity) -> Option<&'static PackedField> {
     (entity.table == MESSAGE_CONTENT.entity.table).then_some(&MESSAGE_CONTENT)
 }
 
+/// Makes a write that sets a packed field's text store it plain: the packed form is
+/// cleared and the flag lowered, unless the write stores a packed form itself. Whether it
+/// did. The store applies it to every update; the service to the row it measures against
+/// a quota, so an edit of a compressed body is charged what it will store.
+pub fn store_plain(entity: &Entity, record: &mut Record) -> bool {
+    match packed_field(entity) {
+        Some(p) if record.contains(p.field) && !record.contains(p.packed) => {
+            record.set(p.packed, Value::Null);
+            record.set(p.flag, Value::Bool(false));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Whether `field` of `entity` describes what this node keeps, not the row's data: how a
+/// body is stored (compressed by this node's retention or not) and where an image's
+/// thumbnail stands (made by this node from the file it keeps). Never replicated.
+pub fn node_local(entity: &Entity, field: &str) -> bool {
+    packed_field(entity).is_some_and(|p| p.flag == field)
+        || (entity.table == model::ATTACHMENTS.table && field == "thumbnail")
+}
+
 /// How rows of `entity` count, if they do.
 pub fn sizing(entity: &Entity) -> Option<&'static Sizing> {
     SIZED.iter().find(|s| s.entity.table == entity.table)

@@ -143,6 +143,11 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Gone(m) => ApiError::new(StatusCode::GONE, "cursor_expired", m),
             ServiceError::Removed(m) => ApiError::new(StatusCode::GONE, "content_removed", m),
+            ServiceError::NotReady(m) => {
+                let mut out = ApiError::new(StatusCode::NOT_FOUND, "not_ready", m);
+                out.retry_after = Some(2);
+                out
+            }
             ServiceError::Stale => ApiError::new(
                 StatusCode::CONFLICT,
                 "stale",

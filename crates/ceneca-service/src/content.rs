@@ -243,8 +243,19 @@ impl Services {
                 let mut rows = self.store.list(sealed.entity, q).await?;
                 let more = rows.len() > PAGE;
                 rows.truncate(PAGE);
+                // Compressed bodies are read unpacked and stored packed again (below); one
+                // that does not unpack is reported, as one that does not decrypt.
+                let mut packed = std::collections::HashSet::new();
                 for row in &mut rows {
-                    unpack(sealed.entity, row)?;
+                    if is_packed(sealed.entity, row) {
+                        let id = row.id().unwrap_or_default();
+                        if unpack(sealed.entity, row).is_err() {
+                            report.unreadable.push((sealed.entity.table.to_owned(), id));
+                            row.set(sealed.field, Value::Null);
+                            continue;
+                        }
+                        packed.insert(id);
+                    }
                 }
                 let mut batch = WriteBatch::new(Actor::default());
                 for row in &rows {
@@ -274,10 +285,22 @@ impl Services {
                         _ => continue,
                     };
                     let mut set = Record::new();
-                    set.set(
-                        sealed.field,
-                        Value::Text(seal_text(keys, sealed, id, workspace, &plain)),
-                    );
+                    let text = seal_text(keys, sealed, id, workspace, &plain);
+                    // A compressed body stays compressed: a key rotation must not grow
+                    // what is stored (found by the attack).
+                    match packed
+                        .contains(&id)
+                        .then(|| ceneca_store::packing::pack(&text))
+                        .flatten()
+                    {
+                        Some(frame) => {
+                            let p = ceneca_store::packing::MESSAGE_CONTENT;
+                            set.set(sealed.field, Value::Text(String::new()));
+                            set.set(p.packed, Value::Bytes(frame));
+                            set.set(p.flag, Value::Bool(true));
+                        }
+                        None => set.set(sealed.field, Value::Text(text)),
+                    }
                     set.set(sealed.key_column, Value::Text(active.clone()));
                     batch.ops.push(WriteOp::Update {
                         entity: sealed.entity,

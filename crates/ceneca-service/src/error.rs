@@ -68,6 +68,10 @@ pub enum ServiceError {
     /// file that retention let go when its thread was archived.
     #[error("{0}")]
     Removed(String),
+    /// What was asked for is being made and is not there yet (404, `not_ready`, with a
+    /// time to ask again): an image's thumbnail just after its upload.
+    #[error("{0}")]
+    NotReady(String),
     /// The row changed while a replayed change was merged against it (409, `stale`):
     /// replication decides again; a client never sees it unless that keeps happening.
     #[error("the row changed while this change was merged: retry")]

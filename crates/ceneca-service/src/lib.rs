@@ -237,6 +237,8 @@ pub struct Services {
     /// Uploads hold it shared from keeping their blob to committing their row; the sweep
     /// holds it alone while it decides a blob is unreferenced and removes it.
     blob_gate: Arc<tokio::sync::RwLock<()>>,
+    /// Told when an upload leaves an image waiting for its thumbnail.
+    thumbnails_wanted: Arc<tokio::sync::Notify>,
     /// Whose quota each workspace counts against, for a few seconds (`storage/quota.rs`).
     quotas: Arc<storage::QuotaCache>,
     /// A maintenance run asked for by a nearly full quota, for the worker.
@@ -276,6 +278,7 @@ impl Services {
             shared_feed: Default::default(),
             blobs: None,
             blob_gate: Default::default(),
+            thumbnails_wanted: Default::default(),
             quotas: Default::default(),
             maintenance_wanted: Default::default(),
         }

@@ -285,6 +285,10 @@ impl Store for CachedStore {
         self.inner.pack_candidates(query).await
     }
 
+    async fn message_bodies(&self, messages: Vec<Uuid>) -> Result<Vec<(Uuid, String)>> {
+        self.inner.message_bodies(messages).await
+    }
+
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
         // The counters are no row this cache holds.
         self.inner.reconcile_storage(fix).await

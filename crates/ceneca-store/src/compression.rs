@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::Result;
 use crate::ops::Exec;
 use crate::packing::{MESSAGE_CONTENT, PACK_FROM_BYTES, unpack};
-use crate::sql::Sql;
+use crate::sql::{COUNT, Sql};
 use crate::usage::UsageDeltas;
 
 /// The bodies last written before `written_before`, stored plain and long enough to
@@ -28,13 +28,13 @@ pub struct PackQuery {
     pub limit: u32,
 }
 
-/// A body a maintenance run may pack, as stored.
-#[derive(Debug, Clone, PartialEq)]
+/// A body a maintenance run may pack: which, where it stands in the order, and how many
+/// bytes it stores (a round is bounded by bytes before any body is read).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PackCandidate {
     pub message: Uuid,
     pub updated_at: OffsetDateTime,
-    /// The stored text (sealed text stays sealed: it is packed as it is).
-    pub stored: String,
+    pub stored_bytes: i64,
 }
 
 /// A body packed by the caller: written only if the message still stores `stored` plain.
@@ -51,7 +51,7 @@ fn plain_and_long(alias: &str) -> String {
     format!("{alias}content_packed IS NULL AND length({alias}content) >= {PACK_FROM_BYTES}")
 }
 
-/// One page of the bodies `query` covers.
+/// One page of the bodies `query` covers, without their text.
 pub(crate) async fn candidates<E: Exec>(
     exec: &mut E,
     query: &PackQuery,
@@ -59,7 +59,7 @@ pub(crate) async fn candidates<E: Exec>(
     static COLUMNS: [Field; 3] = [
         field("id", Kind::Uuid),
         field("updated_at", Kind::Time),
-        field("content", Kind::Text { max: usize::MAX }),
+        field("bytes", COUNT),
     ];
     let d = exec.dialect();
     let mut sql = Sql::default();
@@ -73,9 +73,10 @@ pub(crate) async fn candidates<E: Exec>(
         None => String::new(),
     };
     sql.text = format!(
-        "SELECT id, updated_at, content FROM messages
+        "SELECT id, updated_at, CAST({} AS BIGINT) FROM messages
          WHERE {} AND updated_at < {before}{after}
          ORDER BY updated_at, id LIMIT {}",
+        d.byte_length("content"),
         plain_and_long(""),
         query.limit
     );
@@ -83,16 +84,41 @@ pub(crate) async fn candidates<E: Exec>(
     Ok(exec
         .fetch_columns(&fields, &sql)
         .await?
-        .into_iter()
-        .filter_map(|mut r| {
-            let Some(Value::Text(stored)) = r.remove("content") else {
-                return None;
-            };
+        .iter()
+        .filter_map(|r| {
             Some(PackCandidate {
                 message: r.id_of("id")?,
                 updated_at: r.get("updated_at")?.as_time()?,
-                stored,
+                stored_bytes: r.get("bytes")?.as_int()?,
             })
+        })
+        .collect())
+}
+
+/// The stored text of those of `messages` still stored plain.
+pub(crate) async fn bodies<E: Exec>(
+    exec: &mut E,
+    messages: &[Uuid],
+) -> Result<Vec<(Uuid, String)>> {
+    static COLUMNS: [Field; 2] = [
+        field("id", Kind::Uuid),
+        field("content", Kind::Text { max: usize::MAX }),
+    ];
+    let d = exec.dialect();
+    let mut sql = Sql::default();
+    let set = sql.bind(d, Value::IdSet(messages.to_vec()), Kind::Uuid);
+    sql.text = format!(
+        "SELECT id, content FROM messages WHERE {} AND content_packed IS NULL",
+        d.in_set("id", &set)
+    );
+    let fields: Vec<&Field> = COLUMNS.iter().collect();
+    Ok(exec
+        .fetch_columns(&fields, &sql)
+        .await?
+        .into_iter()
+        .filter_map(|mut r| match (r.id(), r.remove("content")) {
+            (Some(id), Some(Value::Text(text))) => Some((id, text)),
+            _ => None,
         })
         .collect())
 }

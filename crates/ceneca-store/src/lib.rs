@@ -163,6 +163,8 @@ pub trait Store: Send + Sync + 'static {
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<Footprint>;
     /// A page of the message bodies a compression rule covers (`crate::compression`).
     async fn pack_candidates(&self, query: PackQuery) -> Result<Vec<PackCandidate>>;
+    /// The stored text of those of `messages` still stored plain.
+    async fn message_bodies(&self, messages: Vec<Uuid>) -> Result<Vec<(Uuid, String)>>;
     /// A page of a collection's embeddings in id order, after `after` (rebuilds).
     async fn embeddings_page(
         &self,

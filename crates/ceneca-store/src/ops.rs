@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::roles::OrgRole;
-use ceneca_domain::schema::Field;
+use ceneca_domain::schema::{Field, Kind};
 use ceneca_domain::{Entity, Record, Value, model};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -173,15 +173,11 @@ pub(crate) async fn apply_batch<E: Exec>(
                 filter,
                 mut set,
             } => {
-                // A body written is stored plain, whatever it was stored as before; the
-                // change log names only what the caller changed.
+                // A body written is stored plain, whatever it was stored as before (unless
+                // the write packs it itself: a rewrap); the change log names only what the
+                // caller changed.
                 let changed = sql::changed_fields(&set);
-                if let Some(packed) = crate::packing::packed_field(entity)
-                    && set.contains(packed.field)
-                {
-                    set.set(packed.packed, Value::Null);
-                    set.set(packed.flag, Value::Bool(false));
-                }
+                ceneca_domain::storage::store_plain(entity, &mut set);
                 // A replayed edit may land on a deleted row (it lost to the delete, and a
                 // later restore shows it, as on the replica that applied it first).
                 let deleted = match actor.replay {
@@ -351,6 +347,30 @@ pub(crate) async fn apply_batch<E: Exec>(
                 let packed = crate::compression::pack(exec, &bodies, &mut usage).await?;
                 audit.set("details", Value::Json(packed.details(written_before)));
                 out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
+            }
+            WriteOp::SetThumbnail {
+                attachment,
+                source_key,
+                state,
+                thumbnail_key,
+            } => {
+                let d = exec.dialect();
+                let mut sql = Sql::default();
+                let state = sql.bind(d, Value::Text(state.to_owned()), Kind::Text { max: 32 });
+                let key = sql.bind(
+                    d,
+                    thumbnail_key.map_or(Value::Null, Value::Text),
+                    Kind::Text { max: 500 },
+                );
+                let id = sql.bind(d, Value::Id(attachment), Kind::Uuid);
+                let source = sql.bind(d, Value::Text(source_key), Kind::Text { max: 500 });
+                sql.text = format!(
+                    "UPDATE attachments SET thumbnail = {state}, thumbnail_key = {key}
+                     WHERE id = {id} AND storage_key = {source} AND thumbnail = 'pending'
+                     RETURNING {}",
+                    sql::column_list(&model::ATTACHMENTS)
+                );
+                out.extend(exec.fetch(&model::ATTACHMENTS, &sql).await?);
             }
             WriteOp::UpdateAll {
                 entity,

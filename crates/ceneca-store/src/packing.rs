@@ -23,9 +23,11 @@ pub const PACK_FROM_BYTES: usize = 128;
 /// ratio is worth more than speed (unpacking is as fast at any level).
 const LEVEL: i32 = 9;
 
-/// The largest text a frame may unpack to: four bytes for each character the model
-/// allows a body. A frame claiming more is refused before any memory is taken.
-const MAX_PLAIN_BYTES: u64 = 4 * 1_000_000;
+/// The largest text packed, and so the largest a frame may unpack to: a body of the most
+/// characters the model allows, four bytes each, sealed (its ciphertext in base64 takes a
+/// third more), with room to spare. Longer text is left plain; a frame claiming more is
+/// refused before any memory is taken.
+const MAX_PLAIN_BYTES: usize = 8 * 1024 * 1024;
 
 /// A stored frame that does not unpack: the database was damaged or written by hand.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +36,7 @@ pub struct UnpackError(String);
 
 /// `text` packed, when that stores fewer bytes; `None` when it would not.
 pub fn pack(text: &str) -> Option<Vec<u8>> {
-    if text.len() < PACK_FROM_BYTES {
+    if text.len() < PACK_FROM_BYTES || text.len() > MAX_PLAIN_BYTES {
         return None;
     }
     // The frame records the text's length, which `unpack` reads before allocating.
@@ -45,7 +47,7 @@ pub fn pack(text: &str) -> Option<Vec<u8>> {
 /// The text a frame holds.
 pub fn unpack(frame: &[u8]) -> Result<String, UnpackError> {
     let size = match zstd::zstd_safe::get_frame_content_size(frame) {
-        Ok(Some(size)) if size <= MAX_PLAIN_BYTES => size as usize,
+        Ok(Some(size)) if size <= MAX_PLAIN_BYTES as u64 => size as usize,
         Ok(Some(size)) => return Err(UnpackError(format!("it claims {size} bytes"))),
         Ok(None) => return Err(UnpackError("its frame has no length".into())),
         Err(_) => return Err(UnpackError("its frame header is damaged".into())),
@@ -95,6 +97,19 @@ mod tests {
         assert!(pack(&noise).is_none() || pack(&noise).unwrap().len() < noise.len());
     }
 
+    /// Found by the attack: a sealed body of a million three-byte characters stores over
+    /// 4 MB of base64; it was packed, then refused on every read.
+    #[test]
+    fn regression_the_largest_sealed_body_unpacks() {
+        let sealed_like = "A".repeat(4 * 1_000_000 * 4 / 3 + 64);
+        let frame = pack(&sealed_like).expect("packed");
+        assert_eq!(unpack(&frame).unwrap(), sealed_like);
+        assert!(
+            pack(&"A".repeat(MAX_PLAIN_BYTES + 1)).is_none(),
+            "too long to pack"
+        );
+    }
+
     #[test]
     fn damaged_frames_are_refused_not_trusted() {
         let frame = pack(&"abc ".repeat(100)).unwrap();
@@ -102,7 +117,7 @@ mod tests {
         assert!(unpack(b"not a frame at all").is_err());
         assert!(unpack(&[]).is_err());
         // A header claiming more than a body may hold is refused before allocating.
-        let huge = zstd::bulk::compress(&vec![b'a'; 5_000_000], 1).unwrap();
+        let huge = zstd::bulk::compress(&vec![b'a'; MAX_PLAIN_BYTES + 1], 1).unwrap();
         assert!(unpack(&huge).is_err());
         let not_utf8 = zstd::bulk::compress(&[0xff; 300], 1).unwrap();
         assert!(unpack(&not_utf8).is_err());

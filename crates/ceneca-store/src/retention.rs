@@ -2,8 +2,8 @@
 //! them frees, and archiving them — written once for both engines over [`Exec`].
 //!
 //! Archiving a thread keeps it and its messages (unarchiving shows them again), removes
-//! its attachments' files (each row keeps what describes its file, and says when the file
-//! went) and its messages' and attachments' embeddings (from SQL here; the vector outbox's
+//! its attachments' files and their thumbnails (each row keeps what describes its file,
+//! and says when the file went) and its messages' and attachments' embeddings (from SQL here; the vector outbox's
 //! triggers take them out of the index). Every row changed is logged for sync and counted
 //! off the storage counters in the same transaction.
 
@@ -357,7 +357,8 @@ pub(crate) async fn archive<E: Exec>(
         let at = sql.bind(d, Value::Time(now), Kind::Time);
         let set = sql.bind(d, Value::IdSet(ids), Kind::Uuid);
         sql.text = format!(
-            "UPDATE attachments SET storage_key = NULL, content_removed_at = {at}, updated_at = {at}
+            "UPDATE attachments SET storage_key = NULL, thumbnail = NULL, thumbnail_key = NULL,
+                 content_removed_at = {at}, updated_at = {at}
              WHERE {} RETURNING {}",
             d.in_set("id", &set),
             sql::column_list(attachments)

@@ -54,6 +54,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     // Attachment files no row references any more, and uploads a crash cut off.
     let blob_sweep = tokio::spawn(services.clone().run_blob_sweep());
+    // Thumbnails of uploaded images, made off the request path.
+    let thumbnails = tokio::spawn(services.clone().run_thumbnails());
     // Retention: on a schedule and when a quota fills. Never on a local node, whose
     // upstream decides what is archived.
     let maintenance = if replicator.is_none() {
@@ -125,6 +127,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     compaction.abort();
     blob_sweep.abort();
+    thumbnails.abort();
     if let Some(maintenance) = maintenance {
         maintenance.shutdown().await;
     }

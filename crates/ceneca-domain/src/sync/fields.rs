@@ -31,8 +31,8 @@ pub fn entity_logged_as(name: &str) -> Option<&'static Entity> {
 /// Whether `field` of `entity` travels in a change's values. Left out, because each
 /// replica keeps its own: the id (the change names the row), `updated_at`, the deletion
 /// (a register of its own, carried by delete and restore changes), the version counter,
-/// counters kept from other rows (recomputed, never merged as values), how a body is
-/// stored (compressed or not), and secrets with
+/// counters kept from other rows (recomputed, never merged as values), what a node keeps
+/// of its own (how a body is stored, an image's thumbnail), and secrets with
 /// what derives from them (their ciphertext is bound to this node's key ring). Hidden
 /// columns stay home too, except the key id of sealed content, which a replica needs to
 /// open the sealed text the change carries.
@@ -44,8 +44,7 @@ pub fn replicated(entity: &Entity, field: &Field) -> bool {
     if is_counter_column(entity, name) || derives_from_secret(entity, name) {
         return false;
     }
-    // How a replica stores a body (compressed or not) is its own affair.
-    if crate::storage::packed_field(entity).is_some_and(|p| p.flag == name) {
+    if crate::storage::node_local(entity, name) {
         return false;
     }
     if field.output == Output::Never {

@@ -28,7 +28,7 @@ pub struct AttachmentContent {
 
 /// The stored file: the content itself, or sealed (checked whole-file before any byte is
 /// served: its last chunk binds its name and length).
-enum Source {
+pub(super) enum Source {
     Plain(tokio::fs::File),
     Sealed {
         file: tokio::fs::File,
@@ -41,6 +41,26 @@ enum Source {
 /// Bytes read from a plain file per chunk: each read is a hop to the blocking pool, so a
 /// small one (the default is 4 KiB) caps the throughput.
 const PLAIN_CHUNK: usize = 256 * 1024;
+
+impl Source {
+    /// All of it, read into memory: for small blobs only (thumbnails and their sources,
+    /// bounded by the caller).
+    pub(super) async fn read_all(self, size: u64) -> std::io::Result<Vec<u8>> {
+        let mut reader = ContentReader {
+            source: self,
+            position: 0,
+            remaining: size,
+        };
+        if let Source::Plain(file) = &mut reader.source {
+            file.seek(SeekFrom::Start(0)).await?;
+        }
+        let mut out = Vec::with_capacity(size as usize);
+        while let Some(piece) = reader.next_chunk().await? {
+            out.extend_from_slice(&piece);
+        }
+        Ok(out)
+    }
+}
 
 impl AttachmentContent {
     /// Reads `length` bytes of the content from `start` (both inside the content).
@@ -152,40 +172,14 @@ impl Services {
             }
             return Err(ServiceError::NotFound("attachment content"));
         };
-        let key = BlobKey::parse(&stored).ok_or_else(|| {
-            ServiceError::Internal(format!("attachment {id} has a malformed storage key"))
-        })?;
-        let blobs = self.blob_store()?;
-        let mut file = blobs
-            .open(&key)
-            .await
-            .map_err(super::storage_error)?
-            .ok_or_else(|| {
-                tracing::error!(attachment = %id, blob = key.as_str(), "an attachment's blob is missing");
-                ServiceError::NotFound("attachment content")
-            })?;
         let size = row
             .get("size_bytes")
             .and_then(Value::as_int)
             .unwrap_or_default() as u64;
         let sealed = row.get("encrypted").and_then(Value::as_bool) == Some(true);
-        let source = if sealed {
-            self.open_sealed(&mut file, &key, size)
-                .await
-                .map_err(|e| {
-                    tracing::error!(attachment = %id, blob = key.as_str(), error = %e,
-                        "an attachment's sealed file does not open: altered, moved or its key is gone");
-                    ServiceError::Internal(format!("attachment {id}: sealed file: {e}"))
-                })
-                .map(|(opener, layout)| Source::Sealed {
-                    file,
-                    opener: Box::new(opener),
-                    layout,
-                    identity: key.digest().to_owned(),
-                })?
-        } else {
-            Source::Plain(file)
-        };
+        let (source, _) = self
+            .open_stored(id, &stored, Some(size), sealed, "attachment content")
+            .await?;
         self.audit_read(
             caller,
             "attachment.download".into(),
@@ -203,6 +197,50 @@ impl Services {
         })
     }
 
+    /// Opens the blob `stored` of attachment `id` (its file, or its thumbnail: `what`),
+    /// sealed or not, with its size. `size`, when known, must be what a sealed blob
+    /// holds.
+    pub(super) async fn open_stored(
+        &self,
+        id: Uuid,
+        stored: &str,
+        size: Option<u64>,
+        sealed: bool,
+        what: &'static str,
+    ) -> Result<(Source, u64)> {
+        let key = BlobKey::parse(stored).ok_or_else(|| {
+            ServiceError::Internal(format!("attachment {id} names a malformed blob key"))
+        })?;
+        let blobs = self.blob_store()?;
+        let mut file = blobs
+            .open(&key)
+            .await
+            .map_err(super::storage_error)?
+            .ok_or_else(|| {
+                tracing::error!(attachment = %id, blob = key.as_str(), "an attachment's blob is missing");
+                ServiceError::NotFound(what)
+            })?;
+        if !sealed {
+            let len = file.metadata().await.map_err(super::storage_error)?.len();
+            return Ok((Source::Plain(file), size.unwrap_or(len)));
+        }
+        let (opener, layout) = self.open_sealed(&mut file, &key, size).await.map_err(|e| {
+            tracing::error!(attachment = %id, blob = key.as_str(), error = %e,
+                    "an attachment's sealed file does not open: altered, moved or its key is gone");
+            ServiceError::Internal(format!("attachment {id}: sealed file: {e}"))
+        })?;
+        let len = layout.size;
+        Ok((
+            Source::Sealed {
+                file,
+                opener: Box::new(opener),
+                layout,
+                identity: key.digest().to_owned(),
+            },
+            len,
+        ))
+    }
+
     /// Reads a sealed file's header and checks its last chunk (its name and length),
     /// so a file altered or stored under another's name is refused before a byte is
     /// served.
@@ -210,7 +248,7 @@ impl Services {
         &self,
         file: &mut tokio::fs::File,
         key: &BlobKey,
-        size: u64,
+        size: Option<u64>,
     ) -> std::io::Result<(FileOpener, SealedLayout)> {
         let invalid = |e: ceneca_crypto::KeyRingError| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, e)
@@ -220,7 +258,9 @@ impl Services {
         file.read_exact(&mut head).await?;
         let opener = self.keys.file_opener(&head).map_err(invalid)?;
         let layout = opener.layout(file_len).map_err(invalid)?;
-        if layout.size != size {
+        if let Some(size) = size
+            && layout.size != size
+        {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("holds {} bytes, its row says {size}", layout.size),

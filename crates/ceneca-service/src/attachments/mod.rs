@@ -3,15 +3,17 @@
 //! and type come from the bytes, and only an upload here sets where they are.
 //!
 //! A row is created first (its metadata, through the entity routes); its content is then
-//! uploaded (`upload.rs`), read back (`download.rs`), and blobs no row references are
-//! swept (`sweep.rs`).
+//! uploaded (`upload.rs`), read back (`download.rs`), an image's thumbnail made off the
+//! request path (`thumbnails.rs`), and blobs no row references are swept (`sweep.rs`).
 
 mod download;
 mod sweep;
+mod thumbnails;
 mod upload;
 
 pub use download::{AttachmentContent, ContentReader};
 pub use sweep::{SWEEP_GRACE, SweepReport};
+pub use thumbnails::Thumbnail;
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The orphan sweep: blobs no attachment row references, and temporary files a crash
+//! The orphan sweep: blobs no attachment row references (as its file or its thumbnail), and temporary files a crash
 //! left, removed once older than a grace period. On one node, an upload holds the blob
 //! gate (shared) from keeping its blob to committing its row and the sweep holds it alone
 //! to decide and remove, so the sweep never takes a blob a write is about to name; across
@@ -64,7 +64,7 @@ impl Services {
         Ok(report)
     }
 
-    /// Removes the blob `key` if no attachment row names it, and (with `grace`) if it
+    /// Removes the blob `key` if no attachment row names it (as its file or its thumbnail), and (with `grace`) if it
     /// was last written longer ago than that; whether it did.
     pub(crate) async fn remove_blob_if_unnamed(
         &self,
@@ -92,16 +92,19 @@ impl Services {
         // so "no row names it" stays true until the blob is gone. (Nodes sharing a volume
         // do not share the gate: the grace period covers them.)
         let _gate = self.blob_gate.write().await;
-        let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);
-        query.equals = vec![("storage_key", Value::Text(key.as_str().to_owned()))];
-        query.deleted = ceneca_store::Deleted::Include;
-        if !self
-            .store
-            .list(&model::ATTACHMENTS, query)
-            .await?
-            .is_empty()
-        {
-            return Ok(false);
+        // A blob is an attachment's file or an image's thumbnail.
+        for column in ["storage_key", "thumbnail_key"] {
+            let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);
+            query.equals = vec![(column, Value::Text(key.as_str().to_owned()))];
+            query.deleted = ceneca_store::Deleted::Include;
+            if !self
+                .store
+                .list(&model::ATTACHMENTS, query)
+                .await?
+                .is_empty()
+            {
+                return Ok(false);
+            }
         }
         blobs.remove(key).await.map_err(super::storage_error)?;
         Ok(true)

@@ -9,7 +9,7 @@ use ceneca_domain::content_type::{SNIFF_BYTES, TextCheck, allowed, sniff};
 use ceneca_domain::output::View;
 use ceneca_domain::scope::Access;
 use ceneca_domain::{Record, Value, model};
-use ceneca_store::{BlobStore, Deleted, PendingBlob, WriteOp};
+use ceneca_store::{BlobKey, BlobStore, Deleted, PendingBlob, WriteOp};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -115,8 +115,11 @@ impl Services {
         }
         // A failure from here leaves the blob unreferenced: the sweep removes it once the
         // grace period has passed.
-        self.commit_create(caller, entity, record, extras, Some(details))
-            .await
+        let created = self
+            .commit_create(caller, entity, record, extras, Some(details))
+            .await?;
+        self.thumbnails_wanted.notify_one();
+        Ok(created)
     }
 
     /// An attachment row made from `metadata` with every check a create makes, its
@@ -188,7 +191,10 @@ impl Services {
         // A failure from here leaves the blob unreferenced: the sweep removes it once the
         // grace period has passed.
         match self.store.apply(batch).await {
-            Ok(rows) => self.present(entity, &rows[0], View::Detail),
+            Ok(rows) => {
+                self.thumbnails_wanted.notify_one();
+                self.present(entity, &rows[0], View::Detail)
+            }
             Err(ceneca_store::StoreError::NotFound) => {
                 Err(self.explain_missing(caller, entity, id).await)
             }
@@ -314,7 +320,7 @@ impl Services {
 
 /// Where received bytes go: straight to the temporary file, or sealed chunk by chunk
 /// (`ceneca_crypto::sealed_file`), so a file is never whole in memory either way.
-enum Sink {
+pub(super) enum Sink {
     Plain(PendingBlob),
     Sealed {
         pending: PendingBlob,
@@ -326,7 +332,7 @@ enum Sink {
 }
 
 impl Sink {
-    async fn begin(
+    pub(super) async fn begin(
         blobs: &Arc<dyn BlobStore>,
         sealer: Option<FileSealer>,
     ) -> std::io::Result<Self> {
@@ -344,7 +350,7 @@ impl Sink {
         })
     }
 
-    async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+    pub(super) async fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Sink::Plain(pending) => pending.write(bytes).await,
             Sink::Sealed {
@@ -389,22 +395,22 @@ impl Sink {
 }
 
 /// A file received in full and accepted, not yet kept.
-struct Received {
-    sink: Sink,
-    size: u64,
-    sha256: String,
-    mime: &'static str,
+pub(super) struct Received {
+    pub(super) sink: Sink,
+    pub(super) size: u64,
+    pub(super) sha256: String,
+    pub(super) mime: &'static str,
 }
 
 impl Received {
     /// Keeps the file under its hash (the caller holds the sweep's gate until the row
-    /// that names it is written). Answers the row's content fields and the audit details.
-    async fn keep(
+    /// that names it is written): its key, and whether it is sealed.
+    pub(super) async fn store(
         self,
         blobs: &Arc<dyn BlobStore>,
         keys: &KeyRing,
         workspace: Option<Uuid>,
-    ) -> Result<(Record, Json)> {
+    ) -> Result<(BlobKey, bool)> {
         // A sealed file's name is keyed, and scoped to its workspace: the folder does not
         // tell what it holds, and an upload never finds (nor times) another tenant's file.
         let sealed = self.sink.sealed();
@@ -416,17 +422,40 @@ impl Received {
         };
         let pending = self.sink.finish(&name).await.map_err(storage_error)?;
         let key = blobs.keep(pending, &name).await.map_err(storage_error)?;
+        Ok((key, sealed))
+    }
+
+    /// Keeps the file (see [`Received::store`]) and answers the row's content fields and
+    /// the audit details.
+    async fn keep(
+        self,
+        blobs: &Arc<dyn BlobStore>,
+        keys: &KeyRing,
+        workspace: Option<Uuid>,
+    ) -> Result<(Record, Json)> {
+        let (size, sha256, mime) = (self.size, self.sha256.clone(), self.mime);
+        let (key, sealed) = self.store(blobs, keys, workspace).await?;
         let mut set = Record::default();
-        set.set("size_bytes", Value::Int(self.size as i64));
-        set.set("sha256", Value::Text(self.sha256.clone()));
-        set.set("mime_type", Value::Text(self.mime.to_owned()));
+        set.set("size_bytes", Value::Int(size as i64));
+        set.set("sha256", Value::Text(sha256.clone()));
+        set.set("mime_type", Value::Text(mime.to_owned()));
         set.set("storage_key", Value::Text(key.as_str().to_owned()));
         set.set("encrypted", Value::Bool(sealed));
-        set.set("thumbnail", Value::Null);
+        // An image waits for its thumbnail (`thumbnails.rs`); the file it replaces, and
+        // that file's thumbnail, are left to the orphan sweep.
+        set.set(
+            "thumbnail",
+            if super::thumbnails::makes_thumbnail(mime) {
+                Value::Text("pending".into())
+            } else {
+                Value::Null
+            },
+        );
+        set.set("thumbnail_key", Value::Null);
         // Content uploaded again to an attachment whose file retention removed.
         set.set("content_removed_at", Value::Null);
         let details = serde_json::json!({
-            "size_bytes": self.size, "sha256": self.sha256, "mime_type": self.mime,
+            "size_bytes": size, "sha256": sha256, "mime_type": mime,
             "encrypted": sealed,
         });
         Ok((set, details))

@@ -19,8 +19,11 @@ use crate::Services;
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError};
 
-/// Bodies read, packed and written per round.
-const ROUND: u32 = 200;
+/// Candidates read per page (their sizes, not their text).
+const PAGE: u32 = 200;
+
+/// Text read, packed and written per round, at most (one larger body is a round alone).
+const ROUND_BYTES: i64 = 8 * 1024 * 1024;
 
 impl Services {
     /// Packs the bodies written before the rule's cutoff, in rounds; a dry run packs them
@@ -45,26 +48,33 @@ impl Services {
             let query = PackQuery {
                 written_before,
                 after,
-                limit: ROUND,
+                limit: PAGE,
             };
             let candidates = self.store.pack_candidates(query).await?;
             let Some(last) = candidates.last() else {
                 break;
             };
             after = Some((last.updated_at, last.message));
-            let full = candidates.len() == ROUND as usize;
-            let bodies = pack_bodies(candidates).await?;
-            if report.dry_run {
-                report.messages_compressed += bodies.len() as u64;
-                report.compressed_bytes_before +=
-                    bodies.iter().map(|b| b.stored.len() as u64).sum::<u64>();
-                report.compressed_bytes_after +=
-                    bodies.iter().map(|b| b.frame.len() as u64).sum::<u64>();
-            } else if !bodies.is_empty() {
-                self.write_packed(bodies, written_before, actor, report)
-                    .await?;
+            let full = candidates.len() == PAGE as usize;
+            for round in rounds(&candidates) {
+                if stopping() {
+                    break;
+                }
+                let ids = round.iter().map(|c| c.message).collect();
+                let stored = self.store.message_bodies(ids).await?;
+                let bodies = pack_bodies(stored).await?;
+                if report.dry_run {
+                    report.messages_compressed += bodies.len() as u64;
+                    report.compressed_bytes_before +=
+                        bodies.iter().map(|b| b.stored.len() as u64).sum::<u64>();
+                    report.compressed_bytes_after +=
+                        bodies.iter().map(|b| b.frame.len() as u64).sum::<u64>();
+                } else if !bodies.is_empty() {
+                    self.write_packed(bodies, written_before, actor, report)
+                        .await?;
+                }
+                progress(report);
             }
-            progress(report);
             if !full {
                 break;
             }
@@ -112,16 +122,35 @@ impl Services {
     }
 }
 
-/// The candidates that shrink, packed on the blocking pool (a round may hold megabytes).
-async fn pack_bodies(candidates: Vec<PackCandidate>) -> Result<Vec<PackedBody>> {
+/// A page of candidates cut into rounds of at most [`ROUND_BYTES`] of text (a body larger
+/// than that is a round of its own), so a round's memory stays bounded whatever the
+/// bodies weigh.
+fn rounds(candidates: &[PackCandidate]) -> Vec<&[PackCandidate]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0i64);
+    for (i, c) in candidates.iter().enumerate() {
+        if i > start && bytes + c.stored_bytes > ROUND_BYTES {
+            out.push(&candidates[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += c.stored_bytes;
+    }
+    if start < candidates.len() {
+        out.push(&candidates[start..]);
+    }
+    out
+}
+
+/// The bodies that shrink, packed on the blocking pool.
+async fn pack_bodies(stored: Vec<(Uuid, String)>) -> Result<Vec<PackedBody>> {
     tokio::task::spawn_blocking(move || {
-        candidates
+        stored
             .into_iter()
-            .filter_map(|c| {
-                let frame = packing::pack(&c.stored)?;
+            .filter_map(|(message, stored)| {
+                let frame = packing::pack(&stored)?;
                 Some(PackedBody {
-                    message: c.message,
-                    stored: c.stored,
+                    message,
+                    stored,
                     frame,
                 })
             })
@@ -129,4 +158,32 @@ async fn pack_bodies(candidates: Vec<PackCandidate>) -> Result<Vec<PackedBody>> 
     })
     .await
     .map_err(|e| ServiceError::Internal(format!("packing message bodies failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(bytes: i64) -> PackCandidate {
+        PackCandidate {
+            message: Uuid::now_v7(),
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            stored_bytes: bytes,
+        }
+    }
+
+    /// Found by the attack: a round read 200 bodies of up to 4 MB at once.
+    #[test]
+    fn regression_a_round_is_bounded_by_bytes() {
+        let mb = 1024 * 1024;
+        let page: Vec<PackCandidate> = [3 * mb, 3 * mb, 3 * mb, 20 * mb, 1, 1]
+            .into_iter()
+            .map(candidate)
+            .collect();
+        let sizes: Vec<usize> = rounds(&page).iter().map(|r| r.len()).collect();
+        assert_eq!(sizes, vec![2, 1, 1, 2]);
+        assert!(rounds(&[]).is_empty());
+        let small: Vec<PackCandidate> = (0..200).map(|_| candidate(500)).collect();
+        assert_eq!(rounds(&small).len(), 1);
+    }
 }

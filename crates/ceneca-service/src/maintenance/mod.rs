@@ -332,9 +332,11 @@ impl Services {
         report.embeddings_removed += count("embeddings_removed");
         report.embedding_bytes_removed += count("embedding_bytes_removed");
         let deleting = Instant::now();
+        // Each file, and its thumbnail.
         let mut keys: Vec<BlobKey> = files
             .iter()
-            .filter_map(|row| row.get("storage_key").and_then(Value::as_str))
+            .flat_map(|row| ["storage_key", "thumbnail_key"].map(|c| row.get(c)))
+            .filter_map(|value| value.and_then(Value::as_str))
             .filter_map(BlobKey::parse)
             .collect();
         keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));

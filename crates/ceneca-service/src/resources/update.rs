@@ -98,8 +98,11 @@ impl Services {
         {
             // What the row grows by, as stored (sealed content is measured sealed, as the
             // counters measure it), counts against its quota.
+            // A compressed body edited is stored plain: its frame goes.
+            let mut written = set.clone();
+            ceneca_domain::storage::store_plain(entity, &mut written);
             let mut after = row.clone();
-            for (name, value) in set.iter() {
+            for (name, value) in written.iter() {
                 after.set(name, value.clone());
             }
             let growth = sizing.bytes(&after) - sizing.bytes(row);

@@ -14,10 +14,17 @@ CREATE INDEX messages__pack_candidates ON messages (updated_at, id)
 ALTER TABLE messages ALTER COLUMN search DROP EXPRESSION;
 CREATE FUNCTION ceneca_messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.content_packed IS NULL THEN
-        NEW.search := to_tsvector('simple', CASE WHEN NEW.content_key_id IS NULL THEN left(NEW.content, 100000) ELSE '' END);
-    ELSIF TG_OP = 'UPDATE' THEN
+    IF NEW.content_key_id IS NOT NULL THEN
+        -- Sealed: nothing to index, packed or not.
+        NEW.search := to_tsvector('simple', '');
+    ELSIF NEW.content_packed IS NULL THEN
+        NEW.search := to_tsvector('simple', left(NEW.content, 100000));
+    ELSIF TG_OP = 'UPDATE' AND OLD.content_key_id IS NULL THEN
+        -- Packed from plain text (the store packs only the text the row holds): the same words.
         NEW.search := OLD.search;
+    ELSE
+        -- Packed text the database never saw plain (no path writes this): not indexed.
+        NEW.search := NULL;
     END IF;
     RETURN NEW;
 END

@@ -618,6 +618,11 @@ impl Store for PgStore {
         crate::compression::candidates(&mut PgExec { conn: &mut conn }, &query).await
     }
 
+    async fn message_bodies(&self, messages: Vec<Uuid>) -> Result<Vec<(Uuid, String)>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::compression::bodies(&mut PgExec { conn: &mut conn }, &messages).await
+    }
+
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Writes wait while the data is recounted, so the fix replaces counters no write

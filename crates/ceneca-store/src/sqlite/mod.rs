@@ -847,6 +847,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn message_bodies(&self, messages: Vec<Uuid>) -> Result<Vec<(Uuid, String)>> {
+        self.read(move |conn| {
+            run_ready(crate::compression::bodies(
+                &mut SqliteExec { conn },
+                &messages,
+            ))
+        })
+        .await
+    }
+
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
         self.read(move |conn| {
             run_ready(crate::retention::footprint(
@@ -923,7 +933,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
         );
         (dir, store)
     }
@@ -1084,7 +1094,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -1094,7 +1104,7 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }

@@ -64,6 +64,22 @@ pub fn routes() -> Routes {
                 ),
         ],
     )
+    .route(
+        "/attachments/{id}/thumbnail",
+        get(thumbnail),
+        [
+            op::get("getAttachmentThumbnail", "Download an image's thumbnail")
+                .tag("attachments")
+                .describe(
+                    "A PNG of the image (PNG, JPEG, GIF or WebP) at most 256 pixels on its                      longer side, made by the server after the upload, off the request                      path. The attachment's `thumbnail` says where it stands: `pending`                      answers 404 `not_ready` with `Retry-After`; a file that is no image,                      or one that does not decode or is too large to (over 64 MiB or 32                      megapixels: `unavailable`), answers 404; 410 once retention removed                      the file. `ETag` names the thumbnail.",
+                )
+                .answers_media(200, "The thumbnail.", "image/png")
+                .answers_of::<ceneca_wire::ErrorBody>(
+                    404,
+                    "No thumbnail: not an image, not made yet (`not_ready`), or none can be.",
+                ),
+        ],
+    )
 }
 
 /// The create operation's documentation, with the multipart form beside the JSON body.
@@ -339,6 +355,41 @@ fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Unpin + Send {
     )
 }
 
+/// Whether the client holds the version `etag` names (`If-None-Match` compares weakly:
+/// `W/"…"` names the same content).
+fn holds(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+            })
+        })
+}
+
+async fn thumbnail(
+    State(state): State<AppState>,
+    ContentAuth(caller): ContentAuth,
+    _: NoQuery,
+    Id(id): Id,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let thumbnail = state.services.attachment_thumbnail(&caller, id).await?;
+    let etag = format!("\"{}\"", thumbnail.etag);
+    let response = Response::builder()
+        .header(header::CONTENT_TYPE, "image/png")
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, "private, no-cache");
+    let (status, body) = if holds(&headers, &etag) {
+        (StatusCode::NOT_MODIFIED, Body::empty())
+    } else {
+        (StatusCode::OK, Body::from(thumbnail.png))
+    };
+    response.status(status).body(body).map_err(internal)
+}
+
 async fn download(
     State(state): State<AppState>,
     ContentAuth(caller): ContentAuth,
@@ -355,17 +406,7 @@ async fn download(
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_DISPOSITION, disposition(&content.file_name))
         .header(header::CACHE_CONTROL, "private, no-cache");
-    // If-None-Match compares weakly: `W/"…"` names the same content.
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',').any(|t| {
-                let t = t.trim();
-                t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
-            })
-        })
-    {
+    if holds(&headers, &etag) {
         return response
             .status(StatusCode::NOT_MODIFIED)
             .body(Body::empty())

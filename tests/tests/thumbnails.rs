@@ -1,0 +1,368 @@
+//! Thumbnails of uploaded images over real HTTP, on SQLite and PostgreSQL: made off the
+//! request path by the server's worker, bounded before decoding, served to who may read
+//! the file, sealed like the file, replaced with it and removed with it.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use ceneca_e2e::{Backend, TestServer, User, on_every_backend};
+use ceneca_service::ServiceConfig;
+use image::{ImageBuffer, ImageFormat, Rgb};
+use serde_json::{Value, json};
+
+on_every_backend!(
+    an_image_gets_a_thumbnail_off_the_request_path,
+    what_is_no_image_or_too_large_to_decode_gets_none,
+    a_sealed_image_gets_a_sealed_thumbnail,
+    an_archived_images_thumbnail_goes_with_its_file,
+);
+
+fn image_bytes(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
+    let image = ImageBuffer::from_fn(width, height, |x, y| {
+        Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 7) as u8 * 30])
+    });
+    let mut out = Vec::new();
+    image.write_to(&mut Cursor::new(&mut out), format).unwrap();
+    out
+}
+
+/// A valid PNG whose header claims `width` × `height` pixels (a decompression bomb's
+/// header), with one pixel of data.
+fn bomb(width: u32, height: u32) -> Vec<u8> {
+    let mut png = image_bytes(1, 1, ImageFormat::Png);
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in &png[12..29] {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    png[29..33].copy_from_slice(&(!crc).to_be_bytes());
+    png
+}
+
+fn id(body: &Value) -> String {
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// A user's message to attach files to: (workspace, message).
+async fn message(s: &TestServer, u: &User) -> (String, String) {
+    let ws = id(&s
+        .post(u, "/api/v1/workspaces", json!({"name": "Pictures"}))
+        .await
+        .expect(201));
+    let thread = id(&s
+        .post(
+            u,
+            "/api/v1/threads",
+            json!({"workspace_id": ws, "title": "t"}),
+        )
+        .await
+        .expect(201));
+    let message = id(&s
+        .post(
+            u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": "see attached"}),
+        )
+        .await
+        .expect(201));
+    (ws, message)
+}
+
+/// An attachment of `message` holding `bytes`; its row after the upload.
+async fn upload(s: &TestServer, u: &User, ws: &str, message: &str, bytes: Vec<u8>) -> Value {
+    let attachment = id(&s
+        .post(
+            u,
+            "/api/v1/attachments",
+            json!({"workspace_id": ws, "message_id": message, "file_name": "picture"}),
+        )
+        .await
+        .expect(201));
+    put(s, u, &attachment, bytes).await
+}
+
+async fn put(s: &TestServer, u: &User, attachment: &str, bytes: Vec<u8>) -> Value {
+    let answer = s
+        .http
+        .put(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            s.base
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.json().await.unwrap()
+}
+
+/// `GET …/thumbnail`: status, headers, body.
+async fn thumbnail(
+    s: &TestServer,
+    u: &User,
+    attachment: &str,
+    etag: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = s
+        .http
+        .get(format!(
+            "{}/api/v1/attachments/{attachment}/thumbnail",
+            s.base
+        ))
+        .bearer_auth(&u.token);
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let headers = answer.headers().clone();
+    (status, headers, answer.bytes().await.unwrap().to_vec())
+}
+
+/// The attachment's `thumbnail` once the worker has settled it.
+async fn settled(s: &TestServer, u: &User, attachment: &str) -> Value {
+    for _ in 0..200 {
+        let row = s
+            .get(u, &format!("/api/v1/attachments/{attachment}"))
+            .await
+            .expect(200);
+        if row["thumbnail"] != "pending" {
+            return row["thumbnail"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the thumbnail of {attachment} stayed pending");
+}
+
+/// The blobs kept (temporary files, in a folder of their own, left out).
+fn blob_files(s: &TestServer) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let root = s.data_dir().join("blobs");
+    let mut out = Vec::new();
+    walk(&root, &mut out);
+    out.retain(|p| {
+        p.strip_prefix(&root)
+            .is_ok_and(|r| r.components().count() == 3)
+    });
+    out
+}
+
+async fn an_image_gets_a_thumbnail_off_the_request_path(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (ws, message) = message(&s, &u).await;
+
+    // The upload answers at once; the thumbnail is made after it.
+    let row = upload(
+        &s,
+        &u,
+        &ws,
+        &message,
+        image_bytes(800, 600, ImageFormat::Png),
+    )
+    .await;
+    let photo = id(&row);
+    assert!(
+        row["thumbnail"] == "pending" || row["thumbnail"] == "ready",
+        "{row}"
+    );
+    assert!(row.get("thumbnail_key").is_none(), "{row}");
+    assert_eq!(settled(&s, &u, &photo).await, "ready");
+    let (status, headers, png) = thumbnail(&s, &u, &photo, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "image/png");
+    let shown = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
+    assert_eq!(
+        (shown.width(), shown.height()),
+        (256, 192),
+        "proportions kept"
+    );
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let (status, _, body) = thumbnail(&s, &u, &photo, Some(&etag)).await;
+    assert_eq!((status, body.len()), (304, 0));
+
+    // A JPEG, taller than wide.
+    let tall = id(&upload(
+        &s,
+        &u,
+        &ws,
+        &message,
+        image_bytes(300, 900, ImageFormat::Jpeg),
+    )
+    .await);
+    assert_eq!(settled(&s, &u, &tall).await, "ready");
+    let (_, _, png) = thumbnail(&s, &u, &tall, None).await;
+    let shown = image::load_from_memory(&png).unwrap();
+    assert_eq!(shown.height(), 256);
+    assert!((84..=86).contains(&shown.width()), "{}", shown.width());
+
+    // Whose is it: another account learns nothing of it.
+    let stranger = s.user("stranger").await;
+    let (status, _, body) = thumbnail(&s, &stranger, &photo, None).await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = thumbnail(&s, &stranger, "not-an-id", None).await;
+    assert_eq!(status, 400);
+
+    // A new file replaces the thumbnail with its own; the old one goes to the sweep.
+    let replaced = put(&s, &u, &photo, image_bytes(100, 400, ImageFormat::Gif)).await;
+    assert!(replaced["thumbnail"] == "pending" || replaced["thumbnail"] == "ready");
+    assert_eq!(settled(&s, &u, &photo).await, "ready");
+    let (_, headers, png) = thumbnail(&s, &u, &photo, None).await;
+    assert_ne!(headers["etag"].to_str().unwrap(), etag);
+    let shown = image::load_from_memory(&png).unwrap();
+    assert_eq!((shown.width(), shown.height()), (64, 256));
+    s.services.sweep_blobs(Duration::ZERO).await.unwrap();
+    // Two files and their two thumbnails are named; nothing else is kept.
+    assert_eq!(blob_files(&s).len(), 4, "{:?}", blob_files(&s));
+    let (status, _, _) = thumbnail(&s, &u, &tall, None).await;
+    assert_eq!(status, 200, "a thumbnail still named survives the sweep");
+}
+
+async fn what_is_no_image_or_too_large_to_decode_gets_none(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (ws, message) = message(&s, &u).await;
+
+    // No image: no thumbnail, and the route says so.
+    let text = upload(&s, &u, &ws, &message, b"just some notes\n".to_vec()).await;
+    assert!(text["thumbnail"].is_null(), "{text}");
+    let (status, _, body) = thumbnail(&s, &u, &id(&text), None).await;
+    assert_eq!(status, 404);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // An image that does not decode, and a bomb's header claiming ten billion pixels:
+    // refused before anything is decoded, the file itself kept.
+    let mut broken = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    broken.resize(5000, 7);
+    for bytes in [broken, bomb(100_000, 100_000)] {
+        let row = upload(&s, &u, &ws, &message, bytes.clone()).await;
+        let attachment = id(&row);
+        assert_eq!(settled(&s, &u, &attachment).await, "unavailable");
+        let (status, _, _) = thumbnail(&s, &u, &attachment, None).await;
+        assert_eq!(status, 404);
+        let content = s
+            .http
+            .get(format!(
+                "{}/api/v1/attachments/{attachment}/content",
+                s.base
+            ))
+            .bearer_auth(&u.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(content.status(), 200);
+        assert_eq!(content.bytes().await.unwrap().to_vec(), bytes);
+    }
+}
+
+async fn a_sealed_image_gets_a_sealed_thumbnail(backend: Backend) {
+    let config = ServiceConfig {
+        encrypt_attachments: true,
+        ..ServiceConfig::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    let (ws, message) = message(&s, &u).await;
+    let row = upload(
+        &s,
+        &u,
+        &ws,
+        &message,
+        image_bytes(640, 640, ImageFormat::Png),
+    )
+    .await;
+    assert_eq!(row["encrypted"], true);
+    let photo = id(&row);
+    assert_eq!(settled(&s, &u, &photo).await, "ready");
+    let (status, _, png) = thumbnail(&s, &u, &photo, None).await;
+    assert_eq!(status, 200);
+    let shown = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
+    assert_eq!((shown.width(), shown.height()), (256, 256));
+    // On disk, neither the file nor its thumbnail is an image any more.
+    let files = blob_files(&s);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.starts_with(b"\x89PNG"),
+            "{} is stored in clear",
+            file.display()
+        );
+    }
+}
+
+async fn an_archived_images_thumbnail_goes_with_its_file(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (ws, message) = message(&s, &u).await;
+    let photo = id(&upload(
+        &s,
+        &u,
+        &ws,
+        &message,
+        image_bytes(500, 500, ImageFormat::Png),
+    )
+    .await);
+    assert_eq!(settled(&s, &u, &photo).await, "ready");
+    assert_eq!(blob_files(&s).len(), 2);
+    // The thread idle for long, its files older than the sweep's grace.
+    let long_ago = "2020-01-01T00:00:00.000000Z";
+    let thread = format!("SELECT thread_id FROM messages WHERE id = '{message}'");
+    for sql in [
+        format!(
+            "UPDATE threads SET last_message_at = '{long_ago}', updated_at = '{long_ago}' WHERE id IN ({thread})"
+        ),
+        format!("UPDATE messages SET updated_at = '{long_ago}' WHERE id = '{message}'"),
+        format!("UPDATE attachments SET updated_at = '{long_ago}' WHERE id = '{photo}'"),
+    ] {
+        s.raw_execute(&sql).await;
+    }
+    let then = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for path in blob_files(&s) {
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(then).unwrap();
+    }
+    let report = s
+        .services
+        .run_maintenance(
+            ceneca_wire::maintenance::MaintenanceTrigger::Manual,
+            None,
+            false,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.threads_archived, 1);
+    assert_eq!(
+        report.blob_files_deleted, 2,
+        "the file and its thumbnail: {report:?}"
+    );
+    assert!(blob_files(&s).is_empty(), "{:?}", blob_files(&s));
+    let (status, _, body) = thumbnail(&s, &u, &photo, None).await;
+    assert_eq!(status, 410, "{}", String::from_utf8_lossy(&body));
+    let row = s
+        .get(&u, &format!("/api/v1/attachments/{photo}"))
+        .await
+        .expect(200);
+    assert!(row["thumbnail"].is_null(), "{row}");
+}
