@@ -55,6 +55,9 @@ pub struct TestServer {
     pub backend: Backend,
     /// `sqlite://path` or `postgres://...`: for tests that reach past the API on purpose.
     pub database_url: String,
+    /// The PostgreSQL database, dropped with the server (declared after `services`, so the
+    /// server's own pool is dropped first).
+    _database: Option<ScratchDatabase>,
     /// The server's HTTP figures, for a test to serve on a metrics listener of its own.
     pub metrics: Arc<ceneca_server::metrics::Metrics>,
     _dir: tempfile::TempDir,
@@ -98,26 +101,65 @@ impl Reply {
     }
 }
 
-/// A fresh PostgreSQL database on the test server, by URL.
-pub async fn fresh_postgres_database() -> String {
-    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "CENECA_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs a server. \
-             Run `scripts/test`, which installs and starts one, or point the variable at a \
-             PostgreSQL you can create databases on (postgres://user@host:port/postgres)."
-        )
-    });
-    let name = format!("ceneca_test_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to CENECA_TEST_DATABASE_URL: {e}"));
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("database URL ends with /dbname");
-    format!("{base}/{name}")
+/// A database of its own on the test server for one test, dropped with it: a full run
+/// makes hundreds of about 10 MB each, and the disk CI runs on is not ours to fill.
+pub struct ScratchDatabase {
+    /// `postgres://.../ceneca_test_...`
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    /// A fresh, empty database.
+    pub async fn create() -> Self {
+        let admin_url = std::env::var("CENECA_TEST_DATABASE_URL").unwrap_or_else(|_| {
+            panic!(
+                "CENECA_TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs a server. \
+                 Run `scripts/test`, which installs and starts one, or point the variable at a \
+                 PostgreSQL you can create databases on (postgres://user@host:port/postgres)."
+            )
+        });
+        let name = format!("ceneca_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to CENECA_TEST_DATABASE_URL: {e}"));
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("database URL ends with /dbname");
+        ScratchDatabase {
+            url: format!("{base}/{name}"),
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    /// Best effort: a database left behind costs disk, not correctness, so a failure here
+    /// never fails the test (or hides why it failed). `WITH (FORCE)` ends the connections
+    /// the test's server still holds. Drop runs inside the test's runtime, so the blocking
+    /// work gets a thread and a runtime of its own.
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                    .await
+                    .ok()?;
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::Executor::execute(&mut conn, drop.as_str()).await.ok()
+            })
+        })
+        .join();
+    }
 }
 
 /// A 32-byte key for tests, random per run.
@@ -289,9 +331,13 @@ impl TestServer {
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().unwrap();
-        let url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("ceneca.db").display()),
-            Backend::Postgres => fresh_postgres_database().await,
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(ScratchDatabase::create().await),
+        };
+        let url = match &database {
+            None => format!("sqlite://{}", dir.path().join("ceneca.db").display()),
+            Some(database) => database.url.clone(),
         };
         let mut options = StoreOptions::new(url.clone());
         options.pg_max_connections = 5;
@@ -326,6 +372,7 @@ impl TestServer {
             services,
             backend,
             database_url: url,
+            _database: database,
             metrics: app.metrics,
             _dir: dir,
         }

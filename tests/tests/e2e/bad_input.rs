@@ -406,7 +406,7 @@ mod openapi {
         assert_eq!(res.status().as_u16(), 200);
         let served: serde_json::Value = res.json().await.unwrap();
         let committed: serde_json::Value =
-            serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+            serde_json::from_str(include_str!("../../../openapi.json")).unwrap();
         assert!(
             served == committed,
             "the committed openapi.json differs from the served document: run \

@@ -496,9 +496,13 @@ async fn an_unavailable_index_loses_nothing_and_catches_up(backend: Backend) {
 /// passed on when its holder goes away. On SQLite one process owns the file: always its.
 async fn one_indexer_at_a_time(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("lease.db").display()),
-        Backend::Postgres => ceneca_e2e::fresh_postgres_database().await,
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(ceneca_e2e::ScratchDatabase::create().await),
+    };
+    let url = match &database {
+        None => format!("sqlite://{}", dir.path().join("lease.db").display()),
+        Some(database) => database.url.clone(),
     };
     let node = |url: String| async move {
         ceneca_store::open(&ceneca_store::StoreOptions::new(url))
