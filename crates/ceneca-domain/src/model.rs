@@ -512,6 +512,11 @@ pub static ATTACHMENTS: Entity = entity(
         field("thumbnail_key", Kind::Text { max: 500 })
             .server()
             .hidden(),
+        // Its size: counted against the quota while it is kept, like the file.
+        field("thumbnail_bytes", COUNT)
+            .default(Default::Int(0))
+            .server()
+            .hidden(),
         field("encrypted", Kind::Bool)
             .default(Default::Bool(false))
             .server(),

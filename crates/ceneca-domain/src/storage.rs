@@ -38,7 +38,7 @@ impl Category {
 
 /// How one entity's rows count: their category, the columns whose stored length is their
 /// size (text in UTF-8 bytes, binary in bytes), and what the row keeps beside it (an
-/// attachment's file).
+/// attachment's file and its thumbnail).
 #[derive(Debug, Clone, Copy)]
 pub struct Sizing {
     pub entity: &'static Entity,
@@ -48,7 +48,7 @@ pub struct Sizing {
     /// none, counts nothing). Measured from the value, never from an engine's spelling
     /// of it: PostgreSQL writes `jsonb` back with spaces, SQLite as it was given.
     pub json: &'static [&'static str],
-    pub beside: Option<Beside>,
+    pub beside: &'static [Beside],
 }
 
 /// Something kept beside a row: `size` holds its bytes, counted while `kept_while` is set.
@@ -69,45 +69,52 @@ pub static SIZED: [Sizing; 6] = [
         // A body is in one or the other: `content_packed` once retention compressed it.
         columns: &["content", "content_packed"],
         json: &["metadata"],
-        beside: None,
+        beside: &[],
     },
     Sizing {
         entity: &model::DOCUMENTS,
         category: Category::Documents,
         columns: &["title", "body"],
         json: &["metadata"],
-        beside: None,
+        beside: &[],
     },
     Sizing {
         entity: &model::ATTACHMENTS,
         category: Category::Attachments,
         columns: &["file_name"],
         json: &[],
-        beside: Some(Beside {
-            size: "size_bytes",
-            kept_while: "storage_key",
-        }),
+        beside: &[
+            Beside {
+                size: "size_bytes",
+                kept_while: "storage_key",
+            },
+            // A thumbnail is the account's bytes like the file it shows.
+            Beside {
+                size: "thumbnail_bytes",
+                kept_while: "thumbnail_key",
+            },
+        ],
     },
     Sizing {
         entity: &model::EMBEDDING_RECORDS,
         category: Category::Embeddings,
         columns: &["vector"],
         json: &[],
-        beside: None,
+        beside: &[],
     },
     Sizing {
         entity: &model::THREADS,
         category: Category::Metadata,
         columns: &["title"],
         json: &[],
-        beside: None,
+        beside: &[],
     },
     Sizing {
         entity: &model::PROJECTS,
         category: Category::Metadata,
         columns: &["name", "description"],
         json: &[],
-        beside: None,
+        beside: &[],
     },
 ];
 
@@ -183,12 +190,12 @@ impl Sizing {
                 _ => 0,
             })
             .sum();
-        let beside = self
+        let beside: i64 = self
             .beside
+            .iter()
             .filter(|b| !matches!(row.get(b.kept_while), None | Some(Value::Null)))
-            .and_then(|b| row.get(b.size))
-            .and_then(Value::as_int)
-            .unwrap_or(0);
+            .filter_map(|b| row.get(b.size).and_then(Value::as_int))
+            .sum();
         (stored + json) as i64 + beside
     }
 
@@ -197,9 +204,7 @@ impl Sizing {
         fields.any(|f| {
             self.columns.contains(&f)
                 || self.json.contains(&f)
-                || self
-                    .beside
-                    .is_some_and(|b| b.size == f || b.kept_while == f)
+                || self.beside.iter().any(|b| b.size == f || b.kept_while == f)
         })
     }
 }
@@ -262,6 +267,12 @@ mod tests {
         assert!(attachments.resizes(["size_bytes"].into_iter()));
         assert!(attachments.resizes(["storage_key"].into_iter()));
         assert!(!attachments.resizes(["mime_type"].into_iter()));
+        // Its thumbnail counts while it is kept.
+        attachment.set("thumbnail_bytes", Value::Int(300));
+        assert_eq!(attachments.bytes(&attachment), 1005);
+        attachment.set("thumbnail_key", Value::Text("ef/01/ef01".into()));
+        assert_eq!(attachments.bytes(&attachment), 1305);
+        assert!(attachments.resizes(["thumbnail_key"].into_iter()));
         assert!(sizing(&model::USERS).is_none());
         // Each entity counts in one category only.
         for (i, a) in SIZED.iter().enumerate() {

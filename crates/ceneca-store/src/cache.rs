@@ -289,6 +289,14 @@ impl Store for CachedStore {
         self.inner.message_bodies(messages).await
     }
 
+    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>> {
+        self.inner.thumbnails_waiting(limit).await
+    }
+
+    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<crate::MadeThumbnail>> {
+        self.inner.thumbnail_of_blob(storage_key).await
+    }
+
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {
         // The counters are no row this cache holds.
         self.inner.reconcile_storage(fix).await

@@ -32,6 +32,7 @@ pub mod settings;
 pub mod sql;
 pub mod sqlite;
 pub mod stats;
+pub mod thumbnails;
 pub mod usage;
 pub mod write;
 
@@ -53,6 +54,7 @@ pub use search::{SearchHit, SearchQuery};
 pub use settings::{SqliteSynchronous, StoreSettings};
 pub use sqlite::cipher::{DatabaseKeys, EncryptionError};
 pub use stats::PoolStats;
+pub use thumbnails::MadeThumbnail;
 pub use usage::{Usage, UsageDrift, UsageOf};
 pub use write::{Actor, AuditChain, ChainWatcher, Replay, WriteBatch, WriteOp};
 
@@ -165,6 +167,11 @@ pub trait Store: Send + Sync + 'static {
     async fn pack_candidates(&self, query: PackQuery) -> Result<Vec<PackCandidate>>;
     /// The stored text of those of `messages` still stored plain.
     async fn message_bodies(&self, messages: Vec<Uuid>) -> Result<Vec<(Uuid, String)>>;
+    /// Up to `limit` attachments waiting for a thumbnail, fairly across accounts
+    /// (`crate::thumbnails`).
+    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>>;
+    /// A thumbnail already made of the blob `storage_key`, to reuse.
+    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<MadeThumbnail>>;
     /// A page of a collection's embeddings in id order, after `after` (rebuilds).
     async fn embeddings_page(
         &self,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::roles::OrgRole;
-use ceneca_domain::schema::{Field, Kind};
+use ceneca_domain::schema::Field;
 use ceneca_domain::{Entity, Record, Value, model};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -352,25 +352,13 @@ pub(crate) async fn apply_batch<E: Exec>(
                 attachment,
                 source_key,
                 state,
-                thumbnail_key,
+                made,
             } => {
-                let d = exec.dialect();
-                let mut sql = Sql::default();
-                let state = sql.bind(d, Value::Text(state.to_owned()), Kind::Text { max: 32 });
-                let key = sql.bind(
-                    d,
-                    thumbnail_key.map_or(Value::Null, Value::Text),
-                    Kind::Text { max: 500 },
-                );
-                let id = sql.bind(d, Value::Id(attachment), Kind::Uuid);
-                let source = sql.bind(d, Value::Text(source_key), Kind::Text { max: 500 });
-                sql.text = format!(
-                    "UPDATE attachments SET thumbnail = {state}, thumbnail_key = {key}
-                     WHERE id = {id} AND storage_key = {source} AND thumbnail = 'pending'
-                     RETURNING {}",
-                    sql::column_list(&model::ATTACHMENTS)
-                );
-                out.extend(exec.fetch(&model::ATTACHMENTS, &sql).await?);
+                let rows = crate::thumbnails::record(
+                    exec, attachment, source_key, state, made, &mut usage,
+                )
+                .await?;
+                out.extend(rows);
             }
             WriteOp::UpdateAll {
                 entity,

@@ -209,7 +209,7 @@ fn recount(d: &dyn Dialect) -> String {
             .iter()
             .map(|c| format!("COALESCE({}, 0)", d.byte_length(c)))
             .collect();
-        if let Some(beside) = sizing.beside {
+        for beside in sizing.beside {
             size.push(format!(
                 "CASE WHEN {} IS NULL THEN 0 ELSE COALESCE({}, 0) END",
                 beside.kept_while, beside.size

@@ -146,16 +146,16 @@ pub enum WriteOp {
         chain: AuditChain,
     },
     /// Records where attachment `attachment`'s thumbnail stands (`state`, and the blob
-    /// `thumbnail_key` when made), only while the attachment still keeps the file
-    /// `source_key` and waits for its thumbnail: a file replaced or removed meanwhile is
-    /// left alone (the thumbnail's blob, unnamed, goes to the orphan sweep). Node-local
-    /// and derived, so not logged for sync and no new `updated_at`. Returns the row when
-    /// it was written.
+    /// when made), only while the attachment still keeps the file `source_key` and waits
+    /// for its thumbnail: a file replaced or removed meanwhile is left alone (the
+    /// thumbnail's blob, unnamed, goes to the orphan sweep). Node-local and derived, so
+    /// not logged for sync and no new `updated_at`; counted against the quota (a
+    /// `WithinQuota` in the batch refuses it). Returns the row when it was written.
     SetThumbnail {
         attachment: Uuid,
         source_key: String,
         state: &'static str,
-        thumbnail_key: Option<String>,
+        made: Option<crate::thumbnails::MadeThumbnail>,
     },
     /// Removes every row inside the filter, its foreign-key cascade with it, without
     /// logging: a replica dropping what its user may no longer read (the upstream's log

@@ -15,6 +15,10 @@ on_every_backend!(
     what_is_no_image_or_too_large_to_decode_gets_none,
     a_sealed_image_gets_a_sealed_thumbnail,
     an_archived_images_thumbnail_goes_with_its_file,
+    regression_thumbnails_count_against_the_quota,
+    regression_one_accounts_queue_does_not_hold_up_anothers,
+    regression_an_unreadable_file_does_not_stop_the_queue,
+    regression_reading_a_thumbnail_is_audited,
 );
 
 fn image_bytes(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
@@ -365,4 +369,213 @@ async fn an_archived_images_thumbnail_goes_with_its_file(backend: Backend) {
         .await
         .expect(200);
     assert!(row["thumbnail"].is_null(), "{row}");
+}
+
+/// A JPEG of noise: a small file whose thumbnail (lossless) is larger than it.
+fn noise_jpeg(edge: u32) -> Vec<u8> {
+    let image = ImageBuffer::from_fn(edge, edge, |x, y| {
+        let h = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)).wrapping_mul(2_654_435_761);
+        Rgb([(h >> 8) as u8, (h >> 16) as u8, (h >> 24) as u8])
+    });
+    let mut out = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+        .unwrap();
+    out
+}
+
+async fn attachment_bytes(s: &TestServer, u: &User, ws: &str) -> u64 {
+    s.get(u, &format!("/api/v1/storage/stats?scope=workspace&id={ws}"))
+        .await
+        .expect(200)["attachments"]["bytes"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn no_drift(s: &TestServer) {
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+}
+
+/// Found by the attack: thumbnails were kept uncounted, up to 512 KB for an 8 KB file.
+async fn regression_thumbnails_count_against_the_quota(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (ws, message) = message(&s, &u).await;
+    let jpeg = noise_jpeg(200);
+    let file = jpeg.len() as u64;
+    let name = "picture".len() as u64;
+    let photo = id(&upload(&s, &u, &ws, &message, jpeg.clone()).await);
+    assert_eq!(settled(&s, &u, &photo).await, "ready");
+    let (_, headers, png) = thumbnail(&s, &u, &photo, None).await;
+    let thumb = png.len() as u64;
+    assert!(
+        thumb > file,
+        "the case that matters: {thumb} against {file}"
+    );
+    assert_eq!(attachment_bytes(&s, &u, &ws).await, name + file + thumb);
+    no_drift(&s).await;
+
+    // The same bytes again: the thumbnail made of them is reused, and each row counts
+    // what it keeps, as each counts its file.
+    let again = id(&upload(&s, &u, &ws, &message, jpeg.clone()).await);
+    assert_eq!(settled(&s, &u, &again).await, "ready");
+    let (_, again_headers, _) = thumbnail(&s, &u, &again, None).await;
+    assert_eq!(again_headers["etag"], headers["etag"]);
+    assert_eq!(
+        attachment_bytes(&s, &u, &ws).await,
+        2 * (name + file + thumb)
+    );
+    // Another file in its place: its thumbnail stops counting.
+    put(&s, &u, &again, b"plain text now".to_vec()).await;
+    assert_eq!(
+        attachment_bytes(&s, &u, &ws).await,
+        (name + file + thumb) + (name + 14)
+    );
+    no_drift(&s).await;
+
+    // A quota with room for the file and not for its thumbnail: the image gets none, the
+    // file is kept and served, and the quota is never passed.
+    let quota = file + 1000;
+    let s = TestServer::start_with(
+        backend,
+        ServiceConfig {
+            user_quota_bytes: quota,
+            ..ServiceConfig::default()
+        },
+    )
+    .await;
+    let u = s.user("u").await;
+    let (ws, note) = self::message(&s, &u).await;
+    let photo = id(&upload(&s, &u, &ws, &note, jpeg.clone()).await);
+    assert_eq!(settled(&s, &u, &photo).await, "unavailable");
+    assert_eq!(thumbnail(&s, &u, &photo, None).await.0, 404);
+    let me = s
+        .get(
+            &u,
+            &format!("/api/v1/storage/stats?scope=workspace&id={ws}"),
+        )
+        .await
+        .expect(200);
+    assert!(me["quota_used_bytes"].as_u64().unwrap() <= quota, "{me}");
+    let content = s
+        .http
+        .get(format!("{}/api/v1/attachments/{photo}/content", s.base))
+        .bearer_auth(&u.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(content.status(), 200);
+    assert_eq!(content.bytes().await.unwrap().to_vec(), jpeg);
+    no_drift(&s).await;
+}
+
+/// Everything waiting made pending again, straight in the database (as an upgrade
+/// queues every image), once the worker has settled what it was given and gone idle.
+async fn wait_again(s: &TestServer) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.raw_execute(
+        "UPDATE attachments SET thumbnail = 'pending', thumbnail_key = NULL, thumbnail_bytes = 0",
+    )
+    .await;
+}
+
+/// Found by the attack: one worker served the oldest images first, whoever's, so an
+/// account's backlog (a hundred slow images) held up every other account's.
+async fn regression_one_accounts_queue_does_not_hold_up_anothers(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (s.user("a").await, s.user("b").await);
+    let (a_ws, a_message) = message(&s, &a).await;
+    let (b_ws, b_message) = message(&s, &b).await;
+    // Two workspaces of the same account are still one account.
+    let (a_ws2, a_message2) = message(&s, &a).await;
+    let mut a_photos = Vec::new();
+    for i in 0..12 {
+        let (ws, message) = if i % 2 == 0 {
+            (&a_ws, &a_message)
+        } else {
+            (&a_ws2, &a_message2)
+        };
+        let bytes = image_bytes(10 + i, 10, ImageFormat::Png);
+        a_photos.push(id(&upload(&s, &a, ws, message, bytes).await));
+    }
+    let b_photo = id(&upload(
+        &s,
+        &b,
+        &b_ws,
+        &b_message,
+        image_bytes(5, 5, ImageFormat::Png),
+    )
+    .await);
+    for photo in &a_photos {
+        settled(&s, &a, photo).await;
+    }
+    settled(&s, &b, &b_photo).await;
+    wait_again(&s).await;
+
+    let waiting = s.services.store().thumbnails_waiting(16).await.unwrap();
+    let waiting: Vec<String> = waiting
+        .iter()
+        .map(|row| row.id().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        waiting,
+        vec![a_photos[0].clone(), b_photo.clone()],
+        "one a round for each account, the oldest first"
+    );
+    assert_eq!(s.services.make_pending_thumbnails().await.unwrap(), 2);
+    assert_eq!(settled(&s, &b, &b_photo).await, "ready");
+    assert_eq!(settled(&s, &a, &a_photos[0]).await, "ready");
+    // The rest follow, round by round.
+    while s.services.make_pending_thumbnails().await.unwrap() > 0 {}
+    for photo in &a_photos {
+        assert_eq!(settled(&s, &a, photo).await, "ready");
+    }
+}
+
+/// Found by the attack: a file missing from disk failed every round before the rows
+/// behind it, so no image got a thumbnail again, anyone's.
+async fn regression_an_unreadable_file_does_not_stop_the_queue(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let (ws, message) = message(&s, &u).await;
+    let lost = id(&upload(&s, &u, &ws, &message, image_bytes(30, 30, ImageFormat::Png)).await);
+    let kept = id(&upload(&s, &u, &ws, &message, image_bytes(40, 40, ImageFormat::Png)).await);
+    settled(&s, &u, &lost).await;
+    settled(&s, &u, &kept).await;
+    let key = s
+        .raw_text(&format!(
+            "SELECT storage_key FROM attachments WHERE id = '{lost}'"
+        ))
+        .await
+        .unwrap();
+    std::fs::remove_file(s.data_dir().join("blobs").join(&key)).unwrap();
+    wait_again(&s).await;
+
+    assert_eq!(s.services.make_pending_thumbnails().await.unwrap(), 1);
+    assert_eq!(settled(&s, &u, &lost).await, "unavailable");
+    assert_eq!(s.services.make_pending_thumbnails().await.unwrap(), 1);
+    assert_eq!(settled(&s, &u, &kept).await, "ready");
+}
+
+/// Found by the attack: a thumbnail was read with no audit entry, where a download of
+/// the same file leaves one.
+async fn regression_reading_a_thumbnail_is_audited(backend: Backend) {
+    // The level that records reads (the configuration file's default).
+    let config = ServiceConfig {
+        audit_level: ceneca_domain::audit::AuditLevel::Enhanced,
+        ..ServiceConfig::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    let (ws, message) = message(&s, &u).await;
+    let photo = id(&upload(&s, &u, &ws, &message, image_bytes(30, 30, ImageFormat::Png)).await);
+    assert_eq!(settled(&s, &u, &photo).await, "ready");
+    let reads = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM audit_log \
+         WHERE action = 'attachment.thumbnail' AND resource_id = '{photo}'"
+    );
+    assert_eq!(s.raw_text(&reads).await.as_deref(), Some("0"));
+    assert_eq!(thumbnail(&s, &u, &photo, None).await.0, 200);
+    assert_eq!(s.raw_text(&reads).await.as_deref(), Some("1"));
 }

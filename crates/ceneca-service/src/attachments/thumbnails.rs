@@ -10,7 +10,14 @@
 //!
 //! Decoding is bounded before a pixel is allocated: the file's size, then the pixel count
 //! its header claims (a decompression bomb claims billions), then the decoder's own
-//! allocation limit. One image at a time per process.
+//! allocation limit (about 270 MB for the largest image allowed; a PNG's colour profile,
+//! which the decoder would inflate whole first, is dropped). One image at a time per
+//! process, taken fairly across accounts (the store's queue: the oldest waiting image of
+//! each owner per round), so one account's uploads cannot hold up everyone else's. The
+//! same bytes are decoded once: a file uploaded again reuses the thumbnail made of it.
+//!
+//! A thumbnail is stored bytes like any other: counted against its workspace's quota
+//! while kept; with the quota full, the image gets none (`unavailable`).
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -18,8 +25,9 @@ use std::time::Duration;
 
 use ceneca_domain::scope::Access;
 use ceneca_domain::{Record, Value, model};
-use ceneca_store::{Deleted, ListQuery, WriteBatch, WriteOp};
-use image::{ImageFormat, ImageReader, Limits};
+use ceneca_store::{Deleted, MadeThumbnail, WriteBatch, WriteOp};
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -69,12 +77,56 @@ enum Refused {
     TooManyPixels(u32, u32),
     #[error("the image does not decode: {0}")]
     Undecodable(String),
+    #[error("the file cannot be read: {0}")]
+    Unreadable(String),
+    #[error("its workspace's storage quota has no room for a thumbnail")]
+    NoRoom,
+}
+
+/// `png` without its colour profiles (`iCCP` chunks). A thumbnail does not apply them, and
+/// the PNG decoder inflates one whole, up to its allocation limit, before the image is
+/// decoded: a small file could make it hold that limit twice over. A file whose chunks do
+/// not parse is returned as it is, for the decoder to refuse.
+fn without_colour_profiles(png: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const SIGNATURE: usize = 8;
+    let mut kept = Vec::new();
+    let mut at = SIGNATURE;
+    let mut dropped = false;
+    while at + 12 <= png.len() {
+        let length = u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]) as usize;
+        let Some(end) = (at + 12)
+            .checked_add(length)
+            .filter(|&end| end <= png.len())
+        else {
+            break;
+        };
+        if &png[at + 4..at + 8] == b"iCCP" {
+            dropped = true;
+        } else {
+            kept.push(at..end);
+        }
+        at = end;
+    }
+    if !dropped {
+        return std::borrow::Cow::Borrowed(png);
+    }
+    let mut out = png[..SIGNATURE].to_vec();
+    for chunk in kept {
+        out.extend_from_slice(&png[chunk]);
+    }
+    // Whatever follows the last whole chunk, as it was.
+    out.extend_from_slice(&png[at..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A PNG of `bytes` (an image of type `format`) at most [`EDGE`] pixels on its longer
 /// side, its proportions kept; smaller images keep their size.
 fn render(bytes: &[u8], format: ImageFormat) -> std::result::Result<Vec<u8>, Refused> {
     let undecodable = |e: image::ImageError| Refused::Undecodable(e.to_string());
+    let bytes: &[u8] = &match format {
+        ImageFormat::Png => without_colour_profiles(bytes),
+        _ => std::borrow::Cow::Borrowed(bytes),
+    };
     // The header alone first: what the image claims decides whether it is decoded.
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
@@ -89,16 +141,27 @@ fn render(bytes: &[u8], format: ImageFormat) -> std::result::Result<Vec<u8>, Ref
     // Sixteen-bit RGBA at most, and the decoder's own buffers.
     limits.max_alloc = Some(MAX_PIXELS * 8 + 16 * 1024 * 1024);
     reader.limits(limits);
-    let image = reader.decode().map_err(undecodable)?;
-    let small = if width <= EDGE && height <= EDGE {
+    let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    // A photo's camera says which way is up; the thumbnail shows it that way.
+    let orientation = decoder.orientation().map_err(undecodable)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    image.apply_orientation(orientation);
+    let small = if image.width() <= EDGE && image.height() <= EDGE {
         image
     } else {
         image.thumbnail(EDGE, EDGE)
     };
+    // Eight bits a channel is all a thumbnail shows, and half the bytes of sixteen.
+    let small = if small.color().has_alpha() {
+        DynamicImage::ImageRgba8(small.to_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(small.to_rgb8())
+    };
     let mut png = Vec::new();
-    small
-        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .map_err(undecodable)?;
+    // Made once, served many times: the smallest file is worth the encoder's time.
+    let encoder =
+        PngEncoder::new_with_quality(&mut png, CompressionType::Best, FilterType::Adaptive);
+    small.write_with_encoder(encoder).map_err(undecodable)?;
     Ok(png)
 }
 
@@ -136,6 +199,15 @@ impl Services {
                     .open_stored(id, &key, None, sealed, "thumbnail")
                     .await?;
                 let png = source.read_all(size).await.map_err(super::storage_error)?;
+                // Read like the file it shows (at the audit levels that record reads).
+                self.audit_read(
+                    caller,
+                    "attachment.thumbnail".into(),
+                    entity.table,
+                    Some(id),
+                    None,
+                )
+                .await?;
                 let etag = key.rsplit('/').next().unwrap_or(&key).to_owned();
                 Ok(Thumbnail { png, etag })
             }
@@ -157,23 +229,20 @@ impl Services {
         }
     }
 
-    /// Makes the thumbnails waiting, up to a round of them; how many it settled (made or
-    /// found impossible). A maintenance path: it reads every tenant's waiting images.
+    /// Makes the thumbnails waiting, up to a round of them (the oldest of each account);
+    /// how many it settled (made or found impossible). A row that fails is logged and
+    /// left for a later round; the others go on. A maintenance path: it reads every
+    /// tenant's waiting images.
     pub async fn make_pending_thumbnails(&self) -> Result<usize> {
-        let mut query = ListQuery::new(
-            ceneca_domain::scope::ScopeFilter::All,
-            "updated_at",
-            false,
-            ROUND,
-        );
-        query.equals = vec![("thumbnail", Value::Text("pending".into()))];
-        query.deleted = Deleted::Include;
-        let mut rows = self.store.list(&model::ATTACHMENTS, query).await?;
-        rows.truncate(ROUND as usize);
+        let rows = self.store.thumbnails_waiting(ROUND).await?;
         let mut settled = 0;
         for row in rows {
-            if self.make_thumbnail(&row).await? {
-                settled += 1;
+            match self.make_thumbnail(&row).await {
+                Ok(true) => settled += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(attachment = ?row.id(), error = %e, "thumbnail not made; trying again later")
+                }
             }
         }
         Ok(settled)
@@ -185,41 +254,110 @@ impl Services {
         let (Some(id), Some(source_key)) = (row.id(), text("storage_key")) else {
             return Ok(false);
         };
-        let mime = text("mime_type").unwrap_or_default();
+        let workspace = row.id_of("workspace_id");
+        // The gate is held from finding or keeping a thumbnail's blob to recording it:
+        // the sweep (and an archive's file deletion) waits, so the blob cannot go in
+        // between. Never while decoding, which may take a second.
+        {
+            let _gate = self.blob_gate.read().await;
+            if let Some(made) = self.store.thumbnail_of_blob(source_key.clone()).await? {
+                return match self.record_made(id, &source_key, workspace, made).await? {
+                    Ok(written) => Ok(written),
+                    Err(refused) => self.refuse_thumbnail(id, source_key, refused).await,
+                };
+            }
+        }
+        let png = match self.render_stored(row, id, &source_key).await? {
+            Ok(png) => png,
+            Err(refused) => return self.refuse_thumbnail(id, source_key, refused).await,
+        };
+        let blobs = self.blob_store()?.clone();
+        let sealed = row.get("encrypted").and_then(Value::as_bool) == Some(true);
+        let gate = self.blob_gate.read().await;
+        let key = self.keep_thumbnail(&blobs, &png, sealed, workspace).await?;
+        let made = MadeThumbnail {
+            key,
+            bytes: png.len() as i64,
+        };
+        match self.record_made(id, &source_key, workspace, made).await? {
+            Ok(written) => Ok(written),
+            Err(refused) => {
+                drop(gate);
+                // The blob kept for nothing is the orphan sweep's, as any unnamed one:
+                // too new to tell apart from one another node is about to name.
+                self.refuse_thumbnail(id, source_key, refused).await
+            }
+        }
+    }
+
+    /// Records that attachment `id` gets no thumbnail, and why (logged).
+    async fn refuse_thumbnail(&self, id: Uuid, source_key: String, why: Refused) -> Result<bool> {
+        tracing::info!(attachment = %id, reason = %why, "no thumbnail for this image");
+        self.record_thumbnail(id, source_key, "unavailable", None, None)
+            .await
+    }
+
+    /// The thumbnail of the file `source_key` of attachment `row`, or why there is none.
+    async fn render_stored(
+        &self,
+        row: &Record,
+        id: Uuid,
+        source_key: &str,
+    ) -> Result<std::result::Result<Vec<u8>, Refused>> {
+        let mime = row.get("mime_type").and_then(Value::as_str).unwrap_or("");
         let size = row.get("size_bytes").and_then(Value::as_int).unwrap_or(0) as u64;
         let sealed = row.get("encrypted").and_then(Value::as_bool) == Some(true);
-        let made = match format_of(&mime) {
-            None => Err(Refused::Undecodable(format!("{mime} is no image type"))),
-            Some(_) if size > MAX_SOURCE_BYTES => Err(Refused::TooLarge(size)),
-            Some(format) => {
-                let (source, len) = self
-                    .open_stored(id, &source_key, Some(size), sealed, "attachment content")
-                    .await?;
-                let bytes = source.read_all(len).await.map_err(super::storage_error)?;
-                tokio::task::spawn_blocking(move || render(&bytes, format))
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("thumbnail of {id}: {e}")))?
+        let format = match format_of(mime) {
+            None => {
+                return Ok(Err(Refused::Undecodable(format!(
+                    "{mime} is no image type"
+                ))));
             }
+            Some(_) if size > MAX_SOURCE_BYTES => return Ok(Err(Refused::TooLarge(size))),
+            Some(format) => format,
         };
-        let (state, thumbnail_key) = match made {
-            Ok(png) => {
-                let blobs = self.blob_store()?.clone();
-                // Held from keeping the blob to recording it: the sweep waits.
-                let _gate = self.blob_gate.read().await;
-                let key = self
-                    .keep_thumbnail(&blobs, &png, sealed, row.id_of("workspace_id"))
-                    .await?;
-                return self
-                    .record_thumbnail(id, source_key, "ready", Some(key))
-                    .await;
-            }
-            Err(refused) => {
-                tracing::info!(attachment = %id, reason = %refused, "no thumbnail for this image");
-                ("unavailable", None)
-            }
-        };
-        self.record_thumbnail(id, source_key, state, thumbnail_key)
+        // A file that cannot be read (gone, cut short, failing to open) gets no thumbnail,
+        // rather than being tried again forever; uploading it again starts over.
+        let bytes = match self
+            .open_stored(id, source_key, Some(size), sealed, "attachment content")
             .await
+        {
+            Ok((source, len)) => match source.read_all(len).await {
+                Ok(bytes) => bytes,
+                Err(e) => return Ok(Err(Refused::Unreadable(e.to_string()))),
+            },
+            Err(e) => return Ok(Err(Refused::Unreadable(e.to_string()))),
+        };
+        tokio::task::spawn_blocking(move || render(&bytes, format))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("thumbnail of {id}: {e}")))
+    }
+
+    /// Records a thumbnail made for attachment `id`, within its workspace's quota:
+    /// whether the row was written, or [`Refused::NoRoom`].
+    async fn record_made(
+        &self,
+        id: Uuid,
+        source_key: &str,
+        workspace: Option<Uuid>,
+        made: MadeThumbnail,
+    ) -> Result<std::result::Result<bool, Refused>> {
+        let guard = match workspace {
+            Some(workspace) => match self.check_quota(workspace, made.bytes as u64).await {
+                Ok(room) => room.map(|room| room.guard),
+                Err(ServiceError::QuotaExceeded { .. }) => return Ok(Err(Refused::NoRoom)),
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        match self
+            .record_thumbnail(id, source_key.to_owned(), "ready", Some(made), guard)
+            .await
+        {
+            Ok(written) => Ok(Ok(written)),
+            Err(ServiceError::QuotaExceeded { .. }) => Ok(Err(Refused::NoRoom)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Keeps a thumbnail's bytes as a blob, sealed like the file it shows.
@@ -250,17 +388,25 @@ impl Services {
         attachment: Uuid,
         source_key: String,
         state: &'static str,
-        thumbnail_key: Option<String>,
+        made: Option<MadeThumbnail>,
+        quota_guard: Option<WriteOp>,
     ) -> Result<bool> {
-        let batch = WriteBatch::new(ceneca_store::Actor::default()).push(WriteOp::SetThumbnail {
-            attachment,
-            source_key,
-            state,
-            thumbnail_key,
-        });
+        let mut batch =
+            WriteBatch::new(ceneca_store::Actor::default()).push(WriteOp::SetThumbnail {
+                attachment,
+                source_key,
+                state,
+                made,
+            });
+        batch.ops.extend(quota_guard);
         // Nothing written: the file was replaced or removed meanwhile (its new one waits
         // for a thumbnail of its own; a thumbnail kept for the old one goes to the sweep).
-        Ok(!self.store.apply(batch).await?.is_empty())
+        let rows = self
+            .store
+            .apply(batch)
+            .await
+            .map_err(|e| crate::error::from_store("attachment", false, e))?;
+        Ok(!rows.is_empty())
     }
 
     /// Makes thumbnails as uploads ask for them, until the server stops (spawned by
@@ -344,6 +490,82 @@ mod tests {
         // Under the bound, the same lie is found out by decoding (its data is short).
         let refused = render(&bomb(4000, 4000), ImageFormat::Png).unwrap_err();
         assert!(matches!(refused, Refused::Undecodable(_)), "{refused}");
+    }
+
+    /// A JPEG `width` × `height` whose EXIF says to turn it a quarter clockwise to show
+    /// it (orientation 6: a phone held upright).
+    fn jpeg_turned(width: u32, height: u32) -> Vec<u8> {
+        use image::ImageEncoder;
+        // TIFF, big-endian: one directory entry, Orientation (0x0112) = 6.
+        let exif: Vec<u8> = [
+            &b"MM\0\x2a\0\0\0\x08"[..],
+            &[0, 1],
+            &[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0],
+            &[0, 0, 0, 0],
+        ]
+        .concat();
+        let image = ImageBuffer::from_fn(width, height, |x, _| Rgb([(x % 256) as u8, 40, 90]));
+        let mut out = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new(&mut out);
+        encoder.set_exif_metadata(exif).unwrap();
+        encoder
+            .write_image(&image, width, height, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn regression_a_photo_is_shown_the_way_its_camera_says_is_up() {
+        let png = render(&jpeg_turned(800, 200), ImageFormat::Jpeg).unwrap();
+        let thumb = image::load_from_memory(&png).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (64, 256));
+    }
+
+    #[test]
+    fn regression_sixteen_bit_images_get_small_eight_bit_thumbnails() {
+        // Rows of noise, each the same: the source is small, and so must its thumbnail be
+        // (it was 512 KB: sixteen bits a channel, and rows the fast encoder did not match).
+        let row: Vec<u16> = (0..256 * 4)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 16) as u16)
+            .collect();
+        let image = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_fn(256, 256, |x, _| {
+            let at = x as usize * 4;
+            image::Rgba([row[at], row[at + 1], row[at + 2], row[at + 3]])
+        });
+        let mut source = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut source), ImageFormat::Png)
+            .unwrap();
+        let png = render(&source, ImageFormat::Png).unwrap();
+        let thumb = image::load_from_memory(&png).unwrap();
+        assert_eq!(thumb.color(), image::ColorType::Rgba8);
+        assert!(png.len() < 16 * 1024, "{} bytes", png.len());
+    }
+
+    /// `png` with a chunk of type `kind` holding `data` inserted after its header.
+    fn with_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let header_end = 8 + 12 + 13;
+        let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+        chunk.extend_from_slice(kind);
+        chunk.extend_from_slice(data);
+        let crc = crc32(&chunk[4..]);
+        chunk.extend_from_slice(&crc.to_be_bytes());
+        [&png[..header_end], &chunk, &png[header_end..]].concat()
+    }
+
+    #[test]
+    fn regression_a_colour_profile_is_dropped_before_decoding() {
+        let plain = png_of(30, 20);
+        let profiled = with_chunk(&plain, b"iCCP", b"bomb\0\0compressed profile");
+        assert_eq!(&*without_colour_profiles(&profiled), &plain[..]);
+        assert!(matches!(
+            without_colour_profiles(&plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let thumb = image::load_from_memory(&render(&profiled, ImageFormat::Png).unwrap()).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (30, 20));
+        // Chunks that do not parse are left to the decoder.
+        assert_eq!(&*without_colour_profiles(&profiled[..40]), &profiled[..40]);
     }
 
     #[test]

@@ -452,6 +452,7 @@ impl Received {
             },
         );
         set.set("thumbnail_key", Value::Null);
+        set.set("thumbnail_bytes", Value::Int(0));
         // Content uploaded again to an attachment whose file retention removed.
         set.set("content_removed_at", Value::Null);
         let details = serde_json::json!({

@@ -613,6 +613,16 @@ impl Store for PgStore {
         crate::retention::footprint(&mut PgExec { conn: &mut conn }, &threads).await
     }
 
+    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::thumbnails::waiting(&mut PgExec { conn: &mut conn }, limit).await
+    }
+
+    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<crate::MadeThumbnail>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::thumbnails::of_blob(&mut PgExec { conn: &mut conn }, &storage_key).await
+    }
+
     async fn pack_candidates(&self, query: crate::PackQuery) -> Result<Vec<crate::PackCandidate>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         crate::compression::candidates(&mut PgExec { conn: &mut conn }, &query).await

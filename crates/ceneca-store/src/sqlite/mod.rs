@@ -857,6 +857,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>> {
+        self.read(move |conn| {
+            run_ready(crate::thumbnails::waiting(&mut SqliteExec { conn }, limit))
+        })
+        .await
+    }
+
+    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<crate::MadeThumbnail>> {
+        self.read(move |conn| {
+            run_ready(crate::thumbnails::of_blob(
+                &mut SqliteExec { conn },
+                &storage_key,
+            ))
+        })
+        .await
+    }
+
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
         self.read(move |conn| {
             run_ready(crate::retention::footprint(
