@@ -1346,3 +1346,204 @@ async fn storage_reconcile_and_maintenance_run_from_the_command_line() {
         output_text(&refused)
     );
 }
+
+/// A PostgreSQL database of its own on the test server, by URL.
+async fn fresh_postgres_database(prefix: &str) -> String {
+    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL")
+        .expect("CENECA_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL");
+    let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                out.push(relative.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_kill_during_an_upload_leaves_no_blob_and_no_file_on_the_row() {
+    for postgres in [false, true] {
+        kill_during_an_upload(postgres).await;
+    }
+}
+
+/// `kill -9` of the server while a file streams in: after a restart the attachment has no
+/// file (no hash, no size, 404 for its content), no blob sits under a real name, and the
+/// same upload sent again is kept whole.
+async fn kill_during_an_upload(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let command = |dir: &Path, env: &[(&str, String)]| {
+        let mut cmd = ceneca(dir);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        cmd
+    };
+    let mut env = Vec::new();
+    if postgres {
+        let key = String::from_utf8_lossy(
+            &ceneca(dir.path())
+                .args(["keys", "generate"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .to_owned();
+        env.push((
+            "CENECA_DATABASE_URL",
+            fresh_postgres_database("ceneca_cli").await,
+        ));
+        env.push(("CENECA_ENCRYPTION_KEY", key));
+    }
+    let server = serve(command(dir.path(), &env)).await;
+    let base = server.base.clone();
+    let (_, body) = post(
+        &base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "up@example.com", "password": "correct horse"}),
+    )
+    .await;
+    let token = body["token"].as_str().unwrap().to_owned();
+    let created = |path: &'static str, body: Value| {
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            let (status, row) = post(&base, path, Some(&token), body).await;
+            assert_eq!(status, 201, "{path}: {row}");
+            row["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let ws = created("/api/v1/workspaces", json!({"name": "files"})).await;
+    let thread = created("/api/v1/threads", json!({"workspace_id": ws, "title": "t"})).await;
+    let (_, message) = post(
+        &base,
+        &format!("/api/v1/threads/{thread}/messages"),
+        Some(&token),
+        json!({"role": "user", "content": "see attached"}),
+    )
+    .await;
+    let attachment = created(
+        "/api/v1/attachments",
+        json!({"workspace_id": ws, "message_id": message["id"], "file_name": "big.bin"}),
+    )
+    .await;
+
+    // 64 MiB announced, 8 MiB sent, then the server is killed while it waits for more.
+    let announced = 64 << 20;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    use std::io::Write;
+    write!(
+        stream,
+        "PUT /api/v1/attachments/{attachment}/content HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         authorization: Bearer {token}\r\ncontent-type: application/octet-stream\r\n\
+         content-length: {announced}\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![0x5Au8; 1 << 20];
+    for _ in 0..8 {
+        stream.write_all(&chunk).unwrap();
+    }
+    stream.flush().unwrap();
+    let blobs = dir.path().join("ceneca_data/blobs");
+    let started = Instant::now();
+    let written = || {
+        files_under(&blobs.join("tmp"))
+            .iter()
+            .map(|f| {
+                std::fs::metadata(blobs.join("tmp").join(f))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum::<u64>()
+    };
+    while written() < 4 << 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the upload never reached the disk"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(server); // SIGKILL
+    drop(stream);
+
+    let server = serve(command(dir.path(), &env)).await;
+    let http = reqwest::Client::new();
+    let row: Value = http
+        .get(format!("{}/api/v1/attachments/{attachment}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(row["sha256"].is_null(), "postgres={postgres}: {row}");
+    assert_eq!(row["size_bytes"], 0, "postgres={postgres}: {row}");
+    let content = http
+        .get(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(content.status().as_u16(), 404, "postgres={postgres}");
+    let kept: Vec<String> = files_under(&blobs)
+        .into_iter()
+        .filter(|f| !f.starts_with("tmp"))
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "postgres={postgres}: a blob under a real name: {kept:?}"
+    );
+
+    // Sent again, whole: kept and served.
+    let whole = vec![0x5Au8; 3 << 20];
+    let answer = http
+        .put(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body(whole.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200, "postgres={postgres}");
+    let served = http
+        .get(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(served.as_ref() == whole.as_slice(), "postgres={postgres}");
+}

@@ -239,6 +239,8 @@ pub struct Services {
     blob_gate: Arc<tokio::sync::RwLock<()>>,
     /// Told when an upload leaves an image waiting for its thumbnail.
     thumbnails_wanted: Arc<tokio::sync::Notify>,
+    /// The last account the thumbnail queue served: the next round starts after it.
+    thumbnails_turn: Arc<std::sync::Mutex<Option<uuid::Uuid>>>,
     /// Whose quota each workspace counts against, for a few seconds (`storage/quota.rs`).
     quotas: Arc<storage::QuotaCache>,
     /// A maintenance run asked for by a nearly full quota, for the worker.
@@ -279,6 +281,7 @@ impl Services {
             blobs: None,
             blob_gate: Default::default(),
             thumbnails_wanted: Default::default(),
+            thumbnails_turn: Default::default(),
             quotas: Default::default(),
             maintenance_wanted: Default::default(),
         }

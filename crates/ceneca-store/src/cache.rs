@@ -289,12 +289,20 @@ impl Store for CachedStore {
         self.inner.message_bodies(messages).await
     }
 
-    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>> {
-        self.inner.thumbnails_waiting(limit).await
+    async fn thumbnails_waiting(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, Record)>> {
+        self.inner.thumbnails_waiting(after, limit).await
     }
 
-    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<crate::MadeThumbnail>> {
-        self.inner.thumbnail_of_blob(storage_key).await
+    async fn thumbnail_of_blob(
+        &self,
+        storage_key: String,
+        workspace: Uuid,
+    ) -> Result<Option<crate::MadeThumbnail>> {
+        self.inner.thumbnail_of_blob(storage_key, workspace).await
     }
 
     async fn reconcile_storage(&self, fix: bool) -> Result<Vec<crate::UsageDrift>> {

@@ -167,11 +167,19 @@ pub trait Store: Send + Sync + 'static {
     async fn pack_candidates(&self, query: PackQuery) -> Result<Vec<PackCandidate>>;
     /// The stored text of those of `messages` still stored plain.
     async fn message_bodies(&self, messages: Vec<Uuid>) -> Result<Vec<(Uuid, String)>>;
-    /// Up to `limit` attachments waiting for a thumbnail, fairly across accounts
-    /// (`crate::thumbnails`).
-    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>>;
-    /// A thumbnail already made of the blob `storage_key`, to reuse.
-    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<MadeThumbnail>>;
+    /// Up to `limit` attachments waiting for a thumbnail with their accounts, the oldest
+    /// of each account, the accounts in turn after `after` (`crate::thumbnails`).
+    async fn thumbnails_waiting(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, Record)>>;
+    /// A thumbnail already made of the blob `storage_key` in `workspace`, to reuse.
+    async fn thumbnail_of_blob(
+        &self,
+        storage_key: String,
+        workspace: Uuid,
+    ) -> Result<Option<MadeThumbnail>>;
     /// A page of a collection's embeddings in id order, after `after` (rebuilds).
     async fn embeddings_page(
         &self,

@@ -426,6 +426,26 @@ async fn regression_thumbnails_count_against_the_quota(backend: Backend) {
         attachment_bytes(&s, &u, &ws).await,
         2 * (name + file + thumb)
     );
+    // Never reused across workspaces: how fast it came would tell another tenant holds
+    // the same file.
+    let key = s
+        .raw_text(&format!(
+            "SELECT storage_key FROM attachments WHERE id = '{again}'"
+        ))
+        .await
+        .unwrap();
+    let (elsewhere, _) = self::message(&s, &u).await;
+    let store = s.services.store();
+    let same_workspace = store
+        .thumbnail_of_blob(key.clone(), ws.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(same_workspace.is_some());
+    let other_workspace = store
+        .thumbnail_of_blob(key, elsewhere.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(other_workspace.is_none());
     // Another file in its place: its thumbnail stops counting.
     put(&s, &u, &again, b"plain text now".to_vec()).await;
     assert_eq!(
@@ -450,6 +470,11 @@ async fn regression_thumbnails_count_against_the_quota(backend: Backend) {
     let photo = id(&upload(&s, &u, &ws, &note, jpeg.clone()).await);
     assert_eq!(settled(&s, &u, &photo).await, "unavailable");
     assert_eq!(thumbnail(&s, &u, &photo, None).await.0, 404);
+    assert_eq!(
+        blob_files(&s).len(),
+        1,
+        "the file, and no thumbnail left behind"
+    );
     let me = s
         .get(
             &u,
@@ -480,16 +505,61 @@ async fn wait_again(s: &TestServer) {
     .await;
 }
 
-/// Found by the attack: one worker served the oldest images first, whoever's, so an
-/// account's backlog (a hundred slow images) held up every other account's.
+/// A workspace of organization `org` with a message to attach files to.
+async fn org_message(s: &TestServer, u: &User, org: &str, name: &str) -> (String, String) {
+    let ws = id(&s
+        .post(
+            u,
+            "/api/v1/workspaces",
+            json!({"name": name, "organization_id": org}),
+        )
+        .await
+        .expect(201));
+    let thread = id(&s
+        .post(
+            u,
+            "/api/v1/threads",
+            json!({"workspace_id": ws, "title": "t"}),
+        )
+        .await
+        .expect(201));
+    let message = id(&s
+        .post(
+            u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": "see attached"}),
+        )
+        .await
+        .expect(201));
+    (ws, message)
+}
+
+/// Found by the attacks: one worker served the oldest images first, whoever's, so an
+/// account's backlog (a hundred slow images) held up every other account's; then, once
+/// fair, an organization's workspaces each counted as an account of their own, and more
+/// accounts than a round holds were served oldest first, never reaching a newer one.
 async fn regression_one_accounts_queue_does_not_hold_up_anothers(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let (a, b) = (s.user("a").await, s.user("b").await);
+    let (a, b, c) = (s.user("a").await, s.user("b").await, s.user("c").await);
     let (a_ws, a_message) = message(&s, &a).await;
     let (b_ws, b_message) = message(&s, &b).await;
-    // Two workspaces of the same account are still one account.
+    // Two workspaces of the same owner are one account.
     let (a_ws2, a_message2) = message(&s, &a).await;
+    // So are an organization's workspaces, whoever made them.
+    let org = id(&s
+        .post(
+            &c,
+            "/api/v1/organizations",
+            json!({"name": "Many", "slug": "many-workspaces"}),
+        )
+        .await
+        .expect(201));
+    let mut org_places = Vec::new();
+    for i in 0..3 {
+        org_places.push(org_message(&s, &c, &org, &format!("org {i}")).await);
+    }
     let mut a_photos = Vec::new();
+    let mut c_photos = Vec::new();
     for i in 0..12 {
         let (ws, message) = if i % 2 == 0 {
             (&a_ws, &a_message)
@@ -498,6 +568,9 @@ async fn regression_one_accounts_queue_does_not_hold_up_anothers(backend: Backen
         };
         let bytes = image_bytes(10 + i, 10, ImageFormat::Png);
         a_photos.push(id(&upload(&s, &a, ws, message, bytes).await));
+        let (ws, message) = &org_places[i as usize % 3];
+        let bytes = image_bytes(10 + i, 11, ImageFormat::Png);
+        c_photos.push(id(&upload(&s, &c, ws, message, bytes).await));
     }
     let b_photo = id(&upload(
         &s,
@@ -510,26 +583,42 @@ async fn regression_one_accounts_queue_does_not_hold_up_anothers(backend: Backen
     for photo in &a_photos {
         settled(&s, &a, photo).await;
     }
+    for photo in &c_photos {
+        settled(&s, &c, photo).await;
+    }
     settled(&s, &b, &b_photo).await;
     wait_again(&s).await;
 
-    let waiting = s.services.store().thumbnails_waiting(16).await.unwrap();
-    let waiting: Vec<String> = waiting
-        .iter()
-        .map(|row| row.id().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        waiting,
-        vec![a_photos[0].clone(), b_photo.clone()],
-        "one a round for each account, the oldest first"
-    );
-    assert_eq!(s.services.make_pending_thumbnails().await.unwrap(), 2);
-    assert_eq!(settled(&s, &b, &b_photo).await, "ready");
-    assert_eq!(settled(&s, &a, &a_photos[0]).await, "ready");
-    // The rest follow, round by round.
+    let store = s.services.store();
+    let ids = |turns: &[(uuid::Uuid, ceneca_domain::Record)]| -> Vec<String> {
+        let mut ids: Vec<String> = turns
+            .iter()
+            .map(|(_, row)| row.id().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let all = store.thumbnails_waiting(None, 16).await.unwrap();
+    let mut expected = vec![a_photos[0].clone(), b_photo.clone(), c_photos[0].clone()];
+    expected.sort();
+    assert_eq!(ids(&all), expected, "the oldest image of each account");
+    // Rounds smaller than the accounts: each account in turn, none left behind.
+    let first = store.thumbnails_waiting(None, 2).await.unwrap();
+    let last = first.last().unwrap().0;
+    let second = store.thumbnails_waiting(Some(last), 2).await.unwrap();
+    let mut seen: Vec<String> = ids(&first);
+    seen.extend(ids(&second[..1]));
+    seen.sort();
+    assert_eq!(seen, expected, "the third account comes next");
+
     while s.services.make_pending_thumbnails().await.unwrap() > 0 {}
-    for photo in &a_photos {
-        assert_eq!(settled(&s, &a, photo).await, "ready");
+    for (u, photo) in a_photos
+        .iter()
+        .map(|p| (&a, p))
+        .chain(c_photos.iter().map(|p| (&c, p)))
+        .chain([(&b, &b_photo)])
+    {
+        assert_eq!(settled(&s, u, photo).await, "ready");
     }
 }
 

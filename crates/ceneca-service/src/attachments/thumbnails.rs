@@ -13,8 +13,9 @@
 //! allocation limit (about 270 MB for the largest image allowed; a PNG's colour profile,
 //! which the decoder would inflate whole first, is dropped). One image at a time per
 //! process, taken fairly across accounts (the store's queue: the oldest waiting image of
-//! each owner per round), so one account's uploads cannot hold up everyone else's. The
-//! same bytes are decoded once: a file uploaded again reuses the thumbnail made of it.
+//! each account, the accounts in turn), so one account's uploads cannot hold up everyone
+//! else's. The same bytes are decoded once per workspace: a file uploaded again there
+//! reuses the thumbnail made of it.
 //!
 //! A thumbnail is stored bytes like any other: counted against its workspace's quota
 //! while kept; with the quota full, the image gets none (`unavailable`).
@@ -142,20 +143,26 @@ fn render(bytes: &[u8], format: ImageFormat) -> std::result::Result<Vec<u8>, Ref
     limits.max_alloc = Some(MAX_PIXELS * 8 + 16 * 1024 * 1024);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(undecodable)?;
-    // A photo's camera says which way is up; the thumbnail shows it that way.
+    // A photo's camera says which way is up; the thumbnail shows it that way. Turned
+    // once small (the box is square, so the size comes out the same): turning the full
+    // image would hold a second copy of it.
     let orientation = decoder.orientation().map_err(undecodable)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
-    image.apply_orientation(orientation);
-    let small = if image.width() <= EDGE && image.height() <= EDGE {
+    let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let mut small = if image.width() <= EDGE && image.height() <= EDGE {
         image
     } else {
         image.thumbnail(EDGE, EDGE)
     };
-    // Eight bits a channel is all a thumbnail shows, and half the bytes of sixteen.
-    let small = if small.color().has_alpha() {
-        DynamicImage::ImageRgba8(small.to_rgba8())
-    } else {
-        DynamicImage::ImageRgb8(small.to_rgb8())
+    small.apply_orientation(orientation);
+    // Eight bits a channel is all a thumbnail shows, and half the bytes of sixteen;
+    // grey stays grey.
+    use image::ColorType;
+    let small = match small.color() {
+        ColorType::L8 | ColorType::La8 | ColorType::Rgb8 | ColorType::Rgba8 => small,
+        ColorType::L16 => DynamicImage::ImageLuma8(small.to_luma8()),
+        ColorType::La16 => DynamicImage::ImageLumaA8(small.to_luma_alpha8()),
+        colour if colour.has_alpha() => DynamicImage::ImageRgba8(small.to_rgba8()),
+        _ => DynamicImage::ImageRgb8(small.to_rgb8()),
     };
     let mut png = Vec::new();
     // Made once, served many times: the smallest file is worth the encoder's time.
@@ -234,9 +241,19 @@ impl Services {
     /// left for a later round; the others go on. A maintenance path: it reads every
     /// tenant's waiting images.
     pub async fn make_pending_thumbnails(&self) -> Result<usize> {
-        let rows = self.store.thumbnails_waiting(ROUND).await?;
+        let after = *self
+            .thumbnails_turn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let turns = self.store.thumbnails_waiting(after, ROUND).await?;
+        if let Some((last, _)) = turns.last() {
+            *self
+                .thumbnails_turn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(*last);
+        }
         let mut settled = 0;
-        for row in rows {
+        for (_, row) in turns {
             match self.make_thumbnail(&row).await {
                 Ok(true) => settled += 1,
                 Ok(false) => {}
@@ -254,13 +271,19 @@ impl Services {
         let (Some(id), Some(source_key)) = (row.id(), text("storage_key")) else {
             return Ok(false);
         };
-        let workspace = row.id_of("workspace_id");
+        let Some(workspace) = row.id_of("workspace_id") else {
+            return Ok(false);
+        };
         // The gate is held from finding or keeping a thumbnail's blob to recording it:
         // the sweep (and an archive's file deletion) waits, so the blob cannot go in
         // between. Never while decoding, which may take a second.
         {
             let _gate = self.blob_gate.read().await;
-            if let Some(made) = self.store.thumbnail_of_blob(source_key.clone()).await? {
+            let reusable = self
+                .store
+                .thumbnail_of_blob(source_key.clone(), workspace)
+                .await?;
+            if let Some(made) = reusable {
                 return match self.record_made(id, &source_key, workspace, made).await? {
                     Ok(written) => Ok(written),
                     Err(refused) => self.refuse_thumbnail(id, source_key, refused).await,
@@ -271,10 +294,20 @@ impl Services {
             Ok(png) => png,
             Err(refused) => return self.refuse_thumbnail(id, source_key, refused).await,
         };
+        // No room: nothing is written (the write checks again, for a race).
+        match self.check_quota(workspace, png.len() as u64).await {
+            Ok(_) => {}
+            Err(ServiceError::QuotaExceeded { .. }) => {
+                return self.refuse_thumbnail(id, source_key, Refused::NoRoom).await;
+            }
+            Err(e) => return Err(e),
+        }
         let blobs = self.blob_store()?.clone();
         let sealed = row.get("encrypted").and_then(Value::as_bool) == Some(true);
         let gate = self.blob_gate.read().await;
-        let key = self.keep_thumbnail(&blobs, &png, sealed, workspace).await?;
+        let key = self
+            .keep_thumbnail(&blobs, &png, sealed, Some(workspace))
+            .await?;
         let made = MadeThumbnail {
             key,
             bytes: png.len() as i64,
@@ -339,16 +372,13 @@ impl Services {
         &self,
         id: Uuid,
         source_key: &str,
-        workspace: Option<Uuid>,
+        workspace: Uuid,
         made: MadeThumbnail,
     ) -> Result<std::result::Result<bool, Refused>> {
-        let guard = match workspace {
-            Some(workspace) => match self.check_quota(workspace, made.bytes as u64).await {
-                Ok(room) => room.map(|room| room.guard),
-                Err(ServiceError::QuotaExceeded { .. }) => return Ok(Err(Refused::NoRoom)),
-                Err(e) => return Err(e),
-            },
-            None => None,
+        let guard = match self.check_quota(workspace, made.bytes as u64).await {
+            Ok(room) => room.map(|room| room.guard),
+            Err(ServiceError::QuotaExceeded { .. }) => return Ok(Err(Refused::NoRoom)),
+            Err(e) => return Err(e),
         };
         match self
             .record_thumbnail(id, source_key.to_owned(), "ready", Some(made), guard)
@@ -540,6 +570,16 @@ mod tests {
         let thumb = image::load_from_memory(&png).unwrap();
         assert_eq!(thumb.color(), image::ColorType::Rgba8);
         assert!(png.len() < 16 * 1024, "{} bytes", png.len());
+        // Grey stays grey (three times smaller than as colour).
+        let grey = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(300, 200, |x, y| {
+            image::Luma([(x * y) as u16])
+        });
+        let mut source = Vec::new();
+        grey.write_to(&mut Cursor::new(&mut source), ImageFormat::Png)
+            .unwrap();
+        let png = render(&source, ImageFormat::Png).unwrap();
+        let thumb = image::load_from_memory(&png).unwrap();
+        assert_eq!(thumb.color(), image::ColorType::L8);
     }
 
     /// `png` with a chunk of type `kind` holding `data` inserted after its header.

@@ -613,14 +613,22 @@ impl Store for PgStore {
         crate::retention::footprint(&mut PgExec { conn: &mut conn }, &threads).await
     }
 
-    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>> {
+    async fn thumbnails_waiting(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, Record)>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        crate::thumbnails::waiting(&mut PgExec { conn: &mut conn }, limit).await
+        crate::thumbnails::waiting(&mut PgExec { conn: &mut conn }, after, limit).await
     }
 
-    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<crate::MadeThumbnail>> {
+    async fn thumbnail_of_blob(
+        &self,
+        storage_key: String,
+        workspace: Uuid,
+    ) -> Result<Option<crate::MadeThumbnail>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
-        crate::thumbnails::of_blob(&mut PgExec { conn: &mut conn }, &storage_key).await
+        crate::thumbnails::of_blob(&mut PgExec { conn: &mut conn }, &storage_key, workspace).await
     }
 
     async fn pack_candidates(&self, query: crate::PackQuery) -> Result<Vec<crate::PackCandidate>> {

@@ -857,18 +857,31 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn thumbnails_waiting(&self, limit: u32) -> Result<Vec<Record>> {
+    async fn thumbnails_waiting(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, Record)>> {
         self.read(move |conn| {
-            run_ready(crate::thumbnails::waiting(&mut SqliteExec { conn }, limit))
+            run_ready(crate::thumbnails::waiting(
+                &mut SqliteExec { conn },
+                after,
+                limit,
+            ))
         })
         .await
     }
 
-    async fn thumbnail_of_blob(&self, storage_key: String) -> Result<Option<crate::MadeThumbnail>> {
+    async fn thumbnail_of_blob(
+        &self,
+        storage_key: String,
+        workspace: Uuid,
+    ) -> Result<Option<crate::MadeThumbnail>> {
         self.read(move |conn| {
             run_ready(crate::thumbnails::of_blob(
                 &mut SqliteExec { conn },
                 &storage_key,
+                workspace,
             ))
         })
         .await
