@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{BIN, Server, free_port, serve_with, stop};
+use common::{BIN, Server, free_port, fresh_postgres_database, serve_with, stop};
 
 fn ceneca(dir: &Path) -> Command {
     in_test_env(Command::new(BIN), dir)
@@ -509,16 +509,7 @@ fn migrate_config_and_keys_commands() {
 
 #[tokio::test]
 async fn serve_runs_on_postgres_with_a_shared_key() {
-    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL")
-        .expect("CENECA_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL");
-    let name = format!("ceneca_cli_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let url = fresh_postgres_database("ceneca_cli").await;
     let dir = tempfile::tempdir().unwrap();
 
     let keyless = ceneca(dir.path())
@@ -1345,20 +1336,6 @@ async fn storage_reconcile_and_maintenance_run_from_the_command_line() {
         "{}",
         output_text(&refused)
     );
-}
-
-/// A PostgreSQL database of its own on the test server, by URL.
-async fn fresh_postgres_database(prefix: &str) -> String {
-    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL")
-        .expect("CENECA_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL");
-    let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
 }
 
 /// Every file under `dir`, as paths relative to it.

@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 mod common;
-use common::{BIN, Server, free_port, serve_with, stop};
+use common::{BIN, Server, free_port, fresh_postgres_database, serve_with, stop};
 
 /// Every account's password, upstream and on the nodes.
 const PASSWORD: &str = "correct horse battery";
@@ -227,7 +227,7 @@ async fn upstream_on(engine: Engine) -> Process {
     let env = match engine {
         Engine::Sqlite => Vec::new(),
         Engine::Postgres => {
-            let url = fresh_postgres_database().await;
+            let url = fresh_postgres_database("ceneca_node").await;
             let out = ceneca(dir.path())
                 .args(["keys", "generate"])
                 .output()
@@ -240,19 +240,6 @@ async fn upstream_on(engine: Engine) -> Process {
     let mut upstream = Process::new("the upstream", dir, env);
     upstream.start().await;
     upstream
-}
-
-async fn fresh_postgres_database() -> String {
-    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL")
-        .expect("CENECA_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL");
-    let name = format!("ceneca_node_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
 }
 
 /// How `enroll` is given the password.

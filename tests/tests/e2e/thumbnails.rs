@@ -57,10 +57,12 @@ fn id(body: &Value) -> String {
 
 /// A user's message to attach files to: (workspace, message).
 async fn message(s: &TestServer, u: &User) -> (String, String) {
-    let ws = id(&s
-        .post(u, "/api/v1/workspaces", json!({"name": "Pictures"}))
-        .await
-        .expect(201));
+    message_in(s, u, json!({"name": "Pictures"})).await
+}
+
+/// A message in a new workspace made of `workspace` (its name, its organization).
+async fn message_in(s: &TestServer, u: &User, workspace: Value) -> (String, String) {
+    let ws = id(&s.post(u, "/api/v1/workspaces", workspace).await.expect(201));
     let thread = id(&s
         .post(
             u,
@@ -505,35 +507,6 @@ async fn wait_again(s: &TestServer) {
     .await;
 }
 
-/// A workspace of organization `org` with a message to attach files to.
-async fn org_message(s: &TestServer, u: &User, org: &str, name: &str) -> (String, String) {
-    let ws = id(&s
-        .post(
-            u,
-            "/api/v1/workspaces",
-            json!({"name": name, "organization_id": org}),
-        )
-        .await
-        .expect(201));
-    let thread = id(&s
-        .post(
-            u,
-            "/api/v1/threads",
-            json!({"workspace_id": ws, "title": "t"}),
-        )
-        .await
-        .expect(201));
-    let message = id(&s
-        .post(
-            u,
-            &format!("/api/v1/threads/{thread}/messages"),
-            json!({"role": "user", "content": "see attached"}),
-        )
-        .await
-        .expect(201));
-    (ws, message)
-}
-
 /// Found by the attacks: one worker served the oldest images first, whoever's, so an
 /// account's backlog (a hundred slow images) held up every other account's; then, once
 /// fair, an organization's workspaces each counted as an account of their own, and more
@@ -556,7 +529,8 @@ async fn regression_one_accounts_queue_does_not_hold_up_anothers(backend: Backen
         .expect(201));
     let mut org_places = Vec::new();
     for i in 0..3 {
-        org_places.push(org_message(&s, &c, &org, &format!("org {i}")).await);
+        let workspace = json!({"name": format!("org {i}"), "organization_id": org});
+        org_places.push(message_in(&s, &c, workspace).await);
     }
     let mut a_photos = Vec::new();
     let mut c_photos = Vec::new();

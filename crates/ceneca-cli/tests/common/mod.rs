@@ -14,6 +14,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A PostgreSQL database of its own on the test server (named `<prefix>_<uuid>`), by URL.
+// Not every test binary that shares this module runs on PostgreSQL.
+#[allow(dead_code)]
+pub async fn fresh_postgres_database(prefix: &str) -> String {
+    let admin_url = std::env::var("CENECA_TEST_DATABASE_URL")
+        .expect("CENECA_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL");
+    let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+}
+
 /// A running `ceneca serve`, killed if the test ends without [`stop`].
 pub struct Server {
     pub child: Child,
