@@ -520,15 +520,7 @@ async fn serve_runs_on_postgres_with_a_shared_key() {
     assert!(!keyless.status.success());
     assert!(String::from_utf8_lossy(&keyless.stderr).contains("CENECA_ENCRYPTION_KEY"));
 
-    let key = String::from_utf8_lossy(
-        &ceneca(dir.path())
-            .args(["keys", "generate"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .trim()
-    .to_owned();
+    let key = generated_key(dir.path());
     let mut cmd = ceneca(dir.path());
     cmd.env("CENECA_DATABASE_URL", &url)
         .env("CENECA_ENCRYPTION_KEY", &key);
@@ -738,6 +730,12 @@ async fn certs_init_then_serve_with_mutual_tls() {
     let _ = child.wait();
     assert!(ready, "the agent's certificate is accepted");
     assert!(refused.is_err(), "no client certificate, no connection");
+}
+
+/// A new key from `ceneca keys generate`.
+fn generated_key(dir: &Path) -> String {
+    let out = ceneca(dir).args(["keys", "generate"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn output_text(out: &std::process::Output) -> String {
@@ -1377,15 +1375,7 @@ async fn kill_during_an_upload(postgres: bool) {
     };
     let mut env = Vec::new();
     if postgres {
-        let key = String::from_utf8_lossy(
-            &ceneca(dir.path())
-                .args(["keys", "generate"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .trim()
-        .to_owned();
+        let key = generated_key(dir.path());
         env.push((
             "CENECA_DATABASE_URL",
             fresh_postgres_database("ceneca_cli").await,
