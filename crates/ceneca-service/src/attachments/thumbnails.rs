@@ -284,7 +284,11 @@ impl Services {
                 .thumbnail_of_blob(source_key.clone(), workspace)
                 .await?;
             if let Some(made) = reusable {
-                return match self.record_made(id, &source_key, workspace, made).await? {
+                let recorded = match self.room_for(workspace, made.bytes).await? {
+                    Ok(guard) => self.record_made(id, &source_key, made, guard).await?,
+                    Err(refused) => Err(refused),
+                };
+                return match recorded {
                     Ok(written) => Ok(written),
                     Err(refused) => self.refuse_thumbnail(id, source_key, refused).await,
                 };
@@ -295,13 +299,10 @@ impl Services {
             Err(refused) => return self.refuse_thumbnail(id, source_key, refused).await,
         };
         // No room: nothing is written (the write checks again, for a race).
-        match self.check_quota(workspace, png.len() as u64).await {
-            Ok(_) => {}
-            Err(ServiceError::QuotaExceeded { .. }) => {
-                return self.refuse_thumbnail(id, source_key, Refused::NoRoom).await;
-            }
-            Err(e) => return Err(e),
-        }
+        let guard = match self.room_for(workspace, png.len() as i64).await? {
+            Ok(guard) => guard,
+            Err(refused) => return self.refuse_thumbnail(id, source_key, refused).await,
+        };
         let blobs = self.blob_store()?.clone();
         let sealed = row.get("encrypted").and_then(Value::as_bool) == Some(true);
         let gate = self.blob_gate.read().await;
@@ -312,7 +313,7 @@ impl Services {
             key,
             bytes: png.len() as i64,
         };
-        match self.record_made(id, &source_key, workspace, made).await? {
+        match self.record_made(id, &source_key, made, guard).await? {
             Ok(written) => Ok(written),
             Err(refused) => {
                 drop(gate);
@@ -366,20 +367,29 @@ impl Services {
             .map_err(|e| ServiceError::Internal(format!("thumbnail of {id}: {e}")))
     }
 
-    /// Records a thumbnail made for attachment `id`, within its workspace's quota:
-    /// whether the row was written, or [`Refused::NoRoom`].
+    /// Room in `workspace`'s quota for a thumbnail of `bytes`: the operation that checks
+    /// again inside the write (none without a quota), or [`Refused::NoRoom`].
+    async fn room_for(
+        &self,
+        workspace: Uuid,
+        bytes: i64,
+    ) -> Result<std::result::Result<Option<WriteOp>, Refused>> {
+        match self.check_quota(workspace, bytes.max(0) as u64).await {
+            Ok(room) => Ok(Ok(room.map(|room| room.guard))),
+            Err(ServiceError::QuotaExceeded { .. }) => Ok(Err(Refused::NoRoom)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a thumbnail made for attachment `id`, checked against the quota again
+    /// inside the write by `guard`: whether the row was written, or [`Refused::NoRoom`].
     async fn record_made(
         &self,
         id: Uuid,
         source_key: &str,
-        workspace: Uuid,
         made: MadeThumbnail,
+        guard: Option<WriteOp>,
     ) -> Result<std::result::Result<bool, Refused>> {
-        let guard = match self.check_quota(workspace, made.bytes as u64).await {
-            Ok(room) => room.map(|room| room.guard),
-            Err(ServiceError::QuotaExceeded { .. }) => return Ok(Err(Refused::NoRoom)),
-            Err(e) => return Err(e),
-        };
         match self
             .record_thumbnail(id, source_key.to_owned(), "ready", Some(made), guard)
             .await
