@@ -218,6 +218,7 @@ pub const FLAT: &[(&str, &str)] = &[
     ),
     ("archive_after_days", "retention.archive_after_days"),
     ("compress_after_days", "retention.compress_after_days"),
+    ("purge_after_days", "retention.purge_after_days"),
     (
         "maintenance_interval_hours",
         "retention.maintenance_interval_hours",
@@ -736,8 +737,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 60);
-        assert_eq!(FLAT.len() + 4, 60);
+        assert_eq!(settings.len(), 61);
+        assert_eq!(FLAT.len() + 4, 61);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

@@ -149,6 +149,9 @@ pub struct ServiceConfig {
     /// Message bodies nobody wrote to for this many days are stored compressed by
     /// maintenance (0: never).
     pub compress_after_days: u32,
+    /// Rows in the bin this many days are deleted for good by maintenance, with
+    /// everything below them (0: never).
+    pub purge_after_days: u32,
     /// Hours between scheduled maintenance runs (0: none).
     pub maintenance_interval_hours: u32,
     /// A quota this full (percent) starts a maintenance run (0: never).
@@ -183,6 +186,7 @@ impl Default for ServiceConfig {
             organization_quota_bytes: 0,
             archive_after_days: 180,
             compress_after_days: 90,
+            purge_after_days: 30,
             maintenance_interval_hours: 24,
             maintenance_at_percent: 90,
             // Documents, images, sound and video; no executables, no unknown binaries.

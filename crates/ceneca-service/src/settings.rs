@@ -408,6 +408,10 @@ pub struct RetentionSettings {
     /// Message bodies nobody wrote to for this many days are stored compressed (zstd),
     /// read and searched as before; 0: never.
     pub compress_after_days: u32,
+    /// Rows in the bin this many days (threads, messages, documents, projects,
+    /// workspaces, organizations) are deleted for good, with their files, full-text
+    /// entries, vectors and history; 0: never.
+    pub purge_after_days: u32,
     /// Hours between scheduled maintenance runs; 0: only by hand or past the threshold.
     pub maintenance_interval_hours: u32,
     /// A write that finds its quota this full (percent) starts a maintenance run; 0: never.
@@ -420,6 +424,7 @@ impl Default for RetentionSettings {
         Self {
             archive_after_days: config.archive_after_days,
             compress_after_days: config.compress_after_days,
+            purge_after_days: config.purge_after_days,
             maintenance_interval_hours: config.maintenance_interval_hours,
             maintenance_at_percent: config.maintenance_at_percent,
         }
@@ -437,6 +442,12 @@ impl RetentionSettings {
         if self.compress_after_days > 36_500 {
             return Err(InvalidSetting::new(
                 "retention.compress_after_days",
+                "must be at most 36500 days (0: never)",
+            ));
+        }
+        if self.purge_after_days > 36_500 {
+            return Err(InvalidSetting::new(
+                "retention.purge_after_days",
                 "must be at most 36500 days (0: never)",
             ));
         }
@@ -459,6 +470,7 @@ impl RetentionSettings {
     pub fn apply(&self, config: &mut ServiceConfig) {
         config.archive_after_days = self.archive_after_days;
         config.compress_after_days = self.compress_after_days;
+        config.purge_after_days = self.purge_after_days;
         config.maintenance_interval_hours = self.maintenance_interval_hours;
         config.maintenance_at_percent = self.maintenance_at_percent;
     }

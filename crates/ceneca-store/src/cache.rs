@@ -277,6 +277,21 @@ impl Store for CachedStore {
         self.inner.archive_candidates(query).await
     }
 
+    async fn purge_candidates(
+        &self,
+        query: crate::PurgeQuery,
+    ) -> Result<Vec<crate::PurgeCandidate>> {
+        self.inner.purge_candidates(query).await
+    }
+
+    async fn purge_footprint(
+        &self,
+        entity: &'static Entity,
+        ids: Vec<Uuid>,
+    ) -> Result<crate::PurgeFootprint> {
+        self.inner.purge_footprint(entity, ids).await
+    }
+
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
         self.inner.archive_footprint(threads).await
     }

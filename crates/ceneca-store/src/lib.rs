@@ -24,6 +24,7 @@ pub mod outbox;
 mod ownership;
 pub mod packing;
 pub mod postgres;
+pub mod purge;
 pub mod query;
 mod reads;
 pub mod retention;
@@ -48,6 +49,7 @@ pub use compression::{PackCandidate, PackQuery, PackedBody};
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, Lease, OutboxEntry};
+pub use purge::{PurgeCandidate, PurgeFootprint, PurgeQuery};
 pub use query::{Deleted, ListQuery};
 pub use retention::{ArchiveCandidate, ArchiveQuery, Footprint, RuleScope};
 pub use search::{SearchHit, SearchQuery};
@@ -163,6 +165,14 @@ pub trait Store: Send + Sync + 'static {
     async fn archive_candidates(&self, query: ArchiveQuery) -> Result<Vec<ArchiveCandidate>>;
     /// What archiving `threads` would remove.
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<Footprint>;
+    /// A page of one entity's rows in the bin a purge covers (`crate::purge`).
+    async fn purge_candidates(&self, query: PurgeQuery) -> Result<Vec<PurgeCandidate>>;
+    /// What purging those of `ids` (rows of `entity`) would delete besides them.
+    async fn purge_footprint(
+        &self,
+        entity: &'static Entity,
+        ids: Vec<Uuid>,
+    ) -> Result<PurgeFootprint>;
     /// A page of the message bodies a compression rule covers (`crate::compression`).
     async fn pack_candidates(&self, query: PackQuery) -> Result<Vec<PackCandidate>>;
     /// The stored text of those of `messages` still stored plain.

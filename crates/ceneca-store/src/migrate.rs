@@ -71,6 +71,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 12, "retention", "0012_retention"),
     migration!("sqlite", 13, "packed_bodies", "0013_packed_bodies"),
     migration!("sqlite", 14, "thumbnails", "0014_thumbnails"),
+    migration!("sqlite", 15, "purge", "0015_purge"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -103,6 +104,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 12, "retention", "0012_retention"),
     migration!("postgres", 13, "packed_bodies", "0013_packed_bodies"),
     migration!("postgres", 14, "thumbnails", "0014_thumbnails"),
+    migration!("postgres", 15, "purge", "0015_purge"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

@@ -338,6 +338,42 @@ pub(crate) async fn apply_batch<E: Exec>(
                 // The files let go, as they were: the caller removes the blobs they name.
                 out.extend(archived.files.into_iter().map(|(before, _)| before));
             }
+            WriteOp::Purge {
+                entity,
+                ids,
+                deleted_before,
+                mut audit,
+                chain,
+            } => {
+                let purged = crate::purge::purge(exec, entity, &ids, deleted_before).await?;
+                if !purged.takes_workspaces() {
+                    // What was still counted: a purged workspace's counters go with it.
+                    usage.count_live(&model::ATTACHMENTS, &purged.attachments, -1);
+                    usage.count_live(&model::MESSAGES, &purged.live_messages, -1);
+                }
+                let cx = LogContext { actor, clock, now };
+                if purged.takes_workspaces() {
+                    for (members, row) in &purged.told {
+                        log_revocation(&mut changes, members, row, &cx, None);
+                    }
+                } else {
+                    for row in &purged.rows {
+                        log(
+                            &mut changes,
+                            entity,
+                            row,
+                            operation::PURGE,
+                            &[],
+                            actor,
+                            clock,
+                            now,
+                        );
+                    }
+                }
+                audit.set("details", Value::Json(purged.details(deleted_before)));
+                out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
+                out.extend(purged.attachments);
+            }
             WriteOp::Pack {
                 bodies,
                 written_before,

@@ -134,6 +134,20 @@ pub enum WriteOp {
         audit: Record,
         chain: AuditChain,
     },
+    /// Deletes for good those of `ids` (rows of `entity`, one of
+    /// [`crate::purge::PURGED`]) in the bin since before `deleted_before` when the batch
+    /// runs (whatever their state without it: on a local node, purged upstream), with everything below them, their history in the change log and their sync
+    /// conflicts (see [`crate::purge`]); logs one `purge` change per row (a revocation per
+    /// user who may hold a purged workspace or organization) and counts off what was still
+    /// counted. `audit` is appended with an account of what was done. Returns the audit
+    /// entry, then each attachment that went, as it was (its blobs may now be unnamed).
+    Purge {
+        entity: &'static Entity,
+        ids: Vec<Uuid>,
+        deleted_before: Option<time::OffsetDateTime>,
+        audit: Record,
+        chain: AuditChain,
+    },
     /// Stores message bodies packed (see [`crate::compression`]), each only if its message
     /// still stores that text plain: not a change to the messages (no change-log entry, no
     /// new `updated_at`), but to what they store, so the counters follow. `audit` is
@@ -235,4 +249,7 @@ pub mod operation {
     pub const RESTORE: &str = "restore";
     /// The user lost access to a workspace or an organization: a device drops its copy.
     pub const REVOKE: &str = "revoke";
+    /// The row was deleted for good (it was in the bin past the purge rule): a device
+    /// deletes its copy and everything below it. Its earlier changes are gone from the log.
+    pub const PURGE: &str = "purge";
 }

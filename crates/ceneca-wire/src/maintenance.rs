@@ -73,6 +73,21 @@ pub struct MaintenanceReport {
     /// Embeddings deleted, from the database and (through the outbox) the vector index.
     pub embeddings_removed: u64,
     pub embedding_bytes_removed: u64,
+    /// The purge rule applied (`retention.purge_after_days`; 0: none).
+    pub purge_after_days: u32,
+    /// Rows deleted for good from the bin, by table (or, in a dry run, that would be),
+    /// with everything below them.
+    pub purged: std::collections::BTreeMap<String, u64>,
+    /// Messages deleted with the threads, workspaces and organizations purged.
+    pub purged_messages_below: u64,
+    /// Attachments deleted with the rows purged, and the bytes of their files.
+    pub purged_attachments: u64,
+    pub purged_attachment_bytes: u64,
+    /// Embeddings deleted with the rows purged, from the database and the vector index.
+    pub purged_embeddings: u64,
+    /// Change-log entries dropped with the rows purged (their payloads copied the rows'
+    /// values): each purged row leaves one `purge` change, with nothing but its id.
+    pub purged_changes: u64,
     /// The compression rule applied (`retention.compress_after_days`; 0: none).
     pub compress_after_days: u32,
     /// Message bodies stored compressed (or, in a dry run, that would be): their text is

@@ -137,6 +137,10 @@ pub enum ChangeOperation {
     /// In the feed only: the user lost access to this workspace (or organization); a
     /// device drops its copy and lists again what it may read.
     Revoke,
+    /// In the feed only: the row was deleted for good upstream (it was in the bin past
+    /// the purge rule), with everything below it; a device deletes its copy. Its earlier
+    /// changes are no longer in the feed.
+    Purge,
 }
 
 /// One change of the feed.

@@ -18,6 +18,7 @@ mod limits;
 mod maintenance;
 mod matrix;
 mod mfa;
+mod purge;
 mod rbac;
 mod relations;
 mod review_input;

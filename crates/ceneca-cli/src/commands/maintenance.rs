@@ -62,6 +62,35 @@ fn summary(report: &MaintenanceReport) -> String {
         ("archived", "removed")
     };
     let mut out = String::new();
+    if report.purge_after_days == 0 {
+        out.push_str("nothing is purged from the bin (retention.purge_after_days = 0)\n");
+    } else {
+        let purge = if report.dry_run {
+            "would purge"
+        } else {
+            "purged"
+        };
+        let rows: Vec<String> = report
+            .purged
+            .iter()
+            .map(|(table, n)| format!("{n} {table}"))
+            .collect();
+        let rows = if rows.is_empty() {
+            "nothing".to_owned()
+        } else {
+            rows.join(", ")
+        };
+        out.push_str(&format!(
+            "in the bin over {} days: {purge} {rows}; with them {} messages, {} attachments \
+             ({} bytes), {} embeddings, {} change-log entries\n",
+            report.purge_after_days,
+            report.purged_messages_below,
+            report.purged_attachments,
+            report.purged_attachment_bytes,
+            report.purged_embeddings,
+            report.purged_changes,
+        ));
+    }
     for rule in &report.rules {
         let whose = match rule.organization_id {
             Some(id) => format!("organization {id}"),

@@ -1,4 +1,4 @@
-//! Maintenance: retention's archive and compression, run by hand (`ceneca maintenance run`,
+//! Maintenance: retention's purge, archive and compression, run by hand (`ceneca maintenance run`,
 //! `POST /admin/maintenance`), on a schedule, or when a write finds its quota nearly full.
 //!
 //! A run applies the server's archive rule (`retention.archive_after_days`) and each
@@ -10,8 +10,10 @@
 //! after the commit. One run at a time per database (the store's maintenance lease: a
 //! file lock on SQLite, an advisory lock on PostgreSQL).
 //!
-//! Then the bodies of messages nobody wrote to for `retention.compress_after_days` are
-//! stored compressed (`compress.rs`), their text unchanged for every reader.
+//! Before that, the rows in the bin longer than `retention.purge_after_days` are deleted
+//! for good (`purge.rs`), with everything below them. After it, the bodies of messages
+//! nobody wrote to for `retention.compress_after_days` are stored compressed
+//! (`compress.rs`), their text unchanged for every reader.
 //!
 //! What stays: the thread and its messages (unarchiving shows them again, searchable by
 //! text as before), each attachment's row (`content_removed_at` says its file went; the
@@ -19,6 +21,7 @@
 //! embeds again what it wants found by meaning).
 
 mod compress;
+mod purge;
 mod worker;
 
 use std::sync::Mutex;
@@ -153,9 +156,15 @@ impl Services {
             ..MaintenanceReport::default()
         };
         let stopping = || stop.is_some_and(|s| *s.borrow());
+        // The bin first: what was deleted long enough ago is not archived or packed.
         let mut outcome = self
-            .archive_by_rules(&mut *lease, actor, &mut report, progress, stop)
+            .purge_bin(&mut *lease, actor, &mut report, progress, &stopping)
             .await;
+        if outcome.is_ok() {
+            outcome = self
+                .archive_by_rules(&mut *lease, actor, &mut report, progress, stop)
+                .await;
+        }
         if outcome.is_ok() {
             outcome = self
                 .compress_old_bodies(&mut *lease, actor, &mut report, progress, &stopping)
@@ -177,6 +186,9 @@ impl Services {
             "embeddings_removed": report.embeddings_removed,
             "blob_files_deleted": report.blob_files_deleted,
             "messages_compressed": report.messages_compressed,
+            "purged": report.purged,
+            "purged_attachments": report.purged_attachments,
+            "purged_changes": report.purged_changes,
             "compressed_bytes_before": report.compressed_bytes_before,
             "compressed_bytes_after": report.compressed_bytes_after,
         }));

@@ -206,8 +206,9 @@ impl Services {
         };
         let entity = ceneca_domain::sync::entity_logged_as(entity_type)
             .ok_or_else(|| ServiceError::Internal(format!("a change of {entity_type}")))?;
-        // A revoke's values are the server's own (the role a demotion leaves), not a row's.
-        if operation != ChangeOperation::Revoke {
+        // A revoke's values are the server's own (the role a demotion leaves), not a row's;
+        // a purge has none.
+        if !matches!(operation, ChangeOperation::Revoke | ChangeOperation::Purge) {
             self.open_values(entity, entity_id, workspace_id, &mut values)?;
         }
         Ok(Change {
@@ -270,6 +271,7 @@ pub(super) fn logged_operation(text: &str) -> Option<ChangeOperation> {
         "delete" => ChangeOperation::Delete,
         "restore" => ChangeOperation::Restore,
         "revoke" => ChangeOperation::Revoke,
+        "purge" => ChangeOperation::Purge,
         _ => return None,
     })
 }

@@ -306,10 +306,10 @@ impl Services {
             ChangeOperation::Update => Operation::Update,
             ChangeOperation::Delete => Operation::Delete,
             ChangeOperation::Restore => Operation::Restore,
-            ChangeOperation::Revoke => {
+            ChangeOperation::Revoke | ChangeOperation::Purge => {
                 return Err(ServiceError::invalid(
                     "operation",
-                    "revoke is sent by servers, never pushed",
+                    "revoke and purge are sent by servers, never pushed",
                 ));
             }
         };

@@ -282,6 +282,16 @@ impl Services {
                 out.applied += 1;
                 continue;
             }
+            if change.operation == ChangeOperation::Purge {
+                match self.apply_purge(change).await {
+                    Ok(()) => out.applied += 1,
+                    Err(e) => out.failed.push(format!(
+                        "purge of {} {} (cursor {}): {e}",
+                        change.entity, change.entity_id, change.cursor
+                    )),
+                }
+                continue;
+            }
             let applied = loop {
                 match self
                     .apply_change(&node, change, &mut clocks, &mut logged, &mut known)
@@ -320,6 +330,27 @@ impl Services {
         Ok(out)
     }
 
+    /// The upstream deleted a row for good: this node deletes its copy, in the bin or
+    /// not, with everything below it and its history here (a change of it made here and
+    /// not pushed yet goes too: its row is gone upstream).
+    async fn apply_purge(&self, change: &Change) -> Result<()> {
+        let entity = entity_named(&change.entity)
+            .filter(|e| {
+                ceneca_store::purge::PURGED
+                    .iter()
+                    .any(|p| std::ptr::eq(*p, *e))
+            })
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "a purge of '{}', which is never purged",
+                    change.entity
+                ))
+            })?;
+        let mut report = ceneca_wire::maintenance::MaintenanceReport::default();
+        self.purge_rows(entity, vec![change.entity_id], None, None, &mut report)
+            .await
+    }
+
     async fn apply_change(
         &self,
         node: &LocalNode,
@@ -352,7 +383,7 @@ impl Services {
             ChangeOperation::Update => Operation::Update,
             ChangeOperation::Delete => Operation::Delete,
             ChangeOperation::Restore => Operation::Restore,
-            ChangeOperation::Revoke => return Ok(()),
+            ChangeOperation::Revoke | ChangeOperation::Purge => return Ok(()),
         };
         let entity = entity_named(&change.entity)
             .filter(|e| accepted_from_upstream(e))
@@ -890,7 +921,7 @@ impl Services {
                 continue;
             };
             let operation = match logged_operation(text("operation")) {
-                Some(ChangeOperation::Revoke) | None => continue,
+                Some(ChangeOperation::Revoke | ChangeOperation::Purge) | None => continue,
                 Some(operation) => operation,
             };
             let mut values = match row.get("payload") {

@@ -608,6 +608,23 @@ impl Store for PgStore {
         crate::retention::candidates(&mut PgExec { conn: &mut conn }, &query).await
     }
 
+    async fn purge_candidates(
+        &self,
+        query: crate::PurgeQuery,
+    ) -> Result<Vec<crate::PurgeCandidate>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::purge::candidates(&mut PgExec { conn: &mut conn }, &query).await
+    }
+
+    async fn purge_footprint(
+        &self,
+        entity: &'static Entity,
+        ids: Vec<Uuid>,
+    ) -> Result<crate::PurgeFootprint> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::purge::footprint(&mut PgExec { conn: &mut conn }, entity, &ids).await
+    }
+
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         crate::retention::footprint(&mut PgExec { conn: &mut conn }, &threads).await

@@ -887,6 +887,29 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn purge_candidates(
+        &self,
+        query: crate::PurgeQuery,
+    ) -> Result<Vec<crate::PurgeCandidate>> {
+        self.read(move |conn| run_ready(crate::purge::candidates(&mut SqliteExec { conn }, &query)))
+            .await
+    }
+
+    async fn purge_footprint(
+        &self,
+        entity: &'static Entity,
+        ids: Vec<Uuid>,
+    ) -> Result<crate::PurgeFootprint> {
+        self.read(move |conn| {
+            run_ready(crate::purge::footprint(
+                &mut SqliteExec { conn },
+                entity,
+                &ids,
+            ))
+        })
+        .await
+    }
+
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<crate::Footprint> {
         self.read(move |conn| {
             run_ready(crate::retention::footprint(
@@ -963,7 +986,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
         );
         (dir, store)
     }
@@ -1124,7 +1147,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -1134,7 +1157,7 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }
