@@ -1303,3 +1303,123 @@ async fn regression_a_workspace_binned_upstream_goes_to_the_bin_on_its_members_n
     assert!(live(&pair, &model::WORKSPACES, workspace).await);
     assert!(live(&pair, &model::THREADS, thread).await);
 }
+
+/// Purged upstream (issue 14): a member's node deletes its copy of a purged thread with
+/// its messages and their history here, and drops a purged workspace; a row not purged
+/// stays.
+#[tokio::test]
+async fn rows_purged_upstream_are_deleted_on_their_members_nodes() {
+    let up = services().await;
+    let (alice, _) = sign_up(&up.svc, "alice@example.com").await;
+    let mut pair = enrolled(up, "bob@example.com").await;
+    let svc = pair.up.svc.clone();
+    let (workspace, thread) = workspace_with_thread(&svc, &alice, json!({"name": "Shared"})).await;
+    let (other_workspace, other_thread) =
+        workspace_with_thread(&svc, &alice, json!({"name": "Also shared"})).await;
+    let alice = refresh_caller(&svc, &alice).await;
+    for place in [workspace, other_workspace] {
+        svc.create(
+            &alice,
+            &model::WORKSPACE_MEMBERS,
+            &json!({"user_id": pair.account.user_id, "role": "editor"}),
+            Some(ParentRef {
+                field: "workspace_id",
+                id: place,
+            }),
+        )
+        .await
+        .unwrap();
+    }
+    let alice = refresh_caller(&svc, &alice).await;
+    let kept = svc
+        .create(
+            &alice,
+            &model::THREADS,
+            &json!({"workspace_id": workspace, "title": "kept"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let message = svc
+        .create(
+            &alice,
+            &model::MESSAGES,
+            &json!({"role": "user", "content": "going"}),
+            Some(ParentRef {
+                field: "thread_id",
+                id: thread,
+            }),
+        )
+        .await
+        .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(pair.node_has(&model::MESSAGES, id_of(&message)).await);
+    assert!(pair.node_has(&model::THREADS, other_thread).await);
+
+    svc.delete(&alice, &model::THREADS, thread).await.unwrap();
+    svc.delete(&alice, &model::WORKSPACES, other_workspace)
+        .await
+        .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(pair.node_has(&model::THREADS, thread).await, "in the bin");
+
+    // Purged upstream (as maintenance does, past the rule).
+    let later = Some(ceneca_domain::clock::now() + time::Duration::seconds(1));
+    let mut report = ceneca_wire::maintenance::MaintenanceReport::default();
+    svc.purge_rows(&model::THREADS, vec![thread], later, None, &mut report)
+        .await
+        .unwrap();
+    svc.purge_rows(
+        &model::WORKSPACES,
+        vec![other_workspace],
+        later,
+        None,
+        &mut report,
+    )
+    .await
+    .unwrap();
+    let (failed, _) = pair.sync_down().await;
+    assert!(failed.is_empty(), "{failed:?}");
+    for (entity, id) in [
+        (&model::THREADS, thread),
+        (&model::MESSAGES, id_of(&message)),
+        (&model::WORKSPACES, other_workspace),
+        (&model::THREADS, other_thread),
+    ] {
+        assert!(
+            !pair.node_has(entity, id).await,
+            "{} {id} kept",
+            entity.name
+        );
+    }
+    // Its history here went with it: no change of the thread or its message is left.
+    let history = pair
+        .node
+        .svc
+        .store()
+        .list(
+            &model::SYNC_EVENTS,
+            ceneca_store::ListQuery::new(
+                ScopeFilter::AnyOf(vec![("entity_id", vec![thread, id_of(&message)])]),
+                "seq",
+                false,
+                100,
+            ),
+        )
+        .await
+        .unwrap();
+    let operations: Vec<&str> = history
+        .iter()
+        .filter_map(|e| e.get("operation").and_then(Value::as_str))
+        .collect();
+    assert_eq!(
+        operations,
+        ["purge"],
+        "only the thread's purge is left here"
+    );
+    // What was not purged stays, live.
+    assert!(pair.node_has(&model::THREADS, id_of(&kept)).await);
+    assert!(pair.node_has(&model::WORKSPACES, workspace).await);
+}
