@@ -277,6 +277,10 @@ impl Store for CachedStore {
         self.inner.archive_candidates(query).await
     }
 
+    async fn scrub_deleted(&self) -> Result<()> {
+        self.inner.scrub_deleted().await
+    }
+
     async fn purge_candidates(
         &self,
         query: crate::PurgeQuery,

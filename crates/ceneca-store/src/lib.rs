@@ -165,6 +165,12 @@ pub trait Store: Send + Sync + 'static {
     async fn archive_candidates(&self, query: ArchiveQuery) -> Result<Vec<ArchiveCandidate>>;
     /// What archiving `threads` would remove.
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<Footprint>;
+    /// Leaves no trace of deleted rows where the engine keeps one after the delete: on
+    /// SQLite, the words FTS5 keeps (marked deleted) in its segments until they merge,
+    /// merged away; on PostgreSQL, the dead row versions of the tables a purge or an erase
+    /// touches, vacuumed. Slow on a large index (it rewrites it): after a purge, not per
+    /// request.
+    async fn scrub_deleted(&self) -> Result<()>;
     /// A page of one entity's rows in the bin a purge covers (`crate::purge`).
     async fn purge_candidates(&self, query: PurgeQuery) -> Result<Vec<PurgeCandidate>>;
     /// What purging those of `ids` (rows of `entity`) would delete besides them.

@@ -32,6 +32,11 @@ pub struct OutboxEntry {
 pub trait Lease: Send {
     /// Fails once the lease may have passed to someone else (its connection is gone).
     async fn check(&mut self) -> crate::Result<()>;
+    /// Lets go of the lease now, so the next holder need not wait until the engine sees
+    /// the holder gone (dropping it lets go too, a moment later).
+    async fn release(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// One process owns an embedded (SQLite) database: the lease is always its own.

@@ -73,6 +73,8 @@ pub struct PurgeFootprint {
     pub embeddings: u64,
     /// Messages below the rows (a thread's, a workspace's), in the bin or not.
     pub messages: u64,
+    /// Change-log entries about them, which go with them.
+    pub changes: u64,
 }
 
 /// One page of the rows `query` covers.
@@ -111,10 +113,12 @@ pub(crate) async fn candidates<E: Exec>(
         ),
         _ => format!(" AND r.workspace_id NOT IN {places_purged}"),
     };
+    let nothing_live = nothing_live_below(table);
     // Spelled as the partial indexes `<table>__purge` are (migration 0015).
     sql.text = format!(
         "SELECT r.id, r.deleted_at FROM {table} r
          WHERE r.deleted_at IS NOT NULL AND r.deleted_at < {before}{after}{with_no_purged_parent}
+           AND {nothing_live}
          ORDER BY r.deleted_at, r.id LIMIT {}",
         query.limit
     );
@@ -130,6 +134,33 @@ pub(crate) async fn candidates<E: Exec>(
             })
         })
         .collect())
+}
+
+/// That the row `r` of `table` has nothing live below it that its cascade would take: a
+/// workspace restored out of an organization in the bin, a thread out of a workspace in
+/// the bin, a message out of a thread in the bin. Such a row stays in the bin (its
+/// deletion never reached what was restored) until what is live below it goes too.
+fn nothing_live_below(table: &str) -> String {
+    let content_in = |workspaces: &str| {
+        ["projects", "threads", "documents", "messages"]
+            .map(|t| {
+                format!(
+                    "NOT EXISTS (SELECT 1 FROM {t} lc WHERE lc.deleted_at IS NULL AND lc.workspace_id IN ({workspaces}))"
+                )
+            })
+            .join(" AND ")
+    };
+    match table {
+        "organizations" => format!(
+            "NOT EXISTS (SELECT 1 FROM workspaces lw WHERE lw.organization_id = r.id AND lw.deleted_at IS NULL)
+             AND {}",
+            content_in("SELECT lo.id FROM workspaces lo WHERE lo.organization_id = r.id")
+        ),
+        "workspaces" => content_in("r.id"),
+        "threads" => "NOT EXISTS (SELECT 1 FROM messages lm WHERE lm.thread_id = r.id AND lm.deleted_at IS NULL)"
+            .to_owned(),
+        _ => "1 = 1".to_owned(),
+    }
 }
 
 /// The rows of `entity` whose ids the subquery `roots` yields, and what goes with them,
@@ -204,6 +235,19 @@ impl Doomed<'_> {
             ));
         }
         (!sources.is_empty()).then(|| format!("({})", sources.join(" OR ")))
+    }
+
+    /// The change-log scopes that go whole, as conditions on `sync_events`: a purged
+    /// workspace's, an organization's and its workspaces'.
+    fn scopes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(workspaces) = self.workspaces() {
+            out.push(format!("scope_workspace_id IN ({workspaces})"));
+        }
+        if std::ptr::eq(self.entity, &model::ORGANIZATIONS) {
+            out.push(format!("scope_organization_id IN ({})", self.roots));
+        }
+        out
     }
 
     /// Every row that goes, as subqueries of ids (the roots first), for the change log
@@ -319,6 +363,19 @@ pub(crate) async fn footprint<E: Exec>(
         });
         out.messages = count_and_bytes(exec, sql).await?.0;
     }
+    let sql = about(exec.dialect(), entity, ids, |doomed| {
+        let mut conditions: Vec<String> = doomed
+            .rows()
+            .into_iter()
+            .map(|source| format!("entity_id IN ({source})"))
+            .collect();
+        conditions.extend(doomed.scopes());
+        Some(format!(
+            "SELECT COUNT(*), CAST(0 AS BIGINT) FROM sync_events WHERE {}",
+            conditions.join(" OR ")
+        ))
+    });
+    out.changes = count_and_bytes(exec, sql).await?.0;
     Ok(out)
 }
 
@@ -401,17 +458,22 @@ pub(crate) async fn purge<E: Exec>(
     let d = exec.dialect();
     let mut sql = Sql::default();
     let set = sql.bind(d, Value::IdSet(ids.to_vec()), Kind::Uuid);
+    // Upstream's word (no cutoff) is final; here, a row is purged only if it is still
+    // in the bin past the cutoff with nothing live below it.
     let in_bin = match deleted_before {
         Some(before) => {
             let before = sql.bind(d, Value::Time(before), Kind::Time);
-            format!(" AND deleted_at IS NOT NULL AND deleted_at < {before}")
+            format!(
+                " AND r.deleted_at IS NOT NULL AND r.deleted_at < {before} AND {}",
+                nothing_live_below(entity.table)
+            )
         }
         None => String::new(),
     };
     sql.text = format!(
-        "SELECT id FROM {} WHERE {}{in_bin}{}",
+        "SELECT r.id FROM {} r WHERE {}{in_bin}{}",
         entity.table,
-        d.in_set("id", &set),
+        d.in_set("r.id", &set),
         d.lock_rows()
     );
     let fields: Vec<&Field> = ID.iter().collect();
@@ -471,15 +533,9 @@ pub(crate) async fn purge<E: Exec>(
     }
     // And every change logged in the workspaces' or organizations' scope.
     let sql = about(exec.dialect(), entity, &roots, |doomed| {
-        let workspaces = doomed.workspaces()?;
-        let mut scopes = vec![format!("scope_workspace_id IN ({workspaces})")];
-        if std::ptr::eq(entity, &model::ORGANIZATIONS) {
-            scopes.push(format!("scope_organization_id IN ({})", doomed.roots));
-        }
-        Some(format!(
-            "DELETE FROM sync_events WHERE {}",
-            scopes.join(" OR ")
-        ))
+        let scopes = doomed.scopes();
+        (!scopes.is_empty())
+            .then(|| format!("DELETE FROM sync_events WHERE {}", scopes.join(" OR ")))
     });
     if let Some(sql) = sql {
         out.changes_dropped += exec.execute(&sql).await?;
@@ -500,7 +556,9 @@ pub(crate) async fn purge<E: Exec>(
 
 /// Who may hold a copy of the workspaces or organizations `roots` (rows of `entity`):
 /// their members, their owners, and for a workspace of an organization the
-/// organization's members; as rows of the members table each stands for.
+/// organization's owners and administrators (a plain member reaches only the workspaces
+/// they are a member of, and must not learn of the others); as rows of the members table
+/// each stands for.
 async fn told<E: Exec>(
     exec: &mut E,
     entity: &'static Entity,
@@ -511,7 +569,8 @@ async fn told<E: Exec>(
         (
             "SELECT w.id, m.user_id FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id WHERE {w}
              UNION SELECT w.id, w.owner_user_id FROM workspaces w WHERE {w} AND w.owner_user_id IS NOT NULL
-             UNION SELECT w.id, m.user_id FROM workspaces w JOIN organization_members m ON m.organization_id = w.organization_id WHERE {w}",
+             UNION SELECT w.id, m.user_id FROM workspaces w JOIN organization_members m ON m.organization_id = w.organization_id
+                   WHERE {w} AND m.role IN ('owner', 'admin')",
             None,
         )
     } else if std::ptr::eq(entity, &model::ORGANIZATIONS) {

@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 on_every_backend!(
     rows_in_the_bin_past_the_rule_are_purged_with_everything_below_them,
     no_purge_when_the_rule_is_off,
+    regression_a_row_restored_under_a_binned_parent_is_never_purged,
+    regression_a_purged_workspace_is_revoked_only_from_who_could_read_it,
+    regression_references_set_to_null_by_a_purge_are_indexed,
 );
 
 const LONG_AGO: &str = "2020-01-01T00:00:00.000000Z";
@@ -367,6 +370,8 @@ async fn rows_in_the_bin_past_the_rule_are_purged_with_everything_below_them(bac
     age_blobs(&s);
     let report = run(&s, false).await;
     assert_eq!(report.purged, expected, "{report:?}");
+    // Found by the attack: the dry run said 0 change-log entries would go.
+    assert_eq!(preview.purged_changes, report.purged_changes, "{preview:?}");
     assert_eq!(report.purged_attachments, 2);
     assert_eq!(report.purged_embeddings, 4);
     assert_eq!(report.purged_messages_below, 2);
@@ -430,6 +435,27 @@ async fn rows_in_the_bin_past_the_rule_are_purged_with_everything_below_them(bac
             )
             .await;
             assert_eq!(n, 0, "{fts} still finds the canary");
+            // Found by the attack: FTS5 kept a deleted row's words in its segments
+            // (marked deleted) until a merge; `secure-delete` takes them out at once.
+            let kept = count(
+                &s,
+                &format!(
+                    "SELECT CAST(COUNT(*) AS TEXT) FROM {fts}_data WHERE instr(block, CAST('{CANARY}' AS BLOB)) > 0"
+                ),
+            )
+            .await;
+            assert_eq!(kept, 0, "{fts} keeps the canary's word in its segments");
+        }
+        // Found by the attack: deleted cells kept their bytes in the pages still in use.
+        // With `secure_delete` the file holds no trace once the WAL is checkpointed.
+        s.raw_execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
+        for file in ["ceneca.db", "ceneca.db-wal"] {
+            let bytes = std::fs::read(s.data_dir().join(file)).unwrap_or_default();
+            let traces = bytes
+                .windows(CANARY.len())
+                .filter(|w| *w == CANARY.as_bytes())
+                .count();
+            assert_eq!(traces, 0, "{file} still holds the canary's bytes");
         }
     }
     // The files are gone from the folder; the vectors from SQL and from the index.
@@ -625,4 +651,198 @@ async fn no_purge_when_the_rule_is_off(backend: Backend) {
     )
     .await
     .expect(200);
+}
+
+/// Found by the attack: a workspace restored out of an organization in the bin, or a
+/// message out of a thread in the bin, was purged with its parent though it was live.
+async fn regression_a_row_restored_under_a_binned_parent_is_never_purged(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let org = id(&s
+        .post(
+            &u,
+            "/api/v1/organizations",
+            json!({"name": "Org", "slug": "org-restored"}),
+        )
+        .await
+        .expect(201));
+    let restored_ws = id(&s
+        .post(
+            &u,
+            "/api/v1/workspaces",
+            json!({"name": "Back", "organization_id": org}),
+        )
+        .await
+        .expect(201));
+    let ws = id(&s
+        .post(&u, "/api/v1/workspaces", json!({"name": "Mine"}))
+        .await
+        .expect(201));
+    let thread = id(&s
+        .post(
+            &u,
+            "/api/v1/threads",
+            json!({"workspace_id": ws, "title": "binned"}),
+        )
+        .await
+        .expect(201));
+    let message = id(&s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "user", "content": "restored"}),
+        )
+        .await
+        .expect(201));
+    s.delete(&u, &format!("/api/v1/organizations/{org}"))
+        .await
+        .expect(200);
+    s.post(
+        &u,
+        &format!("/api/v1/workspaces/{restored_ws}/restore"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    s.delete(&u, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    s.post(
+        &u,
+        &format!("/api/v1/messages/{message}/restore"),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    binned_long_ago(&s, &[&org, &thread]).await;
+
+    let preview = run(&s, true).await;
+    assert!(preview.purged.is_empty(), "{preview:?}");
+    let report = run(&s, false).await;
+    assert!(report.purged.is_empty(), "{report:?}");
+    s.get(&u, &format!("/api/v1/workspaces/{restored_ws}"))
+        .await
+        .expect(200);
+    s.get(&u, &format!("/api/v1/messages/{message}"))
+        .await
+        .expect(200);
+    // Once what was restored goes to the bin too, the parent goes with it.
+    s.delete(&u, &format!("/api/v1/messages/{message}"))
+        .await
+        .expect(200);
+    binned_long_ago(&s, &[&thread]).await;
+    let report = run(&s, false).await;
+    assert_eq!(report.purged.get("threads"), Some(&1), "{report:?}");
+    let gone = s
+        .get(&u, &format!("/api/v1/messages/{message}?deleted=include"))
+        .await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+}
+
+/// Found by the attack: a purged workspace of an organization was revoked from every
+/// member of the organization, telling plain members of a workspace they could not see.
+async fn regression_a_purged_workspace_is_revoked_only_from_who_could_read_it(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let plain = s.user("plain").await;
+    let admin = s.user("orgadmin").await;
+    let org = id(&s
+        .post(
+            &owner,
+            "/api/v1/organizations",
+            json!({"name": "Org", "slug": "org-revokes"}),
+        )
+        .await
+        .expect(201));
+    for (who, role) in [(&plain, "member"), (&admin, "admin")] {
+        s.post(
+            &owner,
+            &format!("/api/v1/organizations/{org}/members"),
+            json!({"user_id": who.id, "role": role}),
+        )
+        .await
+        .expect(201);
+    }
+    let private = id(&s
+        .post(
+            &owner,
+            "/api/v1/workspaces",
+            json!({"name": "Private", "organization_id": org}),
+        )
+        .await
+        .expect(201));
+    let cursor = |who: &User| {
+        let s = &s;
+        let token = who.token.clone();
+        async move {
+            let page = s
+                .call(
+                    Method::GET,
+                    "/api/v1/sync/pull?limit=1000",
+                    Some(&token),
+                    None,
+                )
+                .await
+                .expect(200);
+            page["cursor"].as_str().unwrap().to_owned()
+        }
+    };
+    let (plain_at, admin_at) = (cursor(&plain).await, cursor(&admin).await);
+    s.delete(&owner, &format!("/api/v1/workspaces/{private}"))
+        .await
+        .expect(200);
+    binned_long_ago(&s, &[&private]).await;
+    assert_eq!(run(&s, false).await.purged.get("workspaces"), Some(&1));
+    let revoked = |who: &User, at: String| {
+        let s = &s;
+        let token = who.token.clone();
+        let private = private.clone();
+        async move {
+            let page = s
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/sync/pull?cursor={at}&limit=1000"),
+                    Some(&token),
+                    None,
+                )
+                .await
+                .expect(200);
+            page["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["operation"] == "revoke" && c["entity_id"] == private.as_str())
+        }
+    };
+    assert!(
+        !revoked(&plain, plain_at).await,
+        "a plain member learned of it"
+    );
+    assert!(
+        revoked(&admin, admin_at).await,
+        "its administrator was not told"
+    );
+}
+
+/// Found by the attack: each message purged read every message (`parent_id`, set to
+/// NULL, had no index), so a thread of 20,000 held the writer for 45 s.
+async fn regression_references_set_to_null_by_a_purge_are_indexed(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let indexes = [
+        "messages__parent_id",
+        "ai_interactions__thread_id",
+        "ai_interactions__message_id",
+        "orchestration_step_results__interaction_id",
+    ];
+    for index in indexes {
+        let sql = match backend {
+            Backend::Sqlite => format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM sqlite_master WHERE type = 'index' AND name = '{index}'"
+            ),
+            Backend::Postgres => {
+                format!("SELECT CAST(COUNT(*) AS TEXT) FROM pg_indexes WHERE indexname = '{index}'")
+            }
+        };
+        assert_eq!(count(&s, &sql).await, 1, "no index {index}");
+    }
 }

@@ -170,6 +170,9 @@ impl Services {
                 .compress_old_bodies(&mut *lease, actor, &mut report, progress, &stopping)
                 .await;
         }
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "maintenance: the lease is let go when its connection closes");
+        }
         let stopped = stopping();
         // The run is audited as a whole (each round was, with its ids), failed or not.
         let outcome_text = if outcome.is_ok() {

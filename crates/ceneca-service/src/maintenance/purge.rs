@@ -74,6 +74,7 @@ impl Services {
                     report.purged_attachments += footprint.attachments;
                     report.purged_attachment_bytes += footprint.attachment_bytes.max(0) as u64;
                     report.purged_embeddings += footprint.embeddings;
+                    report.purged_changes += footprint.changes;
                 } else {
                     self.purge_rows(entity, ids, Some(deleted_before), actor, report)
                         .await?;
@@ -83,6 +84,12 @@ impl Services {
                     break;
                 }
             }
+        }
+        if !report.dry_run && !report.purged.is_empty() {
+            // What the deletes left behind in the engine's own structures goes too.
+            let scrubbing = Instant::now();
+            self.store.scrub_deleted().await?;
+            report.database_us += scrubbing.elapsed().as_micros() as u64;
         }
         Ok(())
     }

@@ -1,3 +1,7 @@
+DROP INDEX orchestration_step_results__interaction_id;
+DROP INDEX ai_interactions__message_id;
+DROP INDEX ai_interactions__thread_id;
+DROP INDEX messages__parent_id;
 DROP INDEX sync_conflicts__entity_id;
 DROP INDEX messages__purge;
 DROP INDEX documents__purge;

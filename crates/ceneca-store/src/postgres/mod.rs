@@ -608,6 +608,19 @@ impl Store for PgStore {
         crate::retention::candidates(&mut PgExec { conn: &mut conn }, &query).await
     }
 
+    async fn scrub_deleted(&self) -> Result<()> {
+        // Outside a transaction (VACUUM refuses one); the tables whose rows a purge or an
+        // erase deletes, with the change log and conflicts that copied them.
+        sqlx::query(
+            "VACUUM organizations, workspaces, projects, threads, documents, messages, \
+             attachments, embedding_records, ai_interactions, sync_events, sync_conflicts",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn purge_candidates(
         &self,
         query: crate::PurgeQuery,

@@ -98,12 +98,24 @@ pub(super) const MAINTENANCE_LEASE: i64 = 0x6365_6e65_6361_0002;
 /// dies, PostgreSQL closes the session and the lock passes on.
 struct PgLease {
     conn: sqlx::PgConnection,
+    key: i64,
 }
 
 #[async_trait::async_trait]
 impl crate::Lease for PgLease {
     async fn check(&mut self) -> Result<()> {
         sqlx::query("SELECT 1")
+            .execute(&mut self.conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn release(&mut self) -> Result<()> {
+        // The lock is the session's: unlocked here, not when the server notices the
+        // connection closed (a run started right after would be refused meanwhile).
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(self.key)
             .execute(&mut self.conn)
             .await
             .map_err(backend)?;
@@ -120,7 +132,7 @@ pub(super) async fn lease(pool: &PgPool, key: i64) -> Result<Option<Box<dyn crat
         .await
         .map_err(backend)?;
     if granted {
-        Ok(Some(Box::new(PgLease { conn })))
+        Ok(Some(Box::new(PgLease { conn, key })))
     } else {
         let _ = sqlx::Connection::close(conn).await;
         Ok(None)
