@@ -87,6 +87,16 @@ enum Command {
         #[command(subcommand)]
         action: commands::maintenance::Action,
     },
+    /// Export a user's data (right of access): a ZIP archive with every row that is
+    /// theirs as JSON lines, their attachments' files and a manifest of checksums.
+    Export {
+        /// The account's e-mail address.
+        #[arg(long)]
+        user: String,
+        /// The archive to write (refused if it exists).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Storage counters: recount them from the data.
     Storage {
         #[command(subcommand)]
@@ -163,6 +173,7 @@ fn main() -> std::process::ExitCode {
                 Command::Db { action } => commands::db::run(config, action).await,
                 Command::Device { action } => commands::device::run(config, action).await,
                 Command::Storage { action } => commands::storage::run(config, action).await,
+                Command::Export { user, out } => commands::export::run(config, &user, &out).await,
                 Command::Maintenance { action } => commands::maintenance::run(config, action).await,
                 Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,
                 Command::Openapi => Ok(()),

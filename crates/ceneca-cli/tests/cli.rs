@@ -413,6 +413,62 @@ async fn user_create_makes_an_admin_who_can_log_in() {
 }
 
 #[test]
+fn export_writes_a_whole_archive_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = ceneca(dir.path())
+        .args(["user", "create", "--email", "Someone@Example.com"])
+        .env("CENECA_NEW_USER_PASSWORD", "a strong password")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", output_text(&created));
+    let user: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let out = dir.path().join("export.zip");
+    let export = ceneca(dir.path())
+        .args(["export", "--user", "someone@example.com", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", output_text(&export));
+    assert!(String::from_utf8_lossy(&export.stdout).contains("exported user"));
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut manifest = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("manifest.json").unwrap(),
+        &mut manifest,
+    )
+    .unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["user_id"], user["id"]);
+    assert_eq!(manifest["entities"]["users"], 1);
+    assert!(!dir.path().join("export.zip.partial").exists());
+    // An existing file is never overwritten; an unknown account leaves no file behind.
+    let again = ceneca(dir.path())
+        .args(["export", "--user", "someone@example.com", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        output_text(&again).contains("exists"),
+        "{}",
+        output_text(&again)
+    );
+    let nobody = dir.path().join("nobody.zip");
+    let unknown = ceneca(dir.path())
+        .args(["export", "--user", "nobody@example.com", "--out"])
+        .arg(&nobody)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        output_text(&unknown).contains("not found"),
+        "{}",
+        output_text(&unknown)
+    );
+    assert!(!nobody.exists() && !dir.path().join("nobody.zip.partial").exists());
+}
+
+#[test]
 fn migrate_config_and_keys_commands() {
     let dir = tempfile::tempdir().unwrap();
     let up = ceneca(dir.path()).args(["migrate", "up"]).output().unwrap();
@@ -985,7 +1041,7 @@ fn config_example_matches_the_defaults_key_by_key() {
     let (mut in_defaults, mut in_example) = (Vec::new(), Vec::new());
     leaves("", &defaults, &mut in_defaults);
     leaves("", &example, &mut in_example);
-    assert_eq!(in_defaults.len(), 60, "every setting: {in_defaults:?}");
+    assert_eq!(in_defaults.len(), 61, "every setting: {in_defaults:?}");
     // What the edition presets is shown commented out (set in a copied example, it would
     // replace the zero-sync preset), and `config show` says where it came from.
     let shown = config_shown_text(dir.path());

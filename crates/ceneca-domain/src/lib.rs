@@ -16,6 +16,7 @@ pub mod deleted;
 pub mod dlp;
 pub mod edition;
 pub mod error;
+pub mod export;
 pub mod flow;
 pub mod model;
 pub mod network;

@@ -218,7 +218,7 @@ pub fn app(services: Services, http: HttpConfig) -> App {
 /// gzip, Brotli or zstd, as the client's `Accept-Encoding` prefers, for answers of at
 /// least [`COMPRESS_ABOVE_BYTES`] (an answer of unknown length, a stream, counts as
 /// large). Never for Server-Sent Events, whose events must reach the client as they are
-/// written, nor for images (already compressed). A compressed answer loses its
+/// written, nor for images and ZIP archives (already compressed). A compressed answer loses its
 /// `Content-Length` (the encoder's output length is not known in advance) and gains
 /// `Vary: Accept-Encoding`. Answers with an `ETag` (attachment content) are never
 /// compressed: a strong entity tag names one sequence of bytes.
@@ -230,6 +230,8 @@ fn compression()
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES)
             .and(NotForContentType::SSE)
+            // An export's archive is compressed already, entry by entry.
+            .and(NotForContentType::const_new("application/zip"))
             .and(
                 |_: axum::http::StatusCode,
                  _: axum::http::Version,

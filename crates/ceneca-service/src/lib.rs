@@ -14,6 +14,7 @@
 //! | `lib.rs` | `new`, `with_blobs`, `store`, `config`, `ready` |
 //! | `attachments/upload.rs` | `put_attachment_content` |
 //! | `attachments/download.rs` | `attachment_content` |
+//! | `export/mod.rs` | `authorize_export`, `export_user`, `export_user_by_email` |
 //! | `attachments/sweep.rs` | `sweep_blobs`, `run_blob_sweep` |
 //! | `auth/accounts.rs` | `register`, `create_user`, `me`, `change_password` |
 //! | `auth/login.rs` | `login` |
@@ -56,6 +57,7 @@ pub mod consent;
 mod content;
 mod dlp;
 pub mod error;
+pub mod export;
 mod gate;
 pub mod maintenance;
 pub mod metrics;

@@ -3,6 +3,7 @@ pub mod certs;
 pub mod config;
 pub mod db;
 pub mod device;
+pub mod export;
 pub mod keys;
 pub mod maintenance;
 pub mod migrate;

@@ -197,6 +197,31 @@ impl Services {
         })
     }
 
+    /// The whole content of the blob `stored` of attachment `id` (`size` bytes, sealed or
+    /// not), to read chunk by chunk: for an export, which has read the row already.
+    pub(crate) async fn stored_content(
+        &self,
+        id: Uuid,
+        stored: &str,
+        size: u64,
+        sealed: bool,
+    ) -> Result<ContentReader> {
+        let (source, _) = self
+            .open_stored(id, stored, Some(size), sealed, "attachment content")
+            .await?;
+        let content = AttachmentContent {
+            source,
+            size,
+            sha256: String::new(),
+            mime_type: String::new(),
+            file_name: String::new(),
+        };
+        content
+            .range(0, size)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("attachment {id}: {e}")))
+    }
+
     /// Opens the blob `stored` of attachment `id` (its file, or its thumbnail: `what`),
     /// sealed or not, with its size. `size`, when known, must be what a sealed blob
     /// holds.

@@ -22,7 +22,9 @@ pub fn routes() -> Routes {
         .tag("admin")
         .access(Access::Account)
         .describe(
-            "Archives threads idle past the archive rule in force for their workspace \
+            "Purges the rows in the bin longer than `retention.purge_after_days` (with \
+                     everything below them, their files, full-text entries, vectors and \
+                     change history), then archives threads idle past the archive rule in force for their workspace \
                      (`retention.archive_after_days`, or the organization's \
                      `archive_after_days`), never pinned ones: each thread and its messages \
                      are kept, its attachments' files and its embeddings removed. Answers \

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod exports;
 pub mod nested;
 pub mod resources;
 pub mod search;
@@ -248,6 +249,7 @@ pub fn routes(batch_body_limit: usize) -> Routes {
         .merge(vectors::routes(batch_body_limit))
         .merge(sync::routes(batch_body_limit))
         .merge(attachments::routes())
+        .merge(exports::routes())
         .merge(storage::routes())
         .merge(admin::routes());
     for entity in model::ALL.iter().copied() {

@@ -1,0 +1,57 @@
+//! What belongs to a user, for an export of their data (right of access and portability):
+//! read off the model, so an entity added later is exported the day it is declared.
+//!
+//! A row is the user's when one of its references to `users` names them (their account,
+//! memberships, devices, settings, what they authored, the audit entries of what they
+//! did), or when it lives in one of their personal workspaces (a workspace they own
+//! outside any organization: everything in it is theirs).
+
+use crate::model;
+use crate::schema::{Entity, Kind};
+
+/// The columns of `entity` whose value naming the user makes a row theirs: every
+/// reference to `users`, and the id of the account itself.
+pub fn user_columns(entity: &Entity) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = entity
+        .columns()
+        .filter(|f| f.kind == Kind::Ref(model::USERS.table))
+        .map(|f| f.name)
+        .collect();
+    if std::ptr::eq(entity, &model::USERS) {
+        out.push("id");
+    }
+    out
+}
+
+/// Whether an export carries `entity`. The change log does not: each entry copies values
+/// of rows the export carries as they are, and of rows that no longer exist.
+pub fn exported(entity: &Entity) -> bool {
+    !std::ptr::eq(entity, &model::SYNC_EVENTS)
+}
+
+/// Whether a row of `entity` lives in a workspace (`workspace_id`): in a personal
+/// workspace of the user, it is theirs whoever wrote it.
+pub fn in_workspace(entity: &Entity) -> bool {
+    !std::ptr::eq(entity, &model::WORKSPACES) && entity.has_column("workspace_id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entity_that_names_a_user_is_exported() {
+        for entity in model::ALL {
+            if exported(entity) && !std::ptr::eq(*entity, &model::SUBSCRIPTION_PLANS) {
+                assert!(
+                    !user_columns(entity).is_empty() || in_workspace(entity),
+                    "{} has no way to be a user's",
+                    entity.table
+                );
+            }
+        }
+        assert_eq!(user_columns(&model::USERS), ["id"]);
+        assert!(user_columns(&model::MESSAGES).contains(&"author_id"));
+        assert!(user_columns(&model::AUDIT_LOG).contains(&"actor_id"));
+    }
+}

@@ -1,0 +1,341 @@
+//! A user's export (right of access and portability) over real HTTP, on SQLite and
+//! PostgreSQL: every entity that can be a user's is in the archive (the test walks the
+//! model, so an entity added later cannot be forgotten), checksums match the manifest,
+//! no secret leaves, another user's content stays out, and only the user or a system
+//! administrator exports.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use ceneca_domain::export::exported;
+use ceneca_domain::model;
+use ceneca_e2e::{Backend, TestServer, on_every_backend, samples, world};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+on_every_backend!(
+    a_users_export_holds_every_row_that_is_theirs_and_no_secret,
+    only_the_user_or_an_administrator_exports,
+);
+
+const API_KEY: &str = "sk-test-0123456789abcd";
+
+/// The archive's files by name.
+fn unzip(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a whole ZIP");
+    let mut out = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let mut content = Vec::new();
+        file.read_to_end(&mut content).unwrap();
+        out.insert(file.name().unwrap().to_string(), content);
+    }
+    out
+}
+
+async fn export(s: &TestServer, token: &str, user: &str) -> (u16, Vec<u8>) {
+    let answer = s
+        .http
+        .post(format!("{}/api/v1/users/{user}/export", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.bytes().await.unwrap().to_vec())
+}
+
+fn id(body: &Value) -> String {
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn a_users_export_holds_every_row_that_is_theirs_and_no_secret(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let other = s.user("other").await;
+    let admin = s.admin().await;
+    let w = world(&s, &u).await;
+    // One of every resource the user can create.
+    let mut attachment = None;
+    for sample in samples(&w) {
+        let created = s
+            .post(
+                &u,
+                &format!("/api/v1/{}", sample.path),
+                sample.create.clone(),
+            )
+            .await
+            .expect(201);
+        if sample.path == "attachments" {
+            attachment = Some(id(&created));
+        }
+    }
+    let attachment = attachment.unwrap();
+    let file = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR exported file".repeat(40);
+    let put = s
+        .http
+        .put(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            s.base
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(file.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    // A member in the user's workspace, an invoice, an API token, a message in the bin.
+    s.post(
+        &u,
+        &format!("/api/v1/workspaces/{}/members", w.workspace),
+        json!({"user_id": other.id, "role": "viewer"}),
+    )
+    .await
+    .expect(201);
+    s.post(
+        &admin,
+        "/api/v1/invoices",
+        json!({"user_id": u.id, "period_start": "2026-11-01T00:00:00Z",
+               "period_end": "2026-12-01T00:00:00Z", "amount_micros": 1000, "currency": "EUR"}),
+    )
+    .await
+    .expect(201);
+    let token = s
+        .post(
+            &u,
+            "/api/v1/api-tokens",
+            json!({"name": "ci bot", "workspace_id": w.workspace, "expires_in_days": 30}),
+        )
+        .await
+        .expect(201);
+    let api_token = token["token"].as_str().unwrap().to_owned();
+    let binned = id(&s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages", w.thread),
+            json!({"role": "user", "content": "deleted but still mine"}),
+        )
+        .await
+        .expect(201));
+    s.delete(&u, &format!("/api/v1/messages/{binned}"))
+        .await
+        .expect(200);
+    // In another user's workspace: what the user wrote is theirs, the rest is not.
+    let theirs = id(&s
+        .post(
+            &other,
+            "/api/v1/workspaces",
+            json!({"name": "Other's private"}),
+        )
+        .await
+        .expect(201));
+    s.post(
+        &other,
+        &format!("/api/v1/workspaces/{theirs}/members"),
+        json!({"user_id": u.id, "role": "editor"}),
+    )
+    .await
+    .expect(201);
+    let shared_thread = id(&s
+        .post(
+            &other,
+            "/api/v1/threads",
+            json!({"workspace_id": theirs, "title": "others-thread-title"}),
+        )
+        .await
+        .expect(201));
+    let mine = id(&s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{shared_thread}/messages"),
+            json!({"role": "user", "content": "written by u in a shared thread"}),
+        )
+        .await
+        .expect(201));
+    s.post(
+        &other,
+        &format!("/api/v1/threads/{shared_thread}/messages"),
+        json!({"role": "user", "content": "others-private-words"}),
+    )
+    .await
+    .expect(201);
+
+    let (status, bytes) = export(&s, &u.token, &u.id).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    let files = unzip(&bytes);
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["format"], "ceneca-export/1");
+    assert_eq!(manifest["user_id"], u.id.as_str());
+
+    // Every file the manifest lists is there, with its size and checksum; every file
+    // there is listed.
+    let listed = manifest["files"].as_array().unwrap();
+    assert_eq!(listed.len(), files.len() - 1, "{listed:?}");
+    for entry in listed {
+        let path = entry["path"].as_str().unwrap();
+        let content = files.get(path).unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!(entry["bytes"], content.len() as u64, "{path}");
+        assert_eq!(
+            entry["sha256"],
+            hex::encode(Sha256::digest(content)),
+            "{path}"
+        );
+    }
+
+    // The model walked: every entity that can be a user's is in the archive.
+    let rows = |table: &str| -> Vec<Value> {
+        files
+            .get(&format!("{table}.jsonl"))
+            .map(|content| {
+                String::from_utf8(content.clone())
+                    .unwrap()
+                    .lines()
+                    .map(|line| serde_json::from_str(line).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for entity in model::ALL.iter().filter(|e| exported(e)) {
+        let found = rows(entity.table);
+        assert_eq!(
+            manifest["entities"][entity.table],
+            found.len() as u64,
+            "{}",
+            entity.table
+        );
+        // A plan is the server's catalogue, nobody's own.
+        if std::ptr::eq(*entity, &model::SUBSCRIPTION_PLANS) {
+            assert!(found.is_empty());
+            continue;
+        }
+        assert!(!found.is_empty(), "no {} of the user's", entity.table);
+    }
+    assert!(files.keys().all(|name| name != "sync_events.jsonl"));
+    let ids = |table: &str| -> Vec<String> {
+        rows(table)
+            .iter()
+            .map(|row| row["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids("users"), std::slice::from_ref(&u.id));
+    let messages = ids("messages");
+    assert!(
+        messages.contains(&binned) && messages.contains(&mine),
+        "{messages:?}"
+    );
+    assert!(messages.contains(&w.message));
+    // The file, as uploaded.
+    let stored = files
+        .iter()
+        .find(|(name, _)| name.starts_with(&format!("files/{attachment}/")))
+        .map(|(_, content)| content)
+        .expect("the attachment's file");
+    assert_eq!(stored, &file);
+
+    // No secret and nothing of another user's.
+    let everything: Vec<u8> = files.values().flatten().copied().collect();
+    let text = String::from_utf8_lossy(&everything);
+    for secret in [
+        API_KEY,
+        u.token.as_str(),
+        api_token.as_str(),
+        "correct horse battery",
+        "password_hash",
+        "token_hash",
+        "_ciphertext",
+        "totp_secret",
+    ] {
+        assert!(!text.contains(secret), "the archive holds {secret}");
+    }
+    let providers = rows("ai_provider_configs");
+    assert!(providers[0]["api_key_hint"].is_string(), "{providers:?}");
+    for private in [
+        "others-private-words",
+        "Other's private",
+        "others-thread-title",
+    ] {
+        assert!(!text.contains(private), "the archive holds {private}");
+    }
+
+    // Audited, with counts.
+    let entries = s.audit_log(&admin, "action=user.export").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["actor_id"], u.id.as_str());
+    assert_eq!(entries[0]["resource_id"], u.id.as_str());
+    assert_eq!(entries[0]["details"]["files"], 1);
+}
+
+async fn only_the_user_or_an_administrator_exports(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let other = s.user("other").await;
+    let admin = s.admin().await;
+    let w = world(&s, &u).await;
+    let token = s
+        .post(
+            &u,
+            "/api/v1/api-tokens",
+            json!({"name": "bot", "workspace_id": w.workspace, "expires_in_days": 1}),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device = s
+        .post(
+            &u,
+            "/api/v1/devices",
+            json!({"name": "laptop", "platform": "desktop"}),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Another account: 404, as for any account but one's own.
+    let (status, body) = export(&s, &other.token, &u.id).await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    // The user's API token and device token reach content, never the account.
+    for credential in [&token, &device] {
+        let (status, body) = export(&s, credential, &u.id).await;
+        assert!(
+            matches!(status, 401 | 403 | 404),
+            "{status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(serde_json::from_slice::<Value>(&body).is_ok());
+    }
+    let (status, _) = export(&s, "not-a-token", &u.id).await;
+    assert_eq!(status, 401);
+    // An administrator exports anyone; an unknown account is 404, a malformed id 400.
+    let (status, bytes) = export(&s, &admin.token, &u.id).await;
+    assert_eq!(status, 200);
+    let manifest: Value = serde_json::from_slice(&unzip(&bytes)["manifest.json"]).unwrap();
+    assert_eq!(manifest["user_id"], u.id.as_str());
+    let (status, _) = export(&s, &admin.token, &uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(status, 404);
+    let (status, _) = export(&s, &admin.token, "not-an-id").await;
+    assert_eq!(status, 400);
+    // No body, no query: said, not ignored.
+    let with_body = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{}/export", u.id),
+            Some(&u.token),
+            Some(&json!({"format": "csv"})),
+        )
+        .await;
+    assert_eq!(with_body.status, 400, "{with_body:?}");
+    let with_query = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{}/export?since=2020", u.id),
+            Some(&u.token),
+            None,
+        )
+        .await;
+    assert_eq!(with_query.status, 400, "{with_query:?}");
+}
