@@ -10,12 +10,16 @@
 //! - `zero-sync`: the reference scanner, beside the same writes without it;
 //! - `sync`: pushing and pulling 10,000 changes, beside the batch and list APIs;
 //! - `node`: a write on one local node until another one's API has it, and the fan-out of
-//!   a change to 1,000 change-stream subscribers.
+//!   a change to 1,000 change-stream subscribers;
+//! - `storage`: attachment content, storage statistics, retention;
+//! - `export`: a user's export (10,000 messages, 100 MiB of files), beside reading the same
+//!   files.
 //!
 //! A library of its own so the binary crate holds commands only; the binary passes its own
 //! path in, for the figures that start a real `ceneca serve` process.
 
 mod core;
+mod export;
 mod node;
 mod retention;
 mod storage;
@@ -42,6 +46,7 @@ pub enum Suite {
     Sync,
     Node,
     Storage,
+    Export,
 }
 
 #[derive(clap::Args)]
@@ -92,6 +97,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Sync,
             Suite::Node,
             Suite::Storage,
+            Suite::Export,
         ]
     } else {
         args.suite.clone()
@@ -114,6 +120,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Sync => sync::run(&args, dir.path()).await?,
             Suite::Node => node::run(&args, dir.path(), ceneca).await?,
             Suite::Storage => storage::run(&args, dir.path()).await?,
+            Suite::Export => export::run(dir.path()).await?,
         }
         println!();
     }

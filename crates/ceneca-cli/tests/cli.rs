@@ -423,6 +423,8 @@ fn export_writes_a_whole_archive_or_nothing() {
     assert!(created.status.success(), "{}", output_text(&created));
     let user: Value = serde_json::from_slice(&created.stdout).unwrap();
     let out = dir.path().join("export.zip");
+    // A `.partial` left by a killed export does not block the next one.
+    std::fs::write(dir.path().join("export.zip.partial"), b"half").unwrap();
     let export = ceneca(dir.path())
         .args(["export", "--user", "someone@example.com", "--out"])
         .arg(&out)

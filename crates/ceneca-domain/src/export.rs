@@ -7,7 +7,7 @@
 //! outside any organization: everything in it is theirs).
 
 use crate::model;
-use crate::schema::{Entity, Kind};
+use crate::schema::{Entity, Kind, Owner, Tenancy};
 
 /// The columns of `entity` whose value naming the user makes a row theirs: every
 /// reference to `users`, and the id of the account itself.
@@ -15,6 +15,8 @@ pub fn user_columns(entity: &Entity) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = entity
         .columns()
         .filter(|f| f.kind == Kind::Ref(model::USERS.table))
+        // Who invited a member names the user, but the membership is the member's.
+        .filter(|f| f.name != "invited_by")
         .map(|f| f.name)
         .collect();
     if std::ptr::eq(entity, &model::USERS) {
@@ -29,10 +31,16 @@ pub fn exported(entity: &Entity) -> bool {
     !std::ptr::eq(entity, &model::SYNC_EVENTS)
 }
 
-/// Whether a row of `entity` lives in a workspace (`workspace_id`): in a personal
-/// workspace of the user, it is theirs whoever wrote it.
+/// Whether `entity` is workspace content (a row in a workspace, `workspace_id`): in a
+/// personal workspace of the user, it is theirs whoever wrote it. A row that only names
+/// a workspace is not content (another member's API token for it is that member's).
 pub fn in_workspace(entity: &Entity) -> bool {
-    !std::ptr::eq(entity, &model::WORKSPACES) && entity.has_column("workspace_id")
+    let content = match entity.tenancy {
+        Tenancy::Workspace { .. } => true,
+        Tenancy::Owners { owners, .. } => owners.iter().any(|o| matches!(o, Owner::Workspace(_))),
+        _ => false,
+    };
+    content && entity.has_column("workspace_id")
 }
 
 #[cfg(test)]
@@ -53,5 +61,8 @@ mod tests {
         assert_eq!(user_columns(&model::USERS), ["id"]);
         assert!(user_columns(&model::MESSAGES).contains(&"author_id"));
         assert!(user_columns(&model::AUDIT_LOG).contains(&"actor_id"));
+        assert!(!user_columns(&model::WORKSPACE_MEMBERS).contains(&"invited_by"));
+        assert!(in_workspace(&model::MESSAGES) && in_workspace(&model::WORKSPACE_MEMBERS));
+        assert!(!in_workspace(&model::SESSIONS) && !in_workspace(&model::WORKSPACES));
     }
 }

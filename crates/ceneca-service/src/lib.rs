@@ -14,7 +14,7 @@
 //! | `lib.rs` | `new`, `with_blobs`, `store`, `config`, `ready` |
 //! | `attachments/upload.rs` | `put_attachment_content` |
 //! | `attachments/download.rs` | `attachment_content` |
-//! | `export/mod.rs` | `authorize_export`, `export_user`, `export_user_by_email` |
+//! | `export/mod.rs` | `authorize_export`, `begin_export`, `export_user`, `export_user_by_email` |
 //! | `attachments/sweep.rs` | `sweep_blobs`, `run_blob_sweep` |
 //! | `auth/accounts.rs` | `register`, `create_user`, `me`, `change_password` |
 //! | `auth/login.rs` | `login` |
@@ -251,6 +251,8 @@ pub struct Services {
     quotas: Arc<storage::QuotaCache>,
     /// A maintenance run asked for by a nearly full quota, for the worker.
     maintenance_wanted: Arc<maintenance::Wanted>,
+    /// Exports running on this server, per account (`export/`).
+    exports: Arc<export::ExportSlots>,
 }
 
 impl Services {
@@ -290,6 +292,7 @@ impl Services {
             thumbnails_turn: Default::default(),
             quotas: Default::default(),
             maintenance_wanted: Default::default(),
+            exports: Default::default(),
         }
     }
     /// Keeps attachment content in `blobs`.

@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 on_every_backend!(
     a_users_export_holds_every_row_that_is_theirs_and_no_secret,
     only_the_user_or_an_administrator_exports,
+    regression_a_failed_export_is_never_a_zip_that_opens,
+    regression_exports_per_account_are_capped,
 );
 
 const API_KEY: &str = "sk-test-0123456789abcd";
@@ -110,6 +112,15 @@ async fn a_users_export_holds_every_row_that_is_theirs_and_no_secret(backend: Ba
         )
         .await
         .expect(201);
+    // Found by the attack: a member's API token for the user's workspace was exported
+    // with the workspace's content; it is the member's account data.
+    s.post(
+        &other,
+        "/api/v1/api-tokens",
+        json!({"name": "other-members-token", "workspace_id": w.workspace, "expires_in_days": 30}),
+    )
+    .await
+    .expect(201);
     let api_token = token["token"].as_str().unwrap().to_owned();
     let binned = id(&s
         .post(
@@ -265,6 +276,8 @@ async fn a_users_export_holds_every_row_that_is_theirs_and_no_secret(backend: Ba
     assert_eq!(entries[0]["actor_id"], u.id.as_str());
     assert_eq!(entries[0]["resource_id"], u.id.as_str());
     assert_eq!(entries[0]["details"]["files"], 1);
+    // Found by the attack: the entry had no source address.
+    assert!(entries[0]["source_ip"].is_string(), "{entries:?}");
 }
 
 async fn only_the_user_or_an_administrator_exports(backend: Backend) {
@@ -338,4 +351,140 @@ async fn only_the_user_or_an_administrator_exports(backend: Backend) {
         )
         .await;
     assert_eq!(with_query.status, 400, "{with_query:?}");
+}
+
+/// The body of an export, as far as the server sent it (a cut body ends the reading).
+async fn export_as_far_as_sent(s: &TestServer, token: &str, user: &str) -> (u16, Vec<u8>, bool) {
+    let mut answer = s
+        .http
+        .post(format!("{}/api/v1/users/{user}/export", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let mut bytes = Vec::new();
+    let whole = loop {
+        match answer.chunk().await {
+            Ok(Some(piece)) => bytes.extend_from_slice(&piece),
+            Ok(None) => break true,
+            Err(_) => break false,
+        }
+    };
+    (status, bytes, whole)
+}
+
+/// Found by the attack: an export that failed midway (a file missing from the disk)
+/// still ended with a central directory, which `unzip -t` passed as a whole archive.
+async fn regression_a_failed_export_is_never_a_zip_that_opens(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let admin = s.admin().await;
+    let w = world(&s, &u).await;
+    let attachment = id(&s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "gone.png"}),
+        )
+        .await
+        .expect(201));
+    let put = s
+        .http
+        .put(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            s.base
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR the file that goes missing".repeat(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    // The file goes missing from the disk behind the server's back.
+    for entry in std::fs::read_dir(s.data_dir().join("blobs"))
+        .unwrap()
+        .flatten()
+    {
+        if entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
+    let (status, bytes, whole) = export_as_far_as_sent(&s, &u.token, &u.id).await;
+    assert_eq!(status, 200);
+    assert!(!whole, "the body was not cut short");
+    assert!(
+        zip::ZipArchive::new(std::io::Cursor::new(&bytes)).is_err(),
+        "a failed export opens as an archive ({} bytes)",
+        bytes.len()
+    );
+    let entries = s.audit_log(&admin, "action=user.export").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["outcome"], "failure");
+}
+
+/// Found by the attack: 50 exports that were never read held 50 threads and 700 MB.
+async fn regression_exports_per_account_are_capped(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    // A file larger than what the sockets (up to 32 MiB on loopback) and the server's
+    // buffers hold: an export whose
+    // client does not read waits, holding its slot.
+    let attachment = id(&s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": w.workspace, "message_id": w.message, "file_name": "big.png"}),
+        )
+        .await
+        .expect(201));
+    let mut big = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    while big.len() < 64 << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.extend_from_slice(&state.to_le_bytes());
+    }
+    let put = s
+        .http
+        .put(format!(
+            "{}/api/v1/attachments/{attachment}/content",
+            s.base
+        ))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/octet-stream")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let start = || {
+        s.http
+            .post(format!("{}/api/v1/users/{}/export", s.base, u.id))
+            .bearer_auth(&u.token)
+            .send()
+    };
+    let first = start().await.unwrap();
+    let second = start().await.unwrap();
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = start().await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert!(third.headers().contains_key("retry-after"));
+    // The readers leave: their slots come back.
+    drop((first, second));
+    let mut again = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        again = start().await.unwrap().status().as_u16();
+        if again == 200 {
+            break;
+        }
+    }
+    assert_eq!(again, 200, "the slots were never given back");
 }

@@ -11,13 +11,15 @@ pub async fn run(config: Config, email: &str, out: &Path) -> anyhow::Result<()> 
     if out.exists() {
         anyhow::bail!("{} exists: choose another file", out.display());
     }
+    let (services, _) = super::open_services(&config).await?;
+    // A `.partial` left by an export that was killed is this command's own: replaced.
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     let file = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .open(&partial)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", partial.display()))?;
-    let (services, _) = super::open_services(&config).await?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")

@@ -7,6 +7,8 @@
 //! central directory: it is not a ZIP any reader opens, never one that looks complete.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -50,14 +52,21 @@ pub(crate) struct Archive {
     writer: tokio::task::JoinHandle<std::io::Result<Written>>,
 }
 
-/// A `Write` that counts what passes.
+/// A `Write` that counts what passes, and writes nothing more once poisoned.
 struct Counted<W> {
     inner: W,
     bytes: u64,
+    /// Set when the archive is abandoned: the ZIP writer finishes the archive when it is
+    /// dropped (a central directory over the files so far, which any reader would open
+    /// as whole), and that must never reach the sink.
+    poisoned: Arc<AtomicBool>,
 }
 
 impl<W: Write> Write for Counted<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the archive was abandoned"));
+        }
         let n = self.inner.write(buf)?;
         self.bytes += n as u64;
         Ok(n)
@@ -74,80 +83,119 @@ fn zip_error(e: zip::result::ZipError) -> std::io::Error {
     }
 }
 
+type Zip<W> = ZipWriter<zip::write::StreamWriter<Counted<W>>>;
+
+/// What the files written so far came to: each file's path, size and hash.
+#[derive(Default)]
+struct Listing {
+    files: Vec<ArchivedFile>,
+    current: Option<(String, u64, Sha256)>,
+}
+
+impl Listing {
+    fn close(&mut self) {
+        if let Some((path, bytes, hash)) = self.current.take() {
+            self.files.push(ArchivedFile {
+                path,
+                bytes,
+                sha256: hex::encode(hash.finalize()),
+            });
+        }
+    }
+}
+
+/// Writes the files `received` is told of into `zip`, until told to finish: answers the
+/// manifest's header then. An error, or the producer gone without finishing, is an error.
+fn write_files<W: Write>(
+    zip: &mut Zip<W>,
+    received: &mut mpsc::Receiver<Command>,
+    listing: &mut Listing,
+) -> std::io::Result<Json> {
+    while let Some(command) = received.blocking_recv() {
+        match command {
+            Command::Start { name, compress } => {
+                listing.close();
+                let method = if compress {
+                    CompressionMethod::Deflated
+                } else {
+                    CompressionMethod::Stored
+                };
+                let options = SimpleFileOptions::default()
+                    .compression_method(method)
+                    .compression_level(compress.then_some(1))
+                    .large_file(true)
+                    .unix_permissions(0o600);
+                zip.start_file(name.as_str(), options).map_err(zip_error)?;
+                listing.current = Some((name, 0, Sha256::new()));
+            }
+            Command::Data(bytes) => {
+                let Some((_, size, hash)) = listing.current.as_mut() else {
+                    return Err(std::io::Error::other("data before a file"));
+                };
+                hash.update(&bytes);
+                *size += bytes.len() as u64;
+                zip.write_all(&bytes)?;
+            }
+            Command::Finish { header } => return Ok(header),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "the export stopped before its end",
+    ))
+}
+
+/// Writes the manifest (`header` with the files listed) and ends the archive.
+fn finish<W: Write>(
+    mut zip: Zip<W>,
+    mut listing: Listing,
+    mut header: Json,
+) -> std::io::Result<Written> {
+    listing.close();
+    header["files"] = Json::Array(
+        listing
+            .files
+            .iter()
+            .map(|f| json!({"path": f.path, "bytes": f.bytes, "sha256": f.sha256}))
+            .collect(),
+    );
+    let manifest = serde_json::to_vec_pretty(&header).map_err(std::io::Error::other)?;
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .unix_permissions(0o600);
+    zip.start_file("manifest.json", options)
+        .map_err(zip_error)?;
+    zip.write_all(&manifest)?;
+    let mut sink = zip.finish().map_err(zip_error)?.into_inner();
+    sink.flush()?;
+    Ok(Written {
+        files: listing.files,
+        archive_bytes: sink.bytes,
+    })
+}
+
 impl Archive {
     /// Starts the writer thread over `sink`.
     pub(crate) fn new(sink: Box<dyn Write + Send>) -> Self {
         // A few pieces in flight: the reads stay ahead of the writer, memory stays flat.
         let (commands, mut received) = mpsc::channel::<Command>(8);
         let writer = tokio::task::spawn_blocking(move || {
+            let poisoned = Arc::new(AtomicBool::new(false));
             let mut zip = ZipWriter::new_stream(Counted {
                 inner: sink,
                 bytes: 0,
+                poisoned: poisoned.clone(),
             });
-            let mut files = Vec::new();
-            let mut current: Option<(String, u64, Sha256)> = None;
-            let close = |current: &mut Option<(String, u64, Sha256)>,
-                         files: &mut Vec<ArchivedFile>| {
-                if let Some((path, bytes, hash)) = current.take() {
-                    files.push(ArchivedFile {
-                        path,
-                        bytes,
-                        sha256: hex::encode(hash.finalize()),
-                    });
-                }
-            };
-            while let Some(command) = received.blocking_recv() {
-                match command {
-                    Command::Start { name, compress } => {
-                        close(&mut current, &mut files);
-                        let method = if compress {
-                            CompressionMethod::Deflated
-                        } else {
-                            CompressionMethod::Stored
-                        };
-                        let options = SimpleFileOptions::default()
-                            .compression_method(method)
-                            .compression_level(compress.then_some(1))
-                            .large_file(true)
-                            .unix_permissions(0o600);
-                        zip.start_file(name.as_str(), options).map_err(zip_error)?;
-                        current = Some((name, 0, Sha256::new()));
-                    }
-                    Command::Data(bytes) => {
-                        let Some((_, size, hash)) = current.as_mut() else {
-                            return Err(std::io::Error::other("data before a file"));
-                        };
-                        hash.update(&bytes);
-                        *size += bytes.len() as u64;
-                        zip.write_all(&bytes)?;
-                    }
-                    Command::Finish { mut header } => {
-                        close(&mut current, &mut files);
-                        header["files"] = Json::Array(
-                            files
-                                .iter()
-                                .map(|f| json!({"path": f.path, "bytes": f.bytes, "sha256": f.sha256}))
-                                .collect(),
-                        );
-                        let manifest =
-                            serde_json::to_vec_pretty(&header).map_err(std::io::Error::other)?;
-                        let options = SimpleFileOptions::default()
-                            .compression_method(CompressionMethod::Deflated)
-                            .unix_permissions(0o600);
-                        zip.start_file("manifest.json", options)
-                            .map_err(zip_error)?;
-                        zip.write_all(&manifest)?;
-                        let mut sink = zip.finish().map_err(zip_error)?.into_inner();
-                        sink.flush()?;
-                        return Ok(Written {
-                            files,
-                            archive_bytes: sink.bytes,
-                        });
-                    }
+            let mut listing = Listing::default();
+            match write_files(&mut zip, &mut received, &mut listing) {
+                Ok(header) => finish(zip, listing, header),
+                Err(e) => {
+                    // No central directory: dropping the writer would write one.
+                    poisoned.store(true, Ordering::SeqCst);
+                    drop(zip);
+                    Err(e)
                 }
             }
-            // The export stopped (an error, a client gone): no central directory.
-            Err(std::io::Error::other("the export stopped before its end"))
         });
         Self { commands, writer }
     }
@@ -188,7 +236,7 @@ impl Archive {
     pub(crate) async fn abandon(self) -> Option<std::io::Error> {
         drop(self.commands);
         match self.writer.await {
-            Ok(Err(e)) => Some(e),
+            Ok(Err(e)) if e.kind() != std::io::ErrorKind::Interrupted => Some(e),
             _ => None,
         }
     }

@@ -41,6 +41,58 @@ const PAGE: u32 = 500;
 /// Rows written to the archive per piece (JSON lines are gathered up to this size).
 const PIECE: usize = 256 * 1024;
 
+/// Exports an account may run at once on this server, and the server in all: each holds
+/// a blocking thread and its buffers for as long as its client takes to read.
+const PER_ACCOUNT: usize = 2;
+const IN_ALL: usize = 16;
+
+/// The exports running on this server, by the account that asked.
+#[derive(Default)]
+pub(crate) struct ExportSlots(std::sync::Mutex<BTreeMap<Uuid, usize>>);
+
+/// One running export; its slot is given back when dropped.
+struct Slot {
+    slots: std::sync::Arc<ExportSlots>,
+    account: Uuid,
+}
+
+impl ExportSlots {
+    fn take(self: &std::sync::Arc<Self>, account: Uuid) -> Result<Slot> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = running.values().sum();
+        let mine = running.get(&account).copied().unwrap_or(0);
+        if mine >= PER_ACCOUNT || total >= IN_ALL {
+            return Err(ServiceError::RateLimited {
+                message: if mine >= PER_ACCOUNT {
+                    format!(
+                        "{PER_ACCOUNT} exports of this account are running; try again when one ends"
+                    )
+                } else {
+                    "too many exports are running on this server; try again shortly".to_owned()
+                },
+                retry_after_secs: 10,
+            });
+        }
+        *running.entry(account).or_default() += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            account,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut running = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = running.get_mut(&self.account) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.account);
+            }
+        }
+    }
+}
+
 /// What an export wrote.
 #[derive(Debug, Clone, Default)]
 pub struct ExportSummary {
@@ -60,6 +112,14 @@ pub struct ExportProgress {
     pub rows: u64,
     pub files: u64,
     pub file_bytes: u64,
+}
+
+/// An export allowed to run ([`Services::begin_export`]), holding its slot until it ends.
+pub struct ExportPermit {
+    actor: Uuid,
+    source_ip: Option<String>,
+    user: Uuid,
+    _slot: Slot,
 }
 
 /// An attachment whose file goes into the archive.
@@ -91,18 +151,35 @@ impl Services {
         Ok(())
     }
 
-    /// Writes the export of `user` into `sink`, for `caller` (the user or a system
-    /// administrator). The sink gets a complete archive, or one without its central
-    /// directory (which no reader opens) when the export fails midway.
+    /// Authorizes an export of `user` by `caller` ([`Services::authorize_export`]) and
+    /// takes one of the caller's export slots (429 when they are all taken), before any
+    /// byte of an archive is answered: after that, only a cut body can say anything.
+    pub async fn begin_export(&self, caller: &Caller, user: Uuid) -> Result<ExportPermit> {
+        self.authorize_export(caller, user).await?;
+        Ok(ExportPermit {
+            actor: caller.user_id,
+            source_ip: caller.source_ip.clone(),
+            user,
+            _slot: self.exports.take(caller.user_id)?,
+        })
+    }
+
+    /// Writes the export `permit` allows into `sink`. The sink gets a complete archive,
+    /// or one without its central directory (which no reader opens) when the export
+    /// fails midway.
     pub async fn export_user(
         &self,
-        caller: &Caller,
-        user: Uuid,
+        permit: ExportPermit,
         sink: Box<dyn std::io::Write + Send>,
         progress: &(dyn Fn(ExportProgress) + Sync),
     ) -> Result<ExportSummary> {
-        self.authorize_export(caller, user).await?;
-        self.export_for(Some(caller.user_id), user, sink, progress)
+        let ExportPermit {
+            actor,
+            source_ip,
+            user,
+            _slot,
+        } = permit;
+        self.export_for((Some(actor), source_ip), user, sink, progress)
             .await
     }
 
@@ -121,13 +198,13 @@ impl Services {
             .await?
             .and_then(|row| row.id())
             .ok_or(ServiceError::NotFound("user"))?;
-        self.export_for(None, user, sink, progress).await
+        self.export_for((None, None), user, sink, progress).await
     }
 
     /// Writes the export and audits it, whatever the outcome.
     async fn export_for(
         &self,
-        actor: Option<Uuid>,
+        (actor, source_ip): (Option<Uuid>, Option<String>),
         user: Uuid,
         sink: Box<dyn std::io::Write + Send>,
         progress: &(dyn Fn(ExportProgress) + Sync),
@@ -151,6 +228,7 @@ impl Services {
             }));
         }
         event.actor = actor;
+        event.source_ip = source_ip;
         self.audit_now(event).await?;
         outcome
     }
@@ -307,21 +385,32 @@ impl Services {
 
     /// The workspaces `user` owns outside any organization, in the bin too.
     async fn personal_workspaces(&self, user: Uuid) -> Result<Vec<Uuid>> {
-        let mut query = ListQuery::new(
-            ScopeFilter::AnyOf(vec![("owner_user_id", vec![user])]),
-            "created_at",
-            false,
-            10_000,
-        );
-        query.deleted = Deleted::Include;
-        Ok(self
-            .store
-            .list(&model::WORKSPACES, query)
-            .await?
-            .iter()
-            .filter(|w| matches!(w.get("organization_id"), None | Some(Value::Null)))
-            .filter_map(Record::id)
-            .collect())
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let mut query = ListQuery::new(
+                ScopeFilter::AnyOf(vec![("owner_user_id", vec![user])]),
+                "created_at",
+                false,
+                PAGE,
+            );
+            query.deleted = Deleted::Include;
+            query.after = after.take();
+            let mut page = self.store.list(&model::WORKSPACES, query).await?;
+            let more = page.len() > PAGE as usize;
+            page.truncate(PAGE as usize);
+            out.extend(
+                page.iter()
+                    .filter(|w| matches!(w.get("organization_id"), None | Some(Value::Null)))
+                    .filter_map(Record::id),
+            );
+            match (more, page.last()) {
+                (true, Some(last)) => {
+                    after = last.get("created_at").cloned().zip(last.id());
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 }
 

@@ -30,25 +30,43 @@ pub fn routes() -> Routes {
                  attachments' files (`files/<attachment id>/<name>`); and `manifest.json`, \
                  last, with the row counts and the SHA-256 and size of every file. An \
                  export that fails midway ends the body early, without the archive's \
-                 central directory. Audited as `user.export`.",
+                 central directory, and so does one whose client stops reading for 60 s. \
+                 At most 2 exports per account run at once on a server (16 in all): 429 \
+                 beyond. Audited as `user.export`.",
             )
             .answers_media(200, "The archive.", "application/zip")],
     )
 }
 
+/// How long an export waits for its client to read on before it gives up: a client that
+/// stops reading must not hold a thread and its buffers for ever.
+const CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A `Write` that hands what it gets to the response body, in pieces.
 struct BodySink {
     sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::io::Write for BodySink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // Called on the archive's blocking thread: waiting here holds the export back to
-        // the client's pace.
-        self.sender
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))?;
-        Ok(buf.len())
+        // the client's pace, up to `CLIENT_IDLE` at a time.
+        let piece = Ok(Bytes::copy_from_slice(buf));
+        match self
+            .runtime
+            .block_on(tokio::time::timeout(CLIENT_IDLE, self.sender.send(piece)))
+        {
+            Ok(Ok(())) => Ok(buf.len()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client left",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )),
+        }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -66,18 +84,18 @@ async fn export_user(
     if !body.is_empty() {
         return Err(ceneca_wire::ParamError::new("body", "this route takes no body").into());
     }
+    let permit = state.services.begin_export(&caller, user).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel(8);
     let sink = std::io::BufWriter::with_capacity(
         256 * 1024,
         BodySink {
             sender: sender.clone(),
+            runtime: tokio::runtime::Handle::current(),
         },
     );
     let services = state.services.clone();
     tokio::spawn(async move {
-        let exported = services
-            .export_user(&caller, user, Box::new(sink), &|_| {})
-            .await;
+        let exported = services.export_user(permit, Box::new(sink), &|_| {}).await;
         if let Err(e) = exported {
             // Headers are sent: the body is cut short, so no client takes it for whole.
             tracing::warn!(user = %user, error = %e, "an export failed midway");
