@@ -419,6 +419,17 @@ impl TestServer {
         }
     }
 
+    /// Makes every blob file older than the sweep's grace: a maintenance run deletes
+    /// only files written before it (another process's upload may be about to name a
+    /// newer one), and the tests' files were written a moment ago.
+    pub fn age_blobs(&self) {
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for path in files_under(&self.data_dir().join("blobs")) {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(then).unwrap();
+        }
+    }
+
     fn sqlite_path(&self) -> String {
         self.database_url
             .strip_prefix("sqlite://")
@@ -878,4 +889,21 @@ pub fn mfa_code(secret_base32: &str) -> String {
     used.retain(|(s, _)| s != secret_base32);
     used.push((secret_base32.to_owned(), step));
     ceneca_crypto::totp::code_from_base32(secret_base32, step * 30).expect("valid base32 secret")
+}
+
+/// Every file below `dir`, recursively (none if it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

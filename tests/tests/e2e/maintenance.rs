@@ -5,7 +5,7 @@
 //!
 //! The clock is the data's: threads are made idle by writing their times in the past.
 
-use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, on_every_backend};
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, files_under, on_every_backend};
 use ceneca_wire::maintenance::{MaintenanceReport, MaintenanceTrigger};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -256,7 +256,7 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
 
     // Files a run deletes are older than the sweep's grace (another process's upload may
     // be about to name a newer one): these were uploaded a moment ago.
-    age_blobs(&s);
+    s.age_blobs();
     let report = post(&admin, route.to_owned()).await.expect(200);
     assert_eq!(report["dry_run"], false);
     assert_eq!(report["trigger"], "manual");
@@ -315,7 +315,7 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
         "{row}"
     );
     assert_eq!(content_status(&s, &u, &pinned_file).await.0, 200);
-    let blobs = walk(&s.data_dir().join("blobs"));
+    let blobs = files_under(&s.data_dir().join("blobs"));
     assert_eq!(
         blobs.len(),
         1,
@@ -424,31 +424,6 @@ async fn idle_threads_are_archived_and_unarchiving_brings_back_the_rest(backend:
         .await
         .expect(200);
     assert!(row["content_removed_at"].is_null(), "{row}");
-}
-
-/// Makes every blob look written two hours ago.
-fn age_blobs(s: &TestServer) {
-    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    for path in walk(&s.data_dir().join("blobs")) {
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(then).unwrap();
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 async fn an_organizations_policy_overrides_the_servers(backend: Backend) {
@@ -698,10 +673,10 @@ async fn regression_a_file_written_within_the_grace_is_left_to_the_sweep(backend
     let report = run(&s, false).await;
     assert_eq!(report.attachment_files_removed, 1, "{report:?}");
     assert_eq!(report.blob_files_deleted, 0, "{report:?}");
-    assert_eq!(walk(&s.data_dir().join("blobs")).len(), 1);
+    assert_eq!(files_under(&s.data_dir().join("blobs")).len(), 1);
     assert_eq!(content_status(&s, &u, &file).await.0, 410);
     // The sweep takes it once it is past the grace.
-    age_blobs(&s);
+    s.age_blobs();
     let swept = s
         .services
         .sweep_blobs(std::time::Duration::from_secs(3600))

@@ -9,7 +9,8 @@
 use std::sync::{Arc, OnceLock};
 
 use ceneca_e2e::{
-    Backend, TEST_VECTOR_DIMS, TestServer, User, default_vector_index, on_every_backend,
+    Backend, TEST_VECTOR_DIMS, TestServer, User, default_vector_index, files_under,
+    on_every_backend,
 };
 use ceneca_service::ServiceConfig;
 use ceneca_vector::VectorIndex;
@@ -59,34 +60,8 @@ async fn run(s: &TestServer, dry_run: bool) -> MaintenanceReport {
         .unwrap()
 }
 
-/// Everything below `dir`, recursively.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// Files a run deletes are older than the sweep's grace: these were written a moment ago.
-fn age_blobs(s: &TestServer) {
-    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    for path in walk(&s.data_dir().join("blobs")) {
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(then).unwrap();
-    }
-}
-
 fn blobs_with_canary(s: &TestServer) -> usize {
-    walk(&s.data_dir().join("blobs"))
+    files_under(&s.data_dir().join("blobs"))
         .iter()
         .filter(|path| {
             let bytes = std::fs::read(path).unwrap_or_default();
@@ -367,7 +342,7 @@ async fn rows_in_the_bin_past_the_rule_are_purged_with_everything_below_them(bac
         "a dry run deletes nothing"
     );
 
-    age_blobs(&s);
+    s.age_blobs();
     let report = run(&s, false).await;
     assert_eq!(report.purged, expected, "{report:?}");
     // Found by the attack: the dry run said 0 change-log entries would go.

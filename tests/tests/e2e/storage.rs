@@ -2,7 +2,7 @@
 //! write keeps (and a recount from the data agrees with), who may read them, and quotas
 //! refused before a byte is kept — files near the limit under concurrency included.
 
-use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, on_every_backend};
+use ceneca_e2e::{Backend, TEST_VECTOR_DIMS, TestServer, User, files_under, on_every_backend};
 use ceneca_service::ServiceConfig;
 use serde_json::{Value, json};
 
@@ -331,7 +331,7 @@ async fn a_quota_refuses_what_would_pass_it_and_keeps_nothing(backend: Backend) 
         .expect(200);
     assert!(row["sha256"].is_null(), "{row}");
     let blobs = s.data_dir().join("blobs");
-    let kept = walk(&blobs);
+    let kept = files_under(&blobs);
     assert!(kept.is_empty(), "{kept:?}");
     let me = stats(&s, &u, "scope=user").await;
     assert_eq!(me["total_bytes"], 1000 + 5 + 5, "{me}");
@@ -377,22 +377,6 @@ async fn a_quota_refuses_what_would_pass_it_and_keeps_nothing(backend: Backend) 
     s.post(&u, &format!("/api/v1/messages/{first}/restore"), json!({}))
         .await
         .expect(200);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
 }
 
 /// Eight uploads of 600 bytes at once with 3,000 bytes of room: each is checked again

@@ -27,8 +27,8 @@ mod worker;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ceneca_domain::Value;
 use ceneca_domain::clock::now;
+use ceneca_domain::{Record, Value};
 use ceneca_store::{
     ArchiveCandidate, ArchiveQuery, BlobKey, Lease, RuleScope, WriteBatch, WriteOp,
 };
@@ -346,9 +346,19 @@ impl Services {
         report.attachment_bytes_removed += count("attachment_bytes_removed");
         report.embeddings_removed += count("embeddings_removed");
         report.embedding_bytes_removed += count("embedding_bytes_removed");
+        self.remove_files_of(files, report).await?;
+        Ok(archived)
+    }
+}
+
+impl Services {
+    /// After a round that let attachments go (`rows`, as they were): deletes each blob
+    /// they named, file and thumbnail, that no row names any more and that was written
+    /// before the sweep's grace (an upload in another process may be about to name a
+    /// newer one; the sweep takes it later). Adds what it did to `report`.
+    async fn remove_files_of(&self, rows: &[Record], report: &mut MaintenanceReport) -> Result<()> {
         let deleting = Instant::now();
-        // Each file, and its thumbnail.
-        let mut keys: Vec<BlobKey> = files
+        let mut keys: Vec<BlobKey> = rows
             .iter()
             .flat_map(|row| ["storage_key", "thumbnail_key"].map(|c| row.get(c)))
             .filter_map(|value| value.and_then(Value::as_str))
@@ -363,6 +373,6 @@ impl Services {
             }
         }
         report.files_us += deleting.elapsed().as_micros() as u64;
-        Ok(archived)
+        Ok(())
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ceneca_domain::{Entity, Value};
 use ceneca_store::purge::PURGED;
-use ceneca_store::{BlobKey, Lease, PurgeQuery, WriteBatch, WriteOp};
+use ceneca_store::{Lease, PurgeQuery, WriteBatch, WriteOp};
 use ceneca_wire::maintenance::MaintenanceReport;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -141,24 +141,6 @@ impl Services {
         report.purged_attachment_bytes += count("attachment_bytes");
         report.purged_embeddings += count("embeddings");
         report.purged_changes += count("changes_dropped");
-        let deleting = Instant::now();
-        // Each file, and its thumbnail: another row may still name it (the same bytes
-        // uploaded elsewhere), then it stays.
-        let mut keys: Vec<BlobKey> = attachments
-            .iter()
-            .flat_map(|row| ["storage_key", "thumbnail_key"].map(|c| row.get(c)))
-            .filter_map(|value| value.and_then(Value::as_str))
-            .filter_map(BlobKey::parse)
-            .collect();
-        keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        keys.dedup();
-        for key in keys {
-            let grace = Some(crate::attachments::SWEEP_GRACE);
-            if self.remove_blob_if_unnamed(&key, grace).await? {
-                report.blob_files_deleted += 1;
-            }
-        }
-        report.files_us += deleting.elapsed().as_micros() as u64;
-        Ok(())
+        self.remove_files_of(attachments, report).await
     }
 }
