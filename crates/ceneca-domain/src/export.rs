@@ -31,6 +31,16 @@ pub fn exported(entity: &Entity) -> bool {
     !std::ptr::eq(entity, &model::SYNC_EVENTS)
 }
 
+/// Every entity an export carries: the API's, and the sync conflicts, which the API
+/// reaches through `/sync/conflicts` only (a user's edits that lost a merge are theirs).
+pub fn exported_entities() -> impl Iterator<Item = &'static Entity> {
+    model::ALL
+        .iter()
+        .copied()
+        .chain([&model::SYNC_CONFLICTS])
+        .filter(|e| exported(e))
+}
+
 /// Whether `entity` is workspace content (a row in a workspace, `workspace_id`): in a
 /// personal workspace of the user, it is theirs whoever wrote it. A row that only names
 /// a workspace is not content (another member's API token for it is that member's).
@@ -49,8 +59,9 @@ mod tests {
 
     #[test]
     fn every_entity_that_names_a_user_is_exported() {
-        for entity in model::ALL {
-            if exported(entity) && !std::ptr::eq(*entity, &model::SUBSCRIPTION_PLANS) {
+        assert!(exported_entities().any(|e| std::ptr::eq(e, &model::SYNC_CONFLICTS)));
+        for entity in exported_entities() {
+            if !std::ptr::eq(entity, &model::SUBSCRIPTION_PLANS) {
                 assert!(
                     !user_columns(entity).is_empty() || in_workspace(entity),
                     "{} has no way to be a user's",

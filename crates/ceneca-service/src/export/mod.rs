@@ -18,7 +18,7 @@ mod archive;
 use std::collections::BTreeMap;
 
 use ceneca_domain::credential::Credential;
-use ceneca_domain::export::{exported, in_workspace, user_columns};
+use ceneca_domain::export::{exported_entities, in_workspace, user_columns};
 use ceneca_domain::output::View;
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::{Record, Value, model};
@@ -261,9 +261,7 @@ impl Services {
                 });
             }
         }
-        let entities: BTreeMap<&str, u64> = model::ALL
-            .iter()
-            .filter(|e| exported(e))
+        let entities: BTreeMap<&str, u64> = exported_entities()
             .map(|e| (e.table, summary.rows.get(e.table).copied().unwrap_or(0)))
             .collect();
         let header = json!({
@@ -293,7 +291,7 @@ impl Services {
         let personal = self.personal_workspaces(user).await?;
         let mut so_far = ExportProgress::default();
         let mut files = Vec::new();
-        for entity in model::ALL.iter().copied().filter(|e| exported(e)) {
+        for entity in exported_entities() {
             let mut clauses: Vec<(&'static str, Vec<Uuid>)> = user_columns(entity)
                 .into_iter()
                 .map(|column| (column, vec![user]))
@@ -331,7 +329,13 @@ impl Services {
                 }
                 let mut piece = Vec::with_capacity(PIECE);
                 for row in &page {
-                    let shown = self.present(entity, row, View::Detail)?;
+                    // A conflict as `/sync/conflicts` shows it: the lost values opened.
+                    let shown = if std::ptr::eq(entity, &model::SYNC_CONFLICTS) {
+                        serde_json::to_value(self.conflict_record(row)?)
+                            .map_err(|e| ServiceError::Internal(e.to_string()))?
+                    } else {
+                        self.present(entity, row, View::Detail)?
+                    };
                     serde_json::to_writer(&mut piece, &shown)
                         .map_err(|e| ServiceError::Internal(e.to_string()))?;
                     piece.push(b'\n');

@@ -60,7 +60,7 @@ impl Services {
 impl Services {
     /// One conflict as the caller sees it: the lost values opened as a read of the row
     /// opens its content.
-    fn conflict_record(&self, row: &Record) -> Result<ConflictRecord> {
+    pub(crate) fn conflict_record(&self, row: &Record) -> Result<ConflictRecord> {
         let mut record = conflict_record(row)?;
         if let (Json::Object(values), Some(entity)) =
             (&mut record.lost_values, model::by_table(&record.entity))
