@@ -82,7 +82,8 @@ enum Command {
         #[command(subcommand)]
         action: commands::config::Action,
     },
-    /// Maintenance: archive idle threads now (retention), or see what a run would do.
+    /// Maintenance: purge the bin, archive idle threads and compress old bodies now
+    /// (retention), or see what a run would do.
     Maintenance {
         #[command(subcommand)]
         action: commands::maintenance::Action,

@@ -1,4 +1,5 @@
-//! `ceneca maintenance run [--dry-run]`: retention's archive, now, with a progress line
+//! `ceneca maintenance run [--dry-run]`: retention (the purge of the bin, the archive, the
+//! compression of old bodies), now, with a progress line
 //! and a report of what was done (or, with --dry-run, would be). Waits for no server: it
 //! takes the database's maintenance lease, so it refuses while a server's run is going.
 
@@ -9,8 +10,9 @@ use crate::config::Config;
 
 #[derive(Debug, Subcommand)]
 pub enum Action {
-    /// Archive idle threads now (their files and embeddings go); with --dry-run, report
-    /// what would be done and change nothing.
+    /// Purge rows in the bin past the rule, archive idle threads (their files and
+    /// embeddings go) and compress old bodies now; with --dry-run, report what would be
+    /// done and change nothing.
     Run {
         #[arg(long)]
         dry_run: bool,
