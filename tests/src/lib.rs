@@ -419,6 +419,23 @@ impl TestServer {
         }
     }
 
+    /// Uploads `bytes` as the content of `attachment` (`PUT …/content`); the status.
+    pub async fn put_content(&self, user: &User, attachment: &str, bytes: Vec<u8>) -> u16 {
+        self.http
+            .put(format!(
+                "{}/api/v1/attachments/{attachment}/content",
+                self.base
+            ))
+            .bearer_auth(&user.token)
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
     /// Makes every blob file older than the sweep's grace: a maintenance run deletes
     /// only files written before it (another process's upload may be about to name a
     /// newer one), and the tests' files were written a moment ago.

@@ -75,19 +75,7 @@ async fn a_users_export_holds_every_row_that_is_theirs_and_no_secret(backend: Ba
     }
     let attachment = attachment.unwrap();
     let file = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR exported file".repeat(40);
-    let put = s
-        .http
-        .put(format!(
-            "{}/api/v1/attachments/{attachment}/content",
-            s.base
-        ))
-        .bearer_auth(&u.token)
-        .header("content-type", "application/octet-stream")
-        .body(file.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(s.put_content(&u, &attachment, file.clone()).await, 200);
     // A member in the user's workspace, an invoice, an API token, a message in the bin.
     s.post(
         &u,
@@ -406,19 +394,15 @@ async fn regression_a_failed_export_is_never_a_zip_that_opens(backend: Backend) 
         )
         .await
         .expect(201));
-    let put = s
-        .http
-        .put(format!(
-            "{}/api/v1/attachments/{attachment}/content",
-            s.base
-        ))
-        .bearer_auth(&u.token)
-        .header("content-type", "application/octet-stream")
-        .body(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR the file that goes missing".repeat(100))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(
+        s.put_content(
+            &u,
+            &attachment,
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR the file that goes missing".repeat(100)
+        )
+        .await,
+        200
+    );
     // The file goes missing from the disk behind the server's back.
     for entry in std::fs::read_dir(s.data_dir().join("blobs"))
         .unwrap()
@@ -465,19 +449,7 @@ async fn regression_exports_per_account_are_capped(backend: Backend) {
         state ^= state << 17;
         big.extend_from_slice(&state.to_le_bytes());
     }
-    let put = s
-        .http
-        .put(format!(
-            "{}/api/v1/attachments/{attachment}/content",
-            s.base
-        ))
-        .bearer_auth(&u.token)
-        .header("content-type", "application/octet-stream")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(s.put_content(&u, &attachment, big).await, 200);
     let start = || {
         s.http
             .post(format!("{}/api/v1/users/{}/export", s.base, u.id))

@@ -103,19 +103,10 @@ async fn content(s: &TestServer, u: &User, ws: &str, words: &str, n: u8) -> Cont
         )
         .await
         .expect(201));
-    let put = s
-        .http
-        .put(format!(
-            "{}/api/v1/attachments/{attachment}/content",
-            s.base
-        ))
-        .bearer_auth(&u.token)
-        .header("content-type", "application/octet-stream")
-        .body(file_with(words, n))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(
+        s.put_content(u, &attachment, file_with(words, n)).await,
+        200
+    );
     for (collection, source, i) in [
         ("messages", &message, 2 * n),
         ("attachments", &attachment, 2 * n + 1),
