@@ -557,6 +557,11 @@ impl TestServer {
     /// Creates a system administrator (as `ceneca user create --admin` does), enrols MFA
     /// (required before administrator powers apply) and logs in with a one-time code.
     pub async fn admin(&self) -> User {
+        self.admin_with_mfa().await.0
+    }
+
+    /// [`TestServer::admin`], with the base32 secret of its MFA (for codes it sends later).
+    pub async fn admin_with_mfa(&self) -> (User, String) {
         let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
         self.services
             .create_user(&email, "Admin", "correct horse battery", true)
@@ -578,11 +583,12 @@ impl TestServer {
             )
             .await
             .expect(200);
-        User {
+        let admin = User {
             id: body["user"]["id"].as_str().unwrap().to_owned(),
             email,
             token: body["token"].as_str().unwrap().to_owned(),
-        }
+        };
+        (admin, secret)
     }
 
     /// Enrols and confirms MFA for the token's account; returns the base32 secret.

@@ -19,6 +19,19 @@
 //! anchor, whose MAC no longer matches. (Their gaps in `sequence` are tolerated:
 //! PostgreSQL's identity column skipped values that rolled-back transactions took.)
 //!
+//! **Erasable personal fields (version 2).** An entry's `source_ip` and `details` (an
+//! e-mail typed at a failed log-in, a token's name) are personal data an erase must be
+//! able to drop without breaking the chain. So the MAC of a version-2 entry covers them
+//! only through a *commitment*: SHA-256 of a random salt and the two fields, stored with
+//! the entry (`personal_commitment`, `personal_salt`). While the salt is there, the
+//! verifier recomputes the commitment, so the fields are as tamper-evident as the rest.
+//! An erase sets the fields to nothing and drops the salt: the MAC still verifies, and
+//! without the salt the commitment cannot be tested against guesses (an IPv4 address
+//! has only 2^32 values). An entry erased that way must be *accounted for*: a later
+//! `user.erase` entry of its actor or of the account it is about, or the verifier reports
+//! it — so whoever can write the database cannot quietly erase what an entry says about
+//! anyone else. Entries sealed before version 2 keep their fields.
+//!
 //! [`ChainVerifier`] walks entries in sequence order and names the first that does not
 //! hold.
 
@@ -118,15 +131,49 @@ const HASHED: &[&str] = &[
     "data_sources",
 ];
 
-/// The bytes of an entry's content the chain covers, each column length-prefixed.
-fn content(entry: &Record) -> Vec<u8> {
+/// The columns of [`HASHED`] an erase may drop: a version-2 MAC covers them through
+/// their commitment ([`personal_commitment`]).
+const PERSONAL: &[&str] = &["source_ip", "details"];
+
+/// The action of the entry that accounts for the erased entries of an account.
+pub const ERASE_ACTION: &str = "user.erase";
+
+fn put(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    out.extend_from_slice(value);
+}
+
+/// The bytes of an entry's content the chain covers, each column length-prefixed. With a
+/// commitment (version 2), the personal columns are left out and the commitment stands
+/// for them.
+fn content(entry: &Record, commitment: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     for name in HASHED {
-        let value = text(entry, name);
-        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
-        out.extend_from_slice(value.as_bytes());
+        if commitment.is_some() && PERSONAL.contains(name) {
+            continue;
+        }
+        put(&mut out, text(entry, name).as_bytes());
+    }
+    if let Some(commitment) = commitment {
+        put(&mut out, commitment.as_bytes());
     }
     out
+}
+
+/// The commitment to an entry's personal columns under `salt`: SHA-256 (hex) of the salt
+/// and the columns, each length-prefixed, after a domain of its own.
+pub fn personal_commitment(salt: &str, entry: &Record) -> String {
+    let mut bytes = b"ceneca audit personal fields v2\0".to_vec();
+    put(&mut bytes, salt.as_bytes());
+    for name in PERSONAL {
+        put(&mut bytes, text(entry, name).as_bytes());
+    }
+    to_hex(&Sha256::digest(&bytes))
+}
+
+/// Whether an entry's personal columns hold nothing, as an erase leaves them.
+fn personal_fields_empty(entry: &Record) -> bool {
+    text(entry, "source_ip").is_empty() && matches!(text(entry, "details").as_str(), "" | "{}")
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -138,13 +185,14 @@ fn to_hex(bytes: &[u8]) -> String {
 pub fn chain_hash(prev_hash: &str, entry: &Record) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
-    hasher.update(content(entry));
+    hasher.update(content(entry, None));
     to_hex(&hasher.finalize())
 }
 
 /// What every MAC input starts with: the chain version, so a MAC made for anything else
-/// (or a later version) never verifies as one of these.
+/// (or another version) never verifies as one of these.
 const MAC_DOMAIN: &[u8] = b"ceneca audit chain v1\0";
+const MAC_DOMAIN_V2: &[u8] = b"ceneca audit chain v2\0";
 
 /// The chain's MAC key: a subkey derived from one key of the key ring, and that key's id.
 #[derive(Clone, PartialEq, Eq)]
@@ -172,16 +220,24 @@ impl fmt::Debug for ChainKey {
 
 /// HMAC-SHA256 (hex) of an entry at `sequence`, chained to `prev` (the MAC before it), made
 /// with `key`. Covers the key id too, so an entry cannot be re-labelled with another key.
+/// An entry with a `personal_commitment` is a version-2 entry: its MAC covers the
+/// commitment in place of the personal columns (and another domain, so an entry cannot be
+/// passed off as the other version).
 pub fn chain_mac(key: &ChainKey, prev: &str, sequence: i64, entry: &Record) -> String {
+    let commitment = text(entry, "personal_commitment");
+    let commitment = (!commitment.is_empty()).then_some(commitment.as_str());
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(&key.key).expect("HMAC accepts keys of any length");
-    mac.update(MAC_DOMAIN);
+    mac.update(match commitment {
+        Some(_) => MAC_DOMAIN_V2,
+        None => MAC_DOMAIN,
+    });
     mac.update(&(key.id.len() as u64).to_le_bytes());
     mac.update(key.id.as_bytes());
     mac.update(&sequence.to_le_bytes());
     mac.update(&(prev.len() as u64).to_le_bytes());
     mac.update(prev.as_bytes());
-    mac.update(&content(entry));
+    mac.update(&content(entry, commitment));
     to_hex(&mac.finalize().into_bytes())
 }
 
@@ -236,9 +292,14 @@ impl fmt::Display for ChainHead {
     }
 }
 
-/// Links `entry` to the chain ending at `prev`: sets its `sequence` (the next one),
+/// Links `entry` to the chain ending at `prev`, as a version-2 entry: sets its
+/// `personal_salt` (random) and `personal_commitment`, its `sequence` (the next one),
 /// `prev_hash`, `mac_key_id` and `hash` (its MAC under `key`). Returns the new end.
 pub fn seal(key: &ChainKey, prev: &ChainHead, entry: &mut Record) -> ChainHead {
+    let salt = to_hex(&rand::random::<[u8; 16]>());
+    let commitment = personal_commitment(&salt, entry);
+    entry.set("personal_salt", Value::Text(salt));
+    entry.set("personal_commitment", Value::Text(commitment));
     let sequence = prev.sequence + 1;
     let mac = chain_mac(key, &prev.mac, sequence, entry);
     entry.set("sequence", Value::Int(sequence));
@@ -277,6 +338,9 @@ pub enum BreakKind {
     },
     /// The entry at an anchored sequence is missing or has another MAC.
     AnchorMismatch { source: String },
+    /// Its personal fields were erased, but no later erase of its actor or of the account
+    /// it is about is recorded.
+    ErasedUnaccounted,
 }
 
 impl fmt::Display for BreakKind {
@@ -324,6 +388,9 @@ impl fmt::Display for BreakKind {
                 f,
                 "it is not the entry {source} records (the chain was rewritten)"
             ),
+            BreakKind::ErasedUnaccounted => f.write_str(
+                "its personal fields were erased, but no later erase of its actor or of the account it is about is recorded (they were removed by hand)",
+            ),
         }
     }
 }
@@ -347,6 +414,11 @@ pub struct ChainVerifier<'k> {
     keyed_seen: bool,
     checked: u64,
     legacy: u64,
+    /// Entries whose personal fields were erased, with their actor and subject ids, to be
+    /// accounted for by a later erase ([`ChainVerifier::finish`]).
+    erased: Vec<(i64, [String; 2])>,
+    /// The accounts erased, and where (the last erase of each).
+    erasures: std::collections::HashMap<String, i64>,
 }
 
 impl<'k> ChainVerifier<'k> {
@@ -360,6 +432,8 @@ impl<'k> ChainVerifier<'k> {
             keyed_seen: false,
             checked: 0,
             legacy: 0,
+            erased: Vec::new(),
+            erasures: std::collections::HashMap::new(),
         }
     }
 
@@ -408,6 +482,30 @@ impl<'k> ChainVerifier<'k> {
         if text(entry, "hash") != expected {
             return broken(BreakKind::Altered { keyed });
         }
+        let commitment = text(entry, "personal_commitment");
+        if keyed && !commitment.is_empty() {
+            let salt = text(entry, "personal_salt");
+            if !salt.is_empty() {
+                // The personal fields are as sealed.
+                if personal_commitment(&salt, entry) != commitment {
+                    return broken(BreakKind::Altered { keyed });
+                }
+            } else if personal_fields_empty(entry) {
+                self.erased.push((
+                    sequence,
+                    [text(entry, "actor_id"), text(entry, "resource_id")],
+                ));
+            } else {
+                // Fields without their salt cannot be checked: they were put there.
+                return broken(BreakKind::Altered { keyed });
+            }
+            if text(entry, "action") == ERASE_ACTION
+                && text(entry, "outcome") == "success"
+                && text(entry, "resource_type") == "users"
+            {
+                self.erasures.insert(text(entry, "resource_id"), sequence);
+            }
+        }
         for (anchor, seen) in &mut self.anchors {
             if anchor.head.sequence == sequence {
                 if anchor.head.mac != expected {
@@ -434,6 +532,18 @@ impl<'k> ChainVerifier<'k> {
     /// past the end means the tail was cut; one the chain passed without an entry at its
     /// sequence means the chain was rewritten.
     pub fn finish(&self) -> Result<(), ChainBreak> {
+        // Every erased entry is accounted for by a later erase of its actor or subject.
+        for (sequence, subjects) in &self.erased {
+            let accounted = subjects
+                .iter()
+                .any(|id| !id.is_empty() && self.erasures.get(id).is_some_and(|at| at > sequence));
+            if !accounted {
+                return Err(ChainBreak {
+                    sequence: *sequence,
+                    kind: BreakKind::ErasedUnaccounted,
+                });
+            }
+        }
         let mut unmatched: Vec<&Anchor> = self
             .anchors
             .iter()
@@ -555,6 +665,136 @@ mod tests {
         assert_eq!(v.legacy(), 0);
         assert_eq!(v.head(), &ChainHead::of(&entries[4]).unwrap());
         assert_eq!(verify(&[k], vec![], &[]), Ok(0), "an empty chain is intact");
+    }
+
+    /// A chain whose entry 2 is by (and entry 3 about) account `who`, with an address and
+    /// an e-mail in its personal fields, then an erase of `who` at entry `erase_at` (none
+    /// when 0), entries after it sealed as the store seals them.
+    fn chain_with_personal_fields(k: &ChainKey, who: uuid::Uuid, erase_at: i64) -> Vec<Record> {
+        let mut entries: Vec<Record> = Vec::new();
+        for seq in 1..=6 {
+            let prev = entries
+                .last()
+                .and_then(ChainHead::of)
+                .unwrap_or_else(ChainHead::genesis);
+            let mut entry = content_of(seq);
+            if seq == 2 {
+                entry.set("actor_id", Value::Id(who));
+                entry.set("source_ip", Value::Text("203.0.113.7".into()));
+                entry.set(
+                    "details",
+                    Value::Json(serde_json::json!({"email": "ann@example.com"})),
+                );
+            }
+            if seq == 3 {
+                entry.set("resource_type", Value::Text("users".into()));
+                entry.set("resource_id", Value::Id(who));
+            }
+            if seq == erase_at {
+                entry.set("action", Value::Text(ERASE_ACTION.into()));
+                entry.set("resource_type", Value::Text("users".into()));
+                entry.set("resource_id", Value::Id(who));
+            }
+            seal(k, &prev, &mut entry);
+            entries.push(entry);
+        }
+        entries
+    }
+
+    /// What an erase does to an entry: its personal fields and salt go.
+    fn erase_fields(entry: &mut Record) {
+        entry.set("source_ip", Value::Null);
+        entry.set("details", Value::Json(serde_json::json!({})));
+        entry.set("personal_salt", Value::Null);
+    }
+
+    #[test]
+    fn erased_personal_fields_verify_when_a_later_erase_accounts_for_them() {
+        let k = key("k1", 1);
+        let who = uuid::Uuid::from_u128(77);
+        let mut entries = chain_with_personal_fields(&k, who, 5);
+        assert_eq!(verify(std::slice::from_ref(&k), vec![], &entries), Ok(6));
+        erase_fields(&mut entries[1]);
+        erase_fields(&mut entries[2]);
+        assert_eq!(
+            verify(
+                std::slice::from_ref(&k),
+                vec![anchor(&entries, 5)],
+                &entries
+            ),
+            Ok(6)
+        );
+        assert_eq!(
+            text(&entries[1], "actor_id"),
+            who.to_string(),
+            "the id stays"
+        );
+    }
+
+    #[test]
+    fn audit_personal_fields_erased_without_an_erase_are_reported() {
+        let k = key("k1", 1);
+        let who = uuid::Uuid::from_u128(77);
+        // No erase at all.
+        let mut entries = chain_with_personal_fields(&k, who, 0);
+        erase_fields(&mut entries[1]);
+        let err = verify(std::slice::from_ref(&k), vec![], &entries).unwrap_err();
+        assert_eq!((err.sequence, err.kind), (2, BreakKind::ErasedUnaccounted));
+        // An erase of another account does not account for it.
+        let mut entries = chain_with_personal_fields(&k, uuid::Uuid::from_u128(78), 5);
+        entries[1].set("actor_id", Value::Id(who));
+        let mut entries = {
+            // Re-sealed with who as the actor, as if written so.
+            let mut out: Vec<Record> = Vec::new();
+            for mut e in entries.drain(..) {
+                let prev = out
+                    .last()
+                    .and_then(ChainHead::of)
+                    .unwrap_or_else(ChainHead::genesis);
+                seal(&k, &prev, &mut e);
+                out.push(e);
+            }
+            out
+        };
+        erase_fields(&mut entries[1]);
+        let err = verify(std::slice::from_ref(&k), vec![], &entries).unwrap_err();
+        assert_eq!((err.sequence, err.kind), (2, BreakKind::ErasedUnaccounted));
+        // An erase before the entry does not account for it either.
+        let mut entries = chain_with_personal_fields(&k, who, 1);
+        erase_fields(&mut entries[1]);
+        let err = verify(std::slice::from_ref(&k), vec![], &entries).unwrap_err();
+        assert_eq!((err.sequence, err.kind), (2, BreakKind::ErasedUnaccounted));
+    }
+
+    #[test]
+    fn audit_personal_fields_changed_or_planted_are_reported() {
+        let k = key("k1", 1);
+        let who = uuid::Uuid::from_u128(77);
+        let sealed = chain_with_personal_fields(&k, who, 5);
+        let keyed = BreakKind::Altered { keyed: true };
+        // Changed, salt kept: the commitment does not match.
+        let mut entries = sealed.clone();
+        entries[1].set("source_ip", Value::Text("198.51.100.1".into()));
+        let err = verify(std::slice::from_ref(&k), vec![], &entries).unwrap_err();
+        assert_eq!((err.sequence, &err.kind), (2, &keyed));
+        // Salt dropped but fields written: nothing vouches for them.
+        let mut entries = sealed.clone();
+        entries[1].set("personal_salt", Value::Null);
+        let err = verify(std::slice::from_ref(&k), vec![], &entries).unwrap_err();
+        assert_eq!((err.sequence, &err.kind), (2, &keyed));
+        // The commitment dropped (read as a version-1 entry): the MAC does not match.
+        let mut entries = sealed.clone();
+        entries[1].set("personal_commitment", Value::Null);
+        let err = verify(std::slice::from_ref(&k), vec![], &entries).unwrap_err();
+        assert_eq!((err.sequence, &err.kind), (2, &keyed));
+        // Another commitment: the MAC does not match.
+        let mut entries = sealed;
+        let salt = "00".repeat(16);
+        entries[1].set("personal_salt", Value::Text(salt.clone()));
+        let commitment = personal_commitment(&salt, &entries[1]);
+        entries[1].set("personal_commitment", Value::Text(commitment));
+        let err = verify(std::slice::from_ref(&k), vec![], &entries).unwrap_err();
+        assert_eq!((err.sequence, err.kind), (2, keyed));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod credential;
 pub mod deleted;
 pub mod dlp;
 pub mod edition;
+pub mod erasure;
 pub mod error;
 pub mod export;
 pub mod flow;

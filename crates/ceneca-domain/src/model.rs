@@ -109,6 +109,9 @@ pub static USERS: Entity = Entity {
                 .default(Default::EmptyArray)
                 .hidden(),
             field("last_login_at", Kind::Time).server(),
+            // When an erase of the account began (it is closed then); set until the erase
+            // ends with the row itself, so an interrupted one is found and finished.
+            field("erasing_since", Kind::Time).server(),
         ],
         Tenancy::SelfUser,
     )
@@ -166,10 +169,17 @@ pub static ORGANIZATIONS: Entity = Entity {
                 },
             )
             .patch(),
+            // What an erase of a member does to what they wrote in the organization's
+            // workspaces (messages, threads they started that no one else wrote in):
+            // `delete` (unset) or `anonymise` (kept without its author).
+            field("erasure", Kind::Enum(ERASURE_MODES)).patch(),
         ],
         Tenancy::SelfOrganization,
     )
 };
+
+/// The values of `organizations.erasure`.
+pub const ERASURE_MODES: &[&str] = &["delete", "anonymise"];
 
 pub static ORGANIZATION_MEMBERS: Entity = Entity {
     nested: Some(Nesting {
@@ -828,6 +838,13 @@ pub static AUDIT_LOG: Entity = Entity {
             field("hash", Kind::Sha256).server(),
             // The key-ring id the MAC key was derived from; empty for legacy entries.
             field("mac_key_id", Kind::Text { max: 64 }).server(),
+            // Chain version 2: the MAC covers `source_ip` and `details` through a salted
+            // commitment, so an erase can drop them and the salt and the chain still
+            // verifies (`ceneca_domain::audit`). Empty for entries sealed before it.
+            field("personal_salt", Kind::Text { max: 64 })
+                .server()
+                .hidden(),
+            field("personal_commitment", Kind::Sha256).server().hidden(),
         ],
         Tenancy::Admin,
     )

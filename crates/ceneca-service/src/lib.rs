@@ -56,6 +56,7 @@ pub mod caller;
 pub mod consent;
 mod content;
 mod dlp;
+pub mod erasure;
 pub mod error;
 pub mod export;
 mod gate;

@@ -33,7 +33,7 @@ pub(crate) enum SecondFactor {
 }
 
 impl Services {
-    async fn user_row(&self, id: Uuid) -> Result<Record> {
+    pub(crate) async fn user_row(&self, id: Uuid) -> Result<Record> {
         self.store
             .lookup_unscoped(&model::USERS, "id", Value::Id(id))
             .await?

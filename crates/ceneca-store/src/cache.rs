@@ -281,6 +281,14 @@ impl Store for CachedStore {
         self.inner.scrub_deleted().await
     }
 
+    async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<crate::ErasureWork> {
+        self.inner.erasure_work(user, limit).await
+    }
+
+    async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
+        self.inner.pending_erasures().await
+    }
+
     async fn purge_candidates(
         &self,
         query: crate::PurgeQuery,

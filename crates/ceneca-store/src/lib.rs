@@ -17,6 +17,7 @@ pub mod blobs;
 pub mod cache;
 pub mod changes;
 pub mod compression;
+pub mod erasure;
 pub mod error;
 pub mod migrate;
 mod ops;
@@ -46,6 +47,7 @@ use uuid::Uuid;
 
 pub use blobs::{BlobKey, BlobStore, FsBlobs, PendingBlob};
 pub use compression::{PackCandidate, PackQuery, PackedBody};
+pub use erasure::ErasureWork;
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, Lease, OutboxEntry};
@@ -167,10 +169,17 @@ pub trait Store: Send + Sync + 'static {
     async fn archive_footprint(&self, threads: Vec<Uuid>) -> Result<Footprint>;
     /// Leaves no trace of deleted rows where the engine keeps one after the delete: on
     /// SQLite, the words FTS5 keeps (marked deleted) in its segments until they merge,
-    /// merged away; on PostgreSQL, the dead row versions of the tables a purge or an erase
-    /// touches, vacuumed. Slow on a large index (it rewrites it): after a purge, not per
-    /// request.
+    /// merged away, and the write-ahead log copied into the database and cut to nothing
+    /// (its frames keep old page images; a checkpoint that cannot finish for readers is
+    /// left to the checkpointer); on PostgreSQL, the dead row versions of the tables a
+    /// purge or an erase touches, vacuumed. Slow on a large index (it rewrites it): after
+    /// a purge or an erase, not per request.
     async fn scrub_deleted(&self) -> Result<()>;
+    /// What is left to erase of the account `user` before its last transaction, at most
+    /// `limit` rows of each kind (`crate::erasure`).
+    async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<ErasureWork>;
+    /// The accounts whose erase began and did not end (interrupted), oldest first.
+    async fn pending_erasures(&self) -> Result<Vec<Uuid>>;
     /// A page of one entity's rows in the bin a purge covers (`crate::purge`).
     async fn purge_candidates(&self, query: PurgeQuery) -> Result<Vec<PurgeCandidate>>;
     /// What purging those of `ids` (rows of `entity`) would delete besides them.

@@ -72,6 +72,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 13, "packed_bodies", "0013_packed_bodies"),
     migration!("sqlite", 14, "thumbnails", "0014_thumbnails"),
     migration!("sqlite", 15, "purge", "0015_purge"),
+    migration!("sqlite", 16, "erasure", "0016_erasure"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -105,6 +106,7 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 13, "packed_bodies", "0013_packed_bodies"),
     migration!("postgres", 14, "thumbnails", "0014_thumbnails"),
     migration!("postgres", 15, "purge", "0015_purge"),
+    migration!("postgres", 16, "erasure", "0016_erasure"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

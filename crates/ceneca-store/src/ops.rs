@@ -374,6 +374,44 @@ pub(crate) async fn apply_batch<E: Exec>(
                 out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
                 out.extend(purged.attachments);
             }
+            WriteOp::EraseAccount {
+                user,
+                mut audit,
+                chain,
+            } => {
+                let erased = crate::erasure::erase_account(exec, user).await?;
+                for (entity, row) in &erased.handed_over {
+                    log(
+                        &mut changes,
+                        entity,
+                        row,
+                        operation::UPDATE,
+                        &["owner_user_id"],
+                        actor,
+                        clock,
+                        now,
+                    );
+                }
+                for (entity, row) in &erased.gone {
+                    usage.count_live(entity, std::slice::from_ref(row), -1);
+                    log(
+                        &mut changes,
+                        entity,
+                        row,
+                        operation::DELETE,
+                        &[],
+                        actor,
+                        clock,
+                        now,
+                    );
+                }
+                let rounds = match audit.get("details") {
+                    Some(Value::Json(details)) => details.clone(),
+                    _ => serde_json::Value::Null,
+                };
+                audit.set("details", Value::Json(erased.details(rounds)));
+                out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
+            }
             WriteOp::Pack {
                 bodies,
                 written_before,

@@ -148,6 +148,18 @@ pub enum WriteOp {
         audit: Record,
         chain: AuditChain,
     },
+    /// The last transaction of an erase of the account `user` (see [`crate::erasure`]):
+    /// hands over what it created, deletes what goes with it and its history (each such
+    /// row logged as deleted for other devices), erases the personal fields of the audit
+    /// entries by it or about it, deletes its row, and appends `audit` (its `details`, the
+    /// rounds before, are kept under `rounds`) with an account of what was done.
+    /// `StoreError::NotFound` when the account is not being erased; `MustKeep` while it
+    /// holds a place others are in. Returns the audit entry.
+    EraseAccount {
+        user: Uuid,
+        audit: Record,
+        chain: AuditChain,
+    },
     /// Stores message bodies packed (see [`crate::compression`]), each only if its message
     /// still stores that text plain: not a change to the messages (no change-log entry, no
     /// new `updated_at`), but to what they store, so the counters follow. `audit` is

@@ -13,6 +13,7 @@
 pub mod attachments;
 pub mod auth;
 pub mod entities;
+pub mod erasure;
 pub mod error;
 pub mod maintenance;
 pub mod params;

@@ -88,6 +88,9 @@ pub struct MaintenanceReport {
     /// Change-log entries dropped with the rows purged (their payloads copied the rows'
     /// values): each purged row leaves one `purge` change, with nothing but its id.
     pub purged_changes: u64,
+    /// Erases of accounts that were begun and interrupted, finished by this run (0 in a
+    /// dry run).
+    pub erasures_finished: u64,
     /// The compression rule applied (`retention.compress_after_days`; 0: none).
     pub compress_after_days: u32,
     /// Message bodies stored compressed (or, in a dry run, that would be): their text is

@@ -204,6 +204,22 @@ pub fn wait_param(pairs: &[(String, String)]) -> Result<bool, ParamError> {
     Ok(wait)
 }
 
+/// `?erase=` alone (deleting an account): `true` erases it for good, `false` (the
+/// default) puts it in the bin.
+pub fn erase_param(pairs: &[(String, String)]) -> Result<bool, ParamError> {
+    refuse_repeats(pairs)?;
+    let mut erase = false;
+    for (k, v) in pairs {
+        match (k.as_str(), v.as_str()) {
+            ("erase", "true") => erase = true,
+            ("erase", "false") => erase = false,
+            ("erase", _) => return Err(ParamError::new("erase", "erase must be true or false")),
+            (other, _) => return Err(ParamError::unknown(other, &["erase"])),
+        }
+    }
+    Ok(erase)
+}
+
 /// `?deleted=` alone (reading one row): `exclude`, `include` or `only`.
 pub fn deleted_param(pairs: &[(String, String)]) -> Result<Deleted, ParamError> {
     refuse_repeats(pairs)?;

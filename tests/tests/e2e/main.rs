@@ -12,6 +12,7 @@ mod bad_input;
 mod crud;
 mod dlp;
 mod encryption;
+mod erasure;
 mod export;
 mod integrity;
 mod isolation;

@@ -64,6 +64,12 @@ fn summary(report: &MaintenanceReport) -> String {
         ("archived", "removed")
     };
     let mut out = String::new();
+    if report.erasures_finished > 0 {
+        out.push_str(&format!(
+            "finished {} interrupted account erases\n",
+            report.erasures_finished
+        ));
+    }
     if report.purge_after_days == 0 {
         out.push_str("nothing is purged from the bin (retention.purge_after_days = 0)\n");
     } else {

@@ -16,6 +16,19 @@ pub enum Action {
         #[arg(long)]
         admin: bool,
     },
+    /// Erase an account for good (right to be forgotten): the account and everything that
+    /// goes with it, its personal workspaces and organizations it alone was in, what it
+    /// wrote in shared workspaces (deleted, or kept without its author where the
+    /// organization's `erasure` is `anonymise`), files, vectors, full-text entries, and
+    /// the personal fields of its audit entries. Resumes an erase that was interrupted;
+    /// run again once done, it finds nothing and says so.
+    Erase {
+        /// The account's e-mail.
+        email: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
@@ -43,6 +56,27 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
                     other => anyhow::anyhow!("{other}"),
                 })?;
             println!("{}", serde_json::to_string_pretty(&user)?);
+        }
+        Action::Erase { email, yes } => {
+            if !yes {
+                use std::io::IsTerminal;
+                if !std::io::stdin().is_terminal() {
+                    bail!("erasing an account cannot be undone: pass --yes to confirm");
+                }
+                eprint!(
+                    "Erase {email} for good? This cannot be undone. Type the e-mail to confirm: "
+                );
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                if line.trim() != email.trim() {
+                    bail!("not confirmed: nothing was erased");
+                }
+            }
+            match services.erase_user_by_email(&email).await {
+                Ok(Some(report)) => println!("{}", serde_json::to_string_pretty(&report)?),
+                Ok(None) => eprintln!("no account has the e-mail {email}: nothing to erase"),
+                Err(e) => bail!("{e}"),
+            }
         }
     }
     Ok(())

@@ -115,6 +115,8 @@ pub fn document() -> OpenApi {
     components = register::<ceneca_wire::maintenance::MaintenanceTrigger>(components);
     components = register::<ceneca_wire::maintenance::ArchiveRuleReport>(components);
     components = register::<ceneca_wire::maintenance::MaintenanceReport>(components);
+    components = register::<ceneca_wire::erasure::EraseRequest>(components);
+    components = register::<ceneca_wire::erasure::ErasureReport>(components);
     for (name, response) in op::error_responses() {
         components = components.response(name, response);
     }

@@ -185,6 +185,18 @@ impl Op {
         self
     }
 
+    /// A JSON body that may be left out.
+    pub fn optional_body_of<T: ToSchema>(mut self) -> Self {
+        let content = ContentBuilder::new().schema(Some(schema_of::<T>())).build();
+        self.builder = self.builder.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::False))
+                .content("application/json", content)
+                .build(),
+        ));
+        self
+    }
+
     pub fn body_of<T: ToSchema>(self) -> Self {
         self.body(schema_of::<T>(), None)
     }

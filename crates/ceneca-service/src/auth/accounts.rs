@@ -45,7 +45,7 @@ pub(crate) async fn hash_password(password: String) -> Result<String> {
         .map_err(|e| ServiceError::Internal(format!("password hashing failed: {e}")))
 }
 
-pub(super) async fn verify_password(password: String, hash: String) -> bool {
+pub(crate) async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || password::verify(&password, &hash))
         .await
         .unwrap_or(false)

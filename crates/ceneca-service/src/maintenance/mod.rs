@@ -156,10 +156,20 @@ impl Services {
             ..MaintenanceReport::default()
         };
         let stopping = || stop.is_some_and(|s| *s.borrow());
-        // The bin first: what was deleted long enough ago is not archived or packed.
-        let mut outcome = self
-            .purge_bin(&mut *lease, actor, &mut report, progress, &stopping)
-            .await;
+        // Erases that were interrupted first: they were asked for and promised.
+        let mut outcome = if dry_run {
+            Ok(())
+        } else {
+            self.resume_erasures().await.map(|done| {
+                report.erasures_finished = done.len() as u64;
+            })
+        };
+        // The bin next: what was deleted long enough ago is not archived or packed.
+        if outcome.is_ok() {
+            outcome = self
+                .purge_bin(&mut *lease, actor, &mut report, progress, &stopping)
+                .await;
+        }
         if outcome.is_ok() {
             outcome = self
                 .archive_by_rules(&mut *lease, actor, &mut report, progress, stop)

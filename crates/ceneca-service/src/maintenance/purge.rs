@@ -109,6 +109,20 @@ impl Services {
     ) -> Result<()> {
         let mut event = AuditEvent::new("maintenance.purge", "success");
         event.actor = actor;
+        self.purge_rows_as(entity, ids, deleted_before, event, report)
+            .await
+    }
+
+    /// [`Services::purge_rows`], accounted for by `event` (an erase's round).
+    pub(crate) async fn purge_rows_as(
+        &self,
+        entity: &'static Entity,
+        ids: Vec<Uuid>,
+        deleted_before: Option<OffsetDateTime>,
+        event: AuditEvent,
+        report: &mut MaintenanceReport,
+    ) -> Result<()> {
+        let actor = event.actor;
         let (audit, chain) = self.audit_parts(event);
         let batch = WriteBatch::new(ceneca_store::Actor {
             user_id: actor,

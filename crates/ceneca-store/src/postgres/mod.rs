@@ -613,12 +613,25 @@ impl Store for PgStore {
         // erase deletes, with the change log and conflicts that copied them.
         sqlx::query(
             "VACUUM organizations, workspaces, projects, threads, documents, messages, \
-             attachments, embedding_records, ai_interactions, sync_events, sync_conflicts",
+             attachments, embedding_records, ai_interactions, sync_events, sync_conflicts, \
+             users, sessions, devices, user_settings, organization_members, workspace_members, \
+             ai_provider_configs, permission_sets, data_sharing_policies, invoices, \
+             telemetry_events, audit_log",
         )
         .execute(&self.pool)
         .await
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::erasure::pending(&mut PgExec { conn: &mut conn }).await
+    }
+
+    async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<crate::ErasureWork> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::erasure::work(&mut PgExec { conn: &mut conn }, user, limit).await
     }
 
     async fn purge_candidates(

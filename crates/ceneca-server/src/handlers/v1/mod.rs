@@ -9,6 +9,7 @@ pub mod admin;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod erasure;
 pub mod exports;
 pub mod nested;
 pub mod resources;

@@ -47,7 +47,10 @@ pub fn routes(entity: &'static Entity) -> Routes {
             },
         );
     }
-    if entity.api.delete {
+    if std::ptr::eq(entity, &ceneca_domain::model::USERS) {
+        // In the bin, or erased for good (`?erase=true`).
+        item = item.delete(super::erasure::delete_user);
+    } else if entity.api.delete {
         item = item.delete(
             move |state: State<AppState>, _: NoQuery, auth: ContentAuth, id: Id| {
                 delete(state, auth, id, entity)
@@ -66,7 +69,9 @@ pub fn routes(entity: &'static Entity) -> Routes {
     if entity.api.update {
         item_ops.push(docs.update());
     }
-    if entity.api.delete {
+    if std::ptr::eq(entity, &ceneca_domain::model::USERS) {
+        item_ops.push(super::erasure::delete_user_doc());
+    } else if entity.api.delete {
         item_ops.push(docs.delete());
     }
     let mut router = Routes::new()
@@ -195,9 +200,13 @@ impl Docs {
             .empty(409, "A unique field is taken.")
     }
 
+    /// The delete operation, before its answers.
+    pub(crate) fn delete_op(&self) -> Op {
+        op::delete(&self.id("delete"), &format!("Delete a {}", self.what)).tag(self.entity.path)
+    }
+
     pub(crate) fn delete(&self) -> Op {
-        let op = op::delete(&self.id("delete"), &format!("Delete a {}", self.what))
-            .tag(self.entity.path);
+        let op = self.delete_op();
         if self.entity.soft_delete {
             op.answers(
                 200,

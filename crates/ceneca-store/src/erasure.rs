@@ -1,0 +1,383 @@
+//! Erasure of an account (right to be forgotten) — written once for both engines over
+//! [`Exec`].
+//!
+//! The service erases in rounds, each its own transaction, so an erase of a large account
+//! never holds the writer for long and resumes where it stopped ([`work`] says what is
+//! left, from the data as it is): first what goes whole (the organizations and personal
+//! workspaces that were the account's alone, the threads it started that nobody else
+//! wrote in, the messages it wrote, where the organization deletes them), each by the
+//! purge (`crate::purge`: rows below, files, vectors, history, one `purge` change each);
+//! then, in one last transaction ([`erase_account`]), the account itself:
+//! - organizations it created pass to another owner, workspaces of organizations it
+//!   created to nobody (their organization's owners keep them);
+//! - every row that goes with it by the schema's cascade (`ceneca_domain::erasure`), with
+//!   its history in the change log and its sync conflicts; devices of other members are
+//!   told each such row went (a `delete` change; a revocation for a membership);
+//! - the personal fields of every audit entry by it or about it (chain version 2: the
+//!   chain still verifies, `ceneca_domain::audit`), then the erase's own entry, which
+//!   accounts for them;
+//! - the account's row.
+
+use ceneca_domain::erasure::{OnErase, references};
+use ceneca_domain::schema::{Field, Kind, field};
+use ceneca_domain::{Entity, Record, Value, model};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ops::Exec;
+use crate::sql::{self, COUNT, Dialect, Sql};
+use crate::{Result, StoreError};
+
+/// What is left to erase of an account before its last transaction, a round's worth of
+/// each kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErasureWork {
+    /// Why the account cannot be erased as things stand (shared places it alone holds),
+    /// each said so its holder knows what to do. Nothing is erased while there is one.
+    pub blockers: Vec<String>,
+    /// Organizations that were the account's alone (nobody else in them), to purge.
+    pub organizations: Vec<Uuid>,
+    /// Its personal workspaces (outside any organization), to purge.
+    pub workspaces: Vec<Uuid>,
+    /// Threads it started where no other user wrote, in workspaces that delete what an
+    /// erased member wrote, to purge.
+    pub threads: Vec<Uuid>,
+    /// Messages it wrote there, to purge.
+    pub messages: Vec<Uuid>,
+}
+
+impl ErasureWork {
+    /// Whether only the last transaction is left.
+    pub fn rounds_done(&self) -> bool {
+        self.organizations.is_empty()
+            && self.workspaces.is_empty()
+            && self.threads.is_empty()
+            && self.messages.is_empty()
+    }
+}
+
+/// Binds the account's id once; `{u}` in `text` stands for it.
+fn with_user(d: &dyn Dialect, user: Uuid, text: &str) -> Sql {
+    let mut sql = Sql::default();
+    let u = sql.bind(d, Value::Id(user), Kind::Uuid);
+    sql.text = text.replace("{u}", &u);
+    sql
+}
+
+/// The ids a query reads in its `id` column.
+async fn ids<E: Exec>(exec: &mut E, sql: &Sql) -> Result<Vec<Uuid>> {
+    static ID: [Field; 1] = [field("id", Kind::Uuid)];
+    let fields: Vec<&Field> = ID.iter().collect();
+    Ok(exec
+        .fetch_columns(&fields, sql)
+        .await?
+        .iter()
+        .filter_map(|r| r.id_of("id"))
+        .collect())
+}
+
+/// Anyone but the account in the organization `o.id`: a member, or a member of one of
+/// its workspaces.
+const OTHERS_IN_ORGANIZATION: &str = "(EXISTS (SELECT 1 FROM organization_members om
+        WHERE om.organization_id = o.id AND om.user_id <> {u})
+     OR EXISTS (SELECT 1 FROM workspace_members wm JOIN workspaces ow ON ow.id = wm.workspace_id
+        WHERE ow.organization_id = o.id AND wm.user_id <> {u}))";
+
+/// The organizations the account holds: it created them, or it is one of their owners.
+const HELD: &str = "(o.owner_user_id = {u} OR EXISTS (SELECT 1 FROM organization_members hm
+        WHERE hm.organization_id = o.id AND hm.user_id = {u} AND hm.role = 'owner'))";
+
+/// The workspaces where what an erased member wrote is kept without its author.
+const ANONYMISING: &str = "(SELECT aw.id FROM workspaces aw JOIN organizations ao
+        ON ao.id = aw.organization_id WHERE ao.erasure = 'anonymise')";
+
+/// What is left to erase of `user`, at most `limit` rows of each kind.
+pub(crate) async fn work<E: Exec>(exec: &mut E, user: Uuid, limit: u32) -> Result<ErasureWork> {
+    let d = exec.dialect();
+    let mut out = ErasureWork::default();
+    let blocked_organizations = ids(
+        exec,
+        &with_user(
+            d,
+            user,
+            &format!(
+                "SELECT o.id FROM organizations o WHERE {HELD} AND {OTHERS_IN_ORGANIZATION}
+                 AND NOT EXISTS (SELECT 1 FROM organization_members km JOIN users ku ON ku.id = km.user_id
+                    WHERE km.organization_id = o.id AND km.user_id <> {{u}} AND km.role = 'owner'
+                      AND ku.deleted_at IS NULL AND ku.erasing_since IS NULL)
+                 ORDER BY o.id"
+            ),
+        ),
+    )
+    .await?;
+    for id in blocked_organizations {
+        out.blockers.push(format!(
+            "organization {id} has other people in it and no other owner: make one of them an owner first"
+        ));
+    }
+    let d = exec.dialect();
+    let blocked_workspaces = ids(
+        exec,
+        &with_user(
+            d,
+            user,
+            "SELECT w.id FROM workspaces w WHERE w.owner_user_id = {u} AND w.organization_id IS NULL
+               AND EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id <> {u})
+             ORDER BY w.id",
+        ),
+    )
+    .await?;
+    for id in blocked_workspaces {
+        out.blockers.push(format!(
+            "workspace {id} is the account's own and has other members: remove them first (what they wrote there is the owner's and goes with it)"
+        ));
+    }
+    if !out.blockers.is_empty() {
+        return Ok(out);
+    }
+    let queries = [
+        format!(
+            "SELECT o.id FROM organizations o WHERE {HELD} AND NOT {OTHERS_IN_ORGANIZATION}
+             ORDER BY o.id LIMIT {limit}"
+        ),
+        format!(
+            "SELECT w.id FROM workspaces w WHERE w.owner_user_id = {{u}} AND w.organization_id IS NULL
+             ORDER BY w.id LIMIT {limit}"
+        ),
+        // Its messages and the replies of assistants in them go with the thread; a thread
+        // another user wrote in is theirs too and stays (without its author).
+        format!(
+            "SELECT t.id FROM threads t WHERE t.created_by = {{u}} AND t.workspace_id NOT IN {ANONYMISING}
+               AND NOT EXISTS (SELECT 1 FROM messages om WHERE om.thread_id = t.id
+                   AND om.author_id IS NOT NULL AND om.author_id <> {{u}})
+             ORDER BY t.id LIMIT {limit}"
+        ),
+        format!(
+            "SELECT m.id FROM messages m WHERE m.author_id = {{u}} AND m.workspace_id NOT IN {ANONYMISING}
+             ORDER BY m.id LIMIT {limit}"
+        ),
+    ];
+    let mut found = Vec::with_capacity(queries.len());
+    for text in &queries {
+        let sql = with_user(exec.dialect(), user, text);
+        found.push(ids(exec, &sql).await?);
+    }
+    let mut found = found.into_iter();
+    out.organizations = found.next().unwrap_or_default();
+    out.workspaces = found.next().unwrap_or_default();
+    out.threads = found.next().unwrap_or_default();
+    out.messages = found.next().unwrap_or_default();
+    Ok(out)
+}
+
+/// The accounts whose erase began and did not end.
+pub(crate) async fn pending<E: Exec>(exec: &mut E) -> Result<Vec<Uuid>> {
+    let sql = Sql {
+        text: "SELECT id FROM users WHERE erasing_since IS NOT NULL ORDER BY erasing_since, id"
+            .into(),
+        ..Sql::default()
+    };
+    ids(exec, &sql).await
+}
+
+/// What the last transaction of an erase did, for the change log and the audit entry.
+pub(crate) struct ErasedAccount {
+    /// Organizations and workspaces handed over, as they are now (`owner_user_id`
+    /// changed).
+    pub handed_over: Vec<(&'static Entity, Record)>,
+    /// Rows that went with the account (by the schema's cascade), as they were; their
+    /// history is gone and each is logged as deleted.
+    pub gone: Vec<(&'static Entity, Record)>,
+    /// Change-log entries and sync conflicts dropped with them.
+    pub changes_dropped: u64,
+    pub conflicts_dropped: u64,
+    /// Audit entries whose personal fields were erased, and those sealed before the
+    /// chain could erase them (version 1), which keep theirs.
+    pub audit_erased: u64,
+    pub audit_kept: u64,
+}
+
+impl ErasedAccount {
+    /// The erase's audit entry: ids and counts, never what was erased.
+    pub(crate) fn details(&self, rounds: serde_json::Value) -> serde_json::Value {
+        let mut removed = serde_json::Map::new();
+        for (entity, _) in &self.gone {
+            let n = removed.entry(entity.table.to_owned()).or_insert(json!(0));
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        }
+        removed.insert("users".into(), json!(1));
+        let handed: Vec<String> = self
+            .handed_over
+            .iter()
+            .filter_map(|(e, r)| Some(format!("{}/{}", e.table, r.id()?)))
+            .collect();
+        json!({
+            "removed": removed,
+            "handed_over": handed,
+            "changes_dropped": self.changes_dropped,
+            "conflicts_dropped": self.conflicts_dropped,
+            "audit_entries_erased": self.audit_erased,
+            "audit_entries_kept": self.audit_kept,
+            "rounds": rounds,
+        })
+    }
+}
+
+/// The last transaction of an erase of `user` (see the module): refused with
+/// `StoreError::MustKeep` while a place it holds would be left without an owner, and
+/// `StoreError::NotFound` when the account is not being erased (or no longer exists).
+/// The erase's audit entry is appended by the caller after this, so it is not erased.
+pub(crate) async fn erase_account<E: Exec>(exec: &mut E, user: Uuid) -> Result<ErasedAccount> {
+    let d = exec.dialect();
+    let lock = d.lock_rows();
+    let sql = with_user(
+        d,
+        user,
+        &format!("SELECT id FROM users WHERE id = {{u}} AND erasing_since IS NOT NULL{lock}"),
+    );
+    if ids(exec, &sql).await?.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    let mut out = ErasedAccount {
+        handed_over: Vec::new(),
+        gone: Vec::new(),
+        changes_dropped: 0,
+        conflicts_dropped: 0,
+        audit_erased: 0,
+        audit_kept: 0,
+    };
+
+    // Hand over what it created: organizations to their longest-standing other owner
+    // with an open account, workspaces of organizations to nobody.
+    let organizations = &model::ORGANIZATIONS;
+    let sql = with_user(
+        exec.dialect(),
+        user,
+        &format!(
+            "UPDATE organizations SET owner_user_id = (
+                SELECT m.user_id FROM organization_members m JOIN users x ON x.id = m.user_id
+                WHERE m.organization_id = organizations.id AND m.user_id <> {{u}} AND m.role = 'owner'
+                  AND x.deleted_at IS NULL AND x.erasing_since IS NULL
+                ORDER BY m.created_at, m.user_id LIMIT 1)
+             WHERE owner_user_id = {{u}} AND EXISTS (
+                SELECT 1 FROM organization_members m JOIN users x ON x.id = m.user_id
+                WHERE m.organization_id = organizations.id AND m.user_id <> {{u}} AND m.role = 'owner'
+                  AND x.deleted_at IS NULL AND x.erasing_since IS NULL)
+             RETURNING {}",
+            sql::column_list(organizations)
+        ),
+    );
+    for row in exec.fetch(organizations, &sql).await? {
+        out.handed_over.push((organizations, row));
+    }
+    let workspaces = &model::WORKSPACES;
+    let sql = with_user(
+        exec.dialect(),
+        user,
+        &format!(
+            "UPDATE workspaces SET owner_user_id = NULL
+             WHERE owner_user_id = {{u}} AND organization_id IS NOT NULL
+             RETURNING {}",
+            sql::column_list(workspaces)
+        ),
+    );
+    for row in exec.fetch(workspaces, &sql).await? {
+        out.handed_over.push((workspaces, row));
+    }
+    // Whatever it still holds would go with it by the cascade: an organization others are
+    // in with no other owner, a personal workspace (the rounds purge those first).
+    let sql = with_user(
+        exec.dialect(),
+        user,
+        "SELECT id FROM organizations WHERE owner_user_id = {u}
+         UNION ALL SELECT id FROM workspaces WHERE owner_user_id = {u}",
+    );
+    if !ids(exec, &sql).await?.is_empty() {
+        return Err(StoreError::MustKeep(
+            "the account still holds an organization or a workspace that others are in: hand it over first",
+        ));
+    }
+
+    // What goes with the account: read (to tell other devices), then its history.
+    for (entity, column, on) in references() {
+        if on != OnErase::Goes || entity.table == "users" {
+            continue;
+        }
+        let sql = with_user(
+            exec.dialect(),
+            user,
+            &format!(
+                "SELECT {} FROM {} WHERE {column} = {{u}}",
+                sql::column_list(entity),
+                entity.table
+            ),
+        );
+        let rows = exec.fetch(entity, &sql).await?;
+        if rows.is_empty() {
+            continue;
+        }
+        for table in ["sync_events", "sync_conflicts"] {
+            let sql = with_user(
+                exec.dialect(),
+                user,
+                &format!(
+                    "DELETE FROM {table} WHERE entity_id IN (SELECT id FROM {} WHERE {column} = {{u}})",
+                    entity.table
+                ),
+            );
+            let dropped = exec.execute(&sql).await?;
+            match table {
+                "sync_events" => out.changes_dropped += dropped,
+                _ => out.conflicts_dropped += dropped,
+            }
+        }
+        out.gone.extend(rows.into_iter().map(|row| (entity, row)));
+    }
+    // The account's own history, and every change logged for it alone.
+    for text in [
+        "DELETE FROM sync_events WHERE entity_id = {u} OR scope_user_id = {u}",
+        "DELETE FROM sync_conflicts WHERE entity_id = {u}",
+    ] {
+        let sql = with_user(exec.dialect(), user, text);
+        let dropped = exec.execute(&sql).await?;
+        if text.contains("sync_events") {
+            out.changes_dropped += dropped;
+        } else {
+            out.conflicts_dropped += dropped;
+        }
+    }
+
+    // The audit trail keeps the ids and drops what is personal.
+    let d = exec.dialect();
+    let mut sql = Sql::default();
+    let u = sql.bind(d, Value::Id(user), Kind::Uuid);
+    let empty = sql.bind(d, Value::Json(json!({})), Kind::Object);
+    sql.text = format!(
+        "UPDATE audit_log SET source_ip = NULL, details = {empty}, personal_salt = NULL
+         WHERE (actor_id = {u} OR resource_id = {u})
+           AND personal_commitment IS NOT NULL AND personal_salt IS NOT NULL"
+    );
+    out.audit_erased = exec.execute(&sql).await?;
+    static N: [Field; 1] = [field("n", COUNT)];
+    let fields: Vec<&Field> = N.iter().collect();
+    let sql = with_user(
+        exec.dialect(),
+        user,
+        "SELECT COUNT(*) AS n FROM audit_log
+         WHERE (actor_id = {u} OR resource_id = {u}) AND personal_commitment IS NULL",
+    );
+    out.audit_kept = exec
+        .fetch_columns(&fields, &sql)
+        .await?
+        .first()
+        .and_then(|r| r.get("n"))
+        .and_then(Value::as_int)
+        .unwrap_or(0)
+        .max(0) as u64;
+
+    let sql = with_user(exec.dialect(), user, "DELETE FROM users WHERE id = {u}");
+    if exec.execute(&sql).await? != 1 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(out)
+}
