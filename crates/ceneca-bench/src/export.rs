@@ -1,5 +1,7 @@
 //! `export`: a user's export (`POST /users/{id}/export`) over HTTP, beside reading the
-//! same files.
+//! same files; then the erase of that user (`DELETE /users/{id}?erase=true`), beside the
+//! same deletion done raw on a copy of the folder (one SQL `DELETE` of the account, whose
+//! foreign keys cascade, and the blob files removed).
 //!
 //! The user has 10,000 messages and 100 attachments of 1 MiB each (100 MiB, incompressible,
 //! as photos and PDFs are). The archive is streamed to a sink that counts it; the baseline
@@ -128,6 +130,62 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         &Stats::new(exports),
         Some(("cat of the db and blobs", &Stats::new(reads))),
         "< 1 s",
+    );
+
+    // The erase, once (it is destructive), beside the raw deletion on a copy.
+    let copy = dir.join("raw-erase");
+    std::fs::create_dir_all(&copy)?;
+    let db = copy.join("export.db");
+    {
+        let source = rusqlite::Connection::open(dir.join("export.db"))?;
+        source.execute("VACUUM INTO ?1", [db.to_string_lossy()])?;
+    }
+    let copied_blobs: Vec<_> = walk(&dir.join("blobs"))
+        .into_iter()
+        .enumerate()
+        .map(|(n, path)| {
+            let to = copy.join(format!("blob-{n}"));
+            std::fs::copy(&path, &to).map(|_| to)
+        })
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let reply = server
+        .http
+        .delete(format!("{}/api/v1/users/{user}?erase=true", server.base))
+        .bearer_auth(&server.token)
+        .json(&json!({ "password": crate::BENCH_PASSWORD }))
+        .send()
+        .await?;
+    anyhow::ensure!(reply.status().is_success(), "erase: {}", reply.status());
+    let report: serde_json::Value = reply.json().await?;
+    let erase = started.elapsed();
+    let started = Instant::now();
+    {
+        let raw = rusqlite::Connection::open(&db)?;
+        // What every connection to a Ceneca file registers (the full-text triggers use it).
+        ceneca_store::sqlite::register_functions(&raw)?;
+        raw.execute_batch("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;")?;
+        raw.execute("DELETE FROM users WHERE id = ?1", [&user])?;
+        for path in &copied_blobs {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let raw = started.elapsed();
+    std::fs::remove_dir_all(&copy)?;
+    println!(
+        "erase: {} messages, {} attachments ({:.1} MiB), {} files, {} change-log entries, {} audit entries pseudonymised",
+        report["messages_below"],
+        report["attachments"],
+        report["attachment_bytes"].as_f64().unwrap_or(0.0) / (1024.0 * 1024.0),
+        report["files_deleted"],
+        report["changes_dropped"],
+        report["audit_entries_erased"],
+    );
+    row(
+        "erase (DELETE /users/{id}?erase=true, one run)",
+        &Stats::new(vec![erase]),
+        Some(("raw DELETE of the account + rm", &Stats::new(vec![raw]))),
+        "—",
     );
     Ok(())
 }

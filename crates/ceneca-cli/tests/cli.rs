@@ -471,6 +471,53 @@ fn export_writes_a_whole_archive_or_nothing() {
 }
 
 #[test]
+fn user_erase_asks_to_confirm_erases_and_finds_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = ceneca(dir.path())
+        .args(["user", "create", "--email", "gone@example.com"])
+        .env("CENECA_NEW_USER_PASSWORD", "a strong password")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", output_text(&created));
+    let user: Value = serde_json::from_slice(&created.stdout).unwrap();
+    // Not from a terminal and without --yes: nothing is erased.
+    let unconfirmed = ceneca(dir.path())
+        .args(["user", "erase", "gone@example.com"])
+        .output()
+        .unwrap();
+    assert!(!unconfirmed.status.success());
+    assert!(
+        output_text(&unconfirmed).contains("--yes"),
+        "{}",
+        output_text(&unconfirmed)
+    );
+    let erased = ceneca(dir.path())
+        .args(["user", "erase", "Gone@Example.com", "--yes"])
+        .output()
+        .unwrap();
+    assert!(erased.status.success(), "{}", output_text(&erased));
+    let report: Value = serde_json::from_slice(&erased.stdout).unwrap();
+    assert_eq!(report["user_id"], user["id"]);
+    assert_eq!(report["removed"]["users"], 1);
+    // Again: nothing to erase, and it says so; the audit trail verifies.
+    let again = ceneca(dir.path())
+        .args(["user", "erase", "gone@example.com", "--yes"])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", output_text(&again));
+    assert!(
+        output_text(&again).contains("nothing to erase"),
+        "{}",
+        output_text(&again)
+    );
+    let verify = ceneca(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", output_text(&verify));
+}
+
+#[test]
 fn migrate_config_and_keys_commands() {
     let dir = tempfile::tempdir().unwrap();
     let up = ceneca(dir.path()).args(["migrate", "up"]).output().unwrap();

@@ -608,6 +608,16 @@ async fn an_interrupted_erase_is_finished_by_the_next_maintenance_run(backend: B
         u.id
     ))
     .await;
+    // Closed for good: an administrator cannot bring it back meanwhile.
+    let admin = s.admin().await;
+    let restore = s
+        .post(
+            &admin,
+            &format!("/api/v1/users/{}/restore", u.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(restore.status, 409, "{restore:?}");
     let report = s
         .services
         .run_maintenance(MaintenanceTrigger::Manual, None, false, &|_| {})
