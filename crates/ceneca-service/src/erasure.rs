@@ -17,7 +17,7 @@
 use ceneca_domain::clock::now;
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::{Deleted, Entity, Record, Value, model};
-use ceneca_store::{StoreError, WriteBatch, WriteOp};
+use ceneca_store::{PurgeRule, StoreError, WriteBatch, WriteOp};
 use ceneca_wire::erasure::{EraseRequest, ErasureReport};
 use ceneca_wire::maintenance::MaintenanceReport;
 use serde_json::json;
@@ -97,12 +97,15 @@ impl Services {
                 ));
             }
         }
+        // An administrator proves it with a current code: a recovery code is for getting
+        // back into one's own account, not for erasing someone else's.
+        let recovery_code = if own {
+            request.recovery_code.as_deref()
+        } else {
+            None
+        };
         let second = self
-            .check_second_factor(
-                &me,
-                request.mfa_code.as_deref(),
-                request.recovery_code.as_deref(),
-            )
+            .check_second_factor(&me, request.mfa_code.as_deref(), recovery_code)
             .await;
         match second {
             Ok(SecondFactor::NotEnabled) if !own => Err(ServiceError::Forbidden(
@@ -202,20 +205,28 @@ impl Services {
             if !work.blockers.is_empty() {
                 return Err(blocked(work.blockers));
             }
-            let (entity, ids): (&'static Entity, Vec<Uuid>) = if !work.organizations.is_empty() {
-                (&model::ORGANIZATIONS, work.organizations[..1].to_vec())
-            } else if !work.workspaces.is_empty() {
-                (&model::WORKSPACES, work.workspaces[..1].to_vec())
-            } else if !work.threads.is_empty() {
-                (&model::THREADS, work.threads)
-            } else if !work.messages.is_empty() {
-                (&model::MESSAGES, work.messages)
-            } else {
-                break;
-            };
+            // What was the account's alone goes whole; what it wrote in shared places is
+            // checked again inside the purge (another account may write there meanwhile).
+            let authored = PurgeRule::AuthoredBy(user);
+            let (entity, ids, rule): (&'static Entity, Vec<Uuid>, PurgeRule) =
+                if !work.organizations.is_empty() {
+                    let one = work.organizations[..1].to_vec();
+                    (&model::ORGANIZATIONS, one, PurgeRule::Upstream)
+                } else if !work.workspaces.is_empty() {
+                    let one = work.workspaces[..1].to_vec();
+                    (&model::WORKSPACES, one, PurgeRule::Upstream)
+                } else if !work.threads.is_empty() {
+                    (&model::THREADS, work.threads, authored)
+                } else if !work.messages.is_empty() {
+                    (&model::MESSAGES, work.messages, authored)
+                } else {
+                    break;
+                };
             let mut event = AuditEvent::new("user.erase_round", "success").on("users", Some(user));
             event.actor = actor;
-            self.purge_rows_as(entity, ids, None, event, &mut rounds)
+            // The files of what went are deleted now, not after the sweep's grace: an
+            // erase leaves nothing behind for later.
+            self.purge_rows_as(entity, ids, rule, event, None, &mut rounds)
                 .await?;
         }
         let count = |table: &str| rounds.purged.get(table).copied().unwrap_or(0);
@@ -251,11 +262,17 @@ impl Services {
             audit,
             chain,
         });
-        let rows = self.store.apply(batch).await.map_err(|e| match e {
-            StoreError::NotFound => ServiceError::NotFound("user"),
-            StoreError::MustKeep(why) => ServiceError::conflict(why),
-            other => other.into(),
-        })?;
+        let rows = match self.store.apply(batch).await {
+            Ok(rows) => rows,
+            // Another erase of the account (a second request, the command line, a
+            // maintenance run) ended it first: what was asked is done.
+            Err(StoreError::NotFound) => {
+                tracing::info!(%user, "the erase was finished by another run");
+                return Ok(report);
+            }
+            Err(StoreError::MustKeep(why)) => return Err(ServiceError::conflict(why)),
+            Err(other) => return Err(other.into()),
+        };
         let details = match rows.first().and_then(|r| r.get("details")) {
             Some(Value::Json(details)) => details.clone(),
             _ => serde_json::Value::Null,
@@ -265,11 +282,14 @@ impl Services {
         report.audit_entries_erased = number("audit_entries_erased");
         report.audit_entries_kept = number("audit_entries_kept");
         report.handed_over = details["handed_over"].as_array().map_or(0, Vec::len) as u64;
-        if let Some(removed) = details["removed"].as_object() {
-            for (table, n) in removed {
-                report
-                    .removed
-                    .insert(table.clone(), n.as_u64().unwrap_or(0));
+        for (name, into) in [
+            ("removed", &mut report.removed),
+            ("unlinked", &mut report.unlinked),
+        ] {
+            if let Some(counts) = details[name].as_object() {
+                for (table, n) in counts {
+                    into.insert(table.clone(), n.as_u64().unwrap_or(0));
+                }
             }
         }
         // The account is gone; what the engine keeps of deleted rows goes too. A failure

@@ -65,7 +65,7 @@ fn with_user(d: &dyn Dialect, user: Uuid, text: &str) -> Sql {
 }
 
 /// The ids a query reads in its `id` column.
-async fn ids<E: Exec>(exec: &mut E, sql: &Sql) -> Result<Vec<Uuid>> {
+async fn ids_of<E: Exec>(exec: &mut E, sql: &Sql) -> Result<Vec<Uuid>> {
     static ID: [Field; 1] = [field("id", Kind::Uuid)];
     let fields: Vec<&Field> = ID.iter().collect();
     Ok(exec
@@ -91,11 +91,99 @@ const HELD: &str = "(o.owner_user_id = {u} OR EXISTS (SELECT 1 FROM organization
 const ANONYMISING: &str = "(SELECT aw.id FROM workspaces aw JOIN organizations ao
         ON ao.id = aw.organization_id WHERE ao.erasure = 'anonymise')";
 
+/// Whether the message or attachment `alias` was posted by the account `{u}`: its author,
+/// or — for a row without one (an assistant's reply, a file) — the account whose change
+/// created it, as the change log recorded. A row the log no longer tells about is taken
+/// for someone else's: an erase keeps what it cannot prove was the account's.
+fn posted_by(alias: &str, table: &str) -> String {
+    let logged = format!(
+        "EXISTS (SELECT 1 FROM sync_events pe WHERE pe.entity_id = {alias}.id
+            AND pe.operation = 'create' AND pe.user_id = {{u}})"
+    );
+    match table {
+        // Never unknown (a NULL author compared would be, and `NOT` of it too, which
+        // would take a reply by someone else for the account's).
+        "messages" => format!(
+            "(({alias}.author_id IS NOT NULL AND {alias}.author_id = {{u}})
+              OR ({alias}.author_id IS NULL AND {logged}))"
+        ),
+        _ => logged,
+    }
+}
+
+/// Whether the row `alias` of `table` is what the account `{u}` wrote alone, which an
+/// erase deletes (where the organization does not keep it): a message it wrote, a thread
+/// it started in which every message was posted by it.
+fn authored_alone(alias: &str, table: &str) -> String {
+    match table {
+        "threads" => format!(
+            "{alias}.created_by = {{u}} AND NOT EXISTS (SELECT 1 FROM messages om
+                WHERE om.thread_id = {alias}.id AND NOT {})",
+            posted_by("om", "messages")
+        ),
+        "messages" => format!("{alias}.author_id = {{u}}"),
+        _ => "1 = 0".to_owned(),
+    }
+}
+
+/// Those of `ids` (rows of `entity`, locked by the caller) the account `user` still wrote
+/// alone ([`authored_alone`]).
+pub(crate) async fn still_authored_alone<E: Exec>(
+    exec: &mut E,
+    entity: &Entity,
+    user: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>> {
+    let d = exec.dialect();
+    let mut sql = Sql::default();
+    let u = sql.bind(d, Value::Id(user), Kind::Uuid);
+    let set = sql.bind(d, Value::IdSet(ids.to_vec()), Kind::Uuid);
+    sql.text = format!(
+        "SELECT r.id FROM {} r WHERE {} AND {}",
+        entity.table,
+        d.in_set("r.id", &set),
+        authored_alone("r", entity.table).replace("{u}", &u)
+    );
+    ids_of(exec, &sql).await
+}
+
+/// Keeps the files another account attached to the messages that go with `ids` (rows of
+/// `entity`: messages, or threads and their messages), detached from them; returns them
+/// as they are now.
+pub(crate) async fn detach_others_files<E: Exec>(
+    exec: &mut E,
+    entity: &Entity,
+    user: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Record>> {
+    let d = exec.dialect();
+    let mut sql = Sql::default();
+    let u = sql.bind(d, Value::Id(user), Kind::Uuid);
+    let set = sql.bind(d, Value::IdSet(ids.to_vec()), Kind::Uuid);
+    let messages = match entity.table {
+        "messages" => format!("SELECT id FROM messages WHERE {}", d.in_set("id", &set)),
+        "threads" => format!(
+            "SELECT id FROM messages WHERE {}",
+            d.in_set("thread_id", &set)
+        ),
+        _ => return Ok(Vec::new()),
+    };
+    let attachments = &model::ATTACHMENTS;
+    sql.text = format!(
+        "UPDATE attachments SET message_id = NULL
+         WHERE message_id IN ({messages}) AND NOT {}
+         RETURNING {}",
+        posted_by("attachments", "attachments").replace("{u}", &u),
+        sql::column_list(attachments)
+    );
+    exec.fetch(attachments, &sql).await
+}
+
 /// What is left to erase of `user`, at most `limit` rows of each kind.
 pub(crate) async fn work<E: Exec>(exec: &mut E, user: Uuid, limit: u32) -> Result<ErasureWork> {
     let d = exec.dialect();
     let mut out = ErasureWork::default();
-    let blocked_organizations = ids(
+    let blocked_organizations = ids_of(
         exec,
         &with_user(
             d,
@@ -116,7 +204,7 @@ pub(crate) async fn work<E: Exec>(exec: &mut E, user: Uuid, limit: u32) -> Resul
         ));
     }
     let d = exec.dialect();
-    let blocked_workspaces = ids(
+    let blocked_workspaces = ids_of(
         exec,
         &with_user(
             d,
@@ -144,23 +232,24 @@ pub(crate) async fn work<E: Exec>(exec: &mut E, user: Uuid, limit: u32) -> Resul
             "SELECT w.id FROM workspaces w WHERE w.owner_user_id = {{u}} AND w.organization_id IS NULL
              ORDER BY w.id LIMIT {limit}"
         ),
-        // Its messages and the replies of assistants in them go with the thread; a thread
-        // another user wrote in is theirs too and stays (without its author).
+        // Its messages and the replies of assistants it posted go with the thread; a
+        // thread another account posted in is theirs too and stays (without its author).
+        // The same conditions the purge checks again (`still_authored_alone`).
         format!(
-            "SELECT t.id FROM threads t WHERE t.created_by = {{u}} AND t.workspace_id NOT IN {ANONYMISING}
-               AND NOT EXISTS (SELECT 1 FROM messages om WHERE om.thread_id = t.id
-                   AND om.author_id IS NOT NULL AND om.author_id <> {{u}})
-             ORDER BY t.id LIMIT {limit}"
+            "SELECT t.id FROM threads t WHERE {} AND t.workspace_id NOT IN {ANONYMISING}
+             ORDER BY t.id LIMIT {limit}",
+            authored_alone("t", "threads")
         ),
         format!(
-            "SELECT m.id FROM messages m WHERE m.author_id = {{u}} AND m.workspace_id NOT IN {ANONYMISING}
-             ORDER BY m.id LIMIT {limit}"
+            "SELECT m.id FROM messages m WHERE {} AND m.workspace_id NOT IN {ANONYMISING}
+             ORDER BY m.id LIMIT {limit}",
+            authored_alone("m", "messages")
         ),
     ];
     let mut found = Vec::with_capacity(queries.len());
     for text in &queries {
         let sql = with_user(exec.dialect(), user, text);
-        found.push(ids(exec, &sql).await?);
+        found.push(ids_of(exec, &sql).await?);
     }
     let mut found = found.into_iter();
     out.organizations = found.next().unwrap_or_default();
@@ -170,6 +259,32 @@ pub(crate) async fn work<E: Exec>(exec: &mut E, user: Uuid, limit: u32) -> Resul
     Ok(out)
 }
 
+/// Refuses (`StoreError::MustKeep`) to bring back an account whose erase began: its row
+/// is locked first, so an erase beginning at the same moment is decided before or after,
+/// never in between.
+pub(crate) async fn refuse_if_erasing<E: Exec>(exec: &mut E, user: Uuid) -> Result<()> {
+    static SINCE: [Field; 1] = [field("erasing_since", Kind::Time)];
+    let lock = exec.dialect().lock_rows();
+    let sql = with_user(
+        exec.dialect(),
+        user,
+        &format!("SELECT erasing_since FROM users WHERE id = {{u}}{lock}"),
+    );
+    let fields: Vec<&Field> = SINCE.iter().collect();
+    let erasing = exec
+        .fetch_columns(&fields, &sql)
+        .await?
+        .first()
+        .and_then(|r| r.get("erasing_since"))
+        .is_some_and(|v| !v.is_null());
+    if erasing {
+        return Err(StoreError::MustKeep(
+            "the account is being erased: it cannot be restored",
+        ));
+    }
+    Ok(())
+}
+
 /// The accounts whose erase began and did not end.
 pub(crate) async fn pending<E: Exec>(exec: &mut E) -> Result<Vec<Uuid>> {
     let sql = Sql {
@@ -177,7 +292,7 @@ pub(crate) async fn pending<E: Exec>(exec: &mut E) -> Result<Vec<Uuid>> {
             .into(),
         ..Sql::default()
     };
-    ids(exec, &sql).await
+    ids_of(exec, &sql).await
 }
 
 /// What the last transaction of an erase did, for the change log and the audit entry.
@@ -188,6 +303,10 @@ pub(crate) struct ErasedAccount {
     /// Rows that went with the account (by the schema's cascade), as they were; their
     /// history is gone and each is logged as deleted.
     pub gone: Vec<(&'static Entity, Record)>,
+    /// Rows that stay without the account as their author, creator or inviter (the
+    /// reference set to `NULL`), as they are now, with the column: logged as changed, so
+    /// devices forget the account too.
+    pub unlinked: Vec<(&'static Entity, &'static str, Record)>,
     /// Change-log entries and sync conflicts dropped with them.
     pub changes_dropped: u64,
     pub conflicts_dropped: u64,
@@ -206,6 +325,11 @@ impl ErasedAccount {
             *n = json!(n.as_u64().unwrap_or(0) + 1);
         }
         removed.insert("users".into(), json!(1));
+        let mut unlinked = serde_json::Map::new();
+        for (entity, _, _) in &self.unlinked {
+            let n = unlinked.entry(entity.table.to_owned()).or_insert(json!(0));
+            *n = json!(n.as_u64().unwrap_or(0) + 1);
+        }
         let handed: Vec<String> = self
             .handed_over
             .iter()
@@ -213,6 +337,7 @@ impl ErasedAccount {
             .collect();
         json!({
             "removed": removed,
+            "unlinked": unlinked,
             "handed_over": handed,
             "changes_dropped": self.changes_dropped,
             "conflicts_dropped": self.conflicts_dropped,
@@ -235,12 +360,13 @@ pub(crate) async fn erase_account<E: Exec>(exec: &mut E, user: Uuid) -> Result<E
         user,
         &format!("SELECT id FROM users WHERE id = {{u}} AND erasing_since IS NOT NULL{lock}"),
     );
-    if ids(exec, &sql).await?.is_empty() {
+    if ids_of(exec, &sql).await?.is_empty() {
         return Err(StoreError::NotFound);
     }
     let mut out = ErasedAccount {
         handed_over: Vec::new(),
         gone: Vec::new(),
+        unlinked: Vec::new(),
         changes_dropped: 0,
         conflicts_dropped: 0,
         audit_erased: 0,
@@ -292,10 +418,30 @@ pub(crate) async fn erase_account<E: Exec>(exec: &mut E, user: Uuid) -> Result<E
         "SELECT id FROM organizations WHERE owner_user_id = {u}
          UNION ALL SELECT id FROM workspaces WHERE owner_user_id = {u}",
     );
-    if !ids(exec, &sql).await?.is_empty() {
+    if !ids_of(exec, &sql).await?.is_empty() {
         return Err(StoreError::MustKeep(
             "the account still holds an organization or a workspace that others are in: hand it over first",
         ));
+    }
+
+    // What stays without the account: the reference cleared here rather than by the
+    // schema, so each change is logged and devices clear it too.
+    for (entity, column, on) in references() {
+        if on != OnErase::Unlinked || !entity.changelog {
+            continue;
+        }
+        let sql = with_user(
+            exec.dialect(),
+            user,
+            &format!(
+                "UPDATE {table} SET {column} = NULL WHERE {column} = {{u}} RETURNING {}",
+                sql::column_list(entity),
+                table = entity.table
+            ),
+        );
+        for row in exec.fetch(entity, &sql).await? {
+            out.unlinked.push((entity, column, row));
+        }
     }
 
     // What goes with the account: read (to tell other devices), then its history.

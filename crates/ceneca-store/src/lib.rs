@@ -51,7 +51,7 @@ pub use erasure::ErasureWork;
 pub use error::{Result, StoreError};
 pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, Lease, OutboxEntry};
-pub use purge::{PurgeCandidate, PurgeFootprint, PurgeQuery};
+pub use purge::{PurgeCandidate, PurgeFootprint, PurgeQuery, PurgeRule};
 pub use query::{Deleted, ListQuery};
 pub use retention::{ArchiveCandidate, ArchiveQuery, Footprint, RuleScope};
 pub use search::{SearchHit, SearchQuery};

@@ -250,6 +250,9 @@ pub(crate) async fn apply_batch<E: Exec>(
                 out.push(row);
             }
             WriteOp::Restore { entity, id, filter } => {
+                if std::ptr::eq(entity, &model::USERS) {
+                    crate::erasure::refuse_if_erasing(exec, id).await?;
+                }
                 let sql = sql::get(exec.dialect(), entity, id, &filter, Deleted::Only);
                 let deleted = fetch_one(exec, entity, &sql).await?;
                 let deleted_at = deleted
@@ -341,15 +344,37 @@ pub(crate) async fn apply_batch<E: Exec>(
             WriteOp::Purge {
                 entity,
                 ids,
-                deleted_before,
+                rule,
                 mut audit,
                 chain,
             } => {
-                let purged = crate::purge::purge(exec, entity, &ids, deleted_before).await?;
+                let purged = crate::purge::purge(exec, entity, &ids, rule).await?;
                 if !purged.takes_workspaces() {
                     // What was still counted: a purged workspace's counters go with it.
                     usage.count_live(&model::ATTACHMENTS, &purged.attachments, -1);
                     usage.count_live(&model::MESSAGES, &purged.live_messages, -1);
+                    // Rows purged live (an erase, a node told by its upstream): counted
+                    // until now, and in their parent's counters.
+                    let live: Vec<Record> = purged
+                        .rows
+                        .iter()
+                        .filter(|r| r.get("deleted_at").is_none_or(Value::is_null))
+                        .cloned()
+                        .collect();
+                    usage.count(entity, &live, -1);
+                    bump_counters(exec, entity, &live, -1, now).await?;
+                }
+                for row in &purged.detached {
+                    log(
+                        &mut changes,
+                        &model::ATTACHMENTS,
+                        row,
+                        operation::UPDATE,
+                        &["message_id"],
+                        actor,
+                        clock,
+                        now,
+                    );
                 }
                 let cx = LogContext { actor, clock, now };
                 if purged.takes_workspaces() {
@@ -370,7 +395,7 @@ pub(crate) async fn apply_batch<E: Exec>(
                         );
                     }
                 }
-                audit.set("details", Value::Json(purged.details(deleted_before)));
+                audit.set("details", Value::Json(purged.details(rule)));
                 out.push(append_audit(exec, audit, chain, &mut heads, now).await?);
                 out.extend(purged.attachments);
             }
@@ -387,6 +412,18 @@ pub(crate) async fn apply_batch<E: Exec>(
                         row,
                         operation::UPDATE,
                         &["owner_user_id"],
+                        actor,
+                        clock,
+                        now,
+                    );
+                }
+                for (entity, column, row) in &erased.unlinked {
+                    log(
+                        &mut changes,
+                        entity,
+                        row,
+                        operation::UPDATE,
+                        std::slice::from_ref(column),
                         actor,
                         clock,
                         now,

@@ -47,6 +47,29 @@ pub static PURGED: [&Entity; 6] = [
     &model::MESSAGES,
 ];
 
+/// Which of the rows a purge is given it deletes: each is checked again inside the purge's
+/// transaction, with the rows locked, so a row that changed since it was chosen stays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PurgeRule {
+    /// Rows in the bin since before this time, with nothing live below them (retention).
+    InBinSince(OffsetDateTime),
+    /// Whatever their state here: their upstream purged them (a local node).
+    Upstream,
+    /// What the account wrote alone, in the bin or not (an erase, `crate::erasure`):
+    /// messages it wrote, threads it started where every message is its own. Files
+    /// another account attached to a message that goes are kept, detached from it.
+    AuthoredBy(Uuid),
+}
+
+impl PurgeRule {
+    fn deleted_before(&self) -> Option<OffsetDateTime> {
+        match self {
+            PurgeRule::InBinSince(at) => Some(*at),
+            _ => None,
+        }
+    }
+}
+
 /// A page of one entity's rows in the bin since before `deleted_before`, in
 /// `(deleted_at, id)` order after `after` (a dry run, which deletes nothing, pages on).
 #[derive(Debug, Clone)]
@@ -397,11 +420,15 @@ pub(crate) struct Purged {
     /// Change-log entries and sync conflicts dropped.
     pub changes_dropped: u64,
     pub conflicts_dropped: u64,
+    /// Attachments of another account that were on a message that went, kept without it
+    /// (`message_id` now `NULL`), as they are now.
+    pub detached: Vec<Record>,
 }
 
 impl Purged {
     /// The audit entry's account of it: ids and counts, never content.
-    pub(crate) fn details(&self, deleted_before: Option<OffsetDateTime>) -> serde_json::Value {
+    pub(crate) fn details(&self, rule: PurgeRule) -> serde_json::Value {
+        let deleted_before = rule.deleted_before();
         let ids: Vec<String> = self
             .rows
             .iter()
@@ -419,6 +446,7 @@ impl Purged {
             "messages": self.footprint.messages,
             "changes_dropped": self.changes_dropped,
             "conflicts_dropped": self.conflicts_dropped,
+            "attachments_kept": self.detached.len(),
         })
     }
 
@@ -429,16 +457,16 @@ impl Purged {
     }
 }
 
-/// Purges those of `ids` (rows of `entity`, one of [`PURGED`]) still in the bin since
-/// before `deleted_before`, however long ago they were chosen: a row restored meanwhile
-/// stays. Without `deleted_before` (a local node told by its upstream that the rows were
-/// purged there), the rows go whatever their state here.
+/// Purges those of `ids` (rows of `entity`, one of [`PURGED`]) that `rule` still covers,
+/// however long ago they were chosen: a row restored meanwhile, or a thread another
+/// account wrote in since, stays.
 pub(crate) async fn purge<E: Exec>(
     exec: &mut E,
     entity: &'static Entity,
     ids: &[Uuid],
-    deleted_before: Option<OffsetDateTime>,
+    rule: PurgeRule,
 ) -> Result<Purged> {
+    let deleted_before = rule.deleted_before();
     let mut out = Purged {
         entity,
         rows: Vec::new(),
@@ -448,6 +476,7 @@ pub(crate) async fn purge<E: Exec>(
         footprint: PurgeFootprint::default(),
         changes_dropped: 0,
         conflicts_dropped: 0,
+        detached: Vec::new(),
     };
     if ids.is_empty() || !PURGED.iter().any(|e| std::ptr::eq(*e, entity)) {
         return Ok(out);
@@ -477,12 +506,23 @@ pub(crate) async fn purge<E: Exec>(
         d.lock_rows()
     );
     let fields: Vec<&Field> = ID.iter().collect();
-    let roots: Vec<Uuid> = exec
+    let mut roots: Vec<Uuid> = exec
         .fetch_columns(&fields, &sql)
         .await?
         .iter()
         .filter_map(|r| r.id_of("id"))
         .collect();
+    if let PurgeRule::AuthoredBy(user) = rule
+        && !roots.is_empty()
+    {
+        // Checked with the rows locked, in a statement of its own (on PostgreSQL, one that
+        // sees every write committed before the locks were granted): a message another
+        // account posts into a thread from now on waits for this transaction.
+        roots = crate::erasure::still_authored_alone(exec, entity, user, &roots).await?;
+        if !roots.is_empty() {
+            out.detached = crate::erasure::detach_others_files(exec, entity, user, &roots).await?;
+        }
+    }
     if roots.is_empty() {
         return Ok(out);
     }

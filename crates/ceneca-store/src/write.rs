@@ -135,8 +135,8 @@ pub enum WriteOp {
         chain: AuditChain,
     },
     /// Deletes for good those of `ids` (rows of `entity`, one of
-    /// [`crate::purge::PURGED`]) in the bin since before `deleted_before` when the batch
-    /// runs (whatever their state without it: on a local node, purged upstream), with everything below them, their history in the change log and their sync
+    /// [`crate::purge::PURGED`]) that `rule` covers when the batch runs (in the bin long
+    /// enough; purged upstream; written by an account being erased), with everything below them, their history in the change log and their sync
     /// conflicts (see [`crate::purge`]); logs one `purge` change per row (a revocation per
     /// user who may hold a purged workspace or organization) and counts off what was still
     /// counted. `audit` is appended with an account of what was done. Returns the audit
@@ -144,7 +144,7 @@ pub enum WriteOp {
     Purge {
         entity: &'static Entity,
         ids: Vec<Uuid>,
-        deleted_before: Option<time::OffsetDateTime>,
+        rule: crate::purge::PurgeRule,
         audit: Record,
         chain: AuditChain,
     },

@@ -45,6 +45,10 @@ pub struct ErasureReport {
     /// Rows that went with the account, by table (its row, memberships, devices,
     /// sessions, settings, AI records…).
     pub removed: BTreeMap<String, u64>,
+    /// Rows that stay without the account as their author, creator or inviter, by table
+    /// (what it wrote where the organization keeps it; threads others wrote in; whom it
+    /// invited).
+    pub unlinked: BTreeMap<String, u64>,
     /// Organizations and workspaces it created that passed to another owner (or, for a
     /// workspace of an organization, to the organization).
     pub handed_over: u64,

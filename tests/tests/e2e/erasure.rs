@@ -15,6 +15,9 @@ on_every_backend!(
     erasure_is_proven_again_and_refused_to_others,
     erasure_is_refused_while_the_account_alone_holds_a_shared_place,
     an_interrupted_erase_is_finished_by_the_next_maintenance_run,
+    regression_an_erase_keeps_what_another_account_posted_in_its_threads,
+    regression_a_thread_another_account_writes_in_after_it_was_chosen_stays,
+    regression_an_administrator_erases_with_a_current_code_not_a_recovery_code,
 );
 
 /// Planted in everything of the erased account: nothing may keep it.
@@ -289,8 +292,8 @@ async fn an_erased_account_leaves_no_trace_and_others_keep_what_they_wrote(backe
         assert!(rows_with_canary(&s).await > 0, "nothing planted");
         assert!(traces_in_data_folder(&s) > 0, "no file planted");
     }
-    s.age_blobs();
-
+    // Found by the attack: files written within the orphan sweep's grace (an hour) were
+    // left on disk; an erase deletes them at once (these were written a moment ago).
     let report = erase(&s, &u, &u.id, json!({"password": PASSWORD}))
         .await
         .expect(200);
@@ -404,6 +407,26 @@ async fn an_erased_account_leaves_no_trace_and_others_keep_what_they_wrote(backe
         .expect(200);
     assert_eq!(anonymised["content"], "words the organization keeps");
     assert_eq!(anonymised["author_id"], Value::Null, "{anonymised}");
+    // Found by the attack: the authorship was cleared by the schema, unlogged, so devices
+    // kept it; now the change is logged.
+    assert_eq!(report["unlinked"]["messages"], 1, "{report}");
+    let kept_feed = s
+        .get(&owner, "/api/v1/sync/pull?limit=1000")
+        .await
+        .expect(200);
+    let cleared = kept_feed["changes"].as_array().unwrap().iter().any(|c| {
+        c["entity_id"] == kept_message.as_str() && c["values"] == json!({"author_id": null})
+    });
+    assert!(cleared, "no change clears the author of {kept_message}");
+    // Found by the attack: the storage counters and a thread's message count kept what
+    // was purged live.
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+    let thread = s
+        .get(&owner, &format!("/api/v1/threads/{owners_thread}"))
+        .await
+        .expect(200);
+    assert_eq!(thread["message_count"], 1, "{thread}");
     // The owner's devices are told the erased member's memberships went.
     let feed = s
         .get(&owner, "/api/v1/sync/pull?limit=1000")
@@ -461,6 +484,17 @@ async fn erasure_is_proven_again_and_refused_to_others(backend: Backend) {
         assert_eq!(reply.status, 400, "{query}: {reply:?}");
         assert!(reply.body.to_string().contains(field), "{reply:?}");
     }
+    // Found by the attack: a body without ?erase=true closed the account silently.
+    let plain = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{}", u.id),
+            Some(&u.token),
+            Some(&json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(plain.status, 400, "{plain:?}");
+    assert!(plain.body.to_string().contains("erase=true"), "{plain:?}");
     let unknown = erase(&s, &u, &u.id, json!({"password": PASSWORD, "really": true})).await;
     assert_eq!(unknown.status, 422, "{unknown:?}");
     // The account itself: its password, right.
@@ -660,4 +694,235 @@ async fn an_interrupted_erase_is_finished_by_the_next_maintenance_run(backend: B
     // The begin entry is missing (the erase was begun by hand here), which is allowed:
     // what matters is that the erase entry accounts for what was erased.
     assert_eq!(s.services.verify_audit_chain().await.unwrap().broken, None);
+}
+
+/// A shared workspace (of `owner`'s organization) where `u` is an editor.
+async fn shared_workspace(s: &TestServer, owner: &User, u: &User) -> String {
+    let slug = format!("org-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let org = id(&s
+        .post(
+            owner,
+            "/api/v1/organizations",
+            json!({"name": "Team", "slug": slug}),
+        )
+        .await
+        .expect(201));
+    let ws = id(&s
+        .post(
+            owner,
+            "/api/v1/workspaces",
+            json!({"name": "Shared", "organization_id": org}),
+        )
+        .await
+        .expect(201));
+    s.post(
+        owner,
+        &format!("/api/v1/workspaces/{ws}/members"),
+        json!({"user_id": u.id, "role": "editor"}),
+    )
+    .await
+    .expect(201);
+    ws
+}
+
+/// Found by the attack: a reply another member posted as an assistant (no author) made
+/// the thread look like the erased account's alone, and a file another member attached
+/// to the account's message went with it.
+async fn regression_an_erase_keeps_what_another_account_posted_in_its_threads(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let u = s.user("u").await;
+    let ws = shared_workspace(&s, &owner, &u).await;
+    let thread = thread_in(&s, &u, &ws, "u's thread").await;
+    let mine = say(&s, &u, &thread, "u's words").await;
+    let reply = id(&s
+        .post(
+            &owner,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "assistant", "content": "the owner's reply"}),
+        )
+        .await
+        .expect(201));
+    // A thread of u's with its own assistant reply goes whole.
+    let alone = thread_in(&s, &u, &ws, "u alone").await;
+    say(&s, &u, &alone, "question").await;
+    let answer = id(&s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{alone}/messages"),
+            json!({"role": "assistant", "content": "answer"}),
+        )
+        .await
+        .expect(201));
+    // The owner's file on u's message.
+    let file = id(&s
+        .post(
+            &owner,
+            "/api/v1/attachments",
+            json!({"workspace_id": ws, "message_id": mine, "file_name": "owners.png"}),
+        )
+        .await
+        .expect(201));
+    assert_eq!(
+        s.put_content(&owner, &file, file_with("the owner's file", 7))
+            .await,
+        200
+    );
+
+    let report = erase(&s, &u, &u.id, json!({"password": PASSWORD}))
+        .await
+        .expect(200);
+    assert_eq!(report["threads_purged"], 1, "{report}");
+    assert_eq!(report["messages_purged"], 1, "{report}");
+    s.get(&owner, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    s.get(&owner, &format!("/api/v1/messages/{reply}"))
+        .await
+        .expect(200);
+    for gone in [
+        format!("/api/v1/messages/{mine}"),
+        format!("/api/v1/messages/{answer}"),
+    ] {
+        let read = s.get(&owner, &format!("{gone}?deleted=include")).await;
+        assert_eq!(read.status, 404, "{gone}: {read:?}");
+    }
+    let kept = s
+        .get(&owner, &format!("/api/v1/attachments/{file}"))
+        .await
+        .expect(200);
+    assert_eq!(kept["message_id"], Value::Null, "{kept}");
+    let content = s
+        .http
+        .get(format!("{}/api/v1/attachments/{file}/content", s.base))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(content.status(), 200);
+    assert_eq!(
+        content.bytes().await.unwrap().as_ref(),
+        file_with("the owner's file", 7).as_slice()
+    );
+    let drift = s.services.store().reconcile_storage(false).await.unwrap();
+    assert!(drift.is_empty(), "{drift:?}");
+}
+
+/// Found by the attack: the threads to purge were chosen in one transaction and purged
+/// in another, so a message another member posted in between went with the thread. The
+/// purge checks again under the rows' locks.
+async fn regression_a_thread_another_account_writes_in_after_it_was_chosen_stays(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let u = s.user("u").await;
+    let ws = shared_workspace(&s, &owner, &u).await;
+    let thread = thread_in(&s, &u, &ws, "u's thread").await;
+    say(&s, &u, &thread, "u's words").await;
+    let user: uuid::Uuid = u.id.parse().unwrap();
+    let chosen = s.services.store().erasure_work(user, 100).await.unwrap();
+    assert_eq!(chosen.threads, vec![thread.parse::<uuid::Uuid>().unwrap()]);
+    let later = say(&s, &owner, &thread, "the owner's words, after").await;
+    // The erase's round, as the service writes it (its audit entry made by hand).
+    let now = ceneca_domain::clock::now();
+    let mut audit = ceneca_domain::Record::new();
+    for (name, value) in [
+        ("id", ceneca_domain::Value::Id(uuid::Uuid::now_v7())),
+        ("created_at", ceneca_domain::Value::Time(now)),
+        ("updated_at", ceneca_domain::Value::Time(now)),
+        ("at", ceneca_domain::Value::Time(now)),
+        (
+            "action",
+            ceneca_domain::Value::Text("user.erase_round".into()),
+        ),
+        ("outcome", ceneca_domain::Value::Text("success".into())),
+    ] {
+        audit.set(name, value);
+    }
+    ceneca_domain::validate::fill_defaults(&ceneca_domain::model::AUDIT_LOG, &mut audit, now);
+    let chain = ceneca_store::AuditChain {
+        key: std::sync::Arc::new(ceneca_domain::audit::ChainKey::new("test", [7; 32])),
+        watcher: None,
+    };
+    let purge = ceneca_store::WriteOp::Purge {
+        entity: &ceneca_domain::model::THREADS,
+        ids: chosen.threads,
+        rule: ceneca_store::PurgeRule::AuthoredBy(user),
+        audit,
+        chain,
+    };
+    let rows = s
+        .services
+        .store()
+        .apply(ceneca_store::WriteBatch::new(ceneca_store::Actor::default()).push(purge))
+        .await
+        .unwrap();
+    let details = match rows[0].get("details") {
+        Some(ceneca_domain::Value::Json(details)) => details.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        details["ids"],
+        json!([]),
+        "the thread was purged: {details}"
+    );
+    s.get(&owner, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    s.get(&owner, &format!("/api/v1/messages/{later}"))
+        .await
+        .expect(200);
+}
+
+/// Found by the attack: an administrator erased another account with a recovery code.
+async fn regression_an_administrator_erases_with_a_current_code_not_a_recovery_code(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+    s.services
+        .create_user(&email, "Admin", PASSWORD, true)
+        .await
+        .unwrap();
+    let login = json!({"email": email, "password": PASSWORD});
+    let first = s
+        .call(Method::POST, "/api/v1/auth/login", None, Some(&login))
+        .await
+        .expect(200);
+    let token = first["token"].as_str().unwrap().to_owned();
+    let enrolled = s
+        .call(Method::POST, "/api/v1/auth/mfa/enroll", Some(&token), None)
+        .await
+        .expect(200);
+    let secret = enrolled["secret"].as_str().unwrap().to_owned();
+    let confirmed = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/mfa/confirm",
+            Some(&token),
+            Some(&json!({"code": mfa_code(&secret)})),
+        )
+        .await
+        .expect(200);
+    let recovery = confirmed["recovery_codes"][0].as_str().unwrap().to_owned();
+    let body = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": email, "password": PASSWORD, "mfa_code": mfa_code(&secret)})),
+        )
+        .await
+        .expect(200);
+    let admin = User {
+        id: body["user"]["id"].as_str().unwrap().to_owned(),
+        email,
+        token: body["token"].as_str().unwrap().to_owned(),
+    };
+    let refused = erase(&s, &admin, &u.id, json!({"recovery_code": recovery})).await;
+    assert_eq!(refused.status, 401, "{refused:?}");
+    s.get(&u, "/api/v1/auth/me").await.expect(200);
+    erase(&s, &admin, &u.id, json!({"mfa_code": mfa_code(&secret)}))
+        .await
+        .expect(200);
 }

@@ -58,6 +58,9 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&user)?);
         }
         Action::Erase { email, yes } => {
+            if email.trim().is_empty() {
+                bail!("give the e-mail of the account to erase");
+            }
             if !yes {
                 use std::io::IsTerminal;
                 if !std::io::stdin().is_terminal() {

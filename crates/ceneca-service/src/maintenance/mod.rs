@@ -356,7 +356,8 @@ impl Services {
         report.attachment_bytes_removed += count("attachment_bytes_removed");
         report.embeddings_removed += count("embeddings_removed");
         report.embedding_bytes_removed += count("embedding_bytes_removed");
-        self.remove_files_of(files, report).await?;
+        self.remove_files_of(files, Some(crate::attachments::SWEEP_GRACE), report)
+            .await?;
         Ok(archived)
     }
 }
@@ -366,7 +367,12 @@ impl Services {
     /// they named, file and thumbnail, that no row names any more and that was written
     /// before the sweep's grace (an upload in another process may be about to name a
     /// newer one; the sweep takes it later). Adds what it did to `report`.
-    async fn remove_files_of(&self, rows: &[Record], report: &mut MaintenanceReport) -> Result<()> {
+    async fn remove_files_of(
+        &self,
+        rows: &[Record],
+        grace: Option<std::time::Duration>,
+        report: &mut MaintenanceReport,
+    ) -> Result<()> {
         let deleting = Instant::now();
         let mut keys: Vec<BlobKey> = rows
             .iter()
@@ -377,7 +383,6 @@ impl Services {
         keys.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         keys.dedup();
         for key in keys {
-            let grace = Some(crate::attachments::SWEEP_GRACE);
             if self.remove_blob_if_unnamed(&key, grace).await? {
                 report.blob_files_deleted += 1;
             }

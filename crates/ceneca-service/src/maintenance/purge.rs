@@ -13,9 +13,8 @@ use std::time::Instant;
 
 use ceneca_domain::{Entity, Value};
 use ceneca_store::purge::PURGED;
-use ceneca_store::{Lease, PurgeQuery, WriteBatch, WriteOp};
+use ceneca_store::{Lease, PurgeQuery, PurgeRule, WriteBatch, WriteOp};
 use ceneca_wire::maintenance::MaintenanceReport;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Services;
@@ -76,8 +75,14 @@ impl Services {
                     report.purged_embeddings += footprint.embeddings;
                     report.purged_changes += footprint.changes;
                 } else {
-                    self.purge_rows(entity, ids, Some(deleted_before), actor, report)
-                        .await?;
+                    self.purge_rows(
+                        entity,
+                        ids,
+                        PurgeRule::InBinSince(deleted_before),
+                        actor,
+                        report,
+                    )
+                    .await?;
                 }
                 progress(report);
                 if candidates.len() < limit as usize {
@@ -94,32 +99,34 @@ impl Services {
         Ok(())
     }
 
-    /// Purges those of `ids` (rows of `entity`) in the bin since before `deleted_before`
-    /// (whatever their state without it: a local node told its upstream purged them) in
-    /// one transaction, then deletes the files no row names any more; adds what it did to
-    /// `report`. A maintenance path: it reaches every tenant's rows, so it is for the job
+    /// Purges those of `ids` (rows of `entity`) that `rule` covers in one transaction,
+    /// then deletes the files no row names any more; adds what it did to `report`. A maintenance path: it reaches every tenant's rows, so it is for the job
     /// and the replicator, never a request.
     pub(crate) async fn purge_rows(
         &self,
         entity: &'static Entity,
         ids: Vec<Uuid>,
-        deleted_before: Option<OffsetDateTime>,
+        rule: PurgeRule,
         actor: Option<Uuid>,
         report: &mut MaintenanceReport,
     ) -> Result<()> {
         let mut event = AuditEvent::new("maintenance.purge", "success");
         event.actor = actor;
-        self.purge_rows_as(entity, ids, deleted_before, event, report)
+        let grace = Some(crate::attachments::SWEEP_GRACE);
+        self.purge_rows_as(entity, ids, rule, event, grace, report)
             .await
     }
 
-    /// [`Services::purge_rows`], accounted for by `event` (an erase's round).
+    /// [`Services::purge_rows`], accounted for by `event` (an erase's round), deleting the
+    /// files let go that were written before `grace` (`None`: all of them — an erase does
+    /// not wait for the sweep).
     pub(crate) async fn purge_rows_as(
         &self,
         entity: &'static Entity,
         ids: Vec<Uuid>,
-        deleted_before: Option<OffsetDateTime>,
+        rule: PurgeRule,
         event: AuditEvent,
+        grace: Option<std::time::Duration>,
         report: &mut MaintenanceReport,
     ) -> Result<()> {
         let actor = event.actor;
@@ -131,7 +138,7 @@ impl Services {
         .push(WriteOp::Purge {
             entity,
             ids,
-            deleted_before,
+            rule,
             audit,
             chain,
         });
@@ -155,6 +162,6 @@ impl Services {
         report.purged_attachment_bytes += count("attachment_bytes");
         report.purged_embeddings += count("embeddings");
         report.purged_changes += count("changes_dropped");
-        self.remove_files_of(attachments, report).await
+        self.remove_files_of(attachments, grace, report).await
     }
 }

@@ -113,18 +113,6 @@ impl Services {
             )));
         }
         let filter = caller.filter(entity, Access::Restore);
-        // An account being erased was closed for good: it does not come back.
-        if std::ptr::eq(entity, &ceneca_domain::model::USERS) {
-            let row = self
-                .store
-                .get(entity, id, filter.clone(), ceneca_domain::Deleted::Only)
-                .await?;
-            if row.is_some_and(|r| r.get("erasing_since").is_some_and(|v| !v.is_null())) {
-                return Err(ServiceError::conflict(
-                    "the account is being erased: it cannot be restored",
-                ));
-            }
-        }
         // What comes back from the bin is charged again: checked inside the write, under
         // the quota holder's lock, once the restore has counted it.
         let guard = self.restore_guard(entity, id).await?;

@@ -347,8 +347,14 @@ impl Services {
                 ))
             })?;
         let mut report = ceneca_wire::maintenance::MaintenanceReport::default();
-        self.purge_rows(entity, vec![change.entity_id], None, None, &mut report)
-            .await
+        self.purge_rows(
+            entity,
+            vec![change.entity_id],
+            ceneca_store::PurgeRule::Upstream,
+            None,
+            &mut report,
+        )
+        .await
     }
 
     async fn apply_change(

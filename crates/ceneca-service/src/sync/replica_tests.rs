@@ -1366,7 +1366,9 @@ async fn rows_purged_upstream_are_deleted_on_their_members_nodes() {
     assert!(pair.node_has(&model::THREADS, thread).await, "in the bin");
 
     // Purged upstream (as maintenance does, past the rule).
-    let later = Some(ceneca_domain::clock::now() + time::Duration::seconds(1));
+    let later = ceneca_store::PurgeRule::InBinSince(
+        ceneca_domain::clock::now() + time::Duration::seconds(1),
+    );
     let mut report = ceneca_wire::maintenance::MaintenanceReport::default();
     svc.purge_rows(&model::THREADS, vec![thread], later, None, &mut report)
         .await

@@ -23,7 +23,15 @@ pub(crate) async fn delete_user(
     QueryPairs(pairs): QueryPairs,
     request: Request,
 ) -> ApiResult<Response> {
-    if !ceneca_wire::params::erase_param(&pairs)? {
+    let erase = ceneca_wire::params::erase_param(&pairs)?;
+    if !erase && request.headers().contains_key(header::CONTENT_TYPE) {
+        // A body means the client meant to prove an erase: closing the account instead
+        // would leave it believing it erased.
+        return Err(crate::error::ApiError::bad_request(
+            "a body is taken only with ?erase=true (without it, the account is put in the bin)",
+        ));
+    }
+    if !erase {
         let deletion = state.services.delete(&caller, &model::USERS, id).await?;
         return Ok(deletion_response(deletion));
     }
