@@ -13,11 +13,13 @@
 //!   a change to 1,000 change-stream subscribers;
 //! - `storage`: attachment content, storage statistics, retention;
 //! - `export`: a user's export (10,000 messages, 100 MiB of files), beside reading the same
-//!   files.
+//!   files, and the erase of that user, beside the same deletion done raw;
+//! - `backup`: a backup of a 1 GiB data folder, its verification and restore, beside `cp -r`.
 //!
 //! A library of its own so the binary crate holds commands only; the binary passes its own
 //! path in, for the figures that start a real `ceneca serve` process.
 
+mod backup;
 mod core;
 mod export;
 mod node;
@@ -47,6 +49,7 @@ pub enum Suite {
     Node,
     Storage,
     Export,
+    Backup,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +101,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Node,
             Suite::Storage,
             Suite::Export,
+            Suite::Backup,
         ]
     } else {
         args.suite.clone()
@@ -121,6 +125,7 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
             Suite::Node => node::run(&args, dir.path(), ceneca).await?,
             Suite::Storage => storage::run(&args, dir.path()).await?,
             Suite::Export => export::run(dir.path()).await?,
+            Suite::Backup => backup::run(dir.path()).await?,
         }
         println!();
     }

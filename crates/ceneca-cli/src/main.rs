@@ -98,6 +98,12 @@ enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Backups of the embedded database and the attachment files, sealed with a key
+    /// derived from the key ring: create (while the server runs), verify, restore.
+    Backup {
+        #[command(subcommand)]
+        action: commands::backup::Action,
+    },
     /// Storage counters: recount them from the data.
     Storage {
         #[command(subcommand)]
@@ -174,6 +180,7 @@ fn main() -> std::process::ExitCode {
                 Command::Db { action } => commands::db::run(config, action).await,
                 Command::Device { action } => commands::device::run(config, action).await,
                 Command::Storage { action } => commands::storage::run(config, action).await,
+                Command::Backup { action } => commands::backup::run(config, action).await,
                 Command::Export { user, out } => commands::export::run(config, &user, &out).await,
                 Command::Maintenance { action } => commands::maintenance::run(config, action).await,
                 Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,

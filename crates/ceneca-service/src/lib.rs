@@ -52,6 +52,7 @@ pub mod attachments;
 pub mod audit;
 pub mod audit_head;
 pub mod auth;
+pub mod backup;
 pub mod caller;
 pub mod consent;
 mod content;

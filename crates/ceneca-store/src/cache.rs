@@ -285,6 +285,10 @@ impl Store for CachedStore {
         self.inner.erasure_work(user, limit).await
     }
 
+    async fn snapshot_into(&self, path: std::path::PathBuf) -> Result<()> {
+        self.inner.snapshot_into(path).await
+    }
+
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
         self.inner.pending_erasures().await
     }

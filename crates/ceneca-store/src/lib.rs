@@ -175,6 +175,10 @@ pub trait Store: Send + Sync + 'static {
     /// purge or an erase touches, vacuumed. Slow on a large index (it rewrites it): after
     /// a purge or an erase, not per request.
     async fn scrub_deleted(&self) -> Result<()>;
+    /// Writes a consistent snapshot of the database to the new file `path` (a backup):
+    /// on SQLite `VACUUM INTO` in one read transaction, while writes go on. PostgreSQL is
+    /// backed up with its own tools (`pg_dump`, point-in-time recovery): refused there.
+    async fn snapshot_into(&self, path: std::path::PathBuf) -> Result<()>;
     /// What is left to erase of the account `user` before its last transaction, at most
     /// `limit` rows of each kind (`crate::erasure`).
     async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<ErasureWork>;

@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod backup;
 pub mod certs;
 pub mod config;
 pub mod db;

@@ -624,6 +624,12 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn snapshot_into(&self, _path: std::path::PathBuf) -> Result<()> {
+        Err(StoreError::Config(
+            "a PostgreSQL database is backed up with pg_dump or point-in-time recovery, not by Ceneca".into(),
+        ))
+    }
+
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         crate::erasure::pending(&mut PgExec { conn: &mut conn }).await

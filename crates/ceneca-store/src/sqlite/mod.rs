@@ -907,6 +907,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn snapshot_into(&self, path: std::path::PathBuf) -> Result<()> {
+        self.read(move |conn| {
+            let target = path.to_str().ok_or_else(|| {
+                StoreError::Config(format!("{} is not a UTF-8 path", path.display()))
+            })?;
+            // A reader's one read transaction, allowed to write the new file only.
+            conn.execute_batch("PRAGMA query_only = OFF")
+                .map_err(backend)?;
+            let done = conn.execute("VACUUM INTO ?1", [target]).map_err(backend);
+            conn.execute_batch("PRAGMA query_only = ON")
+                .map_err(backend)?;
+            done.map(|_| ())
+        })
+        .await
+    }
+
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
         self.read(move |conn| run_ready(crate::erasure::pending(&mut SqliteExec { conn })))
             .await

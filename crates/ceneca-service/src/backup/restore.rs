@@ -1,0 +1,178 @@
+//! `ceneca backup verify` and `ceneca backup restore`: every file opened and checked
+//! against the sealed manifest before anything is trusted.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ceneca_crypto::KeyRing;
+use ceneca_store::BlobStore;
+
+use super::sealing::open;
+use super::{BackupError, BackupManifest, FORMAT, MANIFEST, MARKER, PARTIAL, identity};
+
+/// The id a complete backup's marker gives, and the key it was sealed with.
+fn marker(dir: &Path) -> Result<(String, String), BackupError> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if name.ends_with(PARTIAL) {
+        return Err(BackupError::Refused(format!(
+            "{} was cut short while it was written: it is not a backup (take a new one)",
+            dir.display()
+        )));
+    }
+    let path = dir.join(MARKER);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BackupError::Refused(format!(
+                "{} has no {MARKER} file: it is not a complete backup",
+                dir.display()
+            )));
+        }
+        Err(e) => return Err(BackupError::io(&path, e)),
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .map(str::to_owned)
+    };
+    let bad = || BackupError::Damaged(format!("{} is not a backup marker", path.display()));
+    if field("ceneca backup") != Some(FORMAT.to_string()) {
+        return Err(bad());
+    }
+    let id = field("id").filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    Ok((id.ok_or_else(bad)?, field("key").ok_or_else(bad)?))
+}
+
+/// Opens the backup at `dir` and checks every file it holds; answers its manifest.
+pub async fn verify_backup(keys: Arc<KeyRing>, dir: &Path) -> Result<BackupManifest, BackupError> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || verify_blocking(&keys, &dir))
+        .await
+        .map_err(|e| BackupError::Refused(e.to_string()))?
+}
+
+fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupError> {
+    let (id, key) = marker(dir)?;
+    if !keys.key_ids().contains(&key.as_str()) {
+        return Err(BackupError::Refused(format!(
+            "the backup was sealed with key '{key}', which this key ring does not hold: use the key file (or CENECA_ENCRYPTION_KEY) of the folder that was backed up"
+        )));
+    }
+    let mut json = Vec::new();
+    open(
+        keys,
+        &dir.join(MANIFEST),
+        &identity(&id, MANIFEST),
+        None,
+        &mut json,
+    )?;
+    let manifest: BackupManifest = serde_json::from_slice(&json)
+        .map_err(|e| BackupError::Damaged(format!("the manifest does not read: {e}")))?;
+    if manifest.format != FORMAT || manifest.id != id {
+        return Err(BackupError::Damaged(
+            "the manifest is not this backup's".into(),
+        ));
+    }
+    let mut files = vec![&manifest.database];
+    files.extend(manifest.blobs.iter().map(|b| &b.copy));
+    for file in &files {
+        open(
+            keys,
+            &dir.join(&file.file),
+            &identity(&id, &file.file),
+            Some(file),
+            &mut std::io::sink(),
+        )?;
+    }
+    // Nothing but what the manifest lists.
+    let listed: std::collections::HashSet<&str> = files.iter().map(|f| f.file.as_str()).collect();
+    let blobs = dir.join("blobs");
+    for entry in std::fs::read_dir(&blobs).map_err(|e| BackupError::io(&blobs, e))? {
+        let entry = entry.map_err(|e| BackupError::io(&blobs, e))?;
+        let name = format!("blobs/{}", entry.file_name().to_string_lossy());
+        if !listed.contains(name.as_str()) {
+            return Err(BackupError::Damaged(format!(
+                "{name} is not in the manifest"
+            )));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Restores the backup at `dir` into `data_dir` (which must not exist or be empty): the
+/// database as `database_file` there and the blob folder (`blobs`), after every file was
+/// verified. The vector index is left for the caller to rebuild from the database.
+pub async fn restore_backup(
+    keys: Arc<KeyRing>,
+    dir: &Path,
+    data_dir: &Path,
+    database_file: &str,
+) -> Result<BackupManifest, BackupError> {
+    if std::fs::read_dir(data_dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(BackupError::Refused(format!(
+            "{} is not empty: restore into a new folder",
+            data_dir.display()
+        )));
+    }
+    let manifest = verify_backup(keys.clone(), dir).await?;
+    std::fs::create_dir_all(data_dir).map_err(|e| BackupError::io(data_dir, e))?;
+    // The database, written beside its name and renamed once whole.
+    let target = data_dir.join(database_file);
+    let partial = data_dir.join(format!("{database_file}{PARTIAL}"));
+    let (ring, source, id, file) = (
+        keys.clone(),
+        dir.join(&manifest.database.file),
+        manifest.id.clone(),
+        manifest.database.clone(),
+    );
+    let written = partial.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out =
+            std::fs::File::create_new(&written).map_err(|e| BackupError::io(&written, e))?;
+        open(
+            &ring,
+            &source,
+            &identity(&id, &file.file),
+            Some(&file),
+            &mut out,
+        )?;
+        out.sync_all().map_err(|e| BackupError::io(&written, e))
+    })
+    .await
+    .map_err(|e| BackupError::Refused(e.to_string()))??;
+    std::fs::rename(&partial, &target).map_err(|e| BackupError::io(&target, e))?;
+
+    let blob_folder = data_dir.join("blobs");
+    let blobs =
+        ceneca_store::FsBlobs::open(&blob_folder).map_err(|e| BackupError::io(&blob_folder, e))?;
+    for blob in &manifest.blobs {
+        let (ring, source, id, file) = (
+            keys.clone(),
+            dir.join(&blob.copy.file),
+            manifest.id.clone(),
+            blob.copy.clone(),
+        );
+        let content = tokio::task::spawn_blocking(move || {
+            let mut content = Vec::with_capacity(file.size as usize);
+            open(
+                &ring,
+                &source,
+                &identity(&id, &file.file),
+                Some(&file),
+                &mut content,
+            )?;
+            Ok::<_, BackupError>(content)
+        })
+        .await
+        .map_err(|e| BackupError::Refused(e.to_string()))??;
+        let io = |e| BackupError::io(&blob_folder, e);
+        let mut pending = blobs.begin().await.map_err(io)?;
+        pending.write(&content).await.map_err(io)?;
+        let key = ceneca_store::BlobKey::parse(&blob.key).ok_or_else(|| {
+            BackupError::Damaged(format!("the manifest names a file {:?}", blob.key))
+        })?;
+        blobs.keep(pending, key.digest()).await.map_err(io)?;
+    }
+    super::create::sync_dir(data_dir)?;
+    Ok(manifest)
+}
