@@ -56,7 +56,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     println!("a data folder of {mib:.0} MiB: {MESSAGES} messages and {FILES} files of 1 MiB");
 
     let started = Instant::now();
-    let summary = services.create_backup(&dir.join("backups")).await?;
+    let summary = services.create_backup(&dir.join("backups"), &data).await?;
     let backup = started.elapsed();
     let started = Instant::now();
     services.verify_backup(&summary.path).await?;

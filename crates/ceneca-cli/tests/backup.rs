@@ -176,6 +176,20 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_restores_whole() {
         .output()
         .unwrap();
     assert!(restore.status.success(), "{}", text(&restore));
+    // Found by the attack: the head was read after the snapshot, so with writes going on
+    // the restored chain ended before it ("the tail was cut"). It is the snapshot's now.
+    let printed = text(&restore);
+    let head = printed
+        .split("--expect-head ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap()
+        .to_owned();
+    let expected = ceneca(&restored)
+        .args(["--data-dir", ".", "audit", "verify", "--expect-head", &head])
+        .output()
+        .unwrap();
+    assert!(expected.status.success(), "{}", text(&expected));
     let audit = ceneca(&restored)
         .args(["--data-dir", "."])
         .args(["audit", "verify"])
@@ -321,6 +335,83 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_restores_whole() {
         .unwrap();
     assert!(!restore.status.success());
     assert!(text(&restore).contains("not empty"), "{}", text(&restore));
+
+    // Found by the attack: files beside the backup's own, and a marker that is a link (a
+    // read of /dev/zero never ends), passed or hung.
+    let extra = root.path().join("extra");
+    copy_dir(&backup, &extra);
+    std::fs::write(extra.join("database.snapshot"), b"plain").unwrap();
+    let verified = ceneca(&data)
+        .arg("backup")
+        .arg("verify")
+        .arg(&extra)
+        .output()
+        .unwrap();
+    assert!(!verified.status.success());
+    assert!(
+        text(&verified).contains("not part of a backup"),
+        "{}",
+        text(&verified)
+    );
+    let linked = root.path().join("linked");
+    copy_dir(&backup, &linked);
+    std::fs::remove_file(linked.join("BACKUP")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", linked.join("BACKUP")).unwrap();
+    let verified = ceneca(&data)
+        .arg("backup")
+        .arg("verify")
+        .arg(&linked)
+        .output()
+        .unwrap();
+    assert!(!verified.status.success());
+    assert!(
+        text(&verified).contains("not a regular file"),
+        "{}",
+        text(&verified)
+    );
+
+    // Found by the attack: a mistyped data folder was created, with a new key, and
+    // "backed up" empty.
+    let typo = ceneca(root.path())
+        .args(["--data-dir", "typo", "backup", "create", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!typo.status.success());
+    assert!(
+        text(&typo).contains("nothing to back up"),
+        "{}",
+        text(&typo)
+    );
+    assert!(!root.path().join("typo").join("keys").exists());
+
+    // Found by the attack: two backups at once destroyed each other's; the second waits
+    // its turn now (refused while the first holds the folder's backup lock).
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data.join("ceneca_data").join("backup.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let second = ceneca(&data)
+        .args(["backup", "create", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        text(&second).contains("another backup"),
+        "{}",
+        text(&second)
+    );
+    drop(lock);
+    let third = ceneca(&data)
+        .args(["backup", "create", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(third.status.success(), "{}", text(&third));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -285,7 +285,10 @@ impl Store for CachedStore {
         self.inner.erasure_work(user, limit).await
     }
 
-    async fn snapshot_into(&self, path: std::path::PathBuf) -> Result<()> {
+    async fn snapshot_into(
+        &self,
+        path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead> {
         self.inner.snapshot_into(path).await
     }
 

@@ -176,9 +176,14 @@ pub trait Store: Send + Sync + 'static {
     /// a purge or an erase, not per request.
     async fn scrub_deleted(&self) -> Result<()>;
     /// Writes a consistent snapshot of the database to the new file `path` (a backup):
-    /// on SQLite `VACUUM INTO` in one read transaction, while writes go on. PostgreSQL is
-    /// backed up with its own tools (`pg_dump`, point-in-time recovery): refused there.
-    async fn snapshot_into(&self, path: std::path::PathBuf) -> Result<()>;
+    /// on SQLite `VACUUM INTO` in one read transaction, while writes go on. Answers the
+    /// audit chain's end as the snapshot holds it (read from the file: writes that came
+    /// after are not in it). PostgreSQL is backed up with its own tools (`pg_dump`,
+    /// point-in-time recovery): refused there.
+    async fn snapshot_into(
+        &self,
+        path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead>;
     /// What is left to erase of the account `user` before its last transaction, at most
     /// `limit` rows of each kind (`crate::erasure`).
     async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<ErasureWork>;

@@ -48,13 +48,23 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
                     "on PostgreSQL, back the database up with pg_dump or point-in-time recovery (see the README); `ceneca backup` covers the embedded database"
                 );
             }
+            // A backup of what is there: never of a folder (or a key) made up on the spot
+            // because a path was mistyped.
+            let database = config.data_dir.join("ceneca.db");
+            if !database.exists() {
+                bail!(
+                    "no database at {}: nothing to back up (is --data-dir right?)",
+                    database.display()
+                );
+            }
+            ring(&config, None)?;
             let (services, _) = super::open_services(&config).await?;
             let services = services.with_blobs(Arc::new(
                 ceneca_store::FsBlobs::open(config.data_dir.join("blobs"))
                     .context("cannot open the blob folder")?,
             ));
             let started = std::time::Instant::now();
-            let summary = services.create_backup(&out).await?;
+            let summary = services.create_backup(&out, &config.data_dir).await?;
             let seconds = started.elapsed().as_secs_f64();
             println!(
                 "backup {} written: the database ({} bytes) and {} files ({} bytes of content, {} on disk) in {seconds:.2} s ({:.0} MiB/s); audit head {}",
@@ -80,8 +90,10 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
             );
         }
         Action::Restore { dir, key_file } => {
-            if !config.is_embedded() {
-                bail!("a backup restores into an embedded data folder (--data-dir)");
+            if !config.store.database_url.is_empty() {
+                bail!(
+                    "a backup restores into an embedded data folder (--data-dir, its database as ceneca.db): unset store.database_url"
+                );
             }
             let keys = ring(&config, key_file.as_deref())?;
             // Where the embedded store keeps its database (`StoreSettings::url`).

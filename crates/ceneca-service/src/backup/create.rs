@@ -32,14 +32,34 @@ impl Services {
     /// Writes a backup of this deployment into a new folder under `out` (see the module):
     /// the database as one consistent snapshot, then every file of the blob folder. A
     /// backup another run left half-written (`.partial`) under `out` is removed first.
-    pub async fn create_backup(&self, out: &Path) -> Result<BackupSummary> {
+    /// The snapshot is taken in `scratch` (the data folder: it is as readable as the
+    /// database there, never in the backup's destination) and deleted once sealed.
+    pub async fn create_backup(&self, out: &Path, scratch: &Path) -> Result<BackupSummary> {
+        // One backup at a time per data folder: two would share the snapshot's place,
+        // and each takes what the other left half-written for a crashed run's.
+        let lock_path = scratch.join(LOCK);
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| BackupError::io(&lock_path, e))?;
+        if lock.try_lock().is_err() {
+            return Err(ServiceError::conflict(
+                "another backup of this data folder is being written: wait for it to end",
+            ));
+        }
         let mut partial = None;
-        let outcome = self.write_backup(out, &mut partial).await;
-        if outcome.is_err()
-            && let Some(partial) = partial
-        {
+        let snapshot = scratch.join(SNAPSHOT);
+        // What a run killed before sealing its snapshot left.
+        remove_if_there(&snapshot)?;
+        let outcome = self.write_backup(out, &snapshot, &mut partial).await;
+        if outcome.is_err() {
             // What a failed run wrote is no backup.
-            let _ = std::fs::remove_dir_all(partial);
+            if let Some(partial) = partial {
+                let _ = std::fs::remove_dir_all(partial);
+            }
+            let _ = remove_if_there(&snapshot);
         }
         outcome
     }
@@ -47,6 +67,7 @@ impl Services {
     async fn write_backup(
         &self,
         out: &Path,
+        snapshot: &Path,
         started: &mut Option<PathBuf>,
     ) -> Result<BackupSummary> {
         std::fs::create_dir_all(out).map_err(|e| BackupError::io(out, e))?;
@@ -65,9 +86,12 @@ impl Services {
         std::fs::create_dir(partial.join("blobs")).map_err(|e| BackupError::io(&partial, e))?;
 
         // The database, as one read transaction sees it.
-        let snapshot = partial.join("database.snapshot");
-        self.store.snapshot_into(snapshot.clone()).await?;
-        let audit_head = self.verify_audit_chain().await?.head.to_string();
+        let snapshot = snapshot.to_owned();
+        let audit_head = self
+            .store
+            .snapshot_into(snapshot.clone())
+            .await?
+            .to_string();
         let keys = self.keys.clone();
         let (id_for, snapshot_for, partial_for) = (id.clone(), snapshot.clone(), partial.clone());
         let database = tokio::task::spawn_blocking(move || {
@@ -175,6 +199,18 @@ impl Services {
     /// deployment's key ring ([`super::restore_backup`]).
     pub async fn restore_backup(&self, dir: &Path, data_dir: &Path) -> Result<BackupManifest> {
         Ok(super::restore_backup(self.keys.clone(), dir, data_dir, "ceneca.db").await?)
+    }
+}
+
+/// The database snapshot's name in the scratch folder while it is sealed, and the lock
+/// one backup at a time holds there.
+const SNAPSHOT: &str = "backup-snapshot.db";
+const LOCK: &str = "backup.lock";
+
+fn remove_if_there(path: &Path) -> Result<(), BackupError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackupError::io(path, e)),
+        _ => Ok(()),
     }
 }
 

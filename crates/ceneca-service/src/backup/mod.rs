@@ -2,7 +2,8 @@
 //!
 //! A backup is a folder `ceneca-backup-<UTC time>-<id>` holding:
 //! - `database.sealed`: a consistent snapshot of the embedded database, taken while writes
-//!   go on (`VACUUM INTO` in one read transaction: every committed write or none of it);
+//!   go on (`VACUUM INTO` in one read transaction: every committed write or none of it),
+//!   in the data folder, sealed, then deleted — never in the clear where backups go;
 //! - `blobs/<n>.sealed`: every attachment file of the blob folder, as stored;
 //! - `manifest.sealed`: the backup's id, time, engine and key id, and the size and SHA-256
 //!   of every file's content, and the audit chain's head at the snapshot;

@@ -20,15 +20,23 @@ fn marker(dir: &Path) -> Result<(String, String), BackupError> {
         )));
     }
     let path = dir.join(MARKER);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let text = match regular_file(&path) {
+        Ok(()) => {
+            // Read before anything is authenticated: bounded, and only as text.
+            use std::io::Read;
+            let mut text = String::new();
+            std::fs::File::open(&path)
+                .and_then(|f| f.take(4096).read_to_string(&mut text))
+                .map_err(|e| BackupError::io(&path, e))?;
+            text
+        }
+        Err(BackupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(BackupError::Refused(format!(
                 "{} has no {MARKER} file: it is not a complete backup",
                 dir.display()
             )));
         }
-        Err(e) => return Err(BackupError::io(&path, e)),
+        Err(e) => return Err(e),
     };
     let field = |name: &str| {
         text.lines()
@@ -40,7 +48,26 @@ fn marker(dir: &Path) -> Result<(String, String), BackupError> {
         return Err(bad());
     }
     let id = field("id").filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
-    Ok((id.ok_or_else(bad)?, field("key").ok_or_else(bad)?))
+    // A key id as the ring spells them (it is printed in messages).
+    let key = field("key").filter(|k| {
+        (1..=64).contains(&k.len())
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    Ok((id.ok_or_else(bad)?, key.ok_or_else(bad)?))
+}
+
+/// That `path` is a regular file (not a link, a pipe or a device, which could make a read
+/// hang or never end), before it is read.
+fn regular_file(path: &Path) -> Result<(), BackupError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| BackupError::io(path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(BackupError::Damaged(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Opens the backup at `dir` and checks every file it holds; answers its manifest.
@@ -76,6 +103,7 @@ fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupE
     let mut files = vec![&manifest.database];
     files.extend(manifest.blobs.iter().map(|b| &b.copy));
     for file in &files {
+        regular_file(&dir.join(&file.file))?;
         open(
             keys,
             &dir.join(&file.file),
@@ -85,6 +113,16 @@ fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupE
         )?;
     }
     // Nothing but what the manifest lists.
+    for entry in std::fs::read_dir(dir).map_err(|e| BackupError::io(dir, e))? {
+        let name = entry.map_err(|e| BackupError::io(dir, e))?.file_name();
+        let name = name.to_string_lossy();
+        let known = [MARKER, MANIFEST, "blobs", manifest.database.file.as_str()];
+        if !known.contains(&name.as_ref()) {
+            return Err(BackupError::Damaged(format!(
+                "{name} is not part of a backup"
+            )));
+        }
+    }
     let listed: std::collections::HashSet<&str> = files.iter().map(|f| f.file.as_str()).collect();
     let blobs = dir.join("blobs");
     for entry in std::fs::read_dir(&blobs).map_err(|e| BackupError::io(&blobs, e))? {
@@ -116,6 +154,31 @@ pub async fn restore_backup(
     }
     let manifest = verify_backup(keys.clone(), dir).await?;
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::io(data_dir, e))?;
+    let written = write_restore(keys, dir, data_dir, database_file, &manifest).await;
+    if written.is_err() {
+        // The folder was empty: what a failed restore wrote goes, so it never passes for
+        // a restored one and the restore can be run again.
+        if let Ok(entries) = std::fs::read_dir(data_dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
+        }
+    }
+    written.map(|()| manifest)
+}
+
+async fn write_restore(
+    keys: Arc<KeyRing>,
+    dir: &Path,
+    data_dir: &Path,
+    database_file: &str,
+    manifest: &BackupManifest,
+) -> Result<(), BackupError> {
     // The database, written beside its name and renamed once whole.
     let target = data_dir.join(database_file);
     let partial = data_dir.join(format!("{database_file}{PARTIAL}"));
@@ -152,27 +215,41 @@ pub async fn restore_backup(
             manifest.id.clone(),
             blob.copy.clone(),
         );
-        let content = tokio::task::spawn_blocking(move || {
-            let mut content = Vec::with_capacity(file.size as usize);
+        // Opened into a file of its own (never whole in memory), then kept as a blob.
+        let opened = data_dir.join("restoring.blob");
+        let into = opened.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = std::fs::File::create(&into).map_err(|e| BackupError::io(&into, e))?;
             open(
                 &ring,
                 &source,
                 &identity(&id, &file.file),
                 Some(&file),
-                &mut content,
+                &mut out,
             )?;
-            Ok::<_, BackupError>(content)
+            Ok::<_, BackupError>(())
         })
         .await
         .map_err(|e| BackupError::Refused(e.to_string()))??;
         let io = |e| BackupError::io(&blob_folder, e);
         let mut pending = blobs.begin().await.map_err(io)?;
-        pending.write(&content).await.map_err(io)?;
+        let mut reader = tokio::fs::File::open(&opened).await.map_err(io)?;
+        let mut piece = vec![0u8; 256 * 1024];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut piece)
+                .await
+                .map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            pending.write(&piece[..n]).await.map_err(io)?;
+        }
+        drop(reader);
+        std::fs::remove_file(&opened).map_err(|e| BackupError::io(&opened, e))?;
         let key = ceneca_store::BlobKey::parse(&blob.key).ok_or_else(|| {
             BackupError::Damaged(format!("the manifest names a file {:?}", blob.key))
         })?;
         blobs.keep(pending, key.digest()).await.map_err(io)?;
     }
-    super::create::sync_dir(data_dir)?;
-    Ok(manifest)
+    super::create::sync_dir(data_dir)
 }

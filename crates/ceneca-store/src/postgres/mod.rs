@@ -624,7 +624,10 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn snapshot_into(&self, _path: std::path::PathBuf) -> Result<()> {
+    async fn snapshot_into(
+        &self,
+        _path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead> {
         Err(StoreError::Config(
             "a PostgreSQL database is backed up with pg_dump or point-in-time recovery, not by Ceneca".into(),
         ))

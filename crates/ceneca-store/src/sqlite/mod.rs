@@ -20,7 +20,7 @@ use ceneca_domain::clock::{HybridClock, now};
 use ceneca_domain::schema::Field;
 use ceneca_domain::scope::{Scope, ScopeFilter};
 use ceneca_domain::{Entity, Record, Value, model};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params_from_iter};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -907,7 +907,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn snapshot_into(&self, path: std::path::PathBuf) -> Result<()> {
+    async fn snapshot_into(
+        &self,
+        path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead> {
+        let keys = self.keys.clone();
+        let written = path.clone();
         self.read(move |conn| {
             let target = path.to_str().ok_or_else(|| {
                 StoreError::Config(format!("{} is not a UTF-8 path", path.display()))
@@ -920,7 +925,29 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             done.map(|_| ())
         })
+        .await?;
+        // The chain's end as the snapshot holds it, read from the file itself.
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open_with_flags(&written, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(backend)?;
+            if let Some(keys) = &keys {
+                cipher::apply_key(&conn, keys.active()).map_err(backend)?;
+            }
+            let head = conn
+                .query_row(
+                    "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(match head {
+                Some((sequence, Some(mac))) => ceneca_domain::audit::ChainHead { sequence, mac },
+                _ => ceneca_domain::audit::ChainHead::genesis(),
+            })
+        })
         .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
