@@ -192,20 +192,8 @@ impl BlobStore for FsBlobs {
             }
             return Ok(key); // `pending` drops and removes its file
         }
-        let folder = target.parent().expect("a blob path has a folder");
-        // Private whatever the process's umask: the files are users' content.
-        let mut builder = tokio::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        builder.mode(0o700);
-        builder.create(folder).await?;
-        tokio::fs::rename(&pending.path, &target).await?;
+        place(&pending.path, &target).await?;
         pending.kept = true;
-        // The rename is durable once its folder is.
-        let folder = folder.to_owned();
-        tokio::task::spawn_blocking(move || std::fs::File::open(folder)?.sync_all())
-            .await
-            .map_err(std::io::Error::other)??;
         Ok(key)
     }
 
@@ -243,6 +231,46 @@ impl BlobStore for FsBlobs {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// Moves the synced file `from` to `target` in the blob folder (same filesystem), its
+/// folder made private if new; durable once it returns.
+async fn place(from: &Path, target: &Path) -> std::io::Result<()> {
+    let folder = target.parent().expect("a blob path has a folder");
+    // Private whatever the process's umask: the files are users' content.
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(folder).await?;
+    tokio::fs::rename(from, target).await?;
+    // The rename is durable once its folder is.
+    let folder = folder.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(folder)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+impl FsBlobs {
+    /// Moves the complete file at `file` (on the blob folder's filesystem) into the folder
+    /// as the blob named `digest`: how a restore puts back a file it opened, without
+    /// writing it twice. A blob already there is kept and `file` removed.
+    pub async fn adopt(&self, file: &Path, digest: &str) -> std::io::Result<BlobKey> {
+        let key = BlobKey::for_digest(digest).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a SHA-256")
+        })?;
+        let target = self.path_of(&key);
+        if tokio::fs::try_exists(&target).await? {
+            tokio::fs::remove_file(file).await?;
+            return Ok(key);
+        }
+        let synced = file.to_owned();
+        tokio::task::spawn_blocking(move || std::fs::File::open(synced)?.sync_all())
+            .await
+            .map_err(std::io::Error::other)??;
+        place(file, &target).await?;
+        Ok(key)
     }
 }
 

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ceneca_crypto::KeyRing;
-use ceneca_store::BlobStore;
 
 use super::sealing::open;
 use super::{BackupError, BackupManifest, FORMAT, MANIFEST, MARKER, PARTIAL, identity};
@@ -215,7 +214,11 @@ async fn write_restore(
             manifest.id.clone(),
             blob.copy.clone(),
         );
-        // Opened into a file of its own (never whole in memory), then kept as a blob.
+        let key = ceneca_store::BlobKey::parse(&blob.key).ok_or_else(|| {
+            BackupError::Damaged(format!("the manifest names a file {:?}", blob.key))
+        })?;
+        // Opened into a file of its own in the data folder (never whole in memory),
+        // then moved into place.
         let opened = data_dir.join("restoring.blob");
         let into = opened.clone();
         tokio::task::spawn_blocking(move || {
@@ -231,25 +234,10 @@ async fn write_restore(
         })
         .await
         .map_err(|e| BackupError::Refused(e.to_string()))??;
-        let io = |e| BackupError::io(&blob_folder, e);
-        let mut pending = blobs.begin().await.map_err(io)?;
-        let mut reader = tokio::fs::File::open(&opened).await.map_err(io)?;
-        let mut piece = vec![0u8; 256 * 1024];
-        loop {
-            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut piece)
-                .await
-                .map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            pending.write(&piece[..n]).await.map_err(io)?;
-        }
-        drop(reader);
-        std::fs::remove_file(&opened).map_err(|e| BackupError::io(&opened, e))?;
-        let key = ceneca_store::BlobKey::parse(&blob.key).ok_or_else(|| {
-            BackupError::Damaged(format!("the manifest names a file {:?}", blob.key))
-        })?;
-        blobs.keep(pending, key.digest()).await.map_err(io)?;
+        blobs
+            .adopt(&opened, key.digest())
+            .await
+            .map_err(|e| BackupError::io(&blob_folder, e))?;
     }
     super::create::sync_dir(data_dir)
 }
