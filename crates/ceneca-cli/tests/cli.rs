@@ -517,6 +517,48 @@ fn user_erase_asks_to_confirm_erases_and_finds_nothing_the_second_time() {
     assert!(verify.status.success(), "{}", output_text(&verify));
 }
 
+/// Found by the second attack: an erase a crash cut short waited for the next maintenance
+/// run (a day by default); `serve` finishes it when it starts.
+#[tokio::test]
+async fn regression_an_interrupted_erase_is_finished_when_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = ceneca(dir.path())
+        .args(["user", "create", "--email", "cut@example.com"])
+        .env("CENECA_NEW_USER_PASSWORD", "a strong password")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", output_text(&created));
+    let database = dir.path().join("ceneca_data").join("ceneca.db");
+    let count = || {
+        rusqlite::Connection::open(&database)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE email = 'cut@example.com'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    // As the erase's first step leaves the account.
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute(
+            "UPDATE users SET erasing_since = created_at, deleted_at = created_at",
+            [],
+        )
+        .unwrap();
+    let server = serve(ceneca(dir.path())).await;
+    let started = Instant::now();
+    while count() != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the erase was not finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(server);
+}
+
 #[test]
 fn migrate_config_and_keys_commands() {
     let dir = tempfile::tempdir().unwrap();

@@ -96,9 +96,16 @@ const ANONYMISING: &str = "(SELECT aw.id FROM workspaces aw JOIN organizations a
 /// created it, as the change log recorded. A row the log no longer tells about is taken
 /// for someone else's: an erase keeps what it cannot prove was the account's.
 fn posted_by(alias: &str, table: &str) -> String {
+    // The entry must be about a row of this table: a client chooses the id of what it
+    // creates (a pushed change), so a create of another entity under a message's id must
+    // not pass for the message's.
+    let kind = match table {
+        "messages" => model::MESSAGES.name,
+        _ => model::ATTACHMENTS.name,
+    };
     let logged = format!(
         "EXISTS (SELECT 1 FROM sync_events pe WHERE pe.entity_id = {alias}.id
-            AND pe.operation = 'create' AND pe.user_id = {{u}})"
+            AND pe.entity_type = '{kind}' AND pe.operation = 'create' AND pe.user_id = {{u}})"
     );
     match table {
         // Never unknown (a NULL author compared would be, and `NOT` of it too, which

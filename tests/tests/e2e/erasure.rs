@@ -18,6 +18,7 @@ on_every_backend!(
     regression_an_erase_keeps_what_another_account_posted_in_its_threads,
     regression_a_thread_another_account_writes_in_after_it_was_chosen_stays,
     regression_an_administrator_erases_with_a_current_code_not_a_recovery_code,
+    regression_a_row_pushed_under_another_rows_id_does_not_make_it_the_accounts,
 );
 
 /// Planted in everything of the erased account: nothing may keep it.
@@ -925,4 +926,84 @@ async fn regression_an_administrator_erases_with_a_current_code_not_a_recovery_c
     erase(&s, &admin, &u.id, json!({"mfa_code": mfa_code(&secret)}))
         .await
         .expect(200);
+}
+
+/// Found by the second attack: "posted by the account" read the change log by id alone,
+/// and a pushed create chooses its id: the account pushed documents under the ids of
+/// another member's reply and file, and its erase then took them.
+async fn regression_a_row_pushed_under_another_rows_id_does_not_make_it_the_accounts(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let u = s.user("u").await;
+    let ws = shared_workspace(&s, &owner, &u).await;
+    let thread = thread_in(&s, &u, &ws, "u's thread").await;
+    let mine = say(&s, &u, &thread, "u's words").await;
+    let reply = id(&s
+        .post(
+            &owner,
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({"role": "assistant", "content": "the owner's reply"}),
+        )
+        .await
+        .expect(201));
+    let file = id(&s
+        .post(
+            &owner,
+            "/api/v1/attachments",
+            json!({"workspace_id": ws, "message_id": mine, "file_name": "owners.png"}),
+        )
+        .await
+        .expect(201));
+    let device = s
+        .post(
+            &u,
+            "/api/v1/devices",
+            json!({"name": "laptop", "platform": "desktop"}),
+        )
+        .await
+        .expect(201);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let hlc = ((now as u64) << 16).to_string();
+    let changes: Vec<Value> = [&reply, &file]
+        .iter()
+        .map(|taken| {
+            json!({
+                "change_id": uuid::Uuid::now_v7(),
+                "entity": "documents",
+                "entity_id": taken,
+                "operation": "create",
+                "hlc": hlc,
+                "values": {"workspace_id": ws, "title": "x"},
+            })
+        })
+        .collect();
+    let as_device = User {
+        token: device["token"].as_str().unwrap().to_owned(),
+        ..u.clone()
+    };
+    s.post(
+        &as_device,
+        "/api/v1/sync/push",
+        json!({"device_id": device["id"], "changes": changes}),
+    )
+    .await
+    .expect(200);
+
+    let report = erase(&s, &u, &u.id, json!({"password": PASSWORD}))
+        .await
+        .expect(200);
+    assert_eq!(report["threads_purged"], 0, "{report}");
+    s.get(&owner, &format!("/api/v1/threads/{thread}"))
+        .await
+        .expect(200);
+    s.get(&owner, &format!("/api/v1/messages/{reply}"))
+        .await
+        .expect(200);
+    let kept = s
+        .get(&owner, &format!("/api/v1/attachments/{file}"))
+        .await
+        .expect(200);
+    assert_eq!(kept["message_id"], Value::Null, "{kept}");
 }

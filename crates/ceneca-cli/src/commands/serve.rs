@@ -63,6 +63,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Account erases a crash cut short are finished now, not at the next maintenance run
+    // (the account stays closed meanwhile).
+    if replicator.is_none() {
+        let services = services.clone();
+        tokio::spawn(async move {
+            match services.resume_erasures().await {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(count = done.len(), "finished interrupted account erases");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "interrupted account erases could not be finished; the next maintenance run tries again"
+                ),
+            }
+        });
+    }
     let engine = services.store().engine();
     let http = config.http.http_config()?;
     let tls = tls_config(&config)?;
