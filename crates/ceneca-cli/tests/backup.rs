@@ -43,6 +43,20 @@ async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Va
     res.json().await.unwrap_or(Value::Null)
 }
 
+/// Ada's token, from `/auth/register` or `/auth/login` (`route`).
+async fn sign_in(base: &str, route: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/auth/{route}"))
+        .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
 /// The one backup folder under `out`.
 fn backup_in(out: &Path) -> std::path::PathBuf {
     let found: Vec<_> = std::fs::read_dir(out)
@@ -65,16 +79,7 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_restores_whole() {
     std::fs::create_dir(&data).unwrap();
     let server = serve_with(ceneca(&data), &[], Stdio::inherit()).await;
     let base = format!("{}/api/v1", server.base);
-    let registered: Value = reqwest::Client::new()
-        .post(format!("{base}/auth/register"))
-        .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = registered["token"].as_str().unwrap().to_owned();
+    let token = sign_in(&base, "register").await;
     let post = |path: &str, body: Value| {
         call(
             reqwest::Method::POST,
@@ -201,16 +206,7 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_restores_whole() {
     // the messages it holds, the file reads back byte for byte.
     let server = serve_with(ceneca(&restored), &["--data-dir", "."], Stdio::inherit()).await;
     let base = format!("{}/api/v1", server.base);
-    let login: Value = reqwest::Client::new()
-        .post(format!("{base}/auth/login"))
-        .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let token = sign_in(&base, "login").await;
     let row = call(
         reqwest::Method::GET,
         format!("{base}/threads/{thread}"),

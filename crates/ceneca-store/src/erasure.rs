@@ -326,17 +326,9 @@ pub(crate) struct ErasedAccount {
 impl ErasedAccount {
     /// The erase's audit entry: ids and counts, never what was erased.
     pub(crate) fn details(&self, rounds: serde_json::Value) -> serde_json::Value {
-        let mut removed = serde_json::Map::new();
-        for (entity, _) in &self.gone {
-            let n = removed.entry(entity.table.to_owned()).or_insert(json!(0));
-            *n = json!(n.as_u64().unwrap_or(0) + 1);
-        }
-        removed.insert("users".into(), json!(1));
-        let mut unlinked = serde_json::Map::new();
-        for (entity, _, _) in &self.unlinked {
-            let n = unlinked.entry(entity.table.to_owned()).or_insert(json!(0));
-            *n = json!(n.as_u64().unwrap_or(0) + 1);
-        }
+        let mut removed = by_table(self.gone.iter().map(|(entity, _)| *entity));
+        removed.insert("users", 1);
+        let unlinked = by_table(self.unlinked.iter().map(|(entity, _, _)| *entity));
         let handed: Vec<String> = self
             .handed_over
             .iter()
@@ -353,6 +345,41 @@ impl ErasedAccount {
             "rounds": rounds,
         })
     }
+}
+
+/// Deletes the change-log entries and sync conflicts `about` selects (on `entity_id`; the
+/// change log also those `and_changes` adds), counting them into `out`.
+async fn drop_history<E: Exec>(
+    exec: &mut E,
+    user: Uuid,
+    about: &str,
+    and_changes: &str,
+    out: &mut ErasedAccount,
+) -> Result<()> {
+    let sql = with_user(
+        exec.dialect(),
+        user,
+        &format!("DELETE FROM sync_events WHERE {about}{and_changes}"),
+    );
+    out.changes_dropped += exec.execute(&sql).await?;
+    let sql = with_user(
+        exec.dialect(),
+        user,
+        &format!("DELETE FROM sync_conflicts WHERE {about}"),
+    );
+    out.conflicts_dropped += exec.execute(&sql).await?;
+    Ok(())
+}
+
+/// How many rows each table has in `rows`.
+fn by_table<'a>(
+    rows: impl Iterator<Item = &'a Entity>,
+) -> std::collections::BTreeMap<&'a str, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for entity in rows {
+        *out.entry(entity.table).or_insert(0) += 1;
+    }
+    out
 }
 
 /// The last transaction of an erase of `user` (see the module): refused with
@@ -469,36 +496,26 @@ pub(crate) async fn erase_account<E: Exec>(exec: &mut E, user: Uuid) -> Result<E
         if rows.is_empty() {
             continue;
         }
-        for table in ["sync_events", "sync_conflicts"] {
-            let sql = with_user(
-                exec.dialect(),
-                user,
-                &format!(
-                    "DELETE FROM {table} WHERE entity_id IN (SELECT id FROM {} WHERE {column} = {{u}})",
-                    entity.table
-                ),
-            );
-            let dropped = exec.execute(&sql).await?;
-            match table {
-                "sync_events" => out.changes_dropped += dropped,
-                _ => out.conflicts_dropped += dropped,
-            }
-        }
+        let rows_of = format!("SELECT id FROM {} WHERE {column} = {{u}}", entity.table);
+        drop_history(
+            exec,
+            user,
+            &format!("entity_id IN ({rows_of})"),
+            "",
+            &mut out,
+        )
+        .await?;
         out.gone.extend(rows.into_iter().map(|row| (entity, row)));
     }
     // The account's own history, and every change logged for it alone.
-    for text in [
-        "DELETE FROM sync_events WHERE entity_id = {u} OR scope_user_id = {u}",
-        "DELETE FROM sync_conflicts WHERE entity_id = {u}",
-    ] {
-        let sql = with_user(exec.dialect(), user, text);
-        let dropped = exec.execute(&sql).await?;
-        if text.contains("sync_events") {
-            out.changes_dropped += dropped;
-        } else {
-            out.conflicts_dropped += dropped;
-        }
-    }
+    drop_history(
+        exec,
+        user,
+        "entity_id = {u}",
+        " OR scope_user_id = {u}",
+        &mut out,
+    )
+    .await?;
 
     // The audit trail keeps the ids and drops what is personal.
     let d = exec.dialect();
