@@ -55,6 +55,8 @@ pub struct TestServer {
     pub backend: Backend,
     /// `sqlite://path` or `postgres://...`: for tests that reach past the API on purpose.
     pub database_url: String,
+    /// The server's key ring, for a test that opens what it sealed (a backup).
+    pub keys: Arc<KeyRing>,
     /// The PostgreSQL database, dropped with the server (declared after `services`, so the
     /// server's own pool is dropped first).
     _database: Option<ScratchDatabase>,
@@ -348,8 +350,10 @@ impl TestServer {
             .map(|c| (c.to_owned(), TEST_VECTOR_DIMS))
             .into();
         let blobs = ceneca_store::FsBlobs::open(dir.path().join("blobs")).expect("blob folder");
-        let services = Services::new(store, Arc::new(test_key_ring()), config)
+        let keys = Arc::new(test_key_ring());
+        let services = Services::new(store, keys.clone(), config)
             .with_blobs(Arc::new(blobs))
+            .with_backups(dir.path().join("backups"), dir.path().to_owned())
             .with_audit_head(dir.path().join(ceneca_service::audit_head::FILE_NAME))
             .await
             .expect("anchor the audit chain")
@@ -372,6 +376,7 @@ impl TestServer {
             services,
             backend,
             database_url: url,
+            keys,
             _database: database,
             metrics: app.metrics,
             _dir: dir,

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
 use ceneca_service::settings::{
-    AttachmentSettings, AuditSettings, AuthSettings, DlpSettings, NetworkSettings,
+    AttachmentSettings, AuditSettings, AuthSettings, BackupSettings, DlpSettings, NetworkSettings,
     RetentionSettings, StorageSettings, SyncSettings, VectorSettings,
 };
 use ceneca_store::StoreSettings;
@@ -45,6 +45,7 @@ pub struct Config {
     pub attachments: AttachmentSettings,
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
+    pub backup: BackupSettings,
     pub log: LogSettings,
     /// Where each setting's value came from (`section.key` → a default, the edition's
     /// preset, the file, a variable, a flag), for `config show` and the start-up log.
@@ -70,6 +71,7 @@ impl Default for Config {
             attachments: AttachmentSettings::default(),
             storage: StorageSettings::default(),
             retention: RetentionSettings::default(),
+            backup: BackupSettings::default(),
             log: LogSettings::default(),
             origins: Default::default(),
         }
@@ -224,6 +226,9 @@ pub const FLAT: &[(&str, &str)] = &[
         "retention.maintenance_interval_hours",
     ),
     ("maintenance_at_percent", "retention.maintenance_at_percent"),
+    ("backup_directory", "backup.directory"),
+    ("backup_interval_hours", "backup.interval_hours"),
+    ("backup_keep", "backup.keep"),
 ];
 
 /// The sectioned path of a flat name.
@@ -263,6 +268,7 @@ impl std::fmt::Debug for Config {
             .field("attachments", &self.attachments)
             .field("storage", &self.storage)
             .field("retention", &self.retention)
+            .field("backup", &self.backup)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -535,6 +541,7 @@ impl Config {
         self.attachments.check()?;
         self.storage.check()?;
         self.retention.check()?;
+        self.backup.check()?;
         let explicit = |key: &str| {
             self.origins
                 .get(key)
@@ -575,6 +582,15 @@ impl Config {
     /// The store URL: PostgreSQL if configured, else the SQLite file in the data folder.
     pub fn store_url(&self) -> String {
         self.store.url(&self.data_dir)
+    }
+
+    /// Where backups go: `backup.directory`, or `<data_dir>/backups`.
+    pub fn backup_dir(&self) -> PathBuf {
+        if self.backup.directory.is_empty() {
+            self.data_dir.join("backups")
+        } else {
+            PathBuf::from(&self.backup.directory)
+        }
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -737,8 +753,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 61);
-        assert_eq!(FLAT.len() + 4, 61);
+        assert_eq!(settings.len(), 64);
+        assert_eq!(FLAT.len() + 4, 64);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

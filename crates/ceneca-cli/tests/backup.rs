@@ -422,3 +422,135 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The complete backups `ceneca backup list` names under `out`.
+fn listed(data: &Path, out: &Path) -> Vec<String> {
+    let list = ceneca(data)
+        .args(["backup", "list", "--dir"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", text(&list));
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with("ceneca-backup-"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_backup_killed_midway_leaves_the_previous_one_valid_and_none_half_written() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, out) = (root.path().join("data"), root.path().join("backups"));
+    std::fs::create_dir(&data).unwrap();
+    // A file large enough that the backup is caught while it seals it.
+    let server = serve_with(ceneca(&data), &[], Stdio::inherit()).await;
+    let base = format!("{}/api/v1", server.base);
+    let token = sign_in(&base, "register").await;
+    let ws = call(
+        reqwest::Method::POST,
+        format!("{base}/workspaces"),
+        &token,
+        Some(json!({"name": "Mine"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attachment = call(
+        reqwest::Method::POST,
+        format!("{base}/attachments"),
+        &token,
+        Some(json!({"workspace_id": ws, "file_name": "big.png"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut file = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    file.extend((0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let uploaded = reqwest::Client::new()
+        .put(format!("{base}/attachments/{attachment}/content"))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploaded.status().is_success(), "{}", uploaded.status());
+    stop(server);
+
+    let first = ceneca(&data)
+        .args(["backup", "create", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    let previous = listed(&data, &out);
+    assert_eq!(previous.len(), 1);
+
+    // kill -9 while the second seals the file.
+    let mut second = ceneca(&data)
+        .args(["backup", "create", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sealing = || {
+        std::fs::read_dir(&out).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".partial")
+                && e.path().join("blobs").join("000001.sealed").exists()
+        })
+    };
+    let waited = std::time::Instant::now();
+    while !sealing() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "the second backup never reached the file"
+        );
+        assert!(
+            second.try_wait().unwrap().is_none(),
+            "the second backup ended before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    // The previous backup is listed alone and still whole; what the kill left is no
+    // backup and says so.
+    assert_eq!(listed(&data, &out), previous);
+    let verified = ceneca(&data)
+        .args(["backup", "verify"])
+        .arg(out.join(&previous[0]))
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", text(&verified));
+    let partial = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".partial"))
+        .expect("the killed run's folder");
+    let refused = ceneca(&data)
+        .args(["backup", "verify"])
+        .arg(&partial)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("cut short"), "{}", text(&refused));
+
+    // The next run clears what the kill left (the half-written folder, the snapshot in
+    // the data folder) and writes a whole one.
+    let next = ceneca(&data)
+        .args(["backup", "create", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{}", text(&next));
+    assert!(!partial.exists());
+    assert_eq!(listed(&data, &out).len(), 2);
+    assert!(!data.join("ceneca_data").join("backup-snapshot.db").exists());
+}

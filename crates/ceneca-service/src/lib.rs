@@ -39,6 +39,8 @@
 //! | `sync/node.rs` | `node_status`, `sync_status` |
 //! | `sync/replica.rs` | `adopt_account`, `apply_upstream`, `pending_changes`, `count_pending` |
 //! | `storage/stats.rs` | `storage_stats` |
+//! | `backup/create.rs` | `create_backup`, `verify_backup`, `restore_backup` |
+//! | `backup/schedule.rs` | `with_backups`, `backup_now`, `list_backups_as`, `start_backup_as` (and the [`backup::BackupWorker`]) |
 //!
 //! Internal helpers: `resources/authorize.rs` (parents, roles over owners, references,
 //! 403 or 404), `rules/` (what is particular to each entity, looked up with
@@ -160,6 +162,10 @@ pub struct ServiceConfig {
     pub maintenance_interval_hours: u32,
     /// A quota this full (percent) starts a maintenance run (0: never).
     pub maintenance_at_percent: u32,
+    /// Hours between scheduled backups (0: none; `backup/schedule.rs`).
+    pub backup_interval_hours: u32,
+    /// Complete backups kept in the backup folder; older ones go after each new one.
+    pub backup_keep: u32,
 }
 
 impl Default for ServiceConfig {
@@ -193,6 +199,8 @@ impl Default for ServiceConfig {
             purge_after_days: 30,
             maintenance_interval_hours: 24,
             maintenance_at_percent: 90,
+            backup_interval_hours: 0,
+            backup_keep: 7,
             // Documents, images, sound and video; no executables, no unknown binaries.
             allowed_attachment_types: Arc::new(
                 [
@@ -255,6 +263,12 @@ pub struct Services {
     maintenance_wanted: Arc<maintenance::Wanted>,
     /// Exports running on this server, per account (`export/`).
     exports: Arc<export::ExportSlots>,
+    /// Where the server's own backups go, and the run in progress (`backup/schedule.rs`);
+    /// none: backups over the API answer 503.
+    backups: Option<Arc<backup::BackupPlace>>,
+    /// Backups being written by this process: while any is, no attachment file is
+    /// removed (a row of the snapshot may name it), the sweep takes it later.
+    backups_running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Services {
@@ -295,6 +309,8 @@ impl Services {
             quotas: Default::default(),
             maintenance_wanted: Default::default(),
             exports: Default::default(),
+            backups: None,
+            backups_running: Default::default(),
         }
     }
     /// Keeps attachment content in `blobs`.

@@ -476,6 +476,61 @@ impl RetentionSettings {
     }
 }
 
+/// `[backup]`: backups the server takes on a schedule (`service/backup/schedule.rs`);
+/// `ceneca backup create` and `POST /api/v1/admin/backups` take one at any time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Where backups are written; empty: `<data_dir>/backups`. Another disk, or a mount
+    /// of another machine, is what survives the loss of this one.
+    pub directory: String,
+    /// Hours between scheduled backups; 0: none.
+    pub interval_hours: u32,
+    /// Complete backups kept in the folder; older ones are removed after each new one.
+    pub keep: u32,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        let config = ServiceConfig::default();
+        Self {
+            directory: String::new(),
+            interval_hours: config.backup_interval_hours,
+            keep: config.backup_keep,
+        }
+    }
+}
+
+impl BackupSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if self.interval_hours > 24 * 366 {
+            return Err(InvalidSetting::new(
+                "backup.interval_hours",
+                "must be at most 8784 hours, a year (0: no schedule)",
+            ));
+        }
+        if !(1..=1_000).contains(&self.keep) {
+            return Err(InvalidSetting::new(
+                "backup.keep",
+                "must keep 1 to 1000 backups",
+            ));
+        }
+        if self.directory.contains('\0') {
+            return Err(InvalidSetting::new(
+                "backup.directory",
+                "must be a path without NUL characters",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config` (the folder is the caller's to resolve).
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.backup_interval_hours = self.interval_hours;
+        config.backup_keep = self.keep;
+    }
+}
+
 /// The vector collections.
 const COLLECTIONS: [&str; 3] = ["messages", "documents", "attachments"];
 

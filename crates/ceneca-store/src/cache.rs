@@ -114,6 +114,9 @@ impl Store for CachedStore {
     fn engine(&self) -> Engine {
         self.inner.engine()
     }
+    fn database_encrypted(&self) -> bool {
+        self.inner.database_encrypted()
+    }
 
     async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
         self.write(move |s| async move { s.apply(batch).await })
@@ -290,6 +293,13 @@ impl Store for CachedStore {
         path: std::path::PathBuf,
     ) -> Result<ceneca_domain::audit::ChainHead> {
         self.inner.snapshot_into(path).await
+    }
+
+    async fn restore_snapshot(
+        &self,
+        path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead> {
+        self.inner.restore_snapshot(path).await
     }
 
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {

@@ -81,6 +81,11 @@ impl Engine {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn engine(&self) -> Engine;
+    /// Whether the database's file is encrypted at rest (SQLCipher): its snapshot is
+    /// too, and opens only with the key ring that wrote it and `store.encrypt_database`.
+    fn database_encrypted(&self) -> bool {
+        false
+    }
 
     /// Applies a batch atomically; returns the affected rows of each operation, in order
     /// (one per row for inserts, the row for updates and deletes).
@@ -175,12 +180,20 @@ pub trait Store: Send + Sync + 'static {
     /// purge or an erase touches, vacuumed. Slow on a large index (it rewrites it): after
     /// a purge or an erase, not per request.
     async fn scrub_deleted(&self) -> Result<()>;
-    /// Writes a consistent snapshot of the database to the new file `path` (a backup):
-    /// on SQLite `VACUUM INTO` in one read transaction, while writes go on. Answers the
-    /// audit chain's end as the snapshot holds it (read from the file: writes that came
-    /// after are not in it). PostgreSQL is backed up with its own tools (`pg_dump`,
-    /// point-in-time recovery): refused there.
+    /// Writes a consistent snapshot of the database to the new file `path` (a backup's
+    /// database), while writes go on: on SQLite the database file itself (`VACUUM INTO`
+    /// in one read transaction, encrypted as the database is); on PostgreSQL a logical
+    /// export of every table read in one `REPEATABLE READ` transaction
+    /// (`postgres/snapshot.rs`; `pg_dump` and point-in-time recovery remain the
+    /// database's own tools). Answers the audit chain's end as the snapshot holds it.
     async fn snapshot_into(
+        &self,
+        path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead>;
+    /// Loads a snapshot [`Store::snapshot_into`] wrote on this engine into this database,
+    /// which must hold no data yet; all or nothing. On SQLite a snapshot is the database
+    /// file and is restored by putting it in place: refused there.
+    async fn restore_snapshot(
         &self,
         path: std::path::PathBuf,
     ) -> Result<ceneca_domain::audit::ChainHead>;

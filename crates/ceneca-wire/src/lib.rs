@@ -12,6 +12,7 @@
 
 pub mod attachments;
 pub mod auth;
+pub mod backup;
 pub mod entities;
 pub mod erasure;
 pub mod error;

@@ -8,6 +8,7 @@
 mod attachments;
 mod audit;
 mod auth;
+mod backups;
 mod bad_input;
 mod crud;
 mod dlp;

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ceneca_service::backup::RestoreTarget;
+
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
@@ -10,12 +12,18 @@ use crate::config::Config;
 
 #[derive(Subcommand)]
 pub enum Action {
-    /// Back up the embedded database (a consistent snapshot, while the server runs) and
-    /// the attachment files into a new folder under DIR, each file sealed with a key
-    /// derived from the key ring (the key itself is never in the backup).
+    /// Back up the database (a consistent snapshot while the server runs: on SQLite the
+    /// database file, on PostgreSQL a logical export of every table) and the attachment
+    /// files into a new folder under DIR (default: backup.directory), each file sealed
+    /// with a key derived from the key ring (the key itself is never in the backup).
     Create {
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+    },
+    /// List the complete backups under DIR (default: backup.directory), newest first.
+    List {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Open and check every file of a backup against its sealed manifest (needs the key
     /// ring that wrote it).
@@ -27,8 +35,9 @@ pub enum Action {
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
     },
-    /// Restore a backup into a new, empty data folder (the global --data-dir), then
-    /// rebuild its vector index from the database.
+    /// Restore a backup into a new, empty data folder (the global --data-dir) — and, for a
+    /// backup taken on PostgreSQL, into the new, empty database store.database_url names —
+    /// then rebuild its vector index from the database.
     Restore {
         /// The backup's folder (`ceneca-backup-…`).
         dir: PathBuf,
@@ -43,26 +52,24 @@ pub enum Action {
 pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
     match action {
         Action::Create { out } => {
-            if !config.is_embedded() {
-                bail!(
-                    "on PostgreSQL, back the database up with pg_dump or point-in-time recovery (see the README); `ceneca backup` covers the embedded database"
-                );
-            }
             // A backup of what is there: never of a folder (or a key) made up on the spot
             // because a path was mistyped.
             let database = config.data_dir.join("ceneca.db");
-            if !database.exists() {
+            if config.is_embedded() && !database.exists() {
                 bail!(
                     "no database at {}: nothing to back up (is --data-dir right?)",
                     database.display()
                 );
             }
+            if !config.data_dir.is_dir() {
+                bail!(
+                    "no data folder at {}: the snapshot is taken there (is --data-dir right?)",
+                    config.data_dir.display()
+                );
+            }
             ring(&config, None)?;
+            let out = out.unwrap_or_else(|| config.backup_dir());
             let (services, _) = super::open_services(&config).await?;
-            let services = services.with_blobs(Arc::new(
-                ceneca_store::FsBlobs::open(config.data_dir.join("blobs"))
-                    .context("cannot open the blob folder")?,
-            ));
             let started = std::time::Instant::now();
             let summary = services.create_backup(&out, &config.data_dir).await?;
             let seconds = started.elapsed().as_secs_f64();
@@ -77,57 +84,106 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
                 summary.manifest.audit_head,
             );
         }
+        Action::List { dir } => {
+            let dir = dir.unwrap_or_else(|| config.backup_dir());
+            let items = ceneca_service::backup::list_backups(&dir).await?;
+            if items.is_empty() {
+                println!("no complete backup under {}", dir.display());
+            }
+            for item in items {
+                println!(
+                    "{}  {}  key {}  {} bytes",
+                    item.name, item.created_at, item.key_id, item.bytes
+                );
+            }
+        }
         Action::Verify { dir, key_file } => {
             let keys = ring(&config, key_file.as_deref())?;
             let manifest = ceneca_service::backup::verify_backup(keys, &dir).await?;
             println!(
-                "backup {} is whole: the database and {} files open and match the manifest (taken {}, key {}, audit head {})",
+                "backup {} is whole: the {} database and {} files open and match the manifest (taken {}, key {}, audit head {})",
                 dir.display(),
+                manifest.engine,
                 manifest.blobs.len(),
                 manifest.created_at,
                 manifest.key_id,
                 manifest.audit_head,
             );
         }
-        Action::Restore { dir, key_file } => {
-            if !config.store.database_url.is_empty() {
-                bail!(
-                    "a backup restores into an embedded data folder (--data-dir, its database as ceneca.db): unset store.database_url"
-                );
-            }
-            let keys = ring(&config, key_file.as_deref())?;
-            // Where the embedded store keeps its database (`StoreSettings::url`).
-            let manifest =
-                ceneca_service::backup::restore_backup(keys, &dir, &config.data_dir, "ceneca.db")
-                    .await?;
-            if let Some(file) = key_file {
-                let target = crate::keys::default_key_file(&config);
-                if let Some(folder) = target.parent() {
-                    use std::os::unix::fs::DirBuilderExt;
-                    std::fs::DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o700)
-                        .create(folder)
-                        .with_context(|| format!("cannot create {}", folder.display()))?;
-                }
-                std::fs::copy(&file, &target)
-                    .with_context(|| format!("cannot copy the key file to {}", target.display()))?;
-            }
-            let (services, _) = super::open_services(&config).await?;
-            let services = super::with_vectors(&config, services).await?;
-            let mut points = 0;
-            for (_, n) in services.reindex_vectors().await? {
-                points += n;
-            }
-            println!(
-                "restored backup {} into {}: the database and {} files; {points} vectors rebuilt; check it with `ceneca audit verify --expect-head {}`",
-                manifest.id,
-                config.data_dir.display(),
-                manifest.blobs.len(),
-                manifest.audit_head,
-            );
-        }
+        Action::Restore { dir, key_file } => restore(&config, &dir, key_file).await?,
     }
+    Ok(())
+}
+
+async fn restore(config: &Config, dir: &Path, key_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let keys = ring(config, key_file.as_deref())?;
+    let target = if config.is_embedded() {
+        RestoreTarget {
+            engine: "sqlite",
+            database_encrypted: config.store.encrypt_database,
+        }
+    } else {
+        RestoreTarget {
+            engine: "postgres",
+            database_encrypted: false,
+        }
+    };
+    let manifest =
+        ceneca_service::backup::restore_backup(keys, dir, &config.data_dir, target).await?;
+    if let Some(file) = key_file {
+        let target = crate::keys::default_key_file(config);
+        if let Some(folder) = target.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
+        std::fs::copy(&file, &target)
+            .with_context(|| format!("cannot copy the key file to {}", target.display()))?;
+    }
+    if !config.is_embedded() {
+        // The rows into the new database, before anything reads its audit chain.
+        let export = config
+            .data_dir
+            .join(ceneca_service::backup::POSTGRES_EXPORT);
+        let store = super::open_store(config).await?;
+        let loaded = async {
+            store
+                .migrate_up()
+                .await
+                .context("cannot migrate the database")?;
+            store
+                .restore_snapshot(export.clone())
+                .await
+                .context("the database was left as it was")
+        }
+        .await;
+        let _ = std::fs::remove_file(&export);
+        loaded?;
+    }
+    let (services, _) = super::open_services(config).await?;
+    let services = super::with_vectors(config, services).await?;
+    let mut points = 0;
+    for (_, n) in services.reindex_vectors().await? {
+        points += n;
+    }
+    println!(
+        "restored backup {} into {}{}: the database and {} files; {points} vectors rebuilt; check it with `ceneca audit verify --expect-head {}`",
+        manifest.id,
+        config.data_dir.display(),
+        if config.is_embedded() {
+            String::new()
+        } else {
+            format!(
+                " and {}",
+                crate::config::redact_url(&config.store.database_url)
+            )
+        },
+        manifest.blobs.len(),
+        manifest.audit_head,
+    );
     Ok(())
 }
 

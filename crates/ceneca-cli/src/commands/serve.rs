@@ -4,6 +4,7 @@ use anyhow::Context;
 use ceneca_node::{CheckedUpstream, Credentials, NodeFiles, Replicator, Upstream};
 use ceneca_server::tls::{TlsFiles, serve_tls, server_config};
 use ceneca_server::{app, serve};
+use ceneca_service::backup::BackupWorker;
 use ceneca_service::maintenance::MaintenanceWorker;
 use ceneca_service::sync::LocalNode;
 use ceneca_service::vectors::VectorIndexer;
@@ -63,6 +64,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Backups on the schedule (`backup.interval_hours`), into `backup.directory`.
+    let backups = BackupWorker::start(&services);
     // Account erases a crash cut short are finished now, not at the next maintenance run
     // (the account stays closed meanwhile).
     if replicator.is_none() {
@@ -147,6 +150,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     thumbnails.abort();
     if let Some(maintenance) = maintenance {
         maintenance.shutdown().await;
+    }
+    if let Some(backups) = backups {
+        backups.shutdown().await;
     }
     if let Some(indexer) = indexer {
         indexer.shutdown().await;

@@ -115,6 +115,11 @@ pub fn document() -> OpenApi {
     components = register::<ceneca_wire::maintenance::MaintenanceTrigger>(components);
     components = register::<ceneca_wire::maintenance::ArchiveRuleReport>(components);
     components = register::<ceneca_wire::maintenance::MaintenanceReport>(components);
+    components = register::<ceneca_wire::backup::BackupTrigger>(components);
+    components = register::<ceneca_wire::backup::BackupOutcome>(components);
+    components = register::<ceneca_wire::backup::BackupRun>(components);
+    components = register::<ceneca_wire::backup::BackupItem>(components);
+    components = register::<ceneca_wire::backup::BackupList>(components);
     components = register::<ceneca_wire::erasure::EraseRequest>(components);
     components = register::<ceneca_wire::erasure::ErasureReport>(components);
     for (name, response) in op::error_responses() {

@@ -92,6 +92,11 @@ impl Services {
         // so "no row names it" stays true until the blob is gone. (Nodes sharing a volume
         // do not share the gate: the grace period covers them.)
         let _gate = self.blob_gate.write().await;
+        // A backup being written may copy it yet (a row of its snapshot may name it):
+        // the sweep takes it once no backup runs.
+        if self.backup_in_progress() {
+            return Ok(false);
+        }
         // A blob is an attachment's file or an image's thumbnail.
         for column in ["storage_key", "thumbnail_key"] {
             let mut query = ListQuery::new(ScopeFilter::All, "id", false, 1);

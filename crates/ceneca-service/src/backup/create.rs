@@ -49,6 +49,9 @@ impl Services {
                 "another backup of this data folder is being written: wait for it to end",
             ));
         }
+        // From before the snapshot until the last file is copied, no attachment file is
+        // removed by this process: a row of the snapshot may name it.
+        let _running = self.backup_running_guard();
         let mut partial = None;
         let snapshot = scratch.join(SNAPSHOT);
         // What a run killed before sealing its snapshot left.
@@ -146,6 +149,7 @@ impl Services {
             id: id.clone(),
             created_at: format_time(at),
             engine: self.store.engine().as_str().to_owned(),
+            database_encrypted: self.store.database_encrypted(),
             key_id: self.keys.active_key_id().to_owned(),
             database,
             blobs,
@@ -196,9 +200,13 @@ impl Services {
     }
 
     /// Restores the backup at `dir` into the empty folder `data_dir` with this
-    /// deployment's key ring ([`super::restore_backup`]).
+    /// deployment's key ring, for a database like this one ([`super::restore_backup`]).
     pub async fn restore_backup(&self, dir: &Path, data_dir: &Path) -> Result<BackupManifest> {
-        Ok(super::restore_backup(self.keys.clone(), dir, data_dir, "ceneca.db").await?)
+        let target = super::RestoreTarget {
+            engine: self.store.engine().as_str(),
+            database_encrypted: self.store.database_encrypted(),
+        };
+        Ok(super::restore_backup(self.keys.clone(), dir, data_dir, target).await?)
     }
 }
 
@@ -244,7 +252,7 @@ pub(super) fn sync_dir(path: &Path) -> Result<(), BackupError> {
         .map_err(|e| BackupError::io(path, e))
 }
 
-fn folder_size(path: &Path) -> u64 {
+pub(super) fn folder_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .into_iter()
         .flatten()

@@ -7,67 +7,10 @@ use std::sync::Arc;
 use ceneca_crypto::KeyRing;
 
 use super::sealing::open;
-use super::{BackupError, BackupManifest, FORMAT, MANIFEST, MARKER, PARTIAL, identity};
-
-/// The id a complete backup's marker gives, and the key it was sealed with.
-fn marker(dir: &Path) -> Result<(String, String), BackupError> {
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if name.ends_with(PARTIAL) {
-        return Err(BackupError::Refused(format!(
-            "{} was cut short while it was written: it is not a backup (take a new one)",
-            dir.display()
-        )));
-    }
-    let path = dir.join(MARKER);
-    let text = match regular_file(&path) {
-        Ok(()) => {
-            // Read before anything is authenticated: bounded, and only as text.
-            use std::io::Read;
-            let mut text = String::new();
-            std::fs::File::open(&path)
-                .and_then(|f| f.take(4096).read_to_string(&mut text))
-                .map_err(|e| BackupError::io(&path, e))?;
-            text
-        }
-        Err(BackupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(BackupError::Refused(format!(
-                "{} has no {MARKER} file: it is not a complete backup",
-                dir.display()
-            )));
-        }
-        Err(e) => return Err(e),
-    };
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-            .map(str::to_owned)
-    };
-    let bad = || BackupError::Damaged(format!("{} is not a backup marker", path.display()));
-    if field("ceneca backup") != Some(FORMAT.to_string()) {
-        return Err(bad());
-    }
-    let id = field("id").filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
-    // A key id as the ring spells them (it is printed in messages).
-    let key = field("key").filter(|k| {
-        (1..=64).contains(&k.len())
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    Ok((id.ok_or_else(bad)?, key.ok_or_else(bad)?))
-}
-
-/// That `path` is a regular file (not a link, a pipe or a device, which could make a read
-/// hang or never end), before it is read.
-fn regular_file(path: &Path) -> Result<(), BackupError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| BackupError::io(path, e))?;
-    if !meta.file_type().is_file() {
-        return Err(BackupError::Damaged(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    Ok(())
-}
+use super::{
+    BackupError, BackupManifest, FORMAT, MANIFEST, MARKER, Marker, PARTIAL, identity, read_marker,
+    regular_file,
+};
 
 /// Opens the backup at `dir` and checks every file it holds; answers its manifest.
 pub async fn verify_backup(keys: Arc<KeyRing>, dir: &Path) -> Result<BackupManifest, BackupError> {
@@ -78,7 +21,7 @@ pub async fn verify_backup(keys: Arc<KeyRing>, dir: &Path) -> Result<BackupManif
 }
 
 fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupError> {
-    let (id, key) = marker(dir)?;
+    let Marker { id, key, .. } = read_marker(dir)?;
     if !keys.key_ids().contains(&key.as_str()) {
         return Err(BackupError::Refused(format!(
             "the backup was sealed with key '{key}', which this key ring does not hold: use the key file (or CENECA_ENCRYPTION_KEY) of the folder that was backed up"
@@ -136,14 +79,31 @@ fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupE
     Ok(manifest)
 }
 
-/// Restores the backup at `dir` into `data_dir` (which must not exist or be empty): the
-/// database as `database_file` there and the blob folder (`blobs`), after every file was
-/// verified. The vector index is left for the caller to rebuild from the database.
+/// What a restore writes into, so a backup that does not fit is refused before anything
+/// is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreTarget<'a> {
+    /// The engine the restored data will be opened with (`sqlite`, `postgres`).
+    pub engine: &'a str,
+    /// Whether the restored embedded database will be opened as encrypted
+    /// (`store.encrypt_database`).
+    pub database_encrypted: bool,
+}
+
+/// The name, in the data folder, of a PostgreSQL backup's logical export once restored:
+/// the caller loads it into the database (`Store::restore_snapshot`), then deletes it.
+pub const POSTGRES_EXPORT: &str = "restore-postgres.copy";
+
+/// Restores the backup at `dir` into `data_dir` (which must not exist or be empty),
+/// after every file was verified: the blob folder (`blobs`), the audit head the backup
+/// recorded (`audit.head`, from its sealed manifest), and the database: an embedded
+/// database as `ceneca.db`, a PostgreSQL export as [`POSTGRES_EXPORT`] for the caller
+/// to load. The vector index is left for the caller to rebuild from the database.
 pub async fn restore_backup(
     keys: Arc<KeyRing>,
     dir: &Path,
     data_dir: &Path,
-    database_file: &str,
+    target: RestoreTarget<'_>,
 ) -> Result<BackupManifest, BackupError> {
     if std::fs::read_dir(data_dir).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(BackupError::Refused(format!(
@@ -152,8 +112,39 @@ pub async fn restore_backup(
         )));
     }
     let manifest = verify_backup(keys.clone(), dir).await?;
+    if manifest.engine != target.engine {
+        return Err(BackupError::Refused(format!(
+            "the backup is of a {} database and this configuration is on {}: {}",
+            manifest.engine,
+            target.engine,
+            if manifest.engine == "postgres" {
+                "set store.database_url to a new, empty PostgreSQL database"
+            } else {
+                "unset store.database_url to restore into an embedded data folder"
+            }
+        )));
+    }
+    if manifest.database_encrypted != target.database_encrypted {
+        return Err(BackupError::Refused(if manifest.database_encrypted {
+            "the backup's database is encrypted (SQLCipher): restore it with store.encrypt_database = true".to_owned()
+        } else {
+            "the backup's database is not encrypted: restore it with store.encrypt_database = false (then `ceneca db encrypt`)".to_owned()
+        }));
+    }
+    let head = ceneca_domain::audit::ChainHead::parse(&manifest.audit_head)
+        .map_err(|e| BackupError::Damaged(format!("the manifest's audit head: {e}")))?;
+    let database_file = if manifest.engine == "postgres" {
+        POSTGRES_EXPORT
+    } else {
+        "ceneca.db"
+    };
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::io(data_dir, e))?;
-    let written = write_restore(keys, dir, data_dir, database_file, &manifest).await;
+    let mut written = write_restore(keys, dir, data_dir, database_file, &manifest).await;
+    if written.is_ok() {
+        let path = data_dir.join(crate::audit_head::FILE_NAME);
+        written =
+            crate::audit_head::write(&path, &head).map_err(|e| BackupError::Refused(e.to_string()));
+    }
     if written.is_err() {
         // The folder was empty: what a failed restore wrote goes, so it never passes for
         // a restored one and the restore can be run again.

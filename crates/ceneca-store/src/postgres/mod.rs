@@ -30,6 +30,7 @@ use crate::{Engine, Result, Store, StoreError, StoreOptions};
 
 mod outbox;
 mod search;
+mod snapshot;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -626,11 +627,16 @@ impl Store for PgStore {
 
     async fn snapshot_into(
         &self,
-        _path: std::path::PathBuf,
+        path: std::path::PathBuf,
     ) -> Result<ceneca_domain::audit::ChainHead> {
-        Err(StoreError::Config(
-            "a PostgreSQL database is backed up with pg_dump or point-in-time recovery, not by Ceneca".into(),
-        ))
+        snapshot::export(&self.pool, path).await
+    }
+
+    async fn restore_snapshot(
+        &self,
+        path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead> {
+        snapshot::import(&self.pool, path).await
     }
 
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {

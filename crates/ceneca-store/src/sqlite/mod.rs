@@ -538,6 +538,9 @@ impl Store for SqliteStore {
     fn engine(&self) -> Engine {
         Engine::Sqlite
     }
+    fn database_encrypted(&self) -> bool {
+        self.keys.is_some()
+    }
 
     async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
         let clock = self.clock.clone();
@@ -948,6 +951,15 @@ impl Store for SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    async fn restore_snapshot(
+        &self,
+        _path: std::path::PathBuf,
+    ) -> Result<ceneca_domain::audit::ChainHead> {
+        Err(StoreError::Config(
+            "an embedded database's snapshot is its file: it is restored by putting the file in place".into(),
+        ))
     }
 
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
