@@ -354,6 +354,8 @@ impl TestServer {
         let services = Services::new(store, keys.clone(), config)
             .with_blobs(Arc::new(blobs))
             .with_backups(dir.path().join("backups"), dir.path().to_owned())
+            .with_export_jobs(dir.path().join("exports"))
+            .expect("export folder")
             .with_audit_head(dir.path().join(ceneca_service::audit_head::FILE_NAME))
             .await
             .expect("anchor the audit chain")

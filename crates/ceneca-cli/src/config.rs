@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use ceneca_domain::Edition;
 use ceneca_server::settings::{HttpSettings, TlsSettings};
 use ceneca_service::settings::{
-    AttachmentSettings, AuditSettings, AuthSettings, BackupSettings, DlpSettings, NetworkSettings,
-    RetentionSettings, StorageSettings, SyncSettings, VectorSettings,
+    AttachmentSettings, AuditSettings, AuthSettings, BackupSettings, DlpSettings, ExportSettings,
+    NetworkSettings, RetentionSettings, StorageSettings, SyncSettings, VectorSettings,
 };
 use ceneca_store::StoreSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -46,6 +46,7 @@ pub struct Config {
     pub storage: StorageSettings,
     pub retention: RetentionSettings,
     pub backup: BackupSettings,
+    pub export: ExportSettings,
     pub log: LogSettings,
     /// Where each setting's value came from (`section.key` → a default, the edition's
     /// preset, the file, a variable, a flag), for `config show` and the start-up log.
@@ -72,6 +73,7 @@ impl Default for Config {
             storage: StorageSettings::default(),
             retention: RetentionSettings::default(),
             backup: BackupSettings::default(),
+            export: ExportSettings::default(),
             log: LogSettings::default(),
             origins: Default::default(),
         }
@@ -229,6 +231,8 @@ pub const FLAT: &[(&str, &str)] = &[
     ("backup_directory", "backup.directory"),
     ("backup_interval_hours", "backup.interval_hours"),
     ("backup_keep", "backup.keep"),
+    ("export_job_threshold_bytes", "export.job_threshold_bytes"),
+    ("export_keep_hours", "export.keep_hours"),
 ];
 
 /// The sectioned path of a flat name.
@@ -269,6 +273,7 @@ impl std::fmt::Debug for Config {
             .field("storage", &self.storage)
             .field("retention", &self.retention)
             .field("backup", &self.backup)
+            .field("export", &self.export)
             .field("log", &self.log)
             .finish_non_exhaustive()
     }
@@ -542,6 +547,7 @@ impl Config {
         self.storage.check()?;
         self.retention.check()?;
         self.backup.check()?;
+        self.export.check()?;
         let explicit = |key: &str| {
             self.origins
                 .get(key)
@@ -753,8 +759,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 64);
-        assert_eq!(FLAT.len() + 4, 64);
+        assert_eq!(settings.len(), 66);
+        assert_eq!(FLAT.len() + 4, 66);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

@@ -15,6 +15,7 @@
 //! | `attachments/upload.rs` | `put_attachment_content` |
 //! | `attachments/download.rs` | `attachment_content` |
 //! | `export/mod.rs` | `authorize_export`, `begin_export`, `export_user`, `export_user_by_email` |
+//! | `export/jobs.rs` | `with_export_jobs`, `wants_export_job`, `start_export_job`, `export_job_as`, `export_job_content_as`, `write_export_job`, `delete_export_job_as`, `run_export_expiry` |
 //! | `attachments/sweep.rs` | `sweep_blobs`, `run_blob_sweep` |
 //! | `auth/accounts.rs` | `register`, `create_user`, `me`, `change_password` |
 //! | `auth/login.rs` | `login` |
@@ -166,6 +167,10 @@ pub struct ServiceConfig {
     pub backup_interval_hours: u32,
     /// Complete backups kept in the backup folder; older ones go after each new one.
     pub backup_keep: u32,
+    /// An export of an account storing more than this runs as a job (`export/jobs.rs`).
+    pub export_job_threshold_bytes: u64,
+    /// How long a job's archive is kept once ready.
+    pub export_keep: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -201,6 +206,8 @@ impl Default for ServiceConfig {
             maintenance_at_percent: 90,
             backup_interval_hours: 0,
             backup_keep: 7,
+            export_job_threshold_bytes: 256 << 20,
+            export_keep: Duration::from_secs(24 * 3600),
             // Documents, images, sound and video; no executables, no unknown binaries.
             allowed_attachment_types: Arc::new(
                 [
@@ -269,6 +276,9 @@ pub struct Services {
     /// Backups being written by this process: while any is, no attachment file is
     /// removed (a row of the snapshot may name it), the sweep takes it later.
     backups_running: Arc<std::sync::atomic::AtomicUsize>,
+    /// Exports run as jobs, and where their archives are (`export/jobs.rs`); none: every
+    /// export streams.
+    export_jobs: Option<Arc<export::ExportJobs>>,
 }
 
 impl Services {
@@ -311,6 +321,7 @@ impl Services {
             exports: Default::default(),
             backups: None,
             backups_running: Default::default(),
+            export_jobs: None,
         }
     }
     /// Keeps attachment content in `blobs`.

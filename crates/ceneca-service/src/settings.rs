@@ -531,6 +531,46 @@ impl BackupSettings {
     }
 }
 
+/// `[export]`: exports of an account (`POST /users/{id}/export`) too large to stream at
+/// once run as jobs whose archive is kept a while (`service/export/jobs.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportSettings {
+    /// An account storing more than this many bytes is exported as a job (202, then
+    /// `GET /exports/{id}`); `?job=true|false` chooses either way.
+    pub job_threshold_bytes: u64,
+    /// Hours a job's archive is kept once ready, then deleted.
+    pub keep_hours: u32,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        let config = ServiceConfig::default();
+        Self {
+            job_threshold_bytes: config.export_job_threshold_bytes,
+            keep_hours: (config.export_keep.as_secs() / 3600) as u32,
+        }
+    }
+}
+
+impl ExportSettings {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if !(1..=24 * 31).contains(&self.keep_hours) {
+            return Err(InvalidSetting::new(
+                "export.keep_hours",
+                "must be 1 to 744 hours (a month)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes these settings into `config`.
+    pub fn apply(&self, config: &mut ServiceConfig) {
+        config.export_job_threshold_bytes = self.job_threshold_bytes;
+        config.export_keep = Duration::from_secs(u64::from(self.keep_hours) * 3600);
+    }
+}
+
 /// The vector collections.
 const COLLECTIONS: [&str; 3] = ["messages", "documents", "attachments"];
 

@@ -16,6 +16,7 @@ pub mod backup;
 pub mod entities;
 pub mod erasure;
 pub mod error;
+pub mod export;
 pub mod maintenance;
 pub mod params;
 pub mod search;

@@ -9,7 +9,7 @@ use std::io::Read;
 
 use ceneca_domain::export::exported_entities;
 use ceneca_domain::model;
-use ceneca_e2e::{Backend, TestServer, on_every_backend, samples, world};
+use ceneca_e2e::{Backend, TestServer, User, on_every_backend, samples, world};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,8 @@ on_every_backend!(
     only_the_user_or_an_administrator_exports,
     regression_a_failed_export_is_never_a_zip_that_opens,
     regression_exports_per_account_are_capped,
+    large_exports_run_as_jobs_only_their_requester_reads,
+    an_export_job_is_deleted_when_it_expires,
 );
 
 const API_KEY: &str = "sk-test-0123456789abcd";
@@ -476,4 +478,228 @@ async fn regression_exports_per_account_are_capped(backend: Backend) {
         }
     }
     assert_eq!(again, 200, "the slots were never given back");
+}
+
+/// Asks for an export; answers the status, the `Location` header and the body.
+async fn ask_export(
+    s: &TestServer,
+    token: &str,
+    user: &str,
+    query: &str,
+) -> (u16, Option<String>, Vec<u8>) {
+    let answer = s
+        .http
+        .post(format!("{}/api/v1/users/{user}/export{query}", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let location = answer
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, location, answer.bytes().await.unwrap().to_vec())
+}
+
+/// Waits until the job is no longer running; answers it.
+async fn job_done(s: &TestServer, u: &User, job: &str) -> Value {
+    for _ in 0..600 {
+        let seen = s
+            .get(u, &format!("/api/v1/exports/{job}"))
+            .await
+            .expect(200);
+        if seen["status"] != "running" {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the export job did not end in 30 s");
+}
+
+/// Reads a job's archive (as far as the server sends it).
+async fn job_content(s: &TestServer, token: &str, job: &str) -> (u16, Vec<u8>) {
+    let answer = s
+        .http
+        .get(format!("{}/api/v1/exports/{job}/content", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let mut body = Vec::new();
+    let mut answer = answer;
+    while let Ok(Some(piece)) = answer.chunk().await {
+        body.extend_from_slice(&piece);
+    }
+    (status, body)
+}
+
+async fn large_exports_run_as_jobs_only_their_requester_reads(backend: Backend) {
+    let config = ceneca_service::ServiceConfig {
+        export_job_threshold_bytes: 20_000,
+        ..Default::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    let other = s.user("other").await;
+    let admin = s.admin().await;
+    let w = world(&s, &u).await;
+    let attachment = id(&s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": w.workspace, "file_name": "canary.txt"}),
+        )
+        .await
+        .expect(201));
+    let file = b"CANARY-export-job-plaintext ".repeat(2000);
+    assert_eq!(s.put_content(&u, &attachment, file.clone()).await, 200);
+
+    // Over the threshold: a job, at once.
+    let (status, location, body) = ask_export(&s, &u.token, &u.id, "").await;
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let job: Value = serde_json::from_slice(&body).unwrap();
+    let job_id = id(&job);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/api/v1/exports/{job_id}").as_str())
+    );
+    assert_eq!(job["user_id"], u.id.as_str());
+    assert_eq!(
+        job["content_url"],
+        format!("/api/v1/exports/{job_id}/content")
+    );
+    let done = job_done(&s, &u, &job_id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["files"], 1);
+    assert!(done["expires_at"].is_string());
+
+    // Only the requester, as the account, sees or reads it.
+    let api_token = s
+        .post(
+            &u,
+            "/api/v1/api-tokens",
+            json!({"name": "bot", "workspace_id": w.workspace, "expires_in_days": 1}),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for token in [&other.token, &admin.token, &api_token] {
+        let seen = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/exports/{job_id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert!(matches!(seen.status.as_u16(), 403 | 404), "{seen:?}");
+        let (status, _) = job_content(&s, token, &job_id).await;
+        assert!(matches!(status, 403 | 404), "{status}");
+        let gone = s
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/exports/{job_id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert!(matches!(gone.status.as_u16(), 403 | 404), "{gone:?}");
+    }
+    let unknown = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/exports/{}", uuid::Uuid::now_v7()),
+            Some(&u.token),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+
+    // The archive reads whole, as the job says; on disk it is sealed.
+    let (status, bytes) = job_content(&s, &u.token, &job_id).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes.len() as u64, done["archive_bytes"].as_u64().unwrap());
+    assert_eq!(
+        hex::encode(Sha256::digest(&bytes)),
+        done["sha256"].as_str().unwrap()
+    );
+    let files = unzip(&bytes);
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["user_id"], u.id.as_str());
+    assert!(files.values().any(|f| *f == file));
+    let exports = s.data_dir().join("exports");
+    for path in ceneca_e2e::files_under(&exports) {
+        let stored = std::fs::read(&path).unwrap();
+        assert!(
+            !stored
+                .windows(27)
+                .any(|w| w == b"CANARY-export-job-plaintext"),
+            "{} holds the export in the clear",
+            path.display()
+        );
+    }
+    let reads = s.audit_log(&admin, "action=user.export_download").await;
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0]["actor_id"], u.id.as_str());
+
+    // A changed byte on disk: the body ends early and is no archive.
+    let sealed = exports.join(format!("{}.zip.sealed", job_id.replace('-', "")));
+    let mut stored = std::fs::read(&sealed).unwrap();
+    let middle = stored.len() / 2;
+    stored[middle] ^= 1;
+    std::fs::write(&sealed, &stored).unwrap();
+    let (_, cut) = job_content(&s, &u.token, &job_id).await;
+    assert!(zip::ZipArchive::new(std::io::Cursor::new(&cut)).is_err());
+
+    // Asked either way; a bad value is said.
+    let (status, _, body) = ask_export(&s, &u.token, &u.id, "?job=false").await;
+    assert_eq!(status, 200);
+    assert!(unzip(&body).contains_key("manifest.json"));
+    let (status, _, _) = ask_export(&s, &u.token, &u.id, "?job=maybe").await;
+    assert_eq!(status, 400);
+    let (status, _, body) = ask_export(&s, &other.token, &other.id, "?job=true").await;
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    // Others learn nothing of an account's export, bad input included.
+    let (status, _, _) = ask_export(&s, &other.token, &u.id, "?job=maybe").await;
+    assert_eq!(status, 404);
+
+    // Deleted by its requester: gone, with its file.
+    let deleted = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/exports/{job_id}"),
+            Some(&u.token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    assert_eq!(
+        s.get(&u, &format!("/api/v1/exports/{job_id}")).await.status,
+        404
+    );
+    assert!(!sealed.exists());
+}
+
+async fn an_export_job_is_deleted_when_it_expires(backend: Backend) {
+    let config = ceneca_service::ServiceConfig {
+        export_keep: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let s = TestServer::start_with(backend, config).await;
+    let u = s.user("u").await;
+    world(&s, &u).await;
+    let (status, _, body) = ask_export(&s, &u.token, &u.id, "?job=true").await;
+    assert_eq!(status, 202);
+    let job_id = id(&serde_json::from_slice(&body).unwrap());
+    assert_eq!(job_done(&s, &u, &job_id).await["status"], "ready");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.get(&u, &format!("/api/v1/exports/{job_id}")).await.status,
+        404
+    );
+    assert!(ceneca_e2e::files_under(&s.data_dir().join("exports")).is_empty());
 }

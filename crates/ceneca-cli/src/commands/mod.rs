@@ -90,6 +90,7 @@ pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
     config.storage.apply(&mut service);
     config.retention.apply(&mut service);
     config.backup.apply(&mut service);
+    config.export.apply(&mut service);
     Ok(service)
 }
 
@@ -179,6 +180,13 @@ pub async fn open_node_services(
     let services = Services::new(store, Arc::new(keys), service)
         .with_blobs(Arc::new(blobs))
         .with_backups(config.backup_dir(), config.data_dir.clone())
+        .with_export_jobs(config.data_dir.join("exports"))
+        .with_context(|| {
+            format!(
+                "cannot open the export folder {}",
+                config.data_dir.join("exports").display()
+            )
+        })?
         .with_audit_head(config.data_dir.join(ceneca_service::audit_head::FILE_NAME))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

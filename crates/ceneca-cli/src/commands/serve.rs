@@ -57,6 +57,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let blob_sweep = tokio::spawn(services.clone().run_blob_sweep());
     // Thumbnails of uploaded images, made off the request path.
     let thumbnails = tokio::spawn(services.clone().run_thumbnails());
+    // Export jobs' archives past `export.keep_hours`.
+    let export_expiry = tokio::spawn(services.clone().run_export_expiry());
     // Retention: on a schedule and when a quota fills. Never on a local node, whose
     // upstream decides what is archived.
     let maintenance = if replicator.is_none() {
@@ -148,6 +150,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     compaction.abort();
     blob_sweep.abort();
     thumbnails.abort();
+    export_expiry.abort();
     if let Some(maintenance) = maintenance {
         maintenance.shutdown().await;
     }

@@ -120,6 +120,8 @@ pub fn document() -> OpenApi {
     components = register::<ceneca_wire::backup::BackupRun>(components);
     components = register::<ceneca_wire::backup::BackupItem>(components);
     components = register::<ceneca_wire::backup::BackupList>(components);
+    components = register::<ceneca_wire::export::ExportJobStatus>(components);
+    components = register::<ceneca_wire::export::ExportJob>(components);
     components = register::<ceneca_wire::erasure::EraseRequest>(components);
     components = register::<ceneca_wire::erasure::ErasureReport>(components);
     for (name, response) in op::error_responses() {

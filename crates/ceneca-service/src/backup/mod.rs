@@ -26,7 +26,7 @@
 mod create;
 mod restore;
 mod schedule;
-mod sealing;
+pub(crate) mod sealing;
 
 pub use create::BackupSummary;
 pub use restore::{POSTGRES_EXPORT, RestoreTarget, restore_backup, verify_backup};

@@ -71,7 +71,7 @@ fn read_chunk(source: &mut dyn Read) -> std::io::Result<Vec<u8>> {
 /// Opens the sealed file at `path`, bound to `identity`, writing its content to `sink`;
 /// checks it against `expected` (its size and SHA-256) when given. Any byte changed,
 /// added or cut, or a file from another place, fails with what is wrong.
-pub(super) fn open(
+pub(crate) fn open(
     keys: &KeyRing,
     path: &Path,
     identity: &[u8],
@@ -123,4 +123,88 @@ pub(super) fn open(
         )));
     }
     Ok(found)
+}
+
+/// A `Write` that seals what it is given into `out`, chunk by chunk, bound to
+/// `identity` once [`SealingWriter::finish`] seals the last chunk (a file never
+/// finished does not open: its end is missing). Keeps one chunk ahead, so only the last
+/// is sealed as the last; hashes the content as it goes.
+pub(crate) struct SealingWriter<W: Write> {
+    out: W,
+    sealer: ceneca_crypto::sealed_file::FileSealer,
+    pending: Vec<u8>,
+    hash: Sha256,
+    size: u64,
+}
+
+impl<W: Write> SealingWriter<W> {
+    pub(crate) fn new(keys: &KeyRing, mut out: W) -> std::io::Result<Self> {
+        let sealer = keys.file_sealer();
+        out.write_all(sealer.header())?;
+        Ok(Self {
+            out,
+            sealer,
+            pending: Vec::with_capacity(2 * CHUNK),
+            hash: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Seals the last chunk; answers the output, and the content's size and SHA-256.
+    pub(crate) fn finish(mut self, identity: &[u8]) -> std::io::Result<(W, u64, String)> {
+        let mut last = std::mem::take(&mut self.pending);
+        self.sealer.seal_last(&mut last, identity);
+        self.out.write_all(&last)?;
+        self.out.flush()?;
+        Ok((self.out, self.size, hex::encode(self.hash.finalize())))
+    }
+}
+
+impl<W: Write> Write for SealingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        self.hash.update(buf);
+        self.size += buf.len() as u64;
+        // Full chunks with more after them are not the last.
+        while self.pending.len() > CHUNK {
+            let rest = self.pending.split_off(CHUNK);
+            let mut chunk = std::mem::replace(&mut self.pending, rest);
+            self.sealer.seal(&mut chunk);
+            self.out.write_all(&chunk)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_sealing_writer_writes_opens_as_a_sealed_file() {
+        let key: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+        let keys = KeyRing::new("k", &key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 17] {
+            let content: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            let mut writer =
+                SealingWriter::new(&keys, std::fs::File::create(&path).unwrap()).unwrap();
+            // In uneven pieces, as a ZIP writer gives them.
+            for piece in content.chunks(1000 + len % 7) {
+                writer.write_all(piece).unwrap();
+            }
+            let (_, size, sha) = writer.finish(b"id").unwrap();
+            assert_eq!(size, len as u64);
+            let mut opened = Vec::new();
+            let found = open(&keys, &path, b"id", None, &mut opened).unwrap();
+            assert_eq!(opened, content, "{len}");
+            assert_eq!(found.sha256, sha);
+            assert!(open(&keys, &path, b"other", None, &mut Vec::new()).is_err());
+        }
+    }
 }

@@ -14,6 +14,7 @@
 //! counts, never the content.
 
 mod archive;
+mod jobs;
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 pub use archive::{ArchivedFile, Written};
+pub use jobs::{ExportJobContent, ExportJobs};
 
 use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError};
