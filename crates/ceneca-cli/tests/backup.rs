@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Value, json};
 
 mod common;
-use common::{BIN, serve_with, stop};
+use common::{BIN, fresh_postgres_database, serve_with, stop};
 
 fn ceneca(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -366,6 +366,28 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_restores_whole() {
         text(&verified)
     );
 
+    // Found by the second attack: a manifest that is a pipe made verify wait for ever.
+    let piped = root.path().join("piped");
+    copy_dir(&backup, &piped);
+    std::fs::remove_file(piped.join("manifest.sealed")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(piped.join("manifest.sealed"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let verified = ceneca(&data)
+        .arg("backup")
+        .arg("verify")
+        .arg(&piped)
+        .output()
+        .unwrap();
+    assert!(!verified.status.success());
+    assert!(
+        text(&verified).contains("not a regular file"),
+        "{}",
+        text(&verified)
+    );
+
     // Found by the attack: a mistyped data folder was created, with a new key, and
     // "backed up" empty.
     let typo = ceneca(root.path())
@@ -553,4 +575,168 @@ async fn regression_a_backup_killed_midway_leaves_the_previous_one_valid_and_non
     assert!(!partial.exists());
     assert_eq!(listed(&data, &out).len(), 2);
     assert!(!data.join("ceneca_data").join("backup-snapshot.db").exists());
+}
+
+/// `ceneca` in `dir` on the PostgreSQL database `url` with the shared key `key`.
+fn on_postgres(dir: &Path, url: &str, key: &str) -> Command {
+    let mut cmd = ceneca(dir);
+    cmd.env("CENECA_DATABASE_URL", url)
+        .env("CENECA_ENCRYPTION_KEY", key);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_backup_restores_into_a_new_database_and_nowhere_else() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, out) = (root.path().join("data"), root.path().join("backups"));
+    std::fs::create_dir(&data).unwrap();
+    let generated = Command::new(BIN)
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    let key = String::from_utf8(generated.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let source = fresh_postgres_database("backup_src").await;
+    let server = serve_with(on_postgres(&data, &source, &key), &[], Stdio::inherit()).await;
+    let base = format!("{}/api/v1", server.base);
+    let token = sign_in(&base, "register").await;
+    let post = |path: &str, body: Value| {
+        call(
+            reqwest::Method::POST,
+            format!("{base}{path}"),
+            &token,
+            Some(body),
+        )
+    };
+    let ws = post("/workspaces", json!({"name": "Mine"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let thread = post(
+        "/threads",
+        json!({"workspace_id": ws, "title": "on postgres"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..30 {
+        post(
+            &format!("/threads/{thread}/messages"),
+            json!({"role": "user", "content": format!("line {n}\twith a tab\nand \\. a backslash")}),
+        )
+        .await;
+    }
+    stop(server);
+    let created = on_postgres(&data, &source, &key)
+        .args(["backup", "create", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", text(&created));
+    let backup = backup_in(&out);
+    let verified = on_postgres(&data, &source, &key)
+        .args(["backup", "verify"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        text(&verified).contains("postgres database"),
+        "{}",
+        text(&verified)
+    );
+
+    // Found by the attack: a database that was not new was migrated before the restore
+    // refused it, and the data folder kept what the restore had put there.
+    let taken = fresh_postgres_database("backup_taken").await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&taken)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(
+        &mut conn,
+        "CREATE TABLE other_app (x INT); INSERT INTO other_app VALUES (1)",
+    )
+    .await
+    .unwrap();
+    let refused_into = root.path().join("refused");
+    let refused = on_postgres(root.path(), &taken, &key)
+        .arg("--data-dir")
+        .arg(&refused_into)
+        .args(["backup", "restore"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("not Ceneca's"),
+        "{}",
+        text(&refused)
+    );
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(tables, 1, "the database was not migrated");
+    assert_eq!(std::fs::read_dir(&refused_into).unwrap().count(), 0);
+    // Into an embedded folder: refused before anything is written.
+    let embedded = root.path().join("embedded");
+    let wrong_engine = ceneca(root.path())
+        .env("CENECA_ENCRYPTION_KEY", &key)
+        .arg("--data-dir")
+        .arg(&embedded)
+        .args(["backup", "restore"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!wrong_engine.status.success());
+    assert!(
+        text(&wrong_engine).contains("store.database_url"),
+        "{}",
+        text(&wrong_engine)
+    );
+    assert!(!embedded.join("ceneca.db").exists());
+
+    // Into a new database: the same thread, messages byte for byte, a chain that verifies.
+    let target = fresh_postgres_database("backup_dst").await;
+    let restored = root.path().join("restored");
+    let restore = on_postgres(root.path(), &target, &key)
+        .arg("--data-dir")
+        .arg(&restored)
+        .args(["backup", "restore"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(restore.status.success(), "{}", text(&restore));
+    let audit = on_postgres(&restored, &target, &key)
+        .args(["--data-dir", ".", "audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(audit.status.success(), "{}", text(&audit));
+    let server = serve_with(
+        on_postgres(&restored, &target, &key),
+        &["--data-dir", "."],
+        Stdio::inherit(),
+    )
+    .await;
+    let base = format!("{}/api/v1", server.base);
+    let token = sign_in(&base, "login").await;
+    let page = call(
+        reqwest::Method::GET,
+        format!("{base}/threads/{thread}/messages?limit=100"),
+        &token,
+        None,
+    )
+    .await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 30);
+    assert!(
+        items
+            .iter()
+            .any(|m| m["content"] == "line 7\twith a tab\nand \\. a backslash"),
+        "{page}"
+    );
+    stop(server);
 }

@@ -302,6 +302,10 @@ impl Store for CachedStore {
         self.inner.restore_snapshot(path).await
     }
 
+    async fn check_restore_target(&self) -> Result<()> {
+        self.inner.check_restore_target().await
+    }
+
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
         self.inner.pending_erasures().await
     }

@@ -197,6 +197,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         path: std::path::PathBuf,
     ) -> Result<ceneca_domain::audit::ChainHead>;
+    /// Refuses a database a restore must not touch, before it is migrated: on
+    /// PostgreSQL one with another application's tables or with rows (an embedded
+    /// restore goes into an empty folder: nothing to check).
+    async fn check_restore_target(&self) -> Result<()> {
+        Ok(())
+    }
     /// What is left to erase of the account `user` before its last transaction, at most
     /// `limit` rows of each kind (`crate::erasure`).
     async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<ErasureWork>;

@@ -120,6 +120,38 @@ async fn administrators_take_and_list_backups_that_restore_to_the_same_rows(back
         .to_owned();
     let file = b"backed up, byte for byte\n".repeat(1000);
     assert_eq!(s.put_content(&u, &attachment, file.clone()).await, 200);
+    // A message body stored compressed (old enough for maintenance to pack it).
+    let long = format!(
+        "{} quokkafish {}",
+        "all green. ".repeat(40),
+        "pumps ok. ".repeat(20)
+    );
+    let packed = s
+        .post(
+            &u,
+            &format!("/api/v1/threads/{}/messages", w.thread),
+            json!({"role": "user", "content": long}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.raw_execute(&format!(
+        "UPDATE messages SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = '{packed}'"
+    ))
+    .await;
+    let report = s
+        .services
+        .run_maintenance(
+            ceneca_wire::maintenance::MaintenanceTrigger::Manual,
+            None,
+            false,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.messages_compressed, 1, "{report:?}");
     let admin = s.admin().await;
 
     // Others than system administrators learn nothing of the routes, bad input included.
@@ -133,6 +165,18 @@ async fn administrators_take_and_list_backups_that_restore_to_the_same_rows(back
         let hidden = s.call(method, &path, Some(&u.token), body.as_ref()).await;
         assert_eq!(hidden.status, 404, "{hidden:?}");
     }
+    // Found by the attack: a backup folder that cannot be read answered 500.
+    let backups = s.data_dir().join("backups");
+    std::fs::write(&backups, b"a file, not a folder").unwrap();
+    let unreadable = s.get(&admin, ROUTE).await;
+    assert_eq!(unreadable.status, 503, "{unreadable:?}");
+    assert!(
+        unreadable.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be read")
+    );
+    std::fs::remove_file(&backups).unwrap();
     let empty = s.get(&admin, ROUTE).await.expect(200);
     assert_eq!(empty["items"], json!([]), "{empty}");
     assert_eq!(empty["interval_hours"], 0);
@@ -153,14 +197,20 @@ async fn administrators_take_and_list_backups_that_restore_to_the_same_rows(back
 
     // A folder a killed run left half-written is no backup: not listed, and removed by
     // the next run.
-    let backups = s.data_dir().join("backups");
     let cut = backups.join("ceneca-backup-20260101T000000Z-0123456789ab.partial");
     std::fs::create_dir_all(&cut).unwrap();
+    std::fs::write(cut.join(".writing"), b"").unwrap();
     std::fs::write(
         cut.join("BACKUP"),
         "ceneca backup 1\nid 0123456789abcdef0123456789abcdef\nkey k\ncreated 2026-01-01T00:00:00Z\n",
     )
     .unwrap();
+    // Found by the attack: a `.partial` another run (of another deployment sharing the
+    // folder) is writing was removed from under it. It holds its lock: it stays.
+    let writing = backups.join("ceneca-backup-20260101T000001Z-0123456789ac.partial");
+    std::fs::create_dir_all(&writing).unwrap();
+    let held = std::fs::File::create(writing.join(".writing")).unwrap();
+    held.lock().unwrap();
     assert_eq!(s.get(&admin, ROUTE).await.expect(200)["items"], json!([]));
 
     // One at a time: of two asked together, one is refused while the other runs.
@@ -179,6 +229,8 @@ async fn administrators_take_and_list_backups_that_restore_to_the_same_rows(back
     assert_eq!(list["last_run"]["backup"], name);
     assert!(items[0]["bytes"].as_u64().unwrap() > file.len() as u64);
     assert!(!cut.exists(), "the cut-short folder was removed");
+    assert!(writing.exists(), "the one being written stays");
+    drop(held);
     let runs = s.audit_log(&admin, "action=backup.create").await;
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0]["actor_id"], admin.id.as_str());
@@ -220,6 +272,21 @@ async fn administrators_take_and_list_backups_that_restore_to_the_same_rows(back
         let again = store.restore_snapshot(export).await.unwrap_err();
         assert!(again.to_string().contains("already holds data"), "{again}");
     }
+    if database.is_some() {
+        // Found by the attack: the full-text trigger ran on the load and emptied the
+        // words of compressed bodies (found on the source, not on the copy).
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let (packed, wordless): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE content_packed IS NOT NULL), \
+             COUNT(*) FILTER (WHERE content_packed IS NOT NULL AND search IS NULL) FROM messages",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!((packed, wordless), (1, 0));
+    }
     let restored = Services::new(store, keys, ServiceConfig::default());
     let report = restored.verify_audit_chain().await.unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
@@ -247,6 +314,28 @@ async fn older_backups_go_beyond_the_number_kept(backend: Backend) {
     };
     let s = TestServer::start_with(backend, config).await;
     let admin = s.admin().await;
+    // Found by the attack: a marker's time was trusted (one dated 9999 made every real
+    // backup, the new one included, "older"), and another deployment's backups in a
+    // shared folder were counted and removed. Neither counts nor goes now.
+    let backups = s.data_dir().join("backups");
+    let fake = backups.join("ceneca-backup-future");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(
+        fake.join("BACKUP"),
+        "ceneca backup 1\nid 0123456789abcdef0123456789abcdef\nkey test\ncreated 9999-12-31T00:00:00Z\n",
+    )
+    .unwrap();
+    let elsewhere = TestServer::start(backend).await;
+    let foreign_admin = elsewhere.admin().await;
+    let foreign = take(&elsewhere, &foreign_admin).await["last_run"]["backup"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::rename(
+        elsewhere.data_dir().join("backups").join(&foreign),
+        backups.join(&foreign),
+    )
+    .unwrap();
     let mut names = Vec::new();
     for _ in 0..3 {
         let list = take(&s, &admin).await;
@@ -263,6 +352,7 @@ async fn older_backups_go_beyond_the_number_kept(backend: Backend) {
     assert_eq!(listed, [names[2].as_str(), names[1].as_str()], "{list}");
     assert_eq!(list["last_run"]["removed"], json!([names[0]]));
     assert!(!s.data_dir().join("backups").join(&names[0]).exists());
+    assert!(fake.exists() && backups.join(&foreign).exists());
     let runs = s.audit_log(&admin, "action=backup.create").await;
     assert_eq!(runs.len(), 3);
     assert!(

@@ -86,9 +86,13 @@ pub async fn run(config: Config, action: Action) -> anyhow::Result<()> {
         }
         Action::List { dir } => {
             let dir = dir.unwrap_or_else(|| config.backup_dir());
-            let items = ceneca_service::backup::list_backups(&dir).await?;
+            let keys = ring(&config, None)?;
+            let items = ceneca_service::backup::list_backups(keys, &dir).await?;
             if items.is_empty() {
-                println!("no complete backup under {}", dir.display());
+                println!(
+                    "no complete backup of this deployment under {} (a backup is listed when its manifest opens with this key ring)",
+                    dir.display()
+                );
             }
             for item in items {
                 println!(
@@ -144,12 +148,17 @@ async fn restore(config: &Config, dir: &Path, key_file: Option<PathBuf>) -> anyh
             .with_context(|| format!("cannot copy the key file to {}", target.display()))?;
     }
     if !config.is_embedded() {
-        // The rows into the new database, before anything reads its audit chain.
+        // The rows into the new database, before anything reads its audit chain; a
+        // database that is not new is refused before it is migrated.
         let export = config
             .data_dir
             .join(ceneca_service::backup::POSTGRES_EXPORT);
-        let store = super::open_store(config).await?;
         let loaded = async {
+            let store = super::open_store(config).await?;
+            store
+                .check_restore_target()
+                .await
+                .context("nothing was restored")?;
             store
                 .migrate_up()
                 .await
@@ -157,11 +166,16 @@ async fn restore(config: &Config, dir: &Path, key_file: Option<PathBuf>) -> anyh
             store
                 .restore_snapshot(export.clone())
                 .await
-                .context("the database was left as it was")
+                .context("nothing was restored (the load is all or nothing)")
         }
         .await;
         let _ = std::fs::remove_file(&export);
-        loaded?;
+        if let Err(e) = loaded {
+            // The data folder was empty: what the restore put there goes, so it can be
+            // run again.
+            empty_folder(&config.data_dir);
+            return Err(e);
+        }
     }
     let (services, _) = super::open_services(config).await?;
     let services = super::with_vectors(config, services).await?;
@@ -185,6 +199,18 @@ async fn restore(config: &Config, dir: &Path, key_file: Option<PathBuf>) -> anyh
         manifest.audit_head,
     );
     Ok(())
+}
+
+/// Removes what is in `folder` (a restore's target, empty before it).
+fn empty_folder(folder: &Path) {
+    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
 }
 
 /// The key ring that wrote a backup: the configured one, or the key file given. Never a

@@ -86,6 +86,14 @@ impl Services {
         let partial = out.join(format!("{name}{PARTIAL}"));
         std::fs::create_dir(&partial).map_err(|e| BackupError::io(&partial, e))?;
         *started = Some(partial.clone());
+        // Held while this run writes: another run (of this deployment or another one
+        // sharing the folder) removes a `.partial` only once nobody holds it.
+        let writing_path = partial.join(WRITING);
+        let writing = std::fs::File::create_new(&writing_path)
+            .map_err(|e| BackupError::io(&writing_path, e))?;
+        writing
+            .try_lock()
+            .map_err(|e| BackupError::io(&writing_path, std::io::Error::other(e.to_string())))?;
         std::fs::create_dir(partial.join("blobs")).map_err(|e| BackupError::io(&partial, e))?;
 
         // The database, as one read transaction sees it.
@@ -173,6 +181,7 @@ impl Services {
             "ceneca backup {FORMAT}\nid {id}\nkey {}\ncreated {}\n",
             manifest.key_id, manifest.created_at
         );
+        std::fs::remove_file(&writing_path).map_err(|e| BackupError::io(&writing_path, e))?;
         write_synced(&partial.join(MARKER), marker.as_bytes())?;
         sync_dir(&partial)?;
         sync_dir(&partial.join("blobs"))?;
@@ -214,6 +223,8 @@ impl Services {
 /// one backup at a time holds there.
 const SNAPSHOT: &str = "backup-snapshot.db";
 const LOCK: &str = "backup.lock";
+/// The lock a run holds in the `.partial` folder it writes.
+const WRITING: &str = ".writing";
 
 fn remove_if_there(path: &Path) -> Result<(), BackupError> {
     match std::fs::remove_file(path) {
@@ -230,11 +241,27 @@ fn remove_partial_backups(out: &Path) -> Result<(), BackupError> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if path.is_dir() && name.starts_with("ceneca-backup-") && name.ends_with(PARTIAL) {
+        if path.is_dir()
+            && name.starts_with("ceneca-backup-")
+            && name.ends_with(PARTIAL)
+            && abandoned(&path)
+        {
             std::fs::remove_dir_all(&path).map_err(|e| BackupError::io(&path, e))?;
         }
     }
     Ok(())
+}
+
+/// Whether the `.partial` folder at `path` was left by a run that ended: nobody holds
+/// its lock (a process that dies lets go), or it has none and is older than a run takes
+/// to create one.
+fn abandoned(path: &Path) -> bool {
+    match std::fs::File::open(path.join(WRITING)) {
+        Ok(file) => file.try_lock().is_ok(),
+        Err(_) => std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at.elapsed().unwrap_or_default() > std::time::Duration::from_secs(600)),
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {

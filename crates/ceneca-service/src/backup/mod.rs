@@ -115,7 +115,6 @@ pub(crate) struct Marker {
     pub id: String,
     /// The key-ring key it was sealed with.
     pub key: String,
-    pub created: String,
 }
 
 /// What a complete backup's marker says: read before anything is authenticated, so
@@ -163,15 +162,9 @@ pub(crate) fn read_marker(dir: &Path) -> Result<Marker, BackupError> {
             && k.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
-    let created = field("created").filter(|c| {
-        c.len() <= 40
-            && c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b":-.+".contains(&b))
-    });
     Ok(Marker {
         id: id.ok_or_else(bad)?,
         key: key.ok_or_else(bad)?,
-        created: created.ok_or_else(bad)?,
     })
 }
 

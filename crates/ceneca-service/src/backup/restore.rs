@@ -20,21 +20,27 @@ pub async fn verify_backup(keys: Arc<KeyRing>, dir: &Path) -> Result<BackupManif
         .map_err(|e| BackupError::Refused(e.to_string()))?
 }
 
-fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupError> {
+/// The sealed manifest of the complete backup at `dir`, opened with `keys` (its
+/// marker read first, as a hint only: what counts is what the manifest, authenticated,
+/// says).
+pub(crate) fn read_manifest(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupError> {
     let Marker { id, key, .. } = read_marker(dir)?;
     if !keys.key_ids().contains(&key.as_str()) {
         return Err(BackupError::Refused(format!(
             "the backup was sealed with key '{key}', which this key ring does not hold: use the key file (or CENECA_ENCRYPTION_KEY) of the folder that was backed up"
         )));
     }
+    let path = dir.join(MANIFEST);
+    regular_file(&path)?;
     let mut json = Vec::new();
-    open(
-        keys,
-        &dir.join(MANIFEST),
-        &identity(&id, MANIFEST),
-        None,
-        &mut json,
-    )?;
+    open(keys, &path, &identity(&id, MANIFEST), None, &mut json).map_err(|e| match e {
+        // Key ids are not unique across deployments (`env` for every key in the
+        // environment): a key of the same id that is not the one is told apart here.
+        BackupError::Damaged(why) => BackupError::Damaged(format!(
+            "{why}; if the backup is whole, it was sealed by another key with the id '{key}': check that the key ring is the one of the folder that was backed up"
+        )),
+        other => other,
+    })?;
     let manifest: BackupManifest = serde_json::from_slice(&json)
         .map_err(|e| BackupError::Damaged(format!("the manifest does not read: {e}")))?;
     if manifest.format != FORMAT || manifest.id != id {
@@ -42,6 +48,12 @@ fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupE
             "the manifest is not this backup's".into(),
         ));
     }
+    Ok(manifest)
+}
+
+fn verify_blocking(keys: &KeyRing, dir: &Path) -> Result<BackupManifest, BackupError> {
+    let manifest = read_manifest(keys, dir)?;
+    let id = manifest.id.clone();
     let mut files = vec![&manifest.database];
     files.extend(manifest.blobs.iter().map(|b| &b.copy));
     for file in &files {

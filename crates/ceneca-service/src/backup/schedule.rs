@@ -20,7 +20,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::{PARTIAL, read_marker};
+use std::sync::Arc;
+
+use ceneca_crypto::KeyRing;
+
+use super::PARTIAL;
+use super::restore::read_manifest;
 use crate::Services;
 use crate::audit::AuditEvent;
 use crate::caller::Caller;
@@ -110,7 +115,7 @@ impl Services {
         };
         let every = Duration::from_secs(u64::from(self.config.backup_interval_hours) * 3600);
         loop {
-            let newest = newest_backup(&place.directory).await;
+            let newest = newest_backup(self.keys.clone(), &place.directory).await;
             let wait = next_due(newest, now(), every);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -190,7 +195,8 @@ impl Services {
                 details["bytes"] = json!(summary.sealed_bytes);
                 details["audit_head"] = json!(summary.manifest.audit_head);
                 let keep = self.config.backup_keep.max(1) as usize;
-                match prune(&place.directory, keep).await {
+                let written = run.backup.clone().unwrap_or_default();
+                match prune(self.keys.clone(), &place.directory, keep, &written).await {
                     Ok(removed) => run.removed = removed,
                     Err(e) => {
                         tracing::warn!(error = %e, "backup: older backups could not be removed")
@@ -252,7 +258,7 @@ impl Services {
     pub async fn list_backups_as(&self, caller: &Caller) -> Result<BackupList> {
         self.require_maintenance_caller(caller)?;
         let place = self.backup_place()?.clone();
-        let items = list_backups(&place.directory).await?;
+        let items = list_backups(self.keys.clone(), &place.directory).await?;
         let hours = self.config.backup_interval_hours;
         let next_at = (hours > 0).then(|| {
             let newest = items.first().and_then(|i| parse_time(&i.created_at));
@@ -296,20 +302,28 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
-/// The complete backups under `directory`, newest first; a folder that is not one (a
-/// `.partial` being written, anything else) is left out. A missing folder has none.
-pub async fn list_backups(directory: &Path) -> Result<Vec<BackupItem>> {
+/// The complete backups of this deployment under `directory`, newest first: those whose
+/// sealed manifest opens with `keys` (what it says is authenticated; a marker alone
+/// is not). Anything else there — another deployment's backups, a `.partial` being
+/// written, a folder that only looks like one — is neither listed nor ever removed. A
+/// missing folder has none.
+pub async fn list_backups(keys: Arc<KeyRing>, directory: &Path) -> Result<Vec<BackupItem>> {
     let directory = directory.to_owned();
-    tokio::task::spawn_blocking(move || list_blocking(&directory))
+    tokio::task::spawn_blocking(move || list_blocking(&keys, &directory))
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?
 }
 
-fn list_blocking(directory: &Path) -> Result<Vec<BackupItem>> {
+fn list_blocking(keys: &KeyRing, directory: &Path) -> Result<Vec<BackupItem>> {
     let entries = match std::fs::read_dir(directory) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(super::BackupError::io(directory, e).into()),
+        Err(e) => {
+            return Err(ServiceError::Unavailable(format!(
+                "the backup folder {} cannot be read: {e}",
+                directory.display()
+            )));
+        }
     };
     let mut items = Vec::new();
     for entry in entries.flatten() {
@@ -323,15 +337,15 @@ fn list_blocking(directory: &Path) -> Result<Vec<BackupItem>> {
         if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             continue;
         }
-        let Ok(marker) = read_marker(&path) else {
+        let Ok(manifest) = read_manifest(keys, &path) else {
             continue;
         };
         items.push(BackupItem {
             name: name.to_owned(),
-            id: marker.id,
+            id: manifest.id,
             bytes: super::create::folder_size(&path),
-            created_at: marker.created,
-            key_id: marker.key,
+            created_at: manifest.created_at,
+            key_id: manifest.key_id,
         });
     }
     // Newest first: by the time each says, then by name.
@@ -343,16 +357,23 @@ fn list_blocking(directory: &Path) -> Result<Vec<BackupItem>> {
 }
 
 /// When the newest complete backup under `directory` was taken.
-async fn newest_backup(directory: &Path) -> Option<OffsetDateTime> {
-    let items = list_backups(directory).await.ok()?;
+async fn newest_backup(keys: Arc<KeyRing>, directory: &Path) -> Option<OffsetDateTime> {
+    let items = list_backups(keys, directory).await.ok()?;
     items.first().and_then(|i| parse_time(&i.created_at))
 }
 
-/// Removes the complete backups beyond the `keep` newest; answers their names.
-async fn prune(directory: &Path, keep: usize) -> Result<Vec<String>> {
-    let items = list_backups(directory).await?;
+/// Removes this deployment's complete backups beyond the `keep` newest, never `written`
+/// (the one just taken, whatever the times say); answers their names.
+async fn prune(
+    keys: Arc<KeyRing>,
+    directory: &Path,
+    keep: usize,
+    written: &str,
+) -> Result<Vec<String>> {
+    let items = list_backups(keys, directory).await?;
     let mut removed = Vec::new();
-    for item in items.into_iter().skip(keep) {
+    let others = items.into_iter().filter(|i| i.name != written);
+    for item in others.skip(keep.saturating_sub(1)) {
         let path = directory.join(&item.name);
         let gone = path.clone();
         // The marker first: a removal cut short leaves no folder that looks complete.
@@ -388,38 +409,5 @@ mod tests {
         assert_eq!(next_due(Some(two_days_ago), at, day), FIRST_BACKUP_AFTER);
         let ahead = at + time::Duration::hours(3);
         assert_eq!(next_due(Some(ahead), at, day), day);
-    }
-
-    #[test]
-    fn prune_keeps_the_newest_and_ignores_what_is_not_a_backup() {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, created) in [
-            ("ceneca-backup-a", "2026-12-01T10:00:00Z"),
-            ("ceneca-backup-b", "2026-12-02T10:00:00Z"),
-            ("ceneca-backup-c", "2026-12-03T10:00:00Z"),
-        ] {
-            let path = dir.path().join(name);
-            std::fs::create_dir(&path).unwrap();
-            let id = format!("{:032x}", created.len() + name.len());
-            std::fs::write(
-                path.join(super::super::MARKER),
-                format!("ceneca backup 1\nid {id}\nkey k1\ncreated {created}\n"),
-            )
-            .unwrap();
-        }
-        // A backup being written, and a folder without a marker: neither counted nor
-        // removed.
-        std::fs::create_dir(dir.path().join("ceneca-backup-d.partial")).unwrap();
-        std::fs::create_dir(dir.path().join("ceneca-backup-e")).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let removed = runtime.block_on(prune(dir.path(), 2)).unwrap();
-        assert_eq!(removed, vec!["ceneca-backup-a".to_owned()]);
-        let left = runtime.block_on(list_backups(dir.path())).unwrap();
-        let names: Vec<_> = left.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, ["ceneca-backup-c", "ceneca-backup-b"]);
-        assert!(dir.path().join("ceneca-backup-d.partial").exists());
-        assert!(dir.path().join("ceneca-backup-e").exists());
     }
 }

@@ -639,6 +639,10 @@ impl Store for PgStore {
         snapshot::import(&self.pool, path).await
     }
 
+    async fn check_restore_target(&self) -> Result<()> {
+        snapshot::check_restore_target(&self.pool).await
+    }
+
     async fn pending_erasures(&self) -> Result<Vec<Uuid>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         crate::erasure::pending(&mut PgExec { conn: &mut conn }).await

@@ -6,8 +6,9 @@
 //! `REPEATABLE READ` transaction, so it is one consistent state while writes go on. Its
 //! form is psql's (`COPY t (cols) FROM stdin;`, the rows, `\.`), parents before children,
 //! so `psql -f` loads it too. A restore loads it in one transaction into a database this
-//! binary migrated to the same schema version, with no data of its own; the statements
-//! run are built from the database's catalog, never taken from the file.
+//! binary migrated to the same schema version, with no data of its own, with the tables'
+//! own triggers off (the rows are loaded as they were, derived columns included); the
+//! statements run are built from the database's catalog, never taken from the file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -217,6 +218,42 @@ pub(super) async fn export(pool: &PgPool, path: PathBuf) -> Result<ChainHead> {
     Ok(head)
 }
 
+/// Refuses a database a restore must not touch, before anything (a migration) changes
+/// it: one with tables but no Ceneca schema (another application's), or one whose
+/// tables hold rows.
+pub(super) async fn check_restore_target(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await.map_err(backend)?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !names.iter().any(|n| n == "ceneca_migrations") {
+        return Err(StoreError::Config(format!(
+            "the database holds tables that are not Ceneca's ({}): restore into a new, empty database",
+            names.join(", ")
+        )));
+    }
+    for name in names.iter().filter(|n| !LEFT_OUT.contains(&n.as_str())) {
+        let has_rows: bool =
+            sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {})", quote(name)))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(backend)?;
+        if has_rows {
+            return Err(StoreError::Config(format!(
+                "the database already holds data (table {name}): restore into a new, empty database"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Loads the export at `path` into this database, which must be at the export's schema
 /// version and hold no data; answers the audit chain's end it loaded. All or nothing.
 pub(super) async fn import(pool: &PgPool, path: PathBuf) -> Result<ChainHead> {
@@ -260,6 +297,18 @@ pub(super) async fn import(pool: &PgPool, path: PathBuf) -> Result<ChainHead> {
                 table.name
             )));
         }
+    }
+    // The rows as they were: no trigger of ours runs on them (the full-text trigger
+    // would empty a compressed message's words; the outbox's would queue every
+    // embedding, which the restore reindexes anyway). Constraint checks still run.
+    for table in &tables {
+        sqlx::query(&format!(
+            "ALTER TABLE {} DISABLE TRIGGER USER",
+            quote(&table.name)
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
     }
     let by_statement: BTreeMap<String, &Table> = tables
         .iter()
@@ -324,6 +373,15 @@ pub(super) async fn import(pool: &PgPool, path: PathBuf) -> Result<ChainHead> {
             "the backup's database has no copy of table {}",
             missing.name
         )));
+    }
+    for table in &tables {
+        sqlx::query(&format!(
+            "ALTER TABLE {} ENABLE TRIGGER USER",
+            quote(&table.name)
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
     }
     // Identity and serial columns go on after the largest value loaded.
     let sequences: Vec<(String, String)> = sqlx::query(
