@@ -293,8 +293,8 @@ impl Services {
             }
             // A job deleted meanwhile stays deleted.
             let mut map = jobs.lock();
-            if map.contains_key(&id) {
-                map.insert(id, recorded);
+            if let Some(slot) = map.get_mut(&id) {
+                *slot = recorded;
             } else {
                 drop(map);
                 jobs.remove(id);
