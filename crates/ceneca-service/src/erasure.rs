@@ -219,6 +219,8 @@ impl Services {
                     (&model::THREADS, work.threads, authored)
                 } else if !work.messages.is_empty() {
                     (&model::MESSAGES, work.messages, authored)
+                } else if !work.documents.is_empty() {
+                    (&model::DOCUMENTS, work.documents, authored)
                 } else {
                     break;
                 };
@@ -234,6 +236,7 @@ impl Services {
         report.workspaces_purged = count("workspaces");
         report.threads_purged = count("threads");
         report.messages_purged = count("messages");
+        report.documents_purged = count("documents");
         report.messages_below = rounds.purged_messages_below;
         report.attachments = rounds.purged_attachments;
         report.attachment_bytes = rounds.purged_attachment_bytes;

@@ -5,7 +5,8 @@
 //! never holds the writer for long and resumes where it stopped ([`work`] says what is
 //! left, from the data as it is): first what goes whole (the organizations and personal
 //! workspaces that were the account's alone, the threads it started that nobody else
-//! wrote in, the messages it wrote, where the organization deletes them), each by the
+//! wrote in, the messages and documents it wrote, where the organization deletes them),
+//! each by the
 //! purge (`crate::purge`: rows below, files, vectors, history, one `purge` change each);
 //! then, in one last transaction ([`erase_account`]), the account itself:
 //! - organizations it created pass to another owner, workspaces of organizations it
@@ -44,6 +45,9 @@ pub struct ErasureWork {
     pub threads: Vec<Uuid>,
     /// Messages it wrote there, to purge.
     pub messages: Vec<Uuid>,
+    /// Documents it wrote there (the change log's create entry says who: a document has
+    /// no author column), to purge.
+    pub documents: Vec<Uuid>,
 }
 
 impl ErasureWork {
@@ -53,6 +57,7 @@ impl ErasureWork {
             && self.workspaces.is_empty()
             && self.threads.is_empty()
             && self.messages.is_empty()
+            && self.documents.is_empty()
     }
 }
 
@@ -101,6 +106,7 @@ fn posted_by(alias: &str, table: &str) -> String {
     // not pass for the message's.
     let kind = match table {
         "messages" => model::MESSAGES.name,
+        "documents" => model::DOCUMENTS.name,
         _ => model::ATTACHMENTS.name,
     };
     let logged = format!(
@@ -129,6 +135,7 @@ fn authored_alone(alias: &str, table: &str) -> String {
             posted_by("om", "messages")
         ),
         "messages" => format!("{alias}.author_id = {{u}}"),
+        "documents" => posted_by(alias, "documents"),
         _ => "1 = 0".to_owned(),
     }
 }
@@ -167,18 +174,29 @@ pub(crate) async fn detach_others_files<E: Exec>(
     let mut sql = Sql::default();
     let u = sql.bind(d, Value::Id(user), Kind::Uuid);
     let set = sql.bind(d, Value::IdSet(ids.to_vec()), Kind::Uuid);
-    let messages = match entity.table {
-        "messages" => format!("SELECT id FROM messages WHERE {}", d.in_set("id", &set)),
-        "threads" => format!(
-            "SELECT id FROM messages WHERE {}",
-            d.in_set("thread_id", &set)
+    // The column that ties a file to what goes, and the rows it names.
+    let (column, parents) = match entity.table {
+        "messages" => (
+            "message_id",
+            format!("SELECT id FROM messages WHERE {}", d.in_set("id", &set)),
+        ),
+        "threads" => (
+            "message_id",
+            format!(
+                "SELECT id FROM messages WHERE {}",
+                d.in_set("thread_id", &set)
+            ),
+        ),
+        "documents" => (
+            "document_id",
+            format!("SELECT id FROM documents WHERE {}", d.in_set("id", &set)),
         ),
         _ => return Ok(Vec::new()),
     };
     let attachments = &model::ATTACHMENTS;
     sql.text = format!(
-        "UPDATE attachments SET message_id = NULL
-         WHERE message_id IN ({messages}) AND NOT {}
+        "UPDATE attachments SET {column} = NULL
+         WHERE {column} IN ({parents}) AND NOT {}
          RETURNING {}",
         posted_by("attachments", "attachments").replace("{u}", &u),
         sql::column_list(attachments)
@@ -252,6 +270,11 @@ pub(crate) async fn work<E: Exec>(exec: &mut E, user: Uuid, limit: u32) -> Resul
              ORDER BY m.id LIMIT {limit}",
             authored_alone("m", "messages")
         ),
+        format!(
+            "SELECT d.id FROM documents d WHERE {} AND d.workspace_id NOT IN {ANONYMISING}
+             ORDER BY d.id LIMIT {limit}",
+            authored_alone("d", "documents")
+        ),
     ];
     let mut found = Vec::with_capacity(queries.len());
     for text in &queries {
@@ -263,6 +286,7 @@ pub(crate) async fn work<E: Exec>(exec: &mut E, user: Uuid, limit: u32) -> Resul
     out.workspaces = found.next().unwrap_or_default();
     out.threads = found.next().unwrap_or_default();
     out.messages = found.next().unwrap_or_default();
+    out.documents = found.next().unwrap_or_default();
     Ok(out)
 }
 

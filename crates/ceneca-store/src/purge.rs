@@ -56,8 +56,9 @@ pub enum PurgeRule {
     /// Whatever their state here: their upstream purged them (a local node).
     Upstream,
     /// What the account wrote alone, in the bin or not (an erase, `crate::erasure`):
-    /// messages it wrote, threads it started where every message is its own. Files
-    /// another account attached to a message that goes are kept, detached from it.
+    /// messages it wrote, threads it started where every message is its own, documents
+    /// whose create the change log records as its. Files another account attached to a
+    /// message or a document that goes are kept, detached from it.
     AuthoredBy(Uuid),
 }
 

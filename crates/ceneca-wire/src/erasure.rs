@@ -35,6 +35,9 @@ pub struct ErasureReport {
     /// where nobody else wrote, and its messages elsewhere.
     pub threads_purged: u64,
     pub messages_purged: u64,
+    /// Documents it wrote there (as the change log recorded who created them).
+    #[serde(default)]
+    pub documents_purged: u64,
     /// Messages below what was purged (a thread's, a workspace's).
     pub messages_below: u64,
     pub attachments: u64,

@@ -231,6 +231,32 @@ async fn an_erased_account_leaves_no_trace_and_others_keep_what_they_wrote(backe
     attach(&s, &u, &team_ws, &my_reply, &canary("reply file"), 2).await;
     let my_shared_thread = thread_in(&s, &u, &team_ws, &canary("my shared thread")).await;
     say(&s, &u, &my_shared_thread, &canary("alone here")).await;
+    // Documents it wrote there go (a document has no author column: the change log
+    // says who created it), with the owner's file detached from it; the owner's stay.
+    let my_shared_doc = id(&s
+        .post(
+            &u,
+            "/api/v1/documents",
+            json!({"workspace_id": team_ws, "title": canary("shared doc"), "body": canary("shared doc body")}),
+        )
+        .await
+        .expect(201));
+    let owners_doc = id(&s
+        .post(
+            &owner,
+            "/api/v1/documents",
+            json!({"workspace_id": team_ws, "title": "The owner's doc", "body": "stays"}),
+        )
+        .await
+        .expect(201));
+    let owners_file_on_my_doc = id(&s
+        .post(
+            &owner,
+            "/api/v1/attachments",
+            json!({"workspace_id": team_ws, "document_id": my_shared_doc, "file_name": "owners.txt"}),
+        )
+        .await
+        .expect(201));
     // A thread it started where the owner wrote too: the owner's as much as its.
     let started = thread_in(&s, &u, &team_ws, "started by u").await;
     let owner_in_started = say(&s, &owner, &started, "the owner answered").await;
@@ -304,6 +330,7 @@ async fn an_erased_account_leaves_no_trace_and_others_keep_what_they_wrote(backe
     assert_eq!(report["workspaces_purged"], 1, "{report}");
     assert_eq!(report["threads_purged"], 1, "{report}");
     assert_eq!(report["messages_purged"], 1, "{report}");
+    assert_eq!(report["documents_purged"], 1, "{report}");
     assert!(report["files_deleted"].as_u64().unwrap() >= 2, "{report}");
     // A workspace of an organization has no owner to hand over (its organization holds it).
     assert_eq!(report["handed_over"], 0, "{report}");
@@ -370,6 +397,20 @@ async fn an_erased_account_leaves_no_trace_and_others_keep_what_they_wrote(backe
     assert_eq!(again.status, 404, "{again:?}");
 
     // What others wrote stays, and so do the shared places.
+    s.get(&owner, &format!("/api/v1/documents/{my_shared_doc}"))
+        .await
+        .expect(404);
+    s.get(&owner, &format!("/api/v1/documents/{owners_doc}"))
+        .await
+        .expect(200);
+    let detached = s
+        .get(
+            &owner,
+            &format!("/api/v1/attachments/{owners_file_on_my_doc}"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(detached["document_id"], Value::Null, "{detached}");
     let kept = s
         .get(&owner, &format!("/api/v1/messages/{owners_message}"))
         .await
