@@ -4,7 +4,8 @@
 //! A row is the user's when one of its references to `users` names them (their account,
 //! memberships, devices, settings, what they authored, the audit entries of what they
 //! did), or when it lives in one of their personal workspaces (a workspace they own
-//! outside any organization: everything in it is theirs).
+//! outside any organization: everything in it is theirs), or — for content that names
+//! nobody — when the change log records them creating it.
 
 use crate::model;
 use crate::schema::{Entity, Kind, Owner, Tenancy};
@@ -53,6 +54,14 @@ pub fn in_workspace(entity: &Entity) -> bool {
     content && entity.has_column("workspace_id")
 }
 
+/// Whether a row of `entity` is also the user's when they created it, as the change log
+/// records (it keeps every row's creation): workspace content without a column that
+/// names who wrote it (documents, files, projects, flows), in a workspace shared with
+/// others.
+pub fn created_per_log(entity: &Entity) -> bool {
+    in_workspace(entity) && user_columns(entity).is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +84,7 @@ mod tests {
         assert!(!user_columns(&model::WORKSPACE_MEMBERS).contains(&"invited_by"));
         assert!(in_workspace(&model::MESSAGES) && in_workspace(&model::WORKSPACE_MEMBERS));
         assert!(!in_workspace(&model::SESSIONS) && !in_workspace(&model::WORKSPACES));
+        assert!(created_per_log(&model::DOCUMENTS) && created_per_log(&model::ATTACHMENTS));
+        assert!(!created_per_log(&model::MESSAGES) && !created_per_log(&model::THREADS));
     }
 }

@@ -21,6 +21,7 @@ on_every_backend!(
     regression_exports_per_account_are_capped,
     large_exports_run_as_jobs_only_their_requester_reads,
     an_export_job_is_deleted_when_it_expires,
+    regression_what_the_user_created_in_a_shared_workspace_is_in_their_export,
 );
 
 const API_KEY: &str = "sk-test-0123456789abcd";
@@ -702,4 +703,64 @@ async fn an_export_job_is_deleted_when_it_expires(backend: Backend) {
         404
     );
     assert!(ceneca_e2e::files_under(&s.data_dir().join("exports")).is_empty());
+}
+
+async fn regression_what_the_user_created_in_a_shared_workspace_is_in_their_export(
+    backend: Backend,
+) {
+    // Found in review: a document or a file has no column naming who wrote it, so one the
+    // user wrote in another account's workspace was in neither their export nor their
+    // erase. The change log's creation says whose it is.
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let owner = s.user("owner").await;
+    let shared = id(&s
+        .post(&owner, "/api/v1/workspaces", json!({"name": "Shared"}))
+        .await
+        .expect(201));
+    s.post(
+        &owner,
+        &format!("/api/v1/workspaces/{shared}/members"),
+        json!({"user_id": u.id, "role": "editor"}),
+    )
+    .await
+    .expect(201);
+    let mine = id(&s
+        .post(
+            &u,
+            "/api/v1/documents",
+            json!({"workspace_id": shared, "title": "u wrote this", "body": "mine"}),
+        )
+        .await
+        .expect(201));
+    let theirs = id(&s
+        .post(
+            &owner,
+            "/api/v1/documents",
+            json!({"workspace_id": shared, "title": "the owner wrote this", "body": "theirs"}),
+        )
+        .await
+        .expect(201));
+    let my_file = id(&s
+        .post(
+            &u,
+            "/api/v1/attachments",
+            json!({"workspace_id": shared, "file_name": "mine.txt"}),
+        )
+        .await
+        .expect(201));
+    assert_eq!(s.put_content(&u, &my_file, b"u's file".to_vec()).await, 200);
+    let (status, bytes) = export(&s, &u.token, &u.id).await;
+    assert_eq!(status, 200);
+    let files = unzip(&bytes);
+    let documents = String::from_utf8(files["documents.jsonl"].clone()).unwrap();
+    assert!(documents.contains(&mine), "{documents}");
+    assert!(!documents.contains(&theirs), "{documents}");
+    let attachments = String::from_utf8(files["attachments.jsonl"].clone()).unwrap();
+    assert!(attachments.contains(&my_file), "{attachments}");
+    assert!(files.values().any(|f| f == b"u's file"));
+    // The owner's export has both: everything in one's own workspace is one's own.
+    let (_, bytes) = export(&s, &owner.token, &owner.id).await;
+    let documents = String::from_utf8(unzip(&bytes)["documents.jsonl"].clone()).unwrap();
+    assert!(documents.contains(&theirs) && documents.contains(&mine));
 }
