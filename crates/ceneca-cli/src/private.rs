@@ -30,7 +30,11 @@ fn entries(config: &Config) -> Vec<(PathBuf, bool)> {
         (dir.join("keys"), true),
         (dir.join("vectors"), true),
         (dir.join("blobs"), true),
+        (dir.join("exports"), true),
     ];
+    if config.backup.directory.is_empty() {
+        out.push((dir.join("backups"), true));
+    }
     if let Some(db) = sqlite_file(config) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut name = db.clone().into_os_string();

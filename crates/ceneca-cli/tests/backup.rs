@@ -681,6 +681,27 @@ async fn a_postgres_backup_restores_into_a_new_database_and_nowhere_else() {
             .unwrap();
     assert_eq!(tables, 1, "the database was not migrated");
     assert_eq!(std::fs::read_dir(&refused_into).unwrap().count(), 0);
+    // Found by the second attack: only tables were looked at, so a database with an
+    // application's function (or a schema of its own) passed for new.
+    let with_function = fresh_postgres_database("backup_fn").await;
+    let mut fn_conn = <sqlx::PgConnection as sqlx::Connection>::connect(&with_function)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(
+        &mut fn_conn,
+        "CREATE FUNCTION app_answer() RETURNS int LANGUAGE sql AS 'SELECT 42'",
+    )
+    .await
+    .unwrap();
+    let refused = on_postgres(root.path(), &with_function, &key)
+        .arg("--data-dir")
+        .arg(root.path().join("refused-fn"))
+        .args(["backup", "restore"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("app_answer"), "{}", text(&refused));
     // Into an embedded folder: refused before anything is written.
     let embedded = root.path().join("embedded");
     let wrong_engine = ceneca(root.path())

@@ -1132,7 +1132,7 @@ fn config_example_matches_the_defaults_key_by_key() {
     let (mut in_defaults, mut in_example) = (Vec::new(), Vec::new());
     leaves("", &defaults, &mut in_defaults);
     leaves("", &example, &mut in_example);
-    assert_eq!(in_defaults.len(), 61, "every setting: {in_defaults:?}");
+    assert_eq!(in_defaults.len(), 66, "every setting: {in_defaults:?}");
     // What the edition presets is shown commented out (set in a copied example, it would
     // replace the zero-sync preset), and `config show` says where it came from.
     let shown = config_shown_text(dir.path());

@@ -198,6 +198,9 @@ impl Services {
         if !report.resumed {
             self.begin_erase(user, begun("deleted_at"), actor, source_ip.clone())
                 .await?;
+            // Its exports are read by nobody from now on (the last step deletes any
+            // started meanwhile).
+            report.export_jobs_deleted = self.drop_export_jobs_of(user) as u64;
         }
         let mut rounds = MaintenanceReport::default();
         loop {
@@ -295,6 +298,9 @@ impl Services {
                 }
             }
         }
+        // Exports of the account (or by it) kept on this server go with it: an archive
+        // of its data must not outlive it.
+        report.export_jobs_deleted += self.drop_export_jobs_of(user) as u64;
         // The account is gone; what the engine keeps of deleted rows goes too. A failure
         // here leaves that to the next purge or erase, and is no failure of the erase.
         if let Err(e) = self.store.scrub_deleted().await {

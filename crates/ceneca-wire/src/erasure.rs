@@ -38,6 +38,10 @@ pub struct ErasureReport {
     /// Documents it wrote there (as the change log recorded who created them).
     #[serde(default)]
     pub documents_purged: u64,
+    /// Export jobs of the account (or asked by it) kept on this server, deleted with
+    /// their archives.
+    #[serde(default)]
+    pub export_jobs_deleted: u64,
     /// Messages below what was purged (a thread's, a workspace's).
     pub messages_below: u64,
     pub attachments: u64,

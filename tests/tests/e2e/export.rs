@@ -22,6 +22,7 @@ on_every_backend!(
     large_exports_run_as_jobs_only_their_requester_reads,
     an_export_job_is_deleted_when_it_expires,
     regression_what_the_user_created_in_a_shared_workspace_is_in_their_export,
+    regression_a_job_outlives_neither_the_right_to_read_it_nor_the_account,
 );
 
 const API_KEY: &str = "sk-test-0123456789abcd";
@@ -763,4 +764,73 @@ async fn regression_what_the_user_created_in_a_shared_workspace_is_in_their_expo
     let (_, bytes) = export(&s, &owner.token, &owner.id).await;
     let documents = String::from_utf8(unzip(&bytes)["documents.jsonl"].clone()).unwrap();
     assert!(documents.contains(&theirs) && documents.contains(&mine));
+}
+
+async fn regression_a_job_outlives_neither_the_right_to_read_it_nor_the_account(backend: Backend) {
+    // Found by the attack: an administrator demoted after asking still read the job, an
+    // erased account's archive stayed readable (and on disk), and finished jobs had no
+    // bound.
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let admin = s.admin().await;
+    let other_admin = s.admin().await;
+    world(&s, &u).await;
+    let start = |who: &User, whose: &str| {
+        let (s, token, whose) = (&s, who.token.clone(), whose.to_owned());
+        async move {
+            let (status, _, body) = ask_export(s, &token, &whose, "?job=true").await;
+            assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+            id(&serde_json::from_slice(&body).unwrap())
+        }
+    };
+    let by_admin = start(&admin, &u.id).await;
+    job_done(&s, &admin, &by_admin).await;
+    s.patch(
+        &other_admin,
+        &format!("/api/v1/users/{}", admin.id),
+        json!({"role": "user"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        s.get(&admin, &format!("/api/v1/exports/{by_admin}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(job_content(&s, &admin.token, &by_admin).await.0, 404);
+
+    // At most 3 kept per account.
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        let job = start(&u, &u.id).await;
+        job_done(&s, &u, &job).await;
+        mine.push(job);
+    }
+    let (status, _, body) = ask_export(&s, &u.token, &u.id, "?job=true").await;
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    let by_other = start(&other_admin, &u.id).await;
+    job_done(&s, &other_admin, &by_other).await;
+
+    // The account erased: every job of it goes, with its archive.
+    let report = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{}?erase=true", u.id),
+            Some(&u.token),
+            Some(&json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(report.status, 200, "{report:?}");
+    assert!(
+        report.body["export_jobs_deleted"].as_u64().unwrap() >= 4,
+        "{report:?}"
+    );
+    assert_eq!(
+        s.get(&other_admin, &format!("/api/v1/exports/{by_other}"))
+            .await
+            .status,
+        404
+    );
+    assert!(ceneca_e2e::files_under(&s.data_dir().join("exports")).is_empty());
 }

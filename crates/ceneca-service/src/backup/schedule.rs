@@ -340,6 +340,14 @@ fn list_blocking(keys: &KeyRing, directory: &Path) -> Result<Vec<BackupItem>> {
         let Ok(manifest) = read_manifest(keys, &path) else {
             continue;
         };
+        // The manifest is bound to its folder (named after its id when written) and to a
+        // database file beside it: a copy of a real marker and manifest elsewhere (a
+        // shell) is no backup, and never counts against the real one.
+        let named = name.ends_with(&format!("-{}", &manifest.id[..12.min(manifest.id.len())]));
+        let whole = super::regular_file(&path.join(&manifest.database.file)).is_ok();
+        if !named || !whole {
+            continue;
+        }
         items.push(BackupItem {
             name: name.to_owned(),
             id: manifest.id,
@@ -348,6 +356,13 @@ fn list_blocking(keys: &KeyRing, directory: &Path) -> Result<Vec<BackupItem>> {
             key_id: manifest.key_id,
         });
     }
+    // Two folders with one id: at most one is the backup, and which cannot be told
+    // without opening every file; neither is listed (nor ever removed).
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for item in &items {
+        *seen.entry(item.id.clone()).or_default() += 1;
+    }
+    items.retain(|i| seen[&i.id] == 1);
     // Newest first: by the time each says, then by name.
     items.sort_by(|a, b| {
         let at = |i: &BackupItem| parse_time(&i.created_at);

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ceneca_domain::clock::now;
-use ceneca_domain::credential::Credential;
 use ceneca_domain::output::format_time;
 use ceneca_store::UsageOf;
 use ceneca_wire::export::{ExportJob, ExportJobStatus};
@@ -81,9 +80,13 @@ impl ExportJobs {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let recorded = std::fs::read(&path)
+            // Read only a regular file (a pipe would never end), bounded.
+            let recorded = std::fs::symlink_metadata(&path)
                 .ok()
-                .and_then(|bytes| serde_json::from_slice::<Recorded>(&bytes).ok());
+                .filter(|m| m.file_type().is_file() && m.len() <= 64 * 1024)
+                .and_then(|_| std::fs::read(&path).ok())
+                .and_then(|bytes| serde_json::from_slice::<Recorded>(&bytes).ok())
+                .filter(|r| expiry(&r.job).is_some());
             match recorded {
                 Some(r) if !expired(&r.job, at) && r.job.status != ExportJobStatus::Running => {
                     kept.insert(r.job.id, r);
@@ -104,7 +107,9 @@ impl ExportJobs {
                 r.job.status == ExportJobStatus::Ready && path == jobs.archive(r.job.id)
             });
             let recorded = id.is_some_and(|id| path == jobs.record(id) && kept.contains_key(&id));
-            if !ready && !recorded {
+            // An archive a job (of this process or another one) is writing is locked by
+            // it: only what nobody writes any more goes.
+            if !ready && !recorded && unlocked(&path) {
                 let _ = std::fs::remove_file(&path);
             }
         }
@@ -143,12 +148,29 @@ impl ExportJobs {
     }
 }
 
-fn expired(job: &ExportJob, at: OffsetDateTime) -> bool {
+fn expiry(job: &ExportJob) -> Option<OffsetDateTime> {
     job.expires_at
         .as_deref()
         .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-        .is_some_and(|t| t <= at)
 }
+
+fn expired(job: &ExportJob, at: OffsetDateTime) -> bool {
+    expiry(job).is_some_and(|t| t <= at)
+}
+
+/// Whether nobody holds the lock of the file at `path` (a job writing its archive does).
+fn unlocked(path: &std::path::Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => std::fs::File::open(path)
+            .map(|f| f.try_lock().is_ok())
+            .unwrap_or(true),
+        _ => true,
+    }
+}
+
+/// Finished jobs an account may keep at once (ready or failed, until they expire or it
+/// deletes them): each holds an archive the size of its data on the server's disk.
+const KEPT_PER_ACCOUNT: usize = 3;
 
 /// What an archive is bound to: its job.
 fn identity(id: Uuid) -> Vec<u8> {
@@ -233,8 +255,25 @@ impl Services {
             content_url: format!("/api/v1/exports/{id}/content"),
         };
         let requester = permit.actor;
+        let kept = jobs
+            .lock()
+            .values()
+            .filter(|r| r.requester == requester)
+            .count();
+        if kept >= KEPT_PER_ACCOUNT {
+            return Err(ServiceError::RateLimited {
+                message: format!(
+                    "this account keeps {kept} export jobs: delete one (DELETE /api/v1/exports/{{id}}) or wait until one expires"
+                ),
+                retry_after_secs: 60,
+            });
+        }
         let path = jobs.archive(id);
         let file = std::fs::File::create_new(&path)
+            .map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())))?;
+        // Held until the job's record is written: no other process takes the archive for
+        // one a crash left.
+        file.try_lock()
             .map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())))?;
         let writer =
             SealingWriter::new(&self.keys, std::io::BufWriter::with_capacity(1 << 20, file))
@@ -260,13 +299,14 @@ impl Services {
                         let writer =
                             writer.ok_or_else(|| std::io::Error::other("the archive is closed"))?;
                         let (out, size, sha256) = writer.finish(&identity(id))?;
-                        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                        Ok::<_, std::io::Error>((size, sha256))
+                        let file = out.into_inner().map_err(|e| e.into_error())?;
+                        file.sync_all()?;
+                        Ok::<_, std::io::Error>((size, sha256, file))
                     })
                     .await
                     .map_err(std::io::Error::other)
                     .and_then(|r| r);
-                    finished.map(|(size, sha256)| (summary, size, sha256))
+                    finished.map(|(size, sha256, file)| (summary, size, sha256, file))
                 }
                 Err(e) => Err(std::io::Error::other(e.to_string())),
             };
@@ -274,8 +314,11 @@ impl Services {
             let at = now();
             recorded.job.finished_at = Some(format_time(at));
             recorded.job.expires_at = Some(format_time(at + services.config.export_keep));
+            // The archive stays locked until its record is written.
+            let mut open_archive = None;
             match sealed {
-                Ok((summary, size, sha256)) => {
+                Ok((summary, size, sha256, file)) => {
+                    open_archive = Some(file);
                     recorded.job.status = ExportJobStatus::Ready;
                     recorded.job.archive_bytes = Some(size);
                     recorded.job.sha256 = Some(sha256);
@@ -291,6 +334,7 @@ impl Services {
             if let Err(e) = jobs.write_record(&recorded) {
                 tracing::warn!(job = %id, error = %e, "an export job's record was not written; it is lost at the next start");
             }
+            drop(open_archive);
             // A job deleted meanwhile stays deleted.
             let mut map = jobs.lock();
             if let Some(slot) = map.get_mut(&id) {
@@ -306,22 +350,44 @@ impl Services {
     /// The job `id` as its requester sees it; 404 for anyone else (API and device tokens
     /// too, as for the export itself) and once it expired.
     pub async fn export_job_as(&self, caller: &Caller, id: Uuid) -> Result<ExportJob> {
-        Ok(self.job_of(caller, id)?.job)
+        Ok(self.job_of(caller, id).await?.job)
     }
 
-    fn job_of(&self, caller: &Caller, id: Uuid) -> Result<Recorded> {
+    /// The job `id` if `caller` asked for it and may still export its account (an
+    /// administrator no more, an account erased since: 404).
+    async fn job_of(&self, caller: &Caller, id: Uuid) -> Result<Recorded> {
         let jobs = self
             .export_jobs()
             .map_err(|_| ServiceError::NotFound("export"))?;
         jobs.expire();
-        let whole_account = matches!(
-            caller.credential,
-            Credential::Session | Credential::Certificate
-        );
-        match jobs.lock().get(&id) {
-            Some(r) if whole_account && r.requester == caller.user_id => Ok(r.clone()),
-            _ => Err(ServiceError::NotFound("export")),
+        let found = jobs
+            .lock()
+            .get(&id)
+            .filter(|r| r.requester == caller.user_id)
+            .cloned()
+            .ok_or(ServiceError::NotFound("export"))?;
+        self.authorize_export(caller, found.job.user_id)
+            .await
+            .map_err(|_| ServiceError::NotFound("export"))?;
+        Ok(found)
+    }
+
+    /// Deletes every export job of or by the account `user` (its erase), running ones
+    /// included (their archive goes when they end).
+    pub(crate) fn drop_export_jobs_of(&self, user: Uuid) -> usize {
+        let Some(jobs) = &self.export_jobs else {
+            return 0;
+        };
+        let ids: Vec<Uuid> = jobs
+            .lock()
+            .values()
+            .filter(|r| r.job.user_id == user || r.requester == user)
+            .map(|r| r.job.id)
+            .collect();
+        for id in &ids {
+            jobs.remove(*id);
         }
+        ids.len()
     }
 
     /// The archive of the ready job `id`, for its requester; 409 while it runs or when it
@@ -331,7 +397,7 @@ impl Services {
         caller: &Caller,
         id: Uuid,
     ) -> Result<ExportJobContent> {
-        let recorded = self.job_of(caller, id)?;
+        let recorded = self.job_of(caller, id).await?;
         match recorded.job.status {
             ExportJobStatus::Running => {
                 return Err(ServiceError::conflict(
@@ -345,11 +411,18 @@ impl Services {
             }
             ExportJobStatus::Ready => {}
         }
+        let path = self.export_jobs()?.archive(id);
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+            // Gone from under the job (removed by hand): the job goes too.
+            tracing::warn!(export = %id, "an export job's archive is missing; the job is removed");
+            self.export_jobs()?.remove(id);
+            return Err(ServiceError::NotFound("export"));
+        }
         let bytes = recorded.job.archive_bytes.unwrap_or(0);
         Ok(ExportJobContent {
             id,
             user: recorded.job.user_id,
-            path: self.export_jobs()?.archive(id),
+            path,
             expected: BackupFile {
                 file: String::new(),
                 size: bytes,
@@ -392,7 +465,7 @@ impl Services {
 
     /// Deletes the job `id` and its archive, for its requester; 409 while it runs.
     pub async fn delete_export_job_as(&self, caller: &Caller, id: Uuid) -> Result<()> {
-        let recorded = self.job_of(caller, id)?;
+        let recorded = self.job_of(caller, id).await?;
         if recorded.job.status == ExportJobStatus::Running {
             return Err(ServiceError::conflict(
                 "the export is still being written: delete it once it ends",
@@ -474,5 +547,40 @@ mod tests {
             "an archive without a record goes"
         );
         assert!(!reopened.dir.join("stray").exists());
+    }
+
+    #[test]
+    fn regression_another_process_opening_the_folder_leaves_a_running_jobs_archive() {
+        // Found by the attack: every command of the command line opens the folder, and
+        // took the archive a server's job was writing for one a crash left.
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = ExportJobs::open(dir.path().join("exports")).unwrap();
+        let running = ceneca_domain::new_id();
+        let file = std::fs::File::create_new(jobs.archive(running)).unwrap();
+        file.lock().unwrap();
+        // Another process: a lock held through another open file description.
+        ExportJobs::open(jobs.dir.clone()).unwrap();
+        assert!(jobs.archive(running).exists(), "a locked archive stays");
+        drop(file);
+        ExportJobs::open(jobs.dir.clone()).unwrap();
+        assert!(!jobs.archive(running).exists(), "an abandoned one goes");
+    }
+
+    #[test]
+    fn regression_a_record_that_is_a_pipe_is_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("exports");
+        std::fs::create_dir(&folder).unwrap();
+        let pipe = folder.join(format!("{}.json", ceneca_domain::new_id().simple()));
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&pipe)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let jobs = ExportJobs::open(folder).unwrap();
+        assert!(jobs.lock().is_empty());
+        assert!(!pipe.exists());
     }
 }

@@ -230,13 +230,32 @@ pub(super) async fn check_restore_target(pool: &PgPool) -> Result<()> {
     .fetch_all(&mut *conn)
     .await
     .map_err(backend)?;
-    if names.is_empty() {
-        return Ok(());
-    }
     if !names.iter().any(|n| n == "ceneca_migrations") {
+        // Not migrated by Ceneca: it must hold nothing at all of anyone's — no
+        // relation, function or type in any schema of its own.
+        let foreign: Vec<String> = sqlx::query_scalar(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+             UNION ALL SELECT n.nspname || '.' || p.proname || '()' FROM pg_proc p \
+             JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             UNION ALL SELECT n.nspname || '.' || t.typname FROM pg_type t \
+             JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' AND t.typtype IN ('e', 'd', 'r', 'm') \
+             ORDER BY 1 LIMIT 5",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        if foreign.is_empty() {
+            return Ok(());
+        }
         return Err(StoreError::Config(format!(
-            "the database holds tables that are not Ceneca's ({}): restore into a new, empty database",
-            names.join(", ")
+            "the database holds what is not Ceneca's ({}): restore into a new, empty database",
+            foreign.join(", ")
         )));
     }
     for name in names.iter().filter(|n| !LEFT_OUT.contains(&n.as_str())) {
