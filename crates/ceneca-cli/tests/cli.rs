@@ -587,7 +587,7 @@ fn migrate_config_and_keys_commands() {
     assert!(String::from_utf8_lossy(&reindex.stdout).contains("rebuilt"));
     // Down goes one version at a time, newest first.
     for version in [
-        "16", "15", "14", "13", "12", "11", "10", "9", "8", "7", "6", "5", "4", "3", "2", "1",
+        "17", "16", "15", "14", "13", "12", "11", "10", "9", "8", "7", "6", "5", "4", "3", "2", "1",
     ] {
         let down = ceneca(dir.path())
             .args(["migrate", "down"])

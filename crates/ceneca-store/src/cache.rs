@@ -310,6 +310,10 @@ impl Store for CachedStore {
         self.inner.pending_erasures().await
     }
 
+    async fn created_by(&self, user: Uuid, entity: &'static Entity) -> Result<Vec<Uuid>> {
+        self.inner.created_by(user, entity).await
+    }
+
     async fn purge_candidates(
         &self,
         query: crate::PurgeQuery,

@@ -81,6 +81,31 @@ async fn ids_of<E: Exec>(exec: &mut E, sql: &Sql) -> Result<Vec<Uuid>> {
         .collect())
 }
 
+/// The ids of the rows of `entity` the change log records `user` creating, oldest first
+/// (whether they still exist or not): who wrote content that names nobody. The literal
+/// `operation = 'create'` lets both engines read the partial index made for it
+/// (`sync_events__user_creates`, migration 17).
+pub(crate) async fn created_by<E: Exec>(
+    exec: &mut E,
+    user: Uuid,
+    entity: &Entity,
+) -> Result<Vec<Uuid>> {
+    let d = exec.dialect();
+    let mut sql = Sql::default();
+    let u = sql.bind(d, Value::Id(user), Kind::Uuid);
+    let kind = sql.bind(
+        d,
+        Value::Text(entity.name.to_owned()),
+        Kind::Text { max: 50 },
+    );
+    sql.text = format!(
+        "SELECT entity_id AS id FROM sync_events
+         WHERE user_id = {u} AND entity_type = {kind} AND operation = 'create'
+         ORDER BY seq"
+    );
+    ids_of(exec, &sql).await
+}
+
 /// Anyone but the account in the organization `o.id`: a member, or a member of one of
 /// its workspaces.
 const OTHERS_IN_ORGANIZATION: &str = "(EXISTS (SELECT 1 FROM organization_members om

@@ -208,6 +208,9 @@ pub trait Store: Send + Sync + 'static {
     async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<ErasureWork>;
     /// The accounts whose erase began and did not end (interrupted), oldest first.
     async fn pending_erasures(&self) -> Result<Vec<Uuid>>;
+    /// The ids of the rows of `entity` the change log records `user` creating (it keeps
+    /// every row's creation), oldest first: whose is content that names nobody.
+    async fn created_by(&self, user: Uuid, entity: &'static Entity) -> Result<Vec<Uuid>>;
     /// A page of one entity's rows in the bin a purge covers (`crate::purge`).
     async fn purge_candidates(&self, query: PurgeQuery) -> Result<Vec<PurgeCandidate>>;
     /// What purging those of `ids` (rows of `entity`) would delete besides them.

@@ -73,6 +73,7 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 14, "thumbnails", "0014_thumbnails"),
     migration!("sqlite", 15, "purge", "0015_purge"),
     migration!("sqlite", 16, "erasure", "0016_erasure"),
+    migration!("sqlite", 17, "creations_by_user", "0017_creations_by_user"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -107,6 +108,12 @@ pub const POSTGRES: &[Migration] = &[
     migration!("postgres", 14, "thumbnails", "0014_thumbnails"),
     migration!("postgres", 15, "purge", "0015_purge"),
     migration!("postgres", 16, "erasure", "0016_erasure"),
+    migration!(
+        "postgres",
+        17,
+        "creations_by_user",
+        "0017_creations_by_user"
+    ),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

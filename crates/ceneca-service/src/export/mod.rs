@@ -24,7 +24,7 @@ use ceneca_domain::credential::Credential;
 use ceneca_domain::export::{created_per_log, exported_entities, in_workspace, user_columns};
 use ceneca_domain::output::View;
 use ceneca_domain::scope::ScopeFilter;
-use ceneca_domain::{Entity, Record, Value, model};
+use ceneca_domain::{Record, Value, model};
 use ceneca_store::{Deleted, ListQuery};
 use serde_json::json;
 use uuid::Uuid;
@@ -304,7 +304,9 @@ impl Services {
                 clauses.push(("workspace_id", personal.clone()));
             }
             if created_per_log(entity) {
-                let created = self.created_by_in_log(entity, user).await?;
+                let mut created = self.store.created_by(user, entity).await?;
+                created.sort();
+                created.dedup();
                 if !created.is_empty() {
                     clauses.push(("id", created));
                 }
@@ -395,33 +397,6 @@ impl Services {
             progress(so_far);
         }
         Ok(())
-    }
-
-    /// The ids of the rows of `entity` the change log records `user` creating (compaction
-    /// keeps every row's creation), whether the rows still exist or not.
-    async fn created_by_in_log(&self, entity: &Entity, user: Uuid) -> Result<Vec<Uuid>> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let mut query = ListQuery::new(ScopeFilter::All, "seq", false, PAGE);
-            query.equals = vec![
-                ("entity_type", Value::Text(entity.name.to_owned())),
-                ("operation", Value::Text("create".to_owned())),
-                ("user_id", Value::Id(user)),
-            ];
-            query.after = after.take();
-            let mut page = self.store.list(&model::SYNC_EVENTS, query).await?;
-            let more = page.len() > PAGE as usize;
-            page.truncate(PAGE as usize);
-            out.extend(page.iter().filter_map(|r| r.id_of("entity_id")));
-            match (more, page.last()) {
-                (true, Some(last)) => after = last.get("seq").cloned().zip(last.id()),
-                _ => break,
-            }
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
     }
 
     /// The workspaces `user` owns outside any organization, in the bin too.

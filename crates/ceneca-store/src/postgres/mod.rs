@@ -648,6 +648,11 @@ impl Store for PgStore {
         crate::erasure::pending(&mut PgExec { conn: &mut conn }).await
     }
 
+    async fn created_by(&self, user: Uuid, entity: &'static Entity) -> Result<Vec<Uuid>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        crate::erasure::created_by(&mut PgExec { conn: &mut conn }, user, entity).await
+    }
+
     async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<crate::ErasureWork> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         crate::erasure::work(&mut PgExec { conn: &mut conn }, user, limit).await

@@ -967,6 +967,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn created_by(&self, user: Uuid, entity: &'static Entity) -> Result<Vec<Uuid>> {
+        self.read(move |conn| {
+            run_ready(crate::erasure::created_by(
+                &mut SqliteExec { conn },
+                user,
+                entity,
+            ))
+        })
+        .await
+    }
+
     async fn erasure_work(&self, user: Uuid, limit: u32) -> Result<crate::ErasureWork> {
         self.read(move |conn| {
             run_ready(crate::erasure::work(&mut SqliteExec { conn }, user, limit))
@@ -1073,7 +1084,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
         );
         (dir, store)
     }
@@ -1267,7 +1278,7 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -1277,7 +1288,7 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }

@@ -1,0 +1,1 @@
+DROP INDEX sync_events__user_creates;
