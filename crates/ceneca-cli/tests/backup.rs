@@ -57,6 +57,33 @@ async fn sign_in(base: &str, route: &str) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
+/// Creates a row at `path` (`/workspaces`, …) as `token`; answers its id.
+async fn create(base: &str, token: &str, path: &str, body: Value) -> String {
+    call(
+        reqwest::Method::POST,
+        format!("{base}{path}"),
+        token,
+        Some(body),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Uploads `file` as the content of `attachment`.
+async fn put_file(base: &str, token: &str, attachment: &str, file: Vec<u8>) {
+    let uploaded = reqwest::Client::new()
+        .put(format!("{base}/attachments/{attachment}/content"))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploaded.status().is_success(), "{}", uploaded.status());
+}
+
 /// The one backup folder under `out`.
 fn backup_in(out: &Path) -> std::path::PathBuf {
     let found: Vec<_> = std::fs::read_dir(out)
@@ -470,37 +497,17 @@ async fn regression_a_backup_killed_midway_leaves_the_previous_one_valid_and_non
     let server = serve_with(ceneca(&data), &[], Stdio::inherit()).await;
     let base = format!("{}/api/v1", server.base);
     let token = sign_in(&base, "register").await;
-    let ws = call(
-        reqwest::Method::POST,
-        format!("{base}/workspaces"),
+    let ws = create(&base, &token, "/workspaces", json!({"name": "Mine"})).await;
+    let attachment = create(
+        &base,
         &token,
-        Some(json!({"name": "Mine"})),
+        "/attachments",
+        json!({"workspace_id": ws, "file_name": "big.png"}),
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let attachment = call(
-        reqwest::Method::POST,
-        format!("{base}/attachments"),
-        &token,
-        Some(json!({"workspace_id": ws, "file_name": "big.png"})),
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     let mut file = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     file.extend((0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
-    let uploaded = reqwest::Client::new()
-        .put(format!("{base}/attachments/{attachment}/content"))
-        .bearer_auth(&token)
-        .header("content-type", "application/octet-stream")
-        .body(file)
-        .send()
-        .await
-        .unwrap();
-    assert!(uploaded.status().is_success(), "{}", uploaded.status());
+    put_file(&base, &token, &attachment, file).await;
     stop(server);
 
     let first = ceneca(&data)
@@ -602,28 +609,18 @@ async fn a_postgres_backup_restores_into_a_new_database_and_nowhere_else() {
     let server = serve_with(on_postgres(&data, &source, &key), &[], Stdio::inherit()).await;
     let base = format!("{}/api/v1", server.base);
     let token = sign_in(&base, "register").await;
-    let post = |path: &str, body: Value| {
-        call(
-            reqwest::Method::POST,
-            format!("{base}{path}"),
-            &token,
-            Some(body),
-        )
-    };
-    let ws = post("/workspaces", json!({"name": "Mine"})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let thread = post(
+    let ws = create(&base, &token, "/workspaces", json!({"name": "Mine"})).await;
+    let thread = create(
+        &base,
+        &token,
         "/threads",
         json!({"workspace_id": ws, "title": "on postgres"}),
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    .await;
     for n in 0..30 {
-        post(
+        create(
+            &base,
+            &token,
             &format!("/threads/{thread}/messages"),
             json!({"role": "user", "content": format!("line {n}\twith a tab\nand \\. a backslash")}),
         )

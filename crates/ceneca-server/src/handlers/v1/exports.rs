@@ -154,6 +154,34 @@ async fn export_user(
         )
             .into_response());
     }
+    let services = state.services.clone();
+    // Headers are sent once the body starts: a failure cuts it short instead.
+    stream_zip(
+        format!("ceneca-export-{user}.zip"),
+        None,
+        "the export failed",
+        move |sink| async move {
+            services
+                .export_user(permit, sink, &|_| {})
+                .await
+                .map(|_| ())
+        },
+    )
+}
+
+/// Answers a ZIP archive that `write` writes, on a task of its own, into a sink that
+/// goes at the client's pace; a failure ends the body early (headers are sent by then),
+/// so no client takes a cut archive for whole.
+fn stream_zip<F, Fut>(
+    file_name: String,
+    length: Option<u64>,
+    failed: &'static str,
+    write: F,
+) -> ApiResult<Response>
+where
+    F: FnOnce(Box<dyn std::io::Write + Send>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ceneca_service::ServiceError>> + Send + 'static,
+{
     let (sender, receiver) = tokio::sync::mpsc::channel(8);
     let sink = std::io::BufWriter::with_capacity(
         256 * 1024,
@@ -162,18 +190,15 @@ async fn export_user(
             runtime: tokio::runtime::Handle::current(),
         },
     );
-    let services = state.services.clone();
+    let written = write(Box::new(sink));
+    let name = file_name.clone();
     tokio::spawn(async move {
-        let exported = services.export_user(permit, Box::new(sink), &|_| {}).await;
-        if let Err(e) = exported {
-            // Headers are sent: the body is cut short, so no client takes it for whole.
-            tracing::warn!(user = %user, error = %e, "an export failed midway");
-            let _ = sender
-                .send(Err(std::io::Error::other("the export failed")))
-                .await;
+        if let Err(e) = written.await {
+            tracing::warn!(file = %name, error = %e, "{failed}");
+            let _ = sender.send(Err(std::io::Error::other(failed))).await;
         }
     });
-    zip_response(receiver, &format!("ceneca-export-{user}.zip"), None)
+    zip_response(receiver, &file_name, length)
 }
 
 /// A ZIP archive answered as it comes from `receiver`.
@@ -234,22 +259,11 @@ async fn export_job_content(
 ) -> ApiResult<Response> {
     let content = state.services.export_job_content_as(&caller, id).await?;
     let length = content.bytes;
-    let (sender, receiver) = tokio::sync::mpsc::channel(8);
-    let sink = std::io::BufWriter::with_capacity(
-        256 * 1024,
-        BodySink {
-            sender: sender.clone(),
-            runtime: tokio::runtime::Handle::current(),
-        },
-    );
     let services = state.services.clone();
-    tokio::spawn(async move {
-        if let Err(e) = services.write_export_job(content, Box::new(sink)).await {
-            tracing::warn!(export = %id, error = %e, "an export's archive was not read whole");
-            let _ = sender
-                .send(Err(std::io::Error::other("the archive was not read whole")))
-                .await;
-        }
-    });
-    zip_response(receiver, &format!("ceneca-export-{id}.zip"), Some(length))
+    stream_zip(
+        format!("ceneca-export-{id}.zip"),
+        Some(length),
+        "the archive was not read whole",
+        move |sink| async move { services.write_export_job(content, sink).await },
+    )
 }
