@@ -54,7 +54,7 @@ fn ceneca(dir: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("RUST_LOG", "warn")
+    cmd.env("RUST_LOG", "warn,ceneca_node=debug")
         .env("NO_COLOR", "1")
         .env("CENECA_HTTP__RATE_LIMIT_PER_IP_PER_MINUTE", "0")
         .env("CENECA_HTTP__RATE_LIMIT_PER_ACCOUNT_PER_MINUTE", "0")
