@@ -173,7 +173,7 @@ async fn restore(config: &Config, dir: &Path, key_file: Option<PathBuf>) -> anyh
         if let Err(e) = loaded {
             // The data folder was empty: what the restore put there goes, so it can be
             // run again.
-            empty_folder(&config.data_dir);
+            ceneca_service::backup::empty_restored_folder(&config.data_dir);
             return Err(e);
         }
     }
@@ -199,18 +199,6 @@ async fn restore(config: &Config, dir: &Path, key_file: Option<PathBuf>) -> anyh
         manifest.audit_head,
     );
     Ok(())
-}
-
-/// Removes what is in `folder` (a restore's target, empty before it).
-fn empty_folder(folder: &Path) {
-    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let _ = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-    }
 }
 
 /// The key ring that wrote a backup: the configured one, or the key file given. Never a

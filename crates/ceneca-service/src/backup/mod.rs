@@ -29,7 +29,9 @@ mod schedule;
 pub(crate) mod sealing;
 
 pub use create::BackupSummary;
-pub use restore::{POSTGRES_EXPORT, RestoreTarget, restore_backup, verify_backup};
+pub use restore::{
+    POSTGRES_EXPORT, RestoreTarget, empty_restored_folder, restore_backup, verify_backup,
+};
 pub use schedule::{BackupPlace, BackupWorker, list_backups};
 
 use std::path::Path;

@@ -160,18 +160,22 @@ pub async fn restore_backup(
     if written.is_err() {
         // The folder was empty: what a failed restore wrote goes, so it never passes for
         // a restored one and the restore can be run again.
-        if let Ok(entries) = std::fs::read_dir(data_dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let _ = if path.is_dir() {
-                    std::fs::remove_dir_all(&path)
-                } else {
-                    std::fs::remove_file(&path)
-                };
-            }
-        }
+        empty_restored_folder(data_dir);
     }
     written.map(|()| manifest)
+}
+
+/// Removes what a restore put in `data_dir` (empty before it), so a failed restore never
+/// passes for a restored folder and can be run again.
+pub fn empty_restored_folder(data_dir: &Path) {
+    for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
 }
 
 async fn write_restore(

@@ -412,7 +412,7 @@ impl Services {
             ExportJobStatus::Ready => {}
         }
         let path = self.export_jobs()?.archive(id);
-        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+        if crate::backup::regular_file(&path).is_err() {
             // Gone from under the job (removed by hand): the job goes too.
             tracing::warn!(export = %id, "an export job's archive is missing; the job is removed");
             self.export_jobs()?.remove(id);
