@@ -183,6 +183,7 @@ pub fn default_vector_index(dir: &std::path::Path) -> Arc<dyn VectorIndex> {
                 api_key: std::env::var("CENECA_TEST_QDRANT_API_KEY").ok(),
                 collection_prefix: format!("e2e_{}_", uuid::Uuid::now_v7().simple()),
                 timeout: std::time::Duration::from_secs(30),
+                indexing_threshold_kb: None,
             })
             .unwrap(),
         ),
@@ -231,8 +232,30 @@ impl VectorIndex for Switchable {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
-    async fn open_collection(&self, collection: &str, dims: usize) -> ceneca_vector::Result<()> {
-        self.inner.open_collection(collection, dims).await
+    async fn open_collection(
+        &self,
+        collection: &str,
+        dims: usize,
+        other: ceneca_vector::OnOtherDimensions,
+    ) -> ceneca_vector::Result<()> {
+        self.inner.open_collection(collection, dims, other).await
+    }
+    async fn retrieve(
+        &self,
+        collection: &str,
+        ids: Vec<uuid::Uuid>,
+    ) -> ceneca_vector::Result<Vec<ceneca_vector::Point>> {
+        self.check()?;
+        self.inner.retrieve(collection, ids).await
+    }
+    async fn ids(
+        &self,
+        collection: &str,
+        from: Option<uuid::Uuid>,
+        limit: usize,
+    ) -> ceneca_vector::Result<(Vec<uuid::Uuid>, Option<uuid::Uuid>)> {
+        self.check()?;
+        self.inner.ids(collection, from, limit).await
     }
     async fn upsert(
         &self,
@@ -341,6 +364,39 @@ impl TestServer {
             None => format!("sqlite://{}", dir.path().join("ceneca.db").display()),
             Some(database) => database.url.clone(),
         };
+        Self::start_in(dir, backend, url, database, config, http, index_in).await
+    }
+
+    /// Another node on this server's database (PostgreSQL): a data folder, an embedded
+    /// vector index and an indexer of its own, the same keys. The database stays this
+    /// server's: keep this one alive while the other runs.
+    pub async fn second_node(&self) -> Self {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "nodes share a PostgreSQL database"
+        );
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            self.backend,
+            self.database_url.clone(),
+            None,
+            ServiceConfig::default(),
+            ceneca_server::HttpConfig::default(),
+            default_vector_index,
+        )
+        .await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        backend: Backend,
+        url: String,
+        database: Option<ScratchDatabase>,
+        config: ServiceConfig,
+        http: ceneca_server::HttpConfig,
+        index_in: impl FnOnce(&std::path::Path) -> Arc<dyn VectorIndex>,
+    ) -> Self {
         let mut options = StoreOptions::new(url.clone());
         options.pg_max_connections = 5;
         let store = ceneca_store::open(&options).await.expect("open store");
@@ -359,7 +415,12 @@ impl TestServer {
             .with_audit_head(dir.path().join(ceneca_service::audit_head::FILE_NAME))
             .await
             .expect("anchor the audit chain")
-            .with_vectors(index, dims, 64 * 1024 * 1024)
+            .with_vectors(
+                index,
+                dims,
+                64 * 1024 * 1024,
+                ceneca_vector::OnOtherDimensions::Refuse,
+            )
             .await
             .expect("open vector collections");
         tokio::spawn(services.clone().run_vector_indexer());

@@ -77,7 +77,12 @@ async fn measure(args: &Args, dir: &Path, index: &Arc<EdgeIndex>) -> anyhow::Res
         .map(|c| (c.to_owned(), dims))
         .collect();
     let services = services(store.clone())?
-        .with_vectors(Arc::new(index.clone()), all_dims, 512 * 1024 * 1024)
+        .with_vectors(
+            Arc::new(index.clone()),
+            all_dims,
+            512 * 1024 * 1024,
+            ceneca_vector::OnOtherDimensions::Refuse,
+        )
         .await?;
     tokio::spawn(services.clone().run_vector_indexer());
     let server = Server::start(services).await?;

@@ -110,10 +110,14 @@ enum Command {
         action: commands::storage::Action,
     },
     /// Rebuild the derived indexes from the tables: full text, and with --vectors the
-    /// vector index too.
+    /// vector index too (beside a running server on a Qdrant server; the embedded index
+    /// is rebuilt with the server stopped). With --vectors --check, rebuild nothing:
+    /// compare the vector index with SQL and say what differs (exit status 1 if anything).
     Reindex {
         #[arg(long)]
         vectors: bool,
+        #[arg(long, requires = "vectors")]
+        check: bool,
     },
     /// Measure the hot paths against raw SQLite in the same run.
     Bench(ceneca_bench::Args),
@@ -185,13 +189,23 @@ fn main() -> std::process::ExitCode {
                 Command::Maintenance { action } => commands::maintenance::run(config, action).await,
                 Command::Bench(args) => ceneca_bench::run(args, &std::env::current_exe()?).await,
                 Command::Openapi => Ok(()),
-                Command::Reindex { vectors } => {
+                Command::Reindex {
+                    vectors: true,
+                    check: true,
+                } => commands::reindex::check_vectors(&config).await,
+                Command::Reindex { vectors, .. } => {
                     let store = commands::open_store(&config).await?;
                     store.reindex_text().await?;
                     println!("full-text indexes rebuilt ({})", store.engine().as_str());
                     if vectors {
                         let (services, _) = commands::open_services(&config).await?;
-                        let services = commands::with_vectors(&config, services).await?;
+                        // An explicit rebuild may change the dimensions: it refills at once.
+                        let services = commands::with_vectors(
+                            &config,
+                            services,
+                            ceneca_vector::OnOtherDimensions::Replace,
+                        )
+                        .await?;
                         for (collection, points) in services.reindex_vectors().await? {
                             println!("vector collection {collection}: {points} points rebuilt");
                         }

@@ -36,7 +36,16 @@ fn entries(config: &Config) -> Vec<(PathBuf, bool)> {
         out.push((dir.join("backups"), true));
     }
     if let Some(db) = sqlite_file(config) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
+        // The database, SQLite's files beside it, and the leases' lock files.
+        for suffix in [
+            "",
+            "-wal",
+            "-shm",
+            "-journal",
+            ".maintenance-lock",
+            ".vector-indexer-lock",
+            ".vector-rebuild-lock",
+        ] {
             let mut name = db.clone().into_os_string();
             name.push(suffix);
             out.push((PathBuf::from(name), false));

@@ -1661,3 +1661,104 @@ async fn kill_during_an_upload(postgres: bool) {
         .unwrap();
     assert!(served.as_ref() == whole.as_slice(), "postgres={postgres}");
 }
+
+/// The embedded vector index: opened by one process at a time (a command beside a running
+/// server is refused, saying why, instead of writing the server's shards), checked against
+/// SQL, and never emptied by a start with other dimensions: `serve` refuses, changing
+/// nothing, and only `ceneca reindex --vectors` replaces the collection.
+#[tokio::test]
+async fn the_vector_index_is_opened_once_checked_and_replaced_only_by_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ceneca(dir.path())).await;
+    for args in [
+        &["reindex", "--vectors"][..],
+        &["reindex", "--vectors", "--check"],
+    ] {
+        let beside = ceneca(dir.path()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&beside.stderr);
+        assert!(!beside.status.success(), "{args:?} ran beside the server");
+        assert!(
+            stderr.contains("open in another process"),
+            "{args:?}: {stderr}"
+        );
+    }
+    stop(server);
+    let check = ceneca(dir.path())
+        .args(["reindex", "--vectors", "--check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(stdout.contains("the vector index matches SQL"), "{stdout}");
+    assert!(
+        stdout.contains("vector collection messages: 0 in SQL, 0 in the index"),
+        "{stdout}"
+    );
+
+    let with_8 = |args: &[&str]| {
+        ceneca(dir.path())
+            .env("CENECA_VECTOR_DIMS_MESSAGES", "8")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let refused = with_8(&["serve", "--listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "served with other dimensions");
+    assert!(
+        stderr
+            .contains("holds 1536-dimensional vectors, but 8 are configured; nothing was changed"),
+        "{stderr}"
+    );
+    let checked = with_8(&["reindex", "--vectors", "--check"]);
+    assert!(!checked.status.success(), "checked with other dimensions");
+    let rebuilt = with_8(&["reindex", "--vectors"]);
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let mut cmd = ceneca(dir.path());
+    cmd.env("CENECA_VECTOR_DIMS_MESSAGES", "8");
+    stop(serve(cmd).await);
+}
+
+/// Two `serve` processes on one PostgreSQL database with the embedded vector index: only
+/// the indexer lease's holder feeds its index, so the second refuses to start and says
+/// what to do, rather than answer every vector search from an index nothing feeds. Once
+/// the first has stopped (its lease let go), the second starts.
+#[tokio::test]
+async fn a_second_node_on_postgres_refuses_an_embedded_index_nothing_would_feed() {
+    let url = fresh_postgres_database("ceneca_cli").await;
+    let (one_dir, two_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = generated_key(one_dir.path());
+    let node = |dir: &Path| {
+        let mut cmd = ceneca(dir);
+        cmd.env("CENECA_DATABASE_URL", &url)
+            .env("CENECA_ENCRYPTION_KEY", &key);
+        cmd
+    };
+    let one = serve(node(one_dir.path())).await;
+    let started = Instant::now();
+    let refused = node(two_dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "a second embedded index was served"
+    );
+    assert!(
+        stderr.contains("another Ceneca node applies this database's vector outbox")
+            && stderr.contains("vectors.qdrant_url"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    stop(one);
+    stop(serve(node(two_dir.path())).await);
+}

@@ -31,6 +31,7 @@
 //! | `vectors/mod.rs` | `with_vectors` |
 //! | `vectors/points.rs` | `upsert_vectors`, `search_vectors`, `delete_vector`, `clear_vectors`, `vector_collection` |
 //! | `vectors/indexer.rs` | `run_vector_indexer`, `index_round`, `reindex_vectors` (and the [`vectors::VectorIndexer`] worker) |
+//! | `vectors/check.rs` | `check_vectors` |
 //! | `audit.rs` | `with_audit_head`, `audit_head_file`, `flush_audit_head`, `verify_audit_chain`, `verify_audit_chain_expecting`, `verify_audit_chain_with`, `export_audit` |
 //! | `consent.rs` | `has_consent`, `export_telemetry` |
 //! | `secrets.rs` | `reveal_secret`, `rewrap_secrets` |

@@ -705,6 +705,7 @@ impl VectorSettings {
             api_key: Some(self.qdrant_api_key.clone()),
             collection_prefix: self.qdrant_collection_prefix.clone(),
             timeout: Duration::from_secs(30),
+            indexing_threshold_kb: None,
         })
     }
 }

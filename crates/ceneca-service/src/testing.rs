@@ -54,7 +54,12 @@ pub(crate) async fn services_with_vectors(dims: usize) -> TestServices {
         .map(|(c, _)| ((*c).to_owned(), dims))
         .collect();
     let svc = svc
-        .with_vectors(Arc::new(index), all, 64 * 1024 * 1024)
+        .with_vectors(
+            Arc::new(index),
+            all,
+            64 * 1024 * 1024,
+            ceneca_vector::OnOtherDimensions::Refuse,
+        )
         .await
         .expect("open the collections");
     TestServices { svc, dir, key }

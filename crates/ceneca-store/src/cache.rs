@@ -228,8 +228,19 @@ impl Store for CachedStore {
         self.inner.vector_outbox_pending().await
     }
 
+    async fn vector_outbox_holds(&self, collection: String, ids: Vec<Uuid>) -> Result<Vec<Uuid>> {
+        self.inner.vector_outbox_holds(collection, ids).await
+    }
+
     async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn Lease>>> {
         self.inner.vector_indexer_lease().await
+    }
+
+    async fn vector_rebuild_lease(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn Lease>>> {
+        self.inner.vector_rebuild_lease(wait).await
     }
 
     async fn embeddings_page(

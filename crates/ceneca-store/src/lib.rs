@@ -159,9 +159,23 @@ pub trait Store: Send + Sync + 'static {
     async fn vector_outbox_done(&self, seqs: Vec<i64>) -> Result<()>;
     /// How many outbox entries wait, per collection.
     async fn vector_outbox_pending(&self) -> Result<Vec<(String, u64)>>;
-    /// Takes the vector indexer's lease, or `None` while another node holds it (several
-    /// nodes on one PostgreSQL database). Released when dropped or when its holder dies.
+    /// Of `ids` in `collection`, those with an outbox entry still waiting: a write is in the
+    /// index once none of its points is (how `wait=true` waits on any node, and how the
+    /// drift check tells a change on its way from drift).
+    async fn vector_outbox_holds(&self, collection: String, ids: Vec<Uuid>) -> Result<Vec<Uuid>>;
+    /// Takes the vector indexer's lease, or `None` while another process or node holds it
+    /// (several nodes on one PostgreSQL database, a command beside a server) or a rebuild
+    /// waits for it. Released when dropped or when its holder dies.
     async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn Lease>>>;
+    /// Takes the indexer's lease for a rebuild: first the right to rebuild (`None` while
+    /// another rebuild holds it), then, within `wait`, the indexer's lease itself, which
+    /// its holder gives up at its next round once it sees a rebuild waiting
+    /// ([`Lease::wanted`]). While a rebuild holds it, no indexer applies the outbox, so
+    /// what is written during the rebuild stays there and is applied to the new content.
+    async fn vector_rebuild_lease(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn Lease>>>;
     /// Takes the maintenance job's lease, or `None` while another process or node holds
     /// it: one maintenance run at a time per database. Released when dropped or when its
     /// holder dies.

@@ -32,6 +32,11 @@ pub struct OutboxEntry {
 pub trait Lease: Send {
     /// Fails once the lease may have passed to someone else (its connection is gone).
     async fn check(&mut self) -> crate::Result<()>;
+    /// Whether a rebuild waits for this lease ([`crate::Store::vector_rebuild_lease`]): the
+    /// indexer then lets go of it.
+    async fn wanted(&mut self) -> crate::Result<bool> {
+        Ok(false)
+    }
     /// Lets go of the lease now, so the next holder need not wait until the engine sees
     /// the holder gone (dropping it lets go too, a moment later).
     async fn release(&mut self) -> crate::Result<()> {
@@ -39,12 +44,6 @@ pub trait Lease: Send {
     }
 }
 
-/// One process owns an embedded (SQLite) database: the lease is always its own.
-pub struct LocalLease;
-
-#[async_trait::async_trait]
-impl Lease for LocalLease {
-    async fn check(&mut self) -> crate::Result<()> {
-        Ok(())
-    }
-}
+/// How long a rebuild waits for a running indexer to give up its lease, and how often it
+/// looks (an indexer looks between rounds, at least once a second).
+pub(crate) const REBUILD_POLL: std::time::Duration = std::time::Duration::from_millis(100);

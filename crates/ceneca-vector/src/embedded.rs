@@ -29,11 +29,15 @@ use qdrant_edge::{
     Condition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams, FieldCondition,
     FieldIndexOperations, Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema,
     PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStruct,
-    PointStructPersisted, QueryEnum, SearchParams, SearchRequest, UpdateOperation, Vector,
+    PointStructPersisted, QueryEnum, Record, ScrollRequest, SearchParams, SearchRequest,
+    UpdateOperation, Vector, VectorStructInternal, WithPayloadInterface, WithVector,
 };
 use uuid::Uuid;
 
-use crate::{CollectionStats, Hit, Point, Query, Result, VectorError, VectorIndex};
+use crate::{
+    CollectionStats, Hit, OnOtherDimensions, Point, Query, Result, VectorError, VectorIndex,
+    kind_named,
+};
 
 /// How long writes must have been quiet before the optimizer starts.
 const QUIET_BEFORE_OPTIMIZE: Duration = Duration::from_secs(2);
@@ -183,6 +187,29 @@ fn to_point(p: Point) -> PointStructPersisted {
     .into()
 }
 
+/// A stored record as a [`Point`]; `None` for what Ceneca never writes (numeric ids,
+/// other vector layouts, a payload without its ids).
+fn from_record(r: Record) -> Option<Point> {
+    let PointId::Uuid(id) = r.id else { return None };
+    let payload = r.payload?;
+    let text = |key: &str| payload.0.get(key).and_then(|v| v.as_str());
+    let vector = match r.vector? {
+        VectorStructInternal::Single(v) => v,
+        VectorStructInternal::Named(mut named) => match named.remove("") {
+            Some(qdrant_edge::VectorInternal::Dense(v)) => v,
+            _ => return None,
+        },
+        VectorStructInternal::MultiDense(_) => return None,
+    };
+    Some(Point {
+        id,
+        vector,
+        workspace_id: Uuid::parse_str(text("workspace_id")?).ok()?,
+        source_id: Uuid::parse_str(text("source_id")?).ok()?,
+        kind: kind_named(text("kind").unwrap_or_default()),
+    })
+}
+
 fn payload_path(field: &str) -> Result<JsonPath> {
     field
         .parse()
@@ -199,6 +226,10 @@ fn any_of(field: &str, ids: &[Uuid]) -> Result<Condition> {
 /// The embedded vector index.
 pub struct EdgeIndex {
     root: PathBuf,
+    /// `<root>/.lock`, locked for as long as the index is open: a second process (another
+    /// `serve` on the same folder, a command run beside it) would otherwise write the same
+    /// shards and corrupt them.
+    _lock: std::fs::File,
     settings: EdgeSettings,
     collections: RwLock<HashMap<String, Arc<Collection>>>,
     stop: Arc<AtomicBool>,
@@ -210,8 +241,23 @@ impl EdgeIndex {
     pub fn open(root: impl Into<PathBuf>, settings: EdgeSettings) -> Result<Arc<Self>> {
         let root = root.into();
         create_private_dir(&root)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let lock = options.open(root.join(".lock"))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => VectorError::InUse(root.display().to_string()),
+                std::fs::TryLockError::Error(e) => VectorError::Io(e),
+            });
+        }
         let index = Arc::new(Self {
             root,
+            _lock: lock,
             settings,
             collections: RwLock::new(HashMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
@@ -276,14 +322,14 @@ impl EdgeIndex {
             .ok_or_else(|| VectorError::UnknownCollection(name.to_owned()))
     }
 
-    fn open_blocking(&self, name: &str, dims: usize) -> Result<()> {
+    fn open_blocking(&self, name: &str, dims: usize, other: OnOtherDimensions) -> Result<()> {
         if let Ok(existing) = self.collection(name) {
             if existing.dims != dims {
-                return Err(VectorError::Engine(format!(
-                    "collection '{name}' holds {}-dimensional vectors, not {dims}; \
-                     run `ceneca reindex --vectors` after changing its dimensions",
-                    existing.dims
-                )));
+                return Err(VectorError::OtherDimensions {
+                    collection: name.to_owned(),
+                    stored: existing.dims,
+                    configured: dims,
+                });
             }
             return Ok(());
         }
@@ -310,7 +356,15 @@ impl EdgeIndex {
                     .map(|v| v.size)
                     .unwrap_or(dims);
                 if stored != dims {
-                    // A dimension change: start empty; the service refills from SQL.
+                    if other == OnOtherDimensions::Refuse {
+                        return Err(VectorError::OtherDimensions {
+                            collection: name.to_owned(),
+                            stored,
+                            configured: dims,
+                        });
+                    }
+                    // An explicit rebuild with new dimensions: start empty (the old shard
+                    // is removed at the next start); the rebuild refills it from SQL.
                     drop(shard);
                     self.fresh(&dir, dims)?
                 } else {
@@ -449,9 +503,14 @@ impl VectorIndex for Arc<EdgeIndex> {
         "embedded"
     }
 
-    async fn open_collection(&self, collection: &str, dims: usize) -> Result<()> {
+    async fn open_collection(
+        &self,
+        collection: &str,
+        dims: usize,
+        other: OnOtherDimensions,
+    ) -> Result<()> {
         let (index, name) = (self.clone(), collection.to_owned());
-        blocking(move || index.open_blocking(&name, dims)).await
+        blocking(move || index.open_blocking(&name, dims, other)).await
     }
 
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<()> {
@@ -548,6 +607,54 @@ impl VectorIndex for Arc<EdgeIndex> {
                 PointId::NumId(_) => None,
             })
             .collect())
+    }
+
+    async fn retrieve(&self, collection: &str, ids: Vec<Uuid>) -> Result<Vec<Point>> {
+        let c = self.collection(collection)?;
+        blocking(move || {
+            let ids: Vec<PointId> = ids.into_iter().map(PointId::Uuid).collect();
+            let records = c
+                .shard()
+                .retrieve(
+                    &ids,
+                    Some(WithPayloadInterface::Bool(true)),
+                    Some(WithVector::Bool(true)),
+                )
+                .map_err(engine)?;
+            Ok(records.into_iter().filter_map(from_record).collect())
+        })
+        .await
+    }
+
+    async fn ids(
+        &self,
+        collection: &str,
+        from: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Uuid>, Option<Uuid>)> {
+        let c = self.collection(collection)?;
+        blocking(move || {
+            let (records, next) = c
+                .shard()
+                .scroll(ScrollRequest {
+                    offset: from.map(PointId::Uuid),
+                    limit: Some(limit.max(1)),
+                    filter: None,
+                    with_payload: Some(WithPayloadInterface::Bool(false)),
+                    with_vector: WithVector::Bool(false),
+                    order_by: None,
+                })
+                .map_err(engine)?;
+            let uuid = |id: PointId| match id {
+                PointId::Uuid(u) => Some(u),
+                PointId::NumId(_) => None,
+            };
+            Ok((
+                records.into_iter().filter_map(|r| uuid(r.id)).collect(),
+                next.and_then(uuid),
+            ))
+        })
+        .await
     }
 
     async fn stats(&self, collection: &str) -> Result<CollectionStats> {

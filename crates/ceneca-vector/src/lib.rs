@@ -34,6 +34,37 @@ pub enum VectorError {
     Unavailable(String),
     #[error("vector index I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The index holds the collection with other dimensions than the configuration says.
+    /// Nothing was changed: replacing its vectors takes an explicit `ceneca reindex
+    /// --vectors`, never a start with other settings (two deployments sharing a Qdrant
+    /// prefix would otherwise wipe each other's vectors).
+    #[error(
+        "vector collection '{collection}' holds {stored}-dimensional vectors, but {configured} \
+         are configured; nothing was changed. Set the dimensions back, or rebuild the \
+         collection from SQL with `ceneca reindex --vectors` (with the server stopped)"
+    )]
+    OtherDimensions {
+        collection: String,
+        stored: usize,
+        configured: usize,
+    },
+    /// The embedded index's folder is open in another process.
+    #[error(
+        "the vector index in {0} is open in another process (a running `ceneca serve`?); \
+         one process at a time may open it: stop the other one first"
+    )]
+    InUse(String),
+}
+
+/// What opening a collection does when the index holds it with other dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOtherDimensions {
+    /// Fail with [`VectorError::OtherDimensions`], changing nothing (`serve` and every
+    /// command but a rebuild).
+    Refuse,
+    /// Start the collection empty with the new dimensions (`ceneca reindex --vectors`,
+    /// which refills it from SQL at once).
+    Replace,
 }
 
 pub type Result<T, E = VectorError> = std::result::Result<T, E>;
@@ -48,6 +79,17 @@ pub struct Point {
     pub source_id: Uuid,
     /// What the source is: `message`, `document` or `attachment`.
     pub kind: &'static str,
+}
+
+/// The kind a payload names, as the `'static` name a [`Point`] carries (`unknown` for
+/// anything else: the drift check reports it as a difference).
+pub fn kind_named(kind: &str) -> &'static str {
+    match kind {
+        "message" => "message",
+        "document" => "document",
+        "attachment" => "attachment",
+        _ => "unknown",
+    }
 }
 
 /// A nearest-neighbour query.
@@ -91,12 +133,29 @@ pub struct CollectionStats {
 pub trait VectorIndex: Send + Sync + 'static {
     /// `embedded` or `qdrant`.
     fn kind(&self) -> &'static str;
-    /// Opens or creates `collection` with cosine distance over `dims` dimensions.
-    async fn open_collection(&self, collection: &str, dims: usize) -> Result<()>;
+    /// Opens or creates `collection` with cosine distance over `dims` dimensions; an
+    /// existing collection of other dimensions is refused or replaced, as `other` says.
+    async fn open_collection(
+        &self,
+        collection: &str,
+        dims: usize,
+        other: OnOtherDimensions,
+    ) -> Result<()>;
     /// Inserts or replaces points; visible to searches when this returns.
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<()>;
     async fn delete(&self, collection: &str, ids: Vec<Uuid>) -> Result<()>;
     async fn search(&self, collection: &str, query: Query) -> Result<Vec<Hit>>;
+    /// The points of `ids` the index holds, with their vectors and payload (a point it
+    /// does not hold is left out). The drift check compares them with SQL.
+    async fn retrieve(&self, collection: &str, ids: Vec<Uuid>) -> Result<Vec<Point>>;
+    /// A page of the ids the index holds, from `from` (inclusive) in the index's own
+    /// order, and where the next page starts (`None` at the end).
+    async fn ids(
+        &self,
+        collection: &str,
+        from: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Uuid>, Option<Uuid>)>;
     async fn stats(&self, collection: &str) -> Result<CollectionStats>;
     /// Bytes of the engine's own write-ahead log, which the embedded engine never shrinks
     /// (the indexer rebuilds a collection past a bound); 0 for engines that manage their

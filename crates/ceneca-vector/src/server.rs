@@ -21,13 +21,18 @@ use qdrant_client::qdrant::value::Kind;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
 use qdrant_client::qdrant::{
     Condition, CreateAliasBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter, PointId, PointStruct, PointsIdsList,
-    QueryPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder, Value, VectorParamsBuilder,
+    DeletePointsBuilder, Distance, FieldType, Filter, GetPointsBuilder,
+    OptimizersConfigDiffBuilder, PointId, PointStruct, PointsIdsList, QueryPointsBuilder,
+    RetrievedPoint, ScrollPointsBuilder, SearchParamsBuilder, UpsertPointsBuilder, Value,
+    VectorParamsBuilder,
 };
 use qdrant_client::{Qdrant, QdrantError};
 use uuid::Uuid;
 
-use crate::{CollectionStats, Hit, Point, Query, Result, VectorError, VectorIndex};
+use crate::{
+    CollectionStats, Hit, OnOtherDimensions, Point, Query, Result, VectorError, VectorIndex,
+    kind_named,
+};
 
 /// Same beam width as the embedded engine: recall ≥ 0.95 at top-10 on real-looking data.
 const SEARCH_EF: u64 = 128;
@@ -46,6 +51,11 @@ pub struct QdrantSettings {
     /// Prepended to collection names, so several deployments can share one server.
     pub collection_prefix: String,
     pub timeout: Duration,
+    /// The size (kB) of a segment past which the server builds its HNSW index, for the
+    /// collections Ceneca creates; `None` keeps the server's default (20,000 kB, so a
+    /// small collection is searched exactly). The recall test sets it low enough that
+    /// HNSW is really built.
+    pub indexing_threshold_kb: Option<u64>,
 }
 
 impl std::fmt::Debug for QdrantSettings {
@@ -63,12 +73,14 @@ impl std::fmt::Debug for QdrantSettings {
 struct Known {
     dims: usize,
     ready: bool,
+    other: OnOtherDimensions,
 }
 
 /// The Qdrant-server vector index.
 pub struct QdrantIndex {
     client: Qdrant,
     prefix: String,
+    indexing_threshold_kb: Option<u64>,
     known: tokio::sync::Mutex<HashMap<String, Known>>,
     /// The physical collection a rebuild is filling, per collection.
     shadows: Mutex<HashMap<String, String>>,
@@ -124,6 +136,28 @@ fn to_point(p: Point) -> PointStruct {
     PointStruct::new(p.id.to_string(), p.vector, payload)
 }
 
+/// A point as the server answered it (Qdrant keeps cosine vectors normalised, so the
+/// vector's direction is what compares); `None` for what Ceneca never writes.
+fn from_retrieved(p: RetrievedPoint) -> Option<Point> {
+    use qdrant_client::qdrant::vector_output::Vector as Stored;
+    use qdrant_client::qdrant::vectors_output::VectorsOptions;
+    let vector = match p.vectors?.vectors_options? {
+        VectorsOptions::Vector(v) => match v.into_vector() {
+            Stored::Dense(d) => d.data,
+            _ => return None,
+        },
+        VectorsOptions::Vectors(_) => return None,
+    };
+    let text = |key: &str| p.payload.get(key).and_then(keyword);
+    Some(Point {
+        id: uuid_of(&p.id)?,
+        vector,
+        workspace_id: Uuid::parse_str(text("workspace_id")?).ok()?,
+        source_id: Uuid::parse_str(text("source_id")?).ok()?,
+        kind: kind_named(text("kind").unwrap_or_default()),
+    })
+}
+
 fn any_of(field: &str, ids: &[Uuid]) -> Condition {
     Condition::matches(
         field,
@@ -147,6 +181,7 @@ impl QdrantIndex {
         Ok(Self {
             client,
             prefix: settings.collection_prefix.clone(),
+            indexing_threshold_kb: settings.indexing_threshold_kb,
             known: tokio::sync::Mutex::new(HashMap::new()),
             shadows: Mutex::new(HashMap::new()),
         })
@@ -171,11 +206,14 @@ impl QdrantIndex {
     /// the payload every search filters on.
     async fn create_physical(&self, collection: &str, dims: usize) -> Result<String> {
         let name = format!("{}_{}", self.alias(collection), Uuid::now_v7().simple());
+        let mut create = CreateCollectionBuilder::new(&name)
+            .vectors_config(VectorParamsBuilder::new(dims as u64, Distance::Cosine));
+        if let Some(kb) = self.indexing_threshold_kb {
+            create = create
+                .optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(kb));
+        }
         self.client
-            .create_collection(
-                CreateCollectionBuilder::new(&name)
-                    .vectors_config(VectorParamsBuilder::new(dims as u64, Distance::Cosine)),
-            )
+            .create_collection(create)
             .await
             .map_err(classify)?;
         for field in ["workspace_id", "source_id"] {
@@ -222,14 +260,21 @@ impl QdrantIndex {
         match self.target(&alias).await? {
             Some(physical) => {
                 let stored = self.dims_of(&physical).await?;
-                if stored != Some(entry.dims) {
-                    // A dimension change: start empty, as the embedded engine does; the
-                    // index is refilled from SQL by `ceneca reindex --vectors`.
+                if let Some(stored) = stored.filter(|s| *s != entry.dims) {
+                    // The collection may be another deployment's (a shared prefix): it is
+                    // replaced only by an explicit rebuild, which refills it from SQL.
+                    if entry.other == OnOtherDimensions::Refuse {
+                        return Err(VectorError::OtherDimensions {
+                            collection: alias,
+                            stored,
+                            configured: entry.dims,
+                        });
+                    }
                     tracing::warn!(
                         collection,
-                        ?stored,
+                        stored,
                         dims = entry.dims,
-                        "Qdrant collection has other dimensions: replacing it with an empty one"
+                        "Qdrant collection has other dimensions: a rebuild replaces it"
                     );
                     let fresh = self.create_physical(collection, entry.dims).await?;
                     self.point_alias(&alias, &fresh).await?;
@@ -292,7 +337,12 @@ impl VectorIndex for QdrantIndex {
         "qdrant"
     }
 
-    async fn open_collection(&self, collection: &str, dims: usize) -> Result<()> {
+    async fn open_collection(
+        &self,
+        collection: &str,
+        dims: usize,
+        other: OnOtherDimensions,
+    ) -> Result<()> {
         {
             let mut known = self.known.lock().await;
             if let Some(existing) = known.get(collection)
@@ -300,7 +350,14 @@ impl VectorIndex for QdrantIndex {
             {
                 return Ok(());
             }
-            known.insert(collection.to_owned(), Known { dims, ready: false });
+            known.insert(
+                collection.to_owned(),
+                Known {
+                    dims,
+                    ready: false,
+                    other,
+                },
+            );
         }
         match self.ensure(collection).await {
             // Ceneca starts while Qdrant is down; the first operation retries.
@@ -375,6 +432,49 @@ impl VectorIndex for QdrantIndex {
                 })
             })
             .collect())
+    }
+
+    async fn retrieve(&self, collection: &str, ids: Vec<Uuid>) -> Result<Vec<Point>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let alias = self.ensure(collection).await?;
+        let ids: Vec<PointId> = ids.iter().map(|id| PointId::from(id.to_string())).collect();
+        let reply = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(alias, ids)
+                    .with_payload(true)
+                    .with_vectors(true),
+            )
+            .await
+            .map_err(classify)?;
+        Ok(reply
+            .result
+            .into_iter()
+            .filter_map(from_retrieved)
+            .collect())
+    }
+
+    async fn ids(
+        &self,
+        collection: &str,
+        from: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<Uuid>, Option<Uuid>)> {
+        let alias = self.ensure(collection).await?;
+        let mut request = ScrollPointsBuilder::new(alias)
+            .limit(limit.clamp(1, u32::MAX as usize) as u32)
+            .with_payload(false)
+            .with_vectors(false);
+        if let Some(from) = from {
+            request = request.offset(PointId::from(from.to_string()));
+        }
+        let reply = self.client.scroll(request).await.map_err(classify)?;
+        Ok((
+            reply.result.iter().filter_map(|p| uuid_of(&p.id)).collect(),
+            uuid_of(&reply.next_page_offset),
+        ))
     }
 
     async fn stats(&self, collection: &str) -> Result<CollectionStats> {

@@ -17,8 +17,15 @@ on_every_backend!(
     one_indexer_at_a_time,
     upserts_take_batch_sized_bodies,
     embeddings_follow_their_source_into_the_bin_and_back,
-    a_source_removed_for_good_takes_its_embeddings
+    a_source_removed_for_good_takes_its_embeddings,
+    a_rebuild_while_writes_go_on_leaves_no_drift,
+    the_drift_check_finds_what_the_index_lost_kept_or_changed
 );
+
+#[tokio::test]
+async fn postgres_a_second_node_never_answers_from_an_embedded_index_nothing_feeds() {
+    a_second_node_never_answers_from_an_embedded_index_nothing_feeds().await;
+}
 
 fn axis(i: usize) -> Vec<f32> {
     let mut v = vec![0.05; TEST_VECTOR_DIMS];
@@ -493,7 +500,8 @@ async fn an_unavailable_index_loses_nothing_and_catches_up(backend: Backend) {
 }
 
 /// Several nodes on one database: one indexer lease, held by one node at a time and
-/// passed on when its holder goes away. On SQLite one process owns the file: always its.
+/// passed on when its holder goes away; a rebuild takes it from its holder, which stands
+/// by until the rebuild gives it back.
 async fn one_indexer_at_a_time(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let database = match backend {
@@ -516,9 +524,7 @@ async fn one_indexer_at_a_time(backend: Backend) {
         .unwrap()
         .expect("the first node leads");
     held.check().await.unwrap();
-    if backend == Backend::Sqlite {
-        return;
-    }
+    // On SQLite too: another process may open the file (a command beside the server).
     assert!(
         b.vector_indexer_lease().await.unwrap().is_none(),
         "a second node got the lease"
@@ -536,6 +542,262 @@ async fn one_indexer_at_a_time(backend: Backend) {
     let mut taken = taken.expect("the lease passed on");
     taken.check().await.unwrap();
     assert!(a.vector_indexer_lease().await.unwrap().is_none());
+
+    // A rebuild on `a` asks for it: `b` is told, lets go, and takes none meanwhile.
+    assert!(!taken.wanted().await.unwrap());
+    let rebuild = tokio::spawn(async move {
+        a.vector_rebuild_lease(std::time::Duration::from_secs(10))
+            .await
+            .unwrap()
+    });
+    let mut asked = false;
+    for _ in 0..100 {
+        if taken.wanted().await.unwrap() {
+            asked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(asked, "the holder was never told a rebuild waits");
+    taken.release().await.unwrap();
+    drop(taken);
+    let mut rebuilding = rebuild.await.unwrap().expect("the rebuild got the lease");
+    assert!(
+        b.vector_indexer_lease().await.unwrap().is_none(),
+        "an indexer took the lease while a rebuild held it"
+    );
+    assert!(
+        b.vector_rebuild_lease(std::time::Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_none(),
+        "two rebuilds at once"
+    );
+    rebuilding.release().await.unwrap();
+    drop(rebuilding);
+    let mut back = None;
+    for _ in 0..100 {
+        back = b.vector_indexer_lease().await.unwrap();
+        if back.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(back.is_some(), "the indexer never got the lease back");
+}
+
+/// `count` points in `collection` of the world's message, one per model.
+async fn upsert_models(
+    s: &TestServer,
+    u: &ceneca_e2e::User,
+    w: &ceneca_e2e::World,
+    range: std::ops::Range<usize>,
+    shift: usize,
+) -> Vec<String> {
+    let points: Vec<Value> = range
+        .map(|i| json!({"source_id": w.message, "workspace_id": w.workspace, "model": format!("m{i}"), "vector": axis(i + shift)}))
+        .collect();
+    let reply = s
+        .post(
+            u,
+            "/api/v1/vectors/messages/points/batch?wait=true",
+            json!({"points": points}),
+        )
+        .await
+        .expect(200);
+    reply["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `ceneca reindex --vectors` beside a running indexer, while replacements, deletes and
+/// new points keep coming: the rebuild takes the indexer's lease, so what is written
+/// meanwhile stays in the outbox and reaches the new content. The check then finds the
+/// index and SQL the same, point by point.
+async fn a_rebuild_while_writes_go_on_leaves_no_drift(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let ids = upsert_models(&s, &u, &w, 0..300, 0).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s2, u2, w2, ids, stop) = (
+            s.http.clone(),
+            u.token.clone(),
+            (w.message.clone(), w.workspace.clone()),
+            ids.clone(),
+            stop.clone(),
+        );
+        let base = s.base.clone();
+        tokio::spawn(async move {
+            let mut round = 0usize;
+            let mut writes = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || writes < 30 {
+                round += 1;
+                // Replace ten points, delete one, add one.
+                let points: Vec<Value> = (0..10)
+                    .map(|k| {
+                        let i = (round * 10 + k) % 300;
+                        json!({"source_id": w2.0, "workspace_id": w2.1, "model": format!("m{i}"), "vector": axis(i + round)})
+                    })
+                    .collect();
+                let r = s2
+                    .post(format!("{base}/api/v1/vectors/messages/points/batch"))
+                    .bearer_auth(&u2)
+                    .json(&json!({"points": points}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let gone = &ids[round % ids.len()];
+                let r = s2
+                    .delete(format!("{base}/api/v1/vectors/messages/points/{gone}"))
+                    .bearer_auth(&u2)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(matches!(r.status().as_u16(), 200 | 404), "{}", r.status());
+                let r = s2
+                    .post(format!("{base}/api/v1/vectors/messages/points"))
+                    .bearer_auth(&u2)
+                    .json(&json!({"source_id": w2.0, "workspace_id": w2.1, "model": format!("new{round}"), "vector": axis(round)}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                writes += 1;
+            }
+            writes
+        })
+    };
+    let rebuilt = s
+        .services
+        .reindex_vectors()
+        .await
+        .expect("the rebuild runs");
+    assert!(
+        rebuilt.iter().any(|(c, n)| c == "messages" && *n > 0),
+        "{rebuilt:?}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.await.unwrap();
+    assert!(writes >= 30, "{writes} rounds of writes");
+    // The last write waits for the index: everything before it is applied too.
+    upsert_models(&s, &u, &w, 0..1, 999).await;
+    let reports = s.services.check_vectors().await.unwrap();
+    for r in &reports {
+        assert!(!r.drifted(), "the index drifted from SQL: {r:?}");
+    }
+    let messages = reports.iter().find(|r| r.collection == "messages").unwrap();
+    assert_eq!(messages.sql_points, messages.index_points);
+    assert!(messages.sql_points > 250, "{messages:?}");
+}
+
+/// The check compares point by point: a point the index lost, one it kept after its row
+/// went, and one whose vector it holds wrong are each reported, by id; a rebuild repairs
+/// all three.
+async fn the_drift_check_finds_what_the_index_lost_kept_or_changed(backend: Backend) {
+    let mut index = None;
+    let s = TestServer::start_with_index(backend, |dir| {
+        let i = default_vector_index(dir);
+        index = Some(i.clone());
+        i
+    })
+    .await;
+    let index = index.unwrap();
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let ids = upsert_models(&s, &u, &w, 0..40, 0).await;
+    let clean = s.services.check_vectors().await.unwrap();
+    assert!(clean.iter().all(|r| !r.drifted()), "{clean:?}");
+    let id = |i: usize| uuid::Uuid::parse_str(&ids[i]).unwrap();
+    // Lost: the index forgets a point. Changed: it holds another vector for one.
+    // Kept: it holds a point no row has.
+    index.delete("messages", vec![id(3)]).await.unwrap();
+    let mut wrong = index.retrieve("messages", vec![id(5)]).await.unwrap();
+    wrong[0].vector = axis(17);
+    let mut ghost = wrong[0].clone();
+    ghost.id = uuid::Uuid::now_v7();
+    index
+        .upsert("messages", vec![wrong[0].clone(), ghost.clone()])
+        .await
+        .unwrap();
+    assert!(index.persist("messages").await.unwrap());
+    let drifted = s.services.check_vectors().await.unwrap();
+    let r = drifted.iter().find(|r| r.collection == "messages").unwrap();
+    assert_eq!((r.missing, r.stale, r.extra), (1, 1, 1), "{r:?}");
+    use ceneca_service::vectors::DriftKind;
+    for (kind, expected) in [
+        (DriftKind::Missing, id(3)),
+        (DriftKind::Stale, id(5)),
+        (DriftKind::Extra, ghost.id),
+    ] {
+        assert!(
+            r.examples.contains(&(kind, expected)),
+            "{kind:?} {expected} not in {r:?}"
+        );
+    }
+    s.services.reindex_vectors().await.unwrap();
+    let repaired = s.services.check_vectors().await.unwrap();
+    assert!(repaired.iter().all(|r| !r.drifted()), "{repaired:?}");
+}
+
+/// Two nodes on one PostgreSQL database, each with an embedded index: only the lease
+/// holder's is fed, so the other refuses to search (503, saying why) instead of
+/// answering from an index nothing feeds; a write through it with `wait=true` completes
+/// once the holder applied it, and is then found through the holder.
+async fn a_second_node_never_answers_from_an_embedded_index_nothing_feeds() {
+    let one = TestServer::start(Backend::Postgres).await;
+    let u = one.user("u").await;
+    let w = world(&one, &u).await;
+    // Node 1 leads once its indexer applied something.
+    upsert_models(&one, &u, &w, 0..1, 0).await;
+    let two = one.second_node().await;
+    let written = two
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points?wait=true",
+            json!({"source_id": w.message, "workspace_id": w.workspace, "model": "via-two", "vector": axis(7)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(written["status"], "completed", "{written}");
+    let refused = two
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(7), "limit": 1}),
+        )
+        .await;
+    assert_eq!(refused.status.as_u16(), 503, "{:?}", refused.body);
+    assert!(
+        refused.body.to_string().contains("qdrant_url"),
+        "the refusal says what to do: {:?}",
+        refused.body
+    );
+    let found = one
+        .post(
+            &u,
+            "/api/v1/vectors/messages/search",
+            json!({"vector": axis(7), "limit": 1}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        ids(&found, "id"),
+        vec![written["ids"][0].as_str().unwrap().to_owned()]
+    );
+    // Entities and full-text search answer the same on both.
+    for node in [&one, &two] {
+        let thread = node
+            .get(&u, &format!("/api/v1/threads/{}", w.thread))
+            .await
+            .expect(200);
+        assert_eq!(thread["id"], w.thread.as_str());
+    }
 }
 
 /// A hundred 1536-dimension vectors are about 3 MB of JSON: upserts take bodies up to the

@@ -178,7 +178,9 @@ async fn restore(config: &Config, dir: &Path, key_file: Option<PathBuf>) -> anyh
         }
     }
     let (services, _) = super::open_services(config).await?;
-    let services = super::with_vectors(config, services).await?;
+    // The restored folder's index is rebuilt from the restored rows at once.
+    let services =
+        super::with_vectors(config, services, ceneca_vector::OnOtherDimensions::Replace).await?;
     let mut points = 0;
     for (_, n) in services.reindex_vectors().await? {
         points += n;

@@ -8,6 +8,7 @@ pub mod export;
 pub mod keys;
 pub mod maintenance;
 pub mod migrate;
+pub mod reindex;
 pub mod serve;
 pub mod storage;
 pub mod user;
@@ -96,7 +97,11 @@ pub fn service_config(config: &Config) -> anyhow::Result<ServiceConfig> {
 
 /// Adds the vector index to the services: the Qdrant server when `vectors.qdrant_url` is set,
 /// else the embedded engine under `<data_dir>/vectors`.
-pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result<Services> {
+pub async fn with_vectors(
+    config: &Config,
+    services: Services,
+    other: ceneca_vector::OnOtherDimensions,
+) -> anyhow::Result<Services> {
     let index: Arc<dyn ceneca_vector::VectorIndex> = match config.vectors.qdrant() {
         None => Arc::new(
             ceneca_vector::embedded::EdgeIndex::open(
@@ -122,6 +127,7 @@ pub async fn with_vectors(config: &Config, services: Services) -> anyhow::Result
             index,
             config.vectors.dims(),
             config.vectors.wal_limit_bytes(),
+            other,
         )
         .await
         .context("cannot open the vector collections")

@@ -44,10 +44,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let services = super::with_vectors(&config, services).await?;
+    let services =
+        super::with_vectors(&config, services, ceneca_vector::OnOtherDimensions::Refuse).await?;
     // The indexer is a worker of this process: started beside the server, stopped after
     // it, so its lease is released for another node at once.
-    let indexer = VectorIndexer::start(&services);
+    let indexer = VectorIndexer::start_claiming(&services)
+        .await
+        .context("cannot start the vector indexer")?;
     let compaction = tokio::spawn(
         services
             .clone()

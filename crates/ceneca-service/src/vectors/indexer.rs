@@ -15,11 +15,16 @@ use uuid::Uuid;
 
 use super::{COLLECTIONS, Vectors, kind_of, vector_error};
 use crate::Services;
-use crate::error::Result;
+use crate::error::{Result, ServiceError};
 
 const OUTBOX_ROUND: u32 = 512;
 /// How often a node without the indexer lease tries to take it.
 const LEASE_RETRY: Duration = Duration::from_secs(5);
+/// How long `serve` waits for the lease its embedded index needs on a shared database.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+/// How long a rebuild waits for a running indexer to give up the lease (it looks between
+/// rounds, at least once a second).
+const REBUILD_WAIT: Duration = Duration::from_secs(60);
 
 /// One collection's share of an indexer round: upserts, deletes, and the outbox entries.
 type RoundWork = (Vec<Point>, Vec<Uuid>, Vec<i64>);
@@ -34,7 +39,7 @@ fn wal_needs_rebuild(stats: CollectionStats, dims: usize, limit: u64) -> bool {
     stats.wal_bytes > limit && stats.wal_bytes > 2 * live
 }
 
-fn to_point(collection: &str, p: EmbeddingPoint) -> Point {
+pub(super) fn to_point(collection: &str, p: EmbeddingPoint) -> Point {
     Point {
         id: p.id,
         vector: p
@@ -61,9 +66,46 @@ impl VectorIndexer {
     /// enabled.
     pub fn start(services: &Services) -> Option<Self> {
         services.vectors.as_ref()?;
+        Some(Self::spawn(services, None))
+    }
+
+    /// Starts the indexer as `serve` does. An index of this node's own (the embedded
+    /// engine) on a database other nodes share (PostgreSQL) is fed only by the lease
+    /// holder's indexer, so this node must hold the lease from the start: if another node
+    /// holds it, this fails and says why, rather than answer every search from an index
+    /// nothing feeds. A shared index (a Qdrant server) needs no lease to answer.
+    pub async fn start_claiming(services: &Services) -> Result<Option<Self>> {
+        let Some(v) = services.vectors.as_ref() else {
+            return Ok(None);
+        };
+        if !v.node_local || services.store.engine() != ceneca_store::Engine::Postgres {
+            return Ok(Some(Self::spawn(services, None)));
+        }
+        // The previous run of this node may still be letting go of it.
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(lease) = services.store.vector_indexer_lease().await? {
+                v.leader.store(true, Ordering::Relaxed);
+                return Ok(Some(Self::spawn(services, Some(lease))));
+            }
+            if started.elapsed() >= CLAIM_WAIT {
+                return Err(ServiceError::Unavailable(format!(
+                    "another Ceneca node applies this database's vector outbox to its own \
+                     embedded vector index, so this node's would never be fed. Several \
+                     nodes on one PostgreSQL database share one vector index: set \
+                     vectors.qdrant_url (a Qdrant server) on every node (waited {} s for \
+                     the lease)",
+                    CLAIM_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn spawn(services: &Services, lease: Option<Box<dyn Lease>>) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(services.clone().indexer_loop(Some(stopped)));
-        Some(Self { stop, task })
+        let task = tokio::spawn(services.clone().indexer_loop(Some(stopped), lease));
+        Self { stop, task }
     }
 
     /// Asks the indexer to stop and waits until it has: a round in progress finishes
@@ -106,21 +148,39 @@ impl Services {
     /// they stay and are retried. With several nodes on one database, only the holder of
     /// the indexer lease applies them; the others stand by and take over if it dies.
     pub async fn run_vector_indexer(self) {
-        self.indexer_loop(None).await;
+        self.indexer_loop(None, None).await;
     }
 
     /// The indexer's loop; with `stop`, it ends at the first pause after `stop` turns true
     /// (or its sender is gone), never in the middle of a round, and releases its lease.
-    async fn indexer_loop(self, mut stop: Option<watch::Receiver<bool>>) {
+    async fn indexer_loop(
+        self,
+        mut stop: Option<watch::Receiver<bool>>,
+        mut lease: Option<Box<dyn Lease>>,
+    ) {
         let Ok(v) = self.vectors().cloned() else {
             return;
         };
-        let mut lease: Option<Box<dyn Lease>> = None;
         let mut failures = 0u32;
         loop {
             let held = match lease.as_mut() {
                 Some(l) => match l.check().await {
-                    Ok(()) => true,
+                    Ok(()) => match l.wanted().await {
+                        Ok(false) => true,
+                        Ok(true) => {
+                            // A rebuild takes it, applies what was written meanwhile to
+                            // the new content, and gives it back.
+                            tracing::info!("vector indexer: a rebuild runs; standing by");
+                            let _ = l.release().await;
+                            lease = None;
+                            false
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "vector indexer: lost its lease");
+                            lease = None;
+                            false
+                        }
+                    },
                     Err(e) => {
                         tracing::warn!(error = %e, "vector indexer: lost its lease");
                         lease = None;
@@ -174,7 +234,9 @@ impl Services {
                 break;
             }
         }
-        drop(lease);
+        if let Some(mut l) = lease {
+            let _ = l.release().await;
+        }
         tracing::info!("vector indexer: stopped");
     }
 
@@ -271,19 +333,43 @@ impl Services {
         Ok(total)
     }
 
-    /// Rebuilds every collection of the index from SQL (`ceneca reindex --vectors`).
+    /// Rebuilds every collection of the index from SQL (`ceneca reindex --vectors`), while
+    /// writes go on. It holds the indexer's lease throughout (a running indexer gives it
+    /// up at its next round), so nothing else applies the outbox meanwhile: a write made
+    /// during the rebuild, whether the pages read already passed it or not, keeps its
+    /// outbox entry, which is applied to the new content before the lease goes back.
     pub async fn reindex_vectors(&self) -> Result<Vec<(String, u64)>> {
         let v = self.vectors()?.clone();
-        let mut out = Vec::new();
-        for (collection, _) in COLLECTIONS {
-            out.push((
-                collection.to_owned(),
-                self.rebuild_collection(&v, collection).await?,
-            ));
+        let mut lease = self.rebuild_lease().await?;
+        let result = async {
+            let mut out = Vec::new();
+            for (collection, _) in COLLECTIONS {
+                out.push((
+                    collection.to_owned(),
+                    self.rebuild_collection(&v, collection).await?,
+                ));
+            }
+            while self.index_round(&v).await? {}
+            Ok(out)
         }
-        // Entries written before the rebuild read are in it; drain the rest.
-        while self.index_round(&v).await? {}
-        Ok(out)
+        .await;
+        let _ = lease.release().await;
+        result
+    }
+
+    /// The indexer's lease for a rebuild or a check: taken from a running indexer, which
+    /// stands by meanwhile.
+    pub(super) async fn rebuild_lease(&self) -> Result<Box<dyn Lease>> {
+        self.store
+            .vector_rebuild_lease(REBUILD_WAIT)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::conflict(format!(
+                    "the vector indexer's lease could not be taken within {} s: another \
+                     rebuild or check runs, or the indexer is stuck in a round",
+                    REBUILD_WAIT.as_secs()
+                ))
+            })
     }
 }
 

@@ -9,12 +9,16 @@
 //!
 //! - `points.rs`: the points API (upsert, search, delete, clear, collection info);
 //! - `indexer.rs`: the background indexer that applies the outbox, under a lease, as a
-//!   worker `serve` starts and stops ([`VectorIndexer`]), and rebuilds;
+//!   worker `serve` starts and stops ([`VectorIndexer`]), and rebuilds (which take the
+//!   lease from a running indexer, so what is written meanwhile reaches the new content);
+//! - `check.rs`: the drift check, the index compared with SQL point by point;
 //! - hybrid search lives beside full-text search (`search/hybrid.rs`).
 
+mod check;
 mod indexer;
 pub(crate) mod points;
 
+pub use check::{CollectionDrift, DriftKind};
 pub use indexer::VectorIndexer;
 pub(crate) use points::{MAX_LIMIT, checked_limit};
 
@@ -23,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use ceneca_vector::VectorIndex;
+use ceneca_vector::{OnOtherDimensions, VectorIndex};
 use tokio::sync::{Notify, watch};
 
 use crate::Services;
@@ -51,6 +55,9 @@ pub struct Vectors {
     wal_limit: u64,
     /// Whether this node's indexer holds the lease (applies the outbox).
     leader: AtomicBool,
+    /// The index is this node's own (the embedded engine), not one shared by every node
+    /// (a Qdrant server): on a shared database only the lease holder's is fed.
+    node_local: bool,
     /// When this node's indexer last found the outbox applied (Unix milliseconds; the
     /// wiring time until the first round): how far behind it is, for monitoring.
     caught_up_at_ms: AtomicU64,
@@ -80,6 +87,9 @@ pub(crate) fn kind_of(collection: &str) -> Option<&'static str> {
 
 fn vector_error(e: ceneca_vector::VectorError) -> ServiceError {
     match e {
+        e @ ceneca_vector::VectorError::OtherDimensions { .. } => {
+            ServiceError::Internal(e.to_string())
+        }
         ceneca_vector::VectorError::Unavailable(_) => ServiceError::Unavailable(
             "the vector index is unreachable; writes are kept and applied when it is back".into(),
         ),
@@ -95,16 +105,18 @@ impl Services {
         index: Arc<dyn VectorIndex>,
         dims: HashMap<String, usize>,
         wal_limit: u64,
+        other: OnOtherDimensions,
     ) -> Result<Self> {
         let mut resolved = HashMap::new();
         for (collection, _) in COLLECTIONS {
             let d = dims.get(collection).copied().unwrap_or(DEFAULT_DIMS);
             index
-                .open_collection(collection, d)
+                .open_collection(collection, d, other)
                 .await
                 .map_err(vector_error)?;
             resolved.insert(collection.to_owned(), d);
         }
+        let node_local = index.kind() == "embedded";
         self.vectors = Some(Arc::new(Vectors {
             index,
             dims: resolved,
@@ -113,6 +125,7 @@ impl Services {
             drained: watch::channel(0).0,
             wal_limit,
             leader: AtomicBool::new(false),
+            node_local,
             caught_up_at_ms: AtomicU64::new(unix_ms()),
         }));
         Ok(self)
@@ -136,5 +149,24 @@ impl Services {
         self.vectors
             .as_ref()
             .ok_or_else(|| ServiceError::NotAllowed("vector search is not enabled".into()))
+    }
+
+    /// The index, to search: refused (503) when it is this node's own on a shared
+    /// database and this node does not feed it (another node holds the indexer's lease),
+    /// where it would answer from stale content, or nothing, without saying so.
+    fn searchable_vectors(&self) -> Result<&Arc<Vectors>> {
+        let v = self.vectors()?;
+        if v.node_local
+            && self.store.engine() == ceneca_store::Engine::Postgres
+            && !v.leader.load(Ordering::Relaxed)
+        {
+            return Err(ServiceError::Unavailable(
+                "this node's embedded vector index is not fed: another node applies the \
+                 vector outbox. Several nodes on one database share a Qdrant server \
+                 (vectors.qdrant_url)"
+                    .into(),
+            ));
+        }
+        Ok(v)
     }
 }

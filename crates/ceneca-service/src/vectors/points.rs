@@ -249,8 +249,8 @@ impl Services {
             .apply(batch)
             .await
             .map_err(|e| from_store("embedding", false, e))?;
-        let status = self.wait_for_index(wait).await?;
-        let ids = rows.iter().take(count).filter_map(Record::id).collect();
+        let ids: Vec<Uuid> = rows.iter().take(count).filter_map(Record::id).collect();
+        let status = self.wait_for_index(wait, collection, &ids).await?;
         Ok(WriteStatus {
             status,
             ids: Some(ids),
@@ -295,22 +295,54 @@ impl Services {
         }
     }
 
-    /// Called after a write committed: wakes the indexer; with `wait`, returns once a
-    /// round that began after the commit has drained the outbox (`completed`), or
-    /// `acknowledged` without waiting or on timeout.
-    async fn wait_for_index(&self, wait: bool) -> Result<WriteState> {
+    /// Called after a write of `ids` in `collection` committed: wakes the indexer; with
+    /// `wait`, returns `completed` once the index holds the write, or `acknowledged`
+    /// without waiting, or after [`WAIT_TIMEOUT`] (the index is down or far behind; the
+    /// write is kept and applied later). On the node that applies the outbox, that is
+    /// when a round begun after the commit has drained it; on any other node (several
+    /// nodes share a database), when the outbox holds none of the written points.
+    async fn wait_for_index(
+        &self,
+        wait: bool,
+        collection: &str,
+        ids: &[Uuid],
+    ) -> Result<WriteState> {
         let v = self.vectors()?;
         let round = v.started.load(Ordering::Acquire);
         v.wake.notify_one();
         if !wait {
             return Ok(WriteState::Acknowledged);
         }
-        let mut drained = v.drained.subscribe();
-        let done = tokio::time::timeout(WAIT_TIMEOUT, drained.wait_for(|d| *d > round)).await;
-        Ok(match done {
-            Ok(Ok(_)) => WriteState::Completed,
-            _ => WriteState::Acknowledged,
-        })
+        if v.leader.load(Ordering::Relaxed) {
+            let mut drained = v.drained.subscribe();
+            let done = tokio::time::timeout(WAIT_TIMEOUT, drained.wait_for(|d| *d > round)).await;
+            return Ok(match done {
+                Ok(Ok(_)) => WriteState::Completed,
+                _ => WriteState::Acknowledged,
+            });
+        }
+        let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+        loop {
+            let mut waiting = false;
+            for chunk in ids.chunks(1000) {
+                if !self
+                    .store
+                    .vector_outbox_holds(collection.to_owned(), chunk.to_vec())
+                    .await?
+                    .is_empty()
+                {
+                    waiting = true;
+                    break;
+                }
+            }
+            if !waiting {
+                return Ok(WriteState::Completed);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(WriteState::Acknowledged);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Nearest neighbours of `vector` in `collection`, inside the caller's workspaces.
@@ -382,7 +414,7 @@ impl Services {
         let source = source_entity(collection);
         let hits = loop {
             let mut hits = self
-                .vectors()?
+                .searchable_vectors()?
                 .index
                 .search(collection, query.clone())
                 .await
@@ -461,7 +493,7 @@ impl Services {
             .filter(|r| r.get("collection").and_then(Value::as_str) == Some(collection))
             .ok_or(ServiceError::NotFound("point"))?;
         self.delete(caller, &model::EMBEDDING_RECORDS, id).await?;
-        let status = self.wait_for_index(wait).await?;
+        let status = self.wait_for_index(wait, collection, &[id]).await?;
         Ok(WriteStatus {
             status,
             ids: None,
@@ -483,7 +515,7 @@ impl Services {
         if !delete.admits("workspace_id", ws) {
             return Err(ServiceError::NotFound("workspace"));
         }
-        let mut deleted = 0u64;
+        let mut deleted = Vec::new();
         loop {
             let mut q = ceneca_store::ListQuery::new(delete.clone(), "id", false, 500);
             q.equals = vec![
@@ -502,7 +534,7 @@ impl Services {
                         id,
                         filter: delete.clone(),
                     });
-                    deleted += 1;
+                    deleted.push(id);
                 }
             }
             let event = AuditEvent::new("embedding.clear", "success")
@@ -515,11 +547,11 @@ impl Services {
                 .await
                 .map_err(|e| from_store("embedding", false, e))?;
         }
-        let status = self.wait_for_index(wait).await?;
+        let status = self.wait_for_index(wait, collection, &deleted).await?;
         Ok(WriteStatus {
             status,
             ids: None,
-            deleted: Some(deleted),
+            deleted: Some(deleted.len() as u64),
         })
     }
 

@@ -492,8 +492,19 @@ impl Store for PgStore {
         outbox::counts(&self.pool).await
     }
 
+    async fn vector_outbox_holds(&self, collection: String, ids: Vec<Uuid>) -> Result<Vec<Uuid>> {
+        outbox::holds(&self.pool, &collection, &ids).await
+    }
+
     async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
         outbox::lease(&self.pool, outbox::INDEXER_LEASE).await
+    }
+
+    async fn vector_rebuild_lease(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn crate::Lease>>> {
+        outbox::rebuild_lease(&self.pool, wait).await
     }
 
     async fn embeddings_page(

@@ -51,6 +51,17 @@ pub(super) async fn done(pool: &PgPool, seqs: &[i64]) -> Result<()> {
     Ok(())
 }
 
+pub(super) async fn holds(pool: &PgPool, collection: &str, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT point_id FROM vector_outbox WHERE collection = $1 AND point_id = ANY($2)",
+    )
+    .bind(collection)
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .map_err(backend)
+}
+
 pub(super) async fn counts(pool: &PgPool) -> Result<Vec<(String, u64)>> {
     let rows = sqlx::query("SELECT collection, COUNT(*) FROM vector_outbox GROUP BY collection")
         .fetch_all(pool)
@@ -89,16 +100,37 @@ pub(super) async fn page(
     Ok(out)
 }
 
-/// The advisory-lock keys of the leases: "ceneca", then 1 for the vector indexer and 2
-/// for maintenance.
+/// The advisory-lock keys of the leases: "ceneca", then 1 for the vector indexer, 2 for
+/// maintenance and 3 for the right to rebuild the vector index (held by a rebuild while it
+/// waits for, then holds, the indexer's).
 pub(super) const INDEXER_LEASE: i64 = 0x6365_6e65_6361_0001;
 pub(super) const MAINTENANCE_LEASE: i64 = 0x6365_6e65_6361_0002;
+const REBUILD_LEASE: i64 = 0x6365_6e65_6361_0003;
 
 /// The lease is a session advisory lock held by a connection of its own: if the node
 /// dies, PostgreSQL closes the session and the lock passes on.
 struct PgLease {
     conn: sqlx::PgConnection,
     key: i64,
+    /// Also held: the right to rebuild (a rebuild's lease).
+    rebuilding: bool,
+}
+
+/// Whether a rebuild holds the right to rebuild (a shared lock on it is refused).
+async fn rebuild_waits(conn: &mut sqlx::PgConnection) -> Result<bool> {
+    let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)")
+        .bind(REBUILD_LEASE)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if free {
+        sqlx::query("SELECT pg_advisory_unlock_shared($1)")
+            .bind(REBUILD_LEASE)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(!free)
 }
 
 #[async_trait::async_trait]
@@ -111,6 +143,13 @@ impl crate::Lease for PgLease {
         Ok(())
     }
 
+    async fn wanted(&mut self) -> Result<bool> {
+        if self.key != INDEXER_LEASE || self.rebuilding {
+            return Ok(false);
+        }
+        rebuild_waits(&mut self.conn).await
+    }
+
     async fn release(&mut self) -> Result<()> {
         // The lock is the session's: unlocked here, not when the server notices the
         // connection closed (a run started right after would be refused meanwhile).
@@ -119,6 +158,13 @@ impl crate::Lease for PgLease {
             .execute(&mut self.conn)
             .await
             .map_err(backend)?;
+        if self.rebuilding {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(REBUILD_LEASE)
+                .execute(&mut self.conn)
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 }
@@ -131,10 +177,53 @@ pub(super) async fn lease(pool: &PgPool, key: i64) -> Result<Option<Box<dyn crat
         .fetch_one(&mut conn)
         .await
         .map_err(backend)?;
-    if granted {
-        Ok(Some(Box::new(PgLease { conn, key })))
+    // The indexer takes no lease a rebuild waits for.
+    if granted && (key != INDEXER_LEASE || !rebuild_waits(&mut conn).await?) {
+        Ok(Some(Box::new(PgLease {
+            conn,
+            key,
+            rebuilding: false,
+        })))
     } else {
         let _ = sqlx::Connection::close(conn).await;
         Ok(None)
+    }
+}
+
+/// The indexer's lease for a rebuild (`Store::vector_rebuild_lease`): `None` if another
+/// rebuild holds the right to rebuild, or the indexer kept its lease past `wait`.
+pub(super) async fn rebuild_lease(
+    pool: &PgPool,
+    wait: std::time::Duration,
+) -> Result<Option<Box<dyn crate::Lease>>> {
+    let mut conn = pool.acquire().await.map_err(backend)?.detach();
+    let right: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(REBUILD_LEASE)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(backend)?;
+    if !right {
+        let _ = sqlx::Connection::close(conn).await;
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(INDEXER_LEASE)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(backend)?;
+        if granted {
+            return Ok(Some(Box::new(PgLease {
+                conn,
+                key: INDEXER_LEASE,
+                rebuilding: true,
+            })));
+        }
+        if started.elapsed() >= wait {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(None);
+        }
+        tokio::time::sleep(crate::outbox::REBUILD_POLL).await;
     }
 }

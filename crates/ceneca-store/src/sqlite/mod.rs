@@ -7,6 +7,7 @@ pub mod cipher;
 mod codec;
 pub mod convert;
 mod functions;
+mod leases;
 
 pub use functions::register_functions;
 mod outbox;
@@ -34,19 +35,6 @@ use crate::sql::{self, Dialect, Sql};
 use crate::stats::{InFlight, PoolGroup, PoolStats, WaitHistogram};
 use crate::write::WriteBatch;
 use crate::{Engine, Result, SqliteSynchronous, Store, StoreError, StoreOptions};
-
-/// The maintenance lease on an embedded database: an exclusive lock on a file, held as
-/// long as the file is open.
-struct FileLease {
-    _file: std::fs::File,
-}
-
-#[async_trait::async_trait]
-impl crate::Lease for FileLease {
-    async fn check(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
 
 /// SQLite's spellings.
 pub struct SqliteDialect;
@@ -687,8 +675,20 @@ impl Store for SqliteStore {
         self.read(outbox::counts).await
     }
 
+    async fn vector_outbox_holds(&self, collection: String, ids: Vec<Uuid>) -> Result<Vec<Uuid>> {
+        self.read(move |conn| outbox::holds(conn, &collection, &ids))
+            .await
+    }
+
     async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
-        Ok(Some(Box::new(crate::outbox::LocalLease)))
+        leases::indexer(self.path.clone()).await
+    }
+
+    async fn vector_rebuild_lease(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn crate::Lease>>> {
+        leases::rebuild(self.path.clone(), wait).await
     }
 
     async fn embeddings_page(
@@ -800,31 +800,7 @@ impl Store for SqliteStore {
     }
 
     async fn maintenance_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
-        // Another process (`ceneca maintenance run` beside a running server) may open
-        // this database: a lock on a file beside it, which the system lets go when its
-        // holder dies.
-        let mut name = self.path.clone().into_os_string();
-        name.push(".maintenance-lock");
-        let path = PathBuf::from(name);
-        tokio::task::spawn_blocking(move || {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
-            match file.try_lock() {
-                Ok(()) => Ok(Some(
-                    Box::new(FileLease { _file: file }) as Box<dyn crate::Lease>
-                )),
-                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                Err(std::fs::TryLockError::Error(e)) => {
-                    Err(StoreError::Backend(format!("{}: {e}", path.display())))
-                }
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        leases::maintenance(self.path.clone()).await
     }
 
     async fn archive_policies(&self) -> Result<Vec<(Uuid, i64)>> {

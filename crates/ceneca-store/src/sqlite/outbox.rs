@@ -109,3 +109,22 @@ pub(super) fn page(
     }
     Ok(out)
 }
+
+pub(super) fn holds(conn: &Connection, collection: &str, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    let ids = serde_json::to_string(&ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT DISTINCT point_id FROM vector_outbox
+             WHERE collection = ?1 AND point_id IN (SELECT value FROM json_each(?2))",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![collection, ids], |row| row.get::<_, String>(0))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(uuid(row.map_err(backend)?)?);
+    }
+    Ok(out)
+}

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ceneca_vector::{Point, Query, VectorIndex, exact, sample};
+use ceneca_vector::{OnOtherDimensions, Point, Query, VectorIndex, exact, sample};
 use uuid::Uuid;
 
 pub const C: &str = "messages";
@@ -165,4 +165,112 @@ pub async fn rebuild_swaps_in_new_content(index: &dyn VectorIndex) {
         .unwrap();
     assert_eq!(hits[0].id, new[150].id);
     assert!(index.persist(C).await.unwrap());
+}
+
+/// What the drift check reads: `retrieve` answers the points held (vector, payload), leaves
+/// out the others, and `ids` pages through every id held, once each. On an open, empty
+/// collection of 8 dimensions.
+pub async fn lists_and_retrieves_what_it_holds(index: &dyn VectorIndex) {
+    let ws = Uuid::now_v7();
+    let all = points(sample::clustered(250, 8, 3, 0.4, 4), &[ws]);
+    index.upsert(C, all.clone()).await.unwrap();
+    index.delete(C, vec![all[7].id]).await.unwrap();
+    let absent = Uuid::now_v7();
+    let got = index
+        .retrieve(C, vec![all[3].id, all[7].id, absent])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "only the point held comes back: {got:?}");
+    assert_eq!(got[0].id, all[3].id);
+    assert_eq!(got[0].workspace_id, ws);
+    assert_eq!(got[0].source_id, all[3].source_id);
+    assert_eq!(got[0].kind, "message");
+    let same = ceneca_vector::cosine(&got[0].vector, &all[3].vector);
+    assert!(same > 0.9999, "the vector held points the same way: {same}");
+
+    let mut seen = HashSet::new();
+    let mut from = None;
+    loop {
+        let (page, next) = index.ids(C, from, 60).await.unwrap();
+        assert!(page.len() <= 60);
+        for id in page {
+            assert!(seen.insert(id), "{id} listed twice");
+        }
+        match next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    let expected: HashSet<Uuid> = all
+        .iter()
+        .map(|p| p.id)
+        .filter(|id| *id != all[7].id)
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+/// A collection held with other dimensions is refused, unchanged, unless the caller asks
+/// to replace it (an explicit rebuild). `open` opens the index afresh (a restarted
+/// deployment with other settings).
+pub async fn other_dimensions_are_refused_unless_replaced<I, F, Fut>(open: F)
+where
+    I: VectorIndex,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = I>,
+{
+    let ws = Uuid::now_v7();
+    let eight = points(sample::clustered(20, 8, 2, 0.4, 5), &[ws]);
+    {
+        let index = open().await;
+        index
+            .open_collection(C, 8, OnOtherDimensions::Refuse)
+            .await
+            .unwrap();
+        index.upsert(C, eight.clone()).await.unwrap();
+        assert!(index.persist(C).await.unwrap());
+    }
+    {
+        let index = open().await;
+        let refused = index
+            .open_collection(C, 16, OnOtherDimensions::Refuse)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(ceneca_vector::VectorError::OtherDimensions {
+                    stored: 8,
+                    configured: 16,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    {
+        // Nothing was deleted by the refusal.
+        let index = open().await;
+        index
+            .open_collection(C, 8, OnOtherDimensions::Refuse)
+            .await
+            .unwrap();
+        assert_eq!(index.retrieve(C, vec![eight[0].id]).await.unwrap().len(), 1);
+    }
+    let index = open().await;
+    index
+        .open_collection(C, 16, OnOtherDimensions::Replace)
+        .await
+        .unwrap();
+    assert!(
+        index
+            .retrieve(C, vec![eight[0].id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sixteen = points(sample::clustered(5, 16, 1, 0.4, 6), &[ws]);
+    index.upsert(C, sixteen.clone()).await.unwrap();
+    assert_eq!(
+        index.retrieve(C, vec![sixteen[0].id]).await.unwrap().len(),
+        1
+    );
 }
