@@ -364,12 +364,13 @@ impl TestServer {
             None => format!("sqlite://{}", dir.path().join("ceneca.db").display()),
             Some(database) => database.url.clone(),
         };
-        Self::start_in(dir, backend, url, database, config, http, index_in).await
+        Self::start_in(dir, backend, url, database, config, http, index_in, true).await
     }
 
-    /// Another node on this server's database (PostgreSQL): a data folder, an embedded
-    /// vector index and an indexer of its own, the same keys. The database stays this
-    /// server's: keep this one alive while the other runs.
+    /// Another node on this server's database (PostgreSQL): a data folder and an embedded
+    /// vector index of its own, the same keys, and no vector indexer (as a command run on
+    /// another machine's folder: it feeds its index only when a rebuild runs there). The
+    /// database stays this server's: keep this one alive while the other runs.
     pub async fn second_node(&self) -> Self {
         assert_eq!(
             self.backend,
@@ -384,10 +385,12 @@ impl TestServer {
             ServiceConfig::default(),
             ceneca_server::HttpConfig::default(),
             default_vector_index,
+            false,
         )
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn start_in(
         dir: tempfile::TempDir,
         backend: Backend,
@@ -396,6 +399,7 @@ impl TestServer {
         config: ServiceConfig,
         http: ceneca_server::HttpConfig,
         index_in: impl FnOnce(&std::path::Path) -> Arc<dyn VectorIndex>,
+        indexer: bool,
     ) -> Self {
         let mut options = StoreOptions::new(url.clone());
         options.pg_max_connections = 5;
@@ -423,7 +427,9 @@ impl TestServer {
             )
             .await
             .expect("open vector collections");
-        tokio::spawn(services.clone().run_vector_indexer());
+        if indexer {
+            tokio::spawn(services.clone().run_vector_indexer());
+        }
         tokio::spawn(services.clone().run_thumbnails());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -71,6 +71,13 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
 async fn measure(args: &Args, dir: &Path, index: &Arc<EdgeIndex>) -> anyhow::Result<()> {
     let (n, dims) = (args.vectors, args.dims);
+    // The upserts replace the vectors of 2 × 30 batches of 100 of these points.
+    if n < 2 * UPSERT_ROUNDS * UPSERT_BATCH {
+        bail!(
+            "--vectors must be at least {} (the upsert figures replace that many)",
+            2 * UPSERT_ROUNDS * UPSERT_BATCH
+        );
+    }
     let store = sqlite_store(dir, "ceneca.db").await?;
     let all_dims: HashMap<String, usize> = ["messages", "documents", "attachments"]
         .into_iter()

@@ -193,24 +193,9 @@ fn main() -> std::process::ExitCode {
                     vectors: true,
                     check: true,
                 } => commands::reindex::check_vectors(&config).await,
-                Command::Reindex { vectors, .. } => {
-                    let store = commands::open_store(&config).await?;
-                    store.reindex_text().await?;
-                    println!("full-text indexes rebuilt ({})", store.engine().as_str());
-                    if vectors {
-                        let (services, _) = commands::open_services(&config).await?;
-                        // An explicit rebuild may change the dimensions: it refills at once.
-                        let services = commands::with_vectors(
-                            &config,
-                            services,
-                            ceneca_vector::OnOtherDimensions::Replace,
-                        )
-                        .await?;
-                        for (collection, points) in services.reindex_vectors().await? {
-                            println!("vector collection {collection}: {points} points rebuilt");
-                        }
-                    }
-                    Ok(())
+                Command::Reindex { vectors: false, .. } => commands::reindex::text(&config).await,
+                Command::Reindex { vectors: true, .. } => {
+                    commands::reindex::text_and_vectors(&config).await
                 }
                 Command::Config { .. } | Command::Certs { .. } => unreachable!("handled above"),
             }

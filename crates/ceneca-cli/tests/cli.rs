@@ -587,7 +587,8 @@ fn migrate_config_and_keys_commands() {
     assert!(String::from_utf8_lossy(&reindex.stdout).contains("rebuilt"));
     // Down goes one version at a time, newest first.
     for version in [
-        "17", "16", "15", "14", "13", "12", "11", "10", "9", "8", "7", "6", "5", "4", "3", "2", "1",
+        "18", "17", "16", "15", "14", "13", "12", "11", "10", "9", "8", "7", "6", "5", "4", "3",
+        "2", "1",
     ] {
         let down = ceneca(dir.path())
             .args(["migrate", "down"])
@@ -1669,7 +1670,68 @@ async fn kill_during_an_upload(postgres: bool) {
 #[tokio::test]
 async fn the_vector_index_is_opened_once_checked_and_replaced_only_by_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
+    let missing = ceneca(dir.path())
+        .args([
+            "--data-dir",
+            "no_such_folder",
+            "reindex",
+            "--vectors",
+            "--check",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !missing.status.success(),
+        "a folder with nothing in it was checked"
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("nothing to check"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
     let server = serve(ceneca(dir.path())).await;
+    // One embedding of the configured 1536 dimensions.
+    let (status, body) = post(
+        &server.base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "v@example.com", "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (_, ws) = post(
+        &server.base,
+        "/api/v1/workspaces",
+        Some(&token),
+        json!({"name": "V"}),
+    )
+    .await;
+    let (_, thread) = post(
+        &server.base,
+        "/api/v1/threads",
+        Some(&token),
+        json!({"workspace_id": ws["id"], "title": "t"}),
+    )
+    .await;
+    let (_, message) = post(
+        &server.base,
+        &format!(
+            "/api/v1/threads/{}/messages",
+            thread["id"].as_str().unwrap()
+        ),
+        Some(&token),
+        json!({"role": "user", "content": "hello"}),
+    )
+    .await;
+    let (status, point) = post(
+        &server.base,
+        "/api/v1/vectors/messages/points?wait=true",
+        Some(&token),
+        json!({"source_id": message["id"], "workspace_id": ws["id"], "vector": vec![0.5; 1536]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{point}");
     for args in [
         &["reindex", "--vectors"][..],
         &["reindex", "--vectors", "--check"],
@@ -1695,7 +1757,7 @@ async fn the_vector_index_is_opened_once_checked_and_replaced_only_by_a_rebuild(
     );
     assert!(stdout.contains("the vector index matches SQL"), "{stdout}");
     assert!(
-        stdout.contains("vector collection messages: 0 in SQL, 0 in the index"),
+        stdout.contains("vector collection messages: 1 in SQL, 1 in the index"),
         "{stdout}"
     );
 
@@ -1716,6 +1778,42 @@ async fn the_vector_index_is_opened_once_checked_and_replaced_only_by_a_rebuild(
     );
     let checked = with_8(&["reindex", "--vectors", "--check"]);
     assert!(!checked.status.success(), "checked with other dimensions");
+    // The database still holds a 1536-dimension row: a rebuild to 8 is refused before
+    // anything is replaced, and the index serves 1536 as before.
+    let rebuilt = with_8(&["reindex", "--vectors"]);
+    let stderr = String::from_utf8_lossy(&rebuilt.stderr);
+    assert!(
+        !rebuilt.status.success(),
+        "rebuilt 1536-dimension rows into 8"
+    );
+    assert!(
+        stderr.contains("has 1536 dimensions") && stderr.contains("nothing was replaced"),
+        "{stderr}"
+    );
+    let check = ceneca(dir.path())
+        .args(["reindex", "--vectors", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Once the rows of the old size are gone, the rebuild replaces the collection.
+    let server = serve(ceneca(dir.path())).await;
+    let r = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v1/vectors/messages/points/{}",
+            server.base,
+            point["ids"][0].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    stop(server);
     let rebuilt = with_8(&["reindex", "--vectors"]);
     assert!(
         rebuilt.status.success(),

@@ -74,6 +74,12 @@ pub const SQLITE: &[Migration] = &[
     migration!("sqlite", 15, "purge", "0015_purge"),
     migration!("sqlite", 16, "erasure", "0016_erasure"),
     migration!("sqlite", 17, "creations_by_user", "0017_creations_by_user"),
+    migration!(
+        "sqlite",
+        18,
+        "vector_index_owner",
+        "0018_vector_index_owner"
+    ),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -113,6 +119,12 @@ pub const POSTGRES: &[Migration] = &[
         17,
         "creations_by_user",
         "0017_creations_by_user"
+    ),
+    migration!(
+        "postgres",
+        18,
+        "vector_index_owner",
+        "0018_vector_index_owner"
     ),
 ];
 

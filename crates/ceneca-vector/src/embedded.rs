@@ -54,7 +54,12 @@ struct Collection {
     dir: PathBuf,
     dims: usize,
     settings: EdgeSettings,
-    live: RwLock<Arc<EdgeShard>>,
+    /// The live shard, loaded (or created) at its first use: a server that never touches
+    /// a collection neither maps its files nor waits for them at start.
+    live: RwLock<Option<Arc<EdgeShard>>>,
+    /// Opened to be replaced with other dimensions (`OnOtherDimensions::Replace`): the old
+    /// shard stays live on disk until a rebuild swaps the new one in, and is never loaded.
+    replacing: bool,
     /// One writer at a time: update and flush never overlap.
     writer: Mutex<()>,
     /// Held by the optimizer while it runs; flush only try-locks it.
@@ -67,7 +72,30 @@ struct Collection {
 }
 
 impl Collection {
-    fn shard(&self) -> Arc<EdgeShard> {
+    /// The live shard, loaded or created now if this is its first use.
+    fn shard(&self) -> Result<Arc<EdgeShard>> {
+        if let Some(shard) = self.loaded() {
+            return Ok(shard);
+        }
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(shard) = live.as_ref() {
+            return Ok(shard.clone());
+        }
+        if self.replacing {
+            return Err(VectorError::Engine(
+                "the collection is being rebuilt with new dimensions".into(),
+            ));
+        }
+        let shard = Arc::new(match live_shard_name(&self.dir) {
+            Some(name) => EdgeShard::load(&self.dir.join(name), None).map_err(engine)?,
+            None => fresh(&self.dir, self.dims, self.settings)?,
+        });
+        *live = Some(shard.clone());
+        Ok(shard)
+    }
+
+    /// The live shard if it has been loaded.
+    fn loaded(&self) -> Option<Arc<EdgeShard>> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -226,6 +254,9 @@ fn any_of(field: &str, ids: &[Uuid]) -> Result<Condition> {
 /// The embedded vector index.
 pub struct EdgeIndex {
     root: PathBuf,
+    /// This index's id (`<root>/INDEX_ID`, made at its first open): see
+    /// [`VectorIndex::identity`].
+    id: String,
     /// `<root>/.lock`, locked for as long as the index is open: a second process (another
     /// `serve` on the same folder, a command run beside it) would otherwise write the same
     /// shards and corrupt them.
@@ -255,8 +286,10 @@ impl EdgeIndex {
                 std::fs::TryLockError::Error(e) => VectorError::Io(e),
             });
         }
+        let id = index_id(&root)?;
         let index = Arc::new(Self {
             root,
+            id,
             _lock: lock,
             settings,
             collections: RwLock::new(HashMap::new()),
@@ -286,7 +319,9 @@ impl EdgeIndex {
         }
         for collection in self.all() {
             let _writer = collection.writer.lock();
-            try_flush(&collection.shard());
+            if let Some(shard) = collection.loaded() {
+                try_flush(&shard);
+            }
         }
         self.collections
             .write()
@@ -300,7 +335,7 @@ impl EdgeIndex {
         let c = self.collection(collection)?;
         let _gate = c.flush_gate.lock().unwrap_or_else(|p| p.into_inner());
         c.dirty.store(false, Ordering::Release);
-        c.shard().optimize().map_err(engine)?;
+        c.shard()?.optimize().map_err(engine)?;
         Ok(())
     }
 
@@ -335,10 +370,7 @@ impl EdgeIndex {
         }
         let dir = self.root.join(name);
         create_private_dir(&dir)?;
-        let current = std::fs::read_to_string(dir.join(LIVE_FILE))
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| dir.join(s).is_dir());
+        let current = live_shard_name(&dir);
         // Leftovers of interrupted rebuilds or swapped-out shards.
         for entry in std::fs::read_dir(&dir)?.flatten() {
             let file = entry.file_name().to_string_lossy().into_owned();
@@ -346,38 +378,41 @@ impl EdgeIndex {
                 std::fs::remove_dir_all(entry.path())?;
             }
         }
-        let (shard, dims) = match current {
-            Some(live) => {
-                let shard = EdgeShard::load(&dir.join(&live), None).map_err(engine)?;
-                let stored = shard
-                    .config()
-                    .vectors
-                    .get("")
-                    .map(|v| v.size)
-                    .unwrap_or(dims);
-                if stored != dims {
-                    if other == OnOtherDimensions::Refuse {
-                        return Err(VectorError::OtherDimensions {
-                            collection: name.to_owned(),
-                            stored,
-                            configured: dims,
-                        });
-                    }
-                    // An explicit rebuild with new dimensions: start empty (the old shard
-                    // is removed at the next start); the rebuild refills it from SQL.
-                    drop(shard);
-                    self.fresh(&dir, dims)?
-                } else {
-                    (shard, dims)
+        let mut loaded = None;
+        let mut replacing = false;
+        if let Some(live) = &current {
+            // The dimensions from the shard's configuration file, without loading it; a
+            // shard whose file does not say is loaded to ask it.
+            let stored = match stored_dims(&dir.join(live)) {
+                Some(stored) => stored,
+                None => {
+                    let shard = EdgeShard::load(&dir.join(live), None).map_err(engine)?;
+                    let stored = shard.config().vectors.get("").map_or(dims, |v| v.size);
+                    loaded = Some(Arc::new(shard));
+                    stored
                 }
+            };
+            if stored != dims {
+                if other == OnOtherDimensions::Refuse {
+                    return Err(VectorError::OtherDimensions {
+                        collection: name.to_owned(),
+                        stored,
+                        configured: dims,
+                    });
+                }
+                // An explicit rebuild with new dimensions: it builds the new shard aside
+                // and swaps it in; until then the old one stays live on disk, so a rebuild
+                // that fails leaves the collection as it was.
+                drop(loaded.take());
+                replacing = true;
             }
-            None => self.fresh(&dir, dims)?,
-        };
+        }
         let collection = Arc::new(Collection {
             dir,
             dims,
             settings: self.settings,
-            live: RwLock::new(Arc::new(shard)),
+            live: RwLock::new(loaded),
+            replacing,
             writer: Mutex::new(()),
             flush_gate: Mutex::new(()),
             dirty: AtomicBool::new(true),
@@ -390,13 +425,58 @@ impl EdgeIndex {
             .insert(name.to_owned(), collection);
         Ok(())
     }
+}
 
-    fn fresh(&self, dir: &Path, dims: usize) -> Result<(EdgeShard, usize)> {
-        let name = format!("shard-{}", Uuid::now_v7().simple());
-        let shard = new_shard(dir, &name, dims, self.settings)?;
-        write_live(dir, &name)?;
-        Ok((shard, dims))
+/// The index's id, read from `<root>/INDEX_ID`, or made and written there (0600, by
+/// rename after fsync) if the folder has none: a new or emptied folder is a new index.
+fn index_id(root: &Path) -> Result<String> {
+    let path = root.join("INDEX_ID");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(id) = Uuid::parse_str(text.trim())
+    {
+        return Ok(id.to_string());
     }
+    let id = Uuid::now_v7().to_string();
+    let tmp = root.join("INDEX_ID.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    std::io::Write::write_all(&mut file, id.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+/// The live shard's folder name in a collection's folder, if `CURRENT` names one that
+/// exists.
+fn live_shard_name(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(LIVE_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && dir.join(s).is_dir())
+}
+
+/// The dimensions a shard was created with, read from its configuration file.
+fn stored_dims(shard: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(shard.join("edge_config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    config["vectors"][""]["size"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// A new, empty shard made the collection's live one.
+fn fresh(dir: &Path, dims: usize, settings: EdgeSettings) -> Result<EdgeShard> {
+    let name = format!("shard-{}", Uuid::now_v7().simple());
+    let shard = new_shard(dir, &name, dims, settings)?;
+    write_live(dir, &name)?;
+    Ok(shard)
 }
 
 /// Creates a folder of the index (and missing parents) readable by the owner only,
@@ -467,6 +547,10 @@ fn optimizer_loop(index: std::sync::Weak<EdgeIndex>, stop: Arc<AtomicBool>) {
                 .unwrap_or_else(|p| p.into_inner())
                 .elapsed()
                 >= QUIET_BEFORE_OPTIMIZE;
+            // A collection never used since the start has nothing to optimize.
+            let Some(shard) = collection.loaded() else {
+                continue;
+            };
             if !quiet || !collection.dirty.swap(false, Ordering::AcqRel) {
                 continue;
             }
@@ -475,7 +559,7 @@ fn optimizer_loop(index: std::sync::Weak<EdgeIndex>, stop: Arc<AtomicBool>) {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let started = Instant::now();
-            match collection.shard().optimize() {
+            match shard.optimize() {
                 Ok(true) => tracing::debug!(
                     collection = %collection.dir.display(),
                     seconds = started.elapsed().as_secs_f64(),
@@ -503,6 +587,10 @@ impl VectorIndex for Arc<EdgeIndex> {
         "embedded"
     }
 
+    fn identity(&self) -> Option<String> {
+        Some(self.id.clone())
+    }
+
     async fn open_collection(
         &self,
         collection: &str,
@@ -523,7 +611,7 @@ impl VectorIndex for Arc<EdgeIndex> {
             let op = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
                 PointInsertOperations::PointsList(points.into_iter().map(to_point).collect()),
             ));
-            c.shard().update(op).map_err(engine)?;
+            c.shard()?.update(op).map_err(engine)?;
             c.touched();
             Ok(())
         })
@@ -540,7 +628,7 @@ impl VectorIndex for Arc<EdgeIndex> {
             let op = UpdateOperation::PointOperation(PointOperations::DeletePoints {
                 ids: ids.into_iter().map(PointId::Uuid).collect(),
             });
-            c.shard().update(op).map_err(engine)?;
+            c.shard()?.update(op).map_err(engine)?;
             c.touched();
             Ok(())
         })
@@ -582,12 +670,11 @@ impl VectorIndex for Arc<EdgeIndex> {
             with_vector: None,
             score_threshold: query.score_threshold,
         };
-        let run = || c.shard().search(request);
+        let run = || c.shard()?.search(request).map_err(engine);
         let found = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
             Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
             _ => run(),
-        }
-        .map_err(engine)?;
+        }?;
         let uuid_in = |payload: &Option<qdrant_edge::Payload>, key: &str| {
             payload
                 .as_ref()
@@ -614,7 +701,7 @@ impl VectorIndex for Arc<EdgeIndex> {
         blocking(move || {
             let ids: Vec<PointId> = ids.into_iter().map(PointId::Uuid).collect();
             let records = c
-                .shard()
+                .shard()?
                 .retrieve(
                     &ids,
                     Some(WithPayloadInterface::Bool(true)),
@@ -635,7 +722,7 @@ impl VectorIndex for Arc<EdgeIndex> {
         let c = self.collection(collection)?;
         blocking(move || {
             let (records, next) = c
-                .shard()
+                .shard()?
                 .scroll(ScrollRequest {
                     offset: from.map(PointId::Uuid),
                     limit: Some(limit.max(1)),
@@ -660,7 +747,7 @@ impl VectorIndex for Arc<EdgeIndex> {
     async fn stats(&self, collection: &str) -> Result<CollectionStats> {
         let c = self.collection(collection)?;
         blocking(move || {
-            let shard = c.shard();
+            let shard = c.shard()?;
             let info = shard.info();
             Ok(CollectionStats {
                 points: info.points_count as u64,
@@ -674,7 +761,7 @@ impl VectorIndex for Arc<EdgeIndex> {
 
     async fn log_bytes(&self, collection: &str) -> Result<u64> {
         let c = self.collection(collection)?;
-        blocking(move || Ok(dir_size(&c.shard().path().join("wal")))).await
+        blocking(move || Ok(dir_size(&c.shard()?.path().join("wal")))).await
     }
 
     async fn persist(&self, collection: &str) -> Result<bool> {
@@ -684,7 +771,8 @@ impl VectorIndex for Arc<EdgeIndex> {
             let Ok(_gate) = c.flush_gate.try_lock() else {
                 return Ok(false);
             };
-            Ok(try_flush(&c.shard()))
+            // Nothing was written to a shard never loaded.
+            Ok(c.loaded().is_none_or(|shard| try_flush(&shard)))
         })
         .await
     }
@@ -732,13 +820,16 @@ impl VectorIndex for Arc<EdgeIndex> {
                     let _writer = c.writer.lock().unwrap_or_else(|p| p.into_inner());
                     let _gate = c.flush_gate.lock().unwrap_or_else(|p| p.into_inner());
                     write_live(&c.dir, &name)?;
-                    let old = std::mem::replace(
-                        &mut *c.live.write().unwrap_or_else(|p| p.into_inner()),
-                        shard,
-                    );
+                    let old = c
+                        .live
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .replace(shard);
                     c.touched();
-                    let old_path = old.path().to_path_buf();
-                    std::thread::spawn(move || retire(old, old_path));
+                    if let Some(old) = old {
+                        let old_path = old.path().to_path_buf();
+                        std::thread::spawn(move || retire(old, old_path));
+                    }
                     Ok(())
                 }
             }

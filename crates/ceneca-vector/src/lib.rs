@@ -133,6 +133,13 @@ pub struct CollectionStats {
 pub trait VectorIndex: Send + Sync + 'static {
     /// `embedded` or `qdrant`.
     fn kind(&self) -> &'static str;
+    /// Which index this is, when it is one node's own (the embedded engine's folder keeps
+    /// an id): the database records which one the outbox fed, so an index that missed
+    /// what another applied is rebuilt before it serves. `None` for an index every node
+    /// shares (a Qdrant server).
+    fn identity(&self) -> Option<String> {
+        None
+    }
     /// Opens or creates `collection` with cosine distance over `dims` dimensions; an
     /// existing collection of other dimensions is refused or replaced, as `other` says.
     async fn open_collection(

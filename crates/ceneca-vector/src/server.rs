@@ -270,15 +270,15 @@ impl QdrantIndex {
                             configured: entry.dims,
                         });
                     }
+                    // The rebuild fills a new collection of the new dimensions aside and
+                    // re-points the alias: until then this one stays, so a rebuild that
+                    // fails leaves it as it was.
                     tracing::warn!(
                         collection,
                         stored,
                         dims = entry.dims,
-                        "Qdrant collection has other dimensions: a rebuild replaces it"
+                        "Qdrant collection has other dimensions: the rebuild replaces it"
                     );
-                    let fresh = self.create_physical(collection, entry.dims).await?;
-                    self.point_alias(&alias, &fresh).await?;
-                    self.drop_collection(&physical).await;
                 }
             }
             None => {

@@ -231,3 +231,59 @@ impl VectorIndex for ClosedOnDrop {
         self.0.rebuild(collection, points).await
     }
 }
+
+/// A collection's shard is loaded (or created) at its first use, not when the index
+/// opens: a server that never touches a collection neither maps its files nor waits for
+/// them at start. Its dimensions are still checked at open, from the shard's
+/// configuration file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_is_loaded_at_its_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join(C))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("shard-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let ws = Uuid::now_v7();
+    let p = points(sample::clustered(10, 8, 1, 0.4, 8), &[ws]);
+    {
+        let index = small_index(dir.path());
+        index
+            .open_collection(C, 8, OnOtherDimensions::Refuse)
+            .await
+            .unwrap();
+        assert_eq!(shards(dir.path()), 0, "a shard was made before any use");
+        let found = index
+            .search(C, contract::query(p[0].vector.clone(), vec![ws]))
+            .await
+            .unwrap();
+        assert!(found.is_empty());
+        assert_eq!(shards(dir.path()), 1, "the first use makes the shard");
+        index.upsert(C, p.clone()).await.unwrap();
+        assert!(index.persist(C).await.unwrap());
+        index.close();
+    }
+    {
+        let index = small_index(dir.path());
+        // Checked without loading the shard.
+        assert!(matches!(
+            index
+                .open_collection(C, 16, OnOtherDimensions::Refuse)
+                .await,
+            Err(ceneca_vector::VectorError::OtherDimensions { stored: 8, .. })
+        ));
+        index
+            .open_collection(C, 8, OnOtherDimensions::Refuse)
+            .await
+            .unwrap();
+        // Flushing a collection nobody used since the start has nothing to do.
+        assert!(index.persist(C).await.unwrap());
+        assert_eq!(index.retrieve(C, vec![p[3].id]).await.unwrap().len(), 1);
+        index.close();
+    }
+}

@@ -7,11 +7,11 @@ use uuid::Uuid;
 
 /// `POST /vectors/{collection}/points/batch`: up to 1,000 points; each point is an
 /// embedding row without `collection` and `dims` (taken from the URL and the collection).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointBatch {
     #[schema(value_type = Vec<Object>, min_items = 1, max_items = 1000)]
-    pub points: Vec<Json>,
+    pub points: Vec<PointInput>,
 }
 
 /// The points of an upsert, as the service takes them: one point (`/points`) or a batch
@@ -19,8 +19,245 @@ pub struct PointBatch {
 /// in how errors name a field (`vector` or `points[3].vector`).
 #[derive(Debug, Clone)]
 pub enum Points {
-    One(serde_json::Map<String, Json>),
-    Batch(Vec<Json>),
+    One(PointInput),
+    Batch(Vec<PointInput>),
+}
+
+/// One point as sent. Its vector is read straight into `f32`s while the body is parsed: a
+/// batch of 100 × 1536 never becomes a tree of 153,600 JSON values. The other fields stay
+/// JSON, for the model's validation, which names each one. Nothing here refuses: what is
+/// wrong is kept as such, and the service says which point and field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointInput {
+    Object {
+        vector: VectorInput,
+        /// Every field but `vector`.
+        fields: serde_json::Map<String, Json>,
+    },
+    /// Anything but a JSON object.
+    NotAnObject,
+}
+
+/// A point's `vector` as sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum VectorInput {
+    #[default]
+    Missing,
+    /// An array: its numbers as `f32` (beyond the 32-bit range, infinity), anything else
+    /// in it as NaN, so the finite-number check refuses it.
+    Numbers(Vec<f32>),
+    /// Not an array.
+    NotAnArray,
+}
+
+impl PointInput {
+    /// A point from its fields (tests and benchmarks build points as JSON).
+    pub fn from_json(value: Json) -> Self {
+        serde_json::from_value(value).unwrap_or(Self::NotAnObject)
+    }
+}
+
+impl<'de> Deserialize<'de> for PointInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = PointInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a point")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PointInput, A::Error> {
+                let mut vector = VectorInput::Missing;
+                let mut fields = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "vector" {
+                        vector = map.next_value()?;
+                    } else {
+                        // A key sent twice keeps its last value, as a JSON object does.
+                        fields.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(PointInput::Object { vector, fields })
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<PointInput, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(PointInput::NotAnObject)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<PointInput, E> {
+                Ok(PointInput::NotAnObject)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<PointInput, E> {
+                Ok(PointInput::NotAnObject)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<PointInput, E> {
+                Ok(PointInput::NotAnObject)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<PointInput, E> {
+                Ok(PointInput::NotAnObject)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<PointInput, E> {
+                Ok(PointInput::NotAnObject)
+            }
+            fn visit_unit<E>(self) -> Result<PointInput, E> {
+                Ok(PointInput::NotAnObject)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+impl<'de> Deserialize<'de> for VectorInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// One element: a number, or anything else (NaN).
+        struct Element(f32);
+        impl<'de> Deserialize<'de> for Element {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl<'de> serde::de::Visitor<'de> for Visit {
+                    type Value = Element;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a number")
+                    }
+                    fn visit_f64<E>(self, v: f64) -> Result<Element, E> {
+                        Ok(Element(v as f32))
+                    }
+                    fn visit_i64<E>(self, v: i64) -> Result<Element, E> {
+                        Ok(Element(v as f32))
+                    }
+                    fn visit_u64<E>(self, v: u64) -> Result<Element, E> {
+                        Ok(Element(v as f32))
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<Element, E> {
+                        Ok(Element(f32::NAN))
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<Element, E> {
+                        Ok(Element(f32::NAN))
+                    }
+                    fn visit_unit<E>(self) -> Result<Element, E> {
+                        Ok(Element(f32::NAN))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Element, A::Error> {
+                        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                        Ok(Element(f32::NAN))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Element, A::Error> {
+                        while map
+                            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                            .is_some()
+                        {}
+                        Ok(Element(f32::NAN))
+                    }
+                }
+                d.deserialize_any(Visit)
+            }
+        }
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = VectorInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of numbers")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<VectorInput, A::Error> {
+                let mut numbers = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8192));
+                while let Some(Element(x)) = seq.next_element()? {
+                    numbers.push(x);
+                }
+                Ok(VectorInput::Numbers(numbers))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<VectorInput, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(VectorInput::NotAnArray)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<VectorInput, E> {
+                Ok(VectorInput::NotAnArray)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<VectorInput, E> {
+                Ok(VectorInput::NotAnArray)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<VectorInput, E> {
+                Ok(VectorInput::NotAnArray)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<VectorInput, E> {
+                Ok(VectorInput::NotAnArray)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<VectorInput, E> {
+                Ok(VectorInput::NotAnArray)
+            }
+            fn visit_unit<E>(self) -> Result<VectorInput, E> {
+                Ok(VectorInput::NotAnArray)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+#[cfg(test)]
+mod point_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_point_is_read_with_its_vector_as_floats_and_nothing_wrong_is_lost() {
+        let p: PointInput = serde_json::from_str(
+            r#"{"vector": [1, -2.5, 1e300, "x", null], "model": "m", "model": "n"}"#,
+        )
+        .unwrap();
+        let PointInput::Object { vector, fields } = p else {
+            panic!("an object")
+        };
+        let VectorInput::Numbers(v) = vector else {
+            panic!("numbers")
+        };
+        assert_eq!(&v[..2], &[1.0, -2.5]);
+        assert!(v[2].is_infinite() && v[3].is_nan() && v[4].is_nan());
+        assert_eq!(fields, *json!({"model": "n"}).as_object().unwrap());
+        for (body, expected) in [
+            (r#"{"vector": "1,2"}"#, Some(VectorInput::NotAnArray)),
+            (r#"{"vector": {"a": [1]}}"#, Some(VectorInput::NotAnArray)),
+            (r#"{"model": "m"}"#, Some(VectorInput::Missing)),
+            (r#"[1, 2]"#, None),
+            (r#""point""#, None),
+            ("null", None),
+        ] {
+            let p: PointInput = serde_json::from_str(body).unwrap();
+            match (p, expected) {
+                (PointInput::Object { vector, .. }, Some(e)) => assert_eq!(vector, e, "{body}"),
+                (PointInput::NotAnObject, None) => {}
+                (p, e) => panic!("{body}: {p:?}, expected {e:?}"),
+            }
+        }
+        let nested: PointInput = serde_json::from_str(r#"{"vector": [[1], {"a": 2}, 3]}"#).unwrap();
+        let PointInput::Object {
+            vector: VectorInput::Numbers(v),
+            ..
+        } = nested
+        else {
+            panic!("numbers")
+        };
+        assert!(v[0].is_nan() && v[1].is_nan() && v[2] == 3.0);
+        // Malformed JSON is still an error of the body, not a point.
+        assert!(serde_json::from_str::<PointInput>(r#"{"vector": [1,"#).is_err());
+    }
 }
 
 /// How far a write has gone.

@@ -222,6 +222,21 @@ async fn bad_vectors_get_clear_errors(backend: Backend) {
             "vector",
         ),
         (
+            "/api/v1/vectors/messages/points",
+            point(json!(vec![0.0; TEST_VECTOR_DIMS])),
+            "no direction",
+        ),
+        (
+            "/api/v1/vectors/messages/points",
+            point(json!(vec![3e38; TEST_VECTOR_DIMS])),
+            "no direction",
+        ),
+        (
+            "/api/v1/vectors/messages/search",
+            json!({"vector": vec![0.0; TEST_VECTOR_DIMS]}),
+            "no direction",
+        ),
+        (
             "/api/v1/vectors/nope/points",
             point(json!(axis(0))),
             "collection",
@@ -281,6 +296,76 @@ async fn bad_vectors_get_clear_errors(backend: Backend) {
     assert_eq!(r.status, 422, "{}", r.body);
     let r = s.get(&u, "/api/v1/vectors/messages").await;
     assert_eq!(r.status, 200);
+
+    // A batch's sources are checked together; the first point that fails is named, and
+    // nothing of the batch is written. Another tenant's message is no source of mine.
+    let other = s.user("other").await;
+    let theirs = world(&s, &other).await;
+    let good = |model: &str| json!({"source_id": w.message, "workspace_id": w.workspace, "model": model, "vector": axis(1)});
+    for (bad, field, why) in [
+        (
+            json!({"source_id": theirs.message, "workspace_id": w.workspace, "vector": axis(1)}),
+            "points[2].source_id",
+            "no message with this id in your workspaces",
+        ),
+        (
+            json!({"source_id": w.message, "workspace_id": theirs.workspace, "vector": axis(1)}),
+            "points[2].workspace_id",
+            "",
+        ),
+        (
+            json!({"source_id": w.document, "workspace_id": w.workspace, "vector": axis(1)}),
+            "points[2].source_id",
+            "no message with this id",
+        ),
+        (json!([1, 2]), "points[2]", "must be an object"),
+        (
+            json!({"source_id": w.message, "workspace_id": w.workspace, "vector": {"a": 1}}),
+            "points[2].vector",
+            "must be an array",
+        ),
+        (
+            json!({"source_id": w.message, "workspace_id": w.workspace, "vector": [true]}),
+            "points[2].vector",
+            "",
+        ),
+    ] {
+        let r = s
+            .post(
+                &u,
+                "/api/v1/vectors/messages/points/batch",
+                json!({"points": [good("a"), good("b"), bad, good("c")]}),
+            )
+            .await;
+        assert!(
+            matches!(r.status.as_u16(), 400 | 403 | 422),
+            "{field}: {} {}",
+            r.status,
+            r.body
+        );
+        let text = r.body.to_string();
+        assert!(
+            text.contains(field) && text.contains(why),
+            "{field} {why}: {text}"
+        );
+    }
+    // A single point that is no object is refused, naming the body.
+    let r = s
+        .post(&u, "/api/v1/vectors/messages/points", json!([good("a")]))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("expected a JSON object"),
+        "{}",
+        r.body
+    );
+    // Nothing of the refused batches was written.
+    let written = s
+        .raw_text(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM embedding_records WHERE model IN ('a', 'b', 'c')",
+        )
+        .await;
+    assert_eq!(written.as_deref(), Some("0"));
 }
 
 /// Embeddings written through the generic REST resource, or removed by a cascade, reach
@@ -790,7 +875,7 @@ async fn a_second_node_never_answers_from_an_embedded_index_nothing_feeds() {
         ids(&found, "id"),
         vec![written["ids"][0].as_str().unwrap().to_owned()]
     );
-    // Entities and full-text search answer the same on both.
+    // Entities answer the same on both.
     for node in [&one, &two] {
         let thread = node
             .get(&u, &format!("/api/v1/threads/{}", w.thread))
@@ -798,6 +883,54 @@ async fn a_second_node_never_answers_from_an_embedded_index_nothing_feeds() {
             .expect(200);
         assert_eq!(thread["id"], w.thread.as_str());
     }
+
+    // Node 2's folder checks nothing: its index is not the one the outbox feeds, and a
+    // check that applied the outbox to it would take entries node 1 then never sees.
+    let refused = two.services.check_vectors().await.unwrap_err().to_string();
+    assert!(
+        refused.contains("is not the one this database's outbox feeds"),
+        "{refused}"
+    );
+
+    // A rebuild from node 2's folder takes the lease from node 1, completes node 2's index
+    // and names it; writes made meanwhile reach it. Node 1, taking the lease back, finds
+    // another index named and rebuilds its own before it serves again: nothing it missed
+    // while node 2 held the lease is lost.
+    let rebuild = {
+        let services = two.services.clone();
+        tokio::spawn(async move { services.reindex_vectors().await })
+    };
+    let during = upsert_models(&one, &u, &w, 10..20, 3).await;
+    rebuild.await.unwrap().expect("the rebuild from node 2");
+    let after = upsert_models(&two, &u, &w, 20..30, 5).await;
+    let mut expected: Vec<String> = during.into_iter().chain(after).collect();
+    expected.push(written["ids"][0].as_str().unwrap().to_owned());
+    // 22 points in all: one search of 30 lists every point node 1's index holds.
+    let mut missing = expected.clone();
+    for _ in 0..200 {
+        let r = one
+            .post(
+                &u,
+                "/api/v1/vectors/messages/search",
+                json!({"vector": axis(1), "limit": 30}),
+            )
+            .await;
+        if r.status == 200 {
+            let held = ids(&r.body, "id");
+            missing = expected
+                .iter()
+                .filter(|id| !held.contains(id))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(missing.is_empty(), "node 1 serves without {missing:?}");
+    let reports = one.services.check_vectors().await.unwrap();
+    assert!(reports.iter().all(|r| !r.drifted()), "{reports:?}");
 }
 
 /// A hundred 1536-dimension vectors are about 3 MB of JSON: upserts take bodies up to the

@@ -1,10 +1,49 @@
-//! `ceneca reindex --vectors --check`: the vector index compared with SQL.
+//! `ceneca reindex [--vectors [--check]]`: the derived indexes rebuilt from the tables,
+//! or the vector index compared with them.
 
 use crate::config::Config;
+
+/// Rebuilds the full-text indexes.
+pub async fn text(config: &Config) -> anyhow::Result<()> {
+    let store = super::open_store(config).await?;
+    store.reindex_text().await?;
+    println!("full-text indexes rebuilt ({})", store.engine().as_str());
+    Ok(())
+}
+
+/// Rebuilds the full-text indexes and the vector index. The vector index is opened first,
+/// so a run refused (the embedded index open in a running server) changes nothing.
+pub async fn text_and_vectors(config: &Config) -> anyhow::Result<()> {
+    let (services, _) = super::open_services(config).await?;
+    // An explicit rebuild may change the dimensions: it builds the new content aside and
+    // swaps it in, or leaves the collection as it was.
+    let services =
+        super::with_vectors(config, services, ceneca_vector::OnOtherDimensions::Replace).await?;
+    services.store().reindex_text().await?;
+    println!(
+        "full-text indexes rebuilt ({})",
+        services.store().engine().as_str()
+    );
+    for (collection, points) in services.reindex_vectors().await? {
+        println!("vector collection {collection}: {points} points rebuilt");
+    }
+    Ok(())
+}
 
 /// Prints, per collection, what the index holds against SQL; fails (exit status 1) when
 /// anything differs, so a monitoring job can run it.
 pub async fn check_vectors(config: &Config) -> anyhow::Result<()> {
+    // A check of a folder that holds nothing (a mistyped --data-dir) must not pass.
+    let url = config.store_url();
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        let file = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(&url));
+        if !file.exists() {
+            anyhow::bail!(
+                "no database at {}: nothing to check (is the data folder right?)",
+                file.display()
+            );
+        }
+    }
     let (services, _) = super::open_services(config).await?;
     let services =
         super::with_vectors(config, services, ceneca_vector::OnOtherDimensions::Refuse).await?;

@@ -63,12 +63,7 @@ mod tests {
         svc.upsert_vectors(
             &ann,
             "messages",
-            &ceneca_wire::vectors::Points::One(
-                json!({"workspace_id": ws["id"], "source_id": message["id"], "vector": [0.0, 0.0, 1.0, 0.0]})
-                    .as_object()
-                    .cloned()
-                    .unwrap(),
-            ),
+            &ceneca_wire::vectors::Points::One(ceneca_wire::vectors::PointInput::from_json(json!({"workspace_id": ws["id"], "source_id": message["id"], "vector": [0.0, 0.0, 1.0, 0.0]}))),
             true,
         )
         .await

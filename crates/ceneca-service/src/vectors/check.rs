@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::indexer::to_point;
 use super::{COLLECTIONS, vector_error};
 use crate::Services;
-use crate::error::Result;
+use crate::error::{Result, ServiceError};
 
 /// How many ids of each kind of difference a report lists (the counts are whole).
 const LISTED: usize = 20;
@@ -59,13 +59,44 @@ impl CollectionDrift {
     }
 }
 
-/// Whether the index's point says what SQL's does. A cosine index keeps vectors
-/// normalised (a Qdrant server does), so the direction is what is compared.
+/// Whether the index's point says what SQL's does: the same payload, and the same vector
+/// as a cosine index keeps it (Qdrant normalises a vector when it stores it, in 32-bit
+/// floats: a vector whose length is zero, or too large for them, is kept as it is or
+/// made zeros), compared within rounding; or else the same direction, in 64-bit floats.
 fn same(sql: &ceneca_vector::Point, index: &ceneca_vector::Point) -> bool {
-    sql.workspace_id == index.workspace_id
-        && sql.source_id == index.source_id
-        && sql.vector.len() == index.vector.len()
-        && ceneca_vector::cosine(&sql.vector, &index.vector) >= 0.999_9
+    if sql.workspace_id != index.workspace_id
+        || sql.source_id != index.source_id
+        || sql.vector.len() != index.vector.len()
+    {
+        return false;
+    }
+    if sql.vector == index.vector {
+        return true;
+    }
+    let near = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (x - y).abs() <= 1e-5 + 1e-4 * x.abs().max(y.abs()))
+    };
+    let length2: f32 = sql.vector.iter().map(|x| x * x).sum();
+    let stored: Vec<f32> = if length2 < f32::EPSILON || (length2 - 1.0).abs() <= 1e-6 {
+        sql.vector.clone()
+    } else {
+        let length = length2.sqrt();
+        sql.vector.iter().map(|x| x / length).collect()
+    };
+    if near(&stored, &index.vector) {
+        return true;
+    }
+    let unit = |v: &[f32]| -> Option<Vec<f64>> {
+        let length = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        (length > 0.0 && length.is_finite())
+            .then(|| v.iter().map(|x| f64::from(*x) / length).collect())
+    };
+    match (unit(&sql.vector), unit(&index.vector)) {
+        (Some(a), Some(b)) => a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>() >= 0.999_9,
+        _ => false,
+    }
 }
 
 impl Services {
@@ -76,6 +107,23 @@ impl Services {
         let v = self.vectors()?.clone();
         let mut lease = self.rebuild_lease().await?;
         let result = async {
+            // The outbox is applied to the index it feeds, and only to it: an index of this
+            // folder's own that the database does not name (another node's is) would take
+            // entries the serving one then never sees.
+            if let Some(id) = v.index.identity() {
+                match self.store.vector_index_owner().await? {
+                    Some(owner) if owner != id => {
+                        return Err(ServiceError::conflict(format!(
+                            "this data folder's vector index ({id}) is not the one this \
+                             database's outbox feeds ({owner}): check the serving node's \
+                             data folder (with its server stopped), or start serve here, \
+                             which rebuilds this index before it serves"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => self.store.set_vector_index_owner(id).await?,
+                }
+            }
             while self.index_round(&v).await? {}
             let mut out = Vec::new();
             for (collection, _) in COLLECTIONS {

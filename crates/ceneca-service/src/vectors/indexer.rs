@@ -85,7 +85,8 @@ impl VectorIndexer {
         let started = std::time::Instant::now();
         loop {
             if let Some(lease) = services.store.vector_indexer_lease().await? {
-                v.leader.store(true, Ordering::Relaxed);
+                // It serves once its index is known to be the one the outbox fed (or is
+                // rebuilt to be): the loop's first step.
                 return Ok(Some(Self::spawn(services, Some(lease))));
             }
             if started.elapsed() >= CLAIM_WAIT {
@@ -162,6 +163,9 @@ impl Services {
             return;
         };
         let mut failures = 0u32;
+        // Whether this index is known to be the one the outbox feeds, since the lease was
+        // taken (`adopt_index`).
+        let mut fed = false;
         loop {
             let held = match lease.as_mut() {
                 Some(l) => match l.check().await {
@@ -200,13 +204,27 @@ impl Services {
                     }
                 },
             };
-            v.leader.store(held, std::sync::atomic::Ordering::Relaxed);
             if !held {
+                fed = false;
+                v.leader.store(false, Ordering::Relaxed);
                 if stopped_during(&mut stop, tokio::time::sleep(LEASE_RETRY)).await {
                     break;
                 }
                 continue;
             }
+            if !fed {
+                match self.adopt_index(&v).await {
+                    Ok(()) => fed = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "vector indexer: cannot bring this index up to date; will retry");
+                        if stopped_during(&mut stop, tokio::time::sleep(LEASE_RETRY)).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            v.leader.store(true, Ordering::Relaxed);
             let pause = match self.index_round(&v).await {
                 Ok(more) => {
                     if failures > 0 {
@@ -238,6 +256,35 @@ impl Services {
             let _ = l.release().await;
         }
         tracing::info!("vector indexer: stopped");
+    }
+
+    /// Makes this node's index the one the outbox feeds, under the lease it just took. An
+    /// index of its own (the embedded engine) that the database does not name missed what
+    /// the named one applied (another node's, or this folder emptied or replaced): it is
+    /// rebuilt from the database first, then named. An index every node shares (a Qdrant
+    /// server) needs nothing.
+    async fn adopt_index(&self, v: &Vectors) -> Result<()> {
+        let Some(id) = v.index.identity() else {
+            return Ok(());
+        };
+        match self.store.vector_index_owner().await? {
+            Some(owner) if owner == id => return Ok(()),
+            // The first index fed (a new database, or one from before owners were kept).
+            None => {}
+            Some(other) => {
+                tracing::warn!(
+                    previous = %other,
+                    this = %id,
+                    "vector index: the outbox fed another index; rebuilding this one from the \
+                     database before it serves"
+                );
+                for (collection, _) in COLLECTIONS {
+                    self.rebuild_collection(v, collection).await?;
+                }
+            }
+        }
+        self.store.set_vector_index_owner(id).await?;
+        Ok(())
     }
 
     /// One round: returns whether there may be more to do at once.
@@ -320,6 +367,18 @@ impl Services {
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             total += page.len() as u64;
+            // Checked before anything is swapped: rows of another size cannot go into this
+            // collection, and the index stays as it was.
+            let dims = v.dims[collection];
+            if let Some(p) = page.iter().find(|p| p.vector.len() != dims * 4) {
+                return Err(ServiceError::conflict(format!(
+                    "embedding {} in the database has {} dimensions, but collection \
+                     '{collection}' is configured for {dims}: re-embed or delete the rows of \
+                     the old size before changing the dimension (nothing was replaced)",
+                    p.id,
+                    p.vector.len() / 4
+                )));
+            }
             let points = page.into_iter().map(|p| to_point(collection, p)).collect();
             v.index
                 .rebuild(collection, Some(points))
@@ -344,12 +403,21 @@ impl Services {
         let result = async {
             let mut out = Vec::new();
             for (collection, _) in COLLECTIONS {
+                // A rebuild that lost its lease (its session ended) stops: an indexer may
+                // be applying entries meanwhile.
+                lease.check().await?;
                 out.push((
                     collection.to_owned(),
                     self.rebuild_collection(&v, collection).await?,
                 ));
             }
+            lease.check().await?;
             while self.index_round(&v).await? {}
+            // Complete now: this index is the one the outbox feeds (another node's index
+            // rebuilds itself when it takes the lease back).
+            if let Some(id) = v.index.identity() {
+                self.store.set_vector_index_owner(id).await?;
+            }
             Ok(out)
         }
         .await;
@@ -449,12 +517,9 @@ mod worker_tests {
 
         let worker = VectorIndexer::start(svc).expect("vector search is enabled");
         let point = |m: &serde_json::Value, v: [f32; 4]| {
-            ceneca_wire::vectors::Points::One(
-                json!({"workspace_id": ws["id"], "source_id": m["id"], "vector": v})
-                    .as_object()
-                    .cloned()
-                    .unwrap(),
-            )
+            ceneca_wire::vectors::Points::One(ceneca_wire::vectors::PointInput::from_json(
+                json!({"workspace_id": ws["id"], "source_id": m["id"], "vector": v}),
+            ))
         };
         let search = |v: [f32; 4], limit: Option<u32>| ceneca_wire::vectors::VectorSearchRequest {
             vector: v.to_vec(),

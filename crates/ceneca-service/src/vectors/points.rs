@@ -10,8 +10,8 @@ use ceneca_domain::{Record, Value, model, new_id};
 use ceneca_store::{ListQuery, WriteBatch, WriteOp};
 use ceneca_vector::{Hit, Query};
 use ceneca_wire::vectors::{
-    ClearRequest, CollectionInfo, Points, VectorHit, VectorHits, VectorSearchRequest, WriteState,
-    WriteStatus,
+    ClearRequest, CollectionInfo, PointInput, Points, VectorHit, VectorHits, VectorInput,
+    VectorSearchRequest, WriteState, WriteStatus,
 };
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -89,21 +89,38 @@ impl Services {
                 ),
             ));
         }
+        // Cosine similarity divides by the length, in 32-bit floats as the index computes
+        // it: a vector of no length (all zeros), or one whose squared length is too small
+        // or too large for them, has no direction the index can compare.
+        let length2: f32 = vector.iter().map(|x| x * x).sum();
+        if !(length2.is_finite() && length2 >= f32::EPSILON) {
+            return Err(ServiceError::bad_request(
+                field,
+                format!(
+                    "{field} has no direction to compare: it is all zeros, or its length is \
+                     too small or too large for 32-bit floats (scale it to about 1)"
+                ),
+            ));
+        }
         Ok(())
     }
 
     /// Reads a point's vector: an array of the collection's dimension of finite numbers.
-    fn point_vector(&self, collection: &str, json: Option<&Json>, field: &str) -> Result<Vec<f32>> {
+    fn point_vector(
+        &self,
+        collection: &str,
+        vector: &VectorInput,
+        field: &str,
+    ) -> Result<Vec<f32>> {
         let dims = self.collection_dims(collection)?;
-        let items = json.and_then(Json::as_array).ok_or_else(|| {
-            ServiceError::bad_request(field, format!("{field} must be an array of {dims} numbers"))
-        })?;
-        let vector: Vec<f32> = items
-            .iter()
-            .map(|x| x.as_f64().map_or(f32::NAN, |f| f as f32))
-            .collect();
-        self.check_vector(collection, &vector, field)?;
-        Ok(vector)
+        let VectorInput::Numbers(vector) = vector else {
+            return Err(ServiceError::bad_request(
+                field,
+                format!("{field} must be an array of {dims} numbers"),
+            ));
+        };
+        self.check_vector(collection, vector, field)?;
+        Ok(vector.clone())
     }
 
     /// Upserts points into `collection`; with `wait`, returns once the index has applied
@@ -117,8 +134,14 @@ impl Services {
     ) -> Result<WriteStatus> {
         let dims = self.collection_dims(collection)?;
         let single = matches!(points, Points::One(_));
-        let items: Vec<&Map<String, Json>> = match points {
-            Points::One(object) => vec![object],
+        let items: Vec<(&VectorInput, &Map<String, Json>)> = match points {
+            Points::One(PointInput::Object { vector, fields }) => vec![(vector, fields)],
+            Points::One(PointInput::NotAnObject) => {
+                return Err(ServiceError::bad_request(
+                    "body",
+                    "a point must be a JSON object",
+                ));
+            }
             Points::Batch(points) => {
                 if points.is_empty() || points.len() > MAX_POINTS_PER_BATCH {
                     return Err(ServiceError::invalid(
@@ -129,10 +152,12 @@ impl Services {
                 points
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| {
-                        p.as_object().ok_or_else(|| {
-                            ServiceError::invalid(&format!("points[{i}]"), "must be an object")
-                        })
+                    .map(|(i, p)| match p {
+                        PointInput::Object { vector, fields } => Ok((vector, fields)),
+                        PointInput::NotAnObject => Err(ServiceError::invalid(
+                            &format!("points[{i}]"),
+                            "must be an object",
+                        )),
                     })
                     .collect::<Result<_>>()?
             }
@@ -141,7 +166,8 @@ impl Services {
         let mut dlp_ops = Vec::new();
         let write = caller.filter(&model::EMBEDDING_RECORDS, Access::Write);
         let now = ceneca_domain::clock::now();
-        for (i, item) in items.iter().enumerate() {
+        let mut sources = Vec::with_capacity(items.len());
+        for (i, (vector, fields)) in items.iter().enumerate() {
             let at = |f: &str| {
                 if single {
                     f.to_owned()
@@ -149,12 +175,8 @@ impl Services {
                     format!("points[{i}].{f}")
                 }
             };
-            let vector = self.point_vector(collection, item.get("vector"), &at("vector"))?;
-            let fields: Map<String, Json> = item
-                .iter()
-                .filter(|(k, _)| k.as_str() != "vector")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let vector = self.point_vector(collection, vector, &at("vector"))?;
+            let fields: Map<String, Json> = (*fields).clone();
             let supplied: Vec<String> = fields.keys().cloned().collect();
             self.screen(
                 &if single {
@@ -198,8 +220,11 @@ impl Services {
                     at("workspace_id")
                 )));
             }
-            self.check_embedding_source(caller, collection, &record, &at("source_id"))
-                .await?;
+            sources.push((
+                record.id_of("source_id"),
+                record.id_of("workspace_id"),
+                at("source_id"),
+            ));
             record.set("id", Value::Id(new_id()));
             self.apply_dlp(
                 caller,
@@ -226,6 +251,8 @@ impl Services {
             fill_defaults(&model::EMBEDDING_RECORDS, &mut record, now);
             records.push(record);
         }
+        self.check_embedding_sources(caller, collection, &sources)
+            .await?;
         // A replaced vector counts as new: the check errs on the side of the quota.
         let guards = self
             .check_quota_of_rows(&model::EMBEDDING_RECORDS, &records)
@@ -258,41 +285,55 @@ impl Services {
         })
     }
 
-    /// The source of an embedding must be a row the caller can read in the same workspace.
-    async fn check_embedding_source(
+    /// The source of every embedding must be a row the caller can read in the same
+    /// workspace: `(source, workspace, field)` per point, checked with one query for the
+    /// whole batch, inside the caller's scope. The first point that fails is named.
+    async fn check_embedding_sources(
         &self,
         caller: &Caller,
         collection: &str,
-        record: &Record,
-        field: &str,
+        points: &[(Option<Uuid>, Option<Uuid>, String)],
     ) -> Result<()> {
         let entity = match collection {
             "messages" => &model::MESSAGES,
             "documents" => &model::DOCUMENTS,
             _ => &model::ATTACHMENTS,
         };
-        let (Some(source), Some(workspace)) =
-            (record.id_of("source_id"), record.id_of("workspace_id"))
-        else {
-            return Err(ServiceError::invalid(field, "is required"));
-        };
-        let row = self
+        let mut wanted: Vec<Uuid> = points.iter().filter_map(|(s, _, _)| *s).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut q = ListQuery::new(
+            caller.filter(entity, Access::Read),
+            "id",
+            false,
+            wanted.len().max(1) as u32,
+        );
+        q.ids = Some(wanted);
+        let found: std::collections::HashMap<Uuid, Option<Uuid>> = self
             .store
-            .get(
-                entity,
-                source,
-                caller.filter(entity, Access::Read),
-                ceneca_store::Deleted::Exclude,
-            )
-            .await?;
-        match row {
-            Some(row) if row.id_of("workspace_id") == Some(workspace) => Ok(()),
-            Some(_) => Err(ServiceError::invalid(field, "belongs to another workspace")),
-            None => Err(ServiceError::invalid(
-                field,
-                format!("no {} with this id in your workspaces", entity.name),
-            )),
+            .list(entity, q)
+            .await?
+            .iter()
+            .filter_map(|row| Some((row.id()?, row.id_of("workspace_id"))))
+            .collect();
+        for (source, workspace, field) in points {
+            let (Some(source), Some(workspace)) = (source, workspace) else {
+                return Err(ServiceError::invalid(field, "is required"));
+            };
+            match found.get(source) {
+                Some(in_workspace) if *in_workspace == Some(*workspace) => {}
+                Some(_) => {
+                    return Err(ServiceError::invalid(field, "belongs to another workspace"));
+                }
+                None => {
+                    return Err(ServiceError::invalid(
+                        field,
+                        format!("no {} with this id in your workspaces", entity.name),
+                    ));
+                }
+            }
         }
+        Ok(())
     }
 
     /// Called after a write of `ids` in `collection` committed: wakes the indexer; with
@@ -322,6 +363,9 @@ impl Services {
             });
         }
         let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+        // The question reads the outbox, which is long while the index is down: asked
+        // often at first, then at most once a second.
+        let mut pause = Duration::from_millis(25);
         loop {
             let mut waiting = false;
             for chunk in ids.chunks(1000) {
@@ -341,7 +385,8 @@ impl Services {
             if tokio::time::Instant::now() >= deadline {
                 return Ok(WriteState::Acknowledged);
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 

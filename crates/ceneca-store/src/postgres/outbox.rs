@@ -62,6 +62,26 @@ pub(super) async fn holds(pool: &PgPool, collection: &str, ids: &[Uuid]) -> Resu
     .map_err(backend)
 }
 
+pub(super) async fn owner(pool: &PgPool) -> Result<Option<String>> {
+    sqlx::query_scalar("SELECT index_id FROM vector_index_owner WHERE singleton = 1")
+        .fetch_optional(pool)
+        .await
+        .map_err(backend)
+}
+
+pub(super) async fn set_owner(pool: &PgPool, index_id: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO vector_index_owner (singleton, index_id, updated_at) VALUES (1, $1, now())
+         ON CONFLICT (singleton) DO UPDATE SET index_id = EXCLUDED.index_id,
+             updated_at = EXCLUDED.updated_at",
+    )
+    .bind(index_id)
+    .execute(pool)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 pub(super) async fn counts(pool: &PgPool) -> Result<Vec<(String, u64)>> {
     let rows = sqlx::query("SELECT collection, COUNT(*) FROM vector_outbox GROUP BY collection")
         .fetch_all(pool)
@@ -169,9 +189,27 @@ impl crate::Lease for PgLease {
     }
 }
 
-pub(super) async fn lease(pool: &PgPool, key: i64) -> Result<Option<Box<dyn crate::Lease>>> {
-    // Detached: the pool opens a replacement, and the lock lives as long as this session.
+/// A connection of its own for a lease: detached (the pool opens a replacement), so the
+/// lock lives as long as this session. The server probes a silent peer after 30 s and
+/// gives up after three more 10 s probes, so a lease whose holder's machine died or fell
+/// off the network passes on within about a minute, not after the system's two hours.
+async fn lease_connection(pool: &PgPool) -> Result<sqlx::PgConnection> {
     let mut conn = pool.acquire().await.map_err(backend)?.detach();
+    for setting in [
+        "SET tcp_keepalives_idle = 30",
+        "SET tcp_keepalives_interval = 10",
+        "SET tcp_keepalives_count = 3",
+    ] {
+        sqlx::query(setting)
+            .execute(&mut conn)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(conn)
+}
+
+pub(super) async fn lease(pool: &PgPool, key: i64) -> Result<Option<Box<dyn crate::Lease>>> {
+    let mut conn = lease_connection(pool).await?;
     let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(key)
         .fetch_one(&mut conn)
@@ -196,12 +234,21 @@ pub(super) async fn rebuild_lease(
     pool: &PgPool,
     wait: std::time::Duration,
 ) -> Result<Option<Box<dyn crate::Lease>>> {
-    let mut conn = pool.acquire().await.map_err(backend)?.detach();
-    let right: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(REBUILD_LEASE)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(backend)?;
+    let mut conn = lease_connection(pool).await?;
+    // An indexer looking whether a rebuild waits holds the right for an instant (a shared
+    // lock): asked again for a second before another rebuild is taken to hold it.
+    let mut right = false;
+    for _ in 0..10 {
+        right = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(REBUILD_LEASE)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(backend)?;
+        if right {
+            break;
+        }
+        tokio::time::sleep(crate::outbox::REBUILD_POLL).await;
+    }
     if !right {
         let _ = sqlx::Connection::close(conn).await;
         return Ok(None);

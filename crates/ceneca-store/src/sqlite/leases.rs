@@ -127,7 +127,18 @@ pub(super) async fn rebuild(
 ) -> Result<Option<Box<dyn crate::Lease>>> {
     let lease = beside(&database, ".vector-indexer-lock");
     let rebuild = beside(&database, ".vector-rebuild-lock");
-    let Some(right) = blocking(move || try_exclusive(&rebuild)).await? else {
+    // An indexer looking whether a rebuild waits holds the file for an instant (a shared
+    // lock): asked again for a second before another rebuild is taken to hold it.
+    let mut right = None;
+    for _ in 0..10 {
+        let path = rebuild.clone();
+        right = blocking(move || try_exclusive(&path)).await?;
+        if right.is_some() {
+            break;
+        }
+        tokio::time::sleep(REBUILD_POLL).await;
+    }
+    let Some(right) = right else {
         return Ok(None);
     };
     let started = Instant::now();

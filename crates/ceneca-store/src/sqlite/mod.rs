@@ -680,6 +680,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn vector_index_owner(&self) -> Result<Option<String>> {
+        self.read(outbox::owner).await
+    }
+
+    async fn set_vector_index_owner(&self, index_id: String) -> Result<()> {
+        self.write(move |conn| outbox::set_owner(conn, &index_id))
+            .await
+    }
+
     async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {
         leases::indexer(self.path.clone()).await
     }
@@ -1060,7 +1069,9 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), &StoreOptions::new("")).unwrap();
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+            vec![
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18
+            ]
         );
         (dir, store)
     }
@@ -1254,7 +1265,9 @@ mod tests {
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
-        for version in [17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1] {
+        for version in [
+            18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1,
+        ] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
         assert!(
@@ -1264,7 +1277,9 @@ mod tests {
         );
         assert_eq!(
             store.migrate_up().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+            vec![
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18
+            ]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());
     }

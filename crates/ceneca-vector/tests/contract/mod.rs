@@ -255,11 +255,16 @@ where
             .unwrap();
         assert_eq!(index.retrieve(C, vec![eight[0].id]).await.unwrap().len(), 1);
     }
+    // Replacing builds the new content aside: until the rebuild swaps it in, nothing
+    // of the old is deleted.
     let index = open().await;
     index
         .open_collection(C, 16, OnOtherDimensions::Replace)
         .await
         .unwrap();
+    let sixteen = points(sample::clustered(5, 16, 1, 0.4, 6), &[ws]);
+    index.rebuild(C, Some(sixteen.clone())).await.unwrap();
+    index.rebuild(C, None).await.unwrap();
     assert!(
         index
             .retrieve(C, vec![eight[0].id])
@@ -267,8 +272,6 @@ where
             .unwrap()
             .is_empty()
     );
-    let sixteen = points(sample::clustered(5, 16, 1, 0.4, 6), &[ws]);
-    index.upsert(C, sixteen.clone()).await.unwrap();
     assert_eq!(
         index.retrieve(C, vec![sixteen[0].id]).await.unwrap().len(),
         1

@@ -166,10 +166,12 @@ async fn upsert(
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
-    Body(point): Body<serde_json::Map<String, serde_json::Value>>,
+    Body(point): Body<wire::PointInput>,
 ) -> ApiResult<Json<wire::WriteStatus>> {
     let wait = ceneca_wire::params::wait_param(&pairs)?;
-    if point.contains_key("points") {
+    if let wire::PointInput::Object { fields, .. } = &point
+        && fields.contains_key("points")
+    {
         return Err(
             ApiError::bad_request("send several points to /points/batch")
                 .with_field("points", "belongs to /points/batch"),
