@@ -1860,3 +1860,189 @@ async fn a_second_node_on_postgres_refuses_an_embedded_index_nothing_would_feed(
     stop(one);
     stop(serve(node(two_dir.path())).await);
 }
+
+/// A user with a workspace and a message to attach embeddings to: (token, workspace id,
+/// message id).
+async fn embedding_source(base: &str, email: &str) -> (String, String, String) {
+    let (status, body) = post(
+        base,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": email, "password": "correct horse"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (_, ws) = post(
+        base,
+        "/api/v1/workspaces",
+        Some(&token),
+        json!({"name": "V"}),
+    )
+    .await;
+    let (_, thread) = post(
+        base,
+        "/api/v1/threads",
+        Some(&token),
+        json!({"workspace_id": ws["id"], "title": "t"}),
+    )
+    .await;
+    let (_, message) = post(
+        base,
+        &format!(
+            "/api/v1/threads/{}/messages",
+            thread["id"].as_str().unwrap()
+        ),
+        Some(&token),
+        json!({"role": "user", "content": "hello"}),
+    )
+    .await;
+    (
+        token,
+        ws["id"].as_str().unwrap().to_owned(),
+        message["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// An 8-dimension vector along axis `i`.
+fn axis8(i: usize) -> Vec<f32> {
+    let mut v = vec![0.05; 8];
+    v[i % 8] = 1.0;
+    v
+}
+
+/// The ids of the points a search of 50 finds, or `None` while it is refused (503).
+async fn points_found(base: &str, token: &str) -> Option<Vec<String>> {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/vectors/messages/search"))
+        .bearer_auth(token)
+        .json(&json!({"vector": axis8(0), "limit": 50}))
+        .send()
+        .await
+        .unwrap();
+    if res.status() != 200 {
+        return None;
+    }
+    let body: Value = res.json().await.unwrap();
+    Some(
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_owned())
+            .collect(),
+    )
+}
+
+/// Waits until a search finds exactly `expected` (in any order).
+async fn finds_exactly(base: &str, token: &str, expected: &[String]) {
+    let started = Instant::now();
+    loop {
+        let found = points_found(base, token).await;
+        if let Some(mut found) = found.clone() {
+            let mut want = expected.to_vec();
+            found.sort();
+            want.sort();
+            if found == want {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the search finds {found:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Regression (second attack): a vector folder restored from an older copy kept its id,
+/// so the node served it as current and missed what was written since; a `CURRENT` naming
+/// a shard that is gone made the node delete the real shard and serve an empty index. Now
+/// the index's mark of the last round applied differs from the database's, and the node
+/// rebuilds the index from the database; a damaged collection is reported (503) and
+/// rebuilt, never served empty.
+#[tokio::test]
+async fn regression_a_restored_or_damaged_vector_folder_is_rebuilt_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let eight = |mut cmd: Command| {
+        for c in ["MESSAGES", "DOCUMENTS", "ATTACHMENTS"] {
+            cmd.env(format!("CENECA_VECTOR_DIMS_{c}"), "8");
+        }
+        cmd
+    };
+    let upsert = |base: String,
+                  token: String,
+                  ws: String,
+                  message: String,
+                  model: &'static str,
+                  i: usize| async move {
+        let (status, body) = post(
+            &base,
+            "/api/v1/vectors/messages/points?wait=true",
+            Some(&token),
+            json!({"source_id": message, "workspace_id": ws, "model": model, "vector": axis8(i)}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "completed", "{body}");
+        body["ids"][0].as_str().unwrap().to_owned()
+    };
+    let server = serve(eight(ceneca(dir.path()))).await;
+    let (token, ws, message) = embedding_source(&server.base, "r@example.com").await;
+    let first = upsert(
+        server.base.clone(),
+        token.clone(),
+        ws.clone(),
+        message.clone(),
+        "m1",
+        1,
+    )
+    .await;
+    stop(server);
+    let vectors = dir.path().join("ceneca_data/vectors");
+    let copy = dir.path().join("vectors-copy");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&vectors)
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let server = serve(eight(ceneca(dir.path()))).await;
+    let second = upsert(
+        server.base.clone(),
+        token.clone(),
+        ws.clone(),
+        message.clone(),
+        "m2",
+        2,
+    )
+    .await;
+    finds_exactly(&server.base, &token, &[first.clone(), second.clone()]).await;
+    stop(server);
+    // The older copy back in place: same id, older mark.
+    std::fs::remove_dir_all(&vectors).unwrap();
+    std::fs::rename(&copy, &vectors).unwrap();
+    let server = serve(eight(ceneca(dir.path()))).await;
+    finds_exactly(&server.base, &token, &[first.clone(), second.clone()]).await;
+    stop(server);
+
+    // CURRENT names a shard that is not there.
+    std::fs::write(vectors.join("messages/CURRENT"), "shard-doesnotexist").unwrap();
+    let server = serve(eight(ceneca(dir.path()))).await;
+    finds_exactly(&server.base, &token, &[first.clone(), second.clone()]).await;
+    stop(server);
+    let check = eight(ceneca(dir.path()))
+        .args(["reindex", "--vectors", "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -232,12 +232,12 @@ impl Store for CachedStore {
         self.inner.vector_outbox_holds(collection, ids).await
     }
 
-    async fn vector_index_owner(&self) -> Result<Option<String>> {
+    async fn vector_index_owner(&self) -> Result<Option<(String, String)>> {
         self.inner.vector_index_owner().await
     }
 
-    async fn set_vector_index_owner(&self, index_id: String) -> Result<()> {
-        self.inner.set_vector_index_owner(index_id).await
+    async fn set_vector_index_owner(&self, index_id: String, fed: String) -> Result<()> {
+        self.inner.set_vector_index_owner(index_id, fed).await
     }
 
     async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn Lease>>> {

@@ -163,11 +163,12 @@ pub trait Store: Send + Sync + 'static {
     /// index once none of its points is (how `wait=true` waits on any node, and how the
     /// drift check tells a change on its way from drift).
     async fn vector_outbox_holds(&self, collection: String, ids: Vec<Uuid>) -> Result<Vec<Uuid>>;
-    /// The vector index the outbox was last applied to (`VectorIndex::identity`), if any.
-    async fn vector_index_owner(&self) -> Result<Option<String>>;
-    /// Records that the outbox is applied to `index_id` from now on (by the holder of the
-    /// indexer's lease, once its index is complete).
-    async fn set_vector_index_owner(&self, index_id: String) -> Result<()>;
+    /// The vector index the outbox was last applied to (`VectorIndex::identity`) and the
+    /// mark of its last applied round, if any.
+    async fn vector_index_owner(&self) -> Result<Option<(String, String)>>;
+    /// Records that the outbox was applied to `index_id` up to the round marked `fed` (by
+    /// the holder of the indexer's lease, once its index holds it).
+    async fn set_vector_index_owner(&self, index_id: String, fed: String) -> Result<()>;
     /// Takes the vector indexer's lease, or `None` while another process or node holds it
     /// (several nodes on one PostgreSQL database, a command beside a server) or a rebuild
     /// waits for it. Released when dropped or when its holder dies.

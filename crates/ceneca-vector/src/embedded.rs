@@ -44,6 +44,7 @@ const QUIET_BEFORE_OPTIMIZE: Duration = Duration::from_secs(2);
 /// The HNSW beam width at query time: recall ≥ 0.95 at top-10 on real-looking data.
 const SEARCH_EF: usize = 128;
 const LIVE_FILE: &str = "CURRENT";
+const FED_FILE: &str = "FED";
 
 fn engine(e: impl std::fmt::Display) -> VectorError {
     VectorError::Engine(e.to_string())
@@ -86,9 +87,10 @@ impl Collection {
                 "the collection is being rebuilt with new dimensions".into(),
             ));
         }
-        let shard = Arc::new(match live_shard_name(&self.dir) {
-            Some(name) => EdgeShard::load(&self.dir.join(name), None).map_err(engine)?,
-            None => fresh(&self.dir, self.dims, self.settings)?,
+        let shard = Arc::new(match live_shard(&self.dir) {
+            Live::Named(name) => load(&self.dir.join(name))?,
+            Live::Missing(why) => return Err(VectorError::Corrupt(why)),
+            Live::None => fresh(&self.dir, self.dims, self.settings)?,
         });
         *live = Some(shard.clone());
         Ok(shard)
@@ -257,6 +259,8 @@ pub struct EdgeIndex {
     /// This index's id (`<root>/INDEX_ID`, made at its first open): see
     /// [`VectorIndex::identity`].
     id: String,
+    /// The mark of the last round applied (`<root>/FED`): see [`VectorIndex::fed_mark`].
+    fed: Mutex<String>,
     /// `<root>/.lock`, locked for as long as the index is open: a second process (another
     /// `serve` on the same folder, a command run beside it) would otherwise write the same
     /// shards and corrupt them.
@@ -287,9 +291,11 @@ impl EdgeIndex {
             });
         }
         let id = index_id(&root)?;
+        let fed = std::fs::read_to_string(root.join(FED_FILE)).unwrap_or_default();
         let index = Arc::new(Self {
             root,
             id,
+            fed: Mutex::new(fed.trim().to_owned()),
             _lock: lock,
             settings,
             collections: RwLock::new(HashMap::new()),
@@ -370,7 +376,16 @@ impl EdgeIndex {
         }
         let dir = self.root.join(name);
         create_private_dir(&dir)?;
-        let current = live_shard_name(&dir);
+        let current = match live_shard(&dir) {
+            Live::Named(name) => Some(name),
+            Live::None => None,
+            // Nothing is removed while `CURRENT` cannot say which shard is live: the
+            // first use reports the collection damaged and the indexer rebuilds it.
+            Live::Missing(why) => {
+                tracing::error!(collection = name, error = %why, "vector collection damaged; it is rebuilt from the database");
+                return self.insert(name, dir, dims, None, false);
+            }
+        };
         // Leftovers of interrupted rebuilds or swapped-out shards.
         for entry in std::fs::read_dir(&dir)?.flatten() {
             let file = entry.file_name().to_string_lossy().into_owned();
@@ -385,12 +400,15 @@ impl EdgeIndex {
             // shard whose file does not say is loaded to ask it.
             let stored = match stored_dims(&dir.join(live)) {
                 Some(stored) => stored,
-                None => {
-                    let shard = EdgeShard::load(&dir.join(live), None).map_err(engine)?;
-                    let stored = shard.config().vectors.get("").map_or(dims, |v| v.size);
-                    loaded = Some(Arc::new(shard));
-                    stored
-                }
+                None => match load(&dir.join(live)) {
+                    Ok(shard) => {
+                        let stored = shard.config().vectors.get("").map_or(dims, |v| v.size);
+                        loaded = Some(Arc::new(shard));
+                        stored
+                    }
+                    // Damaged: reported at its first use, and rebuilt by the indexer.
+                    Err(_) => dims,
+                },
             };
             if stored != dims {
                 if other == OnOtherDimensions::Refuse {
@@ -407,6 +425,17 @@ impl EdgeIndex {
                 replacing = true;
             }
         }
+        self.insert(name, dir, dims, loaded, replacing)
+    }
+
+    fn insert(
+        &self,
+        name: &str,
+        dir: PathBuf,
+        dims: usize,
+        loaded: Option<Arc<EdgeShard>>,
+        replacing: bool,
+    ) -> Result<()> {
         let collection = Arc::new(Collection {
             dir,
             dims,
@@ -437,7 +466,13 @@ fn index_id(root: &Path) -> Result<String> {
         return Ok(id.to_string());
     }
     let id = Uuid::now_v7().to_string();
-    let tmp = root.join("INDEX_ID.tmp");
+    write_file(root, "INDEX_ID", &id)?;
+    Ok(id)
+}
+
+/// Writes `dir/name` (0600) by rename after fsync: whole or not at all.
+fn write_file(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -446,20 +481,52 @@ fn index_id(root: &Path) -> Result<String> {
         options.mode(0o600);
     }
     let mut file = options.open(&tmp)?;
-    std::io::Write::write_all(&mut file, id.as_bytes())?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
     file.sync_all()?;
     drop(file);
-    std::fs::rename(&tmp, &path)?;
-    Ok(id)
+    std::fs::rename(&tmp, dir.join(name))?;
+    Ok(())
 }
 
-/// The live shard's folder name in a collection's folder, if `CURRENT` names one that
-/// exists.
-fn live_shard_name(dir: &Path) -> Option<String> {
-    std::fs::read_to_string(dir.join(LIVE_FILE))
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty() && dir.join(s).is_dir())
+/// What a collection's `CURRENT` says.
+enum Live {
+    /// No `CURRENT`: a new collection.
+    None,
+    /// The live shard's folder, which exists.
+    Named(String),
+    /// `CURRENT` cannot be read, or names a shard that is not there.
+    Missing(String),
+}
+
+fn live_shard(dir: &Path) -> Live {
+    match std::fs::read_to_string(dir.join(LIVE_FILE)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Live::None,
+        Err(e) => Live::Missing(format!("{}: {e}", dir.join(LIVE_FILE).display())),
+        Ok(text) => {
+            let name = text.trim();
+            if !name.is_empty() && !name.contains(['/', '\\']) && dir.join(name).is_dir() {
+                Live::Named(name.to_owned())
+            } else {
+                Live::Missing(format!(
+                    "{} names shard '{name}', which is not there",
+                    dir.join(LIVE_FILE).display()
+                ))
+            }
+        }
+    }
+}
+
+/// Loads a shard; a shard that does not load (an error, or a panic of the engine on
+/// damaged files) is [`VectorError::Corrupt`].
+fn load(path: &Path) -> Result<EdgeShard> {
+    match std::panic::catch_unwind(|| EdgeShard::load(path, None)) {
+        Ok(Ok(shard)) => Ok(shard),
+        Ok(Err(e)) => Err(VectorError::Corrupt(format!("{}: {e}", path.display()))),
+        Err(_) => Err(VectorError::Corrupt(format!(
+            "{}: the engine failed to load it",
+            path.display()
+        ))),
+    }
 }
 
 /// The dimensions a shard was created with, read from its configuration file.
@@ -589,6 +656,17 @@ impl VectorIndex for Arc<EdgeIndex> {
 
     fn identity(&self) -> Option<String> {
         Some(self.id.clone())
+    }
+
+    fn fed_mark(&self) -> String {
+        self.fed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn mark_fed(&self, mark: &str) -> Result<()> {
+        let (root, text) = (self.root.clone(), mark.to_owned());
+        blocking(move || write_file(&root, FED_FILE, &text)).await?;
+        *self.fed.lock().unwrap_or_else(|p| p.into_inner()) = mark.to_owned();
+        Ok(())
     }
 
     async fn open_collection(

@@ -48,6 +48,10 @@ pub enum VectorError {
         stored: usize,
         configured: usize,
     },
+    /// The collection's files do not load (damaged, or the shard its `CURRENT` names is
+    /// gone): derived data, rebuilt from SQL by the indexer.
+    #[error("vector collection files do not load: {0}")]
+    Corrupt(String),
     /// The embedded index's folder is open in another process.
     #[error(
         "the vector index in {0} is open in another process (a running `ceneca serve`?); \
@@ -139,6 +143,17 @@ pub trait VectorIndex: Send + Sync + 'static {
     /// shares (a Qdrant server).
     fn identity(&self) -> Option<String> {
         None
+    }
+    /// The mark of the last round of the outbox applied to this index (kept with it, and
+    /// in the database): a copy of the folder, or an older one restored, carries an older
+    /// mark than the database, and is rebuilt. Empty when none was written.
+    fn fed_mark(&self) -> String {
+        String::new()
+    }
+    /// Records, durably, the mark of a round just applied, before the database records it
+    /// (a crash between the two leaves marks that differ: a rebuild, never a stale index).
+    async fn mark_fed(&self, _mark: &str) -> Result<()> {
+        Ok(())
     }
     /// Opens or creates `collection` with cosine distance over `dims` dimensions; an
     /// existing collection of other dimensions is refused or replaced, as `other` says.

@@ -913,6 +913,7 @@ async fn old_message_bodies_are_compressed_and_read_and_found_as_before(backend:
     .await;
     assert_eq!(run(&s, false).await.messages_compressed, 1);
     let store = s.services.store();
+    assert_eq!(store.migrate_down().await.unwrap(), Some(18));
     assert_eq!(store.migrate_down().await.unwrap(), Some(17));
     assert_eq!(store.migrate_down().await.unwrap(), Some(16));
     assert_eq!(store.migrate_down().await.unwrap(), Some(15));

@@ -349,6 +349,45 @@ async fn bad_vectors_get_clear_errors(backend: Backend) {
             "{field} {why}: {text}"
         );
     }
+    // Several points fail: the first is named, whatever fails in it (regression, second
+    // attack: a later point's field was named before an earlier point's source).
+    let r = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points/batch",
+            json!({"points": [
+                {"source_id": uuid::Uuid::now_v7(), "workspace_id": w.workspace, "vector": axis(1)},
+                {"source_id": w.message, "workspace_id": w.workspace, "model": 5, "vector": axis(1)},
+            ]}),
+        )
+        .await;
+    assert!(
+        r.body.to_string().contains("points[0].source_id"),
+        "{}",
+        r.body
+    );
+    // The body is read straight into points: a key sent twice, a body that is not JSON,
+    // or not an object, answer as any other body does.
+    for (body, status, says) in [
+        (r#"{"points": [], "points": []}"#, 422, "duplicate field"),
+        (r#"{"points": [{"vector": [1, 2]"#, 400, "JSON ends early"),
+        (r#"[{"vector": [1]}]"#, 422, "expected a JSON object"),
+        (r#"{"points": {"vector": [1]}}"#, 422, "points"),
+        (r#"{"points": [], "extra": 1}"#, 422, "extra"),
+    ] {
+        let raw = s
+            .http
+            .post(format!("{}/api/v1/vectors/messages/points/batch", s.base))
+            .bearer_auth(&u.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.status().as_u16(), status, "{body}");
+        let text = raw.text().await.unwrap();
+        assert!(text.contains(says), "{body}: {text}");
+    }
     // A single point that is no object is refused, naming the body.
     let r = s
         .post(&u, "/api/v1/vectors/messages/points", json!([good("a")]))

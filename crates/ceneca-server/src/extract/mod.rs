@@ -341,32 +341,71 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        if !req.headers().get(header::CONTENT_TYPE).is_some_and(is_json) {
-            return Err(unsupported_media_type());
-        }
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
-        let bytes = read_limited(req.into_body(), limit).await?;
-        if bytes.is_empty() {
-            return Err(ApiError::bad_request(
-                "the request body is empty; send a JSON object",
-            ));
-        }
-        let value = serde_json::from_slice(&bytes).map_err(|e| {
-            let reason = match e.classify() {
-                serde_json::error::Category::Data => "JSON does not fit",
-                serde_json::error::Category::Eof => "JSON ends early",
-                _ => "malformed JSON",
-            };
-            ApiError::bad_request(format!(
-                "{reason} at line {} column {}",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let bytes = json_bytes(req).await?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| malformed(&e))?;
         Ok(JsonBody(value))
+    }
+}
+
+/// The bytes of a JSON body: `Content-Type: application/json`, within the route's limit,
+/// not empty.
+async fn json_bytes(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    if !req.headers().get(header::CONTENT_TYPE).is_some_and(is_json) {
+        return Err(unsupported_media_type());
+    }
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    let bytes = read_limited(req.into_body(), limit).await?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A body that is not JSON: 400, saying where.
+fn malformed(e: &serde_json::Error) -> ApiError {
+    let reason = match e.classify() {
+        serde_json::error::Category::Data => "JSON does not fit",
+        serde_json::error::Category::Eof => "JSON ends early",
+        _ => "malformed JSON",
+    };
+    ApiError::bad_request(format!(
+        "{reason} at line {} column {}",
+        e.line(),
+        e.column()
+    ))
+}
+
+/// A JSON body parsed straight from its bytes into a wire type, with no JSON tree first:
+/// for the vector upserts, whose bodies are up to 64 MB of numbers, which a tree would
+/// hold in tens of times their size. Errors as [`Body`]'s.
+pub struct StreamBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for StreamBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req).await?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            // Not an object: malformed (400), or JSON of another kind (422), told apart
+            // without building it.
+            serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| malformed(&e))?;
+            return Err(invalid("body", "expected a JSON object".into()));
+        }
+        let mut json = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize::<_, T>(&mut json).map_err(|e| {
+            if e.inner().is_data() {
+                typed_error(e)
+            } else {
+                malformed(e.inner())
+            }
+        })?;
+        json.end().map_err(|e| malformed(&e))?;
+        Ok(StreamBody(value))
     }
 }
 
@@ -389,7 +428,12 @@ pub fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError
     if !value.is_object() {
         return Err(invalid("body", "expected a JSON object".into()));
     }
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(typed_error)
+}
+
+/// A value that does not fit a wire type: 422, naming the field.
+fn typed_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    {
         let path = e.path().to_string();
         let message = e.inner().to_string();
         // serde names missing and unknown fields only in its message: `missing field `x``.
@@ -421,7 +465,7 @@ pub fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError
                 .replace("invalid type: ", "has the wrong type: ");
             invalid(if path == "." { "body" } else { &path }, reason)
         }
-    })
+    }
 }
 
 fn invalid(field: &str, reason: String) -> ApiError {

@@ -112,16 +112,17 @@ impl Services {
             // entries the serving one then never sees.
             if let Some(id) = v.index.identity() {
                 match self.store.vector_index_owner().await? {
-                    Some(owner) if owner != id => {
+                    Some((owner, fed)) if owner != id || fed != v.index.fed_mark() => {
                         return Err(ServiceError::conflict(format!(
                             "this data folder's vector index ({id}) is not the one this \
-                             database's outbox feeds ({owner}): check the serving node's \
-                             data folder (with its server stopped), or start serve here, \
-                             which rebuilds this index before it serves"
+                             database's outbox feeds ({owner}), or is behind it (a copied or \
+                             restored folder): check the serving node's data folder (with \
+                             its server stopped), or start serve here, which rebuilds this \
+                             index before it serves"
                         )));
                     }
                     Some(_) => {}
-                    None => self.store.set_vector_index_owner(id).await?,
+                    None => self.mark_round(&v).await?,
                 }
             }
             while self.index_round(&v).await? {}

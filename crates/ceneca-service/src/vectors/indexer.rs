@@ -268,28 +268,57 @@ impl Services {
             return Ok(());
         };
         match self.store.vector_index_owner().await? {
-            Some(owner) if owner == id => return Ok(()),
+            Some((owner, fed)) if owner == id && fed == v.index.fed_mark() => return Ok(()),
             // The first index fed (a new database, or one from before owners were kept).
             None => {}
-            Some(other) => {
+            Some((other, _)) => {
                 tracing::warn!(
-                    previous = %other,
+                    recorded = %other,
                     this = %id,
-                    "vector index: the outbox fed another index; rebuilding this one from the \
-                     database before it serves"
+                    "vector index: the outbox fed another index, or this one is behind it (a \
+                     copied or restored folder); rebuilding it from the database before it serves"
                 );
                 for (collection, _) in COLLECTIONS {
                     self.rebuild_collection(v, collection).await?;
                 }
             }
         }
-        self.store.set_vector_index_owner(id).await?;
+        self.mark_round(v).await
+    }
+
+    /// Records that a round was applied to this node's own index: a new mark, kept in the
+    /// index first, then in the database (see `VectorIndex::fed_mark`).
+    pub(super) async fn mark_round(&self, v: &Vectors) -> Result<()> {
+        let Some(id) = v.index.identity() else {
+            return Ok(());
+        };
+        let mark = Uuid::now_v7().to_string();
+        v.index.mark_fed(&mark).await.map_err(vector_error)?;
+        self.store.set_vector_index_owner(id, mark).await?;
         Ok(())
     }
 
     /// One round: returns whether there may be more to do at once.
     pub async fn index_round(&self, v: &Vectors) -> Result<bool> {
         let round = v.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let damaged: Vec<String> = v
+            .damaged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
+        let mut applied = false;
+        for collection in damaged {
+            applied = true;
+            tracing::error!(
+                collection,
+                "vector index: the collection's files do not load; rebuilding it from the database"
+            );
+            if let Err(e) = self.rebuild_collection(v, &collection).await {
+                v.report_damaged(&collection);
+                return Err(e);
+            }
+        }
         let entries = self.store.vector_outbox(OUTBOX_ROUND).await?;
         let full = entries.len() as u32 == OUTBOX_ROUND;
         let mut by_collection: HashMap<String, RoundWork> = HashMap::new();
@@ -302,45 +331,29 @@ impl Services {
             }
         }
         let mut deferred = false;
+        // One collection that fails does not hold the others back; the first failure is
+        // reported once all were tried.
+        let mut failed = None;
         for (collection, (upserts, deletes, seqs)) in by_collection {
             if !v.dims.contains_key(&collection) {
                 self.store.vector_outbox_done(seqs).await?;
                 continue;
             }
-            // A point changed twice in a round appears twice with the same (current) state.
-            let mut seen = std::collections::HashSet::new();
-            let upserts: Vec<Point> = upserts
-                .into_iter()
-                .rev()
-                .filter(|p| seen.insert(p.id))
-                .collect();
-            v.index
-                .upsert(&collection, upserts)
-                .await
-                .map_err(vector_error)?;
-            v.index
-                .delete(&collection, deletes)
-                .await
-                .map_err(vector_error)?;
-            if v.index.persist(&collection).await.map_err(vector_error)? {
-                self.store.vector_outbox_done(seqs).await?;
-            } else {
-                deferred = true;
-            }
-            // Only an engine whose log passed the bound is asked for its full stats.
-            let log = v.index.log_bytes(&collection).await.map_err(vector_error)?;
-            if log > v.wal_limit {
-                let stats = v.index.stats(&collection).await.map_err(vector_error)?;
-                if wal_needs_rebuild(stats, v.dims[&collection], v.wal_limit) {
-                    tracing::info!(
-                        collection,
-                        wal_bytes = stats.wal_bytes,
-                        points = stats.points,
-                        "vector index WAL over its bound: rebuilding from SQL"
-                    );
-                    self.rebuild_collection(v, &collection).await?;
+            match self.apply_to(v, &collection, upserts, deletes, seqs).await {
+                Ok(durable) => {
+                    deferred |= !durable;
+                    applied |= durable;
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
+        }
+        if applied {
+            self.mark_round(v).await?;
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         if !full {
             v.drained.send_replace(round);
@@ -353,6 +366,61 @@ impl Services {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(full)
+    }
+
+    /// Applies one collection's share of a round; returns whether its entries are done
+    /// (`false`: the engine could not make them durable yet). A collection whose files no
+    /// longer load (corrupt, or its live shard gone) is rebuilt from SQL, which holds
+    /// every entry of the round too.
+    async fn apply_to(
+        &self,
+        v: &Vectors,
+        collection: &str,
+        upserts: Vec<Point>,
+        deletes: Vec<Uuid>,
+        seqs: Vec<i64>,
+    ) -> Result<bool> {
+        // A point changed twice in a round appears twice with the same (current) state.
+        let mut seen = std::collections::HashSet::new();
+        let upserts: Vec<Point> = upserts
+            .into_iter()
+            .rev()
+            .filter(|p| seen.insert(p.id))
+            .collect();
+        let mut applied = v.index.upsert(collection, upserts).await;
+        if applied.is_ok() {
+            applied = v.index.delete(collection, deletes).await;
+        }
+        if let Err(ceneca_vector::VectorError::Corrupt(why)) = &applied {
+            tracing::error!(
+                collection,
+                error = %why,
+                "vector index: the collection's files do not load; rebuilding it from the database"
+            );
+            self.rebuild_collection(v, collection).await?;
+            self.store.vector_outbox_done(seqs).await?;
+            return Ok(true);
+        }
+        applied.map_err(vector_error)?;
+        let durable = v.index.persist(collection).await.map_err(vector_error)?;
+        if durable {
+            self.store.vector_outbox_done(seqs).await?;
+        }
+        // Only an engine whose log passed the bound is asked for its full stats.
+        let log = v.index.log_bytes(collection).await.map_err(vector_error)?;
+        if log > v.wal_limit {
+            let stats = v.index.stats(collection).await.map_err(vector_error)?;
+            if wal_needs_rebuild(stats, v.dims[collection], v.wal_limit) {
+                tracing::info!(
+                    collection,
+                    wal_bytes = stats.wal_bytes,
+                    points = stats.points,
+                    "vector index WAL over its bound: rebuilding from SQL"
+                );
+                self.rebuild_collection(v, collection).await?;
+            }
+        }
+        Ok(durable)
     }
 
     /// Rebuilds one collection from SQL aside and swaps it in; returns the points.
@@ -415,9 +483,7 @@ impl Services {
             while self.index_round(&v).await? {}
             // Complete now: this index is the one the outbox feeds (another node's index
             // rebuilds itself when it takes the lease back).
-            if let Some(id) = v.index.identity() {
-                self.store.set_vector_index_owner(id).await?;
-            }
+            self.mark_round(&v).await?;
             Ok(out)
         }
         .await;

@@ -58,9 +58,23 @@ pub struct Vectors {
     /// The index is this node's own (the embedded engine), not one shared by every node
     /// (a Qdrant server): on a shared database only the lease holder's is fed.
     node_local: bool,
+    /// Collections whose files a search found damaged: the indexer rebuilds them from SQL
+    /// at its next round, writes or not.
+    damaged: std::sync::Mutex<std::collections::HashSet<String>>,
     /// When this node's indexer last found the outbox applied (Unix milliseconds; the
     /// wiring time until the first round): how far behind it is, for monitoring.
     caught_up_at_ms: AtomicU64,
+}
+
+impl Vectors {
+    /// Asks the indexer to rebuild `collection`, whose files did not load.
+    pub(crate) fn report_damaged(&self, collection: &str) {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(collection.to_owned());
+        self.wake.notify_one();
+    }
 }
 
 /// The indexer's state as monitoring sees it.
@@ -90,6 +104,9 @@ fn vector_error(e: ceneca_vector::VectorError) -> ServiceError {
         e @ ceneca_vector::VectorError::OtherDimensions { .. } => {
             ServiceError::Internal(e.to_string())
         }
+        ceneca_vector::VectorError::Corrupt(_) => ServiceError::Unavailable(
+            "the vector index is being rebuilt from the database; try again shortly".into(),
+        ),
         ceneca_vector::VectorError::Unavailable(_) => ServiceError::Unavailable(
             "the vector index is unreachable; writes are kept and applied when it is back".into(),
         ),
@@ -126,6 +143,7 @@ impl Services {
             wal_limit,
             leader: AtomicBool::new(false),
             node_local,
+            damaged: Default::default(),
             caught_up_at_ms: AtomicU64::new(unix_ms()),
         }));
         Ok(self)

@@ -167,92 +167,99 @@ impl Services {
         let write = caller.filter(&model::EMBEDDING_RECORDS, Access::Write);
         let now = ceneca_domain::clock::now();
         let mut sources = Vec::with_capacity(items.len());
-        for (i, (vector, fields)) in items.iter().enumerate() {
-            let at = |f: &str| {
-                if single {
-                    f.to_owned()
-                } else {
-                    format!("points[{i}].{f}")
+        // Points are read in order; the sources of those read are checked together after.
+        let read = async {
+            for (i, (vector, fields)) in items.iter().enumerate() {
+                let at = |f: &str| {
+                    if single {
+                        f.to_owned()
+                    } else {
+                        format!("points[{i}].{f}")
+                    }
+                };
+                let vector = self.point_vector(collection, vector, &at("vector"))?;
+                let fields: Map<String, Json> = (*fields).clone();
+                let supplied: Vec<String> = fields.keys().cloned().collect();
+                self.screen(
+                    &if single {
+                        String::new()
+                    } else {
+                        format!("points[{i}].")
+                    },
+                    &fields,
+                )
+                .await?;
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                // The vector is checked above and stored from `bytes`: the other fields go
+                // through the model's validation without copying thousands of numbers again.
+                let mut input = fields;
+                input.insert("vector".into(), json!([0.0]));
+                input.insert("collection".into(), json!(collection));
+                input.insert("dims".into(), json!(dims));
+                input.entry("model").or_insert_with(|| json!("default"));
+                if !input.contains_key("content_hash") {
+                    input.insert(
+                        "content_hash".into(),
+                        json!(hex::encode(Sha256::digest(&bytes))),
+                    );
                 }
-            };
-            let vector = self.point_vector(collection, vector, &at("vector"))?;
-            let fields: Map<String, Json> = (*fields).clone();
-            let supplied: Vec<String> = fields.keys().cloned().collect();
-            self.screen(
-                &if single {
-                    String::new()
-                } else {
-                    format!("points[{i}].")
-                },
-                &fields,
-            )
-            .await?;
-            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-            // The vector is checked above and stored from `bytes`: the other fields go
-            // through the model's validation without copying thousands of numbers again.
-            let mut input = fields;
-            input.insert("vector".into(), json!([0.0]));
-            input.insert("collection".into(), json!(collection));
-            input.insert("dims".into(), json!(dims));
-            input.entry("model").or_insert_with(|| json!("default"));
-            if !input.contains_key("content_hash") {
-                input.insert(
-                    "content_hash".into(),
-                    json!(hex::encode(Sha256::digest(&bytes))),
-                );
-            }
-            let mut record =
-                parse_object(&model::EMBEDDING_RECORDS, &input, Mode::Create, false, &[]).map_err(
-                    |e| {
+                let mut record =
+                    parse_object(&model::EMBEDDING_RECORDS, &input, Mode::Create, false, &[])
+                        .map_err(|e| {
+                            let mut renamed = ceneca_domain::ValidationError::new();
+                            for (field, reason) in e.fields {
+                                renamed.add(at(&field), reason);
+                            }
+                            ServiceError::Validation(renamed)
+                        })?;
+                let workspace = record
+                    .id_of("workspace_id")
+                    .ok_or_else(|| ServiceError::invalid(&at("workspace_id"), "is required"))?;
+                if !write.admits("workspace_id", workspace) {
+                    return Err(ServiceError::Forbidden(format!(
+                        "{}: you may not write embeddings in this workspace",
+                        at("workspace_id")
+                    )));
+                }
+                sources.push((
+                    record.id_of("source_id"),
+                    record.id_of("workspace_id"),
+                    at("source_id"),
+                ));
+                record.set("id", Value::Id(new_id()));
+                self.apply_dlp(
+                    caller,
+                    &model::EMBEDDING_RECORDS,
+                    supplied.iter().map(String::as_str),
+                    &mut record,
+                    None,
+                    &mut dlp_ops,
+                )
+                .await
+                .map_err(|e| match e {
+                    ServiceError::Validation(e) => {
                         let mut renamed = ceneca_domain::ValidationError::new();
                         for (field, reason) in e.fields {
                             renamed.add(at(&field), reason);
                         }
                         ServiceError::Validation(renamed)
-                    },
-                )?;
-            let workspace = record
-                .id_of("workspace_id")
-                .ok_or_else(|| ServiceError::invalid(&at("workspace_id"), "is required"))?;
-            if !write.admits("workspace_id", workspace) {
-                return Err(ServiceError::Forbidden(format!(
-                    "{}: you may not write embeddings in this workspace",
-                    at("workspace_id")
-                )));
-            }
-            sources.push((
-                record.id_of("source_id"),
-                record.id_of("workspace_id"),
-                at("source_id"),
-            ));
-            record.set("id", Value::Id(new_id()));
-            self.apply_dlp(
-                caller,
-                &model::EMBEDDING_RECORDS,
-                supplied.iter().map(String::as_str),
-                &mut record,
-                None,
-                &mut dlp_ops,
-            )
-            .await
-            .map_err(|e| match e {
-                ServiceError::Validation(e) => {
-                    let mut renamed = ceneca_domain::ValidationError::new();
-                    for (field, reason) in e.fields {
-                        renamed.add(at(&field), reason);
                     }
-                    ServiceError::Validation(renamed)
-                }
-                other => other,
-            })?;
-            record.set("vector", Value::Bytes(bytes));
-            record.set("created_at", Value::Time(now));
-            record.set("updated_at", Value::Time(now));
-            fill_defaults(&model::EMBEDDING_RECORDS, &mut record, now);
-            records.push(record);
+                    other => other,
+                })?;
+                record.set("vector", Value::Bytes(bytes));
+                record.set("created_at", Value::Time(now));
+                record.set("updated_at", Value::Time(now));
+                fill_defaults(&model::EMBEDDING_RECORDS, &mut record, now);
+                records.push(record);
+            }
+            Ok::<(), ServiceError>(())
         }
+        .await;
+        // The first point that fails is named: a source of a point before the one whose
+        // other fields failed comes first.
         self.check_embedding_sources(caller, collection, &sources)
             .await?;
+        read?;
         // A replaced vector counts as new: the check errs on the side of the quota.
         let guards = self
             .check_quota_of_rows(&model::EMBEDDING_RECORDS, &records)
@@ -458,12 +465,16 @@ impl Services {
         // page is full, the index has no more, or [`MAX_CANDIDATES`] were looked at.
         let source = source_entity(collection);
         let hits = loop {
-            let mut hits = self
-                .searchable_vectors()?
-                .index
-                .search(collection, query.clone())
-                .await
-                .map_err(vector_error)?;
+            let v = self.searchable_vectors()?;
+            let mut hits = match v.index.search(collection, query.clone()).await {
+                Ok(hits) => hits,
+                Err(e) => {
+                    if matches!(e, ceneca_vector::VectorError::Corrupt(_)) {
+                        v.report_damaged(collection);
+                    }
+                    return Err(vector_error(e));
+                }
+            };
             let exhausted = hits.len() < query.limit;
             hits.retain(|h| !denied.contains(&(h.workspace_id, h.id)));
             if let Some(source) = source {

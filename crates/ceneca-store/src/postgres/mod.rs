@@ -496,12 +496,12 @@ impl Store for PgStore {
         outbox::holds(&self.pool, &collection, &ids).await
     }
 
-    async fn vector_index_owner(&self) -> Result<Option<String>> {
+    async fn vector_index_owner(&self) -> Result<Option<(String, String)>> {
         outbox::owner(&self.pool).await
     }
 
-    async fn set_vector_index_owner(&self, index_id: String) -> Result<()> {
-        outbox::set_owner(&self.pool, &index_id).await
+    async fn set_vector_index_owner(&self, index_id: String, fed: String) -> Result<()> {
+        outbox::set_owner(&self.pool, &index_id, &fed).await
     }
 
     async fn vector_indexer_lease(&self) -> Result<Option<Box<dyn crate::Lease>>> {

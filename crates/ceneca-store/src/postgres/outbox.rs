@@ -62,20 +62,21 @@ pub(super) async fn holds(pool: &PgPool, collection: &str, ids: &[Uuid]) -> Resu
     .map_err(backend)
 }
 
-pub(super) async fn owner(pool: &PgPool) -> Result<Option<String>> {
-    sqlx::query_scalar("SELECT index_id FROM vector_index_owner WHERE singleton = 1")
+pub(super) async fn owner(pool: &PgPool) -> Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT index_id, fed FROM vector_index_owner WHERE singleton = 1")
         .fetch_optional(pool)
         .await
         .map_err(backend)
 }
 
-pub(super) async fn set_owner(pool: &PgPool, index_id: &str) -> Result<()> {
+pub(super) async fn set_owner(pool: &PgPool, index_id: &str, fed: &str) -> Result<()> {
     sqlx::query(
-        "INSERT INTO vector_index_owner (singleton, index_id, updated_at) VALUES (1, $1, now())
-         ON CONFLICT (singleton) DO UPDATE SET index_id = EXCLUDED.index_id,
+        "INSERT INTO vector_index_owner (singleton, index_id, fed, updated_at) VALUES (1, $1, $2, now())
+         ON CONFLICT (singleton) DO UPDATE SET index_id = EXCLUDED.index_id, fed = EXCLUDED.fed,
              updated_at = EXCLUDED.updated_at",
     )
     .bind(index_id)
+    .bind(fed)
     .execute(pool)
     .await
     .map_err(backend)?;

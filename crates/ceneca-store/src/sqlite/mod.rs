@@ -680,12 +680,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn vector_index_owner(&self) -> Result<Option<String>> {
+    async fn vector_index_owner(&self) -> Result<Option<(String, String)>> {
         self.read(outbox::owner).await
     }
 
-    async fn set_vector_index_owner(&self, index_id: String) -> Result<()> {
-        self.write(move |conn| outbox::set_owner(conn, &index_id))
+    async fn set_vector_index_owner(&self, index_id: String, fed: String) -> Result<()> {
+        self.write(move |conn| outbox::set_owner(conn, &index_id, &fed))
             .await
     }
 

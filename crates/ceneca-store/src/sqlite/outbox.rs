@@ -129,24 +129,25 @@ pub(super) fn holds(conn: &Connection, collection: &str, ids: &[Uuid]) -> Result
     Ok(out)
 }
 
-pub(super) fn owner(conn: &Connection) -> Result<Option<String>> {
+pub(super) fn owner(conn: &Connection) -> Result<Option<(String, String)>> {
     use rusqlite::OptionalExtension;
-    conn.prepare_cached("SELECT index_id FROM vector_index_owner WHERE singleton = 1")
+    conn.prepare_cached("SELECT index_id, fed FROM vector_index_owner WHERE singleton = 1")
         .map_err(backend)?
-        .query_row([], |row| row.get(0))
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
         .map_err(backend)
 }
 
-pub(super) fn set_owner(conn: &Connection, index_id: &str) -> Result<()> {
+pub(super) fn set_owner(conn: &Connection, index_id: &str, fed: &str) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO vector_index_owner (singleton, index_id, updated_at) VALUES (1, ?1, ?2)
-         ON CONFLICT (singleton) DO UPDATE SET index_id = excluded.index_id,
+        "INSERT INTO vector_index_owner (singleton, index_id, fed, updated_at) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (singleton) DO UPDATE SET index_id = excluded.index_id, fed = excluded.fed,
              updated_at = excluded.updated_at",
     )
     .map_err(backend)?
     .execute(params![
         index_id,
+        fed,
         super::format_time(ceneca_domain::clock::now())
     ])
     .map_err(backend)?;

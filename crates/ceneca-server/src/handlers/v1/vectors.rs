@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Routes;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ContentAuth, NoQuery, QueryPairs};
+use crate::extract::{Body, ContentAuth, NoQuery, QueryPairs, StreamBody};
 use crate::openapi::op;
 use ceneca_wire::{search as wire_search, vectors as wire};
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, Type};
@@ -166,7 +166,7 @@ async fn upsert(
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
-    Body(point): Body<wire::PointInput>,
+    StreamBody(point): StreamBody<wire::PointInput>,
 ) -> ApiResult<Json<wire::WriteStatus>> {
     let wait = ceneca_wire::params::wait_param(&pairs)?;
     if let wire::PointInput::Object { fields, .. } = &point
@@ -190,7 +190,7 @@ async fn upsert_batch(
     ContentAuth(caller): ContentAuth,
     Path(collection): Path<String>,
     QueryPairs(pairs): QueryPairs,
-    Body(batch): Body<wire::PointBatch>,
+    StreamBody(batch): StreamBody<wire::PointBatch>,
 ) -> ApiResult<Json<wire::WriteStatus>> {
     let wait = ceneca_wire::params::wait_param(&pairs)?;
     let out = state
