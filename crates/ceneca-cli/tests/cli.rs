@@ -1691,44 +1691,12 @@ async fn the_vector_index_is_opened_once_checked_and_replaced_only_by_a_rebuild(
     );
     let server = serve(ceneca(dir.path())).await;
     // One embedding of the configured 1536 dimensions.
-    let (status, body) = post(
-        &server.base,
-        "/api/v1/auth/register",
-        None,
-        json!({"email": "v@example.com", "password": "correct horse"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
-    let (_, ws) = post(
-        &server.base,
-        "/api/v1/workspaces",
-        Some(&token),
-        json!({"name": "V"}),
-    )
-    .await;
-    let (_, thread) = post(
-        &server.base,
-        "/api/v1/threads",
-        Some(&token),
-        json!({"workspace_id": ws["id"], "title": "t"}),
-    )
-    .await;
-    let (_, message) = post(
-        &server.base,
-        &format!(
-            "/api/v1/threads/{}/messages",
-            thread["id"].as_str().unwrap()
-        ),
-        Some(&token),
-        json!({"role": "user", "content": "hello"}),
-    )
-    .await;
+    let (token, ws, message) = embedding_source(&server.base, "v@example.com").await;
     let (status, point) = post(
         &server.base,
         "/api/v1/vectors/messages/points?wait=true",
         Some(&token),
-        json!({"source_id": message["id"], "workspace_id": ws["id"], "vector": vec![0.5; 1536]}),
+        json!({"source_id": message, "workspace_id": ws, "vector": vec![0.5; 1536]}),
     )
     .await;
     assert_eq!(status, 200, "{point}");

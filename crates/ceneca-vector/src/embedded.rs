@@ -562,20 +562,7 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
 
 /// Points `CURRENT` at `name`, atomically.
 fn write_live(dir: &Path, name: &str) -> Result<()> {
-    let tmp = dir.join(format!("{LIVE_FILE}.tmp"));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
-    std::io::Write::write_all(&mut file, name.as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, dir.join(LIVE_FILE))?;
-    Ok(())
+    write_file(dir, LIVE_FILE, name)
 }
 
 /// Drops a swapped-out shard once no search holds it any more, then deletes its files.
