@@ -1998,11 +1998,49 @@ async fn regression_a_restored_or_damaged_vector_folder_is_rebuilt_not_served() 
     finds_exactly(&server.base, &token, &[first.clone(), second.clone()]).await;
     stop(server);
 
-    // CURRENT names a shard that is not there.
-    std::fs::write(vectors.join("messages/CURRENT"), "shard-doesnotexist").unwrap();
+    // One collection's folder put back from an older copy (third attack): its own mark is
+    // older than the root's.
+    let messages = vectors.join("messages");
+    let old_messages = dir.path().join("messages-copy");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&messages)
+            .arg(&old_messages)
+            .status()
+            .unwrap()
+            .success()
+    );
     let server = serve(eight(ceneca(dir.path()))).await;
-    finds_exactly(&server.base, &token, &[first.clone(), second.clone()]).await;
+    let third = upsert(
+        server.base.clone(),
+        token.clone(),
+        ws.clone(),
+        message.clone(),
+        "m3",
+        3,
+    )
+    .await;
     stop(server);
+    std::fs::remove_dir_all(&messages).unwrap();
+    std::fs::rename(&old_messages, &messages).unwrap();
+    let server = serve(eight(ceneca(dir.path()))).await;
+    let all = [first.clone(), second.clone(), third.clone()];
+    finds_exactly(&server.base, &token, &all).await;
+    stop(server);
+
+    // CURRENT names a shard that is not there, or no shard at all: nothing is deleted,
+    // and the collection is rebuilt.
+    for current in ["shard-doesnotexist", "..", "."] {
+        std::fs::write(messages.join("CURRENT"), current).unwrap();
+        let server = serve(eight(ceneca(dir.path()))).await;
+        finds_exactly(&server.base, &token, &all).await;
+        stop(server);
+        assert!(
+            !vectors.join("segments").exists() && !vectors.join("wal").exists(),
+            "CURRENT {current} wrote outside the collection"
+        );
+    }
     let check = eight(ceneca(dir.path()))
         .args(["reindex", "--vectors", "--check"])
         .output()

@@ -504,7 +504,11 @@ fn live_shard(dir: &Path) -> Live {
         Err(e) => Live::Missing(format!("{}: {e}", dir.join(LIVE_FILE).display())),
         Ok(text) => {
             let name = text.trim();
-            if !name.is_empty() && !name.contains(['/', '\\']) && dir.join(name).is_dir() {
+            // Only a name this index writes: `shard-` and hex (never `..`, `.` or a path).
+            let ours = name
+                .strip_prefix("shard-")
+                .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            if ours && dir.join(name).is_dir() {
                 Live::Named(name.to_owned())
             } else {
                 Live::Missing(format!(
@@ -645,13 +649,28 @@ impl VectorIndex for Arc<EdgeIndex> {
         Some(self.id.clone())
     }
 
+    /// The root's mark, when every collection's folder carries it too: a collection's
+    /// folder put back from an older copy carries an older one, and the index is then
+    /// taken as behind (an empty mark).
     fn fed_mark(&self) -> String {
-        self.fed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mark = self.fed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let everywhere = self
+            .all()
+            .iter()
+            .all(|c| std::fs::read_to_string(c.dir.join(FED_FILE)).is_ok_and(|m| m.trim() == mark));
+        if everywhere { mark } else { String::new() }
     }
 
     async fn mark_fed(&self, mark: &str) -> Result<()> {
         let (root, text) = (self.root.clone(), mark.to_owned());
-        blocking(move || write_file(&root, FED_FILE, &text)).await?;
+        let folders: Vec<PathBuf> = self.all().iter().map(|c| c.dir.clone()).collect();
+        blocking(move || {
+            for folder in &folders {
+                write_file(folder, FED_FILE, &text)?;
+            }
+            write_file(&root, FED_FILE, &text)
+        })
+        .await?;
         *self.fed.lock().unwrap_or_else(|p| p.into_inner()) = mark.to_owned();
         Ok(())
     }

@@ -11,7 +11,39 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct PointBatch {
     #[schema(value_type = Vec<Object>, min_items = 1, max_items = 1000)]
+    #[serde(deserialize_with = "at_most_a_batch")]
     pub points: Vec<PointInput>,
+}
+
+/// The most points one batch takes.
+pub const MAX_POINTS_PER_BATCH: usize = 1000;
+
+/// The points of a batch, refused as soon as there are more than a batch takes: a body of
+/// 64 MB of tiny elements is not read to its end into millions of points first.
+fn at_most_a_batch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PointInput>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Vec<PointInput>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_POINTS_PER_BATCH} points")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut points = Vec::new();
+            while let Some(point) = seq.next_element()? {
+                if points.len() == MAX_POINTS_PER_BATCH {
+                    return Err(serde::de::Error::custom(format!(
+                        "must hold between 1 and {MAX_POINTS_PER_BATCH} points"
+                    )));
+                }
+                points.push(point);
+            }
+            Ok(points)
+        }
+    }
+    d.deserialize_seq(Visit)
 }
 
 /// The points of an upsert, as the service takes them: one point (`/points`) or a batch
@@ -76,7 +108,7 @@ impl<'de> Deserialize<'de> for PointInput {
                         vector = map.next_value()?;
                     } else {
                         // A key sent twice keeps its last value, as a JSON object does.
-                        fields.insert(key, map.next_value()?);
+                        fields.insert(key, map.next_value::<Scalar>()?.0);
                     }
                 }
                 Ok(PointInput::Object { vector, fields })
@@ -105,6 +137,62 @@ impl<'de> Deserialize<'de> for PointInput {
             }
             fn visit_unit<E>(self) -> Result<PointInput, E> {
                 Ok(PointInput::NotAnObject)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// A point's field other than its vector. Every one is a scalar (ids, names, numbers, a
+/// hash): an array or object is skipped without being built, and kept as an empty one of
+/// its kind, which the model's validation refuses, naming the field.
+struct Scalar(Json);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(Json::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(Json::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(Json::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(Json::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(Json::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar(Json::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar(Json::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Scalar, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar(Json::Array(Vec::new())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Scalar, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Scalar(Json::Object(serde_json::Map::new())))
             }
         }
         d.deserialize_any(Visit)

@@ -388,6 +388,31 @@ async fn bad_vectors_get_clear_errors(backend: Backend) {
         let text = raw.text().await.unwrap();
         assert!(text.contains(says), "{body}: {text}");
     }
+    // A batch is refused at its 1,001st point, not read to its end; a point's field that
+    // is an array or object is skipped unbuilt and refused by name (third attack: such
+    // bodies took gigabytes to parse).
+    let many = format!("{{\"points\": [{}]}}", vec!["{}"; 5000].join(","));
+    let raw = s
+        .http
+        .post(format!("{}/api/v1/vectors/messages/points/batch", s.base))
+        .bearer_auth(&u.token)
+        .header("content-type", "application/json")
+        .body(many)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 422);
+    let text = raw.text().await.unwrap();
+    assert!(text.contains("between 1 and 1000 points"), "{text}");
+    let r = s
+        .post(
+            &u,
+            "/api/v1/vectors/messages/points",
+            json!({"source_id": w.message, "workspace_id": w.workspace, "vector": axis(1), "model": vec![0; 10_000]}),
+        )
+        .await;
+    assert!(matches!(r.status.as_u16(), 400 | 422), "{}", r.body);
+    assert!(r.body.to_string().contains("model"), "{}", r.body);
     // A single point that is no object is refused, naming the body.
     let r = s
         .post(&u, "/api/v1/vectors/messages/points", json!([good("a")]))

@@ -22,7 +22,7 @@ use crate::audit::AuditEvent;
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
 
-const MAX_POINTS_PER_BATCH: usize = 1000;
+use ceneca_wire::vectors::MAX_POINTS_PER_BATCH;
 pub(crate) const MAX_LIMIT: usize = 100;
 /// The most nearest points one search looks at to fill a page whose nearest hits the
 /// caller may not see: past that, the page comes back short rather than the search
