@@ -1938,62 +1938,26 @@ async fn regression_a_restored_or_damaged_vector_folder_is_rebuilt_not_served() 
         }
         cmd
     };
-    let upsert = |base: String,
-                  token: String,
-                  ws: String,
-                  message: String,
-                  model: &'static str,
-                  i: usize| async move {
-        let (status, body) = post(
-            &base,
-            "/api/v1/vectors/messages/points?wait=true",
-            Some(&token),
-            json!({"source_id": message, "workspace_id": ws, "model": model, "vector": axis8(i)}),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["status"], "completed", "{body}");
-        body["ids"][0].as_str().unwrap().to_owned()
-    };
+    // The user's one source, and an upsert of a point of it that waits for the index.
     let server = serve(eight(ceneca(dir.path()))).await;
     let (token, ws, message) = embedding_source(&server.base, "r@example.com").await;
-    let first = upsert(
-        server.base.clone(),
-        token.clone(),
-        ws.clone(),
-        message.clone(),
-        "m1",
-        1,
-    )
-    .await;
+    let source = Source {
+        token: token.clone(),
+        ws,
+        message,
+    };
+    let first = source.upsert(&server.base, "m1", 1).await;
     stop(server);
     let vectors = dir.path().join("ceneca_data/vectors");
     let copy = dir.path().join("vectors-copy");
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(&vectors)
-            .arg(&copy)
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_tree(&vectors, &copy);
 
     let server = serve(eight(ceneca(dir.path()))).await;
-    let second = upsert(
-        server.base.clone(),
-        token.clone(),
-        ws.clone(),
-        message.clone(),
-        "m2",
-        2,
-    )
-    .await;
+    let second = source.upsert(&server.base, "m2", 2).await;
     finds_exactly(&server.base, &token, &[first.clone(), second.clone()]).await;
     stop(server);
     // The older copy back in place: same id, older mark.
-    std::fs::remove_dir_all(&vectors).unwrap();
-    std::fs::rename(&copy, &vectors).unwrap();
+    put_back(&copy, &vectors);
     let server = serve(eight(ceneca(dir.path()))).await;
     finds_exactly(&server.base, &token, &[first.clone(), second.clone()]).await;
     stop(server);
@@ -2002,28 +1966,11 @@ async fn regression_a_restored_or_damaged_vector_folder_is_rebuilt_not_served() 
     // older than the root's.
     let messages = vectors.join("messages");
     let old_messages = dir.path().join("messages-copy");
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(&messages)
-            .arg(&old_messages)
-            .status()
-            .unwrap()
-            .success()
-    );
+    copy_tree(&messages, &old_messages);
     let server = serve(eight(ceneca(dir.path()))).await;
-    let third = upsert(
-        server.base.clone(),
-        token.clone(),
-        ws.clone(),
-        message.clone(),
-        "m3",
-        3,
-    )
-    .await;
+    let third = source.upsert(&server.base, "m3", 3).await;
     stop(server);
-    std::fs::remove_dir_all(&messages).unwrap();
-    std::fs::rename(&old_messages, &messages).unwrap();
+    put_back(&old_messages, &messages);
     let server = serve(eight(ceneca(dir.path()))).await;
     let all = [first.clone(), second.clone(), third.clone()];
     finds_exactly(&server.base, &token, &all).await;
@@ -2051,4 +1998,47 @@ async fn regression_a_restored_or_damaged_vector_folder_is_rebuilt_not_served() 
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+/// A user's embedding source: their token, workspace and message.
+struct Source {
+    token: String,
+    ws: String,
+    message: String,
+}
+
+impl Source {
+    /// Upserts an 8-dimension point of the message along axis `i`, waiting for the index;
+    /// its id.
+    async fn upsert(&self, base: &str, model: &str, i: usize) -> String {
+        let (status, body) = post(
+            base,
+            "/api/v1/vectors/messages/points?wait=true",
+            Some(&self.token),
+            json!({"source_id": self.message, "workspace_id": self.ws, "model": model, "vector": axis8(i)}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "completed", "{body}");
+        body["ids"][0].as_str().unwrap().to_owned()
+    }
+}
+
+/// `cp -a from to`.
+fn copy_tree(from: &Path, to: &Path) {
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Replaces `folder` with `copy`.
+fn put_back(copy: &Path, folder: &Path) {
+    std::fs::remove_dir_all(folder).unwrap();
+    std::fs::rename(copy, folder).unwrap();
 }

@@ -259,8 +259,6 @@ pub struct EdgeIndex {
     /// This index's id (`<root>/INDEX_ID`, made at its first open): see
     /// [`VectorIndex::identity`].
     id: String,
-    /// The mark of the last round applied (`<root>/FED`): see [`VectorIndex::fed_mark`].
-    fed: Mutex<String>,
     /// `<root>/.lock`, locked for as long as the index is open: a second process (another
     /// `serve` on the same folder, a command run beside it) would otherwise write the same
     /// shards and corrupt them.
@@ -291,11 +289,9 @@ impl EdgeIndex {
             });
         }
         let id = index_id(&root)?;
-        let fed = std::fs::read_to_string(root.join(FED_FILE)).unwrap_or_default();
         let index = Arc::new(Self {
             root,
             id,
-            fed: Mutex::new(fed.trim().to_owned()),
             _lock: lock,
             settings,
             collections: RwLock::new(HashMap::new()),
@@ -649,30 +645,33 @@ impl VectorIndex for Arc<EdgeIndex> {
         Some(self.id.clone())
     }
 
-    /// The root's mark, when every collection's folder carries it too: a collection's
-    /// folder put back from an older copy carries an older one, and the index is then
-    /// taken as behind (an empty mark).
+    /// The mark every collection's folder carries; empty when they differ (one folder put
+    /// back from an older copy) or none has one.
     fn fed_mark(&self) -> String {
-        let mark = self.fed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let everywhere = self
+        let marks: std::collections::HashSet<String> = self
             .all()
             .iter()
-            .all(|c| std::fs::read_to_string(c.dir.join(FED_FILE)).is_ok_and(|m| m.trim() == mark));
-        if everywhere { mark } else { String::new() }
+            .map(|c| {
+                std::fs::read_to_string(c.dir.join(FED_FILE))
+                    .map(|m| m.trim().to_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        match marks.into_iter().collect::<Vec<_>>().as_slice() {
+            [mark] => mark.clone(),
+            _ => String::new(),
+        }
     }
 
     async fn mark_fed(&self, mark: &str) -> Result<()> {
-        let (root, text) = (self.root.clone(), mark.to_owned());
+        let text = mark.to_owned();
         let folders: Vec<PathBuf> = self.all().iter().map(|c| c.dir.clone()).collect();
         blocking(move || {
-            for folder in &folders {
-                write_file(folder, FED_FILE, &text)?;
-            }
-            write_file(&root, FED_FILE, &text)
+            folders
+                .iter()
+                .try_for_each(|folder| write_file(folder, FED_FILE, &text))
         })
-        .await?;
-        *self.fed.lock().unwrap_or_else(|p| p.into_inner()) = mark.to_owned();
-        Ok(())
+        .await
     }
 
     async fn open_collection(

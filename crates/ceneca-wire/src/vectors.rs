@@ -89,6 +89,33 @@ impl PointInput {
     }
 }
 
+/// Visitor methods that answer `$value` for the JSON kinds listed (`scalars`, `seq`,
+/// `map`), reading no more of them than it takes to skip them: arrays and objects are
+/// never built.
+macro_rules! answer {
+    ($de:lifetime, $value:expr; $($kind:ident),+) => { $(answer!(@$kind $de $value);)+ };
+    (@scalars $de:lifetime $value:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> { Ok($value) }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> { Ok($value) }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> { Ok($value) }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> { Ok($value) }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> { Ok($value) }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> { Ok($value) }
+    };
+    (@seq $de:lifetime $value:expr) => {
+        fn visit_seq<A: serde::de::SeqAccess<$de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok($value)
+        }
+    };
+    (@map $de:lifetime $value:expr) => {
+        fn visit_map<A: serde::de::MapAccess<$de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            Ok($value)
+        }
+    };
+}
+
 impl<'de> Deserialize<'de> for PointInput {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visit;
@@ -108,92 +135,69 @@ impl<'de> Deserialize<'de> for PointInput {
                         vector = map.next_value()?;
                     } else {
                         // A key sent twice keeps its last value, as a JSON object does.
-                        fields.insert(key, map.next_value::<Scalar>()?.0);
+                        fields.insert(key, map.next_value::<Shape>()?.into_scalar());
                     }
                 }
                 Ok(PointInput::Object { vector, fields })
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<PointInput, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(PointInput::NotAnObject)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<PointInput, E> {
-                Ok(PointInput::NotAnObject)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<PointInput, E> {
-                Ok(PointInput::NotAnObject)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<PointInput, E> {
-                Ok(PointInput::NotAnObject)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<PointInput, E> {
-                Ok(PointInput::NotAnObject)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<PointInput, E> {
-                Ok(PointInput::NotAnObject)
-            }
-            fn visit_unit<E>(self) -> Result<PointInput, E> {
-                Ok(PointInput::NotAnObject)
-            }
+            answer!('de, PointInput::NotAnObject; scalars, seq);
         }
         d.deserialize_any(Visit)
     }
 }
 
-/// A point's field other than its vector. Every one is a scalar (ids, names, numbers, a
-/// hash): an array or object is skipped without being built, and kept as an empty one of
-/// its kind, which the model's validation refuses, naming the field.
-struct Scalar(Json);
+/// A JSON value read as far as a point's fields and a vector's numbers need: a scalar as
+/// it is, an array or an object skipped without being built, only its kind kept.
+enum Shape {
+    Scalar(Json),
+    Array,
+    Object,
+}
 
-impl<'de> Deserialize<'de> for Scalar {
+impl Shape {
+    /// A point's field other than its vector: every one is a scalar (ids, names, numbers, a
+    /// hash), so an array or object becomes an empty one of its kind, which the model's
+    /// validation refuses, naming the field.
+    fn into_scalar(self) -> Json {
+        match self {
+            Shape::Scalar(json) => json,
+            Shape::Array => Json::Array(Vec::new()),
+            Shape::Object => Json::Object(serde_json::Map::new()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Shape {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visit;
         impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Scalar;
+            type Value = Shape;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a value")
             }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(Json::Bool(v)))
+            fn visit_bool<E>(self, v: bool) -> Result<Shape, E> {
+                Ok(Shape::Scalar(Json::Bool(v)))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(Json::from(v)))
+            fn visit_i64<E>(self, v: i64) -> Result<Shape, E> {
+                Ok(Shape::Scalar(Json::from(v)))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(Json::from(v)))
+            fn visit_u64<E>(self, v: u64) -> Result<Shape, E> {
+                Ok(Shape::Scalar(Json::from(v)))
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(Json::from(v)))
+            fn visit_f64<E>(self, v: f64) -> Result<Shape, E> {
+                Ok(Shape::Scalar(Json::from(v)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(Json::String(v.to_owned())))
+            fn visit_str<E>(self, v: &str) -> Result<Shape, E> {
+                Ok(Shape::Scalar(Json::String(v.to_owned())))
             }
-            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar(Json::String(v)))
+            fn visit_string<E>(self, v: String) -> Result<Shape, E> {
+                Ok(Shape::Scalar(Json::String(v)))
             }
-            fn visit_unit<E>(self) -> Result<Scalar, E> {
-                Ok(Scalar(Json::Null))
+            fn visit_unit<E>(self) -> Result<Shape, E> {
+                Ok(Shape::Scalar(Json::Null))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Scalar, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Scalar(Json::Array(Vec::new())))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Scalar, A::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(Scalar(Json::Object(serde_json::Map::new())))
-            }
+            answer!('de, Shape::Array; seq);
+            answer!('de, Shape::Object; map);
         }
         d.deserialize_any(Visit)
     }
@@ -201,55 +205,6 @@ impl<'de> Deserialize<'de> for Scalar {
 
 impl<'de> Deserialize<'de> for VectorInput {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// One element: a number, or anything else (NaN).
-        struct Element(f32);
-        impl<'de> Deserialize<'de> for Element {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct Visit;
-                impl<'de> serde::de::Visitor<'de> for Visit {
-                    type Value = Element;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a number")
-                    }
-                    fn visit_f64<E>(self, v: f64) -> Result<Element, E> {
-                        Ok(Element(v as f32))
-                    }
-                    fn visit_i64<E>(self, v: i64) -> Result<Element, E> {
-                        Ok(Element(v as f32))
-                    }
-                    fn visit_u64<E>(self, v: u64) -> Result<Element, E> {
-                        Ok(Element(v as f32))
-                    }
-                    fn visit_str<E>(self, _: &str) -> Result<Element, E> {
-                        Ok(Element(f32::NAN))
-                    }
-                    fn visit_bool<E>(self, _: bool) -> Result<Element, E> {
-                        Ok(Element(f32::NAN))
-                    }
-                    fn visit_unit<E>(self) -> Result<Element, E> {
-                        Ok(Element(f32::NAN))
-                    }
-                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                        self,
-                        mut seq: A,
-                    ) -> Result<Element, A::Error> {
-                        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                        Ok(Element(f32::NAN))
-                    }
-                    fn visit_map<A: serde::de::MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> Result<Element, A::Error> {
-                        while map
-                            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                            .is_some()
-                        {}
-                        Ok(Element(f32::NAN))
-                    }
-                }
-                d.deserialize_any(Visit)
-            }
-        }
         struct Visit;
         impl<'de> serde::de::Visitor<'de> for Visit {
             type Value = VectorInput;
@@ -261,39 +216,16 @@ impl<'de> Deserialize<'de> for VectorInput {
                 mut seq: A,
             ) -> Result<VectorInput, A::Error> {
                 let mut numbers = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8192));
-                while let Some(Element(x)) = seq.next_element()? {
-                    numbers.push(x);
+                // A number as an `f32` (beyond its range, infinity); anything else NaN.
+                while let Some(element) = seq.next_element::<Shape>()? {
+                    numbers.push(match element {
+                        Shape::Scalar(Json::Number(n)) => n.as_f64().map_or(f32::NAN, |x| x as f32),
+                        _ => f32::NAN,
+                    });
                 }
                 Ok(VectorInput::Numbers(numbers))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<VectorInput, A::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(VectorInput::NotAnArray)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<VectorInput, E> {
-                Ok(VectorInput::NotAnArray)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<VectorInput, E> {
-                Ok(VectorInput::NotAnArray)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<VectorInput, E> {
-                Ok(VectorInput::NotAnArray)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<VectorInput, E> {
-                Ok(VectorInput::NotAnArray)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<VectorInput, E> {
-                Ok(VectorInput::NotAnArray)
-            }
-            fn visit_unit<E>(self) -> Result<VectorInput, E> {
-                Ok(VectorInput::NotAnArray)
-            }
+            answer!('de, VectorInput::NotAnArray; scalars, map);
         }
         d.deserialize_any(Visit)
     }

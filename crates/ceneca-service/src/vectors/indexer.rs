@@ -168,8 +168,12 @@ impl Services {
         let mut fed = false;
         loop {
             let held = match lease.as_mut() {
-                Some(l) => match l.check().await {
-                    Ok(()) => match l.wanted().await {
+                Some(l) => {
+                    let wanted = match l.check().await {
+                        Ok(()) => l.wanted().await,
+                        Err(e) => Err(e),
+                    };
+                    match wanted {
                         Ok(false) => true,
                         Ok(true) => {
                             // A rebuild takes it, applies what was written meanwhile to
@@ -184,13 +188,8 @@ impl Services {
                             lease = None;
                             false
                         }
-                    },
-                    Err(e) => {
-                        tracing::warn!(error = %e, "vector indexer: lost its lease");
-                        lease = None;
-                        false
                     }
-                },
+                }
                 None => match self.store.vector_indexer_lease().await {
                     Ok(Some(l)) => {
                         tracing::info!("vector indexer: this node applies the vector outbox");
