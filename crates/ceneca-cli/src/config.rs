@@ -188,6 +188,7 @@ pub const FLAT: &[(&str, &str)] = &[
         "auth.session_idle_timeout_minutes",
     ),
     ("max_sessions_per_user", "auth.max_sessions_per_user"),
+    ("session_cache_entries", "auth.session_cache_entries"),
     (
         "device_token_lifetime_days",
         "auth.device_token_lifetime_days",
@@ -759,8 +760,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 66);
-        assert_eq!(FLAT.len() + 4, 66);
+        assert_eq!(settings.len(), 67);
+        assert_eq!(FLAT.len() + 4, 67);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

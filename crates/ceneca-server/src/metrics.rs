@@ -351,6 +351,17 @@ async fn scrape_time_registry(services: &Services) -> Registry {
         "Attempts refused by a repeated-failure lock (log-ins; password and second-factor checks)",
         lockouts,
     );
+    let authentications = Family::<Labels, Counter>::default();
+    for (source, n) in counts.authentications {
+        authentications
+            .get_or_create(&vec![("source", source.to_owned())])
+            .inc_by(n);
+    }
+    r.register(
+        "authentications",
+        "Credentials accepted: from the callers kept in memory while nothing that concerns them changed, or read from the database",
+        authentications,
+    );
 
     if let Some(status) = services.vector_indexer_status() {
         let depth = Family::<Labels, Gauge>::default();

@@ -103,6 +103,8 @@ pub struct ServiceConfig {
     pub session_idle_timeout: Duration,
     /// Log-in sessions a user may hold at once; a new log-in ends the oldest beyond it.
     pub max_sessions_per_user: usize,
+    /// Authenticated callers kept in memory between requests (0: none; `auth/cache.rs`).
+    pub session_cache_entries: usize,
     /// How long a device token lasts at most; the device then logs in again.
     pub device_token_lifetime: Duration,
     /// A device token unused for this long ends (devices may stay offline for days, so
@@ -181,6 +183,7 @@ impl Default for ServiceConfig {
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             session_idle_timeout: Duration::from_secs(60 * 60),
             max_sessions_per_user: 3,
+            session_cache_entries: 10_000,
             device_token_lifetime: Duration::from_secs(90 * 24 * 3600),
             device_idle_timeout: Duration::from_secs(30 * 24 * 3600),
             allow_registration: true,
@@ -248,6 +251,8 @@ pub struct Services {
     secret_checks: Arc<gate::AccountGate>,
     /// Counts of audit appends, sessions and lock-outs (`GET /metrics`).
     metrics: Arc<metrics::ServiceMetrics>,
+    /// Authenticated callers kept between requests (`auth/cache.rs`).
+    sessions: Arc<auth::cache::SessionCache>,
     /// The DLP patterns, compiled on first use: most servers never need them.
     dlp_detector: Arc<std::sync::OnceLock<ceneca_domain::dlp::Detector>>,
     /// A local node's replication state, kept by its sync loop (`GET /sync/status`).
@@ -303,6 +308,7 @@ impl Services {
         Self {
             store,
             keys,
+            sessions: Arc::new(auth::cache::SessionCache::new(config.session_cache_entries)),
             config: Arc::new(config),
             vectors: None,
             audit_chain,

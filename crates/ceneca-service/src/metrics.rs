@@ -20,6 +20,8 @@ pub struct ServiceMetrics {
     ended_revoked: AtomicU64,
     lockouts_login: AtomicU64,
     lockouts_secret: AtomicU64,
+    callers_kept: AtomicU64,
+    callers_read: AtomicU64,
 }
 
 /// The kind of credential a new session is.
@@ -60,6 +62,9 @@ pub struct ServiceCounts {
     pub sessions_ended: [(&'static str, u64); 3],
     /// Refusals per lock: (login, secret_check).
     pub lockouts: [(&'static str, u64); 2],
+    /// Authentications answered from the callers kept in memory, and read from the
+    /// database: (kept, read).
+    pub authentications: [(&'static str, u64); 2],
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -97,6 +102,18 @@ impl ServiceMetrics {
         );
     }
 
+    /// One authentication, answered from memory (`kept`) or read from the database.
+    pub fn authenticated(&self, kept: bool) {
+        add(
+            if kept {
+                &self.callers_kept
+            } else {
+                &self.callers_read
+            },
+            1,
+        );
+    }
+
     pub fn counts(&self) -> ServiceCounts {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ServiceCounts {
@@ -114,6 +131,10 @@ impl ServiceMetrics {
             lockouts: [
                 ("login", get(&self.lockouts_login)),
                 ("secret_check", get(&self.lockouts_secret)),
+            ],
+            authentications: [
+                ("kept", get(&self.callers_kept)),
+                ("read", get(&self.callers_read)),
             ],
         }
     }

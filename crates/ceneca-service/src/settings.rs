@@ -31,6 +31,8 @@ pub struct AuthSettings {
     pub session_idle_timeout_minutes: u64,
     /// Log-in sessions one user may hold; a new log-in ends the oldest beyond it.
     pub max_sessions_per_user: usize,
+    /// Authenticated callers kept in memory between requests (0: none).
+    pub session_cache_entries: usize,
     pub device_token_lifetime_days: u64,
     pub device_idle_timeout_days: u64,
     /// Whether anyone may register (otherwise: `ceneca user create`).
@@ -47,6 +49,7 @@ impl Default for AuthSettings {
             session_lifetime_hours: service.session_lifetime.as_secs() / HOUR,
             session_idle_timeout_minutes: service.session_idle_timeout.as_secs() / 60,
             max_sessions_per_user: service.max_sessions_per_user,
+            session_cache_entries: service.session_cache_entries,
             device_token_lifetime_days: service.device_token_lifetime.as_secs() / DAY,
             device_idle_timeout_days: service.device_idle_timeout.as_secs() / DAY,
             allow_registration: service.allow_registration,
@@ -91,6 +94,7 @@ impl AuthSettings {
         config.session_lifetime = Duration::from_secs(self.session_lifetime_hours.max(1) * HOUR);
         config.session_idle_timeout = Duration::from_secs(self.session_idle_timeout_minutes * 60);
         config.max_sessions_per_user = self.max_sessions_per_user;
+        config.session_cache_entries = self.session_cache_entries;
         config.device_token_lifetime = Duration::from_secs(self.device_token_lifetime_days * DAY);
         config.device_idle_timeout = Duration::from_secs(self.device_idle_timeout_days * DAY);
         config.allow_registration = self.allow_registration;

@@ -160,8 +160,12 @@ impl Store for CachedStore {
         self.inner.load_scope(user_id, system_admin).await
     }
 
-    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>> {
+    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<crate::LoadedSession>> {
         self.inner.load_session(token_hash).await
+    }
+
+    async fn auth_generation(&self) -> Result<i64> {
+        self.inner.auth_generation().await
     }
 
     async fn lookup_unscoped(

@@ -53,6 +53,7 @@ pub use migrate::MigrationStatus;
 pub use outbox::{EmbeddingPoint, Lease, OutboxEntry};
 pub use purge::{PurgeCandidate, PurgeFootprint, PurgeQuery, PurgeRule};
 pub use query::{Deleted, ListQuery};
+pub use reads::LoadedSession;
 pub use retention::{ArchiveCandidate, ArchiveQuery, Footprint, RuleScope};
 pub use search::{SearchHit, SearchQuery};
 pub use settings::{SqliteSynchronous, StoreSettings};
@@ -109,7 +110,13 @@ pub trait Store: Send + Sync + 'static {
     /// A session by the digest of its token, with its user and that user's scope, in one
     /// round trip: what authenticating a request needs. `scope.system_admin` is left
     /// false for the service to set from the user's role.
-    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>>;
+    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<LoadedSession>>;
+
+    /// The counter every change that can alter an authenticated caller moves in its own
+    /// transaction (migration 19's triggers: sessions, users, memberships, workspaces,
+    /// organizations, permission sets), whichever process or node makes it. What was read
+    /// for a caller at one value still holds while the counter has it.
+    async fn auth_generation(&self) -> Result<i64>;
 
     /// The first row whose `column` equals `value`, with no tenant filter. Only for look-ups
     /// that precede a scope (log-in by e-mail, a session by token digest) — never for

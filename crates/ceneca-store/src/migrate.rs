@@ -80,6 +80,7 @@ pub const SQLITE: &[Migration] = &[
         "vector_index_owner",
         "0018_vector_index_owner"
     ),
+    migration!("sqlite", 19, "auth_generation", "0019_auth_generation"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -126,6 +127,7 @@ pub const POSTGRES: &[Migration] = &[
         "vector_index_owner",
         "0018_vector_index_owner"
     ),
+    migration!("postgres", 19, "auth_generation", "0019_auth_generation"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

@@ -36,6 +36,7 @@ struct Statements {
     rules: String,
     session: String,
     user: String,
+    generation: String,
 }
 
 static STATEMENTS: [OnceLock<Statements>; 2] = [OnceLock::new(), OnceLock::new()];
@@ -88,6 +89,7 @@ impl Statements {
                 "SELECT {} FROM users WHERE id = {me}",
                 sql::column_list(&model::USERS)
             ),
+            generation: "SELECT generation FROM auth_generation WHERE singleton = 1".into(),
         }
     }
 }
@@ -205,13 +207,48 @@ pub(crate) async fn load_scope<E: Exec>(
     Ok(scope)
 }
 
-/// A session by the digest of its token, with its user and that user's scope
-/// (`system_admin` left false for the service to decide).
+/// A session with its user and that user's scope, and the authentication counter read
+/// before them.
+#[derive(Debug, Clone)]
+pub struct LoadedSession {
+    /// Read first: a change that commits while the rest is read leaves this value behind
+    /// the rows, never ahead of them, so a caller kept at it is read again next time.
+    pub generation: i64,
+    pub session: Record,
+    pub user: Record,
+    /// `system_admin` left false, for the service to decide.
+    pub scope: Scope,
+}
+
+static GENERATION: [Field; 1] = [field(
+    "generation",
+    Kind::Int {
+        min: i64::MIN,
+        max: i64::MAX,
+    },
+)];
+
+/// The authentication counter ([`crate::Store::auth_generation`]).
+pub(crate) async fn auth_generation<E: Exec>(exec: &mut E) -> Result<i64> {
+    let sql = Sql {
+        text: Statements::of(exec.dialect()).generation.clone(),
+        params: Vec::new(),
+    };
+    let columns: Vec<&Field> = GENERATION.iter().collect();
+    exec.fetch_columns(&columns, &sql)
+        .await?
+        .first()
+        .and_then(|row| row.get("generation").and_then(Value::as_int))
+        .ok_or_else(|| crate::StoreError::Backend("auth_generation has no row".into()))
+}
+
+/// A session by the digest of its token, with its user and that user's scope.
 pub(crate) async fn load_session<E: Exec>(
     exec: &mut E,
     token_hash: Vec<u8>,
-) -> Result<Option<(Record, Record, Scope)>> {
+) -> Result<Option<LoadedSession>> {
     let statements = Statements::of(exec.dialect());
+    let generation = auth_generation(exec).await?;
     let by_hash = Sql {
         text: statements.session.clone(),
         params: vec![param(Value::Bytes(token_hash), Kind::Bytes)],
@@ -235,5 +272,10 @@ pub(crate) async fn load_session<E: Exec>(
         return Ok(None);
     };
     let scope = load_scope(exec, user_id, false).await?;
-    Ok(Some((session, user, scope)))
+    Ok(Some(LoadedSession {
+        generation,
+        session,
+        user,
+        scope,
+    }))
 }

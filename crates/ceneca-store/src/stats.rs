@@ -98,6 +98,14 @@ impl InFlight {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// One more, left with [`InFlight::leave`]: for work that outlives a scope (a write
+    /// waiting in the group-commit queue).
+    pub fn arrive(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn leave(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
 }
 
 pub struct InFlightGuard<'a>(&'a AtomicU64);

@@ -8,6 +8,7 @@
 mod attachments;
 mod audit;
 mod auth;
+mod auth_cache;
 mod backups;
 mod bad_input;
 mod crud;

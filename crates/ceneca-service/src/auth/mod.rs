@@ -10,9 +10,12 @@
 //!   own account and changing a password;
 //! - `login.rs`: checking a password to log in, and the lockout read from the audit trail;
 //! - `sessions.rs`: opening sessions (with the per-user limit), turning a bearer token or
-//!   a client certificate into a caller, and logging out.
+//!   a client certificate into a caller, and logging out;
+//! - `cache.rs`: the callers kept between requests while the authentication counter
+//!   stays where it was when they were read.
 
 pub(crate) mod accounts;
+pub(crate) mod cache;
 mod login;
 mod sessions;
 

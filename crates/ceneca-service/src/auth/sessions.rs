@@ -8,12 +8,14 @@ use ceneca_domain::output::{View, to_json};
 use ceneca_domain::scope::ScopeFilter;
 use ceneca_domain::validate::fill_defaults;
 use ceneca_domain::{Record, Value, model, new_id};
-use ceneca_store::{Actor, WriteBatch, WriteOp};
+use ceneca_store::{Actor, LoadedSession, WriteBatch, WriteOp};
 use serde_json::Value as Json;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Login;
+use super::cache::{CacheKey, Grant};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::error::{Result, ServiceError, from_store};
 use crate::{Caller, Services};
@@ -188,13 +190,33 @@ impl Services {
     }
 
     async fn authenticate_digest(&self, digest: Vec<u8>, meta: &RequestMeta) -> Result<Caller> {
+        let key = CacheKey::Token(digest);
+        let now = now();
+        if let Some(kept) = self.sessions.get(&key)
+            && kept.current_at(now)
+            && self.store.auth_generation().await? == kept.generation
+        {
+            if self.touch_due(kept.last_used_at(), now) {
+                kept.used_at(now);
+                self.touch(kept.session_id(), now);
+            }
+            self.metrics.authenticated(true);
+            return Ok(kept.caller(meta));
+        }
+        let CacheKey::Token(digest) = &key else {
+            unreachable!("built above as a token")
+        };
         let invalid = ServiceError::Unauthorized("invalid or expired token");
-        let (session, user, mut scope) = self
+        let LoadedSession {
+            generation,
+            session,
+            user,
+            mut scope,
+        } = self
             .store
-            .load_session(digest)
+            .load_session(digest.clone())
             .await?
             .ok_or(ServiceError::Unauthorized("invalid or expired token"))?;
-        let now = now();
         let live = session.get("revoked_at").is_some_and(Value::is_null)
             && session
                 .get("expires_at")
@@ -214,12 +236,8 @@ impl Services {
             Some("device") => Some(self.config.device_idle_timeout),
             _ => None,
         };
-        let idle = idle_timeout.is_some_and(|limit| {
-            session
-                .get("last_used_at")
-                .and_then(Value::as_time)
-                .is_some_and(|t| now - t > limit)
-        });
+        let last_used_at = session.get("last_used_at").and_then(Value::as_time);
+        let idle = idle_timeout.is_some_and(|limit| last_used_at.is_some_and(|t| now - t > limit));
         if idle {
             return Err(ServiceError::Unauthorized(
                 "the session ended after a period of inactivity; log in again",
@@ -251,23 +269,12 @@ impl Services {
         // Administrator powers belong to the whole account, never to a token of one part.
         let system_admin = system_admin && credential.is_whole_account();
         scope.system_admin = system_admin;
-        if session
-            .get("last_used_at")
-            .and_then(Value::as_time)
-            .is_none_or(|t| {
-                let quarter_idle = time::Duration::try_from(self.config.session_idle_timeout / 4)
-                    .unwrap_or(TOUCH_INTERVAL);
-                now - t > TOUCH_INTERVAL.min(quarter_idle)
-            })
-        {
-            let store = self.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.touch_session(session_id, now).await {
-                    tracing::warn!(error = %e, "could not record session use");
-                }
-            });
+        let mut used_at = last_used_at.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        if last_used_at.is_none_or(|t| self.touch_due(t, now)) {
+            self.touch(session_id, now);
+            used_at = now;
         }
-        Ok(Caller {
+        let caller = Caller {
             user_id,
             email: user
                 .get("email")
@@ -288,7 +295,39 @@ impl Services {
             source_ip: meta.source_ip.clone(),
             credential,
             replaying: None,
-        })
+        };
+        let expires_at = session.get("expires_at").and_then(Value::as_time);
+        self.sessions.keep(
+            key,
+            Arc::new(Grant::new(
+                generation,
+                caller.clone(),
+                expires_at,
+                idle_timeout.and_then(|t| time::Duration::try_from(t).ok()),
+                used_at,
+            )),
+        );
+        self.metrics.authenticated(false);
+        Ok(caller)
+    }
+
+    /// Whether a use at `now` of a session last used at `last_used` is to be written:
+    /// at most once a minute, and four times per idle timeout when that is shorter, so a
+    /// session in use never looks idle.
+    fn touch_due(&self, last_used: OffsetDateTime, now: OffsetDateTime) -> bool {
+        let quarter_idle = time::Duration::try_from(self.config.session_idle_timeout / 4)
+            .unwrap_or(TOUCH_INTERVAL);
+        now - last_used > TOUCH_INTERVAL.min(quarter_idle)
+    }
+
+    /// Writes a use of the session, off the request's path.
+    fn touch(&self, session_id: Uuid, now: OffsetDateTime) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_session(session_id, now).await {
+                tracing::warn!(error = %e, "could not record session use");
+            }
+        });
     }
 
     /// Authenticates a service by the client certificate it presented on a mutual-TLS
@@ -301,9 +340,18 @@ impl Services {
         common_name: &str,
         meta: &RequestMeta,
     ) -> Result<Caller> {
+        let key = CacheKey::Certificate(common_name.to_owned());
+        if let Some(kept) = self.sessions.get(&key)
+            && self.store.auth_generation().await? == kept.generation
+        {
+            self.metrics.authenticated(true);
+            return Ok(kept.caller(meta));
+        }
         let unmapped = ServiceError::Unauthorized(
             "the client certificate is not mapped to an account; send a bearer token",
         );
+        // Read before the account, so what is kept is never older than its counter.
+        let generation = self.store.auth_generation().await?;
         let email = self
             .config
             .client_certificate_accounts
@@ -327,7 +375,7 @@ impl Services {
             && (!self.config.mfa_required_for_admins
                 || user.get("mfa_enabled").and_then(Value::as_bool) == Some(true));
         let scope = self.store.load_scope(user_id, system_admin).await?;
-        Ok(Caller {
+        let caller = Caller {
             user_id,
             email: email.clone(),
             system_admin,
@@ -337,7 +385,13 @@ impl Services {
             source_ip: meta.source_ip.clone(),
             credential: Credential::Certificate,
             replaying: None,
-        })
+        };
+        self.sessions.keep(
+            key,
+            Arc::new(Grant::new(generation, caller.clone(), None, None, now())),
+        );
+        self.metrics.authenticated(false);
+        Ok(caller)
     }
 
     /// Ends the caller's session; its token stops working at once.

@@ -396,9 +396,14 @@ impl Store for PgStore {
         reads::load_scope(&mut PgExec { conn: &mut conn }, user_id, system_admin).await
     }
 
-    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>> {
+    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<reads::LoadedSession>> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         reads::load_session(&mut PgExec { conn: &mut conn }, token_hash).await
+    }
+
+    async fn auth_generation(&self) -> Result<i64> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        reads::auth_generation(&mut PgExec { conn: &mut conn }).await
     }
 
     async fn lookup_unscoped(

@@ -7,6 +7,7 @@ pub mod cipher;
 mod codec;
 pub mod convert;
 mod functions;
+mod group_commit;
 mod leases;
 
 pub use functions::register_functions;
@@ -28,7 +29,7 @@ use uuid::Uuid;
 pub use codec::{format_time, parse_time};
 
 use crate::migrate::{self, MigrationStatus};
-use crate::ops::{Exec, apply_batch, run_ready};
+use crate::ops::{Exec, run_ready};
 use crate::query::{Deleted, ListQuery};
 use crate::reads;
 use crate::sql::{self, Dialect, Sql};
@@ -61,8 +62,11 @@ impl Dialect for SqliteDialect {
     }
 }
 
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections: reads beyond this many wait (asynchronously) for one to be free.
+/// Every one opened is kept, because opening one parses the schema and maps the WAL
+/// index, which costs more than most reads; without the bound, a burst of concurrent
+/// requests opened and closed a connection per read.
+const MAX_READERS: usize = 16;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 256;
 
@@ -74,11 +78,22 @@ pub struct SqliteStore {
     /// The database's keys when it is encrypted (SQLCipher); every connection is keyed.
     keys: Option<cipher::DatabaseKeys>,
     writer: Arc<Mutex<Connection>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<Readers>,
     clock: Arc<HybridClock>,
     stats: Arc<SqliteStats>,
     /// Bumped after each commit that logged changes (the change feed's wake-up).
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Write batches waiting to share the writer's next transaction (`group_commit.rs`).
+    group: Arc<group_commit::GroupCommit>,
+    /// A connection of its own for the authentication counter, read on the request's
+    /// thread ([`Store::auth_generation`]); opened at its first use.
+    counter: Mutex<Option<Connection>>,
+}
+
+/// The read connections, and the permits that bound how many exist.
+struct Readers {
+    permits: Arc<tokio::sync::Semaphore>,
+    idle: Mutex<Vec<Connection>>,
 }
 
 /// Counters for [`Store::pool_stats`], kept with atomics on every read and write.
@@ -91,6 +106,8 @@ struct SqliteStats {
     /// Reads running (each on a reader connection of its own).
     reads: InFlight,
     write_wait: WaitHistogram,
+    /// Transactions the group commit ran (each holding one or more batches).
+    groups: std::sync::atomic::AtomicU64,
 }
 
 impl SqliteStore {
@@ -134,16 +151,31 @@ impl SqliteStore {
             open_connection(path, options.sqlite_synchronous, true, keys.as_ref())?,
             writer.clone(),
         )?;
+        let clock = Arc::new(HybridClock::new());
+        let stats = Arc::<SqliteStats>::default();
+        let changes = Arc::new(tokio::sync::watch::Sender::new(0));
+        let group = Arc::new(group_commit::GroupCommit::new(group_commit::Writer {
+            conn: writer.clone(),
+            clock: clock.clone(),
+            changes: changes.clone(),
+            stats: stats.clone(),
+            written: Arc::downgrade(&checkpointer.wake),
+        }));
         Ok(Self {
             checkpointer,
             path: path.to_owned(),
             synchronous: options.sqlite_synchronous,
             keys,
             writer,
-            readers: Arc::new(Mutex::new(Vec::new())),
-            clock: Arc::new(HybridClock::new()),
-            stats: Arc::default(),
-            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+            readers: Arc::new(Readers {
+                permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+                idle: Mutex::new(Vec::with_capacity(MAX_READERS)),
+            }),
+            clock,
+            stats,
+            changes,
+            group,
+            counter: Mutex::new(None),
         })
     }
 
@@ -184,18 +216,27 @@ impl SqliteStore {
         let synchronous = self.synchronous;
         let keys = self.keys.clone();
         let stats = self.stats.clone();
+        let permit = readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("the store is closing".into()))?;
         tokio::task::spawn_blocking(move || {
             let _reading = stats.reads.enter();
-            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let pooled = readers.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_connection(&path, synchronous, true, keys.as_ref())?,
             };
             let result = work(&conn);
-            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
-            }
+            // At most one connection per permit exists, so the idle list stays bounded.
+            readers
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            drop(permit);
             result
         })
         .await
@@ -229,8 +270,9 @@ const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// and `journal_size_limit` cuts the file back. The writer's own checkpoints stay on at
 /// [`BACKSTOP_PAGES`] in case this thread falls behind.
 struct Checkpointer {
-    /// Told (without blocking) after every write; holds one wake-up at most.
-    wake: std::sync::mpsc::SyncSender<()>,
+    /// Told (without blocking) after every write; holds one wake-up at most. Others keep
+    /// it only for the time of a write (or weakly), so dropping this closes the channel.
+    wake: Arc<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -242,7 +284,7 @@ impl Checkpointer {
             .spawn(move || checkpoint_loop(&conn, &writer, &woken))
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpointer: {e}")))?;
         Ok(Self {
-            wake,
+            wake: Arc::new(wake),
             thread: Some(thread),
         })
     }
@@ -254,7 +296,7 @@ impl Drop for Checkpointer {
     /// left it.
     fn drop(&mut self) {
         let (closed, _) = std::sync::mpsc::sync_channel(1);
-        drop(std::mem::replace(&mut self.wake, closed));
+        drop(std::mem::replace(&mut self.wake, Arc::new(closed)));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -531,17 +573,7 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, batch: WriteBatch) -> Result<Vec<Record>> {
-        let clock = self.clock.clone();
-        let changes = self.changes.clone();
-        self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(map_error)?;
-            let applied = run_ready(apply_batch(&mut SqliteExec { conn: &tx }, &clock, batch))?;
-            tx.commit().map_err(map_error)?;
-            Ok(applied.committed(&changes))
-        })
-        .await
+        self.group.apply(batch).await
     }
 
     async fn get(
@@ -572,8 +604,34 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<(Record, Record, Scope)>> {
+    async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<reads::LoadedSession>> {
         self.read(move |conn| run_ready(reads::load_session(&mut SqliteExec { conn }, token_hash)))
+            .await
+    }
+
+    /// Read where the request runs, not on the blocking pool: it is one row on a page the
+    /// connection keeps, a few microseconds, where a hop to the pool and back costs two
+    /// thread wake-ups on every authenticated request. The read never waits: if the
+    /// connection is in use by another request, or the database is busy (its
+    /// `busy_timeout` is 0), it goes to the pool as any read.
+    async fn auth_generation(&self) -> Result<i64> {
+        if let Ok(mut counter) = self.counter.try_lock() {
+            if counter.is_none() {
+                *counter = open_connection(&self.path, self.synchronous, true, self.keys.as_ref())
+                    .and_then(|conn| {
+                        conn.busy_timeout(std::time::Duration::ZERO)
+                            .map_err(backend)?;
+                        Ok(conn)
+                    })
+                    .ok();
+            }
+            if let Some(conn) = counter.as_ref()
+                && let Ok(generation) = run_ready(reads::auth_generation(&mut SqliteExec { conn }))
+            {
+                return Ok(generation);
+            }
+        }
+        self.read(|conn| run_ready(reads::auth_generation(&mut SqliteExec { conn })))
             .await
     }
 
@@ -1035,7 +1093,7 @@ impl Store for SqliteStore {
     fn pool_stats(&self) -> PoolStats {
         let waiting = self.stats.waiting.get();
         let writing = self.stats.writes.get().saturating_sub(waiting).min(1);
-        let idle_readers = self.readers.lock().map_or(0, |r| r.len()) as u64;
+        let idle_readers = self.readers.idle.lock().map_or(0, |r| r.len()) as u64;
         PoolStats {
             groups: vec![
                 PoolGroup {
@@ -1048,7 +1106,7 @@ impl Store for SqliteStore {
                     name: "readers",
                     in_use: self.stats.reads.get(),
                     idle: idle_readers,
-                    max: None,
+                    max: Some(MAX_READERS as u64),
                 },
             ],
             writes_waiting: waiting,
@@ -1070,7 +1128,7 @@ mod tests {
         assert_eq!(
             store.migrate_up().await.unwrap(),
             vec![
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19
             ]
         );
         (dir, store)
@@ -1262,11 +1320,91 @@ mod tests {
         );
     }
 
+    /// Batches that queue while the writer is busy share one transaction: each is
+    /// answered after the commit that holds it, and one that fails halfway (its second
+    /// row breaks a unique key) is undone alone, its first row with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_batches_share_a_transaction_and_a_failing_one_is_undone_alone() {
+        let (_dir, store) = store().await;
+        let store = Arc::new(store);
+        let actor = Actor::default();
+        let groups_before = store
+            .stats
+            .groups
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let held = store.writer.lock().unwrap();
+        let mut writes = Vec::new();
+        for i in 0..10 {
+            let mut batch = WriteBatch::new(actor).push(WriteOp::Insert {
+                entity: &model::USERS,
+                record: user(&format!("u{i}@x.io")),
+            });
+            if i == 4 {
+                // Its own first row, then a row that collides with batch 2's.
+                batch = WriteBatch::new(actor)
+                    .push(WriteOp::Insert {
+                        entity: &model::USERS,
+                        record: user("only-in-4@x.io"),
+                    })
+                    .push(WriteOp::Insert {
+                        entity: &model::USERS,
+                        record: user("u2@x.io"),
+                    });
+            }
+            let store = store.clone();
+            writes.push(tokio::spawn(async move { store.apply(batch).await }));
+        }
+        // Every batch is queued (one drainer waits for the writer) before it is let go.
+        while store.group.queued() < 10 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(held);
+        let mut answers = Vec::new();
+        for write in writes {
+            answers.push(write.await.unwrap());
+        }
+        for (i, answer) in answers.iter().enumerate() {
+            match i {
+                4 => assert!(
+                    matches!(answer, Err(StoreError::Unique { .. })),
+                    "{answer:?}"
+                ),
+                _ => assert!(answer.is_ok(), "batch {i}: {answer:?}"),
+            }
+        }
+        let q = ListQuery::new(ScopeFilter::All, "email", false, 100);
+        let emails: Vec<String> = store
+            .list(&model::USERS, q)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|u| u.get("email").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let expected: Vec<String> = (0..10)
+            .filter(|i| *i != 4)
+            .map(|i| format!("u{i}@x.io"))
+            .collect();
+        assert_eq!(emails, expected, "batch 4 left nothing, the others all");
+        assert_eq!(
+            store
+                .stats
+                .groups
+                .load(std::sync::atomic::Ordering::Relaxed)
+                - groups_before,
+            1,
+            "the ten batches shared one transaction"
+        );
+        let q = ListQuery::new(ScopeFilter::All, "seq", false, 100);
+        assert_eq!(store.list(&model::SYNC_EVENTS, q).await.unwrap().len(), 9);
+        assert_eq!(store.group.queued(), 0);
+        assert_eq!(store.pool_stats().writes_waiting, 0);
+    }
+
     #[tokio::test]
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
         for version in [
-            18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1,
+            19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1,
         ] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
@@ -1278,7 +1416,7 @@ mod tests {
         assert_eq!(
             store.migrate_up().await.unwrap(),
             vec![
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19
             ]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());

@@ -1,0 +1,237 @@
+//! Callers kept in memory between requests.
+//!
+//! Authenticating a bearer token reads the session, its user and the user's scope: five
+//! queries on every request. What they found is kept here with the authentication counter
+//! it was read at ([`ceneca_store::Store::auth_generation`]), so a later request with the
+//! same credential asks for one row, the counter, and uses what is kept while the counter
+//! has not moved. Every change that can alter a caller (a logout, a revoked token or
+//! device, a suspension, a role, a membership, a workspace, a permission set) moves the
+//! counter in its own transaction, whichever process or node makes it, so the very next
+//! request after it reads everything again.
+//!
+//! The cache only ever admits. A kept session that looks expired or idle is read again
+//! rather than refused from memory (another node may have used it since), and refusals are
+//! never kept: a wrong token costs what it cost before. A use written by another node moves
+//! `last_used_at` forward and the counter not at all (it cannot end a session sooner); the
+//! column set back moves the counter, since it can.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use crate::Caller;
+use crate::audit::RequestMeta;
+
+/// What a caller authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum CacheKey {
+    /// The SHA-256 of a bearer token.
+    Token(Vec<u8>),
+    /// The common name of a verified client certificate.
+    Certificate(String),
+}
+
+/// A caller as authenticating found it, at one value of the counter.
+#[derive(Debug)]
+pub(crate) struct Grant {
+    pub generation: i64,
+    /// Without the request's source address, which each request brings.
+    caller: Caller,
+    /// A session's absolute end (none for a client certificate).
+    expires_at: Option<OffsetDateTime>,
+    /// How long the session may go unused (none: it may go unused until it expires).
+    idle_timeout: Option<time::Duration>,
+    /// When this server last knew the session used (Unix seconds): read from the row, then
+    /// moved by each use this server records.
+    last_used: AtomicI64,
+}
+
+impl Grant {
+    pub fn new(
+        generation: i64,
+        mut caller: Caller,
+        expires_at: Option<OffsetDateTime>,
+        idle_timeout: Option<time::Duration>,
+        last_used: OffsetDateTime,
+    ) -> Self {
+        caller.source_ip = None;
+        Self {
+            generation,
+            caller,
+            expires_at,
+            idle_timeout,
+            last_used: AtomicI64::new(last_used.unix_timestamp()),
+        }
+    }
+
+    /// Whether, as far as this server knows, the session is neither expired nor idle at
+    /// `now`. A `false` is not a refusal: the caller reads the session again.
+    pub fn current_at(&self, now: OffsetDateTime) -> bool {
+        let live = self.expires_at.is_none_or(|end| end > now);
+        let idle = self
+            .idle_timeout
+            .is_some_and(|limit| now - self.last_used_at() > limit);
+        live && !idle
+    }
+
+    pub fn last_used_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.last_used.load(Ordering::Relaxed))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Records that this server wrote a use of the session at `at`.
+    pub fn used_at(&self, at: OffsetDateTime) {
+        self.last_used
+            .fetch_max(at.unix_timestamp(), Ordering::Relaxed);
+    }
+
+    pub fn session_id(&self) -> uuid::Uuid {
+        self.caller.session_id
+    }
+
+    /// The caller, for a request from `meta`.
+    pub fn caller(&self, meta: &RequestMeta) -> Caller {
+        Caller {
+            source_ip: meta.source_ip.clone(),
+            ..self.caller.clone()
+        }
+    }
+}
+
+/// The kept callers, at most `capacity` of them (0 keeps none).
+#[derive(Debug)]
+pub(crate) struct SessionCache {
+    capacity: usize,
+    entries: Mutex<HashMap<CacheKey, Arc<Grant>>>,
+}
+
+impl SessionCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Grant>> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Keeps `grant` for `key`. When full, what an older counter value holds goes first
+    /// (it will be read again anyway); if that frees nothing, everything goes: a bound
+    /// that costs one reload per caller, never a wrong answer.
+    pub fn keep(&self, key: CacheKey, grant: Arc<Grant>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            entries.retain(|_, kept| kept.generation >= grant.generation);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key, grant);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Arc<Grant>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ceneca_domain::credential::Credential;
+    use uuid::Uuid;
+
+    fn caller() -> Caller {
+        Caller {
+            user_id: Uuid::now_v7(),
+            email: "a@example.org".into(),
+            system_admin: false,
+            session_id: Uuid::now_v7(),
+            device_id: None,
+            scope: Default::default(),
+            source_ip: Some("192.0.2.1".into()),
+            credential: Credential::Session,
+            replaying: None,
+        }
+    }
+
+    fn grant(generation: i64, last_used: OffsetDateTime) -> Arc<Grant> {
+        Arc::new(Grant::new(
+            generation,
+            caller(),
+            Some(last_used + time::Duration::hours(1)),
+            Some(time::Duration::minutes(10)),
+            last_used,
+        ))
+    }
+
+    #[test]
+    fn a_kept_session_is_current_only_while_neither_expired_nor_idle() {
+        let start = OffsetDateTime::now_utc();
+        let kept = grant(1, start);
+        assert!(kept.current_at(start + time::Duration::minutes(9)));
+        assert!(!kept.current_at(start + time::Duration::minutes(11)));
+        kept.used_at(start + time::Duration::minutes(9));
+        assert!(kept.current_at(start + time::Duration::minutes(11)));
+        // An older use recorded late does not move it back.
+        kept.used_at(start);
+        assert!(kept.current_at(start + time::Duration::minutes(11)));
+        assert!(!kept.current_at(start + time::Duration::minutes(61)));
+    }
+
+    #[test]
+    fn the_request_brings_its_own_address() {
+        let kept = grant(1, OffsetDateTime::now_utc());
+        let meta = RequestMeta {
+            source_ip: Some("198.51.100.7".into()),
+        };
+        assert_eq!(
+            kept.caller(&meta).source_ip.as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(kept.caller(&RequestMeta::default()).source_ip, None);
+    }
+
+    #[test]
+    fn a_full_cache_drops_older_generations_first_then_everything() {
+        let now = OffsetDateTime::now_utc();
+        let cache = SessionCache::new(2);
+        cache.keep(CacheKey::Token(vec![1]), grant(1, now));
+        cache.keep(CacheKey::Token(vec![2]), grant(2, now));
+        cache.keep(CacheKey::Token(vec![3]), grant(2, now));
+        assert!(cache.get(&CacheKey::Token(vec![1])).is_none());
+        assert_eq!(cache.len(), 2);
+        cache.keep(CacheKey::Certificate("svc".into()), grant(2, now));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get(&CacheKey::Certificate("svc".into())).is_some());
+        // Replacing a kept key never evicts.
+        cache.keep(CacheKey::Token(vec![4]), grant(2, now));
+        cache.keep(CacheKey::Token(vec![4]), grant(3, now));
+        assert_eq!(cache.len(), 2);
+        assert_eq!(
+            cache.get(&CacheKey::Token(vec![4])).map(|g| g.generation),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_cache_of_no_entries_keeps_nothing() {
+        let cache = SessionCache::new(0);
+        cache.keep(
+            CacheKey::Token(vec![1]),
+            grant(1, OffsetDateTime::now_utc()),
+        );
+        assert_eq!(cache.len(), 0);
+    }
+}

@@ -1,0 +1,10 @@
+DROP TRIGGER permission_sets__auth ON permission_sets;
+DROP TRIGGER workspace_members__auth ON workspace_members;
+DROP TRIGGER organization_members__auth ON organization_members;
+DROP TRIGGER workspaces__auth ON workspaces;
+DROP TRIGGER organizations__auth ON organizations;
+DROP TRIGGER users__auth ON users;
+DROP TRIGGER sessions__auth_rewound ON sessions;
+DROP TRIGGER sessions__auth ON sessions;
+DROP FUNCTION ceneca_auth_changed();
+DROP TABLE auth_generation;

@@ -1,0 +1,40 @@
+-- A counter every change that can alter an authenticated caller moves, in the same
+-- transaction: a server keeps sessions, users and scopes in memory with the counter they
+-- were read at, and asks for the counter on each request (one row), so a logout, a revoked
+-- token, a suspension, a role or a membership changed by any process or any node is seen
+-- by the very next request. Triggers, not the write path, move it, so that raw statements
+-- (erasure, purge, the command line) move it too. Statement-level: a purge of many rows
+-- moves it once.
+CREATE TABLE auth_generation (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO auth_generation (singleton, generation) VALUES (1, 0);
+
+CREATE FUNCTION ceneca_auth_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE auth_generation SET generation = generation + 1 WHERE singleton = 1;
+    RETURN NULL;
+END
+$$;
+
+-- A new session changes no cached one.
+CREATE TRIGGER sessions__auth AFTER UPDATE OF user_id, token_hash, kind, device_id, workspace_id, expires_at, revoked_at OR DELETE ON sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
+-- A use moves `last_used_at` forward, which never makes a session end sooner; set back (an
+-- operator, a restore), it may make the session idle. Row-level, for the comparison.
+CREATE TRIGGER sessions__auth_rewound AFTER UPDATE OF last_used_at ON sessions
+    FOR EACH ROW WHEN (NEW.last_used_at < OLD.last_used_at) EXECUTE FUNCTION ceneca_auth_changed();
+CREATE TRIGGER users__auth AFTER UPDATE OF email, status, role, mfa_enabled, deleted_at OR DELETE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
+CREATE TRIGGER organizations__auth AFTER UPDATE OF deleted_at, dlp_policy OR DELETE ON organizations
+    FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
+-- A new workspace is its owner's, and its organization's administrators'.
+CREATE TRIGGER workspaces__auth AFTER INSERT OR UPDATE OF owner_user_id, organization_id, deleted_at, dlp_policy OR DELETE ON workspaces
+    FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
+CREATE TRIGGER organization_members__auth AFTER INSERT OR UPDATE OR DELETE ON organization_members
+    FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
+CREATE TRIGGER workspace_members__auth AFTER INSERT OR UPDATE OR DELETE ON workspace_members
+    FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
+CREATE TRIGGER permission_sets__auth AFTER INSERT OR UPDATE OR DELETE ON permission_sets
+    FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
