@@ -1332,7 +1332,16 @@ mod tests {
             .stats
             .groups
             .load(std::sync::atomic::Ordering::Relaxed);
-        let held = store.writer.lock().unwrap();
+        // The writer, held by a thread of its own until let go.
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let writer = store.writer.clone();
+        let holder = std::thread::spawn(move || {
+            let _held = writer.lock().unwrap();
+            locked.send(()).unwrap();
+            let _ = released.recv();
+        });
+        is_locked.recv().unwrap();
         let mut writes = Vec::new();
         for i in 0..10 {
             let mut batch = WriteBatch::new(actor).push(WriteOp::Insert {
@@ -1358,7 +1367,8 @@ mod tests {
         while store.group.queued() < 10 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        drop(held);
+        release.send(()).unwrap();
+        holder.join().unwrap();
         let mut answers = Vec::new();
         for write in writes {
             answers.push(write.await.unwrap());
