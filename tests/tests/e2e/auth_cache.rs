@@ -11,7 +11,8 @@ use serde_json::json;
 
 on_every_backend!(
     a_kept_caller_is_read_again_after_every_change_that_concerns_it,
-    changes_made_behind_the_servers_back_apply_to_the_next_request
+    changes_made_behind_the_servers_back_apply_to_the_next_request,
+    regression_rows_replaced_or_truncated_behind_the_servers_back_move_the_counter
 );
 
 #[tokio::test]
@@ -287,4 +288,54 @@ async fn a_change_through_one_node_applies_to_the_next_request_on_the_other() {
         one.get(&second, "/api/v1/auth/me").await.status.as_u16(),
         401
     );
+}
+
+/// Found by the attack: SQLite's `INSERT OR REPLACE` deletes the old row without a delete
+/// trigger and inserts the new one, so a user suspended or a session revoked that way moved
+/// no counter and the kept caller went on. PostgreSQL's counterparts are an upsert and
+/// `TRUNCATE` (which fires no delete trigger).
+async fn regression_rows_replaced_or_truncated_behind_the_servers_back_move_the_counter(
+    backend: Backend,
+) {
+    let s = TestServer::start(backend).await;
+    let owner = s.user("owner").await;
+    let member = s.user("member").await;
+    let w = world(&s, &owner).await;
+    let thread = format!("/api/v1/threads/{}", w.thread);
+    let users = "id, created_at, updated_at, email, display_name, password_hash, role, {status}, \
+                 mfa_secret_ciphertext, mfa_enabled, mfa_recovery_codes, last_login_at, deleted_at, \
+                 mfa_last_step, erasing_since";
+    warm(&s, &member, "/api/v1/auth/me").await;
+    let suspend = match backend {
+        Backend::Sqlite => format!(
+            "INSERT OR REPLACE INTO users ({}) SELECT {} FROM users WHERE id = '{}'",
+            users.replace("{status}", "status"),
+            users.replace("{status}", "'suspended'"),
+            member.id
+        ),
+        Backend::Postgres => format!(
+            "INSERT INTO users ({0}) SELECT {0} FROM users WHERE id = '{1}' \
+             ON CONFLICT (id) DO UPDATE SET status = 'suspended'",
+            users.replace("{status}", "status"),
+            member.id
+        ),
+    };
+    s.raw_execute(&suspend).await;
+    let refused = s.get(&member, "/api/v1/auth/me").await;
+    assert_eq!(refused.status.as_u16(), 401, "{:?}", refused.body);
+
+    warm(&s, &owner, &thread).await;
+    let revoke = match backend {
+        Backend::Sqlite => format!(
+            "INSERT OR REPLACE INTO sessions (id, created_at, updated_at, user_id, token_hash, \
+             kind, device_id, name, workspace_id, expires_at, last_used_at, revoked_at) \
+             SELECT id, created_at, updated_at, user_id, token_hash, kind, device_id, name, \
+             workspace_id, expires_at, last_used_at, created_at FROM sessions WHERE user_id = '{}'",
+            owner.id
+        ),
+        Backend::Postgres => "TRUNCATE sessions CASCADE".to_owned(),
+    };
+    s.raw_execute(&revoke).await;
+    let refused = s.get(&owner, &thread).await;
+    assert_eq!(refused.status.as_u16(), 401, "{:?}", refused.body);
 }

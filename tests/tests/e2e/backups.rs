@@ -268,6 +268,13 @@ async fn administrators_take_and_list_backups_that_restore_to_the_same_rows(back
         let export = restored_dir.join(ceneca_service::backup::POSTGRES_EXPORT);
         let head = store.restore_snapshot(export.clone()).await.unwrap();
         assert_eq!(head.to_string(), manifest.audit_head);
+        // Found by the attack: the counter of kept callers started again at the
+        // migration's 0, so a node still running could meet the value it kept callers at.
+        // It jumps past the microseconds since 1970 instead.
+        assert!(
+            store.auth_generation().await.unwrap() > 1_700_000_000_000_000,
+            "the restore moves the authentication counter past any value it held"
+        );
         // Loaded once: a second load into the same database is refused, all of it.
         let again = store.restore_snapshot(export).await.unwrap_err();
         assert!(again.to_string().contains("already holds data"), "{again}");

@@ -18,23 +18,24 @@ BEGIN
 END
 $$;
 
--- A new session changes no cached one.
-CREATE TRIGGER sessions__auth AFTER UPDATE OF user_id, token_hash, kind, device_id, workspace_id, expires_at, revoked_at OR DELETE ON sessions
+-- A new session changes no kept caller (PostgreSQL replaces no row on insert: an upsert's
+-- update fires the update triggers). TRUNCATE fires no delete trigger, so it has its own.
+CREATE TRIGGER sessions__auth AFTER UPDATE OF id, user_id, token_hash, kind, device_id, workspace_id, expires_at, revoked_at OR DELETE OR TRUNCATE ON sessions
     FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
 -- A use moves `last_used_at` forward, which never makes a session end sooner; set back (an
 -- operator, a restore), it may make the session idle. Row-level, for the comparison.
 CREATE TRIGGER sessions__auth_rewound AFTER UPDATE OF last_used_at ON sessions
     FOR EACH ROW WHEN (NEW.last_used_at < OLD.last_used_at) EXECUTE FUNCTION ceneca_auth_changed();
-CREATE TRIGGER users__auth AFTER UPDATE OF email, status, role, mfa_enabled, deleted_at OR DELETE ON users
+CREATE TRIGGER users__auth AFTER UPDATE OF id, email, status, role, mfa_enabled, deleted_at OR DELETE OR TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
-CREATE TRIGGER organizations__auth AFTER UPDATE OF deleted_at, dlp_policy OR DELETE ON organizations
+CREATE TRIGGER organizations__auth AFTER UPDATE OF id, deleted_at, dlp_policy OR DELETE OR TRUNCATE ON organizations
     FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
 -- A new workspace is its owner's, and its organization's administrators'.
-CREATE TRIGGER workspaces__auth AFTER INSERT OR UPDATE OF owner_user_id, organization_id, deleted_at, dlp_policy OR DELETE ON workspaces
+CREATE TRIGGER workspaces__auth AFTER INSERT OR UPDATE OF id, owner_user_id, organization_id, deleted_at, dlp_policy OR DELETE OR TRUNCATE ON workspaces
     FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
-CREATE TRIGGER organization_members__auth AFTER INSERT OR UPDATE OR DELETE ON organization_members
+CREATE TRIGGER organization_members__auth AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON organization_members
     FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
-CREATE TRIGGER workspace_members__auth AFTER INSERT OR UPDATE OR DELETE ON workspace_members
+CREATE TRIGGER workspace_members__auth AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON workspace_members
     FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();
-CREATE TRIGGER permission_sets__auth AFTER INSERT OR UPDATE OR DELETE ON permission_sets
+CREATE TRIGGER permission_sets__auth AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON permission_sets
     FOR EACH STATEMENT EXECUTE FUNCTION ceneca_auth_changed();

@@ -10,8 +10,13 @@ CREATE TABLE auth_generation (
 ) STRICT;
 INSERT INTO auth_generation (singleton, generation) VALUES (1, 0);
 
--- A new session changes no cached one.
-CREATE TRIGGER sessions__auth_update AFTER UPDATE OF user_id, token_hash, kind, device_id, workspace_id, expires_at, revoked_at ON sessions
+-- A new session changes no kept caller; a row that replaces one (`INSERT OR REPLACE`, which
+-- fires no delete trigger) does, so an insert whose key is taken moves the counter. Each
+-- table's unique keys are asked, before the replacement removes the old row.
+CREATE TRIGGER sessions__auth_replace BEFORE INSERT ON sessions
+WHEN EXISTS (SELECT 1 FROM sessions WHERE id = NEW.id OR token_hash = NEW.token_hash)
+BEGIN UPDATE auth_generation SET generation = generation + 1; END;
+CREATE TRIGGER sessions__auth_update AFTER UPDATE OF id, user_id, token_hash, kind, device_id, workspace_id, expires_at, revoked_at ON sessions
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 CREATE TRIGGER sessions__auth_delete AFTER DELETE ON sessions
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
@@ -21,12 +26,18 @@ CREATE TRIGGER sessions__auth_rewound AFTER UPDATE OF last_used_at ON sessions
 WHEN NEW.last_used_at < OLD.last_used_at
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 
-CREATE TRIGGER users__auth_update AFTER UPDATE OF email, status, role, mfa_enabled, deleted_at ON users
+CREATE TRIGGER users__auth_replace BEFORE INSERT ON users
+WHEN EXISTS (SELECT 1 FROM users WHERE id = NEW.id OR email = NEW.email)
+BEGIN UPDATE auth_generation SET generation = generation + 1; END;
+CREATE TRIGGER users__auth_update AFTER UPDATE OF id, email, status, role, mfa_enabled, deleted_at ON users
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 CREATE TRIGGER users__auth_delete AFTER DELETE ON users
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 
-CREATE TRIGGER organizations__auth_update AFTER UPDATE OF deleted_at, dlp_policy ON organizations
+CREATE TRIGGER organizations__auth_replace BEFORE INSERT ON organizations
+WHEN EXISTS (SELECT 1 FROM organizations WHERE id = NEW.id)
+BEGIN UPDATE auth_generation SET generation = generation + 1; END;
+CREATE TRIGGER organizations__auth_update AFTER UPDATE OF id, deleted_at, dlp_policy ON organizations
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 CREATE TRIGGER organizations__auth_delete AFTER DELETE ON organizations
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
@@ -34,7 +45,7 @@ BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 -- A new workspace is its owner's, and its organization's administrators'.
 CREATE TRIGGER workspaces__auth_insert AFTER INSERT ON workspaces
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
-CREATE TRIGGER workspaces__auth_update AFTER UPDATE OF owner_user_id, organization_id, deleted_at, dlp_policy ON workspaces
+CREATE TRIGGER workspaces__auth_update AFTER UPDATE OF id, owner_user_id, organization_id, deleted_at, dlp_policy ON workspaces
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 CREATE TRIGGER workspaces__auth_delete AFTER DELETE ON workspaces
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;

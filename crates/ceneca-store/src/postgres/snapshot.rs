@@ -433,6 +433,17 @@ pub(super) async fn import(pool: &PgPool, path: PathBuf) -> Result<ChainHead> {
         .await
         .map_err(backend)?;
     }
+    // The counter jumps past any value a server may keep callers at: a restore takes
+    // sessions and memberships back in time, and a node still running on this database
+    // must read each caller again. Each change adds one, so the counter stays below the
+    // microseconds since the last jump; the time now is past all it ever held.
+    sqlx::query(
+        "UPDATE auth_generation SET generation = GREATEST(generation + 1,
+             (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT)",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
     let head = chain_head(&mut tx).await?;
     tx.commit().await.map_err(backend)?;
     Ok(head)

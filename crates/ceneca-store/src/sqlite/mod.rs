@@ -67,6 +67,9 @@ impl Dialect for SqliteDialect {
 /// index, which costs more than most reads; without the bound, a burst of concurrent
 /// requests opened and closed a connection per read.
 const MAX_READERS: usize = 16;
+/// Read connections kept apart for what must answer while the others are busy with long
+/// reads: authenticating a request, logging in, the readiness probe.
+const PRIORITY_READERS: usize = 4;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 256;
 
@@ -79,6 +82,8 @@ pub struct SqliteStore {
     keys: Option<cipher::DatabaseKeys>,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Readers>,
+    /// [`PRIORITY_READERS`] more, for [`SqliteStore::read_first`].
+    priority_readers: Arc<Readers>,
     clock: Arc<HybridClock>,
     stats: Arc<SqliteStats>,
     /// Bumped after each commit that logged changes (the change feed's wake-up).
@@ -94,6 +99,15 @@ pub struct SqliteStore {
 struct Readers {
     permits: Arc<tokio::sync::Semaphore>,
     idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            idle: Mutex::new(Vec::with_capacity(max)),
+        }
+    }
 }
 
 /// Counters for [`Store::pool_stats`], kept with atomics on every read and write.
@@ -167,10 +181,8 @@ impl SqliteStore {
             synchronous: options.sqlite_synchronous,
             keys,
             writer,
-            readers: Arc::new(Readers {
-                permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
-                idle: Mutex::new(Vec::with_capacity(MAX_READERS)),
-            }),
+            readers: Arc::new(Readers::new(MAX_READERS)),
+            priority_readers: Arc::new(Readers::new(PRIORITY_READERS)),
             clock,
             stats,
             changes,
@@ -211,7 +223,23 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let readers = self.readers.clone();
+        self.read_on(self.readers.clone(), work).await
+    }
+
+    /// A read on the connections kept for authentication and readiness, which never wait
+    /// behind the queue of ordinary reads (a user's long lists, exports, searches).
+    async fn read_first<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.read_on(self.priority_readers.clone(), work).await
+    }
+
+    async fn read_on<T: Send + 'static>(
+        &self,
+        readers: Arc<Readers>,
+        work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let path = self.path.clone();
         let synchronous = self.synchronous;
         let keys = self.keys.clone();
@@ -605,8 +633,10 @@ impl Store for SqliteStore {
     }
 
     async fn load_session(&self, token_hash: Vec<u8>) -> Result<Option<reads::LoadedSession>> {
-        self.read(move |conn| run_ready(reads::load_session(&mut SqliteExec { conn }, token_hash)))
-            .await
+        self.read_first(move |conn| {
+            run_ready(reads::load_session(&mut SqliteExec { conn }, token_hash))
+        })
+        .await
     }
 
     /// Read where the request runs, not on the blocking pool: it is one row on a page the
@@ -631,7 +661,7 @@ impl Store for SqliteStore {
                 return Ok(generation);
             }
         }
-        self.read(|conn| run_ready(reads::auth_generation(&mut SqliteExec { conn })))
+        self.read_first(|conn| run_ready(reads::auth_generation(&mut SqliteExec { conn })))
             .await
     }
 
@@ -652,7 +682,7 @@ impl Store for SqliteStore {
             ),
             params: vec![sql::Param { value, kind }],
         };
-        self.read(move |conn| Ok(fetch(conn, entity, &sql)?.into_iter().next()))
+        self.read_first(move |conn| Ok(fetch(conn, entity, &sql)?.into_iter().next()))
             .await
     }
 
@@ -832,7 +862,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+        self.read_first(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
     }
 
@@ -1093,7 +1123,10 @@ impl Store for SqliteStore {
     fn pool_stats(&self) -> PoolStats {
         let waiting = self.stats.waiting.get();
         let writing = self.stats.writes.get().saturating_sub(waiting).min(1);
-        let idle_readers = self.readers.idle.lock().map_or(0, |r| r.len()) as u64;
+        let idle_readers = [&self.readers, &self.priority_readers]
+            .iter()
+            .map(|r| r.idle.lock().map_or(0, |r| r.len()) as u64)
+            .sum();
         PoolStats {
             groups: vec![
                 PoolGroup {
@@ -1106,7 +1139,7 @@ impl Store for SqliteStore {
                     name: "readers",
                     in_use: self.stats.reads.get(),
                     idle: idle_readers,
-                    max: Some(MAX_READERS as u64),
+                    max: Some((MAX_READERS + PRIORITY_READERS) as u64),
                 },
             ],
             writes_waiting: waiting,
@@ -1408,6 +1441,52 @@ mod tests {
         assert_eq!(store.list(&model::SYNC_EVENTS, q).await.unwrap().len(), 9);
         assert_eq!(store.group.queued(), 0);
         assert_eq!(store.pool_stats().writes_waiting, 0);
+    }
+
+    /// Found by the attack: with every read connection busy with long reads, the
+    /// readiness probe and authentication waited seconds in the same queue. They have
+    /// connections of their own.
+    #[tokio::test]
+    #[expect(
+        clippy::await_holding_lock,
+        reason = "the counter's connection held is the case tested: the read goes elsewhere"
+    )]
+    async fn regression_readiness_and_authentication_never_wait_behind_ordinary_reads() {
+        let (_dir, store) = store().await;
+        let _all_busy = store
+            .readers
+            .permits
+            .clone()
+            .acquire_many_owned(MAX_READERS as u32)
+            .await
+            .unwrap();
+        let soon = std::time::Duration::from_secs(5);
+        let ordinary = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            store.list(
+                &model::USERS,
+                ListQuery::new(ScopeFilter::All, "email", false, 1),
+            ),
+        )
+        .await;
+        assert!(ordinary.is_err(), "an ordinary read waits for a connection");
+        tokio::time::timeout(soon, store.ping())
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(soon, store.load_session(vec![0; 32]))
+            .await
+            .unwrap()
+            .unwrap();
+        // The counter's own connection taken, it is read on the kept ones too.
+        let _counter = store.counter.lock().unwrap();
+        assert_eq!(
+            tokio::time::timeout(soon, store.auth_generation())
+                .await
+                .unwrap()
+                .unwrap(),
+            0
+        );
     }
 
     #[tokio::test]
