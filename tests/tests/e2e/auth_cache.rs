@@ -39,6 +39,32 @@ async fn warm(s: &TestServer, user: &User, path: &str) {
     );
 }
 
+/// Adds `member` to `workspace` with `role`; the membership's id.
+async fn add_member(
+    s: &TestServer,
+    owner: &User,
+    workspace: &str,
+    member: &User,
+    role: &str,
+) -> String {
+    s.post(
+        owner,
+        &format!("/api/v1/workspaces/{workspace}/members"),
+        json!({"user_id": member.id, "role": role}),
+    )
+    .await
+    .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn logout(s: &TestServer, user: &User) {
+    s.call(Method::POST, "/api/v1/auth/logout", Some(&user.token), None)
+        .await
+        .expect(204);
+}
+
 async fn a_kept_caller_is_read_again_after_every_change_that_concerns_it(backend: Backend) {
     let s = TestServer::start(backend).await;
     let owner = s.user("owner").await;
@@ -50,17 +76,7 @@ async fn a_kept_caller_is_read_again_after_every_change_that_concerns_it(backend
     // Added to a workspace: the very next request reaches it.
     s.get(&member, &thread).await.expect(404);
     s.get(&member, "/api/v1/auth/me").await.expect(200);
-    let membership = s
-        .post(
-            &owner,
-            &format!("/api/v1/workspaces/{}/members", w.workspace),
-            json!({"user_id": member.id, "role": "editor"}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let membership = add_member(&s, &owner, &w.workspace, &member, "editor").await;
     warm(&s, &member, &thread).await;
 
     // A role lowered: the next write is refused.
@@ -146,14 +162,7 @@ async fn a_kept_caller_is_read_again_after_every_change_that_concerns_it(backend
 
     // Logged out.
     warm(&s, &owner, &thread).await;
-    s.call(
-        Method::POST,
-        "/api/v1/auth/logout",
-        Some(&owner.token),
-        None,
-    )
-    .await
-    .expect(204);
+    logout(&s, &owner).await;
     assert_eq!(s.get(&owner, &thread).await.status.as_u16(), 401);
 }
 
@@ -165,13 +174,7 @@ async fn changes_made_behind_the_servers_back_apply_to_the_next_request(backend:
     let member = s.user("member").await;
     let w = world(&s, &owner).await;
     let thread = format!("/api/v1/threads/{}", w.thread);
-    s.post(
-        &owner,
-        &format!("/api/v1/workspaces/{}/members", w.workspace),
-        json!({"user_id": member.id, "role": "viewer"}),
-    )
-    .await
-    .expect(201);
+    add_member(&s, &owner, &w.workspace, &member, "viewer").await;
     warm(&s, &member, &thread).await;
     s.raw_execute(&format!(
         "DELETE FROM workspace_members WHERE user_id = '{}'",
@@ -231,17 +234,7 @@ async fn a_change_through_one_node_applies_to_the_next_request_on_the_other() {
     let member = one.user("member").await;
     let w = world(&one, &owner).await;
     let thread = format!("/api/v1/threads/{}", w.thread);
-    let membership = one
-        .post(
-            &owner,
-            &format!("/api/v1/workspaces/{}/members", w.workspace),
-            json!({"user_id": member.id, "role": "viewer"}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let membership = add_member(&one, &owner, &w.workspace, &member, "viewer").await;
     warm(&two, &member, &thread).await;
     one.delete(
         &owner,
@@ -252,14 +245,7 @@ async fn a_change_through_one_node_applies_to_the_next_request_on_the_other() {
     assert_eq!(two.get(&member, &thread).await.status.as_u16(), 404);
 
     warm(&two, &owner, &thread).await;
-    one.call(
-        Method::POST,
-        "/api/v1/auth/logout",
-        Some(&owner.token),
-        None,
-    )
-    .await
-    .expect(204);
+    logout(&one, &owner).await;
     assert_eq!(two.get(&owner, &thread).await.status.as_u16(), 401);
 
     // And the other way: a password changed through node 2 ends node 1's other sessions.
