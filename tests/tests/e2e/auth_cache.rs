@@ -324,4 +324,32 @@ async fn regression_rows_replaced_or_truncated_behind_the_servers_back_move_the_
     s.raw_execute(&revoke).await;
     let refused = s.get(&owner, &thread).await;
     assert_eq!(refused.status.as_u16(), 401, "{:?}", refused.body);
+
+    // Found by the second attack: an organization's slug taken over by another with
+    // `UPDATE OR REPLACE` deleted the first without a delete trigger.
+    if backend == Backend::Sqlite {
+        let other = s.user("other").await;
+        let first = world(&s, &other).await.organization;
+        let second = s
+            .post(
+                &other,
+                "/api/v1/organizations",
+                json!({"name": "Second", "slug": format!("second-{}", uuid::Uuid::now_v7().simple())}),
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let counter = "SELECT CAST(generation AS TEXT) FROM auth_generation";
+        let before: i64 = s.raw_text(counter).await.unwrap().parse().unwrap();
+        s.raw_execute(&format!(
+            // The sqlite3 shell's default: no cascade moves the counter for it.
+            "PRAGMA foreign_keys = OFF; UPDATE OR REPLACE organizations SET slug = (SELECT slug FROM organizations WHERE id = '{first}') \
+             WHERE id = '{second}'"
+        ))
+        .await;
+        let after: i64 = s.raw_text(counter).await.unwrap().parse().unwrap();
+        assert!(after > before, "{before} -> {after}");
+    }
 }

@@ -105,6 +105,31 @@ impl Grant {
 pub(crate) struct SessionCache {
     capacity: usize,
     entries: Mutex<HashMap<CacheKey, Arc<Grant>>>,
+    /// One reload per credential at a time (see [`SessionCache::reload_turn`]): only the
+    /// credentials being read now are here.
+    reloads: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The right to read one credential's caller again; others asking for it wait, then find
+/// what this reload kept.
+pub(crate) struct ReloadTurn<'a> {
+    cache: &'a SessionCache,
+    key: CacheKey,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for ReloadTurn<'_> {
+    /// Lets the next waiter in, and forgets the gate when nobody else holds it (also when
+    /// the request was dropped while it waited or read).
+    fn drop(&mut self) {
+        self.turn.take();
+        let mut reloads = self.cache.reloads.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's handle and this one: no other request waits for this gate.
+        if Arc::strong_count(&self.gate) <= 2 {
+            reloads.remove(&self.key);
+        }
+    }
 }
 
 impl SessionCache {
@@ -112,6 +137,28 @@ impl SessionCache {
         Self {
             capacity,
             entries: Mutex::new(HashMap::new()),
+            reloads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for the turn to read `key`'s caller again. Without it, every request in flight
+    /// with a credential whose kept caller went out of date read it again at once: with
+    /// a large scope and the counter moved often (any user may create workspaces), that
+    /// took the connections authentication reads on for everyone.
+    pub async fn reload_turn(&self, key: &CacheKey) -> ReloadTurn<'_> {
+        let gate = self
+            .reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let turn = gate.clone().lock_owned().await;
+        ReloadTurn {
+            cache: self,
+            key: key.clone(),
+            gate,
+            turn: Some(turn),
         }
     }
 
@@ -222,6 +269,31 @@ mod tests {
         assert_eq!(
             cache.get(&CacheKey::Token(vec![4])).map(|g| g.generation),
             Some(3)
+        );
+    }
+
+    /// Found by the second attack: every request in flight with a token whose kept caller
+    /// went out of date read it again at once. One turn per credential now.
+    #[tokio::test]
+    async fn regression_one_reload_per_credential_at_a_time() {
+        let cache = Arc::new(SessionCache::new(10));
+        let key = CacheKey::Token(vec![7]);
+        let first = cache.reload_turn(&key).await;
+        let waiter = {
+            let (cache, key) = (cache.clone(), key.clone());
+            tokio::spawn(async move {
+                let _turn = cache.reload_turn(&key).await;
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "the second waits for the first");
+        // Another credential does not wait.
+        drop(cache.reload_turn(&CacheKey::Token(vec![8])).await);
+        drop(first);
+        waiter.await.unwrap();
+        assert!(
+            cache.reloads.lock().unwrap().is_empty(),
+            "no gate is left behind"
         );
     }
 

@@ -192,19 +192,51 @@ impl Services {
     async fn authenticate_digest(&self, digest: Vec<u8>, meta: &RequestMeta) -> Result<Caller> {
         let key = CacheKey::Token(digest);
         let now = now();
-        if let Some(kept) = self.sessions.get(&key)
-            && kept.current_at(now)
-            && self.store.auth_generation().await? == kept.generation
-        {
-            if self.touch_due(kept.last_used_at(), now) {
-                kept.used_at(now);
-                self.touch(kept.session_id(), now);
-            }
-            self.metrics.authenticated(true);
-            return Ok(kept.caller(meta));
+        if let Some(caller) = self.kept_caller(&key, meta, now).await? {
+            return Ok(caller);
         }
+        // One reload per token at a time: the others in flight wait and take what it kept.
+        let _turn = self.sessions.reload_turn(&key).await;
+        if let Some(caller) = self.kept_caller(&key, meta, now).await? {
+            return Ok(caller);
+        }
+        self.read_caller(key, meta, now).await
+    }
+
+    /// The caller kept for `key`, if it is still current: the counter has not moved since
+    /// it was read, and the session is neither expired nor idle as far as this server
+    /// knows.
+    async fn kept_caller(
+        &self,
+        key: &CacheKey,
+        meta: &RequestMeta,
+        now: OffsetDateTime,
+    ) -> Result<Option<Caller>> {
+        let Some(kept) = self.sessions.get(key) else {
+            return Ok(None);
+        };
+        if !kept.current_at(now) || self.store.auth_generation().await? != kept.generation {
+            return Ok(None);
+        }
+        if self.touch_due(kept.last_used_at(), now) {
+            kept.used_at(now);
+            self.touch(kept.session_id(), now);
+        }
+        self.metrics.authenticated(true);
+        Ok(Some(kept.caller(meta)))
+    }
+
+    /// Reads a token's session, user and scope, checks them, and keeps the caller.
+    async fn read_caller(
+        &self,
+        key: CacheKey,
+        meta: &RequestMeta,
+        now: OffsetDateTime,
+    ) -> Result<Caller> {
         let CacheKey::Token(digest) = &key else {
-            unreachable!("built above as a token")
+            return Err(ServiceError::Internal(
+                "a session read for a certificate".into(),
+            ));
         };
         let invalid = ServiceError::Unauthorized("invalid or expired token");
         let LoadedSession {

@@ -9,7 +9,11 @@ CREATE TABLE auth_generation (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     generation BIGINT NOT NULL
 );
-INSERT INTO auth_generation (singleton, generation) VALUES (1, 0);
+-- Seeded with the microseconds since 1970, not 0: a database migrated down and up again (or
+-- restored) must not meet a value a running server kept callers at. Each change adds one,
+-- so the counter stays below the time of its next seeding.
+INSERT INTO auth_generation (singleton, generation)
+VALUES (1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT);
 
 CREATE FUNCTION ceneca_auth_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

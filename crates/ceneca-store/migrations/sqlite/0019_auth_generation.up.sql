@@ -8,7 +8,11 @@ CREATE TABLE auth_generation (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     generation INTEGER NOT NULL
 ) STRICT;
-INSERT INTO auth_generation (singleton, generation) VALUES (1, 0);
+-- Seeded with the microseconds since 1970, not 0: a database migrated down and up again (or
+-- restored) must not meet a value a running server kept callers at. Each change adds one,
+-- so the counter stays below the time of its next seeding.
+INSERT INTO auth_generation (singleton, generation)
+VALUES (1, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER));
 
 -- A new session changes no kept caller; a row that replaces one (`INSERT OR REPLACE`, which
 -- fires no delete trigger) does, so an insert whose key is taken moves the counter. Each
@@ -35,9 +39,9 @@ CREATE TRIGGER users__auth_delete AFTER DELETE ON users
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 
 CREATE TRIGGER organizations__auth_replace BEFORE INSERT ON organizations
-WHEN EXISTS (SELECT 1 FROM organizations WHERE id = NEW.id)
+WHEN EXISTS (SELECT 1 FROM organizations WHERE id = NEW.id OR slug = NEW.slug)
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
-CREATE TRIGGER organizations__auth_update AFTER UPDATE OF id, deleted_at, dlp_policy ON organizations
+CREATE TRIGGER organizations__auth_update AFTER UPDATE OF id, slug, deleted_at, dlp_policy ON organizations
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;
 CREATE TRIGGER organizations__auth_delete AFTER DELETE ON organizations
 BEGIN UPDATE auth_generation SET generation = generation + 1; END;

@@ -68,7 +68,8 @@ impl Dialect for SqliteDialect {
 /// requests opened and closed a connection per read.
 const MAX_READERS: usize = 16;
 /// Read connections kept apart for what must answer while the others are busy with long
-/// reads: authenticating a request, logging in, the readiness probe.
+/// reads: a session read again to authenticate a request, the authentication counter and
+/// the readiness probe when the counter's own connection is taken.
 const PRIORITY_READERS: usize = 4;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 256;
@@ -224,6 +225,26 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.read_on(self.readers.clone(), work).await
+    }
+
+    /// `work` on the counter's connection, on the caller's thread, if the connection is
+    /// free (none: it is in use, or cannot be opened). It never waits: its `busy_timeout`
+    /// is 0, so a busy database answers at once, and the caller reads elsewhere.
+    fn on_counter_connection<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Option<Result<T>> {
+        let mut counter = self.counter.try_lock().ok()?;
+        if counter.is_none() {
+            *counter = open_connection(&self.path, self.synchronous, true, self.keys.as_ref())
+                .and_then(|conn| {
+                    conn.busy_timeout(std::time::Duration::ZERO)
+                        .map_err(backend)?;
+                    Ok(conn)
+                })
+                .ok();
+        }
+        counter.as_ref().map(work)
     }
 
     /// A read on the connections kept for authentication and readiness, which never wait
@@ -645,21 +666,10 @@ impl Store for SqliteStore {
     /// connection is in use by another request, or the database is busy (its
     /// `busy_timeout` is 0), it goes to the pool as any read.
     async fn auth_generation(&self) -> Result<i64> {
-        if let Ok(mut counter) = self.counter.try_lock() {
-            if counter.is_none() {
-                *counter = open_connection(&self.path, self.synchronous, true, self.keys.as_ref())
-                    .and_then(|conn| {
-                        conn.busy_timeout(std::time::Duration::ZERO)
-                            .map_err(backend)?;
-                        Ok(conn)
-                    })
-                    .ok();
-            }
-            if let Some(conn) = counter.as_ref()
-                && let Ok(generation) = run_ready(reads::auth_generation(&mut SqliteExec { conn }))
-            {
-                return Ok(generation);
-            }
+        if let Some(Ok(generation)) = self.on_counter_connection(|conn| {
+            run_ready(reads::auth_generation(&mut SqliteExec { conn }))
+        }) {
+            return Ok(generation);
         }
         self.read_first(|conn| run_ready(reads::auth_generation(&mut SqliteExec { conn })))
             .await
@@ -682,7 +692,7 @@ impl Store for SqliteStore {
             ),
             params: vec![sql::Param { value, kind }],
         };
-        self.read_first(move |conn| Ok(fetch(conn, entity, &sql)?.into_iter().next()))
+        self.read(move |conn| Ok(fetch(conn, entity, &sql)?.into_iter().next()))
             .await
     }
 
@@ -862,6 +872,13 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
+        // On the counter's connection when it is free: the probe then answers whatever
+        // load the read connections carry, as the database does.
+        if let Some(answer) = self.on_counter_connection(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)
+        }) {
+            return answer;
+        }
         self.read_first(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
     }
@@ -1480,12 +1497,13 @@ mod tests {
             .unwrap();
         // The counter's own connection taken, it is read on the kept ones too.
         let _counter = store.counter.lock().unwrap();
-        assert_eq!(
-            tokio::time::timeout(soon, store.auth_generation())
-                .await
-                .unwrap()
-                .unwrap(),
-            0
+        let seeded = tokio::time::timeout(soon, store.auth_generation())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            seeded > 1_700_000_000_000_000,
+            "seeded with the microseconds since 1970: {seeded}"
         );
     }
 
