@@ -161,6 +161,13 @@ impl RateLimits {
 
 /// Middleware: the per-address limit on every request.
 pub async fn per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The probes are neither counted nor refused: an orchestrator probing from an address
+    // a flood also comes from (a proxy, a node's own address) would take a busy node for a
+    // dead one. Each costs a request's parsing and, for readiness, one `SELECT 1` on a
+    // connection of its own.
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return next.run(request).await;
+    }
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

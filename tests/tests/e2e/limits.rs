@@ -14,6 +14,7 @@ use serde_json::json;
 
 on_every_backend!(
     login_attempts_per_address_are_limited,
+    regression_the_probes_answer_an_address_past_its_limit,
     requests_per_account_are_limited_and_recover,
     failed_logins_lock_the_account_with_back_off,
     security_headers_and_cors,
@@ -58,6 +59,29 @@ async fn login_attempts_per_address_are_limited(backend: Backend) {
     assert!((1..=20).contains(&retry), "{retry}");
     let error: serde_json::Value = res.json().await.unwrap();
     assert_eq!(error["error"]["code"], "rate_limited");
+}
+
+/// Found by the second attack on issue 15: a flood from the probe's own address turned
+/// `/readyz` into 429, so the node looked unready while it served.
+async fn regression_the_probes_answer_an_address_past_its_limit(backend: Backend) {
+    let rate = RateConfig {
+        per_ip_per_minute: 5,
+        ..RateConfig::default()
+    };
+    let s = TestServer::start_full(backend, Default::default(), limited(rate)).await;
+    let mut refused = false;
+    for _ in 0..10 {
+        let r = s.call(Method::GET, "/api/v1/auth/me", None, None).await;
+        refused |= r.status.as_u16() == 429;
+    }
+    assert!(refused, "the address is past its limit");
+    for probe in ["/healthz", "/readyz"] {
+        for _ in 0..10 {
+            s.call(Method::GET, probe, None, None).await.expect(200);
+        }
+    }
+    let r = s.call(Method::GET, "/api/v1/auth/me", None, None).await;
+    assert_eq!(r.status.as_u16(), 429, "the API stays limited");
 }
 
 async fn requests_per_account_are_limited_and_recover(backend: Backend) {
