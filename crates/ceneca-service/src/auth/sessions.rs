@@ -200,7 +200,10 @@ impl Services {
         if let Some(caller) = self.kept_caller(&key, meta, now).await? {
             return Ok(caller);
         }
-        self.read_caller(key, meta, now).await
+        let CacheKey::Token(digest) = key else {
+            unreachable!("built above from a token's digest")
+        };
+        self.read_caller(digest, meta, now).await
     }
 
     /// The caller kept for `key`, if it is still current: the counter has not moved since
@@ -229,15 +232,10 @@ impl Services {
     /// Reads a token's session, user and scope, checks them, and keeps the caller.
     async fn read_caller(
         &self,
-        key: CacheKey,
+        digest: Vec<u8>,
         meta: &RequestMeta,
         now: OffsetDateTime,
     ) -> Result<Caller> {
-        let CacheKey::Token(digest) = &key else {
-            return Err(ServiceError::Internal(
-                "a session read for a certificate".into(),
-            ));
-        };
         let invalid = ServiceError::Unauthorized("invalid or expired token");
         let LoadedSession {
             generation,
@@ -330,7 +328,7 @@ impl Services {
         };
         let expires_at = session.get("expires_at").and_then(Value::as_time);
         self.sessions.keep(
-            key,
+            CacheKey::Token(digest),
             Arc::new(Grant::new(
                 generation,
                 caller.clone(),
@@ -373,8 +371,10 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<Caller> {
         let key = CacheKey::Certificate(common_name.to_owned());
+        // Read before the account, so what is kept is never older than its counter.
+        let generation = self.store.auth_generation().await?;
         if let Some(kept) = self.sessions.get(&key)
-            && self.store.auth_generation().await? == kept.generation
+            && kept.generation == generation
         {
             self.metrics.authenticated(true);
             return Ok(kept.caller(meta));
@@ -382,8 +382,6 @@ impl Services {
         let unmapped = ServiceError::Unauthorized(
             "the client certificate is not mapped to an account; send a bearer token",
         );
-        // Read before the account, so what is kept is never older than its counter.
-        let generation = self.store.auth_generation().await?;
         let email = self
             .config
             .client_certificate_accounts
