@@ -62,6 +62,7 @@ pub struct TestServer {
     _database: Option<ScratchDatabase>,
     /// The server's HTTP figures, for a test to serve on a metrics listener of its own.
     pub metrics: Arc<ceneca_server::metrics::Metrics>,
+    _indexer: Option<ceneca_service::vectors::VectorIndexer>,
     _dir: tempfile::TempDir,
 }
 
@@ -427,9 +428,13 @@ impl TestServer {
             )
             .await
             .expect("open vector collections");
-        if indexer {
-            tokio::spawn(services.clone().run_vector_indexer());
-        }
+        // Stopped with the server (its handle is dropped with it), so it does not go on
+        // writing into a folder the test has removed.
+        let indexer = if indexer {
+            ceneca_service::vectors::VectorIndexer::start(&services)
+        } else {
+            None
+        };
         tokio::spawn(services.clone().run_thumbnails());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -448,6 +453,7 @@ impl TestServer {
             keys,
             _database: database,
             metrics: app.metrics,
+            _indexer: indexer,
             _dir: dir,
         }
     }

@@ -57,7 +57,7 @@ struct Collection {
     settings: EdgeSettings,
     /// The live shard, loaded (or created) at its first use: a server that never touches
     /// a collection neither maps its files nor waits for them at start.
-    live: RwLock<Option<Arc<EdgeShard>>>,
+    live: RwLock<Option<Arc<Shard>>>,
     /// Opened to be replaced with other dimensions (`OnOtherDimensions::Replace`): the old
     /// shard stays live on disk until a rebuild swaps the new one in, and is never loaded.
     replacing: bool,
@@ -69,12 +69,12 @@ struct Collection {
     dirty: AtomicBool,
     last_write: Mutex<Instant>,
     /// The shard a rebuild is filling, not yet live.
-    shadow: Mutex<Option<(String, Arc<EdgeShard>)>>,
+    shadow: Mutex<Option<(String, Arc<Shard>)>>,
 }
 
 impl Collection {
     /// The live shard, loaded or created now if this is its first use.
-    fn shard(&self) -> Result<Arc<EdgeShard>> {
+    fn shard(&self) -> Result<Arc<Shard>> {
         if let Some(shard) = self.loaded() {
             return Ok(shard);
         }
@@ -97,7 +97,7 @@ impl Collection {
     }
 
     /// The live shard if it has been loaded.
-    fn loaded(&self) -> Option<Arc<EdgeShard>> {
+    fn loaded(&self) -> Option<Arc<Shard>> {
         self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -137,11 +137,67 @@ fn config(dims: usize, settings: EdgeSettings) -> EdgeConfig {
     }
 }
 
+/// A shard of the engine, dropped without ever panicking.
+///
+/// qdrant-edge flushes a shard when it is dropped, and that flush panics when a lock is
+/// taken at that instant or the files cannot be written (the folder removed under a running
+/// server). A panic in a drop that runs while another panic unwinds aborts the process;
+/// this wrapper catches it and logs it instead, so a failed shard is an error, not a crash.
+struct Shard(Option<EdgeShard>);
+
+impl Shard {
+    fn new(shard: EdgeShard) -> Self {
+        Self(Some(shard))
+    }
+}
+
+impl std::ops::Deref for Shard {
+    type Target = EdgeShard;
+    fn deref(&self) -> &EdgeShard {
+        self.0
+            .as_ref()
+            .expect("a shard is only taken out by its drop")
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        if let Some(shard) = self.0.take()
+            && let Err(why) = caught(|| drop(shard))
+        {
+            tracing::warn!(
+                why,
+                "vector index: a shard could not be flushed as it closed"
+            );
+        }
+    }
+}
+
+/// Runs `f`, turning an engine panic into its message (kept off stderr, see
+/// [`quiet_caught_engine_panics`]).
+fn caught<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    quiet_caught_engine_panics();
+    let outer = IN_CAUGHT.with(|c| c.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_CAUGHT.with(|c| c.set(outer));
+    outcome.map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the engine panicked".to_owned())
+    })
+}
+
 /// Creates a new, empty shard in `dir/name` with keyword indexes on the filtered fields.
-fn new_shard(dir: &Path, name: &str, dims: usize, settings: EdgeSettings) -> Result<EdgeShard> {
+fn new_shard(dir: &Path, name: &str, dims: usize, settings: EdgeSettings) -> Result<Shard> {
     let path = dir.join(name);
     create_private_dir(&path)?;
-    let shard = EdgeShard::new(&path, config(dims, settings)).map_err(engine)?;
+    let shard = Shard::new(
+        caught(|| EdgeShard::new(&path, config(dims, settings)))
+            .map_err(engine)?
+            .map_err(engine)?,
+    );
     for field in ["workspace_id", "source_id"] {
         shard
             .update(UpdateOperation::FieldIndexOperation(
@@ -152,23 +208,28 @@ fn new_shard(dir: &Path, name: &str, dims: usize, settings: EdgeSettings) -> Res
             ))
             .map_err(engine)?;
     }
-    shard.flush();
+    caught(|| shard.flush()).map_err(|why| {
+        engine(format!(
+            "{}: the new shard was not flushed: {why}",
+            path.display()
+        ))
+    })?;
     Ok(shard)
 }
 
 thread_local! {
-    /// Set while this thread runs [`try_flush`]: its panics are expected and caught.
-    static IN_FLUSH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while this thread runs an engine call through [`caught`]: its panics are expected.
+    static IN_CAUGHT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Keeps the expected, caught flush panic off stderr (it is logged as a warning instead);
+/// Keeps the engine panics [`caught`] catches off stderr (they are logged as warnings);
 /// every other panic goes to the hook that was there before.
-fn quiet_caught_flush_panics() {
+fn quiet_caught_engine_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !IN_FLUSH.with(std::cell::Cell::get) {
+            if !IN_CAUGHT.with(std::cell::Cell::get) {
                 previous(info);
             }
         }));
@@ -180,10 +241,7 @@ fn quiet_caught_flush_panics() {
 /// caught and reported as "not flushed" — the caller keeps its outbox entries and flushes
 /// again later.
 fn try_flush(shard: &EdgeShard) -> bool {
-    quiet_caught_flush_panics();
-    IN_FLUSH.with(|f| f.set(true));
-    let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.flush())).is_ok();
-    IN_FLUSH.with(|f| f.set(false));
+    let flushed = caught(|| shard.flush()).is_ok();
     if !flushed {
         tracing::warn!("vector index: a flush found the engine busy; it is retried");
     }
@@ -429,7 +487,7 @@ impl EdgeIndex {
         name: &str,
         dir: PathBuf,
         dims: usize,
-        loaded: Option<Arc<EdgeShard>>,
+        loaded: Option<Arc<Shard>>,
         replacing: bool,
     ) -> Result<()> {
         let collection = Arc::new(Collection {
@@ -518,9 +576,9 @@ fn live_shard(dir: &Path) -> Live {
 
 /// Loads a shard; a shard that does not load (an error, or a panic of the engine on
 /// damaged files) is [`VectorError::Corrupt`].
-fn load(path: &Path) -> Result<EdgeShard> {
+fn load(path: &Path) -> Result<Shard> {
     match std::panic::catch_unwind(|| EdgeShard::load(path, None)) {
-        Ok(Ok(shard)) => Ok(shard),
+        Ok(Ok(shard)) => Ok(Shard::new(shard)),
         Ok(Err(e)) => Err(VectorError::Corrupt(format!("{}: {e}", path.display()))),
         Err(_) => Err(VectorError::Corrupt(format!(
             "{}: the engine failed to load it",
@@ -539,7 +597,7 @@ fn stored_dims(shard: &Path) -> Option<usize> {
 }
 
 /// A new, empty shard made the collection's live one.
-fn fresh(dir: &Path, dims: usize, settings: EdgeSettings) -> Result<EdgeShard> {
+fn fresh(dir: &Path, dims: usize, settings: EdgeSettings) -> Result<Shard> {
     let name = format!("shard-{}", Uuid::now_v7().simple());
     let shard = new_shard(dir, &name, dims, settings)?;
     write_live(dir, &name)?;
@@ -566,7 +624,7 @@ fn write_live(dir: &Path, name: &str) -> Result<()> {
 }
 
 /// Drops a swapped-out shard once no search holds it any more, then deletes its files.
-fn retire(shard: Arc<EdgeShard>, path: PathBuf) {
+fn retire(shard: Arc<Shard>, path: PathBuf) {
     let mut shard = shard;
     for _ in 0..600 {
         match Arc::try_unwrap(shard) {
@@ -936,5 +994,42 @@ impl Drop for EdgeIndex {
                 let _ = handle.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert_one(shard: &EdgeShard) {
+        let point = Point {
+            id: Uuid::now_v7(),
+            vector: vec![0.5, 0.5, 0.5, 0.5],
+            workspace_id: Uuid::now_v7(),
+            source_id: Uuid::now_v7(),
+            kind: "message",
+        };
+        let op = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+            PointInsertOperations::PointsList(vec![to_point(point)]),
+        ));
+        shard.update(op).unwrap();
+    }
+
+    /// The end-to-end suite aborted (SIGABRT) at teardown: the detached indexer created a
+    /// shard after the test's folder was removed, the engine's flush panicked, and the
+    /// shard's own drop flushed and panicked again while the first panic unwound.
+    #[test]
+    fn regression_a_shard_whose_folder_is_gone_fails_without_aborting() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = new_shard(dir.path(), "shard-1", 4, EdgeSettings::default()).unwrap();
+        upsert_one(&shard);
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        upsert_one(&shard);
+        // Dropped while another panic unwinds: a second panic there would abort.
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = shard;
+            panic!("a failure elsewhere");
+        }));
+        assert!(unwound.is_err());
     }
 }
