@@ -644,7 +644,16 @@ async fn large_exports_run_as_jobs_only_their_requester_reads(backend: Backend) 
             path.display()
         );
     }
-    let reads = s.audit_log(&admin, "action=user.export_download").await;
+    // Audited once the archive is read whole, which the client may see first (its length
+    // was announced): wait a little for the entry.
+    let mut reads = Vec::new();
+    for _ in 0..100 {
+        reads = s.audit_log(&admin, "action=user.export_download").await;
+        if !reads.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(reads.len(), 1, "{reads:?}");
     assert_eq!(reads[0]["actor_id"], u.id.as_str());
 
