@@ -68,9 +68,13 @@ impl Zipf {
     }
 }
 
-/// The benchmark's queries, by class: what a user types.
-fn queries() -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
+/// The benchmark's queries, by class: what a user types, and whether it is confined to the
+/// small thread (a thousandth of the messages).
+fn queries() -> Vec<(&'static str, String, bool)> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for r in [0, 1, 2, 3, 4] {
+        out.push(("very common word (~45-90%)", word(r)));
+    }
     for r in [20, 25, 30, 35, 40] {
         out.push(("common word (~8% of messages)", word(r)));
     }
@@ -90,6 +94,14 @@ fn queries() -> Vec<(&'static str, String)> {
         out.push((
             "quoted phrase of two common words",
             format!("\"{} {}\"", word(a), word(b)),
+        ));
+    }
+    let mut out: Vec<_> = out.into_iter().map(|(c, q)| (c, q, false)).collect();
+    for r in [0, 2, 20, 30] {
+        out.push((
+            "common word, in a thread of 0.1% of messages",
+            word(r),
+            true,
         ));
     }
     out
@@ -115,6 +127,14 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let store = sqlite_store(dir, "ceneca.db").await?;
     let (server, ws, thread) =
         server_with_thread(store.clone(), ceneca_service::ServiceConfig::default()).await?;
+    // One message in a thousand goes to a thread of its own: a search confined to it has
+    // few of the index's matches to rank.
+    let small_thread = server
+        .create(
+            "/api/v1/threads",
+            json!({"workspace_id": ws, "title": "small"}),
+        )
+        .await?;
     // Another tenant's messages share the index: the permission filter has work to do.
     let other_ws = new_id().to_string();
 
@@ -156,6 +176,8 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
                 .collect();
             let (t, w) = if i % 10 == 9 {
                 (&other_thread, &other_ws)
+            } else if i % 1000 == 500 {
+                (&small_thread, &ws)
             } else {
                 (&thread, &ws)
             };
@@ -184,10 +206,14 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let mut raw_stmt = conn.prepare(
         "SELECT m.id, snippet(messages_fts, 0, '<mark>', '</mark>', '…', 24)
          FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
-         WHERE messages_fts MATCH ?1 ORDER BY rank LIMIT 20",
+         WHERE messages_fts MATCH ?1 AND (?2 IS NULL OR m.thread_id = ?2) ORDER BY rank LIMIT 20",
     )?;
-    for (class, q) in &queries {
-        let path = format!("/api/v1/search?q={}&kind=messages&limit=20", urlencode(q));
+    for (class, q, in_small) in &queries {
+        let thread_filter = in_small.then_some(small_thread.as_str());
+        let mut path = format!("/api/v1/search?q={}&kind=messages&limit=20", urlencode(q));
+        if let Some(t) = thread_filter {
+            path.push_str(&format!("&thread_id={t}"));
+        }
         // Warm both once: the first query of a word reads its doclist from disk.
         let first = server.call(reqwest::Method::GET, &path, None).await?;
         let items = first["items"].as_array().context("items")?;
@@ -205,7 +231,9 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
             bail!("query {q}: no highlighted snippet in {}", items[0]);
         }
         raw_stmt
-            .query_map([fts5(q)], |r| r.get::<_, String>(1))?
+            .query_map(rusqlite::params![fts5(q), thread_filter], |r| {
+                r.get::<_, String>(1)
+            })?
             .count();
         for _ in 0..ROUNDS_PER_QUERY {
             let started = Instant::now();
@@ -213,7 +241,9 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
             push(&mut ours, class, started.elapsed());
             let started = Instant::now();
             let hits = raw_stmt
-                .query_map([fts5(q)], |r| r.get::<_, String>(1))?
+                .query_map(rusqlite::params![fts5(q), thread_filter], |r| {
+                    r.get::<_, String>(1)
+                })?
                 .count();
             push(&mut raw, class, started.elapsed());
             std::hint::black_box(hits);
@@ -234,7 +264,11 @@ pub async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         &format!("all {} queries, {} messages", queries.len(), n),
         &Stats::new(all_ours),
         Some(("raw", &Stats::new(all_raw))),
-        "p50 < 10 ms",
+        "p50 < 10 ms, p99 < 50 ms",
+    );
+    println!(
+        "\n  words in 10,000 messages or more rank the caller's 1,000 most recent matches \
+         (FTS5 would score every one); raw FTS5 above ranks them all"
     );
     Ok(())
 }

@@ -61,6 +61,22 @@ pub fn parse_query(query: &str) -> Result<Vec<Term>, String> {
     Ok(terms)
 }
 
+/// A text's words as a search engine's tokenizer folds them: lower case, accents removed
+/// (as FTS5's `remove_diacritics`), the runs of letters and digits joined by one space. It
+/// tells which of a query's phrases a highlighted piece of text is.
+pub fn folded_words(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect::<String>()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A term the tokenizers of both engines keep: it has a letter or digit.
 fn searchable(word: &str) -> bool {
     word.chars().any(char::is_alphanumeric)
@@ -118,6 +134,87 @@ impl Snippet {
             return Self::unhighlighted(plain);
         }
         b.finish()
+    }
+
+    /// The stretch of the text around its highlighted words: at most `words` words, the
+    /// first stretch that holds as many highlighted words as any (starting a few words
+    /// before its first), with "…" where text was cut.
+    ///
+    /// Snippets are cut here from an engine's whole-text highlighting: FTS5's own
+    /// `snippet()` takes time quadratic in a row's matches (minutes for a message that
+    /// repeats a word a hundred thousand times), highlighting is linear.
+    pub fn excerpt(&self, words: usize) -> Snippet {
+        const LEAD: usize = 3;
+        let words = words.max(1);
+        // Tokens: a run of text up to and with its following space, highlighted or not.
+        let tokens: Vec<(bool, &str)> = self
+            .parts
+            .iter()
+            .flat_map(|(marked, text)| {
+                text.split_inclusive(char::is_whitespace)
+                    .map(move |piece| (*marked, piece))
+            })
+            .collect();
+        // The tokens that are words (hold a letter or digit), and how many highlighted
+        // words come before each.
+        let word_at: Vec<usize> = (0..tokens.len())
+            .filter(|&i| tokens[i].1.chars().any(char::is_alphanumeric))
+            .collect();
+        let mut marked_before = Vec::with_capacity(word_at.len() + 1);
+        marked_before.push(0usize);
+        for &i in &word_at {
+            marked_before
+                .push(marked_before.last().copied().unwrap_or(0) + usize::from(tokens[i].0));
+        }
+        let marked_in = |start: usize| {
+            let end = (start + words).min(word_at.len());
+            marked_before[end] - marked_before[start]
+        };
+        let mut start = 0;
+        let mut best = 0;
+        for (w, &i) in word_at.iter().enumerate() {
+            if tokens[i].0 {
+                let candidate = w.saturating_sub(LEAD);
+                let found = marked_in(candidate);
+                if found > best {
+                    (start, best) = (candidate, found);
+                }
+            }
+        }
+        // A stretch near the end starts earlier, so that it holds `words` words if it can.
+        let start = start.min(word_at.len().saturating_sub(words));
+        let first = if start == 0 { 0 } else { word_at[start] };
+        let last = match word_at.get(start + words) {
+            Some(&next_word) => next_word,
+            None => tokens.len(),
+        };
+        let mut out: Vec<(bool, String)> = Vec::new();
+        if first > 0 {
+            out.push((false, "…".to_owned()));
+        }
+        for &(marked, text) in &tokens[first..last] {
+            match out.last_mut() {
+                Some((m, t)) if *m == marked => t.push_str(text),
+                _ => out.push((marked, text.to_owned())),
+            }
+        }
+        if last < tokens.len() {
+            if let Some((_, t)) = out.last_mut() {
+                let kept = t.trim_end().len();
+                t.truncate(kept);
+            }
+            match out.last_mut() {
+                Some((false, t)) => t.push('…'),
+                _ => out.push((false, "…".to_owned())),
+            }
+        }
+        out.retain(|(_, t)| !t.is_empty());
+        Snippet { parts: out }
+    }
+
+    /// How many highlighted pieces the snippet has.
+    pub fn highlights(&self) -> usize {
+        self.parts.iter().filter(|(marked, _)| *marked).count()
     }
 
     fn unhighlighted(text: &str) -> Self {
@@ -288,5 +385,60 @@ mod tests {
             Snippet::from_marked(&format!("\"q\" {s}'w'{e}")).to_html(),
             "&quot;q&quot; <mark>&#39;w&#39;</mark>"
         );
+    }
+
+    fn snippet(parts: &[(bool, &str)]) -> Snippet {
+        Snippet {
+            parts: parts.iter().map(|&(m, t)| (m, t.to_owned())).collect(),
+        }
+    }
+
+    #[test]
+    fn an_excerpt_is_cut_around_the_most_highlighted_stretch() {
+        let text = snippet(&[
+            (false, "one two three four five six seven "),
+            (true, "red"),
+            (false, " eight nine ten eleven twelve "),
+            (true, "red"),
+            (false, " fox "),
+            (true, "red"),
+            (false, " thirteen fourteen fifteen"),
+        ]);
+        // Eight words: the stretch with two highlighted words, from three words before.
+        assert_eq!(
+            text.excerpt(8),
+            snippet(&[
+                (false, "…ten eleven twelve "),
+                (true, "red"),
+                (false, " fox "),
+                (true, "red"),
+                (false, " thirteen fourteen…"),
+            ])
+        );
+        // Room for everything: nothing cut.
+        assert_eq!(text.excerpt(100), text);
+        // Nothing highlighted: the start.
+        assert_eq!(
+            snippet(&[(false, "a b c d")]).excerpt(2),
+            snippet(&[(false, "a b…")])
+        );
+        assert_eq!(text.highlights(), 3);
+    }
+
+    #[test]
+    fn words_are_folded_as_the_tokenizer_folds_them() {
+        assert_eq!(folded_words("Café  NAÏVE-fox!"), "cafe naive fox");
+        assert_eq!(folded_words("Dög"), folded_words("dog"));
+    }
+
+    #[test]
+    fn an_excerpt_of_a_hundred_thousand_matches_is_quick() {
+        let mut parts = Vec::new();
+        for _ in 0..100_000 {
+            parts.push((true, "word".to_owned()));
+            parts.push((false, " ".to_owned()));
+        }
+        let cut = Snippet { parts }.excerpt(24);
+        assert_eq!(cut.highlights(), 24);
     }
 }

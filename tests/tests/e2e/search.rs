@@ -10,7 +10,8 @@ on_every_backend!(
     tricky_queries_never_fail,
     deleted_content_is_excluded_unless_asked,
     other_tenants_content_never_appears,
-    every_row_of_an_uneven_batch_is_indexed
+    every_row_of_an_uneven_batch_is_indexed,
+    very_common_words_rank_the_most_recent_matches
 );
 
 async fn search(s: &TestServer, u: &ceneca_e2e::User, query: &str) -> Vec<Value> {
@@ -306,4 +307,135 @@ async fn every_row_of_an_uneven_batch_is_indexed(backend: Backend) {
     }
     let all = s.list_all(&u, "/api/v1/search?q=batchword&limit=50").await;
     assert_eq!(all.len(), 123);
+}
+
+/// A query of words in more than ten thousand rows ranks the caller's thousand most recent
+/// matches on SQLite (FTS5 would score every match: a cost in proportion to the index);
+/// PostgreSQL ranks them all. On both: the caller's rows only, highlighted, best first,
+/// pages that never overlap, filters applied, and a rare word beside a common one found
+/// however old.
+async fn very_common_words_rank_the_most_recent_matches(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let alice = s.user("alice").await;
+    let mallory = s.user("mallory").await;
+    let a = world(&s, &alice).await;
+    let m = world(&s, &mallory).await;
+    let batch = |thread: &str| format!("/api/v1/threads/{thread}/messages/batch");
+    // Mallory's five, written first: older than all of alice's.
+    let hers: Vec<Value> = (0..5)
+        .map(|i| json!({"role": "user", "content": format!("common mallory note {i}")}))
+        .collect();
+    s.post(&mallory, &batch(&m.thread), json!({"items": hers}))
+        .await
+        .expect(201);
+    // The oldest of alice's says "common" five times: the best match of all, by far.
+    s.post(
+        &alice,
+        &batch(&a.thread),
+        json!({"items": [
+            {"role": "user", "content": "common common common common common zebra"}
+        ]}),
+    )
+    .await
+    .expect(201);
+    for round in 0..11 {
+        let items: Vec<Value> = (0..1000)
+            .map(|i| {
+                json!({"role": "user", "content": format!("common filler words of message r{round}n{i} and more words after them")})
+            })
+            .collect();
+        s.post(&alice, &batch(&a.thread), json!({"items": items}))
+            .await
+            .expect(201);
+    }
+    // The best of the recent ones, and three in another thread, the newest of all.
+    s.post(
+        &alice,
+        &batch(&a.thread),
+        json!({"items": [
+            {"role": "user", "content": "common common common recent"}
+        ]}),
+    )
+    .await
+    .expect(201);
+    let other = s
+        .post(
+            &alice,
+            "/api/v1/threads",
+            json!({"workspace_id": a.workspace, "title": "other"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let three: Vec<Value> = (0..3)
+        .map(|i| json!({"role": "user", "content": format!("common in the other thread {i}")}))
+        .collect();
+    s.post(&alice, &batch(&other), json!({"items": three}))
+        .await
+        .expect(201);
+
+    let top = search(&s, &alice, "q=common&kind=messages&limit=5").await;
+    assert_eq!(top.len(), 5);
+    for hit in &top {
+        assert_eq!(hit["workspace_id"], json!(a.workspace), "{hit}");
+        assert!(
+            hit["snippet"]
+                .as_str()
+                .unwrap()
+                .contains("<mark>common</mark>"),
+            "{hit}"
+        );
+    }
+    let best = top[0]["snippet"].as_str().unwrap();
+    match backend {
+        // The five-times match is older than the window: not ranked.
+        Backend::Sqlite => assert!(best.contains("recent"), "{best}"),
+        Backend::Postgres => assert!(best.contains("zebra"), "{best}"),
+    }
+    // A rare word beside the common one: its only match is found, however old.
+    let zebra = search(&s, &alice, "q=zebra+common").await;
+    assert_eq!(zebra.len(), 1, "{zebra:?}");
+    assert!(
+        zebra[0]["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>zebra</mark>")
+    );
+    // The other tenant sees her own five and nothing of alice's, on the same index.
+    let theirs = search(&s, &mallory, "q=common&limit=100").await;
+    assert_eq!(theirs.len(), 5, "{theirs:?}");
+    assert!(
+        theirs
+            .iter()
+            .all(|h| h["workspace_id"] == json!(m.workspace))
+    );
+    // Filters apply inside the window.
+    let in_other = search(&s, &alice, &format!("q=common&thread_id={other}")).await;
+    assert_eq!(in_other.len(), 3, "{in_other:?}");
+    // Pages: best first throughout, never a hit twice.
+    let mut seen = std::collections::HashSet::new();
+    let mut relevances = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..3 {
+        let path = match &cursor {
+            None => "/api/v1/search?q=common&kind=messages&limit=100".to_owned(),
+            Some(c) => format!("/api/v1/search?q=common&kind=messages&limit=100&cursor={c}"),
+        };
+        let page = s.get(&alice, &path).await.expect(200);
+        for hit in page["items"].as_array().unwrap() {
+            assert!(
+                seen.insert(hit["id"].as_str().unwrap().to_owned()),
+                "twice: {hit}"
+            );
+            relevances.push(hit["relevance"].as_f64().unwrap());
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(
+        relevances.windows(2).all(|p| p[0] >= p[1]),
+        "best first across pages"
+    );
 }

@@ -16,7 +16,12 @@ pub(crate) fn doc() -> Op {
         .tag("search")
         .describe(
             "Ranked hits with highlighted snippets, only from what the caller may read. The \
-             words are searched as words: no input is a syntax error.",
+             words are searched as words: no input is a syntax error. On the embedded \
+             database, a query with a word (or phrase) in 10,000 rows or more ranks the \
+             caller's 1,000 most recent matches (at least the page asked for; fewer when \
+             they are long), so that its \
+             cost does not grow with the index: older matches of such a query are not \
+             returned. A rarer word beside it narrows the matches, and they are all found.",
         )
         .params([
             op::required_query("q", "The words to search for.", op::string()),

@@ -1,13 +1,21 @@
 //! Full-text search on SQLite: FTS5 `MATCH`, ranked by bm25 through FTS5's own
 //! `ORDER BY rank`, with the caller's scope and the filters applied in the same query.
 //!
-//! Ordering by `rank` lets FTS5 sort the matches itself and SQLite stop after the page:
-//! `snippet()` then runs for the rows returned only, and the sorter never carries every
-//! match's columns. Messages and documents are two such queries, merged by score.
+//! Ordering by `rank` lets FTS5 sort the matches itself and SQLite stop after the page,
+//! and the sorter never carries every match's columns. Messages and documents are two such
+//! queries, merged by score; snippets are made for the page's rows only, cut from their
+//! highlighted text (FTS5's `snippet()` is quadratic in a row's matches).
+//!
+//! That ranks every match, which for words in most rows costs in proportion to the index:
+//! such queries rank the caller's most recent matches instead (`recent.rs`).
+
+mod recent;
+
+use recent::Bounds;
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
-use ceneca_domain::search::{MARK_END, MARK_START, Snippet, Term};
+use ceneca_domain::search::{Snippet, Term};
 use rusqlite::{Connection, params_from_iter};
 use uuid::Uuid;
 
@@ -15,6 +23,7 @@ use super::{SqliteDialect, map_error, parse_time};
 use crate::search::{SearchHit, SearchQuery, bind, filters};
 use crate::sql::Sql;
 use crate::{Result, StoreError};
+use ceneca_domain::scope::ScopeFilter;
 
 /// The FTS5 query for `terms`: each term a quoted phrase (quotes doubled inside), all
 /// required. FTS5 operators in a user's query are thereby searched as text.
@@ -26,8 +35,68 @@ fn fts5_query(terms: &[Term]) -> String {
         .join(" ")
 }
 
-/// The best `offset + limit` hits of one kind, with snippets.
-fn ranked(q: &SearchQuery, messages: bool) -> Sql {
+/// One kind of searchable row: its table, its index and how a hit is read from it.
+struct Target {
+    kind: &'static str,
+    messages: bool,
+    table: &'static str,
+    alias: &'static str,
+    fts: String,
+}
+
+impl Target {
+    fn new(messages: bool) -> Self {
+        let (kind, table, alias) = if messages {
+            ("message", "messages", "m")
+        } else {
+            ("document", "documents", "d")
+        };
+        Target {
+            kind,
+            messages,
+            table,
+            alias,
+            fts: format!("{table}_fts"),
+        }
+    }
+
+    fn of_kind(kind: &str) -> Self {
+        Self::new(kind == "message")
+    }
+
+    fn scope<'q>(&self, q: &'q SearchQuery) -> &'q ScopeFilter {
+        if self.messages {
+            &q.message_scope
+        } else {
+            &q.document_scope
+        }
+    }
+
+    /// The indexed columns (messages: content; documents: title and body).
+    fn columns(&self) -> usize {
+        if self.messages { 1 } else { 2 }
+    }
+
+    /// A hit's first five columns: id, workspace, thread, project, title.
+    fn identity(&self) -> &'static str {
+        if self.messages {
+            "m.id, m.workspace_id, m.thread_id, NULL, NULL"
+        } else {
+            "d.id, d.workspace_id, NULL, d.project_id, d.title"
+        }
+    }
+}
+
+/// A hit, the rowid whose snippet is still to be made (for the page's rows only, once the
+/// kinds are merged), and its columns highlighted when the recent window read them.
+struct Candidate {
+    hit: SearchHit,
+    snippet_of: Option<i64>,
+    highlighted: Option<Vec<Snippet>>,
+}
+
+/// The best `offset + limit` hits of one kind, ranked by FTS5.
+fn ranked(q: &SearchQuery, target: &Target) -> Sql {
     let mut sql = Sql::default();
     let matcher = bind(
         &SqliteDialect,
@@ -35,35 +104,26 @@ fn ranked(q: &SearchQuery, messages: bool) -> Sql {
         Value::Text(fts5_query(&q.terms)),
         Kind::Text { max: usize::MAX },
     );
-    let (scope_filter, table, alias) = if messages {
-        (&q.message_scope, "messages", "m")
-    } else {
-        (&q.document_scope, "documents", "d")
-    };
-    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, scope_filter);
-    let fts = format!("{table}_fts");
-    // The snippet twice: with the markers, and with empty ones. Stored text may hold the
-    // marker characters too; the plain one says which characters are text (see
-    // `Snippet::from_marked_and_plain`). Both run for the page's rows only.
-    let column = if messages { 0 } else { -1 };
-    let snippet = format!(
-        "snippet({fts}, {column}, '{MARK_START}', '{MARK_END}', '…', 24), \
-         snippet({fts}, {column}, '', '', '…', 24)"
+    let Target {
+        fts, table, alias, ..
+    } = target;
+    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
+    let columns = format!(
+        "{}, {fts}.rank, {alias}.created_at, {fts}.rowid",
+        target.identity()
     );
-    let columns = if messages {
-        format!(
-            "m.id, m.workspace_id, m.thread_id, NULL, NULL, {fts}.rank, m.created_at, {snippet}"
-        )
-    } else {
-        format!(
-            "d.id, d.workspace_id, NULL, d.project_id, d.title, {fts}.rank, d.created_at, {snippet}"
-        )
-    };
     let mut text = format!(
         "SELECT {columns} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
          WHERE {fts} MATCH {matcher} AND {scope}"
     );
-    filters(&SqliteDialect, &mut sql, alias, q, &mut text, messages);
+    filters(
+        &SqliteDialect,
+        &mut sql,
+        alias,
+        q,
+        &mut text,
+        target.messages,
+    );
     sql.text = format!(
         "{text} ORDER BY {fts}.rank LIMIT {}",
         u64::from(q.limit) + u64::from(q.offset)
@@ -77,7 +137,7 @@ fn uuid_at(row: &rusqlite::Row<'_>, i: usize) -> Result<Option<Uuid>> {
         .transpose()
 }
 
-fn hits(conn: &Connection, sql: &Sql, kind: &'static str) -> Result<Vec<SearchHit>> {
+fn hits(conn: &Connection, sql: &Sql, kind: &'static str) -> Result<Vec<Candidate>> {
     let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
@@ -85,33 +145,53 @@ fn hits(conn: &Connection, sql: &Sql, kind: &'static str) -> Result<Vec<SearchHi
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
         let created: String = row.get(6).map_err(map_error)?;
-        out.push(SearchHit {
-            kind,
-            id: uuid_at(row, 0)?.unwrap_or_default(),
-            workspace_id: uuid_at(row, 1)?.unwrap_or_default(),
-            thread_id: uuid_at(row, 2)?,
-            project_id: uuid_at(row, 3)?,
-            title: row.get(4).map_err(map_error)?,
-            score: row.get(5).map_err(map_error)?,
-            created_at: parse_time(&created)
-                .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
-            snippet: Snippet::from_marked_and_plain(
-                &row.get::<_, String>(7).map_err(map_error)?,
-                &row.get::<_, String>(8).map_err(map_error)?,
-            ),
+        out.push(Candidate {
+            snippet_of: Some(row.get(7).map_err(map_error)?),
+            highlighted: None,
+            hit: SearchHit {
+                kind,
+                id: uuid_at(row, 0)?.unwrap_or_default(),
+                workspace_id: uuid_at(row, 1)?.unwrap_or_default(),
+                thread_id: uuid_at(row, 2)?,
+                project_id: uuid_at(row, 3)?,
+                title: row.get(4).map_err(map_error)?,
+                score: row.get(5).map_err(map_error)?,
+                created_at: parse_time(&created)
+                    .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
+                snippet: Snippet::default(),
+            },
         });
     }
     Ok(out)
 }
 
+/// The best `offset + limit` hits of one kind: ranked by FTS5 over every match, or over
+/// the most recent ones when a term is very common (see `recent.rs`).
+fn kind_hits(
+    conn: &Connection,
+    q: &SearchQuery,
+    messages: bool,
+    bounds: &Bounds,
+) -> Result<Vec<Candidate>> {
+    let target = Target::new(messages);
+    match recent::very_common(conn, &target.fts, &q.terms, bounds)? {
+        None => hits(conn, &ranked(q, &target), target.kind),
+        Some(common) => recent::ranked(conn, q, &target, &common, bounds),
+    }
+}
+
 pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+    bounded_search(conn, q, &Bounds::DEFAULT)
+}
+
+fn bounded_search(conn: &Connection, q: &SearchQuery, bounds: &Bounds) -> Result<Vec<SearchHit>> {
     let messages = if q.messages {
-        hits(conn, &ranked(q, true), "message")?
+        kind_hits(conn, q, true, bounds)?
     } else {
         Vec::new()
     };
     let documents = if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
-        hits(conn, &ranked(q, false), "document")?
+        kind_hits(conn, q, false, bounds)?
     } else {
         Vec::new()
     };
@@ -123,17 +203,19 @@ pub(super) fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<SearchHit
         documents.into_iter().peekable(),
     );
     while let Some(next) = match (m.peek(), d.peek()) {
-        (Some(a), Some(b)) if b.score < a.score => d.next(),
+        (Some(a), Some(b)) if b.hit.score < a.hit.score => d.next(),
         (Some(_), _) => m.next(),
         (None, _) => d.next(),
     } {
         merged.push(next);
     }
-    Ok(merged
+    let mut page: Vec<Candidate> = merged
         .into_iter()
         .skip(q.offset as usize)
         .take(q.limit as usize)
-        .collect())
+        .collect();
+    recent::fill_snippets(conn, q, &mut page)?;
+    Ok(page.into_iter().map(|c| c.hit).collect())
 }
 
 pub(super) fn reindex(conn: &Connection) -> Result<()> {
@@ -161,4 +243,336 @@ pub(super) fn reindex(conn: &Connection) -> Result<()> {
              SELECT rowid, title, CASE WHEN body_key_id IS NULL THEN body ELSE '' END FROM documents;"
     ))
     .map_err(map_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use crate::sqlite::{SqliteStore, format_time, register_functions};
+    use ceneca_domain::scope::ScopeFilter;
+    use rusqlite::params;
+
+    /// Small bounds, so that a few dozen rows take every path.
+    const SMALL: Bounds = Bounds {
+        very_common: 20,
+        window: 10,
+        tokens: 1_000_000,
+        own_rows: 15,
+    };
+
+    struct World {
+        _dir: tempfile::TempDir,
+        conn: Connection,
+        alice: Uuid,
+        bob: Uuid,
+    }
+
+    /// Alice's workspace and Bob's, in one index: Bob's five "common" messages first, then
+    /// Alice's best match (the word four times), sixty ordinary ones, and one recent one
+    /// that says it twice.
+    async fn world() -> (World, Vec<Uuid>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path, &StoreOptions::new("")).unwrap();
+        crate::Store::migrate_up(&store).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        register_functions(&conn).unwrap();
+        let at = format_time(ceneca_domain::clock::now());
+        let (alice, bob) = (ceneca_domain::new_id(), ceneca_domain::new_id());
+        let mut threads = Vec::new();
+        for ws in [alice, bob] {
+            let user = ceneca_domain::new_id();
+            let thread = ceneca_domain::new_id();
+            conn.execute(
+                "INSERT INTO users (id, created_at, updated_at, email, display_name, password_hash)
+                 VALUES (?1, ?2, ?2, ?1 || '@example.com', 'u', 'x')",
+                params![user.to_string(), at],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO workspaces (id, created_at, updated_at, name, owner_user_id)
+                 VALUES (?1, ?2, ?2, 'w', ?3)",
+                params![ws.to_string(), at, user.to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO threads (id, created_at, updated_at, workspace_id, last_message_at)
+                 VALUES (?1, ?2, ?2, ?3, ?2)",
+                params![thread.to_string(), at, ws.to_string()],
+            )
+            .unwrap();
+            threads.push((ws, thread, user));
+        }
+        let mut ids = Vec::new();
+        let mut add = |owner: usize, content: String| {
+            let (ws, thread, user) = threads[owner];
+            let id = ceneca_domain::new_id();
+            conn.execute(
+                "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role,
+                     author_id, content, token_count, metadata, compressed)
+                 VALUES (?1, ?2, ?2, ?3, ?4, 'user', ?5, ?6, 1, '{}', 0)",
+                params![
+                    id.to_string(),
+                    format_time(ceneca_domain::clock::now()),
+                    thread.to_string(),
+                    ws.to_string(),
+                    user.to_string(),
+                    content
+                ],
+            )
+            .unwrap();
+            ids.push(id);
+        };
+        for i in 0..5 {
+            add(1, format!("common bob note {i}"));
+        }
+        add(0, "common common common common zebra".into());
+        for i in 0..60 {
+            // Lengths differ, so that scores do.
+            add(0, format!("common filler{i}{}", " more".repeat(i % 7)));
+        }
+        add(0, "common common recent".into());
+        (
+            World {
+                _dir: dir,
+                conn,
+                alice,
+                bob,
+            },
+            ids,
+        )
+    }
+
+    fn query(ws: Uuid, q: &str, limit: u32) -> SearchQuery {
+        query_in(
+            ScopeFilter::AnyOf(vec![("workspace_id", vec![ws])]),
+            q,
+            limit,
+        )
+    }
+
+    fn query_in(scope: ScopeFilter, q: &str, limit: u32) -> SearchQuery {
+        SearchQuery {
+            terms: ceneca_domain::search::parse_query(q).unwrap(),
+            message_scope: scope.clone(),
+            document_scope: scope,
+            messages: true,
+            documents: false,
+            workspace_id: None,
+            project_id: None,
+            thread_id: None,
+            author_id: None,
+            created_after: None,
+            created_before: None,
+            include_deleted: false,
+            limit,
+            offset: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn very_common_words_rank_the_callers_most_recent_matches_as_fts5_would() {
+        let (w, ids) = world().await;
+        let zebra = ids[5];
+        let recent = *ids.last().unwrap();
+        let hits = bounded_search(&w.conn, &query(w.alice, "common", 5), &SMALL).unwrap();
+        assert_eq!(hits.len(), 5);
+        assert_eq!(hits[0].id, recent, "the best of the ten most recent");
+        // Only the window is ranked: the best match of all is older.
+        assert!(hits.iter().all(|h| h.id != zebra));
+        let window = &ids[ids.len() - 10..];
+        assert!(hits.iter().all(|h| window.contains(&h.id)));
+        assert!(hits.iter().all(|h| h.workspace_id == w.alice));
+        assert!(hits[0].snippet.parts.contains(&(true, "common".into())));
+        // In FTS5's own order over the same rows.
+        let bm25 = |id: Uuid| -> f64 {
+            w.conn
+                .query_row(
+                    "SELECT bm25(messages_fts) FROM messages_fts JOIN messages m
+                         ON m.rowid = messages_fts.rowid
+                     WHERE messages_fts MATCH 'common' AND m.id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        let theirs: Vec<f64> = hits.iter().map(|h| bm25(h.id)).collect();
+        assert!(
+            theirs.windows(2).all(|p| p[0] <= p[1] + 1e-12),
+            "{theirs:?}"
+        );
+        // Long rows make a smaller window: here the newest rows up to 10 tokens.
+        let short = Bounds {
+            tokens: 10,
+            ..SMALL
+        };
+        let hits = bounded_search(&w.conn, &query(w.alice, "common", 5), &short).unwrap();
+        assert!(!hits.is_empty() && hits.len() < 4, "{hits:?}");
+        assert_eq!(hits[0].id, recent);
+        assert!(hits.iter().all(|h| ids[ids.len() - 4..].contains(&h.id)));
+        // Without a very common word, FTS5 ranks every match: the best of all comes first.
+        let exact =
+            bounded_search(&w.conn, &query(w.alice, "common", 5), &Bounds::DEFAULT).unwrap();
+        assert_eq!(exact[0].id, zebra);
+    }
+
+    #[tokio::test]
+    async fn a_rare_word_beside_a_very_common_one_is_found_however_old() {
+        let (w, ids) = world().await;
+        let hits = bounded_search(&w.conn, &query(w.alice, "zebra common", 20), &SMALL).unwrap();
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![ids[5]]);
+    }
+
+    /// Found by review: a caller whose rows are few and old found none of their own
+    /// matches, the index's most recent matches being all someone else's.
+    #[tokio::test]
+    async fn regression_a_caller_with_few_rows_finds_their_own_matches() {
+        let (w, ids) = world().await;
+        let hits = bounded_search(&w.conn, &query(w.bob, "common", 20), &SMALL).unwrap();
+        let mut found: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
+        found.sort();
+        assert_eq!(found, ids[..5].to_vec());
+        assert!(hits.iter().all(|h| h.workspace_id == w.bob));
+        assert!(hits.iter().all(|h| !h.snippet.parts.is_empty()));
+    }
+
+    /// Adds a message to the thread of `ws`'s workspace in `w`; its id.
+    fn add(w: &World, ws: Uuid, content: &str) -> Uuid {
+        let (thread, author): (String, String) = w
+            .conn
+            .query_row(
+                "SELECT t.id, wk.owner_user_id FROM threads t JOIN workspaces wk
+                     ON wk.id = t.workspace_id WHERE t.workspace_id = ?1",
+                [ws.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let id = ceneca_domain::new_id();
+        w.conn
+            .execute(
+                "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role,
+                     author_id, content, token_count, metadata, compressed)
+                 VALUES (?1, ?2, ?2, ?3, ?4, 'user', ?5, ?6, 1, '{}', 0)",
+                params![
+                    id.to_string(),
+                    format_time(ceneca_domain::clock::now()),
+                    thread,
+                    ws.to_string(),
+                    author,
+                    content
+                ],
+            )
+            .unwrap();
+        id
+    }
+
+    /// Found by attack: a permission rule on one message put `id IN (…)` in the query,
+    /// ambiguous beside the index's size table joined in: every search for a common word
+    /// answered 500.
+    #[tokio::test]
+    async fn regression_a_permission_rule_on_one_item_does_not_break_the_search() {
+        let (w, ids) = world().await;
+        let denied = *ids.last().unwrap();
+        let inner = ScopeFilter::AnyOf(vec![("workspace_id", vec![w.alice])]);
+        let except = ScopeFilter::Except(
+            Box::new(inner.clone()),
+            vec![ceneca_domain::scope::ResourcesIn {
+                workspace_id: w.alice,
+                ids: vec![denied],
+            }],
+        );
+        let hits = bounded_search(&w.conn, &query_in(except, "common", 5), &SMALL).unwrap();
+        assert_eq!(hits.len(), 5);
+        assert!(hits.iter().all(|h| h.id != denied));
+        // A grant of one of Alice's messages to Bob: he reads it beside his own.
+        let plus = ScopeFilter::Plus(
+            Box::new(ScopeFilter::AnyOf(vec![("workspace_id", vec![w.bob])])),
+            vec![ceneca_domain::scope::ResourcesIn {
+                workspace_id: w.alice,
+                ids: vec![denied],
+            }],
+        );
+        let hits = bounded_search(&w.conn, &query_in(plus, "common", 20), &SMALL).unwrap();
+        assert!(hits.iter().any(|h| h.id == denied), "{hits:?}");
+        assert!(
+            hits.iter()
+                .all(|h| h.workspace_id == w.bob || h.id == denied)
+        );
+    }
+
+    /// Found by attack: the window grew with the page asked for, so the last pages ranked
+    /// more rows than the first and hits came back twice.
+    #[tokio::test]
+    async fn regression_pages_never_repeat_a_hit() {
+        let (w, _) = world().await;
+        for limit in [3, 4, 7] {
+            let mut seen = std::collections::HashSet::new();
+            let mut offset = 0;
+            loop {
+                let mut q = query(w.alice, "common", limit);
+                q.offset = offset;
+                let page = bounded_search(&w.conn, &q, &SMALL).unwrap();
+                for hit in &page {
+                    assert!(seen.insert(hit.id), "limit {limit}: {} twice", hit.id);
+                }
+                if page.len() < limit as usize {
+                    break;
+                }
+                offset += limit;
+            }
+            assert_eq!(seen.len(), SMALL.window as usize, "limit {limit}");
+        }
+    }
+
+    /// Found by attack: the caller's own recent rows were charged against the window's
+    /// token budget whether they matched or not, so one long message without the word
+    /// hid every match of it.
+    #[tokio::test]
+    async fn regression_a_long_row_without_the_word_hides_no_match() {
+        let (w, ids) = world().await;
+        add(&w, w.bob, &"filler ".repeat(500));
+        let tight = Bounds {
+            tokens: 100,
+            ..SMALL
+        };
+        let hits = bounded_search(&w.conn, &query(w.bob, "common", 20), &tight).unwrap();
+        let mut found: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
+        found.sort();
+        assert_eq!(found, ids[..5].to_vec());
+    }
+
+    /// Found by attack: FTS5's `snippet()` is quadratic in a row's matches (minutes for a
+    /// message of one word repeated); snippets are now cut from the highlighted text.
+    #[tokio::test]
+    async fn regression_a_row_of_one_word_repeated_gets_a_short_snippet() {
+        let (w, _) = world().await;
+        let long = add(&w, w.alice, &"common ".repeat(20_000));
+        for bounds in [SMALL, Bounds::DEFAULT] {
+            let hits = bounded_search(&w.conn, &query(w.alice, "common", 5), &bounds).unwrap();
+            let top = hits
+                .iter()
+                .find(|h| h.id == long)
+                .expect("the long row ranks");
+            assert_eq!(top.snippet.highlights(), 24, "{:?}", top.snippet);
+        }
+    }
+
+    /// Found by attack: a word whose accents FTS5 folds ("café" for "cafe") counted for
+    /// the first phrase of the query instead of its own.
+    #[tokio::test]
+    async fn regression_accents_count_for_their_own_phrase() {
+        let (w, _) = world().await;
+        let cafe = add(&w, w.alice, "Café common naïve");
+        let plain = bounded_search(&w.conn, &query(w.alice, "common cafe", 5), &SMALL).unwrap();
+        let accented = bounded_search(&w.conn, &query(w.alice, "common café", 5), &SMALL).unwrap();
+        let score = |hits: &[SearchHit]| hits.iter().find(|h| h.id == cafe).unwrap().score;
+        assert!((score(&plain) - score(&accented)).abs() < 1e-9);
+        assert!(
+            score(&plain) < -1.0,
+            "cafe weighs as a rare word: {}",
+            score(&plain)
+        );
+    }
 }

@@ -1,0 +1,711 @@
+//! Full-text ranking bounded in the worst case: queries of very common words rank the most
+//! recent matches only.
+//!
+//! FTS5's `bm25()` weighs each phrase of a query by how many rows contain it, and counts
+//! them by reading every such row of the index; `ORDER BY rank` then scores every match. A
+//! query of words that are in most messages therefore costs in proportion to the index, not
+//! to the page (on a million messages: 830 ms for a word in 91% of them, 190 ms for a phrase
+//! of two such words), and every tenant of the server pays it on the whole index.
+//!
+//! So each phrase's matches are first counted, most recent first, up to `very_common`
+//! (the count stops there: a bounded read). If no phrase has more, FTS5 ranks all matches
+//! as before (exact). Otherwise the caller's `window` most recent matches (up to `tokens`
+//! tokens of text) are ranked here, looked for among the index's `very_common` most recent
+//! matches (and the caller's own `own_rows` most recent rows when those hold too few of
+//! theirs; see [`Bounds`]), with the
+//! same bm25 as FTS5's (k1 = 1.2, b = 0.75), computed from what FTS5 keeps per row: the
+//! instances of each phrase (from `highlight()`), the row's length in tokens (`_docsize`)
+//! and the index's row count and total length (its averages record). A very common
+//! phrase's row count is estimated from how far back its `very_common`-th most recent match
+//! lies; the others' are counted exactly.
+//!
+//! The trade-off: for such a query, a match older than the window is not found, however
+//! relevant; the window is a thousand matches (fewer for long rows) of words that are in
+//! ten thousand rows or more. `ceneca bench text` measures both paths beside raw FTS5.
+
+use ceneca_domain::Value;
+use ceneca_domain::schema::Kind;
+use ceneca_domain::search::{MARK_END, MARK_START, Snippet, Term, folded_words};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{Candidate, Target, fts5_query, map_error, parse_time, uuid_at};
+use crate::search::{SearchHit, SearchQuery, bind, filters};
+use crate::sql::Sql;
+use crate::{Result, StoreError};
+
+use super::super::SqliteDialect;
+
+/// How far a query of very common words reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    /// A phrase in this many rows or more is very common; and a query with one looks for
+    /// the caller's matches among the index's this many most recent matches.
+    pub very_common: u64,
+    /// How many of the caller's most recent matches are ranked: as deep as pages go, and
+    /// the same for every page, so that pages never overlap...
+    pub window: u64,
+    /// ... and how many tokens of text they may hold at most (scoring reads each row's
+    /// text, so long rows make a smaller window; the newest match is always ranked).
+    pub tokens: u64,
+    /// When the index's most recent matches hold fewer than `window` the caller may read
+    /// (their rows are a small part of the index), how many of the caller's own most
+    /// recent rows are looked through as well: a caller with few rows never makes the
+    /// search read everyone's, nor misses their own matches because others wrote more
+    /// recently.
+    pub own_rows: u64,
+}
+
+impl Bounds {
+    pub(super) const DEFAULT: Bounds = Bounds {
+        very_common: 10_000,
+        window: 1_100,
+        tokens: 100_000,
+        own_rows: 1_000,
+    };
+}
+
+/// The rows a query of very common words ranks.
+enum Window {
+    /// The caller's matches from this rowid on.
+    From(i64),
+    /// The caller's matches among these rows.
+    Rows(Vec<i64>),
+}
+
+/// FTS5's bm25 parameters.
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+
+/// A phrase's words, as the highlighted instances are compared with them, and its weight
+/// in bm25 (from how many rows contain it).
+#[derive(Debug, Clone)]
+pub(super) struct Phrase {
+    words: String,
+    weight: f64,
+}
+
+/// A query with a very common phrase: its phrases, the index's mean row length, and the
+/// oldest of the index's `very_common` most recent matches when the query is that one
+/// phrase (`None` when it is not known yet).
+#[derive(Debug, Clone)]
+pub(super) struct Common {
+    phrases: Vec<Phrase>,
+    mean_length: f64,
+    floor: Option<i64>,
+}
+
+/// The index's row count and its rows' mean length in tokens, and its rowid range.
+#[derive(Debug, Clone, Copy)]
+struct Totals {
+    rows: f64,
+    mean_length: f64,
+    first: i64,
+    last: i64,
+}
+
+/// Each term's row count when at least one term is very common (rank the recent window);
+/// `None` when none is (let FTS5 rank every match), or when the index's totals cannot be
+/// read (FTS5 then ranks too: slower, never wrong).
+pub(super) fn very_common(
+    conn: &Connection,
+    fts: &str,
+    terms: &[Term],
+    bounds: &Bounds,
+) -> Result<Option<Common>> {
+    let mut counted = Vec::with_capacity(terms.len());
+    let mut any_common = false;
+    {
+        let mut probe = conn
+            .prepare_cached(&format!(
+                "SELECT count(*), min(r) FROM (SELECT rowid AS r FROM {fts} WHERE {fts} MATCH ?1
+                 ORDER BY rowid DESC LIMIT ?2)"
+            ))
+            .map_err(map_error)?;
+        for term in terms {
+            let (count, oldest): (i64, Option<i64>) = probe
+                .query_row(
+                    params![
+                        fts5_query(std::slice::from_ref(term)),
+                        bounds.very_common as i64
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(map_error)?;
+            any_common |= count as u64 >= bounds.very_common;
+            counted.push((term, count, oldest));
+        }
+    }
+    if !any_common {
+        return Ok(None);
+    }
+    let Some(totals) = totals(conn, fts)? else {
+        return Ok(None);
+    };
+    let floor = match counted.as_slice() {
+        [(_, _, oldest)] => *oldest,
+        _ => None,
+    };
+    let phrases = counted
+        .into_iter()
+        .map(|(term, count, oldest)| {
+            let rows = match oldest {
+                Some(oldest) if count as u64 >= bounds.very_common => {
+                    estimated_rows(count, oldest, totals)
+                }
+                _ => count as f64,
+            };
+            Phrase {
+                words: folded_words(&term.text),
+                weight: weight(rows, totals.rows),
+            }
+        })
+        .collect();
+    Ok(Some(Common {
+        phrases,
+        mean_length: totals.mean_length,
+        floor,
+    }))
+}
+
+/// The rows of the index holding a phrase whose `count`-th most recent match is at rowid
+/// `oldest`: the matches' share of the rows after it, over the whole index (rowids grow
+/// with time, so they stand for time).
+///
+/// At most a third of the rows: a burst of recent writes (one tenant's) makes a word look
+/// more common than it is, and past half the rows bm25 would weigh it nothing at all.
+fn estimated_rows(count: i64, oldest: i64, t: Totals) -> f64 {
+    let span = (t.last - t.first + 1).max(1) as f64;
+    let recent = (t.last - oldest + 1).clamp(1, t.last - t.first + 1) as f64;
+    (count as f64 * span / recent).clamp(count as f64, (t.rows / 3.0).max(count as f64))
+}
+
+/// The index's totals: its averages record (row count, then each column's total tokens,
+/// SQLite varints) and the first and last rowid of its size table.
+fn totals(conn: &Connection, fts: &str) -> Result<Option<Totals>> {
+    let block: Option<Vec<u8>> = conn
+        .prepare_cached(&format!("SELECT block FROM {fts}_data WHERE id = 1"))
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(map_error)?;
+    let Some(block) = block else { return Ok(None) };
+    let mut values = Varints(&block);
+    let Some(rows) = values.next().filter(|n| *n > 0) else {
+        return Ok(None);
+    };
+    let tokens: u64 = values.sum();
+    let (first, last): (Option<i64>, Option<i64>) = conn
+        // Two subqueries: `min` and `max` in one select would scan the table.
+        .prepare_cached(&format!(
+            "SELECT (SELECT min(id) FROM {fts}_docsize), (SELECT max(id) FROM {fts}_docsize)"
+        ))
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(map_error)?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(None);
+    };
+    Ok(Some(Totals {
+        rows: rows as f64,
+        mean_length: (tokens as f64 / rows as f64).max(1.0),
+        first,
+        last,
+    }))
+}
+
+/// SQLite's variable-length integers, one after another (FTS5 writes its sizes so).
+struct Varints<'a>(&'a [u8]);
+
+impl Iterator for Varints<'_> {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        let mut value: u64 = 0;
+        for i in 0..9 {
+            let byte = *self.0.get(i)?;
+            if i == 8 {
+                self.0 = &self.0[9..];
+                return Some((value << 8) | u64::from(byte));
+            }
+            value = (value << 7) | u64::from(byte & 0x7f);
+            if byte & 0x80 == 0 {
+                self.0 = &self.0[i + 1..];
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+/// The best `offset + limit` of the caller's most recent matches of one kind, scored by
+/// bm25; their snippets are made later, for the page's rows only.
+pub(super) fn ranked(
+    conn: &Connection,
+    q: &SearchQuery,
+    target: &Target,
+    common: &Common,
+    bounds: &Bounds,
+) -> Result<Vec<Candidate>> {
+    let phrases = &common.phrases;
+    let wanted = u64::from(q.offset) + u64::from(q.limit);
+    let Some(window) = window(conn, q, target, common, bounds)? else {
+        return Ok(Vec::new());
+    };
+    let weights: Vec<f64> = phrases.iter().map(|p| p.weight).collect();
+    let sql = window_rows(q, target, &window);
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
+    let mut rows = stmt
+        .query(params_from_iter(sql.params.iter()))
+        .map_err(map_error)?;
+    let mut scored = Vec::new();
+    let columns = target.columns();
+    while let Some(row) = rows.next().map_err(map_error)? {
+        let rowid: i64 = row.get(5).map_err(map_error)?;
+        let sizes: Option<Vec<u8>> = row.get(7).map_err(map_error)?;
+        let length: u64 = sizes.map_or(0, |s| Varints(&s).sum());
+        let mut instances = vec![0u32; phrases.len()];
+        let mut highlighted = Vec::with_capacity(columns);
+        for c in 0..columns {
+            let marked: String = row.get(8 + 2 * c).map_err(map_error)?;
+            let plain: String = row.get(9 + 2 * c).map_err(map_error)?;
+            let column = Snippet::from_marked_and_plain(&marked, &plain);
+            count_instances(&column, phrases, &mut instances);
+            highlighted.push(column);
+        }
+        let created: String = row.get(6).map_err(map_error)?;
+        let score = bm25(&instances, &weights, length as f64, common.mean_length);
+        scored.push(Candidate {
+            hit: SearchHit {
+                kind: target.kind,
+                id: uuid_at(row, 0)?.unwrap_or_default(),
+                workspace_id: uuid_at(row, 1)?.unwrap_or_default(),
+                thread_id: uuid_at(row, 2)?,
+                project_id: uuid_at(row, 3)?,
+                title: row.get(4).map_err(map_error)?,
+                score: -score,
+                created_at: parse_time(&created)
+                    .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
+                snippet: Snippet::default(),
+            },
+            snippet_of: Some(rowid),
+            highlighted: Some(highlighted),
+        });
+    }
+    // Best first, as FTS5's `rank`; the more recent first on equal scores, so pages agree.
+    scored.sort_by(|a, b| {
+        a.hit
+            .score
+            .total_cmp(&b.hit.score)
+            .then_with(|| b.snippet_of.cmp(&a.snippet_of))
+    });
+    scored.truncate(wanted as usize);
+    Ok(scored)
+}
+
+/// The rows to rank: the caller's `bounds.window` most recent matches (fewer if they hold
+/// more than `bounds.tokens` tokens) among the index's `bounds.very_common` most recent
+/// ones; when those hold fewer and the index has more, the caller's matches among their
+/// own `bounds.own_rows` most recent rows as well. `None`: no match.
+fn window(
+    conn: &Connection,
+    q: &SearchQuery,
+    target: &Target,
+    common: &Common,
+    bounds: &Bounds,
+) -> Result<Option<Window>> {
+    let size = bounds.window;
+    let Target {
+        fts, table, alias, ..
+    } = target;
+    // The oldest of the index's most recent matches, if it has more: read in rowid order
+    // from the index alone, stopping there (the probe read it already for one phrase).
+    let floor: Option<i64> = match (common.floor, q.terms.len()) {
+        (floor, 1) => floor,
+        _ => conn
+            .prepare_cached(&format!(
+                "SELECT rowid FROM {fts} WHERE {fts} MATCH ?1
+                 ORDER BY rowid DESC LIMIT 1 OFFSET ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    params![fts5_query(&q.terms), bounds.very_common as i64 - 1],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .map_err(map_error)?,
+    };
+    let mut sql = Sql::default();
+    let matcher = matcher_of(&mut sql, q);
+    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
+    let above = floor.map_or(String::new(), |f| format!(" AND {fts}.rowid >= {f}"));
+    // FTS5 gives the matches newest first, and reading stops at the window's end.
+    let mut text = format!(
+        "SELECT {fts}.rowid, {} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
+         WHERE {fts} MATCH {matcher}{above} AND {scope}",
+        sizes_of(fts, &format!("{fts}.rowid"))
+    );
+    filters(
+        &SqliteDialect,
+        &mut sql,
+        alias,
+        q,
+        &mut text,
+        target.messages,
+    );
+    sql.text = format!("{text} ORDER BY {fts}.rowid DESC LIMIT {size}");
+    let (mut found, full) = rows_within(conn, &sql, bounds.tokens)?;
+    if full || found.len() as u64 >= size || floor.is_none() {
+        // The window is full, or every match was looked through.
+        return Ok(found.last().map(|&oldest| Window::From(oldest)));
+    }
+    // The caller's rows are a small part of the index: look through their own most recent
+    // rows as well, and keep the matches among them, newest first, within the budget.
+    let mut sql = Sql::default();
+    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
+    let mut text = format!("SELECT {alias}.rowid, NULL FROM {table} {alias} WHERE {scope}");
+    filters(
+        &SqliteDialect,
+        &mut sql,
+        alias,
+        q,
+        &mut text,
+        target.messages,
+    );
+    sql.text = format!(
+        "{text} ORDER BY {alias}.created_at DESC LIMIT {}",
+        bounds.own_rows
+    );
+    let own = rows_within(conn, &sql, u64::MAX)?.0;
+    let mut sql = Sql::default();
+    let among = matcher_of(&mut sql, q);
+    let list = id_list(&mut sql, &own);
+    sql.text = format!(
+        "SELECT {fts}.rowid, {} FROM {fts} WHERE {fts} MATCH {among}
+             AND {fts}.rowid IN (SELECT value FROM json_each({list}))
+         ORDER BY {fts}.rowid DESC",
+        sizes_of(fts, &format!("{fts}.rowid"))
+    );
+    let budget = bounds.tokens.saturating_sub(tokens_of(conn, &found, fts)?);
+    if budget > 0 {
+        found.extend(rows_within(conn, &sql, budget)?.0);
+    }
+    found.sort_unstable();
+    found.dedup();
+    Ok((!found.is_empty()).then_some(Window::Rows(found)))
+}
+
+/// A row's sizes from the index's size table, as a subquery: a join would bring an `id`
+/// column of its own, which the tenant filter's unqualified `id` would then be ambiguous
+/// with.
+fn sizes_of(fts: &str, rowid: &str) -> String {
+    format!("(SELECT sz FROM {fts}_docsize WHERE {fts}_docsize.id = {rowid})")
+}
+
+fn id_list(sql: &mut Sql, rowids: &[i64]) -> String {
+    bind(
+        &SqliteDialect,
+        sql,
+        Value::Text(serde_json::to_string(rowids).unwrap_or_else(|_| "[]".into())),
+        Kind::Text { max: usize::MAX },
+    )
+}
+
+/// The rowids `sql` selects (with each row's sizes), until their tokens reach `budget`
+/// (the row that reaches it included); and whether they did.
+fn rows_within(conn: &Connection, sql: &Sql, budget: u64) -> Result<(Vec<i64>, bool)> {
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
+    let mut rows = stmt
+        .query(params_from_iter(sql.params.iter()))
+        .map_err(map_error)?;
+    let (mut out, mut tokens) = (Vec::new(), 0u64);
+    while let Some(row) = rows.next().map_err(map_error)? {
+        out.push(row.get::<_, i64>(0).map_err(map_error)?);
+        let sizes: Option<Vec<u8>> = row.get(1).map_err(map_error)?;
+        tokens += sizes.map_or(0, |s| Varints(&s).sum::<u64>());
+        if tokens >= budget {
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
+}
+
+/// The tokens the rows `rowids` hold.
+fn tokens_of(conn: &Connection, rowids: &[i64], fts: &str) -> Result<u64> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT sz FROM {fts}_docsize WHERE id = ?1"))
+        .map_err(map_error)?;
+    let mut total = 0;
+    for rowid in rowids {
+        let sizes: Option<Vec<u8>> = stmt
+            .query_row([rowid], |r| r.get(0))
+            .optional()
+            .map_err(map_error)?;
+        total += sizes.map_or(0, |s| Varints(&s).sum::<u64>());
+    }
+    Ok(total)
+}
+
+/// The caller's matches in `window`, with what scoring them needs: the row's sizes and
+/// each column highlighted (with the markers, and with empty ones).
+fn window_rows(q: &SearchQuery, target: &Target, window: &Window) -> Sql {
+    let mut sql = Sql::default();
+    let matcher = matcher_of(&mut sql, q);
+    let rows = match window {
+        Window::From(oldest) => format!("{}.rowid >= {oldest}", target.fts),
+        Window::Rows(rowids) => {
+            let list = id_list(&mut sql, rowids);
+            format!(
+                "{}.rowid IN (SELECT value FROM json_each({list}))",
+                target.fts
+            )
+        }
+    };
+    let Target {
+        fts, table, alias, ..
+    } = target;
+    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
+    let highlights: Vec<String> = (0..target.columns())
+        .map(|c| {
+            format!(
+                "highlight({fts}, {c}, '{MARK_START}', '{MARK_END}'), highlight({fts}, {c}, '', '')"
+            )
+        })
+        .collect();
+    let mut text = format!(
+        "SELECT {}, {fts}.rowid, {alias}.created_at, {}, {}
+         FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
+         WHERE {fts} MATCH {matcher} AND {rows} AND {scope}",
+        target.identity(),
+        sizes_of(fts, &format!("{fts}.rowid")),
+        highlights.join(", ")
+    );
+    filters(
+        &SqliteDialect,
+        &mut sql,
+        alias,
+        q,
+        &mut text,
+        target.messages,
+    );
+    sql.text = text;
+    sql
+}
+
+fn matcher_of(sql: &mut Sql, q: &SearchQuery) -> String {
+    bind(
+        &SqliteDialect,
+        sql,
+        Value::Text(fts5_query(&q.terms)),
+        Kind::Text { max: usize::MAX },
+    )
+}
+
+/// Adds the highlighted instances in `snippet` to their phrases' counts: an instance is
+/// its phrase's when their words, folded as FTS5 folds them, are the same; one that is no
+/// phrase's (FTS5 merged overlapping instances) counts for every phrase whose words it
+/// holds, or, failing that (the tokenizers differ on it), for the first.
+fn count_instances(snippet: &Snippet, phrases: &[Phrase], counts: &mut [u32]) {
+    for (_, text) in snippet.parts.iter().filter(|(marked, _)| *marked) {
+        let words = folded_words(text);
+        if let Some(i) = phrases.iter().position(|p| p.words == words) {
+            counts[i] += 1;
+            continue;
+        }
+        let mut any = false;
+        for (i, p) in phrases.iter().enumerate() {
+            if !p.words.is_empty() && words.contains(&p.words) {
+                counts[i] += 1;
+                any = true;
+            }
+        }
+        if !any && let Some(first) = counts.first_mut() {
+            *first += 1;
+        }
+    }
+}
+
+/// A phrase's weight in bm25 (its inverse document frequency), as FTS5 computes it.
+fn weight(rows_with_it: f64, rows: f64) -> f64 {
+    let idf = ((rows - rows_with_it + 0.5) / (rows_with_it + 0.5)).ln();
+    if idf <= 0.0 { 1e-6 } else { idf }
+}
+
+/// bm25 of a row (higher is better), as FTS5's `bm25()` computes it with every column's
+/// weight 1.
+fn bm25(instances: &[u32], weights: &[f64], length: f64, mean_length: f64) -> f64 {
+    let norm = K1 * (1.0 - B + B * length / mean_length);
+    instances
+        .iter()
+        .zip(weights)
+        .map(|(&tf, &idf)| {
+            let tf = f64::from(tf);
+            idf * tf * (K1 + 1.0) / (tf + norm)
+        })
+        .sum()
+}
+
+/// The snippets of the rows in `page`: cut from the highlighting the window already made,
+/// or (FTS5 ranked the row) from the row highlighted now, found by its rowid.
+pub(super) fn fill_snippets(
+    conn: &Connection,
+    q: &SearchQuery,
+    page: &mut [Candidate],
+) -> Result<()> {
+    let matcher = fts5_query(&q.terms);
+    for candidate in page.iter_mut() {
+        let Some(rowid) = candidate.snippet_of.take() else {
+            continue;
+        };
+        let columns = match candidate.highlighted.take() {
+            Some(columns) => columns,
+            None => {
+                let target = Target::of_kind(candidate.hit.kind);
+                let fts = &target.fts;
+                let highlights: Vec<String> = (0..target.columns())
+                    .map(|c| {
+                        format!(
+                            "highlight({fts}, {c}, '{MARK_START}', '{MARK_END}'), \
+                             highlight({fts}, {c}, '', '')"
+                        )
+                    })
+                    .collect();
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {} FROM {fts} WHERE {fts} MATCH ?1 AND rowid = ?2",
+                        highlights.join(", ")
+                    ))
+                    .map_err(map_error)?;
+                let columns = target.columns();
+                stmt.query_row(params![matcher, rowid], |r| {
+                    (0..columns)
+                        .map(|c| {
+                            Ok(Snippet::from_marked_and_plain(
+                                &r.get::<_, String>(2 * c)?,
+                                &r.get::<_, String>(2 * c + 1)?,
+                            ))
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .optional()
+                .map_err(map_error)?
+                .unwrap_or_default()
+            }
+        };
+        candidate.hit.snippet = best_excerpt(columns);
+    }
+    Ok(())
+}
+
+/// The words a snippet holds at most (as FTS5's `snippet()` was asked for).
+const SNIPPET_WORDS: usize = 24;
+
+/// The snippet of a row: cut from the column with the most highlighted words (the first,
+/// a document's title, on equal counts, as FTS5's `snippet()` chose).
+fn best_excerpt(columns: Vec<Snippet>) -> Snippet {
+    columns
+        .into_iter()
+        .rev()
+        .max_by_key(Snippet::highlights)
+        .map(|column| column.excerpt(SNIPPET_WORDS))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_read_as_sqlite_writes_them() {
+        // 1, 127, 128 (0x81 0x00), 16384 (0x81 0x80 0x00), and a nine-byte one.
+        let bytes = [
+            0x01, 0x7f, 0x81, 0x00, 0x81, 0x80, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff,
+        ];
+        let values: Vec<u64> = Varints(&bytes).collect();
+        assert_eq!(values, vec![1, 127, 128, 16384, u64::MAX]);
+        // A truncated one ends the sequence.
+        assert_eq!(Varints(&[0x05, 0x81]).collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn instances_count_for_their_phrase() {
+        let phrases = vec![
+            Phrase {
+                words: "red fox".into(),
+                weight: 1.0,
+            },
+            Phrase {
+                words: "dog".into(),
+                weight: 1.0,
+            },
+        ];
+        let snippet = Snippet {
+            parts: vec![
+                (true, "Red  Fox".into()),
+                (false, " and the ".into()),
+                (true, "dog".into()),
+                (false, ", ".into()),
+                (true, "DOG".into()),
+                // Merged overlapping instances hold both phrases' words.
+                (true, "red fox dog".into()),
+                // Accents folded by FTS5, and here.
+                (true, "Dög".into()),
+            ],
+        };
+        let mut counts = vec![0; 2];
+        count_instances(&snippet, &phrases, &mut counts);
+        assert_eq!(counts, vec![2, 4]);
+    }
+
+    #[test]
+    fn bm25_agrees_with_fts5() {
+        // A table where FTS5's own bm25 can be read beside the one computed here.
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5(body);
+             INSERT INTO t (body) VALUES ('apple banana apple'), ('banana cherry'),
+                 ('apple'), ('cherry cherry cherry banana apple'), ('date');",
+        )
+        .unwrap();
+        let totals = totals(&conn, "t").unwrap().unwrap();
+        assert_eq!(totals.rows, 5.0);
+        assert_eq!((totals.first, totals.last), (1, 5));
+        // "apple" is in 3 rows, "banana" in 3.
+        let weights = [weight(3.0, 5.0), weight(3.0, 5.0)];
+        let mut stmt = conn
+            .prepare("SELECT rowid, bm25(t) FROM t WHERE t MATCH 'apple banana'")
+            .unwrap();
+        let theirs: Vec<(i64, f64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let lengths = [3.0, 2.0, 1.0, 5.0, 1.0];
+        let instances = [[2, 1], [0, 1], [1, 0], [1, 1], [0, 0]];
+        for (rowid, fts5) in theirs {
+            let i = (rowid - 1) as usize;
+            let ours = -bm25(&instances[i], &weights, lengths[i], totals.mean_length);
+            assert!(
+                (ours - fts5).abs() < 1e-9,
+                "row {rowid}: ours {ours}, FTS5 {fts5}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_very_common_phrase_is_estimated_from_how_far_back_its_matches_go() {
+        let t = Totals {
+            rows: 1_000_000.0,
+            mean_length: 24.0,
+            first: 1,
+            last: 1_000_000,
+        };
+        // 10,001 matches in the last 200,000 rows: about 5% of the rows.
+        let n = estimated_rows(10_001, 800_001, t);
+        assert!((n - 50_005.0).abs() < 1.0, "{n}");
+        // Never more than a third of the rows, nor fewer than were counted.
+        assert!((estimated_rows(10_001, 999_999, t) - 333_333.3).abs() < 1.0);
+        let few = Totals {
+            rows: 12_000.0,
+            ..t
+        };
+        assert_eq!(estimated_rows(10_001, 999_999, few), 10_001.0);
+    }
+}
