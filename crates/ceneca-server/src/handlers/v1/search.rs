@@ -17,11 +17,12 @@ pub(crate) fn doc() -> Op {
         .describe(
             "Ranked hits with highlighted snippets, only from what the caller may read. The \
              words are searched as words: no input is a syntax error. On the embedded \
-             database, a query with a word (or phrase) in 10,000 rows or more ranks the \
-             caller's 1,000 most recent matches (at least the page asked for; fewer when \
-             they are long), so that its \
+             database, a query with a word in 10,000 rows or more ranks the caller's 1,100 \
+             most recent matches (as deep as pages go; fewer when they are long) among the \
+             index's 10,000 most recent matches in its 50,000 most recent rows, so that its \
              cost does not grow with the index: older matches of such a query are not \
-             returned. A rarer word beside it narrows the matches, and they are all found.",
+             returned, and a caller with few recent rows may find none for such a word \
+             alone. A rarer word beside it narrows the matches, and they are all found.",
         )
         .params([
             op::required_query("q", "The words to search for.", op::string()),

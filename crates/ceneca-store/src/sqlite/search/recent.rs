@@ -7,21 +7,22 @@
 //! to the page (on a million messages: 830 ms for a word in 91% of them, 190 ms for a phrase
 //! of two such words), and every tenant of the server pays it on the whole index.
 //!
-//! So each phrase's matches are first counted, most recent first, up to `very_common`
-//! (the count stops there: a bounded read). If no phrase has more, FTS5 ranks all matches
-//! as before (exact). Otherwise the caller's `window` most recent matches (up to `tokens`
-//! tokens of text) are ranked here, looked for among the index's `very_common` most recent
-//! matches (and the caller's own `own_rows` most recent rows when those hold too few of
-//! theirs; see [`Bounds`]), with the
-//! same bm25 as FTS5's (k1 = 1.2, b = 0.75), computed from what FTS5 keeps per row: the
-//! instances of each phrase (from `highlight()`), the row's length in tokens (`_docsize`)
-//! and the index's row count and total length (its averages record). A very common
-//! phrase's row count is estimated from how far back its `very_common`-th most recent match
-//! lies; the others' are counted exactly.
+//! So each word of the query is first counted, most recent rows first, up to
+//! `very_common` (the count stops there: a bounded read; a phrase counts as its rarest
+//! word). If no phrase reaches it, FTS5 ranks all matches as before (exact): every phrase
+//! then has a word in fewer rows than that, which bounds what FTS5 reads. Otherwise the
+//! caller's `window` most recent matches (up to `tokens` tokens of text) are ranked here,
+//! looked for among the index's `very_common` most recent matches within its `recent_rows`
+//! most recent rows (see [`Bounds`]), with the same bm25 as FTS5's (k1 = 1.2, b = 0.75),
+//! computed from what FTS5 keeps per row: the instances of each phrase (from
+//! `highlight()`), the row's length in tokens (`_docsize`) and the index's row count and
+//! total length (its averages record). A very common word's row count is estimated from
+//! how far back its `very_common`-th most recent match lies; the others' are counted.
 //!
 //! The trade-off: for such a query, a match older than the window is not found, however
-//! relevant; the window is a thousand matches (fewer for long rows) of words that are in
-//! ten thousand rows or more. `ceneca bench text` measures both paths beside raw FTS5.
+//! relevant — for a caller whose rows are few among the index's recent ones, other
+//! tenants' writes push theirs out of it. A rarer word beside the common one narrows the
+//! matches and finds them all. `ceneca bench text` measures both paths beside raw FTS5.
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
@@ -38,38 +39,27 @@ use super::super::SqliteDialect;
 /// How far a query of very common words reads.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Bounds {
-    /// A phrase in this many rows or more is very common; and a query with one looks for
-    /// the caller's matches among the index's this many most recent matches.
+    /// A word in this many rows or more is very common; and a query with one looks for
+    /// the caller's matches among the index's this many most recent matches...
     pub very_common: u64,
+    /// ... within its this many most recent rows (a phrase of very common words that
+    /// seldom stand together would otherwise make FTS5 read their whole lists).
+    pub recent_rows: u64,
     /// How many of the caller's most recent matches are ranked: as deep as pages go, and
     /// the same for every page, so that pages never overlap...
     pub window: u64,
     /// ... and how many tokens of text they may hold at most (scoring reads each row's
     /// text, so long rows make a smaller window; the newest match is always ranked).
     pub tokens: u64,
-    /// When the index's most recent matches hold fewer than `window` the caller may read
-    /// (their rows are a small part of the index), how many of the caller's own most
-    /// recent rows are looked through as well: a caller with few rows never makes the
-    /// search read everyone's, nor misses their own matches because others wrote more
-    /// recently.
-    pub own_rows: u64,
 }
 
 impl Bounds {
     pub(super) const DEFAULT: Bounds = Bounds {
         very_common: 10_000,
+        recent_rows: 50_000,
         window: 1_100,
         tokens: 100_000,
-        own_rows: 1_000,
     };
-}
-
-/// The rows a query of very common words ranks.
-enum Window {
-    /// The caller's matches from this rowid on.
-    From(i64),
-    /// The caller's matches among these rows.
-    Rows(Vec<i64>),
 }
 
 /// FTS5's bm25 parameters.
@@ -84,13 +74,13 @@ pub(super) struct Phrase {
     weight: f64,
 }
 
-/// A query with a very common phrase: its phrases, the index's mean row length, and the
-/// oldest of the index's `very_common` most recent matches when the query is that one
-/// phrase (`None` when it is not known yet).
+/// A query with a very common word: its phrases, the index's totals, and the oldest of
+/// the index's `very_common` most recent matches when the query is that one word (`None`
+/// when it is not known yet).
 #[derive(Debug, Clone)]
 pub(super) struct Common {
     phrases: Vec<Phrase>,
-    mean_length: f64,
+    totals: Totals,
     floor: Option<i64>,
 }
 
@@ -103,51 +93,80 @@ struct Totals {
     last: i64,
 }
 
-/// Each term's row count when at least one term is very common (rank the recent window);
-/// `None` when none is (let FTS5 rank every match), or when the index's totals cannot be
-/// read (FTS5 then ranks too: slower, never wrong).
+/// The query's phrases with their weights when one of them may be very common (each of its
+/// words is): rank the recent window. `None` when none is (let FTS5 rank every match: each
+/// phrase then has a word in fewer than `very_common` rows, which bounds what FTS5 reads),
+/// or when the index's totals cannot be read (FTS5 then ranks too: slower, never wrong).
+///
+/// Words are counted, not phrases: a word's rows are read in rowid order and the count
+/// stops at `very_common`, while a phrase of common words that seldom stand together would
+/// be read to its end. A phrase is counted as its rarest word (at most as common).
 pub(super) fn very_common(
     conn: &Connection,
     fts: &str,
     terms: &[Term],
     bounds: &Bounds,
 ) -> Result<Option<Common>> {
-    let mut counted = Vec::with_capacity(terms.len());
-    let mut any_common = false;
-    {
-        let mut probe = conn
-            .prepare_cached(&format!(
-                "SELECT count(*), min(r) FROM (SELECT rowid AS r FROM {fts} WHERE {fts} MATCH ?1
-                 ORDER BY rowid DESC LIMIT ?2)"
-            ))
-            .map_err(map_error)?;
-        for term in terms {
-            let (count, oldest): (i64, Option<i64>) = probe
-                .query_row(
-                    params![
-                        fts5_query(std::slice::from_ref(term)),
-                        bounds.very_common as i64
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(map_error)?;
-            any_common |= count as u64 >= bounds.very_common;
-            counted.push((term, count, oldest));
+    let mut words: std::collections::HashMap<String, (i64, Option<i64>)> =
+        std::collections::HashMap::new();
+    let mut probe = conn
+        .prepare_cached(&format!(
+            "SELECT count(*), min(r) FROM (SELECT rowid AS r FROM {fts} WHERE {fts} MATCH ?1
+             ORDER BY rowid DESC LIMIT ?2)"
+        ))
+        .map_err(map_error)?;
+    let mut phrases_words = Vec::with_capacity(terms.len());
+    for term in terms {
+        let folded = folded_words(&term.text);
+        for word in folded.split(' ').filter(|w| !w.is_empty()) {
+            if !words.contains_key(word) {
+                let counted = probe
+                    .query_row(
+                        params![
+                            fts5_query(&[Term {
+                                text: word.to_owned(),
+                                phrase: false
+                            }]),
+                            bounds.very_common as i64
+                        ],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(map_error)?;
+                words.insert(word.to_owned(), counted);
+            }
         }
+        phrases_words.push(folded);
     }
-    if !any_common {
+    // A phrase's count: its rarest word's (with the rowid of that word's oldest counted
+    // match).
+    let counted: Vec<(String, i64, Option<i64>)> = phrases_words
+        .into_iter()
+        .map(|folded| {
+            let (count, oldest) = folded
+                .split(' ')
+                .filter_map(|w| words.get(w).copied())
+                .min_by_key(|(count, _)| *count)
+                .unwrap_or((0, None));
+            (folded, count, oldest)
+        })
+        .collect();
+    if !counted
+        .iter()
+        .any(|(_, count, _)| *count as u64 >= bounds.very_common)
+    {
         return Ok(None);
     }
     let Some(totals) = totals(conn, fts)? else {
         return Ok(None);
     };
+    // One word alone: its probe found the oldest of its most recent matches already.
     let floor = match counted.as_slice() {
-        [(_, _, oldest)] => *oldest,
+        [(folded, _, oldest)] if !folded.contains(' ') => *oldest,
         _ => None,
     };
     let phrases = counted
         .into_iter()
-        .map(|(term, count, oldest)| {
+        .map(|(folded, count, oldest)| {
             let rows = match oldest {
                 Some(oldest) if count as u64 >= bounds.very_common => {
                     estimated_rows(count, oldest, totals)
@@ -155,14 +174,14 @@ pub(super) fn very_common(
                 _ => count as f64,
             };
             Phrase {
-                words: folded_words(&term.text),
+                words: folded,
                 weight: weight(rows, totals.rows),
             }
         })
         .collect();
     Ok(Some(Common {
         phrases,
-        mean_length: totals.mean_length,
+        totals,
         floor,
     }))
 }
@@ -244,11 +263,11 @@ pub(super) fn ranked(
 ) -> Result<Vec<Candidate>> {
     let phrases = &common.phrases;
     let wanted = u64::from(q.offset) + u64::from(q.limit);
-    let Some(window) = window(conn, q, target, common, bounds)? else {
+    let Some(oldest) = window(conn, q, target, common, bounds)? else {
         return Ok(Vec::new());
     };
     let weights: Vec<f64> = phrases.iter().map(|p| p.weight).collect();
-    let sql = window_rows(q, target, &window);
+    let sql = window_rows(q, target, oldest);
     let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
@@ -269,7 +288,12 @@ pub(super) fn ranked(
             highlighted.push(column);
         }
         let created: String = row.get(6).map_err(map_error)?;
-        let score = bm25(&instances, &weights, length as f64, common.mean_length);
+        let score = bm25(
+            &instances,
+            &weights,
+            length as f64,
+            common.totals.mean_length,
+        );
         scored.push(Candidate {
             hit: SearchHit {
                 kind: target.kind,
@@ -298,47 +322,46 @@ pub(super) fn ranked(
     Ok(scored)
 }
 
-/// The rows to rank: the caller's `bounds.window` most recent matches (fewer if they hold
-/// more than `bounds.tokens` tokens) among the index's `bounds.very_common` most recent
-/// ones; when those hold fewer and the index has more, the caller's matches among their
-/// own `bounds.own_rows` most recent rows as well. `None`: no match.
+/// The oldest row to rank: of the caller's `bounds.window` most recent matches (fewer if
+/// they hold more than `bounds.tokens` tokens) among the index's `bounds.very_common` most
+/// recent matches in its `bounds.recent_rows` most recent rows. `None`: no match there.
 fn window(
     conn: &Connection,
     q: &SearchQuery,
     target: &Target,
     common: &Common,
     bounds: &Bounds,
-) -> Result<Option<Window>> {
-    let size = bounds.window;
+) -> Result<Option<i64>> {
     let Target {
         fts, table, alias, ..
     } = target;
-    // The oldest of the index's most recent matches, if it has more: read in rowid order
-    // from the index alone, stopping there (the probe read it already for one phrase).
-    let floor: Option<i64> = match (common.floor, q.terms.len()) {
-        (floor, 1) => floor,
-        _ => conn
+    let recent = (common.totals.last - bounds.recent_rows as i64 + 1).max(common.totals.first);
+    // The oldest of the index's most recent matches there: read in rowid order from the
+    // index alone, stopping at it (the probe read it already for one word).
+    let floor = match common.floor {
+        Some(floor) => Some(floor),
+        None => conn
             .prepare_cached(&format!(
-                "SELECT rowid FROM {fts} WHERE {fts} MATCH ?1
-                 ORDER BY rowid DESC LIMIT 1 OFFSET ?2"
+                "SELECT rowid FROM {fts} WHERE {fts} MATCH ?1 AND rowid >= ?2
+                 ORDER BY rowid DESC LIMIT 1 OFFSET ?3"
             ))
             .and_then(|mut s| {
                 s.query_row(
-                    params![fts5_query(&q.terms), bounds.very_common as i64 - 1],
+                    params![fts5_query(&q.terms), recent, bounds.very_common as i64 - 1],
                     |r| r.get(0),
                 )
                 .optional()
             })
             .map_err(map_error)?,
-    };
+    }
+    .map_or(recent, |floor: i64| floor.max(recent));
     let mut sql = Sql::default();
     let matcher = matcher_of(&mut sql, q);
     let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
-    let above = floor.map_or(String::new(), |f| format!(" AND {fts}.rowid >= {f}"));
     // FTS5 gives the matches newest first, and reading stops at the window's end.
     let mut text = format!(
         "SELECT {fts}.rowid, {} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
-         WHERE {fts} MATCH {matcher}{above} AND {scope}",
+         WHERE {fts} MATCH {matcher} AND {fts}.rowid >= {floor} AND {scope}",
         sizes_of(fts, &format!("{fts}.rowid"))
     );
     filters(
@@ -349,46 +372,8 @@ fn window(
         &mut text,
         target.messages,
     );
-    sql.text = format!("{text} ORDER BY {fts}.rowid DESC LIMIT {size}");
-    let (mut found, full) = rows_within(conn, &sql, bounds.tokens)?;
-    if full || found.len() as u64 >= size || floor.is_none() {
-        // The window is full, or every match was looked through.
-        return Ok(found.last().map(|&oldest| Window::From(oldest)));
-    }
-    // The caller's rows are a small part of the index: look through their own most recent
-    // rows as well, and keep the matches among them, newest first, within the budget.
-    let mut sql = Sql::default();
-    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
-    let mut text = format!("SELECT {alias}.rowid, NULL FROM {table} {alias} WHERE {scope}");
-    filters(
-        &SqliteDialect,
-        &mut sql,
-        alias,
-        q,
-        &mut text,
-        target.messages,
-    );
-    sql.text = format!(
-        "{text} ORDER BY {alias}.created_at DESC LIMIT {}",
-        bounds.own_rows
-    );
-    let own = rows_within(conn, &sql, u64::MAX)?.0;
-    let mut sql = Sql::default();
-    let among = matcher_of(&mut sql, q);
-    let list = id_list(&mut sql, &own);
-    sql.text = format!(
-        "SELECT {fts}.rowid, {} FROM {fts} WHERE {fts} MATCH {among}
-             AND {fts}.rowid IN (SELECT value FROM json_each({list}))
-         ORDER BY {fts}.rowid DESC",
-        sizes_of(fts, &format!("{fts}.rowid"))
-    );
-    let budget = bounds.tokens.saturating_sub(tokens_of(conn, &found, fts)?);
-    if budget > 0 {
-        found.extend(rows_within(conn, &sql, budget)?.0);
-    }
-    found.sort_unstable();
-    found.dedup();
-    Ok((!found.is_empty()).then_some(Window::Rows(found)))
+    sql.text = format!("{text} ORDER BY {fts}.rowid DESC LIMIT {}", bounds.window);
+    Ok(rows_within(conn, &sql, bounds.tokens)?.0.last().copied())
 }
 
 /// A row's sizes from the index's size table, as a subquery: a join would bring an `id`
@@ -396,15 +381,6 @@ fn window(
 /// with.
 fn sizes_of(fts: &str, rowid: &str) -> String {
     format!("(SELECT sz FROM {fts}_docsize WHERE {fts}_docsize.id = {rowid})")
-}
-
-fn id_list(sql: &mut Sql, rowids: &[i64]) -> String {
-    bind(
-        &SqliteDialect,
-        sql,
-        Value::Text(serde_json::to_string(rowids).unwrap_or_else(|_| "[]".into())),
-        Kind::Text { max: usize::MAX },
-    )
 }
 
 /// The rowids `sql` selects (with each row's sizes), until their tokens reach `budget`
@@ -426,37 +402,12 @@ fn rows_within(conn: &Connection, sql: &Sql, budget: u64) -> Result<(Vec<i64>, b
     Ok((out, false))
 }
 
-/// The tokens the rows `rowids` hold.
-fn tokens_of(conn: &Connection, rowids: &[i64], fts: &str) -> Result<u64> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT sz FROM {fts}_docsize WHERE id = ?1"))
-        .map_err(map_error)?;
-    let mut total = 0;
-    for rowid in rowids {
-        let sizes: Option<Vec<u8>> = stmt
-            .query_row([rowid], |r| r.get(0))
-            .optional()
-            .map_err(map_error)?;
-        total += sizes.map_or(0, |s| Varints(&s).sum::<u64>());
-    }
-    Ok(total)
-}
-
-/// The caller's matches in `window`, with what scoring them needs: the row's sizes and
-/// each column highlighted (with the markers, and with empty ones).
-fn window_rows(q: &SearchQuery, target: &Target, window: &Window) -> Sql {
+/// The caller's matches from rowid `oldest` on, with what scoring them needs: the row's
+/// sizes and each column highlighted (with the markers, and with empty ones).
+fn window_rows(q: &SearchQuery, target: &Target, oldest: i64) -> Sql {
     let mut sql = Sql::default();
     let matcher = matcher_of(&mut sql, q);
-    let rows = match window {
-        Window::From(oldest) => format!("{}.rowid >= {oldest}", target.fts),
-        Window::Rows(rowids) => {
-            let list = id_list(&mut sql, rowids);
-            format!(
-                "{}.rowid IN (SELECT value FROM json_each({list}))",
-                target.fts
-            )
-        }
-    };
+    let rows = format!("{}.rowid >= {oldest}", target.fts);
     let Target {
         fts, table, alias, ..
     } = target;
