@@ -77,6 +77,30 @@ impl Target {
         if self.messages { 1 } else { 2 }
     }
 
+    /// `SELECT columns` over the caller's matches of `q` of this kind (`rows`, a condition
+    /// on `{fts}.rowid` starting with `AND`, narrows them): the one `FROM` and `WHERE` every
+    /// query of the search shares, the caller's scope and the filters included.
+    fn select_matches(&self, q: &SearchQuery, columns: &str, rows: &str) -> Sql {
+        let mut sql = Sql::default();
+        let matcher = bind(
+            &SqliteDialect,
+            &mut sql,
+            Value::Text(fts5_query(&q.terms)),
+            Kind::Text { max: usize::MAX },
+        );
+        let Target {
+            fts, table, alias, ..
+        } = self;
+        let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, self.scope(q));
+        let mut text = format!(
+            "SELECT {columns} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
+             WHERE {fts} MATCH {matcher}{rows} AND {scope}"
+        );
+        filters(&SqliteDialect, &mut sql, alias, q, &mut text, self.messages);
+        sql.text = text;
+        sql
+    }
+
     /// A hit's first five columns: id, workspace, thread, project, title.
     fn identity(&self) -> &'static str {
         if self.messages {
@@ -97,35 +121,16 @@ struct Candidate {
 
 /// The best `offset + limit` hits of one kind, ranked by FTS5.
 fn ranked(q: &SearchQuery, target: &Target) -> Sql {
-    let mut sql = Sql::default();
-    let matcher = bind(
-        &SqliteDialect,
-        &mut sql,
-        Value::Text(fts5_query(&q.terms)),
-        Kind::Text { max: usize::MAX },
-    );
-    let Target {
-        fts, table, alias, ..
-    } = target;
-    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
+    let fts = &target.fts;
     let columns = format!(
-        "{}, {fts}.rank, {alias}.created_at, {fts}.rowid",
-        target.identity()
+        "{}, {fts}.rank, {}.created_at, {fts}.rowid",
+        target.identity(),
+        target.alias
     );
-    let mut text = format!(
-        "SELECT {columns} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
-         WHERE {fts} MATCH {matcher} AND {scope}"
-    );
-    filters(
-        &SqliteDialect,
-        &mut sql,
-        alias,
-        q,
-        &mut text,
-        target.messages,
-    );
+    let mut sql = target.select_matches(q, &columns, "");
     sql.text = format!(
-        "{text} ORDER BY {fts}.rank LIMIT {}",
+        "{} ORDER BY {fts}.rank LIMIT {}",
+        sql.text,
         u64::from(q.limit) + u64::from(q.offset)
     );
     sql
@@ -281,7 +286,6 @@ mod tests {
         register_functions(&conn).unwrap();
         let at = format_time(ceneca_domain::clock::now());
         let (alice, bob) = (ceneca_domain::new_id(), ceneca_domain::new_id());
-        let mut threads = Vec::new();
         for ws in [alice, bob] {
             let user = ceneca_domain::new_id();
             let thread = ceneca_domain::new_id();
@@ -303,46 +307,25 @@ mod tests {
                 params![thread.to_string(), at, ws.to_string()],
             )
             .unwrap();
-            threads.push((ws, thread, user));
         }
-        let mut ids = Vec::new();
-        let mut add = |owner: usize, content: String| {
-            let (ws, thread, user) = threads[owner];
-            let id = ceneca_domain::new_id();
-            conn.execute(
-                "INSERT INTO messages (id, created_at, updated_at, thread_id, workspace_id, role,
-                     author_id, content, token_count, metadata, compressed)
-                 VALUES (?1, ?2, ?2, ?3, ?4, 'user', ?5, ?6, 1, '{}', 0)",
-                params![
-                    id.to_string(),
-                    format_time(ceneca_domain::clock::now()),
-                    thread.to_string(),
-                    ws.to_string(),
-                    user.to_string(),
-                    content
-                ],
-            )
-            .unwrap();
-            ids.push(id);
+        let w = World {
+            _dir: dir,
+            conn,
+            alice,
+            bob,
         };
+        let mut ids = Vec::new();
         for i in 0..5 {
-            add(1, format!("common bob note {i}"));
+            ids.push(add(&w, bob, &format!("common bob note {i}")));
         }
-        add(0, "common common common common zebra".into());
+        ids.push(add(&w, alice, "common common common common zebra"));
         for i in 0..60 {
             // Lengths differ, so that scores do.
-            add(0, format!("common filler{i}{}", " more".repeat(i % 7)));
+            let more = " more".repeat(i % 7);
+            ids.push(add(&w, alice, &format!("common filler{i}{more}")));
         }
-        add(0, "common common recent".into());
-        (
-            World {
-                _dir: dir,
-                conn,
-                alice,
-                bob,
-            },
-            ids,
-        )
+        ids.push(add(&w, alice, "common common recent"));
+        (w, ids)
     }
 
     fn query(ws: Uuid, q: &str, limit: u32) -> SearchQuery {

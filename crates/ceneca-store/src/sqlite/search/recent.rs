@@ -24,17 +24,13 @@
 //! tenants' writes push theirs out of it. A rarer word beside the common one narrows the
 //! matches and finds them all. `ceneca bench text` measures both paths beside raw FTS5.
 
-use ceneca_domain::Value;
-use ceneca_domain::schema::Kind;
 use ceneca_domain::search::{MARK_END, MARK_START, Snippet, Term, folded_words};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{Candidate, Target, fts5_query, map_error, parse_time, uuid_at};
-use crate::search::{SearchHit, SearchQuery, bind, filters};
+use crate::search::{SearchHit, SearchQuery};
 use crate::sql::Sql;
 use crate::{Result, StoreError};
-
-use super::super::SqliteDialect;
 
 /// How far a query of very common words reads.
 #[derive(Debug, Clone, Copy)]
@@ -332,9 +328,7 @@ fn window(
     common: &Common,
     bounds: &Bounds,
 ) -> Result<Option<i64>> {
-    let Target {
-        fts, table, alias, ..
-    } = target;
+    let fts = &target.fts;
     let recent = (common.totals.last - bounds.recent_rows as i64 + 1).max(common.totals.first);
     // The oldest of the index's most recent matches there: read in rowid order from the
     // index alone, stopping at it (the probe read it already for one word).
@@ -355,24 +349,16 @@ fn window(
             .map_err(map_error)?,
     }
     .map_or(recent, |floor: i64| floor.max(recent));
-    let mut sql = Sql::default();
-    let matcher = matcher_of(&mut sql, q);
-    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
     // FTS5 gives the matches newest first, and reading stops at the window's end.
-    let mut text = format!(
-        "SELECT {fts}.rowid, {} FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
-         WHERE {fts} MATCH {matcher} AND {fts}.rowid >= {floor} AND {scope}",
-        sizes_of(fts, &format!("{fts}.rowid"))
-    );
-    filters(
-        &SqliteDialect,
-        &mut sql,
-        alias,
+    let mut sql = target.select_matches(
         q,
-        &mut text,
-        target.messages,
+        &format!("{fts}.rowid, {}", sizes_of(fts, &format!("{fts}.rowid"))),
+        &format!(" AND {fts}.rowid >= {floor}"),
     );
-    sql.text = format!("{text} ORDER BY {fts}.rowid DESC LIMIT {}", bounds.window);
+    sql.text = format!(
+        "{} ORDER BY {fts}.rowid DESC LIMIT {}",
+        sql.text, bounds.window
+    );
     Ok(rows_within(conn, &sql, bounds.tokens)?.0.last().copied())
 }
 
@@ -405,13 +391,7 @@ fn rows_within(conn: &Connection, sql: &Sql, budget: u64) -> Result<(Vec<i64>, b
 /// The caller's matches from rowid `oldest` on, with what scoring them needs: the row's
 /// sizes and each column highlighted (with the markers, and with empty ones).
 fn window_rows(q: &SearchQuery, target: &Target, oldest: i64) -> Sql {
-    let mut sql = Sql::default();
-    let matcher = matcher_of(&mut sql, q);
-    let rows = format!("{}.rowid >= {oldest}", target.fts);
-    let Target {
-        fts, table, alias, ..
-    } = target;
-    let scope = crate::sql::scope_condition(&SqliteDialect, &mut sql, target.scope(q));
+    let fts = &target.fts;
     let highlights: Vec<String> = (0..target.columns())
         .map(|c| {
             format!(
@@ -419,33 +399,14 @@ fn window_rows(q: &SearchQuery, target: &Target, oldest: i64) -> Sql {
             )
         })
         .collect();
-    let mut text = format!(
-        "SELECT {}, {fts}.rowid, {alias}.created_at, {}, {}
-         FROM {fts} JOIN {table} {alias} ON {alias}.rowid = {fts}.rowid
-         WHERE {fts} MATCH {matcher} AND {rows} AND {scope}",
+    let columns = format!(
+        "{}, {fts}.rowid, {}.created_at, {}, {}",
         target.identity(),
+        target.alias,
         sizes_of(fts, &format!("{fts}.rowid")),
         highlights.join(", ")
     );
-    filters(
-        &SqliteDialect,
-        &mut sql,
-        alias,
-        q,
-        &mut text,
-        target.messages,
-    );
-    sql.text = text;
-    sql
-}
-
-fn matcher_of(sql: &mut Sql, q: &SearchQuery) -> String {
-    bind(
-        &SqliteDialect,
-        sql,
-        Value::Text(fts5_query(&q.terms)),
-        Kind::Text { max: usize::MAX },
-    )
+    target.select_matches(q, &columns, &format!(" AND {fts}.rowid >= {oldest}"))
 }
 
 /// Adds the highlighted instances in `snippet` to their phrases' counts: an instance is
