@@ -61,20 +61,97 @@ pub fn parse_query(query: &str) -> Result<Vec<Term>, String> {
     Ok(terms)
 }
 
-/// A text's words as a search engine's tokenizer folds them: lower case, accents removed
-/// (as FTS5's `remove_diacritics`), the runs of letters and digits joined by one space. It
-/// tells which of a query's phrases a highlighted piece of text is.
+/// A text's words as FTS5's `unicode61` tokenizer makes them: the runs of letters, digits
+/// and private-use characters (general categories L, N and Co: a combining mark or any
+/// other character separates words), each in lower case with its accents removed (as
+/// `remove_diacritics`), joined by one space. It tells which of a query's phrases a
+/// highlighted piece of text is, and which words of a query to count.
 pub fn folded_words(text: &str) -> String {
+    WORD.find_iter(text)
+        .map(|word| fold(word.as_str()))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `text` with every instance of `phrases` (each its words as [`folded_words`] gives them)
+/// highlighted, overlapping instances as one, and each phrase's count of instances.
+///
+/// Done here rather than by FTS5's `highlight()`, which rebuilds its whole output for
+/// each piece it adds: quadratic in a row's matches (seconds for a message that repeats a
+/// word a hundred thousand times); this is linear in the text.
+pub fn highlight(text: &str, phrases: &[Vec<String>]) -> (Snippet, Vec<u32>) {
+    let words: Vec<(usize, usize, String)> = WORD
+        .find_iter(text)
+        .map(|m| (m.start(), m.end(), fold(m.as_str())))
+        .filter(|(_, _, w)| !w.is_empty())
+        .collect();
+    let mut counts = vec![0u32; phrases.len()];
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for i in 0..words.len() {
+        for (p, phrase) in phrases.iter().enumerate() {
+            let n = phrase.len();
+            if n == 0 || i + n > words.len() {
+                continue;
+            }
+            if words[i..i + n].iter().zip(phrase).all(|(w, p)| w.2 == *p) {
+                counts[p] += 1;
+                let (start, end) = (words[i].0, words[i + n - 1].1);
+                match spans.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => spans.push((start, end)),
+                }
+            }
+        }
+    }
+    let mut parts = Vec::with_capacity(2 * spans.len() + 1);
+    let mut at = 0;
+    for (start, end) in spans {
+        if start > at {
+            parts.push((false, text[at..start].to_owned()));
+        }
+        parts.push((true, text[start..end].to_owned()));
+        at = end;
+    }
+    if at < text.len() {
+        parts.push((false, text[at..].to_owned()));
+    }
+    (Snippet { parts }, counts)
+}
+
+static WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"[\p{L}\p{N}\p{Co}]+").expect("a valid pattern")
+});
+
+/// The pieces of a text between any characters but ASCII letters and digits, folded: a
+/// tokenizer built on older Unicode tables than this one may split a word where a newer
+/// letter stands, and whoever counts words to bound a search must count those pieces too.
+///
+/// Both with accents removed first (so "lorém" gives "lorem") and without (so a mark
+/// between two words still parts them).
+pub fn ascii_pieces(text: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = [fold(text), text.to_lowercase()]
+        .iter()
+        .flat_map(|t| {
+            t.split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    pieces.sort();
+    pieces.dedup();
+    pieces
+}
+
+/// Lower case, accents removed.
+fn fold(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
     text.nfd()
         .filter(|c| !is_combining_mark(*c))
         .collect::<String>()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
+        .to_lowercase()
 }
 
 /// A term the tokenizers of both engines keep: it has a letter or digit.
@@ -146,14 +223,12 @@ impl Snippet {
     pub fn excerpt(&self, words: usize) -> Snippet {
         const LEAD: usize = 3;
         let words = words.max(1);
-        // Tokens: a run of text up to and with its following space, highlighted or not.
+        // Tokens: a word with what follows it up to the next word (punctuation counts as a
+        // separator, as it does for the engines), highlighted or not.
         let tokens: Vec<(bool, &str)> = self
             .parts
             .iter()
-            .flat_map(|(marked, text)| {
-                text.split_inclusive(char::is_whitespace)
-                    .map(move |piece| (*marked, piece))
-            })
+            .flat_map(|(marked, text)| word_pieces(text).map(move |piece| (*marked, piece)))
             .collect();
         // The tokens that are words (hold a letter or digit), and how many highlighted
         // words come before each.
@@ -193,9 +268,10 @@ impl Snippet {
             out.push((false, "…".to_owned()));
         }
         for &(marked, text) in &tokens[first..last] {
+            let text = capped(text);
             match out.last_mut() {
-                Some((m, t)) if *m == marked => t.push_str(text),
-                _ => out.push((marked, text.to_owned())),
+                Some((m, t)) if *m == marked => t.push_str(&text),
+                _ => out.push((marked, text)),
             }
         }
         if last < tokens.len() {
@@ -241,6 +317,41 @@ impl Snippet {
             }
         }
         out
+    }
+}
+
+/// `text` in pieces, each a word (letters and digits) with what follows it up to the next.
+fn word_pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut starts = Vec::new();
+    let mut previous_in_word = false;
+    for (i, c) in text.char_indices() {
+        let in_word = c.is_alphanumeric();
+        if in_word && !previous_in_word && i > 0 {
+            starts.push(i);
+        }
+        previous_in_word = in_word;
+    }
+    starts.push(text.len());
+    let mut from = 0;
+    starts.into_iter().map(move |to| {
+        let piece = &text[from..to];
+        from = to;
+        piece
+    })
+}
+
+/// A piece with what follows its word cut to 32 characters: a snippet holds words, not a
+/// megabyte of punctuation.
+fn capped(piece: &str) -> String {
+    const MAX_BETWEEN: usize = 32;
+    let word_end = piece
+        .char_indices()
+        .find(|(_, c)| !c.is_alphanumeric())
+        .map_or(piece.len(), |(i, _)| i);
+    let (word, between) = piece.split_at(word_end);
+    match between.char_indices().nth(MAX_BETWEEN) {
+        Some((cut, _)) => format!("{word}{}…", &between[..cut]),
+        None => piece.to_owned(),
     }
 }
 
@@ -429,6 +540,58 @@ mod tests {
     fn words_are_folded_as_the_tokenizer_folds_them() {
         assert_eq!(folded_words("Café  NAÏVE-fox!"), "cafe naive fox");
         assert_eq!(folded_words("Dög"), folded_words("dog"));
+        // A combining mark separates words, as in FTS5 (a finding of the second attack:
+        // "lorem\u{651}ipsum" was counted as one rare word, FTS5 searched two common ones).
+        assert_eq!(folded_words("lorem\u{651}ipsum"), "lorem ipsum");
+        assert_eq!(folded_words("loremⓐipsum"), "lorem ipsum");
+        assert_eq!(
+            ascii_pieces("Lorém·ipsum"),
+            vec!["ipsum", "lor", "lorem", "m"]
+        );
+        assert_eq!(ascii_pieces("a\u{651}b"), vec!["a", "ab", "b"]);
+    }
+
+    /// Found by the second attack: words joined by punctuation counted as one, and a
+    /// snippet of a row of 400,000 commas came back whole (800 KB).
+    #[test]
+    fn regression_an_excerpt_counts_words_between_punctuation_and_cuts_long_runs() {
+        let mut text = "x,".repeat(200_000);
+        text.push_str("commatag");
+        text.push_str(&",y".repeat(200_000));
+        let cut = snippet(&[(false, &text)]).excerpt(24);
+        assert!(cut.text().len() < 200, "{} bytes", cut.text().len());
+        let long = format!("word {}", "<".repeat(100_000));
+        let cut = snippet(&[(true, "word"), (false, &long[4..])]).excerpt(24);
+        assert!(cut.text().len() < 100, "{} bytes", cut.text().len());
+        assert_eq!(cut.highlights(), 1);
+    }
+
+    #[test]
+    fn phrases_are_highlighted_and_counted_linearly() {
+        let phrases = vec![
+            vec!["red".to_owned(), "fox".to_owned()],
+            vec!["fox".to_owned()],
+            vec!["cafe".to_owned()],
+        ];
+        let (marked, counts) = highlight("The Red fox, a FOX and Café.", &phrases);
+        assert_eq!(counts, vec![1, 2, 1]);
+        assert_eq!(
+            marked,
+            snippet(&[
+                (false, "The "),
+                (true, "Red fox"),
+                (false, ", a "),
+                (true, "FOX"),
+                (false, " and "),
+                (true, "Café"),
+                (false, "."),
+            ])
+        );
+        // Found by the second attack: FTS5's highlight() took 13 s for a row of one word
+        // repeated 280,000 times; this is linear.
+        let (marked, counts) = highlight(&"k ".repeat(280_000), &[vec!["k".to_owned()]]);
+        assert_eq!(counts, vec![280_000]);
+        assert_eq!(marked.highlights(), 280_000);
     }
 
     #[test]

@@ -101,6 +101,25 @@ impl Target {
         sql
     }
 
+    /// The indexed columns' names.
+    fn column_names(&self) -> &'static [&'static str] {
+        if self.messages {
+            &["content"]
+        } else {
+            &["title", "body"]
+        }
+    }
+
+    /// A row's size in bytes, read from the table's header of each value (octet_length
+    /// loads no text).
+    fn bytes(&self) -> &'static str {
+        if self.messages {
+            "coalesce(octet_length(m.content), octet_length(m.content_packed), 0)"
+        } else {
+            "coalesce(octet_length(d.title), 0) + coalesce(octet_length(d.body), 0)"
+        }
+    }
+
     /// A hit's first five columns: id, workspace, thread, project, title.
     fn identity(&self) -> &'static str {
         if self.messages {
@@ -264,6 +283,7 @@ mod tests {
         recent_rows: 1_000,
         window: 10,
         tokens: 1_000_000,
+        bytes: 1 << 30,
     };
 
     struct World {
@@ -395,6 +415,12 @@ mod tests {
         assert!(!hits.is_empty() && hits.len() < 4, "{hits:?}");
         assert_eq!(hits[0].id, recent);
         assert!(hits.iter().all(|h| ids[ids.len() - 4..].contains(&h.id)));
+        // Long rows make a smaller window by their bytes too (found by the second attack:
+        // rows of a megabyte and two tokens were all read).
+        let few_bytes = Bounds { bytes: 40, ..SMALL };
+        let hits = bounded_search(&w.conn, &query(w.alice, "common", 5), &few_bytes).unwrap();
+        assert!(!hits.is_empty() && hits.len() < 4, "{hits:?}");
+        assert_eq!(hits[0].id, recent);
         // Without a very common word, FTS5 ranks every match: the best of all comes first.
         let exact =
             bounded_search(&w.conn, &query(w.alice, "common", 5), &Bounds::DEFAULT).unwrap();
@@ -598,5 +624,28 @@ mod tests {
             "cafe weighs as a rare word: {}",
             score(&plain)
         );
+    }
+
+    /// Found by the second attack: a combining mark between two common words made them one
+    /// rare word to the count, while FTS5 searched the two common words and ranked every
+    /// match (time growing with the index).
+    #[tokio::test]
+    async fn regression_a_mark_between_common_words_takes_the_bounded_path() {
+        let (w, ids) = world().await;
+        let recent = *ids.last().unwrap();
+        // The last three rows only: the bounded path finds the recent row alone; FTS5
+        // ranking every match would put the zebra row (three such pairs) first.
+        let narrow = Bounds {
+            recent_rows: 3,
+            ..SMALL
+        };
+        for q in ["common\u{651}common", "commonⓐcommon"] {
+            let hits = bounded_search(&w.conn, &query(w.alice, q, 5), &narrow).unwrap();
+            assert_eq!(
+                hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+                vec![recent],
+                "{q}"
+            );
+        }
     }
 }

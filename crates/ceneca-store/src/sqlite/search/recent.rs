@@ -24,7 +24,7 @@
 //! tenants' writes push theirs out of it. A rarer word beside the common one narrows the
 //! matches and finds them all. `ceneca bench text` measures both paths beside raw FTS5.
 
-use ceneca_domain::search::{MARK_END, MARK_START, Snippet, Term, folded_words};
+use ceneca_domain::search::{Snippet, Term, ascii_pieces, folded_words, highlight};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{Candidate, Target, fts5_query, map_error, parse_time, uuid_at};
@@ -44,9 +44,11 @@ pub(super) struct Bounds {
     /// How many of the caller's most recent matches are ranked: as deep as pages go, and
     /// the same for every page, so that pages never overlap...
     pub window: u64,
-    /// ... and how many tokens of text they may hold at most (scoring reads each row's
-    /// text, so long rows make a smaller window; the newest match is always ranked).
+    /// ... and how many tokens and bytes of text they may hold at most (scoring reads
+    /// each row's text, so long rows make a smaller window; the newest match is always
+    /// ranked).
     pub tokens: u64,
+    pub bytes: u64,
 }
 
 impl Bounds {
@@ -55,6 +57,7 @@ impl Bounds {
         recent_rows: 50_000,
         window: 1_100,
         tokens: 100_000,
+        bytes: 2 << 20,
     };
 }
 
@@ -111,41 +114,48 @@ pub(super) fn very_common(
              ORDER BY rowid DESC LIMIT ?2)"
         ))
         .map_err(map_error)?;
-    let mut phrases_words = Vec::with_capacity(terms.len());
+    let mut count_of = |word: &str| -> Result<(i64, Option<i64>)> {
+        if let Some(counted) = words.get(word) {
+            return Ok(*counted);
+        }
+        let term = Term {
+            text: word.to_owned(),
+            phrase: false,
+        };
+        let counted = probe
+            .query_row(
+                params![fts5_query(&[term]), bounds.very_common as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(map_error)?;
+        words.insert(word.to_owned(), counted);
+        Ok(counted)
+    };
+    // A phrase's count: its rarest word's (with the rowid of that word's oldest counted
+    // match). A term with characters beyond ASCII is also as common as its most common
+    // ASCII piece: should FTS5's tables split a word where this tokenizer does not, the
+    // bound still holds (at worst the window ranks a query FTS5 could have ranked).
+    let mut counted: Vec<(String, i64, Option<i64>)> = Vec::with_capacity(terms.len());
     for term in terms {
         let folded = folded_words(&term.text);
+        let mut rarest: Option<(i64, Option<i64>)> = None;
         for word in folded.split(' ').filter(|w| !w.is_empty()) {
-            if !words.contains_key(word) {
-                let counted = probe
-                    .query_row(
-                        params![
-                            fts5_query(&[Term {
-                                text: word.to_owned(),
-                                phrase: false
-                            }]),
-                            bounds.very_common as i64
-                        ],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .map_err(map_error)?;
-                words.insert(word.to_owned(), counted);
+            let c = count_of(word)?;
+            if rarest.is_none_or(|r| c.0 < r.0) {
+                rarest = Some(c);
             }
         }
-        phrases_words.push(folded);
+        let (mut count, mut oldest) = rarest.unwrap_or((0, None));
+        if !term.text.is_ascii() {
+            for piece in ascii_pieces(&term.text) {
+                let c = count_of(&piece)?;
+                if c.0 > count {
+                    (count, oldest) = c;
+                }
+            }
+        }
+        counted.push((folded, count, oldest));
     }
-    // A phrase's count: its rarest word's (with the rowid of that word's oldest counted
-    // match).
-    let counted: Vec<(String, i64, Option<i64>)> = phrases_words
-        .into_iter()
-        .map(|folded| {
-            let (count, oldest) = folded
-                .split(' ')
-                .filter_map(|w| words.get(w).copied())
-                .min_by_key(|(count, _)| *count)
-                .unwrap_or((0, None));
-            (folded, count, oldest)
-        })
-        .collect();
     if !counted
         .iter()
         .any(|(_, count, _)| *count as u64 >= bounds.very_common)
@@ -155,9 +165,9 @@ pub(super) fn very_common(
     let Some(totals) = totals(conn, fts)? else {
         return Ok(None);
     };
-    // One word alone: its probe found the oldest of its most recent matches already.
-    let floor = match counted.as_slice() {
-        [(folded, _, oldest)] if !folded.contains(' ') => *oldest,
+    // One ASCII word alone: its probe found the oldest of its most recent matches already.
+    let floor = match (counted.as_slice(), terms) {
+        ([(folded, _, oldest)], [term]) if !folded.contains(' ') && term.text.is_ascii() => *oldest,
         _ => None,
     };
     let phrases = counted
@@ -263,6 +273,7 @@ pub(super) fn ranked(
         return Ok(Vec::new());
     };
     let weights: Vec<f64> = phrases.iter().map(|p| p.weight).collect();
+    let words = phrase_words(phrases.iter().map(|p| p.words.as_str()));
     let sql = window_rows(q, target, oldest);
     let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = stmt
@@ -277,10 +288,11 @@ pub(super) fn ranked(
         let mut instances = vec![0u32; phrases.len()];
         let mut highlighted = Vec::with_capacity(columns);
         for c in 0..columns {
-            let marked: String = row.get(8 + 2 * c).map_err(map_error)?;
-            let plain: String = row.get(9 + 2 * c).map_err(map_error)?;
-            let column = Snippet::from_marked_and_plain(&marked, &plain);
-            count_instances(&column, phrases, &mut instances);
+            let text: Option<String> = row.get(8 + c).map_err(map_error)?;
+            let (column, counts) = highlight(text.as_deref().unwrap_or(""), &words);
+            for (total, n) in instances.iter_mut().zip(counts) {
+                *total += n;
+            }
             highlighted.push(column);
         }
         let created: String = row.get(6).map_err(map_error)?;
@@ -352,14 +364,18 @@ fn window(
     // FTS5 gives the matches newest first, and reading stops at the window's end.
     let mut sql = target.select_matches(
         q,
-        &format!("{fts}.rowid, {}", sizes_of(fts, &format!("{fts}.rowid"))),
+        &format!(
+            "{fts}.rowid, {}, {}",
+            sizes_of(fts, &format!("{fts}.rowid")),
+            target.bytes()
+        ),
         &format!(" AND {fts}.rowid >= {floor}"),
     );
     sql.text = format!(
         "{} ORDER BY {fts}.rowid DESC LIMIT {}",
         sql.text, bounds.window
     );
-    Ok(rows_within(conn, &sql, bounds.tokens)?.0.last().copied())
+    Ok(rows_within(conn, &sql, bounds)?.last().copied())
 }
 
 /// A row's sizes from the index's size table, as a subquery: a join would bring an `id`
@@ -369,68 +385,47 @@ fn sizes_of(fts: &str, rowid: &str) -> String {
     format!("(SELECT sz FROM {fts}_docsize WHERE {fts}_docsize.id = {rowid})")
 }
 
-/// The rowids `sql` selects (with each row's sizes), until their tokens reach `budget`
-/// (the row that reaches it included); and whether they did.
-fn rows_within(conn: &Connection, sql: &Sql, budget: u64) -> Result<(Vec<i64>, bool)> {
+/// The rowids `sql` selects (with each row's sizes and bytes), until their tokens or bytes
+/// reach the bounds (the row that reaches them included).
+fn rows_within(conn: &Connection, sql: &Sql, bounds: &Bounds) -> Result<Vec<i64>> {
     let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = stmt
         .query(params_from_iter(sql.params.iter()))
         .map_err(map_error)?;
-    let (mut out, mut tokens) = (Vec::new(), 0u64);
+    let (mut out, mut tokens, mut bytes) = (Vec::new(), 0u64, 0u64);
     while let Some(row) = rows.next().map_err(map_error)? {
         out.push(row.get::<_, i64>(0).map_err(map_error)?);
         let sizes: Option<Vec<u8>> = row.get(1).map_err(map_error)?;
         tokens += sizes.map_or(0, |s| Varints(&s).sum::<u64>());
-        if tokens >= budget {
-            return Ok((out, true));
+        bytes += row
+            .get::<_, Option<i64>>(2)
+            .map_err(map_error)?
+            .unwrap_or(0)
+            .max(0) as u64;
+        if tokens >= bounds.tokens || bytes >= bounds.bytes {
+            break;
         }
     }
-    Ok((out, false))
+    Ok(out)
 }
 
 /// The caller's matches from rowid `oldest` on, with what scoring them needs: the row's
-/// sizes and each column highlighted (with the markers, and with empty ones).
+/// sizes and the text of each column.
 fn window_rows(q: &SearchQuery, target: &Target, oldest: i64) -> Sql {
     let fts = &target.fts;
-    let highlights: Vec<String> = (0..target.columns())
-        .map(|c| {
-            format!(
-                "highlight({fts}, {c}, '{MARK_START}', '{MARK_END}'), highlight({fts}, {c}, '', '')"
-            )
-        })
+    let texts: Vec<String> = target
+        .column_names()
+        .iter()
+        .map(|c| format!("{fts}.{c}"))
         .collect();
     let columns = format!(
         "{}, {fts}.rowid, {}.created_at, {}, {}",
         target.identity(),
         target.alias,
         sizes_of(fts, &format!("{fts}.rowid")),
-        highlights.join(", ")
+        texts.join(", ")
     );
     target.select_matches(q, &columns, &format!(" AND {fts}.rowid >= {oldest}"))
-}
-
-/// Adds the highlighted instances in `snippet` to their phrases' counts: an instance is
-/// its phrase's when their words, folded as FTS5 folds them, are the same; one that is no
-/// phrase's (FTS5 merged overlapping instances) counts for every phrase whose words it
-/// holds, or, failing that (the tokenizers differ on it), for the first.
-fn count_instances(snippet: &Snippet, phrases: &[Phrase], counts: &mut [u32]) {
-    for (_, text) in snippet.parts.iter().filter(|(marked, _)| *marked) {
-        let words = folded_words(text);
-        if let Some(i) = phrases.iter().position(|p| p.words == words) {
-            counts[i] += 1;
-            continue;
-        }
-        let mut any = false;
-        for (i, p) in phrases.iter().enumerate() {
-            if !p.words.is_empty() && words.contains(&p.words) {
-                counts[i] += 1;
-                any = true;
-            }
-        }
-        if !any && let Some(first) = counts.first_mut() {
-            *first += 1;
-        }
-    }
 }
 
 /// A phrase's weight in bm25 (its inverse document frequency), as FTS5 computes it.
@@ -454,13 +449,14 @@ fn bm25(instances: &[u32], weights: &[f64], length: f64, mean_length: f64) -> f6
 }
 
 /// The snippets of the rows in `page`: cut from the highlighting the window already made,
-/// or (FTS5 ranked the row) from the row highlighted now, found by its rowid.
+/// or (FTS5 ranked the row) from the row's text, read by its rowid (no index lookup) up to
+/// [`SNIPPET_SOURCE`] characters and highlighted here.
 pub(super) fn fill_snippets(
     conn: &Connection,
     q: &SearchQuery,
     page: &mut [Candidate],
 ) -> Result<()> {
-    let matcher = fts5_query(&q.terms);
+    let words = phrase_words(q.terms.iter().map(|t| t.text.as_str()));
     for candidate in page.iter_mut() {
         let Some(rowid) = candidate.snippet_of.take() else {
             continue;
@@ -470,39 +466,48 @@ pub(super) fn fill_snippets(
             None => {
                 let target = Target::of_kind(candidate.hit.kind);
                 let fts = &target.fts;
-                let highlights: Vec<String> = (0..target.columns())
-                    .map(|c| {
-                        format!(
-                            "highlight({fts}, {c}, '{MARK_START}', '{MARK_END}'), \
-                             highlight({fts}, {c}, '', '')"
-                        )
-                    })
+                let texts: Vec<String> = target
+                    .column_names()
+                    .iter()
+                    .map(|c| format!("substr({fts}.{c}, 1, {SNIPPET_SOURCE})"))
                     .collect();
                 let mut stmt = conn
                     .prepare_cached(&format!(
-                        "SELECT {} FROM {fts} WHERE {fts} MATCH ?1 AND rowid = ?2",
-                        highlights.join(", ")
+                        "SELECT {} FROM {fts} WHERE rowid = ?1",
+                        texts.join(", ")
                     ))
                     .map_err(map_error)?;
-                let columns = target.columns();
-                stmt.query_row(params![matcher, rowid], |r| {
-                    (0..columns)
-                        .map(|c| {
-                            Ok(Snippet::from_marked_and_plain(
-                                &r.get::<_, String>(2 * c)?,
-                                &r.get::<_, String>(2 * c + 1)?,
-                            ))
-                        })
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .optional()
-                .map_err(map_error)?
-                .unwrap_or_default()
+                let n = texts.len();
+                let found: Option<Vec<Option<String>>> = stmt
+                    .query_row([rowid], |r| (0..n).map(|c| r.get(c)).collect())
+                    .optional()
+                    .map_err(map_error)?;
+                found
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|text| highlight(text.as_deref().unwrap_or(""), &words).0)
+                    .collect()
             }
         };
         candidate.hit.snippet = best_excerpt(columns);
     }
     Ok(())
+}
+
+/// How much of a row ranked by FTS5 its snippet is cut from (characters).
+const SNIPPET_SOURCE: usize = 65_536;
+
+/// Each phrase's words, as [`highlight`] takes them.
+fn phrase_words<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<Vec<String>> {
+    texts
+        .map(|t| {
+            folded_words(t)
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
 }
 
 /// The words a snippet holds at most (as FTS5's `snippet()` was asked for).
@@ -534,36 +539,6 @@ mod tests {
         assert_eq!(values, vec![1, 127, 128, 16384, u64::MAX]);
         // A truncated one ends the sequence.
         assert_eq!(Varints(&[0x05, 0x81]).collect::<Vec<_>>(), vec![5]);
-    }
-
-    #[test]
-    fn instances_count_for_their_phrase() {
-        let phrases = vec![
-            Phrase {
-                words: "red fox".into(),
-                weight: 1.0,
-            },
-            Phrase {
-                words: "dog".into(),
-                weight: 1.0,
-            },
-        ];
-        let snippet = Snippet {
-            parts: vec![
-                (true, "Red  Fox".into()),
-                (false, " and the ".into()),
-                (true, "dog".into()),
-                (false, ", ".into()),
-                (true, "DOG".into()),
-                // Merged overlapping instances hold both phrases' words.
-                (true, "red fox dog".into()),
-                // Accents folded by FTS5, and here.
-                (true, "Dög".into()),
-            ],
-        };
-        let mut counts = vec![0; 2];
-        count_instances(&snippet, &phrases, &mut counts);
-        assert_eq!(counts, vec![2, 4]);
     }
 
     #[test]
