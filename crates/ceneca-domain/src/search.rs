@@ -10,6 +10,9 @@
 pub const MAX_QUERY_CHARS: usize = 1000;
 /// The most terms one query may have.
 pub const MAX_TERMS: usize = 32;
+/// Words in one quoted phrase at most: matching a phrase costs a row's words times the
+/// phrase's (a finding of the third attack: 23 s for a phrase of 499 words).
+pub const MAX_PHRASE_WORDS: usize = 16;
 
 /// One search term: a word or a phrase (several words in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,13 +61,23 @@ pub fn parse_query(query: &str) -> Result<Vec<Term>, String> {
     if terms.len() > MAX_TERMS {
         return Err(format!("q may have at most {MAX_TERMS} words or phrases"));
     }
+    if terms
+        .iter()
+        .any(|t| raw_words(&t.text).len() > MAX_PHRASE_WORDS)
+    {
+        return Err(format!(
+            "a quoted phrase (or a word joined by punctuation) in q may have at most \
+             {MAX_PHRASE_WORDS} words"
+        ));
+    }
     Ok(terms)
 }
 
 /// A text's words as FTS5's `unicode61` tokenizer makes them: the runs of letters, digits
-/// and private-use characters (general categories L, N and Co: a combining mark or any
-/// other character separates words), each in lower case with its accents removed (as
-/// `remove_diacritics`), joined by one space. It tells which of a query's phrases a
+/// and private-use characters (general categories L, N and Co, with the combining
+/// diacritics U+0300–U+036F inside a word; any other mark or character separates words),
+/// each in lower case with its accents removed (as `remove_diacritics`), joined by one
+/// space. It tells which of a query's phrases a
 /// highlighted piece of text is, and which words of a query to count.
 pub fn folded_words(text: &str) -> String {
     WORD.find_iter(text)
@@ -88,10 +101,22 @@ pub fn highlight(text: &str, phrases: &[Vec<String>]) -> (Snippet, Vec<u32>) {
         .collect();
     let mut counts = vec![0u32; phrases.len()];
     let mut spans: Vec<(usize, usize)> = Vec::new();
+    // The phrases by their first word: one look-up per word of the text.
+    let mut starting: std::collections::HashMap<&str, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (p, phrase) in phrases.iter().enumerate() {
+        if let Some(first) = phrase.first() {
+            starting.entry(first.as_str()).or_default().push(p);
+        }
+    }
     for i in 0..words.len() {
-        for (p, phrase) in phrases.iter().enumerate() {
+        let Some(candidates) = starting.get(words[i].2.as_str()) else {
+            continue;
+        };
+        for &p in candidates {
+            let phrase = &phrases[p];
             let n = phrase.len();
-            if n == 0 || i + n > words.len() {
+            if i + n > words.len() {
                 continue;
             }
             if words[i..i + n].iter().zip(phrase).all(|(w, p)| w.2 == *p) {
@@ -120,8 +145,14 @@ pub fn highlight(text: &str, phrases: &[Vec<String>]) -> (Snippet, Vec<u32>) {
 }
 
 static WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"[\p{L}\p{N}\p{Co}]+").expect("a valid pattern")
+    regex::Regex::new(r"[\p{L}\p{N}\p{Co}\x{300}-\x{36F}]+").expect("a valid pattern")
 });
+
+/// A text's words as the tokenizer splits them, as written: counting them through FTS5
+/// lets FTS5 fold them exactly as it folded what it indexed.
+pub fn raw_words(text: &str) -> Vec<&str> {
+    WORD.find_iter(text).map(|m| m.as_str()).collect()
+}
 
 /// The pieces of a text between any characters but ASCII letters and digits, folded: a
 /// tokenizer built on older Unicode tables than this one may split a word where a newer
@@ -145,14 +176,37 @@ pub fn ascii_pieces(text: &str) -> Vec<String> {
 }
 
 /// Lower case, accents removed.
+///
+/// As FTS5 folds: a letter whose decomposition is a Latin letter and marks becomes the
+/// letter ("é" to "e"), the combining diacritics are dropped, and nothing else is taken
+/// apart (a Hangul syllable, "й" or "が" stay whole: decomposing them would name other
+/// words); every sigma is "σ".
 fn fold(text: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    use unicode_normalization::char::is_combining_mark;
-    text.nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .collect::<String>()
-        .to_lowercase()
+    use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if COMBINING_DIACRITICS.contains(&c) {
+            continue;
+        }
+        let mut parts = Vec::with_capacity(2);
+        decompose_canonical(c, |d| parts.push(d));
+        let base = match parts.split_first() {
+            Some((&first, rest))
+                if first.is_ascii_alphabetic() && rest.iter().all(|m| is_combining_mark(*m)) =>
+            {
+                first
+            }
+            _ => c,
+        };
+        for lower in base.to_lowercase() {
+            out.push(if lower == 'ς' { 'σ' } else { lower });
+        }
+    }
+    out
 }
+
+/// The marks FTS5's tokenizer keeps inside a word (and drops when it removes diacritics).
+const COMBINING_DIACRITICS: std::ops::RangeInclusive<char> = '\u{300}'..='\u{36F}';
 
 /// A term the tokenizers of both engines keep: it has a letter or digit.
 fn searchable(word: &str) -> bool {
@@ -465,6 +519,10 @@ mod tests {
         assert!(parse_query("!!! ??? \"\"").is_err());
         assert!(parse_query(&"x ".repeat(600)).is_err());
         assert!(parse_query(&"w ".repeat(40)).is_err());
+        // Found by the third attack: a phrase of 499 words took 23 s to match.
+        assert!(parse_query(&format!("\"{}\"", "w ".repeat(17))).is_err());
+        assert!(parse_query(&"w-".repeat(17)).is_err());
+        assert!(parse_query(&format!("\"{}\"", "w ".repeat(16))).is_ok());
         assert!(parse_query("ünïcødé 日本語").is_ok());
     }
 
@@ -543,12 +601,16 @@ mod tests {
         // A combining mark separates words, as in FTS5 (a finding of the second attack:
         // "lorem\u{651}ipsum" was counted as one rare word, FTS5 searched two common ones).
         assert_eq!(folded_words("lorem\u{651}ipsum"), "lorem ipsum");
+        // Found by the third attack: decomposing named other words ("мой" is not "мои").
+        assert_eq!(folded_words("Мой 안녕 がっこう"), "мой 안녕 がっこう");
+        assert_eq!(folded_words("lorem\u{301}ipsum"), "loremipsum");
+        assert_eq!(folded_words("ΟΔΟΣ οδος"), "οδοσ οδοσ");
         assert_eq!(folded_words("loremⓐipsum"), "lorem ipsum");
         assert_eq!(
             ascii_pieces("Lorém·ipsum"),
             vec!["ipsum", "lor", "lorem", "m"]
         );
-        assert_eq!(ascii_pieces("a\u{651}b"), vec!["a", "ab", "b"]);
+        assert_eq!(ascii_pieces("a\u{651}b"), vec!["a", "b"]);
     }
 
     /// Found by the second attack: words joined by punctuation counted as one, and a

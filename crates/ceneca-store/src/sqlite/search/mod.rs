@@ -648,4 +648,34 @@ mod tests {
             );
         }
     }
+
+    /// Found by the third attack: words were counted as decomposed ("мой" as "мои", a
+    /// Hangul syllable as its letters), words no row holds, so common words in those
+    /// scripts took the unbounded path.
+    #[tokio::test]
+    async fn regression_words_in_any_script_are_counted_as_fts5_folds_them() {
+        let (w, _) = world().await;
+        let mut added = Vec::new();
+        for i in 0..25 {
+            added.push(add(&w, w.alice, &format!("мой 안녕 がっこう {i}")));
+        }
+        let narrow = Bounds {
+            recent_rows: 3,
+            ..SMALL
+        };
+        for q in ["мой", "안녕", "がっこう"] {
+            let hits = bounded_search(&w.conn, &query(w.alice, q, 5), &narrow).unwrap();
+            assert!(!hits.is_empty(), "{q}");
+            assert!(
+                hits.iter()
+                    .all(|h| added[added.len() - 3..].contains(&h.id)),
+                "{q}: the bounded path ranks the last three rows only: {hits:?}"
+            );
+            assert!(
+                hits[0].snippet.highlights() >= 1,
+                "{q}: {:?}",
+                hits[0].snippet
+            );
+        }
+    }
 }

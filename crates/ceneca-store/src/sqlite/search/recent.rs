@@ -24,7 +24,7 @@
 //! tenants' writes push theirs out of it. A rarer word beside the common one narrows the
 //! matches and finds them all. `ceneca bench text` measures both paths beside raw FTS5.
 
-use ceneca_domain::search::{Snippet, Term, ascii_pieces, folded_words, highlight};
+use ceneca_domain::search::{Snippet, Term, ascii_pieces, folded_words, highlight, raw_words};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{Candidate, Target, fts5_query, map_error, parse_time, uuid_at};
@@ -139,8 +139,9 @@ pub(super) fn very_common(
     for term in terms {
         let folded = folded_words(&term.text);
         let mut rarest: Option<(i64, Option<i64>)> = None;
-        for word in folded.split(' ').filter(|w| !w.is_empty()) {
-            let c = count_of(word)?;
+        // Counted as written: FTS5 folds the word as it folded what it indexed.
+        for word in raw_words(&term.text) {
+            let c = count_of(&word.to_lowercase())?;
             if rarest.is_none_or(|r| c.0 < r.0) {
                 rarest = Some(c);
             }
