@@ -25,7 +25,12 @@ pub(crate) fn doc() -> Op {
              alone. A rarer word beside it narrows the matches, and they are all found.",
         )
         .params([
-            op::required_query("q", "The words to search for.", op::string()),
+            op::required_query(
+                "q",
+                "The words to search for: at most 32 words or quoted phrases, each phrase \
+                 (or word joined by punctuation) at most 16 words.",
+                op::string(),
+            ),
             op::query(
                 "kind",
                 "What to search (all).",
