@@ -120,14 +120,38 @@ impl Target {
         }
     }
 
-    /// A hit's first five columns: id, workspace, thread, project, title.
-    fn identity(&self) -> &'static str {
+    /// A hit's first seven columns, read by [`hit_at`]: id, workspace, thread, project,
+    /// title, creation time and the row's rowid.
+    fn hit_columns(&self) -> String {
+        let fts = &self.fts;
         if self.messages {
-            "m.id, m.workspace_id, m.thread_id, NULL, NULL"
+            format!("m.id, m.workspace_id, m.thread_id, NULL, NULL, m.created_at, {fts}.rowid")
         } else {
-            "d.id, d.workspace_id, NULL, d.project_id, d.title"
+            format!("d.id, d.workspace_id, NULL, d.project_id, d.title, d.created_at, {fts}.rowid")
         }
     }
+}
+
+/// A hit read from [`Target::hit_columns`], scored `score`, its snippet still to be made
+/// from the row whose rowid it carries.
+fn hit_at(row: &rusqlite::Row<'_>, kind: &'static str, score: f64) -> Result<Candidate> {
+    let created: String = row.get(5).map_err(map_error)?;
+    Ok(Candidate {
+        hit: SearchHit {
+            kind,
+            id: uuid_at(row, 0)?.unwrap_or_default(),
+            workspace_id: uuid_at(row, 1)?.unwrap_or_default(),
+            thread_id: uuid_at(row, 2)?,
+            project_id: uuid_at(row, 3)?,
+            title: row.get(4).map_err(map_error)?,
+            score,
+            created_at: parse_time(&created)
+                .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
+            snippet: Snippet::default(),
+        },
+        snippet_of: Some(row.get(6).map_err(map_error)?),
+        highlighted: None,
+    })
 }
 
 /// A hit, the rowid whose snippet is still to be made (for the page's rows only, once the
@@ -141,11 +165,7 @@ struct Candidate {
 /// The best `offset + limit` hits of one kind, ranked by FTS5.
 fn ranked(q: &SearchQuery, target: &Target) -> Sql {
     let fts = &target.fts;
-    let columns = format!(
-        "{}, {fts}.rank, {}.created_at, {fts}.rowid",
-        target.identity(),
-        target.alias
-    );
+    let columns = format!("{}, {fts}.rank", target.hit_columns());
     let mut sql = target.select_matches(q, &columns, "");
     sql.text = format!(
         "{} ORDER BY {fts}.rank LIMIT {}",
@@ -168,23 +188,7 @@ fn hits(conn: &Connection, sql: &Sql, kind: &'static str) -> Result<Vec<Candidat
         .map_err(map_error)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map_error)? {
-        let created: String = row.get(6).map_err(map_error)?;
-        out.push(Candidate {
-            snippet_of: Some(row.get(7).map_err(map_error)?),
-            highlighted: None,
-            hit: SearchHit {
-                kind,
-                id: uuid_at(row, 0)?.unwrap_or_default(),
-                workspace_id: uuid_at(row, 1)?.unwrap_or_default(),
-                thread_id: uuid_at(row, 2)?,
-                project_id: uuid_at(row, 3)?,
-                title: row.get(4).map_err(map_error)?,
-                score: row.get(5).map_err(map_error)?,
-                created_at: parse_time(&created)
-                    .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
-                snippet: Snippet::default(),
-            },
-        });
+        out.push(hit_at(row, kind, row.get(7).map_err(map_error)?)?);
     }
     Ok(out)
 }

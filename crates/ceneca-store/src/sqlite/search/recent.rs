@@ -27,10 +27,10 @@
 use ceneca_domain::search::{Snippet, Term, ascii_pieces, folded_words, highlight, raw_words};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{Candidate, Target, fts5_query, map_error, parse_time, uuid_at};
-use crate::search::{SearchHit, SearchQuery};
+use super::{Candidate, Target, fts5_query, hit_at, map_error};
+use crate::Result;
+use crate::search::SearchQuery;
 use crate::sql::Sql;
-use crate::{Result, StoreError};
 
 /// How far a query of very common words reads.
 #[derive(Debug, Clone, Copy)]
@@ -65,20 +65,14 @@ impl Bounds {
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
 
-/// A phrase's words, as the highlighted instances are compared with them, and its weight
-/// in bm25 (from how many rows contain it).
-#[derive(Debug, Clone)]
-pub(super) struct Phrase {
-    words: String,
-    weight: f64,
-}
-
-/// A query with a very common word: its phrases, the index's totals, and the oldest of
+/// A query with a very common word: each phrase's words (as [`highlight`] finds them) and
+/// weight in bm25 (from how many rows contain it), the index's totals, and the oldest of
 /// the index's `very_common` most recent matches when the query is that one word (`None`
 /// when it is not known yet).
 #[derive(Debug, Clone)]
 pub(super) struct Common {
-    phrases: Vec<Phrase>,
+    words: Vec<Vec<String>>,
+    weights: Vec<f64>,
     totals: Totals,
     floor: Option<i64>,
 }
@@ -171,7 +165,7 @@ pub(super) fn very_common(
         ([(folded, _, oldest)], [term]) if !folded.contains(' ') && term.text.is_ascii() => *oldest,
         _ => None,
     };
-    let phrases = counted
+    let (words, weights) = counted
         .into_iter()
         .map(|(folded, count, oldest)| {
             let rows = match oldest {
@@ -180,14 +174,16 @@ pub(super) fn very_common(
                 }
                 _ => count as f64,
             };
-            Phrase {
-                words: folded,
-                weight: weight(rows, totals.rows),
-            }
+            let words = folded
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned);
+            (words.collect(), weight(rows, totals.rows))
         })
-        .collect();
+        .unzip();
     Ok(Some(Common {
-        phrases,
+        words,
+        weights,
         totals,
         floor,
     }))
@@ -268,13 +264,10 @@ pub(super) fn ranked(
     common: &Common,
     bounds: &Bounds,
 ) -> Result<Vec<Candidate>> {
-    let phrases = &common.phrases;
     let wanted = u64::from(q.offset) + u64::from(q.limit);
     let Some(oldest) = window(conn, q, target, common, bounds)? else {
         return Ok(Vec::new());
     };
-    let weights: Vec<f64> = phrases.iter().map(|p| p.weight).collect();
-    let words = phrase_words(phrases.iter().map(|p| p.words.as_str()));
     let sql = window_rows(q, target, oldest);
     let mut stmt = conn.prepare_cached(&sql.text).map_err(map_error)?;
     let mut rows = stmt
@@ -283,42 +276,27 @@ pub(super) fn ranked(
     let mut scored = Vec::new();
     let columns = target.columns();
     while let Some(row) = rows.next().map_err(map_error)? {
-        let rowid: i64 = row.get(5).map_err(map_error)?;
         let sizes: Option<Vec<u8>> = row.get(7).map_err(map_error)?;
         let length: u64 = sizes.map_or(0, |s| Varints(&s).sum());
-        let mut instances = vec![0u32; phrases.len()];
+        let mut instances = vec![0u32; common.words.len()];
         let mut highlighted = Vec::with_capacity(columns);
         for c in 0..columns {
             let text: Option<String> = row.get(8 + c).map_err(map_error)?;
-            let (column, counts) = highlight(text.as_deref().unwrap_or(""), &words);
+            let (column, counts) = highlight(text.as_deref().unwrap_or(""), &common.words);
             for (total, n) in instances.iter_mut().zip(counts) {
                 *total += n;
             }
             highlighted.push(column);
         }
-        let created: String = row.get(6).map_err(map_error)?;
         let score = bm25(
             &instances,
-            &weights,
+            &common.weights,
             length as f64,
             common.totals.mean_length,
         );
-        scored.push(Candidate {
-            hit: SearchHit {
-                kind: target.kind,
-                id: uuid_at(row, 0)?.unwrap_or_default(),
-                workspace_id: uuid_at(row, 1)?.unwrap_or_default(),
-                thread_id: uuid_at(row, 2)?,
-                project_id: uuid_at(row, 3)?,
-                title: row.get(4).map_err(map_error)?,
-                score: -score,
-                created_at: parse_time(&created)
-                    .ok_or_else(|| StoreError::Backend("bad created_at".into()))?,
-                snippet: Snippet::default(),
-            },
-            snippet_of: Some(rowid),
-            highlighted: Some(highlighted),
-        });
+        let mut candidate = hit_at(row, target.kind, -score)?;
+        candidate.highlighted = Some(highlighted);
+        scored.push(candidate);
     }
     // Best first, as FTS5's `rank`; the more recent first on equal scores, so pages agree.
     scored.sort_by(|a, b| {
@@ -420,9 +398,8 @@ fn window_rows(q: &SearchQuery, target: &Target, oldest: i64) -> Sql {
         .map(|c| format!("{fts}.{c}"))
         .collect();
     let columns = format!(
-        "{}, {fts}.rowid, {}.created_at, {}, {}",
-        target.identity(),
-        target.alias,
+        "{}, {}, {}",
+        target.hit_columns(),
         sizes_of(fts, &format!("{fts}.rowid")),
         texts.join(", ")
     );
