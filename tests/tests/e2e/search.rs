@@ -417,6 +417,16 @@ async fn very_common_words_rank_the_most_recent_matches(backend: Backend) {
         Backend::Postgres => 5,
     };
     assert_eq!(theirs.len(), expected, "{theirs:?}");
+    // Naming alice's workspace or thread (rule 8: ids a client sends are checked against
+    // what the caller may read) finds nothing on the bounded path either.
+    for filter in [
+        format!("workspace_id={}", a.workspace),
+        format!("thread_id={}", a.thread),
+        format!("author_id={}", alice.id),
+    ] {
+        let named = search(&s, &mallory, &format!("q=common&kind=messages&{filter}")).await;
+        assert!(named.is_empty(), "{filter}: {named:?}");
+    }
     let narrowed = search(&s, &mallory, "q=common+mallory&limit=100").await;
     assert_eq!(narrowed.len(), 5, "{narrowed:?}");
     assert!(
