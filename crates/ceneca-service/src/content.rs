@@ -165,7 +165,8 @@ impl Services {
     }
 
     /// A change's values as a client sees them: sealed content opened (the receiving
-    /// node seals it again under its own keys), hidden columns dropped.
+    /// node seals it again under its own keys), vectors as numbers, hidden columns
+    /// dropped.
     pub(crate) fn open_values(
         &self,
         entity: &Entity,
@@ -180,6 +181,7 @@ impl Services {
             let plain = open_text(&self.keys, sealed, id, workspace, stored)?;
             values.insert(sealed.field.to_owned(), Json::String(plain));
         }
+        ceneca_domain::sync::show_logged_values(entity, values).map_err(ServiceError::Internal)?;
         values.retain(|name, _| {
             entity
                 .field(name)

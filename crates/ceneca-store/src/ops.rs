@@ -732,16 +732,15 @@ fn log(
     }
 }
 
-/// The new values a change wrote, as stored: every replicated field for a create, the
+/// The new values a change wrote, as stored (a vector as its bytes, `sync::logged`): every replicated field for a create, the
 /// changed ones for an update, none for a delete or restore (the deletion is a register
 /// of its own).
 fn payload(entity: &Entity, row: &Record, op: &str, changed: &[&'static str]) -> serde_json::Value {
-    use ceneca_domain::output::value_to_json;
-    use ceneca_domain::sync::replicated;
+    use ceneca_domain::sync::{logged_value, replicated};
     let mut out = serde_json::Map::new();
     let mut put = |field: &Field| {
         if let Some(value) = row.get(field.name) {
-            out.insert(field.name.to_owned(), value_to_json(field.kind, value));
+            out.insert(field.name.to_owned(), logged_value(field.kind, value));
         }
     };
     match op {

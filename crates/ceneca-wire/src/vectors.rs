@@ -216,16 +216,49 @@ impl<'de> Deserialize<'de> for VectorInput {
                 mut seq: A,
             ) -> Result<VectorInput, A::Error> {
                 let mut numbers = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8192));
-                // A number as an `f32` (beyond its range, infinity); anything else NaN.
-                while let Some(element) = seq.next_element::<Shape>()? {
-                    numbers.push(match element {
-                        Shape::Scalar(Json::Number(n)) => n.as_f64().map_or(f32::NAN, |x| x as f32),
-                        _ => f32::NAN,
-                    });
+                while let Some(Element(x)) = seq.next_element()? {
+                    numbers.push(x);
                 }
                 Ok(VectorInput::Numbers(numbers))
             }
             answer!('de, VectorInput::NotAnArray; scalars, map);
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// One element of a vector, read straight into an `f32`: a number as the nearest one
+/// (beyond its range, infinity), anything else NaN, so the finite-number check refuses
+/// it. No JSON value is built for it: a batch holds hundreds of thousands.
+struct Element(f32);
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Element;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Element, E> {
+                Ok(Element(v as f32))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Element, E> {
+                Ok(Element(v as f32))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Element, E> {
+                Ok(Element(v as f32))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Element, E> {
+                Ok(Element(f32::NAN))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Element, E> {
+                Ok(Element(f32::NAN))
+            }
+            fn visit_unit<E>(self) -> Result<Element, E> {
+                Ok(Element(f32::NAN))
+            }
+            answer!('de, Element(f32::NAN); seq, map);
         }
         d.deserialize_any(Visit)
     }

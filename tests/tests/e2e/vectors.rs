@@ -19,7 +19,8 @@ on_every_backend!(
     embeddings_follow_their_source_into_the_bin_and_back,
     a_source_removed_for_good_takes_its_embeddings,
     a_rebuild_while_writes_go_on_leaves_no_drift,
-    the_drift_check_finds_what_the_index_lost_kept_or_changed
+    the_drift_check_finds_what_the_index_lost_kept_or_changed,
+    the_change_log_keeps_vectors_as_bytes_and_the_feed_shows_their_numbers
 );
 
 #[tokio::test]
@@ -1237,4 +1238,95 @@ async fn outbox_drains(s: &TestServer) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(pending.as_deref(), Some("0"), "the outbox did not drain");
+}
+
+/// The change log keeps a vector as the base64 of its bytes (a fifth of its size as JSON
+/// numbers, and nothing to print), on a create and on a replacement; the feed shows the
+/// numbers sent, exactly. An entry logged before, with the numbers as an array, is shown
+/// as it was.
+/// The operation and the vector of every embedding change `who` can pull.
+async fn embedding_changes(s: &TestServer, who: &ceneca_e2e::User) -> Vec<(Value, Value)> {
+    let page = s
+        .get(who, "/api/v1/sync/pull?cursor=0&limit=1000")
+        .await
+        .expect(200);
+    page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["entity"] == "embedding_records")
+        .map(|c| (c["operation"].clone(), c["values"]["vector"].clone()))
+        .collect()
+}
+
+async fn the_change_log_keeps_vectors_as_bytes_and_the_feed_shows_their_numbers(backend: Backend) {
+    use base64::Engine as _;
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    // Numbers with no short decimal form, so printing and parsing them is put to the test.
+    let first: Vec<f32> = (0..TEST_VECTOR_DIMS)
+        .map(|i| (i as f32 + 1.0) / 7.0 - 0.3)
+        .collect();
+    let second: Vec<f32> = first.iter().map(|x| -x * 1.0e-3).collect();
+    let mut point = String::new();
+    for vector in [&first, &second] {
+        let up = s
+            .post(
+                &u,
+                "/api/v1/vectors/messages/points",
+                json!({"source_id": w.message, "workspace_id": w.workspace, "vector": vector}),
+            )
+            .await
+            .expect(200);
+        point = up["ids"][0].as_str().unwrap().to_owned();
+    }
+    let as_f32 = |numbers: &Value| -> Vec<f32> {
+        numbers
+            .as_array()
+            .unwrap_or_else(|| panic!("numbers, not {numbers}"))
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let changes = embedding_changes(&s, &u).await;
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[0].0, "create");
+    assert_eq!(changes[1].0, "update");
+    assert_eq!(
+        as_f32(&changes[0].1),
+        first,
+        "the create shows the numbers sent"
+    );
+    assert_eq!(as_f32(&changes[1].1), second, "the replacement too");
+
+    let payloads = match backend {
+        Backend::Sqlite => "SELECT group_concat(payload, ' ') FROM sync_events",
+        Backend::Postgres => "SELECT string_agg(payload::text, ' ') FROM sync_events",
+    };
+    let stored = s
+        .raw_text(&format!("{payloads} WHERE entity_id = '{point}'"))
+        .await
+        .unwrap();
+    for vector in [&first, &second] {
+        let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let kept = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert!(stored.contains(&kept), "{kept} is not in {stored}");
+    }
+
+    // An entry logged with the numbers as an array reads as it was.
+    let old = json!({ "vector": [0.5, -0.25] });
+    s.raw_execute(&match backend {
+        Backend::Sqlite => format!(
+            "UPDATE sync_events SET payload = '{old}' WHERE entity_id = '{point}' AND operation = 'update'"
+        ),
+        Backend::Postgres => format!(
+            "UPDATE sync_events SET payload = '{old}'::jsonb WHERE entity_id = '{point}' AND operation = 'update'"
+        ),
+    })
+    .await;
+    // Reads of the feed are shared for a quarter second; an edit by hand does not end it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let changes = embedding_changes(&s, &u).await;
+    assert_eq!(changes[1].1, json!([0.5, -0.25]));
 }

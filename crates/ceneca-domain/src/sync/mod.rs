@@ -4,6 +4,7 @@
 //! same changes hold the same rows whatever order the changes arrived in.
 
 pub mod fields;
+pub mod logged;
 pub mod merge;
 #[cfg(test)]
 mod tests;
@@ -11,6 +12,7 @@ mod tests;
 pub use fields::{
     entity_logged_as, entity_named, pushable, replicated, replicated_fields, secrets,
 };
+pub use logged::{logged_value, show_logged_values};
 pub use merge::{
     Conflict, ConflictKind, Decision, Operation, RowClocks, Stamp, decide, refuse_future,
 };
