@@ -1425,3 +1425,64 @@ async fn rows_purged_upstream_are_deleted_on_their_members_nodes() {
     assert!(pair.node_has(&model::THREADS, id_of(&kept)).await);
     assert!(pair.node_has(&model::WORKSPACES, workspace).await);
 }
+
+/// An embedding upserted upstream, then replaced, reaches a node with the very numbers
+/// sent: the upstream's log keeps the vector as bytes and the feed shows them as numbers,
+/// which the node stores as bytes again.
+#[tokio::test]
+async fn an_embedding_and_its_replacement_reach_the_node_bit_for_bit() {
+    use ceneca_wire::vectors::{PointInput, Points};
+    let mut pair = enrolled(
+        crate::testing::services_with_vectors(4).await,
+        "ada@example.com",
+    )
+    .await;
+    let (workspace, thread) =
+        workspace_with_thread(&pair.up.svc, &pair.account, json!({"name": "Research"})).await;
+    let owner = refresh_caller(&pair.up.svc, &pair.account).await;
+    let message = id_of(
+        &pair
+            .up
+            .svc
+            .create(
+                &owner,
+                &model::MESSAGES,
+                &json!({"thread_id": thread, "role": "user", "content": "hello"}),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    for vector in [
+        [0.1f32, -1.0 / 3.0, 2.5e-8, 7.0],
+        [1.0e-3, 0.3, -0.7, 1.0 / 9.0],
+    ] {
+        let point = PointInput::from_json(json!({
+            "source_id": message, "workspace_id": workspace, "vector": vector,
+        }));
+        let written = pair
+            .up
+            .svc
+            .upsert_vectors(&owner, "messages", &Points::One(point), false)
+            .await
+            .unwrap();
+        let id = written.ids.unwrap()[0];
+        let (failed, _) = pair.sync_down().await;
+        assert!(failed.is_empty(), "{failed:?}");
+        let row = pair
+            .node
+            .svc
+            .store()
+            .get(
+                &model::EMBEDDING_RECORDS,
+                id,
+                ScopeFilter::All,
+                Deleted::Include,
+            )
+            .await
+            .unwrap()
+            .expect("the embedding reached the node");
+        assert_eq!(row.get("vector"), Some(&Value::Bytes(bytes(&vector))));
+    }
+}
