@@ -1,5 +1,8 @@
 //! Full-text search on PostgreSQL: generated `tsvector` columns with GIN indexes,
-//! `ts_rank_cd` ranking, and `ts_headline` snippets computed for the page of hits only.
+//! `ts_rank_cd` ranking of the caller's most recent matches ([`RANKED_MATCHES`]), and
+//! `ts_headline` snippets computed for the page of hits only.
+
+use std::fmt::Write as _;
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
@@ -23,6 +26,19 @@ fn headline_options() -> String {
 
 /// The query's terms as one `tsquery` expression, bound into `sql`.
 fn tsquery(sql: &mut Sql, q: &SearchQuery) -> String {
+    tsquery_of(sql, q, true)
+}
+
+/// The same, each phrase relaxed to its words (`None` when the query has no phrase): the
+/// rows it matches are those a phrase can match at all.
+fn words_tsquery(sql: &mut Sql, q: &SearchQuery) -> Option<String> {
+    q.terms
+        .iter()
+        .any(|t| t.phrase)
+        .then(|| tsquery_of(sql, q, false))
+}
+
+fn tsquery_of(sql: &mut Sql, q: &SearchQuery, phrases: bool) -> String {
     let terms: Vec<String> = q
         .terms
         .iter()
@@ -33,7 +49,7 @@ fn tsquery(sql: &mut Sql, q: &SearchQuery) -> String {
                 Value::Text(t.text.clone()),
                 Kind::Text { max: usize::MAX },
             );
-            let function = if t.phrase {
+            let function = if t.phrase && phrases {
                 "phraseto_tsquery"
             } else {
                 "plainto_tsquery"
@@ -61,29 +77,101 @@ fn headline(q: &SearchQuery, text: String) -> Sql {
     sql
 }
 
+/// How many of the caller's matches of each kind are ranked: the most recent ones.
+///
+/// Ranking reads every ranked row's `tsvector`, so ranking all matches of a word in most
+/// rows costs in proportion to the caller's data (0.7 s for a word in 90% of a million
+/// messages). The newest matches are found by walking the primary key backwards (ids are
+/// UUIDv7, in creation order), which stops after this many when the word is common; the
+/// planner reads a rarer word's matches from its GIN index instead, and ranks them all
+/// when there are fewer than this. It sees the word's frequency only when the `tsquery`
+/// is a constant where the rows are matched, so the statement is planned for its own
+/// values every time (never a generic plan) and the `tsquery` is written inline there.
+pub(crate) const RANKED_MATCHES: u32 = 2_000;
+
+/// How many of the caller's most recent rows holding every word of a query's phrases are
+/// looked at for the phrases. The planner counts a phrase as common as its words are
+/// together, so a phrase of common words that seldom stand side by side would have the
+/// walk above read most rows (0.4 s for four common words, a million messages); the
+/// phrases are checked in these rows only, and every match among them is ranked.
+pub(crate) const PHRASE_CANDIDATES: u32 = 10_000;
+
+/// The caller's most recent matches among `table`'s rows (aliased `alias`), with
+/// `columns` and the score, the filters applied: the [`RANKED_MATCHES`] most recent, or
+/// for a query with phrases, those among the [`PHRASE_CANDIDATES`] most recent rows with
+/// all its words.
+fn recent_matches(
+    sql: &mut Sql,
+    q: &SearchQuery,
+    (tsquery, words): (&str, Option<&str>),
+    (table, alias): (&str, &str),
+    columns: &str,
+    messages: bool,
+) -> String {
+    let scope = if messages {
+        &q.message_scope
+    } else {
+        &q.document_scope
+    };
+    let scope = crate::sql::scope_condition(&PgDialect, sql, scope);
+    let mut rows = format!(
+        "FROM {table} {alias} WHERE {alias}.search @@ ({})",
+        words.unwrap_or(tsquery)
+    );
+    write!(rows, " AND {scope}").ok();
+    filters(&PgDialect, sql, alias, q, &mut rows, messages);
+    let score = format!("(-ts_rank_cd({alias}.search, {tsquery}))::float8");
+    match words {
+        None => format!(
+            "SELECT {columns}, {score} AS score {rows} ORDER BY {alias}.id DESC LIMIT {RANKED_MATCHES}"
+        ),
+        // The phrase is checked and scored in the same projection, computed once per
+        // candidate and before any sort, so no `tsvector` is carried through one.
+        Some(_) => format!(
+            "SELECT * FROM (
+                 SELECT {columns}, {alias}.search @@ ({tsquery}) AS hit,
+                        CASE WHEN {alias}.search @@ ({tsquery}) THEN {score} END AS score
+                 {rows} ORDER BY {alias}.id DESC LIMIT {PHRASE_CANDIDATES}
+             ) {alias} WHERE {alias}.hit"
+        ),
+    }
+}
+
 fn statement(q: &SearchQuery) -> Option<Sql> {
     let mut sql = Sql::default();
     let tsquery = tsquery(&mut sql, q);
+    let words = words_tsquery(&mut sql, q);
+    let matching = (tsquery.as_str(), words.as_deref());
     let mut parts = Vec::new();
     if q.messages {
-        let scope = crate::sql::scope_condition(&PgDialect, &mut sql, &q.message_scope);
-        let mut text = format!(
-            "SELECT 'message'::text AS kind, m.id, m.workspace_id, m.thread_id, NULL::uuid AS project_id, NULL::text AS title,
-                    (-ts_rank_cd(m.search, q.q))::float8 AS score, m.created_at
-             FROM messages m, q WHERE m.search @@ q.q AND {scope}"
+        let recent = recent_matches(
+            &mut sql,
+            q,
+            matching,
+            ("messages", "m"),
+            "m.id, m.workspace_id, m.thread_id, m.created_at",
+            true,
         );
-        filters(&PgDialect, &mut sql, "m", q, &mut text, true);
-        parts.push(text);
+        parts.push(format!(
+            "SELECT 'message'::text AS kind, m.id, m.workspace_id, m.thread_id, NULL::uuid AS project_id,
+                    NULL::text AS title, m.score, m.created_at
+             FROM ({recent}) m"
+        ));
     }
     if q.documents && q.thread_id.is_none() && q.author_id.is_none() {
-        let scope = crate::sql::scope_condition(&PgDialect, &mut sql, &q.document_scope);
-        let mut text = format!(
-            "SELECT 'document'::text AS kind, d.id, d.workspace_id, NULL::uuid AS thread_id, d.project_id, d.title,
-                    (-ts_rank_cd(d.search, q.q))::float8 AS score, d.created_at
-             FROM documents d, q WHERE d.search @@ q.q AND {scope}"
+        let recent = recent_matches(
+            &mut sql,
+            q,
+            matching,
+            ("documents", "d"),
+            "d.id, d.workspace_id, d.project_id, d.title, d.created_at",
+            false,
         );
-        filters(&PgDialect, &mut sql, "d", q, &mut text, false);
-        parts.push(text);
+        parts.push(format!(
+            "SELECT 'document'::text AS kind, d.id, d.workspace_id, NULL::uuid AS thread_id, d.project_id,
+                    d.title, d.score, d.created_at
+             FROM ({recent}) d"
+        ));
     }
     if parts.is_empty() {
         return None;
@@ -115,7 +203,13 @@ pub(super) async fn search(conn: &mut PgConnection, q: &SearchQuery) -> Result<V
     let Some(sql) = statement(q) else {
         return Ok(Vec::new());
     };
-    let rows = build(&sql).fetch_all(&mut *conn).await.map_err(map_error)?;
+    // Not kept as a prepared statement: a kept one may be given a generic plan, which
+    // cannot tell a common word from a rare one (see [`RANKED_MATCHES`]).
+    let rows = build(&sql)
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_error)?;
     let mut hits = Vec::with_capacity(rows.len());
     for r in &rows {
         let mut hit = hit(r)?;

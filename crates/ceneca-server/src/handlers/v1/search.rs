@@ -22,7 +22,10 @@ pub(crate) fn doc() -> Op {
              index's 10,000 most recent matches in its 50,000 most recent rows, so that its \
              cost does not grow with the index: older matches of such a query are not \
              returned, and a caller with few recent rows may find none for such a word \
-             alone. A rarer word beside it narrows the matches, and they are all found.",
+             alone. A rarer word beside it narrows the matches, and they are all found. On \
+             PostgreSQL, a query ranks the caller's 2,000 most recent matches of each kind \
+             (all of them when there are fewer), and looks for a quoted phrase among the \
+             caller's 10,000 most recent rows holding its words.",
         )
         .params([
             op::required_query(
