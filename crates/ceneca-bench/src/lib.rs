@@ -5,7 +5,8 @@
 //! - `core`: message inserts, listing, entity creation, security hot paths, start-up and
 //!   idle memory; the same writes and reads on an encrypted database (SQLCipher) beside a
 //!   plain one;
-//! - `text`: full-text search over a million messages;
+//! - `text`: full-text search over a million messages (and on PostgreSQL too, with
+//!   `--text-postgres`);
 //! - `vectors`: semantic search over 100,000 embeddings of dimension 1536, and upserts;
 //! - `zero-sync`: the reference scanner, beside the same writes without it;
 //! - `sync`: pushing and pulling 10,000 changes, beside the batch and list APIs;
@@ -77,6 +78,10 @@ pub struct Args {
     vectors: usize,
     #[arg(long, default_value_t = 1536)]
     dims: usize,
+    /// `postgres://user@host:port/database` of a server on which the `text` suite runs
+    /// too, in a database of its own that it creates there and drops afterwards.
+    #[arg(long)]
+    text_postgres: Option<String>,
 }
 
 /// Runs the chosen suites and prints their figures. `ceneca` is the binary whose `serve`
@@ -118,7 +123,13 @@ pub async fn run(args: Args, ceneca: &Path) -> anyhow::Result<()> {
         );
         match suite {
             Suite::Core => core::run(&args, dir.path(), ceneca).await?,
-            Suite::Text => text::run(&args, dir.path()).await?,
+            Suite::Text => {
+                text::run(&args, dir.path()).await?;
+                if let Some(url) = &args.text_postgres {
+                    println!();
+                    text::postgres::run(&args, url).await?;
+                }
+            }
             Suite::Vectors => vectors::run(&args, dir.path()).await?,
             Suite::ZeroSync => zero_sync::run(&args, dir.path()).await?,
             Suite::Sync => sync::run(&args, dir.path()).await?,

@@ -14,6 +14,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
+pub(crate) mod postgres;
+
 use super::{Args, Stats, bulk_load, row, server_with_thread, sqlite_store};
 
 const VOCABULARY: usize = 20_000;
