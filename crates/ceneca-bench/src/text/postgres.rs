@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ceneca_domain::new_id;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -13,9 +13,10 @@ use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 
 use super::{
-    ROUNDS_PER_QUERY, VOCABULARY, WORDS_PER_MESSAGE, Zipf, push, queries, urlencode, word,
+    ROUNDS_PER_QUERY, VOCABULARY, WORDS_PER_MESSAGE, Zipf, figures, first_answer_holds, push,
+    queries, search_path, word,
 };
-use crate::{Args, Stats, row, server_with_thread};
+use crate::{Args, server_with_thread};
 
 /// Rows sent to `COPY` at a time.
 const COPY_CHUNK: usize = 10_000;
@@ -164,27 +165,9 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<()> {
                ORDER BY ts_rank_cd(m.search, q.q) DESC LIMIT 20) m, tsq q";
     for (class, q, in_small) in &queries {
         let thread_filter = in_small.then_some(small);
-        let mut path = format!("/api/v1/search?q={}&kind=messages&limit=20", urlencode(q));
-        if let Some(t) = thread_filter {
-            path.push_str(&format!("&thread_id={t}"));
-        }
-        let tsquery = raw_tsquery(q);
-        let raw_query = format!("WITH tsq AS (SELECT {tsquery} AS q) {raw_sql}");
-        let first = server.call(reqwest::Method::GET, &path, None).await?;
-        let items = first["items"].as_array().context("items")?;
-        if items.is_empty() {
-            bail!("query {q} found nothing");
-        }
-        if items.iter().any(|h| h["workspace_id"] != json!(ws)) {
-            bail!("query {q} returned another tenant's message");
-        }
-        if !items[0]["snippet"]
-            .as_str()
-            .unwrap_or("")
-            .contains("<mark>")
-        {
-            bail!("query {q}: no highlighted snippet in {}", items[0]);
-        }
+        let path = search_path(q, thread_filter.map(|t| t.to_string()).as_deref());
+        let raw_query = format!("WITH tsq AS (SELECT {} AS q) {raw_sql}", raw_tsquery(q));
+        first_answer_holds(&server, &path, q, &ws.to_string()).await?;
         let raw_once = async |conn: &mut PgConnection| {
             sqlx::query(&raw_query)
                 .bind(q.trim_matches('"'))
@@ -204,22 +187,11 @@ async fn measure(args: &Args, url: &str) -> anyhow::Result<()> {
             std::hint::black_box(hits);
         }
     }
-    println!(
-        "{:<52}{:<84}baseline: raw PostgreSQL on the same tables (every match ranked with ts_rank_cd, LIMIT 20 with ts_headline, no permission filter)",
-        "", "ceneca: GET /api/v1/search over HTTP, top 20 with snippets"
-    );
-    let mut all_ours = Vec::new();
-    let mut all_raw = Vec::new();
-    for ((class, o), (_, r)) in ours.into_iter().zip(raw) {
-        all_ours.extend(o.iter().copied());
-        all_raw.extend(r.iter().copied());
-        row(class, &Stats::new(o), Some(("raw", &Stats::new(r))), "");
-    }
-    row(
-        &format!("all {} queries, {} messages", queries.len(), n),
-        &Stats::new(all_ours),
-        Some(("raw", &Stats::new(all_raw))),
-        "p50 < 10 ms, p99 < 50 ms",
+    figures(
+        "raw PostgreSQL on the same tables (every match ranked with ts_rank_cd, LIMIT 20 with ts_headline, no permission filter)",
+        ours,
+        raw,
+        n,
     );
     println!(
         "\n  the caller's 2,000 most recent matches are ranked (a phrase: among the caller's \

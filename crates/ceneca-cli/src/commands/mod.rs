@@ -42,9 +42,8 @@ pub fn init_logging(config: &Config) {
     // does not use ("feature flags not initialized"): only its errors by default. So does
     // PostgreSQL's notice of every `CREATE ... IF NOT EXISTS` that finds its object there
     // (a line per migration step, at every start): only its warnings.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,qdrant_edge=error,sqlx::postgres::notice=warn")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,qdrant_edge=error,sqlx::postgres::notice=warn"));
     // Colours only on a terminal: escape codes do not belong in log files, and styling
     // every request's span fields is work too.
     let builder = tracing_subscriber::fmt()
