@@ -325,7 +325,7 @@ impl TestServer {
         config: ServiceConfig,
         http: ceneca_server::HttpConfig,
     ) -> Self {
-        Self::start_on(backend, config, http, default_vector_index).await
+        Self::start_on(backend, config, http, default_vector_index, |_| {}).await
     }
 
     /// A server whose vector index `index_in(data folder)` makes.
@@ -338,6 +338,7 @@ impl TestServer {
             ServiceConfig::default(),
             ceneca_server::HttpConfig::default(),
             index_in,
+            |_| {},
         )
         .await
     }
@@ -347,6 +348,7 @@ impl TestServer {
         config: ServiceConfig,
         http: ceneca_server::HttpConfig,
         index_in: impl FnOnce(&std::path::Path) -> Arc<dyn VectorIndex>,
+        tweak: impl FnOnce(&mut StoreOptions),
     ) -> Self {
         // Server-side errors show in a failing test's output.
         let _ = tracing_subscriber::fmt()
@@ -365,7 +367,29 @@ impl TestServer {
             None => format!("sqlite://{}", dir.path().join("ceneca.db").display()),
             Some(database) => database.url.clone(),
         };
-        Self::start_in(dir, backend, url, database, config, http, index_in, true).await
+        Self::start_in(
+            dir,
+            backend,
+            url,
+            database,
+            (config, http),
+            index_in,
+            tweak,
+            true,
+        )
+        .await
+    }
+
+    /// A server on a store opened with `options` changed by `tweak`.
+    pub async fn start_with_store(backend: Backend, tweak: impl FnOnce(&mut StoreOptions)) -> Self {
+        Self::start_on(
+            backend,
+            ServiceConfig::default(),
+            ceneca_server::HttpConfig::default(),
+            default_vector_index,
+            tweak,
+        )
+        .await
     }
 
     /// Another node on this server's database (PostgreSQL): a data folder and an embedded
@@ -383,9 +407,12 @@ impl TestServer {
             self.backend,
             self.database_url.clone(),
             None,
-            ServiceConfig::default(),
-            ceneca_server::HttpConfig::default(),
+            (
+                ServiceConfig::default(),
+                ceneca_server::HttpConfig::default(),
+            ),
             default_vector_index,
+            |_| {},
             false,
         )
         .await
@@ -397,13 +424,14 @@ impl TestServer {
         backend: Backend,
         url: String,
         database: Option<ScratchDatabase>,
-        config: ServiceConfig,
-        http: ceneca_server::HttpConfig,
+        (config, http): (ServiceConfig, ceneca_server::HttpConfig),
         index_in: impl FnOnce(&std::path::Path) -> Arc<dyn VectorIndex>,
+        tweak: impl FnOnce(&mut StoreOptions),
         indexer: bool,
     ) -> Self {
         let mut options = StoreOptions::new(url.clone());
         options.pg_max_connections = 5;
+        tweak(&mut options);
         let store = ceneca_store::open(&options).await.expect("open store");
         store.migrate_up().await.expect("migrate");
         let index = index_in(dir.path());

@@ -171,6 +171,7 @@ pub const FLAT: &[(&str, &str)] = &[
     ("sqlite_synchronous", "store.sqlite_synchronous"),
     ("pg_max_connections", "store.pg_max_connections"),
     ("pg_idle_timeout_secs", "store.pg_idle_timeout_secs"),
+    ("pg_search_time_limit_ms", "store.pg_search_time_limit_ms"),
     ("encrypt_database", "store.encrypt_database"),
     ("vector_dims_messages", "vectors.dims_messages"),
     ("vector_dims_documents", "vectors.dims_documents"),
@@ -760,8 +761,8 @@ mod tests {
         }
         // The settings of the flat configuration and those added since (sections only:
         // `[sync]`), each reachable.
-        assert_eq!(settings.len(), 67);
-        assert_eq!(FLAT.len() + 4, 67);
+        assert_eq!(settings.len(), 68);
+        assert_eq!(FLAT.len() + 4, 68);
     }
 
     fn load_file(text: &str, edition: &str) -> anyhow::Result<Config> {

@@ -148,6 +148,7 @@ pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreErro
             quota: quota.max(0) as u64,
             used: used.max(0) as u64,
         },
+        StoreError::Unavailable(why) => ServiceError::Unavailable(why),
         other => ServiceError::Internal(other.to_string()),
     }
 }
@@ -163,6 +164,7 @@ impl From<StoreError> for ServiceError {
                 quota: quota.max(0) as u64,
                 used: used.max(0) as u64,
             },
+            StoreError::Unavailable(why) => ServiceError::Unavailable(why),
             other => ServiceError::Internal(other.to_string()),
         }
     }

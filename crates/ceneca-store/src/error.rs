@@ -40,6 +40,15 @@ pub enum StoreError {
     Encryption(#[from] crate::EncryptionError),
     #[error("configuration: {0}")]
     Config(String),
+    /// The engine cancelled a query at its time limit (a search's
+    /// [`crate::search::SEARCH_TIME_LIMIT`], or one the database's administrator set):
+    /// what it asked for costs more than that.
+    #[error("the query ran past its time limit and was cancelled")]
+    TimedOut,
+    /// The engine could not answer now, for a reason of its own that passes (a lock held
+    /// by maintenance, a query cancelled by its administrator); says which. Retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else from the engine; logged, never shown to clients.
     #[error("database error: {0}")]
     Backend(String),

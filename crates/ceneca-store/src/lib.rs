@@ -317,6 +317,9 @@ pub struct StoreOptions {
     /// The embedded database is encrypted with these keys (SQLCipher), or plaintext when
     /// `None`. A file in the other state is refused with a typed error saying what to do.
     pub database_keys: Option<DatabaseKeys>,
+    /// How long one search may run on PostgreSQL before it is stopped and answered as too
+    /// costly (see [`search::SEARCH_TIME_LIMIT`], the default).
+    pub pg_search_time_limit: std::time::Duration,
 }
 
 impl StoreOptions {
@@ -328,6 +331,7 @@ impl StoreOptions {
             pg_idle_timeout_secs: 30,
             egress: ceneca_egress::Egress::unrestricted(),
             database_keys: None,
+            pg_search_time_limit: search::SEARCH_TIME_LIMIT,
         }
     }
 }

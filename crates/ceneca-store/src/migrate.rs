@@ -81,6 +81,7 @@ pub const SQLITE: &[Migration] = &[
         "0018_vector_index_owner"
     ),
     migration!("sqlite", 19, "auth_generation", "0019_auth_generation"),
+    migration!("sqlite", 20, "search_walks", "0020_search_walks"),
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -128,6 +129,7 @@ pub const POSTGRES: &[Migration] = &[
         "0018_vector_index_owner"
     ),
     migration!("postgres", 19, "auth_generation", "0019_auth_generation"),
+    migration!("postgres", 20, "search_walks", "0020_search_walks"),
 ];
 
 /// Builds the status list from what a database recorded: `(version, name, applied_at, checksum)`.

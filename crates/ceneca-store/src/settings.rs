@@ -39,6 +39,9 @@ pub struct StoreSettings {
     /// ring. An existing database is converted with `ceneca db encrypt`. PostgreSQL
     /// ignores it (encrypt its storage with the server's own means).
     pub encrypt_database: bool,
+    /// How long one search may run on PostgreSQL before it is stopped and answered 422
+    /// on `q` (a query of many common words that seldom stand together, on much data).
+    pub pg_search_time_limit_ms: u64,
 }
 
 impl Default for StoreSettings {
@@ -49,6 +52,7 @@ impl Default for StoreSettings {
             pg_max_connections: 20,
             pg_idle_timeout_secs: 30,
             encrypt_database: false,
+            pg_search_time_limit_ms: crate::search::SEARCH_TIME_LIMIT.as_millis() as u64,
         }
     }
 }
@@ -66,6 +70,12 @@ impl StoreSettings {
             return Err(InvalidSetting::new(
                 "store.database_url",
                 "must be postgres://… (or postgresql://…), sqlite://PATH, or empty for the embedded database",
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.pg_search_time_limit_ms) {
+            return Err(InvalidSetting::new(
+                "store.pg_search_time_limit_ms",
+                "must be from 100 (a tenth of a second) to 3600000 (an hour)",
             ));
         }
         if self.pg_max_connections == 0 {
@@ -106,6 +116,7 @@ impl StoreSettings {
             pg_idle_timeout_secs: self.pg_idle_timeout_secs,
             egress,
             database_keys: None,
+            pg_search_time_limit: std::time::Duration::from_millis(self.pg_search_time_limit_ms),
         }
     }
 

@@ -11,7 +11,9 @@ on_every_backend!(
     deleted_content_is_excluded_unless_asked,
     other_tenants_content_never_appears,
     every_row_of_an_uneven_batch_is_indexed,
-    very_common_words_rank_the_most_recent_matches
+    very_common_words_rank_the_most_recent_matches,
+    regression_repeated_terms_find_what_each_term_once_finds,
+    regression_selective_filters_find_their_few_matches_beyond_the_window
 );
 
 async fn search(s: &TestServer, u: &ceneca_e2e::User, query: &str) -> Vec<Value> {
@@ -477,5 +479,262 @@ async fn very_common_words_rank_the_most_recent_matches(backend: Backend) {
     assert!(
         relevances.windows(2).all(|p| p[0] >= p[1]),
         "best first across pages"
+    );
+}
+
+/// Found by the attack on bounded search: "babe bebe" sixteen times took 30 s on
+/// PostgreSQL (each copy read the words' matches again, and the planner took the query
+/// for a rare one). A repeated term is searched once: the same hits in the same order.
+async fn regression_repeated_terms_find_what_each_term_once_finds(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages/batch", w.thread),
+        json!({"items": [
+            {"role": "user", "content": "babe bebe one"},
+            {"role": "user", "content": "bebe babe two"},
+            {"role": "user", "content": "babe bebe babe bebe three"},
+            {"role": "user", "content": "babe alone"}
+        ]}),
+    )
+    .await
+    .expect(201);
+    let ids = |hits: Vec<Value>| -> Vec<String> {
+        hits.iter()
+            .map(|h| h["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let once = ids(search(&s, &u, "q=babe+bebe").await);
+    assert_eq!(once.len(), 3);
+    // Forty terms: more than a query may have, but two once repeats are dropped.
+    let repeated = format!("q={}", "babe+BEBE+".repeat(20));
+    assert_eq!(ids(search(&s, &u, &repeated).await), once);
+    let phrase_once = ids(search(&s, &u, "q=%22babe+bebe%22").await);
+    assert_eq!(phrase_once.len(), 2, "one and three");
+    let phrases = format!("q={}", "%22babe+bebe%22+".repeat(16));
+    assert_eq!(ids(search(&s, &u, &phrases).await), phrase_once);
+    // What the engine reads as the same word is searched once too: punctuation around
+    // it, or its case (32 terms, at most two words).
+    let punctuated = format!("q={}", "babe,+BEBE;+(babe)+Bebe!+".repeat(8));
+    assert_eq!(ids(search(&s, &u, &punctuated).await), once);
+    let phrases = format!("q={}", "%22babe,+bebe%22+%22(Babe)+bebe!%22+".repeat(16));
+    assert_eq!(ids(search(&s, &u, &phrases).await), phrase_once);
+    // A phrase repeating its words still means those words in that order.
+    assert_eq!(search(&s, &u, "q=%22babe+bebe+babe%22").await.len(), 1);
+    assert_eq!(search(&s, &u, "q=%22bebe+babe%22").await.len(), 2);
+    assert_eq!(search(&s, &u, "q=%22bebe+babe+bebe+babe%22").await.len(), 0);
+    // Which terms count as one never depends on their order (a capital sigma is another
+    // letter than a final one to PostgreSQL, the same to SQLite's tokenizer).
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages", w.thread),
+        json!({"role": "user", "content": "ΟΔΟΣ zzsigmatest"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(
+        search(
+            &s,
+            &u,
+            "q=%CE%9F%CE%94%CE%9F%CE%A3+%CE%BF%CE%B4%CE%BF%CF%82+zzsigmatest"
+        )
+        .await
+        .len(),
+        search(
+            &s,
+            &u,
+            "q=%CE%BF%CE%B4%CE%BF%CF%82+%CE%9F%CE%94%CE%9F%CE%A3+zzsigmatest"
+        )
+        .await
+        .len()
+    );
+}
+
+/// PostgreSQL stops a search at `store.pg_search_time_limit_ms` and answers 422 on `q`,
+/// saying what to do (not a 500). Here the limit is 1 ms and the query a phrase of two
+/// words in 20,000 messages, which takes longer; a query of many common words that seldom
+/// stand together, on enough rows, is stopped the same way at the default 3 s. SQLite's
+/// search reads a bounded window instead (`sqlite/search/recent.rs`) and has no limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_past_its_time_limit_is_stopped_and_explained_on_postgres() {
+    let s = TestServer::start_with_store(Backend::Postgres, |options| {
+        options.pg_search_time_limit = std::time::Duration::from_millis(1);
+    })
+    .await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    for round in 0..4 {
+        let items: Vec<Value> = (0..5000)
+            .map(
+                |i| json!({"role": "user", "content": format!("common filler {round} {i} common")}),
+            )
+            .collect();
+        s.post(
+            &u,
+            &format!("/api/v1/threads/{}/messages/batch", w.thread),
+            json!({"items": items}),
+        )
+        .await
+        .expect(201);
+    }
+    let stopped = s.get(&u, "/api/v1/search?q=%22filler+common%22").await;
+    assert_eq!(stopped.status.as_u16(), 422, "{}", stopped.body);
+    assert!(
+        stopped.body["error"]["fields"]["q"]
+            .as_str()
+            .unwrap()
+            .contains("store.pg_search_time_limit_ms"),
+        "{}",
+        stopped.body
+    );
+    // The server goes on answering: what needs no search is not limited.
+    s.get(&u, &format!("/api/v1/threads/{}", w.thread))
+        .await
+        .expect(200);
+}
+
+/// A search that waits for a lock held by maintenance (`REINDEX`, a migration) is answered
+/// 503 with a time to retry after `SEARCH_LOCK_WAIT`, not as a too costly query (a
+/// finding of the attack on bounded search), and searches answer again once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_waiting_on_maintenance_is_answered_unavailable_on_postgres() {
+    let s = TestServer::start(Backend::Postgres).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    s.post(
+        &u,
+        &format!("/api/v1/threads/{}/messages", w.thread),
+        json!({"role": "user", "content": "the locked table"}),
+    )
+    .await
+    .expect(201);
+    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&s.database_url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut holder, "BEGIN").await.unwrap();
+    sqlx::Executor::execute(&mut holder, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let held = s.get(&u, "/api/v1/search?q=locked").await;
+    let waited = started.elapsed();
+    assert_eq!(held.status.as_u16(), 503, "{}", held.body);
+    assert_eq!(held.body["error"]["code"], "unavailable", "{}", held.body);
+    assert!(
+        waited >= ceneca_store::search::SEARCH_LOCK_WAIT
+            && waited < ceneca_store::search::SEARCH_TIME_LIMIT,
+        "answered when the lock wait ran out: {waited:?}"
+    );
+    sqlx::Executor::execute(&mut holder, "ROLLBACK")
+        .await
+        .unwrap();
+    for _ in 0..12 {
+        assert_eq!(search(&s, &u, "q=locked").await.len(), 1);
+    }
+}
+
+/// Found by the attack on bounded search: a filter that few of the caller's rows pass (a
+/// date, a small or empty project, an author) made PostgreSQL walk every newer row of
+/// the caller's to find none (0.2–0.3 s on a million messages). Now the walk starts where
+/// the filter's rows are. Here the few matches lie behind more newer matches than are
+/// ranked, so they are found only if each filter narrows the rows before the window does.
+async fn regression_selective_filters_find_their_few_matches_beyond_the_window(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("u").await;
+    let w = world(&s, &u).await;
+    let batch = |thread: &str| format!("/api/v1/threads/{thread}/messages/batch");
+    // Three of the user's own in the project's thread, first.
+    let early = s
+        .post(
+            &u,
+            &batch(&w.thread),
+            json!({"items": (0..3).map(|i| json!({"role": "user", "content": format!("common early {i}")})).collect::<Vec<_>>()}),
+        )
+        .await
+        .expect(201);
+    let early_ids: Vec<String> = early["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let after_early = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Then 2,500 newer matches (more than are ranked), authorless, outside the project.
+    let busy = s
+        .post(&u, "/api/v1/threads", json!({"workspace_id": w.workspace}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let filler: Vec<Value> = (0..2500)
+        .map(|i| json!({"role": "assistant", "content": format!("common filler {i}")}))
+        .collect();
+    s.post(&u, &batch(&busy), json!({"items": filler}))
+        .await
+        .expect(201);
+    let found = |hits: Vec<Value>| -> Vec<String> {
+        let mut ids: Vec<String> = hits
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        found(search(&s, &u, "q=common+early&kind=messages").await),
+        early_ids
+    );
+    let common = "q=common&kind=messages&limit=50";
+    assert_eq!(
+        found(search(&s, &u, &format!("{common}&project_id={}", w.project)).await),
+        early_ids
+    );
+    assert_eq!(
+        found(search(&s, &u, &format!("{common}&created_before={after_early}")).await),
+        early_ids
+    );
+    assert_eq!(
+        found(search(&s, &u, &format!("{common}&author_id={}", u.id)).await),
+        early_ids
+    );
+    let newer = search(&s, &u, &format!("{common}&created_after={after_early}")).await;
+    assert_eq!(newer.len(), 50);
+    assert!(newer.iter().all(|h| h["thread_id"] == busy.as_str()));
+    // An empty project, and another tenant's, hold none of the user's messages.
+    let empty = s
+        .post(
+            &u,
+            "/api/v1/projects",
+            json!({"workspace_id": w.workspace, "name": "Empty"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        search(&s, &u, &format!("{common}&project_id={empty}"))
+            .await
+            .is_empty()
+    );
+    let mallory = s.user("mallory").await;
+    let m = world(&s, &mallory).await;
+    assert!(
+        search(&s, &u, &format!("{common}&project_id={}", m.project))
+            .await
+            .is_empty()
+    );
+    assert!(
+        search(&s, &mallory, &format!("q=common&project_id={}", w.project))
+            .await
+            .is_empty(),
+        "naming another tenant's project finds none of its messages"
     );
 }

@@ -49,7 +49,16 @@ impl Services {
         let hits = if query.message_scope.is_nothing() && query.document_scope.is_nothing() {
             Vec::new()
         } else {
-            self.store.search(query).await?
+            self.store.search(query).await.map_err(|e| match e {
+                ceneca_store::StoreError::TimedOut => ServiceError::invalid(
+                    "q",
+                    "this search ran past the time this server gives one \
+                     (store.pg_search_time_limit_ms) and was stopped; most often its words \
+                     are in very many of the rows you may read but seldom together: add a \
+                     rarer word, or narrow it with workspace_id, thread_id or created_after",
+                ),
+                e => e.into(),
+            })?
         };
         self.audit_read(
             caller,

@@ -76,6 +76,7 @@ pub struct PgStore {
     write_wait: WaitHistogram,
     /// Bumped after each commit that logged changes (the change feed's wake-up).
     changes: tokio::sync::watch::Sender<u64>,
+    search_time_limit: Duration,
 }
 
 impl PgStore {
@@ -108,6 +109,7 @@ impl PgStore {
             waiting: InFlight::default(),
             write_wait: WaitHistogram::default(),
             changes: tokio::sync::watch::Sender::new(0),
+            search_time_limit: options.pg_search_time_limit,
         })
     }
 
@@ -144,6 +146,20 @@ fn map_error(e: sqlx::Error) -> StoreError {
             }
             Some("23503") => return StoreError::ForeignKey { table },
             Some("23514") | Some("23502") => return StoreError::Check { table },
+            // query_canceled: by a `statement_timeout` (ours on searches, or the server's),
+            // or by an administrator.
+            Some("57014") if db.message().contains("statement timeout") => {
+                return StoreError::TimedOut;
+            }
+            Some("57014") => {
+                return StoreError::Unavailable("the database cancelled the query".into());
+            }
+            // lock_not_available: a `lock_timeout` ran out (ours on searches).
+            Some("55P03") => {
+                return StoreError::Unavailable(
+                    "the data is locked by maintenance (a reindex or a migration)".into(),
+                );
+            }
             _ => {}
         }
     }
@@ -470,8 +486,26 @@ impl Store for PgStore {
     }
 
     async fn search(&self, query: crate::SearchQuery) -> Result<Vec<crate::SearchHit>> {
-        let mut conn = self.pool.acquire().await.map_err(backend)?;
-        search::search(&mut conn, &query).await
+        // In a transaction of its own, so that its time limits are set for it alone and
+        // undone however it ends (a dropped transaction is rolled back). Each limit is
+        // ours or a stricter one the database's administrator set, whichever is less.
+        // A wait for a lock (a `REINDEX`, a migration) has a limit of its own, shorter, so
+        // that it is answered as the busy database it is, not as a too costly query.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "SELECT set_config(name, CASE WHEN current_setting(name)::interval = interval '0'
+                                            OR current_setting(name)::interval > limit_ms * interval '1 ms'
+                                          THEN limit_ms::text ELSE current_setting(name) END, true)
+             FROM (VALUES ('statement_timeout', $1::bigint), ('lock_timeout', $2::bigint)) AS l(name, limit_ms)",
+        )
+        .bind(self.search_time_limit.as_millis().max(1) as i64)
+        .bind(crate::search::SEARCH_LOCK_WAIT.as_millis() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let hits = search::search(&mut tx, &query).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(hits)
     }
 
     /// The `tsvector` columns are generated, so they are always current: rebuilding means

@@ -1,12 +1,11 @@
 //! Full-text search on PostgreSQL: generated `tsvector` columns with GIN indexes,
 //! `ts_rank_cd` ranking of the caller's most recent matches ([`RANKED_MATCHES`]), and
-//! `ts_headline` snippets computed for the page of hits only.
+//! snippets highlighted in Rust for the page of hits only (`crate::search::snippet_of`).
 
 use std::fmt::Write as _;
 
 use ceneca_domain::Value;
 use ceneca_domain::schema::Kind;
-use ceneca_domain::search::{MARK_END, MARK_START, Snippet};
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 use time::OffsetDateTime;
@@ -14,79 +13,108 @@ use uuid::Uuid;
 
 use super::{PgDialect, backend, build, map_error};
 use crate::Result;
-use crate::search::{SearchHit, SearchQuery, bind, filters};
-use crate::sql::Sql;
+use crate::search::{
+    SNIPPET_SOURCE, SearchHit, SearchQuery, bind, filters, phrase_words, snippet_of,
+};
+use crate::sql::{Dialect as _, Sql};
 
-/// `ts_headline`'s options: one fragment of 8 to 24 words between the markers.
-fn headline_options() -> String {
-    format!(
-        "'StartSel=\"{MARK_START}\", StopSel=\"{MARK_END}\", MaxWords=24, MinWords=8, MaxFragments=1, FragmentDelimiter=\" … \"'"
-    )
+/// The query as PostgreSQL's own parser reads it: what a row must match, with each term
+/// once.
+///
+/// Terms are compared by the `tsquery` PostgreSQL makes of them, not by their text:
+/// "babe", "Babe," and "(babe)" are one word to it, and each copy of a word made the
+/// planner count the query rarer, so that it read every match through the GIN index
+/// instead of walking the most recent rows (1.8 s for a phrase repeating two common words
+/// behind punctuation, 30 s before ranking came after the limit; findings of the attack
+/// on bounded search).
+#[derive(Debug)]
+struct Parsed {
+    /// Each distinct term's `tsquery`, as PostgreSQL writes it (valid `tsquery` input).
+    terms: Vec<String>,
+    /// Whether a term is a phrase: the rows are then found by their words and the
+    /// phrases checked among the most recent of them.
+    phrases: bool,
+    /// Every distinct word of the query, phrases taken apart, as one `tsquery`: the rows
+    /// the query can match at all (and, without phrases, exactly those).
+    words: String,
 }
 
-/// The query's terms as one `tsquery` expression, bound into `sql`.
-fn tsquery(sql: &mut Sql, q: &SearchQuery) -> String {
-    tsquery_of(sql, q, true)
+impl Parsed {
+    async fn of(conn: &mut PgConnection, q: &SearchQuery) -> Result<Option<Parsed>> {
+        let texts: Vec<&str> = q.terms.iter().map(|t| t.text.as_str()).collect();
+        let phrases: Vec<bool> = q.terms.iter().map(|t| t.phrase).collect();
+        let (terms, words): (Vec<String>, Vec<String>) = sqlx::query_as(
+            "SELECT array(SELECT CASE WHEN u.p THEN phraseto_tsquery('simple', u.t)
+                                      ELSE plainto_tsquery('simple', u.t) END::text
+                          FROM unnest($1::text[], $2::bool[]) WITH ORDINALITY AS u(t, p, i)
+                          ORDER BY u.i),
+                    tsvector_to_array(to_tsvector('simple', array_to_string($1::text[], ' ')))",
+        )
+        .bind(&texts)
+        .bind(&phrases)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_error)?;
+        let mut seen = std::collections::HashSet::new();
+        let terms: Vec<String> = terms
+            .into_iter()
+            .filter(|t| !t.is_empty() && seen.insert(t.clone()))
+            .collect();
+        if terms.is_empty() || words.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Parsed {
+            phrases: q.terms.iter().any(|t| t.phrase),
+            words: words
+                .iter()
+                .map(|w| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(" & "),
+            terms,
+        }))
+    }
+
+    /// The whole query as one `tsquery` expression, bound into `sql`.
+    fn tsquery(&self, sql: &mut Sql) -> String {
+        self.terms
+            .iter()
+            .map(|t| format!("{}::tsquery", bind_text(sql, t)))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    }
+
+    /// Its words as one `tsquery`, bound into `sql`.
+    fn words(&self, sql: &mut Sql) -> String {
+        format!("{}::tsquery", bind_text(sql, &self.words))
+    }
 }
 
-/// The same, each phrase relaxed to its words (`None` when the query has no phrase): the
-/// rows it matches are those a phrase can match at all.
-fn words_tsquery(sql: &mut Sql, q: &SearchQuery) -> Option<String> {
-    q.terms
-        .iter()
-        .any(|t| t.phrase)
-        .then(|| tsquery_of(sql, q, false))
-}
-
-fn tsquery_of(sql: &mut Sql, q: &SearchQuery, phrases: bool) -> String {
-    let terms: Vec<String> = q
-        .terms
-        .iter()
-        .map(|t| {
-            let p = bind(
-                &PgDialect,
-                sql,
-                Value::Text(t.text.clone()),
-                Kind::Text { max: usize::MAX },
-            );
-            let function = if t.phrase && phrases {
-                "phraseto_tsquery"
-            } else {
-                "plainto_tsquery"
-            };
-            format!("{function}('simple', {p})")
-        })
-        .collect();
-    terms.join(" && ")
-}
-
-/// A snippet of `text` (a compressed body, unpacked) made as the search makes the others.
-fn headline(q: &SearchQuery, text: String) -> Sql {
-    let mut sql = Sql::default();
-    let tsquery = tsquery(&mut sql, q);
-    let text = bind(
+fn bind_text(sql: &mut Sql, text: &str) -> String {
+    bind(
         &PgDialect,
-        &mut sql,
-        Value::Text(text),
+        sql,
+        Value::Text(text.to_owned()),
         Kind::Text { max: usize::MAX },
-    );
-    sql.text = format!(
-        "SELECT ts_headline('simple', translate(left({text}, 100000), '{MARK_START}{MARK_END}', ''), {tsquery}, {})",
-        headline_options()
-    );
-    sql
+    )
 }
 
 /// How many of the caller's matches of each kind are ranked: the most recent ones.
 ///
 /// Ranking reads every ranked row's `tsvector`, so ranking all matches of a word in most
 /// rows costs in proportion to the caller's data (0.7 s for a word in 90% of a million
-/// messages). The newest matches are found by walking the primary key backwards (ids are
-/// UUIDv7, in creation order), which stops after this many when the word is common; the
-/// planner reads a rarer word's matches from its GIN index instead, and ranks them all
-/// when there are fewer than this. It sees the word's frequency only when the `tsquery`
-/// is a constant where the rows are matched, so the statement is planned for its own
-/// values every time (never a generic plan) and the `tsquery` is written inline there.
+/// messages). The newest matches are found by walking an index backwards — messages by
+/// creation time (`messages__created_at__id`, or the thread's, workspace's or author's
+/// index when the search names one), documents by id (UUIDv7, in creation order) — which
+/// stops after this many when the words are common; the planner reads a rarer word's
+/// matches from its GIN index instead, and ranks them all when there are fewer than this.
+/// Ranking comes after the limit, whichever way the rows were found.
+///
+/// Messages are walked by time so that a date filter starts or ends the walk where its
+/// dates are: the planner cannot know that ids and times go together, and walking the
+/// ids read every newer row for `created_before` (a finding of the attack on bounded
+/// search). The planner sees the words' frequency only when the `tsquery` is a constant
+/// where the rows are matched, so the statement is planned for its own values every time
+/// (never a generic plan).
 pub(crate) const RANKED_MATCHES: u32 = 2_000;
 
 /// How many of the caller's most recent rows holding every word of a query's phrases are
@@ -96,52 +124,83 @@ pub(crate) const RANKED_MATCHES: u32 = 2_000;
 /// phrases are checked in these rows only, and every match among them is ranked.
 pub(crate) const PHRASE_CANDIDATES: u32 = 10_000;
 
+/// The most threads a project filter names to the planner; a project with more is
+/// matched by a subquery (its messages are then many, and walking them is what the
+/// planner does anyway).
+const PROJECT_THREADS: i64 = 1_000;
+
 /// The caller's most recent matches among `table`'s rows (aliased `alias`), with
-/// `columns` and the score, the filters applied: the [`RANKED_MATCHES`] most recent, or
-/// for a query with phrases, those among the [`PHRASE_CANDIDATES`] most recent rows with
-/// all its words.
+/// `columns` and the score, the filters applied: the [`RANKED_MATCHES`] most recent rows
+/// with all the query's words, or for a query with phrases, those of the
+/// [`PHRASE_CANDIDATES`] most recent such rows that hold the phrases. A message is in the project when its thread is one of
+/// `project_threads`.
 fn recent_matches(
     sql: &mut Sql,
     q: &SearchQuery,
-    (tsquery, words): (&str, Option<&str>),
+    (tsquery, words, phrases): (&str, &str, bool),
     (table, alias): (&str, &str),
     columns: &str,
-    messages: bool,
+    project_threads: Option<&[Uuid]>,
 ) -> String {
+    let messages = table == "messages";
     let scope = if messages {
         &q.message_scope
     } else {
         &q.document_scope
     };
     let scope = crate::sql::scope_condition(&PgDialect, sql, scope);
-    let mut rows = format!(
-        "FROM {table} {alias} WHERE {alias}.search @@ ({})",
-        words.unwrap_or(tsquery)
-    );
+    let mut rows = format!("FROM {table} {alias} WHERE {alias}.search @@ {words}");
     write!(rows, " AND {scope}").ok();
-    filters(&PgDialect, sql, alias, q, &mut rows, messages);
-    let score = format!("(-ts_rank_cd({alias}.search, {tsquery}))::float8");
-    match words {
-        None => format!(
-            "SELECT {columns}, {score} AS score {rows} ORDER BY {alias}.id DESC LIMIT {RANKED_MATCHES}"
-        ),
-        // The phrase is checked and scored in the same projection, computed once per
-        // candidate and before any sort, so no `tsvector` is carried through one.
-        Some(_) => format!(
-            "SELECT * FROM (
-                 SELECT {columns}, {alias}.search @@ ({tsquery}) AS hit,
-                        CASE WHEN {alias}.search @@ ({tsquery}) THEN {score} END AS score
-                 {rows} ORDER BY {alias}.id DESC LIMIT {PHRASE_CANDIDATES}
-             ) {alias} WHERE {alias}.hit"
-        ),
+    match project_threads.filter(|_| messages) {
+        Some(threads) => {
+            let q = SearchQuery {
+                project_id: None,
+                ..q.clone()
+            };
+            filters(&PgDialect, sql, alias, &q, &mut rows, messages);
+            let p = bind(&PgDialect, sql, Value::IdSet(threads.to_vec()), Kind::Uuid);
+            write!(
+                rows,
+                " AND {}",
+                PgDialect.in_set(&format!("{alias}.thread_id"), &p)
+            )
+            .ok();
+        }
+        None => filters(&PgDialect, sql, alias, q, &mut rows, messages),
     }
+    // Ranked after the limit, so that ranking costs the rows kept, whatever plan finds
+    // them: the planner may read every match through the GIN index when it counts the
+    // words as rarer than they are (a finding of the attack on bounded search: 30 s for a
+    // query repeating two common words, every match ranked before the limit).
+    let score = format!("(-ts_rank_cd({alias}.search, {tsquery}))::float8");
+    let newest_first = if messages {
+        format!("{alias}.created_at DESC, {alias}.id DESC")
+    } else {
+        format!("{alias}.id DESC")
+    };
+    // Without phrases, the words are the query.
+    let (limit, phrases) = if phrases {
+        (
+            PHRASE_CANDIDATES,
+            format!(" WHERE {alias}.search @@ ({tsquery})"),
+        )
+    } else {
+        (RANKED_MATCHES, String::new())
+    };
+    format!(
+        "SELECT {alias}.*, {score} AS score FROM (
+             SELECT {columns}, {alias}.search {rows} ORDER BY {newest_first} LIMIT {limit}
+         ) {alias}{phrases}"
+    )
 }
 
-fn statement(q: &SearchQuery) -> Option<Sql> {
+/// The search's statement; `project_threads` are the threads of the project it is
+/// confined to, if it is and they are few.
+fn statement(q: &SearchQuery, parsed: &Parsed, project_threads: Option<&[Uuid]>) -> Option<Sql> {
     let mut sql = Sql::default();
-    let tsquery = tsquery(&mut sql, q);
-    let words = words_tsquery(&mut sql, q);
-    let matching = (tsquery.as_str(), words.as_deref());
+    let tsquery = parsed.tsquery(&mut sql);
+    let words = parsed.words(&mut sql);
+    let matching = (tsquery.as_str(), words.as_str(), parsed.phrases);
     let mut parts = Vec::new();
     if q.messages {
         let recent = recent_matches(
@@ -150,7 +209,7 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
             matching,
             ("messages", "m"),
             "m.id, m.workspace_id, m.thread_id, m.created_at",
-            true,
+            project_threads,
         );
         parts.push(format!(
             "SELECT 'message'::text AS kind, m.id, m.workspace_id, m.thread_id, NULL::uuid AS project_id,
@@ -165,7 +224,7 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
             matching,
             ("documents", "d"),
             "d.id, d.workspace_id, d.project_id, d.title, d.created_at",
-            false,
+            None,
         );
         parts.push(format!(
             "SELECT 'document'::text AS kind, d.id, d.workspace_id, NULL::uuid AS thread_id, d.project_id,
@@ -176,31 +235,45 @@ fn statement(q: &SearchQuery) -> Option<Sql> {
     if parts.is_empty() {
         return None;
     }
-    // The marker characters are removed from the text before highlighting, so every
-    // marker in the answer is ts_headline's own (see `Snippet::from_marked`).
+    // The page's texts, cut, to be highlighted in Rust: a message's content (or its
+    // packed body, unpacked there), a document's title and its body when stored plain.
     sql.text = format!(
-        "WITH q AS (SELECT {} AS q),
-         hits AS ({} ORDER BY score, id LIMIT {} OFFSET {})
+        "WITH hits AS ({} ORDER BY score, id LIMIT {} OFFSET {})
          SELECT h.kind, h.id, h.workspace_id, h.thread_id, h.project_id, h.title, h.score, h.created_at,
-                ts_headline('simple',
-                    translate(
-                        CASE WHEN h.kind = 'message' THEN (SELECT left(content, 100000) FROM messages WHERE id = h.id)
-                             ELSE (SELECT title || CASE WHEN body_key_id IS NULL THEN ' ' || left(body, 100000) ELSE '' END FROM documents WHERE id = h.id) END,
-                        '{MARK_START}{MARK_END}', ''),
-                    q.q, {}),
+                CASE WHEN h.kind = 'message' THEN (SELECT left(content, {SNIPPET_SOURCE}) FROM messages WHERE id = h.id)
+                     ELSE h.title END,
+                CASE WHEN h.kind = 'document' THEN (SELECT CASE WHEN body_key_id IS NULL THEN left(body, {SNIPPET_SOURCE}) END FROM documents WHERE id = h.id) END,
                 CASE WHEN h.kind = 'message' THEN (SELECT content_packed FROM messages WHERE id = h.id) END
-         FROM hits h, q ORDER BY h.score, h.id",
-        tsquery,
+         FROM hits h ORDER BY h.score, h.id",
         parts.join(" UNION ALL "),
         q.limit,
         q.offset,
-        headline_options(),
     );
     Some(sql)
 }
 
 pub(super) async fn search(conn: &mut PgConnection, q: &SearchQuery) -> Result<Vec<SearchHit>> {
-    let Some(sql) = statement(q) else {
+    let Some(parsed) = Parsed::of(&mut *conn, q).await? else {
+        return Ok(Vec::new());
+    };
+    // A project's messages are those of its threads. Named to the planner as the threads
+    // themselves, it weighs how many rows they hold; as a subquery it cannot, and walks
+    // every row of the caller's for a small or empty project (a finding of the attack on
+    // bounded search: 0.3 s on a million messages).
+    let project_threads: Option<Vec<Uuid>> = match q.project_id {
+        Some(project) if q.messages => {
+            let threads: Vec<Uuid> =
+                sqlx::query_scalar("SELECT id FROM threads WHERE project_id = $1 LIMIT $2")
+                    .bind(project)
+                    .bind(PROJECT_THREADS + 1)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(map_error)?;
+            (threads.len() as i64 <= PROJECT_THREADS).then_some(threads)
+        }
+        _ => None,
+    };
+    let Some(sql) = statement(q, &parsed, project_threads.as_deref()) else {
         return Ok(Vec::new());
     };
     // Not kept as a prepared statement: a kept one may be given a generic plan, which
@@ -210,30 +283,27 @@ pub(super) async fn search(conn: &mut PgConnection, q: &SearchQuery) -> Result<V
         .fetch_all(&mut *conn)
         .await
         .map_err(map_error)?;
-    let mut hits = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let mut hit = hit(r)?;
-        // A compressed body's words are indexed, but its text is not in `content`: its
-        // snippet is made from the unpacked text, with the same function and options.
-        if let Some(frame) = r.try_get::<Option<Vec<u8>>, _>(9).map_err(backend)? {
-            let text = crate::packing::unpack(&frame)
-                .map_err(|e| crate::StoreError::Backend(e.to_string()))?;
-            let marked: Option<String> = build(&headline(q, text))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_error)?
-                .try_get(0)
-                .map_err(backend)?;
-            hit.snippet = Snippet::from_marked(&marked.unwrap_or_default());
-        }
-        hits.push(hit);
-    }
-    Ok(hits)
+    let phrases = phrase_words(q.terms.iter().map(|t| t.text.as_str()));
+    rows.iter().map(|r| hit(r, &phrases)).collect()
 }
 
-/// One hit as the statement answers it.
-fn hit(r: &sqlx::postgres::PgRow) -> Result<SearchHit> {
+/// One hit as the statement answers it, its snippet highlighted for `phrases`.
+fn hit(r: &sqlx::postgres::PgRow, phrases: &[Vec<String>]) -> Result<SearchHit> {
     let kind: String = r.try_get(0).map_err(backend)?;
+    let first: Option<String> = r.try_get(8).map_err(backend)?;
+    let second: Option<String> = r.try_get(9).map_err(backend)?;
+    // A packed body's words are indexed, but its text is not in `content`.
+    let unpacked = match r.try_get::<Option<Vec<u8>>, _>(10).map_err(backend)? {
+        Some(frame) => Some(
+            crate::packing::unpack(&frame)
+                .map_err(|e| crate::StoreError::Backend(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let texts = match kind.as_str() {
+        "message" => vec![unpacked.as_deref().or(first.as_deref())],
+        _ => vec![first.as_deref(), second.as_deref()],
+    };
     Ok(SearchHit {
         kind: if kind == "message" {
             "message"
@@ -247,10 +317,6 @@ fn hit(r: &sqlx::postgres::PgRow) -> Result<SearchHit> {
         title: r.try_get(5).map_err(backend)?,
         score: r.try_get(6).map_err(backend)?,
         created_at: r.try_get::<OffsetDateTime, _>(7).map_err(backend)?,
-        snippet: Snippet::from_marked(
-            &r.try_get::<Option<String>, _>(8)
-                .map_err(backend)?
-                .unwrap_or_default(),
-        ),
+        snippet: snippet_of(&texts, phrases),
     })
 }

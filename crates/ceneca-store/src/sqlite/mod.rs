@@ -1178,7 +1178,7 @@ mod tests {
         assert_eq!(
             store.migrate_up().await.unwrap(),
             vec![
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
             ]
         );
         (dir, store)
@@ -1511,7 +1511,7 @@ mod tests {
     async fn migrations_go_down_and_up_again() {
         let (_dir, store) = store().await;
         for version in [
-            19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1,
+            20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1,
         ] {
             assert_eq!(store.migrate_down().await.unwrap(), Some(version));
         }
@@ -1523,7 +1523,7 @@ mod tests {
         assert_eq!(
             store.migrate_up().await.unwrap(),
             vec![
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
             ]
         );
         assert_eq!(store.migrate_up().await.unwrap(), Vec::<i64>::new());

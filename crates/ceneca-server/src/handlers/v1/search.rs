@@ -25,7 +25,11 @@ pub(crate) fn doc() -> Op {
              alone. A rarer word beside it narrows the matches, and they are all found. On \
              PostgreSQL, a query ranks the caller's 2,000 most recent matches of each kind \
              (all of them when there are fewer), and looks for a quoted phrase among the \
-             caller's 10,000 most recent rows holding its words.",
+             caller's 10,000 most recent rows holding its words; a search that runs past \
+             `store.pg_search_time_limit_ms` there (3 s; many common words that seldom stand \
+             together) is stopped and answered 422 on `q`, and one that waits for a lock \
+             held by maintenance is answered 503 with `Retry-After`. A word or phrase \
+             repeated in `q` is searched once.",
         )
         .params([
             op::required_query(

@@ -24,12 +24,12 @@
 //! tenants' writes push theirs out of it. A rarer word beside the common one narrows the
 //! matches and finds them all. `ceneca bench text` measures both paths beside raw FTS5.
 
-use ceneca_domain::search::{Snippet, Term, ascii_pieces, folded_words, highlight, raw_words};
+use ceneca_domain::search::{Term, ascii_pieces, folded_words, highlight, raw_words};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{Candidate, Target, fts5_query, hit_at, map_error};
 use crate::Result;
-use crate::search::SearchQuery;
+use crate::search::{SNIPPET_SOURCE, SearchQuery, best_excerpt, phrase_words};
 use crate::sql::Sql;
 
 /// How far a query of very common words reads.
@@ -470,36 +470,6 @@ pub(super) fn fill_snippets(
         candidate.hit.snippet = best_excerpt(columns);
     }
     Ok(())
-}
-
-/// How much of a row ranked by FTS5 its snippet is cut from (characters).
-const SNIPPET_SOURCE: usize = 65_536;
-
-/// Each phrase's words, as [`highlight`] takes them.
-fn phrase_words<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<Vec<String>> {
-    texts
-        .map(|t| {
-            folded_words(t)
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .collect()
-}
-
-/// The words a snippet holds at most (as FTS5's `snippet()` was asked for).
-const SNIPPET_WORDS: usize = 24;
-
-/// The snippet of a row: cut from the column with the most highlighted words (the first,
-/// a document's title, on equal counts, as FTS5's `snippet()` chose).
-fn best_excerpt(columns: Vec<Snippet>) -> Snippet {
-    columns
-        .into_iter()
-        .rev()
-        .max_by_key(Snippet::highlights)
-        .map(|column| column.excerpt(SNIPPET_WORDS))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
