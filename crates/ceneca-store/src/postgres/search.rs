@@ -48,7 +48,9 @@ impl Parsed {
                                       ELSE plainto_tsquery('simple', u.t) END::text
                           FROM unnest($1::text[], $2::bool[]) WITH ORDINALITY AS u(t, p, i)
                           ORDER BY u.i),
-                    tsvector_to_array(to_tsvector('simple', array_to_string($1::text[], ' ')))",
+                    array(SELECT DISTINCT w FROM unnest($1::text[]) AS t,
+                                 unnest(tsvector_to_array(to_tsvector('simple', t))) AS w
+                          ORDER BY w)",
         )
         .bind(&texts)
         .bind(&phrases)
