@@ -149,6 +149,7 @@ pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreErro
             used: used.max(0) as u64,
         },
         StoreError::Unavailable(why) => ServiceError::Unavailable(why),
+        StoreError::Cancelled => ServiceError::Unavailable(StoreError::Cancelled.to_string()),
         other => ServiceError::Internal(other.to_string()),
     }
 }
@@ -165,6 +166,7 @@ impl From<StoreError> for ServiceError {
                 used: used.max(0) as u64,
             },
             StoreError::Unavailable(why) => ServiceError::Unavailable(why),
+            StoreError::Cancelled => ServiceError::Unavailable(StoreError::Cancelled.to_string()),
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -46,9 +46,13 @@ pub enum StoreError {
     #[error("the query ran past its time limit and was cancelled")]
     TimedOut,
     /// The engine could not answer now, for a reason of its own that passes (a lock held
-    /// by maintenance, a query cancelled by its administrator); says which. Retry.
+    /// by maintenance); says which. Retry.
     #[error("{0}")]
     Unavailable(String),
+    /// The engine cancelled the query: its administrator, or a time limit set on the
+    /// database. Retry.
+    #[error("the database cancelled the query")]
+    Cancelled,
     /// Anything else from the engine; logged, never shown to clients.
     #[error("database error: {0}")]
     Backend(String),

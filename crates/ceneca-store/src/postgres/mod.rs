@@ -146,14 +146,9 @@ fn map_error(e: sqlx::Error) -> StoreError {
             }
             Some("23503") => return StoreError::ForeignKey { table },
             Some("23514") | Some("23502") => return StoreError::Check { table },
-            // query_canceled: by a `statement_timeout` (ours on searches, or the server's),
-            // or by an administrator.
-            Some("57014") if db.message().contains("statement timeout") => {
-                return StoreError::TimedOut;
-            }
-            Some("57014") => {
-                return StoreError::Unavailable("the database cancelled the query".into());
-            }
+            // query_canceled: by a `statement_timeout` or by an administrator (told apart
+            // where a time limit was set, see `search`).
+            Some("57014") => return StoreError::Cancelled,
             // lock_not_available: a `lock_timeout` ran out (ours on searches).
             Some("55P03") => {
                 return StoreError::Unavailable(
@@ -492,18 +487,35 @@ impl Store for PgStore {
         // A wait for a lock (a `REINDEX`, a migration) has a limit of its own, shorter, so
         // that it is answered as the busy database it is, not as a too costly query.
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
-            "SELECT set_config(name, CASE WHEN current_setting(name)::interval = interval '0'
-                                            OR current_setting(name)::interval > limit_ms * interval '1 ms'
-                                          THEN limit_ms::text ELSE current_setting(name) END, true)
-             FROM (VALUES ('statement_timeout', $1::bigint), ('lock_timeout', $2::bigint)) AS l(name, limit_ms)",
-        )
+        // Ours, or the setting in force when it is stricter.
+        let limit = |name: &str, mark: &str| {
+            format!(
+                "set_config('{name}', CASE WHEN current_setting('{name}')::interval = interval '0'
+                                             OR current_setting('{name}')::interval > {mark} * interval '1 ms'
+                                           THEN {mark} || 'ms' ELSE current_setting('{name}') END, true)"
+            )
+        };
+        let (_, limit_ms): (String, i64) = sqlx::query_as(&format!(
+            "SELECT {}, (extract(epoch FROM {}::interval) * 1000)::bigint",
+            limit("lock_timeout", "$2::bigint"),
+            limit("statement_timeout", "$1::bigint"),
+        ))
         .bind(self.search_time_limit.as_millis().max(1) as i64)
         .bind(crate::search::SEARCH_LOCK_WAIT.as_millis() as i64)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(map_error)?;
-        let hits = search::search(&mut tx, &query).await?;
+        let started = std::time::Instant::now();
+        let hits = match search::search(&mut tx, &query).await {
+            // Cancelled once the limit had passed: by the limit (the error's message is
+            // in the server's language, so it cannot tell).
+            Err(StoreError::Cancelled)
+                if started.elapsed() >= Duration::from_millis(limit_ms.max(0) as u64) =>
+            {
+                return Err(StoreError::TimedOut);
+            }
+            other => other?,
+        };
         tx.commit().await.map_err(map_error)?;
         Ok(hits)
     }
