@@ -141,16 +141,8 @@ pub(crate) fn from_store(entity_name: &'static str, deleting: bool, e: StoreErro
         StoreError::Check { .. } => {
             ServiceError::invalid("body", "breaks a constraint of the data model")
         }
-        StoreError::Stale => ServiceError::Stale,
-        StoreError::MustKeep(keep) => ServiceError::conflict(keep),
-        StoreError::Refused(why) => ServiceError::Forbidden(why.into()),
-        StoreError::QuotaExceeded { quota, used } => ServiceError::QuotaExceeded {
-            quota: quota.max(0) as u64,
-            used: used.max(0) as u64,
-        },
-        StoreError::Unavailable(why) => ServiceError::Unavailable(why),
-        StoreError::Cancelled => ServiceError::Unavailable(StoreError::Cancelled.to_string()),
-        other => ServiceError::Internal(other.to_string()),
+        // What does not depend on the entity means what it means anywhere.
+        other => other.into(),
     }
 }
 

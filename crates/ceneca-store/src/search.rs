@@ -85,7 +85,7 @@ pub(crate) fn phrase_words<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<Vec<
 }
 
 /// The words a snippet holds at most (as FTS5's `snippet()` was asked for).
-pub(crate) const SNIPPET_WORDS: usize = 24;
+const SNIPPET_WORDS: usize = 24;
 
 /// The snippet of a row: cut from the column with the most highlighted words (the first,
 /// a document's title, on equal counts, as FTS5's `snippet()` chose).
